@@ -1,0 +1,98 @@
+/**
+ * `vmnet gateway --socket PATH [network flags]`: the standalone gateway.
+ * Serves any number of QEMU stream connections until SIGINT/SIGTERM, prints
+ * the QEMU arguments to use, its counters on SIGUSR1 and at exit.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import type { CliIo } from '../io.js';
+import { VmnetError } from '../../errors.js';
+
+export interface NetworkArgs {
+  subnet?: string;
+  'gateway-ip'?: string;
+  'dns-ip'?: string;
+  mtu?: number;
+  isolated: boolean;
+  'host-loopback': boolean;
+  'dns-record': string[];
+  'dns-upstream': string[];
+  'resolv-conf'?: string;
+  pcap?: string;
+  'udp-idle'?: number;
+}
+
+/** The network flags shared by `gateway` and (later) `run` and `switch`. */
+export function withNetworkOptions<T>(y: Argv<T>): Argv<T & NetworkArgs> {
+  return y
+    .option('subnet', { type: 'string', describe: 'guest network (default 10.0.2.0/24)', group: 'Network:' })
+    .option('gateway-ip', { type: 'string', describe: 'gateway address; also reaches the host (default .2)', group: 'Network:' })
+    .option('dns-ip', { type: 'string', describe: 'DNS server address (default .3)', group: 'Network:' })
+    .option('mtu', { type: 'number', describe: 'link MTU, 68-65520 (default 1500)', group: 'Network:' })
+    .option('isolated', { type: 'boolean', default: false, describe: 'nothing leaves: no NAT, no DNS forwarding, no host access', group: 'Network:' })
+    .option('host-loopback', { type: 'boolean', default: true, describe: "map the gateway address to the host's 127.0.0.1 (--no-host-loopback turns it off)", group: 'Network:' })
+    .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP (A or AAAA), repeatable', group: 'Network:' })
+    .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "upstream DNS ADDR[:PORT], repeatable (default: the host's resolv.conf)", group: 'Network:' })
+    .option('resolv-conf', { type: 'string', describe: 'resolv.conf to follow for upstreams (default /etc/resolv.conf)', group: 'Network:' })
+    .option('pcap', { type: 'string', describe: 'write every frame to this pcap file', group: 'Network:' })
+    .option('udp-idle', { type: 'number', describe: 'seconds before an idle UDP flow closes (default 60)', group: 'Network:' }) as Argv<T & NetworkArgs>;
+}
+
+/** Turns parsed network flags into gateway options (parsing record/upstream specs). */
+export async function networkOptionsFrom(a: NetworkArgs) {
+  const { parseDnsRecord } = await import('../../services/dns/local.js');
+  const { parseUpstream } = await import('../../services/dns/resolv-conf.js');
+  return {
+    subnet: a.subnet,
+    gatewayIp: a['gateway-ip'],
+    dnsIp: a['dns-ip'],
+    mtu: a.mtu,
+    isolated: a.isolated,
+    hostLoopback: a['host-loopback'],
+    dnsRecords: a['dns-record'].map(parseDnsRecord),
+    dnsUpstreams: a['dns-upstream'].map(parseUpstream),
+    resolvConf: a['resolv-conf'],
+    pcap: a.pcap,
+    udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+  };
+}
+
+interface GatewayArgs extends NetworkArgs {
+  socket?: string;
+  'tcp-port'?: number;
+}
+
+export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
+  return {
+    command: 'gateway',
+    describe: 'run the user-mode gateway alone on a socket that QEMU connects to',
+    builder: (y) =>
+      withNetworkOptions(
+        y
+          .usage('$0 gateway --socket PATH [options]\n\nServe DHCP, DNS, ICMP and UDP NAT to QEMU guests connecting with -netdev stream. Stops on Ctrl-C/SIGTERM; SIGUSR1 prints counters.')
+          .option('socket', { type: 'string', describe: 'unix socket to listen on (QEMU -netdev stream)' })
+          .option('tcp-port', { type: 'number', describe: 'or a TCP port on 127.0.0.1 (QEMU -netdev socket,connect=, for QEMU < 7.2)' })
+          .check((a) => {
+            if ((a.socket === undefined) === (a['tcp-port'] === undefined)) throw new VmnetError('E_USAGE', 'give exactly one of --socket PATH or --tcp-port N');
+            return true;
+          }),
+      ) as never,
+    handler: async (a) => {
+      const { startGateway } = await import('../../gateway/server.js');
+      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'] });
+      const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${JSON.stringify(gw.snapshot())}\n`);
+      io.stdout.write(`vmnet gateway: listening; connect QEMU with:\n  ${gw.qemuNetdevArgs().join(' ')}\n`);
+      io.stdout.write(`vmnet gateway: network ${a.subnet ?? '10.0.2.0/24'}${gw.config.isolated ? ' (isolated)' : ''}, mtu ${gw.config.mtu}\n`);
+      const onUsr1 = () => print('SIGUSR1');
+      process.on('SIGUSR1', onUsr1);
+      await new Promise<void>((resolve) => {
+        const off = io.onSignal(() => {
+          off();
+          resolve();
+        });
+      });
+      process.off('SIGUSR1', onUsr1);
+      await gw.close();
+      print('exit');
+    },
+  };
+}

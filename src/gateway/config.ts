@@ -1,0 +1,127 @@
+/**
+ * Theory of operation: the gateway's configuration, one typed object with
+ * QEMU's familiar defaults (network 10.0.2.0/24, gateway 10.0.2.2, DNS
+ * 10.0.2.3, first lease 10.0.2.15, MTU 1500). resolveGatewayConfig() checks
+ * it once, before anything starts, and throws one-line usage errors; the
+ * rest of the gateway trusts it.
+ */
+import { VmnetError } from '../errors.js';
+import { formatIp4, inSubnet, parseCidr4, parseIp4, prefixMask, type Cidr4, type Ip4 } from '../wire/addr.js';
+import type { DnsRecord } from '../services/dns/local.js';
+import type { Upstream } from '../services/dns/forwarder.js';
+
+export interface GatewayOptions {
+  /** e.g. "10.0.2.0/24" */
+  subnet?: string;
+  gatewayIp?: string;
+  dnsIp?: string;
+  /** First address handed out by DHCP. */
+  dhcpStart?: string;
+  /** Link MTU: 68..65520 (QEMU's stream netdev carries frames up to 65535 + header). */
+  mtu?: number;
+  /** Nothing leaves: no NAT, no DNS forwarding, no host loopback. */
+  isolated?: boolean;
+  /** Map the gateway address to the host's 127.0.0.1 (default true). */
+  hostLoopback?: boolean;
+  dnsRecords?: DnsRecord[];
+  /** Upstream DNS servers; overrides resolv.conf. */
+  dnsUpstreams?: Upstream[];
+  /** The resolv.conf to follow (default /etc/resolv.conf). */
+  resolvConf?: string;
+  /** DHCP lease time in seconds (default 3600). */
+  leaseTime?: number;
+  /** DNS domain handed to guests (option 15) and search list (119). */
+  domain?: string;
+  /** Idle time before a UDP flow closes, ms (default 60000). */
+  udpIdleMs?: number;
+  /** Write every frame to this pcap file. */
+  pcap?: string;
+  /** The gateway's MAC (default 52:55:0a:00:02:02 from the address). */
+  gatewayMac?: string;
+}
+
+export interface GatewayConfig {
+  subnet: Cidr4;
+  gatewayIp: Ip4;
+  dnsIp: Ip4;
+  dhcpStart: Ip4;
+  dhcpEnd: Ip4;
+  broadcast: Ip4;
+  mtu: number;
+  isolated: boolean;
+  hostLoopback: boolean;
+  dnsRecords: DnsRecord[];
+  dnsUpstreams: Upstream[] | null;
+  resolvConf: string;
+  leaseTime: number;
+  domain: string;
+  udpIdleMs: number;
+  pcap: string | null;
+  gatewayMac: Uint8Array;
+}
+
+export const MIN_MTU = 68;
+export const MAX_MTU = 65520;
+
+function ip(text: string, flag: string): Ip4 {
+  const a = parseIp4(text);
+  if (a === -1) throw new VmnetError('E_USAGE', `bad ${flag} ${text}: expected an IPv4 address such as 10.0.2.2`);
+  return a;
+}
+
+/**
+ * Validates options and fills in defaults.
+ * @throws VmnetError E_USAGE with one line naming the flag
+ */
+export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
+  const subnetText = o.subnet ?? '10.0.2.0/24';
+  const subnet = parseCidr4(subnetText);
+  if (!subnet || subnet.prefix > 29 || subnet.prefix < 8) throw new VmnetError('E_USAGE', `bad --subnet ${subnetText}: expected an IPv4 CIDR from /8 to /29, e.g. 10.0.2.0/24`);
+  const mask = prefixMask(subnet.prefix);
+  const broadcast = (subnet.net | ~mask) >>> 0;
+  const at = (n: number) => (subnet.net + n) >>> 0;
+  const gatewayIp = o.gatewayIp ? ip(o.gatewayIp, '--gateway-ip') : at(2);
+  const dnsIp = o.dnsIp ? ip(o.dnsIp, '--dns-ip') : at(3);
+  const size = broadcast - subnet.net;
+  const dhcpStart = o.dhcpStart ? ip(o.dhcpStart, '--dhcp-start') : size > 16 ? at(15) : at(4);
+  for (const [flag, a] of [['--gateway-ip', gatewayIp], ['--dns-ip', dnsIp], ['--dhcp-start', dhcpStart]] as const) {
+    if (!inSubnet(a, subnet.net, subnet.prefix) || a === subnet.net || a === broadcast) {
+      throw new VmnetError('E_USAGE', `bad ${flag} ${formatIp4(a)}: it must be a host address inside ${subnetText}`);
+    }
+  }
+  if (gatewayIp === dnsIp) throw new VmnetError('E_USAGE', `--gateway-ip and --dns-ip must differ (both ${formatIp4(gatewayIp)})`);
+  const mtu = o.mtu ?? 1500;
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give a whole number from ${MIN_MTU} to ${MAX_MTU}`);
+  const leaseTime = o.leaseTime ?? 3600;
+  if (!Number.isInteger(leaseTime) || leaseTime < 60) throw new VmnetError('E_USAGE', `bad lease time ${o.leaseTime}: at least 60 seconds`);
+  const udpIdleMs = o.udpIdleMs ?? 60_000;
+  if (!(udpIdleMs >= 1000)) throw new VmnetError('E_USAGE', `bad UDP idle timeout ${o.udpIdleMs}: at least 1000 ms`);
+  let gatewayMac: Uint8Array;
+  if (o.gatewayMac) {
+    const parts = o.gatewayMac.split(':');
+    if (parts.length !== 6 || !parts.every((p) => /^[0-9a-f]{2}$/i.test(p))) throw new VmnetError('E_USAGE', `bad gateway MAC ${o.gatewayMac}`);
+    gatewayMac = Uint8Array.from(parts.map((p) => parseInt(p, 16)));
+  } else {
+    // QEMU's slirp uses 52:55:0a:00:02:02 for 10.0.2.2: 52:55 + the address.
+    gatewayMac = Uint8Array.from([0x52, 0x55, gatewayIp >>> 24, (gatewayIp >>> 16) & 255, (gatewayIp >>> 8) & 255, gatewayIp & 255]);
+  }
+  return {
+    subnet,
+    gatewayIp,
+    dnsIp,
+    dhcpStart,
+    dhcpEnd: (broadcast - 1) >>> 0,
+    broadcast,
+    mtu,
+    isolated: o.isolated ?? false,
+    hostLoopback: (o.hostLoopback ?? true) && !(o.isolated ?? false),
+    dnsRecords: o.dnsRecords ?? [],
+    dnsUpstreams: o.dnsUpstreams && o.dnsUpstreams.length > 0 ? o.dnsUpstreams : null,
+    resolvConf: o.resolvConf ?? '/etc/resolv.conf',
+    leaseTime,
+    domain: o.domain ?? 'vmnet.internal',
+    udpIdleMs,
+    pcap: o.pcap ?? null,
+    gatewayMac,
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * The gateway's counters: plain numbers, cheap to bump on the data path,
+ * snapshotted for `vmnet gateway` (SIGUSR1, exit) and the library.
+ */
+
+/** Why a frame was dropped. Stable names: they appear in output and tests. */
+export const DROP_REASONS = [
+  'eth-short', // shorter than an Ethernet header
+  'oversize', // longer than MTU + Ethernet header
+  'not-for-us', // unicast to another MAC
+  'vlan-tagged', // 802.1Q frame on an untagged port
+  'ethertype', // neither IPv4 nor ARP
+  'ipv6', // IPv6 (not served yet)
+  'arp-invalid',
+  'ipv4-invalid', // bad version, lengths or header checksum
+  'ipv4-src', // source address outside the subnet (and not 0.0.0.0 for DHCP)
+  'ttl-expired',
+  'fragment', // fragment dropped by the reassembler (overlap, too big, eviction)
+  'icmp-invalid',
+  'icmp-unsupported', // ICMP other than echo to the gateway
+  'udp-invalid', // bad length or checksum
+  'udp-broadcast', // broadcast/multicast UDP other than DHCP
+  'udp-refused', // refused by policy or by the host (ICMP sent)
+  'udp-too-big', // host datagram larger than the guest's MTU allows
+  'dhcp-invalid',
+  'dns-dropped', // query the DNS service would not answer
+  'tcp-unsupported', // TCP before the TCP NAT lands: ICMP port unreachable sent
+  'proto-unsupported',
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export class GatewayCounters {
+  framesIn = 0;
+  bytesIn = 0;
+  framesOut = 0;
+  bytesOut = 0;
+  readonly drops: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+
+  /** Total dropped frames. */
+  get dropped(): number {
+    let n = 0;
+    for (const r of DROP_REASONS) n += this.drops[r];
+    return n;
+  }
+}

@@ -1,0 +1,429 @@
+/**
+ * Theory of operation: the gateway's router — everything between "a frame
+ * arrived from a guest" and "these frames go back", with the socket edges
+ * (listeners, timers, host sockets) injected. One Gateway serves any number
+ * of guest connections (ports); DHCP leases, DNS and UDP NAT are shared.
+ *
+ * Per frame (RFC 1122 host/router behaviour, trimmed to a NAT gateway):
+ *  1. Ethernet: too short or longer than MTU + header → dropped and counted;
+ *     unicast to another MAC, 802.1Q-tagged, IPv6 and unknown EtherTypes →
+ *     dropped and counted. The source MAC and IPv4 address are learned
+ *     (neighbour table), so a guest with a static address is served too.
+ *  2. ARP (RFC 826): requests for any gateway-owned address (gateway, DNS)
+ *     are answered; every valid ARP teaches the sender's MAC.
+ *  3. IPv4 (RFC 791): header checksum and lengths checked; the source must be
+ *     in the subnet (0.0.0.0 only for DHCP); fragments are reassembled with
+ *     bounded memory (ip-reassembly.ts); datagrams routed onward with TTL ≤ 1
+ *     get ICMP time exceeded (RFC 1812 §5.3.1).
+ *  4. ICMP: echo requests to gateway addresses are answered (RFC 792).
+ *  5. UDP: port 67 → the DHCP server (RFC 2131); port 53 at the DNS address
+ *     → the DNS service; anything else unicast → UDP NAT, whose policy maps
+ *     the gateway address to the host's 127.0.0.1 unless --no-host-loopback,
+ *     and refuses everything in isolated mode. Refusals become ICMP
+ *     destination unreachable (port unreachable, or administratively
+ *     prohibited, RFC 1812 §5.2.7.1), never silence.
+ *  6. TCP: not yet (the TCP NAT issue); answered with ICMP port unreachable
+ *     so guest connects fail at once instead of hanging.
+ *
+ * Frames are composed into one scratch buffer and handed to the port, which
+ * copies them (StreamPort.sendFrame), so the scratch is reused at once.
+ */
+import * as eth from '../wire/ethernet.js';
+import * as arp from '../wire/arp.js';
+import * as ipv4 from '../wire/ipv4.js';
+import * as icmp from '../wire/icmpv4.js';
+import * as udp from '../wire/udp.js';
+import * as dhcp from '../wire/dhcpv4.js';
+import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, type Ip4 } from '../wire/addr.js';
+import { DhcpServer, type Lease } from '../services/dhcp-server.js';
+import type { DnsService } from '../services/dns/server.js';
+import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
+import type { GatewayConfig } from './config.js';
+import { GatewayCounters, type DropReason } from './counters.js';
+import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
+import { Reassembler } from './ip-reassembly.js';
+
+/** Where the gateway sends a guest's frames: a StreamPort in production. */
+export interface FramePort {
+  /** Sends one Ethernet frame; the bytes are copied before this returns. */
+  sendFrame(buf: Uint8Array, off: number, len: number): unknown;
+}
+
+/** Optional frame tap (pcap). */
+export interface FrameTap {
+  record(buf: Uint8Array, off: number, len: number, timeMs: number): void;
+}
+
+export interface GatewayDeps {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Wall-clock milliseconds, for pcap timestamps. */
+  wallNow?(): number;
+  hostUdp: HostUdp;
+  dns: DnsService;
+  tap?: FrameTap | null;
+}
+
+/** One guest connection. */
+export interface Session {
+  readonly id: number;
+  readonly port: FramePort;
+  closed: boolean;
+}
+
+interface Neighbor {
+  mac: Uint8Array;
+  session: Session;
+}
+
+const PROTO_ICMP = ipv4.PROTO_ICMP;
+const PROTO_UDP = ipv4.PROTO_UDP;
+const PROTO_TCP = ipv4.PROTO_TCP;
+const DNS_PORT = 53;
+
+export class Gateway {
+  readonly counters = new GatewayCounters();
+  readonly dhcp: DhcpServer;
+  readonly udpNat: UdpNat;
+  readonly reassembler = new Reassembler();
+  private readonly neighbors = new Map<Ip4, Neighbor>();
+  private readonly sessions = new Set<Session>();
+  private nextSessionId = 1;
+  // Scratch space for outgoing frames (MTU + Ethernet header + slack) and parse state.
+  private readonly out: Uint8Array;
+  private readonly outView: DataView;
+  private readonly frames: FrameBuilder;
+  private readonly ethH = eth.blank();
+  private readonly arpH = arp.blank();
+  private readonly ipH = ipv4.blank();
+  private readonly icmpH = icmp.blank();
+  private readonly udpH = udp.blank();
+  private readonly dhcpMsg = dhcp.blank();
+  private readonly quote = new Uint8Array(ipv4.HEADER_LEN + udp.HEADER_LEN);
+  private readonly quoteView = new DataView(this.quote.buffer);
+
+  constructor(
+    readonly config: GatewayConfig,
+    private readonly deps: GatewayDeps,
+  ) {
+    this.out = new Uint8Array(config.mtu + eth.HEADER_LEN + 64);
+    this.outView = new DataView(this.out.buffer);
+    this.frames = new FrameBuilder(config.gatewayMac);
+    this.dhcp = new DhcpServer({
+      serverIp: config.gatewayIp,
+      subnet: config.subnet,
+      router: config.gatewayIp,
+      dns: [config.dnsIp],
+      poolStart: config.dhcpStart,
+      poolEnd: config.dhcpEnd,
+      leaseTime: config.leaseTime,
+      mtu: config.mtu,
+      domain: config.domain,
+      searchList: [config.domain],
+      reserved: [config.gatewayIp, config.dnsIp],
+    }, deps.now);
+    this.udpNat = new UdpNat({
+      host: deps.hostUdp,
+      idleMs: config.udpIdleMs,
+      route: (dstIp, dstPort) => this.routeUdp(dstIp, dstPort),
+      events: {
+        toGuest: (guestIp, guestPort, srcIp, srcPort, data) => this.udpToGuest(guestIp, guestPort, srcIp, srcPort, data),
+        unreachable: (flow, kind) => this.flowUnreachable(flow, kind),
+      },
+    });
+  }
+
+  /** Attaches a guest connection. */
+  attach(port: FramePort): Session {
+    const s: Session = { id: this.nextSessionId++, port, closed: false };
+    this.sessions.add(s);
+    return s;
+  }
+
+  /** Detaches a guest connection; its neighbours are forgotten (its leases stay). */
+  detach(s: Session): void {
+    s.closed = true;
+    this.sessions.delete(s);
+    for (const [ip, n] of this.neighbors) if (n.session === s) this.neighbors.delete(ip);
+  }
+
+  /** Open guest connections. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** DHCP leases handed out. */
+  leases(): Lease[] {
+    return this.dhcp.leases();
+  }
+
+  /** Periodic housekeeping: UDP flow expiry, fragment timeouts. */
+  sweep(): void {
+    const now = this.deps.now();
+    this.udpNat.sweep(now);
+    this.reassembler.expire(now);
+  }
+
+  /** Closes host sockets. */
+  close(): void {
+    this.udpNat.closeAll();
+    for (const s of [...this.sessions]) this.detach(s);
+  }
+
+  private drop(reason: DropReason): void {
+    this.counters.drops[reason]++;
+  }
+
+  private send(s: Session, len: number): void {
+    if (s.closed) return;
+    this.counters.framesOut++;
+    this.counters.bytesOut += len;
+    this.deps.tap?.record(this.out, 0, len, this.deps.wallNow?.() ?? Date.now());
+    s.port.sendFrame(this.out, 0, len);
+  }
+
+  /**
+   * Handles one frame from a guest. Never throws on bad input: every
+   * rejection is a counted drop.
+   * @param s the connection it came from
+   * @param v a view over the buffer holding it
+   * @param o its offset
+   * @param len its length
+   */
+  handleFrame(s: Session, v: DataView, o: number, len: number): void {
+    this.counters.framesIn++;
+    this.counters.bytesIn += len;
+    this.deps.tap?.record(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), o, len, this.deps.wallNow?.() ?? Date.now());
+    const e = this.ethH;
+    if (!eth.parse(v, o, len, e)) return this.drop('eth-short');
+    if (len > this.config.mtu + eth.HEADER_LEN + (e.vlan >= 0 ? eth.VLAN_TAG_LEN : 0)) return this.drop('oversize');
+    const group = (e.dst[0]! & 1) === 1;
+    if (!group && !sameMac(e.dst, this.config.gatewayMac)) return this.drop('not-for-us');
+    if (e.vlan >= 0) return this.drop('vlan-tagged');
+    if (e.ethertype === eth.ETHERTYPE_ARP) return this.handleArp(s, v, e.payloadOffset, e.payloadLength);
+    if (e.ethertype === eth.ETHERTYPE_IPV4) return this.handleIpv4(s, v, e.payloadOffset, e.payloadLength, group);
+    if (e.ethertype === eth.ETHERTYPE_IPV6) return this.drop('ipv6');
+    return this.drop('ethertype');
+  }
+
+  private ownsAddress(ip: Ip4): boolean {
+    return ip === this.config.gatewayIp || ip === this.config.dnsIp;
+  }
+
+  private learn(s: Session, ip: Ip4, mac: Uint8Array): void {
+    if (ip === 0 || !inSubnet(ip, this.config.subnet.net, this.config.subnet.prefix) || ip === this.config.broadcast || this.ownsAddress(ip)) return;
+    if ((mac[0]! & 1) === 1) return;
+    const n = this.neighbors.get(ip);
+    if (n && n.session === s && sameMac(n.mac, mac)) return;
+    this.neighbors.set(ip, { mac: Uint8Array.from(mac), session: s });
+  }
+
+  private handleArp(s: Session, v: DataView, o: number, len: number): void {
+    const a = this.arpH;
+    if (!arp.parse(v, o, len, a)) return this.drop('arp-invalid');
+    this.learn(s, a.spa, a.sha);
+    if (a.op !== arp.OP_REQUEST || !this.ownsAddress(a.tpa)) return;
+    const r = arp.blank();
+    r.op = arp.OP_REPLY;
+    r.sha.set(this.config.gatewayMac);
+    r.spa = a.tpa;
+    r.tha.set(a.sha);
+    r.tpa = a.spa;
+    const e = eth.blank();
+    e.dst.set(a.sha);
+    e.src.set(this.config.gatewayMac);
+    e.ethertype = eth.ETHERTYPE_ARP;
+    let n = eth.emit(e, this.outView, 0);
+    n += arp.emit(r, this.outView, n);
+    this.send(s, n);
+  }
+
+  private handleIpv4(s: Session, v: DataView, o: number, len: number, group: boolean): void {
+    let h = this.ipH;
+    if (!ipv4.parse(v, o, len, h)) return this.drop('ipv4-invalid');
+    const srcMac = this.ethH.src;
+    const c = this.config;
+    if (h.src !== 0 && !(inSubnet(h.src, c.subnet.net, c.subnet.prefix) && h.src !== c.broadcast && !this.ownsAddress(h.src))) return this.drop('ipv4-src');
+    this.learn(s, h.src, srcMac);
+    if (ipv4.isFragment(h)) {
+      const whole = this.reassembler.push(h, v, this.deps.now());
+      if (!whole) return;
+      v = whole.view;
+      o = 0;
+      len = whole.len;
+      h = ipv4.blank();
+      if (!ipv4.parse(v, o, len, h)) return this.drop('fragment');
+    }
+    const toUs = this.ownsAddress(h.dst);
+    const broadcast = group || h.dst === 0xffffffff || h.dst === c.broadcast;
+    if (h.src === 0 && !(h.proto === PROTO_UDP && broadcastOrUs(h.dst, c.gatewayIp, c.broadcast))) return this.drop('ipv4-src');
+    if (!toUs && !broadcast && h.ttl <= 1) {
+      this.drop('ttl-expired');
+      return this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_TIME_EXCEEDED, icmp.CODE_TTL_EXCEEDED, v, o, len);
+    }
+    switch (h.proto) {
+      case PROTO_UDP:
+        return this.handleUdp(s, srcMac, h, v, o, broadcast);
+      case PROTO_ICMP:
+        return this.handleIcmp(s, srcMac, h, v, toUs);
+      case PROTO_TCP:
+        this.drop('tcp-unsupported');
+        if (!broadcast) this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, icmp.CODE_PORT_UNREACH, v, o, len);
+        return;
+      default:
+        this.drop('proto-unsupported');
+        if (toUs) this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, icmp.CODE_PROTO_UNREACH, v, o, len);
+    }
+  }
+
+  private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, toUs: boolean): void {
+    const m = this.icmpH;
+    if (!icmp.parse(v, h.payloadOffset, h.payloadLength, m)) return this.drop('icmp-invalid');
+    if (!toUs || m.type !== icmp.TYPE_ECHO_REQUEST) return this.drop('icmp-unsupported');
+    const n = this.frames.echoReply(this.outView, 0, srcMac, h.dst, h.src, m.id, m.seq, v, m.payloadOffset, m.payloadLength);
+    this.send(s, n);
+  }
+
+  private handleUdp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, ipOff: number, broadcast: boolean): void {
+    const u = this.udpH;
+    if (!udp.parse(v, h.payloadOffset, h.payloadLength, u) || !udp.verify4(v, h.payloadOffset, u.length, h.src, h.dst)) return this.drop('udp-invalid');
+    const c = this.config;
+    if (u.dstPort === dhcp.SERVER_PORT && broadcastOrUs(h.dst, c.gatewayIp, c.broadcast)) return this.handleDhcp(s, v, u.payloadOffset, u.payloadLength);
+    if (broadcast) return this.drop('udp-broadcast');
+    if (h.src === 0) return this.drop('ipv4-src');
+    const payload = new Uint8Array(v.buffer, v.byteOffset + u.payloadOffset, u.payloadLength);
+    if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) return this.handleDns(s, srcMac, h.src, u.srcPort, payload);
+    const r = this.udpNat.fromGuest(h.src, u.srcPort, h.dst, u.dstPort, payload, this.deps.now());
+    if (r === 'sent') return;
+    this.drop('udp-refused');
+    if (r === 'drop') return;
+    const code = r === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
+    this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, code, v, ipOff, h.totalLength);
+  }
+
+  private handleDhcp(s: Session, v: DataView, o: number, len: number): void {
+    const m = this.dhcpMsg;
+    if (!dhcp.parse(v, o, len, m) || m.op !== dhcp.BOOTREQUEST) return this.drop('dhcp-invalid');
+    const reply = this.dhcp.handle(m, this.deps.now());
+    if (!reply) return;
+    const size = dhcp.length(reply.msg);
+    const payload = new Uint8Array(size);
+    dhcp.emit(reply.msg, new DataView(payload.buffer), 0);
+    const dstMac = reply.broadcast ? BROADCAST_MAC : reply.dstMac;
+    if (!dstMac) return this.drop('dhcp-invalid'); // relayed requests: no relay agents on a vmnet link
+    const n = this.frames.udp(this.outView, 0, dstMac, this.config.gatewayIp, dhcp.SERVER_PORT, reply.dstIp, reply.dstPort, payload);
+    this.send(s, n);
+  }
+
+  private handleDns(s: Session, srcMac: Uint8Array, guestIp: Ip4, guestPort: number, query: Uint8Array): void {
+    const mac = Uint8Array.from(srcMac);
+    const copy = query.slice();
+    this.deps.dns.query(copy, 'udp').then(
+      (answer) => {
+        if (!answer) return this.drop('dns-dropped');
+        if (s.closed) return;
+        if (answer.length + UDP_OVERHEAD - 14 > this.config.mtu) return this.drop('udp-too-big');
+        const n = this.frames.udp(this.outView, 0, mac, this.config.dnsIp, DNS_PORT, guestIp, guestPort, answer);
+        this.send(s, n);
+      },
+      () => this.drop('dns-dropped'),
+    );
+  }
+
+  private routeUdp(dstIp: Ip4, dstPort: number): UdpRoute {
+    const c = this.config;
+    if (c.isolated) return { refuse: 'admin-prohibited' };
+    if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
+    if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
+    if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };
+    const first = dstIp >>> 24;
+    if (first === 0 || first === 127 || first >= 224) return { refuse: 'drop' };
+    return { host: formatIp4(dstIp), port: dstPort };
+  }
+
+  private udpToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, data: Uint8Array): void {
+    const n = this.neighbors.get(guestIp);
+    if (!n || n.session.closed) return this.drop('not-for-us');
+    if (data.length + UDP_OVERHEAD - eth.HEADER_LEN > this.config.mtu) return this.drop('udp-too-big');
+    const len = this.frames.udp(this.outView, 0, n.mac, srcIp, srcPort, guestIp, guestPort, data);
+    this.send(n.session, len);
+  }
+
+  private flowUnreachable(f: UdpFlowKey, kind: 'port-unreachable' | 'admin-prohibited'): void {
+    const n = this.neighbors.get(f.guestIp);
+    if (!n || n.session.closed) return;
+    // Quote a reconstruction of the guest's datagram header: what the guest's stack matches on.
+    const q = this.quoteView;
+    const h = ipv4.blank();
+    h.totalLength = this.quote.length;
+    h.proto = PROTO_UDP;
+    h.src = f.guestIp;
+    h.dst = f.dstIp;
+    ipv4.emit(h, q, 0);
+    q.setUint16(20, f.guestPort);
+    q.setUint16(22, f.dstPort);
+    q.setUint16(24, udp.HEADER_LEN);
+    q.setUint16(26, 0);
+    const code = kind === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
+    this.icmpErrorTo(n.session, n.mac, f.guestIp, icmp.TYPE_DEST_UNREACH, code, q, 0, this.quote.length);
+  }
+
+  /** Sends an ICMP error about the datagram at (q, qo, qlen), from the gateway, unless RFC 1122 §3.2.2 forbids it. */
+  private icmpErrorTo(s: Session, mac: Uint8Array, dst: Ip4, type: number, code: number, q: DataView, qo: number, qlen: number): void {
+    // Never about an ICMP error, a non-first fragment, or a broadcast/multicast (RFC 1122 §3.2.2).
+    const proto = ipv4.proto(q, qo);
+    if (proto === PROTO_ICMP) {
+      const t = q.getUint8(qo + ipv4.headerLength(q, qo));
+      if (t !== icmp.TYPE_ECHO_REQUEST && t !== icmp.TYPE_ECHO_REPLY) return;
+    }
+    if ((q.getUint16(qo + 6) & 0x1fff) !== 0) return;
+    if (dst === 0 || (mac[0]! & 1) === 1) return;
+    const n = this.frames.icmpError(this.outView, 0, mac, this.config.gatewayIp, dst, type, code, q, qo, qlen);
+    this.send(s, n);
+  }
+
+  /** A snapshot of state for status output. */
+  snapshot(): GatewaySnapshot {
+    const c = this.counters;
+    const drops: Partial<Record<DropReason, number>> = {};
+    for (const [k, n] of Object.entries(c.drops)) if (n) drops[k as DropReason] = n;
+    return {
+      framesIn: c.framesIn,
+      bytesIn: c.bytesIn,
+      framesOut: c.framesOut,
+      bytesOut: c.bytesOut,
+      dropped: c.dropped,
+      drops,
+      connections: this.sessions.size,
+      udpFlows: this.udpNat.size,
+      fragmentsPending: this.reassembler.size,
+      leases: this.dhcp.leases().map((l) => ({ mac: l.mac, ip: formatIp4(l.ip), hostname: l.hostname })),
+      neighbors: [...this.neighbors].map(([ip, n]) => ({ ip: formatIp4(ip), mac: formatMac(n.mac) })),
+    };
+  }
+}
+
+/** ICMP destination unreachable code 13: communication administratively prohibited (RFC 1812 §5.2.7.1). */
+const CODE_ADMIN_PROHIBITED = 13;
+
+export interface GatewaySnapshot {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  dropped: number;
+  drops: Partial<Record<DropReason, number>>;
+  connections: number;
+  udpFlows: number;
+  fragmentsPending: number;
+  leases: Array<{ mac: string; ip: string; hostname: string | null }>;
+  neighbors: Array<{ ip: string; mac: string }>;
+}
+
+function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];
+}
+
+function broadcastOrUs(dst: Ip4, us: Ip4, subnetBroadcast: Ip4): boolean {
+  return dst === 0xffffffff || dst === us || dst === subnetBroadcast;
+}

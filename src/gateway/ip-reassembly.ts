@@ -1,0 +1,191 @@
+/**
+ * Theory of operation: IPv4 fragment reassembly (RFC 791 §3.2 "Reassembly",
+ * with RFC 815's hole bookkeeping simplified to a byte coverage count, and
+ * RFC 5722's rule against overlaps applied to IPv4: overlapping fragments
+ * poison the datagram, which is then dropped whole, as Linux does).
+ *
+ * Memory is bounded three ways: at most `maxDatagrams` datagrams in progress
+ * (the oldest is evicted), each at most `maxSize` bytes (65535 by the IPv4
+ * length field), and the whole table at most `maxBytes`; an incomplete
+ * datagram is dropped `timeoutMs` after its first fragment (RFC 791 suggests
+ * 15 s; Linux uses 30 s). Every drop is counted by reason. Sans-IO: time is
+ * passed in, nothing runs on its own.
+ */
+import type { Header as Ip4Header } from '../wire/ipv4.js';
+import { FLAG_MF, HEADER_LEN, fillChecksum } from '../wire/ipv4.js';
+
+export interface ReassemblyLimits {
+  maxDatagrams: number;
+  maxSize: number;
+  maxBytes: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_REASSEMBLY: ReassemblyLimits = { maxDatagrams: 64, maxSize: 65535, maxBytes: 4 * 1024 * 1024, timeoutMs: 15_000 };
+
+export interface ReassemblyCounters {
+  fragments: number;
+  reassembled: number;
+  timedOut: number;
+  evicted: number;
+  overlap: number;
+  tooBig: number;
+}
+
+interface Pending {
+  key: string;
+  started: number;
+  /** Payload bytes, allocated at the maximum size seen so far. */
+  data: Uint8Array;
+  /** Byte ranges received, as sorted [start, end) pairs. */
+  ranges: number[];
+  received: number;
+  /** Total payload length, known once the last fragment (MF clear) arrives; -1 before. */
+  total: number;
+  /** The first fragment's IPv4 header (offset 0), kept to rebuild the datagram. */
+  header: Uint8Array | null;
+}
+
+/** A complete datagram: a fresh buffer holding a 20-byte header + payload. */
+export interface Reassembled {
+  buf: Uint8Array;
+  view: DataView;
+  len: number;
+}
+
+export class Reassembler {
+  readonly counters: ReassemblyCounters = { fragments: 0, reassembled: 0, timedOut: 0, evicted: 0, overlap: 0, tooBig: 0 };
+  private readonly pending = new Map<string, Pending>();
+  private bytes = 0;
+
+  constructor(private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY) {}
+
+  /** Datagrams in progress. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Bytes held by datagrams in progress. */
+  get heldBytes(): number {
+    return this.bytes;
+  }
+
+  /**
+   * Adds one fragment.
+   * @param h its parsed header (isFragment(h) is true)
+   * @param v the view holding it
+   * @param now current time (ms)
+   * @returns the whole datagram when this fragment completes it, else null
+   */
+  push(h: Ip4Header, v: DataView, now: number): Reassembled | null {
+    this.counters.fragments++;
+    this.expire(now);
+    const key = `${h.src}:${h.dst}:${h.proto}:${h.id}`;
+    const start = h.fragOffset;
+    const end = start + h.payloadLength;
+    const more = (h.flags & FLAG_MF) !== 0;
+    if (end + HEADER_LEN > this.limits.maxSize || (more && (h.payloadLength & 7) !== 0)) {
+      this.counters.tooBig++;
+      this.drop(key);
+      return null;
+    }
+    let p = this.pending.get(key);
+    if (!p) {
+      while (this.pending.size >= this.limits.maxDatagrams) this.evictOldest();
+      p = { key, started: now, data: new Uint8Array(0), ranges: [], received: 0, total: -1, header: null };
+      this.pending.set(key, p);
+    }
+    if (!more) {
+      if ((p.total !== -1 && p.total !== end) || end < p.received) {
+        this.counters.overlap++;
+        this.drop(key);
+        return null;
+      }
+      p.total = end;
+    } else if (p.total !== -1 && end > p.total) {
+      this.counters.overlap++;
+      this.drop(key);
+      return null;
+    }
+    // Reject overlaps (RFC 5722 rationale): any intersection with a received range.
+    for (let i = 0; i < p.ranges.length; i += 2) {
+      if (start < p.ranges[i + 1]! && end > p.ranges[i]!) {
+        this.counters.overlap++;
+        this.drop(key);
+        return null;
+      }
+    }
+    if (end > p.data.length) {
+      const grow = Math.min(this.limits.maxSize, Math.max(end, p.total, p.data.length * 2, 1500));
+      if (this.bytes + grow - p.data.length > this.limits.maxBytes) {
+        while (this.pending.size > 1 && this.bytes + grow - p.data.length > this.limits.maxBytes) this.evictOldest(key);
+        if (this.bytes + grow - p.data.length > this.limits.maxBytes) {
+          this.counters.tooBig++;
+          this.drop(key);
+          return null;
+        }
+      }
+      const bigger = new Uint8Array(grow);
+      bigger.set(p.data);
+      this.bytes += grow - p.data.length;
+      p.data = bigger;
+    }
+    p.data.set(new Uint8Array(v.buffer, v.byteOffset + h.payloadOffset, h.payloadLength), start);
+    p.received += end - start;
+    insertRange(p.ranges, start, end);
+    if (start === 0) {
+      p.header = new Uint8Array(HEADER_LEN);
+      p.header.set(new Uint8Array(v.buffer, v.byteOffset + h.payloadOffset - h.headerLength, HEADER_LEN));
+    }
+    if (p.total === -1 || p.received !== p.total || !p.header) return null;
+    // Complete: build header (options dropped, flags and offset cleared) + payload.
+    this.drop(key);
+    this.counters.reassembled++;
+    const buf = new Uint8Array(HEADER_LEN + p.total);
+    buf.set(p.header);
+    buf.set(p.data.subarray(0, p.total), HEADER_LEN);
+    buf[0] = 0x45;
+    const view = new DataView(buf.buffer);
+    view.setUint16(2, HEADER_LEN + p.total);
+    view.setUint16(6, 0);
+    fillChecksum(view, 0, HEADER_LEN);
+    return { buf, view, len: buf.length };
+  }
+
+  /** Drops datagrams whose first fragment is older than the timeout. */
+  expire(now: number): void {
+    for (const p of this.pending.values()) {
+      if (now - p.started < this.limits.timeoutMs) break; // insertion order = age order
+      this.counters.timedOut++;
+      this.drop(p.key);
+    }
+  }
+
+  private evictOldest(except?: string): void {
+    for (const k of this.pending.keys()) {
+      if (k === except) continue;
+      this.counters.evicted++;
+      this.drop(k);
+      return;
+    }
+  }
+
+  private drop(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.bytes -= p.data.length;
+    this.pending.delete(key);
+  }
+}
+
+/** Inserts [s, e) into sorted, non-overlapping pairs, merging neighbours. */
+function insertRange(r: number[], s: number, e: number): void {
+  let i = 0;
+  while (i < r.length && r[i]! < s) i += 2;
+  r.splice(i, 0, s, e);
+  for (let j = Math.max(0, i - 2); j + 2 < r.length; ) {
+    if (r[j + 1] === r[j + 2]) {
+      r.splice(j + 1, 2);
+    } else j += 2;
+  }
+}

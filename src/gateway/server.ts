@@ -1,0 +1,109 @@
+/**
+ * Theory of operation: the gateway's I/O edge. startGateway() builds the
+ * sans-IO Gateway with real dependencies — node:dgram host sockets for UDP
+ * NAT, a DNS service whose upstreams come from --dns-upstream or a watched
+ * resolv.conf (none in isolated mode), an optional pcap writer — and serves
+ * QEMU stream connections: from its own unix-socket or TCP-loopback
+ * listener, or handed in with attach() (the launcher, inherited fds). Each
+ * connection is one guest port; a connection that misbehaves (oversize
+ * prefix, hang-up mid-frame, handler error) is closed alone. A 1 s timer
+ * sweeps idle UDP flows and stale fragments; it is unref'd.
+ */
+import { performance } from 'node:perf_hooks';
+import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
+import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
+import { DnsService } from '../services/dns/server.js';
+import { fixedUpstreams, ResolvConfWatcher } from '../services/dns/resolv-conf.js';
+import { NodeHostUdp } from '../services/udp-nat/node-udp.js';
+import { listenStream, type StreamListener, type StreamPort } from '../link/stream-port.js';
+import { openPcap, type PcapWriter } from '../link/pcap-writer.js';
+import * as eth from '../wire/ethernet.js';
+
+export interface GatewayServerOptions extends GatewayOptions {
+  /** Listen on this unix socket path. */
+  socket?: string;
+  /** Or on this TCP loopback port (`-netdev socket,connect=` for older QEMU). */
+  tcpPort?: number;
+  tcpHost?: string;
+}
+
+export interface RunningGateway {
+  readonly config: GatewayConfig;
+  readonly gateway: Gateway;
+  readonly listener: StreamListener | null;
+  /** Serves one more connection (e.g. from an inherited fd or an in-process launcher). */
+  attach(port: StreamPort): Session;
+  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number> };
+  /** QEMU arguments that connect a guest NIC to this gateway's socket. */
+  qemuNetdevArgs(id?: string): string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a gateway.
+ * @throws VmnetError for bad options (E_USAGE) or a taken socket (E_PORT_IN_USE)
+ */
+export async function startGateway(opts: GatewayServerOptions = {}): Promise<RunningGateway> {
+  const config = resolveGatewayConfig(opts);
+  const upstream = config.isolated ? null : config.dnsUpstreams ? fixedUpstreams(config.dnsUpstreams) : new ResolvConfWatcher(config.resolvConf);
+  const dns = new DnsService({
+    hostIp: config.gatewayIp,
+    gatewayIp: config.gatewayIp,
+    dnsIp: config.dnsIp,
+    records: config.dnsRecords,
+    upstream,
+  });
+  const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
+  const gateway = new Gateway(config, {
+    now: () => performance.now(),
+    wallNow: () => Date.now(),
+    hostUdp: new NodeHostUdp(),
+    dns,
+    tap: pcap,
+  });
+  // Names of DHCP clients resolve at the gateway's DNS (switch issue: VM names).
+  dns.zone.setLookupHost((label: string) => {
+    const ip = gateway.dhcp.hostnameLookup(label);
+    return ip === null ? null : [ip];
+  });
+  const closedBy: Record<string, number> = {};
+  const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
+  const attach = (port: StreamPort): Session => {
+    const session = gateway.attach(port);
+    port.onFrame = (_buf, view, off, len) => gateway.handleFrame(session, view, off, len);
+    port.once('close', (reason) => {
+      closedBy[reason] = (closedBy[reason] ?? 0) + 1;
+      gateway.detach(session);
+    });
+    return session;
+  };
+  let listener: StreamListener | null = null;
+  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame }, attach);
+  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame }, attach);
+  const timer = setInterval(() => gateway.sweep(), 1000);
+  timer.unref();
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    gateway,
+    listener,
+    attach,
+    snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
+    qemuNetdevArgs(id = 'net0') {
+      const addr = listener?.address();
+      if (!addr) return [];
+      if ('path' in addr) return ['-netdev', `stream,id=${id},server=off,addr.type=unix,addr.path=${addr.path}`, '-device', `virtio-net-pci,netdev=${id}`];
+      return ['-netdev', `socket,id=${id},connect=${addr.host}:${addr.port}`, '-device', `virtio-net-pci,netdev=${id}`];
+    },
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        await listener?.close();
+        gateway.close();
+        if (upstream instanceof ResolvConfWatcher) upstream.close();
+        await pcap?.close();
+      })();
+      return closing;
+    },
+  };
+}

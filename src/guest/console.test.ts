@@ -1,0 +1,45 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { runConsoleScript } from './console.js';
+
+/** A fake guest console speaking test/guest/init's protocol. */
+function fakeGuest(exitCode: number, prints: string[]) {
+  const toHost = new PassThrough();
+  const toGuest = new PassThrough();
+  let received = '';
+  toGuest.on('data', (c: Buffer) => {
+    received += c.toString();
+    if (received.includes('VMNET-END\n')) {
+      const b64 = received.split('\n').filter((l) => l && l !== 'VMNET-END').join('');
+      const script = Buffer.from(b64, 'base64').toString();
+      toHost.write('VMNET-BEGIN\r\n');
+      for (const p of prints) toHost.write(p.replace('$SCRIPT', script.trim()) + '\r\n');
+      toHost.write(`VMNET-EXIT=${exitCode}\r\n`);
+    }
+  });
+  // Boot noise, then readiness split across writes.
+  toHost.write('[    0.1] kernel noise\nVMNET-NIC eth0 52:54:00:12:34:56\nVMNET-RE');
+  setTimeout(() => toHost.write('ADY\n'), 5);
+  return { toHost, toGuest };
+}
+
+describe('runConsoleScript', () => {
+  it('sends the script after VMNET-READY and returns its output and status', async () => {
+    const g = fakeGuest(3, ['got: $SCRIPT', 'line two']);
+    const lines: string[] = [];
+    const r = await runConsoleScript(g.toHost, g.toGuest, "echo 'quoted'; exit 3", { onLine: (l, inScript) => inScript && lines.push(l) });
+    expect(r.exitCode).toBe(3);
+    expect(r.output).toBe("got: echo 'quoted'; exit 3\nline two\n");
+    expect(lines).toEqual(["got: echo 'quoted'; exit 3", 'line two']);
+    expect(r.console).toContain('kernel noise');
+  });
+  it('fails when the console closes early', async () => {
+    const toHost = new PassThrough();
+    const p = runConsoleScript(toHost, new PassThrough(), 'true');
+    toHost.end('VMNET-READY\npanic\n');
+    await expect(p).rejects.toMatchObject({ code: 'E_GUEST_PROTOCOL' });
+  });
+  it('times out', async () => {
+    await expect(runConsoleScript(new PassThrough(), new PassThrough(), 'true', { timeoutMs: 20 })).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+  });
+});

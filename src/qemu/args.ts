@@ -1,0 +1,116 @@
+/**
+ * Theory of operation: a VM's QEMU command line is a pure function of its
+ * spec, so `vmnet run --dry-run` and tests can print and check it without
+ * starting anything. Defaults are chosen for headless use: no default
+ * devices (-nodefaults), no display, the serial console on a chardev of the
+ * caller's choosing, virtio-net NICs whose backend is either a vmnet stream
+ * socket (QEMU ≥ 7.2 `-netdev stream`, 4-byte big-endian length framing) or,
+ * where asked, QEMU's own user net.
+ */
+import type { Accel } from './binary.js';
+import type { ImageFormat } from './image.js';
+
+/** A port forward in QEMU user-net terms (used only by the `qemu-user` backend). */
+export interface HostForward {
+  proto: 'tcp' | 'udp';
+  bindAddress: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+/** Where a NIC's frames go. */
+export type NicBackend =
+  | { kind: 'stream'; path: string } // vmnet gateway or switch over a unix socket
+  | { kind: 'qemu-user'; forwards: HostForward[] }; // QEMU's built-in libslirp
+
+export interface NicSpec {
+  mac: string;
+  backend: NicBackend;
+}
+
+/** stdio: a plain pipe for programs; terminal: stdio multiplexed with the monitor (Ctrl-A x quits, Ctrl-A c switches). */
+export type SerialSpec = { kind: 'stdio' } | { kind: 'terminal' } | { kind: 'file'; path: string } | { kind: 'socket'; path: string } | { kind: 'none' };
+
+export interface QemuSpec {
+  accel: Accel;
+  memoryMiB: number;
+  cpus: number;
+  name: string;
+  drive?: { path: string; format: ImageFormat; snapshot: boolean };
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  serial: SerialSpec;
+  qmpSocket?: string;
+  nics: NicSpec[];
+  /** Arguments passed through verbatim after everything else. */
+  extra: string[];
+}
+
+/** QEMU's chardev/netdev option values escape ',' by doubling it. */
+const esc = (s: string) => s.replace(/,/g, ',,');
+
+/**
+ * Builds QEMU's argv (without the binary itself).
+ * @param spec the VM
+ * @returns argument vector
+ */
+export function qemuArgs(spec: QemuSpec): string[] {
+  const a: string[] = ['-name', esc(spec.name), '-nodefaults', '-display', 'none', '-no-user-config'];
+  a.push('-accel', spec.accel, '-m', `${spec.memoryMiB}M`, '-smp', String(spec.cpus));
+  if (spec.accel === 'kvm' || spec.accel === 'hvf') a.push('-cpu', 'host');
+  if (spec.drive) {
+    a.push('-drive', `file=${esc(spec.drive.path)},format=${spec.drive.format},if=virtio${spec.drive.snapshot ? ',snapshot=on' : ''}`);
+  }
+  if (spec.kernel) a.push('-kernel', spec.kernel);
+  if (spec.initrd) a.push('-initrd', spec.initrd);
+  if (spec.append !== undefined) a.push('-append', spec.append);
+  switch (spec.serial.kind) {
+    case 'stdio':
+      a.push('-chardev', 'stdio,id=serial0,signal=off', '-serial', 'chardev:serial0');
+      break;
+    case 'terminal':
+      a.push('-chardev', 'stdio,id=serial0,mux=on,signal=off', '-serial', 'chardev:serial0', '-mon', 'chardev=serial0,mode=readline');
+      break;
+    case 'file':
+      a.push('-chardev', `file,id=serial0,path=${esc(spec.serial.path)}`, '-serial', 'chardev:serial0');
+      break;
+    case 'socket':
+      a.push('-chardev', `socket,id=serial0,path=${esc(spec.serial.path)},server=on,wait=off`, '-serial', 'chardev:serial0');
+      break;
+    case 'none':
+      break;
+  }
+  if (spec.qmpSocket) a.push('-chardev', `socket,id=qmp0,path=${esc(spec.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control');
+  spec.nics.forEach((nic, i) => {
+    const id = `net${i}`;
+    if (nic.backend.kind === 'stream') {
+      a.push('-netdev', `stream,id=${id},server=off,addr.type=unix,addr.path=${esc(nic.backend.path)}`);
+    } else {
+      const fwd = nic.backend.forwards.map((f) => `,hostfwd=${f.proto}:${f.bindAddress}:${f.hostPort}-:${f.guestPort}`).join('');
+      a.push('-netdev', `user,id=${id}${fwd}`);
+    }
+    a.push('-device', `virtio-net-pci,netdev=${id},mac=${nic.mac}`);
+  });
+  a.push(...spec.extra);
+  return a;
+}
+
+/**
+ * A stable, locally administered unicast MAC derived from a VM name and NIC
+ * index (52:54:00 is QEMU's prefix; the rest is an FNV-1a hash).
+ */
+export function macFromName(name: string, index = 0): string {
+  let h = 0x811c9dc5;
+  for (const ch of `${name}#${index}`) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  const b = [0x52, 0x54, 0x00, (h >>> 16) & 255, (h >>> 8) & 255, h & 255];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Quotes an argv for display as a shell command line. */
+export function shellQuote(argv: string[]): string {
+  return argv.map((s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)).join(' ');
+}

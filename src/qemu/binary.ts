@@ -1,0 +1,61 @@
+/**
+ * Theory of operation: find the qemu-system binary for the host's
+ * architecture on PATH (or take the one the user named), and pick an
+ * accelerator. KVM is used only when /dev/kvm can be opened read-write; when
+ * it exists but cannot be used, TCG is the fallback and the caller is told why.
+ */
+import { accessSync, constants, openSync, closeSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { VmnetError } from '../errors.js';
+
+const ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ppc64: 'ppc64', riscv64: 'riscv64', s390x: 's390x' };
+
+/** The Debian package that provides qemu-system for an architecture name. */
+const PACKAGE: Record<string, string> = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm', ppc64: 'qemu-system-ppc', riscv64: 'qemu-system-misc', s390x: 'qemu-system-s390x' };
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves the QEMU binary.
+ * @param explicit a path or command name given by the user, or undefined for the host arch's default
+ * @param env environment holding PATH
+ * @returns absolute path of an executable qemu-system binary
+ * @throws VmnetError E_NO_QEMU naming the package to install
+ */
+export function findQemu(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const arch = ARCH[process.arch] ?? process.arch;
+  const name = explicit ?? `qemu-system-${arch}`;
+  if (name.includes('/')) {
+    if (isExecutable(name)) return name;
+    throw new VmnetError('E_NO_QEMU', `QEMU binary ${name} is missing or not executable; check --qemu`, { usage: true });
+  }
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && isExecutable(join(dir, name))) return join(dir, name);
+  }
+  const pkg = PACKAGE[arch] ?? `qemu-system for ${arch}`;
+  throw new VmnetError('E_NO_QEMU', `${name} not found on PATH; install it (Debian/Ubuntu: apt-get install ${pkg}) or pass --qemu PATH`);
+}
+
+export type Accel = 'kvm' | 'tcg' | 'hvf';
+
+/**
+ * Chooses the accelerator for `auto`.
+ * @returns the accelerator and, when falling back to TCG, a one-line reason
+ */
+export function chooseAccel(requested: Accel | 'auto', kvmDevice = '/dev/kvm'): { accel: Accel; note?: string } {
+  if (requested !== 'auto') return { accel: requested };
+  if (process.platform === 'darwin') return { accel: 'hvf' };
+  try {
+    closeSync(openSync(kvmDevice, 'r+'));
+    return { accel: 'kvm' };
+  } catch (e) {
+    return { accel: 'tcg', note: `KVM not usable (${kvmDevice}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); using TCG software emulation, which is slower` };
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * Forwarder tests against real fake upstream servers on 127.0.0.1 (random
+ * ports) through the real NodeTransport, plus sans-IO timing tests with a
+ * fake transport and clock. No traffic leaves the loopback interface.
+ */
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import dnsPacket from 'dns-packet';
+import type { Answer, DecodedPacket } from 'dns-packet';
+import { afterEach, describe, expect, it } from 'vitest';
+import { VmnetError } from '../../errors.js';
+import { Forwarder, type ReplyFilter, type Transport, type Upstream } from './forwarder.js';
+import { NodeTransport } from './node-transport.js';
+
+const LO = '127.0.0.1';
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+function query(name: string, id = 0x1234, type: 'A' | 'AAAA' | 'TXT' = 'A'): Uint8Array {
+  return new Uint8Array(dnsPacket.encode({ id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type }] }));
+}
+
+/** An upstream reply to `q`, optionally tweaked. */
+function reply(q: Buffer, o: { ips?: string[]; tc?: boolean; id?: number; name?: string; rcode?: number; txt?: number } = {}): Buffer {
+  const d = dnsPacket.decode(q);
+  const question = d.questions![0]!;
+  const name = o.name ?? question.name;
+  const answers: Answer[] = (o.ips ?? ['1.2.3.4']).map((ip) => ({ name, type: 'A', ttl: 300, data: ip }));
+  for (let i = 0; i < (o.txt ?? 0); i++) answers.push({ name, type: 'TXT', ttl: 300, data: 'x'.repeat(200) });
+  let flags = dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (o.rcode ?? 0);
+  if (o.tc) flags |= dnsPacket.TRUNCATED_RESPONSE;
+  return dnsPacket.encode({ id: o.id ?? d.id, type: 'response', flags, questions: [{ ...question, name }], answers: o.tc ? [] : answers });
+}
+
+type UdpHandler = (q: Buffer, from: dgram.RemoteInfo, sock: dgram.Socket) => void;
+
+/** A UDP DNS server on 127.0.0.1 (port 0 = random). */
+async function udpServer(handler: UdpHandler, port = 0): Promise<{ port: number; seen: Buffer[] }> {
+  const sock = dgram.createSocket('udp4');
+  const seen: Buffer[] = [];
+  sock.on('message', (m, r) => {
+    seen.push(m);
+    handler(m, r, sock);
+  });
+  await new Promise<void>((res, rej) => {
+    sock.once('error', rej);
+    sock.bind(port, LO, () => res());
+  });
+  cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+  return { port: sock.address().port, seen };
+}
+
+/** A TCP DNS server (RFC 7766 framing) on 127.0.0.1:port. */
+async function tcpServer(port: number, handler: (q: Buffer) => Buffer): Promise<{ seen: Buffer[] }> {
+  const seen: Buffer[] = [];
+  const srv = net.createServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const q = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + q.length);
+        seen.push(q);
+        const r = handler(q);
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(r.length);
+        c.write(Buffer.concat([len, r]));
+      }
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((res, rej) => {
+    srv.once('error', rej);
+    srv.listen(port, LO, () => res());
+  });
+  cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+  return { seen };
+}
+
+/** A port with nothing listening (UDP): bind, note the port, close. */
+async function deadPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, LO, () => r()));
+  const p = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+const up = (port: number): Upstream => ({ host: LO, port });
+/** dns-packet also returns rcode/opcode strings, which its typings omit. */
+const decode = (b: Uint8Array) => dnsPacket.decode(Buffer.from(b)) as DecodedPacket & { rcode: string; opcode: string };
+const ips = (b: Uint8Array) => (decode(b).answers ?? []).filter((a) => a.type === 'A').map((a) => (a as { data?: unknown }).data);
+
+describe('Forwarder over loopback sockets', () => {
+  it('forwards with a fresh random ID and restores the guest ID', async () => {
+    const good = await udpServer((q, r, s) => s.send(reply(q), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport(), random16: () => 0xbeef });
+    const r = await f.forward(query('example.com', 0x1234), [up(good.port)]);
+    expect(r.outcome).toBe('answered');
+    expect(r.server).toEqual(up(good.port));
+    expect(good.seen[0]!.readUInt16BE(0)).toBe(0xbeef);
+    expect(decode(r.reply).id).toBe(0x1234);
+    expect(ips(r.reply)).toEqual(['1.2.3.4']);
+  });
+
+  it('uses a different ID and source port for each attempt', async () => {
+    const ports: number[] = [];
+    const good = await udpServer((q, r, s) => {
+      ports.push(r.port);
+      s.send(reply(q), r.port, r.address);
+    });
+    const f = new Forwarder({ transport: new NodeTransport() });
+    for (let i = 0; i < 4; i++) await f.forward(query('example.com', 7), [up(good.port)]);
+    const ids = new Set(good.seen.map((m) => m.readUInt16BE(0)));
+    expect(ids.size).toBeGreaterThan(1);
+    expect(new Set(ports).size).toBeGreaterThan(1);
+  });
+
+  it('tries the next server when one never answers, within the deadline', async () => {
+    const silent = await udpServer(() => {});
+    const good = await udpServer((q, r, s) => s.send(reply(q, { ips: ['5.6.7.8'] }), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport(), deadlineMs: 2000, tryTimeoutMs: 300 });
+    const t0 = performance.now();
+    const r = await f.forward(query('slow.test'), [up(silent.port), up(good.port)]);
+    const ms = performance.now() - t0;
+    expect(ips(r.reply)).toEqual(['5.6.7.8']);
+    expect(r.failures).toBe(1);
+    expect(silent.seen.length).toBe(1);
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(1500);
+  });
+
+  it('fails over at once from a refused port (ICMP unreachable on a connected socket)', async () => {
+    const dead = await deadPort();
+    const good = await udpServer((q, r, s) => s.send(reply(q), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport(), deadlineMs: 3000, tryTimeoutMs: 1500 });
+    const t0 = performance.now();
+    const r = await f.forward(query('x.test'), [up(dead), up(good.port)]);
+    expect(r.outcome).toBe('answered');
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it('returns SERVFAIL with the guest ID and question when every server is silent, never later than the deadline', async () => {
+    const a = await udpServer(() => {});
+    const b = await udpServer(() => {});
+    const f = new Forwarder({ transport: new NodeTransport(), deadlineMs: 600, tryTimeoutMs: 1500 });
+    const t0 = performance.now();
+    const q = query('MiXeD.example', 0x4321);
+    const r = await f.forward(q, [up(a.port), up(b.port)]);
+    const ms = performance.now() - t0;
+    expect(r.outcome).toBe('servfail');
+    const d = decode(r.reply);
+    expect(d.id).toBe(0x4321);
+    expect(d.rcode).toBe('SERVFAIL');
+    expect(d.flag_qr).toBe(true);
+    expect(d.flag_rd).toBe(true);
+    expect(d.questions).toEqual([{ name: 'MiXeD.example', type: 'A', class: 'IN' }]);
+    expect(ms).toBeGreaterThanOrEqual(550);
+    expect(ms).toBeLessThan(900);
+    // Both servers had their turn in the first pass.
+    expect(a.seen.length).toBeGreaterThanOrEqual(1);
+    expect(b.seen.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('returns SERVFAIL at once for an empty server list', async () => {
+    const f = new Forwarder({ transport: new NodeTransport() });
+    const r = await f.forward(query('x.test'), []);
+    expect(decode(r.reply).rcode).toBe('SERVFAIL');
+  });
+
+  it('retries over TCP when the UDP reply has TC set', async () => {
+    let tcp: { seen: Buffer[] } | null = null;
+    let udp: { port: number; seen: Buffer[] } | null = null;
+    for (let i = 0; i < 5 && !tcp; i++) {
+      udp = await udpServer((q, r, s) => s.send(reply(q, { tc: true }), r.port, r.address));
+      tcp = await tcpServer(udp.port, (q) => reply(q, { ips: ['9.9.9.9'], txt: 10 })).catch(() => null);
+    }
+    const f = new Forwarder({ transport: new NodeTransport(), random16: (() => { let n = 100; return () => n++; })() });
+    const r = await f.forward(query('big.test', 0x0a0b), [up(udp!.port)]);
+    expect(r.tcp).toBe(true);
+    expect(r.tcpRetries).toBe(1);
+    expect(r.reply.length).toBeGreaterThan(2000);
+    expect(decode(r.reply).id).toBe(0x0a0b);
+    expect(decode(r.reply).flag_tc).toBe(false);
+    expect(ips(r.reply)).toEqual(['9.9.9.9']);
+    // New ID for the TCP attempt.
+    expect(udp!.seen[0]!.readUInt16BE(0)).toBe(100);
+    expect(tcp!.seen[0]!.readUInt16BE(0)).toBe(101);
+  });
+
+  it('passes the truncated reply on when the TCP retry fails', async () => {
+    const udp = await udpServer((q, r, s) => s.send(reply(q, { tc: true }), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport(), deadlineMs: 1000 });
+    const r = await f.forward(query('big.test', 0x0a0c), [up(udp.port)]);
+    expect(r.outcome).toBe('answered');
+    expect(r.tcp).toBe(false);
+    const d = decode(r.reply);
+    expect(d.flag_tc).toBe(true);
+    expect(d.id).toBe(0x0a0c);
+  });
+
+  it('ignores replies with a wrong ID, a wrong question, or from a spoofed source', async () => {
+    const spoofer = dgram.createSocket('udp4');
+    await new Promise<void>((r) => spoofer.bind(0, LO, () => r()));
+    cleanups.push(() => new Promise<void>((r) => spoofer.close(() => r())));
+    const good = await udpServer((q, r, s) => {
+      const id = q.readUInt16BE(0);
+      s.send(reply(q, { id: (id + 1) & 0xffff, ips: ['6.6.6.1'] }), r.port, r.address); // wrong ID
+      s.send(reply(q, { name: 'other.test', ips: ['6.6.6.2'] }), r.port, r.address); // wrong question
+      const forged = reply(q, { ips: ['6.6.6.3'] });
+      forged[2] = forged[2]! & ~0x80; // QR clear: not a response
+      s.send(forged, r.port, r.address);
+      spoofer.send(reply(q, { ips: ['6.6.6.6'] }), r.port, r.address); // right ID, wrong source port
+      setTimeout(() => s.send(reply(q, { ips: ['1.2.3.4'] }), r.port, r.address), 50);
+    });
+    const f = new Forwarder({ transport: new NodeTransport() });
+    const r = await f.forward(query('target.test'), [up(good.port)]);
+    expect(ips(r.reply)).toEqual(['1.2.3.4']);
+    expect(r.failures).toBe(0);
+  });
+
+  it('accepts the question echoed in different letter case', async () => {
+    const good = await udpServer((q, r, s) => s.send(reply(q, { name: 'TARGET.test' }), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport() });
+    const r = await f.forward(query('target.TEST'), [up(good.port)]);
+    expect(r.outcome).toBe('answered');
+  });
+
+  it('moves on from an upstream SERVFAIL/REFUSED, and passes the last one on if nobody does better', async () => {
+    const bad = await udpServer((q, r, s) => s.send(reply(q, { ips: [], rcode: 2 }), r.port, r.address));
+    const refused = await udpServer((q, r, s) => s.send(reply(q, { ips: [], rcode: 5 }), r.port, r.address));
+    const good = await udpServer((q, r, s) => s.send(reply(q), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport() });
+    const ok = await f.forward(query('a.test'), [up(bad.port), up(refused.port), up(good.port)]);
+    expect(ips(ok.reply)).toEqual(['1.2.3.4']);
+    const r = await f.forward(query('a.test', 99), [up(bad.port), up(refused.port)]);
+    expect(r.outcome).toBe('answered');
+    expect(decode(r.reply).rcode).toBe('REFUSED');
+    expect(decode(r.reply).id).toBe(99);
+    // Servers that answered are not asked again in the second pass.
+    expect(bad.seen.length).toBe(2);
+  });
+
+  it('passes NXDOMAIN through without trying other servers', async () => {
+    const nx = await udpServer((q, r, s) => s.send(reply(q, { ips: [], rcode: 3 }), r.port, r.address));
+    const other = await udpServer((q, r, s) => s.send(reply(q), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport() });
+    const r = await f.forward(query('nope.test'), [up(nx.port), up(other.port)]);
+    expect(decode(r.reply).rcode).toBe('NXDOMAIN');
+    expect(other.seen.length).toBe(0);
+  });
+
+  it('works with an IPv6 loopback upstream when ::1 is available', async () => {
+    const sock = dgram.createSocket('udp6');
+    const ok = await new Promise<boolean>((res) => {
+      sock.once('error', () => res(false));
+      sock.bind(0, '::1', () => res(true));
+    });
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    if (!ok) return; // no IPv6 loopback in this sandbox
+    sock.on('message', (q, r) => sock.send(reply(q), r.port, r.address));
+    const f = new Forwarder({ transport: new NodeTransport() });
+    const r = await f.forward(query('v6.test'), [{ host: '::1', port: sock.address().port }]);
+    expect(ips(r.reply)).toEqual(['1.2.3.4']);
+  });
+});
+
+describe('Forwarder timing (fake transport and clock)', () => {
+  /** A transport where every try silently times out, advancing the fake clock. */
+  function silentTransport(clock: { t: number }) {
+    const tries: { host: string; timeout: number; at: number }[] = [];
+    const t: Transport = {
+      udpQuery(host, _port, _q, timeoutMs, _accept: ReplyFilter) {
+        tries.push({ host, timeout: timeoutMs, at: clock.t });
+        clock.t += timeoutMs;
+        return Promise.reject(new VmnetError('E_TIMEOUT', 'timeout'));
+      },
+      tcpQuery() {
+        return Promise.reject(new Error('unused'));
+      },
+    };
+    return { t, tries };
+  }
+
+  it('spreads the deadline over all servers in the first pass', async () => {
+    const clock = { t: 0 };
+    const { t, tries } = silentTransport(clock);
+    const f = new Forwarder({ transport: t, now: () => clock.t, deadlineMs: 4000, tryTimeoutMs: 1500 });
+    const r = await f.forward(query('x.test'), [
+      { host: 'a', port: 53 },
+      { host: 'b', port: 53 },
+      { host: 'c', port: 53 },
+    ]);
+    expect(r.outcome).toBe('servfail');
+    expect(tries.map((x) => x.host)).toEqual(['a', 'b', 'c']);
+    expect(tries.every((x) => x.timeout <= 1334)).toBe(true);
+    expect(clock.t).toBeLessThanOrEqual(4000);
+  });
+
+  it('gives a single server a second try and stays within the deadline', async () => {
+    const clock = { t: 0 };
+    const { t, tries } = silentTransport(clock);
+    const f = new Forwarder({ transport: t, now: () => clock.t, deadlineMs: 4000, tryTimeoutMs: 1500 });
+    await f.forward(query('x.test'), [{ host: 'a', port: 53 }]);
+    expect(tries.map((x) => x.timeout)).toEqual([1500, 1500]);
+  });
+
+  it('does not spin when every server fails at once', async () => {
+    let calls = 0;
+    const t: Transport = {
+      udpQuery: () => (calls++, Promise.reject(new Error('ECONNREFUSED'))),
+      tcpQuery: () => Promise.reject(new Error('unused')),
+    };
+    const f = new Forwarder({ transport: t });
+    const r = await f.forward(query('x.test'), [{ host: 'a', port: 53 }, { host: 'b', port: 53 }]);
+    expect(r.outcome).toBe('servfail');
+    expect(calls).toBe(4);
+  });
+});
