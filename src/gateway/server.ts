@@ -52,6 +52,10 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     dnsIp: config.dnsIp,
     records: config.dnsRecords,
     upstream,
+    // Stub resolvers retry after 2-5 s (busybox 2.5 s, glibc 5 s): answer SERVFAIL
+    // before their first retry rather than after it.
+    deadlineMs: 2000,
+    tryTimeoutMs: 1000,
   });
   const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
   const gateway = new Gateway(config, {

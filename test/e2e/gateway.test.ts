@@ -1,0 +1,176 @@
+/**
+ * vmnet's own gateway under real guests: lease, DNS (built-in, user records,
+ * forwarding, RFC 6761, SERVFAIL), ICMP, UDP NAT through 10.0.2.2, isolated
+ * mode, a static-address guest, jumbo MTU and pcap. The "outside" is a test
+ * DNS server on 127.0.0.1: no traffic leaves the machine.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type GatewayServerOptions, type RunningGateway } from '../../src/gateway/server.js';
+import { parseDnsRecord } from '../../src/services/dns/local.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { privateTmp } from '../helpers/tmp.js';
+import { bootGuest, DHCP, parseLease } from './harness.js';
+
+let upstream: TestDnsServer;
+let silent: TestDnsServer;
+let hostUdp: TestDnsServer;
+beforeAll(async () => {
+  upstream = await startDnsServer({ 'known.test': '192.0.2.10' });
+  silent = await startDnsServer({}, { silent: true });
+  hostUdp = await startDnsServer({ 'via-host.test': '192.0.2.77' });
+});
+afterAll(async () => {
+  await Promise.all([upstream.close(), silent.close(), hostUdp.close()]);
+});
+
+async function withGateway<T>(opts: GatewayServerOptions, fn: (gw: RunningGateway, sock: string) => Promise<T>): Promise<T> {
+  const sock = join(privateTmp(), 'gw.sock');
+  const gw = await startGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: upstream.port }], ...opts, socket: sock });
+  try {
+    return await fn(gw, sock);
+  } finally {
+    await gw.close();
+  }
+}
+
+const nic = (path: string) => [{ backend: { kind: 'stream' as const, path } }];
+
+describe('gateway e2e', () => {
+  it('leases, answers DNS, forwards DNS, pings and NATs UDP to the host', async () => {
+    await withGateway({ dnsRecords: [parseDnsRecord('db.lab=10.0.2.100')] }, async (gw, sock) => {
+      const r = await bootGuest({
+        name: 'gw-basic',
+        nics: nic(sock),
+        script: `${DHCP}
+ip -o link show eth0
+ping -c 2 -W 2 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
+ping -c 1 -W 2 10.0.2.3 | grep -c 'bytes from' | sed 's/^/PINGDNS /'
+nslookup host.vmnet.internal 10.0.2.3
+nslookup db.lab 10.0.2.3
+nslookup known.test 10.0.2.3
+nslookup x.invalid 10.0.2.3 || echo "INVALID-FAILED"
+nslookup via-host.test 10.0.2.2:${hostUdp.port}
+`,
+      });
+      expect(r.exitCode, r.console).toBe(0);
+      const lease = parseLease(r.output)!;
+      expect(lease).toMatchObject({ ip: '10.0.2.15', mask: '24', router: '10.0.2.2', dns: '10.0.2.3', mtu: '1500', domain: 'vmnet.internal' });
+      expect(r.output).toMatch(/eth0: .* mtu 1500 /);
+      expect(r.output).toContain('PINGS 2');
+      expect(r.output).toContain('PINGDNS 1');
+      expect(r.output).toMatch(/Name:\s+host\.vmnet\.internal\s+Address: 10\.0\.2\.2/);
+      expect(r.output).toMatch(/Name:\s+db\.lab\s+Address: 10\.0\.2\.100/);
+      expect(r.output).toMatch(/Name:\s+known\.test\s+Address: 192\.0\.2\.10/);
+      expect(r.output).toMatch(/can't find x\.invalid: NXDOMAIN/);
+      expect(r.output).toMatch(/Name:\s+via-host\.test\s+Address: 192\.0\.2\.77/);
+      expect(upstream.queries).toContain('known.test');
+      expect(upstream.queries).not.toContain('x.invalid');
+      expect(upstream.queries).not.toContain('db.lab');
+      expect(hostUdp.queries).toContain('via-host.test');
+      const snap = gw.snapshot();
+      expect(snap.leases).toEqual([expect.objectContaining({ ip: '10.0.2.15' })]);
+    });
+  });
+
+  it('answers SERVFAIL within a few seconds when the upstream never answers', async () => {
+    // busybox nslookup retries on SERVFAIL instead of printing it, so the
+    // answer is read off the wire: the gateway's pcap.
+    const pcap = join(privateTmp(), 'servfail.pcap');
+    await withGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: silent.port }], pcap }, async (_gw, sock) => {
+      const r = await bootGuest({
+        name: 'gw-servfail',
+        nics: nic(sock),
+        script: `${DHCP}
+t0=$(date +%s)
+nslookup -type=a slow.test 10.0.2.3
+t1=$(date +%s)
+echo "ELAPSED $((t1 - t0))"
+`,
+      });
+      expect(r.output, r.console).toMatch(/ELAPSED \d+/);
+      expect(Number(/ELAPSED (\d+)/.exec(r.output)?.[1])).toBeLessThanOrEqual(7);
+      expect(silent.queries).toContain('slow.test');
+    });
+    const rows = execFileSync('tshark', ['-r', pcap, '-Y', 'dns', '-T', 'fields', '-e', 'frame.time_relative', '-e', 'dns.flags.response', '-e', 'dns.flags.rcode', '-e', 'dns.qry.name'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    const query = rows.find((r) => r[1] === 'False' || r[1] === '0');
+    const servfail = rows.find((r) => (r[1] === 'True' || r[1] === '1') && r[2] === '2' && r[3] === 'slow.test');
+    expect(query, JSON.stringify(rows)).toBeDefined();
+    expect(servfail, JSON.stringify(rows)).toBeDefined();
+    expect(Number(servfail![0]) - Number(query![0])).toBeLessThan(3);
+  });
+
+  it('in isolated mode serves DHCP and local names but lets nothing out', async () => {
+    const before = hostUdp.queries.length;
+    await withGateway({ isolated: true, dnsRecords: [parseDnsRecord('db.lab=10.0.2.100')] }, async (gw, sock) => {
+      const r = await bootGuest({
+        name: 'gw-isolated',
+        nics: nic(sock),
+        script: `${DHCP}
+nslookup db.lab 10.0.2.3
+nslookup known.test 10.0.2.3 || echo "FORWARD-BLOCKED"
+timeout 5 nslookup via-host.test 10.0.2.2:${hostUdp.port} || echo "UDP-BLOCKED"
+`,
+      });
+      expect(r.exitCode, r.console).toBe(0);
+      expect(parseLease(r.output)?.ip).toBe('10.0.2.15');
+      expect(r.output).toMatch(/Name:\s+db\.lab\s+Address: 10\.0\.2\.100/);
+      expect(r.output).toContain('FORWARD-BLOCKED');
+      expect(r.output).toContain('UDP-BLOCKED');
+      expect(hostUdp.queries.length).toBe(before);
+      expect(upstream.queries).not.toContain('known.test.isolated');
+      expect(gw.snapshot().drops['udp-refused']).toBeGreaterThan(0);
+      expect(gw.snapshot().udpFlows).toBe(0);
+    });
+  });
+
+  it('serves a guest with a static address and no DHCP', async () => {
+    await withGateway({}, async (gw, sock) => {
+      const r = await bootGuest({
+        name: 'gw-static',
+        nics: nic(sock),
+        script: `ip addr add 10.0.2.50/24 dev eth0
+ip route add default via 10.0.2.2
+ping -c 2 -W 2 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
+nslookup via-host.test 10.0.2.2:${hostUdp.port}
+`,
+      });
+      expect(r.exitCode, r.console).toBe(0);
+      expect(r.output).toContain('PINGS 2');
+      expect(r.output).toMatch(/Name:\s+via-host\.test\s+Address: 192\.0\.2\.77/);
+      expect(gw.snapshot().leases).toEqual([]);
+    });
+  });
+
+  it('hands out a jumbo MTU of 65520 and carries frames that large', async () => {
+    await withGateway({ mtu: 65520 }, async (_gw, sock) => {
+      const r = await bootGuest({
+        name: 'gw-jumbo',
+        nics: nic(sock),
+        script: `${DHCP}
+ip -o link show eth0
+ping -c 2 -W 3 -s 60000 10.0.2.2 | grep -c 'bytes from' | sed 's/^/BIGPINGS /'
+`,
+      });
+      expect(r.exitCode, r.console).toBe(0);
+      expect(parseLease(r.output)?.mtu).toBe('65520');
+      expect(r.output).toMatch(/eth0: .* mtu 65520 /);
+      expect(r.output).toContain('BIGPINGS 2');
+    });
+  });
+
+  it('writes a pcap that tshark reads, showing the DHCP exchange', async () => {
+    const pcap = join(privateTmp(), 'gw.pcap');
+    await withGateway({ pcap }, async (_gw, sock) => {
+      const r = await bootGuest({ name: 'gw-pcap', nics: nic(sock), script: `${DHCP}ping -c 1 -W 2 10.0.2.2\n` });
+      expect(r.exitCode, r.console).toBe(0);
+    });
+    const out = execFileSync('tshark', ['-r', pcap, '-Y', 'dhcp', '-T', 'fields', '-e', 'dhcp.option.dhcp'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // 1 Discover, 2 Offer, 3 Request, 5 ACK
+    expect(out.split('\n').filter(Boolean)).toEqual(['1', '2', '3', '5']);
+  });
+});
