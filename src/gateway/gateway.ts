@@ -124,6 +124,7 @@ export class Gateway {
     }, deps.now);
     this.udpNat = new UdpNat({
       host: deps.hostUdp,
+      now: deps.now,
       idleMs: config.udpIdleMs,
       route: (dstIp, dstPort) => this.routeUdp(dstIp, dstPort),
       events: {
@@ -161,7 +162,9 @@ export class Gateway {
   sweep(): void {
     const now = this.deps.now();
     this.udpNat.sweep(now);
+    const dropsBefore = this.reassembler.dropped;
     this.reassembler.expire(now);
+    this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
   }
 
   /** Closes host sockets. */
@@ -246,7 +249,9 @@ export class Gateway {
     if (h.src !== 0 && !(inSubnet(h.src, c.subnet.net, c.subnet.prefix) && h.src !== c.broadcast && !this.ownsAddress(h.src))) return this.drop('ipv4-src');
     this.learn(s, h.src, srcMac);
     if (ipv4.isFragment(h)) {
+      const dropsBefore = this.reassembler.dropped;
       const whole = this.reassembler.push(h, v, this.deps.now());
+      this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
       if (!whole) return;
       v = whole.view;
       o = 0;
@@ -373,7 +378,9 @@ export class Gateway {
     // Never about an ICMP error, a non-first fragment, or a broadcast/multicast (RFC 1122 §3.2.2).
     const proto = ipv4.proto(q, qo);
     if (proto === PROTO_ICMP) {
-      const t = q.getUint8(qo + ipv4.headerLength(q, qo));
+      const hl = ipv4.headerLength(q, qo);
+      if (qlen <= hl) return; // no ICMP type to look at: treat as an error message
+      const t = q.getUint8(qo + hl);
       if (t !== icmp.TYPE_ECHO_REQUEST && t !== icmp.TYPE_ECHO_REPLY) return;
     }
     if ((q.getUint16(qo + 6) & 0x1fff) !== 0) return;

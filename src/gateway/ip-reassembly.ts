@@ -65,6 +65,12 @@ export class Reassembler {
     return this.pending.size;
   }
 
+  /** Fragments and datagrams dropped so far, for any reason. */
+  get dropped(): number {
+    const c = this.counters;
+    return c.timedOut + c.evicted + c.overlap + c.tooBig;
+  }
+
   /** Bytes held by datagrams in progress. */
   get heldBytes(): number {
     return this.bytes;

@@ -217,7 +217,7 @@ export function emit(h: Header, v: DataView, o: number): number {
 
 /**
  * True when the datagram is a fragment: more-fragments set or a non-zero
- * offset (RFC 791 §2.3 "Fragmentation"). vmnet does not reassemble.
+ * offset (RFC 791 §2.3 "Fragmentation"); see gateway/ip-reassembly.ts.
  * @param h a parsed header
  */
 export function isFragment(h: Header): boolean {

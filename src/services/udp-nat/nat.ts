@@ -60,6 +60,8 @@ export interface UdpNatOptions {
   idleMs?: number;
   /** Most flows at once (default 4096). */
   maxFlows?: number;
+  /** Monotonic clock (ms): host replies keep a flow alive too. */
+  now: () => number;
 }
 
 export interface UdpNatCounters {
@@ -74,32 +76,33 @@ export interface UdpNatCounters {
 }
 
 interface Flow extends UdpFlowKey {
-  key: number;
   socket: HostUdpSocket;
   lastUsed: number;
+  open: boolean;
 }
 
-/** Flow key: guest endpoint and destination packed into one number-ish string-free key. */
-const flowKey = (guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number) =>
-  // 96 bits do not fit a double; combine with a cheap mix and verify fields on lookup.
-  (((guestIp ^ Math.imul(dstIp, 0x9e3779b1)) >>> 0) * 0x100000 + ((guestPort * 65536 + dstPort) % 0x100000)) % Number.MAX_SAFE_INTEGER;
+/** 48-bit endpoint key: address and port packed into one exact double. */
+const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
 
 export class UdpNat {
   readonly counters: UdpNatCounters = { flowsOpened: 0, flowsExpired: 0, flowsEvicted: 0, toHost: 0, toGuest: 0, refused: 0, prohibited: 0, errors: 0 };
-  /** Map iteration order is insertion order; a flow is re-inserted on use, so the first entry is the least recently used. */
-  private readonly flows = new Map<number, Flow[]>();
-  private count = 0;
+  /** guest endpoint → destination endpoint → flow. */
+  private readonly flows = new Map<number, Map<number, Flow>>();
+  /** Every open flow, least recently used first (a flow is re-inserted on use). */
+  private readonly lru = new Set<Flow>();
   private readonly idleMs: number;
   private readonly maxFlows: number;
+  private readonly now: () => number;
 
   constructor(private readonly opts: UdpNatOptions) {
     this.idleMs = opts.idleMs ?? 60_000;
     this.maxFlows = opts.maxFlows ?? 4096;
+    this.now = opts.now;
   }
 
   /** Open flows. */
   get size(): number {
-    return this.count;
+    return this.lru.size;
   }
 
   /**
@@ -107,16 +110,17 @@ export class UdpNat {
    * @returns what happened: 'sent', or the refusal the caller turns into ICMP (or silence)
    */
   fromGuest(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array, now: number): 'sent' | 'port-unreachable' | 'admin-prohibited' | 'drop' {
-    const key = flowKey(guestIp, guestPort, dstIp, dstPort);
-    let flow = this.find(key, guestIp, guestPort, dstIp, dstPort);
+    const src = endpoint(guestIp, guestPort);
+    const dst = endpoint(dstIp, dstPort);
+    let flow = this.flows.get(src)?.get(dst);
     if (!flow) {
       const r = this.opts.route(dstIp, dstPort);
       if ('refuse' in r) {
         if (r.refuse === 'admin-prohibited') this.counters.prohibited++;
         return r.refuse;
       }
-      while (this.count >= this.maxFlows) this.evictOldest();
-      flow = this.open(key, { guestIp, guestPort, dstIp, dstPort }, r.host, r.port, now);
+      while (this.lru.size >= this.maxFlows) this.evictOldest();
+      flow = this.openFlow({ guestIp, guestPort, dstIp, dstPort }, r.host, r.port, now);
     } else {
       this.touch(flow, now);
     }
@@ -127,92 +131,72 @@ export class UdpNat {
 
   /** Closes flows idle for longer than the idle timeout. Call periodically. */
   sweep(now: number): void {
-    for (const bucket of this.flows.values()) {
-      for (const f of bucket) {
-        if (now - f.lastUsed < this.idleMs) return; // LRU order: the rest are younger
-        this.counters.flowsExpired++;
-        this.close(f);
-      }
+    for (const f of this.lru) {
+      if (now - f.lastUsed < this.idleMs) return; // LRU order: the rest are younger
+      this.counters.flowsExpired++;
+      this.close(f);
     }
   }
 
   /** Closes every flow. */
   closeAll(): void {
-    for (const bucket of [...this.flows.values()]) for (const f of [...bucket]) this.close(f);
+    for (const f of [...this.lru]) this.close(f);
   }
 
   /** The open flows (for counters and `ls`). */
   list(): UdpFlowKey[] {
-    const out: UdpFlowKey[] = [];
-    for (const bucket of this.flows.values()) for (const f of bucket) out.push({ guestIp: f.guestIp, guestPort: f.guestPort, dstIp: f.dstIp, dstPort: f.dstPort });
-    return out;
+    return [...this.lru].map((f) => ({ guestIp: f.guestIp, guestPort: f.guestPort, dstIp: f.dstIp, dstPort: f.dstPort }));
   }
 
-  private find(key: number, guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number): Flow | undefined {
-    const bucket = this.flows.get(key);
-    return bucket?.find((f) => f.guestIp === guestIp && f.guestPort === guestPort && f.dstIp === dstIp && f.dstPort === dstPort);
-  }
-
-  private open(key: number, k: UdpFlowKey, host: string, port: number, now: number): Flow {
-    const flow: Flow = { ...k, key, lastUsed: now, socket: null as unknown as HostUdpSocket };
+  private openFlow(k: UdpFlowKey, host: string, port: number, now: number): Flow {
+    const flow: Flow = { ...k, lastUsed: now, open: true, socket: null as unknown as HostUdpSocket };
     flow.socket = this.opts.host.connect(host, port, {
       message: (data) => {
-        if (!this.isOpen(flow)) return;
+        if (!flow.open) return;
         this.counters.toGuest++;
-        flow.lastUsed = Math.max(flow.lastUsed, now);
+        this.touch(flow, this.now());
         this.opts.events.toGuest(flow.guestIp, flow.guestPort, flow.dstIp, flow.dstPort, data);
       },
       refused: () => {
-        if (!this.isOpen(flow)) return;
+        if (!flow.open) return;
         this.counters.refused++;
         this.opts.events.unreachable(flow, 'port-unreachable');
       },
       error: () => {
         this.counters.errors++;
-        if (this.isOpen(flow)) this.close(flow);
+        this.close(flow);
       },
     });
-    this.insert(flow);
-    this.count++;
+    const src = endpoint(k.guestIp, k.guestPort);
+    let byDst = this.flows.get(src);
+    if (!byDst) this.flows.set(src, (byDst = new Map()));
+    byDst.set(endpoint(k.dstIp, k.dstPort), flow);
+    this.lru.add(flow);
     this.counters.flowsOpened++;
     return flow;
   }
 
-  private isOpen(f: Flow): boolean {
-    return this.flows.get(f.key)?.includes(f) ?? false;
-  }
-
-  private insert(f: Flow): void {
-    const bucket = this.flows.get(f.key);
-    if (bucket) bucket.push(f);
-    else this.flows.set(f.key, [f]);
-  }
-
   private touch(f: Flow, now: number): void {
     f.lastUsed = now;
-    // Move to the back (most recently used).
-    const bucket = this.flows.get(f.key)!;
-    if (bucket.length === 1) {
-      this.flows.delete(f.key);
-      this.flows.set(f.key, bucket);
-    }
+    this.lru.delete(f);
+    this.lru.add(f);
   }
 
   private evictOldest(): void {
-    const first = this.flows.values().next();
+    const first = this.lru.values().next();
     if (first.done) return;
     this.counters.flowsEvicted++;
-    this.close(first.value[0]!);
+    this.close(first.value);
   }
 
   private close(f: Flow): void {
-    const bucket = this.flows.get(f.key);
-    if (!bucket) return;
-    const i = bucket.indexOf(f);
-    if (i < 0) return;
-    bucket.splice(i, 1);
-    if (bucket.length === 0) this.flows.delete(f.key);
-    this.count--;
+    if (!f.open) return;
+    f.open = false;
+    this.lru.delete(f);
+    const src = endpoint(f.guestIp, f.guestPort);
+    const byDst = this.flows.get(src);
+    byDst?.delete(endpoint(f.dstIp, f.dstPort));
+    if (byDst?.size === 0) this.flows.delete(src);
     f.socket.close();
   }
 }
