@@ -1,6 +1,5 @@
 /**
- * A tiny authoritative DNS server for tests, on 127.0.0.1 (UDP and TCP,
- * same port): answers A queries from a fixed table, NXDOMAIN otherwise, or
+ * A tiny authoritative DNS server for tests, on a loopback address (UDP): answers A queries from a fixed table, NXDOMAIN otherwise, or
  * stays silent when told to. It records every query it saw, so tests can
  * prove what reached "the outside" and what did not.
  */
@@ -16,7 +15,7 @@ export interface TestDnsServer {
   close(): Promise<void>;
 }
 
-export async function startDnsServer(records: Record<string, string>, opts: { silent?: boolean; port?: number } = {}): Promise<TestDnsServer> {
+export async function startDnsServer(records: Record<string, string>, opts: { silent?: boolean; port?: number; host?: string } = {}): Promise<TestDnsServer> {
   const sock: Socket = createSocket('udp4');
   const server: TestDnsServer = {
     port: 0,
@@ -45,7 +44,7 @@ export async function startDnsServer(records: Record<string, string>, opts: { si
     });
     sock.send(reply, rinfo.port, rinfo.address);
   });
-  await new Promise<void>((r) => sock.bind(opts.port ?? 0, '127.0.0.1', r));
+  await new Promise<void>((r) => sock.bind(opts.port ?? 0, opts.host ?? '127.0.0.1', r));
   server.port = sock.address().port;
   return server;
 }

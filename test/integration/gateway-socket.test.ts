@@ -1,0 +1,110 @@
+/**
+ * The gateway as a process-level service, driven by a fake guest over its
+ * real unix socket (QEMU's stream framing): it follows a resolv.conf it
+ * watches without a restart, and serves several connections at once, each
+ * with its own lease.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import dnsPacket from 'dns-packet';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../../src/gateway/server.js';
+import { connectStream, type StreamPort } from '../../src/link/stream-port.js';
+import * as dhcp from '../../src/wire/dhcpv4.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { privateTmp } from '../helpers/tmp.js';
+import { DNS_IP, decodeDhcp, decodeFrame, dhcpFrame, dnsQuery, mac, udpFrame, type DecodedFrame } from '../helpers/frames.js';
+
+// resolv.conf has no port syntax, so the two upstreams listen on port 53 of
+// two loopback addresses (the suite runs as root, like CI).
+let a: TestDnsServer;
+let b: TestDnsServer;
+beforeAll(async () => {
+  a = await startDnsServer({ 'where.test': '192.0.2.1' }, { host: '127.0.0.11', port: 53 });
+  b = await startDnsServer({ 'where.test': '192.0.2.2' }, { host: '127.0.0.12', port: 53 });
+});
+afterAll(async () => {
+  await Promise.all([a.close(), b.close()]);
+});
+
+/** A fake guest on one stream connection: sends frames, awaits decoded replies. */
+async function fakeGuest(path: string) {
+  const port: StreamPort = await connectStream({ path });
+  const inbox: DecodedFrame[] = [];
+  const waiters: Array<() => void> = [];
+  port.onFrame = (buf, _v, off, len) => {
+    inbox.push(decodeFrame(buf.slice(off, off + len)));
+    waiters.splice(0).forEach((w) => w());
+  };
+  return {
+    send(frame: Uint8Array) {
+      port.sendFrame(frame, 0, frame.length);
+    },
+    async next(match: (f: DecodedFrame) => boolean, timeoutMs = 5000): Promise<DecodedFrame> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = inbox.findIndex(match);
+        if (i >= 0) return inbox.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error('no matching frame from the gateway');
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+    close: () => port.close(),
+  };
+}
+
+const dnsAnswer = (f: DecodedFrame) => dnsPacket.decode(Buffer.from(f.payload)).answers?.[0];
+
+describe('gateway over its unix socket', () => {
+  it('follows changes of the resolv.conf it watches, without a restart', async () => {
+    const dir = privateTmp();
+    const conf = join(dir, 'resolv.conf');
+    writeFileSync(conf, 'nameserver 127.0.0.11\n');
+    const gw = await startGateway({ socket: join(dir, 'gw.sock'), resolvConf: conf });
+    const g = await fakeGuest(join(dir, 'gw.sock'));
+    try {
+      const ask = async (id: number) => {
+        g.send(udpFrame({ dstIp: DNS_IP, dstPort: 53, srcPort: 30000 + id }, dnsQuery('where.test', 'A', id)));
+        return dnsAnswer(await g.next((f) => f.udp?.srcPort === 53 && f.udp.dstPort === 30000 + id));
+      };
+      expect(await ask(1)).toMatchObject({ name: 'where.test', data: '192.0.2.1' });
+      // Replace the file the way resolvconf/NetworkManager do: write aside, rename over.
+      writeFileSync(conf + '.new', '# VPN came up\nnameserver 127.0.0.12\n');
+      renameSync(conf + '.new', conf);
+      let answer: unknown;
+      for (let id = 2; id < 40; id++) {
+        answer = await ask(id);
+        if ((answer as { data?: string })?.data === '192.0.2.2') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(answer).toMatchObject({ data: '192.0.2.2' });
+      expect(b.queries).toContain('where.test');
+    } finally {
+      g.close();
+      await gw.close();
+    }
+  });
+
+  it('gives each connection its own lease', async () => {
+    const dir = privateTmp();
+    const gw = await startGateway({ socket: join(dir, 'gw.sock'), dnsUpstreams: [{ host: '127.0.0.11', port: 53 }] });
+    try {
+      const guests = await Promise.all([0, 1, 2].map(() => fakeGuest(join(dir, 'gw.sock'))));
+      const offers = await Promise.all(
+        guests.map(async (g, i) => {
+          const chaddr = mac(`52:54:00:00:00:0${i + 1}`);
+          g.send(dhcpFrame({ type: dhcp.DISCOVER, chaddr, xid: 100 + i }, { src: chaddr }));
+          return decodeDhcp(await g.next((f) => f.udp?.srcPort === 67));
+        }),
+      );
+      expect(offers.map((o) => o.messageType)).toEqual([dhcp.OFFER, dhcp.OFFER, dhcp.OFFER]);
+      expect(new Set(offers.map((o) => o.yiaddr)).size).toBe(3);
+      for (const g of guests) g.close();
+    } finally {
+      await gw.close();
+    }
+  });
+});
