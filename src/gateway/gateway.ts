@@ -62,6 +62,8 @@ export interface GatewayDeps {
   hostUdp: HostUdp;
   dns: DnsService;
   tap?: FrameTap | null;
+  /** Offered every guest UDP datagram before NAT (port-forward replies); true = taken. */
+  forwardedUdp?(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array): boolean;
 }
 
 /** One guest connection. */
@@ -218,6 +220,7 @@ export class Gateway {
     if ((mac[0]! & 1) === 1) return;
     const n = this.neighbors.get(ip);
     if (n && n.session === s && sameMac(n.mac, mac)) return;
+    this.neighbors.delete(ip); // re-insert: the map's order is learning order (primaryGuest)
     this.neighbors.set(ip, { mac: Uint8Array.from(mac), session: s });
   }
 
@@ -298,6 +301,7 @@ export class Gateway {
     if (h.src === 0) return this.drop('ipv4-src');
     const payload = new Uint8Array(v.buffer, v.byteOffset + u.payloadOffset, u.payloadLength);
     if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) return this.handleDns(s, srcMac, h.src, u.srcPort, payload);
+    if (this.deps.forwardedUdp?.(h.src, u.srcPort, h.dst, u.dstPort, payload)) return;
     const r = this.udpNat.fromGuest(h.src, u.srcPort, h.dst, u.dstPort, payload, this.deps.now());
     if (r === 'sent') return;
     this.drop('udp-refused');
@@ -346,7 +350,18 @@ export class Gateway {
     return { host: formatIp4(dstIp), port: dstPort };
   }
 
-  private udpToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, data: Uint8Array): void {
+  /**
+   * The guest port forwards go to: the most recently learned guest address
+   * (a DHCP lease or a static address seen on the wire), or null.
+   */
+  primaryGuest(): Ip4 | null {
+    let last: Ip4 | null = null;
+    for (const [ip, n] of this.neighbors) if (!n.session.closed) last = ip;
+    return last;
+  }
+
+  /** Sends a UDP datagram to a guest from (srcIp, srcPort): UDP NAT replies and UDP port forwards. */
+  udpToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, data: Uint8Array): void {
     const n = this.neighbors.get(guestIp);
     if (!n || n.session.closed) return this.drop('not-for-us');
     if (data.length + UDP_OVERHEAD - eth.HEADER_LEN > this.config.mtu) return this.drop('udp-too-big');

@@ -18,6 +18,8 @@ import { NodeHostUdp } from '../services/udp-nat/node-udp.js';
 import { listenStream, type StreamListener, type StreamPort } from '../link/stream-port.js';
 import { openPcap, type PcapWriter } from '../link/pcap-writer.js';
 import * as eth from '../wire/ethernet.js';
+import { PortForwards } from '../services/port-forward/forwards.js';
+import type { ForwardSpec } from '../config/forward.js';
 
 export interface GatewayServerOptions extends GatewayOptions {
   /** Listen on this unix socket path. */
@@ -25,6 +27,8 @@ export interface GatewayServerOptions extends GatewayOptions {
   /** Or on this TCP loopback port (`-netdev socket,connect=` for older QEMU). */
   tcpPort?: number;
   tcpHost?: string;
+  /** Port forwards set up before the gateway starts serving. */
+  forwards?: ForwardSpec[];
 }
 
 export interface RunningGateway {
@@ -34,6 +38,8 @@ export interface RunningGateway {
   /** Serves one more connection (e.g. from an inherited fd or an in-process launcher). */
   attach(port: StreamPort): Session;
   snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number> };
+  /** Port forwards: add, remove and list while the gateway runs. */
+  readonly forwards: PortForwards;
   /** QEMU arguments that connect a guest NIC to this gateway's socket. */
   qemuNetdevArgs(id?: string): string[];
   close(): Promise<void>;
@@ -58,13 +64,32 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     tryTimeoutMs: 1000,
   });
   const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
-  const gateway = new Gateway(config, {
-    now: () => performance.now(),
+  const now = () => performance.now();
+  let forwards: PortForwards | null = null;
+  const gateway: Gateway = new Gateway(config, {
+    now,
     wallNow: () => Date.now(),
     hostUdp: new NodeHostUdp(),
     dns,
     tap: pcap,
+    forwardedUdp: (guestIp, guestPort, dstIp, dstPort, data) => forwards?.fromGuestUdp(guestIp, guestPort, dstIp, dstPort, data) ?? false,
   });
+  forwards = new PortForwards({
+    gatewayIp: config.gatewayIp,
+    guestIp: () => gateway.primaryGuest(),
+    sendToGuest: (srcIp, srcPort, guestIp, guestPort, data) => gateway.udpToGuest(guestIp, guestPort, srcIp, srcPort, data),
+    now,
+    idleMs: config.udpIdleMs,
+    onTcpConnection: (_spec, socket) => socket.destroy(), // TCP forwards: the TCP NAT issue
+  });
+  try {
+    for (const f of opts.forwards ?? []) await forwards.add(f);
+  } catch (e) {
+    await forwards.closeAll();
+    await pcap?.close();
+    if (upstream instanceof ResolvConfWatcher) upstream.close();
+    throw e;
+  }
   // Names of DHCP clients resolve at the gateway's DNS (switch issue: VM names).
   dns.zone.setLookupHost((label: string) => {
     const ip = gateway.dhcp.hostnameLookup(label);
@@ -84,13 +109,17 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   let listener: StreamListener | null = null;
   if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame }, attach);
   else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame }, attach);
-  const timer = setInterval(() => gateway.sweep(), 1000);
+  const timer = setInterval(() => {
+    gateway.sweep();
+    forwards.sweep(now());
+  }, 1000);
   timer.unref();
   let closing: Promise<void> | null = null;
   return {
     config,
     gateway,
     listener,
+    forwards,
     attach,
     snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
     qemuNetdevArgs(id = 'net0') {
@@ -102,6 +131,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        await forwards.closeAll();
         await listener?.close();
         gateway.close();
         if (upstream instanceof ResolvConfWatcher) upstream.close();

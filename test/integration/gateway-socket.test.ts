@@ -108,3 +108,66 @@ describe('gateway over its unix socket', () => {
     }
   });
 });
+
+describe('UDP port forwards', () => {
+  it('carries datagrams from a host client to the guest and replies back, added and removed at run time', async () => {
+    const { createSocket } = await import('node:dgram');
+    const { GUEST_IP, GW_IP, pingFrame } = await import('../helpers/frames.js');
+    const dir = privateTmp();
+    const gw = await startGateway({ socket: join(dir, 'gw.sock'), dnsUpstreams: [{ host: '127.0.0.11', port: 53 }] });
+    const g = await fakeGuest(join(dir, 'gw.sock'));
+    const client = createSocket('udp4');
+    try {
+      // The guest makes itself known (static address), then a forward is added.
+      g.send(pingFrame({ dstIp: GW_IP }));
+      await g.next((f) => f.icmp?.type === 0);
+      const probe = createSocket('udp4');
+      await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r));
+      const hostPort = probe.address().port;
+      probe.close();
+      await gw.forwards.add({ proto: 'udp', bindAddress: '127.0.0.1', hostPort, guestPort: 5353 });
+      expect(gw.forwards.list()).toEqual([{ proto: 'udp', bindAddress: '127.0.0.1', hostPort, guestPort: 5353 }]);
+      await expect(gw.forwards.add({ proto: 'udp', bindAddress: '127.0.0.1', hostPort, guestPort: 1 })).rejects.toMatchObject({ code: 'E_USAGE' });
+
+      await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+      const replies: string[] = [];
+      client.on('message', (m) => replies.push(m.toString()));
+      client.send('hello guest', hostPort, '127.0.0.1');
+      const inbound = await g.next((f) => f.udp?.dstPort === 5353);
+      expect(new TextDecoder().decode(inbound.payload)).toBe('hello guest');
+      // A loopback client appears as the gateway address with the client's own port.
+      expect(inbound.ip?.src).toBe(GW_IP);
+      expect(inbound.udp?.srcPort).toBe(client.address().port);
+      g.send(udpFrame({ srcIp: GUEST_IP, srcPort: 5353, dstIp: GW_IP, dstPort: inbound.udp!.srcPort }, new TextEncoder().encode('hello host')));
+      for (let i = 0; i < 50 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(replies).toEqual(['hello host']);
+
+      expect(await gw.forwards.remove({ proto: 'udp', hostPort })).toBe(true);
+      expect(gw.forwards.list()).toEqual([]);
+      // The host port is free again.
+      const again = createSocket('udp4');
+      await new Promise<void>((r) => again.bind(hostPort, '127.0.0.1', r));
+      again.close();
+    } finally {
+      client.close();
+      g.close();
+      await gw.close();
+    }
+  });
+
+  it('refuses a host port that is taken, before anything starts', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    const dir = privateTmp();
+    try {
+      await expect(startGateway({ socket: join(dir, 'gw.sock'), forwards: [{ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: port, guestPort: 22 }] })).rejects.toMatchObject({
+        code: 'E_PORT_IN_USE',
+        message: expect.stringContaining(`127.0.0.1:${port}/tcp is already in use`),
+      });
+    } finally {
+      taken.close();
+    }
+  });
+});

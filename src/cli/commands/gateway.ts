@@ -58,6 +58,7 @@ export async function networkOptionsFrom(a: NetworkArgs) {
 
 interface GatewayArgs extends NetworkArgs {
   socket?: string;
+  forward: string[];
   'tcp-port'?: number;
 }
 
@@ -71,6 +72,7 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
           .usage('$0 gateway --socket PATH [options]\n\nServe DHCP, DNS, ICMP and UDP NAT to QEMU guests connecting with -netdev stream. Stops on Ctrl-C/SIGTERM; SIGUSR1 prints counters.')
           .option('socket', { type: 'string', describe: 'unix socket to listen on (QEMU -netdev stream)' })
           .option('tcp-port', { type: 'number', describe: 'or a TCP port on 127.0.0.1 (QEMU -netdev socket,connect=, for QEMU < 7.2)' })
+          .option('forward', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'forward [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp] to the guest; BIND defaults to 127.0.0.1 (repeatable)' })
           .check((a) => {
             if ((a.socket === undefined) === (a['tcp-port'] === undefined)) throw new VmnetError('E_USAGE', 'give exactly one of --socket PATH or --tcp-port N');
             return true;
@@ -78,7 +80,9 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
       ) as never,
     handler: async (a) => {
       const { startGateway } = await import('../../gateway/server.js');
-      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'] });
+      const { parseForward } = await import('../../config/forward.js');
+      const forwards = a.forward.map(parseForward);
+      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'], forwards });
       const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${JSON.stringify(gw.snapshot())}\n`);
       io.stdout.write(`vmnet gateway: listening; connect QEMU with:\n  ${gw.qemuNetdevArgs().join(' ')}\n`);
       io.stdout.write(`vmnet gateway: network ${a.subnet ?? '10.0.2.0/24'}${gw.config.isolated ? ' (isolated)' : ''}, mtu ${gw.config.mtu}\n`);
