@@ -14,6 +14,7 @@ export type VmnetErrorCode =
   | 'E_PORT_PRIVILEGED' // a host port below net.ipv4.ip_unprivileged_port_start
   | 'E_TIMEOUT' // something did not happen in time
   | 'E_GUEST_PROTOCOL' // the guest console did not speak the expected protocol
+  | 'E_QMP' // QEMU's monitor (QMP) answered with an error or broke the protocol
   | 'E_CLOSED'; // the object was used after close
 
 export class VmnetError extends Error {

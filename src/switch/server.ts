@@ -1,0 +1,400 @@
+/**
+ * Theory of operation: the switch's I/O edge. {@link startSwitch} builds a
+ * sans-IO {@link Switch} and serves QEMU stream connections as its ports.
+ *
+ * Choosing a VLAN. QEMU's stream netdev sends nothing but frames, so a
+ * connection cannot say which VLAN it wants. The socket path says it
+ * instead: one listening unix socket per port role, all in one private
+ * directory,
+ *
+ *   DIR/                         the switch directory (created 0700)
+ *   DIR/ports/                   role sockets (0700 directory, 0600 sockets)
+ *   DIR/ports/access-1.sock      access VLAN 1: the untagged network (default)
+ *   DIR/ports/access-10.sock     access VLAN 10
+ *   DIR/ports/trunk-10_20-22.sock            trunk carrying 10, 20, 21, 22 tagged
+ *   DIR/ports/trunk-10-native-1.sock         trunk 10 tagged, VLAN 1 untagged
+ *   DIR/ports/trunk-h<12 hex>.sock           a trunk whose name would not fit
+ *
+ * Every connection to a role socket becomes a new port with that role
+ * (`-netdev stream,server=off,addr.type=unix,addr.path=DIR/ports/access-10.sock`).
+ * The default role's socket (access VLAN 1) is opened at start, at
+ * `options.socket` if given, else `DIR/ports/access-1.sock`. Other role
+ * sockets are opened on demand by {@link RunningSwitch.socketFor}, which is
+ * idempotent (same role → same path and listener) and returns the path to
+ * hand to QEMU. Names are canonical: trunk VLANs sorted and merged into
+ * ranges joined by `_` (no commas: QEMU would need them doubled); when the
+ * path would exceed the 107-byte `sun_path` limit, the trunk name becomes a
+ * hash of the canonical one. A role socket is never shared between roles,
+ * so the file name is the role; `snapshot()` lists them all.
+ *
+ * In-process ports (the gateway) join with {@link RunningSwitch.addInternalPort}:
+ * the switch calls the peer's `sendFrame`; the returned handle's `sendFrame`
+ * feeds the peer's frames into the switch, so it can be given to the peer as
+ * its output port.
+ *
+ * Failures stay local: a connection with a length prefix above the max frame
+ * (mtu + 18), a hang-up mid-frame or a socket error closes that port alone
+ * (see stream-port.ts); its MACs are forgotten at once. A 1 s unref'd timer
+ * sweeps aged MACs. With `pcap`, every frame entering the switch is captured
+ * once in its tagged form (see switch.ts, "Tap").
+ */
+
+import { createHash } from 'node:crypto';
+import { chmod, lstat, mkdir, rmdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { VmnetError } from '../errors.js';
+import { openPcap, type PcapCounters, type PcapWriter } from '../link/pcap-writer.js';
+import { listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
+import {
+  formatRole,
+  normaliseRole,
+  Switch,
+  type FramePort,
+  type NormalRole,
+  type PortConfig,
+  type PortCounters,
+  type PortRole,
+  type SwitchCounters,
+  type SwitchOptions,
+  type SwitchPort,
+} from './switch.js';
+
+/** Options of {@link startSwitch}. */
+export interface SwitchServerOptions extends Omit<SwitchOptions, 'tap' | 'now' | 'wallNow'> {
+  /** Switch directory; role sockets go in `DIR/ports/`. Default: the directory of `socket`. */
+  dir?: string;
+  /** Path of the default role's (access VLAN 1) socket. Default `DIR/ports/access-1.sock`. */
+  socket?: string;
+  /** Capture every frame entering the switch to this pcap file (0600). */
+  pcap?: string;
+  /** MAC ageing sweep interval; default 1000 ms. */
+  sweepIntervalMs?: number;
+}
+
+/** An in-process port from {@link RunningSwitch.addInternalPort}. */
+export interface InternalPort extends FramePort {
+  /** The switch's handle of this port (id, counters). */
+  readonly port: SwitchPort;
+  /**
+   * Feeds one frame from the peer into the switch (bytes lent during the
+   * call). A DataView is made once per distinct buffer, so a peer that
+   * reuses its output buffer costs no allocation.
+   */
+  sendFrame(buf: Uint8Array, off: number, len: number, view?: DataView): void;
+  /** Detaches the port; later frames are ignored. */
+  remove(): void;
+}
+
+/** One role socket in a {@link SwitchSnapshot}. */
+export interface SocketSnapshot {
+  role: NormalRole;
+  roleText: string;
+  path: string;
+  /** Open connections. */
+  ports: number;
+}
+
+/** One port in a {@link SwitchSnapshot}. */
+export interface PortSnapshot {
+  id: number;
+  name: string;
+  kind: 'stream' | 'internal';
+  role: NormalRole;
+  roleText: string;
+  /** The role socket it came in on; null for internal ports. */
+  socket: string | null;
+  /** MACs learned on it (live entries). */
+  macs: Array<{ vlan: number; mac: string; ageMs: number }>;
+  counters: PortCounters;
+}
+
+/** JSON-ready state, e.g. for `vmnet switch ls --json`. */
+export interface SwitchSnapshot {
+  dir: string;
+  socket: string;
+  mtu: number;
+  maxFrame: number;
+  ageingMs: number;
+  maxEntries: number;
+  maxMacsPerPort: number;
+  /** Entries in the MAC table. */
+  macs: number;
+  sockets: SocketSnapshot[];
+  ports: PortSnapshot[];
+  counters: SwitchCounters;
+  /** Connections closed so far, by close reason. */
+  connectionsClosed: Partial<Record<CloseReason, number>>;
+  pcap: (PcapCounters & { path: string }) | null;
+}
+
+/** A running switch from {@link startSwitch}. */
+export interface RunningSwitch {
+  /** The engine (counters, table, lookup). */
+  readonly switch: Switch;
+  /** The switch directory. */
+  readonly dir: string;
+  /** The default role's socket (access VLAN 1). */
+  readonly socket: string;
+  /**
+   * Opens (or finds) the socket for a role and returns its path.
+   * @throws VmnetError E_USAGE for a bad role or a path too long for a unix
+   *   socket, E_PORT_IN_USE when another process listens there, E_CLOSED after close
+   */
+  socketFor(role: PortRole): Promise<string>;
+  /**
+   * Attaches an in-process peer (e.g. the gateway) as a port.
+   * @param peer receives the frames the switch sends to this port
+   * @param config role (default access VLAN 1) and name
+   * @throws VmnetError E_USAGE for a bad role, E_CLOSED after close
+   */
+  addInternalPort(peer: FramePort, config?: PortConfig): InternalPort;
+  /** QEMU arguments that connect a NIC to a role socket path. */
+  qemuNetdevArgs(path: string, id?: string): string[];
+  snapshot(): SwitchSnapshot;
+  /** Closes every listener and port, then the pcap file. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Longest unix socket path (sun_path is 108 bytes with the NUL). */
+const MAX_SUN_PATH = 107;
+
+/** `10_20-22`: sorted VLANs with runs merged into ranges. */
+function rangesText(vlans: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < vlans.length; ) {
+    let j = i;
+    while (j + 1 < vlans.length && vlans[j + 1] === vlans[j]! + 1) j++;
+    parts.push(j === i ? `${vlans[i]}` : `${vlans[i]}-${vlans[j]}`);
+    i = j + 1;
+  }
+  return parts.join('_');
+}
+
+/**
+ * The canonical socket file name of a role, e.g. `access-10.sock`,
+ * `trunk-10_20-22-native-1.sock`, `trunk-native-5.sock`.
+ */
+export function roleSocketName(role: NormalRole): string {
+  if ('vlan' in role) return `access-${role.vlan}.sock`;
+  const parts = ['trunk'];
+  if (role.trunk.length > 0) parts.push(rangesText(role.trunk));
+  if (role.native !== undefined) parts.push('native', String(role.native));
+  return `${parts.join('-')}.sock`;
+}
+
+interface RoleListener {
+  role: NormalRole;
+  path: string;
+  listener: StreamListener;
+}
+
+interface PortInfo {
+  kind: 'stream' | 'internal';
+  socket: string | null;
+}
+
+const ensurePrivateDir = async (path: string): Promise<void> => {
+  try {
+    await mkdir(path, { recursive: true, mode: 0o700 });
+    const st = await lstat(path);
+    if (!st.isDirectory()) throw new Error('not a directory');
+    if ((st.mode & 0o077) !== 0) await chmod(path, 0o700);
+  } catch (e) {
+    throw new VmnetError('E_NO_FILE', `cannot use ${path} as a private switch directory: ${(e as Error).message}`, { cause: e });
+  }
+};
+
+/**
+ * Starts a switch: opens the default role socket (and the pcap file), then
+ * serves connections until {@link RunningSwitch.close}.
+ * @throws VmnetError E_USAGE for bad options, E_NO_FILE when the directory or
+ *   pcap file cannot be created, E_PORT_IN_USE when the socket is taken
+ */
+export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwitch> {
+  if (opts.dir === undefined && opts.socket === undefined) {
+    throw new VmnetError('E_USAGE', 'a switch needs a directory or a socket path');
+  }
+  const dir = resolve(opts.dir ?? dirname(opts.socket!));
+  const portsDir = join(dir, 'ports');
+  const { pcap: pcapPath, sweepIntervalMs = 1000, dir: _dir, socket: _socket, ...engineOpts } = opts;
+  // Validate engine options before touching the file system.
+  const probe = new Switch(engineOpts);
+  await ensurePrivateDir(dir);
+  await ensurePrivateDir(portsDir);
+  const pcap: PcapWriter | null = pcapPath !== undefined ? await openPcap(pcapPath, { snaplen: probe.maxFrame }) : null;
+  const sw = new Switch({ ...engineOpts, now: () => performance.now(), wallNow: () => Date.now(), tap: pcap });
+
+  const roles = new Map<string, Promise<RoleListener>>();
+  const info = new Map<SwitchPort, PortInfo>();
+  const closedBy: Partial<Record<CloseReason, number>> = {};
+  let closed = false;
+  /** Listeners that finished opening, for synchronous snapshots. */
+  const settled = new Set<RoleListener>();
+
+  const open = (role: NormalRole, path: string): Promise<RoleListener> => {
+    const name = roleSocketName(role).replace(/\.sock$/, '');
+    return listenStream({ path, maxFrame: sw.maxFrame }, (sp: StreamPort) => {
+      if (closed) {
+        sp.close();
+        return;
+      }
+      const port = sw.addPort(sp, { role, name });
+      info.set(port, { kind: 'stream', socket: path });
+      sp.onFrame = (buf, view, off, len) => sw.input(port, buf, view, off, len);
+      sp.once('close', (reason) => {
+        closedBy[reason] = (closedBy[reason] ?? 0) + 1;
+        sw.removePort(port);
+        info.delete(port);
+      });
+    }).then((listener) => {
+      const l: RoleListener = { role, path, listener };
+      settled.add(l);
+      return l;
+    });
+  };
+
+  const socketFor = async (r: PortRole): Promise<string> => {
+    if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
+    const role = normaliseRole(r);
+    const base = roleSocketName(role);
+    let got = roles.get(base);
+    if (got === undefined) {
+      let path = join(portsDir, base);
+      if (Buffer.byteLength(path) > MAX_SUN_PATH && !('vlan' in role)) {
+        path = join(portsDir, `trunk-h${createHash('sha256').update(base).digest('hex').slice(0, 12)}.sock`);
+      }
+      if (Buffer.byteLength(path) > MAX_SUN_PATH) {
+        throw new VmnetError('E_USAGE', `socket path ${path} is longer than ${MAX_SUN_PATH} bytes; use a shorter switch directory`);
+      }
+      got = open(role, path);
+      roles.set(base, got);
+      got.catch(() => roles.delete(base));
+    }
+    return (await got).path;
+  };
+
+  // The default role, possibly at a path of the caller's choosing.
+  const defaultRole = normaliseRole({ vlan: 1 });
+  let socket: string;
+  if (opts.socket !== undefined) {
+    socket = resolve(opts.socket);
+    if (Buffer.byteLength(socket) > MAX_SUN_PATH) throw new VmnetError('E_USAGE', `socket path ${socket} is longer than ${MAX_SUN_PATH} bytes`);
+    const first = open(defaultRole, socket);
+    roles.set(roleSocketName(defaultRole), first);
+    try {
+      await first;
+    } catch (e) {
+      await pcap?.close();
+      throw e;
+    }
+  } else {
+    try {
+      socket = await socketFor(defaultRole);
+    } catch (e) {
+      await pcap?.close();
+      throw e;
+    }
+  }
+
+  const timer = setInterval(() => sw.sweep(), sweepIntervalMs);
+  timer.unref();
+
+  const addInternalPort = (peer: FramePort, config: PortConfig = {}): InternalPort => {
+    if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
+    const port = sw.addPort(peer, { name: 'internal', ...config });
+    info.set(port, { kind: 'internal', socket: null });
+    let lastBuf: Uint8Array | null = null;
+    let lastView: DataView | null = null;
+    return {
+      port,
+      sendFrame(buf, off, len, view) {
+        if (view === undefined) {
+          if (buf !== lastBuf || lastView === null) {
+            lastBuf = buf;
+            lastView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+          }
+          view = lastView;
+        }
+        sw.input(port, buf, view, off, len);
+      },
+      remove() {
+        sw.removePort(port);
+        info.delete(port);
+        lastBuf = null;
+        lastView = null;
+      },
+    };
+  };
+
+  const snapshot = (): SwitchSnapshot => {
+    const byPort = new Map<number, PortSnapshot['macs']>();
+    for (const e of sw.table()) {
+      let list = byPort.get(e.port);
+      if (list === undefined) byPort.set(e.port, (list = []));
+      list.push({ vlan: e.vlan, mac: e.mac, ageMs: Math.round(e.ageMs) });
+    }
+    const sockets: SocketSnapshot[] = [];
+    const perSocket = new Map<string, number>();
+    const ports: PortSnapshot[] = sw.ports().map((p) => {
+      const i = info.get(p) ?? { kind: 'internal', socket: null };
+      if (i.socket !== null) perSocket.set(i.socket, (perSocket.get(i.socket) ?? 0) + 1);
+      return {
+        id: p.id,
+        name: p.name,
+        kind: i.kind,
+        role: p.role,
+        roleText: formatRole(p.role),
+        socket: i.socket,
+        macs: byPort.get(p.id) ?? [],
+        counters: { ...p.counters, drops: { ...p.counters.drops } },
+      };
+    });
+    for (const l of settled) sockets.push({ role: l.role, roleText: formatRole(l.role), path: l.path, ports: perSocket.get(l.path) ?? 0 });
+    sockets.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return {
+      dir,
+      socket,
+      mtu: sw.mtu,
+      maxFrame: sw.maxFrame,
+      ageingMs: sw.ageingMs,
+      maxEntries: sw.maxEntries,
+      maxMacsPerPort: sw.maxMacsPerPort,
+      macs: sw.size,
+      sockets,
+      ports,
+      counters: { ...sw.counters, drops: { ...sw.counters.drops } },
+      connectionsClosed: { ...closedBy },
+      pcap: pcap === null ? null : { ...pcap.counters, path: resolve(pcapPath!) },
+    };
+  };
+
+  let closing: Promise<void> | null = null;
+  return {
+    switch: sw,
+    dir,
+    socket,
+    socketFor,
+    addInternalPort,
+    qemuNetdevArgs: (path, id = 'net0') => [
+      '-netdev',
+      `stream,id=${id},server=off,addr.type=unix,addr.path=${path.replaceAll(',', ',,')}`,
+      '-device',
+      `virtio-net-pci,netdev=${id}`,
+    ],
+    snapshot,
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        clearInterval(timer);
+        const listeners = await Promise.allSettled(roles.values());
+        await Promise.all(listeners.map((r) => (r.status === 'fulfilled' ? r.value.listener.close() : undefined)));
+        for (const p of sw.ports()) sw.removePort(p);
+        info.clear();
+        await pcap?.close();
+        await rmdir(portsDir).catch(() => {});
+      })();
+      return closing;
+    },
+  };
+}
