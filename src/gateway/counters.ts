@@ -24,7 +24,7 @@ export const DROP_REASONS = [
   'udp-too-big', // host datagram larger than the guest's MTU allows
   'dhcp-invalid',
   'dns-dropped', // query the DNS service would not answer
-  'tcp-unsupported', // TCP before the TCP NAT lands: ICMP port unreachable sent
+  'tcp-invalid', // bad TCP header or checksum, or TCP to a broadcast address
   'proto-unsupported',
 ] as const;
 

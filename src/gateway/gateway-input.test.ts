@@ -189,11 +189,11 @@ describe('Gateway bad input', () => {
     expect(away.drops).toEqual({ 'proto-unsupported': 1 });
   });
 
-  it('sends no ICMP about a TCP segment to a broadcast address', () => {
+  it('drops a TCP segment to a broadcast address without answering', () => {
     const f = ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: ip('10.0.2.255'), proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, ip('10.0.2.255'), 1, 2)));
     const { out, drops } = feed(f);
     expect(out).toEqual([]);
-    expect(drops).toEqual({ 'tcp-unsupported': 1 });
+    expect(drops).toEqual({ 'tcp-invalid': 1 });
   });
 
   it('keeps the drop reasons stable (they appear in output)', () => {

@@ -89,15 +89,23 @@ describe('Gateway UDP NAT', () => {
     expect(f.udp!.checksum).not.toBe(0);
   });
 
-  it('fits host replies up to the MTU and drops bigger ones as udp-too-big', () => {
+  it('fits host replies up to the MTU in one frame and fragments bigger ones (RFC 791)', () => {
     const rig = new GatewayRig();
     rig.send(udpFrame({ dstIp: OUTSIDE, dstPort: 9 }, bytes('x')));
     const flow = rig.host.flows[0]!;
     flow.reply(new Uint8Array(1500 - 28));
     expect(rig.port.take().map((b) => b.length)).toEqual([1514]);
-    flow.reply(new Uint8Array(1500 - 28 + 1));
-    expect(rig.port.frames).toEqual([]);
-    expect(rig.drops()).toEqual({ 'udp-too-big': 1 });
+    const big = Uint8Array.from({ length: 4000 }, (_, i) => i & 255);
+    flow.reply(big);
+    const frags = rig.port.take();
+    expect(frags.map((b) => b.length)).toEqual([1514, 1514, 14 + 20 + (4008 - 2960)]);
+    // Reassembled, the fragments are the datagram: offsets, MF, and the payload bytes.
+    const offsets = frags.map((f) => new DataView(f.buffer, f.byteOffset).getUint16(14 + 6));
+    expect(offsets).toEqual([0x2000 | 0, 0x2000 | (1480 >> 3), 2960 >> 3]);
+    const payload = new Uint8Array(4008);
+    frags.forEach((f, i) => payload.set(f.subarray(34), i * 1480));
+    expect(payload.subarray(8)).toEqual(big);
+    expect(rig.drops()).toEqual({});
   });
 
   it('with hostLoopback false: ICMP port unreachable quoting the datagram, no host socket', () => {

@@ -284,15 +284,3 @@ describe('Gateway counters and snapshot', () => {
 });
 
 // TCP is a placeholder until TCP NAT lands: this block is expected to change then.
-describe('Gateway TCP before TCP NAT (placeholder behaviour)', () => {
-  it('answers a SYN to 10.0.2.2 with ICMP port unreachable quoting it', () => {
-    const rig = new GatewayRig();
-    const dg = ipv4Packet({ src: GUEST_IP, dst: GW_IP, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, GW_IP, 45000, 22));
-    const out = rig.exchange(ipv4Frame(dg));
-    expect(out).toHaveLength(1);
-    expect(out[0]!.ip).toMatchObject({ src: GW_IP, dst: GUEST_IP, proto: ipv4.PROTO_ICMP });
-    expect(out[0]!.icmp).toMatchObject({ type: icmp.TYPE_DEST_UNREACH, code: icmp.CODE_PORT_UNREACH });
-    expect(out[0]!.payload).toEqual(dg.subarray(0, 28));
-    expect(rig.drops()).toEqual({ 'tcp-unsupported': 1 });
-  });
-});

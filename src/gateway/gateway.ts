@@ -34,6 +34,12 @@ import * as ipv4 from '../wire/ipv4.js';
 import * as icmp from '../wire/icmpv4.js';
 import * as udp from '../wire/udp.js';
 import * as dhcp from '../wire/dhcpv4.js';
+import * as tcp from '../wire/tcp.js';
+import { tcpConfig } from '../tcp/conn.js';
+import type { SendBuffer } from '../tcp/send-buffer.js';
+import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
+import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
+import { dnsStream } from '../services/tcp-nat/dns-stream.js';
 import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, type Ip4 } from '../wire/addr.js';
 import { DhcpServer, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
@@ -62,6 +68,14 @@ export interface GatewayDeps {
   hostUdp: HostUdp;
   dns: DnsService;
   tap?: FrameTap | null;
+  /** Dials a host TCP destination for the TCP NAT. */
+  dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
+  /** Asks for runTimers() to be called at `at` (ms on the now() clock). */
+  schedule(at: number): void;
+  /** Random 32-bit numbers (TCP initial sequence numbers). */
+  random32(): number;
+  /** TCP NAT limits (per-guest flow cap, dials in flight). */
+  tcpLimits?: Partial<TcpNatLimits>;
   /** Offered every guest UDP datagram before NAT (port-forward replies); true = taken. */
   forwardedUdp?(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array): boolean;
 }
@@ -88,6 +102,7 @@ export class Gateway {
   readonly dhcp: DhcpServer;
   readonly udpNat: UdpNat;
   readonly reassembler = new Reassembler();
+  readonly tcpNat: TcpNat;
   private readonly neighbors = new Map<Ip4, Neighbor>();
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -100,7 +115,12 @@ export class Gateway {
   private readonly ipH = ipv4.blank();
   private readonly icmpH = icmp.blank();
   private readonly udpH = udp.blank();
+  private readonly tcpH = tcp.blank();
+  private readonly ipOut = ipv4.blank();
+  private readonly ethOut = eth.blank();
   private readonly dhcpMsg = dhcp.blank();
+  private readonly fragBuf: Uint8Array;
+  private readonly fragView: DataView;
   private readonly quote = new Uint8Array(ipv4.HEADER_LEN + udp.HEADER_LEN);
   private readonly quoteView = new DataView(this.quote.buffer);
 
@@ -108,8 +128,12 @@ export class Gateway {
     readonly config: GatewayConfig,
     private readonly deps: GatewayDeps,
   ) {
-    this.out = new Uint8Array(config.mtu + eth.HEADER_LEN + 64);
+    // Room for a whole IPv4 datagram: replies larger than the MTU (a big ping, a
+    // large UDP answer) are built whole, then sent as fragments (fragmentOut).
+    this.out = new Uint8Array(eth.HEADER_LEN + 65535 + 64);
     this.outView = new DataView(this.out.buffer);
+    this.fragBuf = new Uint8Array(config.mtu + eth.HEADER_LEN + 64);
+    this.fragView = new DataView(this.fragBuf.buffer);
     this.frames = new FrameBuilder(config.gatewayMac);
     this.dhcp = new DhcpServer({
       serverIp: config.gatewayIp,
@@ -134,6 +158,19 @@ export class Gateway {
         unreachable: (flow, kind) => this.flowUnreachable(flow, kind),
       },
     });
+    this.tcpNat = new TcpNat(
+      tcpConfig({ mtu: config.mtu }),
+      {
+        now: deps.now,
+        random32: deps.random32,
+        transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
+        route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
+        dial: deps.dialTcp,
+        localDns: (ev) => dnsStream(deps.dns, ev),
+        schedule: deps.schedule,
+      },
+      deps.tcpLimits,
+    );
   }
 
   /** Attaches a guest connection. */
@@ -181,10 +218,36 @@ export class Gateway {
 
   private send(s: Session, len: number): void {
     if (s.closed) return;
+    if (len - eth.HEADER_LEN > this.config.mtu && ipv4.proto(this.outView, eth.HEADER_LEN) !== PROTO_TCP) return this.fragmentOut(s, len);
+    this.sendBuf(s, this.out, len);
+  }
+
+  /**
+   * Sends the IPv4 datagram in `out` (longer than the MTU) as fragments
+   * (RFC 791 §3.2 "Fragmentation"): each carries a copy of the 20-byte header
+   * with its offset, MF and checksum set, and a multiple of 8 payload bytes.
+   */
+  private fragmentOut(s: Session, len: number): void {
+    const hl = eth.HEADER_LEN + ipv4.HEADER_LEN;
+    const payload = len - hl;
+    const step = (this.config.mtu - ipv4.HEADER_LEN) & ~7;
+    const v = this.fragView;
+    for (let off = 0; off < payload; off += step) {
+      const n = Math.min(step, payload - off);
+      this.fragBuf.set(this.out.subarray(0, hl), 0);
+      this.fragBuf.set(this.out.subarray(hl + off, hl + off + n), hl);
+      v.setUint16(eth.HEADER_LEN + ipv4.TOTAL_LENGTH, ipv4.HEADER_LEN + n);
+      v.setUint16(eth.HEADER_LEN + ipv4.FLAGS_FRAG, ((off + n < payload ? ipv4.FLAG_MF : 0) << 13) | (off >>> 3));
+      ipv4.fillChecksum(v, eth.HEADER_LEN, ipv4.HEADER_LEN);
+      this.sendBuf(s, this.fragBuf, hl + n);
+    }
+  }
+
+  private sendBuf(s: Session, buf: Uint8Array, len: number): void {
     this.counters.framesOut++;
     this.counters.bytesOut += len;
-    this.deps.tap?.record(this.out, 0, len, this.deps.wallNow?.() ?? Date.now());
-    s.port.sendFrame(this.out, 0, len);
+    this.deps.tap?.record(buf, 0, len, this.deps.wallNow?.() ?? Date.now());
+    s.port.sendFrame(buf, 0, len);
   }
 
   /**
@@ -275,13 +338,65 @@ export class Gateway {
       case PROTO_ICMP:
         return this.handleIcmp(s, srcMac, h, v, toUs);
       case PROTO_TCP:
-        this.drop('tcp-unsupported');
-        if (!broadcast) this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, icmp.CODE_PORT_UNREACH, v, o, len);
-        return;
+        if (broadcast || h.src === 0) return this.drop('tcp-invalid');
+        return this.handleTcp(h, v);
       default:
         this.drop('proto-unsupported');
         if (toUs) this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, icmp.CODE_PROTO_UNREACH, v, o, len);
     }
+  }
+
+  private handleTcp(h: ipv4.Header, v: DataView): void {
+    const t = this.tcpH;
+    if (!tcp.parse(v, h.payloadOffset, h.payloadLength, t) || !tcp.verify4(v, h.payloadOffset, h.payloadLength, h.src, h.dst)) return this.drop('tcp-invalid');
+    this.tcpNat.fromGuest(h.src, h.dst, t, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
+    const c = this.config;
+    if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : { refuse: true };
+    if (dstPort === 0) return { drop: true };
+    if (c.isolated) return { refuse: true };
+    if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
+    if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
+    const first = dstIp >>> 24;
+    if (first === 0 || first === 127 || first >= 224) return { drop: true };
+    return { host: formatIp4(dstIp), port: dstPort };
+  }
+
+  /** Builds and sends one TCP segment to a guest (Ethernet + IPv4 + TCP + payload). */
+  private tcpToGuest(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): void {
+    const n = this.neighbors.get(guestIp);
+    if (!n || n.session.closed) return this.drop('not-for-us');
+    const v = this.outView;
+    const e = this.ethOut;
+    e.dst.set(n.mac);
+    e.src.set(this.config.gatewayMac);
+    e.vlan = -1;
+    e.ethertype = eth.ETHERTYPE_IPV4;
+    let p = eth.emit(e, v, 0);
+    const ipStart = p;
+    const tlen = tcp.length(h) + h.payloadLength;
+    const ip = this.ipOut;
+    ip.tos = 0;
+    ip.totalLength = ipv4.HEADER_LEN + tlen;
+    ip.id = 0;
+    ip.flags = ipv4.FLAG_DF;
+    ip.fragOffset = 0;
+    ip.ttl = 64;
+    ip.proto = PROTO_TCP;
+    ip.src = remoteIp;
+    ip.dst = guestIp;
+    p += ipv4.emit(ip, v, p);
+    const tcpStart = p;
+    p += tcp.emit(h, v, p);
+    if (data && h.payloadLength > 0) {
+      data.copyOut(dataOffset, h.payloadLength, this.out, p);
+      p += h.payloadLength;
+    }
+    tcp.fillChecksum4(v, tcpStart, tlen, remoteIp, guestIp);
+    if (p - ipStart > this.config.mtu) return this.drop('oversize');
+    this.send(n.session, p);
   }
 
   private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, toUs: boolean): void {
@@ -315,6 +430,8 @@ export class Gateway {
     if (!dhcp.parse(v, o, len, m) || m.op !== dhcp.BOOTREQUEST) return this.drop('dhcp-invalid');
     const reply = this.dhcp.handle(m, this.deps.now());
     if (!reply) return;
+    // A bound lease makes the guest known at once (port forwards need it before it sends anything).
+    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) this.learn(s, reply.msg.yiaddr, m.chaddr);
     const size = dhcp.length(reply.msg);
     const payload = new Uint8Array(size);
     dhcp.emit(reply.msg, new DataView(payload.buffer), 0);
@@ -331,7 +448,7 @@ export class Gateway {
       (answer) => {
         if (!answer) return this.drop('dns-dropped');
         if (s.closed) return;
-        if (answer.length + UDP_OVERHEAD - 14 > this.config.mtu) return this.drop('udp-too-big');
+        if (answer.length + UDP_OVERHEAD > this.out.length) return this.drop('udp-too-big');
         const n = this.frames.udp(this.outView, 0, mac, this.config.dnsIp, DNS_PORT, guestIp, guestPort, answer);
         this.send(s, n);
       },
@@ -342,6 +459,7 @@ export class Gateway {
   private routeUdp(dstIp: Ip4, dstPort: number): UdpRoute {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
+    if (dstPort === 0) return { refuse: 'drop' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };
@@ -364,7 +482,7 @@ export class Gateway {
   udpToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, data: Uint8Array): void {
     const n = this.neighbors.get(guestIp);
     if (!n || n.session.closed) return this.drop('not-for-us');
-    if (data.length + UDP_OVERHEAD - eth.HEADER_LEN > this.config.mtu) return this.drop('udp-too-big');
+    if (data.length + UDP_OVERHEAD > this.out.length) return this.drop('udp-too-big');
     const len = this.frames.udp(this.outView, 0, n.mac, srcIp, srcPort, guestIp, guestPort, data);
     this.send(n.session, len);
   }

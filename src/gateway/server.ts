@@ -10,6 +10,11 @@
  * sweeps idle UDP flows and stale fragments; it is unref'd.
  */
 import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
+import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
+import { parseIp4 } from '../wire/addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
 import { DnsService } from '../services/dns/server.js';
@@ -29,6 +34,8 @@ export interface GatewayServerOptions extends GatewayOptions {
   tcpHost?: string;
   /** Port forwards set up before the gateway starts serving. */
   forwards?: ForwardSpec[];
+  /** TCP NAT limits (per-guest flow cap, dials in flight, dial timeout). */
+  tcpLimits?: Partial<TcpNatLimits>;
 }
 
 export interface RunningGateway {
@@ -40,6 +47,11 @@ export interface RunningGateway {
   snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number> };
   /** Port forwards: add, remove and list while the gateway runs. */
   readonly forwards: PortForwards;
+  /**
+   * Readiness: does the guest really listen on `port`? The gateway sends its
+   * own SYN and waits for SYN-ACK (then RST) or RST.
+   */
+  probeGuestPort(port: number, timeoutMs?: number): Promise<'open' | 'closed' | 'timeout' | 'no-guest'>;
   /** QEMU arguments that connect a guest NIC to this gateway's socket. */
   qemuNetdevArgs(id?: string): string[];
   close(): Promise<void>;
@@ -73,14 +85,39 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     dns,
     tap: pcap,
     forwardedUdp: (guestIp, guestPort, dstIp, dstPort, data) => forwards?.fromGuestUdp(guestIp, guestPort, dstIp, dstPort, data) ?? false,
+    dialTcp,
+    random32: () => randomBytes(4).readUInt32BE(0),
+    schedule: (at) => scheduleTimers(at),
+    tcpLimits: opts.tcpLimits,
   });
+  // One Node timer drives every TCP connection's deadlines.
+  let tcpTimer: NodeJS.Timeout | null = null;
+  let tcpTimerAt = Infinity;
+  function scheduleTimers(at: number): void {
+    if (at >= tcpTimerAt) return;
+    if (tcpTimer) clearTimeout(tcpTimer);
+    tcpTimerAt = at;
+    tcpTimer = setTimeout(() => {
+      tcpTimer = null;
+      tcpTimerAt = Infinity;
+      gateway.tcpNat.runTimers();
+    }, Math.max(0, Math.ceil(at - now())));
+    tcpTimer.unref();
+  }
   forwards = new PortForwards({
     gatewayIp: config.gatewayIp,
     guestIp: () => gateway.primaryGuest(),
     sendToGuest: (srcIp, srcPort, guestIp, guestPort, data) => gateway.udpToGuest(guestIp, guestPort, srcIp, srcPort, data),
     now,
     idleMs: config.udpIdleMs,
-    onTcpConnection: (_spec, socket) => socket.destroy(), // TCP forwards: the TCP NAT issue
+    onTcpConnection: (spec, socket) => {
+      const guestIp = gateway.primaryGuest();
+      const client = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      // A loopback client appears as the gateway; any other as itself (IPv4), so guest logs mean something.
+      const srcIp = isIPv4(client) && !client.startsWith('127.') ? (parseIp4(client) as number) : config.gatewayIp;
+      const ok = guestIp !== null && gateway.tcpNat.connectToGuest(guestIp, spec.guestPort, srcIp, socket.remotePort ?? 1024, (ev) => adoptSocket(socket, ev, true));
+      if (!ok) socket.resetAndDestroy();
+    },
   });
   try {
     for (const f of opts.forwards ?? []) await forwards.add(f);
@@ -122,6 +159,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     forwards,
     attach,
     snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
+    async probeGuestPort(port, timeoutMs = 2000) {
+      const guestIp = gateway.primaryGuest();
+      if (guestIp === null) return 'no-guest';
+      return gateway.tcpNat.probe(guestIp, port, config.gatewayIp, timeoutMs);
+    },
     qemuNetdevArgs(id = 'net0') {
       const addr = listener?.address();
       if (!addr) return [];
@@ -133,6 +175,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
         clearInterval(timer);
         await forwards.closeAll();
         await listener?.close();
+        if (tcpTimer) clearTimeout(tcpTimer);
+        gateway.tcpNat.closeAll();
         gateway.close();
         if (upstream instanceof ResolvConfWatcher) upstream.close();
         await pcap?.close();

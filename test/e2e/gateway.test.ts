@@ -47,6 +47,7 @@ describe('gateway e2e', () => {
 ip -o link show eth0
 ping -c 2 -W 2 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
 ping -c 1 -W 2 10.0.2.3 | grep -c 'bytes from' | sed 's/^/PINGDNS /'
+ping -c 1 -W 2 -s 3000 10.0.2.2 | grep -c 'bytes from' | sed 's/^/BIGPING /'
 nslookup host.vmnet.internal 10.0.2.3
 nslookup db.lab 10.0.2.3
 nslookup known.test 10.0.2.3
@@ -60,6 +61,8 @@ nslookup via-host.test 10.0.2.2:${hostUdp.port}
       expect(r.output).toMatch(/eth0: .* mtu 1500 /);
       expect(r.output).toContain('PINGS 2');
       expect(r.output).toContain('PINGDNS 1');
+      // Larger than the MTU both ways: reassembled in, fragmented out.
+      expect(r.output).toContain('BIGPING 1');
       expect(r.output).toMatch(/Name:\s+host\.vmnet\.internal\s+Address: 10\.0\.2\.2/);
       expect(r.output).toMatch(/Name:\s+db\.lab\s+Address: 10\.0\.2\.100/);
       expect(r.output).toMatch(/Name:\s+known\.test\s+Address: 192\.0\.2\.10/);

@@ -30,6 +30,8 @@ import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from '.
 import { DnsService } from '../../src/services/dns/server.js';
 import type { ReplyFilter, Transport, Upstream } from '../../src/services/dns/forwarder.js';
 import { fixedUpstreams } from '../../src/services/dns/resolv-conf.js';
+import type { HostStream, HostStreamEvents } from '../../src/services/tcp-nat/host-stream.js';
+import type { TcpNatLimits } from '../../src/services/tcp-nat/nat.js';
 import type { HostUdp, HostUdpSocket } from '../../src/services/udp-nat/nat.js';
 
 // ------------------------------------------------------------ addresses
@@ -185,7 +187,7 @@ export interface TcpOptions {
 }
 
 /** A minimal 20-byte TCP header (no options) with a valid checksum. */
-export function tcpSegment(src: Ip4, dst: Ip4, srcPort: number, dstPort: number, o: TcpOptions = {}, payload = new Uint8Array(0)): Uint8Array {
+export function tcpSegment(src: Ip4, dst: Ip4, srcPort: number, dstPort: number, o: TcpOptions = {}, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
   const out = new Uint8Array(20 + payload.length);
   const v = viewOf(out);
   v.setUint16(0, srcPort);
@@ -489,6 +491,8 @@ export interface RigOptions extends GatewayOptions {
   upstreamTable?: Record<string, string>;
   /** Upstream servers (default 192.0.2.53:53). */
   upstreams?: Upstream[];
+  /** TCP NAT limits. */
+  tcpLimits?: Partial<TcpNatLimits>;
 }
 
 /**
@@ -496,10 +500,48 @@ export interface RigOptions extends GatewayOptions {
  * `session` (over an exact-size buffer), `port` records the replies,
  * `clock.t` is the monotonic time in ms.
  */
+/** A host TCP stream the test drives: records what the gateway wrote and how it closed. */
+export interface FakeTcpStream extends HostStream {
+  host: string;
+  port: number;
+  ev: HostStreamEvents;
+  written: Uint8Array[];
+  ended: boolean;
+  wasReset: boolean;
+  paused: boolean;
+}
+
+/** Fake TCP dialer for the gateway's TCP NAT: the test decides connect, refuse or silence. */
+export class FakeHostTcp {
+  readonly dials: FakeTcpStream[] = [];
+  dial(host: string, port: number, ev: HostStreamEvents): HostStream {
+    const s: FakeTcpStream = {
+      host,
+      port,
+      ev,
+      written: [],
+      ended: false,
+      wasReset: false,
+      paused: false,
+      write: (chunk) => (s.written.push(Uint8Array.from(chunk)), true),
+      end: () => void (s.ended = true),
+      reset: () => void (s.wasReset = true),
+      destroy: () => undefined,
+      pause: () => void (s.paused = true),
+      resume: () => void (s.paused = false),
+    };
+    this.dials.push(s);
+    return s;
+  }
+}
+
 export class GatewayRig {
   readonly config: GatewayConfig;
   readonly clock = { t: 0 };
   readonly host = new FakeHostUdp();
+  readonly tcp = new FakeHostTcp();
+  /** Deadlines the TCP NAT asked to be woken at. */
+  readonly timers: number[] = [];
   readonly transport: FakeDnsTransport;
   readonly dns: DnsService;
   readonly gateway: Gateway;
@@ -507,7 +549,7 @@ export class GatewayRig {
   readonly session: Session;
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, ...gw } = opts;
     this.config = resolveGatewayConfig(gw);
     this.transport = new FakeDnsTransport(upstreamTable);
     const now = () => this.clock.t;
@@ -520,7 +562,17 @@ export class GatewayRig {
       transport: this.transport,
       now,
     });
-    this.gateway = new Gateway(this.config, { now, wallNow: now, hostUdp: this.host, dns: this.dns });
+    let seed = 0x1234567;
+    this.gateway = new Gateway(this.config, {
+      now,
+      wallNow: now,
+      hostUdp: this.host,
+      dns: this.dns,
+      dialTcp: (host, port, _timeoutMs, ev) => this.tcp.dial(host, port, ev),
+      schedule: (at) => this.timers.push(at),
+      random32: () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0),
+      tcpLimits,
+    });
     this.session = this.gateway.attach(this.port);
   }
 

@@ -44,7 +44,7 @@ export class PortForwards {
       this.udp.push(await UdpForward.open(spec, this.deps));
       return;
     }
-    const server = createServer({ pauseOnConnect: true }, (socket) => this.deps.onTcpConnection(spec, socket));
+    const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.deps.onTcpConnection(spec, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(bindError(e as NodeJS.ErrnoException, spec)));
       server.listen({ port: spec.hostPort, host: spec.bindAddress, exclusive: true }, () => resolve());

@@ -149,7 +149,7 @@ export class UdpNat {
   }
 
   private openFlow(k: UdpFlowKey, host: string, port: number, now: number): Flow {
-    const flow: Flow = { ...k, lastUsed: now, open: true, socket: null as unknown as HostUdpSocket };
+    const flow: Flow = { ...k, lastUsed: now, open: true, socket: { send() {}, close() {} } };
     flow.socket = this.opts.host.connect(host, port, {
       message: (data) => {
         if (!flow.open) return;

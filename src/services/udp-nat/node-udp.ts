@@ -18,10 +18,22 @@ export class NodeHostUdp implements HostUdp {
       if (err.code === 'ECONNREFUSED') events.refused();
       else events.error(err);
     });
-    sock.connect(port, host, () => {
-      connected = true;
-      for (const d of queue.splice(0)) if (!closed) sock.send(d);
-    });
+    try {
+      sock.connect(port, host, (err?: Error) => {
+        if (closed) return;
+        if (err) {
+          // No route (ENETUNREACH) and friends: the flow is dead; the guest hears nothing.
+          if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') events.refused();
+          else events.error(err);
+          return;
+        }
+        connected = true;
+        for (const d of queue.splice(0)) sock.send(d);
+      });
+    } catch (e) {
+      // Synchronous refusals (bad port): report on a later tick, like every other error.
+      queueMicrotask(() => events.error(e as Error));
+    }
     return {
       send(data) {
         if (closed) return;

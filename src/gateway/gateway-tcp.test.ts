@@ -1,0 +1,131 @@
+/**
+ * The gateway's TCP NAT driven with crafted guest segments and a fake host
+ * dialer: dial first (SYN-ACK only once the host connected, RST on refusal,
+ * silence on timeout), stray segments answered with RST, policy (isolated,
+ * no host loopback), DNS over TCP at 10.0.2.3, relaying both ways with FIN,
+ * and the per-guest connection cap.
+ */
+import dnsPacket from 'dns-packet';
+import { describe, expect, it } from 'vitest';
+import * as ipv4 from '../wire/ipv4.js';
+import * as tcp from '../wire/tcp.js';
+import { DNS_IP, GUEST_IP, GW_IP, GatewayRig, ip, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
+
+const OUTSIDE = ip('198.51.100.1');
+
+function seg(rig: GatewayRig, dst: number, srcPort: number, dstPort: number, o: { seq?: number; ack?: number; flags?: number; window?: number } = {}, payload?: Uint8Array) {
+  return rig.exchange(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, dst, srcPort, dstPort, o, payload))));
+}
+
+function tcpOf(f: DecodedFrame): { h: tcp.Header; payload: Uint8Array } {
+  expect(f.ip?.proto).toBe(ipv4.PROTO_TCP);
+  const h = tcp.blank();
+  const v = viewOf(f.payload);
+  expect(tcp.parse(v, 0, f.payload.length, h)).toBe(true);
+  expect(tcp.verify4(v, 0, f.payload.length, f.ip!.src, f.ip!.dst)).toBe(true);
+  return { h, payload: f.payload.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength) };
+}
+
+/** Makes the guest known (neighbour table), as any real guest is after ARP or DHCP. */
+function rigWithGuest(opts: ConstructorParameters<typeof GatewayRig>[0] = {}): GatewayRig {
+  const rig = new GatewayRig(opts);
+  rig.exchange(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: GW_IP, proto: ipv4.PROTO_ICMP }, new Uint8Array([8, 0, 0xf7, 0xff, 0, 0, 0, 0]))));
+  return rig;
+}
+
+describe('Gateway TCP NAT', () => {
+  it('dials first: SYN-ACK only after the host connected, with MSS from the MTU', () => {
+    const rig = rigWithGuest();
+    expect(seg(rig, GW_IP, 40000, 22, { seq: 5000 })).toEqual([]);
+    expect(rig.tcp.dials).toHaveLength(1);
+    expect(rig.tcp.dials[0]).toMatchObject({ host: '127.0.0.1', port: 22 });
+    // A retransmitted SYN while dialing is absorbed.
+    expect(seg(rig, GW_IP, 40000, 22, { seq: 5000 })).toEqual([]);
+    expect(rig.tcp.dials).toHaveLength(1);
+    rig.tcp.dials[0]!.ev.connected();
+    const out = rig.port.takeDecoded();
+    expect(out).toHaveLength(1);
+    const { h } = tcpOf(out[0]!);
+    expect(out[0]!.ip).toMatchObject({ src: GW_IP, dst: GUEST_IP });
+    expect(h.flags & (tcp.SYN | tcp.ACK)).toBe(tcp.SYN | tcp.ACK);
+    expect(h.ack).toBe(5001);
+    expect(h.mss).toBe(1460);
+  });
+
+  it('answers RST when the host refuses, and nothing when the dial times out', () => {
+    const rig = rigWithGuest();
+    seg(rig, GW_IP, 40001, 23, { seq: 7 });
+    rig.tcp.dials[0]!.ev.refused();
+    const [rst] = rig.port.takeDecoded();
+    const { h } = tcpOf(rst!);
+    expect(h.flags & tcp.RST).toBe(tcp.RST);
+    expect(h.ack).toBe(8);
+    seg(rig, OUTSIDE, 40002, 80);
+    expect(rig.tcp.dials[1]).toMatchObject({ host: '198.51.100.1', port: 80 });
+    rig.tcp.dials[1]!.ev.failed();
+    expect(rig.port.takeDecoded()).toEqual([]);
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    expect(rig.gateway.tcpNat.counters).toMatchObject({ refused: 1, dialTimeouts: 1 });
+  });
+
+  it('resets segments that match no connection', () => {
+    const rig = rigWithGuest();
+    const out = seg(rig, OUTSIDE, 40003, 80, { flags: tcp.ACK, seq: 1, ack: 99 });
+    expect(tcpOf(out[0]!).h).toMatchObject({ flags: tcp.RST, seq: 99 });
+    expect(seg(rig, OUTSIDE, 40003, 80, { flags: tcp.RST })).toEqual([]);
+  });
+
+  it('refuses by policy without dialing: isolated mode, and 10.0.2.2 without host loopback', () => {
+    for (const opts of [{ isolated: true }, { hostLoopback: false }]) {
+      const rig = rigWithGuest(opts);
+      const out = seg(rig, opts.isolated ? OUTSIDE : GW_IP, 40004, 80);
+      expect(tcpOf(out[0]!).h.flags & tcp.RST).toBe(tcp.RST);
+      expect(rig.tcp.dials).toEqual([]);
+    }
+  });
+
+  it('relays data both ways and passes FIN on each side', () => {
+    const rig = rigWithGuest();
+    seg(rig, GW_IP, 40005, 8080, { seq: 100 });
+    const host = rig.tcp.dials[0]!;
+    host.ev.connected();
+    const synack = tcpOf(rig.port.takeDecoded()[0]!).h;
+    const iss = synack.seq;
+    seg(rig, GW_IP, 40005, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK });
+    seg(rig, GW_IP, 40005, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK | tcp.PSH }, new TextEncoder().encode('GET /'));
+    expect(Buffer.concat(host.written).toString()).toBe('GET /');
+    rig.port.takeDecoded();
+    host.ev.data(new TextEncoder().encode('200 OK'));
+    const data = rig.port.takeDecoded().map(tcpOf).find((s) => s.payload.length > 0)!;
+    expect(new TextDecoder().decode(data.payload)).toBe('200 OK');
+    host.ev.end();
+    const fin = rig.port.takeDecoded().map(tcpOf).find((s) => s.h.flags & tcp.FIN);
+    expect(fin).toBeDefined();
+    seg(rig, GW_IP, 40005, 8080, { seq: 106, ack: iss + 1 + 6 + 1, flags: tcp.ACK | tcp.FIN });
+    expect(host.ended).toBe(true);
+  });
+
+  it('serves DNS over TCP at the DNS address without dialing', async () => {
+    const rig = rigWithGuest({ dnsRecords: [{ name: 'db.lab', type: 'A', address: ip('10.0.2.100') }] });
+    seg(rig, DNS_IP, 40006, 53, { seq: 1 });
+    await new Promise((r) => setImmediate(r));
+    const synack = tcpOf(rig.port.takeDecoded()[0]!).h;
+    expect(rig.tcp.dials).toEqual([]);
+    const q = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'db.lab' }] });
+    const framed = new Uint8Array(2 + q.length);
+    framed[1] = q.length;
+    framed.set(q, 2);
+    seg(rig, DNS_IP, 40006, 53, { seq: 2, ack: synack.seq + 1, flags: tcp.ACK | tcp.PSH }, framed);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    const reply = rig.port.takeDecoded().map(tcpOf).find((s) => s.payload.length > 2)!;
+    const answer = dnsPacket.decode(Buffer.from(reply.payload.subarray(2)));
+    expect(answer.answers?.[0]).toMatchObject({ name: 'db.lab', data: '10.0.2.100' });
+  });
+
+  it('caps connections per guest and counts the refusals', () => {
+    const rig = rigWithGuest({ tcpLimits: { maxPerGuest: 3 } });
+    for (let p = 0; p < 5; p++) seg(rig, OUTSIDE, 41000 + p, 80);
+    expect(rig.tcp.dials).toHaveLength(3);
+    expect(rig.gateway.tcpNat.counters.capped).toBe(2);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Theory of operation: the host end of a relayed TCP connection, as the TCP
+ * NAT sees it — a byte stream that can be written with backpressure, paused,
+ * half-closed, reset. Production streams are node:net sockets (dialed for
+ * guest connections, or accepted by a port forward); the DNS service's TCP
+ * listener at 10.0.2.3:53 is an in-process stream (dns-stream.ts). Sockets
+ * are opened with allowHalfOpen so each direction closes on its own, and a
+ * reset is a real RST (socket.resetAndDestroy), so the far end sees what the
+ * guest did.
+ */
+import { connect, type Socket } from 'node:net';
+
+/** What a host stream reports. */
+export interface HostStreamEvents {
+  /** The dial completed. */
+  connected(): void;
+  /** The destination refused (RST) or is unreachable: answer the guest's SYN with RST. */
+  refused(): void;
+  /** The dial failed silently (timeout): the guest's SYN goes unanswered. */
+  failed(): void;
+  data(chunk: Uint8Array): void;
+  /** The host side closed its sending direction (FIN). */
+  end(): void;
+  /** The host side reset or broke the connection. */
+  reset(): void;
+  /** Writes queued after write() returned false have drained. */
+  drain(): void;
+}
+
+export interface HostStream {
+  /** Queues bytes; false means "stop until drain" (the bytes are taken anyway). */
+  write(chunk: Uint8Array): boolean;
+  /** Half-close: FIN after the queued bytes. */
+  end(): void;
+  /** Abortive close: RST. */
+  reset(): void;
+  /** Quiet close after both directions ended. */
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+}
+
+const REFUSED = new Set(['ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'EACCES', 'EPERM']);
+
+/**
+ * Wraps a node:net socket. For an accepted (already connected) socket,
+ * `connected` is not reported.
+ */
+export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected: boolean): HostStream {
+  let connected = alreadyConnected;
+  let done = false;
+  sock.setNoDelay(true);
+  sock.on('data', (b: Buffer) => ev.data(b));
+  sock.on('end', () => {
+    if (!done) ev.end();
+  });
+  sock.on('drain', () => ev.drain());
+  sock.on('error', (e: NodeJS.ErrnoException) => {
+    if (done) return;
+    done = true;
+    if (!connected) {
+      if (REFUSED.has(e.code ?? '')) ev.refused();
+      else ev.failed();
+    } else ev.reset();
+  });
+  if (!alreadyConnected) {
+    sock.once('connect', () => {
+      connected = true;
+      if (!done) ev.connected();
+    });
+  }
+  return {
+    write: (chunk) => (sock.destroyed ? false : sock.write(chunk)),
+    end: () => {
+      if (!sock.destroyed) sock.end();
+    },
+    reset: () => {
+      done = true;
+      if (!sock.destroyed) sock.resetAndDestroy();
+    },
+    destroy: () => {
+      done = true;
+      if (!sock.destroyed) sock.destroy();
+    },
+    pause: () => sock.pause(),
+    resume: () => sock.resume(),
+  };
+}
+
+/**
+ * Dials host:port. A dial not answered within `timeoutMs` reports `failed`.
+ */
+export function dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream {
+  const sock = connect({ host, port, allowHalfOpen: true });
+  const timer = setTimeout(() => {
+    if (sock.connecting) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+  }, timeoutMs);
+  timer.unref();
+  sock.once('connect', () => clearTimeout(timer));
+  sock.once('close', () => clearTimeout(timer));
+  return adoptSocket(sock, ev, false);
+}

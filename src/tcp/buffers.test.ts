@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { RangeSet } from './ranges.js';
+import { RecvBuffer } from './recv-buffer.js';
+import { RtoEstimator } from './rto.js';
+import { SendBuffer } from './send-buffer.js';
+import { pattern, prng } from '../../test/helpers/tcp-harness.js';
+
+/** Fast byte equality (expect().toEqual on typed arrays is slow in loops). */
+const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+
+describe('SendBuffer', () => {
+  it('is lazy, bounded, wraps around and copies out at offsets', () => {
+    const b = new SendBuffer(10000);
+    expect(b.capacity).toBe(0);
+    expect(b.write(pattern(3000), 0, 3000)).toBe(3000);
+    expect(b.capacity).toBe(4096);
+    b.drop(2500);
+    expect(b.write(pattern(3000, 3000), 0, 3000)).toBe(3000); // wraps in the 4 KiB ring
+    expect(b.capacity).toBe(4096);
+    const out = new Uint8Array(3500);
+    b.copyOut(0, 3500, out, 0);
+    expect(out).toEqual(pattern(3500, 2500));
+    expect(b.write(pattern(20000, 6000), 0, 20000)).toBe(10000 - 3500); // bounded
+    expect(b.free).toBe(0);
+    expect(b.capacity).toBe(10000);
+    const mid = new Uint8Array(100);
+    b.copyOut(4000, 100, mid, 0);
+    expect(mid).toEqual(pattern(100, 6500));
+    expect(b.release()).toBe(false);
+    b.drop(b.length);
+    expect(b.release()).toBe(true);
+    expect(b.capacity).toBe(0);
+  });
+
+  it('survives random write/drop/copy sequences', () => {
+    const r = prng(9);
+    const b = new SendBuffer(50000);
+    let head = 0;
+    let tail = 0;
+    for (let i = 0; i < 2000; i++) {
+      const n = Math.floor(r() * 9000);
+      tail += b.write(pattern(n, tail), 0, n);
+      const d = Math.floor(r() * (tail - head + 1));
+      b.drop(d);
+      head += d;
+      expect(b.length).toBe(tail - head);
+      if (b.length > 0) {
+        const off = Math.floor(r() * b.length);
+        const len = Math.min(b.length - off, 1500);
+        const out = new Uint8Array(len);
+        b.copyOut(off, len, out, 0);
+        expect(same(out, pattern(len, head + off))).toBe(true);
+      }
+    }
+  });
+});
+
+describe('RecvBuffer', () => {
+  it('keeps out-of-order data in place and promotes it when the hole fills', () => {
+    const b = new RecvBuffer(10000);
+    const d = pattern(6000);
+    expect(b.write(2000, d, 2000, 1000)).toBe(0);
+    expect(b.write(4000, d, 4000, 2000)).toBe(0);
+    expect(b.ooo.count).toBe(2);
+    expect(b.readable).toBe(0);
+    expect(b.write(0, d, 0, 2500)).toBe(3000); // reaches the first run
+    expect(b.readable).toBe(3000);
+    expect(b.ooo.count).toBe(1);
+    expect([b.ooo.start(0), b.ooo.end(0)]).toEqual([1000, 3000]); // relative to the new RCV.NXT
+    expect(b.write(0, d, 3000, 1000)).toBe(3000);
+    const out = new Uint8Array(6000);
+    expect(b.peek(out, 0, 6000)).toBe(6000);
+    expect(out).toEqual(d);
+    expect(b.consume(6000)).toBe(6000);
+    expect(b.empty).toBe(true);
+    expect(b.release()).toBe(true);
+  });
+
+  it('one write can bridge several runs', () => {
+    const b = new RecvBuffer(10000);
+    const d = pattern(1000);
+    b.write(100, d, 100, 100);
+    b.write(300, d, 300, 100);
+    b.write(600, d, 600, 100);
+    expect(b.write(0, d, 0, 350)).toBe(400);
+    expect(b.ooo.count).toBe(1);
+  });
+
+  it('refuses a run beyond MAX_HOLES', () => {
+    const b = new RecvBuffer(100000);
+    const d = pattern(100000);
+    for (let i = 0; i < 8; i++) expect(b.write(1000 * (i + 1), d, 0, 10)).toBe(0);
+    expect(b.write(20000, d, 0, 10)).toBe(-1);
+    expect(b.write(1005, d, 0, 10)).toBe(0); // extends an existing run: fine
+  });
+
+  it('matches a reference model under random segments (with growth and wrap)', () => {
+    const r = prng(4);
+    const b = new RecvBuffer(30000);
+    const total = 400000;
+    const d = pattern(total);
+    let nxt = 0;
+    let read = 0;
+    const out = new Uint8Array(30000);
+    while (read < total) {
+      const rel = Math.floor(r() * Math.min(b.free, 20000));
+      const len = Math.min(1 + Math.floor(r() * 3000), b.free - rel, total - nxt - rel);
+      if (len > 0) {
+        const adv = b.write(rel, d, nxt + rel, len);
+        if (adv > 0) nxt += adv;
+      }
+      if (r() < 0.3) {
+        const n = b.peek(out, 0, Math.floor(r() * 20000));
+        expect(same(out.subarray(0, n), d.subarray(read, read + n))).toBe(true);
+        read += b.consume(n);
+      }
+      if (r() < 0.2 && nxt < total) {
+        const adv = b.write(0, d, nxt, Math.min(1460, b.free, total - nxt)); // in-order segment
+        if (adv > 0) nxt += adv;
+      }
+      expect(b.readable).toBe(nxt - read);
+    }
+  });
+});
+
+describe('RangeSet', () => {
+  it('merges, shifts and reports', () => {
+    const s = new RangeSet(3);
+    expect(s.add(10, 20)).toBe(true);
+    expect(s.add(30, 40)).toBe(true);
+    expect(s.add(20, 30)).toBe(true); // bridges both
+    expect(s.count).toBe(1);
+    expect([s.start(0), s.end(0)]).toEqual([10, 40]);
+    s.add(50, 60);
+    s.add(70, 80);
+    expect(s.add(90, 95)).toBe(false); // full
+    expect(s.endOf(55)).toBe(60);
+    expect(s.endOf(45)).toBe(-1);
+    expect(s.nextStart(45)).toBe(50);
+    expect(s.highest()).toBe(80);
+    expect(s.indexOfLast()).toBe(2); // 70..80 was added last
+    s.shift(55);
+    expect([s.count, s.start(0), s.end(0), s.start(1)]).toEqual([2, 0, 5, 15]);
+    s.clear();
+    s.release();
+    expect(s.count).toBe(0);
+  });
+});
+
+describe('RtoEstimator (RFC 6298)', () => {
+  it('initialises, smooths, clamps and backs off', () => {
+    const e = new RtoEstimator(1000, 200, 60000);
+    expect(e.rto).toBe(1000);
+    e.sample(100);
+    expect([e.srtt, e.rttvar, e.rto]).toEqual([100, 50, 300]);
+    e.sample(100);
+    expect([e.srtt, e.rttvar, e.rto]).toEqual([100, 37.5, 250]);
+    e.sample(1);
+    expect(e.rto).toBeCloseTo(87.625 + 4 * 52.875, 6);
+    for (let i = 0; i < 50; i++) e.sample(1);
+    expect(e.rto).toBe(200); // min clamp
+    e.backoff();
+    expect(e.rto).toBe(400);
+    for (let i = 0; i < 20; i++) e.backoff();
+    expect(e.rto).toBe(60000);
+    e.sample(1);
+    expect(e.rto).toBe(200);
+  });
+});

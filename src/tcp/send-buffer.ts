@@ -1,0 +1,102 @@
+/**
+ * Theory of operation: the send buffer of one connection (RFC 9293 §3.8.6:
+ * the bytes the application handed us that the peer has not acknowledged).
+ *
+ * A byte ring whose first byte is always the byte at SND.UNA (once the SYN is
+ * acknowledged). Three operations matter:
+ * - `write` accepts at most `free` bytes (the bound, `max`) and reports how
+ *   many it took: that is the application's backpressure signal;
+ * - `copyOut(offset, len, dst, dstOff)` copies bytes `offset..offset+len`
+ *   (relative to SND.UNA) straight into an output frame: the connection never
+ *   builds payload objects, the gateway asks for the bytes when it writes the
+ *   frame, so each payload byte is copied exactly once (ring → frame);
+ * - `drop(n)` discards bytes the peer acknowledged.
+ *
+ * Memory is lazy: no storage until the first write, then a power-of-two ring
+ * (from 4 KiB) that doubles as needed up to `max`; `release()` (called by the
+ * connection once the buffer has stayed empty for a while) frees it, so an
+ * idle connection holds no payload memory.
+ */
+import { ringCopyOut } from './ring.js';
+
+const MIN_CAP = 4096;
+
+/** A bounded, lazily allocated byte ring. */
+export class SendBuffer {
+  #buf: Uint8Array | null = null;
+  #head = 0;
+  /** Bytes held (unacknowledged or unsent). */
+  length = 0;
+
+  /** @param max the most bytes ever held */
+  constructor(readonly max: number) {}
+
+  /** Bytes `write` would accept now. */
+  get free(): number {
+    return this.max - this.length;
+  }
+
+  /** Bytes of storage currently allocated (for memory accounting). */
+  get capacity(): number {
+    return this.#buf === null ? 0 : this.#buf.length;
+  }
+
+  #grow(need: number): void {
+    let cap = this.#buf === null ? MIN_CAP : this.#buf.length;
+    while (cap < need) cap *= 2;
+    if (cap > this.max) cap = Math.max(this.max, need);
+    if (this.#buf !== null && cap <= this.#buf.length) return;
+    const nb = new Uint8Array(cap);
+    if (this.#buf !== null && this.length > 0) this.copyOut(0, this.length, nb, 0);
+    this.#buf = nb;
+    this.#head = 0;
+  }
+
+  /**
+   * Appends up to `free` bytes of `src[off .. off+len)`.
+   * @returns bytes taken (0..len)
+   */
+  write(src: Uint8Array, off: number, len: number): number {
+    const n = Math.min(len, this.free);
+    if (n <= 0) return 0;
+    if (this.#buf === null || this.#buf.length < this.length + n) this.#grow(this.length + n);
+    const b = this.#buf!;
+    const cap = b.length;
+    let tail = this.#head + this.length;
+    if (tail >= cap) tail -= cap;
+    const first = Math.min(n, cap - tail);
+    b.set(first === src.length && off === 0 ? src : src.subarray(off, off + first), tail);
+    if (first < n) b.set(src.subarray(off + first, off + n), 0);
+    this.length += n;
+    return n;
+  }
+
+  /**
+   * Copies `len` bytes starting `offset` bytes after the first held byte
+   * (SND.UNA) into `dst` at `dstOff`. Requires offset + len <= length.
+   */
+  copyOut(offset: number, len: number, dst: Uint8Array, dstOff: number): void {
+    if (len > 0) ringCopyOut(this.#buf!, this.#head, offset, len, dst, dstOff);
+  }
+
+  /** Discards the first n held bytes (acknowledged). */
+  drop(n: number): void {
+    if (n <= 0) return;
+    if (n >= this.length) {
+      this.length = 0;
+      this.#head = 0;
+      return;
+    }
+    this.length -= n;
+    this.#head += n;
+    if (this.#buf !== null && this.#head >= this.#buf.length) this.#head -= this.#buf.length;
+  }
+
+  /** Frees the storage when empty. @returns true when something was freed */
+  release(): boolean {
+    if (this.length !== 0 || this.#buf === null) return false;
+    this.#buf = null;
+    this.#head = 0;
+    return true;
+  }
+}
