@@ -1,25 +1,23 @@
 /**
  * Theory of operation: `vmnet demo` — the whole job on an embedded default,
- * with nothing from the internet. It starts a small HTTP server and a vmnet
- * DNS service on the host's loopback, boots the bundled test guest, and runs
- * a script in it that takes a DHCP lease, resolves a name, fetches the host's
- * page through 10.0.2.2, and serves a page that the host then fetches through
- * a port forward. Every step is shown live; QEMU and the servers are gone
- * when it returns.
- *
- * Network today: the guest's NIC is on QEMU's built-in user net (libslirp)
- * for DHCP, TCP and the port forward, and the name is answered by vmnet's own
- * DNS code over UDP through 10.0.2.2. The screen says so. As the gateway
- * issues land, each step moves to vmnet's own gateway.
+ * with nothing from the internet. It starts a small HTTP server on the host's
+ * loopback and vmnet's gateway (in-process, on a private unix socket), boots
+ * the bundled test guest on it, and runs a script in the guest that takes a
+ * DHCP lease, resolves a name at the gateway's DNS, fetches the host's page
+ * through 10.0.2.2 (TCP NAT to the host's 127.0.0.1), and serves a page that
+ * the host fetches through a port forward once the gateway's readiness probe
+ * says the guest really listens. Every step is shown live; QEMU, the gateway
+ * and the server are gone when it returns.
  */
 import { createServer as createHttpServer } from 'node:http';
-import { createSocket } from 'node:dgram';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import { runTestGuest } from '../guest/boot.js';
-import { DnsService } from '../services/dns/server.js';
-import { parseIp4 } from '../wire/addr.js';
+import { startGateway } from '../gateway/server.js';
 
 export interface DemoOptions {
   out: Writable;
@@ -69,33 +67,22 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const http = createHttpServer((_req, res) => res.end(HOST_PAGE + '\n'));
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   const httpPort = (http.address() as AddressInfo).port;
-
-  const dns = new DnsService({
-    hostIp: parseIp4('10.0.2.2') as number,
-    gatewayIp: parseIp4('10.0.2.2') as number,
-    records: [],
-    upstream: null,
-  });
-  const udp = createSocket('udp4');
-  udp.on('message', (msg, rinfo) => {
-    void dns.query(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), 'udp').then((answer) => {
-      if (answer) udp.send(answer, rinfo.port, rinfo.address);
-    });
-  });
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
-  const dnsPort = udp.address().port;
+  const dir = mkdtempSync(join(tmpdir(), 'vmnet-demo-'));
+  chmodSync(dir, 0o700);
+  const gw = await startGateway({ socket: join(dir, 'gateway.sock') });
   const fwdPort = await freePort();
+  await gw.forwards.add({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: fwdPort, guestPort: GUEST_PORT });
 
-  say('vmnet demo: booting the bundled test guest under QEMU (TCG)');
-  say("  network: QEMU's built-in user net for DHCP, TCP and the port forward (until vmnet's gateway carries TCP);");
-  say(`           DNS answered by vmnet's own DNS service on 127.0.0.1:${dnsPort}, reached from the guest as 10.0.2.2:${dnsPort}`);
-  say(`  host HTTP server: 127.0.0.1:${httpPort} (guest sees 10.0.2.2:${httpPort}); port forward 127.0.0.1:${fwdPort} -> guest:${GUEST_PORT}`);
+  say("vmnet demo: the bundled test guest under QEMU (TCG), on vmnet's own gateway");
+  say(`  gateway: 10.0.2.2 (DHCP, DNS at 10.0.2.3, NAT), socket ${gw.listener?.address() && 'path' in gw.listener.address() ? (gw.listener.address() as { path: string }).path : ''}`);
+  say(`  host HTTP server: 127.0.0.1:${httpPort} (the guest reaches it as 10.0.2.2:${httpPort})`);
+  say(`  port forward: 127.0.0.1:${fwdPort} -> guest:${GUEST_PORT}`);
 
   const script = `
 echo "STEP lease"
-udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 5 -T 1 || exit 10
+udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 5 -T 1 -x hostname:vmnet-demo || exit 10
 echo "STEP dns"
-nslookup host.vmnet.internal 10.0.2.2:${dnsPort} || exit 11
+nslookup host.vmnet.internal 10.0.2.3 || exit 11
 echo "STEP http"
 wget -q -O - http://10.0.2.2:${httpPort}/ || exit 12
 echo "STEP forward"
@@ -106,28 +93,31 @@ echo "served: $(head -1 /tmp/request)"
 `;
   let forwardFetch: Promise<void> | null = null;
   const fetchThroughForward = async () => {
-    // The guest's nc may not be listening yet; QEMU's hostfwd accepts anyway and
-    // the guest resets, so retry for a while.
-    for (let i = 0; i < 40 && !steps.forward; i++) {
-      try {
-        const body = await httpGet(fwdPort);
-        if (body.includes(GUEST_PAGE)) {
-          steps.forward = body.trim();
-          say(`  host  | GET http://127.0.0.1:${fwdPort}/ -> "${steps.forward}"`);
-        }
-      } catch {
-        await new Promise((r) => setTimeout(r, 250));
+    // Wait until the guest really listens: the gateway's own SYN must get a SYN-ACK.
+    for (let i = 0; i < 50; i++) {
+      const state = await gw.probeGuestPort(GUEST_PORT, 1000);
+      if (state === 'open') {
+        say(`  host  | readiness probe: guest port ${GUEST_PORT} answers SYN with SYN-ACK`);
+        break;
       }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    try {
+      const body = await httpGet(fwdPort);
+      if (body.includes(GUEST_PAGE)) steps.forward = body.trim();
+      say(`  host  | GET http://127.0.0.1:${fwdPort}/ -> "${body.trim()}"`);
+    } catch (e) {
+      say(`  host  | GET http://127.0.0.1:${fwdPort}/ failed: ${(e as Error).message}`);
     }
   };
   let step = '';
-  let dnsLines: string[] = [];
+  const dnsLines: string[] = [];
   try {
     const r = await runTestGuest({
       name: 'vmnet-demo',
       script,
       qemu: opts.qemu,
-      nics: [{ backend: { kind: 'qemu-user', forwards: [{ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: fwdPort, guestPort: GUEST_PORT }] } }],
+      nics: [{ backend: { kind: 'stream', path: join(dir, 'gateway.sock') } }],
       timeoutMs: 90_000,
       onLine: (line, inScript) => {
         if (!inScript) return;
@@ -148,15 +138,17 @@ echo "served: $(head -1 /tmp/request)"
       },
     });
     await forwardFetch;
-    const addr = /Address(?: \d)?:\s*(10\.0\.2\.2)\s*$/m.exec(dnsLines.slice(2).join('\n'));
+    const addr = /Name:\s*host\.vmnet\.internal\s*\nAddress(?: \d)?:\s*(10\.0\.2\.2)\s*$/m.exec(dnsLines.join('\n'));
     if (addr) steps.dns = `host.vmnet.internal -> ${addr[1]}`;
+    const leases = gw.snapshot().leases.map((l) => `${l.ip} (${l.mac}${l.hostname ? `, ${l.hostname}` : ''})`);
+    say(`\n== gateway's view: leases ${leases.join(', ') || 'none'}`);
     const ok = r.exitCode === 0 && Object.values(steps).every((v) => v !== null);
-    say(`\n== result: ${ok ? 'all four steps worked' : `failed (guest script exit ${r.exitCode})`}`);
+    say(`== result: ${ok ? 'all four steps worked' : `failed (guest script exit ${r.exitCode})`}`);
     for (const [k, v] of Object.entries(steps)) say(`  ${k.padEnd(8)} ${v ?? 'FAILED'}`);
     return { ok, steps };
   } finally {
-    udp.close();
+    await gw.close();
     await new Promise((r) => http.close(r));
-    dnsLines = [];
+    rmSync(dir, { recursive: true, force: true });
   }
 }
