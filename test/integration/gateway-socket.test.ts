@@ -171,3 +171,44 @@ describe('UDP port forwards', () => {
     }
   });
 });
+
+describe('vmnet gateway --fd', () => {
+  it('serves a guest on an inherited stream socket and exits when it closes', async () => {
+    const { createServer, connect } = await import('node:net');
+    const { spawn } = await import('node:child_process');
+    const { GW_IP, pingFrame } = await import('../helpers/frames.js');
+    const { StreamPort } = await import('../../src/link/stream-port.js');
+    const dir = privateTmp();
+    const path = join(dir, 'pair.sock');
+    // A connected socket pair: the accepted end goes to the gateway as fd 3.
+    const accepted = new Promise<import('node:net').Socket>((resolve) => {
+      const srv = createServer((s) => {
+        srv.close();
+        resolve(s);
+      });
+      srv.listen(path);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const client = connect(path);
+    const serverSide = await accepted;
+    serverSide.pause();
+    const bin = join(import.meta.dirname, '../../dist/cli/bin.js');
+    const child = spawn(process.execPath, [bin, 'gateway', '--fd', '3', '--dns-upstream', '127.0.0.11:53'], { stdio: ['ignore', 'pipe', 'pipe', serverSide] });
+    serverSide.destroy(); // the child holds its own copy of the descriptor
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const port = new StreamPort(client);
+    const replies: number[] = [];
+    port.onFrame = (buf, _v, off, len) => replies.push(decodeFrame(buf.slice(off, off + len)).icmp?.type ?? -1);
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    for (let i = 0; i < 50 && !replies.includes(0); i++) {
+      const f = pingFrame({ dstIp: GW_IP, seq: i });
+      port.sendFrame(f, 0, f.length);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(replies).toContain(0);
+    port.close();
+    expect(await exited).toBe(0);
+    expect(out).toContain('serving the guest on fd 3');
+  });
+});

@@ -58,6 +58,7 @@ export async function networkOptionsFrom(a: NetworkArgs) {
 
 interface GatewayArgs extends NetworkArgs {
   socket?: string;
+  fd?: number;
   forward: string[];
   'tcp-port'?: number;
 }
@@ -72,9 +73,10 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
           .usage('$0 gateway --socket PATH [options]\n\nServe DHCP, DNS, ICMP and UDP NAT to QEMU guests connecting with -netdev stream. Stops on Ctrl-C/SIGTERM; SIGUSR1 prints counters.')
           .option('socket', { type: 'string', describe: 'unix socket to listen on (QEMU -netdev stream)' })
           .option('tcp-port', { type: 'number', describe: 'or a TCP port on 127.0.0.1 (QEMU -netdev socket,connect=, for QEMU < 7.2)' })
+          .option('fd', { type: 'number', describe: 'serve one guest on an inherited stream socket fd (QEMU -netdev socket,fd= or stream,addr.type=fd)' })
           .option('forward', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'forward [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp] to the guest; BIND defaults to 127.0.0.1 (repeatable)' })
           .check((a) => {
-            if ((a.socket === undefined) === (a['tcp-port'] === undefined)) throw new VmnetError('E_USAGE', 'give exactly one of --socket PATH or --tcp-port N');
+            if ([a.socket, a['tcp-port'], a.fd].filter((x) => x !== undefined).length !== 1) throw new VmnetError('E_USAGE', 'give exactly one of --socket PATH, --tcp-port N or --fd N');
             return true;
           }),
       ) as never,
@@ -83,13 +85,26 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
       const { parseForward } = await import('../../config/forward.js');
       const forwards = a.forward.map(parseForward);
       const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'], forwards });
+      let fdClosed: Promise<unknown> | null = null;
+      if (a.fd !== undefined) {
+        const { portFromFd } = await import('../../link/stream-port.js');
+        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18 });
+        gw.attach(port);
+        fdClosed = new Promise((r) => port.once('close', r));
+      }
       const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${JSON.stringify(gw.snapshot())}\n`);
-      io.stdout.write(`vmnet gateway: listening; connect QEMU with:\n  ${gw.qemuNetdevArgs().join(' ')}\n`);
+      if (a.fd === undefined) io.stdout.write(`vmnet gateway: listening; connect QEMU with:\n  ${gw.qemuNetdevArgs().join(' ')}\n`);
+      else io.stdout.write(`vmnet gateway: serving the guest on fd ${a.fd}\n`);
       io.stdout.write(`vmnet gateway: network ${a.subnet ?? '10.0.2.0/24'}${gw.config.isolated ? ' (isolated)' : ''}, mtu ${gw.config.mtu}\n`);
       const onUsr1 = () => print('SIGUSR1');
       process.on('SIGUSR1', onUsr1);
+      // Runs until a signal, or (with --fd) until that one connection closes.
       await new Promise<void>((resolve) => {
         const off = io.onSignal(() => {
+          off();
+          resolve();
+        });
+        void fdClosed?.then(() => {
           off();
           resolve();
         });
