@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { xorshift32 } from '../../test/helpers/frames.js';
 import { PREFIX_LEN, QEMU_MAX_FRAME, StreamFramer, readLengthPrefix, writeLengthPrefix } from './stream-framer.js';
 
 /** Seeded xorshift32 (deterministic "random" splits, as smoltcp's fault injector). */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
+const xorshift = (seed: number): (() => number) => xorshift32(seed).next;
 
 /** A frame whose bytes encode its index, so corruption and reordering show. */
 function makeFrame(i: number, len: number): Uint8Array {

@@ -93,6 +93,11 @@ export function ethFrame(ethertype: number, payload: Uint8Array, o: EthOptions =
   h.src.set(o.src ?? GUEST_MAC);
   h.vlan = o.vlan ?? -1;
   h.ethertype = ethertype;
+  return emitEth(h, payload);
+}
+
+/** An Ethernet header followed by `payload`, as one new buffer. */
+export function emitEth(h: eth.Header, payload: Uint8Array): Uint8Array {
   const hl = eth.length(h);
   const out = new Uint8Array(hl + payload.length);
   eth.emit(h, viewOf(out), 0);

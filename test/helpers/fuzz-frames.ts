@@ -43,7 +43,7 @@ import * as udp from '../../src/wire/udp.js';
 import * as dhcp from '../../src/wire/dhcpv4.js';
 import { finish, pseudo4, sum } from '../../src/wire/checksum.js';
 import type { Ip4, Mac } from '../../src/wire/addr.js';
-import { DNS_IP, GW_IP, GW_MAC, dhcpMessage, dnsQuery, icmpEcho, viewOf, xorshift32 } from './frames.js';
+import { DNS_IP, GW_IP, GW_MAC, dhcpMessage, dnsQuery, emitEth, icmpEcho, viewOf, xorshift32 } from './frames.js';
 
 const BCAST_MAC: Mac = new Uint8Array([255, 255, 255, 255, 255, 255]);
 const SUBNET = 0x0a000200; // 10.0.2.0/24
@@ -251,11 +251,7 @@ export class FrameFuzzer {
     h.vlan = vlan;
     h.pcp = vlan >= 0 ? r.int(8) : 0;
     h.ethertype = ethertype;
-    const hl = eth.length(h);
-    const out = new Uint8Array(hl + payload.length);
-    eth.emit(h, viewOf(out), 0);
-    out.set(payload, hl);
-    return out;
+    return emitEth(h, payload);
   }
 
   /** An IPv4 datagram; sometimes with options, odd TTLs, DF/MF or a fragment offset. */
