@@ -84,7 +84,7 @@ describe('Gateway TCP NAT', () => {
     }
   });
 
-  it('relays data both ways and passes FIN on each side', () => {
+  it('relays data both ways and passes FIN on each side', async () => {
     const rig = rigWithGuest();
     seg(rig, GW_IP, 40005, 8080, { seq: 100 });
     const host = rig.tcp.dials[0]!;
@@ -93,6 +93,7 @@ describe('Gateway TCP NAT', () => {
     const iss = synack.seq;
     seg(rig, GW_IP, 40005, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK });
     seg(rig, GW_IP, 40005, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK | tcp.PSH }, new TextEncoder().encode('GET /'));
+    await Promise.resolve(); // guest bytes reach the host once per batch of frames (a microtask)
     expect(Buffer.concat(host.written).toString()).toBe('GET /');
     rig.port.takeDecoded();
     host.ev.data(new TextEncoder().encode('200 OK'));
@@ -102,6 +103,7 @@ describe('Gateway TCP NAT', () => {
     const fin = rig.port.takeDecoded().map(tcpOf).find((s) => s.h.flags & tcp.FIN);
     expect(fin).toBeDefined();
     seg(rig, GW_IP, 40005, 8080, { seq: 106, ack: iss + 1 + 6 + 1, flags: tcp.ACK | tcp.FIN });
+    await Promise.resolve();
     expect(host.ended).toBe(true);
   });
 

@@ -107,6 +107,8 @@ class Flow {
   finToGuest = false;
   dialing = false;
   closed = false;
+  /** A guest → host pump is queued for this microtask checkpoint. */
+  pumpQueued = false;
   scheduledAt = Infinity;
   probe: ((r: ProbeResult) => void) | null = null;
   constructor(
@@ -149,7 +151,7 @@ export class TcpNat {
     };
     this.events = {
       onEstablished: (conn) => this.onEstablished(conn.tag as Flow),
-      onData: (conn) => this.pumpToHost(conn.tag as Flow),
+      onData: (conn) => this.pumpSoon(conn.tag as Flow),
       onRemoteFin: (conn) => {
         const f = conn.tag as Flow;
         f.finToHost = true;
@@ -418,6 +420,20 @@ export class TcpNat {
       f.conn.shutdownWrite(now);
     }
     this.reschedule(f);
+  }
+
+  /**
+   * Defers the guest → host pump to a microtask: every segment of one batch of
+   * frames (one read from the QEMU socket) is then written to the host socket
+   * in a single write instead of one write (and one syscall) per segment.
+   */
+  private pumpSoon(f: Flow): void {
+    if (f.pumpQueued) return;
+    f.pumpQueued = true;
+    queueMicrotask(() => {
+      f.pumpQueued = false;
+      this.pumpToHost(f);
+    });
   }
 
   /** Guest → host: read what the host accepts; unread bytes keep the guest's window closed. */
