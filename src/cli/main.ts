@@ -13,6 +13,7 @@ import type { CliIo } from './io.js';
 import { runCommand } from './commands/run.js';
 import { demoCommand } from './commands/demo.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { switchCommand } from './commands/switch.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -37,6 +38,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .command(runCommand(io, (c) => (exit = c)))
     .command(demoCommand(io, (c) => (exit = c)))
     .command(gatewayCommand(io))
+    .command(switchCommand(io))
     .demandCommand(1, 'no command given; try vmnet demo or vmnet run IMAGE')
     .recommendCommands()
     .strict()

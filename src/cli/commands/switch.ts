@@ -1,0 +1,171 @@
+/**
+ * `vmnet switch create|ls|rm|socket NAME`: private L2 switches that run in
+ * the background (src/switch/daemon.ts), plus the hidden `switch serve NAME`
+ * that is the background process itself.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import type { CliIo } from '../io.js';
+import { VmnetError } from '../../errors.js';
+
+interface CreateArgs {
+  name: string;
+  subnet?: string;
+  gateway?: boolean;
+  isolated: boolean;
+  pcap?: string;
+  mtu?: number;
+  'dns-upstream': string[];
+  'dns-record': string[];
+}
+
+const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
+  y
+    .positional('name', { type: 'string', demandOption: true, describe: 'switch name (letters, digits, - and _)' })
+    .option('subnet', { type: 'string', describe: 'network for the gateway, e.g. 10.7.0.0/24 (implies --gateway)' })
+    .option('gateway', { type: 'boolean', describe: 'put a gateway (DHCP, DNS, NAT) on the switch; default: on with --subnet (--no-gateway: a private LAN)' })
+    .option('isolated', { type: 'boolean', default: false, describe: 'the gateway lets nothing out: no NAT, no DNS forwarding, no host access' })
+    .option('pcap', { type: 'string', describe: 'capture every frame entering the switch to FILE (802.1Q-tagged)' })
+    .option('mtu', { type: 'number', describe: 'link MTU (default 1500)' })
+    .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "the gateway's upstream DNS ADDR[:PORT], repeatable" })
+    .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP, repeatable' }) as Argv<T & CreateArgs>;
+
+async function createOptions(a: CreateArgs) {
+  const { resolve } = await import('node:path');
+  const { parseDnsRecord } = await import('../../services/dns/local.js');
+  const { parseUpstream } = await import('../../services/dns/resolv-conf.js');
+  return {
+    subnet: a.subnet,
+    gateway: a.gateway,
+    isolated: a.isolated,
+    pcap: a.pcap === undefined ? undefined : resolve(a.pcap),
+    mtu: a.mtu,
+    dnsUpstreams: a['dns-upstream'].map(parseUpstream),
+    dnsRecords: a['dns-record'].map(parseDnsRecord),
+  };
+}
+
+const parseVlan = (text: string, flag: string): number => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 4094) throw new VmnetError('E_USAGE', `bad ${flag} ${text}: give a VLAN id 1-4094`);
+  return n;
+};
+
+/** `--vlan N` or `--trunk 10,20[-22] [--native N]` → a port role. */
+function roleOf(a: { vlan?: number; trunk?: string; native?: number }) {
+  if (a.trunk !== undefined) {
+    const vlans: number[] = [];
+    for (const part of a.trunk.split(',').filter(Boolean)) {
+      const m = /^(\d+)-(\d+)$/.exec(part);
+      if (m) for (let v = parseVlan(m[1]!, '--trunk'); v <= parseVlan(m[2]!, '--trunk'); v++) vlans.push(v);
+      else vlans.push(parseVlan(part, '--trunk'));
+    }
+    return a.native === undefined ? { trunk: vlans } : { trunk: vlans, native: parseVlan(String(a.native), '--native') };
+  }
+  if (a.native !== undefined) throw new VmnetError('E_USAGE', '--native goes with --trunk');
+  return { vlan: a.vlan === undefined ? 1 : parseVlan(String(a.vlan), '--vlan') };
+}
+
+const netdev = (path: string) => `-netdev stream,id=net0,server=off,addr.type=unix,addr.path=${path.replaceAll(',', ',,')} -device virtio-net-pci,netdev=net0`;
+
+function human(bytes: number): string {
+  const u = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (bytes >= 1000 && i < u.length - 1) {
+    bytes /= 1000;
+    i++;
+  }
+  return `${i === 0 ? bytes : bytes.toFixed(1)}${u[i]}`;
+}
+
+export function switchCommand(io: CliIo): CommandModule<object, object> {
+  const out = (s: string) => io.stdout.write(s.endsWith('\n') ? s : s + '\n');
+  return {
+    command: 'switch <command>',
+    describe: 'private L2 switches that VMs share (background processes of your user)',
+    builder: (y) =>
+      y
+        .usage('$0 switch <create|ls|rm|socket> ...')
+        .command({
+          command: 'create <name>',
+          describe: 'start a switch in the background; prints its socket and the QEMU arguments',
+          builder: (b: Argv) => withCreateOptions(b),
+          handler: async (a: CreateArgs) => {
+            const { createSwitch } = await import('../../switch/daemon.js');
+            const info = await createSwitch(a.name, await createOptions(a));
+            out(`vmnet switch: ${info.name} running (pid ${info.pid}), ${info.gateway ? `gateway on ${info.subnet}${info.isolated ? ' (isolated)' : ''}` : 'no gateway (private LAN)'}`);
+            out(`  socket (access VLAN 1): ${info.socket}`);
+            out(`  QEMU: ${netdev(info.socket)}`);
+            out(`  other VLANs: vmnet switch socket ${info.name} --vlan N | --trunk 10,20 [--native N]`);
+          },
+        } as CommandModule<object, CreateArgs>)
+        .command({
+          command: ['ls', 'list'],
+          describe: 'list switches: ports, MACs, VLANs, counters',
+          builder: (b: Argv) => b.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+          handler: async (a: { json: boolean }) => {
+            const { listSwitches } = await import('../../switch/daemon.js');
+            const all = await listSwitches();
+            if (a.json) return out(JSON.stringify(all, null, 2));
+            if (all.length === 0) return out('no switches');
+            for (const s of all) {
+              if (s.state !== 'running') {
+                out(`${s.name}  ${s.state}${s.pid !== null ? ` (pid ${s.pid})` : ''}`);
+                continue;
+              }
+              const sw = s.snapshot.switch;
+              const gw = s.snapshot.gateway;
+              out(`${s.name}  pid ${s.info.pid}  ${gw ? `gateway ${gw.gatewayIp} on ${gw.subnet}${gw.isolated ? ' (isolated)' : ''}` : 'no gateway'}  ports ${sw.ports.length}  macs ${sw.macs}  frames ${sw.counters.frames}  ${sw.pcap ? `pcap ${sw.pcap.path}` : ''}`.trimEnd());
+              for (const p of sw.ports) {
+                const c = p.counters;
+                const macs = p.macs.map((m) => m.mac).join(',') || '-';
+                out(`  port ${p.id}  ${p.kind === 'internal' ? p.name : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}`);
+              }
+              for (const l of gw?.leases ?? []) out(`  lease ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ''}`);
+            }
+          },
+        } as CommandModule<object, { json: boolean }>)
+        .command({
+          command: 'rm <name>',
+          describe: 'stop a switch and remove it (refuses while VMs are attached)',
+          builder: (b: Argv) =>
+            b.positional('name', { type: 'string', demandOption: true }).option('force', { type: 'boolean', default: false, describe: 'stop it even with VMs attached' }),
+          handler: async (a: { name: string; force: boolean }) => {
+            const { removeSwitch } = await import('../../switch/daemon.js');
+            const r = await removeSwitch(a.name, { force: a.force });
+            out(`vmnet switch: ${a.name} ${r === 'stale' ? 'was not running; removed its remains' : 'stopped and removed'}`);
+          },
+        } as CommandModule<object, { name: string; force: boolean }>)
+        .command({
+          command: 'socket <name>',
+          describe: 'print the socket (and QEMU arguments) for a VLAN role on a running switch',
+          builder: (b: Argv) =>
+            b
+              .positional('name', { type: 'string', demandOption: true })
+              .option('vlan', { type: 'number', describe: 'access VLAN (default 1)' })
+              .option('trunk', { type: 'string', describe: 'trunk VLANs, e.g. 10,20-22' })
+              .option('native', { type: 'number', describe: 'untagged VLAN of the trunk' })
+              .conflicts('vlan', 'trunk'),
+          handler: async (a: { name: string; vlan?: number; trunk?: string; native?: number }) => {
+            const { switchSocketFor } = await import('../../switch/daemon.js');
+            const path = await switchSocketFor(a.name, roleOf(a));
+            out(path);
+            out(`  QEMU: ${netdev(path)}`);
+          },
+        } as CommandModule<object, { name: string; vlan?: number; trunk?: string; native?: number }>)
+        .command({
+          command: 'serve <name>',
+          describe: false,
+          builder: (b: Argv) => withCreateOptions(b),
+          handler: async (a: CreateArgs) => {
+            const { serveSwitch } = await import('../../switch/daemon.js');
+            await serveSwitch(a.name, {
+              ...(await createOptions(a)),
+              log: (line) => out(`${new Date().toISOString()} ${line}`),
+              onSignal: (h) => io.onSignal(h),
+            });
+          },
+        } as CommandModule<object, CreateArgs>)
+        .demandCommand(1, 'give a switch command: create, ls, rm or socket'),
+    handler: () => {},
+  };
+}

@@ -1,0 +1,522 @@
+/**
+ * Theory of operation: switches as background processes owned by the user.
+ *
+ * Starting. {@link ensureSwitch} (and `vmnet switch create`) validate the
+ * options in the calling process, create the switch directory (runtime.ts),
+ * open `daemon.log` there and spawn `node BIN switch serve NAME [flags]`
+ * detached, in its own session, stdin closed and stdout/stderr to the log,
+ * then unref it. The child ({@link serveSwitch}) starts the segment
+ * (segment.ts: switch + optional gateway), opens the control socket and
+ * writes state.json last. The parent polls the control socket until it
+ * answers with the child's pid (or the child exits, or a timeout). Two
+ * callers racing to start the same switch both spawn; the second child
+ * finds the role socket live and exits without touching anything, and its
+ * parent then finds the first one serving.
+ *
+ * Control socket (`ctl.sock`, 0600 in the 0700 switch directory). One JSON
+ * object per line each way, one answer per request, in order:
+ *   {"op":"status"}                       → {"ok":true,"name","pid","state","snapshot"}
+ *   {"op":"socket","role":{"vlan":10}}    → {"ok":true,"path"}   (opens the role socket)
+ *   {"op":"name","mac":"52:…","name":"db"} → {"ok":true}          (vmnet name for DNS)
+ *   {"op":"unname","mac":"52:…"}          → {"ok":true}
+ *   {"op":"stop"}                         → {"ok":true}, then the switch shuts down
+ * Errors: {"ok":false,"code":"E_USAGE","message":"…"}. Lines over 1 MiB
+ * close the connection. Access control is the file system: only the owner
+ * can reach the socket.
+ *
+ * Stopping. `stop` (or SIGTERM/SIGINT) closes the control socket, every
+ * port and the gateway, then removes the switch directory. {@link
+ * removeSwitch} refuses while VM ports are attached unless forced, asks for
+ * `stop`, waits for the pid to go, escalates to SIGTERM then SIGKILL, and
+ * removes whatever is left. A dead switch's directory is cleaned up by
+ * whoever next looks at it (runtime.ts, "stale").
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { createServer, connect, type Server } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { VmnetError } from '../errors.js';
+import { resolveGatewayConfig } from '../gateway/config.js';
+import { removeStaleSocket } from '../link/stream-port.js';
+import type { Upstream } from '../services/dns/forwarder.js';
+import type { DnsRecord } from '../services/dns/local.js';
+import {
+  ensureSwitchDir,
+  listSwitchNames,
+  pidIsSwitch,
+  readState,
+  removeSwitchDir,
+  runtimeDir,
+  STARTING_GRACE_MS,
+  switchDirAge,
+  switchPaths,
+  writeState,
+  type SwitchPaths,
+  type SwitchState,
+} from './runtime.js';
+import { startSegment, type SegmentSnapshot } from './segment.js';
+import type { PortRole } from './switch.js';
+
+/** Options of a background switch; they apply when it is created. */
+export interface SwitchCreateOptions {
+  /** Gateway network; implies a gateway unless `gateway: false`. */
+  subnet?: string;
+  /** Put a gateway on the switch (default: true when `subnet` is given). */
+  gateway?: boolean;
+  /** Gateway lets nothing out (no NAT, no DNS forwarding, no host access). */
+  isolated?: boolean;
+  /** Capture every frame to this file. */
+  pcap?: string;
+  mtu?: number;
+  dnsUpstreams?: Upstream[];
+  dnsRecords?: DnsRecord[];
+  /** Runtime directory (default runtimeDir()). */
+  runtimeDir?: string;
+  /** How long to wait for the switch to serve; default 10 s. */
+  timeoutMs?: number;
+  /** The CLI entry to run as `node BIN switch serve` (default: dist/cli/bin.js). */
+  bin?: string;
+}
+
+/** A running background switch. */
+export interface SwitchInfo {
+  name: string;
+  pid: number;
+  dir: string;
+  /** Default (access VLAN 1) socket. */
+  socket: string;
+  control: string;
+  subnet: string | null;
+  gateway: boolean;
+  isolated: boolean;
+  created: string;
+  /** True when this call started it. */
+  started: boolean;
+}
+
+/** One switch as {@link listSwitches} sees it. */
+export type SwitchListing =
+  | { name: string; state: 'running'; info: SwitchInfo; snapshot: SegmentSnapshot }
+  | { name: string; state: 'starting' | 'unresponsive'; pid: number | null };
+
+type Probe =
+  | { state: 'running'; st: SwitchState; snapshot: SegmentSnapshot }
+  | { state: 'absent' }
+  | { state: 'starting' | 'unresponsive'; pid: number | null };
+
+const DEFAULT_SUBNET = '10.0.2.0/24';
+const MAX_LINE = 1 << 20;
+
+// ------------------------------------------------------------ control socket
+
+interface ControlRequest {
+  op: string;
+  role?: PortRole;
+  mac?: string;
+  name?: string;
+}
+
+/**
+ * Sends one request to a control socket and returns the answer.
+ * @throws VmnetError E_TIMEOUT, or the error the switch answered with;
+ *   connect errors (ENOENT, ECONNREFUSED) pass through
+ */
+export function controlRequest(path: string, req: ControlRequest, timeoutMs = 3000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    let buf = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new VmnetError('E_TIMEOUT', `switch control socket ${path} did not answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(JSON.stringify(req) + '\n'));
+    s.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl === -1) return;
+      clearTimeout(timer);
+      s.destroy();
+      try {
+        const ans = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+        if (ans.ok === true) resolve(ans);
+        else reject(new VmnetError((ans.code as 'E_USAGE') ?? 'E_USAGE', String(ans.message ?? 'switch refused the request')));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      reject(new VmnetError('E_TIMEOUT', `switch control socket ${path} closed without answering`));
+    });
+  });
+}
+
+async function listenControl(path: string, handle: (req: ControlRequest) => Promise<Record<string, unknown>>): Promise<Server> {
+  await removeStaleSocket(path);
+  const server = createServer((s) => {
+    let buf = '';
+    let chain = Promise.resolve();
+    s.setEncoding('utf8');
+    s.on('error', () => {});
+    s.on('data', (d: string) => {
+      buf += d;
+      if (buf.length > MAX_LINE) return void s.destroy();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        chain = chain.then(async () => {
+          let ans: Record<string, unknown>;
+          try {
+            const req = JSON.parse(line) as ControlRequest;
+            if (typeof req !== 'object' || req === null || typeof req.op !== 'string') throw new VmnetError('E_USAGE', 'bad request: expected {"op":…}');
+            ans = await handle(req);
+          } catch (e) {
+            ans = { ok: false, code: (e as VmnetError).code ?? 'E_USAGE', message: (e as Error).message };
+          }
+          if (!s.destroyed) s.write(JSON.stringify(ans) + '\n');
+        });
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new VmnetError('E_PORT_IN_USE', `cannot listen on ${path}: ${e.message}`, { cause: e })));
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, 0o600);
+  return server;
+}
+
+// ------------------------------------------------------------ the background process
+
+/** Options of {@link serveSwitch} (the hidden `vmnet switch serve`). */
+export interface ServeOptions extends Omit<SwitchCreateOptions, 'timeoutMs' | 'bin'> {
+  /** Registers the shutdown signal handler; returns its remover. */
+  onSignal?: (handler: () => void) => () => void;
+  /** Log lines (the daemon's stdout, i.e. daemon.log). */
+  log?: (line: string) => void;
+}
+
+/**
+ * Runs switch `name` in this process until `stop` or a signal: segment,
+ * control socket, state.json; at the end removes the switch directory.
+ * @throws VmnetError when the switch cannot start (e.g. E_PORT_IN_USE when
+ *   another process already serves it); nothing is removed then
+ */
+export async function serveSwitch(name: string, opts: ServeOptions = {}): Promise<void> {
+  const log = opts.log ?? (() => {});
+  const p = switchPaths(name, opts.runtimeDir);
+  ensureSwitchDir(p);
+  const withGateway = opts.gateway ?? opts.subnet !== undefined;
+  const subnet = withGateway ? (opts.subnet ?? DEFAULT_SUBNET) : null;
+  const seg = await startSegment({
+    dir: p.dir,
+    pcap: opts.pcap,
+    mtu: opts.mtu,
+    gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
+  });
+  let stop!: () => void;
+  const stopped = new Promise<void>((r) => (stop = r));
+  const st: SwitchState = {
+    version: 1,
+    name,
+    pid: process.pid,
+    subnet,
+    gateway: withGateway,
+    isolated: withGateway && (opts.isolated ?? false),
+    mtu: seg.switch.switch.mtu,
+    pcap: opts.pcap ?? null,
+    created: new Date().toISOString(),
+    socket: seg.socket,
+    control: p.control,
+  };
+  let ctl: Server;
+  try {
+    ctl = await listenControl(p.control, async (req) => {
+      switch (req.op) {
+        case 'status':
+          return { ok: true, name, pid: process.pid, state: st, snapshot: seg.snapshot() };
+        case 'socket':
+          return { ok: true, path: await seg.socketFor(req.role ?? { vlan: 1 }) };
+        case 'name':
+          seg.setName(String(req.mac), String(req.name));
+          return { ok: true };
+        case 'unname':
+          seg.removeName(String(req.mac));
+          return { ok: true };
+        case 'stop':
+          setImmediate(stop);
+          return { ok: true };
+        default:
+          throw new VmnetError('E_USAGE', `unknown control request ${JSON.stringify(req.op)}`);
+      }
+    });
+  } catch (e) {
+    await seg.close();
+    throw e;
+  }
+  await writeState(p, st);
+  log(`vmnet switch ${name}: serving (pid ${process.pid}) on ${seg.socket}${subnet ? `, gateway on ${subnet}` : ', no gateway'}`);
+  const off = opts.onSignal?.(() => stop());
+  process.on('SIGHUP', () => {});
+  await stopped;
+  off?.();
+  log(`vmnet switch ${name}: stopping`);
+  await new Promise<void>((r) => ctl.close(() => r()));
+  await seg.close();
+  // Only remove the directory if it is still ours.
+  const now = await readState(p);
+  if (now === null || now.pid === process.pid) await removeSwitchDir(p);
+}
+
+// ------------------------------------------------------------ the library side
+
+async function probe(p: SwitchPaths): Promise<Probe> {
+  const st = await readState(p);
+  if (st !== null) {
+    try {
+      const ans = await controlRequest(st.control, { op: 'status' }, 2000);
+      if (ans.pid === st.pid && ans.name === p.name) return { state: 'running', st, snapshot: ans.snapshot as SegmentSnapshot };
+    } catch {
+      // fall through to the pid checks
+    }
+    if (!pidIsSwitch(st.pid, p.name)) {
+      await removeSwitchDir(p);
+      return { state: 'absent' };
+    }
+    return { state: 'unresponsive', pid: st.pid };
+  }
+  const age = await switchDirAge(p);
+  if (age === null) return { state: 'absent' };
+  if (age > STARTING_GRACE_MS) {
+    await removeSwitchDir(p);
+    return { state: 'absent' };
+  }
+  return { state: 'starting', pid: null };
+}
+
+const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean): SwitchInfo => ({
+  name: st.name,
+  pid: st.pid,
+  dir: p.dir,
+  socket: st.socket,
+  control: st.control,
+  subnet: st.subnet,
+  gateway: st.gateway,
+  isolated: st.isolated,
+  created: st.created,
+  started,
+});
+
+/** The CLI entry point to spawn: dist/cli/bin.js (also when running from src/ under a test runner). */
+function defaultBin(): string {
+  const here = fileURLToPath(new URL('../cli/bin.js', import.meta.url));
+  if (!import.meta.url.endsWith('.ts') && existsSync(here)) return here;
+  const dist = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
+  if (existsSync(dist)) return dist;
+  throw new VmnetError('E_NO_FILE', `cannot find vmnet's dist/cli/bin.js to start a switch (run npm run build)`);
+}
+
+function serveArgs(name: string, o: SwitchCreateOptions): string[] {
+  const a = ['switch', 'serve', name];
+  if (o.subnet !== undefined) a.push('--subnet', o.subnet);
+  if (o.gateway !== undefined) a.push(o.gateway ? '--gateway' : '--no-gateway');
+  if (o.isolated) a.push('--isolated');
+  if (o.pcap !== undefined) a.push('--pcap', o.pcap);
+  if (o.mtu !== undefined) a.push('--mtu', String(o.mtu));
+  for (const u of o.dnsUpstreams ?? []) a.push('--dns-upstream', `${u.host}:${u.port}`);
+  for (const r of o.dnsRecords ?? []) a.push('--dns-record', `${r.name}=${r.type === 'A' ? formatIp(r.address) : r.address}`);
+  return a;
+}
+
+const formatIp = (a: number) => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.');
+
+/** Checks options in the caller, so usage errors are reported here and not in a log. */
+function checkOptions(name: string, o: SwitchCreateOptions): void {
+  switchPaths(name, o.runtimeDir ?? runtimeDir());
+  const withGateway = o.gateway ?? o.subnet !== undefined;
+  if (!withGateway && o.isolated) throw new VmnetError('E_USAGE', '--isolated needs a gateway (give --subnet or --gateway)');
+  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu });
+  else if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= 65535)) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give 68-65535`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Returns switch `name`, starting it in the background when it is not
+ * running (`vmnet run --net switch:NAME`). Options only apply to a switch
+ * this call starts.
+ * @throws VmnetError E_USAGE for a bad name or options, E_TIMEOUT when the
+ *   switch does not come up, E_CLOSED when its process exits first (the
+ *   message quotes the end of daemon.log)
+ */
+export async function ensureSwitch(name: string, opts: SwitchCreateOptions = {}): Promise<SwitchInfo> {
+  return startOrFind(name, opts, false);
+}
+
+/**
+ * Starts switch `name` in the background.
+ * @throws VmnetError E_USAGE when it already runs, else as {@link ensureSwitch}
+ */
+export async function createSwitch(name: string, opts: SwitchCreateOptions = {}): Promise<SwitchInfo> {
+  return startOrFind(name, opts, true);
+}
+
+async function startOrFind(name: string, opts: SwitchCreateOptions, mustCreate: boolean): Promise<SwitchInfo> {
+  checkOptions(name, opts);
+  const rt = opts.runtimeDir ?? runtimeDir();
+  const p = switchPaths(name, rt);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  let spawned = false;
+  for (;;) {
+    const pr = await probe(p);
+    if (pr.state === 'running') {
+      if (mustCreate && !spawned) throw new VmnetError('E_USAGE', `switch ${name} already exists (pid ${pr.st.pid}); remove it with vmnet switch rm ${name}`);
+      return infoOf(pr.st, p, spawned);
+    }
+    if (pr.state === 'unresponsive') throw new VmnetError('E_TIMEOUT', `switch ${name} (pid ${pr.pid}) does not answer on ${p.control}`);
+    if (pr.state === 'absent' && !spawned) {
+      await spawnDaemon(name, p, rt, opts, deadline);
+      spawned = true;
+      continue;
+    }
+    if (Date.now() > deadline) throw new VmnetError('E_TIMEOUT', `switch ${name} did not start within ${timeoutMs} ms (see ${p.log})`);
+    await sleep(100);
+  }
+}
+
+/** Spawns the background process and waits until it serves, exits or times out. */
+async function spawnDaemon(name: string, p: SwitchPaths, rt: string, opts: SwitchCreateOptions, deadline: number): Promise<void> {
+  ensureSwitchDir(p);
+  const fd = openSync(p.log, 'a', 0o600);
+  let exited: { code: number | null; signal: string | null } | null = null;
+  try {
+    const child = spawn(process.execPath, [opts.bin ?? defaultBin(), ...serveArgs(name, opts)], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, VMNET_RUNTIME_DIR: rt },
+    });
+    child.on('exit', (code, signal) => (exited = { code, signal }));
+    child.on('error', () => (exited = { code: -1, signal: null }));
+    child.unref();
+    while (Date.now() < deadline) {
+      const st = await readState(p);
+      if (st !== null && st.pid === child.pid) {
+        try {
+          await controlRequest(st.control, { op: 'status' }, 2000);
+          return;
+        } catch {
+          // not yet
+        }
+      }
+      if (exited !== null) {
+        const e = exited as { code: number | null; signal: string | null };
+        // Lost a race to another starter? Then that one serves.
+        const pr = await probe(p);
+        if (pr.state === 'running' || pr.state === 'starting') return;
+        const tail = logTail(p.log);
+        throw new VmnetError(e.code === 2 ? 'E_USAGE' : 'E_CLOSED', `switch ${name} exited (${e.signal ?? `code ${e.code}`}) before serving: ${tail}`);
+      }
+      await sleep(50);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function logTail(path: string): string {
+  try {
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    return lines.slice(-2).join(' | ') || '(empty log)';
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * The socket path for a role on running switch `name` (opened on demand).
+ * @param role access `{ vlan: N }` or `{ trunk: [...], native? }`; default access VLAN 1
+ * @throws VmnetError E_USAGE when the switch does not run or the role is bad
+ */
+export async function switchSocketFor(name: string, role: PortRole = { vlan: 1 }, opts: { runtimeDir?: string } = {}): Promise<string> {
+  const p = switchPaths(name, opts.runtimeDir);
+  const pr = await probe(p);
+  if (pr.state !== 'running') throw new VmnetError('E_USAGE', `no running switch ${name}; create it with vmnet switch create ${name}`);
+  const ans = await controlRequest(pr.st.control, { op: 'socket', role });
+  return String(ans.path);
+}
+
+/**
+ * Registers a VM's vmnet name for its MAC with switch `name`'s gateway DNS
+ * (the launcher calls this for `vmnet run --name web --net switch:lab`).
+ */
+export async function registerSwitchName(name: string, mac: string, vmName: string, opts: { runtimeDir?: string } = {}): Promise<void> {
+  const p = switchPaths(name, opts.runtimeDir);
+  const st = await readState(p);
+  if (st === null) throw new VmnetError('E_USAGE', `no running switch ${name}`);
+  await controlRequest(st.control, { op: 'name', mac, name: vmName });
+}
+
+/** The state of running switch `name`, or null. */
+export async function switchStatus(name: string, opts: { runtimeDir?: string } = {}): Promise<{ info: SwitchInfo; snapshot: SegmentSnapshot } | null> {
+  const p = switchPaths(name, opts.runtimeDir);
+  const pr = await probe(p);
+  return pr.state === 'running' ? { info: infoOf(pr.st, p, false), snapshot: pr.snapshot } : null;
+}
+
+/** Every switch in the runtime directory; stale ones are cleaned up and left out. */
+export async function listSwitches(opts: { runtimeDir?: string } = {}): Promise<SwitchListing[]> {
+  const rt = opts.runtimeDir ?? runtimeDir();
+  const out: SwitchListing[] = [];
+  for (const name of await listSwitchNames(rt)) {
+    const p = switchPaths(name, rt);
+    const pr = await probe(p);
+    if (pr.state === 'running') out.push({ name, state: 'running', info: infoOf(pr.st, p, false), snapshot: pr.snapshot });
+    else if (pr.state !== 'absent') out.push({ name, state: pr.state, pid: pr.pid });
+  }
+  return out;
+}
+
+/**
+ * Stops switch `name` and removes its directory.
+ * @param opts.force stop it even with VM ports attached
+ * @returns 'stopped', or 'stale' when only the remains of a dead switch were removed
+ * @throws VmnetError E_USAGE when there is no such switch, or when VMs are
+ *   attached and `force` is not set
+ */
+export async function removeSwitch(name: string, opts: { force?: boolean; runtimeDir?: string } = {}): Promise<'stopped' | 'stale'> {
+  const p = switchPaths(name, opts.runtimeDir);
+  const existed = (await switchDirAge(p)) !== null;
+  const pr = await probe(p);
+  if (pr.state === 'absent') {
+    if (existed) return 'stale';
+    throw new VmnetError('E_USAGE', `no switch ${name}`);
+  }
+  if (pr.state === 'running') {
+    const vms = pr.snapshot.switch.ports.filter((x) => x.kind === 'stream');
+    if (vms.length > 0 && !opts.force) {
+      const what = vms.map((x) => `${x.roleText}${x.macs[0] ? ` ${x.macs[0].mac}` : ''}`).join(', ');
+      throw new VmnetError('E_USAGE', `switch ${name} has ${vms.length} port(s) attached (${what}); stop those VMs or use --force`);
+    }
+    await controlRequest(pr.st.control, { op: 'stop' }).catch(() => undefined);
+  }
+  const pid = pr.state === 'running' ? pr.st.pid : pr.pid;
+  if (pid !== null) {
+    for (const [signal, waitMs] of [[null, 5000], ['SIGTERM', 2000], ['SIGKILL', 1000]] as const) {
+      if (signal !== null && pidIsSwitch(pid, name)) process.kill(pid, signal);
+      const until = Date.now() + waitMs;
+      // pidIsSwitch, not pidAlive: an exited daemon may linger as a zombie until its parent reaps it.
+      while (pidIsSwitch(pid, name) && Date.now() < until) await sleep(50);
+      if (!pidIsSwitch(pid, name)) break;
+    }
+  }
+  await removeSwitchDir(p);
+  return 'stopped';
+}
