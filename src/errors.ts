@@ -15,7 +15,9 @@ export type VmnetErrorCode =
   | 'E_TIMEOUT' // something did not happen in time
   | 'E_GUEST_PROTOCOL' // the guest console did not speak the expected protocol
   | 'E_QMP' // QEMU's monitor (QMP) answered with an error or broke the protocol
-  | 'E_CLOSED'; // the object was used after close
+  | 'E_CLOSED' // the object was used after close
+  | 'E_NAME_IN_USE' // a VM of that name is running
+  | 'E_NO_VM'; // no running VM of that name
 
 export class VmnetError extends Error {
   readonly code: VmnetErrorCode;
@@ -25,7 +27,7 @@ export class VmnetError extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'VmnetError';
     this.code = code;
-    this.usage = options?.usage ?? (code === 'E_USAGE' || code === 'E_NO_FILE' || code === 'E_BAD_IMAGE' || code === 'E_PORT_IN_USE' || code === 'E_PORT_PRIVILEGED');
+    this.usage = options?.usage ?? (code === 'E_USAGE' || code === 'E_NO_FILE' || code === 'E_BAD_IMAGE' || code === 'E_PORT_IN_USE' || code === 'E_PORT_PRIVILEGED' || code === 'E_NAME_IN_USE');
   }
 }
 

@@ -4,7 +4,12 @@
  */
 export { VmnetError, isVmnetError, type VmnetErrorCode } from './errors.js';
 export { parseForward, formatForward, type ForwardSpec } from './config/forward.js';
-export { planRun, runVm, parseMemory, type RunOptions, type RunPlan } from './vm/run.js';
+export { parseMemory } from './vm/run.js';
+export { launch, Vm, type VmExit, type VmEvent, type VmForwards, type StopOptions, type WaitOptions, type LaunchHooks } from './vm/launch.js';
+export { planLaunch, parseNet, type LaunchOptions, type LaunchPlan, type NetSpec } from './vm/plan.js';
+export { listVms, stopVm, addForward, removeForward, listForwards, waitForVmPort, consoleSocket, type VmListing } from './vm/manage.js';
+export type { VmStatus } from './vm/control.js';
+export { startDetached } from './vm/supervisor.js';
 export { qemuArgs, macFromName, type QemuSpec, type NicSpec, type NicBackend } from './qemu/args.js';
 export { runTestGuest, type TestGuestOptions, type TestGuestResult } from './guest/boot.js';
 export { findBundledGuest, type BundledGuest } from './guest/bundled.js';

@@ -2,9 +2,11 @@
  * The CLI's view of the outside world, injected so commands can be tested
  * in-process: output streams, environment, and the signal source.
  */
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export interface CliIo {
+  /** Terminal input for interactive consoles (absent in tests). */
+  stdin?: Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
   stdout: Writable;
   stderr: Writable;
   env: NodeJS.ProcessEnv;
@@ -17,6 +19,7 @@ export interface CliIo {
 /** The real process's I/O. */
 export function processIo(): CliIo {
   return {
+    stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,

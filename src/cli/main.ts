@@ -13,6 +13,11 @@ import type { CliIo } from './io.js';
 import { runCommand } from './commands/run.js';
 import { demoCommand } from './commands/demo.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { lsCommand } from './commands/ls.js';
+import { stopCommand } from './commands/stop.js';
+import { forwardCommand } from './commands/forward.js';
+import { consoleCommand } from './commands/console.js';
+import { waitCommand } from './commands/wait.js';
 import { switchCommand } from './commands/switch.js';
 
 export const EXIT_OK = 0;
@@ -37,6 +42,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .usage('$0 <command> [options]\n\nRootless user-mode networking for QEMU virtual machines.')
     .command(runCommand(io, (c) => (exit = c)))
     .command(demoCommand(io, (c) => (exit = c)))
+    .command(lsCommand(io))
+    .command(stopCommand(io))
+    .command(forwardCommand(io))
+    .command(waitCommand(io))
+    .command(consoleCommand(io))
     .command(gatewayCommand(io))
     .command(switchCommand(io))
     .demandCommand(1, 'no command given; try vmnet demo or vmnet run IMAGE')

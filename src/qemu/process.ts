@@ -28,9 +28,11 @@ export class QemuProcess {
    * @param binary path of qemu-system-*
    * @param args argv from qemuArgs()
    * @param stdio 'pipe' to drive the serial console (stdio chardev) from code, 'inherit' for a terminal
+   * @param opts detached: run QEMU in its own session, so a Ctrl-C on the
+   *   terminal reaches only vmnet (which then powers the guest down in order)
    */
-  constructor(binary: string, args: string[], stdio: 'pipe' | 'inherit' | 'ignore' = 'pipe') {
-    this.child = spawn(binary, args, { stdio: [stdio, stdio, 'pipe'] });
+  constructor(binary: string, args: string[], stdio: 'pipe' | 'inherit' | 'ignore' = 'pipe', opts: { detached?: boolean } = {}) {
+    this.child = spawn(binary, args, { stdio: [stdio, stdio, 'pipe'], detached: opts.detached ?? false });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (s: string) => {
       this.stderrTail = (this.stderrTail + s).slice(-STDERR_KEEP);

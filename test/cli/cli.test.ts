@@ -3,7 +3,7 @@
  * with exit code 2, no stack traces.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,14 @@ const BIN = join(import.meta.dirname, '../../dist/cli/bin.js');
 function vmnet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { env: { ...process.env, VMNET_DEBUG: '' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function vmnetEnv(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, VMNET_DEBUG: '', VMNET_RUNTIME_DIR: '', ...extra } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -35,7 +43,59 @@ describe('vmnet CLI', () => {
   it('prints real help for run', async () => {
     const r = await vmnet('run', '--help');
     expect(r.code).toBe(0);
-    for (const flag of ['--forward', '--snapshot', '--kernel', '--memory', '--accel', '--dry-run', '--console']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--forward', '--snapshot', '--kernel', '--memory', '--accel', '--dry-run', '--console', '--detach', '--json', '--net', '--isolated', '--dns-record', '--pcap', '--mtu', '--stop-timeout']) expect(r.stdout).toContain(flag);
+    expect(r.stdout).toContain('Ctrl-]');
+  });
+  it('lists the VM commands in help', async () => {
+    const r = await vmnet('--help');
+    for (const c of ['vmnet ls', 'vmnet stop <name>', 'vmnet forward <action> <name> [spec]', 'vmnet wait <name>', 'vmnet console <name>']) expect(r.stdout).toContain(c);
+  });
+  it('--dry-run --json prints the plan as JSON and creates nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'web.img'), Buffer.alloc(1024));
+    const rt = mkdtempSync(join(tmpdir(), 'vmnet-cli-rt-'));
+    const r = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'run', join(dir, 'web.img'), '--accel', 'tcg', '--net', 'user,mac=52:54:00:aa:bb:cc', '--dry-run', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.name).toBe('web');
+    expect(plan.dir).toBe(join(rt, 'vmnet', 'web'));
+    expect(plan.command).toContain('virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc');
+    expect(plan.command).toContain('-S');
+    expect(existsSync(join(rt, 'vmnet'))).toBe(false);
+  });
+  it('--net none drops the NIC; forwards without a network are a usage error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    const r = await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--net', 'none', '--dry-run');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain('-netdev');
+    expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--net', 'none', '--forward', '22:22', '--dry-run'), /need --net user/);
+  });
+  it('--net is repeatable: a user NIC and a switch port (started on demand, so a dry run shows a placeholder)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    const r = await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--net', 'user', '--net', 'switch:lab,vlan=5,mac=52:54:00:00:00:05', '--dry-run');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^nic 1 52:54:00:00:00:05: switch lab \(access vlan 5; started on demand\)/m);
+    expect(r.stdout).toContain('-device virtio-net-pci,netdev=net1,mac=52:54:00:00:00:05');
+    expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--net', 'user', '--net', 'user', '--dry-run'), /only one --net user/);
+  });
+  it('rejects bad VM names and bad --net values', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--name', '../x', '--dry-run'), /bad VM name/);
+    expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--net', 'bridge', '--dry-run'), /bad --net bridge/);
+    expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--console', 'tty9', '--dry-run'), /bad --console/);
+  });
+  it('stop, forward, wait and console name a VM that does not run: one line, exit 1', async () => {
+    const rt = mkdtempSync(join(tmpdir(), 'vmnet-cli-rt-'));
+    for (const args of [['stop', 'nope'], ['forward', 'ls', 'nope'], ['wait', 'nope', '--port', '22'], ['console', 'nope']]) {
+      const r = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(/^vmnet: no VM named nope is running.*\n$/);
+    }
+    const ls = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'ls', '--json');
+    expect(ls.stdout).toBe('[]\n');
   });
   it('rejects an unknown flag with one line and exit 2', async () => {
     expectOneLineUsageError(await vmnet('run', 'x.img', '--bogus'), /bogus/);
@@ -61,7 +121,11 @@ describe('vmnet CLI', () => {
     const r = await vmnet('run', img, '--accel', 'tcg', '-m', '512M', '--forward', '2222:22', '--dry-run', '--', '-no-reboot');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`file=${img},format=qcow2,if=virtio`);
-    expect(r.stdout).toContain('hostfwd=tcp:127.0.0.1:2222-:22');
+    // --net user is vmnet's own gateway: QEMU gets a stream netdev, never -netdev user/hostfwd.
+    expect(r.stdout).not.toContain('hostfwd');
+    expect(r.stdout).toMatch(/-netdev stream,id=net0,server=off,addr\.type=unix,addr\.path=\S+\/disk\/net0\.sock/);
+    expect(r.stdout).toMatch(/^forward 127\.0\.0\.1:2222:22\/tcp -> guest port 22\/tcp$/m);
+    expect(r.stdout).toMatch(/^nic 0 52:54:00:[0-9a-f:]{8}: vmnet gateway/m);
     expect(r.stdout).toMatch(/-m 512M .*-no-reboot/);
   });
 });

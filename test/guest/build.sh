@@ -27,8 +27,12 @@ kpkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: l
 [ -n "$kpkg" ] || die "cannot resolve linux-image-cloud-amd64 (run apt-get update first)"
 kver="${kpkg#linux-image-}"
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net"
+# Copied, never loaded by default: the ACPI power button and the input event device busybox acpid
+# reads (/init loads them with vmnet.acpi=1), and virtio_blk for tests that write to their disk
+# (insmod /lib/modules/virtio_blk.ko gives /dev/vda).
+acpi_modules="evdev button virtio_blk"
 
-key="$( { echo "$kpkg"; sha256sum "$busybox" "$here/init" "$here/udhcpc.script" "$here/build.sh"; echo "$modules"; } | sha256sum | cut -c1-16)"
+key="$( { echo "$kpkg"; sha256sum "$busybox" "$here/init" "$here/udhcpc.script" "$here/build.sh"; echo "$modules $acpi_modules"; } | sha256sum | cut -c1-16)"
 if [ -f "$out/key" ] && [ "$(cat "$out/key")" = "$key" ] && [ -f "$out/disk.qcow2" ]; then
   echo "guest build: cached in $out ($kpkg)"
   exit 0
@@ -57,7 +61,7 @@ cp "$busybox" "$root/bin/busybox"
 for app in $("$busybox" --list); do
   [ "$app" = busybox ] || ln -sf busybox "$root/bin/$app"
 done
-for m in $modules; do
+for m in $modules $acpi_modules; do
   ko="$(find "$work/kernel/lib/modules/$kver" -name "$m.ko" | head -1)"
   [ -n "$ko" ] || die "module $m.ko not found in $kpkg"
   cp "$ko" "$root/lib/modules/"

@@ -196,7 +196,7 @@ describe('vmnet gateway --fd', () => {
     const child = spawn(process.execPath, [bin, 'gateway', '--fd', '3', '--dns-upstream', '127.0.0.11:53'], { stdio: ['ignore', 'pipe', 'pipe', serverSide] });
     serverSide.destroy(); // the child holds its own copy of the descriptor
     let out = '';
-    child.stdout.on('data', (c) => (out += c));
+    child.stdout!.on('data', (c) => (out += c));
     const port = new StreamPort(client);
     const replies: number[] = [];
     port.onFrame = (buf, _v, off, len) => replies.push(decodeFrame(buf.slice(off, off + len)).icmp?.type ?? -1);

@@ -1,12 +1,17 @@
 /**
- * `vmnet run [IMAGE] [options] [-- extra qemu args]`: flags → RunOptions →
- * the library's planRun/runVm.
+ * `vmnet run [IMAGE] [options] [-- extra qemu args]`: flags → LaunchOptions
+ * → the library's launch() (foreground), planLaunch() (--dry-run) or
+ * startDetached() (--detach). The foreground run owns the VM: its serial
+ * console is on the terminal (Ctrl-] stops the VM), SIGINT/SIGTERM power it
+ * down in order (a second one forces), and the exit code says how it ended.
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
-import { parseForward } from '../../config/forward.js';
+import { withNetworkOptions, type NetworkArgs } from './gateway.js';
+import { VmnetError } from '../../errors.js';
+import type { LaunchOptions } from '../../vm/plan.js';
 
-interface RunArgs {
+interface RunArgs extends NetworkArgs {
   image?: string;
   kernel?: string;
   initrd?: string;
@@ -17,75 +22,179 @@ interface RunArgs {
   name?: string;
   accel: 'auto' | 'kvm' | 'tcg' | 'hvf';
   qemu?: string;
-  net: 'user' | 'none';
+  net: string[];
   forward: string[];
   console: string;
+  detach: boolean;
+  json: boolean;
+  'stop-timeout': number;
   'dry-run': boolean;
+  supervised: boolean;
   '--'?: Array<string | number>;
+}
+
+const USAGE = `$0 run [IMAGE] [options] [-- extra qemu args]
+
+Boot a VM on vmnet's own user-mode network (DHCP, DNS, NAT, port forwards).
+Its serial console is on this terminal: Ctrl-] stops the VM (ACPI power-down,
+then quit), every other key goes to the guest. Ctrl-C/SIGTERM sent to vmnet
+also powers the guest down (a second one forces it off). With --detach the VM
+runs in the background: see vmnet ls, console, forward, wait, stop.`;
+
+type ConsoleMode = { kind: 'terminal' } | { kind: 'none' } | { kind: 'file'; path: string };
+
+function parseConsole(text: string): ConsoleMode {
+  if (text === 'terminal' || text === 'stdio') return { kind: 'terminal' };
+  if (text === 'none') return { kind: 'none' };
+  if (text.startsWith('file:') && text.length > 5) return { kind: 'file', path: text.slice(5) };
+  throw new VmnetError('E_USAGE', `bad --console ${text}: use terminal (default), none or file:PATH`);
 }
 
 export function runCommand(io: CliIo, setExit: (code: number) => void): CommandModule<object, RunArgs> {
   return {
     command: 'run [image]',
-    describe: 'boot a VM (raw or qcow2 disk image, or a kernel) with its own network',
+    describe: 'boot a VM (raw or qcow2 disk image, or a kernel) on its own network',
     builder: (y) =>
-      y
-        .parserConfiguration({ 'populate--': true })
-        .usage('$0 run [IMAGE] [options] [-- extra qemu args]\n\nBoot a VM. Its serial console is on this terminal: Ctrl-A x quits, Ctrl-A c toggles the QEMU monitor.')
-        .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file)' })
-        .option('kernel', { type: 'string', describe: 'boot this kernel directly (with or without IMAGE)' })
-        .option('initrd', { type: 'string', describe: 'initramfs for --kernel' })
-        .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
-        .option('snapshot', { type: 'boolean', default: false, describe: 'discard all writes to the image (throwaway VM)' })
-        .option('memory', { alias: 'm', type: 'string', default: '1G', describe: 'guest memory, e.g. 512M, 2G' })
-        .option('cpus', { type: 'number', default: 2, describe: 'virtual CPUs' })
-        .option('name', { type: 'string', describe: 'VM name (default: from the image file name)' })
-        .option('accel', { choices: ['auto', 'kvm', 'tcg', 'hvf'] as const, default: 'auto' as const, describe: 'accelerator; auto uses KVM only when /dev/kvm can be opened, else TCG' })
-        .option('qemu', { type: 'string', describe: 'QEMU binary (default: qemu-system-<host arch> on PATH)' })
-        .option('net', { choices: ['user', 'none'] as const, default: 'user' as const, describe: 'network: user (NAT with DHCP/DNS) or none' })
-        .option('forward', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'forward [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp]; BIND defaults to 127.0.0.1 (repeatable)' })
-        .option('console', { type: 'string', default: 'stdio', describe: 'serial console: stdio (this terminal), none, or file:PATH' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'print the QEMU command line and network plan, start nothing' }) as never,
+      withNetworkOptions(
+        y
+          .parserConfiguration({ 'populate--': true })
+          .usage(USAGE)
+          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file)' })
+          .option('kernel', { type: 'string', describe: 'boot this kernel directly (with or without IMAGE)' })
+          .option('initrd', { type: 'string', describe: 'initramfs for --kernel' })
+          .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
+          .option('snapshot', { type: 'boolean', default: false, describe: 'discard all writes to the image (throwaway VM)' })
+          .option('memory', { alias: 'm', type: 'string', default: '1G', describe: 'guest memory, e.g. 512M, 2G' })
+          .option('cpus', { type: 'number', default: 2, describe: 'virtual CPUs' })
+          .option('name', { type: 'string', describe: 'VM name (default: from the image file name, made unique)' })
+          .option('accel', { choices: ['auto', 'kvm', 'tcg', 'hvf'] as const, default: 'auto' as const, describe: 'accelerator; auto uses KVM only when /dev/kvm can be opened, else TCG' })
+          .option('qemu', { type: 'string', describe: 'QEMU binary (default: qemu-system-<host arch> on PATH)' })
+          .option('net', {
+            type: 'string',
+            array: true,
+            default: ['user'],
+            describe: "NIC: user[,mac=MAC] (vmnet's gateway, in-process), none, or switch:NAME[,vlan=N][,mac=MAC]; repeatable for several NICs",
+          })
+          .option('forward', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'forward [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp]; BIND defaults to 127.0.0.1 (repeatable)' })
+          .option('console', { type: 'string', default: 'terminal', describe: 'serial console: terminal (this one), none, or file:PATH (a copy; `vmnet console NAME` attaches any time)' })
+          .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'run in the background under a supervisor; prints the VM name' })
+          .option('json', { type: 'boolean', default: false, describe: 'report lifecycle events as NDJSON on stdout (started, lease, forward, ready, exited)' })
+          .option('stop-timeout', { type: 'number', default: 30, describe: 'seconds the guest gets to power off after Ctrl-C/SIGTERM before QEMU is told to quit' })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'print the QEMU command line and network plan, start nothing' })
+          .option('supervised', { type: 'boolean', default: false, hidden: true }),
+      ) as never,
     handler: async (a) => {
-      const { planRun, runVm } = await import('../../vm/run.js');
-      const { shellQuote } = await import('../../qemu/args.js');
-      const plan = await planRun({
-        image: a.image,
-        kernel: a.kernel,
-        initrd: a.initrd,
-        append: a.append,
+      if (a.supervised) {
+        const { runSupervised } = await import('../../vm/supervisor.js');
+        setExit(await runSupervised((h) => io.onSignal(h), io.stderr));
+        return;
+      }
+      const console = parseConsole(a.console);
+      if (!(a['stop-timeout'] >= 0)) throw new VmnetError('E_USAGE', `bad --stop-timeout ${a['stop-timeout']}: give seconds, e.g. 30`);
+      const { parseUpstream } = await import('../../services/dns/resolv-conf.js');
+      const opts: LaunchOptions = {
+        ...(a.image !== undefined ? { image: a.image } : {}),
+        ...(a.kernel !== undefined ? { kernel: a.kernel } : {}),
+        ...(a.initrd !== undefined ? { initrd: a.initrd } : {}),
+        ...(a.append !== undefined ? { append: a.append } : {}),
         snapshot: a.snapshot,
         memory: a.memory,
         cpus: a.cpus,
-        name: a.name,
+        ...(a.name !== undefined ? { name: a.name } : {}),
         accel: a.accel,
-        qemu: a.qemu,
+        ...(a.qemu !== undefined ? { qemu: a.qemu } : {}),
         net: a.net,
-        forwards: a.forward.map(parseForward),
-        console: a.console,
+        forwards: a.forward,
+        isolated: a.isolated,
+        dnsRecords: a['dns-record'],
+        ...(a.pcap !== undefined ? { pcap: a.pcap } : {}),
+        ...(a.mtu !== undefined ? { mtu: a.mtu } : {}),
+        network: {
+          subnet: a.subnet,
+          gatewayIp: a['gateway-ip'],
+          dnsIp: a['dns-ip'],
+          hostLoopback: a['host-loopback'],
+          ...(a['dns-upstream'].length ? { dnsUpstreams: a['dns-upstream'].map(parseUpstream) } : {}),
+          resolvConf: a['resolv-conf'],
+          udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+        },
+        ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
         extraArgs: (a['--'] ?? []).map(String),
-      });
-      for (const n of plan.notes) io.stderr.write(`vmnet: ${n}\n`);
+        stopTimeoutMs: a['stop-timeout'] * 1000,
+        env: io.env,
+      };
+
       if (a['dry-run']) {
-        io.stdout.write(shellQuote([plan.binary, ...plan.args]) + '\n');
-        for (const nic of plan.spec.nics) {
-          const fw = nic.backend.kind === 'qemu-user' ? nic.backend.forwards.map((f) => ` ${f.bindAddress}:${f.hostPort}->${f.guestPort}/${f.proto}`).join('') : '';
-          io.stdout.write(`nic ${nic.mac}: ${nic.backend.kind}${fw}\n`);
+        const { planLaunch } = await import('../../vm/plan.js');
+        const { shellQuote } = await import('../../qemu/args.js');
+        const plan = await planLaunch(opts);
+        if (a.json) {
+          io.stdout.write(JSON.stringify({ name: plan.name, dir: plan.dir, command: [plan.binary, ...plan.args], network: plan.network, notes: plan.notes }) + '\n');
+          return;
         }
+        for (const n of plan.notes) io.stderr.write(`vmnet: ${n}\n`);
+        io.stdout.write(shellQuote([plan.binary, ...plan.args]) + '\n');
+        io.stdout.write(`name ${plan.name}\nstate dir ${plan.dir}\n`);
+        for (const line of plan.network) io.stdout.write(line + '\n');
         return;
       }
-      let stopRequested = false;
-      let off = () => {};
-      const exit = await runVm(plan, (stop) => {
-        off = io.onSignal(() => {
-          stopRequested = true;
-          stop();
+
+      if (a.detach) {
+        const { startDetached } = await import('../../vm/supervisor.js');
+        const { name } = await startDetached(opts);
+        io.stdout.write(name + '\n');
+        return;
+      }
+
+      const { launch } = await import('../../vm/launch.js');
+      const json = a.json;
+      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(JSON.stringify(e) + '\n') } : {}) });
+      const onTerminal = console.kind === 'terminal' && !json;
+      const interactive = onTerminal && io.isTty && io.stdin !== undefined;
+      if (!json) {
+        const fw = vm.forwards.list();
+        const { formatForward } = await import('../../config/forward.js');
+        io.stderr.write(
+          `vmnet: VM ${vm.name} running (QEMU pid ${vm.pid}, ${vm.accel})${fw.length ? `, forwards ${fw.map(formatForward).join(' ')}` : ''}; ${interactive ? 'Ctrl-] stops it' : 'Ctrl-C stops it'}\n`,
+        );
+      }
+      let stopReason: string | null = null;
+      let term: { done: Promise<'escape' | 'closed'>; detach(): void } | null = null;
+      if (onTerminal) {
+        const { attachTerminal } = await import('../../vm/terminal.js');
+        term = attachTerminal(vm.serial, { stdin: io.stdin, stdout: io.stdout, interactive });
+        void term.done.then((why) => {
+          if (why !== 'escape' || !vm.running) return;
+          stopReason = 'Ctrl-]';
+          io.stderr.write(`\r\nvmnet: Ctrl-]: powering ${vm.name} down (up to ${a['stop-timeout']} s)\r\n`);
+          void vm.stop();
         });
+      }
+      let signals = 0;
+      const off = io.onSignal((sig) => {
+        signals++;
+        if (signals === 1) {
+          stopReason = sig;
+          io.stderr.write(`${interactive ? '\r\n' : ''}vmnet: ${sig}: powering ${vm.name} down through ACPI (up to ${a['stop-timeout']} s; send it again to force)\n`);
+          void vm.stop();
+        } else {
+          io.stderr.write(`vmnet: ${sig} again: forcing ${vm.name} off\n`);
+          void vm.stop({ force: true });
+        }
       });
+      const exit = await vm.exited;
       off();
-      if (exit.code === 0 || stopRequested) return;
-      io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${exit.stderr.trim().split('\n').slice(-3).join(' | ')}\n`);
-      setExit(1);
+      term?.detach();
+      if (exit.reason === 'crashed') {
+        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${exit.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}\n`);
+        setExit(1);
+        return;
+      }
+      if (!json && exit.reason === 'stopped') {
+        const how =
+          exit.stop === 'acpi' ? 'the guest powered off' : exit.stop === 'quit' ? `the guest did not power off within ${a['stop-timeout']} s; QEMU was told to quit` : 'QEMU did not quit; it was killed';
+        io.stderr.write(`vmnet: VM ${vm.name} stopped${stopReason ? ` (${stopReason})` : ''}: ${how}\n`);
+      }
     },
   };
 }

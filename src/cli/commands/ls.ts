@@ -1,0 +1,40 @@
+/**
+ * `vmnet ls [--json]`: running VMs with state, pid, accelerator, addresses,
+ * forwards and uptime. Dead VMs' leftovers are cleaned on the way.
+ */
+import type { CommandModule } from 'yargs';
+import type { CliIo } from '../io.js';
+
+interface LsArgs {
+  json: boolean;
+}
+
+function uptime(s: number): string {
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function lsCommand(io: CliIo): CommandModule<object, LsArgs> {
+  return {
+    command: 'ls',
+    describe: 'list running VMs',
+    builder: (y) => y.usage('$0 ls [--json]\n\nList running VMs (started by vmnet run or the library).').option('json', { type: 'boolean', default: false, describe: 'one JSON array' }) as never,
+    handler: async (a) => {
+      const { listVms } = await import('../../vm/manage.js');
+      const vms = await listVms(io.env);
+      if (a.json) {
+        io.stdout.write(JSON.stringify(vms) + '\n');
+        return;
+      }
+      if (vms.length === 0) {
+        io.stdout.write('no VMs running\n');
+        return;
+      }
+      const rows = [['NAME', 'STATE', 'PID', 'ACCEL', 'ADDRESS', 'FORWARDS', 'UPTIME']];
+      for (const v of vms) rows.push([v.name, v.state, String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.forwards.join(',') || '-', uptime(v.uptimeS)]);
+      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) io.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
+    },
+  };
+}

@@ -1,0 +1,519 @@
+/**
+ * Theory of operation: `launch()` runs one VM on vmnet's own network and
+ * hands back a `Vm`.
+ *
+ * Start, in order, undoing everything on any failure:
+ * 1. validate options (plan.ts) and claim the VM directory (state.ts);
+ *    state.json names this process as the owner;
+ * 2. start the gateway in-process on `net0.sock` with the port forwards: a
+ *    taken host port fails here, before QEMU exists; `--net switch:NAME`
+ *    NICs get a port on that switch (src/switch/daemon.ts starts the switch
+ *    in the background when it is not running);
+ * 3. spawn QEMU paused (-S) in its own session (a terminal's Ctrl-C reaches
+ *    vmnet, never QEMU directly), connect its serial socket and QMP, then
+ *    `cont`: no boot output and no event is missed;
+ * 4. serve `console.sock` (serial.ts) and `control.sock` (control.ts), write
+ *    state.json again with QEMU's pid, emit `started`.
+ *
+ * Events (`vm.on('event', e)`, NDJSON in `vmnet run --json`): started,
+ * lease (a DHCP ACK binding a new address to one of the VM's MACs), forward
+ * (added/removed), ready (waitForPort saw the guest answer the gateway's own
+ * SYN), exited. `vm.on('exit', exit)` fires once with the same status.
+ *
+ * Stop (stop()): ACPI power button through QMP (`system_powerdown`), wait up
+ * to the timeout for the guest to power off, then QMP `quit`, then SIGKILL.
+ * `force` skips the button; a second stop() with force escalates a stop in
+ * progress. Whatever ends QEMU (guest power-off, stop, crash), the same
+ * cleanup runs: console and QMP closed, gateway closed (its host ports
+ * freed), the VM directory removed; only then does `exited` resolve, so a
+ * caller that awaited it finds no socket, no directory and no port left.
+ */
+import { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { VmnetError } from '../errors.js';
+import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
+import { startGateway, type RunningGateway } from '../gateway/server.js';
+import { QemuProcess } from '../qemu/process.js';
+import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
+import { formatIp4 } from '../wire/addr.js';
+import { LeaseState } from '../services/dhcp-server.js';
+import { buildPlan, claimPlan, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
+import { FILES, processStartTime, runtimeRoot, writeState, type VmState } from './state.js';
+import { SerialHub } from './serial.js';
+import { serveControl, type ControlServer, type VmStatus } from './control.js';
+
+/** How QEMU ended. */
+export interface VmExit {
+  code: number | null;
+  signal: string | null;
+  /** poweroff: the guest (or someone else) shut QEMU down cleanly; stopped: stop() did; crashed: QEMU failed. */
+  reason: 'poweroff' | 'stopped' | 'crashed';
+  /** For reason 'stopped': acpi (the guest obeyed the power button), quit (QMP quit), kill (SIGKILL). */
+  stop?: 'acpi' | 'quit' | 'kill';
+  /** The tail of QEMU's stderr. */
+  stderr: string;
+}
+
+export type VmEvent =
+  | { event: 'started'; time: string; name: string; pid: number; accel: string; dir: string; macs: string[]; forwards: string[] }
+  | { event: 'lease'; time: string; mac: string; address: string; hostname: string | null }
+  | { event: 'forward'; time: string; action: 'add' | 'remove'; forward: string }
+  | { event: 'ready'; time: string; port: number; address: string | null }
+  | ({ event: 'exited'; time: string } & VmExit);
+
+export interface StopOptions {
+  /** How long the guest gets to power off after the ACPI button, ms (default: the launch's stopTimeoutMs, 30 s). */
+  timeoutMs?: number;
+  /** Skip the button: QMP quit at once (then SIGKILL). */
+  force?: boolean;
+}
+
+export interface WaitOptions {
+  /** Default 60 s. */
+  timeoutMs?: number;
+}
+
+/** A VM's port forwards, changeable while it runs. */
+export interface VmForwards {
+  /** @throws VmnetError E_PORT_IN_USE, E_PORT_PRIVILEGED, E_USAGE */
+  add(spec: ForwardSpec | string): Promise<ForwardSpec>;
+  /** @returns false when no such forward exists */
+  remove(spec: ForwardSpec | string): Promise<boolean>;
+  list(): ForwardSpec[];
+}
+
+const now = () => new Date().toISOString();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface Parts {
+  plan: LaunchPlan;
+  qemu: QemuProcess;
+  gateway: RunningGateway | null;
+  stopTimeoutMs: number;
+  state: VmState;
+}
+
+/** A running VM. Create it with `launch()`. */
+export class Vm extends EventEmitter {
+  readonly name: string;
+  /** The VM directory (sockets, serial.log, state.json); removed when the VM ends. */
+  readonly dir: string;
+  readonly accel: string;
+  /** MAC of each NIC. */
+  readonly macs: string[];
+  /** Resolves once, after QEMU has exited and everything is cleaned up. Never rejects. */
+  readonly exited: Promise<VmExit>;
+  readonly forwards: VmForwards;
+  /** The QEMU command line that was run. */
+  readonly command: string[];
+
+  #qemu: QemuProcess;
+  #gateway: RunningGateway | null;
+  #qmp: QmpClient | null = null;
+  #hub: SerialHub | null = null;
+  #control: ControlServer | null = null;
+  #stopTimeoutMs: number;
+  #state: VmState;
+  #shutdownEvent: QmpEvent | null = null;
+  #stopping: Promise<VmExit> | null = null;
+  #stopHow: VmExit['stop'] | undefined;
+  #force: (() => void) | null = null;
+  #exit: VmExit | null = null;
+  #resolveExited!: (e: VmExit) => void;
+  #leased = new Map<string, string>();
+
+  /** @internal use launch() */
+  constructor(p: Parts) {
+    super();
+    this.name = p.plan.name;
+    this.dir = p.plan.dir;
+    this.accel = p.plan.spec.accel;
+    this.macs = p.plan.nics.map((n) => n.mac);
+    this.command = [p.plan.binary, ...p.plan.args];
+    this.#qemu = p.qemu;
+    this.#gateway = p.gateway;
+    this.#stopTimeoutMs = p.stopTimeoutMs;
+    this.#state = p.state;
+    this.exited = new Promise((r) => (this.#resolveExited = r));
+    const gw = this.#gateway;
+    const noNet = () => new VmnetError('E_USAGE', `VM ${this.name} has no --net user NIC: no forwards`);
+    this.forwards = {
+      add: async (spec) => {
+        if (!gw) throw noNet();
+        const f = typeof spec === 'string' ? parseForward(spec) : spec;
+        await gw.forwards.add(f);
+        this.#emit({ event: 'forward', time: now(), action: 'add', forward: formatForward(f) });
+        return f;
+      },
+      remove: async (spec) => {
+        if (!gw) throw noNet();
+        const f = typeof spec === 'string' ? parseForward(spec) : spec;
+        const ok = await gw.forwards.remove(f);
+        if (ok) this.#emit({ event: 'forward', time: now(), action: 'remove', forward: formatForward(f) });
+        return ok;
+      },
+      list: () => gw?.forwards.list() ?? [],
+    };
+    if (gw) {
+      const previous = gw.gateway.dhcp.onLease;
+      gw.gateway.dhcp.onLease = (lease) => {
+        previous?.(lease);
+        if (lease.state !== LeaseState.BOUND || !this.macs.includes(lease.mac)) return;
+        const address = formatIp4(lease.ip);
+        if (this.#leased.get(lease.mac) === address) return;
+        this.#leased.set(lease.mac, address);
+        this.#emit({ event: 'lease', time: now(), mac: lease.mac, address, hostname: lease.hostname });
+      };
+    }
+    void this.#qemu.exited.then(
+      (x) => this.#onQemuExit(x.code, x.signal, x.stderr),
+      (e: Error) => this.#onQemuExit(null, null, e.message),
+    );
+  }
+
+  /** QEMU's pid. */
+  get pid(): number | null {
+    return this.#qemu.pid ?? null;
+  }
+
+  /** True until QEMU has exited. */
+  get running(): boolean {
+    return this.#exit === null;
+  }
+
+  /** The guest's IPv4 address on the `user` network (its DHCP lease), or null before it has one. */
+  get address(): string | null {
+    const mac = this.macs[0];
+    if (mac && this.#leased.has(mac)) return this.#leased.get(mac)!;
+    const ip = this.#gateway?.gateway.primaryGuest();
+    return ip === null || ip === undefined ? null : formatIp4(ip);
+  }
+
+  /** The guest's serial console: read its output, write to type into it. */
+  get serial(): Duplex {
+    return this.#hub!.stream;
+  }
+
+  /** The last 64 KiB of console output. */
+  consoleTail(): string {
+    return this.#hub?.tail() ?? '';
+  }
+
+  /** The gateway of the `user` NIC (counters, leases), or null. */
+  get gateway(): RunningGateway | null {
+    return this.#gateway;
+  }
+
+  /** What `vmnet ls` shows. */
+  status(): VmStatus {
+    return {
+      name: this.name,
+      state: this.#stopping ? 'stopping' : 'running',
+      pid: process.pid,
+      qemuPid: this.pid,
+      accel: this.accel,
+      macs: this.macs,
+      addresses: [...new Set([...this.#leased.values(), ...(this.address ? [this.address] : [])])],
+      forwards: this.forwards.list().map(formatForward),
+      startedAt: this.#state.startedAt,
+      uptimeS: Math.round((Date.now() - this.#state.startedAt) / 1000),
+      dir: this.dir,
+      image: this.#state.image,
+      kernel: this.#state.kernel,
+    };
+  }
+
+  /**
+   * Waits until the guest accepts TCP connections on `port`: the gateway
+   * sends its own SYN and gets a SYN-ACK (no host socket is involved).
+   * @throws VmnetError E_TIMEOUT, E_CLOSED when the VM exits first, E_USAGE without a user NIC
+   */
+  async waitForPort(port: number, opts: WaitOptions = {}): Promise<void> {
+    const gw = this.#gateway;
+    if (!gw) throw new VmnetError('E_USAGE', `VM ${this.name} has no --net user NIC to probe through`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new VmnetError('E_USAGE', `bad port ${port}: 1-65535`);
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no-guest';
+    for (;;) {
+      if (this.#exit) throw new VmnetError('E_CLOSED', `VM ${this.name} exited before port ${port} was ready`);
+      last = await gw.probeGuestPort(port, Math.max(200, Math.min(1000, deadline - Date.now())));
+      if (last === 'open') break;
+      if (Date.now() >= deadline) {
+        const why = last === 'no-guest' ? 'the guest has no address on the network yet' : last === 'closed' ? 'the guest refuses connections (nothing listens)' : 'the guest does not answer';
+        throw new VmnetError('E_TIMEOUT', `port ${port} of VM ${this.name} not ready within ${Math.round(timeoutMs / 1000)} s: ${why}`);
+      }
+      await sleep(200);
+    }
+    this.#emit({ event: 'ready', time: now(), port, address: this.address });
+  }
+
+  /**
+   * Stops the VM: ACPI power button, wait, QMP quit, SIGKILL.
+   * @returns how QEMU ended (after cleanup)
+   */
+  stop(opts: StopOptions = {}): Promise<VmExit> {
+    if (this.#exit) return Promise.resolve(this.#exit);
+    if (this.#stopping) {
+      if (opts.force) this.#force?.();
+      return this.#stopping;
+    }
+    const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
+    this.#stopping = (async () => {
+      const qemuGone = this.#qemu.exited.then(() => true, () => true);
+      if (!opts.force) {
+        let forceNow!: () => void;
+        const forced = new Promise<boolean>((r) => (forceNow = () => r(false)));
+        this.#force = forceNow;
+        this.#stopHow = 'acpi';
+        try {
+          await this.#qmp?.systemPowerdown({ timeoutMs: 2000 });
+        } catch {
+          /* QMP gone: escalate below */
+        }
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+        const done = await Promise.race([qemuGone, late, forced]);
+        clearTimeout(timer);
+        if (done) return this.exited;
+      }
+      this.#stopHow = 'quit';
+      try {
+        await this.#qmp?.quit(3000);
+      } catch {
+        /* escalate */
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const quitDone = await Promise.race([qemuGone, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 3000)))]);
+      clearTimeout(timer);
+      if (!quitDone) {
+        this.#stopHow = 'kill';
+        this.#qemu.child.kill('SIGKILL');
+      }
+      return this.exited;
+    })();
+    return this.#stopping;
+  }
+
+  /** @internal */
+  _attach(qmp: QmpClient, hub: SerialHub, control: ControlServer | null): void {
+    this.#qmp = qmp;
+    this.#hub = hub;
+    this.#control = control;
+  }
+
+  /** @internal */
+  _started(): void {
+    this.#emit({ event: 'started', time: now(), name: this.name, pid: this.pid ?? 0, accel: this.accel, dir: this.dir, macs: this.macs, forwards: this.forwards.list().map(formatForward) });
+  }
+
+  /** @internal */
+  _onQmpEvent(e: QmpEvent): void {
+    if (e.event === 'SHUTDOWN') this.#shutdownEvent = e;
+  }
+
+  #emit(e: VmEvent): void {
+    this.emit('event', e);
+    this.emit(e.event === 'exited' ? 'exit' : e.event, e.event === 'exited' ? this.#exit : e);
+  }
+
+  async #onQemuExit(code: number | null, signal: string | null, stderr: string): Promise<void> {
+    const stopped = this.#stopping !== null;
+    const clean = code === 0 && signal === null;
+    const exit: VmExit = {
+      code,
+      signal,
+      reason: stopped ? 'stopped' : clean ? 'poweroff' : 'crashed',
+      ...(stopped ? { stop: this.#stopHow ?? 'quit' } : {}),
+      stderr,
+    };
+    if (stopped && this.#stopHow === 'acpi' && !(this.#shutdownEvent?.data.guest === true || clean)) exit.stop = 'quit';
+    this.#exit = exit;
+    this.#force?.();
+    await this.#qmp?.close().catch(() => undefined);
+    await this.#hub?.close().catch(() => undefined);
+    await this.#gateway?.close().catch(() => undefined);
+    await this.#control?.close().catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    this.#resolveExited(exit);
+    this.#emit({ event: 'exited', time: now(), ...exit });
+  }
+}
+
+/** Connects to a unix socket QEMU is about to create, retrying until it exists. */
+async function dialUnix(path: string, deadline: number, gone: () => boolean): Promise<net.Socket> {
+  let wait = 10;
+  for (;;) {
+    if (gone()) throw new VmnetError('E_QEMU_FAILED', 'QEMU exited during start');
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.createConnection(path);
+        s.once('connect', () => {
+          s.removeAllListeners('error');
+          resolve(s);
+        });
+        s.once('error', (e) => {
+          s.destroy();
+          reject(e);
+        });
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw new VmnetError('E_QEMU_FAILED', `cannot connect to ${path}: ${(e as Error).message}`);
+      if (Date.now() > deadline) throw new VmnetError('E_TIMEOUT', `QEMU did not create ${path} in time`);
+    }
+    await sleep(wait);
+    wait = Math.min(wait * 2, 100);
+  }
+}
+
+export interface LaunchHooks {
+  /** Receives every event, `started` included (attached before the VM starts). */
+  onEvent?: (e: VmEvent) => void;
+}
+
+/**
+ * Launches a VM on vmnet's own network.
+ * @param o what to boot and how to wire it
+ * @returns the running VM (QEMU started, guest running)
+ * @throws VmnetError usage errors (E_USAGE, E_NO_FILE, E_BAD_IMAGE, E_PORT_IN_USE, E_NAME_IN_USE, …) before QEMU starts; E_QEMU_FAILED with QEMU's stderr when it fails to start
+ */
+export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
+  const r = await resolveLaunch(o);
+  let plan = await claimPlan(r);
+  const { dir } = plan;
+  if (plan.nics.some((n) => n.net.kind === 'switch')) {
+    try {
+      plan = await switchPlan(r, plan);
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+  const state: VmState = {
+    version: 1,
+    name: plan.name,
+    pid: process.pid,
+    pidStart: processStartTime(process.pid),
+    qemuPid: null,
+    state: 'starting',
+    accel: plan.spec.accel,
+    startedAt: Date.now(),
+    image: r.drive?.path ?? null,
+    kernel: r.kernel ?? null,
+    macs: plan.nics.map((n) => n.mac),
+  };
+  let gateway: RunningGateway | null = null;
+  let qemu: QemuProcess | null = null;
+  let qmp: QmpClient | null = null;
+  let serialSock: net.Socket | null = null;
+  let hub: SerialHub | null = null;
+  let control: ControlServer | null = null;
+  let vm: Vm | null = null;
+  const events: QmpEvent[] = [];
+  try {
+    await writeState(dir, state);
+    const userNic = plan.nics.find((n) => n.net.kind === 'user');
+    if (userNic) gateway = await startGateway({ ...r.gateway, socket: userNic.socket, forwards: r.forwards });
+    qemu = new QemuProcess(plan.binary, plan.args, 'ignore', { detached: true });
+    const q = qemu;
+    const abort = new AbortController();
+    void q.exited.then(
+      () => abort.abort(),
+      () => abort.abort(),
+    );
+    const deadline = Date.now() + 15_000;
+    serialSock = await dialUnix(join(dir, FILES.serial), deadline, () => !q.running);
+    hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(r.consoleFile ? [r.consoleFile] : [])]);
+    qmp = await QmpClient.connect(join(dir, FILES.qmp), { timeoutMs: Math.max(1000, deadline - Date.now()), signal: abort.signal, onEvent: (e) => (vm ? vm._onQmpEvent(e) : events.push(e)) });
+    state.qemuPid = q.pid ?? null;
+    vm = new Vm({ plan, qemu: q, gateway, stopTimeoutMs: r.stopTimeoutMs, state });
+    for (const e of events) vm._onQmpEvent(e);
+    if (o.onEvent) vm.on('event', o.onEvent);
+    vm._attach(qmp, hub, null);
+    await hub.listen(join(dir, FILES.console));
+    const theVm = vm;
+    control = await serveControl(join(dir, FILES.control), async (req) => {
+      switch (req.op) {
+        case 'status':
+          return { status: theVm.status() };
+        case 'forward-add':
+          return { forward: formatForward(await theVm.forwards.add(String(req.spec))) };
+        case 'forward-rm': {
+          const removed = await theVm.forwards.remove(String(req.spec));
+          if (!removed) throw new VmnetError('E_USAGE', `VM ${theVm.name} has no forward ${req.spec}`);
+          return { removed: true };
+        }
+        case 'forward-ls':
+          return { forwards: theVm.forwards.list().map(formatForward) };
+        case 'wait-port':
+          await theVm.waitForPort(Number(req.port), { timeoutMs: Number(req.timeoutMs) || undefined });
+          return { port: req.port, address: theVm.address };
+        case 'stop':
+          return { exit: await theVm.stop({ force: Boolean(req.force), ...(req.timeoutMs !== undefined ? { timeoutMs: Number(req.timeoutMs) } : {}) }) };
+        default:
+          throw new VmnetError('E_USAGE', `unknown control op ${(req as { op: string }).op}`);
+      }
+    });
+    vm._attach(qmp, hub, control);
+    await qmp.cont();
+    await registerSwitchNames(plan, r.env);
+    state.state = 'running';
+    await writeState(dir, state);
+  } catch (e) {
+    if (vm) {
+      // QEMU is running (or ran): the Vm's own exit path cleans up.
+      const x = await vm.stop({ force: true });
+      throw startError(e, x.stderr);
+    }
+    if (qemu) {
+      await qemu.kill(2000).catch(() => undefined);
+    }
+    const stderr = qemu ? await qemu.exited.then((x) => x.stderr, () => '') : '';
+    serialSock?.destroy();
+    await hub?.close().catch(() => undefined);
+    await qmp?.close().catch(() => undefined);
+    await control?.close().catch(() => undefined);
+    await gateway?.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw startError(e, stderr);
+  }
+  vm._started();
+  return vm;
+}
+
+/** Starts (or finds) the switches of `--net switch:NAME` NICs and plans with their port sockets. */
+async function switchPlan(r: ResolvedLaunch, plan: LaunchPlan): Promise<LaunchPlan> {
+  const { ensureSwitch, switchSocketFor } = await import('../switch/daemon.js');
+  const runtimeDir = runtimeRoot(r.env);
+  const sockets: Array<string | undefined> = [];
+  for (const n of plan.nics) {
+    if (n.net.kind !== 'switch') continue;
+    await ensureSwitch(n.net.switch, { runtimeDir });
+    sockets[n.index] = await switchSocketFor(n.net.switch, { vlan: n.net.vlan ?? 1 }, { runtimeDir });
+  }
+  return buildPlan(r, plan.name, plan.dir, sockets);
+}
+
+/** Tells each switch's gateway DNS the VM's name for its MAC (best effort). */
+async function registerSwitchNames(plan: LaunchPlan, env: NodeJS.ProcessEnv): Promise<void> {
+  const nics = plan.nics.filter((n) => n.net.kind === 'switch');
+  if (!nics.length) return;
+  const { registerSwitchName } = await import('../switch/daemon.js');
+  for (const n of nics) {
+    if (n.net.kind !== 'switch') continue;
+    await registerSwitchName(n.net.switch, n.mac, plan.name, { runtimeDir: runtimeRoot(env) }).catch(() => undefined);
+  }
+}
+
+function startError(e: unknown, stderr: string): Error {
+  const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+  if (e instanceof VmnetError && e.code !== 'E_QEMU_FAILED' && e.code !== 'E_CLOSED' && e.code !== 'E_TIMEOUT' && e.code !== 'E_QMP') return e;
+  if (tail) return new VmnetError('E_QEMU_FAILED', `QEMU failed to start: ${tail}`, { cause: e });
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+export type { LaunchOptions, LaunchPlan };

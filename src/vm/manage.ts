@@ -1,0 +1,111 @@
+/**
+ * Theory of operation: the client side of running VMs, for `vmnet ls`,
+ * `stop`, `forward`, `wait` and `console`. A VM is found by name in the
+ * runtime root (state.ts); a directory whose owner is dead is cleaned on
+ * sight and reported as not running, never trusted. Everything else goes
+ * through the VM's control socket (control.ts), so the process that owns
+ * the VM (foreground `vmnet run`, detached supervisor, library user) does
+ * the work and the answer carries its error codes.
+ */
+import { join } from 'node:path';
+import { VmnetError } from '../errors.js';
+import { controlCall, type VmStatus } from './control.js';
+import { FILES, cleanStale, inspectVmDir, runtimeRoot, scanVms, validateName, type VmEntry } from './state.js';
+import type { VmExit } from './launch.js';
+
+/** A VM as `vmnet ls` shows it. */
+export type VmListing = VmStatus | (Omit<VmStatus, 'state'> & { state: 'starting' | 'unresponsive' });
+
+/**
+ * Lists running VMs (cleaning stale directories on the way).
+ * @param env environment holding XDG_RUNTIME_DIR
+ */
+export async function listVms(env: NodeJS.ProcessEnv = process.env): Promise<VmListing[]> {
+  const root = runtimeRoot(env);
+  const entries = await scanVms(root);
+  return Promise.all(
+    entries.map(async (e): Promise<VmListing> => {
+      try {
+        const r = await controlCall<{ status: VmStatus }>(join(e.dir, FILES.control), { op: 'status' }, 2000);
+        return r.status;
+      } catch {
+        const s = e.state;
+        return {
+          name: e.name,
+          state: s?.state === 'running' ? 'unresponsive' : 'starting',
+          pid: s?.pid ?? 0,
+          qemuPid: s?.qemuPid ?? null,
+          accel: s?.accel ?? '',
+          macs: s?.macs ?? [],
+          addresses: [],
+          forwards: [],
+          startedAt: s?.startedAt ?? 0,
+          uptimeS: s ? Math.round((Date.now() - s.startedAt) / 1000) : 0,
+          dir: e.dir,
+          image: s?.image ?? null,
+          kernel: s?.kernel ?? null,
+        };
+      }
+    }),
+  );
+}
+
+/**
+ * Finds a running VM by name.
+ * @throws VmnetError E_NO_VM (none, or a dead one, which is cleaned up)
+ */
+export async function findVm(name: string, env: NodeJS.ProcessEnv = process.env): Promise<VmEntry> {
+  validateName(name);
+  const root = runtimeRoot(env);
+  const e = await inspectVmDir(root, name);
+  if (!e) throw new VmnetError('E_NO_VM', `no VM named ${name} is running (vmnet ls lists them)`);
+  if (!e.alive) {
+    const killed = await cleanStale(root, e);
+    throw new VmnetError('E_NO_VM', `VM ${name} is not running: its process died${killed ? '; its orphaned QEMU was killed' : ''} and its state was cleaned up`);
+  }
+  return e;
+}
+
+const ctl = (e: VmEntry) => join(e.dir, FILES.control);
+
+/**
+ * Stops a VM: ACPI power-down, wait, quit, kill (done by its owner).
+ * @returns how QEMU ended; null when the VM was already dead (its leftovers are cleaned)
+ */
+export async function stopVm(name: string, opts: { force?: boolean; timeoutMs?: number } = {}, env: NodeJS.ProcessEnv = process.env): Promise<VmExit> {
+  const e = await findVm(name, env);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const r = await controlCall<{ exit: VmExit }>(ctl(e), { op: 'stop', force: opts.force ?? false, timeoutMs }, timeoutMs + 20_000);
+  return r.exit;
+}
+
+/** Adds a forward to a running VM. @returns the forward as formatted by the VM */
+export async function addForward(name: string, spec: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const r = await controlCall<{ forward: string }>(ctl(await findVm(name, env)), { op: 'forward-add', spec });
+  return r.forward;
+}
+
+/** Removes a forward from a running VM. @throws VmnetError E_USAGE when it has no such forward */
+export async function removeForward(name: string, spec: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  await controlCall(ctl(await findVm(name, env)), { op: 'forward-rm', spec });
+}
+
+/** A running VM's forwards. */
+export async function listForwards(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const r = await controlCall<{ forwards: string[] }>(ctl(await findVm(name, env)), { op: 'forward-ls' });
+  return r.forwards;
+}
+
+/**
+ * Waits until a running VM's guest answers the gateway's SYN on `port`.
+ * @returns the guest's address
+ */
+export async function waitForVmPort(name: string, port: number, timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+  const r = await controlCall<{ address: string | null }>(ctl(await findVm(name, env)), { op: 'wait-port', port, timeoutMs }, timeoutMs + 5000);
+  return r.address;
+}
+
+/** The console socket of a running VM (raw bytes both ways). */
+export async function consoleSocket(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return join((await findVm(name, env)).dir, FILES.console);
+}

@@ -1,0 +1,302 @@
+/**
+ * Theory of operation: everything about a launch that can be checked
+ * before anything starts. resolveLaunch() validates the user's options
+ * (image readable and its format read from the file, kernel files, memory,
+ * CPUs, QEMU binary, accelerator, NICs, forwards, DNS records, network
+ * settings) and has no side effects; buildQemuSpec() then lays the VM out in
+ * its directory: the gateway's stream socket per `user` NIC, QMP, the serial
+ * socket. planLaunch() does both for `vmnet run --dry-run`, picking the name
+ * a launch would claim without creating anything.
+ *
+ * QEMU starts paused (-S): the launcher connects the serial socket and QMP
+ * first, so no boot output and no event is missed, then sends `cont`.
+ */
+import { access, constants } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { VmnetError } from '../errors.js';
+import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
+import { qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
+import { chooseAccel, findQemu, type Accel } from '../qemu/binary.js';
+import { detectImageFormat, type ImageFormat } from '../qemu/image.js';
+import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js';
+import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
+import { formatIp4, parseMac } from '../wire/addr.js';
+import { parseMemory } from './run.js';
+import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName } from './state.js';
+
+/** One guest NIC. `user` is vmnet's own gateway, in-process. */
+export type NetSpec = { kind: 'user'; mac?: string } | { kind: 'switch'; switch: string; vlan?: number; mac?: string };
+
+/** Options of `launch()` (and of `vmnet run`). */
+export interface LaunchOptions {
+  /** Disk image, qcow2 or raw (read from the file). */
+  image?: string;
+  /** Discard writes to the image. */
+  snapshot?: boolean;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  /** e.g. '1G', '512M', or MiB as a number. Default 1G. */
+  memory?: string | number;
+  /** Default 2. */
+  cpus?: number;
+  /** Default: from the image (or kernel) file name, made unique. */
+  name?: string;
+  accel?: Accel | 'auto';
+  /** QEMU binary (default qemu-system-<host arch> on PATH). */
+  qemu?: string;
+  /** NICs: 'user', 'user,mac=MAC', 'switch:NAME[,vlan=N][,mac=MAC]', or 'none'. Default ['user']. */
+  net?: Array<NetSpec | string>;
+  /** Port forwards to the guest (first `user` NIC): specs or `[BIND:]HOST:GUEST[/tcp|/udp]` strings. */
+  forwards?: Array<ForwardSpec | string>;
+  /** Nothing leaves the guest network: no NAT, no DNS forwarding, no host access. */
+  isolated?: boolean;
+  /** Local DNS records: `NAME=IP` strings or records. */
+  dnsRecords?: Array<DnsRecord | string>;
+  /** Write every frame of the `user` NIC to this pcap file. */
+  pcap?: string;
+  /** Link MTU of the `user` network. */
+  mtu?: number;
+  /** More gateway settings (subnet, addresses, DNS upstreams, …). */
+  network?: Omit<GatewayOptions, 'isolated' | 'dnsRecords' | 'pcap' | 'mtu'>;
+  /** Also copy the serial console to this file (the VM directory always keeps serial.log). */
+  consoleFile?: string;
+  /** QEMU arguments appended verbatim. */
+  extraArgs?: string[];
+  /** Default budget of `stop()` for the guest to power off after the ACPI button, ms. Default 30000. */
+  stopTimeoutMs?: number;
+  /** Environment: XDG_RUNTIME_DIR (where VM directories live) and PATH (QEMU). Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Options after validation. */
+export interface ResolvedLaunch {
+  baseName: string;
+  explicitName: boolean;
+  binary: string;
+  accel: Accel;
+  notes: string[];
+  memoryMiB: number;
+  cpus: number;
+  drive?: { path: string; format: ImageFormat; snapshot: boolean };
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  nets: NetSpec[];
+  forwards: ForwardSpec[];
+  gateway: GatewayOptions;
+  consoleFile: string | null;
+  extra: string[];
+  stopTimeoutMs: number;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A NIC as laid out in the VM directory. */
+export interface PlannedNic {
+  index: number;
+  mac: string;
+  net: NetSpec;
+  /** The stream socket QEMU connects to. */
+  socket: string;
+}
+
+export interface LaunchPlan {
+  name: string;
+  dir: string;
+  binary: string;
+  args: string[];
+  spec: QemuSpec;
+  nics: PlannedNic[];
+  forwards: ForwardSpec[];
+  /** One-line remarks (accelerator fallback, …). */
+  notes: string[];
+  /** Human-readable network plan, one line per item. */
+  network: string[];
+}
+
+/**
+ * Parses one --net value.
+ * @returns the NIC, or null for 'none'
+ * @throws VmnetError E_USAGE
+ */
+export function parseNet(text: string): NetSpec | null {
+  const t = text.trim();
+  if (t === 'none') return null;
+  const bad = (why: string) => new VmnetError('E_USAGE', `bad --net ${text}: ${why} (use user, none, or switch:NAME[,vlan=N][,mac=MAC])`);
+  const [head, ...opts] = t.split(',');
+  let mac: string | undefined;
+  let vlan: number | undefined;
+  for (const o of opts) {
+    const [k, v] = o.split('=', 2);
+    if (k === 'mac' && v !== undefined) {
+      if (!parseMac(v) || (parseMac(v)![0]! & 1) === 1) throw bad(`${v} is not a unicast MAC address`);
+      mac = v.toLowerCase();
+    } else if (k === 'vlan' && v !== undefined && head !== 'user') {
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 4094) throw bad(`vlan must be 1-4094`);
+      vlan = Number(v);
+    } else {
+      throw bad(`unknown option ${o}`);
+    }
+  }
+  if (head === 'user') return { kind: 'user', ...(mac ? { mac } : {}) };
+  if (head?.startsWith('switch:')) {
+    const sw = head.slice('switch:'.length);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/.test(sw)) throw bad('a switch name uses letters, digits, ., _ and -');
+    return { kind: 'switch', switch: sw, ...(vlan ? { vlan } : {}), ...(mac ? { mac } : {}) };
+  }
+  throw bad(`unknown network ${head}`);
+}
+
+async function readable(path: string, what: string): Promise<void> {
+  try {
+    await access(path, constants.R_OK);
+  } catch {
+    throw new VmnetError('E_NO_FILE', `${what} ${path} does not exist or is not readable; check the path`);
+  }
+}
+
+/**
+ * Validates launch options without starting or creating anything.
+ * @throws VmnetError for anything the user must fix (usage errors exit 2 in the CLI)
+ */
+export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
+  if (!o.image && !o.kernel) throw new VmnetError('E_USAGE', 'nothing to boot: give a disk IMAGE or --kernel');
+  if ((o.initrd || o.append !== undefined) && !o.kernel) throw new VmnetError('E_USAGE', '--initrd and --append need --kernel');
+  const env = o.env ?? process.env;
+  const notes: string[] = [];
+  const image = o.image ? resolve(o.image) : undefined;
+  const format = image ? await detectImageFormat(image) : undefined;
+  const kernel = o.kernel ? resolve(o.kernel) : undefined;
+  const initrd = o.initrd ? resolve(o.initrd) : undefined;
+  if (kernel) await readable(kernel, 'kernel');
+  if (initrd) await readable(initrd, 'initrd');
+  const memoryMiB = typeof o.memory === 'number' ? parseMemory(String(o.memory)) : parseMemory(o.memory ?? '1G');
+  const cpus = o.cpus ?? 2;
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 256) throw new VmnetError('E_USAGE', `bad --cpus ${o.cpus}: give a whole number from 1 to 256`);
+  const explicitName = o.name !== undefined;
+  const baseName = explicitName ? validateName(o.name!) : nameFromPath(image ?? kernel!);
+
+  const nets: NetSpec[] = [];
+  const netTexts = o.net ?? ['user'];
+  let none = false;
+  for (const n of netTexts) {
+    const spec = typeof n === 'string' ? parseNet(n) : n;
+    if (spec === null) none = true;
+    else nets.push(spec);
+  }
+  if (none && nets.length > 0) throw new VmnetError('E_USAGE', '--net none cannot be combined with other --net values');
+  if (nets.filter((n) => n.kind === 'user').length > 1) throw new VmnetError('E_USAGE', 'only one --net user per VM: its gateway is the VM\'s way out; add more NICs with --net switch:NAME');
+  const macs = nets.map((n) => n.mac).filter((m): m is string => m !== undefined);
+  if (new Set(macs).size !== macs.length) throw new VmnetError('E_USAGE', 'two NICs have the same mac=');
+
+  const forwards = (o.forwards ?? []).map((f) => (typeof f === 'string' ? parseForward(f) : f));
+  const hasUser = nets.some((n) => n.kind === 'user');
+  if (!hasUser && (forwards.length || o.isolated || o.dnsRecords?.length || o.pcap || o.mtu !== undefined)) {
+    throw new VmnetError('E_USAGE', '--forward, --isolated, --dns-record, --pcap and --mtu need --net user');
+  }
+  const seen = new Set<string>();
+  for (const f of forwards) {
+    const k = `${f.proto}:${f.bindAddress}:${f.hostPort}`;
+    if (seen.has(k)) throw new VmnetError('E_USAGE', `--forward ${formatForward(f)} is given twice`);
+    seen.add(k);
+  }
+  const gateway: GatewayOptions = {
+    ...o.network,
+    ...(o.isolated !== undefined ? { isolated: o.isolated } : {}),
+    ...(o.dnsRecords ? { dnsRecords: o.dnsRecords.map((r) => (typeof r === 'string' ? parseDnsRecord(r) : r)) } : {}),
+    ...(o.pcap !== undefined ? { pcap: resolve(o.pcap) } : {}),
+    ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
+  };
+  resolveGatewayConfig(gateway); // throws one-line usage errors now, not after QEMU started
+
+  const binary = findQemu(o.qemu, env);
+  const { accel, note } = chooseAccel(o.accel ?? 'auto');
+  if (note) notes.push(note);
+  const stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
+  if (!(stopTimeoutMs >= 0)) throw new VmnetError('E_USAGE', `bad stop timeout ${stopTimeoutMs}`);
+  return {
+    baseName,
+    explicitName,
+    binary,
+    accel,
+    notes,
+    memoryMiB,
+    cpus,
+    ...(image ? { drive: { path: image, format: format!, snapshot: o.snapshot ?? false } } : {}),
+    ...(kernel ? { kernel } : {}),
+    ...(initrd ? { initrd } : {}),
+    ...(o.append !== undefined ? { append: o.append } : {}),
+    nets,
+    forwards,
+    gateway,
+    consoleFile: o.consoleFile ? resolve(o.consoleFile) : null,
+    extra: o.extraArgs ?? [],
+    stopTimeoutMs,
+    env,
+  };
+}
+
+/**
+ * Lays a resolved VM out in its directory.
+ * @param r resolved options
+ * @param name the VM's name
+ * @param dir its directory
+ */
+export function buildPlan(r: ResolvedLaunch, name: string, dir: string, switchSockets: Array<string | undefined> = []): LaunchPlan {
+  const nics: PlannedNic[] = r.nets.map((net, index) => ({
+    index,
+    net,
+    mac: net.mac ?? macFromName(name, index),
+    // A switch port's socket is known once the switch runs (launch() starts it on demand).
+    socket: net.kind === 'user' ? join(dir, FILES.net(index)) : (switchSockets[index] ?? `<switch ${net.switch} vlan ${net.vlan ?? 1} port>`),
+  }));
+  const spec: QemuSpec = {
+    accel: r.accel,
+    memoryMiB: r.memoryMiB,
+    cpus: r.cpus,
+    name,
+    serial: { kind: 'socket', path: join(dir, FILES.serial) },
+    qmpSocket: join(dir, FILES.qmp),
+    nics: nics.map((n) => ({ mac: n.mac, backend: { kind: 'stream', path: n.socket } })),
+    extra: ['-S', ...r.extra],
+    ...(r.drive ? { drive: r.drive } : {}),
+    ...(r.kernel ? { kernel: r.kernel } : {}),
+    ...(r.initrd ? { initrd: r.initrd } : {}),
+    ...(r.append !== undefined ? { append: r.append } : {}),
+  };
+  const network: string[] = [];
+  if (nics.length === 0) network.push('network: none (no NIC)');
+  for (const n of nics) {
+    if (n.net.kind === 'user') {
+      const c = resolveGatewayConfig(r.gateway);
+      const net = `${formatIp4(c.subnet.net)}/${c.subnet.prefix}`;
+      network.push(
+        `nic ${n.index} ${n.mac}: vmnet gateway (user, in-process) on ${n.socket}: network ${net}, gateway ${formatIp4(c.gatewayIp)}, DNS ${formatIp4(c.dnsIp)}, mtu ${c.mtu}${c.isolated ? ', isolated' : ''}${c.pcap ? `, pcap ${c.pcap}` : ''}`,
+      );
+      for (const f of r.forwards) network.push(`forward ${formatForward(f)} -> guest port ${f.guestPort}/${f.proto}`);
+      for (const d of c.dnsRecords) network.push(`dns-record ${d.name}`);
+    } else {
+      network.push(`nic ${n.index} ${n.mac}: switch ${n.net.switch} (access vlan ${n.net.vlan ?? 1}; started on demand) on ${n.socket}`);
+    }
+  }
+  return { name, dir, binary: r.binary, args: qemuArgs(spec), spec, nics, forwards: r.forwards, notes: [...r.notes], network };
+}
+
+/**
+ * What `launch(o)` would do, without doing it: the exact QEMU command line
+ * and the network plan (`vmnet run --dry-run`). Creates nothing; the runtime
+ * root is only read.
+ */
+export async function planLaunch(o: LaunchOptions): Promise<LaunchPlan> {
+  const r = await resolveLaunch(o);
+  const root = runtimeRoot(r.env);
+  const name = await peekName(root, r.baseName, r.explicitName);
+  return buildPlan(r, name, join(root, name));
+}
+
+/** Claims the VM's directory (creating the runtime root if needed) and plans the launch in it. */
+export async function claimPlan(r: ResolvedLaunch): Promise<LaunchPlan> {
+  const root = await ensureRuntimeRoot(r.env);
+  const { name, dir } = await claimVmDir(root, r.baseName, r.explicitName);
+  return buildPlan(r, name, dir);
+}

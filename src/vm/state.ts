@@ -1,0 +1,295 @@
+/**
+ * Theory of operation: where running VMs live on the host, and how a dead
+ * one is told from a live one.
+ *
+ * Root. `$VMNET_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/vmnet` when
+ * XDG_RUNTIME_DIR names an absolute directory, else `<tmpdir>/vmnet-<uid>` (a per-user directory in the shared
+ * temp dir). The root is created 0700 and then checked with lstat: a
+ * directory, not a symlink, owned by this user, no group/other bits. Anything
+ * else (another user planted it) is refused, never used.
+ *
+ * One directory per VM, `<root>/<NAME>`, created 0700 with mkdir: the
+ * mkdir is the name's lock (atomic; two launchers cannot both get it). It
+ * holds the sockets (gateway, QMP, serial, console, control), the serial log
+ * and state.json. state.json is written first (atomically: temp file +
+ * rename) with the owner's pid and that process's start time from
+ * /proc/PID/stat, so a recycled pid does not pass for the owner.
+ *
+ * Stale directories. A directory whose owner is gone (pid dead, or pid
+ * reused by another process) is stale: its contents are never trusted. The
+ * cleaner kills an orphaned QEMU only when /proc/PID/cmdline shows it was
+ * started on this very directory, then renames the directory aside (atomic,
+ * so two cleaners never collide) and removes it. A directory without
+ * state.json is given a few seconds (a launcher may be between mkdir and its
+ * first write) before it counts as stale.
+ */
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, isAbsolute, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { VmnetError } from '../errors.js';
+
+/** state.json: what `vmnet ls` and the stale cleaner may read about a VM. */
+export interface VmState {
+  version: 1;
+  name: string;
+  /** The process serving the VM: foreground `vmnet run`, the detached supervisor, or a library user. */
+  pid: number;
+  /** That process's start time (/proc/PID/stat field 22), null where /proc is missing. */
+  pidStart: string | null;
+  qemuPid: number | null;
+  state: 'starting' | 'running';
+  accel: string;
+  /** ms since the epoch. */
+  startedAt: number;
+  image: string | null;
+  kernel: string | null;
+  macs: string[];
+}
+
+/** File names inside a VM directory. */
+export const FILES = {
+  state: 'state.json',
+  qmp: 'qmp.sock',
+  serial: 'serial.sock',
+  console: 'console.sock',
+  control: 'control.sock',
+  serialLog: 'serial.log',
+  log: 'vmnet.log',
+  net: (i: number) => `net${i}.sock`,
+} as const;
+
+/** Longest VM name: keeps every socket path well under the 108-byte sun_path limit. */
+export const MAX_NAME = 40;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Names used by other parts of the runtime root (switches live in `switches/`). */
+const RESERVED = new Set(['switches', 'vms', 'run', 'tmp']);
+/** A directory without state.json younger than this may belong to a launcher mid-start. */
+const UNBORN_GRACE_MS = 5000;
+
+const uid = (): number => process.getuid?.() ?? 0;
+
+/**
+ * The runtime root path (not created).
+ * @param env environment holding XDG_RUNTIME_DIR
+ */
+export function runtimeRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.VMNET_RUNTIME_DIR && isAbsolute(env.VMNET_RUNTIME_DIR)) return env.VMNET_RUNTIME_DIR;
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'vmnet');
+  return join(tmpdir(), `vmnet-${uid()}`);
+}
+
+/**
+ * Creates (if needed) and checks the runtime root.
+ * @returns its path
+ * @throws VmnetError E_USAGE when it exists but is not a private directory of this user
+ */
+export async function ensureRuntimeRoot(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const root = runtimeRoot(env);
+  try {
+    await mkdir(root, { mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new VmnetError('E_USAGE', `cannot create ${root}: its parent does not exist (is XDG_RUNTIME_DIR right?)`);
+    if (code !== 'EEXIST') throw new VmnetError('E_USAGE', `cannot create the runtime directory ${root}: ${(e as Error).message}`);
+  }
+  await checkPrivateDir(root);
+  return root;
+}
+
+async function checkPrivateDir(dir: string): Promise<void> {
+  const st = await lstat(dir);
+  if (!st.isDirectory() || st.isSymbolicLink()) throw new VmnetError('E_USAGE', `${dir} is not a directory; remove it or set XDG_RUNTIME_DIR`);
+  if (st.uid !== uid()) throw new VmnetError('E_USAGE', `${dir} belongs to another user (uid ${st.uid}); refusing to use it (set XDG_RUNTIME_DIR to a private directory)`);
+  if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+/**
+ * Checks a VM name given by the user.
+ * @throws VmnetError E_USAGE
+ */
+export function validateName(name: string): string {
+  if (!NAME_RE.test(name) || name.length > MAX_NAME) {
+    throw new VmnetError('E_USAGE', `bad VM name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most ${MAX_NAME} characters`);
+  }
+  if (RESERVED.has(name)) throw new VmnetError('E_USAGE', `VM name ${name} is reserved; pick another`);
+  return name;
+}
+
+/** A name derived from a file name: extension dropped, other characters replaced. */
+export function nameFromPath(path: string): string {
+  const base = basename(path).replace(/\.(qcow2|raw|img|iso|vmdk|vdi)$/i, '');
+  let n = base.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, MAX_NAME - 4);
+  if (!n || RESERVED.has(n)) n = `vm-${n}`.replace(/-$/, '');
+  return n;
+}
+
+/** /proc/PID/stat field 22 (start time in clock ticks since boot), or null. */
+export function processStartTime(pid: number): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may hold spaces and parentheses: fields after it start past the last ')'.
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return rest[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when pid runs and (where known) is the process that started at `start`. */
+export function processAlive(pid: number, start: string | null): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (start === null) return true;
+  const now = processStartTime(pid);
+  return now === null || now === start;
+}
+
+/** Reads state.json; null when missing or unreadable. */
+export async function readState(dir: string): Promise<VmState | null> {
+  try {
+    const s = JSON.parse(await readFile(join(dir, FILES.state), 'utf8')) as VmState;
+    if (s && s.version === 1 && typeof s.pid === 'number' && typeof s.name === 'string') return s;
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes state.json atomically (temp file + rename), mode 0600. */
+export async function writeState(dir: string, state: VmState): Promise<void> {
+  const tmp = join(dir, `.state.${randomBytes(4).toString('hex')}.tmp`);
+  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  await rename(tmp, join(dir, FILES.state));
+}
+
+/** One VM directory as found on disk. */
+export interface VmEntry {
+  name: string;
+  dir: string;
+  state: VmState | null;
+  /** The owner process is alive. */
+  alive: boolean;
+}
+
+/** Inspects one VM directory. */
+export async function inspectVmDir(root: string, name: string): Promise<VmEntry | null> {
+  const dir = join(root, name);
+  try {
+    const st = await lstat(dir);
+    if (!st.isDirectory()) return null;
+  } catch {
+    return null;
+  }
+  const state = await readState(dir);
+  if (state) return { name, dir, state, alive: processAlive(state.pid, state.pidStart) };
+  // No state yet: alive while young (a launcher between mkdir and its first write).
+  let young = false;
+  try {
+    young = Date.now() - (await stat(dir)).mtimeMs < UNBORN_GRACE_MS;
+  } catch {
+    /* gone */
+  }
+  return { name, dir, state: null, alive: young };
+}
+
+/**
+ * Every VM directory under the root, stale ones cleaned (and left out).
+ */
+export async function scanVms(root: string): Promise<VmEntry[]> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  const out: VmEntry[] = [];
+  for (const name of names.sort()) {
+    if (name.startsWith('.') || !NAME_RE.test(name) || RESERVED.has(name)) continue;
+    const e = await inspectVmDir(root, name);
+    if (!e) continue;
+    if (e.alive) out.push(e);
+    else await cleanStale(root, e);
+  }
+  return out;
+}
+
+/**
+ * Removes a dead VM's directory; kills its QEMU if it outlived its owner
+ * (only a process whose command line names this directory).
+ * @returns true when an orphaned QEMU was killed
+ */
+export async function cleanStale(root: string, e: VmEntry): Promise<boolean> {
+  let killed = false;
+  const q = e.state?.qemuPid;
+  if (q && processAlive(q, null)) {
+    try {
+      const cmdline = readFileSync(`/proc/${q}/cmdline`, 'utf8');
+      if (cmdline.includes(join(e.dir, FILES.qmp))) {
+        process.kill(q, 'SIGKILL');
+        killed = true;
+      }
+    } catch {
+      /* not ours, or gone */
+    }
+  }
+  const trash = join(root, `.stale-${e.name}-${randomBytes(4).toString('hex')}`);
+  try {
+    await rename(e.dir, trash);
+    await rm(trash, { recursive: true, force: true });
+  } catch {
+    /* another cleaner got there first */
+  }
+  return killed;
+}
+
+/**
+ * Claims a VM directory: `<root>/<name>`, or for a derived name the first
+ * free of name, name-2, name-3, … A stale directory of the same name is
+ * cleaned and the name reused.
+ * @param explicit true when the user chose the name: a live VM of that name is an error
+ * @returns the name and the directory
+ * @throws VmnetError E_NAME_IN_USE
+ */
+export async function claimVmDir(root: string, base: string, explicit: boolean): Promise<{ name: string; dir: string }> {
+  for (let i = 1; i < 1000; i++) {
+    const name = i === 1 ? base : `${base.slice(0, MAX_NAME - 1 - String(i).length)}-${i}`;
+    const dir = join(root, name);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await mkdir(dir, { mode: 0o700 });
+        await checkPrivateDir(dir);
+        return { name, dir };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const entry = await inspectVmDir(root, name);
+      if (entry && !entry.alive) {
+        await cleanStale(root, entry);
+        continue; // retry the same name
+      }
+      break;
+    }
+    if (explicit) throw new VmnetError('E_NAME_IN_USE', `a VM named ${name} is already running; pick another --name or stop it (vmnet stop ${name})`);
+  }
+  throw new VmnetError('E_NAME_IN_USE', `no free VM name derived from ${base}; pass --name`);
+}
+
+/**
+ * Picks the name a launch would claim, without creating anything (dry runs).
+ */
+export async function peekName(root: string, base: string, explicit: boolean): Promise<string> {
+  for (let i = 1; i < 1000; i++) {
+    const name = i === 1 ? base : `${base.slice(0, MAX_NAME - 1 - String(i).length)}-${i}`;
+    const e = await inspectVmDir(root, name);
+    if (!e || !e.alive) return name;
+    if (explicit) throw new VmnetError('E_NAME_IN_USE', `a VM named ${name} is already running; pick another --name or stop it (vmnet stop ${name})`);
+  }
+  throw new VmnetError('E_NAME_IN_USE', `no free VM name derived from ${base}; pass --name`);
+}
