@@ -1,0 +1,190 @@
+/**
+ * Theory of operation: one backend under test = two fresh namespaces.
+ *
+ *   host ns   lo + a veth pair whose both ends stay in it (passt refuses a
+ *             namespace without a routed interface; the default route points
+ *             into the pair, so nothing leaves); runs the backend process, an
+ *             iperf3 server and the netbench echo server, all on 0.0.0.0.
+ *   guest ns  the Linux kernel's TCP as the guest, on tap0.
+ *
+ * vmnet and passt serve QEMU's stream socket; tap0 is relayed to it by
+ * bench/relay/tap-relay.c (test/helpers/tap-relay.ts). slirp4netns creates
+ * and serves tap0 itself (libslirp has no stream socket; this is how
+ * rootless containers use it). Guest addressing:
+ *   vmnet     10.0.2.15/24, gateway 10.0.2.2 (= the host ns's 127.0.0.1)
+ *   libslirp  10.0.2.100/24 (slirp4netns --configure), gateway 10.0.2.2 (same)
+ *   passt     copies the host's veth address 10.200.0.1/24, gateway 10.200.0.2;
+ *             passt maps connections to the gateway address to the host's
+ *             loopback (its default, --no-map-gw turns it off)
+ * Each backend gets a fresh host ns so TIME_WAIT sockets of one connection-
+ * rate run cannot slow the next backend's.
+ */
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Netns } from '../../test/helpers/netns.js';
+import { startTapRelay } from '../../test/helpers/tap-relay.js';
+import { retry, tuneNetns, type Proc, type Scope } from './env.js';
+import { buildNetbench } from './netbench.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(ROOT, 'dist', 'cli', 'bin.js');
+export const IPERF_PORT = 5201;
+export const ECHO_PORT = 7000;
+
+export type BackendKind = 'vmnet' | 'libslirp' | 'passt';
+
+export interface Backend {
+  readonly kind: BackendKind;
+  readonly mtu: number;
+  readonly host: Netns;
+  readonly guest: Netns;
+  /** The address the guest dials to reach the host ns's servers. */
+  readonly serverIp: string;
+  /** The user-mode network process (gateway, passt, slirp4netns). */
+  readonly backend: Proc;
+  /** The relay's pid (vmnet, passt); null for slirp4netns. */
+  readonly relayPid: number | null;
+  readonly netbench: string;
+}
+
+export interface BackendOptions {
+  /** Extra node flags for the vmnet gateway, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
+  nodeFlags?: string[];
+  /**
+   * Node arguments (after nodeFlags) that start the vmnet gateway instead of
+   * the CLI; the process must print "listening" once it serves `sock`.
+   */
+  vmnetArgs?: (sock: string, mtu: number) => string[];
+}
+
+/** Host ns: lo, a self-contained veth pair with a default route, and the servers. */
+async function hostNs(scope: Scope, netbench: string): Promise<Netns> {
+  const host = scope.netns('vb-host');
+  const ip = (args: string[]) => scope.run(null, 'ip', ['-n', host.name, ...args]);
+  await ip(['link', 'add', 'vbh0', 'type', 'veth', 'peer', 'name', 'vbh1']);
+  await ip(['addr', 'add', '10.200.0.1/24', 'dev', 'vbh0']);
+  await ip(['link', 'set', 'vbh0', 'up']);
+  await ip(['link', 'set', 'vbh1', 'up']);
+  await ip(['route', 'add', 'default', 'via', '10.200.0.2', 'dev', 'vbh0']);
+  await tuneNetns(scope, host);
+  const iperf = scope.spawn(host, 'iperf3', ['-s', '-p', String(IPERF_PORT), '--forceflush'], 'iperf3 server');
+  const echo = scope.spawn(host, netbench, ['srv', String(ECHO_PORT)], 'netbench srv');
+  await Promise.all([iperf.waitFor(/listening/i), echo.waitFor(/listening/)]);
+  return host;
+}
+
+/** Creates tap0 in `ns` (persistent, so the relay attaches to it). */
+async function makeTap(scope: Scope, ns: Netns, mtu: number): Promise<void> {
+  await scope.run(null, 'ip', ['-n', ns.name, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
+  await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'mtu', String(mtu)]);
+}
+
+/** Addresses tap0 and routes through `gw` (after the relay attached, so the link has carrier). */
+async function addressTap(scope: Scope, ns: Netns, cidr: string, gw: string): Promise<void> {
+  await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'up']);
+  await scope.run(null, 'ip', ['-n', ns.name, 'addr', 'add', cidr, 'dev', 'tap0']);
+  await scope.run(null, 'ip', ['-n', ns.name, 'route', 'add', 'default', 'via', gw, 'dev', 'tap0']);
+}
+
+/** Starts one backend at one MTU and waits until the guest reaches the host's echo server. */
+export async function startBackend(scope: Scope, kind: BackendKind, mtu: number, opts: BackendOptions = {}): Promise<Backend> {
+  const netbench = await buildNetbench();
+  const host = await hostNs(scope, netbench);
+  const guest = scope.netns('vb-guest');
+  await tuneNetns(scope, guest);
+  const dir = mkdtempSync(join(tmpdir(), 'vmnet-bench-'));
+  scope.defer(() => rmSync(dir, { recursive: true, force: true }));
+  // passt started as root switches to nobody before it binds its socket (and
+  // 2023-03 prints "bound" even when that bind fails with EACCES).
+  chmodSync(dir, 0o777);
+  const sock = join(dir, `${kind}.sock`);
+  let backend: Proc;
+  let relayPid: number | null = null;
+  let serverIp: string;
+
+  const relay = async () => {
+    const r = await startTapRelay({ netns: guest.name, tap: 'tap0', socket: sock });
+    scope.defer(() => r.stop());
+    relayPid = r.pid;
+  };
+
+  if (kind === 'vmnet') {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+    backend = scope.spawn(
+      host,
+      process.execPath,
+      [...(opts.nodeFlags ?? []), ...(opts.vmnetArgs?.(sock, mtu) ?? [CLI, 'gateway', '--socket', sock, '--mtu', String(mtu), '--dns-upstream', '127.0.0.1:53'])],
+      'vmnet gateway',
+    );
+    await backend.waitFor(/listening/);
+    await makeTap(scope, guest, mtu);
+    await relay();
+    await addressTap(scope, guest, '10.0.2.15/24', '10.0.2.2');
+    serverIp = '10.0.2.2';
+  } else if (kind === 'passt') {
+    // -f foreground (same pid), -e log to stderr, -4 IPv4 only, -m MTU via DHCP (the guest is configured statically to the same).
+    backend = scope.spawn(host, 'passt', ['-f', '-e', '-4', '-s', sock, '-m', String(mtu)], 'passt');
+    await backend.waitFor(/UNIX domain socket bound/);
+    await makeTap(scope, guest, mtu);
+    await relay();
+    await addressTap(scope, guest, '10.200.0.1/24', '10.200.0.2');
+    serverIp = '10.200.0.2';
+  } else {
+    // slirp4netns creates tap0 in the guest ns, configures 10.0.2.100/24 via 10.0.2.2 and writes "1" to the ready fd.
+    backend = scope.spawn(
+      host,
+      'slirp4netns',
+      ['--configure', `--mtu=${mtu}`, '--ready-fd=3', '--netns-type=path', `/run/netns/${guest.name}`, 'tap0'],
+      'slirp4netns',
+      { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
+    );
+    await new Promise<void>((res, rej) => {
+      const fd3 = backend.child.stdio[3] as NodeJS.ReadableStream | null;
+      const t = setTimeout(() => rej(new Error(`slirp4netns not ready: ${backend.stderr()}`)), 10_000);
+      fd3?.once('data', () => {
+        clearTimeout(t);
+        res();
+      });
+      void backend.exited.then((c) => rej(new Error(`slirp4netns exited (${c}): ${backend.stderr()}`)));
+    });
+    serverIp = '10.0.2.2';
+  }
+  const b: Backend = { kind, mtu, host, guest, serverIp, backend, relayPid, netbench };
+  await retry(() => scope.run(guest, netbench, ['rr', serverIp, String(ECHO_PORT), '1'], 5000), 10_000, `${kind} mtu ${mtu}: guest -> host echo`);
+  return b;
+}
+
+/**
+ * The relay baseline: two namespaces, each with tap0 relayed to one unix
+ * socket served by `netbench xconn`, which splices the two streams. Frames
+ * cross two relays and a splice, with no user-mode network in between: what
+ * the relay path alone carries.
+ */
+export async function startRelayPair(scope: Scope, mtu: number): Promise<{ a: Netns; b: Netns; relayPids: number[]; netbench: string }> {
+  const netbench = await buildNetbench();
+  const dir = mkdtempSync(join(tmpdir(), 'vmnet-bench-'));
+  scope.defer(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, 'xconn.sock');
+  const x = scope.spawn(null, netbench, ['xconn', sock], 'netbench xconn');
+  await x.waitFor(/listening/);
+  const a = scope.netns('vb-ra');
+  const b = scope.netns('vb-rb');
+  const relayPids: number[] = [];
+  for (const [ns, cidr] of [
+    [a, '10.9.0.1/24'],
+    [b, '10.9.0.2/24'],
+  ] as const) {
+    await tuneNetns(scope, ns);
+    await makeTap(scope, ns, mtu);
+    const r = await startTapRelay({ netns: ns.name, tap: 'tap0', socket: sock });
+    scope.defer(() => r.stop());
+    relayPids.push(r.pid);
+    await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'up']);
+    await scope.run(null, 'ip', ['-n', ns.name, 'addr', 'add', cidr, 'dev', 'tap0']);
+  }
+  const iperf = scope.spawn(b, 'iperf3', ['-s', '-p', String(IPERF_PORT), '--forceflush'], 'iperf3 server');
+  await iperf.waitFor(/listening/i);
+  return { a, b, relayPids, netbench };
+}

@@ -1,0 +1,105 @@
+/**
+ * Theory of operation: the measurements, each run from inside the guest
+ * namespace against servers in the host namespace. Throughput is iperf3's
+ * receiver-side figure (`end.sum_received`, JSON output); latency and
+ * connection rate come from netbench (lib/netbench.ts). Every measurement
+ * also records the CPU share of the backend process and of the relay over
+ * its duration, read from /proc/PID/stat.
+ */
+import type { Netns } from '../../test/helpers/netns.js';
+import { IPERF_PORT, ECHO_PORT } from './backends.js';
+import { withCpu, type Scope } from './env.js';
+
+export interface Cpu {
+  /** % of one core; null when there is no such process (slirp4netns has no relay). */
+  backend: number | null;
+  relay: number | null;
+}
+
+export interface Throughput {
+  gbps: number;
+  retransmits: number | null;
+  cpu: Cpu;
+}
+
+export interface Measured<T> {
+  ok: true;
+  value: T;
+}
+export interface Failed {
+  ok: false;
+  error: string;
+}
+
+/** Runs `fn`, turning an exception into a Failed cell so one bad cell does not end the run. */
+export async function cell<T>(fn: () => Promise<T>): Promise<Measured<T> | Failed> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (e) {
+    return { ok: false, error: (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300) };
+  }
+}
+
+interface IperfJson {
+  error?: string;
+  end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
+}
+
+/**
+ * iperf3 from the guest ns to `serverIp`: guest→host by default, host→guest
+ * with `reverse` (-R: the host side sends over the guest's connection).
+ */
+export async function iperf(
+  scope: Scope,
+  guest: Netns,
+  serverIp: string,
+  o: { seconds: number; streams: number; reverse: boolean; pids: { backend: number | null; relay: number | null } },
+): Promise<Throughput> {
+  const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-t', String(o.seconds), '-J', '-P', String(o.streams)];
+  if (o.reverse) args.push('-R');
+  const { result, cpu } = await withCpu(o.pids, async () => {
+    let text: string;
+    try {
+      text = await scope.run(guest, 'iperf3', args, (o.seconds + 15) * 1000);
+    } catch (e) {
+      // iperf3 -J prints its error inside the JSON on stdout and exits 1.
+      const out = ((e as Error).cause as { stdout?: string } | undefined)?.stdout;
+      if (!out) throw e;
+      text = out;
+    }
+    return JSON.parse(text) as IperfJson;
+  });
+  if (result.error || !result.end?.sum_received) throw new Error(`iperf3: ${result.error ?? 'no result'}`);
+  return {
+    gbps: result.end.sum_received.bits_per_second / 1e9,
+    retransmits: result.end.sum_sent?.retransmits ?? null,
+    cpu: { backend: cpu.backend ?? null, relay: cpu.relay ?? null },
+  };
+}
+
+export interface Latency {
+  medianUs: number;
+  p99Us: number;
+  meanUs: number;
+  cpu: Cpu;
+}
+
+/** N round trips of 1 byte over one TCP connection (TCP_NODELAY). */
+export async function latency(scope: Scope, guest: Netns, netbench: string, serverIp: string, n: number, pids: { backend: number | null; relay: number | null }): Promise<Latency> {
+  const { result, cpu } = await withCpu(pids, () => scope.run(guest, netbench, ['rr', serverIp, String(ECHO_PORT), String(n)], 60_000));
+  const j = JSON.parse(result) as { median_us: number; p99_us: number; mean_us: number };
+  return { medianUs: j.median_us, p99Us: j.p99_us, meanUs: j.mean_us, cpu: { backend: cpu.backend ?? null, relay: cpu.relay ?? null } };
+}
+
+export interface ConnRate {
+  perSecond: number;
+  errors: number;
+  cpu: Cpu;
+}
+
+/** Connect, 1-byte echo, close, in a loop for `seconds` (one at a time). */
+export async function connRate(scope: Scope, guest: Netns, netbench: string, serverIp: string, seconds: number, pids: { backend: number | null; relay: number | null }): Promise<ConnRate> {
+  const { result, cpu } = await withCpu(pids, () => scope.run(guest, netbench, ['crr', serverIp, String(ECHO_PORT), String(seconds)], (seconds + 30) * 1000));
+  const j = JSON.parse(result) as { count: number; seconds: number; errors: number };
+  return { perSecond: j.count / j.seconds, errors: j.errors, cpu: { backend: cpu.backend ?? null, relay: cpu.relay ?? null } };
+}

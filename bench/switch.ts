@@ -1,0 +1,277 @@
+/**
+ * Theory of operation: the vmnet switch against Debian's vde_switch (vde2),
+ * in one run, on the same topology: two network namespaces, each with a TAP
+ * device (the Linux kernel's stack plays the two VMs), both attached to the
+ * switch under test as two ports.
+ *
+ *   ns A: tap0 10.77.0.1 ─ relay ─┐                     ┌─ relay ─ tap0 10.77.0.2 :ns B
+ *                                 └─ switch under test ─┘
+ *
+ *   vmnet  `vmnet switch serve` (a private LAN, no gateway) on its access
+ *          socket; each TAP relayed by test/helpers/tap-relay.ts (QEMU stream
+ *          framing, what a VM's -netdev stream sends).
+ *   vde    `vde_switch -s DIR`; each TAP attached by `vde_plug2tap -s DIR tap0`.
+ *   relay  (baseline) the two relays spliced back to back by `netbench xconn`:
+ *          what the relay path alone carries, no switch in between.
+ *
+ * Per switch and MTU:
+ *   TCP    iperf3 A→B, one stream, SECONDS: receiver-side Gbit/s.
+ *   frames iperf3 UDP A→B, 18-byte payloads (60-byte frames), unlimited rate:
+ *          datagrams the receiver got per second (= frames/s through the switch).
+ * For vmnet the switch's own counters also give frames/s and Gbit/s through
+ * it during the TCP run (both directions: data and ACKs).
+ * CPU: % of one core used by the switch process and by one relay/plug.
+ *
+ * Run as root (namespaces, TAPs) after `npm run build`:
+ *   node --import ./bench/lib/ts-loader.mjs bench/switch.ts [--seconds 3] [--mtu 1500,9000] [--only vmnet,vde,relay]
+ * Prints a markdown report and writes bench/results/switch.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Netns } from '../test/helpers/netns.js';
+import { startTapRelay } from '../test/helpers/tap-relay.js';
+import { CLI, IPERF_PORT, ROOT, startRelayPair } from './lib/backends.js';
+import { retry, Scope, tuneNetns, withCpu } from './lib/env.js';
+import { cell, iperf, type Failed, type Measured, type Throughput } from './lib/measure.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    mtu: { type: 'string', default: '1500,9000' },
+    only: { type: 'string', default: 'vmnet,vde,relay' },
+  },
+});
+const SECONDS = Number(flags.seconds);
+const MTUS = flags.mtu.split(',').map(Number);
+type Kind = 'vmnet' | 'vde' | 'relay';
+const KINDS = flags.only.split(',') as Kind[];
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+interface Frames {
+  fps: number;
+  lossPct: number;
+  cpu: { backend: number | null; relay: number | null };
+}
+interface SwitchCounted {
+  fps: number;
+  gbps: number;
+}
+interface Row {
+  kind: Kind;
+  mtu: number;
+  setup: string | null;
+  tcp: Measured<Throughput> | Failed | null;
+  udp: Measured<Frames> | Failed | null;
+  counted: SwitchCounted | null;
+}
+
+interface Pair {
+  a: Netns;
+  b: Netns;
+  backendPid: number | null;
+  relayPid: number | null;
+  /** vmnet only: frames and bytes the switch has received so far. */
+  counters?: () => Promise<{ frames: number; bytes: number }>;
+}
+
+async function tapPair(scope: Scope, mtu: number): Promise<{ a: Netns; b: Netns }> {
+  const a = scope.netns('vs-a');
+  const b = scope.netns('vs-b');
+  for (const ns of [a, b]) {
+    await tuneNetns(scope, ns);
+    await scope.run(null, 'ip', ['-n', ns.name, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
+    await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'mtu', String(mtu)]);
+  }
+  return { a, b };
+}
+
+async function addressPair(scope: Scope, a: Netns, b: Netns): Promise<void> {
+  for (const [ns, cidr] of [
+    [a, '10.77.0.1/24'],
+    [b, '10.77.0.2/24'],
+  ] as const) {
+    await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'up']);
+    await scope.run(null, 'ip', ['-n', ns.name, 'addr', 'add', cidr, 'dev', 'tap0']);
+  }
+  const srv = scope.spawn(b, 'iperf3', ['-s', '-p', String(IPERF_PORT), '--forceflush'], 'iperf3 server');
+  await srv.waitFor(/listening/i);
+  await retry(() => scope.run(a, 'busybox', ['ping', '-c', '1', '-W', '1', '10.77.0.2'], 3000), 10_000, 'ping A→B');
+}
+
+function ctl(path: string, req: object): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path, () => s.write(JSON.stringify(req) + '\n'));
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      buf += d;
+      if (!buf.includes('\n')) return;
+      s.destroy();
+      resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))) as Record<string, unknown>);
+    });
+    s.on('error', reject);
+  });
+}
+
+async function startVmnet(scope: Scope, mtu: number): Promise<Pair> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  const rt = mkdtempSync(join(tmpdir(), 'vmnet-bench-sw-'));
+  scope.defer(() => rmSync(rt, { recursive: true, force: true }));
+  const sw = scope.spawn(null, process.execPath, [CLI, 'switch', 'serve', 'bench', '--no-gateway', '--mtu', String(mtu)], 'vmnet switch', {
+    env: { ...process.env, VMNET_RUNTIME_DIR: rt },
+  });
+  await sw.waitFor(/serving/);
+  const sock = join(rt, 'switches', 'bench', 'ports', 'access-1.sock');
+  const control = join(rt, 'switches', 'bench', 'ctl.sock');
+  const { a, b } = await tapPair(scope, mtu);
+  let relayPid: number | null = null;
+  for (const ns of [a, b]) {
+    const r = await startTapRelay({ netns: ns.name, tap: 'tap0', socket: sock });
+    scope.defer(() => r.stop());
+    relayPid ??= r.pid;
+  }
+  await addressPair(scope, a, b);
+  const counters = async () => {
+    const ans = (await ctl(control, { op: 'status' })) as { snapshot: { switch: { counters: { frames: number; bytes: number } } } };
+    return ans.snapshot.switch.counters;
+  };
+  return { a, b, backendPid: sw.pid, relayPid, counters };
+}
+
+async function startVde(scope: Scope, mtu: number): Promise<Pair> {
+  const dir = mkdtempSync(join(tmpdir(), 'vmnet-bench-vde-'));
+  scope.defer(() => rmSync(dir, { recursive: true, force: true }));
+  const ctlDir = join(dir, 'sw');
+  // Foreground, stdin kept open (vde_switch's console reads it).
+  const sw = scope.spawn(null, 'vde_switch', ['-s', ctlDir], 'vde_switch', { stdio: ['pipe', 'pipe', 'pipe'] });
+  await retry(async () => {
+    if (!existsSync(join(ctlDir, 'ctl'))) throw new Error('no ctl socket yet');
+  }, 5000, 'vde_switch');
+  const { a, b } = await tapPair(scope, mtu);
+  let relayPid: number | null = null;
+  for (const ns of [a, b]) {
+    const plug = scope.spawn(ns, 'vde_plug2tap', ['-s', ctlDir, 'tap0'], `vde_plug2tap ${ns.name}`);
+    await new Promise((r) => setTimeout(r, 200));
+    if (plug.child.exitCode !== null) throw new Error(`vde_plug2tap exited: ${plug.stderr().trim()}`);
+    relayPid ??= plug.pid;
+  }
+  await addressPair(scope, a, b);
+  return { a, b, backendPid: sw.pid, relayPid };
+}
+
+async function startBaseline(scope: Scope, mtu: number): Promise<Pair> {
+  const { a, b, relayPids } = await startRelayPair(scope, mtu);
+  await retry(() => scope.run(a, 'busybox', ['ping', '-c', '1', '-W', '1', '10.9.0.2'], 3000), 10_000, 'ping A→B');
+  return { a, b, backendPid: null, relayPid: relayPids[0] ?? null };
+}
+
+interface UdpJson {
+  error?: string;
+  end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number }; sum_received?: { packets?: number; lost_packets?: number; seconds?: number } };
+}
+
+async function udpFrames(scope: Scope, p: Pair, serverIp: string): Promise<Frames> {
+  const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-u', '-b', '0', '-l', '18', '-t', String(SECONDS), '-J'];
+  const { result, cpu } = await withCpu({ backend: p.backendPid, relay: p.relayPid }, async () => {
+    let text: string;
+    try {
+      text = await scope.run(p.a, 'iperf3', args, (SECONDS + 15) * 1000);
+    } catch (e) {
+      const out = ((e as Error).cause as { stdout?: string } | undefined)?.stdout;
+      if (!out) throw e;
+      text = out;
+    }
+    return JSON.parse(text) as UdpJson;
+  });
+  const s = result.end?.sum;
+  if (result.error || !s?.packets || !s.seconds) throw new Error(`iperf3: ${result.error ?? 'no result'}`);
+  const got = s.packets - (s.lost_packets ?? 0);
+  return { fps: got / s.seconds, lossPct: (100 * (s.lost_packets ?? 0)) / s.packets, cpu: { backend: cpu.backend ?? null, relay: cpu.relay ?? null } };
+}
+
+async function measure(kind: Kind, mtu: number): Promise<Row> {
+  const row: Row = { kind, mtu, setup: null, tcp: null, udp: null, counted: null };
+  const scope = new Scope();
+  try {
+    let p: Pair;
+    try {
+      p = kind === 'vmnet' ? await startVmnet(scope, mtu) : kind === 'vde' ? await startVde(scope, mtu) : await startBaseline(scope, mtu);
+    } catch (e) {
+      row.setup = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+      return row;
+    }
+    const serverIp = kind === 'relay' ? '10.9.0.2' : '10.77.0.2';
+    const before = p.counters ? await p.counters() : null;
+    const t0 = performance.now();
+    row.tcp = await cell(() => iperf(scope, p.a, serverIp, { seconds: SECONDS, streams: 1, reverse: false, pids: { backend: p.backendPid, relay: p.relayPid } }));
+    if (before && p.counters) {
+      const after = await p.counters();
+      const secs = (performance.now() - t0) / 1000;
+      row.counted = { fps: (after.frames - before.frames) / secs, gbps: ((after.bytes - before.bytes) * 8) / secs / 1e9 };
+    }
+    row.udp = await cell(() => udpFrames(scope, p, serverIp));
+    return row;
+  } finally {
+    await scope.close();
+  }
+}
+
+const fmt = (n: number, d = 2) => (n >= 100 ? n.toFixed(0) : n.toFixed(d));
+const kfps = (n: number) => `${fmt(n / 1000, 1)}k`;
+const pct = (n: number | null) => (n === null ? '–' : `${n.toFixed(0)}%`);
+
+function report(rows: Row[]): string {
+  const version = (pkg: string) => {
+    try {
+      return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' });
+    } catch {
+      return '?';
+    }
+  };
+  const out: string[] = [];
+  out.push('# vmnet switch benchmark', '');
+  out.push(`- Date: ${new Date().toISOString()}`);
+  out.push(`- Machine: ${cpus().length} CPUs, Linux ${release()}, Node ${process.version}; load average (1 min) at end ${loadavg()[0]!.toFixed(2)}`);
+  out.push(`- Anchor: vde2 ${version('vde2')} (vde_switch + vde_plug2tap); iperf3 ${version('iperf3')}`);
+  out.push(`- Two namespaces, a TAP each, as two ports of the switch. TCP: iperf3 -t ${SECONDS}, one stream, receiver-side rate. Frames/s: iperf3 UDP, 18-byte payloads (60-byte frames), unlimited rate, datagrams received per second.`);
+  out.push('- "relay" is the baseline: the two relays spliced directly (no switch). Compare within one run.', '');
+  out.push('| switch | MTU | TCP Gbit/s | CPU switch / relay | frames/s (60 B) | UDP loss | CPU switch / relay | switch counters during TCP |');
+  out.push('|---|---:|---:|---|---:|---:|---|---|');
+  for (const r of rows) {
+    if (r.setup) {
+      out.push(`| ${r.kind} | ${r.mtu} | setup failed: ${r.setup} | | | | | |`);
+      continue;
+    }
+    const tcp = r.tcp?.ok ? fmt(r.tcp.value.gbps) : `failed: ${r.tcp?.error ?? '–'}`;
+    const tcpCpu = r.tcp?.ok ? `${pct(r.tcp.value.cpu.backend)} / ${pct(r.tcp.value.cpu.relay)}` : '';
+    const udp = r.udp?.ok ? kfps(r.udp.value.fps) : `failed: ${r.udp?.error ?? '–'}`;
+    const loss = r.udp?.ok ? `${r.udp.value.lossPct.toFixed(1)}%` : '';
+    const udpCpu = r.udp?.ok ? `${pct(r.udp.value.cpu.backend)} / ${pct(r.udp.value.cpu.relay)}` : '';
+    const counted = r.counted ? `${kfps(r.counted.fps)} frames/s, ${fmt(r.counted.gbps)} Gbit/s` : '–';
+    out.push(`| ${r.kind} | ${r.mtu} | ${tcp} | ${tcpCpu} | ${udp} | ${loss} | ${udpCpu} | ${counted} |`);
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+if (process.getuid?.() !== 0) {
+  log('bench/switch.ts needs root (network namespaces, TAP devices)');
+  process.exit(2);
+}
+const rows: Row[] = [];
+for (const mtu of MTUS) {
+  for (const kind of KINDS) {
+    log(`bench: ${kind} at MTU ${mtu}`);
+    rows.push(await measure(kind, mtu));
+  }
+}
+const md = report(rows);
+process.stdout.write(md + '\n');
+const dir = join(ROOT, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, 'switch.md'), md + '\n');
+log(`bench: wrote ${join(dir, 'switch.md')}`);
