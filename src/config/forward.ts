@@ -13,6 +13,12 @@ export interface ForwardSpec {
   bindAddress: string;
   hostPort: number;
   guestPort: number;
+  /**
+   * The guest to forward to: a VM name (resolved at the gateway to its
+   * lease) or an IPv4 address. Omitted: the gateway's primary guest.
+   * parseForward never sets it.
+   */
+  guest?: string;
 }
 
 function port(text: string, spec: string, what: string): number {

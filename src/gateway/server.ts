@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
-import { parseIp4 } from '../wire/addr.js';
+import { parseIp4, type Ip4 } from '../wire/addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
 import { DnsService } from '../services/dns/server.js';
@@ -36,6 +36,11 @@ export interface GatewayServerOptions extends GatewayOptions {
   forwards?: ForwardSpec[];
   /** TCP NAT limits (per-guest flow cap, dials in flight, dial timeout). */
   tcpLimits?: Partial<TcpNatLimits>;
+  /**
+   * Resolves a forward's `guest` (a VM name) to an address, or null when
+   * unknown. An IPv4 address resolves to itself without asking.
+   */
+  resolveGuest?: (guest: string) => Ip4 | null;
 }
 
 export interface RunningGateway {
@@ -104,14 +109,21 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     }, Math.max(0, Math.ceil(at - now())));
     tcpTimer.unref();
   }
+  /** A forward's target: its named guest, else the primary guest; null when unknown. */
+  const targetOf = (spec: ForwardSpec): Ip4 | null => {
+    if (spec.guest === undefined) return gateway.primaryGuest();
+    const literal = isIPv4(spec.guest) ? parseIp4(spec.guest) : -1;
+    if (literal !== -1) return literal;
+    return opts.resolveGuest?.(spec.guest) ?? null;
+  };
   forwards = new PortForwards({
     gatewayIp: config.gatewayIp,
-    guestIp: () => gateway.primaryGuest(),
+    guestIp: targetOf,
     sendToGuest: (srcIp, srcPort, guestIp, guestPort, data) => gateway.udpToGuest(guestIp, guestPort, srcIp, srcPort, data),
     now,
     idleMs: config.udpIdleMs,
     onTcpConnection: (spec, socket) => {
-      const guestIp = gateway.primaryGuest();
+      const guestIp = targetOf(spec);
       const client = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
       // A loopback client appears as the gateway; any other as itself (IPv4), so guest logs mean something.
       const srcIp = isIPv4(client) && !client.startsWith('127.') ? (parseIp4(client) as number) : config.gatewayIp;
@@ -173,10 +185,12 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     close() {
       closing ??= (async () => {
         clearInterval(timer);
-        await forwards.closeAll();
-        await listener?.close();
+        // Relayed connections first: a forward's listener closes only once its
+        // accepted sockets are gone.
         if (tcpTimer) clearTimeout(tcpTimer);
         gateway.tcpNat.closeAll();
+        await forwards.closeAll();
+        await listener?.close();
         gateway.close();
         if (upstream instanceof ResolvConfWatcher) upstream.close();
         await pcap?.close();

@@ -19,6 +19,10 @@
  *   {"op":"socket","role":{"vlan":10}}    → {"ok":true,"path"}   (opens the role socket)
  *   {"op":"name","mac":"52:…","name":"db"} → {"ok":true}          (vmnet name for DNS)
  *   {"op":"unname","mac":"52:…"}          → {"ok":true}
+ *   {"op":"forward-add","spec":{"proto","bindAddress","hostPort","guestPort","guest"}} → {"ok":true}
+ *       (guest: a VM name or IPv4 address, resolved per connection/datagram)
+ *   {"op":"forward-rm","proto":"tcp","hostPort":8080,"bindAddress"?} → {"ok":true,"removed":bool}
+ *   {"op":"forward-ls"}                   → {"ok":true,"forwards":[spec…]}
  *   {"op":"stop"}                         → {"ok":true}, then the switch shuts down
  * Errors: {"ok":false,"code":"E_USAGE","message":"…"}. Lines over 1 MiB
  * close the connection. Access control is the file system: only the owner
@@ -38,6 +42,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VmnetError } from '../errors.js';
 import { resolveGatewayConfig } from '../gateway/config.js';
+import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
 import { removeStaleSocket } from '../link/stream-port.js';
 import type { Upstream } from '../services/dns/forwarder.js';
 import type { DnsRecord } from '../services/dns/local.js';
@@ -115,6 +120,22 @@ interface ControlRequest {
   role?: PortRole;
   mac?: string;
   name?: string;
+  spec?: ForwardSpec;
+  proto?: string;
+  hostPort?: number;
+  bindAddress?: string;
+}
+
+/** Checks a forward spec that came as JSON (by formatting and parsing it again). */
+function forwardFromJson(raw: unknown): ForwardSpec {
+  const r = raw as Partial<ForwardSpec> | null;
+  if (typeof r !== 'object' || r === null || typeof r.bindAddress !== 'string') throw new VmnetError('E_USAGE', 'bad forward: expected {proto, bindAddress, hostPort, guestPort, guest?}');
+  const spec = parseForward(formatForward(r as ForwardSpec));
+  if (r.guest !== undefined) {
+    if (typeof r.guest !== 'string' || r.guest === '') throw new VmnetError('E_USAGE', 'bad forward: guest must be a VM name or an IPv4 address');
+    spec.guest = r.guest;
+  }
+  return spec;
 }
 
 /**
@@ -250,6 +271,19 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
         case 'unname':
           seg.removeName(String(req.mac));
           return { ok: true };
+        case 'forward-add': {
+          if (seg.gateway === null) throw new VmnetError('E_USAGE', `switch ${name} has no gateway to forward ports through`);
+          await seg.gateway.forwards.add(forwardFromJson(req.spec));
+          return { ok: true };
+        }
+        case 'forward-rm': {
+          if (seg.gateway === null) throw new VmnetError('E_USAGE', `switch ${name} has no gateway to forward ports through`);
+          if ((req.proto !== 'tcp' && req.proto !== 'udp') || typeof req.hostPort !== 'number') throw new VmnetError('E_USAGE', 'bad forward-rm: expected {proto, hostPort, bindAddress?}');
+          const removed = await seg.gateway.forwards.remove({ proto: req.proto, hostPort: req.hostPort, bindAddress: req.bindAddress });
+          return { ok: true, removed };
+        }
+        case 'forward-ls':
+          return { ok: true, forwards: seg.gateway?.forwards.list() ?? [] };
         case 'stop':
           setImmediate(stop);
           return { ok: true };
@@ -462,6 +496,33 @@ export async function registerSwitchName(name: string, mac: string, vmName: stri
   const st = await readState(p);
   if (st === null) throw new VmnetError('E_USAGE', `no running switch ${name}`);
   await controlRequest(st.control, { op: 'name', mac, name: vmName });
+}
+
+async function controlOf(name: string, opts: { runtimeDir?: string }): Promise<string> {
+  const st = await readState(switchPaths(name, opts.runtimeDir));
+  if (st === null) throw new VmnetError('E_USAGE', `no running switch ${name}`);
+  return st.control;
+}
+
+/**
+ * Adds a port forward on switch `name`'s gateway; `spec.guest` (a VM name
+ * or IPv4 address) picks the VM, resolved to its lease per connection.
+ * @throws VmnetError E_USAGE (no switch, no gateway, already forwarded), E_PORT_IN_USE, E_PORT_PRIVILEGED
+ */
+export async function switchForwardAdd(name: string, spec: ForwardSpec, opts: { runtimeDir?: string } = {}): Promise<void> {
+  await controlRequest(await controlOf(name, opts), { op: 'forward-add', spec });
+}
+
+/** Removes a port forward from switch `name`'s gateway; false when there was none. */
+export async function switchForwardRemove(name: string, which: Pick<ForwardSpec, 'proto' | 'hostPort'> & { bindAddress?: string }, opts: { runtimeDir?: string } = {}): Promise<boolean> {
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'forward-rm', ...which });
+  return ans.removed === true;
+}
+
+/** The port forwards of switch `name`'s gateway. */
+export async function switchForwardList(name: string, opts: { runtimeDir?: string } = {}): Promise<ForwardSpec[]> {
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'forward-ls' });
+  return ans.forwards as ForwardSpec[];
 }
 
 /** The state of running switch `name`, or null. */

@@ -156,7 +156,8 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
   if (gwOpts !== false) {
     const { role, ...rest } = gwOpts;
     try {
-      gw = await startGateway({ ...rest, mtu: sw.switch.mtu });
+      // Forwards naming a guest resolve like the DNS does: vmnet names, then DHCP host names.
+      gw = await startGateway({ ...rest, mtu: sw.switch.mtu, resolveGuest: (guest) => lookupName(bareName(guest)) });
       link = new GatewayLink();
       gw.attach(link as unknown as StreamPort);
       gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 } });

@@ -722,6 +722,13 @@ export class TcpConn {
 
   // ------------------------------------------------------------------ input
 
+  /** Bytes the peer reports holding beyond SND.UNA (the SACK scoreboard's size). */
+  #sackedBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.#sacked.count; i++) n += this.#sacked.end(i) - this.#sacked.start(i);
+    return n;
+  }
+
   /**
    * Processes one segment from the peer (RFC 9293 §3.10.7). The caller has
    * validated it (`tcp.parse`, checksum) and matched it to this connection.
@@ -758,7 +765,11 @@ export class TcpConn {
     const segLen = dataLen + (f & tcp.SYN ? 1 : 0) + (f & tcp.FIN ? 1 : 0);
     const wnd = this.rcvBuf.free;
     let acceptable: boolean;
-    if (segLen === 0) acceptable = wnd === 0 ? h.seq === this.rcvNxt : seq.inWindow(h.seq, this.rcvNxt, wnd);
+    // A segment without data may sit exactly at the right edge: a peer that filled
+    // our window sends its ACKs with SEG.SEQ = RCV.NXT + RCV.WND (Linux accepts
+    // these too, tcp_sequence()); rejecting them would drop every ACK for our
+    // data while the peer's window toward us is full.
+    if (segLen === 0) acceptable = seq.inWindow(h.seq, this.rcvNxt, wnd + 1);
     else if (wnd === 0) acceptable = h.seq === this.rcvNxt; // §3.10.7.4: still process ACK/RST; text trimmed
     else
       acceptable =
@@ -979,6 +990,7 @@ export class TcpConn {
     }
 
     // SACK blocks (RFC 2018): record what the peer holds beyond SND.UNA.
+    const sackedBefore = this.#sackedBytes();
     if (this.sackOk && h.sackCount > 0) {
       for (let i = 0; i < h.sackCount; i++) {
         const l = h.sack[2 * i]!;
@@ -993,7 +1005,9 @@ export class TcpConn {
       acked === 0 &&
       h.payloadLength === 0 &&
       (h.flags & (tcp.SYN | tcp.FIN)) === 0 &&
-      newWnd === this.sndWnd &&
+      // RFC 5681 §2, widened as RFC 6675 §2 does: an ACK that SACKs new data is a
+      // duplicate even when the advertised window changed.
+      (newWnd === this.sndWnd || this.#sackedBytes() > sackedBefore) &&
       this.sndMax !== this.sndUna
     ) {
       this.dupAcks++;

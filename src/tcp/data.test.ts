@@ -270,3 +270,18 @@ describe('timestamps and SACK negotiation effects', () => {
     expect(conn.state).toBe(C.FIN_WAIT_1);
   });
 });
+
+describe('ACK acceptability at the window edge', () => {
+  it('takes the ACK of a pure ACK sitting exactly at RCV.NXT + RCV.WND (peer filled our window, a segment was lost)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0, rcvBufMax: 4096, windowScaling: false }, {});
+    // We send data; the guest's data fills our receive window except one lost segment at the front.
+    conn.write(pattern(1000), 1);
+    rec.take();
+    const wnd = conn.rcvBuf.free;
+    feed(conn, { seq: w(gseq + 1000), ack: iss, flags: A, payload: pattern(wnd - 1000, 1000) }, 2); // out of order, hole at the front
+    rec.take();
+    // The guest's pure ACK for our 1000 bytes carries SEG.SEQ = its SND.NXT = our right edge.
+    feed(conn, { seq: w(gseq + wnd), ack: w(iss + 1000), flags: A }, 3);
+    expect(conn.sndUna).toBe(w(iss + 1000));
+  });
+});

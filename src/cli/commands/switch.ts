@@ -1,7 +1,9 @@
 /**
  * `vmnet switch create|ls|rm|socket NAME`: private L2 switches that run in
- * the background (src/switch/daemon.ts), plus the hidden `switch serve NAME`
- * that is the background process itself.
+ * the background (src/switch/daemon.ts), `vmnet switch forward add|rm|ls
+ * SWITCH [VM] SPEC` for port forwards through a switch's gateway to one of
+ * its VMs, plus the hidden `switch serve NAME` that is the background
+ * process itself.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
@@ -84,7 +86,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
     describe: 'private L2 switches that VMs share (background processes of your user)',
     builder: (y) =>
       y
-        .usage('$0 switch <create|ls|rm|socket> ...')
+        .usage('$0 switch <create|ls|rm|socket|forward> ...')
         .command({
           command: 'create <name>',
           describe: 'start a switch in the background; prints its socket and the QEMU arguments',
@@ -153,6 +155,36 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
           },
         } as CommandModule<object, { name: string; vlan?: number; trunk?: string; native?: number }>)
         .command({
+          command: 'forward <action> <name> [args..]',
+          describe: "add, remove or list port forwards through a switch's gateway: add SWITCH [VM] SPEC, rm SWITCH SPEC, ls SWITCH",
+          builder: (b: Argv) =>
+            b
+              .usage('$0 switch forward add SWITCH [VM] [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp]\n$0 switch forward rm SWITCH SPEC\n$0 switch forward ls SWITCH')
+              .positional('action', { choices: ['add', 'rm', 'ls'] as const, demandOption: true })
+              .positional('name', { type: 'string', demandOption: true, describe: 'switch name' })
+              .positional('args', { type: 'string', array: true, describe: 'VM (name or IPv4 address; default: the first guest) and SPEC' }),
+          handler: async (a: { action: 'add' | 'rm' | 'ls'; name: string; args?: Array<string | number> }) => {
+            const d = await import('../../switch/daemon.js');
+            const { parseForward, formatForward } = await import('../../config/forward.js');
+            const rest = (a.args ?? []).map(String);
+            if (a.action === 'ls') {
+              if (rest.length) throw new VmnetError('E_USAGE', 'vmnet switch forward ls takes only the switch name');
+              for (const f of await d.switchForwardList(a.name)) out(`${formatForward(f)}${f.guest !== undefined ? ` -> ${f.guest}` : ''}`);
+              return;
+            }
+            const max = a.action === 'add' ? 2 : 1;
+            if (rest.length < 1 || rest.length > max) throw new VmnetError('E_USAGE', a.action === 'add' ? 'give vmnet switch forward add SWITCH [VM] SPEC, e.g. add lab db 5432:5432' : 'give vmnet switch forward rm SWITCH SPEC');
+            const spec = parseForward(rest[rest.length - 1]!);
+            if (a.action === 'add') {
+              if (rest.length === 2) spec.guest = rest[0]!;
+              await d.switchForwardAdd(a.name, spec);
+              out(`${formatForward(spec)}${spec.guest !== undefined ? ` -> ${spec.guest}` : ''}`);
+            } else if (!(await d.switchForwardRemove(a.name, spec))) {
+              throw new VmnetError('E_USAGE', `switch ${a.name} has no forward ${formatForward(spec)}`);
+            }
+          },
+        } as CommandModule<object, { action: 'add' | 'rm' | 'ls'; name: string; args?: Array<string | number> }>)
+        .command({
           command: 'serve <name>',
           describe: false,
           builder: (b: Argv) => withCreateOptions(b),
@@ -165,7 +197,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
             });
           },
         } as CommandModule<object, CreateArgs>)
-        .demandCommand(1, 'give a switch command: create, ls, rm or socket'),
+        .demandCommand(1, 'give a switch command: create, ls, rm, socket or forward'),
     handler: () => {},
   };
 }

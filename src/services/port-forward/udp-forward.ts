@@ -15,8 +15,8 @@ import type { ForwardSpec } from '../../config/forward.js';
 import { bindError } from './bind.js';
 
 export interface UdpForwardDeps {
-  /** The guest to forward to, or null when none is known yet (datagram dropped). */
-  guestIp(): Ip4 | null;
+  /** The guest a forward goes to, or null when none is known yet (datagram dropped). */
+  guestIp(spec: ForwardSpec): Ip4 | null;
   /** The gateway's own address, used for loopback clients. */
   gatewayIp: Ip4;
   sendToGuest(srcIp: Ip4, srcPort: number, guestIp: Ip4, guestPort: number, data: Uint8Array): void;
@@ -65,7 +65,7 @@ export class UdpForward {
   }
 
   private fromHost(msg: Buffer, address: string, port: number): void {
-    const guestIp = this.deps.guestIp();
+    const guestIp = this.deps.guestIp(this.spec);
     if (guestIp === null) {
       this.counters.noGuest++;
       return;
