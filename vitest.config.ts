@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
     // e2e tests boot real guests under TCG; give them room but never skip them.
-    testTimeout: 120_000,
+    testTimeout: 300_000,
     hookTimeout: 120_000,
     // Two cores: QEMU guests run inside the e2e files, so keep file parallelism modest.
     maxWorkers: 2,
