@@ -56,7 +56,7 @@ export interface RunningGateway {
    * Readiness: does the guest really listen on `port`? The gateway sends its
    * own SYN and waits for SYN-ACK (then RST) or RST.
    */
-  probeGuestPort(port: number, timeoutMs?: number): Promise<'open' | 'closed' | 'timeout' | 'no-guest'>;
+  probeGuestPort(port: number, timeoutMs?: number, guest?: string): Promise<'open' | 'closed' | 'timeout' | 'no-guest'>;
   /** QEMU arguments that connect a guest NIC to this gateway's socket. */
   qemuNetdevArgs(id?: string): string[];
   close(): Promise<void>;
@@ -171,8 +171,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     forwards,
     attach,
     snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
-    async probeGuestPort(port, timeoutMs = 2000) {
-      const guestIp = gateway.primaryGuest();
+    async probeGuestPort(port, timeoutMs = 2000, guest) {
+      const guestIp = guest === undefined ? gateway.primaryGuest() : targetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest });
       if (guestIp === null) return 'no-guest';
       return gateway.tcpNat.probe(guestIp, port, config.gatewayIp, timeoutMs);
     },

@@ -23,6 +23,7 @@
  *       (guest: a VM name or IPv4 address, resolved per connection/datagram)
  *   {"op":"forward-rm","proto":"tcp","hostPort":8080,"bindAddress"?} → {"ok":true,"removed":bool}
  *   {"op":"forward-ls"}                   → {"ok":true,"forwards":[spec…]}
+ *   {"op":"probe","guest":"db","port":22,"timeoutMs"?} → {"ok":true,"result":"open"|"closed"|"timeout"|"no-guest"}
  *   {"op":"stop"}                         → {"ok":true}, then the switch shuts down
  * Errors: {"ok":false,"code":"E_USAGE","message":"…"}. Lines over 1 MiB
  * close the connection. Access control is the file system: only the owner
@@ -124,6 +125,10 @@ interface ControlRequest {
   proto?: string;
   hostPort?: number;
   bindAddress?: string;
+  /** probe: the VM name or address, the port and the timeout. */
+  guest?: string;
+  port?: number;
+  timeoutMs?: number;
 }
 
 /** Checks a forward spec that came as JSON (by formatting and parsing it again). */
@@ -284,6 +289,12 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
         }
         case 'forward-ls':
           return { ok: true, forwards: seg.gateway?.forwards.list() ?? [] };
+        case 'probe': {
+          if (seg.gateway === null) throw new VmnetError('E_USAGE', `switch ${name} has no gateway to probe through`);
+          if (typeof req.guest !== 'string' || typeof req.port !== 'number') throw new VmnetError('E_USAGE', 'bad probe: expected {guest, port, timeoutMs?}');
+          const result = await seg.gateway.probeGuestPort(req.port, typeof req.timeoutMs === 'number' ? req.timeoutMs : 1000, req.guest);
+          return { ok: true, result };
+        }
         case 'stop':
           setImmediate(stop);
           return { ok: true };
@@ -520,6 +531,12 @@ export async function switchForwardRemove(name: string, which: Pick<ForwardSpec,
 }
 
 /** The port forwards of switch `name`'s gateway. */
+/** Asks the switch's gateway whether VM `guest` listens on `port` (its own SYN; see probeGuestPort). */
+export async function switchProbe(name: string, guest: string, port: number, timeoutMs: number, opts: { runtimeDir?: string } = {}): Promise<string> {
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'probe', guest, port, timeoutMs });
+  return String(ans.result);
+}
+
 export async function switchForwardList(name: string, opts: { runtimeDir?: string } = {}): Promise<ForwardSpec[]> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'forward-ls' });
   return ans.forwards as ForwardSpec[];

@@ -31,7 +31,7 @@
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { VmnetError } from '../errors.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
@@ -90,6 +90,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Parts {
   plan: LaunchPlan;
+  /** Forwards already added on the VM's switch at launch. */
+  switchForwards?: ForwardSpec[];
   qemu: QemuProcess;
   gateway: RunningGateway | null;
   stopTimeoutMs: number;
@@ -112,6 +114,10 @@ export class Vm extends EventEmitter {
 
   #qemu: QemuProcess;
   #gateway: RunningGateway | null;
+  /** The switch whose gateway serves this VM's forwards and probes (a VM without a user NIC), or null. */
+  #switchName: string | null;
+  /** Forwards this VM holds on that switch (removed when the VM ends). */
+  #switchForwards: ForwardSpec[];
   #qmp: QmpClient | null = null;
   #hub: SerialHub | null = null;
   #control: ControlServer | null = null;
@@ -139,23 +145,41 @@ export class Vm extends EventEmitter {
     this.#state = p.state;
     this.exited = new Promise((r) => (this.#resolveExited = r));
     const gw = this.#gateway;
-    const noNet = () => new VmnetError('E_USAGE', `VM ${this.name} has no --net user NIC: no forwards`);
+    const swNic = p.plan.nics.find((n) => n.net.kind === 'switch');
+    this.#switchName = !gw && swNic && swNic.net.kind === 'switch' ? swNic.net.switch : null;
+    this.#switchForwards = [...(this.#switchName ? p.switchForwards ?? [] : [])];
+    const noNet = () => new VmnetError('E_USAGE', `VM ${this.name} has no --net user or switch NIC: no forwards`);
+    const runtimeDir = dirname(p.plan.dir);
     this.forwards = {
       add: async (spec) => {
-        if (!gw) throw noNet();
         const f = typeof spec === 'string' ? parseForward(spec) : spec;
-        await gw.forwards.add(f);
+        if (gw) await gw.forwards.add(f);
+        else if (this.#switchName) {
+          // On a switch: the switch's gateway forwards to this VM by name (its lease).
+          const { switchForwardAdd } = await import('../switch/daemon.js');
+          await switchForwardAdd(this.#switchName, { ...f, guest: this.name }, { runtimeDir });
+          this.#switchForwards.push(f);
+        } else throw noNet();
         this.#emit({ event: 'forward', time: now(), action: 'add', forward: formatForward(f) });
         return f;
       },
       remove: async (spec) => {
-        if (!gw) throw noNet();
         const f = typeof spec === 'string' ? parseForward(spec) : spec;
-        const ok = await gw.forwards.remove(f);
+        let ok: boolean;
+        if (gw) ok = await gw.forwards.remove(f);
+        else if (this.#switchName) {
+          const i = this.#switchForwards.findIndex((x) => x.proto === f.proto && x.hostPort === f.hostPort);
+          ok = i >= 0;
+          if (ok) {
+            const { switchForwardRemove } = await import('../switch/daemon.js');
+            await switchForwardRemove(this.#switchName, this.#switchForwards[i]!, { runtimeDir });
+            this.#switchForwards.splice(i, 1);
+          }
+        } else throw noNet();
         if (ok) this.#emit({ event: 'forward', time: now(), action: 'remove', forward: formatForward(f) });
         return ok;
       },
-      list: () => gw?.forwards.list() ?? [],
+      list: () => gw?.forwards.list() ?? [...this.#switchForwards],
     };
     if (gw) {
       const previous = gw.gateway.dhcp.onLease;
@@ -233,14 +257,20 @@ export class Vm extends EventEmitter {
    */
   async waitForPort(port: number, opts: WaitOptions = {}): Promise<void> {
     const gw = this.#gateway;
-    if (!gw) throw new VmnetError('E_USAGE', `VM ${this.name} has no --net user NIC to probe through`);
+    const sw = this.#switchName;
+    if (!gw && !sw) throw new VmnetError('E_USAGE', `VM ${this.name} has no --net user or switch NIC to probe through`);
+    const probe = async (t: number): Promise<string> => {
+      if (gw) return gw.probeGuestPort(port, t);
+      const { switchProbe } = await import('../switch/daemon.js');
+      return switchProbe(sw!, this.name, port, t, { runtimeDir: dirname(this.dir) });
+    };
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new VmnetError('E_USAGE', `bad port ${port}: 1-65535`);
     const timeoutMs = opts.timeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
     let last = 'no-guest';
     for (;;) {
       if (this.#exit) throw new VmnetError('E_CLOSED', `VM ${this.name} exited before port ${port} was ready`);
-      last = await gw.probeGuestPort(port, Math.max(200, Math.min(1000, deadline - Date.now())));
+      last = await probe(Math.max(200, Math.min(1000, deadline - Date.now())));
       if (last === 'open') break;
       if (Date.now() >= deadline) {
         const why = last === 'no-guest' ? 'the guest has no address on the network yet' : last === 'closed' ? 'the guest refuses connections (nothing listens)' : 'the guest does not answer';
@@ -336,6 +366,10 @@ export class Vm extends EventEmitter {
     await this.#qmp?.close().catch(() => undefined);
     await this.#hub?.close().catch(() => undefined);
     await this.#gateway?.close().catch(() => undefined);
+    if (this.#switchName && this.#switchForwards.length) {
+      const { switchForwardRemove } = await import('../switch/daemon.js');
+      for (const f of this.#switchForwards.splice(0)) await switchForwardRemove(this.#switchName, f, { runtimeDir: dirname(this.dir) }).catch(() => false);
+    }
     await this.#control?.close().catch(() => undefined);
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
     this.#resolveExited(exit);
@@ -413,11 +447,24 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   let hub: SerialHub | null = null;
   let control: ControlServer | null = null;
   let vm: Vm | null = null;
+  let switchFwd: { name: string; added: ForwardSpec[] } | null = null;
   const events: QmpEvent[] = [];
   try {
     await writeState(dir, state);
     const userNic = plan.nics.find((n) => n.net.kind === 'user');
     if (userNic) gateway = await startGateway({ ...r.gateway, socket: userNic.socket, forwards: r.forwards });
+    else if (r.forwards.length) {
+      // No user NIC: the forwards go to the first switch's gateway, by this VM's name (before QEMU starts, so a taken port fails first).
+      const swNic = plan.nics.find((n) => n.net.kind === 'switch');
+      if (swNic && swNic.net.kind === 'switch') {
+        const { switchForwardAdd } = await import('../switch/daemon.js');
+        switchFwd = { name: swNic.net.switch, added: [] };
+        for (const f of r.forwards) {
+          await switchForwardAdd(swNic.net.switch, { ...f, guest: plan.name }, { runtimeDir: dirname(dir) });
+          switchFwd.added.push(f);
+        }
+      }
+    }
     qemu = new QemuProcess(plan.binary, plan.args, 'ignore', { detached: true });
     const q = qemu;
     const abort = new AbortController();
@@ -430,7 +477,7 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
     hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(r.consoleFile ? [r.consoleFile] : [])]);
     qmp = await QmpClient.connect(join(dir, FILES.qmp), { timeoutMs: Math.max(1000, deadline - Date.now()), signal: abort.signal, onEvent: (e) => (vm ? vm._onQmpEvent(e) : events.push(e)) });
     state.qemuPid = q.pid ?? null;
-    vm = new Vm({ plan, qemu: q, gateway, stopTimeoutMs: r.stopTimeoutMs, state });
+    vm = new Vm({ plan, qemu: q, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [] });
     for (const e of events) vm._onQmpEvent(e);
     if (o.onEvent) vm.on('event', o.onEvent);
     vm._attach(qmp, hub, null);
@@ -473,6 +520,10 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
       await qemu.kill(2000).catch(() => undefined);
     }
     const stderr = qemu ? await qemu.exited.then((x) => x.stderr, () => '') : '';
+    if (switchFwd) {
+      const { switchForwardRemove } = await import('../switch/daemon.js');
+      for (const f of switchFwd.added) await switchForwardRemove(switchFwd.name, f, { runtimeDir: dirname(dir) }).catch(() => false);
+    }
     serialSock?.destroy();
     await hub?.close().catch(() => undefined);
     await qmp?.close().catch(() => undefined);

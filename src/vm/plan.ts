@@ -191,8 +191,9 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
 
   const forwards = (o.forwards ?? []).map((f) => (typeof f === 'string' ? parseForward(f) : f));
   const hasUser = nets.some((n) => n.kind === 'user');
-  if (!hasUser && (forwards.length || o.isolated || o.dnsRecords?.length || o.pcap || o.mtu !== undefined)) {
-    throw new VmnetError('E_USAGE', '--forward, --isolated, --dns-record, --pcap and --mtu need --net user');
+  const hasSwitch = nets.some((n) => n.kind === 'switch');
+  if (!hasUser && ((forwards.length && !hasSwitch) || o.isolated || o.dnsRecords?.length || o.pcap || o.mtu !== undefined)) {
+    throw new VmnetError('E_USAGE', '--isolated, --dns-record, --pcap and --mtu need --net user; --forward needs --net user or --net switch:NAME');
   }
   const seen = new Set<string>();
   for (const f of forwards) {
