@@ -4,21 +4,13 @@
  * the VM's name (resolved to its lease), and are removed when it stops.
  */
 import { mkdtempSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { launch, findBundledGuest } from '../../src/index.js';
 import { runConsoleScript } from '../../src/guest/console.js';
+import { freePort } from '../helpers/ports.js';
 import { ensureSwitch, removeSwitch, switchForwardList } from '../../src/switch/daemon.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 it('forwards to a VM on a switch by its name, and probes it there', async () => {
   const runtimeDir = mkdtempSync(join(tmpdir(), 'vmnet-swrun-'));
