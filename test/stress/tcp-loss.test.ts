@@ -33,7 +33,7 @@ import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { addTap, createNetns, netemAvailable, netnsTcpCounters, requireRoot, runInNetns, type Netns } from '../helpers/netns.js';
 import { startTapRelay, type TapRelay } from '../helpers/tap-relay.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { sha256, startHttpServer, type TestHttpServer } from './harness.js';
+import { sha256, startHttpServer, type TestHttpServer } from '../e2e/harness.js';
 
 const MB = 1024 * 1024;
 const SIZE = Math.round(Number(process.env.VMNET_LOSS_MB ?? 50) * MB);
