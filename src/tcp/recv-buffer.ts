@@ -21,10 +21,9 @@
  * Memory is lazy: storage appears with the first byte, starts at 4 KiB and
  * doubles up to `max`; `release()` frees it when nothing is held.
  */
-import { ringCopyOut } from './ring.js';
+import { grownCapacity, ringCopyOut } from './ring.js';
 import { RangeSet } from './ranges.js';
 
-const MIN_CAP = 4096;
 /** Most out-of-order runs kept beyond RCV.NXT. */
 export const MAX_HOLES = 8;
 
@@ -56,10 +55,8 @@ export class RecvBuffer {
   }
 
   #grow(need: number): void {
-    let cap = this.#buf === null ? MIN_CAP : this.#buf.length;
-    while (cap < need) cap *= 2;
-    if (cap > this.max) cap = Math.max(this.max, need);
-    if (this.#buf !== null && cap <= this.#buf.length) return;
+    const cap = grownCapacity(this.#buf, need, this.max);
+    if (cap < 0) return;
     const nb = new Uint8Array(cap);
     const span = this.readable + this.ooo.highest();
     if (this.#buf !== null && span > 0) this.#copy(0, span, nb, 0);

@@ -17,9 +17,8 @@
  * connection once the buffer has stayed empty for a while) frees it, so an
  * idle connection holds no payload memory.
  */
-import { ringCopyOut } from './ring.js';
+import { grownCapacity, ringCopyOut } from './ring.js';
 
-const MIN_CAP = 4096;
 
 /** A bounded, lazily allocated byte ring. */
 export class SendBuffer {
@@ -42,10 +41,8 @@ export class SendBuffer {
   }
 
   #grow(need: number): void {
-    let cap = this.#buf === null ? MIN_CAP : this.#buf.length;
-    while (cap < need) cap *= 2;
-    if (cap > this.max) cap = Math.max(this.max, need);
-    if (this.#buf !== null && cap <= this.#buf.length) return;
+    const cap = grownCapacity(this.#buf, need, this.max);
+    if (cap < 0) return;
     const nb = new Uint8Array(cap);
     if (this.#buf !== null && this.length > 0) this.copyOut(0, this.length, nb, 0);
     this.#buf = nb;
