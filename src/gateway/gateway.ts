@@ -119,6 +119,8 @@ export class Gateway {
   private readonly ipOut = ipv4.blank();
   private readonly ethOut = eth.blank();
   private readonly dhcpMsg = dhcp.blank();
+  private lastView: DataView | null = null;
+  private lastBytes: Uint8Array = new Uint8Array(0);
   private readonly fragBuf: Uint8Array;
   private readonly fragView: DataView;
   private readonly quote = new Uint8Array(ipv4.HEADER_LEN + udp.HEADER_LEN);
@@ -216,6 +218,19 @@ export class Gateway {
     for (const s of [...this.sessions]) this.detach(s);
   }
 
+  /**
+   * The bytes behind a frame's view. Ports hand over the same read buffer (and
+   * view) for every frame of a read, so the array is made once per buffer, not
+   * once per TCP segment.
+   */
+  private bytesOf(v: DataView): Uint8Array {
+    if (v !== this.lastView) {
+      this.lastView = v;
+      this.lastBytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    }
+    return this.lastBytes;
+  }
+
   private drop(reason: DropReason): void {
     this.counters.drops[reason]++;
   }
@@ -265,7 +280,7 @@ export class Gateway {
   handleFrame(s: Session, v: DataView, o: number, len: number): void {
     this.counters.framesIn++;
     this.counters.bytesIn += len;
-    this.deps.tap?.record(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), o, len, this.deps.wallNow?.() ?? Date.now());
+    this.deps.tap?.record(this.bytesOf(v), o, len, this.deps.wallNow?.() ?? Date.now());
     const e = this.ethH;
     if (!eth.parse(v, o, len, e)) return this.drop('eth-short');
     if (len > this.config.mtu + eth.HEADER_LEN + (e.vlan >= 0 ? eth.VLAN_TAG_LEN : 0)) return this.drop('oversize');
@@ -353,7 +368,7 @@ export class Gateway {
   private handleTcp(h: ipv4.Header, v: DataView): void {
     const t = this.tcpH;
     if (!tcp.parse(v, h.payloadOffset, h.payloadLength, t) || !tcp.verify4(v, h.payloadOffset, h.payloadLength, h.src, h.dst)) return this.drop('tcp-invalid');
-    this.tcpNat.fromGuest(h.src, h.dst, t, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    this.tcpNat.fromGuest(h.src, h.dst, t, this.bytesOf(v));
   }
 
   private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
