@@ -38,7 +38,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
+import { listenPrivate } from '../link/unix-listen.js';
 import { createServer, connect, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VmnetError } from '../errors.js';
@@ -211,11 +211,11 @@ async function listenControl(path: string, handle: (req: ControlRequest) => Prom
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new VmnetError('E_PORT_IN_USE', `cannot listen on ${path}: ${e.message}`, { cause: e })));
-    server.listen(path, () => resolve());
-  });
-  await chmod(path, 0o600);
+  try {
+    await listenPrivate(server, path);
+  } catch (e) {
+    throw new VmnetError('E_PORT_IN_USE', `cannot listen on ${path}: ${(e as Error).message}`, { cause: e });
+  }
   return server;
 }
 

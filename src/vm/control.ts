@@ -13,7 +13,8 @@
  * file is 0600 inside a 0700 directory: only the VM's user reaches it.
  */
 import net from 'node:net';
-import { chmod, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
+import { listenPrivate } from '../link/unix-listen.js';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
 
 /** What `status` reports (also `vmnet ls --json`). */
@@ -101,14 +102,7 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
     if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
     if (closing && left === 0) sock.end();
   };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  await chmod(path, 0o600);
+  await listenPrivate(server, path);
   return {
     async close() {
       if (closing) return;

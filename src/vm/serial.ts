@@ -14,7 +14,8 @@
  * and merges input from all of them into the guest's console.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
+import { listenPrivate } from '../link/unix-listen.js';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 
@@ -69,14 +70,7 @@ export class SerialHub {
       if (this.history.length) c.write(this.history);
       c.on('data', (b: Buffer) => this.input(b));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    await chmod(path, 0o600);
+    await listenPrivate(server, path);
     this.server = server;
     this.serverPath = path;
   }
