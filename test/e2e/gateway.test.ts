@@ -7,11 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type GatewayServerOptions, type RunningGateway } from '../../src/gateway/server.js';
+import type { GatewayServerOptions, RunningGateway } from '../../src/gateway/server.js';
 import { parseDnsRecord } from '../../src/services/dns/local.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { bootGuest, DHCP, parseLease } from './harness.js';
+import { bootGuest, DHCP, parseLease, streamNic, withGateway } from './harness.js';
 
 let upstream: TestDnsServer;
 let silent: TestDnsServer;
@@ -25,21 +25,14 @@ afterAll(async () => {
   await Promise.all([upstream.close(), silent.close(), hostUdp.close()]);
 });
 
-async function withGateway<T>(opts: GatewayServerOptions, fn: (gw: RunningGateway, sock: string) => Promise<T>): Promise<T> {
-  const sock = join(privateTmp(), 'gw.sock');
-  const gw = await startGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: upstream.port }], ...opts, socket: sock });
-  try {
-    return await fn(gw, sock);
-  } finally {
-    await gw.close();
-  }
-}
-
-const nic = (path: string) => [{ backend: { kind: 'stream' as const, path } }];
+/** A gateway whose DNS upstream is the test's loopback server. */
+const gatewayWith = <T>(opts: GatewayServerOptions, fn: (gw: RunningGateway, sock: string) => Promise<T>) =>
+  withGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: upstream.port }], ...opts }, fn);
+const nic = streamNic;
 
 describe('gateway e2e', () => {
   it('leases, answers DNS, forwards DNS, pings and NATs UDP to the host', async () => {
-    await withGateway({ dnsRecords: [parseDnsRecord('db.lab=10.0.2.100')] }, async (gw, sock) => {
+    await gatewayWith({ dnsRecords: [parseDnsRecord('db.lab=10.0.2.100')] }, async (gw, sock) => {
       const r = await bootGuest({
         name: 'gw-basic',
         nics: nic(sock),
@@ -81,7 +74,7 @@ nslookup via-host.test 10.0.2.2:${hostUdp.port}
     // busybox nslookup retries on SERVFAIL instead of printing it, so the
     // answer is read off the wire: the gateway's pcap.
     const pcap = join(privateTmp(), 'servfail.pcap');
-    await withGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: silent.port }], pcap }, async (_gw, sock) => {
+    await gatewayWith({ dnsUpstreams: [{ host: '127.0.0.1', port: silent.port }], pcap }, async (_gw, sock) => {
       const r = await bootGuest({
         name: 'gw-servfail',
         nics: nic(sock),
@@ -109,7 +102,7 @@ echo "ELAPSED $((t1 - t0))"
 
   it('in isolated mode serves DHCP and local names but lets nothing out', async () => {
     const before = hostUdp.queries.length;
-    await withGateway({ isolated: true, dnsRecords: [parseDnsRecord('db.lab=10.0.2.100')] }, async (gw, sock) => {
+    await gatewayWith({ isolated: true, dnsRecords: [parseDnsRecord('db.lab=10.0.2.100')] }, async (gw, sock) => {
       const r = await bootGuest({
         name: 'gw-isolated',
         nics: nic(sock),
@@ -132,7 +125,7 @@ timeout 5 nslookup via-host.test 10.0.2.2:${hostUdp.port} || echo "UDP-BLOCKED"
   });
 
   it('serves a guest with a static address and no DHCP', async () => {
-    await withGateway({}, async (gw, sock) => {
+    await gatewayWith({}, async (gw, sock) => {
       const r = await bootGuest({
         name: 'gw-static',
         nics: nic(sock),
@@ -150,7 +143,7 @@ nslookup via-host.test 10.0.2.2:${hostUdp.port}
   });
 
   it('hands out a jumbo MTU of 65520 and carries frames that large', async () => {
-    await withGateway({ mtu: 65520 }, async (_gw, sock) => {
+    await gatewayWith({ mtu: 65520 }, async (_gw, sock) => {
       const r = await bootGuest({
         name: 'gw-jumbo',
         nics: nic(sock),
@@ -168,7 +161,7 @@ ping -c 2 -W 3 -s 60000 10.0.2.2 | grep -c 'bytes from' | sed 's/^/BIGPINGS /'
 
   it('writes a pcap that tshark reads, showing the DHCP exchange', async () => {
     const pcap = join(privateTmp(), 'gw.pcap');
-    await withGateway({ pcap }, async (_gw, sock) => {
+    await gatewayWith({ pcap }, async (_gw, sock) => {
       const r = await bootGuest({ name: 'gw-pcap', nics: nic(sock), script: `${DHCP}ping -c 1 -W 2 10.0.2.2\n` });
       expect(r.exitCode, r.console).toBe(0);
     });

@@ -8,7 +8,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { runTestGuest, type TestGuestOptions, type TestGuestResult } from '../../src/guest/boot.js';
+import { startGateway, type GatewayServerOptions, type RunningGateway } from '../../src/gateway/server.js';
+import { privateTmp } from '../helpers/tmp.js';
 
 export type { TestGuestResult };
 
@@ -64,3 +67,21 @@ export async function startHttpServer(blobSize = 256 * 1024): Promise<TestHttpSe
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
+
+/**
+ * Runs `fn` with a vmnet gateway listening on a socket in a private temp dir,
+ * closing it afterwards whatever happens. Give `dnsUpstreams` (a loopback test
+ * server): tests never use the machine's real resolvers.
+ */
+export async function withGateway<T>(opts: GatewayServerOptions & Required<Pick<GatewayServerOptions, 'dnsUpstreams'>>, fn: (gw: RunningGateway, sock: string) => Promise<T>): Promise<T> {
+  const sock = join(privateTmp(), 'gw.sock');
+  const gw = await startGateway({ ...opts, socket: sock });
+  try {
+    return await fn(gw, sock);
+  } finally {
+    await gw.close();
+  }
+}
+
+/** bootGuest NICs: one virtio-net on the stream socket at `path`. */
+export const streamNic = (path: string) => [{ backend: { kind: 'stream' as const, path } }];

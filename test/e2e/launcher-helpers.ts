@@ -4,7 +4,7 @@
  * its console socket, find free host ports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import net from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -134,14 +134,7 @@ export function connectUnix(path: string): Promise<net.Socket> {
   });
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../helpers/ports.js';
 
 /** True when 127.0.0.1:port can be bound (nobody holds it). */
 export async function portFree(port: number): Promise<boolean> {

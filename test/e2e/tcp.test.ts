@@ -6,11 +6,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Server } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
-import { privateTmp } from '../helpers/tmp.js';
-import { bootGuest, DHCP, sha256, startHttpServer, type TestHttpServer } from './harness.js';
+import type { RunningGateway } from '../../src/gateway/server.js';
+import { bootGuest, DHCP, sha256, startHttpServer, streamNic, withGateway, type TestHttpServer } from './harness.js';
 
 const MB = 1024 * 1024;
 let http: TestHttpServer;
@@ -43,20 +41,13 @@ afterAll(async () => {
   await new Promise((r) => halfClose.close(r));
 });
 
-async function withGateway<T>(fn: (gw: RunningGateway, sock: string) => Promise<T>, opts = {}): Promise<T> {
-  const sock = join(privateTmp(), 'gw.sock');
-  const gw = await startGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: 9 }], ...opts, socket: sock });
-  try {
-    return await fn(gw, sock);
-  } finally {
-    await gw.close();
-  }
-}
-const nic = (path: string) => [{ backend: { kind: 'stream' as const, path } }];
+/** A gateway whose DNS upstream is a loopback port nothing answers (these tests resolve nothing). */
+const gatewayWith = <T>(fn: (gw: RunningGateway, sock: string) => Promise<T>) => withGateway({ dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] }, fn);
+const nic = streamNic;
 
 describe('TCP NAT e2e', () => {
   it('guest downloads 50 MB from the host, is refused promptly, and half-closes', { timeout: 300_000 }, async () => {
-    await withGateway(async (gw, sock) => {
+    await gatewayWith(async (gw, sock) => {
       const r = await bootGuest({
         name: 'tcp-nat',
         memoryMiB: 256,
@@ -83,7 +74,7 @@ tail -c +$(( $(head -1 /tmp/reply | wc -c) + 1 )) /tmp/reply | sha256sum | sed '
   });
 
   it('host uploads 50 MB through a forward; a forward to a closed guest port resets; the probe does not lie', { timeout: 300_000 }, async () => {
-    await withGateway(async (gw, sock) => {
+    await gatewayWith(async (gw, sock) => {
       const fwd = async (guestPort: number) => {
         const s = createServer();
         await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));

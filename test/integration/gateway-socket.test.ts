@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/server.js';
-import { connectStream, type StreamPort } from '../../src/link/stream-port.js';
 import * as dhcp from '../../src/wire/dhcpv4.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { fakeGuest } from '../helpers/fake-guest.js';
 import { DNS_IP, decodeDhcp, decodeFrame, dhcpFrame, dnsQuery, mac, udpFrame, type DecodedFrame } from '../helpers/frames.js';
 
 // resolv.conf has no port syntax, so the two upstreams listen on port 53 of
@@ -27,34 +27,6 @@ afterAll(async () => {
   await Promise.all([a.close(), b.close()]);
 });
 
-/** A fake guest on one stream connection: sends frames, awaits decoded replies. */
-async function fakeGuest(path: string) {
-  const port: StreamPort = await connectStream({ path });
-  const inbox: DecodedFrame[] = [];
-  const waiters: Array<() => void> = [];
-  port.onFrame = (buf, _v, off, len) => {
-    inbox.push(decodeFrame(buf.slice(off, off + len)));
-    waiters.splice(0).forEach((w) => w());
-  };
-  return {
-    send(frame: Uint8Array) {
-      port.sendFrame(frame, 0, frame.length);
-    },
-    async next(match: (f: DecodedFrame) => boolean, timeoutMs = 5000): Promise<DecodedFrame> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const i = inbox.findIndex(match);
-        if (i >= 0) return inbox.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error('no matching frame from the gateway');
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 100);
-        });
-      }
-    },
-    close: () => port.close(),
-  };
-}
 
 const dnsAnswer = (f: DecodedFrame) => dnsPacket.decode(Buffer.from(f.payload)).answers?.[0];
 

@@ -6,34 +6,16 @@
  */
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { connectStream, type StreamPort } from '../../src/link/stream-port.js';
 import { controlRequest, registerSwitchName, serveSwitch, switchForwardAdd, switchForwardList, switchForwardRemove, switchStatus } from '../../src/switch/daemon.js';
 import { readState, switchPaths } from '../../src/switch/runtime.js';
 import { formatIp4 } from '../../src/wire/addr.js';
 import { decodeFrame, ip, ipv4Frame, ipv4Packet, mac, pingFrame, tcpSegment, type DecodedFrame } from '../helpers/frames.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { fakeGuest } from '../helpers/fake-guest.js';
 
 const DB_MAC = '52:54:00:00:00:db';
 const DB_IP = ip('10.7.0.50');
 
-async function fakeGuest(path: string) {
-  const port: StreamPort = await connectStream({ path });
-  const inbox: DecodedFrame[] = [];
-  port.onFrame = (buf, _v, off, len) => void inbox.push(decodeFrame(buf.slice(off, off + len)));
-  return {
-    send: (frame: Uint8Array) => port.sendFrame(frame, 0, frame.length),
-    async next(match: (f: DecodedFrame) => boolean, timeoutMs = 5000): Promise<DecodedFrame> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const i = inbox.findIndex(match);
-        if (i >= 0) return inbox.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error('no matching frame from the gateway');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    close: () => port.close(),
-  };
-}
 
 /** A TCP SYN (no ACK) from the guest's point of view: [dstPort, flags]. */
 const tcpOf = (f: DecodedFrame) => (f.ip?.proto === 6 ? { dstPort: (f.payload[2]! << 8) | f.payload[3]!, flags: f.payload[13]! } : null);

@@ -33,6 +33,7 @@ import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { addTap, createNetns, netemAvailable, netnsTcpCounters, requireRoot, runInNetns, type Netns } from '../helpers/netns.js';
 import { startTapRelay, type TapRelay } from '../helpers/tap-relay.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { freePort } from '../helpers/ports.js';
 import { sha256, startHttpServer, type TestHttpServer } from '../e2e/harness.js';
 
 const MB = 1024 * 1024;
@@ -138,14 +139,6 @@ function liveConns(gw: RunningGateway): LiveConn[] {
   return out;
 }
 
-/** A loopback port free a moment ago (bind 0, note, close). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const mbit = (bytes: number, ms: number) => ((bytes * 8) / (ms / 1000) / 1e6).toFixed(1);
 
