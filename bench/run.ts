@@ -21,7 +21,7 @@
  * --only vmnet,libslirp,passt, --no-memory, --no-baseline,
  * --profile (instead of the table: profile the vmnet gateway with
  * node --cpu-prof during one guest→host and one host→guest iperf3 run, and
- * during the latency + connections/s runs, at MTU 1500; writes
+ * during the latency + connections/s runs, at each --mtu; writes
  * bench/results/profile.md).
  */
 import { execFileSync } from 'node:child_process';
@@ -317,14 +317,14 @@ function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult
 
 async function profile(): Promise<void> {
   const out: string[] = ['# vmnet gateway CPU profile', '', ...machine(), ''];
-  for (const mode of ['g2h', 'h2g', 'conn'] as const) {
+  for (const mtu of MTUS) for (const mode of ['g2h', 'h2g', 'conn'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'vmnet-prof-'));
     const scope = new Scope();
     let what = '?';
     let window: { fromMs: number; toMs: number } | undefined;
     try {
       const spawned = performance.now();
-      const b = await startBackend(scope, 'vmnet', 1500, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+      const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
       const pids = { backend: b.backend.pid, relay: b.relayPid };
       const from = performance.now() - spawned;
       if (mode === 'conn') {
@@ -344,8 +344,8 @@ async function profile(): Promise<void> {
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     const title =
       mode === 'conn'
-        ? `latency (${RR_TRIPS} round trips) then connections/s (${CRR_SECONDS} s), MTU 1500 (${what})`
-        : `${mode === 'h2g' ? 'host→guest' : 'guest→host'}, 1 stream, MTU 1500, iperf3 5 s (${what})`;
+        ? `latency (${RR_TRIPS} round trips) then connections/s (${CRR_SECONDS} s), MTU ${mtu} (${what})`
+        : `${mode === 'h2g' ? 'host→guest' : 'guest→host'}, 1 stream, MTU ${mtu}, iperf3 5 s (${what})`;
     if (!file) out.push(`### ${title}`, '', 'no .cpuprofile written (the gateway did not exit cleanly)', '');
     else out.push(profileMarkdown(title, summarizeProfile(join(dir, file), ROOT, window)));
     rmSync(dir, { recursive: true, force: true });

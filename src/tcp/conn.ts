@@ -66,7 +66,17 @@
  * incoming blocks feed a scoreboard: retransmissions skip SACKed bytes and,
  * during recovery, each further duplicate ACK may retransmit the next hole
  * below the highest SACKed byte (a small subset of RFC 6675). The scoreboard
- * is cleared on RTO (RFC 2018 §8). Congestion control per RFC 5681: initial
+ * is cleared on RTO (RFC 2018 §8). Retransmissions never reach past SND.MAX
+ * (segment sizes change with the SACK options a segment carries, so a
+ * retransmission is clamped to the bytes already sent). Tail loss probe
+ * (RFC 8985 §7): 2·SRTT after the last transmission (+200 ms with a single
+ * segment in flight, for the peer's delayed ACK), the next new segment or the
+ * last one again, one per flight, so a lost tail draws a SACK instead of
+ * waiting for the RTO. Time-based loss detection in miniature (RFC 8985 §6):
+ * a SACK hole still open one reordering window (max(2 ms, SRTT/4)) later
+ * starts fast recovery without a third duplicate ACK, and a retransmission at
+ * SND.UNA is sent again once data first sent after it was SACKed and an RTT
+ * plus that window passed. Congestion control per RFC 5681: initial
  * window per RFC 6928 (min(10 MSS, max(2 MSS, 14600))), limited transmit
  * (RFC 3042) on the first two duplicate ACKs, slow start with
  * byte counting capped at 1 MSS per ACK, congestion avoidance +1 MSS per
@@ -242,6 +252,12 @@ export class TcpConn {
   inRecovery = false;
   recover = 0;
   #highRxt = 0;
+  /** Time of the last retransmission at SND.UNA (lost-retransmission detection), -1 if none. */
+  #rxtAt = -1;
+  /** SND.MAX when that retransmission went out: a SACK above it proves later data arrived. */
+  #rxtMark = 0;
+  /** A tail loss probe went out for this flight (one per flight until SND.UNA advances). */
+  #tlpSent = false;
 
   // --- timing (RFC 6298)
   readonly rtt: RtoEstimator;
@@ -253,9 +269,16 @@ export class TcpConn {
   nRto = 0;
   nFastRetransmit = 0;
   nRetransmit = 0;
+  /** Tail loss probes sent, and retransmissions found lost again (diagnostics). */
+  nTlp = 0;
+  nLostRetransmit = 0;
 
   // --- timers (absolute ms, Infinity = off)
   #rtoAt = Infinity;
+  /** Tail loss probe (RFC 8985 §7). */
+  #tlpAt = Infinity;
+  /** End of the reordering window for a SACK hole (RFC 8985 §6.2). */
+  #reoAt = Infinity;
   #persistAt = Infinity;
   #persistBackoff = 0;
   #ackAt = Infinity;
@@ -560,7 +583,7 @@ export class TcpConn {
   /** The earliest deadline (absolute ms), or Infinity. */
   nextTimeout(): number {
     if (this.state === CLOSED) return Infinity;
-    let t = Math.min(this.#rtoAt, this.#persistAt, this.#ackAt, this.#twAt, this.#connectAt, this.#trimAt);
+    let t = Math.min(this.#rtoAt, this.#tlpAt, this.#reoAt, this.#persistAt, this.#ackAt, this.#twAt, this.#connectAt, this.#trimAt);
     if (this.state !== TIME_WAIT) t = Math.min(t, this.#lastActivity + this.cfg.idleTimeout);
     return t;
   }
@@ -588,6 +611,8 @@ export class TcpConn {
       this.#onRto(now);
       if (this.state === CLOSED) return;
     }
+    if (now >= this.#reoAt) this.#onReorderTimeout(now);
+    if (now >= this.#tlpAt) this.#onTlp(now);
     if (now >= this.#persistAt) {
       this.#onPersist(now);
       if (this.state === CLOSED) return;
@@ -607,6 +632,8 @@ export class TcpConn {
 
   #onRto(now: number): void {
     this.#rtoAt = Infinity;
+    this.#tlpAt = Infinity;
+    this.#reoAt = Infinity;
     if (this.sndMax === this.sndUna) return;
     this.retries++;
     const s = this.state;
@@ -632,6 +659,7 @@ export class TcpConn {
     this.cwnd = smss;
     this.#ackedAccum = 0;
     this.inRecovery = false;
+    this.#rxtAt = -1;
     this.dupAcks = 0;
     this.recover = this.sndMax; // RFC 6582 §4: no fast retransmit for dup ACKs of pre-timeout data
     this.#sacked.clear(); // RFC 2018 §8
@@ -697,6 +725,8 @@ export class TcpConn {
   #close(): void {
     this.state = CLOSED;
     this.#rtoAt = Infinity;
+    this.#tlpAt = Infinity;
+    this.#reoAt = Infinity;
     this.#persistAt = Infinity;
     this.#ackAt = Infinity;
     this.#twAt = Infinity;
@@ -713,6 +743,8 @@ export class TcpConn {
   #enterTimeWait(now: number): void {
     this.state = TIME_WAIT;
     this.#rtoAt = Infinity;
+    this.#tlpAt = Infinity;
+    this.#reoAt = Infinity;
     this.#persistAt = Infinity;
     this.#ackAt = Infinity;
     this.#trimAt = Infinity;
@@ -960,6 +992,7 @@ export class TcpConn {
           // Full ACK (RFC 6582 §3.2 step 3): deflate.
           this.cwnd = Math.min(this.ssthresh, Math.max(seq.sub(this.sndMax, this.sndUna), smss) + smss);
           this.inRecovery = false;
+          this.#rxtAt = -1;
         } else {
           // Partial ACK (step 4): retransmit the next hole, deflate by the amount ACKed.
           this.#retransmitHole(0, now);
@@ -975,6 +1008,9 @@ export class TcpConn {
         }
       }
       this.dupAcks = 0;
+      this.#tlpSent = false;
+      // Drag `recover` along outside recovery, so "SND.UNA is beyond recover" never flips with wrap-around after 2^31 bytes.
+      if (!this.inRecovery && seq.gt(this.sndUna, this.recover)) this.recover = seq.add(this.sndUna, -1);
       this.#rtoAt = this.sndUna === this.sndMax ? Infinity : now + this.rtt.rto; // RFC 6298 §5.2-5.3
 
       if (finAcked) {
@@ -1015,16 +1051,11 @@ export class TcpConn {
         this.cwnd += smss;
         if (this.sackOk) this.#retransmitHole(seq.sub(this.#highRxt, this.sndUna), now, true);
       } else if (this.dupAcks === 3 && seq.gt(ack, this.recover)) {
-        // RFC 6582 §3.2 step 2 / RFC 5681 §3.2 steps 2-4.
-        this.ssthresh = Math.max(seq.sub(this.sndMax, this.sndUna) >>> 1, 2 * smss);
-        this.recover = this.sndMax;
-        this.inRecovery = true;
-        this.#highRxt = this.sndUna;
-        this.nFastRetransmit++;
-        this.#retransmitHole(0, now);
-        this.cwnd = this.ssthresh + 3 * smss;
+        this.#enterRecovery(now);
       }
     }
+
+    if (this.sackOk) this.#sackLossDetection(now);
 
     // Window update (§3.10.7.4: SND.WL1/WL2 rule).
     if (seq.lt(this.sndWl1, h.seq) || (this.sndWl1 === h.seq && seq.le(this.sndWl2, ack))) {
@@ -1037,7 +1068,102 @@ export class TcpConn {
       this.#persistAt = Infinity;
       this.#persistBackoff = 0;
     }
+    if (acked > 0) this.#armTlp(now);
     return true;
+  }
+
+  /** Fast retransmit, NewReno recovery entry (RFC 6582 §3.2 step 2 / RFC 5681 §3.2 steps 2-4). */
+  #enterRecovery(now: number): void {
+    const smss = this.smss;
+    this.ssthresh = Math.max(seq.sub(this.sndMax, this.sndUna) >>> 1, 2 * smss);
+    this.recover = this.sndMax;
+    this.inRecovery = true;
+    this.#highRxt = this.sndUna;
+    this.#tlpAt = Infinity;
+    this.#reoAt = Infinity;
+    this.nFastRetransmit++;
+    this.#retransmitHole(0, now);
+    this.cwnd = this.ssthresh + 3 * smss;
+  }
+
+  /** RACK's reordering window (RFC 8985 §6.2): a quarter of the smoothed RTT, at least 2 ms. */
+  #reoWnd(): number {
+    return Math.max(2, this.rtt.srtt / 4);
+  }
+
+  /**
+   * Time-based loss detection from SACK information (RFC 8985 in miniature;
+   * our send buffer is a byte ring, so "sent later" is judged by sequence
+   * number, which holds for data sent once):
+   * - outside recovery, a hole below SACKed data that is still there one
+   *   reordering window later is lost: fast retransmit without waiting for a
+   *   third duplicate ACK (the tail loss probe's lone SACK then suffices);
+   * - in recovery, when data first sent after our retransmission of the hole
+   *   at SND.UNA has been SACKed and an RTT plus the reordering window has
+   *   passed, that retransmission was lost too: send it again instead of
+   *   waiting for the RTO.
+   */
+  #sackLossDetection(now: number): void {
+    if (this.#sacked.count === 0) {
+      this.#reoAt = Infinity;
+      return;
+    }
+    if (!this.inRecovery) {
+      if (this.#reoAt === Infinity && seq.gt(this.sndUna, this.recover)) this.#reoAt = now + this.#reoWnd();
+      return;
+    }
+    if (
+      this.#rxtAt >= 0 &&
+      seq.gt(seq.add(this.sndUna, this.#sacked.highest()), this.#rxtMark) &&
+      now - this.#rxtAt >= Math.max(this.rtt.srtt, 0) + this.#reoWnd()
+    ) {
+      this.nLostRetransmit++;
+      this.#retransmitHole(0, now);
+    }
+  }
+
+  #onReorderTimeout(now: number): void {
+    this.#reoAt = Infinity;
+    if (!this.inRecovery && this.#sacked.count > 0 && this.sndMax !== this.sndUna && seq.gt(this.sndUna, this.recover))
+      this.#enterRecovery(now);
+  }
+
+  /**
+   * Arms the tail loss probe (RFC 8985 §7.2): PTO = 2·SRTT, plus the peer's
+   * worst-case delayed ACK (200 ms) when a single segment is in flight, plus
+   * 2 ms of slack otherwise (as Linux); only with SACK, outside recovery, one
+   * probe per flight, and only when it would fire before the RTO.
+   */
+  #armTlp(now: number): void {
+    this.#tlpAt = Infinity;
+    const srtt = this.rtt.srtt;
+    if (!this.sackOk || srtt < 0 || this.inRecovery || this.#tlpSent || this.sndMax === this.sndUna || this.sndNxt !== this.sndMax) return;
+    const at = now + 2 * srtt + (seq.sub(this.sndMax, this.sndUna) <= this.smss ? 200 : 2);
+    if (at < this.#rtoAt) this.#tlpAt = at;
+  }
+
+  /**
+   * The probe (RFC 8985 §7.3): a new segment if the peer's window allows,
+   * otherwise the last segment sent again; its SACK lets #sackLossDetection
+   * repair a lost tail without the RTO. The RTO restarts after it.
+   */
+  #onTlp(now: number): void {
+    this.#tlpAt = Infinity;
+    if (this.sndMax === this.sndUna || this.inRecovery || this.#tlpSent) return;
+    this.#tlpSent = true;
+    this.nTlp++;
+    const rel = seq.sub(this.sndNxt, this.sndUna);
+    const avail = this.sndBuf.length - rel;
+    const limit = this.#payloadLimit();
+    const len = Math.min(avail, limit);
+    if (avail > 0 && len <= Math.min(this.sndWnd - rel, this.cwnd + this.smss)) {
+      this.#emitData(len, this.#finQueued && len === avail, now, false);
+    } else {
+      const out = Math.min(this.sndBuf.length, seq.sub(this.sndMax, this.sndUna));
+      const n = Math.min(out, limit);
+      this.#retransmitAt(out - n, n, now);
+    }
+    this.#rtoAt = now + this.rtt.rto;
   }
 
   /**
@@ -1049,19 +1175,38 @@ export class TcpConn {
     let rel = Math.max(0, fromRel);
     for (let e = this.#sacked.endOf(rel); e >= 0; e = this.#sacked.endOf(rel)) rel = e;
     if (onlyHoles && rel >= this.#sacked.highest()) return;
-    const dataLen = this.sndBuf.length;
+    // Only bytes already sent: segment sizes change with the options a segment
+    // carries (SACK blocks), so a retransmission sized anew could reach past
+    // SND.MAX. Such bytes would arrive without SND.MAX knowing, the peer would
+    // ACK beyond it, and every such ACK would be dropped as "ACK of unsent
+    // data" (RFC 9293 §3.10.7.4): a deadlock until the retries ran out.
+    const dataLen = Math.min(this.sndBuf.length, seq.sub(this.sndMax, this.sndUna));
     if (rel > dataLen) return;
     const limit = Math.min(this.#payloadLimit(), this.#sacked.nextStart(rel) - rel);
-    const len = Math.min(dataLen - rel, limit);
-    const fin = this.#finSent && rel + len === dataLen;
-    if (len <= 0 && !fin) return;
+    const end = this.#retransmitAt(rel, Math.min(dataLen - rel, limit), now);
+    if (end === -1) return;
+    this.#highRxt = end;
+    if (rel === 0) {
+      this.#rxtAt = now;
+      this.#rxtMark = this.sndMax;
+    }
+  }
+
+  /**
+   * Sends `len` bytes from `rel` bytes after SND.UNA again (with our FIN when
+   * they reach its end and it was sent).
+   * @returns the sequence number after what was sent, or -1 when nothing was
+   */
+  #retransmitAt(rel: number, len: number, now: number): number {
+    const fin = this.#finSent && rel + len === this.sndBuf.length;
+    if (len <= 0 && !fin) return -1;
     const seqStart = seq.add(this.sndUna, rel);
     this.#fillHeader(this.#tx, tcp.ACK | (fin ? tcp.FIN : 0) | (len > 0 ? tcp.PSH : 0), seqStart, len);
     this.#sendTx(rel);
     this.nRetransmit++;
-    this.#highRxt = seq.add(seqStart, len + (fin ? 1 : 0));
     this.#rttTime = -1; // Karn
     if (this.#rtoAt === Infinity) this.#rtoAt = now + this.rtt.rto;
+    return seq.add(seqStart, len + (fin ? 1 : 0));
   }
 
   /**
@@ -1186,6 +1331,7 @@ export class TcpConn {
     if (seq.gt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
     if (fin) this.#finSent = true;
     if (this.#rtoAt === Infinity && this.sndMax !== this.sndUna) this.#rtoAt = now + this.rtt.rto;
+    if (isNew && !rtx) this.#armTlp(now);
   }
 
   /** A pure ACK (also the challenge ACK and the answer to keepalives). */

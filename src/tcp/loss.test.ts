@@ -162,4 +162,77 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
     expect(conn.inRecovery).toBe(false);
     expect(conn.sndBuf.length).toBe(0);
   });
+
+  it('never retransmits past SND.MAX when segment sizes changed since the first transmission', () => {
+    // Regression: segments first sent carrying a SACK block (12 bytes of options) are shorter; a
+    // retransmission of the last one sized without options reached 12 bytes beyond SND.MAX, the
+    // peer ACKed them, and every such ACK was dropped as acknowledging unsent data (a deadlock).
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, window: 3 * 1448 });
+    const M = 1448; // 1460 minus one SACK block
+    feed(conn, { seq: gseq + 100, ack: iss, flags: A, payload: pattern(10), window: 3 * M }, 1); // a hole on our receive side
+    rec.take();
+    conn.write(pattern(10 * M), 2);
+    const first = rec.take();
+    expect(first.map((x) => x.payload.length)).toEqual([M, M, M]);
+    // segment 0 lost: three duplicate ACKs SACKing segment 1 → fast retransmit of segment 0
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: [w(iss + M), w(iss + 2 * M)], window: 3 * M }, 3 + i);
+    expect(rec.take().map((x) => [w(x.h.seq - iss), x.payload.length])).toEqual([[0, M]]);
+    // the guest fills our receive hole: our segments may be 1460 bytes again
+    feed(conn, { seq: gseq, ack: iss, flags: A, payload: pattern(100), window: 3 * M }, 6);
+    rec.take();
+    // partial ACK (segment 2 lost too): its retransmission keeps the size it was sent with
+    feed(conn, { seq: gseq + 110, ack: iss + 2 * M, flags: A, window: 3 * M }, 7);
+    const out = rec.take();
+    expect(out[0]!.h.seq).toBe(w(iss + 2 * M));
+    expect(out[0]!.payload.length).toBe(M);
+    for (const x of out) expect(w(conn.sndMax - x.h.seq)).toBeGreaterThanOrEqual(x.payload.length);
+  });
+});
+
+describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
+  it('probes a lost tail after 2·SRTT, and the SACK it draws repairs the hole without the RTO', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const M = 1460;
+    conn.write(pattern(5 * M), 100);
+    expect(rec.take().length).toBe(5);
+    // segments 3 and 4 lost; the ACK of 0..2 re-arms the probe: PTO = 2·SRTT + 2 ms (two segments in flight)
+    feed(conn, { seq: gseq, ack: iss + 3 * M, flags: A }, 110);
+    expect(conn.nextTimeout()).toBe(110 + 2 * conn.srtt + 2);
+    conn.onTimer(conn.nextTimeout());
+    const probe = rec.one();
+    expect([w(probe.h.seq - iss), probe.payload.length]).toEqual([4 * M, M]); // the last segment again
+    expect(conn.nTlp).toBe(1);
+    // its SACK leaves a hole below SACKed data: after the reordering window (max(2 ms, SRTT/4)) it is retransmitted
+    feed(conn, { seq: gseq, ack: iss + 3 * M, flags: A, sack: [w(iss + 4 * M), w(iss + 5 * M)] }, 140);
+    expect(rec.take()).toEqual([]);
+    expect(conn.nextTimeout()).toBe(140 + Math.max(2, conn.srtt / 4));
+    conn.onTimer(conn.nextTimeout());
+    const fix = rec.one();
+    expect([w(fix.h.seq - iss), fix.payload.length]).toEqual([3 * M, M]);
+    expect(conn.inRecovery).toBe(true);
+    expect(conn.nRto).toBe(0);
+    feed(conn, { seq: gseq, ack: iss + 5 * M, flags: A }, 150);
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.sndBuf.length).toBe(0);
+  });
+
+  it('sends a lost retransmission again once data sent after it is SACKed and an RTT has passed', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const M = 1460;
+    conn.write(pattern(20 * M), 100);
+    expect(rec.take().length).toBe(10);
+    const sackTo = (n: number): number[] => [w(iss + M), w(iss + n * M)];
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sackTo(2 + i) }, 110 + i);
+    expect(rec.take().map((x) => w(x.h.seq - iss) / M)).toContain(0); // fast retransmit of segment 0 at t=112
+    // that retransmission is lost; SACKs keep coming, new data (sent after it) is SACKed
+    let t = 113;
+    for (let n = 5; n <= 10; n++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sackTo(n) }, t++);
+    rec.take();
+    expect(conn.nLostRetransmit).toBe(0); // nothing sent after it (limited transmit had sent 10 and 11 before) SACKed yet
+    feed(conn, { seq: gseq, ack: iss, flags: A, sack: sackTo(13) }, 112 + conn.srtt + 3);
+    const again = rec.take().filter((x) => x.h.seq === iss);
+    expect(again.length).toBe(1);
+    expect(conn.nLostRetransmit).toBe(1);
+    expect(conn.nRto).toBe(0);
+  });
 });

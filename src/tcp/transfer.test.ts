@@ -96,6 +96,8 @@ interface Stats {
   probes: number;
   sacks: number;
   segments: number;
+  /** Times a receiver's RCV.NXT was seen beyond the sender's SND.MAX (must stay 0). */
+  aheadOfSender: number;
 }
 
 function run(sc: Scenario): { link: Link; a: App; b: App; stats: Stats } {
@@ -115,9 +117,12 @@ function run(sc: Scenario): { link: Link; a: App; b: App; stats: Stats } {
   const link = new Link({ conn: ca, rec: a }, { conn: cb, rec: b }, sc.link, sc.seed);
   a.link = link;
   b.link = link;
-  const stats = { zeroWindows: 0, probes: 0, sacks: 0, segments: 0 };
+  const stats = { zeroWindows: 0, probes: 0, sacks: 0, segments: 0, aheadOfSender: 0 };
   link.trace = (to, s) => {
     stats.segments++;
+    // The receiver can only hold what the sender has sent: otherwise its ACKs acknowledge "unsent data" and are dropped.
+    const opening = (c: TcpConn): boolean => c.state === C.SYN_SENT || c.state === C.SYN_RECEIVED;
+    if (!opening(ca) && !opening(cb) && (((cb.rcvNxt - ca.sndMax) | 0) > 0 || ((ca.rcvNxt - cb.sndMax) | 0) > 0)) stats.aheadOfSender++;
     if (s.h.window === 0 && (s.h.flags & 4) === 0) stats.zeroWindows++;
     if (s.h.sackCount > 0) stats.sacks++;
     // a zero-window probe: empty, SEQ = sender's SND.UNA - 1 (the sender is the side not receiving)
@@ -190,6 +195,7 @@ describe('transfer over a lossy, reordering link (ours vs ours)', () => {
       const { link, a, b, stats } = run(sc);
       const cs = (c: TcpConn) => [c.nRto, c.nFastRetransmit, c.nRetransmit];
       console.log(sc.name, { simulatedMs: Math.round(link.now), dropped: link.dropped, ...stats, rtoFrRtxA: cs(a.conn), rtoFrRtxB: cs(b.conn) });
+      console.log("DBG", a.resets, b.resets, a.conn.nTlp, b.conn.nTlp, a.conn.nLostRetransmit, b.conn.nLostRetransmit);
       expect(b.received).toBe(sc.aToB);
       expect(a.received).toBe(sc.bToA);
       expect(a.remoteFinSeen && b.remoteFinSeen).toBe(true);
@@ -198,6 +204,7 @@ describe('transfer over a lossy, reordering link (ours vs ours)', () => {
       expect(a.closed).toBe(1);
       expect(b.closed).toBe(1);
       expect(link.dropped).toBeGreaterThan(0);
+      expect(stats.aheadOfSender).toBe(0);
     });
   }
 
