@@ -35,6 +35,7 @@ import * as icmp from '../wire/icmpv4.js';
 import * as udp from '../wire/udp.js';
 import * as dhcp from '../wire/dhcpv4.js';
 import * as tcp from '../wire/tcp.js';
+import { simdBuffer } from '../wire/checksum.js';
 import { tcpConfig } from '../tcp/conn.js';
 import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
@@ -132,10 +133,11 @@ export class Gateway {
   ) {
     // Room for a whole IPv4 datagram: replies larger than the MTU (a big ping, a
     // large UDP answer) are built whole, then sent as fragments (fragmentOut).
-    this.out = new Uint8Array(eth.HEADER_LEN + 65535 + 64);
-    this.outView = new DataView(this.out.buffer);
+    // In the wasm kernel's memory, so outgoing checksums are summed in place (wire/checksum.ts).
+    this.out = simdBuffer(eth.HEADER_LEN + 65535 + 64);
+    this.outView = new DataView(this.out.buffer, this.out.byteOffset, this.out.byteLength);
     this.fragBuf = new Uint8Array(config.mtu + eth.HEADER_LEN + 64);
-    this.fragView = new DataView(this.fragBuf.buffer);
+    this.fragView = new DataView(this.fragBuf.buffer, this.fragBuf.byteOffset, this.fragBuf.byteLength);
     this.frames = new FrameBuilder(config.gatewayMac);
     this.dhcp = new DhcpServer({
       serverIp: config.gatewayIp,

@@ -10,7 +10,7 @@
  * sweeps idle UDP flows and stale fragments; it is unref'd.
  */
 import { performance } from 'node:perf_hooks';
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
@@ -63,6 +63,22 @@ export interface RunningGateway {
 }
 
 /**
+ * Unpredictable 32-bit values (ISNs, DNS transaction ids) from the CSPRNG,
+ * drawn 256 at a time: one call into crypto per 256 connections, not per one.
+ */
+function randomPool(): () => number {
+  const pool = new Uint32Array(256);
+  let next = pool.length;
+  return () => {
+    if (next === pool.length) {
+      randomFillSync(pool);
+      next = 0;
+    }
+    return pool[next++]!;
+  };
+}
+
+/**
  * Starts a gateway.
  * @throws VmnetError for bad options (E_USAGE) or a taken socket (E_PORT_IN_USE)
  */
@@ -91,7 +107,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     tap: pcap,
     forwardedUdp: (guestIp, guestPort, dstIp, dstPort, data) => forwards?.fromGuestUdp(guestIp, guestPort, dstIp, dstPort, data) ?? false,
     dialTcp,
-    random32: () => randomBytes(4).readUInt32BE(0),
+    random32: randomPool(),
     schedule: (at) => scheduleTimers(at),
     tcpLimits: opts.tcpLimits,
   });

@@ -1,6 +1,23 @@
-import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import wabt from 'wabt';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { hex, viewOf } from '../../test/helpers/round-trip.js';
-import { finish, fold, ok, pseudo4, sum, update16, update32 } from './checksum.js';
+import {
+  WASM_MIN_COPY,
+  WASM_MIN_IN_PLACE,
+  accelerated,
+  finish,
+  fold,
+  ok,
+  pseudo4,
+  simdBuffer,
+  sum,
+  sumJs,
+  sumWasm,
+  update16,
+  update32,
+} from './checksum.js';
+import { KERNEL_BASE64 } from './checksum-kernel.js';
 
 /** Byte-at-a-time RFC 1071 reference, independent of the word loop. */
 function reference(b: Uint8Array): number {
@@ -64,14 +81,15 @@ describe('checksum', () => {
     expect(finish(sum(v, 41, 60, sum(v, 0, 41)))).not.toBe(whole);
   });
 
-  it('stays exact on buffers whose sum exceeds 32 bits', () => {
+  it('stays exact on buffers whose sum exceeds 32 bits (JS loop)', () => {
     const n = 1 << 20;
     const b = new Uint8Array(n).fill(0xff);
-    const s = sum(viewOf(b), 0, n);
+    const s = sumJs(viewOf(b), 0, n);
     expect(s).toBe((n / 2) * 0xffff);
     expect(s).toBeGreaterThan(0xffffffff);
     expect(fold(s)).toBe(0xffff);
     expect(finish(s)).toBe(0);
+    expect(finish(sum(viewOf(b), 0, n))).toBe(0);
     const c = bytes(n + 1, 99);
     expect(finish(sum(viewOf(c), 0, n + 1))).toBe(reference(c));
   });
@@ -125,5 +143,149 @@ describe('checksum', () => {
   it('update16 is the RFC 1624 §4 example', () => {
     // HC = 0xdd2f, m = 0x5555, m' = 0x3285 → HC' = 0x0000 (eqn. 3; eqn. 2 gives 0xffff)
     expect(update16(0xdd2f, 0x5555, 0x3285)).toBe(0x0000);
+  });
+});
+
+describe('checksum: wasm kernel', () => {
+  const MAX_OFFSET = 40;
+  const LENGTHS = [
+    0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65,
+    WASM_MIN_IN_PLACE - 1, WASM_MIN_IN_PLACE, WASM_MIN_IN_PLACE + 1,
+    WASM_MIN_COPY - 1, WASM_MIN_COPY, WASM_MIN_COPY + 1,
+    1460, 1461, 65535,
+  ];
+  const SIZE = MAX_OFFSET + 65536;
+  const random = bytes(SIZE, 1234);
+  const inPlace = simdBuffer(SIZE);
+  inPlace.set(random);
+  // A plain copy at byteOffset 3 of its backing store, so the copy path's source offset is not 0.
+  const plain = new Uint8Array(SIZE + 3).subarray(3);
+  plain.set(random);
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('is in use, and simdBuffer hands out views of its memory', () => {
+    expect(accelerated).toBe(true);
+    expect(inPlace.byteOffset).toBeGreaterThan(0);
+    expect(inPlace.byteOffset % 64).toBe(0);
+    expect(inPlace.buffer.byteLength).toBe(16 << 20);
+  });
+
+  it('agrees with the JS loop in place and copied, every offset 0..40, lengths at every boundary', () => {
+    const iv = viewOf(inPlace);
+    const pv = viewOf(plain);
+    for (let o = 0; o <= MAX_OFFSET; o++) {
+      for (const n of LENGTHS) {
+        const js = fold(sumJs(pv, o, n));
+        const at = `o=${o} n=${n}`;
+        expect(fold(sumWasm(iv, o, n)), `in place ${at}`).toBe(js);
+        expect(fold(sumWasm(pv, o, n)), `copied ${at}`).toBe(js);
+        expect(fold(sum(iv, o, n)), `sum in place ${at}`).toBe(js);
+        expect(fold(sum(pv, o, n)), `sum copied ${at}`).toBe(js);
+        expect(fold(sumWasm(iv, o, n, 0x12345)), `acc ${at}`).toBe(fold(sumJs(pv, o, n, 0x12345)));
+      }
+    }
+  });
+
+  it('agrees with a byte-wise reference for every length 0..130 at offsets 0..5', () => {
+    for (let o = 0; o < 6; o++)
+      for (let n = 0; n <= 130; n++) {
+        const want = reference(random.subarray(o, o + n));
+        expect(finish(sumWasm(viewOf(inPlace), o, n)), `in place o=${o} n=${n}`).toBe(want);
+        expect(finish(sumWasm(viewOf(plain), o, n)), `copied o=${o} n=${n}`).toBe(want);
+      }
+  });
+
+  it('keeps zero only for all-zero bytes, and never folds a non-zero sum to 0', () => {
+    const z = viewOf(new Uint8Array(300));
+    expect(sumWasm(z, 0, 300)).toBe(0);
+    expect(sumWasm(z, 1, 299, 7)).toBe(7);
+    const one = new Uint8Array(300);
+    one[299] = 1; // the low byte of the last word
+    expect(sumWasm(viewOf(one), 0, 300)).toBe(1);
+    const ff = viewOf(new Uint8Array(300).fill(0xff));
+    expect(sumWasm(ff, 0, 300)).toBe(0xffff);
+  });
+
+  it('combines even-length chunks summed in place', () => {
+    const v = viewOf(inPlace);
+    const whole = finish(sumJs(v, 5, 3001));
+    expect(finish(sumWasm(v, 5 + 2000, 1001, sumWasm(v, 5 + 64, 1936, sumJs(v, 5, 64))))).toBe(whole);
+  });
+
+  it('does not overflow its lanes past 512 KiB per call (in place and copied)', () => {
+    const big = (3 << 20) + 64;
+    const region = simdBuffer(big);
+    expect(region.buffer).toBe(inPlace.buffer);
+    const plainBig = new Uint8Array(big);
+    for (const [name, b] of [['in place', region], ['copied', plainBig]] as const) {
+      b.fill(0xff); // the worst case: every lane gains 0x1fffe per turn
+      const v = viewOf(b);
+      for (const n of [(512 << 10) - 32, 512 << 10, (512 << 10) + 32, (1 << 20) + 1, 3 << 20, (3 << 20) + 33]) {
+        expect(fold(sumWasm(v, 0, n)), `${name} n=${n}`).toBe(fold(sumJs(v, 0, n)));
+        expect(fold(sumWasm(v, 1, n)), `${name} o=1 n=${n}`).toBe(fold(sumJs(v, 1, n)));
+      }
+      b.set(bytes(big, 77));
+      for (const n of [(1 << 20) + 1, (3 << 20) + 33]) expect(fold(sumWasm(v, 3, n)), `${name} random n=${n}`).toBe(fold(sumJs(v, 3, n)));
+    }
+  });
+
+  it('falls back to plain arrays once the pool is exhausted; earlier views stay valid', async () => {
+    vi.resetModules();
+    const fresh = await import('./checksum.js'); // its own kernel, memory and pool
+    const wasm = fresh.simdBuffer(0).buffer;
+    expect(wasm).not.toBe(inPlace.buffer);
+    const views: Uint8Array[] = [];
+    for (;;) {
+      const b = fresh.simdBuffer(1 << 20);
+      if (b.buffer !== wasm) {
+        expect(b.byteLength).toBe(1 << 20);
+        expect(b.byteOffset).toBe(0);
+        expect(b.every((x) => x === 0)).toBe(true);
+        b.set(random.subarray(0, 4000));
+        expect(fresh.finish(fresh.sum(viewOf(b), 1, 3999))).toBe(reference(random.subarray(1, 4000)));
+        break;
+      }
+      views.push(b);
+    }
+    expect(views.length).toBe(15); // 16 MiB less the 64 KiB scratch
+    for (let i = 1; i < views.length; i++) expect(views[i]!.byteOffset).toBeGreaterThanOrEqual(views[i - 1]!.byteOffset + (1 << 20));
+    expect(views.every((b) => b.byteLength === 1 << 20)).toBe(true); // not detached: the memory never grew
+    const tail = fresh.simdBuffer(1000); // what is left is still handed out
+    expect(tail.buffer).toBe(wasm);
+  });
+
+  it('honours the VMNET_NO_WASM kill switch', async () => {
+    vi.stubEnv('VMNET_NO_WASM', '1');
+    vi.resetModules();
+    const off = await import('./checksum.js');
+    expect(off.accelerated).toBe(false);
+    const b = off.simdBuffer(SIZE);
+    expect(b.buffer).not.toBe(inPlace.buffer);
+    b.set(random);
+    expect(off.fold(off.sum(viewOf(b), 3, 1461))).toBe(fold(sumJs(viewOf(plain), 3, 1461)));
+    expect(off.fold(off.sumWasm(viewOf(b), 3, 1461))).toBe(fold(sumJs(viewOf(plain), 3, 1461)));
+  });
+
+  it('embeds exactly the bytes wasm/checksum.wat compiles to (run `npm run wasm` after editing it)', async () => {
+    const w = await wabt();
+    const source = await readFile(new URL('../../wasm/checksum.wat', import.meta.url), 'utf8');
+    const m = w.parseWat('checksum.wat', source, { simd: true }); // as wasm/build.mjs does
+    try {
+      m.validate();
+      const compiled = m.toBinary({}).buffer;
+      expect(Buffer.from(KERNEL_BASE64, 'base64').equals(Buffer.from(compiled))).toBe(true);
+    } finally {
+      m.destroy();
+    }
+    const embedded = w.readWasm(new Uint8Array(Buffer.from(KERNEL_BASE64, 'base64')), { simd: true });
+    try {
+      // Maximum = minimum: the memory can never grow, so simdBuffer views are never detached.
+      expect(embedded.toText({})).toMatch(/\(memory \(;0;\) 256 256\)/);
+    } finally {
+      embedded.destroy();
+    }
   });
 });
