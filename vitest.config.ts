@@ -3,8 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
-    // test/stress holds long runs kept out of `npm test` (see README); `npm run test:stress` runs them.
-    exclude: ['**/node_modules/**', 'dist/**', ...(process.env.VMNET_STRESS ? [] : ['test/stress/**'])],
+    exclude: ['**/node_modules/**', 'dist/**'],
     // e2e tests boot real guests under TCG; give them room but never skip them.
     testTimeout: 300_000,
     hookTimeout: 120_000,

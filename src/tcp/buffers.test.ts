@@ -56,6 +56,23 @@ describe('SendBuffer', () => {
 });
 
 describe('RecvBuffer', () => {
+  it('lends readable bytes as views, split at the ring end, valid until consumed', () => {
+    const r = new RecvBuffer(8192);
+    r.write(0, pattern(4096), 0, 4096); // storage starts at 4 KiB
+    r.consume(3000);
+    r.write(0, pattern(2000, 4096), 0, 2000); // wraps: 1096 at the end, 904 at the start
+    expect(r.readable).toBe(3096);
+    const a = r.view(0, 10_000);
+    expect(a.length).toBe(1096); // up to the ring's end only
+    expect(a).toEqual(pattern(1096, 3000));
+    const b = r.view(a.length, 10_000);
+    expect(b).toEqual(pattern(2000, 4096));
+    expect(r.view(3096, 10)).toHaveLength(0);
+    r.write(0, pattern(3000, 6096), 0, 3000); // grows: old views keep their bytes
+    expect(a).toEqual(pattern(1096, 3000));
+    expect(r.view(0, 10_000)).toEqual(pattern(6096, 3000));
+  });
+
   it('keeps out-of-order data in place and promotes it when the hole fills', () => {
     const b = new RecvBuffer(10000);
     const d = pattern(6000);

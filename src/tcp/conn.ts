@@ -542,6 +542,15 @@ export class TcpConn {
     return k;
   }
 
+  /**
+   * Lends readable bytes without copying (see RecvBuffer.view): at most `len`
+   * from `offset` bytes past the read head, up to the ring's end. Valid until
+   * `consume`d; the window stays closed for them until then.
+   */
+  peekView(offset: number, len: number): Uint8Array {
+    return this.rcvBuf.view(offset, len);
+  }
+
   /** peek + consume. @returns bytes read */
   read(dst: Uint8Array, dstOff: number, len: number, now: number): number {
     const n = this.rcvBuf.peek(dst, dstOff, len);

@@ -102,6 +102,21 @@ export class RecvBuffer {
     return n;
   }
 
+  /**
+   * A view (no copy) of readable bytes from `offset` on: at most `len` bytes,
+   * and only up to the end of the ring storage (call again for the rest). The
+   * bytes stay valid until consumed: the ring only writes into free space, and
+   * growing it copies into new storage, leaving old views intact.
+   */
+  view(offset: number, len: number): Uint8Array {
+    const n = Math.min(len, this.readable - offset);
+    if (n <= 0 || this.#buf === null) return new Uint8Array(0);
+    const b = this.#buf;
+    let pos = this.#head + offset;
+    if (pos >= b.length) pos -= b.length;
+    return b.subarray(pos, pos + Math.min(n, b.length - pos));
+  }
+
   /** Discards up to n readable bytes. @returns bytes discarded */
   consume(n: number): number {
     const k = Math.min(n, this.readable);

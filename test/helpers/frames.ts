@@ -528,7 +528,11 @@ export class FakeHostTcp {
       ended: false,
       wasReset: false,
       paused: false,
-      write: (chunk) => (s.written.push(Uint8Array.from(chunk)), true),
+      write: (chunk, done) => {
+        s.written.push(Uint8Array.from(chunk));
+        queueMicrotask(done); // as a socket: done runs after write returns
+        return true;
+      },
       end: () => void (s.ended = true),
       reset: () => void (s.wasReset = true),
       destroy: () => undefined,

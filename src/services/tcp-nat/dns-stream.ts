@@ -37,7 +37,8 @@ export function dnsStream(dns: DnsService, ev: HostStreamEvents): HostStream {
   };
   queueMicrotask(() => ev.connected());
   return {
-    write(chunk) {
+    write(chunk, done) {
+      queueMicrotask(done); // `chunk` is copied below, before this returns
       if (closed) return false;
       const all = new Uint8Array(pending.length + chunk.length);
       all.set(pending);

@@ -7,8 +7,17 @@
  * are opened with allowHalfOpen so each direction closes on its own, and a
  * reset is a real RST (socket.resetAndDestroy), so the far end sees what the
  * guest did.
+ *
+ * Received bytes are lent: `data(chunk)` must take what it needs before it
+ * returns. Sockets this module dials read through `net.Socket`'s `onread`
+ * into one buffer shared by all of them (reads are delivered one at a time on
+ * the event loop), so a busy download allocates nothing per read — measured:
+ * with a fresh 64 KiB Buffer per read, garbage collection took a quarter of
+ * the gateway's time in a host→guest iperf3 run at MTU 65520. Sockets
+ * accepted by a port forward's `net.Server` cannot take `onread` in Node 20
+ * and use `'data'` events.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 
 /** What a host stream reports. */
 export interface HostStreamEvents {
@@ -18,6 +27,7 @@ export interface HostStreamEvents {
   refused(): void;
   /** The dial failed silently (timeout): the guest's SYN goes unanswered. */
   failed(): void;
+  /** Bytes from the host; lent, valid only during the call. */
   data(chunk: Uint8Array): void;
   /** The host side closed its sending direction (FIN). */
   end(): void;
@@ -28,8 +38,12 @@ export interface HostStreamEvents {
 }
 
 export interface HostStream {
-  /** Queues bytes; false means "stop until drain" (the bytes are taken anyway). */
-  write(chunk: Uint8Array): boolean;
+  /**
+   * Queues bytes; false means "stop until drain" (the bytes are taken anyway).
+   * The bytes are the caller's until `done` runs (always later, never inside
+   * `write`): sockets write them in place, without a copy.
+   */
+  write(chunk: Uint8Array, done: () => void): boolean;
   /** Half-close: FIN after the queued bytes. */
   end(): void;
   /** Abortive close: RST. */
@@ -42,15 +56,19 @@ export interface HostStream {
 
 const REFUSED = new Set(['ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'EACCES', 'EPERM']);
 
+/** Read buffer shared by every dialed socket (see the file comment). */
+const READ_BUFFER = Buffer.allocUnsafeSlow(128 * 1024);
+
 /**
  * Wraps a node:net socket. For an accepted (already connected) socket,
  * `connected` is not reported.
+ * @param readsViaOnread the socket reads through `onread` (dialTcp), not `'data'` events
  */
-export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected: boolean): HostStream {
+export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected: boolean, readsViaOnread = false): HostStream {
   let connected = alreadyConnected;
   let done = false;
   sock.setNoDelay(true);
-  sock.on('data', (b: Buffer) => ev.data(b));
+  if (!readsViaOnread) sock.on('data', (b: Buffer) => ev.data(b));
   sock.on('end', () => {
     if (!done) ev.end();
   });
@@ -70,7 +88,11 @@ export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected
     });
   }
   return {
-    write: (chunk) => (sock.destroyed ? false : sock.write(chunk)),
+    write: (chunk, done) => {
+      if (!sock.destroyed) return sock.write(chunk, () => done());
+      queueMicrotask(done);
+      return false;
+    },
     end: () => {
       if (!sock.destroyed) sock.end();
     },
@@ -91,12 +113,19 @@ export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected
  * Dials host:port. A dial not answered within `timeoutMs` reports `failed`.
  */
 export function dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream {
-  const sock = connect({ host, port, allowHalfOpen: true });
+  const onread: OnReadOpts = {
+    buffer: READ_BUFFER,
+    callback: (n: number, buf: Uint8Array): boolean => {
+      ev.data(buf.subarray(0, n));
+      return true;
+    },
+  };
+  const sock = connect({ host, port, allowHalfOpen: true, onread });
   const timer = setTimeout(() => {
     if (sock.connecting) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
   }, timeoutMs);
   timer.unref();
   sock.once('connect', () => clearTimeout(timer));
   sock.once('close', () => clearTimeout(timer));
-  return adoptSocket(sock, ev, false);
+  return adoptSocket(sock, ev, false, true);
 }

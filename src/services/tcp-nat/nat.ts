@@ -109,6 +109,8 @@ class Flow {
   closed = false;
   /** A guest → host pump is queued for this microtask checkpoint. */
   pumpQueued = false;
+  /** Bytes lent to the host socket and not yet written (consumed when they are). */
+  toHost = 0;
   scheduledAt = Infinity;
   probe: ((r: ProbeResult) => void) | null = null;
   constructor(
@@ -123,7 +125,7 @@ class Flow {
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
 
 /** Largest chunk handed to a host socket at once. */
-const MAX_READ = 64 * 1024;
+const MAX_READ = 256 * 1024;
 
 export class TcpNat {
   readonly counters: TcpNatCounters = { opened: 0, refused: 0, prohibited: 0, capped: 0, dialTimeouts: 0, dialQueueFull: 0, strayRsts: 0, forwarded: 0 };
@@ -363,16 +365,19 @@ export class TcpNat {
         this.remove(f);
       },
       data: (chunk) => {
+        // `chunk` is lent (host-stream.ts): what the send buffer does not take now is copied.
         if (f.closed) return;
         if (f.pending) {
           const both = new Uint8Array(f.pending.length + chunk.length);
           both.set(f.pending);
           both.set(chunk, f.pending.length);
           f.pending = both;
-        } else {
-          f.pending = chunk;
+          this.pumpToGuest(f);
+          return;
         }
+        f.pending = chunk;
         this.pumpToGuest(f);
+        if (f.pending !== null) f.pending = f.pending.slice(); // the untaken tail of `chunk`
       },
       end: () => {
         if (f.closed) return;
@@ -422,6 +427,14 @@ export class TcpNat {
     this.reschedule(f);
   }
 
+  /** The host socket wrote `n` lent bytes: consume them (a window update may follow). */
+  private hostWrote(f: Flow, n: number): void {
+    f.toHost -= n;
+    if (f.closed) return;
+    f.conn.consume(n, this.deps.now());
+    this.pumpToHost(f);
+  }
+
   /**
    * Defers the guest → host pump to a microtask: every segment of one batch of
    * frames (one read from the QEMU socket) is then written to the host socket
@@ -436,15 +449,18 @@ export class TcpNat {
     });
   }
 
-  /** Guest → host: read what the host accepts; unread bytes keep the guest's window closed. */
+  /**
+   * Guest → host: hand the host socket views of the receive buffer (no copy);
+   * each is consumed, opening the guest's window, once the socket has written
+   * it. Unwritten bytes keep the window closed.
+   */
   private pumpToHost(f: Flow): void {
     if (f.closed) return;
-    const now = this.deps.now();
-    while (!f.hostBlocked && f.host && f.conn.readable > 0) {
-      const n = Math.min(f.conn.readable, MAX_READ);
-      const chunk = Buffer.allocUnsafe(n);
-      f.conn.read(chunk, 0, n, now);
-      if (!f.host.write(chunk)) f.hostBlocked = true;
+    while (!f.hostBlocked && f.host && f.conn.readable > f.toHost) {
+      const v = f.conn.peekView(f.toHost, MAX_READ);
+      const n = v.length;
+      f.toHost += n;
+      if (!f.host.write(v, () => this.hostWrote(f, n))) f.hostBlocked = true;
     }
     if (f.finToHost && f.conn.readable === 0 && f.host) {
       f.finToHost = false;

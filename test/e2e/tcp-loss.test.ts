@@ -34,7 +34,7 @@ import { addTap, createNetns, netemAvailable, netnsTcpCounters, requireRoot, run
 import { startTapRelay, type TapRelay } from '../helpers/tap-relay.js';
 import { privateTmp } from '../helpers/tmp.js';
 import { freePort } from '../helpers/ports.js';
-import { sha256, startHttpServer, type TestHttpServer } from '../e2e/harness.js';
+import { sha256, startHttpServer, type TestHttpServer } from './harness.js';
 
 const MB = 1024 * 1024;
 const SIZE = Math.round(Number(process.env.VMNET_LOSS_MB ?? 50) * MB);
