@@ -84,6 +84,25 @@ describe('Gateway TCP NAT', () => {
     }
   });
 
+  it('keeps one timer entry per connection however often its deadline moves earlier', () => {
+    const rig = rigWithGuest();
+    seg(rig, GW_IP, 40006, 8080, { seq: 100 });
+    const host = rig.tcp.dials[0]!;
+    host.ev.connected();
+    const iss = tcpOf(rig.port.takeDecoded()[0]!).h.seq;
+    seg(rig, GW_IP, 40006, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK });
+    const heap = (rig.gateway.tcpNat as unknown as { timers: { size: number } }).timers;
+    for (let i = 1; i <= 50; i++) {
+      host.ev.data(new Uint8Array([i])); // arms the RTO: the deadline moves earlier (a push)
+      rig.port.takeDecoded();
+      seg(rig, GW_IP, 40006, 8080, { seq: 101, ack: iss + 1 + i, flags: tcp.ACK }); // acked: that entry is stale
+      rig.clock.t += 61_000; // past the RTO and the 60 s horizon of far deadlines
+      rig.gateway.tcpNat.runTimers();
+    }
+    expect(heap.size).toBeLessThanOrEqual(2);
+    expect(rig.gateway.tcpNat.size).toBe(1);
+  });
+
   it('relays data both ways and passes FIN on each side', async () => {
     const rig = rigWithGuest();
     seg(rig, GW_IP, 40005, 8080, { seq: 100 });

@@ -518,6 +518,11 @@ export class TcpConn {
     return n;
   }
 
+  /** Asks for one `onWritable` once the send buffer has drained below half (as after a short `write`). */
+  notifyWritable(): void {
+    this.#wantWritable = true;
+  }
+
   /**
    * Copies up to `len` readable bytes into `dst` without consuming them.
    * @returns bytes copied

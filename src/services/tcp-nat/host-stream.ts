@@ -56,8 +56,10 @@ export interface HostStream {
 
 const REFUSED = new Set(['ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'EACCES', 'EPERM']);
 
+/** The most bytes one read of a dialed socket delivers. */
+export const HOST_READ_MAX = 128 * 1024;
 /** Read buffer shared by every dialed socket (see the file comment). */
-const READ_BUFFER = Buffer.allocUnsafeSlow(128 * 1024);
+const READ_BUFFER = Buffer.allocUnsafeSlow(HOST_READ_MAX);
 
 /**
  * Wraps a node:net socket. For an accepted (already connected) socket,

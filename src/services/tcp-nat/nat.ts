@@ -44,7 +44,7 @@ import {
   type TcpOutput,
 } from '../../tcp/conn.js';
 import type { SendBuffer } from '../../tcp/send-buffer.js';
-import type { HostStream, HostStreamEvents } from './host-stream.js';
+import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-stream.js';
 import { TimerHeap } from './timer-heap.js';
 
 /** Where a guest connection goes. */
@@ -109,6 +109,8 @@ class Flow {
   closed = false;
   /** A guest → host pump is queued for this microtask checkpoint. */
   pumpQueued = false;
+  /** The host socket is paused for lack of room in the send buffer. */
+  hostPaused = false;
   /** Bytes lent to the host socket and not yet written (consumed when they are). */
   toHost = 0;
   scheduledAt = Infinity;
@@ -123,6 +125,9 @@ class Flow {
 }
 
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
+
+/** Timer entries are never pushed further ahead than this (ms); see reschedule. */
+const TIMER_HORIZON = 60_000;
 
 /** Largest chunk handed to a host socket at once. */
 const MAX_READ = 256 * 1024;
@@ -263,8 +268,14 @@ export class TcpNat {
   /** Runs due connection timers. */
   runTimers(): void {
     const now = this.deps.now();
-    for (let f = this.timers.popDue(now); f; f = this.timers.popDue(now)) {
-      if (f.closed) continue;
+    for (let at = this.timers.peek(); at <= now; at = this.timers.peek()) {
+      const f = this.timers.popDue(now)!;
+      // An entry is current only if it is the flow's latest push; older ones
+      // (left behind when the deadline moved earlier) are dropped here. Re-pushing
+      // them instead kept every stale entry cycling forever: with deadlines moving
+      // earlier on every ACK (the tail loss probe), that loop took a quarter of
+      // the gateway's time in a host→guest iperf3 run.
+      if (f.closed || at !== f.scheduledAt) continue;
       f.scheduledAt = Infinity;
       if (f.conn.nextTimeout() <= now) f.conn.onTimer(now);
       this.reschedule(f);
@@ -323,7 +334,10 @@ export class TcpNat {
 
   private reschedule(f: Flow): void {
     if (f.closed) return;
-    const at = f.conn.nextTimeout();
+    // Far deadlines (the idle timeout) are visited every TIMER_HORIZON ms instead,
+    // so an entry left stale when a deadline moved earlier is popped (and dropped)
+    // within that time rather than lingering for hours.
+    const at = Math.min(f.conn.nextTimeout(), this.deps.now() + TIMER_HORIZON);
     if (at < f.scheduledAt) {
       f.scheduledAt = at;
       const first = this.timers.peek();
@@ -410,15 +424,28 @@ export class TcpNat {
     this.pumpToGuest(f);
   }
 
-  /** Host → guest: move pending host bytes into the send buffer; pause the host when it is full. */
+  /**
+   * Host → guest: move pending host bytes into the send buffer. The host is
+   * paused while the buffer has less room than one read (HOST_READ_MAX), so a
+   * read almost always fits whole and its lent bytes need no copy; it resumes
+   * when the connection reports room again (onWritable).
+   */
   private pumpToGuest(f: Flow): void {
     if (f.closed) return;
     const now = this.deps.now();
     if (f.pending) {
       const n = f.conn.write(f.pending, now);
       f.pending = n >= f.pending.length ? null : f.pending.subarray(n);
-      if (f.pending) f.host?.pause();
-      else f.host?.resume();
+    }
+    if (f.pending || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.max >>> 1)) {
+      if (!f.hostPaused && f.host) {
+        f.hostPaused = true;
+        f.conn.notifyWritable();
+        f.host.pause();
+      }
+    } else if (f.hostPaused) {
+      f.hostPaused = false;
+      f.host?.resume();
     }
     if (!f.pending && f.finToGuest) {
       f.finToGuest = false;
