@@ -859,7 +859,7 @@ export class TcpConn {
         return;
       }
       this.#becomeEstablished(now);
-      this.sndWnd = h.window * 2 ** this.sndShift;
+      this.sndWnd = h.window << this.sndShift;
       this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
       this.sndWl1 = h.seq;
       this.sndWl2 = h.ack;
@@ -973,7 +973,7 @@ export class TcpConn {
       return false;
     }
     const acked = seq.diff(ack, this.sndUna);
-    const newWnd = h.window * 2 ** this.sndShift;
+    const newWnd = h.window << this.sndShift; // ≤ 0xffff << 14 < 2^30: int32 shifts are exact
     const smss = this.smss;
     this.retries = 0;
 
@@ -1438,9 +1438,9 @@ export class TcpConn {
     const free = this.#freeWindow();
     const cur = Math.max(0, seq.diff(this.rcvAdvEdge, this.rcvNxt));
     const threshold = Math.min(this.cfg.rcvBufMax >>> 1, this.cfg.mtu - 40);
-    const wnd = free - cur >= threshold ? free : Math.min(cur, 0xffff * 2 ** this.rcvShift);
-    const wire = Math.floor(wnd / 2 ** this.rcvShift);
-    this.rcvWnd = wire * 2 ** this.rcvShift;
+    const wnd = free - cur >= threshold ? free : Math.min(cur, 0xffff << this.rcvShift);
+    const wire = wnd >>> this.rcvShift;
+    this.rcvWnd = wire << this.rcvShift;
     const edge = seq.add(this.rcvNxt, this.rcvWnd);
     if (seq.gt(edge, this.rcvAdvEdge)) this.rcvAdvEdge = edge;
     return wire;
@@ -1448,7 +1448,7 @@ export class TcpConn {
 
   /** Free receive space, capped to what the window field can express. */
   #freeWindow(): number {
-    return Math.min(this.rcvBuf.free, 0xffff * 2 ** this.rcvShift);
+    return Math.min(this.rcvBuf.free, 0xffff << this.rcvShift);
   }
 
   /** Sends a window update when the app freed enough space (§3.8.6.2.2). */
