@@ -132,7 +132,8 @@ export class Scope {
       async stop(signal = 'SIGTERM') {
         if (child.exitCode !== null || child.signalCode !== null) return;
         child.kill(signal);
-        const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+        // Generous: a gateway run with --cpu-prof writes its profile on the way out.
+        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
         await exited;
         clearTimeout(t);
       },

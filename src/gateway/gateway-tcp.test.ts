@@ -103,6 +103,33 @@ describe('Gateway TCP NAT', () => {
     expect(rig.gateway.tcpNat.size).toBe(1);
   });
 
+  it('holds new data back while the guest link is congested and resumes on drain', () => {
+    const rig = rigWithGuest();
+    seg(rig, GW_IP, 40007, 8080, { seq: 100, window: 65535 });
+    const host = rig.tcp.dials[0]!;
+    host.ev.connected();
+    const iss = tcpOf(rig.port.takeDecoded()[0]!).h.seq;
+    seg(rig, GW_IP, 40007, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK, window: 65535 });
+    rig.port.congested = true;
+    host.ev.data(new Uint8Array(8 * 1460));
+    const held = rig.port.takeDecoded().map(tcpOf);
+    expect(held).toHaveLength(1); // the frame that found the link full, then nothing
+    expect(held[0]!.payload.length).toBeGreaterThan(0);
+    rig.clock.t += 5000;
+    rig.gateway.tcpNat.runTimers(); // only the RTO for the frame in flight: no zero-window probing
+    const rtx = rig.port.takeDecoded().map(tcpOf);
+    expect(rtx.every((s) => s.h.seq === held[0]!.h.seq)).toBe(true);
+    // the guest ACKs it: the window opens, but the link is still full
+    const acked = (held[0]!.h.seq + held[0]!.payload.length) >>> 0;
+    const onAck = seg(rig, GW_IP, 40007, 8080, { seq: 101, ack: acked, flags: tcp.ACK, window: 65535 }).map(tcpOf);
+    expect(onAck.filter((s) => s.payload.length > 0)).toEqual([]);
+    rig.port.congested = false;
+    rig.gateway.linkDrained(rig.session);
+    const resumed = rig.port.takeDecoded().map(tcpOf).filter((s) => s.payload.length > 0);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed[0]!.h.seq).toBe((held[0]!.h.seq + held[0]!.payload.length) >>> 0);
+  });
+
   it('relays data both ways and passes FIN on each side', async () => {
     const rig = rigWithGuest();
     seg(rig, GW_IP, 40005, 8080, { seq: 100 });

@@ -52,8 +52,22 @@ import { Reassembler } from './ip-reassembly.js';
 
 /** Where the gateway sends a guest's frames: a StreamPort in production. */
 export interface FramePort {
-  /** Sends one Ethernet frame; the bytes are copied before this returns. */
+  /**
+   * Sends one Ethernet frame; the bytes are copied before this returns.
+   * Returning `false` means the port is congested (or closed): the TCP NAT then
+   * holds new data back until `Gateway.linkDrained` (StreamPort's 'drain').
+   */
   sendFrame(buf: Uint8Array, off: number, len: number): unknown;
+  /**
+   * Optional in-place sending (StreamPort): reserve room for a frame, build it
+   * at `frameBuffer()[frameOffset()]`, then `commitFrame(len)` (same return
+   * value as sendFrame). Saves copying each TCP segment once more.
+   */
+  reserveFrame?(maxLen: number): boolean;
+  frameBuffer?(): Uint8Array;
+  frameView?(): DataView;
+  frameOffset?(): number;
+  commitFrame?(len: number): unknown;
 }
 
 /** Optional frame tap (pcap). */
@@ -192,7 +206,16 @@ export class Gateway {
   detach(s: Session): void {
     s.closed = true;
     this.sessions.delete(s);
-    for (const [ip, n] of this.neighbors) if (n.session === s) this.neighbors.delete(ip);
+    for (const [ip, n] of this.neighbors)
+      if (n.session === s) {
+        this.neighbors.delete(ip);
+        this.tcpNat.linkDrained(ip); // no congestion outlives its link
+      }
+  }
+
+  /** The guest connection's port drained after reporting congestion: TCP sends again. */
+  linkDrained(s: Session): void {
+    for (const [ip, n] of this.neighbors) if (n.session === s) this.tcpNat.linkDrained(ip);
   }
 
   /** Open guest connections. */
@@ -237,10 +260,14 @@ export class Gateway {
     this.counters.drops[reason]++;
   }
 
-  private send(s: Session, len: number): void {
-    if (s.closed) return;
-    if (len - eth.HEADER_LEN > this.config.mtu && ipv4.proto(this.outView, eth.HEADER_LEN) !== PROTO_TCP) return this.fragmentOut(s, len);
-    this.sendBuf(s, this.out, len);
+  /** @returns false when the port reported congestion */
+  private send(s: Session, len: number): boolean {
+    if (s.closed) return true;
+    if (len - eth.HEADER_LEN > this.config.mtu && ipv4.proto(this.outView, eth.HEADER_LEN) !== PROTO_TCP) {
+      this.fragmentOut(s, len);
+      return true;
+    }
+    return this.sendBuf(s, this.out, len);
   }
 
   /**
@@ -264,11 +291,16 @@ export class Gateway {
     }
   }
 
-  private sendBuf(s: Session, buf: Uint8Array, len: number): void {
+  private sendBuf(s: Session, buf: Uint8Array, len: number): boolean {
+    this.noteOut(buf, 0, len);
+    return s.port.sendFrame(buf, 0, len) !== false;
+  }
+
+  /** Counts (and taps) a frame on its way out. */
+  private noteOut(buf: Uint8Array, off: number, len: number): void {
     this.counters.framesOut++;
     this.counters.bytesOut += len;
-    this.deps.tap?.record(buf, 0, len, this.deps.wallNow?.() ?? Date.now());
-    s.port.sendFrame(buf, 0, len);
+    this.deps.tap?.record(buf, off, len, this.deps.wallNow?.() ?? Date.now());
   }
 
   /**
@@ -385,19 +417,33 @@ export class Gateway {
     return { host: formatIp4(dstIp), port: dstPort };
   }
 
-  /** Builds and sends one TCP segment to a guest (Ethernet + IPv4 + TCP + payload). */
-  private tcpToGuest(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): void {
+  /**
+   * Builds and sends one TCP segment to a guest (Ethernet + IPv4 + TCP + payload).
+   * @returns false when the guest's port is congested
+   */
+  private tcpToGuest(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean {
     const n = this.neighbors.get(guestIp);
-    if (!n || n.session.closed) return this.drop('not-for-us');
-    const v = this.outView;
+    if (!n || n.session.closed) {
+      this.drop('not-for-us');
+      return true;
+    }
+    const tlen = tcp.length(h) + h.payloadLength;
+    if (ipv4.HEADER_LEN + tlen > this.config.mtu) {
+      this.drop('oversize');
+      return true;
+    }
+    // Built straight into the port's output when it allows (no copy), else in `out`.
+    const port = n.session.port;
+    const inPlace = port.reserveFrame?.(eth.HEADER_LEN + ipv4.HEADER_LEN + tlen) === true;
+    const buf = inPlace ? port.frameBuffer!() : this.out;
+    const v = inPlace ? port.frameView!() : this.outView;
+    const base = inPlace ? port.frameOffset!() : 0;
     const e = this.ethOut;
     e.dst.set(n.mac);
     e.src.set(this.config.gatewayMac);
     e.vlan = -1;
     e.ethertype = eth.ETHERTYPE_IPV4;
-    let p = eth.emit(e, v, 0);
-    const ipStart = p;
-    const tlen = tcp.length(h) + h.payloadLength;
+    let p = base + eth.emit(e, v, base);
     const ip = this.ipOut;
     ip.tos = 0;
     ip.totalLength = ipv4.HEADER_LEN + tlen;
@@ -412,12 +458,13 @@ export class Gateway {
     const tcpStart = p;
     p += tcp.emit(h, v, p);
     if (data && h.payloadLength > 0) {
-      data.copyOut(dataOffset, h.payloadLength, this.out, p);
+      data.copyOut(dataOffset, h.payloadLength, buf, p);
       p += h.payloadLength;
     }
     tcp.fillChecksum4(v, tcpStart, tlen, remoteIp, guestIp);
-    if (p - ipStart > this.config.mtu) return this.drop('oversize');
-    this.send(n.session, p);
+    if (!inPlace) return this.send(n.session, p);
+    this.noteOut(buf, base, p - base);
+    return port.commitFrame!(p - base) !== false;
   }
 
   private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, toUs: boolean): void {

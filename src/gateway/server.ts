@@ -165,6 +165,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   const attach = (port: StreamPort): Session => {
     const session = gateway.attach(port);
     port.onFrame = (_buf, view, off, len) => gateway.handleFrame(session, view, off, len);
+    port.on('drain', () => gateway.linkDrained(session));
     port.once('close', (reason) => {
       closedBy[reason] = (closedBy[reason] ?? 0) + 1;
       gateway.detach(session);

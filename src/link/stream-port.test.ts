@@ -106,6 +106,29 @@ describe('StreamPort over a unix socket', () => {
     await exchange(client, server, 3000);
   });
 
+  it('sends frames built in place (reserveFrame/commitFrame) in order with copied ones, across chunk boundaries', async () => {
+    const { client, server } = await pair({ path: sockPath() });
+    const atServer = collect(server);
+    const n = 400; // frames up to 1.5 KiB: several 64 KiB staging chunks
+    for (let i = 0; i < n; i++) {
+      const f = makeFrame(i);
+      if (i % 3 === 0) {
+        client.sendFrame(f, 0, f.length);
+        continue;
+      }
+      expect(client.reserveFrame(f.length + 100)).toBe(true); // reserve more than is used
+      const at = client.frameOffset();
+      client.frameBuffer().set(f, at);
+      expect(client.frameView().getUint8(at)).toBe(f[0]);
+      client.commitFrame(f.length);
+    }
+    expect(client.reserveFrame(client.maxFrame + 1)).toBe(false);
+    await until(() => atServer.length === n, 10_000);
+    expect(sameFrames(atServer, n)).toBe(true);
+    client.close();
+    expect(client.reserveFrame(10)).toBe(false);
+  });
+
   it('reports local and peer closes, and removes the socket file on listener close', async () => {
     const path = sockPath();
     const { client, server, listener } = await pair({ path });

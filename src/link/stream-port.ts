@@ -98,9 +98,12 @@ export type SocketFactory = (onread: net.OnReadOpts) => net.Socket;
 export type SendDone = (error?: Error | null) => void;
 
 const TX_CHUNK = 64 * 1024;
+/** A staging chunk holds at least this many largest frames (one 64 KiB frame per chunk meant one allocation per frame). */
+const CHUNK_FRAMES = 4;
 const RX_BUFFER = 128 * 1024;
-const MAX_FREE_CHUNKS = 4;
 const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
+/** The high-water mark holds at least this many largest frames (a 64 KiB-frame link needs more than 256 KiB in the pipe). */
+const HWM_FRAMES = 4;
 const LOCAL_CLOSE_GRACE_MS = 1000;
 
 interface TxChunk {
@@ -136,6 +139,8 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
   readonly #framer: StreamFramer;
   readonly #hwm: number;
   readonly #chunkSize: number;
+  /** Idle staging chunks kept for reuse: enough to cover the high-water mark, so a busy port does not allocate. */
+  readonly #maxFree: number;
   #closeReason: CloseReason | null = null;
   #congested = false;
   #stage: TxChunk | null = null;
@@ -152,8 +157,9 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
   constructor(source: net.Socket | SocketFactory, options: StreamPortOptions = {}) {
     super();
     this.maxFrame = options.maxFrame ?? QEMU_MAX_FRAME;
-    this.#hwm = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
-    this.#chunkSize = Math.max(TX_CHUNK, this.maxFrame + PREFIX_LEN);
+    this.#hwm = options.highWaterMark ?? Math.max(DEFAULT_HIGH_WATER_MARK, HWM_FRAMES * (this.maxFrame + PREFIX_LEN));
+    this.#chunkSize = Math.max(TX_CHUNK, CHUNK_FRAMES * (this.maxFrame + PREFIX_LEN));
+    this.#maxFree = Math.ceil(this.#hwm / this.#chunkSize) + 2;
     this.onFrame = options.onFrame ?? noFrame;
     this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len));
     this.rx = this.#framer.counters;
@@ -204,9 +210,58 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
       this.tx.dropped++;
       return false;
     }
-    const need = PREFIX_LEN + len;
+    const st = this.#room(len);
+    copyBytes(st.buf, this.#stageUsed + PREFIX_LEN, buf, off, len);
+    return this.commitFrame(len);
+  }
+
+  /**
+   * Room for one frame of up to `maxLen` bytes in the staging chunk, to be
+   * built in place (saving sendFrame's copy): the frame goes at
+   * `frameBuffer()[frameOffset() ...]` (same bytes through `frameView()`), then
+   * {@link commitFrame} sends it. Nothing else may be sent in between.
+   * @returns false when the port is closed or `maxLen` exceeds `maxFrame`
+   *   (use sendFrame, which counts the drop)
+   */
+  reserveFrame(maxLen: number): boolean {
+    if (this.#closeReason !== null || maxLen > this.maxFrame) return false;
+    this.#room(maxLen);
+    return true;
+  }
+
+  /** The buffer a reserved frame is built in. */
+  frameBuffer(): Uint8Array {
+    return this.#stage!.buf;
+  }
+
+  /** The same bytes as a DataView. */
+  frameView(): DataView {
+    return this.#stage!.view;
+  }
+
+  /** Where the reserved frame starts in frameBuffer(). */
+  frameOffset(): number {
+    return this.#stageUsed + PREFIX_LEN;
+  }
+
+  /**
+   * Sends the frame built at frameOffset() (after reserveFrame, or by sendFrame).
+   * @param len its length, at most what was reserved
+   * @returns as {@link sendFrame}
+   */
+  commitFrame(len: number): boolean {
+    const at = this.#stageUsed;
+    this.#stage!.view.setUint32(at, len);
+    this.#stageUsed = at + PREFIX_LEN + len;
+    this.tx.frames++;
+    this.tx.bytes += len;
+    return !this.#congested;
+  }
+
+  /** Makes the staging chunk hold room for a frame of `len` bytes. */
+  #room(len: number): TxChunk {
     let st = this.#stage;
-    if (st !== null && this.#stageUsed + need > st.buf.length) {
+    if (st !== null && this.#stageUsed + PREFIX_LEN + len > st.buf.length) {
       this.#flush();
       st = null;
     }
@@ -219,13 +274,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
         queueMicrotask(this.#flushTask);
       }
     }
-    const at = this.#stageUsed;
-    st.view.setUint32(at, len);
-    copyBytes(st.buf, at + PREFIX_LEN, buf, off, len);
-    this.#stageUsed = at + need;
-    this.tx.frames++;
-    this.tx.bytes += len;
-    return !this.#congested;
+    return st;
   }
 
   /**
@@ -295,7 +344,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
       buf,
       view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
       done: () => {
-        if (this.#free.length < MAX_FREE_CHUNKS) this.#free.push(chunk);
+        if (this.#free.length < this.#maxFree) this.#free.push(chunk);
         this.#checkDrain();
       },
     };

@@ -1293,11 +1293,25 @@ export class TcpConn {
     return this.sndMss - opt;
   }
 
-  /** Sends new (or go-back-N) data while the windows allow (§3.8.6.2.1, RFC 5681). */
+  /**
+   * Sends what the windows allow now: the owner calls this when the link
+   * toward the peer has drained after `out.linkBlocked` held data back.
+   */
+  flush(now: number): void {
+    this.#now = now;
+    this.#flush(now);
+  }
+
+  /** Sends new (or go-back-N) data while the windows and the link allow (§3.8.6.2.1, RFC 5681). */
   #flush(now: number): void {
     const s = this.state;
     if (s !== ESTABLISHED && s !== CLOSE_WAIT && s !== FIN_WAIT_1 && s !== CLOSING && s !== LAST_ACK) return;
+    let linkBlocked = false;
     for (;;) {
+      if (this.out.linkBlocked(this)) {
+        linkBlocked = true; // the owner calls flush() when the link drains
+        break;
+      }
       const rel = seq.sub(this.sndNxt, this.sndUna);
       const avail = this.sndBuf.length - rel;
       if (avail > 0) {
@@ -1318,7 +1332,9 @@ export class TcpConn {
       } else break;
     }
     // Persist timer: unsent data, nothing in flight (§3.8.6.1; also the SWS override timer).
-    if (this.sndMax === this.sndUna && this.sndBuf.length > seq.sub(this.sndNxt, this.sndUna)) {
+    if (linkBlocked) {
+      // held back by our own link, not by the peer's window: no probing
+    } else if (this.sndMax === this.sndUna && this.sndBuf.length > seq.sub(this.sndNxt, this.sndUna)) {
       if (this.#persistAt === Infinity) {
         if (this.#persistBackoff === 0) this.#persistBackoff = this.rtt.rto;
         this.#persistAt = now + this.#persistBackoff;

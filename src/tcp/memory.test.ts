@@ -8,6 +8,7 @@ import { TcpConn, tcpConfig, type TcpEvents, type TcpOutput } from './conn.js';
 
 const sink: TcpOutput & TcpEvents = {
   segment() {},
+  linkBlocked: () => false,
   onEstablished() {},
   onData() {},
   onRemoteFin() {},

@@ -138,6 +138,12 @@ export interface TcpOutput {
    *   `data.copyOut(dataOffset, h.payloadLength, frame, pos)`
    */
   segment(conn: TcpConn, h: tcp.Header, data: SendBuffer, dataOffset: number): void;
+  /**
+   * True while the link toward the peer is congested: the connection then
+   * sends no new data (ACKs and retransmissions still go out) until the owner
+   * calls `flush` once the link drains.
+   */
+  linkBlocked(conn: TcpConn): boolean;
 }
 
 /** Notifications to the owner (the gateway's relay). */

@@ -404,8 +404,11 @@ export function xorshift32(seed: number) {
 /** A FramePort that keeps a copy of every frame (the gateway reuses its buffer). */
 export class RecordingPort implements FramePort {
   readonly frames: Uint8Array[] = [];
-  sendFrame(buf: Uint8Array, off: number, len: number): void {
+  /** While true, sendFrame still records but reports congestion (as a full StreamPort). */
+  congested = false;
+  sendFrame(buf: Uint8Array, off: number, len: number): boolean {
     this.frames.push(buf.slice(off, off + len));
+    return !this.congested;
   }
   /** Removes and returns everything recorded so far. */
   take(): Uint8Array[] {

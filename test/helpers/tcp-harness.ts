@@ -64,6 +64,12 @@ export class Recorder implements TcpOutput, TcpEvents {
   probes: number[] = [];
   closed = 0;
   onSeg: ((conn: TcpConn, s: Seg) => void) | null = null;
+  /** What linkBlocked answers (a congested link toward the peer). */
+  blocked = false;
+
+  linkBlocked(): boolean {
+    return this.blocked;
+  }
 
   segment(conn: TcpConn, h: tcp.Header, data: SendBuffer, dataOffset: number): void {
     expect(h.payloadLength).toBeGreaterThanOrEqual(0);

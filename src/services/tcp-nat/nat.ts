@@ -55,7 +55,8 @@ export interface TcpNatDeps {
   /** A random 32-bit number (initial sequence numbers). */
   random32(): number;
   /** Sends a segment to a guest; `data` holds the payload at `dataOffset` (null: none). */
-  transmit(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): void;
+  /** @returns false when the guest's link is now congested (see linkDrained) */
+  transmit(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean;
   route(dstIp: Ip4, dstPort: number): TcpRoute;
   dial(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
   localDns(ev: HostStreamEvents): HostStream;
@@ -137,6 +138,9 @@ export class TcpNat {
   private readonly flows = new Map<number, Map<number, Flow>>();
   private readonly perGuest = new Map<Ip4, number>();
   private readonly timers = new TimerHeap<Flow>();
+  /** Guests whose link reported congestion: their connections send no new data until linkDrained. */
+  private readonly congested = new Set<Ip4>();
+  private drainTurn = 0;
   private dialing = 0;
   private count = 0;
   private readonly rst = tcp.blank();
@@ -153,8 +157,9 @@ export class TcpNat {
     this.output = {
       segment: (conn, h, data, dataOffset) => {
         const f = conn.tag as Flow;
-        this.deps.transmit(f.guestIp, f.remoteIp, h, h.payloadLength > 0 ? data : null, dataOffset);
+        if (!this.deps.transmit(f.guestIp, f.remoteIp, h, h.payloadLength > 0 ? data : null, dataOffset)) this.congested.add(f.guestIp);
       },
+      linkBlocked: (conn) => this.congested.size > 0 && this.congested.has((conn.tag as Flow).guestIp),
     };
     this.events = {
       onEstablished: (conn) => this.onEstablished(conn.tag as Flow),
@@ -281,6 +286,26 @@ export class TcpNat {
       this.reschedule(f);
     }
     if (this.timers.size) this.deps.schedule(this.timers.peek());
+  }
+
+  /**
+   * The link to `guestIp` has drained (or is gone): connections that held new
+   * data back while it was congested send again.
+   */
+  linkDrained(guestIp: Ip4): void {
+    if (!this.congested.delete(guestIp)) return;
+    const now = this.deps.now();
+    const list: Flow[] = [];
+    for (const byRemote of this.flows.values()) for (const f of byRemote.values()) if (f.guestIp === guestIp && !f.closed) list.push(f);
+    // Round robin: each drain starts with the next connection, so a bulk transfer
+    // that fills the link again cannot starve the others.
+    const n = list.length;
+    const start = n > 0 ? this.drainTurn++ % n : 0;
+    for (let i = 0; i < n && !this.congested.has(guestIp); i++) {
+      const f = list[(start + i) % n]!;
+      f.conn.flush(now);
+      this.reschedule(f);
+    }
   }
 
   /** Resets every flow (gateway shutdown). */
