@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { randomFillSync } from 'node:crypto';
 import { isIPv4 } from 'node:net';
+import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
 import { parseIp4, type Ip4 } from '../wire/addr.js';
@@ -173,8 +174,10 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     return session;
   };
   let listener: StreamListener | null = null;
-  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame }, attach);
-  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame }, attach);
+  // Frames that straddle reads are reassembled in the checksum kernel's memory, where they are verified in place.
+  const rxPool = { take: simdBuffer, give: releaseSimdBuffer };
+  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, rxPool }, attach);
+  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, rxPool }, attach);
   const timer = setInterval(() => {
     gateway.sweep();
     forwards.sweep(now());

@@ -51,6 +51,27 @@ describe('writeLengthPrefix / readLengthPrefix', () => {
 });
 
 describe('StreamFramer', () => {
+  it('reassembles in a buffer taken from its pool and gives it back after close', async () => {
+    const pooled = new Uint8Array(64);
+    const taken: number[] = [];
+    const given: Uint8Array[] = [];
+    const got: Array<[Uint8Array, number[]]> = [];
+    const f = new StreamFramer(64, (buf, _v, off, len) => got.push([buf, [...buf.subarray(off, off + len)]]), {
+      take: (n) => (taken.push(n), pooled),
+      give: (b) => given.push(b),
+    });
+    expect(taken).toEqual([64]);
+    const wire = new Uint8Array([0, 0, 0, 3, 7, 8, 9]);
+    f.push(wire, 0, 5); // the frame straddles two pushes: reassembled
+    f.push(wire, 5, 7);
+    expect(got).toEqual([[pooled, [7, 8, 9]]]);
+    f.close();
+    f.close();
+    expect(given).toEqual([]); // not while a frame callback might still read it
+    await Promise.resolve();
+    expect(given).toEqual([pooled]); // once
+  });
+
   it('delivers several frames from one chunk in place, without copying', () => {
     const frames = [makeFrame(0, 60), makeFrame(1, 1500), makeFrame(2, 14)];
     const stream = encodeStream(frames);

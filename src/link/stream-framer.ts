@@ -111,6 +111,15 @@ export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcO
 export type FrameHandler = (buf: Uint8Array, view: DataView, off: number, len: number) => void;
 
 /**
+ * Where long-lived buffers come from, e.g. the checksum kernel's memory, so
+ * that frames reassembled there are verified in place (wire/checksum.ts).
+ */
+export interface BufferPool {
+  take(size: number): Uint8Array;
+  give(b: Uint8Array): void;
+}
+
+/**
  * What {@link StreamFramer.push} found:
  * - `'ok'`: all bytes consumed; any complete frames were delivered.
  * - `'oversize'`: a length prefix exceeded `maxFrame`; the framer has stopped
@@ -157,6 +166,7 @@ export class StreamFramer {
 
   readonly #onFrame: FrameHandler;
   readonly #reasm: Uint8Array;
+  readonly #pool: BufferPool | undefined;
   readonly #reasmView: DataView;
   #state = S_PREFIX;
   /** Bytes of the current prefix (S_PREFIX) or frame (S_BODY) received so far. */
@@ -171,14 +181,17 @@ export class StreamFramer {
    * @param maxFrame the largest frame accepted, in bytes (1 ..= 2^32 − 1);
    *   also the size of the reassembly buffer allocated here, once
    * @param onFrame called synchronously for each complete, non-empty frame
+   * @param pool where the reassembly buffer comes from and goes back to on
+   *   close (default: a plain array)
    */
-  constructor(maxFrame: number, onFrame: FrameHandler) {
+  constructor(maxFrame: number, onFrame: FrameHandler, pool?: BufferPool) {
     if (!Number.isInteger(maxFrame) || maxFrame < 1 || maxFrame > 0xffffffff) {
       throw new RangeError(`maxFrame must be an integer in 1..2^32-1, got ${maxFrame}`);
     }
     this.maxFrame = maxFrame;
     this.#onFrame = onFrame;
-    this.#reasm = new Uint8Array(maxFrame);
+    this.#pool = pool;
+    this.#reasm = pool?.take(maxFrame) ?? new Uint8Array(maxFrame);
     this.#reasmView = new DataView(this.#reasm.buffer, this.#reasm.byteOffset, this.#reasm.byteLength);
   }
 
@@ -236,6 +249,11 @@ export class StreamFramer {
    * frame callback.
    */
   close(): void {
+    if (this.#state !== S_CLOSED && this.#pool !== undefined) {
+      const pool = this.#pool;
+      const b = this.#reasm;
+      queueMicrotask(() => pool.give(b)); // not during a frame callback that may still read it
+    }
     this.#state = S_CLOSED;
     this.#lastChunk = null;
     this.#lastView = null;

@@ -54,7 +54,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { VmnetError } from '../errors.js';
 import { copyBytes, PREFIX_LEN, QEMU_MAX_FRAME, StreamFramer } from './stream-framer.js';
-import type { FrameHandler, FramerCounters } from './stream-framer.js';
+import type { BufferPool, FrameHandler, FramerCounters } from './stream-framer.js';
 
 /** Why a {@link StreamPort} closed (see Theory of operation). */
 export type CloseReason = 'peer-closed' | 'mid-frame' | 'oversize' | 'error' | 'local';
@@ -75,6 +75,8 @@ export interface StreamPortOptions {
   highWaterMark?: number;
   /** Frame handler; may also be set later through {@link StreamPort.onFrame}. */
   onFrame?: FrameHandler;
+  /** Where the receive side's long-lived buffers come from (default: plain arrays). */
+  rxPool?: BufferPool;
 }
 
 /** Transmit totals of one port. Plain numbers, updated in place. */
@@ -161,7 +163,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     this.#chunkSize = Math.max(TX_CHUNK, CHUNK_FRAMES * (this.maxFrame + PREFIX_LEN));
     this.#maxFree = Math.ceil(this.#hwm / this.#chunkSize) + 2;
     this.onFrame = options.onFrame ?? noFrame;
-    this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len));
+    this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len), options.rxPool);
     this.rx = this.#framer.counters;
     let socket: net.Socket;
     if (typeof source === 'function') {
@@ -536,6 +538,7 @@ export async function listenStream(
   const portOptions: StreamPortOptions = {};
   if (opts.maxFrame !== undefined) portOptions.maxFrame = opts.maxFrame;
   if (opts.highWaterMark !== undefined) portOptions.highWaterMark = opts.highWaterMark;
+  if (opts.rxPool !== undefined) portOptions.rxPool = opts.rxPool;
   if ('path' in ep) await removeStaleSocket(ep.path);
 
   const ports = new Set<StreamPort>();

@@ -257,6 +257,20 @@ describe('checksum: wasm kernel', () => {
     expect(tail.buffer).toBe(wasm);
   });
 
+  it('hands a released region to the next request of its size, and ignores plain arrays', async () => {
+    vi.resetModules();
+    const fresh = await import('./checksum.js');
+    const a = fresh.simdBuffer(3000);
+    const b = fresh.simdBuffer(3000);
+    fresh.releaseSimdBuffer(a);
+    fresh.releaseSimdBuffer(new Uint8Array(3000)); // not from the pool: left alone
+    expect(fresh.simdBuffer(2999)).not.toBe(a); // other sizes are not served from it
+    expect(fresh.simdBuffer(3000)).toBe(a);
+    const c = fresh.simdBuffer(3000);
+    expect(c).not.toBe(a);
+    expect(c.buffer).toBe(b.buffer); // a new region of the same memory
+  });
+
   it('honours the VMNET_NO_WASM kill switch', async () => {
     vi.stubEnv('VMNET_NO_WASM', '1');
     vi.resetModules();

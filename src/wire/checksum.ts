@@ -178,22 +178,41 @@ export function sumWasm(v: DataView, o: number, len: number, acc = 0): number {
 }
 
 /**
- * A zero-filled buffer inside the wasm kernel's memory, so that {@link sum}
- * over it runs in place, without a copy: for long-lived buffers that frames
- * are built in (one per gateway), never per packet. Regions are bump-allocated
- * from a fixed pool and never freed. The memory never grows, so the views stay
- * valid for the life of the process. When the pool is exhausted, or wasm is
- * unavailable, a plain `new Uint8Array(size)` is returned instead: just as
- * correct, only summed through the copy path.
+ * A buffer inside the wasm kernel's memory, so that {@link sum} over it runs
+ * in place, without a copy: for long-lived buffers that frames are built or
+ * reassembled in (one per gateway or per guest link), never per packet.
+ * Regions are bump-allocated from a fixed pool; {@link releaseSimdBuffer}
+ * returns one for reuse by a later request of the same size (a link that
+ * closes gives its buffer to the next). The memory never grows, so the views
+ * stay valid for the life of the process. When the pool is exhausted, or
+ * wasm is unavailable, a plain `new Uint8Array(size)` is returned instead:
+ * just as correct, only summed through the copy path.
  * @param size bytes, >= 0
- * @returns `size` zero bytes; usually at a non-zero `byteOffset` of a shared
- *   buffer, so view it with `new DataView(b.buffer, b.byteOffset, b.byteLength)`
+ * @returns `size` bytes, zero-filled when new (a reused region keeps its old
+ *   bytes); usually at a non-zero `byteOffset` of a shared buffer, so view it
+ *   with `new DataView(b.buffer, b.byteOffset, b.byteLength)`
  */
 export function simdBuffer(size: number): Uint8Array {
+  const reuse = released.get(size)?.pop();
+  if (reuse !== undefined) return reuse;
   if (kernel === null || size > memory.byteLength - poolNext) return new Uint8Array(size);
   const b = new Uint8Array(memory, poolNext, size);
   poolNext += (b.length + POOL_ALIGN - 1) & -POOL_ALIGN;
   return b;
+}
+
+/** Released pool regions by size, for simdBuffer to hand out again. */
+const released = new Map<number, Uint8Array[]>();
+
+/**
+ * Gives a {@link simdBuffer} region back for reuse; the caller must not touch
+ * it afterwards. Buffers from outside the pool are ignored (left to the GC).
+ */
+export function releaseSimdBuffer(b: Uint8Array): void {
+  if (kernel === null || b.buffer !== memory) return;
+  let list = released.get(b.length);
+  if (list === undefined) released.set(b.length, (list = []));
+  list.push(b);
 }
 
 /**
