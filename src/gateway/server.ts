@@ -174,10 +174,12 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     return session;
   };
   let listener: StreamListener | null = null;
-  // Frames that straddle reads are reassembled in the checksum kernel's memory, where they are verified in place.
-  const rxPool = { take: simdBuffer, give: releaseSimdBuffer };
-  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, rxPool }, attach);
-  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, rxPool }, attach);
+  // Links' long-lived buffers live in the checksum kernel's memory: frames that
+  // straddle reads are reassembled there and outgoing TCP segments are built
+  // there, so their checksums are summed in place.
+  const pool = { take: simdBuffer, give: releaseSimdBuffer };
+  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, pool }, attach);
+  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, pool }, attach);
   const timer = setInterval(() => {
     gateway.sweep();
     forwards.sweep(now());

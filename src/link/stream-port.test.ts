@@ -129,6 +129,39 @@ describe('StreamPort over a unix socket', () => {
     expect(client.reserveFrame(10)).toBe(false);
   });
 
+  it('takes its reassembly buffer and staging chunks from a pool and gives them all back once closed', async () => {
+    const out = new Set<Uint8Array>();
+    let taken = 0;
+    const pool = {
+      take: (n: number) => {
+        taken++;
+        const b = new Uint8Array(n);
+        out.add(b);
+        return b;
+      },
+      give: (b: Uint8Array) => {
+        expect(out.delete(b)).toBe(true); // each buffer given back once, and only ours
+      },
+    };
+    const path = sockPath();
+    const accepted: StreamPort[] = [];
+    const listener = await listenStream({ path, pool }, (p) => accepted.push(p));
+    cleanups.push(() => listener.close());
+    const client = await connectStream({ path });
+    cleanups.push(() => client.close());
+    await until(() => accepted.length === 1);
+    const server = accepted[0]!;
+    const atClient = collect(client);
+    for (let i = 0; i < 500; i++) server.sendFrame(makeFrame(i), 0, makeFrame(i).length);
+    await until(() => atClient.length === 500, 10_000);
+    expect(sameFrames(atClient, 500)).toBe(true);
+    expect(taken).toBeGreaterThanOrEqual(2); // the reassembly buffer and at least one chunk
+    const closed = closeReason(server);
+    client.close();
+    await closed;
+    await until(() => out.size === 0);
+  });
+
   it('reports local and peer closes, and removes the socket file on listener close', async () => {
     const path = sockPath();
     const { client, server, listener } = await pair({ path });

@@ -75,8 +75,13 @@ export interface StreamPortOptions {
   highWaterMark?: number;
   /** Frame handler; may also be set later through {@link StreamPort.onFrame}. */
   onFrame?: FrameHandler;
-  /** Where the receive side's long-lived buffers come from (default: plain arrays). */
-  rxPool?: BufferPool;
+  /**
+   * Where the port's long-lived buffers come from and go back to: the
+   * reassembly buffer and the staging chunks (default: plain allocations).
+   * The gateway passes the checksum kernel's memory, so frames are verified
+   * and built where their checksums are summed in place.
+   */
+  pool?: BufferPool;
 }
 
 /** Transmit totals of one port. Plain numbers, updated in place. */
@@ -109,7 +114,7 @@ const HWM_FRAMES = 4;
 const LOCAL_CLOSE_GRACE_MS = 1000;
 
 interface TxChunk {
-  readonly buf: Buffer;
+  readonly buf: Uint8Array;
   readonly view: DataView;
   /** Write callback, made once per chunk: returns the chunk to the pool. */
   readonly done: (err?: Error | null) => void;
@@ -149,6 +154,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
   #stageUsed = 0;
   #flushQueued = false;
   readonly #free: TxChunk[] = [];
+  readonly #pool: BufferPool | undefined;
 
   /**
    * @param source a connected (or connecting) socket, read through `'data'`
@@ -163,7 +169,8 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     this.#chunkSize = Math.max(TX_CHUNK, CHUNK_FRAMES * (this.maxFrame + PREFIX_LEN));
     this.#maxFree = Math.ceil(this.#hwm / this.#chunkSize) + 2;
     this.onFrame = options.onFrame ?? noFrame;
-    this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len), options.rxPool);
+    this.#pool = options.pool;
+    this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len), options.pool);
     this.rx = this.#framer.counters;
     let socket: net.Socket;
     if (typeof source === 'function') {
@@ -341,16 +348,22 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
   #takeChunk(): TxChunk {
     const reuse = this.#free.pop();
     if (reuse !== undefined) return reuse;
-    const buf = Buffer.allocUnsafeSlow(this.#chunkSize);
+    const buf = this.#pool?.take(this.#chunkSize) ?? Buffer.allocUnsafeSlow(this.#chunkSize);
     const chunk: TxChunk = {
       buf,
       view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
       done: () => {
-        if (this.#free.length < this.#maxFree) this.#free.push(chunk);
+        this.#recycle(chunk);
         this.#checkDrain();
       },
     };
     return chunk;
+  }
+
+  /** Keeps an idle chunk for reuse, or lets it go (back to the pool) beyond what the port keeps or once closed. */
+  #recycle(chunk: TxChunk): void {
+    if (this.#closeReason === null && this.#free.length < this.#maxFree) this.#free.push(chunk);
+    else this.#pool?.give(chunk.buf);
   }
 
   readonly #flushTask = (): void => {
@@ -365,7 +378,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     this.#stage = null;
     this.#stageUsed = 0;
     if (used === 0 || this.socket.destroyed || this.socket.writableEnded) {
-      this.#free.push(st);
+      this.#recycle(st);
       return;
     }
     this.socket.write(st.buf.subarray(0, used), st.done);
@@ -399,8 +412,11 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     if (this.#closeReason !== null) return;
     this.#closeReason = reason;
     this.#framer.close();
+    const st = this.#stage;
     this.#stage = null;
     this.#stageUsed = 0;
+    if (st !== null && reason !== 'local') this.#recycle(st); // 'local' flushed it first: the socket owns it
+    for (const c of this.#free.splice(0)) this.#recycle(c);
     const socket = this.socket;
     if (reason === 'local') {
       // Let queued output reach the peer, then let go of the descriptor.
@@ -538,7 +554,7 @@ export async function listenStream(
   const portOptions: StreamPortOptions = {};
   if (opts.maxFrame !== undefined) portOptions.maxFrame = opts.maxFrame;
   if (opts.highWaterMark !== undefined) portOptions.highWaterMark = opts.highWaterMark;
-  if (opts.rxPool !== undefined) portOptions.rxPool = opts.rxPool;
+  if (opts.pool !== undefined) portOptions.pool = opts.pool;
   if ('path' in ep) await removeStaleSocket(ep.path);
 
   const ports = new Set<StreamPort>();
