@@ -256,6 +256,8 @@ export class TcpConn {
   #rxtAt = -1;
   /** SND.MAX when that retransmission went out: a SACK above it proves later data arrived. */
   #rxtMark = 0;
+  /** Since the last RTO, SND.UNA has not passed `recover` (see #mayRecover). */
+  #afterRto = false;
   /** A tail loss probe went out for this flight (one per flight until SND.UNA advances). */
   #tlpSent = false;
 
@@ -676,6 +678,7 @@ export class TcpConn {
     this.#rxtAt = -1;
     this.dupAcks = 0;
     this.recover = this.sndMax; // RFC 6582 §4: no fast retransmit for dup ACKs of pre-timeout data
+    this.#afterRto = true;
     this.#sacked.clear(); // RFC 2018 §8
     this.#rttTime = -1; // Karn
     this.sndNxt = this.sndUna;
@@ -1024,7 +1027,10 @@ export class TcpConn {
       this.dupAcks = 0;
       this.#tlpSent = false;
       // Drag `recover` along outside recovery, so "SND.UNA is beyond recover" never flips with wrap-around after 2^31 bytes.
-      if (!this.inRecovery && seq.gt(this.sndUna, this.recover)) this.recover = seq.add(this.sndUna, -1);
+      if (!this.inRecovery && seq.gt(this.sndUna, this.recover)) {
+        this.recover = seq.add(this.sndUna, -1);
+        this.#afterRto = false;
+      }
       this.#rtoAt = this.sndUna === this.sndMax ? Infinity : now + this.rtt.rto; // RFC 6298 §5.2-5.3
 
       if (finAcked) {
@@ -1064,7 +1070,7 @@ export class TcpConn {
       if (this.inRecovery) {
         this.cwnd += smss;
         if (this.sackOk) this.#retransmitHole(seq.sub(this.#highRxt, this.sndUna), now, true);
-      } else if (this.dupAcks === 3 && seq.gt(ack, this.recover)) {
+      } else if (this.dupAcks === 3 && this.#mayRecover()) {
         this.#enterRecovery(now);
       }
     }
@@ -1084,6 +1090,18 @@ export class TcpConn {
     }
     if (acked > 0) this.#armTlp(now);
     return true;
+  }
+
+  /**
+   * Whether duplicate ACKs may start a fast recovery now. NewReno (RFC 6582
+   * §3.2 step 2) waits until SND.UNA passes `recover`, the end of the previous
+   * episode, so one loss event is not halved twice. With SACK the scoreboard
+   * tells new losses from old ones, so only a timeout's episode keeps that rule
+   * (RFC 6675 §5.1, RecoveryPoint after RTO): a loss among the segments sent
+   * during a recovery is then repaired by the next fast recovery, not the RTO.
+   */
+  #mayRecover(): boolean {
+    return (this.sackOk && !this.#afterRto) || seq.gt(this.sndUna, this.recover);
   }
 
   /** Fast retransmit, NewReno recovery entry (RFC 6582 §3.2 step 2 / RFC 5681 §3.2 steps 2-4). */
@@ -1123,7 +1141,7 @@ export class TcpConn {
       return;
     }
     if (!this.inRecovery) {
-      if (this.#reoAt === Infinity && seq.gt(this.sndUna, this.recover)) this.#reoAt = now + this.#reoWnd();
+      if (this.#reoAt === Infinity && this.#mayRecover()) this.#reoAt = now + this.#reoWnd();
       return;
     }
     if (
@@ -1138,7 +1156,7 @@ export class TcpConn {
 
   #onReorderTimeout(now: number): void {
     this.#reoAt = Infinity;
-    if (!this.inRecovery && this.#sacked.count > 0 && this.sndMax !== this.sndUna && seq.gt(this.sndUna, this.recover))
+    if (!this.inRecovery && this.#sacked.count > 0 && this.sndMax !== this.sndUna && this.#mayRecover())
       this.#enterRecovery(now);
   }
 

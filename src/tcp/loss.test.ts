@@ -189,6 +189,30 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
   });
 });
 
+describe('SACK recovery right after a recovery (RFC 6675 §5)', () => {
+  it('fast-retransmits a loss among segments sent during the previous recovery, without waiting for the RTO', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const M = 1460;
+    conn.write(pattern(30 * M), 100);
+    rec.take();
+    const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
+    // episode 1: segment 0 lost
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2 + i) }, 110 + i);
+    expect(conn.inRecovery).toBe(true);
+    const recover = conn.recover;
+    feed(conn, { seq: gseq, ack: recover, flags: A }, 120); // full ACK, exactly `recover`: episode over
+    expect(conn.inRecovery).toBe(false);
+    rec.take();
+    // episode 2: the segment at `recover` (sent during episode 1) is lost; SND.UNA has not passed `recover`
+    const r = w(recover - iss) / M;
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: recover, flags: A, sack: sack(r + 1, r + 2 + i) }, 130 + i);
+    expect(conn.inRecovery).toBe(true); // NewReno's guard would wait for the RTO here
+    expect(rec.take().map((x) => x.h.seq)).toContain(recover);
+    expect(conn.nRto).toBe(0);
+    expect(conn.nFastRetransmit).toBe(2);
+  });
+});
+
 describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
   it('probes a lost tail after 2·SRTT, and the SACK it draws repairs the hole without the RTO', () => {
     const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
