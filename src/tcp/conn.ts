@@ -65,7 +65,9 @@
  * retransmit the next hole, full ACK deflates cwnd). With SACK (RFC 2018)
  * incoming blocks feed a scoreboard: retransmissions skip SACKed bytes and,
  * during recovery, each further duplicate ACK may retransmit the next hole
- * below the highest SACKed byte (a small subset of RFC 6675). The scoreboard
+ * below the highest SACKed byte (a small subset of RFC 6675); with SACK a new
+ * recovery may start right after the previous one (NewReno's `recover` guard
+ * then only follows a timeout, RFC 6675 §5.1). The scoreboard
  * is cleared on RTO (RFC 2018 §8). Retransmissions never reach past SND.MAX
  * (segment sizes change with the SACK options a segment carries, so a
  * retransmission is clamped to the bytes already sent). Tail loss probe
