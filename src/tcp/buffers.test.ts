@@ -9,6 +9,31 @@ import { pattern, prng } from '../../test/helpers/tcp-harness.js';
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 
 describe('SendBuffer', () => {
+  it('lends its free tail once grown to max, takes what was read into it, and refuses stale regions', () => {
+    const sb = new SendBuffer(8192);
+    expect(sb.lendTail(1)).toBeNull(); // no storage yet: idle connections stay small
+    sb.write(pattern(8192), 0, 8192); // grows to max
+    sb.drop(3000);
+    const r = sb.lendTail(1000)!; // tail at the ring's end... wrapped: [0, 3000) is free
+    expect(r.length).toBe(3000);
+    r.set(pattern(2000, 8192));
+    expect(sb.commitLent(r, 2000)).toBe(true);
+    expect(sb.length).toBe(5192 + 2000);
+    const out = new Uint8Array(sb.length);
+    sb.copyOut(0, sb.length, out, 0);
+    expect(out).toEqual(pattern(7192, 3000));
+    expect(sb.lendTail(1001)).toBeNull(); // only 1000 free
+    const r2 = sb.lendTail(500)!;
+    sb.drop(sb.length); // everything acknowledged: the tail moves to the start
+    expect(sb.commitLent(r2, 10)).toBe(false); // stale: the caller writes the bytes instead
+    expect(sb.commitLent(new Uint8Array(10), 10)).toBe(false); // not ours
+    const r3 = sb.lendTail(1)!;
+    expect(r3.length).toBe(8192);
+    expect(sb.commitLent(r3, 8193)).toBe(false); // more than it lent
+    sb.release();
+    expect(sb.commitLent(r3, 5)).toBe(false); // storage released meanwhile
+  });
+
   it('is lazy, bounded, wraps around and copies out at offsets', () => {
     const b = new SendBuffer(10000);
     expect(b.capacity).toBe(0);

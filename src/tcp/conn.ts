@@ -514,12 +514,35 @@ export class TcpConn {
     if (!this.#canWrite()) return 0;
     const n = this.sndBuf.write(src, 0, src.length);
     if (n < src.length) this.#wantWritable = true;
-    if (n > 0) {
-      this.#lastActivity = now;
-      this.#trimAt = Infinity;
-      if (this.state !== SYN_SENT && this.state !== SYN_RECEIVED) this.#flush(now);
-    }
+    this.#wrote(n, now);
     return n;
+  }
+
+  /**
+   * Free send-buffer space to be filled in place (SendBuffer.lendTail), or
+   * null when less than `min` bytes are contiguous or writing is over.
+   */
+  lendWriteRegion(min: number): Uint8Array | null {
+    return this.#canWrite() ? this.sndBuf.lendTail(min) : null;
+  }
+
+  /**
+   * Queues `n` bytes read into a region from lendWriteRegion, as `write`
+   * would. @returns false when the region is no longer the buffer's tail: then
+   * `write` them instead
+   */
+  commitLent(region: Uint8Array, n: number, now: number): boolean {
+    this.#now = now;
+    if (!this.#canWrite() || !this.sndBuf.commitLent(region, n)) return false;
+    this.#wrote(n, now);
+    return true;
+  }
+
+  #wrote(n: number, now: number): void {
+    if (n <= 0) return;
+    this.#lastActivity = now;
+    this.#trimAt = Infinity;
+    if (this.state !== SYN_SENT && this.state !== SYN_RECEIVED) this.#flush(now);
   }
 
   /** Asks for one `onWritable` once the send buffer has drained below half (as after a short `write`). */

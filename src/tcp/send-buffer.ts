@@ -69,6 +69,41 @@ export class SendBuffer {
   }
 
   /**
+   * Lends the free space after the held bytes, for a reader to fill in place
+   * (a host socket's `onread` buffer): the contiguous region at the tail, up
+   * to the ring's end or the held data. Only once storage has grown to `max`
+   * (a busy connection; idle ones keep their small lazy buffers), so the
+   * region never moves. Nothing else may be written while the lend is
+   * outstanding: settle it with {@link commitLent}, or `write` the bytes.
+   * @param min the smallest region worth lending
+   * @returns the region, or null when less than `min` bytes are contiguous
+   */
+  lendTail(min: number): Uint8Array | null {
+    const b = this.#buf;
+    if (b === null || b.length < this.max || this.free < min) return null;
+    let tail = this.#head + this.length;
+    if (tail >= b.length) tail -= b.length;
+    const n = Math.min(this.free, tail >= this.#head && this.length < b.length ? b.length - tail : this.#head - tail);
+    return n < min ? null : b.subarray(tail, tail + n);
+  }
+
+  /**
+   * Takes `n` bytes read into a region from {@link lendTail}, if it still is
+   * the free space at the tail (held bytes acknowledged to empty move the
+   * tail, and idle storage may have been released).
+   * @returns false when it no longer is: then `write` the bytes instead
+   */
+  commitLent(region: Uint8Array, n: number): boolean {
+    const b = this.#buf;
+    if (b === null || region.buffer !== b.buffer || n > this.free || n > region.length) return false;
+    let tail = this.#head + this.length;
+    if (tail >= b.length) tail -= b.length;
+    if (region.byteOffset !== b.byteOffset + tail) return false;
+    this.length += n;
+    return true;
+  }
+
+  /**
    * Copies `len` bytes starting `offset` bytes after the first held byte
    * (SND.UNA) into `dst` at `dstOff`. Requires offset + len <= length.
    */

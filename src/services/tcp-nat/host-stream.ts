@@ -9,9 +9,11 @@
  * guest did.
  *
  * Received bytes are lent: `data(chunk)` must take what it needs before it
- * returns. Sockets this module dials read through `net.Socket`'s `onread`
- * into one buffer shared by all of them (reads are delivered one at a time on
- * the event loop), so a busy download allocates nothing per read — measured:
+ * returns. Sockets this module dials read through `net.Socket`'s `onread`,
+ * into the region `readInto()` offers (the TCP send buffer's free tail, so
+ * host bytes land where they are sent from, uncopied) or else into one buffer
+ * shared by all of them (reads are delivered one at a time on the event
+ * loop), so a busy download allocates nothing per read — measured:
  * with a fresh 64 KiB Buffer per read, garbage collection took a quarter of
  * the gateway's time in a host→guest iperf3 run at MTU 65520. Sockets
  * accepted by a port forward's `net.Server` cannot take `onread` in Node 20
@@ -29,6 +31,12 @@ export interface HostStreamEvents {
   failed(): void;
   /** Bytes from the host; lent, valid only during the call. */
   data(chunk: Uint8Array): void;
+  /**
+   * Where a dialed socket should read next (asked after every read): a region
+   * to fill in place, e.g. the connection's send buffer, so the bytes are not
+   * copied; null for the shared read buffer. `data` then gets a prefix of it.
+   */
+  readInto?(): Uint8Array | null;
   /** The host side closed its sending direction (FIN). */
   end(): void;
   /** The host side reset or broke the connection. */
@@ -116,7 +124,7 @@ export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected
  */
 export function dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream {
   const onread: OnReadOpts = {
-    buffer: READ_BUFFER,
+    buffer: () => ev.readInto?.() ?? READ_BUFFER,
     callback: (n: number, buf: Uint8Array): boolean => {
       ev.data(buf.subarray(0, n));
       return true;

@@ -127,6 +127,14 @@ class Flow {
 
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
 
+/**
+ * Smallest send-buffer region a host socket reads into in place; below it the
+ * socket reads into the shared buffer and the bytes are copied. Invariant
+ * that makes lending safe: a flow with `pending` bytes is never lent a
+ * region, and only `pending` is ever written into the buffer by copying.
+ */
+const LEND_MIN = 16 * 1024;
+
 /** Timer entries are never pushed further ahead than this (ms); see reschedule. */
 const TIMER_HORIZON = 60_000;
 
@@ -403,9 +411,14 @@ export class TcpNat {
         // Silence toward the guest: forget the half-open flow without a RST.
         this.remove(f);
       },
+      readInto: () => (f.closed || f.pending !== null ? null : f.conn.lendWriteRegion(LEND_MIN)),
       data: (chunk) => {
         // `chunk` is lent (host-stream.ts): what the send buffer does not take now is copied.
         if (f.closed) return;
+        if (f.pending === null && f.conn.commitLent(chunk, chunk.length, this.deps.now())) {
+          this.pumpToGuest(f); // read in place into the send buffer (readInto): only the pause check is left
+          return;
+        }
         if (f.pending) {
           const both = new Uint8Array(f.pending.length + chunk.length);
           both.set(f.pending);
