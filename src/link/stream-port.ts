@@ -8,13 +8,14 @@
  * (see stream-framer.ts). {@link StreamPort} is the I/O edge around the
  * sans-IO {@link StreamFramer}: it owns one `net.Socket` and nothing else.
  *
- * Receive. Sockets this module creates (client connections, inherited fds)
- * read with `net.Socket`'s `onread` option into one preallocated buffer per
- * port; the framer caches its DataView, so receiving allocates nothing per
- * frame or per read. Sockets accepted by a `net.Server` cannot take `onread`
- * in Node 20, so they use `'data'` events (one Buffer + one DataView per
- * read, still nothing per frame). Frames reach {@link StreamPort.onFrame}
- * synchronously and are lent, valid only during the call.
+ * Receive. Ports read with `net.Socket`'s `onread` option into one
+ * preallocated buffer per port (from the `pool` option when given); the
+ * framer caches its DataView, so receiving allocates nothing per frame or per
+ * read. Accepted connections get there through `takeOver` (Node 20's
+ * `net.Server` has no `onread`); a socket handed in directly uses `'data'`
+ * events (one Buffer + one DataView per read, still nothing per frame).
+ * Frames reach {@link StreamPort.onFrame} synchronously and are lent, valid
+ * only during the call.
  *
  * Send. Two paths, both keep stream order:
  * - {@link StreamPort.sendFrame} copies prefix + frame into a staging chunk
