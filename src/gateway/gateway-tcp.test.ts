@@ -130,6 +130,31 @@ describe('Gateway TCP NAT', () => {
     expect(resumed[0]!.h.seq).toBe((held[0]!.h.seq + held[0]!.payload.length) >>> 0);
   });
 
+  it('resumes held-back connections in turn when the link keeps filling up, so none starves', () => {
+    const rig = rigWithGuest();
+    const open = (port: number) => {
+      seg(rig, GW_IP, port, 8080, { seq: 100, window: 65535 });
+      const host = rig.tcp.dials.at(-1)!;
+      host.ev.connected();
+      const iss = tcpOf(rig.port.takeDecoded()[0]!).h.seq;
+      seg(rig, GW_IP, port, 8080, { seq: 101, ack: iss + 1, flags: tcp.ACK, window: 65535 });
+      return host;
+    };
+    const a = open(40010);
+    const b = open(40011);
+    rig.port.congested = true; // and it stays full: each drain lets one frame out before it fills again
+    a.ev.data(new Uint8Array(8000)); // one frame goes, then a waits
+    b.ev.data(new Uint8Array(8000)); // b waits at once
+    const dstPorts = () => rig.port.takeDecoded().map(tcpOf).filter((x) => x.payload.length > 0).map((x) => x.h.dstPort);
+    expect(dstPorts()).toEqual([40010]);
+    const turns: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      rig.gateway.linkDrained(rig.session);
+      turns.push(dstPorts());
+    }
+    expect(turns).toEqual([[40010], [40011], [40010], [40011]]);
+  });
+
   it('relays data both ways and passes FIN on each side', async () => {
     const rig = rigWithGuest();
     seg(rig, GW_IP, 40005, 8080, { seq: 100 });

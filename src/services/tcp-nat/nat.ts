@@ -112,6 +112,8 @@ class Flow {
   pumpQueued = false;
   /** The host socket is paused for lack of room in the send buffer. */
   hostPaused = false;
+  /** Waiting in TcpNat.congested for the guest's link to drain. */
+  linkWait = false;
   /** Bytes lent to the host socket and not yet written (consumed when they are). */
   toHost = 0;
   scheduledAt = Infinity;
@@ -146,9 +148,11 @@ export class TcpNat {
   private readonly flows = new Map<number, Map<number, Flow>>();
   private readonly perGuest = new Map<Ip4, number>();
   private readonly timers = new TimerHeap<Flow>();
-  /** Guests whose link reported congestion: their connections send no new data until linkDrained. */
-  private readonly congested = new Set<Ip4>();
-  private drainTurn = 0;
+  /**
+   * Guests whose link reported congestion, each with the connections that
+   * held new data back since, in that order: linkDrained resumes just those.
+   */
+  private readonly congested = new Map<Ip4, Flow[]>();
   private dialing = 0;
   private count = 0;
   private readonly rst = tcp.blank();
@@ -165,9 +169,20 @@ export class TcpNat {
     this.output = {
       segment: (conn, h, data, dataOffset) => {
         const f = conn.tag as Flow;
-        if (!this.deps.transmit(f.guestIp, f.remoteIp, h, h.payloadLength > 0 ? data : null, dataOffset)) this.congested.add(f.guestIp);
+        if (!this.deps.transmit(f.guestIp, f.remoteIp, h, h.payloadLength > 0 ? data : null, dataOffset) && !this.congested.has(f.guestIp))
+          this.congested.set(f.guestIp, []);
       },
-      linkBlocked: (conn) => this.congested.size > 0 && this.congested.has((conn.tag as Flow).guestIp),
+      linkBlocked: (conn) => {
+        if (this.congested.size === 0) return false;
+        const f = conn.tag as Flow;
+        const waiting = this.congested.get(f.guestIp);
+        if (waiting === undefined) return false;
+        if (!f.linkWait) {
+          f.linkWait = true;
+          waiting.push(f);
+        }
+        return true;
+      },
     };
     this.events = {
       onEstablished: (conn) => this.onEstablished(conn.tag as Flow),
@@ -301,18 +316,23 @@ export class TcpNat {
    * data back while it was congested send again.
    */
   linkDrained(guestIp: Ip4): void {
-    if (!this.congested.delete(guestIp)) return;
+    const waiting = this.congested.get(guestIp);
+    if (waiting === undefined) return;
+    this.congested.delete(guestIp);
     const now = this.deps.now();
-    const list: Flow[] = [];
-    for (const byRemote of this.flows.values()) for (const f of byRemote.values()) if (f.guestIp === guestIp && !f.closed) list.push(f);
-    // Round robin: each drain starts with the next connection, so a bulk transfer
-    // that fills the link again cannot starve the others.
-    const n = list.length;
-    const start = n > 0 ? this.drainTurn++ % n : 0;
-    for (let i = 0; i < n && !this.congested.has(guestIp); i++) {
-      const f = list[(start + i) % n]!;
+    for (let i = 0; i < waiting.length; i++) {
+      const f = waiting[i]!;
+      f.linkWait = false;
+      if (f.closed) continue;
       f.conn.flush(now);
       this.reschedule(f);
+      const again = this.congested.get(guestIp);
+      if (again !== undefined) {
+        // Full again: the connections not yet resumed go first next time, so a
+        // bulk transfer that refills the link cannot starve the others.
+        this.congested.set(guestIp, waiting.slice(i + 1).concat(again));
+        return;
+      }
     }
   }
 
