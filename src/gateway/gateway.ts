@@ -35,7 +35,7 @@ import * as icmp from '../wire/icmpv4.js';
 import * as udp from '../wire/udp.js';
 import * as dhcp from '../wire/dhcpv4.js';
 import * as tcp from '../wire/tcp.js';
-import { simdBuffer } from '../wire/checksum.js';
+import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { tcpConfig } from '../tcp/conn.js';
 import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
@@ -241,6 +241,7 @@ export class Gateway {
   close(): void {
     this.udpNat.closeAll();
     for (const s of [...this.sessions]) this.detach(s);
+    releaseSimdBuffer(this.out); // scratch only: nothing in it outlives a call
   }
 
   /**

@@ -171,12 +171,12 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     this.#maxFree = Math.ceil(this.#hwm / this.#chunkSize) + 2;
     this.onFrame = options.onFrame ?? noFrame;
     this.#pool = options.pool;
-    this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len), options.pool);
+    this.#framer = new StreamFramer(this.maxFrame, (buf, view, off, len) => this.onFrame(buf, view, off, len), this.#pool);
     this.rx = this.#framer.counters;
     let socket: net.Socket;
     let rxBuffer: Uint8Array | null = null;
     if (typeof source === 'function') {
-      const buffer = options.pool?.take(RX_BUFFER) ?? Buffer.allocUnsafe(RX_BUFFER);
+      const buffer = this.#pool?.take(RX_BUFFER) ?? Buffer.allocUnsafe(RX_BUFFER);
       rxBuffer = buffer;
       socket = source({
         buffer,
@@ -190,7 +190,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
       socket.on('data', (chunk: Buffer) => this.#ingest(chunk, 0, chunk.length));
     }
     this.socket = socket;
-    const pool = options.pool;
+    const pool = this.#pool;
     if (rxBuffer !== null && pool !== undefined) {
       // Reads may land in it until the handle closes: only then back to the pool.
       const rx = rxBuffer;

@@ -1216,7 +1216,7 @@ export class TcpConn {
     if (avail > 0 && len <= Math.min(this.sndWnd - rel, this.cwnd + this.smss)) {
       this.#emitData(len, this.#finQueued && len === avail, now, false);
     } else {
-      const out = Math.min(this.sndBuf.length, seq.sub(this.sndMax, this.sndUna));
+      const out = this.#sentBytes();
       const n = Math.min(out, limit);
       this.#retransmitAt(out - n, n, now);
     }
@@ -1237,7 +1237,7 @@ export class TcpConn {
     // SND.MAX. Such bytes would arrive without SND.MAX knowing, the peer would
     // ACK beyond it, and every such ACK would be dropped as "ACK of unsent
     // data" (RFC 9293 §3.10.7.4): a deadlock until the retries ran out.
-    const dataLen = Math.min(this.sndBuf.length, seq.sub(this.sndMax, this.sndUna));
+    const dataLen = this.#sentBytes();
     if (rel > dataLen) return;
     const limit = Math.min(this.#payloadLimit(), this.#sacked.nextStart(rel) - rel);
     const end = this.#retransmitAt(rel, Math.min(dataLen - rel, limit), now);
@@ -1247,6 +1247,11 @@ export class TcpConn {
       this.#rxtAt = now;
       this.#rxtMark = this.sndMax;
     }
+  }
+
+  /** Buffered bytes already sent once (up to SND.MAX, not counting our FIN): all a retransmission may carry. */
+  #sentBytes(): number {
+    return Math.min(this.sndBuf.length, seq.sub(this.sndMax, this.sndUna));
   }
 
   /**

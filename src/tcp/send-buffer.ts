@@ -49,6 +49,12 @@ export class SendBuffer {
     this.#head = 0;
   }
 
+  /** Where the next byte goes in storage `b`: just after the held bytes, wrapped. */
+  #tail(b: Uint8Array): number {
+    const t = this.#head + this.length;
+    return t >= b.length ? t - b.length : t;
+  }
+
   /**
    * Appends up to `free` bytes of `src[off .. off+len)`.
    * @returns bytes taken (0..len)
@@ -59,8 +65,7 @@ export class SendBuffer {
     if (this.#buf === null || this.#buf.length < this.length + n) this.#grow(this.length + n);
     const b = this.#buf!;
     const cap = b.length;
-    let tail = this.#head + this.length;
-    if (tail >= cap) tail -= cap;
+    const tail = this.#tail(b);
     const first = Math.min(n, cap - tail);
     b.set(first === src.length && off === 0 ? src : src.subarray(off, off + first), tail);
     if (first < n) b.set(src.subarray(off + first, off + n), 0);
@@ -81,8 +86,7 @@ export class SendBuffer {
   lendTail(min: number): Uint8Array | null {
     const b = this.#buf;
     if (b === null || b.length < this.max || this.free < min) return null;
-    let tail = this.#head + this.length;
-    if (tail >= b.length) tail -= b.length;
+    const tail = this.#tail(b);
     const n = Math.min(this.free, tail >= this.#head && this.length < b.length ? b.length - tail : this.#head - tail);
     return n < min ? null : b.subarray(tail, tail + n);
   }
@@ -96,9 +100,7 @@ export class SendBuffer {
   commitLent(region: Uint8Array, n: number): boolean {
     const b = this.#buf;
     if (b === null || region.buffer !== b.buffer || n > this.free || n > region.length) return false;
-    let tail = this.#head + this.length;
-    if (tail >= b.length) tail -= b.length;
-    if (region.byteOffset !== b.byteOffset + tail) return false;
+    if (region.byteOffset !== b.byteOffset + this.#tail(b)) return false;
     this.length += n;
     return true;
   }
