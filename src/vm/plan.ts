@@ -17,7 +17,7 @@ import { VmnetError } from '../errors.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
 import { qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
 import { chooseAccel, findQemu, type Accel } from '../qemu/binary.js';
-import { detectImageFormat, type ImageFormat } from '../qemu/image.js';
+import { resolveImageFormat, type ImageFormat } from '../qemu/image.js';
 import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js';
 import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
@@ -29,8 +29,15 @@ export type NetSpec = { kind: 'user'; mac?: string } | { kind: 'switch'; switch:
 
 /** Options of `launch()` (and of `vmnet run`). */
 export interface LaunchOptions {
-  /** Disk image, qcow2 or raw (read from the file). */
+  /** Disk image, qcow2 or raw. */
   image?: string;
+  /**
+   * The image's format. Default: read from the file, and then a qcow2 that
+   * names a backing or data file is refused (a guest can write such a
+   * header into a raw disk). 'qcow2' vouches for the image; 'raw' boots
+   * its bytes as they are.
+   */
+  format?: ImageFormat;
   /** Discard writes to the image. */
   snapshot?: boolean;
   kernel?: string;
@@ -165,7 +172,9 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   const env = o.env ?? process.env;
   const notes: string[] = [];
   const image = o.image ? resolve(o.image) : undefined;
-  const format = image ? await detectImageFormat(image) : undefined;
+  if (o.format !== undefined && o.format !== 'raw' && o.format !== 'qcow2') throw new VmnetError('E_USAGE', `bad format ${String(o.format)}: raw or qcow2`);
+  if (o.format !== undefined && !image) throw new VmnetError('E_USAGE', '--format needs a disk IMAGE');
+  const format = image ? await resolveImageFormat(image, o.format) : undefined;
   const kernel = o.kernel ? resolve(o.kernel) : undefined;
   const initrd = o.initrd ? resolve(o.initrd) : undefined;
   if (kernel) await readable(kernel, 'kernel');

@@ -3,7 +3,8 @@
  * collect its NDJSON events, start an HTTP server inside the test guest over
  * its console socket, find free host ports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -173,3 +174,24 @@ export const alive = (pid: number) => {
     return false;
   }
 };
+
+/**
+ * A `--qemu` wrapper that logs each start (its pid and argv, one line) to
+ * `<dir>/qemu-calls.log` and then execs the real qemu-system binary (same
+ * pid), so a test can tell whether, and how, QEMU was started.
+ */
+export function qemuWrapper(dir: string): { path: string; calls(): string[] } {
+  const log = join(dir, 'qemu-calls.log');
+  const path = join(dir, 'qemu-wrapper.sh');
+  const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+  writeFileSync(path, `#!/bin/sh\necho "$$ $*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  return { path, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+}
+
+/** Guest script: DHCP, then a busybox nc listener on port 22 that prints what it got (GOT ...); prints SERVING first. */
+export const NC22_SCRIPT = `udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 1 || echo DHCP-FAILED
+( nc -l -p 22 < /dev/null > /tmp/got 2>&1; echo "GOT $(cat /tmp/got)" ) &
+sleep 0.5
+echo SERVING
+sleep 600
+`;

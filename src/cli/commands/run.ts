@@ -17,6 +17,7 @@ interface RunArgs extends NetworkArgs {
   initrd?: string;
   append?: string;
   snapshot: boolean;
+  format?: 'raw' | 'qcow2';
   memory: string;
   cpus: number;
   name?: string;
@@ -59,7 +60,11 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         y
           .parserConfiguration({ 'populate--': true })
           .usage(USAGE)
-          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file)' })
+          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file unless --format)' })
+          .option('format', {
+            choices: ['raw', 'qcow2'] as const,
+            describe: 'the image format; without it a qcow2 image that names a backing or data file is refused (a guest could have written that header)',
+          })
           .option('kernel', { type: 'string', describe: 'boot this kernel directly (with or without IMAGE)' })
           .option('initrd', { type: 'string', describe: 'initramfs for --kernel' })
           .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
@@ -98,6 +103,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         ...(a.initrd !== undefined ? { initrd: a.initrd } : {}),
         ...(a.append !== undefined ? { append: a.append } : {}),
         snapshot: a.snapshot,
+        ...(a.format !== undefined ? { format: a.format } : {}),
         memory: a.memory,
         cpus: a.cpus,
         ...(a.name !== undefined ? { name: a.name } : {}),

@@ -1,0 +1,100 @@
+/**
+ * How `vmnet run` starts QEMU, end to end with real QEMU and the test guest:
+ * which image format QEMU is told (a probed qcow2 that names a host file is
+ * refused before QEMU exists; `--format qcow2` vouches for it), and a
+ * detached VM from a qcow2 overlay serving a forward to a listener on the
+ * guest's port 22. A `--qemu` wrapper logs every QEMU start, so "QEMU was
+ * never started" is observed, not assumed.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findBundledGuest } from '../../src/guest/bundled.js';
+import { privateTmp } from '../helpers/tmp.js';
+import { alive, connectUnix, freePort, NC22_SCRIPT, portFree, qemuWrapper, serveOverConsole, vmnet } from './launcher-helpers.js';
+
+const guest = findBundledGuest();
+const SMALL_NO_ACCEL = ['-m', '256M', '--cpus', '1'];
+let tmp: string;
+let env: NodeJS.ProcessEnv;
+let root: string;
+
+beforeAll(() => {
+  tmp = privateTmp('vmnet-lstart-');
+  env = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
+  delete env.VMNET_RUNTIME_DIR;
+  root = join(tmp, 'vmnet');
+});
+afterAll(async () => {
+  const ls = await vmnet(['ls', '--json'], env);
+  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
+});
+
+/** Waits for a console line matching `re` on a socket already being read. */
+function consoleLine(sock: net.Socket, re: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no console line ${re} within ${timeoutMs} ms; tail: ${buf.slice(-500)}`)), timeoutMs);
+    const onData = (b: Buffer) => {
+      buf += b.toString('latin1');
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        sock.off('data', onData);
+        resolve(m);
+      }
+    };
+    sock.on('data', onData);
+  });
+}
+
+describe('vmnet run: disk image formats', () => {
+  it('a probed qcow2 naming a host file as its backing file exits 2 before QEMU starts; --format raw passes it as raw', async () => {
+    const evil = join(tmp, 'guest-disk.img');
+    // What a guest can write into the first sector of its own raw disk: a qcow2 header whose backing file is a host file.
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', '/etc/hostname', '-F', 'raw', evil, '64M']);
+    const q = qemuWrapper(tmp);
+    const r = await vmnet(['run', evil, '--qemu', q.path, '--name', 'ls-evil', '--console', 'none', '--accel', 'tcg', ...SMALL_NO_ACCEL], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^vmnet: .*guest-disk\.img looks like qcow2 with a backing file "\/etc\/hostname".*--format qcow2.*\n$/);
+    expect(q.calls()).toEqual([]); // QEMU never ran
+    expect(existsSync(join(root, 'ls-evil'))).toBe(false);
+    const raw = await vmnet(['run', evil, '--format', 'raw', '--accel', 'tcg', '--dry-run'], env);
+    expect(raw.code, raw.stderr).toBe(0);
+    expect(raw.stdout).toContain(`file=${evil},format=raw,if=virtio`);
+  });
+
+  it('--format qcow2 vouches: a qcow2 overlay of the test disk boots detached and serves a forward to a listener on guest port 22', async () => {
+    const overlay = join(tmp, 'overlay.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', guest.diskQcow2, '-F', 'qcow2', overlay]);
+    const probed = await vmnet(['run', overlay, '--dry-run'], env);
+    expect(probed.code).toBe(2); // probed, it names a file: refused
+    expect(probed.stderr).toContain(`backing file "${guest.diskQcow2}"`);
+
+    const port = await freePort();
+    const start = await vmnet(['run', overlay, '--format', 'qcow2', '--detach', '--name', 'ls-ovl', '-p', `${port}:22`, '--accel', 'tcg', ...SMALL_NO_ACCEL], env);
+    expect(start.code, start.stderr).toBe(0);
+    const ls = JSON.parse((await vmnet(['ls', '--json'], env)).stdout) as Array<Record<string, unknown>>;
+    const me = ls.find((v) => v.name === 'ls-ovl')!;
+    expect(readFileSync(`/proc/${me.qemuPid}/cmdline`, 'utf8')).toContain(`file=${overlay},format=qcow2,if=virtio`);
+
+    const con = await connectUnix(join(root, 'ls-ovl', 'console.sock'));
+    await serveOverConsole(con, con, NC22_SCRIPT);
+    const got = consoleLine(con, /GOT (\S*)/);
+    const wait = await vmnet(['wait', 'ls-ovl', '--port', '22', '--timeout', '60'], env);
+    expect(wait.code, wait.stderr).toBe(0);
+    const c = net.createConnection(port, '127.0.0.1');
+    await new Promise<void>((r, j) => c.once('connect', r).once('error', j));
+    c.end('byte-crossed');
+    expect((await got)[1]).toBe('byte-crossed');
+    c.destroy();
+    con.destroy();
+
+    const stop = await vmnet(['stop', 'ls-ovl', '--force'], env);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(alive(me.qemuPid as number)).toBe(false);
+    expect(await portFree(port)).toBe(true);
+  });
+});
