@@ -22,6 +22,7 @@ import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js'
 import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
 import { parseMemory } from './run.js';
+import { readKvmVerdict } from './accel-verdict.js';
 import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName } from './state.js';
 
 /** One guest NIC. `user` is vmnet's own gateway, in-process. */
@@ -82,6 +83,8 @@ export interface ResolvedLaunch {
   explicitName: boolean;
   binary: string;
   accel: Accel;
+  /** `auto` chose KVM: launch() may start QEMU again with TCG when KVM fails at start. */
+  accelAuto: boolean;
   notes: string[];
   memoryMiB: number;
   cpus: number;
@@ -220,7 +223,15 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   resolveGatewayConfig(gateway); // throws one-line usage errors now, not after QEMU started
 
   const binary = findQemu(o.qemu, env);
-  const { accel, note } = chooseAccel(o.accel ?? 'auto');
+  const requested = o.accel ?? 'auto';
+  let { accel, note } = chooseAccel(requested);
+  if (requested === 'auto' && accel === 'kvm') {
+    const verdict = readKvmVerdict(runtimeRoot(env), binary);
+    if (verdict) {
+      accel = 'tcg';
+      note = `using TCG: KVM failed when QEMU started earlier in this boot of the host (${verdict.reason}); remove ${verdict.file} or pass --accel kvm to try KVM again`;
+    }
+  }
   if (note) notes.push(note);
   const stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
   if (!(stopTimeoutMs >= 0)) throw new VmnetError('E_USAGE', `bad stop timeout ${stopTimeoutMs}`);
@@ -229,6 +240,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     explicitName,
     binary,
     accel,
+    accelAuto: requested === 'auto' && accel === 'kvm',
     notes,
     memoryMiB,
     cpus,

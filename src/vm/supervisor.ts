@@ -8,8 +8,9 @@
  *
  * Handshake over an extra pipe (fd 3): the parent writes the launch options
  * as one JSON line (already validated, paths absolute), the supervisor
- * launches and answers one JSON line: `{"ok": true, "name", "dir"}` once
- * the VM runs and its control socket listens, or `{"ok": false, "code",
+ * launches and answers one JSON line: `{"ok": true, "name", "dir",
+ * "events"}` once the VM runs and its control socket listens (events: what
+ * launch() reported up to `started`, e.g. an `accel-fallback`), or `{"ok": false, "code",
  * "message", "usage"}`, which the parent rethrows as the same VmnetError (a
  * taken port is still exit 2, reported before anything keeps running). EOF
  * without an answer means the supervisor died: the parent says where its log
@@ -24,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
 import { packageRoot } from '../guest/bundled.js';
-import { launch, type VmEvent } from './launch.js';
+import { launch, type Vm, type VmEvent } from './launch.js';
 import type { LaunchOptions } from './plan.js';
 import { ensureRuntimeRoot } from './state.js';
 
@@ -42,7 +43,7 @@ type Serializable = Omit<LaunchOptions, 'env'>;
  * @returns the VM's name and directory, once it runs
  * @throws VmnetError as launch() would (same code), or E_QEMU_FAILED when the supervisor died
  */
-export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Promise<{ name: string; dir: string }> {
+export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Promise<{ name: string; dir: string; events: VmEvent[] }> {
   const env = opts.env ?? process.env;
   const root = await ensureRuntimeRoot(env);
   const logPath = join(root, 'supervisor.log');
@@ -80,9 +81,9 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
   if (reply === null) {
     throw new VmnetError('E_QEMU_FAILED', `the VM supervisor exited without starting the VM; see ${logPath}`);
   }
-  const r = JSON.parse(reply) as { ok: boolean; name?: string; dir?: string; code?: VmnetErrorCode; message?: string; usage?: boolean };
+  const r = JSON.parse(reply) as { ok: boolean; name?: string; dir?: string; events?: VmEvent[]; code?: VmnetErrorCode; message?: string; usage?: boolean };
   if (!r.ok) throw new VmnetError(r.code ?? 'E_QEMU_FAILED', r.message ?? 'the VM did not start', { usage: r.usage ?? false });
-  return { name: r.name!, dir: r.dir! };
+  return { name: r.name!, dir: r.dir!, events: r.events ?? [] };
 }
 
 /**
@@ -112,9 +113,16 @@ export async function runSupervised(onSignal: (h: () => void) => () => void, log
   });
   const opts = JSON.parse(line) as Serializable;
   const say = (s: string) => log.write(`${new Date().toISOString()} ${s}\n`);
-  let vm;
+  let vm: Vm | undefined;
+  const early: VmEvent[] = [];
   try {
-    vm = await launch({ ...opts, onEvent: (e: VmEvent) => say(JSON.stringify(e)) });
+    vm = await launch({
+      ...opts,
+      onEvent: (e: VmEvent) => {
+        say(JSON.stringify(e));
+        if (!vm) early.push(e);
+      },
+    });
   } catch (e) {
     const v = e instanceof VmnetError ? e : new VmnetError('E_QEMU_FAILED', (e as Error)?.message ?? String(e));
     say(`launch failed: ${v.message}`);
@@ -123,7 +131,7 @@ export async function runSupervised(onSignal: (h: () => void) => () => void, log
   }
   const theVm = vm;
   const off = onSignal(() => void theVm.stop());
-  pipe.end(JSON.stringify({ ok: true, name: vm.name, dir: vm.dir }) + '\n');
+  pipe.end(JSON.stringify({ ok: true, name: vm.name, dir: vm.dir, events: early }) + '\n');
   const exit = await vm.exited;
   off();
   say(`VM ${vm.name} ended: ${exit.reason}${exit.stop ? ` (${exit.stop})` : ''}, QEMU ${exit.signal ?? `code ${exit.code}`}`);

@@ -2,7 +2,7 @@
  * The built `vmnet` binary as a user meets it: real help, one-line errors
  * with exit code 2, no stack traces.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +117,7 @@ describe('vmnet CLI', () => {
   it('prints the QEMU command line with --dry-run, detecting the format from content', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
     const img = join(dir, 'disk.img');
-    writeFileSync(img, Buffer.from('514649fb00000003', 'hex'));
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '1M']); // a qcow2 named .img
     const r = await vmnet('run', img, '--accel', 'tcg', '-m', '512M', '--forward', '2222:22', '--dry-run', '--', '-no-reboot');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`file=${img},format=qcow2,if=virtio`);

@@ -177,12 +177,12 @@ export const alive = (pid: number) => {
 
 /**
  * A `--qemu` wrapper that logs each start (its pid and argv, one line) to
- * `<dir>/qemu-calls.log` and then execs the real qemu-system binary (same
+ * `<dir>/<tag>-calls.log` and then execs the real qemu-system binary (same
  * pid), so a test can tell whether, and how, QEMU was started.
  */
-export function qemuWrapper(dir: string): { path: string; calls(): string[] } {
-  const log = join(dir, 'qemu-calls.log');
-  const path = join(dir, 'qemu-wrapper.sh');
+export function qemuWrapper(dir: string, tag = 'qemu'): { path: string; calls(): string[] } {
+  const log = join(dir, `${tag}-calls.log`);
+  const path = join(dir, `${tag}-wrapper.sh`);
   const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
   writeFileSync(path, `#!/bin/sh\necho "$$ $*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
   return { path, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };

@@ -13,16 +13,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { alive, connectUnix, freePort, NC22_SCRIPT, portFree, qemuWrapper, serveOverConsole, vmnet } from './launcher-helpers.js';
+import { alive, APPEND, connectUnix, freePort, NC22_SCRIPT, portFree, qemuWrapper, serveOverConsole, startRun, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 const SMALL_NO_ACCEL = ['-m', '256M', '--cpus', '1'];
 let tmp: string;
 let env: NodeJS.ProcessEnv;
 let root: string;
+/** One QEMU wrapper for the file: the KVM verdict is kept per QEMU binary. */
+let q: ReturnType<typeof qemuWrapper>;
 
 beforeAll(() => {
   tmp = privateTmp('vmnet-lstart-');
+  q = qemuWrapper(tmp);
   env = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
   delete env.VMNET_RUNTIME_DIR;
   root = join(tmp, 'vmnet');
@@ -50,23 +53,70 @@ function consoleLine(sock: net.Socket, re: RegExp, timeoutMs = 60_000): Promise<
   });
 }
 
+/** Does QEMU with -accel kvm die at start on this host (FACTS.md: it does on the project's machines)? */
+function kvmDiesAtStart(): string | null {
+  try {
+    execFileSync('qemu-system-x86_64', ['-accel', 'kvm', '-cpu', 'host', '-nodefaults', '-display', 'none', '-no-user-config', '-S', '-qmp', 'null'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 3000 });
+    return null;
+  } catch (e) {
+    const err = e as { stderr?: Buffer; signal?: string };
+    return err.signal === 'SIGTERM' ? null : String(err.stderr ?? '');
+  }
+}
+
+describe('vmnet run --accel', () => {
+  it('auto: when KVM dies at start, QEMU is started again with TCG, said in one line and an event, and remembered for this boot; --accel kvm fails loudly', async () => {
+    const kvmError = kvmDiesAtStart();
+    const n0 = q.calls().length;
+    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'ls-auto', '--console', 'none', '--qemu', q.path, ...SMALL_NO_ACCEL], env);
+    const started = await run.event('started');
+    const verdict = join(root, 'accel-verdict.json');
+    if (kvmError !== null) {
+      expect(kvmError).toMatch(/kvm|MSR/i);
+      expect(started.accel).toBe('tcg');
+      const fb = run.events.find((e) => e.event === 'accel-fallback')!;
+      expect(fb).toMatchObject({ from: 'kvm', to: 'tcg', remembered: verdict });
+      expect(fb.reason).toMatch(/kvm|MSR/i);
+      expect(run.events.indexOf(fb)).toBeLessThan(run.events.indexOf(run.events.find((e) => e.event === 'started')!));
+      expect(q.calls().slice(n0).map((c) => /-accel (\w+)/.exec(c)![1])).toEqual(['kvm', 'tcg']);
+      expect(run.stderr()).toMatch(/^vmnet: KVM failed when QEMU started .*; started again with TCG .*\n/m);
+      const v = JSON.parse(readFileSync(verdict, 'utf8')) as Record<string, unknown>;
+      expect(v.bootId).toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    } else {
+      // KVM works on this host: auto uses it and nothing is remembered.
+      expect(started.accel).toBe('kvm');
+      expect(existsSync(verdict)).toBe(false);
+    }
+    const stop = await vmnet(['stop', 'ls-auto', '--force'], env);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect((await run.done).code).toBe(0);
+
+    if (kvmError !== null) {
+      const kvm = await vmnet(['run', '--kernel', guest.kernel, '--name', 'ls-kvm', '--console', 'none', '--accel', 'kvm', ...SMALL_NO_ACCEL], env);
+      expect(kvm.code).toBe(1);
+      expect(kvm.stderr).toMatch(/^vmnet: QEMU failed to start: .*(kvm|MSR).*\n$/i);
+      expect(existsSync(join(root, 'ls-kvm'))).toBe(false);
+    }
+  });
+});
+
 describe('vmnet run: disk image formats', () => {
   it('a probed qcow2 naming a host file as its backing file exits 2 before QEMU starts; --format raw passes it as raw', async () => {
     const evil = join(tmp, 'guest-disk.img');
     // What a guest can write into the first sector of its own raw disk: a qcow2 header whose backing file is a host file.
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', '/etc/hostname', '-F', 'raw', evil, '64M']);
-    const q = qemuWrapper(tmp);
+    const n0 = q.calls().length;
     const r = await vmnet(['run', evil, '--qemu', q.path, '--name', 'ls-evil', '--console', 'none', '--accel', 'tcg', ...SMALL_NO_ACCEL], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^vmnet: .*guest-disk\.img looks like qcow2 with a backing file "\/etc\/hostname".*--format qcow2.*\n$/);
-    expect(q.calls()).toEqual([]); // QEMU never ran
+    expect(q.calls().slice(n0)).toEqual([]); // QEMU never ran
     expect(existsSync(join(root, 'ls-evil'))).toBe(false);
     const raw = await vmnet(['run', evil, '--format', 'raw', '--accel', 'tcg', '--dry-run'], env);
     expect(raw.code, raw.stderr).toBe(0);
     expect(raw.stdout).toContain(`file=${evil},format=raw,if=virtio`);
   });
 
-  it('--format qcow2 vouches: a qcow2 overlay of the test disk boots detached and serves a forward to a listener on guest port 22', async () => {
+  it('--format qcow2 vouches: a qcow2 overlay of the test disk boots detached with no --accel (straight to TCG where KVM failed before) and serves a forward to a listener on guest port 22', async () => {
     const overlay = join(tmp, 'overlay.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', guest.diskQcow2, '-F', 'qcow2', overlay]);
     const probed = await vmnet(['run', overlay, '--dry-run'], env);
@@ -74,8 +124,15 @@ describe('vmnet run: disk image formats', () => {
     expect(probed.stderr).toContain(`backing file "${guest.diskQcow2}"`);
 
     const port = await freePort();
-    const start = await vmnet(['run', overlay, '--format', 'qcow2', '--detach', '--name', 'ls-ovl', '-p', `${port}:22`, '--accel', 'tcg', ...SMALL_NO_ACCEL], env);
+    const n0 = q.calls().length;
+    const remembered = existsSync(join(root, 'accel-verdict.json'));
+    const start = await vmnet(['run', overlay, '--format', 'qcow2', '--detach', '--name', 'ls-ovl', '-p', `${port}:22`, '--qemu', q.path, ...SMALL_NO_ACCEL], env);
     expect(start.code, start.stderr).toBe(0);
+    // After the run above (same runtime directory, same boot) KVM's verdict is known: one QEMU start, straight to TCG.
+    // Run alone, the supervisor falls back itself.
+    const accels = q.calls().slice(n0).map((c) => /-accel (\w+)/.exec(c)![1]);
+    const kvmFails = kvmDiesAtStart() !== null;
+    expect(accels).toEqual(!kvmFails ? ['kvm'] : remembered ? ['tcg'] : ['kvm', 'tcg']);
     const ls = JSON.parse((await vmnet(['ls', '--json'], env)).stdout) as Array<Record<string, unknown>>;
     const me = ls.find((v) => v.name === 'ls-ovl')!;
     expect(readFileSync(`/proc/${me.qemuPid}/cmdline`, 'utf8')).toContain(`file=${overlay},format=qcow2,if=virtio`);

@@ -10,6 +10,7 @@ import type { CliIo } from '../io.js';
 import { withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
 import type { LaunchOptions } from '../../vm/plan.js';
+import type { VmEvent } from '../../vm/vm.js';
 
 interface RunArgs extends NetworkArgs {
   image?: string;
@@ -72,7 +73,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           .option('memory', { alias: 'm', type: 'string', default: '1G', describe: 'guest memory, e.g. 512M, 2G' })
           .option('cpus', { type: 'number', default: 2, describe: 'virtual CPUs' })
           .option('name', { type: 'string', describe: 'VM name (default: from the image file name, made unique)' })
-          .option('accel', { choices: ['auto', 'kvm', 'tcg', 'hvf'] as const, default: 'auto' as const, describe: 'accelerator; auto uses KVM only when /dev/kvm can be opened, else TCG' })
+          .option('accel', { choices: ['auto', 'kvm', 'tcg', 'hvf'] as const, default: 'auto' as const, describe: 'accelerator; auto tries KVM when /dev/kvm opens and starts QEMU again with TCG when KVM fails at start (remembered until the host reboots)' })
           .option('qemu', { type: 'string', describe: 'QEMU binary (default: qemu-system-<host arch> on PATH)' })
           .option('net', {
             type: 'string',
@@ -145,16 +146,26 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         return;
       }
 
+      const json = a.json;
+      /** What the user hears about the start: the fallback and the notes on stderr, every event as NDJSON with --json. */
+      const report = (e: VmEvent) => {
+        if (e.event === 'accel-fallback') {
+          io.stderr.write(`vmnet: KVM failed when QEMU started (${e.reason}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${e.remembered})` : ''}\n`);
+        } else if (e.event === 'started') {
+          for (const n of e.notes) io.stderr.write(`vmnet: ${n}\n`);
+        }
+        if (json) io.stdout.write(JSON.stringify(e) + '\n');
+      };
       if (a.detach) {
         const { startDetached } = await import('../../vm/supervisor.js');
-        const { name } = await startDetached(opts);
-        io.stdout.write(name + '\n');
+        const { name, events } = await startDetached(opts);
+        for (const e of events) report(e);
+        if (!json) io.stdout.write(name + '\n');
         return;
       }
 
       const { launch } = await import('../../vm/launch.js');
-      const json = a.json;
-      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(JSON.stringify(e) + '\n') } : {}) });
+      const vm = await launch({ ...opts, onEvent: report });
       const onTerminal = console.kind === 'terminal' && !json;
       const interactive = onTerminal && io.isTty && io.stdin !== undefined;
       if (!json) {
