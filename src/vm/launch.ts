@@ -3,8 +3,8 @@
  * hands back a `Vm` (vm.ts).
  *
  * Start, in order, undoing everything on any failure:
- * 1. validate options (plan.ts) and claim the VM directory (state.ts);
- *    state.json names this process as the owner;
+ * 1. validate options (plan.ts) and claim the VM directory (state.ts): it
+ *    appears with state.json naming this process as the owner;
  * 2. start the gateway in-process on `net0.sock` with the port forwards: a
  *    taken host port fails here, before QEMU exists; `--net switch:NAME`
  *    NICs get a port on that switch (src/switch/daemon.ts starts the switch
@@ -139,8 +139,23 @@ const stderrTail = (stderr: string): string => stderr.trim().split('\n').slice(-
  */
 export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   const r = await resolveLaunch(o);
-  let plan = await claimPlan(r);
+  const state: VmState = {
+    version: 1,
+    name: r.baseName,
+    pid: process.pid,
+    pidStart: processStartTime(process.pid),
+    qemuPid: null,
+    state: 'starting',
+    accel: r.accel,
+    startedAt: Date.now(),
+    image: r.drive?.path ?? null,
+    kernel: r.kernel ?? null,
+    macs: [],
+  };
+  let plan = await claimPlan(r, (name) => ({ ...state, name }));
   const { dir } = plan;
+  state.name = plan.name;
+  state.macs = plan.nics.map((n) => n.mac);
   if (plan.nics.some((n) => n.net.kind === 'switch')) {
     try {
       plan = await switchPlan(r, plan);
@@ -150,19 +165,6 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
     }
   }
   const switchSockets = plan.nics.map((n) => (n.net.kind === 'switch' ? n.socket : undefined));
-  const state: VmState = {
-    version: 1,
-    name: plan.name,
-    pid: process.pid,
-    pidStart: processStartTime(process.pid),
-    qemuPid: null,
-    state: 'starting',
-    accel: plan.spec.accel,
-    startedAt: Date.now(),
-    image: r.drive?.path ?? null,
-    kernel: r.kernel ?? null,
-    macs: plan.nics.map((n) => n.mac),
-  };
   let gateway: RunningGateway | null = null;
   let started: QemuStarted | null = null;
   let hub: SerialHub | null = null;

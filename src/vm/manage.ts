@@ -60,8 +60,8 @@ export async function findVm(name: string, env: NodeJS.ProcessEnv = process.env)
   const e = await inspectVmDir(root, name);
   if (!e) throw new VmnetError('E_NO_VM', `no VM named ${name} is running (vmnet ls lists them)`);
   if (!e.alive) {
-    const killed = await cleanStale(root, e);
-    throw new VmnetError('E_NO_VM', `VM ${name} is not running: its process died${killed ? '; its orphaned QEMU was killed' : ''} and its state was cleaned up`);
+    const c = await cleanStale(root, e);
+    throw new VmnetError('E_NO_VM', `VM ${name} is not running: its process died${c?.qemuKilled ? '; its orphaned QEMU was killed' : ''} and its state was cleaned up`);
   }
   return e;
 }

@@ -23,7 +23,7 @@ import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
 import { parseMemory } from './run.js';
 import { readKvmVerdict } from './accel-verdict.js';
-import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName } from './state.js';
+import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName, type VmState } from './state.js';
 
 /** One guest NIC. `user` is vmnet's own gateway, in-process. */
 export type NetSpec = { kind: 'user'; mac?: string } | { kind: 'switch'; switch: string; vlan?: number; mac?: string };
@@ -316,9 +316,13 @@ export async function planLaunch(o: LaunchOptions): Promise<LaunchPlan> {
   return buildPlan(r, name, join(root, name));
 }
 
-/** Claims the VM's directory (creating the runtime root if needed) and plans the launch in it. */
-export async function claimPlan(r: ResolvedLaunch): Promise<LaunchPlan> {
+/**
+ * Claims the VM's directory (creating the runtime root if needed), its
+ * state.json written from the first moment, and plans the launch in it.
+ * @param owner the state naming this process as the owner, for a name
+ */
+export async function claimPlan(r: ResolvedLaunch, owner: (name: string) => VmState): Promise<LaunchPlan> {
   const root = await ensureRuntimeRoot(r.env);
-  const { name, dir } = await claimVmDir(root, r.baseName, r.explicitName);
+  const { name, dir } = await claimVmDir(root, r.baseName, r.explicitName, owner);
   return buildPlan(r, name, dir);
 }
