@@ -19,12 +19,14 @@
  * 4. serve `console.sock` (serial.ts) and `control.sock` (control.ts), write
  *    state.json as running, emit `started`.
  */
+import { closeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { formatForward, type ForwardSpec } from '../config/forward.js';
 import { startGateway, type RunningGateway } from '../gateway/server.js';
+import { openUserFile } from '../link/user-file.js';
 import { kvmStartFailure } from '../qemu/binary.js';
 import { QemuProcess } from '../qemu/process.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
@@ -166,6 +168,7 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   }
   const switchSockets = plan.nics.map((n) => (n.net.kind === 'switch' ? n.socket : undefined));
   let gateway: RunningGateway | null = null;
+  let consoleFd: number | null = null;
   let started: QemuStarted | null = null;
   let hub: SerialHub | null = null;
   let control: ControlServer | null = null;
@@ -174,6 +177,8 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   const onQmpEvent = (e: QmpEvent) => vm?._onQmpEvent(e);
   try {
     await writeState(dir, state);
+    // Files the user named are opened before anything starts (no symlink followed: user-file.ts).
+    if (r.consoleFile) consoleFd = await openUserFile(r.consoleFile, 'append', 'console file');
     const userNic = plan.nics.find((n) => n.net.kind === 'user');
     if (userNic) gateway = await startGateway({ ...r.gateway, socket: userNic.socket, forwards: r.forwards });
     else if (r.forwards.length) {
@@ -201,7 +206,8 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
       started = await startQemu(plan, state, onQmpEvent);
     }
     const { qemu, serialSock, qmp, events } = started;
-    hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(r.consoleFile ? [r.consoleFile] : [])]);
+    hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(consoleFd !== null ? [consoleFd] : [])]);
+    consoleFd = null; // the hub owns it
     vm = new Vm({ plan, qemu, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [] });
     for (const e of events) vm._onQmpEvent(e);
     if (o.onEvent) vm.on('event', o.onEvent);
@@ -249,6 +255,7 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
       const { switchForwardRemove } = await import('../switch/daemon.js');
       for (const f of switchFwd.added) await switchForwardRemove(switchFwd.name, f, { runtimeDir: dirname(dir) }).catch(() => false);
     }
+    if (consoleFd !== null) closeSync(consoleFd);
     await hub?.close().catch(() => undefined);
     await control?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);

@@ -34,9 +34,13 @@ export class SerialHub {
   private serverPath: string | null = null;
   private ended = false;
 
-  constructor(private readonly qemu: net.Socket, logPaths: string[]) {
-    for (const p of logPaths) {
-      const w = createWriteStream(p, { flags: 'a', mode: 0o600 });
+  /**
+   * @param qemu the connection to QEMU's serial socket
+   * @param logs files that get a copy of the output: paths (appended to) or open descriptors (owned from now on)
+   */
+  constructor(private readonly qemu: net.Socket, logs: Array<string | number>) {
+    for (const p of logs) {
+      const w = typeof p === 'number' ? createWriteStream('', { fd: p }) : createWriteStream(p, { flags: 'a', mode: 0o600 });
       w.on('error', () => undefined);
       this.logs.push(w);
     }

@@ -2,8 +2,8 @@
  * The built `vmnet` binary as a user meets it: real help, one-line errors
  * with exit code 2, no stack traces.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -127,5 +127,34 @@ describe('vmnet CLI', () => {
     expect(r.stdout).toMatch(/^forward 127\.0\.0\.1:2222:22\/tcp -> guest port 22\/tcp$/m);
     expect(r.stdout).toMatch(/^nic 0 52:54:00:[0-9a-f:]{8}: vmnet gateway/m);
     expect(r.stdout).toMatch(/-m 512M .*-no-reboot/);
+  });
+  it('--pcap and --console file: never follow a symlink planted at the path, nor write to what is not a regular file or FIFO', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    const rt = mkdtempSync(join(tmpdir(), 'vmnet-cli-rt-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const trap = join(dir, 'capture');
+    symlinkSync(victim, trap);
+    const kernel = join(dir, 'vmlinuz');
+    writeFileSync(kernel, 'not really a kernel');
+    // /bin/false stands in for QEMU: were it reached, the run would end with exit 1, after the files were opened.
+    const base = ['run', '--kernel', kernel, '--qemu', '/bin/false', '--accel', 'tcg', '--console', 'none'];
+    const pcap = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base, '--pcap', trap);
+    expectOneLineUsageError(pcap, /capture is a symbolic link/);
+    const con = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base.slice(0, -2), '--console', `file:${trap}`);
+    expectOneLineUsageError(con, /capture is a symbolic link/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base, '--pcap', dir), /not a regular file/);
+    // A regular file of the user is truncated (pcap) or appended to (console copy); a FIFO is written without truncation.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let got = 0;
+    reader.stdout.on('data', (b: Buffer) => (got += b.length));
+    const readerDone = new Promise((r) => reader.on('close', r));
+    const viaFifo = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base, '--pcap', fifo);
+    expect(viaFifo.code, viaFifo.stderr).toBe(1); // QEMU (/bin/false) failed: the pcap was opened
+    await readerDone;
+    expect(got).toBe(24); // the pcap file header went through the FIFO
   });
 });
