@@ -17,6 +17,7 @@ export type VmnetErrorCode =
   | 'E_QMP' // QEMU's monitor (QMP) answered with an error or broke the protocol
   | 'E_CLOSED' // the object was used after close
   | 'E_NAME_IN_USE' // a VM of that name is running
+  | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start; nothing was left running
   | 'E_NO_VM'; // no running VM of that name
 
 export class VmnetError extends Error {

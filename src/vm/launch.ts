@@ -10,7 +10,8 @@
  *    NICs get a port on that switch (src/switch/daemon.ts starts the switch
  *    in the background when it is not running);
  * 3. spawn QEMU paused (-S) in its own session (a terminal's Ctrl-C reaches
- *    vmnet, never QEMU directly), connect its serial socket and QMP, record
+ *    vmnet, never QEMU directly) and tied to this process's life
+ *    (process.ts: setpriv --pdeathsig), connect its serial socket and QMP, record
  *    its pid in state.json, then `cont`: no boot output and no event is
  *    missed. When `--accel auto` chose KVM and QEMU dies in this step with a
  *    KVM error (binary.ts kvmStartFailure), the step runs once more with TCG:
@@ -18,6 +19,12 @@
  *    this boot of the host, so later auto runs go straight to TCG;
  * 4. serve `console.sock` (serial.ts) and `control.sock` (control.ts), write
  *    state.json as running, emit `started`.
+ *
+ * QEMU's pid reaches state.json right after the spawn, before anything
+ * waits on QEMU, so a launcher killed at any point leaves a directory the
+ * stale cleaner can finish (and QEMU dies with it anyway: process.ts). A
+ * cancel (`signal`) at any point undoes the start the same way a failure
+ * does; an abort while QEMU exists kills it at once.
  */
 import { closeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -28,7 +35,7 @@ import { formatForward, type ForwardSpec } from '../config/forward.js';
 import { startGateway, type RunningGateway } from '../gateway/server.js';
 import { openUserFile } from '../link/user-file.js';
 import { kvmStartFailure } from '../qemu/binary.js';
-import { QemuProcess } from '../qemu/process.js';
+import { findSetpriv, QemuProcess } from '../qemu/process.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { writeKvmVerdict } from './accel-verdict.js';
 import { buildPlan, claimPlan, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
@@ -71,6 +78,18 @@ async function dialUnix(path: string, deadline: number, gone: () => boolean): Pr
 export interface LaunchHooks {
   /** Receives every event, `accel-fallback` and `started` included (attached before the VM starts). */
   onEvent?: (e: VmEvent) => void;
+  /**
+   * Cancels the start: whatever was started is undone (QEMU killed, ports
+   * freed, the directory removed) and launch() rejects with E_INTERRUPTED.
+   * Once launch() has returned, stop the VM instead.
+   */
+  signal?: AbortSignal;
+}
+
+/** The error of a cancelled start. */
+function interrupted(signal: AbortSignal, name: string): VmnetError {
+  const why = typeof signal.reason === 'string' ? signal.reason : 'aborted';
+  return new VmnetError('E_INTERRUPTED', `${why}: the start of VM ${name} was cancelled; nothing is left running`);
 }
 
 /** QEMU up to `cont`: its process, serial connection and QMP. */
@@ -98,16 +117,23 @@ class QemuStartError extends Error {
  * everything this attempt opened is closed.
  * @throws QemuStartError with QEMU's complete stderr
  */
-async function startQemu(plan: LaunchPlan, state: VmState, onQmpEvent: (e: QmpEvent) => void): Promise<QemuStarted> {
+async function startQemu(plan: LaunchPlan, state: VmState, setpriv: string | null, cancel: AbortSignal | undefined, onQmpEvent: (e: QmpEvent) => void): Promise<QemuStarted> {
   const { dir } = plan;
   // A QEMU that died (e.g. SIGABRT) leaves its listening sockets behind.
   await Promise.all([FILES.serial, FILES.qmp].map((f) => rm(join(dir, f), { force: true })));
-  const q = new QemuProcess(plan.binary, plan.args, 'ignore', { detached: true });
+  if (cancel?.aborted) throw new QemuStartError(interrupted(cancel, plan.name), '');
+  const q = new QemuProcess(plan.binary, plan.args, 'ignore', { detached: true, dieWithParent: setpriv });
+  // A cancel from here on kills QEMU, which ends every wait below at once.
+  const onCancel = () => q.child.kill('SIGKILL');
+  cancel?.addEventListener('abort', onCancel, { once: true });
   let serialSock: net.Socket | null = null;
   let qmp: QmpClient | null = null;
   const events: QmpEvent[] = [];
   let forward: ((e: QmpEvent) => void) | null = null;
   try {
+    // The pid goes to state.json at once: if this process dies now, the stale cleaner finds QEMU.
+    state.qemuPid = q.pid ?? null;
+    await writeState(dir, state);
     const abort = new AbortController();
     void q.exited.then(
       () => abort.abort(),
@@ -116,17 +142,18 @@ async function startQemu(plan: LaunchPlan, state: VmState, onQmpEvent: (e: QmpEv
     const deadline = Date.now() + 15_000;
     serialSock = await dialUnix(join(dir, FILES.serial), deadline, () => !q.running);
     qmp = await QmpClient.connect(join(dir, FILES.qmp), { timeoutMs: Math.max(1000, deadline - Date.now()), signal: abort.signal, onEvent: (e) => (forward ? forward(e) : events.push(e)) });
-    state.qemuPid = q.pid ?? null;
-    await writeState(dir, state);
     await qmp.cont();
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
+    cancel?.removeEventListener('abort', onCancel);
     forward = onQmpEvent;
     return { qemu: q, serialSock, qmp, events };
   } catch (e) {
+    cancel?.removeEventListener('abort', onCancel);
     serialSock?.destroy();
     await qmp?.close().catch(() => undefined);
     await q.kill(2000).catch(() => undefined);
     const stderr = await q.exited.then((x) => x.stderr, () => '');
-    throw new QemuStartError(e, stderr);
+    throw new QemuStartError(cancel?.aborted ? interrupted(cancel, plan.name) : e, stderr);
   }
 }
 
@@ -141,6 +168,8 @@ const stderrTail = (stderr: string): string => stderr.trim().split('\n').slice(-
  */
 export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   const r = await resolveLaunch(o);
+  const cancel = o.signal;
+  if (cancel?.aborted) throw interrupted(cancel, r.baseName);
   const state: VmState = {
     version: 1,
     name: r.baseName,
@@ -158,15 +187,15 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   const { dir } = plan;
   state.name = plan.name;
   state.macs = plan.nics.map((n) => n.mac);
-  if (plan.nics.some((n) => n.net.kind === 'switch')) {
-    try {
-      plan = await switchPlan(r, plan);
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      throw e;
-    }
+  try {
+    if (plan.nics.some((n) => n.net.kind === 'switch')) plan = await switchPlan(r, plan);
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
   }
   const switchSockets = plan.nics.map((n) => (n.net.kind === 'switch' ? n.socket : undefined));
+  const setpriv = findSetpriv(r.env);
   let gateway: RunningGateway | null = null;
   let consoleFd: number | null = null;
   let started: QemuStarted | null = null;
@@ -193,17 +222,18 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
         }
       }
     }
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
     try {
-      started = await startQemu(plan, state, onQmpEvent);
+      started = await startQemu(plan, state, setpriv, o.signal, onQmpEvent);
     } catch (e) {
       // --accel auto chose KVM, and QEMU died of it during start-up: once more with TCG, and remember.
-      if (!(e instanceof QemuStartError) || !r.accelAuto || !kvmStartFailure(e.stderr)) throw e;
+      if (!(e instanceof QemuStartError) || !r.accelAuto || !kvmStartFailure(e.stderr) || o.signal?.aborted) throw e;
       const reason = stderrTail(e.stderr);
       const remembered = await writeKvmVerdict(dirname(dir), r.binary, reason).catch(() => null);
       o.onEvent?.({ event: 'accel-fallback', time: now(), from: 'kvm', to: 'tcg', reason, remembered });
       plan = buildPlan({ ...r, accel: 'tcg' }, plan.name, dir, switchSockets);
       state.accel = 'tcg';
-      started = await startQemu(plan, state, onQmpEvent);
+      started = await startQemu(plan, state, setpriv, o.signal, onQmpEvent);
     }
     const { qemu, serialSock, qmp, events } = started;
     hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(consoleFd !== null ? [consoleFd] : [])]);
@@ -231,20 +261,21 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
           await theVm.waitForPort(Number(req.port), { timeoutMs: Number(req.timeoutMs) || undefined });
           return { port: req.port, address: theVm.address };
         case 'stop':
-          return { exit: await theVm.stop({ force: Boolean(req.force), ...(req.timeoutMs !== undefined ? { timeoutMs: Number(req.timeoutMs) } : {}) }) };
+          return { exit: await theVm.stop({ force: Boolean(req.force), by: 'vmnet stop', ...(req.timeoutMs !== undefined ? { timeoutMs: Number(req.timeoutMs) } : {}) }) };
         default:
           throw new VmnetError('E_USAGE', `unknown control op ${(req as { op: string }).op}`);
       }
     });
     vm._attach(qmp, hub, control);
     await registerSwitchNames(plan, r.env);
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
     state.state = 'running';
     await writeState(dir, state);
   } catch (e) {
     if (vm) {
       // QEMU is running (or ran): the Vm's own exit path cleans up.
-      const x = await vm.stop({ force: true });
-      throw startError(e, x.stderr);
+      const x = await vm.stop({ force: true, by: 'start failed' });
+      throw cancel?.aborted ? interrupted(cancel, plan.name) : startError(e, x.stderr);
     }
     if (started) {
       started.serialSock.destroy();
@@ -292,6 +323,7 @@ async function registerSwitchNames(plan: LaunchPlan, env: NodeJS.ProcessEnv): Pr
 
 function startError(e: unknown, stderr: string): Error {
   const tail = stderrTail(stderr);
+  if (e instanceof VmnetError && e.code === 'E_INTERRUPTED') return e;
   if (e instanceof VmnetError && e.code !== 'E_QEMU_FAILED' && e.code !== 'E_CLOSED' && e.code !== 'E_TIMEOUT' && e.code !== 'E_QMP') return e;
   if (tail) return new VmnetError('E_QEMU_FAILED', `QEMU failed to start: ${tail}`, { cause: e });
   return e instanceof Error ? e : new Error(String(e));

@@ -10,7 +10,9 @@
 import { join } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { controlCall, type VmStatus } from './control.js';
-import { FILES, cleanStale, inspectVmDir, runtimeRoot, scanVms, validateName, type VmEntry } from './state.js';
+import { FILES, cleanStale, inspectVmDir, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
+
+export type { CleanedVm };
 import type { VmExit } from './launch.js';
 
 /** A VM as `vmnet ls` shows it. */
@@ -19,10 +21,11 @@ export type VmListing = VmStatus | (Omit<VmStatus, 'state'> & { state: 'starting
 /**
  * Lists running VMs (cleaning stale directories on the way).
  * @param env environment holding XDG_RUNTIME_DIR
+ * @param opts onCleaned: told about each dead VM cleaned up
  */
-export async function listVms(env: NodeJS.ProcessEnv = process.env): Promise<VmListing[]> {
+export async function listVms(env: NodeJS.ProcessEnv = process.env, opts: { onCleaned?: (c: CleanedVm) => void } = {}): Promise<VmListing[]> {
   const root = runtimeRoot(env);
-  const entries = await scanVms(root);
+  const entries = await scanVms(root, opts.onCleaned);
   return Promise.all(
     entries.map(async (e): Promise<VmListing> => {
       try {

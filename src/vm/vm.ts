@@ -41,6 +41,8 @@ export interface VmExit {
   reason: 'poweroff' | 'stopped' | 'crashed';
   /** For reason 'stopped': acpi (the guest obeyed the power button), quit (QMP quit), kill (SIGKILL). */
   stop?: 'acpi' | 'quit' | 'kill';
+  /** For reason 'stopped': what asked for the stop first (StopOptions.by: 'SIGTERM', 'Ctrl-]', 'vmnet stop', …). */
+  by?: string;
   /** The tail of QEMU's stderr. */
   stderr: string;
 }
@@ -58,6 +60,8 @@ export interface StopOptions {
   timeoutMs?: number;
   /** Skip the button: QMP quit at once (then SIGKILL). */
   force?: boolean;
+  /** What asks for the stop, reported in the exit (`by`); the first one counts. Default 'stop()'. */
+  by?: string;
 }
 
 export interface WaitOptions {
@@ -117,6 +121,7 @@ export class Vm extends EventEmitter {
   #shutdownEvent: QmpEvent | null = null;
   #stopping: Promise<VmExit> | null = null;
   #stopHow: VmExit['stop'] | undefined;
+  #stopBy = 'stop()';
   #force: (() => void) | null = null;
   #exit: VmExit | null = null;
   #resolveExited!: (e: VmExit) => void;
@@ -284,6 +289,7 @@ export class Vm extends EventEmitter {
       return this.#stopping;
     }
     const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
+    if (opts.by) this.#stopBy = opts.by;
     this.#stopping = (async () => {
       const qemuGone = this.#qemu.exited.then(() => true, () => true);
       if (!opts.force) {
@@ -349,7 +355,7 @@ export class Vm extends EventEmitter {
       code,
       signal,
       reason: stopped ? 'stopped' : clean ? 'poweroff' : 'crashed',
-      ...(stopped ? { stop: this.#stopHow ?? 'quit' } : {}),
+      ...(stopped ? { stop: this.#stopHow ?? 'quit', by: this.#stopBy } : {}),
       stderr,
     };
     if (stopped && this.#stopHow === 'acpi' && !(this.#shutdownEvent?.data.guest === true || clean)) exit.stop = 'quit';

@@ -1,6 +1,7 @@
 /**
  * `vmnet ls [--json]`: running VMs with state, pid, accelerator, addresses,
- * forwards and uptime. Dead VMs' leftovers are cleaned on the way.
+ * forwards and uptime. Dead VMs' leftovers are cleaned on the way, one line
+ * on stderr each saying what was found and done.
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
@@ -22,7 +23,14 @@ export function lsCommand(io: CliIo): CommandModule<object, LsArgs> {
     builder: (y) => y.usage('$0 ls [--json]\n\nList running VMs (started by vmnet run or the library).').option('json', { type: 'boolean', default: false, describe: 'one JSON array' }) as never,
     handler: async (a) => {
       const { listVms } = await import('../../vm/manage.js');
-      const vms = await listVms(io.env);
+      // What was cleaned goes to stderr (stdout stays the listing, JSON with --json).
+      const vms = await listVms(io.env, {
+        onCleaned: (c) => {
+          const owner = c.ownerPid === null ? 'it named no owner' : `its vmnet process (pid ${c.ownerPid}) had died`;
+          const qemu = c.qemuPid === null ? 'no QEMU had started' : `its QEMU (pid ${c.qemuPid}) ${c.qemuKilled ? 'was killed' : 'had exited'}`;
+          io.stderr.write(`vmnet: cleaned up VM ${c.name}: ${owner}; ${qemu}\n`);
+        },
+      });
       if (a.json) {
         io.stdout.write(JSON.stringify(vms) + '\n');
         return;

@@ -1,15 +1,17 @@
 /**
  * `vmnet run [IMAGE] [options] [-- extra qemu args]`: flags → LaunchOptions
  * → the library's launch() (foreground), planLaunch() (--dry-run) or
- * startDetached() (--detach). The foreground run owns the VM: its serial
- * console is on the terminal (Ctrl-] stops the VM), SIGINT/SIGTERM power it
- * down in order (a second one forces), and the exit code says how it ended.
+ * startDetached() (--detach). The foreground run (run-foreground.ts) owns
+ * the VM: its serial console is on the terminal (Ctrl-] stops the VM),
+ * SIGINT/SIGTERM/SIGHUP power it down in order (a second one forces), and
+ * the exit code says how it ended.
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
 import type { LaunchOptions } from '../../vm/plan.js';
+import type { Writable } from 'node:stream';
 import type { VmEvent } from '../../vm/vm.js';
 
 interface RunArgs extends NetworkArgs {
@@ -39,9 +41,9 @@ const USAGE = `$0 run [IMAGE] [options] [-- extra qemu args]
 
 Boot a VM on vmnet's own user-mode network (DHCP, DNS, NAT, port forwards).
 Its serial console is on this terminal: Ctrl-] stops the VM (ACPI power-down,
-then quit), every other key goes to the guest. Ctrl-C/SIGTERM sent to vmnet
-also powers the guest down (a second one forces it off). With --detach the VM
-runs in the background: see vmnet ls, console, forward, wait, stop.`;
+then quit), every other key goes to the guest. SIGINT, SIGTERM and SIGHUP sent
+to vmnet also power the guest down (a second one forces it off). With --detach
+the VM runs in the background: see vmnet ls, console, forward, wait, stop.`;
 
 type ConsoleMode = { kind: 'terminal' } | { kind: 'none' } | { kind: 'file'; path: string };
 
@@ -148,70 +150,23 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
 
       const json = a.json;
       /** What the user hears about the start: the fallback and the notes on stderr, every event as NDJSON with --json. */
-      const report = (e: VmEvent) => {
+      const report = (e: VmEvent, write: (stream: Writable, text: string) => void) => {
         if (e.event === 'accel-fallback') {
-          io.stderr.write(`vmnet: KVM failed when QEMU started (${e.reason}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${e.remembered})` : ''}\n`);
+          write(io.stderr, `vmnet: KVM failed when QEMU started (${e.reason}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${e.remembered})` : ''}\n`);
         } else if (e.event === 'started') {
-          for (const n of e.notes) io.stderr.write(`vmnet: ${n}\n`);
+          for (const n of e.notes) write(io.stderr, `vmnet: ${n}\n`);
         }
-        if (json) io.stdout.write(JSON.stringify(e) + '\n');
+        if (json) write(io.stdout, JSON.stringify(e) + '\n');
       };
       if (a.detach) {
         const { startDetached } = await import('../../vm/supervisor.js');
         const { name, events } = await startDetached(opts);
-        for (const e of events) report(e);
+        for (const e of events) report(e, (stream, text) => stream.write(text));
         if (!json) io.stdout.write(name + '\n');
         return;
       }
-
-      const { launch } = await import('../../vm/launch.js');
-      const vm = await launch({ ...opts, onEvent: report });
-      const onTerminal = console.kind === 'terminal' && !json;
-      const interactive = onTerminal && io.isTty && io.stdin !== undefined;
-      if (!json) {
-        const fw = vm.forwards.list();
-        const { formatForward } = await import('../../config/forward.js');
-        io.stderr.write(
-          `vmnet: VM ${vm.name} running (QEMU pid ${vm.pid}, ${vm.accel})${fw.length ? `, forwards ${fw.map(formatForward).join(' ')}` : ''}; ${interactive ? 'Ctrl-] stops it' : 'Ctrl-C stops it'}\n`,
-        );
-      }
-      let stopReason: string | null = null;
-      let term: { done: Promise<'escape' | 'closed'>; detach(): void } | null = null;
-      if (onTerminal) {
-        const { attachTerminal } = await import('../../vm/terminal.js');
-        term = attachTerminal(vm.serial, { stdin: io.stdin, stdout: io.stdout, interactive });
-        void term.done.then((why) => {
-          if (why !== 'escape' || !vm.running) return;
-          stopReason = 'Ctrl-]';
-          io.stderr.write(`\r\nvmnet: Ctrl-]: powering ${vm.name} down (up to ${a['stop-timeout']} s)\r\n`);
-          void vm.stop();
-        });
-      }
-      let signals = 0;
-      const off = io.onSignal((sig) => {
-        signals++;
-        if (signals === 1) {
-          stopReason = sig;
-          io.stderr.write(`${interactive ? '\r\n' : ''}vmnet: ${sig}: powering ${vm.name} down through ACPI (up to ${a['stop-timeout']} s; send it again to force)\n`);
-          void vm.stop();
-        } else {
-          io.stderr.write(`vmnet: ${sig} again: forcing ${vm.name} off\n`);
-          void vm.stop({ force: true });
-        }
-      });
-      const exit = await vm.exited;
-      off();
-      term?.detach();
-      if (exit.reason === 'crashed') {
-        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${exit.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}\n`);
-        setExit(1);
-        return;
-      }
-      if (!json && exit.reason === 'stopped') {
-        const how =
-          exit.stop === 'acpi' ? 'the guest powered off' : exit.stop === 'quit' ? `the guest did not power off within ${a['stop-timeout']} s; QEMU was told to quit` : 'QEMU did not quit; it was killed';
-        io.stderr.write(`vmnet: VM ${vm.name} stopped${stopReason ? ` (${stopReason})` : ''}: ${how}\n`);
-      }
+      const { runForeground } = await import('./run-foreground.js');
+      setExit(await runForeground(opts, { json, onTerminal: console.kind === 'terminal' && !json, stopTimeoutS: a['stop-timeout'], report }, io));
     },
   };
 }

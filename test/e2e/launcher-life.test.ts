@@ -1,0 +1,103 @@
+/**
+ * A VM's life with `vmnet run` in the foreground, end to end with real QEMU
+ * (TCG) and the test guest: what ends it (signals, a closed terminal, kill
+ * -9 of vmnet, a closed stdout) and that QEMU never outlives vmnet.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findBundledGuest } from '../../src/guest/bundled.js';
+import { privateTmp } from '../helpers/tmp.js';
+import { APPEND, connectUnix, SMALL, startRun, vmnet } from './launcher-helpers.js';
+
+const guest = findBundledGuest();
+let tmp: string;
+let env: NodeJS.ProcessEnv;
+let root: string;
+
+beforeAll(() => {
+  tmp = privateTmp('vmnet-llife-');
+  env = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
+  delete env.VMNET_RUNTIME_DIR;
+  root = join(tmp, 'vmnet');
+});
+afterAll(async () => {
+  const ls = await vmnet(['ls', '--json'], env);
+  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
+});
+
+/** A process that runs: exists and is not a zombie. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until `pid` no longer runs; returns the ms it took, or null after `ms`. */
+async function goneWithin(pid: number, ms: number): Promise<number | null> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (!running(pid)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return running(pid) ? null : Date.now() - t0;
+}
+
+/** Waits for `text` in what a console socket prints. */
+function consoleSays(sock: net.Socket, text: string, timeoutMs = 90_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`console did not print ${text} within ${timeoutMs} ms; tail: ${buf.slice(-300)}`)), timeoutMs);
+    const onData = (b: Buffer) => {
+      buf = (buf + b.toString('latin1')).slice(-4096);
+      if (buf.includes(text)) {
+        clearTimeout(timer);
+        sock.off('data', onData);
+        resolve();
+      }
+    };
+    sock.on('data', onData);
+  });
+}
+
+/** `vmnet ls --json` entry of a VM. */
+async function lsEntry(name: string): Promise<Record<string, unknown> | undefined> {
+  const ls = await vmnet(['ls', '--json'], env);
+  return (JSON.parse(ls.stdout) as Array<Record<string, unknown>>).find((v) => v.name === name);
+}
+
+describe('QEMU never outlives vmnet', () => {
+  it('kill -9 of a foreground vmnet run: QEMU is gone within seconds, and the next vmnet ls says what it cleaned up', async () => {
+    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-kill', '--console', 'none', ...SMALL], env);
+    await run.event('started');
+    const me = (await lsEntry('lf-kill'))!;
+    const qemuPid = me.qemuPid as number;
+    expect(running(qemuPid)).toBe(true);
+    run.child.kill('SIGKILL');
+    await run.done;
+    const took = await goneWithin(qemuPid, 5000);
+    expect(took, 'QEMU still running 5 s after vmnet was killed').not.toBeNull();
+    const ls = await vmnet(['ls'], env);
+    expect(ls.code).toBe(0);
+    expect(ls.stderr).toMatch(new RegExp(`^vmnet: cleaned up VM lf-kill: its vmnet process \\(pid ${run.child.pid}\\) had died; its QEMU \\(pid ${qemuPid}\\) (had exited|was killed)\\n$`));
+    expect(ls.stdout).toBe('no VMs running\n');
+  });
+
+  it('SIGHUP (the terminal closed) stops the VM like SIGTERM: the guest powers off through ACPI, nothing is left', async () => {
+    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', `${APPEND} vmnet.acpi=1`, '--name', 'lf-hup', '--console', 'none', ...SMALL], env);
+    await run.event('started');
+    const qemuPid = (await lsEntry('lf-hup'))!.qemuPid as number;
+    const con = await connectUnix(join(root, 'lf-hup', 'console.sock'));
+    await consoleSays(con, 'VMNET-READY'); // acpid runs from here on
+    run.child.kill('SIGHUP');
+    const done = await run.done;
+    con.destroy();
+    expect(done.code, done.stderr).toBe(0);
+    expect(run.events.at(-1)).toMatchObject({ event: 'exited', reason: 'stopped', stop: 'acpi', by: 'SIGHUP' });
+    expect(running(qemuPid)).toBe(false);
+  });
+});
