@@ -48,7 +48,8 @@ export interface QemuSpec {
 }
 
 /** QEMU's chardev/netdev option values escape ',' by doubling it. */
-const esc = (s: string) => s.replace(/,/g, ',,');
+export const escapeOption = (s: string): string => s.replace(/,/g, ',,');
+const esc = escapeOption;
 
 /**
  * Builds QEMU's argv (without the binary itself).

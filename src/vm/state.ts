@@ -35,6 +35,7 @@ import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VmnetError } from '../errors.js';
 import { runtimeRoot } from '../config/runtime-dir.js';
+import { escapeOption } from '../qemu/args.js';
 
 export { runtimeRoot };
 
@@ -268,8 +269,10 @@ export async function cleanStale(root: string, e: VmEntry): Promise<CleanedVm | 
   let killed = false;
   if (q && processAlive(q, null)) {
     try {
-      const cmdline = readFileSync(`/proc/${q}/cmdline`, 'utf8');
-      if (cmdline.includes(join(e.dir, FILES.qmp))) {
+      // QEMU's command line holds the socket in its option syntax: `path=<dir with ',' doubled>/qmp.sock,`.
+      const argv = readFileSync(`/proc/${q}/cmdline`, 'utf8').split('\0');
+      const needle = `path=${escapeOption(join(e.dir, FILES.qmp))},`;
+      if (argv.some((a) => a.includes(needle))) {
         process.kill(q, 'SIGKILL');
         killed = true;
       }

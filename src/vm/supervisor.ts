@@ -16,7 +16,10 @@
  * without an answer means the supervisor died: the parent says where its log
  * is. After the handshake the parent prints the name and exits; the
  * supervisor exits when the VM does (guest power-off, `vmnet stop`,
- * SIGTERM → graceful stop).
+ * SIGTERM → graceful stop; a second signal forces). Its signal handlers are
+ * installed before anything else: a signal during the start cancels it
+ * (nothing is left) and the parent reports E_INTERRUPTED. Its log lines
+ * carry its pid (the log is shared by every supervisor of the user).
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -93,47 +96,70 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
  * @param log where events and errors go (the supervisor log)
  * @returns the exit code of the supervisor: 0 when the VM ended cleanly or was stopped
  */
-export async function runSupervised(onSignal: (h: () => void) => () => void, log: NodeJS.WritableStream): Promise<number> {
+export async function runSupervised(onSignal: (h: (signal: NodeJS.Signals) => void) => () => void, log: NodeJS.WritableStream): Promise<number> {
+  const say = (s: string) => log.write(`${new Date().toISOString()} [${process.pid}] ${s}\n`);
+  // Stop requests count from the first moment: one during the start cancels it, later ones force.
+  const cancel = new AbortController();
+  let vm: Vm | undefined;
+  let requests = 0;
+  const off = onSignal((sig) => {
+    requests++;
+    if (!vm) {
+      if (requests === 1) {
+        say(`${sig}: cancelling the start`);
+        cancel.abort(sig);
+      }
+      return;
+    }
+    if (requests === 1) {
+      say(`${sig}: stopping VM ${vm.name}`);
+      void vm.stop({ by: sig });
+    } else {
+      say(`${sig}: forcing VM ${vm.name} off`);
+      void vm.stop({ force: true, by: sig });
+    }
+  });
   const pipe = new net.Socket({ fd: 3, readable: true, writable: true });
   pipe.on('error', () => undefined);
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    pipe.setEncoding('utf8');
-    const onData = (s: string) => {
-      buf += s;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        pipe.off('data', onData);
-        pipe.pause();
-        resolve(buf.slice(0, nl));
-      }
-    };
-    pipe.on('data', onData);
-    pipe.once('end', () => reject(new VmnetError('E_USAGE', '--supervised is internal to vmnet run --detach')));
-  });
-  const opts = JSON.parse(line) as Serializable;
-  const say = (s: string) => log.write(`${new Date().toISOString()} ${s}\n`);
-  let vm: Vm | undefined;
+  const reply = (r: Record<string, unknown>) => pipe.end(JSON.stringify(r) + '\n');
   const early: VmEvent[] = [];
   try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      pipe.setEncoding('utf8');
+      const onData = (s: string) => {
+        buf += s;
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) {
+          pipe.off('data', onData);
+          pipe.pause();
+          resolve(buf.slice(0, nl));
+        }
+      };
+      pipe.on('data', onData);
+      pipe.once('end', () => reject(new VmnetError('E_USAGE', '--supervised is internal to vmnet run --detach')));
+    });
+    const opts = JSON.parse(line) as Serializable;
     vm = await launch({
       ...opts,
+      signal: cancel.signal,
       onEvent: (e: VmEvent) => {
         say(JSON.stringify(e));
         if (!vm) early.push(e);
       },
     });
   } catch (e) {
+    off();
     const v = e instanceof VmnetError ? e : new VmnetError('E_QEMU_FAILED', (e as Error)?.message ?? String(e));
     say(`launch failed: ${v.message}`);
-    pipe.end(JSON.stringify({ ok: false, code: v.code, message: v.message, usage: v.usage }) + '\n');
+    reply({ ok: false, code: v.code, message: v.message, usage: v.usage });
     return v.usage ? 2 : 1;
   }
   const theVm = vm;
-  const off = onSignal(() => void theVm.stop());
-  pipe.end(JSON.stringify({ ok: true, name: vm.name, dir: vm.dir, events: early }) + '\n');
+  if (cancel.signal.aborted) void theVm.stop({ by: String(cancel.signal.reason) }); // a signal raced the end of the start
+  reply({ ok: true, name: vm.name, dir: vm.dir, events: early });
   const exit = await vm.exited;
   off();
-  say(`VM ${vm.name} ended: ${exit.reason}${exit.stop ? ` (${exit.stop})` : ''}, QEMU ${exit.signal ?? `code ${exit.code}`}`);
+  say(`VM ${vm.name} ended: ${exit.reason}${exit.stop ? ` (${exit.stop}${exit.by ? `, asked by ${exit.by}` : ''})` : ''}, QEMU ${exit.signal ?? `code ${exit.code}`}`);
   return exit.reason === 'crashed' ? 1 : 0;
 }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { runConsoleScript } from '../../src/guest/console.js';
 
-export const BIN = join(import.meta.dirname, '../../dist/cli/bin.js');
+/** The CLI under test (VMNET_TEST_BIN: another build, e.g. to show a test failing on main's). */
+export const BIN = process.env.VMNET_TEST_BIN ?? join(import.meta.dirname, '../../dist/cli/bin.js');
 export const APPEND = 'console=ttyS0 quiet loglevel=1 panic=-1';
 /** Flags every test VM gets: TCG (KVM is not trusted here), small. */
 export const SMALL = ['--accel', 'tcg', '-m', '256M', '--cpus', '1'];
@@ -176,15 +177,17 @@ export const alive = (pid: number) => {
 };
 
 /**
- * A `--qemu` wrapper that logs each start (its pid and argv, one line) to
- * `<dir>/<tag>-calls.log` and then execs the real qemu-system binary (same
- * pid), so a test can tell whether, and how, QEMU was started.
+ * A `--qemu` wrapper that logs each start (its pid, its parent's pid and
+ * argv, one line) to `<dir>/<tag>-calls.log`, optionally sleeps, and then
+ * execs the real qemu-system binary (same pid), so a test can tell whether,
+ * and how, QEMU was started, and act at that moment.
  */
-export function qemuWrapper(dir: string, tag = 'qemu'): { path: string; calls(): string[] } {
+export function qemuWrapper(dir: string, tag = 'qemu', opts: { delayS?: number } = {}): { path: string; calls(): string[] } {
   const log = join(dir, `${tag}-calls.log`);
   const path = join(dir, `${tag}-wrapper.sh`);
   const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
-  writeFileSync(path, `#!/bin/sh\necho "$$ $*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  const delay = opts.delayS ? `sleep ${opts.delayS}\n` : '';
+  writeFileSync(path, `#!/bin/sh\necho "$$ $PPID $*" >> '${log}'\n${delay}exec '${real}' "$@"\n`, { mode: 0o755 });
   return { path, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
 }
 
@@ -195,3 +198,34 @@ sleep 0.5
 echo SERVING
 sleep 600
 `;
+
+/** A process that runs: exists and is not a zombie. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until `pid` no longer runs; returns the ms it took, or null after `ms`. */
+export async function goneWithin(pid: number, ms: number): Promise<number | null> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (!running(pid)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return running(pid) ? null : Date.now() - t0;
+}
+
+/** Polls `check` every 20 ms until it returns a value (not undefined); throws after `ms`. */
+export async function until<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

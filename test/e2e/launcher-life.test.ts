@@ -3,13 +3,14 @@
  * (TCG) and the test guest: what ends it (signals, a closed terminal, kill
  * -9 of vmnet, a closed stdout) and that QEMU never outlives vmnet.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { APPEND, connectUnix, SMALL, startRun, vmnet } from './launcher-helpers.js';
+import { APPEND, BIN, connectUnix, goneWithin, running, SMALL, startRun, until, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 let tmp: string;
@@ -26,26 +27,6 @@ afterAll(async () => {
   const ls = await vmnet(['ls', '--json'], env);
   for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
 });
-
-/** A process that runs: exists and is not a zombie. */
-export function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Polls until `pid` no longer runs; returns the ms it took, or null after `ms`. */
-async function goneWithin(pid: number, ms: number): Promise<number | null> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (!running(pid)) return Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return running(pid) ? null : Date.now() - t0;
-}
 
 /** Waits for `text` in what a console socket prints. */
 function consoleSays(sock: net.Socket, text: string, timeoutMs = 90_000): Promise<void> {
@@ -99,5 +80,16 @@ describe('QEMU never outlives vmnet', () => {
     expect(done.code, done.stderr).toBe(0);
     expect(run.events.at(-1)).toMatchObject({ event: 'exited', reason: 'stopped', stop: 'acpi', by: 'SIGHUP' });
     expect(running(qemuPid)).toBe(false);
+  });
+
+  it('kill -9 of vmnet demo: the test guest\'s QEMU dies with it', async () => {
+    const demo = spawn(process.execPath, [BIN, 'demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise((r) => demo.on('close', r));
+    const children = () => readFileSync(`/proc/${demo.pid}/task/${demo.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    // QEMU proper: argv[0] is qemu-system-* once setpriv has exec'd it.
+    const qemuPid = await until(() => children().find((p) => /qemu-system-[^/]*$/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0]!)), 30_000, 'the demo\'s QEMU');
+    demo.kill('SIGKILL');
+    await closed;
+    expect(await goneWithin(qemuPid, 5000), 'QEMU still running 5 s after vmnet demo was killed').not.toBeNull();
   });
 });

@@ -7,13 +7,14 @@
  * never started" is observed, not assumed.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { alive, APPEND, connectUnix, freePort, NC22_SCRIPT, portFree, qemuWrapper, serveOverConsole, startRun, vmnet } from './launcher-helpers.js';
+import { alive, APPEND, BIN, connectUnix, freePort, goneWithin, NC22_SCRIPT, portFree, qemuWrapper, running, serveOverConsole, SMALL, startRun, until, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 const SMALL_NO_ACCEL = ['-m', '256M', '--cpus', '1'];
@@ -153,5 +154,85 @@ describe('vmnet run: disk image formats', () => {
     expect(stop.code, stop.stderr).toBe(0);
     expect(alive(me.qemuPid as number)).toBe(false);
     expect(await portFree(port)).toBe(true);
+  });
+});
+
+/** VM directories (and claim/stale leftovers) in a runtime root; switches excluded. */
+const vmDirs = (r: string) => (existsSync(r) ? readdirSync(r).filter((n) => n !== 'switches' && !n.endsWith('.json') && !n.endsWith('.log')) : []);
+
+describe('a stop request during start-up leaves nothing behind', () => {
+  it('SIGTERM to a foreground vmnet run while its switch starts, right after QEMU is spawned, and while QEMU connects: no QEMU, no directory, no port', async () => {
+    const rt = privateTmp('vmnet-lstart-sig-');
+    const e2 = { ...env, XDG_RUNTIME_DIR: rt };
+    const r2 = join(rt, 'vmnet');
+    const w = qemuWrapper(rt, 'slow', { delayS: 0.5 });
+    const cases: Array<{ at: string; args: string[]; when: () => boolean }> = [
+      // The switch is started on demand: the VM directory exists (with its owner) long before QEMU.
+      { at: 'switch start', args: ['--net', 'switch:lss1', '--net', 'user'], when: () => existsSync(join(r2, 'ls-sig', 'state.json')) },
+      // The wrapper logged its start and sleeps before becoming QEMU: spawned, nothing connected yet.
+      { at: 'QEMU spawned', args: [], when: () => w.calls().length > n0 },
+      { at: 'QEMU connecting', args: [], when: () => w.calls().length > n0 && Date.now() - seen > 700 },
+    ];
+    let n0 = 0;
+    let seen = 0;
+    for (const c of cases) {
+      n0 = w.calls().length;
+      seen = 0;
+      const port = await freePort();
+      const run = spawn(process.execPath, [BIN, 'run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'ls-sig', '--console', 'none', '--stop-timeout', '1', '-p', `${port}:80`, '--qemu', w.path, ...c.args, ...SMALL], { env: e2, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      run.stderr.on('data', (d) => (stderr += d));
+      const closed = new Promise<number | null>((r) => run.on('close', (code) => r(code)));
+      await until(() => {
+        if (!seen && w.calls().length > n0) seen = Date.now();
+        return c.when() ? true : undefined;
+      }, 60_000, c.at);
+      run.kill('SIGTERM');
+      const code = await closed;
+      if (c.at === 'QEMU connecting' && /VM ls-sig running/.test(stderr)) {
+        // The start won the race: an ordinary stop, just as clean.
+        expect(code, `${c.at}: ${stderr}`).toBe(0);
+        expect(stderr).toMatch(/VM ls-sig stopped \(SIGTERM\)/);
+      } else {
+        expect(code, `${c.at}: ${stderr}`).toBe(1);
+        expect(stderr, c.at).toMatch(/SIGTERM: the start of VM ls-sig was cancelled; nothing is left running\n$/);
+      }
+      for (const line of w.calls().slice(n0)) expect(await goneWithin(Number(line.split(' ')[0]), 3000), `${c.at}: QEMU left running`).not.toBeNull();
+      expect(vmDirs(r2), c.at).toEqual([]);
+      expect(await portFree(port), c.at).toBe(true);
+    }
+    await vmnet(['switch', 'rm', 'lss1'], e2);
+  });
+
+  it('SIGTERM to the --detach supervisor during start-up: the parent reports it, nothing is left', async () => {
+    const rt = privateTmp('vmnet-lstart-sup-');
+    const e2 = { ...env, XDG_RUNTIME_DIR: rt };
+    const w = qemuWrapper(rt, 'slow', { delayS: 1 });
+    const start = vmnet(['run', '--kernel', guest.kernel, '--detach', '--name', 'ls-sup', '--qemu', w.path, ...SMALL], e2);
+    const [qemuPid, supervisorPid] = (await until(() => w.calls()[0], 30_000, 'QEMU start')).split(' ').map(Number) as [number, number];
+    process.kill(supervisorPid, 'SIGTERM');
+    const r = await start;
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^vmnet: SIGTERM: the start of VM ls-sup was cancelled; nothing is left running\n$/);
+    expect(await goneWithin(qemuPid, 3000)).not.toBeNull();
+    expect(await goneWithin(supervisorPid, 3000)).not.toBeNull();
+    expect(vmDirs(join(rt, 'vmnet'))).toEqual([]);
+  });
+
+  it('the stale cleaner finds an orphaned QEMU when the runtime path holds a comma (QEMU sees it as ,,)', async () => {
+    const rt = privateTmp('vmnet-lstart-a,b-');
+    // PATH without setpriv: QEMU is not tied to vmnet, so kill -9 of vmnet orphans it.
+    const e2 = { ...env, XDG_RUNTIME_DIR: rt, PATH: '/nonexistent' };
+    const qemu = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+    const run = startRun(['--kernel', guest.kernel, '--name', 'ls-comma', '--console', 'none', '--qemu', qemu, ...SMALL], e2);
+    await run.event('started');
+    const state = JSON.parse(readFileSync(join(rt, 'vmnet', 'ls-comma', 'state.json'), 'utf8')) as { qemuPid: number };
+    expect(readFileSync(`/proc/${state.qemuPid}/cmdline`, 'utf8')).toContain('vmnet-lstart-a,,b-');
+    run.child.kill('SIGKILL');
+    await run.done;
+    expect(running(state.qemuPid)).toBe(true); // orphaned
+    const ls = await vmnet(['ls'], e2);
+    expect(ls.stderr).toMatch(new RegExp(`cleaned up VM ls-comma: .*its QEMU \\(pid ${state.qemuPid}\\) was killed`));
+    expect(await goneWithin(state.qemuPid, 3000)).not.toBeNull();
   });
 });

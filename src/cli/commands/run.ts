@@ -94,7 +94,8 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
     handler: async (a) => {
       if (a.supervised) {
         const { runSupervised } = await import('../../vm/supervisor.js');
-        setExit(await runSupervised((h) => io.onSignal(h), io.stderr));
+        const { STOP_SIGNALS } = await import('./run-foreground.js');
+        setExit(await runSupervised((h) => io.onSignal(h, STOP_SIGNALS), io.stderr));
         return;
       }
       const console = parseConsole(a.console);
