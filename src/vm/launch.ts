@@ -40,7 +40,7 @@ import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { writeKvmVerdict } from './accel-verdict.js';
 import { buildPlan, claimPlan, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
 import { FILES, processStartTime, runtimeRoot, writeState, type VmState } from './state.js';
-import { SerialHub } from './serial.js';
+import { SERIAL_LOG_CAP, SerialHub } from './serial.js';
 import { serveControl, type ControlServer } from './control.js';
 import { now, Vm, type VmEvent } from './vm.js';
 
@@ -236,7 +236,7 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
       started = await startQemu(plan, state, setpriv, o.signal, onQmpEvent);
     }
     const { qemu, serialSock, qmp, events } = started;
-    hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(consoleFd !== null ? [consoleFd] : [])]);
+    hub = new SerialHub(serialSock, [{ path: join(dir, FILES.serialLog), rotateAt: SERIAL_LOG_CAP }, ...(consoleFd !== null ? [consoleFd] : [])]);
     consoleFd = null; // the hub owns it
     vm = new Vm({ plan, qemu, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [] });
     for (const e of events) vm._onQmpEvent(e);

@@ -244,6 +244,7 @@ export class Vm extends EventEmitter {
       dir: this.dir,
       image: this.#state.image,
       kernel: this.#state.kernel,
+      ...(this.#hub ? { console: this.#hub.counters } : {}),
     };
   }
 

@@ -4,13 +4,13 @@
  * -9 of vmnet, a closed stdout) and that QEMU never outlives vmnet.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { APPEND, BIN, connectUnix, goneWithin, running, SMALL, startRun, until, vmnet } from './launcher-helpers.js';
+import { APPEND, BIN, connectUnix, goneWithin, running, serveOverConsole, SMALL, startRun, until, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 let tmp: string;
@@ -91,5 +91,53 @@ describe('QEMU never outlives vmnet', () => {
     demo.kill('SIGKILL');
     await closed;
     expect(await goneWithin(qemuPid, 5000), 'QEMU still running 5 s after vmnet demo was killed').not.toBeNull();
+  });
+});
+
+/** Resident memory of a process, MiB. */
+const rssMiB = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+describe('console clients and the serial log', () => {
+  it('a console.sock client that never reads while the guest prints MBs: vmnet\'s memory stays bounded, the client is cut off (counted), serial.log is rotated, and the stop does not wait for the client', async () => {
+    const MB = Number(process.env.VMNET_CONSOLE_FLOOD_MB ?? 2);
+    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-flood', '--console', 'none', ...SMALL], env);
+    await run.event('started');
+    const vmnetPid = run.child.pid!;
+    const dir = join(root, 'lf-flood');
+    const slow = await connectUnix(join(dir, 'console.sock'));
+    slow.pause(); // never reads
+    let slowClosed = false;
+    slow.on('close', () => (slowClosed = true));
+    slow.on('error', () => undefined);
+    const rss0 = rssMiB(vmnetPid);
+    const driver = await connectUnix(join(dir, 'console.sock'));
+    let peak = rss0;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(vmnetPid))), 200);
+    const lines = await serveOverConsole(driver, driver, `yes vmnet-flood-line | head -c ${MB * 1_000_000}\necho\necho SERVING\nsleep 600\n`, 280_000);
+    clearInterval(sampler);
+    expect(lines.at(-1)).toBe('SERVING');
+    // The guest printed MB MB (more with the tty's CR LF): a client holding all of it would have grown vmnet by that much.
+    expect(peak - rss0, `RSS ${rss0.toFixed(0)} -> peak ${peak.toFixed(0)} MiB`).toBeLessThan(24);
+    const me = (await lsEntry('lf-flood'))!;
+    expect(me.console).toMatchObject({ slowClientsCut: 1 });
+    slow.resume(); // it finds its connection closed once it reads again
+    await until(() => (slowClosed ? true : undefined), 10_000, 'the slow client to see its connection closed');
+    const log = statSync(join(dir, 'serial.log')).size;
+    const old = statSync(join(dir, 'serial.log.1')).size;
+    expect(log).toBeLessThanOrEqual(1024 * 1024);
+    expect(old).toBeLessThanOrEqual(1024 * 1024);
+    expect(readFileSync(join(dir, 'serial.log.1'), 'latin1')).toContain('vmnet-flood-line');
+
+    // A second client that stops reading now must not hold up the stop.
+    const stuck = await connectUnix(join(dir, 'console.sock'));
+    stuck.pause();
+    stuck.on('error', () => undefined);
+    const t0 = Date.now();
+    const stop = await vmnet(['stop', 'lf-flood', '--force'], env);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect((await run.done).code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    stuck.destroy();
+    driver.destroy();
   });
 });
