@@ -157,4 +157,15 @@ describe('vmnet CLI', () => {
     await readerDone;
     expect(got).toBe(24); // the pcap file header went through the FIFO
   });
+  it('a closed stdout is no crash: vmnet run --dry-run | head -c 5', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile('bash', ['-c', `"$@" | head -c 5 >/dev/null; exit \${PIPESTATUS[0]}`, 'sh', process.execPath, BIN, 'run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', ...Array.from({ length: 200 }, (_, i) => ['--dns-record', `n${i}.test=10.0.2.${i % 250}`]).flat()], (err, _out, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      ),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
 });

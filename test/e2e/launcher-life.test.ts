@@ -4,7 +4,7 @@
  * -9 of vmnet, a closed stdout) and that QEMU never outlives vmnet.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,8 +113,16 @@ describe('console clients and the serial log', () => {
     const driver = await connectUnix(join(dir, 'console.sock'));
     let peak = rss0;
     const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(vmnetPid))), 200);
-    const lines = await serveOverConsole(driver, driver, `yes vmnet-flood-line | head -c ${MB * 1_000_000}\necho\necho SERVING\nsleep 600\n`, 280_000);
+    const flood = serveOverConsole(driver, driver, `yes vmnet-flood-line | head -c ${MB * 1_000_000}\necho\necho SERVING\nsleep 600\n`, 280_000);
+    // `vmnet console NAME | head -c 20` while the guest prints: the closed stdout detaches it (no EPIPE crash).
+    const piped = spawn('bash', ['-c', `"$@" | head -c 20 >/dev/null; echo "console-exit=\${PIPESTATUS[0]}" >&2`, 'sh', process.execPath, BIN, 'console', 'lf-flood'], { env, stdio: ['pipe', 'ignore', 'pipe'] });
+    let pipedErr = '';
+    piped.stderr.on('data', (d) => (pipedErr += d));
+    const pipedDone = new Promise((r) => piped.on('close', r));
+    const lines = await flood;
     clearInterval(sampler);
+    await pipedDone;
+    expect(pipedErr).toBe('console-exit=0\n');
     expect(lines.at(-1)).toBe('SERVING');
     // The guest printed MB MB (more with the tty's CR LF): a client holding all of it would have grown vmnet by that much.
     expect(peak - rss0, `RSS ${rss0.toFixed(0)} -> peak ${peak.toFixed(0)} MiB`).toBeLessThan(24);
@@ -139,5 +147,28 @@ describe('console clients and the serial log', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
     stuck.destroy();
     driver.destroy();
+  });
+});
+
+describe('output streams', () => {
+  it('vmnet run … | head -c 20: no EPIPE crash; the closed stdout stops the VM in order and nothing is left', async () => {
+    const qemuLog = join(tmp, 'epipe-qemu.txt');
+    const sh = `"$@" | head -c 20 > ${tmp}/epipe-head.txt; echo "vmnet-exit=\${PIPESTATUS[0]}" >&2`;
+    const args = [process.execPath, BIN, 'run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', `${APPEND} vmnet.acpi=1`, '--name', 'lf-pipe', '--stop-timeout', '20', ...SMALL];
+    const p = spawn('bash', ['-c', sh, 'sh', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /QEMU pid (\d+)/.exec(stderr);
+      if (m) writeFileSync(qemuLog, m[1]!);
+    });
+    await new Promise((r) => p.on('close', r));
+    expect(stderr).toMatch(/vmnet-exit=0\n$/);
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(stderr).toMatch(/vmnet: stdout closed: powering lf-pipe down through ACPI/);
+    expect(stderr).toMatch(/vmnet: VM lf-pipe stopped \(stdout closed\): the guest powered off/);
+    expect(readFileSync(join(tmp, 'epipe-head.txt')).length).toBe(20);
+    expect(running(Number(readFileSync(qemuLog, 'utf8')))).toBe(false);
+    expect(existsSync(join(root, 'lf-pipe'))).toBe(false);
   });
 });
