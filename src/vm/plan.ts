@@ -15,7 +15,7 @@ import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
-import { qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
+import { checkExtraArgs, qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
 import { chooseAccel, findQemu, type Accel } from '../qemu/binary.js';
 import { resolveImageFormat, type ImageFormat } from '../qemu/image.js';
 import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js';
@@ -69,7 +69,7 @@ export interface LaunchOptions {
   network?: Omit<GatewayOptions, 'isolated' | 'dnsRecords' | 'pcap' | 'mtu'>;
   /** Also copy the serial console to this file (the VM directory always keeps serial.log). */
   consoleFile?: string;
-  /** QEMU arguments appended verbatim. */
+  /** QEMU arguments appended verbatim (-daemonize, -no-shutdown and -action shutdown=pause are refused: qemu/args.ts). */
   extraArgs?: string[];
   /** Default budget of `stop()` for the guest to power off after the ACPI button, ms. Default 30000. */
   stopTimeoutMs?: number;
@@ -233,6 +233,9 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     }
   }
   if (note) notes.push(note);
+  const extra = o.extraArgs ?? [];
+  if (!Array.isArray(extra) || extra.some((x) => typeof x !== 'string')) throw new VmnetError('E_USAGE', 'extraArgs must be strings (QEMU arguments, passed verbatim)');
+  checkExtraArgs(extra);
   const stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
   if (!(stopTimeoutMs >= 0)) throw new VmnetError('E_USAGE', `bad stop timeout ${stopTimeoutMs}`);
   return {
@@ -252,7 +255,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     forwards,
     gateway,
     consoleFile: o.consoleFile ? resolve(o.consoleFile) : null,
-    extra: o.extraArgs ?? [],
+    extra,
     stopTimeoutMs,
     env,
   };

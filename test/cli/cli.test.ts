@@ -168,4 +168,27 @@ describe('vmnet CLI', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
+  it('arguments after -- reach QEMU verbatim', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    const extra = ['-append', '1e3', '-m', '0x100', '-name', '007', '-smp', '2.50', '-device', 'virtio-rng-pci,max-bytes=1e3'];
+    const r = await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', '--json', '--', ...extra);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { command: string[] }).command.slice(-extra.length)).toEqual(extra);
+  });
+  it('refuses, before anything starts, QEMU options after -- that would take QEMU away from vmnet', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    for (const [args, re] of [
+      [['-daemonize'], /-daemonize: QEMU would leave vmnet/],
+      [['--daemonize'], /--daemonize: QEMU would leave vmnet/],
+      [['-no-shutdown'], /-no-shutdown: .*power-off/],
+      [['-action', 'reboot=shutdown,shutdown=pause'], /-action shutdown=pause: .*power-off/],
+    ] as Array<[string[], RegExp]>) {
+      expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', '--', ...args), re);
+    }
+    // The same words as values of other options are no options.
+    const ok = await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', '--', '-append', '-daemonize', '-nographic', '-no-reboot');
+    expect(ok.code, ok.stderr).toBe(0);
+  });
 });

@@ -34,7 +34,7 @@ interface RunArgs extends NetworkArgs {
   'stop-timeout': number;
   'dry-run': boolean;
   supervised: boolean;
-  '--'?: Array<string | number>;
+  '--'?: string[];
 }
 
 const USAGE = `$0 run [IMAGE] [options] [-- extra qemu args]
@@ -61,7 +61,8 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
     builder: (y) =>
       withNetworkOptions(
         y
-          .parserConfiguration({ 'populate--': true })
+          // Arguments after -- go to QEMU verbatim: never coerced to numbers (1e3, 0x100, 007 stay strings).
+          .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
           .usage(USAGE)
           .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file unless --format)' })
           .option('format', {
@@ -129,7 +130,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
         },
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
-        extraArgs: (a['--'] ?? []).map(String),
+        extraArgs: a['--'] ?? [],
         stopTimeoutMs: a['stop-timeout'] * 1000,
         env: io.env,
       };
