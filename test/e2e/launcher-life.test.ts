@@ -68,8 +68,9 @@ describe('QEMU never outlives vmnet', () => {
     expect(ls.stdout).toBe('no VMs running\n');
   });
 
-  it('SIGHUP (the terminal closed) stops the VM like SIGTERM: the guest powers off through ACPI, nothing is left', async () => {
-    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', `${APPEND} vmnet.acpi=1`, '--name', 'lf-hup', '--console', 'none', ...SMALL], env);
+  it('SIGHUP (the terminal closed) stops the VM like SIGTERM: the guest powers off through ACPI, nothing is left; --console file: kept a copy', async () => {
+    const copy = join(tmp, 'console-copy.txt');
+    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', `${APPEND} vmnet.acpi=1`, '--name', 'lf-hup', '--console', `file:${copy}`, ...SMALL], env);
     await run.event('started');
     const qemuPid = (await lsEntry('lf-hup'))!.qemuPid as number;
     const con = await connectUnix(join(root, 'lf-hup', 'console.sock'));
@@ -80,6 +81,7 @@ describe('QEMU never outlives vmnet', () => {
     expect(done.code, done.stderr).toBe(0);
     expect(run.events.at(-1)).toMatchObject({ event: 'exited', reason: 'stopped', stop: 'acpi', by: 'SIGHUP' });
     expect(running(qemuPid)).toBe(false);
+    expect(readFileSync(copy, 'latin1')).toMatch(/VMNET-NIC eth0 [\s\S]*VMNET-READY/);
   });
 
   it('kill -9 of vmnet demo: the test guest\'s QEMU dies with it', async () => {
@@ -170,5 +172,57 @@ describe('output streams', () => {
     expect(readFileSync(join(tmp, 'epipe-head.txt')).length).toBe(20);
     expect(running(Number(readFileSync(qemuLog, 'utf8')))).toBe(false);
     expect(existsSync(join(root, 'lf-pipe'))).toBe(false);
+  });
+});
+
+describe('stop requests: the second one forces, the last line names the first', () => {
+  it('the foreground console on a pseudo-terminal: keys reach the guest, Ctrl-] stops it and Ctrl-C then forces', async () => {
+    const cmd = [process.execPath, BIN, 'run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-pty', '--stop-timeout', '60', '--console', 'terminal', ...SMALL]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    // script(1) gives vmnet a terminal; its stdin is what we type, its stdout what the terminal shows.
+    const term = spawn('script', ['-qfec', `exec ${cmd}`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    term.stdout.on('data', (d: Buffer) => (screen += d.toString('latin1')));
+    const closed = new Promise<number | null>((r) => term.on('close', (code) => r(code)));
+    const shows = (text: string | RegExp, what: string) => until(() => (typeof text === 'string' ? screen.includes(text) : text.test(screen)) || undefined, 90_000, `${what}; screen: ${screen.slice(-400)}`);
+    await shows('VMNET-READY', 'the guest on the terminal');
+    term.stdin.write('VMNET-SHELL\n');
+    await shows('interactive shell', 'the guest shell');
+    term.stdin.write('echo $((6*7))-typed\n');
+    await shows('42-typed', 'the guest computing what was typed');
+    term.stdin.write('\x1d'); // Ctrl-]
+    await shows(/Ctrl-\]: powering lf-pty down through ACPI \(up to 60 s; Ctrl-C forces it off\)/, 'the Ctrl-] message');
+    term.stdin.write('\x03'); // the terminal is cooked again: Ctrl-C is SIGINT
+    expect(await closed).toBe(0);
+    expect(screen).toMatch(/SIGINT: forcing lf-pty off/);
+    expect(screen).toMatch(/VM lf-pty stopped \(Ctrl-\]\): forced: QEMU was told to quit/);
+    expect(existsSync(join(root, 'lf-pty'))).toBe(false);
+  });
+
+  it('SIGTERM twice: the second forces at once; the last line names SIGTERM', async () => {
+    const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-term', '--console', 'none', '--stop-timeout', '60', ...SMALL], env);
+    await run.event('started');
+    run.child.kill('SIGTERM');
+    await until(() => (/SIGTERM: powering lf-term down/.test(run.stderr()) ? true : undefined), 10_000, 'the first SIGTERM message');
+    run.child.kill('SIGTERM');
+    const done = await run.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/SIGTERM: forcing lf-term off/);
+    expect(run.events.at(-1)).toMatchObject({ event: 'exited', reason: 'stopped', stop: 'quit', by: 'SIGTERM' });
+  });
+
+  it('the --detach supervisor: SIGTERM twice forces too', async () => {
+    const start = await vmnet(['run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--detach', '--name', 'lf-sup', '--stop-timeout', '60', ...SMALL], env);
+    expect(start.code, start.stderr).toBe(0);
+    const me = (await lsEntry('lf-sup'))!;
+    const [supervisor, qemu] = [me.pid as number, me.qemuPid as number];
+    process.kill(supervisor, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(running(qemu)).toBe(true); // the guest ignores the button: still waiting
+    process.kill(supervisor, 'SIGTERM');
+    expect(await goneWithin(qemu, 15_000)).not.toBeNull();
+    expect(await goneWithin(supervisor, 5000)).not.toBeNull();
+    expect(readFileSync(join(root, 'supervisor.log'), 'utf8')).toMatch(new RegExp(`\\[${supervisor}\\] VM lf-sup ended: stopped \\(quit, asked by SIGTERM\\)`));
   });
 });

@@ -101,6 +101,15 @@ describe('vmnet run --accel', () => {
   });
 });
 
+describe('QEMU failing at start', () => {
+  it('exits 1 with the tail of QEMU\'s stderr, and leaves nothing', async () => {
+    const r = await vmnet(['run', '--kernel', guest.kernel, '--name', 'ls-bad', '--console', 'none', ...SMALL, '--', '-device', 'no-such-device-model'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^vmnet: QEMU failed to start: .*'no-such-device-model' is not a valid device model name\n$/);
+    expect(existsSync(join(root, 'ls-bad'))).toBe(false);
+  });
+});
+
 describe('vmnet run: disk image formats', () => {
   it('a probed qcow2 naming a host file as its backing file exits 2 before QEMU starts; --format raw passes it as raw', async () => {
     const evil = join(tmp, 'guest-disk.img');
