@@ -78,9 +78,20 @@ export class QemuProcess {
         this.done = true;
         reject(new VmnetError('E_QEMU_FAILED', `cannot start ${binary}: ${e.message}`, { cause: e }));
       });
-      this.child.once('close', (code, signal) => {
-        this.done = true;
-        resolve({ code, signal, stderr: this.stderrTail });
+      // 'close' (stdio drained) normally follows 'exit' at once; a child QEMU left holding its
+      // stderr (a wrapper script's) must not delay the end, so 'exit' plus a short grace decides.
+      this.child.once('exit', (code, signal) => {
+        let settled = false;
+        const settle = () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(grace);
+          this.child.stderr?.destroy(); // a handle held open by a grandchild must not keep this process alive
+          this.done = true;
+          resolve({ code, signal, stderr: this.stderrTail });
+        };
+        const grace = setTimeout(settle, 500);
+        this.child.once('close', settle);
       });
     });
     // Callers that never await `exited` must not see an unhandled rejection.

@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { privateTmp } from '../../test/helpers/tmp.js';
-import { claimVmDir, cleanStale, inspectVmDir, processStartTime, scanVms, type VmState } from './state.js';
+import { claimVmDir, cleanStale, inspectVmDir, processAlive, processStartTime, scanVms, type VmState } from './state.js';
 
 const owner = (name: string, pid = process.pid): VmState => ({
   version: 1,
@@ -71,5 +71,21 @@ describe('VM directories', () => {
     expect(existsSync(join(root, 'ghost'))).toBe(false);
     deadVmDir(root, 'ghost');
     expect((await claimVmDir(root, 'ghost', true, owner)).name).toBe('ghost');
+  });
+});
+
+describe('processAlive', () => {
+  it('a process killed but not yet reaped (a zombie) is not alive', async () => {
+    // The inner sleep's parent is the exec'd outer sleep, which never reaps it.
+    const sh = spawn('sh', ['-c', 'sleep 100 & echo $!; exec sleep 100'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number(await new Promise<string>((r) => sh.stdout.once('data', (d: Buffer) => r(d.toString()))));
+    const start = processStartTime(pid);
+    expect(processAlive(pid, start)).toBe(true);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^State:\s+Z/m);
+    expect(processAlive(pid, start)).toBe(false);
+    expect(processAlive(pid, null)).toBe(false);
+    sh.kill('SIGKILL');
   });
 });

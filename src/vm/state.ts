@@ -126,19 +126,28 @@ export function nameFromPath(path: string): string {
   return n;
 }
 
-/** /proc/PID/stat field 22 (start time in clock ticks since boot), or null. */
-export function processStartTime(pid: number): string | null {
+/** Fields of /proc/PID/stat after comm (field 3 onwards), or null. */
+function statFields(pid: number): string[] | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm (field 2) may hold spaces and parentheses: fields after it start past the last ')'.
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null;
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
 }
 
-/** True when pid runs and (where known) is the process that started at `start`. */
+/** /proc/PID/stat field 22 (start time in clock ticks since boot), or null. */
+export function processStartTime(pid: number): string | null {
+  return statFields(pid)?.[19] ?? null;
+}
+
+/**
+ * True when pid runs and (where known) is the process that started at
+ * `start`. A zombie (killed, not yet reaped: /proc/PID/stat state Z) is
+ * not alive. Where /proc cannot be read, a live pid counts as alive: the
+ * safe answer for "may its directory be removed?".
+ */
 export function processAlive(pid: number, start: string | null): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
@@ -146,9 +155,10 @@ export function processAlive(pid: number, start: string | null): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (start === null) return true;
-  const now = processStartTime(pid);
-  return now === null || now === start;
+  const f = statFields(pid);
+  if (f === null) return true;
+  if (f[0] === 'Z' || f[0] === 'X') return false;
+  return start === null || f[19] === start;
 }
 
 /** Reads state.json; null when missing or unreadable. */

@@ -13,15 +13,17 @@
  * launch() reported up to `started`, e.g. an `accel-fallback`), or `{"ok": false, "code",
  * "message", "usage"}`, which the parent rethrows as the same VmnetError (a
  * taken port is still exit 2, reported before anything keeps running). EOF
- * without an answer means the supervisor died: the parent says where its log
- * is. After the handshake the parent prints the name and exits; the
+ * without an answer means the supervisor died, no answer within the time
+ * limit that it hangs: either way the parent says what it knows (pid, the
+ * VM it claimed, QEMU's pid, the log) and a supervisor still running is
+ * told to give up. After the handshake the parent prints the name and exits; the
  * supervisor exits when the VM does (guest power-off, `vmnet stop`,
  * SIGTERM → graceful stop; a second signal forces). Its signal handlers are
  * installed before anything else: a signal during the start cancels it
  * (nothing is left) and the parent reports E_INTERRUPTED. Its log lines
  * carry its pid (the log is shared by every supervisor of the user).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -30,7 +32,7 @@ import { VmnetError, type VmnetErrorCode } from '../errors.js';
 import { packageRoot } from '../guest/bundled.js';
 import { launch, type Vm, type VmEvent } from './launch.js';
 import type { LaunchOptions } from './plan.js';
-import { ensureRuntimeRoot } from './state.js';
+import { ensureRuntimeRoot, scanVms } from './state.js';
 
 /** The CLI entry point to re-run (dist/cli/bin.js, also when this module runs from src/ under a test runner). */
 function binPath(): string {
@@ -81,12 +83,37 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
   });
   pipe.destroy();
   child.unref();
-  if (reply === null) {
-    throw new VmnetError('E_QEMU_FAILED', `the VM supervisor exited without starting the VM; see ${logPath}`);
-  }
+  if (reply === null) throw await noReply(child, root, logPath, timeoutMs);
   const r = JSON.parse(reply) as { ok: boolean; name?: string; dir?: string; events?: VmEvent[]; code?: VmnetErrorCode; message?: string; usage?: boolean };
   if (!r.ok) throw new VmnetError(r.code ?? 'E_QEMU_FAILED', r.message ?? 'the VM did not start', { usage: r.usage ?? false });
   return { name: r.name!, dir: r.dir!, events: r.events ?? [] };
+}
+
+/**
+ * The error for a handshake without an answer, saying what is known: the
+ * supervisor's pid, whether it still runs, the VM it claimed and QEMU's pid
+ * (from the state.json it owns), and its log. A supervisor still running
+ * is told to give up (SIGTERM cancels its start: nothing is left) rather
+ * than left to start a VM nobody waits for.
+ */
+async function noReply(child: ChildProcess, root: string, logPath: string, timeoutMs: number): Promise<VmnetError> {
+  const pid = child.pid ?? 0;
+  const running = child.exitCode === null && child.signalCode === null;
+  const vm = (await scanVms(root)).find((e) => e.state?.pid === pid);
+  const what = vm ? `it was starting VM ${vm.name}${vm.state?.qemuPid ? ` (QEMU pid ${vm.state.qemuPid} spawned)` : ' (QEMU not spawned yet)'}` : 'it had not claimed a VM directory';
+  if (!running) {
+    const how = child.signalCode ?? `code ${child.exitCode}`;
+    return new VmnetError('E_QEMU_FAILED', `the VM supervisor (pid ${pid}) exited (${how}) without starting the VM; ${what}; its log: ${logPath}`);
+  }
+  child.kill('SIGTERM');
+  const gone = await new Promise<boolean>((r) => {
+    const t = setTimeout(() => r(false), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      r(true);
+    });
+  });
+  return new VmnetError('E_TIMEOUT', `the VM supervisor (pid ${pid}) did not report within ${Math.round(timeoutMs / 1000)} s; ${what}; ${gone ? 'it was told to give up' : 'it was told to give up but still runs'}; its log: ${logPath}`);
 }
 
 /**

@@ -49,7 +49,8 @@ export interface VmExit {
 
 export type VmEvent =
   | { event: 'accel-fallback'; time: string; from: 'kvm'; to: 'tcg'; reason: string; remembered: string | null }
-  | { event: 'started'; time: string; name: string; pid: number; accel: string; dir: string; macs: string[]; forwards: string[]; notes: string[] }
+  /** pid: the process serving the VM (this one), as in `vmnet ls --json`; qemuPid: QEMU's. */
+  | { event: 'started'; time: string; name: string; pid: number; qemuPid: number; accel: string; dir: string; macs: string[]; forwards: string[]; notes: string[] }
   | { event: 'lease'; time: string; mac: string; address: string; hostname: string | null }
   | { event: 'forward'; time: string; action: 'add' | 'remove'; forward: string }
   | { event: 'ready'; time: string; port: number; address: string | null }
@@ -336,7 +337,7 @@ export class Vm extends EventEmitter {
 
   /** @internal */
   _started(): void {
-    this.#emit({ event: 'started', time: now(), name: this.name, pid: this.pid ?? 0, accel: this.accel, dir: this.dir, macs: this.macs, forwards: this.forwards.list().map(formatForward), notes: this.notes });
+    this.#emit({ event: 'started', time: now(), name: this.name, pid: process.pid, qemuPid: this.pid ?? 0, accel: this.accel, dir: this.dir, macs: this.macs, forwards: this.forwards.list().map(formatForward), notes: this.notes });
   }
 
   /** @internal */

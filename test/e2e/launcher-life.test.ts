@@ -54,9 +54,12 @@ async function lsEntry(name: string): Promise<Record<string, unknown> | undefine
 describe('QEMU never outlives vmnet', () => {
   it('kill -9 of a foreground vmnet run: QEMU is gone within seconds, and the next vmnet ls says what it cleaned up', async () => {
     const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-kill', '--console', 'none', ...SMALL], env);
-    await run.event('started');
+    const started = await run.event('started');
     const me = (await lsEntry('lf-kill'))!;
     const qemuPid = me.qemuPid as number;
+    // pid is vmnet's process in both the started event and ls --json; qemuPid is QEMU's in both.
+    expect([started.pid, started.qemuPid]).toEqual([run.child.pid, qemuPid]);
+    expect(me.pid).toBe(run.child.pid);
     expect(running(qemuPid)).toBe(true);
     run.child.kill('SIGKILL');
     await run.done;

@@ -136,8 +136,12 @@ describe('vmnet run: disk image formats', () => {
     const port = await freePort();
     const n0 = q.calls().length;
     const remembered = existsSync(join(root, 'accel-verdict.json'));
-    const start = await vmnet(['run', overlay, '--format', 'qcow2', '--detach', '--name', 'ls-ovl', '-p', `${port}:22`, '--qemu', q.path, ...SMALL_NO_ACCEL], env);
+    const start = await vmnet(['run', overlay, '--format', 'qcow2', '--detach', '--json', '--name', 'ls-ovl', '-p', `${port}:22`, '--qemu', q.path, ...SMALL_NO_ACCEL], env);
     expect(start.code, start.stderr).toBe(0);
+    // --detach --json prints JSON: the events of the start, `started` last.
+    const events = start.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const started = events.at(-1)!;
+    expect(started).toMatchObject({ event: 'started', name: 'ls-ovl', forwards: [`127.0.0.1:${port}:22/tcp`] });
     // After the run above (same runtime directory, same boot) KVM's verdict is known: one QEMU start, straight to TCG.
     // Run alone, the supervisor falls back itself.
     const accels = q.calls().slice(n0).map((c) => /-accel (\w+)/.exec(c)![1]);
@@ -145,6 +149,9 @@ describe('vmnet run: disk image formats', () => {
     expect(accels).toEqual(!kvmFails ? ['kvm'] : remembered ? ['tcg'] : ['kvm', 'tcg']);
     const ls = JSON.parse((await vmnet(['ls', '--json'], env)).stdout) as Array<Record<string, unknown>>;
     const me = ls.find((v) => v.name === 'ls-ovl')!;
+    // pid is the process serving the VM (here the supervisor) in both; qemuPid is QEMU in both.
+    expect([started.pid, started.qemuPid]).toEqual([me.pid, me.qemuPid]);
+    expect(me.pid).not.toBe(me.qemuPid);
     expect(readFileSync(`/proc/${me.qemuPid}/cmdline`, 'utf8')).toContain(`file=${overlay},format=qcow2,if=virtio`);
 
     const con = await connectUnix(join(root, 'ls-ovl', 'console.sock'));
@@ -243,5 +250,21 @@ describe('a stop request during start-up leaves nothing behind', () => {
     const ls = await vmnet(['ls'], e2);
     expect(ls.stderr).toMatch(new RegExp(`cleaned up VM ls-comma: .*its QEMU \\(pid ${state.qemuPid}\\) was killed`));
     expect(await goneWithin(state.qemuPid, 3000)).not.toBeNull();
+  });
+});
+
+describe('--detach handshake', () => {
+  it('a supervisor that does not report in time: the error says what is known (its pid, the VM, its log), and the start is cancelled', async () => {
+    const rt = privateTmp('vmnet-lstart-hs-');
+    const w = qemuWrapper(rt, 'stuck', { delayS: 30 });
+    const { startDetached } = await import('../../src/vm/supervisor.js');
+    const err = (await startDetached({ kernel: guest.kernel, name: 'ls-hs', qemu: w.path, accel: 'tcg', memory: '256M', cpus: 1, env: { ...env, XDG_RUNTIME_DIR: rt } }, 3000).catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('E_TIMEOUT');
+    const supervisor = Number(/supervisor \(pid (\d+)\)/.exec(err.message)?.[1]);
+    expect(err.message).toMatch(/^the VM supervisor \(pid \d+\) did not report within 3 s; it was starting VM ls-hs \(QEMU pid \d+ spawned\); it was told to give up; its log: .*supervisor\.log$/);
+    expect(await goneWithin(supervisor, 5000)).not.toBeNull();
+    const qemuPid = Number(w.calls()[0]!.split(' ')[0]);
+    expect(await goneWithin(qemuPid, 5000)).not.toBeNull();
+    expect(vmDirs(join(rt, 'vmnet'))).toEqual([]);
   });
 });

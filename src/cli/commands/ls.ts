@@ -39,8 +39,9 @@ export function lsCommand(io: CliIo): CommandModule<object, LsArgs> {
         io.stdout.write('no VMs running\n');
         return;
       }
-      const rows = [['NAME', 'STATE', 'PID', 'ACCEL', 'ADDRESS', 'FORWARDS', 'UPTIME']];
-      for (const v of vms) rows.push([v.name, v.state, String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.forwards.join(',') || '-', uptime(v.uptimeS)]);
+      // PID is the process serving the VM (as `pid` in --json and in `started` events), QEMU is QEMU's.
+      const rows = [['NAME', 'STATE', 'PID', 'QEMU', 'ACCEL', 'ADDRESS', 'FORWARDS', 'UPTIME']];
+      for (const v of vms) rows.push([v.name, v.state, String(v.pid || '-'), String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.forwards.join(',') || '-', uptime(v.uptimeS)]);
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) io.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
     },
