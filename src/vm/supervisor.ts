@@ -46,9 +46,10 @@ type Serializable = Omit<LaunchOptions, 'env'>;
  * Starts a VM under a detached supervisor process.
  * @param opts launch options (must be JSON-serialisable; env is the child's environment)
  * @returns the VM's name and directory, once it runs
+ * @param cancel aborting it cancels the start (the supervisor then reports E_INTERRUPTED)
  * @throws VmnetError as launch() would (same code), or E_QEMU_FAILED when the supervisor died
  */
-export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Promise<{ name: string; dir: string; events: VmEvent[] }> {
+export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000, cancel?: AbortSignal): Promise<{ name: string; dir: string; events: VmEvent[] }> {
   const env = opts.env ?? process.env;
   const root = await ensureRuntimeRoot(env);
   const logPath = join(root, 'supervisor.log');
@@ -63,6 +64,9 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
   }
   const pipe = child.stdio[3] as net.Socket;
   pipe.write(JSON.stringify(payload) + '\n');
+  // Cancelled while waiting (Ctrl-C on `vmnet run --detach`): the same signal makes the supervisor cancel its start and answer E_INTERRUPTED.
+  const onCancel = () => child.kill(/^SIG(INT|TERM|HUP)$/.test(String(cancel?.reason)) ? (String(cancel?.reason) as NodeJS.Signals) : 'SIGTERM');
+  cancel?.addEventListener('abort', onCancel, { once: true });
   const reply = await new Promise<string | null>((resolve) => {
     let buf = '';
     const timer = setTimeout(() => resolve(null), timeoutMs);
@@ -81,6 +85,7 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
       resolve(null);
     });
   });
+  cancel?.removeEventListener('abort', onCancel);
   pipe.destroy();
   child.unref();
   if (reply === null) throw await noReply(child, root, logPath, timeoutMs);

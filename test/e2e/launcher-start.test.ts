@@ -220,19 +220,25 @@ describe('a stop request during start-up leaves nothing behind', () => {
     await vmnet(['switch', 'rm', 'lss1'], e2);
   });
 
-  it('SIGTERM to the --detach supervisor during start-up: the parent reports it, nothing is left', async () => {
-    const rt = privateTmp('vmnet-lstart-sup-');
-    const e2 = { ...env, XDG_RUNTIME_DIR: rt };
-    const w = qemuWrapper(rt, 'slow', { delayS: 1 });
-    const start = vmnet(['run', '--kernel', guest.kernel, '--detach', '--name', 'ls-sup', '--qemu', w.path, ...SMALL], e2);
-    const [qemuPid, supervisorPid] = (await until(() => w.calls()[0], 30_000, 'QEMU start')).split(' ').map(Number) as [number, number];
-    process.kill(supervisorPid, 'SIGTERM');
-    const r = await start;
-    expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/^vmnet: SIGTERM: the start of VM ls-sup was cancelled; nothing is left running\n$/);
-    expect(await goneWithin(qemuPid, 3000)).not.toBeNull();
-    expect(await goneWithin(supervisorPid, 3000)).not.toBeNull();
-    expect(vmDirs(join(rt, 'vmnet'))).toEqual([]);
+  it('SIGTERM to the --detach supervisor, or SIGINT to vmnet run --detach, during start-up: the start is cancelled and reported, nothing is left', async () => {
+    for (const target of ['supervisor', 'parent'] as const) {
+      const rt = privateTmp('vmnet-lstart-sup-');
+      const e2 = { ...env, XDG_RUNTIME_DIR: rt };
+      const w = qemuWrapper(rt, 'slow', { delayS: 1 });
+      const parent = spawn(process.execPath, [BIN, 'run', '--kernel', guest.kernel, '--detach', '--name', 'ls-sup', '--qemu', w.path, ...SMALL], { env: e2, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      parent.stderr.on('data', (d) => (stderr += d));
+      const code = new Promise<number | null>((r) => parent.on('close', (c) => r(c)));
+      const [qemuPid, supervisorPid] = (await until(() => w.calls()[0], 30_000, 'QEMU start')).split(' ').map(Number) as [number, number];
+      if (target === 'supervisor') process.kill(supervisorPid, 'SIGTERM');
+      else parent.kill('SIGINT');
+      expect(await code, `${target}: ${stderr}`).toBe(1);
+      const sig = target === 'supervisor' ? 'SIGTERM' : 'SIGINT';
+      expect(stderr, target).toMatch(new RegExp(`^vmnet: ${sig}: the start of VM ls-sup was cancelled; nothing is left running\\n$`));
+      expect(await goneWithin(qemuPid, 3000), target).not.toBeNull();
+      expect(await goneWithin(supervisorPid, 3000), target).not.toBeNull();
+      expect(vmDirs(join(rt, 'vmnet')), target).toEqual([]);
+    }
   });
 
   it('the stale cleaner finds an orphaned QEMU when the runtime path holds a comma (QEMU sees it as ,,)', async () => {

@@ -162,7 +162,11 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
       };
       if (a.detach) {
         const { startDetached } = await import('../../vm/supervisor.js');
-        const { name, events } = await startDetached(opts);
+        const { STOP_SIGNALS } = await import('./run-foreground.js');
+        // A signal while the supervisor starts the VM cancels that start (nothing is left running).
+        const cancel = new AbortController();
+        const off = io.onSignal((sig) => cancel.abort(sig), STOP_SIGNALS);
+        const { name, events } = await startDetached(opts, undefined, cancel.signal).finally(off);
         for (const e of events) report(e, (stream, text) => stream.write(text));
         if (!json) io.stdout.write(name + '\n');
         return;
