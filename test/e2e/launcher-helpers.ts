@@ -10,6 +10,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { runConsoleScript } from '../../src/guest/console.js';
+import { privateTmp } from '../helpers/tmp.js';
 
 /** The CLI under test (VMNET_TEST_BIN: another build, e.g. to show a test failing on main's). */
 export const BIN = process.env.VMNET_TEST_BIN ?? join(import.meta.dirname, '../../dist/cli/bin.js');
@@ -228,4 +229,36 @@ export async function until<T>(check: () => T | undefined, ms: number, what: str
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A private runtime directory for one test file: XDG_RUNTIME_DIR points there, VMNET_RUNTIME_DIR is unset. */
+export function privateRuntime(prefix: string): { tmp: string; env: NodeJS.ProcessEnv; root: string } {
+  const tmp = privateTmp(prefix);
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
+  delete env.VMNET_RUNTIME_DIR;
+  return { tmp, env, root: join(tmp, 'vmnet') };
+}
+
+/** Stops every VM of a runtime directory (afterAll: nothing a failed test left may keep running). */
+export async function stopAll(env: NodeJS.ProcessEnv): Promise<void> {
+  const ls = await vmnet(['ls', '--json'], env);
+  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
+}
+
+/** Waits until what a console socket prints (from now on) matches `re`; returns the match. */
+export function consoleMatch(sock: net.Socket, re: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`console did not print ${re} within ${timeoutMs} ms; tail: ${buf.slice(-500)}`)), timeoutMs);
+    const onData = (b: Buffer) => {
+      buf = (buf + b.toString('latin1')).slice(-65536);
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        sock.off('data', onData);
+        resolve(m);
+      }
+    };
+    sock.on('data', onData);
+  });
 }

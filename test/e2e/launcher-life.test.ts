@@ -6,44 +6,17 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
-import { privateTmp } from '../helpers/tmp.js';
-import { APPEND, BIN, connectUnix, goneWithin, running, serveOverConsole, SMALL, startRun, until, vmnet } from './launcher-helpers.js';
+import { APPEND, BIN, connectUnix, consoleMatch, goneWithin, privateRuntime, running, serveOverConsole, SMALL, startRun, stopAll, until, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 let tmp: string;
 let env: NodeJS.ProcessEnv;
 let root: string;
 
-beforeAll(() => {
-  tmp = privateTmp('vmnet-llife-');
-  env = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
-  delete env.VMNET_RUNTIME_DIR;
-  root = join(tmp, 'vmnet');
-});
-afterAll(async () => {
-  const ls = await vmnet(['ls', '--json'], env);
-  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
-});
-
-/** Waits for `text` in what a console socket prints. */
-function consoleSays(sock: net.Socket, text: string, timeoutMs = 90_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`console did not print ${text} within ${timeoutMs} ms; tail: ${buf.slice(-300)}`)), timeoutMs);
-    const onData = (b: Buffer) => {
-      buf = (buf + b.toString('latin1')).slice(-4096);
-      if (buf.includes(text)) {
-        clearTimeout(timer);
-        sock.off('data', onData);
-        resolve();
-      }
-    };
-    sock.on('data', onData);
-  });
-}
+beforeAll(() => ({ tmp, env, root } = privateRuntime('vmnet-llife-')));
+afterAll(() => stopAll(env));
 
 /** `vmnet ls --json` entry of a VM. */
 async function lsEntry(name: string): Promise<Record<string, unknown> | undefined> {
@@ -77,7 +50,7 @@ describe('QEMU never outlives vmnet', () => {
     await run.event('started');
     const qemuPid = (await lsEntry('lf-hup'))!.qemuPid as number;
     const con = await connectUnix(join(root, 'lf-hup', 'console.sock'));
-    await consoleSays(con, 'VMNET-READY'); // acpid runs from here on
+    await consoleMatch(con, /VMNET-READY/); // acpid runs from here on
     run.child.kill('SIGHUP');
     const done = await run.done;
     con.destroy();
@@ -167,7 +140,15 @@ describe('output streams', () => {
       const m = /QEMU pid (\d+)/.exec(stderr);
       if (m) writeFileSync(qemuLog, m[1]!);
     });
-    await new Promise((r) => p.on('close', r));
+    const closed = new Promise((r) => p.on('close', r));
+    // A closed pipe shows at the next write: once head has its 20 bytes, make the guest print again.
+    const headFile = join(tmp, 'epipe-head.txt');
+    await until(() => (existsSync(headFile) && statSync(headFile).size === 20 && existsSync(join(root, 'lf-pipe', 'console.sock')) ? true : undefined), 90_000, 'head to get 20 bytes');
+    const con = await connectUnix(join(root, 'lf-pipe', 'console.sock'));
+    await consoleMatch(con, /VMNET-READY/);
+    con.write('VMNET-SHELL\n');
+    await closed;
+    con.destroy();
     expect(stderr).toMatch(/vmnet-exit=0\n$/);
     expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
     expect(stderr).toMatch(/vmnet: stdout closed: powering lf-pipe down through ACPI/);

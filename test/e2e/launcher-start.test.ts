@@ -6,15 +6,14 @@
  * guest's port 22. A `--qemu` wrapper logs every QEMU start, so "QEMU was
  * never started" is observed, not assumed.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
 import { privateTmp } from '../helpers/tmp.js';
-import { alive, APPEND, BIN, connectUnix, freePort, goneWithin, NC22_SCRIPT, portFree, qemuWrapper, running, serveOverConsole, SMALL, startRun, until, vmnet } from './launcher-helpers.js';
+import { alive, APPEND, BIN, connectUnix, consoleMatch, freePort, goneWithin, NC22_SCRIPT, portFree, privateRuntime, qemuWrapper, running, serveOverConsole, SMALL, startRun, stopAll, until, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 const SMALL_NO_ACCEL = ['-m', '256M', '--cpus', '1'];
@@ -25,34 +24,10 @@ let root: string;
 let q: ReturnType<typeof qemuWrapper>;
 
 beforeAll(() => {
-  tmp = privateTmp('vmnet-lstart-');
+  ({ tmp, env, root } = privateRuntime('vmnet-lstart-'));
   q = qemuWrapper(tmp);
-  env = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
-  delete env.VMNET_RUNTIME_DIR;
-  root = join(tmp, 'vmnet');
 });
-afterAll(async () => {
-  const ls = await vmnet(['ls', '--json'], env);
-  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
-});
-
-/** Waits for a console line matching `re` on a socket already being read. */
-function consoleLine(sock: net.Socket, re: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no console line ${re} within ${timeoutMs} ms; tail: ${buf.slice(-500)}`)), timeoutMs);
-    const onData = (b: Buffer) => {
-      buf += b.toString('latin1');
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        sock.off('data', onData);
-        resolve(m);
-      }
-    };
-    sock.on('data', onData);
-  });
-}
+afterAll(() => stopAll(env));
 
 /** Does QEMU with -accel kvm die at start on this host (FACTS.md: it does on the project's machines)? */
 function kvmDiesAtStart(): string | null {
@@ -156,7 +131,7 @@ describe('vmnet run: disk image formats', () => {
 
     const con = await connectUnix(join(root, 'ls-ovl', 'console.sock'));
     await serveOverConsole(con, con, NC22_SCRIPT);
-    const got = consoleLine(con, /GOT (\S*)/);
+    const got = consoleMatch(con, /GOT (\S*)/);
     const wait = await vmnet(['wait', 'ls-ovl', '--port', '22', '--timeout', '60'], env);
     expect(wait.code, wait.stderr).toBe(0);
     const c = net.createConnection(port, '127.0.0.1');
