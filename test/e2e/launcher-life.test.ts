@@ -184,6 +184,24 @@ describe('stop requests: the second one forces, the last line names the first', 
     expect(existsSync(join(root, 'lf-pty'))).toBe(false);
   });
 
+  it('closing the terminal (SIGHUP, then every write fails) asks the guest once and does not force', async () => {
+    const cmd = [process.execPath, BIN, 'run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-close', '--stop-timeout', '60', ...SMALL].map((a) => `'${a}'`).join(' ');
+    const term = spawn('script', ['-qfec', `exec ${cmd}`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+    let screen = '';
+    term.stdout.on('data', (d: Buffer) => (screen += d.toString('latin1')));
+    await until(() => (screen.includes('VMNET-READY') ? true : undefined), 90_000, `the guest on the terminal; screen: ${screen.slice(-300)}`);
+    const me = (await lsEntry('lf-close'))!;
+    term.kill('SIGKILL'); // the terminal goes away: the kernel hangs up its session
+    await new Promise((r) => term.on('close', r));
+    await new Promise((r) => setTimeout(r, 2000));
+    // The guest ignores the ACPI button: a graceful stop is still waiting, a forced one would be over.
+    expect(running(me.qemuPid as number)).toBe(true);
+    expect(running(me.pid as number)).toBe(true);
+    const stop = await vmnet(['stop', 'lf-close', '--force'], env);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await goneWithin(me.pid as number, 5000)).not.toBeNull();
+  });
+
   it('SIGTERM twice: the second forces at once; the last line names SIGTERM', async () => {
     const run = startRun(['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--name', 'lf-term', '--console', 'none', '--stop-timeout', '60', ...SMALL], env);
     await run.event('started');

@@ -237,12 +237,12 @@ describe('a stop request during start-up leaves nothing behind', () => {
 describe('--detach handshake', () => {
   it('a supervisor that does not report in time: the error says what is known (its pid, the VM, its log), and the start is cancelled', async () => {
     const rt = privateTmp('vmnet-lstart-hs-');
-    const w = qemuWrapper(rt, 'stuck', { delayS: 30 });
+    const w = qemuWrapper(rt, 'stuck', { delayS: 60 });
     const { startDetached } = await import('../../src/vm/supervisor.js');
-    const err = (await startDetached({ kernel: guest.kernel, name: 'ls-hs', qemu: w.path, accel: 'tcg', memory: '256M', cpus: 1, env: { ...env, XDG_RUNTIME_DIR: rt } }, 3000).catch((e: unknown) => e)) as Error & { code: string };
+    const err = (await startDetached({ kernel: guest.kernel, name: 'ls-hs', qemu: w.path, accel: 'tcg', memory: '256M', cpus: 1, env: { ...env, XDG_RUNTIME_DIR: rt } }, 8000).catch((e: unknown) => e)) as Error & { code: string };
     expect(err.code).toBe('E_TIMEOUT');
     const supervisor = Number(/supervisor \(pid (\d+)\)/.exec(err.message)?.[1]);
-    expect(err.message).toMatch(/^the VM supervisor \(pid \d+\) did not report within 3 s; it was starting VM ls-hs \(QEMU pid \d+ spawned\); it was told to give up; its log: .*supervisor\.log$/);
+    expect(err.message).toMatch(/^the VM supervisor \(pid \d+\) did not report within 8 s; it was starting VM ls-hs \(QEMU pid \d+ spawned\); it was told to give up; its log: .*supervisor\.log$/);
     expect(await goneWithin(supervisor, 5000)).not.toBeNull();
     const qemuPid = Number(w.calls()[0]!.split(' ')[0]);
     expect(await goneWithin(qemuPid, 5000)).not.toBeNull();

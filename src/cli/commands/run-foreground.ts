@@ -19,7 +19,9 @@
  *
  * Output: every write to stdout and stderr goes through `out()`, which
  * stops writing to a stream once it failed; the failure itself is a stop
- * request (counted once per stream). Guest output follows stdout's pace
+ * request, but only when no stop was asked for yet (a closed terminal sends
+ * SIGHUP and then fails every write: that must not count as a second
+ * request and force the stop). Guest output follows stdout's pace
  * (terminal.ts). Exit code: 0 when the guest powered off or the VM was
  * stopped, 1 when QEMU failed or the start was cancelled.
  */
@@ -80,7 +82,8 @@ export async function runForeground(opts: LaunchOptions, o: ForegroundOptions, i
     if (broken.has(stream)) return;
     broken.add(stream);
     if (stream === io.stdout) term?.detach();
-    requestStop(`${what} closed`);
+    // Only as the first request: a closed terminal sends SIGHUP and then fails every write (EIO), which must not force the stop.
+    if (requests === 0) requestStop(`${what} closed`);
   };
   const onStdoutError = onBroken(io.stdout, 'stdout');
   const onStderrError = onBroken(io.stderr, 'stderr');
