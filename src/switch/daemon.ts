@@ -62,7 +62,7 @@ import {
   type SwitchState,
 } from './runtime.js';
 import { startSegment, type SegmentSnapshot } from './segment.js';
-import type { PortRole } from './switch.js';
+import type { PortRole } from './vlan.js';
 
 /** Options of a background switch; they apply when it is created. */
 export interface SwitchCreateOptions {

@@ -16,8 +16,19 @@
  * whole segment and tells guests apart by their addresses (its neighbour
  * table maps IP → MAC), so DHCP hands out one lease per MAC and NAT, DNS and
  * ICMP serve every guest on the gateway's VLAN. The gateway answers from
- * inside sendFrame (ARP, ICMP echo); the switch queues such reentrant frames
- * (switch.ts, "Reentrancy").
+ * inside sendFrame (ARP, ICMP echo, TCP data in answer to an ACK); the
+ * switch queues such reentrant frames (switch.ts, "Reentrancy").
+ *
+ * Backpressure. The link behaves as a StreamPort does on `--net user`: its
+ * `sendFrame` returns false when the switch says "hold back" (the guest's
+ * port is congested, or the reentrant queue is filling), and it emits
+ * 'drain' when the switch calls `drained()`; startGateway's attach() turns
+ * that into `linkDrained`, and the TCP NAT holds data back meanwhile instead
+ * of losing it in the switch.
+ *
+ * The gateway's MAC is a static entry on its port (fdb.ts): a guest that
+ * sends with that MAC as its source is dropped, and cannot pull the
+ * gateway's traffic to itself.
  *
  * Names. The gateway's DNS answers `NAME` and `NAME.vmnet.internal` for
  *  1. vmnet names registered with {@link RunningSegment.setName} (the
@@ -41,7 +52,7 @@ import { formatIp4, formatMac, parseMac, type Ip4 } from '../wire/addr.js';
 import type { StreamPort } from '../link/stream-port.js';
 import { VmnetError } from '../errors.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
-import type { PortRole } from './switch.js';
+import type { PortRole } from './vlan.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */
 export type SegmentGatewayOptions = Omit<GatewayServerOptions, 'socket' | 'tcpPort' | 'tcpHost' | 'pcap' | 'mtu'> & {
@@ -106,14 +117,16 @@ const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 class GatewayLink extends EventEmitter {
   onFrame: (buf: Uint8Array, view: DataView, off: number, len: number) => void = () => {};
   out: InternalPort | null = null;
-  /** Gateway → switch. */
+  /** Gateway → switch; false: hold back until 'drain'. */
   sendFrame(buf: Uint8Array, off: number, len: number): boolean {
-    this.out?.sendFrame(buf, off, len);
-    return true;
+    return this.out?.sendFrame(buf, off, len) ?? false;
   }
   /** Switch → gateway (the FramePort the switch sees). */
   readonly peer = {
     sendFrame: (buf: Uint8Array, off: number, len: number, view: DataView): void => this.onFrame(buf, view, off, len),
+    drained: (): void => {
+      this.emit('drain');
+    },
   };
   close(): void {
     this.emit('close', 'local', undefined);
@@ -160,7 +173,7 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       gw = await startGateway({ ...rest, mtu: sw.switch.mtu, resolveGuest: (guest) => lookupName(bareName(guest)) });
       link = new GatewayLink();
       gw.attach(link as unknown as StreamPort);
-      gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 } });
+      gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 }, staticMacs: [gw.config.gatewayMac] });
       link.out = gwPort;
       // startGateway's DNS hook asks the DHCP server for names; put vmnet names in front of it.
       const dhcp = gw.gateway.dhcp;

@@ -218,7 +218,7 @@ describe('startSwitch', () => {
     const file = readFileSync(pcapPath);
     expect(statSync(pcapPath).mode & 0o777).toBe(0o600);
     expect(file.readUInt32LE(0)).toBe(0xa1b2c3d4);
-    expect(file.readUInt32LE(16)).toBe(1518); // snaplen = max frame
+    expect(file.readUInt32LE(16)).toBe(1522); // snaplen = max frame (two tags)
     const recs: Uint8Array[] = [];
     for (let o = 24; o < file.length; ) {
       const incl = file.readUInt32LE(o + 8);
@@ -269,7 +269,7 @@ describe('startSwitch', () => {
     expect(p).toBe(join(dir, 'ports', 'trunk-5-native-1.sock'));
     const c = await client(sock);
     await until(() => sw.switch.ports().length === 1);
-    expect(sw.snapshot().maxFrame).toBe(9018);
+    expect(sw.snapshot().maxFrame).toBe(9022);
     await sw.close();
     await sw.close();
     expect(existsSync(sock)).toBe(false);
