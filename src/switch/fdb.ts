@@ -4,7 +4,8 @@
  *
  * Layout. One Map per VLAN id keyed by `macKey` (48 bits fit a double
  * exactly; 12 more would not). An entry remembers its port, when its MAC was
- * last seen, and the flap window the loop guard keeps for it (loop-guard.ts).
+ * last seen, the port it was first learned on (its origin), and the flap
+ * window the loop guard keeps for it (loop-guard.ts).
  *
  * Dynamic entries (§8.8.3) are learned from source MACs and age out
  * `ageingMs` after the MAC was last seen (time comes from the caller).
@@ -55,6 +56,8 @@ export interface Entry<P extends FdbPort> {
   readonly vlan: number;
   readonly key: number;
   readonly isStatic: boolean;
+  /** The port the MAC was first learned on (where a guest's own frames arrive first). */
+  readonly origin: P;
   /** The loop guard's flap window: start and moves in it. */
   flapStart: number;
   flaps: number;
@@ -160,7 +163,7 @@ export class Fdb<P extends FdbPort> {
       map = new Map();
       this.#maps[vlan] = map;
     }
-    map.set(key, { port: p, seen: now, vlan, key, isStatic: false, flapStart: -Infinity, flaps: 0 });
+    map.set(key, { port: p, seen: now, vlan, key, isStatic: false, origin: p, flapStart: -Infinity, flaps: 0 });
     p.macCount++;
     this.#dynamic++;
     this.counters.learned++;
@@ -183,7 +186,7 @@ export class Fdb<P extends FdbPort> {
       map = new Map();
       this.#maps[vlan] = map;
     }
-    map.set(key, { port: p, seen: 0, vlan, key, isStatic: true, flapStart: -Infinity, flaps: 0 });
+    map.set(key, { port: p, seen: 0, vlan, key, isStatic: true, origin: p, flapStart: -Infinity, flaps: 0 });
     this.#static++;
     return true;
   }

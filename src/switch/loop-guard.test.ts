@@ -108,6 +108,44 @@ describe('loops', () => {
     expect(y.blocked).toBeNull();
   });
 
+  it('when both switches would block at the same instant, only the one where the lowest flapping MAC is local does', () => {
+    const { clock, make, wire } = rig();
+    const A = make(0.5);
+    const B = make(0.5); // same delay: the random part alone would block one port on each
+    wire.cable(A, B);
+    wire.cable(A, B);
+    const x = A.addPort(new FakePort(), { name: 'x' });
+    const y = B.addPort(new FakePort(), { name: 'y' });
+    // Both guests broadcast every 100 ms for 3 s.
+    for (let round = 0; round < 30; round++) {
+      const next = clock.t + 100;
+      sendFrom(A, x, frame({ dst: BCAST, src: mac(1) })); // mac(1) < mac(2): local to A
+      sendFrom(B, y, frame({ dst: BCAST, src: mac(2) }));
+      wire.pump(1900);
+      clock.t = Math.max(clock.t, next);
+    }
+    expect(A.ports().filter((p) => p.blocked !== null)).toHaveLength(1);
+    expect(B.ports().filter((p) => p.blocked !== null)).toHaveLength(0);
+  });
+
+  it('with no local MAC flapping anywhere, a switch still blocks after remoteDeferMs', () => {
+    const { clock, events, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const a = sw.addPort(new FakePort());
+    const b = sw.addPort(new FakePort());
+    sw.addPort(new FakePort());
+    const start = clock.t;
+    // First learned on a: the flapping pair itself, so the MAC is not local.
+    while (a.blocked === null && b.blocked === null && clock.t - start < 10_000) {
+      clock.t += 5;
+      sendFrom(sw, Math.round((clock.t - start) / 5) % 2 === 0 ? a : b, frame({ dst: BCAST, src: mac(1) }));
+    }
+    const at = clock.t - start;
+    expect(at).toBeGreaterThanOrEqual(5000);
+    expect(at).toBeLessThan(6500);
+    expect(events.filter((e) => e.kind === 'blocked')).toHaveLength(1);
+  });
+
   it('a port cabled back into its own switch is blocked (never the guest port), and the cost stays bounded', () => {
     const { clock, events, make, wire } = rig();
     const A = make(0.5);
@@ -171,6 +209,7 @@ describe('loops', () => {
     const b = sw.addPort(new FakePort());
     const fc = new FakePort();
     const c = sw.addPort(fc);
+    sendFrom(sw, c, frame({ dst: BCAST, src: mac(1) })); // the guest's own port: its MAC is local here
     for (let i = 0; i < 100 && a.blocked === null && b.blocked === null; i++) {
       clock.t += 1;
       sendFrom(sw, i % 2 === 0 ? a : b, frame({ dst: BCAST, src: mac(1) }));

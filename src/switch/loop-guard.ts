@@ -22,12 +22,26 @@
  * a loop forever without flooding). One of the two is chosen for blocking:
  * the one more MACs moved *to* in the current window (a loop port receives
  * every circulating MAC; a guest's own port only its guest's), the port the
- * MAC moved to on a tie. The block is not immediate: it takes effect after a
- * random delay in [0, blockJitterMs), and only if the flapping goes on after
- * it (`flapMoves` more moves touching that port within `flapWindowMs` of the
- * deadline). Two switches that see the same loop thus do not both block a
- * port at the same instant (which could cut them apart): the first to block
- * ends the flapping the other sees, and the other stands down.
+ * MAC moved to on a tie.
+ *
+ * Which switch blocks. Every switch on a loop sees the same MACs flap, and
+ * if each blocked a port of its own, two switches joined twice could end up
+ * with both cables blocked, cut apart. So the block is not immediate, and
+ * not equal for all:
+ * - it is due after a random delay in [0, blockJitterMs), and takes effect
+ *   only if the flapping goes on after that (`flapMoves` more moves touching
+ *   the port within `flapWindowMs` of the deadline; else it stands down);
+ * - at that point it goes ahead only on the switch where the lowest MAC
+ *   flapping is local: first learned on a port that is not one of its
+ *   flapping pair (the guest's own port, where its frames arrive first). On
+ *   every other switch that MAC is remote; there the block waits until the
+ *   flapping has lasted `remoteDeferMs` (re-checked as moves go on), which it
+ *   does not once the first switch has blocked. The deferral is the fallback
+ *   for loops where no switch sees a local MAC (a loop through switches whose
+ *   guests stay silent: then it takes longer, and the random delay is what
+ *   separates the switches).
+ * All switches see the same lowest MAC, so one switch acts; the delay also
+ * separates two ports of one switch.
  *
  * A blocked port receives nothing (dropped, `drops.blocked`) and is sent
  * nothing; its learned MACs are forgotten, so traffic to them floods to the
@@ -48,6 +62,8 @@ export interface LoopGuardOptions {
   flapWindowMs?: number;
   /** A block takes effect after a random delay below this; default 1500 ms. */
   blockJitterMs?: number;
+  /** Where the lowest flapping MAC is not local, a block waits until the flapping has lasted this long; default 5000 ms. */
+  remoteDeferMs?: number;
   /** Random numbers in [0, 1); default Math.random. */
   random?: () => number;
 }
@@ -79,7 +95,8 @@ export class PortGuard {
   movesInStart = -Infinity;
   /** Held to the storm limit for every frame until then. */
   suspectUntil = -Infinity;
-  /** A pending block: due at, and the moves counted since. */
+  /** A pending block: since when, due at, and the moves counted since it was due. */
+  pendingSince = Infinity;
   blockAt = Infinity;
   confirmMoves = 0;
   blocked: BlockInfo | null = null;
@@ -104,8 +121,13 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
   readonly flapMoves: number;
   readonly flapWindowMs: number;
   readonly blockJitterMs: number;
+  readonly remoteDeferMs: number;
   readonly #random: () => number;
   readonly #verdict: MoveVerdict<P> = { block: null, pending: null };
+  /** The lowest MAC (key) seen flapping lately, whether it is local, and until when this holds. */
+  #lowestKey = Infinity;
+  #lowestLocal = false;
+  #lowestUntil = -Infinity;
 
   /** @throws VmnetError E_USAGE for negative or non-finite numbers */
   constructor(o: LoopGuardOptions = {}) {
@@ -114,6 +136,7 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
     this.flapMoves = Math.max(2, nonNegative(o.flapMoves, 20, 'flapMoves'));
     this.flapWindowMs = nonNegative(o.flapWindowMs, 1000, 'flapWindowMs');
     this.blockJitterMs = nonNegative(o.blockJitterMs, 1500, 'blockJitterMs');
+    this.remoteDeferMs = nonNegative(o.remoteDeferMs, 5000, 'remoteDeferMs');
     this.#random = o.random ?? Math.random;
   }
 
@@ -142,10 +165,10 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
 
   /**
    * Accounts for one move of a MAC from `from` to `to` (both attached).
-   * @param e the entry's flap window (fdb.ts Entry)
+   * @param e the moving entry: its key, origin port and flap window (fdb.ts Entry)
    * @returns the verdict object (reused: read it before the next call)
    */
-  onMove(e: { flapStart: number; flaps: number }, from: P, to: P, now: number): MoveVerdict<P> {
+  onMove(e: { readonly key: number; readonly origin: P; flapStart: number; flaps: number }, from: P, to: P, now: number): MoveVerdict<P> {
     const v = this.#verdict;
     v.block = null;
     v.pending = null;
@@ -161,23 +184,39 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
       tg.movesIn = 0;
     }
     tg.movesIn++;
+    const flapping = e.flaps >= this.flapMoves;
+    if (flapping && (now >= this.#lowestUntil || e.key <= this.#lowestKey)) {
+      this.#lowestKey = e.key;
+      this.#lowestLocal = e.origin !== from && e.origin !== to;
+      this.#lowestUntil = now + w;
+    }
     for (const p of [from, to]) {
       const g = p.guard;
       if (g.blockAt > now) continue;
       if (now - g.blockAt > w) {
         // The flapping stopped before it was confirmed (another switch blocked its side, say).
+        g.pendingSince = Infinity;
         g.blockAt = Infinity;
         g.confirmMoves = 0;
       } else if (++g.confirmMoves >= this.flapMoves) {
-        g.blockAt = Infinity;
         g.confirmMoves = 0;
-        v.block = p;
-        return v;
+        if ((this.#lowestLocal && now < this.#lowestUntil) || now - g.pendingSince >= this.remoteDeferMs) {
+          g.pendingSince = Infinity;
+          g.blockAt = Infinity;
+          v.block = p;
+          return v;
+        }
+        // Not ours to block yet: confirm again, a window at a time, and keep both ports held to the limit.
+        g.blockAt = now;
+        const until = now + this.blockJitterMs + w;
+        if (from.guard.suspectUntil < until) from.guard.suspectUntil = until;
+        if (tg.suspectUntil < until) tg.suspectUntil = until;
       }
     }
-    if (e.flaps < this.flapMoves || from.guard.blockAt !== Infinity || tg.blockAt !== Infinity) return v;
+    if (!flapping || from.guard.blockAt !== Infinity || tg.blockAt !== Infinity) return v;
     const fg = from.guard;
     const pick = fg.movesIn > tg.movesIn && now - fg.movesInStart < w ? from : to;
+    pick.guard.pendingSince = now;
     pick.guard.blockAt = now + this.#random() * this.blockJitterMs;
     pick.guard.confirmMoves = 0;
     const until = now + this.blockJitterMs + w;
@@ -190,6 +229,7 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
   /** Clears a port's loop state (unblock). */
   reset(g: PortGuard): void {
     g.blocked = null;
+    g.pendingSince = Infinity;
     g.blockAt = Infinity;
     g.confirmMoves = 0;
     g.suspectUntil = -Infinity;

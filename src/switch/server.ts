@@ -135,7 +135,7 @@ export interface SwitchSnapshot {
   /** Entries in the MAC table. */
   macs: number;
   /** Storm limit per port (group frames per second, 0 = off) and flap detection settings. */
-  loopGuard: { stormRate: number; stormBurst: number; flapMoves: number; flapWindowMs: number; blockJitterMs: number };
+  loopGuard: { stormRate: number; stormBurst: number; flapMoves: number; flapWindowMs: number; blockJitterMs: number; remoteDeferMs: number };
   sockets: SocketSnapshot[];
   ports: PortSnapshot[];
   counters: SwitchCounters;
@@ -388,7 +388,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       maxEntries: sw.maxEntries,
       maxMacsPerPort: sw.maxMacsPerPort,
       macs: sw.size,
-      loopGuard: (({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs }) => ({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs }))(sw.loopGuard),
+      loopGuard: (({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }) => ({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }))(sw.loopGuard),
       sockets,
       ports,
       counters: { ...sw.counters, drops: { ...sw.counters.drops } },

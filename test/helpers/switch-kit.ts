@@ -1,9 +1,11 @@
 /**
- * Test kit for the sans-IO switch engine (src/switch/switch.ts): a recording
+ * Test kit for the switch (src/switch/): for the sans-IO engine a recording
  * port, an Ethernet frame builder (tags, priority tags, nested tags), a
- * parser for what ports got, and a switch on a fake clock.
+ * parser for what ports got and a switch on a fake clock; for real sockets a
+ * raw stream client, marked frames and a poll helper.
  */
 import { expect } from 'vitest';
+import { connectStream, type StreamPort } from '../../src/link/stream-port.js';
 import * as eth from '../../src/wire/ethernet.js';
 import { Switch, type FramePort, type PortConfig, type SwitchOptions, type SwitchPort } from '../../src/switch/switch.js';
 
@@ -100,4 +102,41 @@ export function setup(opts: SwitchOptions = {}): Rig {
   };
   const send = (p: SwitchPort, b: Uint8Array): boolean => sw.input(p, b, new DataView(b.buffer, b.byteOffset, b.byteLength), 0, b.length);
   return { sw, clock, add, send };
+}
+
+/** A frame of the local experimental EtherType 0x88b5 whose first payload byte is `mark`. */
+export const marked = (dst: Uint8Array, src: Uint8Array, mark: number, vlan = -1): Uint8Array =>
+  frame({ dst, src, vlan: vlan >= 0 ? vlan : undefined, type: 0x88b5, payload: 50, mark });
+
+/** The VID of a received frame's tag, or -1 when untagged. */
+export const vlanOf = (b: Uint8Array): number => (b[12] === 0x81 && b[13] === 0 ? ((b[14]! << 8) | b[15]!) & 0xfff : -1);
+/** The mark of a frame built by {@link marked}, whichever form it arrived in. */
+export const markOf = (b: Uint8Array): number => b[vlanOf(b) >= 0 ? 18 : 14]!;
+
+/** A raw QEMU-stream connection to a switch socket, keeping a copy of every frame it gets. */
+export interface StreamClient {
+  port: StreamPort;
+  got: Uint8Array[];
+  send(b: Uint8Array): void;
+}
+
+/**
+ * Connects to a switch (or gateway) socket.
+ * @param cleanups gets the close call
+ */
+export async function streamClient(path: string, cleanups: Array<() => unknown>): Promise<StreamClient> {
+  const port = await connectStream({ path });
+  const got: Uint8Array[] = [];
+  port.onFrame = (buf, _v, off, len) => got.push(new Uint8Array(buf.subarray(off, off + len))); // a copy: Buffer#slice would not copy
+  cleanups.push(() => port.close());
+  return { port, got, send: (b) => port.sendFrame(b, 0, b.length) };
+}
+
+/** Polls `cond` every 5 ms; throws after `ms`. */
+export async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
