@@ -147,3 +147,57 @@ describe('backpressure', () => {
     expect(again).toBe(1);
   });
 });
+
+describe('frames built in place (reserveInput / commitInput)', () => {
+  it('go through the arena with no copy, in order, both from inside a delivery and outside one', () => {
+    const { sw, add, send } = setup();
+    const [guest, fg] = add();
+    const gwSink = new AwarePort();
+    const gw = sw.addPort(gwSink);
+    send(guest, frame({ dst: BCAST, src: mac(2) }));
+    const build = (mark: number): boolean => {
+      expect(sw.reserveInput(200)).toBe(true);
+      const f = frame({ dst: mac(2), src: mac(1), mark });
+      sw.inputBuffer().set(f, sw.inputOffset());
+      expect(sw.inputView().buffer).toBe(sw.inputBuffer().buffer);
+      return sw.commitInput(gw, f.length);
+    };
+    // Outside a delivery: processed at once.
+    fg.clear();
+    expect(build(1)).toBe(true);
+    expect(fg.got.map((g) => g.bytes[14])).toEqual([1]);
+    expect(fg.got[0]!.buf).toBe(sw.inputBuffer()); // handed straight from the arena
+    // From inside a delivery (the gateway answering an ACK): queued behind it, no copy.
+    gwSink.sendFrame = () => {
+      build(2);
+      build(3);
+      return true;
+    };
+    fg.clear();
+    send(guest, frame({ dst: mac(1), src: mac(2) }));
+    expect(fg.got.map((g) => g.bytes[14])).toEqual([2, 3]);
+    expect(sw.counters.reentrantQueued).toBe(2);
+    expect(() => sw.commitInput(gw, 60)).toThrow(/reserveInput/);
+  });
+
+  it('refuse room past the arena, and answer hold back past holdBytes', () => {
+    const { sw, add, send } = setup();
+    const [guest] = add();
+    const gwSink = new AwarePort();
+    const gw = sw.addPort(gwSink);
+    const answers: boolean[] = [];
+    let rooms = 0;
+    gwSink.sendFrame = () => {
+      while (sw.reserveInput(1514)) {
+        rooms++;
+        sw.inputBuffer().set(frame({ dst: mac(2), src: mac(1), payload: 1500 }), sw.inputOffset());
+        answers.push(sw.commitInput(gw, 1514));
+      }
+      return true;
+    };
+    send(guest, frame({ dst: BCAST, src: mac(2) }));
+    expect(rooms).toBe(Math.floor(sw.reentrantBytes / 1514));
+    expect(answers.indexOf(false)).toBe(Math.ceil(sw.holdBytes / 1514) - 1);
+    expect(gwSink.drains).toBe(1);
+  });
+});

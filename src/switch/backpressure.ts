@@ -59,6 +59,7 @@ export class Backpressure<P extends Holder> {
 
   /** The reentrant queue was worked off: its waiters are due. */
   releaseQueue(): void {
+    if (this.#onQueue.length === 0) return;
     for (const w of this.#onQueue) {
       w.onQueue = false;
       this.#due(w);
@@ -68,7 +69,7 @@ export class Backpressure<P extends Holder> {
 
   /** Calls `drained()` on every due sender, unless already doing so further up the stack. */
   notify(): void {
-    if (this.#notifying) return;
+    if (this.#notifying || this.#toNotify.length === 0) return;
     this.#notifying = true;
     try {
       let w: P | undefined;

@@ -61,6 +61,8 @@ export interface Entry<P extends FdbPort> {
   /** The loop guard's flap window: start and moves in it. */
   flapStart: number;
   flaps: number;
+  /** True once deleted (callers may cache an entry; they check this). */
+  dead: boolean;
 }
 
 /** One row of {@link Fdb.table}. */
@@ -93,9 +95,11 @@ export class Fdb<P extends FdbPort> {
   #dynamic = 0;
   #static = 0;
   #lastFullSweep = -Infinity;
-  /** After {@link learn} returned Moved: the entry and the port it left. */
+  /** After {@link learn} returned MOVED: the entry and the port it left. */
   moved: Entry<P> | null = null;
   movedFrom: P | null = null;
+  /** After {@link learn} or {@link lookup}: the live entry of that key, or null. */
+  entry: Entry<P> | null = null;
 
   constructor(
     readonly ageingMs: number,
@@ -115,9 +119,11 @@ export class Fdb<P extends FdbPort> {
   learn(p: P, vlan: number, key: number, now: number): number {
     let map = this.#maps[vlan];
     const e = map?.get(key);
+    this.entry = null;
     if (e !== undefined) {
       if (e.port === p) {
         e.seen = now;
+        this.entry = e;
         return LEARNED;
       }
       if (e.isStatic) return STATIC_ELSEWHERE;
@@ -135,6 +141,7 @@ export class Fdb<P extends FdbPort> {
       e.port = p;
       e.seen = now;
       p.macCount++;
+      this.entry = e;
       if (!live) return LEARNED;
       p.counters.moves++;
       this.counters.moves++;
@@ -163,7 +170,9 @@ export class Fdb<P extends FdbPort> {
       map = new Map();
       this.#maps[vlan] = map;
     }
-    map.set(key, { port: p, seen: now, vlan, key, isStatic: false, origin: p, flapStart: -Infinity, flaps: 0 });
+    const created: Entry<P> = { port: p, seen: now, vlan, key, isStatic: false, origin: p, flapStart: -Infinity, flaps: 0, dead: false };
+    map.set(key, created);
+    this.entry = created;
     p.macCount++;
     this.#dynamic++;
     this.counters.learned++;
@@ -186,7 +195,7 @@ export class Fdb<P extends FdbPort> {
       map = new Map();
       this.#maps[vlan] = map;
     }
-    map.set(key, { port: p, seen: 0, vlan, key, isStatic: true, origin: p, flapStart: -Infinity, flaps: 0 });
+    map.set(key, { port: p, seen: 0, vlan, key, isStatic: true, origin: p, flapStart: -Infinity, flaps: 0, dead: false });
     this.#static++;
     return true;
   }
@@ -198,8 +207,12 @@ export class Fdb<P extends FdbPort> {
   lookup(vlan: number, key: number, now: number): P | null {
     const map = this.#maps[vlan];
     const e = map?.get(key);
+    this.entry = null;
     if (e === undefined) return null;
-    if (e.isStatic || now - e.seen < this.ageingMs) return e.port;
+    if (e.isStatic || now - e.seen < this.ageingMs) {
+      this.entry = e;
+      return e.port;
+    }
     map!.delete(key);
     this.#forget(e);
     this.counters.aged++;
@@ -266,6 +279,7 @@ export class Fdb<P extends FdbPort> {
   }
 
   #forget(e: Entry<P>): void {
+    e.dead = true;
     if (e.isStatic) {
       this.#static--;
       return;

@@ -9,9 +9,16 @@
  * does not fit is refused and the caller counts it. Nothing is allocated per
  * frame.
  *
+ * A frame can also be built in place: {@link FrameQueue.room} says where the
+ * next one would go, the sender writes it there, and {@link
+ * FrameQueue.commit} queues it without a copy, or {@link FrameQueue.claim}
+ * takes its bytes out of the way for a frame processed at once (so frames it
+ * sets off queue behind it). The arena may come from a pool (the checksum
+ * kernel's memory: a frame built there is summed in place).
+ *
  * Pure: no I/O.
  */
-import { copyBytes } from '../link/stream-framer.js';
+import { copyBytes, type BufferPool } from '../link/stream-framer.js';
 
 /** A bounded FIFO of frames in one preallocated arena. */
 export class FrameQueue<P> {
@@ -24,13 +31,17 @@ export class FrameQueue<P> {
   readonly #offs: Int32Array;
   readonly #lens: Int32Array;
 
+  readonly #pool: BufferPool | undefined;
+
   /**
    * @param bytes arena size
    * @param frames most frames queued at once
+   * @param pool where the arena comes from (default a plain array); see {@link release}
    */
-  constructor(bytes: number, frames: number) {
-    this.arena = new Uint8Array(bytes);
-    this.view = new DataView(this.arena.buffer);
+  constructor(bytes: number, frames: number, pool?: BufferPool) {
+    this.#pool = pool;
+    this.arena = pool?.take(bytes) ?? new Uint8Array(bytes);
+    this.view = new DataView(this.arena.buffer, this.arena.byteOffset, this.arena.byteLength);
     this.#ports = new Array<P | null>(frames).fill(null);
     this.#offs = new Int32Array(frames);
     this.#lens = new Int32Array(frames);
@@ -61,6 +72,34 @@ export class FrameQueue<P> {
     this.#lens[i] = len;
     this.#n = i + 1;
     return true;
+  }
+
+  /**
+   * Where a frame of up to `maxLen` bytes would be built next.
+   * @returns its offset in the arena, or -1 when it would not fit
+   */
+  room(maxLen: number): number {
+    return this.#n < this.#ports.length && this.#used + maxLen <= this.arena.length ? this.#used : -1;
+  }
+
+  /** Queues the frame of `len` bytes built at {@link room}'s offset (`len` at most what was asked). */
+  commit(port: P, len: number): void {
+    const i = this.#n;
+    this.#ports[i] = port;
+    this.#offs[i] = this.#used;
+    this.#lens[i] = len;
+    this.#used += len;
+    this.#n = i + 1;
+  }
+
+  /** Takes the `len` bytes built at {@link room}'s offset out of the way without queueing them. */
+  claim(len: number): void {
+    this.#used += len;
+  }
+
+  /** Gives a pooled arena back; the queue must not be used afterwards. */
+  release(): void {
+    this.#pool?.give(this.arena);
   }
 
   /** The port of frame `i`. */

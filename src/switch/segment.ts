@@ -26,6 +26,10 @@
  * that into `linkDrained`, and the TCP NAT holds data back meanwhile instead
  * of losing it in the switch.
  *
+ * Its TCP segments are built in place (reserveFrame/commitFrame) in the
+ * switch's reentrant arena, which comes from the checksum kernel's memory:
+ * no copy on the way into the switch, checksums summed in place.
+ *
  * The gateway's MAC is a static entry on its port (fdb.ts): a guest that
  * sends with that MAC as its source is dropped, and cannot pull the
  * gateway's traffic to itself.
@@ -49,6 +53,7 @@ import { startGateway, type GatewayServerOptions, type RunningGateway } from '..
 import type { GatewaySnapshot } from '../gateway/gateway.js';
 import { LeaseState } from '../services/dhcp-server.js';
 import { formatIp4, formatMac, parseMac, type Ip4 } from '../wire/addr.js';
+import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import type { StreamPort } from '../link/stream-port.js';
 import { VmnetError } from '../errors.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
@@ -121,6 +126,22 @@ class GatewayLink extends EventEmitter {
   sendFrame(buf: Uint8Array, off: number, len: number): boolean {
     return this.out?.sendFrame(buf, off, len) ?? false;
   }
+  /** TCP segments are built in place, in the switch's (checksum-kernel) arena: StreamPort's contract. */
+  reserveFrame(maxLen: number): boolean {
+    return this.out?.reserveFrame(maxLen) ?? false;
+  }
+  frameBuffer(): Uint8Array {
+    return this.out!.frameBuffer();
+  }
+  frameView(): DataView {
+    return this.out!.frameView();
+  }
+  frameOffset(): number {
+    return this.out!.frameOffset();
+  }
+  commitFrame(len: number): boolean {
+    return this.out!.commitFrame(len);
+  }
   /** Switch → gateway (the FramePort the switch sees). */
   readonly peer = {
     sendFrame: (buf: Uint8Array, off: number, len: number, view: DataView): void => this.onFrame(buf, view, off, len),
@@ -140,7 +161,9 @@ class GatewayLink extends EventEmitter {
  */
 export async function startSegment(opts: SegmentOptions): Promise<RunningSegment> {
   const { gateway: gwOpts = false, ...swOpts } = opts;
-  const sw = await startSwitch(swOpts);
+  // With a gateway, its TCP segments are built in the switch's reentrant arena: take it from the
+  // checksum kernel's memory, so they are summed in place (as on a StreamPort, gateway/server.ts).
+  const sw = await startSwitch(gwOpts === false ? swOpts : { ...swOpts, pool: { take: simdBuffer, give: releaseSimdBuffer } });
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;
   let link: GatewayLink | null = null;

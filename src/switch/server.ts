@@ -92,6 +92,17 @@ export interface InternalPort extends FramePort {
    * @returns false when a peer with `drained()` should hold back until it is called
    */
   sendFrame(buf: Uint8Array, off: number, len: number, view?: DataView): boolean;
+  /**
+   * Building in place, as StreamPort's: room for a frame of up to `maxLen`
+   * bytes, built at `frameBuffer()[frameOffset()]`, then `commitFrame(len)`
+   * (same answer as sendFrame). Nothing else may be sent in between.
+   * @returns false when there is no room (use sendFrame)
+   */
+  reserveFrame(maxLen: number): boolean;
+  frameBuffer(): Uint8Array;
+  frameView(): DataView;
+  frameOffset(): number;
+  commitFrame(len: number): boolean;
   /** Detaches the port; later frames are ignored. */
   remove(): void;
 }
@@ -343,6 +354,11 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         }
         return sw.input(port, buf, view, off, len);
       },
+      reserveFrame: (maxLen) => sw.reserveInput(maxLen),
+      frameBuffer: () => sw.inputBuffer(),
+      frameView: () => sw.inputView(),
+      frameOffset: () => sw.inputOffset(),
+      commitFrame: (len) => sw.commitInput(port, len),
       remove() {
         sw.removePort(port);
         info.delete(port);
@@ -424,6 +440,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         await Promise.all(listeners.map((r) => (r.status === 'fulfilled' ? r.value.listener.close() : undefined)));
         for (const p of sw.ports()) sw.removePort(p);
         info.clear();
+        sw.close();
         await pcap?.close();
         await rmdir(portsDir).catch(() => {});
       })();

@@ -135,10 +135,10 @@
 import { macKey } from '../wire/addr.js';
 import * as eth from '../wire/ethernet.js';
 import { VmnetError } from '../errors.js';
-import { copyBytes } from '../link/stream-framer.js';
+import { copyBytes, type BufferPool } from '../link/stream-framer.js';
 import { Backpressure, type Holder } from './backpressure.js';
 import { FrameQueue } from './frame-queue.js';
-import { Fdb, LEARNED, MOVED, STATIC_ELSEWHERE, macText, type TableRow } from './fdb.js';
+import { Fdb, MOVED, STATIC_ELSEWHERE, macText, type Entry, type TableRow } from './fdb.js';
 import { LoopGuard, type BlockInfo, type LoopGuardOptions, type PortGuard } from './loop-guard.js';
 import { newDrops, type DropCounters, type PortCounters, type SwitchCounters } from './counters.js';
 import { isTpid, MAX_VID, normaliseRole, TPID_CTAG, type NormalRole, type PortRole } from './vlan.js';
@@ -206,6 +206,8 @@ export interface SwitchOptions extends LoopGuardOptions {
   tap?: FrameTap | null;
   /** Receives events; a throw is counted (`eventErrors`) and ignored. */
   onEvent?: (e: SwitchEvent) => void;
+  /** Where the reentrant queue's arena comes from (frames built in place land there); see {@link Switch.close}. */
+  pool?: BufferPool;
 }
 
 /** One filtering-database entry, as {@link Switch.table} reports it. */
@@ -268,6 +270,9 @@ class Port implements SwitchPort, Holder {
   notifyQueued = false;
   /** Bytes handed over while congested, since the last drain. */
   overshoot = 0;
+  /** The entries of the last source and destination MACs seen on this port (checked before use). */
+  lastSrc: Entry<Port> | null = null;
+  lastDst: Entry<Port> | null = null;
 
   constructor(
     readonly owner: Switch,
@@ -378,6 +383,8 @@ export class Switch {
   // The reentrant queue (frame-queue.ts), worked off before input() returns.
   #busy = false;
   readonly #queue: FrameQueue<Port>;
+  /** Offset of the frame being built in place (reserveInput), or -1. */
+  #reserved = -1;
   readonly #bp = new Backpressure<Port>();
 
   /** @throws VmnetError E_USAGE for a bad MTU, bound or loop-guard setting */
@@ -400,7 +407,7 @@ export class Switch {
     this.#scratchView = new DataView(this.#scratch.buffer);
     this.holdBytes = Math.max(256 * 1024, 4 * this.maxFrame);
     this.reentrantBytes = 4 * this.holdBytes;
-    this.#queue = new FrameQueue<Port>(this.reentrantBytes, REENTRANT_FRAMES);
+    this.#queue = new FrameQueue<Port>(this.reentrantBytes, REENTRANT_FRAMES, options.pool);
   }
 
   /**
@@ -478,11 +485,12 @@ export class Switch {
     this.#busy = true;
     let ok: boolean;
     try {
-      ok = this.#process(p, buf, view, off, len);
+      const now = this.#now(); // one reading for the frame and everything it sets off
+      ok = this.#process(p, buf, view, off, len, now);
       const q = this.#queue;
       for (let i = 0; i < q.length; i++) {
         const from = q.port(i);
-        if (from.attached) this.#process(from, q.arena, q.view, q.offset(i), q.size(i));
+        if (from.attached) this.#process(from, q.arena, q.view, q.offset(i), q.size(i), now);
       }
     } finally {
       this.#busy = false;
@@ -495,6 +503,60 @@ export class Switch {
     this.#bp.notify();
     if (!ok) this.counters.heldBack++;
     return ok;
+  }
+
+  /**
+   * Room for one frame of up to `maxLen` bytes from `port`, to be built in
+   * place (StreamPort's reserveFrame, for an in-process sender): the frame
+   * goes at `inputBuffer()[inputOffset()]` (the reentrant queue's arena, the
+   * same bytes through `inputView()`), then {@link commitInput} takes it,
+   * with no copy on the way in. Nothing else may be input in between.
+   * @returns false when the arena is full (send a copy with input(), which counts the drop)
+   */
+  reserveInput(maxLen: number): boolean {
+    this.#reserved = this.#queue.room(maxLen);
+    return this.#reserved >= 0;
+  }
+
+  /** The buffer a reserved frame is built in. */
+  inputBuffer(): Uint8Array {
+    return this.#queue.arena;
+  }
+
+  /** The same bytes as a DataView. */
+  inputView(): DataView {
+    return this.#queue.view;
+  }
+
+  /** Where the reserved frame starts in inputBuffer(). */
+  inputOffset(): number {
+    return this.#reserved;
+  }
+
+  /**
+   * Takes the frame built after {@link reserveInput}, as {@link input} would.
+   * @param len its length, at most what was reserved
+   * @returns as {@link input}
+   */
+  commitInput(port: SwitchPort, len: number): boolean {
+    const p = this.#own(port);
+    const at = this.#reserved;
+    this.#reserved = -1;
+    if (at < 0) throw new VmnetError('E_USAGE', 'commitInput without reserveInput');
+    if (!p.attached) return true;
+    const q = this.#queue;
+    if (this.#busy) {
+      q.commit(p, len);
+      this.counters.reentrantQueued++;
+      return q.used < this.holdBytes || this.#holdReentrant(p);
+    }
+    q.claim(len); // frames it sets off queue behind it
+    return this.input(p, q.arena, q.view, at, len);
+  }
+
+  /** Gives pooled buffers back; the switch must not be used afterwards. */
+  close(): void {
+    this.#queue.release();
   }
 
   /**
@@ -565,7 +627,7 @@ export class Switch {
   }
 
   /** @returns false when the (aware) sender must hold back */
-  #process(p: Port, buf: Uint8Array, view: DataView, off: number, len: number): boolean {
+  #process(p: Port, buf: Uint8Array, view: DataView, off: number, len: number, now: number): boolean {
     const pc = p.counters;
     const sc = this.counters;
     pc.rxFrames++;
@@ -622,13 +684,19 @@ export class Switch {
       return this.#dropIn(p, 'reserved');
     }
 
-    // --- learn ---
-    const now = this.#now();
-    const learned = this.#fdb.learn(p, vlan, macKey(buf, s), now);
-    if (learned === STATIC_ELSEWHERE) return this.#dropIn(p, 'staticSource');
-    if (learned === MOVED) {
-      this.#moved(now);
-      if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
+    // --- learn (the port's last source entry first: a bulk flow repeats it) ---
+    const sk = macKey(buf, s);
+    const last = p.lastSrc;
+    if (last !== null && last.key === sk && last.vlan === vlan && last.port === p && !last.dead) {
+      last.seen = now;
+    } else {
+      const learned = this.#fdb.learn(p, vlan, sk, now);
+      p.lastSrc = this.#fdb.entry;
+      if (learned === STATIC_ELSEWHERE) return this.#dropIn(p, 'staticSource');
+      if (learned === MOVED) {
+        this.#moved(now);
+        if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
+      }
     }
     if (!this.loopGuard.admit(p.guard, group, now)) {
       this.#stormDrop(p, now);
@@ -661,7 +729,15 @@ export class Switch {
 
     // --- forward (§8.6.3 filtering, §8.6.6 queuing) ---
     if (!group) {
-      const to = this.#fdb.lookup(vlan, macKey(buf, off), now);
+      const dk = macKey(buf, off);
+      const d = p.lastDst;
+      let to: Port | null;
+      if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || now - d.seen < this.ageingMs)) {
+        to = d.port;
+      } else {
+        to = this.#fdb.lookup(vlan, dk, now);
+        p.lastDst = this.#fdb.entry;
+      }
       if (to !== null) {
         if (to === p) return this.#dropIn(p, 'filtered');
         sc.forwarded++;
