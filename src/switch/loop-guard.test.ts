@@ -183,22 +183,41 @@ describe('loops', () => {
     const sw = make(0.5);
     const a = sw.addPort(new FakePort());
     const b = sw.addPort(new FakePort());
-    sw.addPort(new FakePort());
-    for (let i = 0; i < 21; i++) {
-      clock.t += 1;
-      sendFrom(sw, i % 2 === 0 ? a : b, frame({ dst: BCAST, src: mac(1) }));
-    }
-    expect(events.filter((e) => e.kind === 'flapping')).toHaveLength(1);
+    const c = sw.addPort(new FakePort());
+    sendFrom(sw, c, frame({ dst: BCAST, src: mac(1) })); // the MAC's own port: local
+    const flap = (n: number, stepMs: number) => {
+      for (let i = 0; i < n && a.blocked === null && b.blocked === null; i++) {
+        clock.t += stepMs;
+        sendFrom(sw, i % 2 === 0 ? a : b, frame({ dst: BCAST, src: mac(1) }));
+      }
+    };
+    flap(21, 1);
+    expect(events.filter((e) => e.kind === 'flapping')).toHaveLength(1); // due 500 ms later
     // Quiet past the due time and its window: the pending block stands down, so a new
-    // burst of flapping starts a new pending block (with its own delay), not an instant one.
+    // burst of flapping starts a new pending block with its own delay, not an instant block.
     clock.t += 3000;
-    for (let i = 0; i < 25; i++) {
-      clock.t += 1;
-      sendFrom(sw, i % 2 === 0 ? a : b, frame({ dst: BCAST, src: mac(1) }));
+    flap(25, 1);
+    expect(a.blocked ?? b.blocked).toBeNull();
+    // Flapping on past the new deadline: blocked.
+    flap(200, 5);
+    expect(a.blocked ?? b.blocked).not.toBeNull();
+    void c;
+  });
+
+  it('a guest that keeps sending with another guest\'s MAC gets its own port blocked, not the victim\'s', () => {
+    const { clock, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const victim = sw.addPort(new FakePort());
+    const spoofer = sw.addPort(new FakePort());
+    sw.addPort(new FakePort());
+    sendFrom(sw, victim, frame({ dst: BCAST, src: mac(7) }));
+    for (let i = 0; i < 4000 && spoofer.blocked === null; i++) {
+      clock.t += 2;
+      // The spoofer sends more often than the victim.
+      sendFrom(sw, i % 3 === 0 ? victim : spoofer, frame({ dst: BCAST, src: mac(7) }));
     }
-    expect(a.blocked).toBeNull();
-    expect(b.blocked).toBeNull();
-    expect(events.filter((e) => e.kind === 'flapping')).toHaveLength(2);
+    expect(spoofer.blocked).toMatchObject({ mac: '52:54:00:00:00:07', otherPort: victim.id });
+    expect(victim.blocked).toBeNull();
   });
 
   it('a blocked port drops what it receives, gets nothing, forgets its MACs, and can be unblocked', () => {

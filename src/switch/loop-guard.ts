@@ -20,9 +20,11 @@
  * suspect: for the next `blockJitterMs + flapWindowMs` they are held to the
  * storm limit for every frame, unicast included (a unicast frame can circle
  * a loop forever without flooding). One of the two is chosen for blocking:
- * the one more MACs moved *to* in the current window (a loop port receives
- * every circulating MAC; a guest's own port only its guest's), the port the
- * MAC moved to on a tie.
+ * never the port the MAC was first learned on (its owner's: so a guest that
+ * keeps sending with another guest's MAC gets its own port blocked, not the
+ * victim's); else the one more MACs moved *to* in the current window (a
+ * loop port receives every circulating MAC; a guest's own port only its
+ * guest's), the port the MAC moved to on a tie.
  *
  * Which switch blocks. Every switch on a loop sees the same MACs flap, and
  * if each blocked a port of its own, two switches joined twice could end up
@@ -90,6 +92,8 @@ export class PortGuard {
   /** Storm drops not yet reported, and when the last report went out. */
   stormUnreported = 0;
   stormReported = -Infinity;
+  /** When this port was last reported as chosen for a block (reports are rate-limited). */
+  flapReported = -Infinity;
   /** MACs moved to this port in the current window. */
   movesIn = 0;
   movesInStart = -Infinity;
@@ -215,7 +219,9 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
     }
     if (!flapping || from.guard.blockAt !== Infinity || tg.blockAt !== Infinity) return v;
     const fg = from.guard;
-    const pick = fg.movesIn > tg.movesIn && now - fg.movesInStart < w ? from : to;
+    // The MAC's first port is its owner's: never the one to block (a guest spoofing another's
+    // MAC gets its own port blocked). Else the port more MACs keep arriving on: a loop port.
+    const pick = e.origin === to ? from : e.origin === from ? to : fg.movesIn > tg.movesIn && now - fg.movesInStart < w ? from : to;
     pick.guard.pendingSince = now;
     pick.guard.blockAt = now + this.#random() * this.blockJitterMs;
     pick.guard.confirmMoves = 0;

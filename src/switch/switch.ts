@@ -181,7 +181,7 @@ export interface PortConfig {
 
 /** Something the switch wants said (the server logs it). */
 export type SwitchEvent =
-  /** A MAC is flapping between two ports; `port` will be blocked in `inMs` unless it stops. */
+  /** A MAC is flapping between two ports; `port` will be blocked in `inMs` unless it stops (at most one per port per 10 s). */
   | { kind: 'flapping'; port: SwitchPort; other: SwitchPort; mac: string; vlan: number; moves: number; inMs: number }
   | { kind: 'blocked'; port: SwitchPort; other: SwitchPort | null; info: BlockInfo }
   | { kind: 'unblocked'; port: SwitchPort }
@@ -237,7 +237,8 @@ const MAX_MTU = 65535;
 /** Two tags: the largest frame is mtu + 14 + 8. */
 const MAX_TAGS_LEN = 2 * eth.VLAN_TAG_LEN;
 const REENTRANT_FRAMES = 4096;
-const STORM_REPORT_MS = 10_000;
+/** At most one storm or flapping report per port in this time. */
+const REPORT_MS = 10_000;
 
 class Port implements SwitchPort, Holder {
   readonly counters: PortCounters = {
@@ -766,8 +767,9 @@ export class Switch {
     const to = e.port;
     if (!from.attached) return;
     const v = this.loopGuard.onMove(e, from, to, now);
-    if (v.pending !== null) {
+    if (v.pending !== null && now - v.pending.guard.flapReported >= REPORT_MS) {
       const port = v.pending;
+      port.guard.flapReported = now;
       this.#emit({ kind: 'flapping', port, other: port === to ? from : to, mac: macText(e.key), vlan: e.vlan, moves: e.flaps, inMs: Math.max(0, port.guard.blockAt - now) });
     }
     if (v.block !== null) {
@@ -784,7 +786,7 @@ export class Switch {
 
   #stormDrop(p: Port, now: number): void {
     const g = p.guard;
-    if (now - g.stormReported < STORM_REPORT_MS) return;
+    if (now - g.stormReported < REPORT_MS) return;
     const dropped = g.stormUnreported;
     g.stormUnreported = 0;
     g.stormReported = now;

@@ -210,7 +210,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
           builder: (b: Argv) =>
             b.positional('name', { type: 'string', demandOption: true }).positional('port', { type: 'number', demandOption: true, describe: 'port id' }),
           handler: async (a: { name: string; port: number }) => {
-            if (!Number.isInteger(a.port) || a.port < 1) throw new VmnetError('E_USAGE', `bad port ${String(a.port)}: give a port id from vmnet switch ls`);
+            if (!Number.isInteger(a.port) || a.port < 1) throw new VmnetError('E_USAGE', 'bad port: give a port id (a number) from vmnet switch ls');
             const { unblockSwitchPort } = await import('../../switch/daemon.js');
             const done = await unblockSwitchPort(a.name, a.port);
             out(`vmnet switch: ${a.name} port ${a.port} ${done ? 'unblocked' : 'was not blocked'}`);
