@@ -27,8 +27,9 @@
  * of losing it in the switch.
  *
  * Its TCP segments are built in place (reserveFrame/commitFrame) in the
- * switch's reentrant arena, which comes from the checksum kernel's memory:
- * no copy on the way into the switch, checksums summed in place.
+ * switch's reentrant arena, and guests' frames reach it in their ports' read
+ * buffers; both come from the checksum kernel's memory: no copy on the way
+ * into the switch, checksums summed and verified in place.
  *
  * The gateway's MAC is a static entry on its port (fdb.ts): a guest that
  * sends with that MAC as its source is dropped, and cannot pull the
@@ -161,8 +162,9 @@ class GatewayLink extends EventEmitter {
  */
 export async function startSegment(opts: SegmentOptions): Promise<RunningSegment> {
   const { gateway: gwOpts = false, ...swOpts } = opts;
-  // With a gateway, its TCP segments are built in the switch's reentrant arena: take it from the
-  // checksum kernel's memory, so they are summed in place (as on a StreamPort, gateway/server.ts).
+  // With a gateway, guests' frames arrive in, and its TCP segments are built in, the switch's
+  // buffers: take them from the checksum kernel's memory, so checksums are summed in place (as
+  // on the gateway's own socket, gateway/server.ts).
   const sw = await startSwitch(gwOpts === false ? swOpts : { ...swOpts, pool: { take: simdBuffer, give: releaseSimdBuffer } });
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;

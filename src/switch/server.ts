@@ -32,6 +32,12 @@
  * feeds the peer's frames into the switch, so it can be given to the peer as
  * its output port.
  *
+ * Buffers. With `pool` (a segment with a gateway passes the checksum
+ * kernel's memory), the stream ports' read and reassembly buffers and the
+ * engine's reentrant arena come from it: frames guests send reach the
+ * gateway where their checksums are verified in place, and the gateway's
+ * segments are built where they are summed, as on its own socket.
+ *
  * Backpressure. Each stream port's 'drain' goes to the engine
  * (`portDrained`), which calls back the in-process senders it told to hold
  * back (switch.ts, "Congestion and backpressure"); an internal port's
@@ -269,7 +275,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
 
   const open = (role: NormalRole, path: string): Promise<RoleListener> => {
     const name = roleSocketName(role).replace(/\.sock$/, '');
-    return listenStream({ path, maxFrame: sw.maxFrame }, (sp: StreamPort) => {
+    return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
       if (closed) {
         sp.close();
         return;
