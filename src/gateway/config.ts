@@ -38,6 +38,8 @@ export interface GatewayOptions {
   pcap?: string;
   /** The gateway's MAC (default 52:55:0a:00:02:02 from the address). */
   gatewayMac?: string;
+  /** Active DHCP leases one link (connection or switch port) may hold (default 4). */
+  dhcpLeasesPerLink?: number;
 }
 
 export interface GatewayConfig {
@@ -58,6 +60,7 @@ export interface GatewayConfig {
   udpIdleMs: number;
   pcap: string | null;
   gatewayMac: Uint8Array;
+  dhcpLeasesPerLink: number;
 }
 
 export const MIN_MTU = 68;
@@ -96,6 +99,8 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   if (!Number.isInteger(leaseTime) || leaseTime < 60) throw new VmnetError('E_USAGE', `bad lease time ${o.leaseTime}: at least 60 seconds`);
   const udpIdleMs = o.udpIdleMs ?? 60_000;
   if (!(udpIdleMs >= 1000)) throw new VmnetError('E_USAGE', `bad UDP idle timeout ${o.udpIdleMs}: at least 1000 ms`);
+  const dhcpLeasesPerLink = o.dhcpLeasesPerLink ?? 4;
+  if (!Number.isInteger(dhcpLeasesPerLink) || dhcpLeasesPerLink < 1 || dhcpLeasesPerLink > 1024) throw new VmnetError('E_USAGE', `bad DHCP leases per link ${o.dhcpLeasesPerLink}: give a whole number from 1 to 1024`);
   let gatewayMac: Uint8Array;
   if (o.gatewayMac) {
     const parts = o.gatewayMac.split(':');
@@ -123,5 +128,6 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     udpIdleMs,
     pcap: o.pcap ?? null,
     gatewayMac,
+    dhcpLeasesPerLink,
   };
 }

@@ -477,6 +477,9 @@ describe('DhcpServer robustness', () => {
       poolExhausted: 0,
       malformed: 0,
       unknownClient: 1,
+      otherLink: 0,
+      linkLimit: 0,
+      tableFull: 0,
     });
   });
 

@@ -26,7 +26,8 @@
  * reader slows the guest. FIN travels each way on its own (half-close);
  * resets travel both ways.
  *
- * Limits: at most `maxPerGuest` flows per guest address (beyond: RST, counted)
+ * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
+ * not an address a guest can pick (beyond: RST, counted)
  * and `maxDialing` dials in flight (beyond: the SYN is dropped and the guest
  * retries). All timers of all connections share one deadline heap; the edge
  * calls runTimers() when asked through `schedule`.
@@ -62,10 +63,12 @@ export interface TcpNatDeps {
   localDns(ev: HostStreamEvents): HostStream;
   /** Ask to have runTimers() called at (or soon after) `at` (ms, same clock as now()). */
   schedule(at: number): void;
+  /** The guest (link) an address belongs to, the key of maxPerGuest; default: the address itself. */
+  guestOf?(guestIp: Ip4): number;
 }
 
 export interface TcpNatLimits {
-  /** Concurrent flows per guest address (default 4096). */
+  /** Concurrent flows per guest (see TcpNatDeps.guestOf; default 4096). */
   maxPerGuest: number;
   /** Host dials in flight (default 512). */
   maxDialing: number;
@@ -124,6 +127,8 @@ class Flow {
     readonly guestPort: number,
     readonly remoteIp: Ip4,
     readonly remotePort: number,
+    /** The guest's key in perGuest (see guestOf). */
+    readonly guest: number,
   ) {}
 }
 
@@ -146,7 +151,7 @@ const MAX_READ = 256 * 1024;
 export class TcpNat {
   readonly counters: TcpNatCounters = { opened: 0, refused: 0, prohibited: 0, capped: 0, dialTimeouts: 0, dialQueueFull: 0, strayRsts: 0, forwarded: 0 };
   private readonly flows = new Map<number, Map<number, Flow>>();
-  private readonly perGuest = new Map<Ip4, number>();
+  private readonly perGuest = new Map<number, number>();
   private readonly timers = new TimerHeap<Flow>();
   /**
    * Guests whose link reported congestion, each with the connections that
@@ -212,9 +217,13 @@ export class TcpNat {
     return this.count;
   }
 
-  /** Flows of one guest address. */
+  /** Flows of the guest that `guestIp` belongs to. */
   flowsOf(guestIp: Ip4): number {
-    return this.perGuest.get(guestIp) ?? 0;
+    return this.perGuest.get(this.guestOf(guestIp)) ?? 0;
+  }
+
+  private guestOf(guestIp: Ip4): number {
+    return this.deps.guestOf?.(guestIp) ?? guestIp;
   }
 
   /**
@@ -241,7 +250,7 @@ export class TcpNat {
       this.counters.prohibited++;
       return this.strayRst(guestIp, dstIp, h);
     }
-    if ((this.perGuest.get(guestIp) ?? 0) >= this.limits.maxPerGuest) {
+    if (this.flowsOf(guestIp) >= this.limits.maxPerGuest) {
       this.counters.capped++;
       return this.strayRst(guestIp, dstIp, h);
     }
@@ -264,7 +273,7 @@ export class TcpNat {
    * @returns false when the guest is at its flow cap (the caller resets the client)
    */
   connectToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, makeHost: (ev: HostStreamEvents) => HostStream): boolean {
-    if ((this.perGuest.get(guestIp) ?? 0) >= this.limits.maxPerGuest) {
+    if (this.flowsOf(guestIp) >= this.limits.maxPerGuest) {
       this.counters.capped++;
       return false;
     }
@@ -353,13 +362,14 @@ export class TcpNat {
 
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
     const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort);
-    const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort);
+    const guest = this.guestOf(guestIp);
+    const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
     let byRemote = this.flows.get(g);
     if (!byRemote) this.flows.set(g, (byRemote = new Map()));
     byRemote.set(endpoint(remoteIp, remotePort), f);
-    this.perGuest.set(guestIp, (this.perGuest.get(guestIp) ?? 0) + 1);
+    this.perGuest.set(guest, (this.perGuest.get(guest) ?? 0) + 1);
     this.count++;
     return f;
   }
@@ -375,9 +385,9 @@ export class TcpNat {
     const byRemote = this.flows.get(g);
     byRemote?.delete(endpoint(f.remoteIp, f.remotePort));
     if (byRemote?.size === 0) this.flows.delete(g);
-    const n = (this.perGuest.get(f.guestIp) ?? 1) - 1;
-    if (n > 0) this.perGuest.set(f.guestIp, n);
-    else this.perGuest.delete(f.guestIp);
+    const n = (this.perGuest.get(f.guest) ?? 1) - 1;
+    if (n > 0) this.perGuest.set(f.guest, n);
+    else this.perGuest.delete(f.guest);
     this.count--;
     f.host?.destroy();
     f.host = null;
