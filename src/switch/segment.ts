@@ -7,17 +7,20 @@
  *   guest B ─┼─ role sockets ─ switch ┤    by default): DHCP, DNS, NAT, ICMP
  *   guest C ─┘  (server.ts)   engine  └─ (pcap tap: every frame, once, tagged)
  *
- * The gateway is built by startGateway() with no listener and attached
- * through a small in-process link that looks like a StreamPort to it
- * (sendFrame + onFrame + a 'close' event: all that startGateway's attach()
- * touches). Frames the gateway sends go into the switch through
- * {@link InternalPort.sendFrame}; frames the switch sends to the gateway
- * arrive on the link's `onFrame`. The gateway keeps one Session for the
- * whole segment and tells guests apart by their addresses (its neighbour
- * table maps IP → MAC), so DHCP hands out one lease per MAC and NAT, DNS and
- * ICMP serve every guest on the gateway's VLAN. The gateway answers from
- * inside sendFrame (ARP, ICMP echo); the switch queues such reentrant frames
- * (switch.ts, "Reentrancy").
+ * The gateway is built by startGateway() with no listener and joins the
+ * switch as an internal port through a small in-process link. Frames the
+ * gateway sends go into the switch through {@link InternalPort.sendFrame};
+ * frames the switch sends to the gateway arrive on the link's `onFrame`
+ * together with the switch port they came in on. That ingress port is the
+ * guest's identity, as a connection is on a stand-alone gateway: the
+ * gateway gets one Session per switch port, made on the port's first frame
+ * and detached within a second of the port closing, so the gateway's rules
+ * hold per port (gateway.ts, neighbors.ts: a port may use only the
+ * addresses leased to it or first used by it; per-guest caps and DHCP lease
+ * bounds are per port). Replies leave through the same link and the switch
+ * delivers them by MAC. The gateway answers from inside sendFrame (ARP,
+ * ICMP echo); the switch queues such reentrant frames (switch.ts,
+ * "Reentrancy").
  *
  * Names. The gateway's DNS answers `NAME` and `NAME.vmnet.internal` for
  *  1. vmnet names registered with {@link RunningSegment.setName} (the
@@ -33,15 +36,13 @@
  * Without a gateway the segment is a pure private LAN: frames only go
  * between guests; nothing answers ARP, DHCP or DNS, and nothing leaves.
  */
-import { EventEmitter } from 'node:events';
 import { startGateway, type GatewayServerOptions, type RunningGateway } from '../gateway/server.js';
-import type { GatewaySnapshot } from '../gateway/gateway.js';
+import type { GatewaySnapshot, Session } from '../gateway/gateway.js';
 import { LeaseState } from '../services/dhcp-server.js';
 import { formatIp4, formatMac, parseMac, type Ip4 } from '../wire/addr.js';
-import type { StreamPort } from '../link/stream-port.js';
 import { VmnetError } from '../errors.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
-import type { PortRole } from './switch.js';
+import type { PortRole, SwitchPort } from './switch.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */
 export type SegmentGatewayOptions = Omit<GatewayServerOptions, 'socket' | 'tcpPort' | 'tcpHost' | 'pcap' | 'mtu'> & {
@@ -100,11 +101,12 @@ export interface RunningSegment {
 const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 
 /**
- * The gateway's side of its switch port: looks like a StreamPort to
- * startGateway's attach() (sendFrame, onFrame, 'close').
+ * The gateway's side of its switch port: the FramePort of every gateway
+ * Session on the segment (sendFrame) and the switch's view of the gateway
+ * (`peer`), which passes each frame on with its ingress port.
  */
-class GatewayLink extends EventEmitter {
-  onFrame: (buf: Uint8Array, view: DataView, off: number, len: number) => void = () => {};
+class GatewayLink {
+  onFrame: (from: SwitchPort, view: DataView, off: number, len: number) => void = () => {};
   out: InternalPort | null = null;
   /** Gateway → switch. */
   sendFrame(buf: Uint8Array, off: number, len: number): boolean {
@@ -113,12 +115,12 @@ class GatewayLink extends EventEmitter {
   }
   /** Switch → gateway (the FramePort the switch sees). */
   readonly peer = {
-    sendFrame: (buf: Uint8Array, off: number, len: number, view: DataView): void => this.onFrame(buf, view, off, len),
+    sendFrame: (_buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): void => this.onFrame(from, view, off, len),
   };
-  close(): void {
-    this.emit('close', 'local', undefined);
-  }
 }
+
+/** Interval at which sessions of switch ports that closed are detached (ms). */
+const PORT_SWEEP_MS = 1000;
 
 /**
  * Starts a switch and, when asked, a gateway on it.
@@ -131,6 +133,9 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;
   let link: GatewayLink | null = null;
+  /** The gateway's Session of each switch port that has sent it a frame. */
+  const sessions = new Map<SwitchPort, Session>();
+  let portSweep: NodeJS.Timeout | null = null;
   /** vmnet names: lower-case name → MAC text, and back. */
   const macByName = new Map<string, string>();
   const nameByMac = new Map<string, string>();
@@ -159,7 +164,24 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       // Forwards naming a guest resolve like the DNS does: vmnet names, then DHCP host names.
       gw = await startGateway({ ...rest, mtu: sw.switch.mtu, resolveGuest: (guest) => lookupName(bareName(guest)) });
       link = new GatewayLink();
-      gw.attach(link as unknown as StreamPort);
+      const gateway = gw.gateway;
+      const out = link;
+      link.onFrame = (from, view, off, len) => {
+        let s = sessions.get(from);
+        if (s === undefined) {
+          s = gateway.attach(out);
+          sessions.set(from, s);
+        }
+        gateway.handleFrame(s, view, off, len);
+      };
+      portSweep = setInterval(() => {
+        for (const [p, s] of sessions) {
+          if (p.attached) continue;
+          sessions.delete(p);
+          gateway.detach(s);
+        }
+      }, PORT_SWEEP_MS);
+      portSweep.unref();
       gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 } });
       link.out = gwPort;
       // startGateway's DNS hook asks the DHCP server for names; put vmnet names in front of it.
@@ -171,6 +193,7 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
         return ip ?? dhcpLookup(name);
       };
     } catch (e) {
+      if (portSweep) clearInterval(portSweep);
       await gw?.close();
       await sw.close();
       throw e;
@@ -234,7 +257,7 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
     close() {
       closing ??= (async () => {
         gwPort?.remove();
-        link?.close();
+        if (portSweep) clearInterval(portSweep);
         await gw?.close();
         await sw.close();
       })();
