@@ -49,8 +49,8 @@ import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
-import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, type Ip4 } from '../wire/addr.js';
-import { DhcpServer, type Lease } from '../services/dhcp-server.js';
+import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, parseMac, type Ip4 } from '../wire/addr.js';
+import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
 import type { GatewayConfig } from './config.js';
@@ -572,6 +572,21 @@ export class Gateway {
    */
   primaryGuest(): Ip4 | null {
     return this.neighbors.ownerAddress();
+  }
+
+  /**
+   * The address of the guest using a MAC: its bound DHCP lease, else the
+   * last address the link holding that MAC used with it; null when neither.
+   * @param mac "52:54:00:12:34:56"
+   */
+  addressOf(mac: string): Ip4 | null {
+    const lease = this.dhcp.leaseFor(mac);
+    if (lease !== null && lease.state === LeaseState.BOUND) return lease.ip;
+    const m = parseMac(mac);
+    const link = m === null ? null : this.neighbors.macHolder(m);
+    let ip: Ip4 | null = null;
+    if (link !== null) for (const n of this.neighbors.list()) if (n.link === link && sameMac(n.mac, m!)) ip = n.ip;
+    return ip;
   }
 
   /** Sends a UDP datagram to a guest from (srcIp, srcPort): UDP NAT replies and UDP port forwards. */

@@ -8,6 +8,12 @@
  * connection is one guest port; a connection that misbehaves (oversize
  * prefix, hang-up mid-frame, handler error) is closed alone. A 1 s timer
  * sweeps idle UDP flows and stale fragments; it is unref'd.
+ *
+ * Names (names.ts): the DNS answers vmnet names (`names.set(mac, name)`,
+ * e.g. the VM's own name for `vmnet run`) before DHCP host names; port
+ * forwards naming a guest resolve the same way. A forward that names no
+ * guest goes to the gateway's owner (Gateway.primaryGuest: the first
+ * connection that got an address, until it closes).
  */
 import { performance } from 'node:perf_hooks';
 import { randomFillSync } from 'node:crypto';
@@ -18,6 +24,7 @@ import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
 import { parseIp4, type Ip4 } from '../wire/addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
+import { GuestNames } from './names.js';
 import { DnsService } from '../services/dns/server.js';
 import { fixedUpstreams, ResolvConfWatcher } from '../services/dns/resolv-conf.js';
 import { NodeHostUdp } from '../services/udp-nat/node-udp.js';
@@ -37,11 +44,6 @@ export interface GatewayServerOptions extends GatewayOptions {
   forwards?: ForwardSpec[];
   /** TCP NAT limits (per-guest flow cap, dials in flight, dial timeout). */
   tcpLimits?: Partial<TcpNatLimits>;
-  /**
-   * Resolves a forward's `guest` (a VM name) to an address, or null when
-   * unknown. An IPv4 address resolves to itself without asking.
-   */
-  resolveGuest?: (guest: string) => Ip4 | null;
 }
 
 export interface RunningGateway {
@@ -53,6 +55,8 @@ export interface RunningGateway {
   snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number> };
   /** Port forwards: add, remove and list while the gateway runs. */
   readonly forwards: PortForwards;
+  /** Guest names its DNS answers and forwards resolve: vmnet names, then DHCP host names. */
+  readonly names: GuestNames;
   /**
    * Readiness: does the guest really listen on `port`? The gateway sends its
    * own SYN and waits for SYN-ACK (then RST) or RST.
@@ -126,12 +130,13 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     }, Math.max(0, Math.ceil(at - now())));
     tcpTimer.unref();
   }
-  /** A forward's target: its named guest, else the primary guest; null when unknown. */
+  const names = new GuestNames({ addressOf: (mac) => gateway.addressOf(mac), dhcpLookup: (label) => gateway.dhcp.hostnameLookup(label), domain: config.domain });
+  /** A forward's target: its named guest, else the owner's address; null when unknown. */
   const targetOf = (spec: ForwardSpec): Ip4 | null => {
     if (spec.guest === undefined) return gateway.primaryGuest();
     const literal = isIPv4(spec.guest) ? parseIp4(spec.guest) : -1;
     if (literal !== -1) return literal;
-    return opts.resolveGuest?.(spec.guest) ?? null;
+    return names.lookup(spec.guest);
   };
   forwards = new PortForwards({
     gatewayIp: config.gatewayIp,
@@ -156,11 +161,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     if (upstream instanceof ResolvConfWatcher) upstream.close();
     throw e;
   }
-  // Names of DHCP clients resolve at the gateway's DNS (switch issue: VM names).
-  dns.zone.setLookupHost((label: string) => {
-    const ip = gateway.dhcp.hostnameLookup(label);
-    return ip === null ? null : [ip];
-  });
+  dns.zone.setLookupHost((label: string) => names.resolve(label));
   const closedBy: Record<string, number> = {};
   const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
   const attach = (port: StreamPort): Session => {
@@ -191,6 +192,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     gateway,
     listener,
     forwards,
+    names,
     attach,
     snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
     async probeGuestPort(port, timeoutMs = 2000, guest) {

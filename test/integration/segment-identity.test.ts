@@ -82,3 +82,35 @@ describe('guest identity on a segment (switch + gateway)', () => {
     }
   });
 });
+
+describe('names on a segment', () => {
+  it('a vmnet name wins over DHCP host names and is not up for grabs while its VM has no address', async () => {
+    const { DISCOVER, REQUEST } = await import('../../src/wire/dhcpv4.js');
+    const { dhcpFrame, decodeDhcp } = await import('../helpers/frames.js');
+    const dir = privateTmp();
+    const seg = await startSegment({ dir: join(dir, 'sw'), gateway: { subnet: '10.7.0.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] } });
+    const b = await fakeGuest(seg.socket);
+    try {
+      seg.setName(formatMac(A_MAC), 'web'); // VM "web" registered, not started yet
+      b.send(dhcpFrame({ type: DISCOVER, chaddr: B_MAC, hostname: 'web', xid: 1 }, { src: B_MAC }));
+      const offer = decodeDhcp(await b.next((f) => f.udp?.srcPort === 67));
+      b.send(dhcpFrame({ type: REQUEST, chaddr: B_MAC, hostname: 'web', xid: 2, requestedIp: offer.yiaddr, serverId: GW }, { src: B_MAC }));
+      await b.next((f) => f.udp?.srcPort === 67);
+      expect(seg.lookupName('web')).toBeNull();
+      expect(seg.lookupName('web.vmnet.internal')).toBeNull();
+      // The VM comes up (a static address here): its name is its own.
+      const a = await fakeGuest(seg.socket);
+      try {
+        a.send(pingFrame({ src: A_MAC, dst: GW_MAC, srcIp: A_IP, dstIp: GW }));
+        await a.next((f) => f.icmp?.type === 0);
+        expect(seg.lookupName('WEB')).toBe(A_IP);
+        expect(seg.snapshot().names).toEqual([{ name: 'web', mac: formatMac(A_MAC), ip: '10.7.0.50', source: 'vmnet' }]);
+      } finally {
+        a.close();
+      }
+    } finally {
+      b.close();
+      await seg.close();
+    }
+  });
+});
