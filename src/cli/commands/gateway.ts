@@ -61,6 +61,7 @@ interface GatewayArgs extends NetworkArgs {
   fd?: number;
   forward: string[];
   'tcp-port'?: number;
+  'tcp-per-guest'?: number;
 }
 
 export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
@@ -75,8 +76,11 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
           .option('tcp-port', { type: 'number', describe: 'or a TCP port on 127.0.0.1 (QEMU -netdev socket,connect=, for QEMU < 7.2)' })
           .option('fd', { type: 'number', describe: 'serve one guest on an inherited stream socket fd (QEMU -netdev socket,fd= or stream,addr.type=fd)' })
           .option('forward', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'forward [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp] to the guest; BIND defaults to 127.0.0.1 (repeatable)' })
+          .option('tcp-per-guest', { type: 'number', describe: 'most TCP connections per guest (connection), default 4096' })
           .check((a) => {
             if ([a.socket, a['tcp-port'], a.fd].filter((x) => x !== undefined).length !== 1) throw new VmnetError('E_USAGE', 'give exactly one of --socket PATH, --tcp-port N or --fd N');
+            const cap = a['tcp-per-guest'];
+            if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) throw new VmnetError('E_USAGE', `bad --tcp-per-guest ${cap}: give a whole number of connections, at least 1`);
             return true;
           }),
       ) as never,
@@ -84,7 +88,8 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
       const { startGateway } = await import('../../gateway/server.js');
       const { parseForward } = await import('../../config/forward.js');
       const forwards = a.forward.map(parseForward);
-      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'], forwards });
+      const tcpLimits = a['tcp-per-guest'] === undefined ? undefined : { maxPerGuest: a['tcp-per-guest'] };
+      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'], forwards, tcpLimits });
       let fdClosed: Promise<unknown> | null = null;
       if (a.fd !== undefined) {
         const { portFromFd } = await import('../../link/stream-port.js');
