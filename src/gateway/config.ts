@@ -23,6 +23,12 @@ export interface GatewayOptions {
   isolated?: boolean;
   /** Map the gateway address to the host's 127.0.0.1 (default true). */
   hostLoopback?: boolean;
+  /**
+   * Let NAT reach the host's own addresses (default true). False (`--no-host`):
+   * TCP and UDP to any address of the host (its interfaces, 127/8, the
+   * gateway address) are refused; the outside stays reachable.
+   */
+  hostAccess?: boolean;
   dnsRecords?: DnsRecord[];
   /** Upstream DNS servers; overrides resolv.conf. */
   dnsUpstreams?: Upstream[];
@@ -52,6 +58,7 @@ export interface GatewayConfig {
   mtu: number;
   isolated: boolean;
   hostLoopback: boolean;
+  hostAccess: boolean;
   dnsRecords: DnsRecord[];
   dnsUpstreams: Upstream[] | null;
   resolvConf: string;
@@ -119,7 +126,8 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     broadcast,
     mtu,
     isolated: o.isolated ?? false,
-    hostLoopback: (o.hostLoopback ?? true) && !(o.isolated ?? false),
+    hostLoopback: (o.hostLoopback ?? true) && (o.hostAccess ?? true) && !(o.isolated ?? false),
+    hostAccess: o.hostAccess ?? true,
     dnsRecords: o.dnsRecords ?? [],
     dnsUpstreams: o.dnsUpstreams && o.dnsUpstreams.length > 0 ? o.dnsUpstreams : null,
     resolvConf: o.resolvConf ?? '/etc/resolv.conf',

@@ -28,10 +28,13 @@
  *  6. UDP: port 67 → the DHCP server (RFC 2131); port 53 at the DNS address
  *     → the DNS service; anything else unicast → UDP NAT, whose policy maps
  *     the gateway address to the host's 127.0.0.1 unless --no-host-loopback,
- *     and refuses everything in isolated mode. Refusals become ICMP
- *     destination unreachable (port unreachable, or administratively
+ *     refuses every address of the host itself with --no-host (the host's
+ *     interface addresses, injected as `hostAddresses`, 127/8 and the gateway
+ *     address), and refuses everything in isolated mode. Refusals become
+ *     ICMP destination unreachable (port unreachable, or administratively
  *     prohibited, RFC 1812 §5.2.7.1), never silence.
- *  7. TCP: the TCP NAT (services/tcp-nat), dial first.
+ *  7. TCP: the TCP NAT (services/tcp-nat), dial first; the same policy,
+ *     refusals answered with RST.
  *
  * Frames are composed into one scratch buffer and handed to the port, which
  * copies them (StreamPort.sendFrame), so the scratch is reused at once.
@@ -104,6 +107,8 @@ export interface GatewayDeps {
   forwardedUdp?(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array): boolean;
   /** Bounds of the neighbour table (addresses and MACs per link, ageing). */
   neighborLimits?: Partial<NeighborLimits>;
+  /** The host's own IPv4 addresses, refused when config.hostAccess is false (host-addresses.ts). */
+  hostAddresses?(): ReadonlySet<Ip4>;
 }
 
 /** One guest connection. */
@@ -431,11 +436,17 @@ export class Gateway {
     this.tcpNat.fromGuest(h.src, h.dst, t, this.bytesOf(v));
   }
 
+  /** With --no-host: true for an address of the host itself (its interfaces, 127/8, the gateway address). */
+  private hostRefused(dstIp: Ip4): boolean {
+    const c = this.config;
+    return !c.hostAccess && (dstIp === c.gatewayIp || dstIp >>> 24 === 127 || this.deps.hostAddresses?.().has(dstIp) === true);
+  }
+
   private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
     const c = this.config;
     if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
-    if (c.isolated) return { refuse: true };
+    if (c.isolated || this.hostRefused(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
     const first = dstIp >>> 24;
@@ -555,6 +566,7 @@ export class Gateway {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
+    if (this.hostRefused(dstIp)) return { refuse: 'admin-prohibited' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };

@@ -7,7 +7,8 @@
  * listener, or handed in with attach() (the launcher, inherited fds). Each
  * connection is one guest port; a connection that misbehaves (oversize
  * prefix, hang-up mid-frame, handler error) is closed alone. A 1 s timer
- * sweeps idle UDP flows and stale fragments; it is unref'd.
+ * sweeps idle UDP flows and stale fragments (and, with --no-host, reads the
+ * host's addresses again); it is unref'd.
  *
  * Names (names.ts): the DNS answers vmnet names (`names.set(mac, name)`,
  * e.g. the VM's own name for `vmnet run`) before DHCP host names; port
@@ -25,6 +26,7 @@ import { parseIp4, type Ip4 } from '../wire/addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
 import { GuestNames } from './names.js';
+import { HostAddresses } from './host-addresses.js';
 import { DnsService } from '../services/dns/server.js';
 import { fixedUpstreams, ResolvConfWatcher } from '../services/dns/resolv-conf.js';
 import { NodeHostUdp } from '../services/udp-nat/node-udp.js';
@@ -104,6 +106,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
   const now = () => performance.now();
   let forwards: PortForwards | null = null;
+  // --no-host: the host's own addresses, read again at each sweep.
+  const hostAddresses = config.hostAccess ? null : new HostAddresses();
   const gateway: Gateway = new Gateway(config, {
     now,
     wallNow: () => Date.now(),
@@ -115,6 +119,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     random32: randomPool(),
     schedule: (at) => scheduleTimers(at),
     tcpLimits: opts.tcpLimits,
+    ...(hostAddresses ? { hostAddresses: () => hostAddresses.current() } : {}),
   });
   // One Node timer drives every TCP connection's deadlines.
   let tcpTimer: NodeJS.Timeout | null = null;
@@ -184,6 +189,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   const timer = setInterval(() => {
     gateway.sweep();
     forwards.sweep(now());
+    hostAddresses?.refresh();
   }, 1000);
   timer.unref();
   let closing: Promise<void> | null = null;

@@ -68,7 +68,7 @@ export interface SegmentName {
 /** JSON-ready state of a segment. */
 export interface SegmentSnapshot {
   switch: SwitchSnapshot;
-  gateway: (GatewaySnapshot & { subnet: string; gatewayIp: string; dnsIp: string; isolated: boolean; mac: string }) | null;
+  gateway: (GatewaySnapshot & { subnet: string; gatewayIp: string; dnsIp: string; isolated: boolean; hostLoopback: boolean; hostAccess: boolean; mac: string }) | null;
   names: SegmentName[];
 }
 
@@ -195,6 +195,8 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
           gatewayIp: formatIp4(c.gatewayIp),
           dnsIp: formatIp4(c.dnsIp),
           isolated: c.isolated,
+          hostLoopback: c.hostLoopback,
+          hostAccess: c.hostAccess,
           mac: formatMac(c.gatewayMac),
         };
       }

@@ -501,6 +501,8 @@ export interface RigOptions extends GatewayOptions {
   upstreams?: Upstream[];
   /** TCP NAT limits. */
   tcpLimits?: Partial<TcpNatLimits>;
+  /** The host's own addresses (what the server reads from its interfaces). */
+  hostAddresses?: Ip4[];
 }
 
 /**
@@ -561,7 +563,8 @@ export class GatewayRig {
   readonly session: Session;
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, ...gw } = opts;
+    const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
     this.config = resolveGatewayConfig(gw);
     this.transport = new FakeDnsTransport(upstreamTable);
     const now = () => this.clock.t;
@@ -584,6 +587,7 @@ export class GatewayRig {
       schedule: (at) => this.timers.push(at),
       random32: () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0),
       tcpLimits,
+      hostAddresses: () => hostSet,
     });
     this.session = this.gateway.attach(this.port);
   }

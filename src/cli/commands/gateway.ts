@@ -14,6 +14,8 @@ export interface NetworkArgs {
   mtu?: number;
   isolated: boolean;
   'host-loopback': boolean;
+  host: boolean;
+  'dhcp-leases-per-link'?: number;
   'dns-record': string[];
   'dns-upstream': string[];
   'resolv-conf'?: string;
@@ -30,6 +32,8 @@ export function withNetworkOptions<T>(y: Argv<T>): Argv<T & NetworkArgs> {
     .option('mtu', { type: 'number', describe: 'link MTU, 68-65520 (default 1500)', group: 'Network:' })
     .option('isolated', { type: 'boolean', default: false, describe: 'nothing leaves: no NAT, no DNS forwarding, no host access', group: 'Network:' })
     .option('host-loopback', { type: 'boolean', default: true, describe: "map the gateway address to the host's 127.0.0.1 (--no-host-loopback turns it off)", group: 'Network:' })
+    .option('host', { type: 'boolean', default: true, describe: "let NAT reach the host's own addresses (--no-host refuses every one of them, 127/8 included; the outside stays reachable)", group: 'Network:' })
+    .option('dhcp-leases-per-link', { type: 'number', describe: 'DHCP leases one guest connection may hold (default 4)', group: 'Network:' })
     .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP (A or AAAA), repeatable', group: 'Network:' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "upstream DNS ADDR[:PORT], repeatable (default: the host's resolv.conf)", group: 'Network:' })
     .option('resolv-conf', { type: 'string', describe: 'resolv.conf to follow for upstreams (default /etc/resolv.conf)', group: 'Network:' })
@@ -48,6 +52,8 @@ export async function networkOptionsFrom(a: NetworkArgs) {
     mtu: a.mtu,
     isolated: a.isolated,
     hostLoopback: a['host-loopback'],
+    hostAccess: a.host,
+    dhcpLeasesPerLink: a['dhcp-leases-per-link'],
     dnsRecords: a['dns-record'].map(parseDnsRecord),
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
     resolvConf: a['resolv-conf'],

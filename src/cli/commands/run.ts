@@ -114,6 +114,8 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           gatewayIp: a['gateway-ip'],
           dnsIp: a['dns-ip'],
           hostLoopback: a['host-loopback'],
+          hostAccess: a.host,
+          dhcpLeasesPerLink: a['dhcp-leases-per-link'],
           ...(a['dns-upstream'].length ? { dnsUpstreams: a['dns-upstream'].map(parseUpstream) } : {}),
           resolvConf: a['resolv-conf'],
           udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,

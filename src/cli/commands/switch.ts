@@ -14,6 +14,8 @@ interface CreateArgs {
   subnet?: string;
   gateway?: boolean;
   isolated: boolean;
+  'host-loopback': boolean;
+  host: boolean;
   pcap?: string;
   mtu?: number;
   'dns-upstream': string[];
@@ -26,6 +28,8 @@ const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
     .option('subnet', { type: 'string', describe: 'network for the gateway, e.g. 10.7.0.0/24 (implies --gateway)' })
     .option('gateway', { type: 'boolean', describe: 'put a gateway (DHCP, DNS, NAT) on the switch; default: on with --subnet (--no-gateway: a private LAN)' })
     .option('isolated', { type: 'boolean', default: false, describe: 'the gateway lets nothing out: no NAT, no DNS forwarding, no host access' })
+    .option('host-loopback', { type: 'boolean', default: true, describe: "the gateway address reaches the host's 127.0.0.1 (--no-host-loopback turns it off)" })
+    .option('host', { type: 'boolean', default: true, describe: "NAT reaches the host's own addresses (--no-host refuses every one of them; the outside stays reachable)" })
     .option('pcap', { type: 'string', describe: 'capture every frame entering the switch to FILE (802.1Q-tagged)' })
     .option('mtu', { type: 'number', describe: 'link MTU (default 1500)' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "the gateway's upstream DNS ADDR[:PORT], repeatable" })
@@ -39,6 +43,8 @@ async function createOptions(a: CreateArgs) {
     subnet: a.subnet,
     gateway: a.gateway,
     isolated: a.isolated,
+    hostLoopback: a['host-loopback'],
+    hostAccess: a.host,
     pcap: a.pcap === undefined ? undefined : resolve(a.pcap),
     mtu: a.mtu,
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
@@ -79,6 +85,12 @@ function human(bytes: number): string {
   return `${i === 0 ? bytes : bytes.toFixed(1)}${u[i]}`;
 }
 
+/** ` (isolated)`, ` (no host loopback)`, ` (no host)`: how far the gateway lets guests out. */
+function gatewayNotes(gw: { isolated: boolean; hostLoopback?: boolean; hostAccess?: boolean }): string {
+  if (gw.isolated) return ' (isolated)';
+  return `${gw.hostAccess === false ? ' (no host)' : gw.hostLoopback === false ? ' (no host loopback)' : ''}`;
+}
+
 export function switchCommand(io: CliIo): CommandModule<object, object> {
   const out = (s: string) => io.stdout.write(s.endsWith('\n') ? s : s + '\n');
   return {
@@ -116,7 +128,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
               }
               const sw = s.snapshot.switch;
               const gw = s.snapshot.gateway;
-              out(`${s.name}  pid ${s.info.pid}  ${gw ? `gateway ${gw.gatewayIp} on ${gw.subnet}${gw.isolated ? ' (isolated)' : ''}` : 'no gateway'}  ports ${sw.ports.length}  macs ${sw.macs}  frames ${sw.counters.frames}  ${sw.pcap ? `pcap ${sw.pcap.path}` : ''}`.trimEnd());
+              out(`${s.name}  pid ${s.info.pid}  ${gw ? `gateway ${gw.gatewayIp} on ${gw.subnet}${gatewayNotes(gw)}` : 'no gateway'}  ports ${sw.ports.length}  macs ${sw.macs}  frames ${sw.counters.frames}  ${sw.pcap ? `pcap ${sw.pcap.path}` : ''}`.trimEnd());
               for (const p of sw.ports) {
                 const c = p.counters;
                 const macs = p.macs.map((m) => m.mac).join(',') || '-';
