@@ -6,6 +6,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { VmnetError } from '../../errors.js';
+import { toJson } from '../../config/printable.js';
 
 export interface NetworkArgs {
   subnet?: string;
@@ -103,7 +104,7 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
         gw.attach(port);
         fdClosed = new Promise((r) => port.once('close', r));
       }
-      const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${JSON.stringify(gw.snapshot())}\n`);
+      const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${toJson(gw.snapshot())}\n`);
       if (a.fd === undefined) io.stdout.write(`vmnet gateway: listening; connect QEMU with:\n  ${gw.qemuNetdevArgs().join(' ')}\n`);
       else io.stdout.write(`vmnet gateway: serving the guest on fd ${a.fd}\n`);
       io.stdout.write(`vmnet gateway: network ${a.subnet ?? '10.0.2.0/24'}${gw.config.isolated ? ' (isolated)' : ''}, mtu ${gw.config.mtu}\n`);

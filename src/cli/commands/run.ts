@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
+import { printable, toJson } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
 
 interface RunArgs extends NetworkArgs {
@@ -150,7 +151,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
 
       const { launch } = await import('../../vm/launch.js');
       const json = a.json;
-      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(JSON.stringify(e) + '\n') } : {}) });
+      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(toJson(e) + '\n') } : {}) });
       const onTerminal = console.kind === 'terminal' && !json;
       const interactive = onTerminal && io.isTty && io.stdin !== undefined;
       if (!json) {
@@ -188,7 +189,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
       off();
       term?.detach();
       if (exit.reason === 'crashed') {
-        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${exit.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}\n`);
+        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${printable(exit.stderr.trim().split('\n').slice(-3).join(' | ')) || 'no error output'}\n`);
         setExit(1);
         return;
       }

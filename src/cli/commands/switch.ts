@@ -8,6 +8,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { VmnetError } from '../../errors.js';
+import { printable, toJson } from '../../config/printable.js';
 
 interface CreateArgs {
   name: string;
@@ -92,7 +93,8 @@ function gatewayNotes(gw: { isolated: boolean; hostLoopback?: boolean; hostAcces
 }
 
 export function switchCommand(io: CliIo): CommandModule<object, object> {
-  const out = (s: string) => io.stdout.write(s.endsWith('\n') ? s : s + '\n');
+  // Everything shown may hold guest-set text (DHCP host names): escaped, one record per line.
+  const out = (s: string) => io.stdout.write(printable(s.endsWith('\n') ? s.slice(0, -1) : s) + '\n');
   return {
     command: 'switch <command>',
     describe: 'private L2 switches that VMs share (background processes of your user)',
@@ -119,7 +121,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
           handler: async (a: { json: boolean }) => {
             const { listSwitches } = await import('../../switch/daemon.js');
             const all = await listSwitches();
-            if (a.json) return out(JSON.stringify(all, null, 2));
+            if (a.json) return void io.stdout.write(toJson(all, 2) + '\n');
             if (all.length === 0) return out('no switches');
             for (const s of all) {
               if (s.state !== 'running') {
