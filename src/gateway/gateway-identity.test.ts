@@ -174,3 +174,20 @@ describe('Gateway guest identity: caps and shares are per link', () => {
     expect(rig.host.flows.filter((f) => f.sent.length > 0 && f.sent[0]!.length === 2000 && f.sent[0]![0] === 7)).toHaveLength(1);
   });
 });
+
+describe('Gateway guest identity: a closed link leaves nothing behind', () => {
+  it('its UDP flows close, so whoever takes its address next gets none of their replies', () => {
+    const { rig, port2, s2 } = twoLinks();
+    rig.send(udpFrame({ dstIp: OUTSIDE, srcPort: 5000, dstPort: 123 }, bytes('a')));
+    const flow = rig.host.flows[0]!;
+    rig.gateway.detach(rig.session);
+    expect(flow.closed).toBe(true);
+    rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // takes 10.0.2.15
+    port2.take();
+    flow.reply(bytes('late reply for the old guest'));
+    expect(port2.frames).toHaveLength(0);
+    // Frames a detached link still delivers claim nothing.
+    rig.send(pingFrame({ srcIp: ip('10.0.2.99'), dstIp: GW_IP }));
+    expect(rig.gateway.snapshot().neighbors.map((n) => n.ip)).toEqual(['10.0.2.15']);
+  });
+});

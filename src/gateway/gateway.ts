@@ -220,13 +220,15 @@ export class Gateway {
 
   /**
    * Detaches a guest connection: the addresses and MACs it held are free at
-   * once; its DHCP leases stay, owned by no link (the same guest on a new
-   * connection gets them back).
+   * once and its UDP flows are closed (whoever takes an address next gets
+   * none of its replies); its DHCP leases stay, owned by no link (the same
+   * guest on a new connection gets them back).
    */
   detach(s: Session): void {
     s.closed = true;
     this.sessions.delete(s);
     for (const ip of this.neighbors.detach(s)) this.tcpNat.linkDrained(ip); // no congestion outlives its link
+    this.udpNat.closeGuest(s.id);
     this.dhcp.linkClosed(s.id);
   }
 
@@ -331,6 +333,7 @@ export class Gateway {
    * @param len its length
    */
   handleFrame(s: Session, v: DataView, o: number, len: number): void {
+    if (s.closed) return; // a late frame of a link already detached: it may claim nothing
     this.counters.framesIn++;
     this.counters.bytesIn += len;
     this.deps.tap?.record(this.bytesOf(v), o, len, this.deps.wallNow?.() ?? Date.now());

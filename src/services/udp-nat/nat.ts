@@ -153,6 +153,12 @@ export class UdpNat {
     }
   }
 
+  /** Closes the flows of one guest (its link went away: nothing it opened outlives it). */
+  closeGuest(guest: number): void {
+    const mine = this.byGuest.get(guest);
+    if (mine !== undefined) for (const f of [...mine]) this.close(f);
+  }
+
   /** Closes every flow. */
   closeAll(): void {
     for (const flows of [...this.byGuest.values()]) for (const f of [...flows]) this.close(f);
