@@ -553,7 +553,7 @@ export class Gateway {
   private handleDns(s: Session, srcMac: Uint8Array, guestIp: Ip4, guestPort: number, query: Uint8Array): void {
     const mac = Uint8Array.from(srcMac);
     const copy = query.slice();
-    this.deps.dns.query(copy, 'udp').then(
+    this.deps.dns.query(copy, 'udp', s.id).then(
       (answer) => {
         if (!answer) return this.drop('dns-dropped');
         if (s.closed) return;
