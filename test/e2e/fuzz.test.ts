@@ -32,6 +32,7 @@ import { FrameFuzzer, Rng, encodeFrames, lyingPrefixStream, midFrameStream } fro
 import { GW_IP, ipv4Frame, ipv4Packet, tcpSegment, udpFrame } from '../helpers/frames.js';
 import { createNetns, listNetns, requireRoot, type Netns } from '../helpers/netns.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { track, type Proc } from '../helpers/proc.js';
 import { bootGuest, DHCP, parseLease } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -59,75 +60,10 @@ const RSS_GROWTH_MIB = 100;
 
 // --------------------------------------------------------------- helpers
 
-interface GatewayProc {
-  child: ChildProcess;
-  pid: number;
-  lines: string[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  exitCode: () => number | null | undefined;
-  waitLine(re: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
-}
+type GatewayProc = Proc;
 
 function startGatewayProc(ns: Netns, sock: string, dnsPort: number, extra: string[] = []): GatewayProc {
-  const child = ns.spawn('node', [BIN, 'gateway', '--socket', sock, '--dns-upstream', `127.0.0.1:${dnsPort}`, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let err = '';
-  let partial = '';
-  const waiters = new Set<() => void>();
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    partial += d;
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-    for (const w of waiters) w();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    if (err.length < 200_000) err += d;
-  });
-  let code: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (c, sig) => {
-      code = c ?? (sig ? -1 : null);
-      for (const w of waiters) w();
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    pid: child.pid!,
-    lines,
-    stderr: () => err,
-    exited,
-    exitCode: () => code,
-    waitLine(re, timeoutMs, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          for (let i = from; i < lines.length; i++) {
-            const m = re.exec(lines[i]!);
-            if (m) {
-              done();
-              return resolve(m);
-            }
-          }
-          if (code !== undefined) {
-            done();
-            reject(new Error(`gateway exited (${code}) before printing ${re}\nstdout:\n${lines.join('\n')}\nstderr:\n${err}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`timed out waiting for ${re}\nstdout:\n${lines.join('\n')}\nstderr:\n${err}`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-  };
+  return track(ns.spawn('node', [BIN, 'gateway', '--socket', sock, '--dns-upstream', `127.0.0.1:${dnsPort}`, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'vmnet gateway');
 }
 
 /** A tiny DNS server run inside the namespace: known.test → A 192.0.2.10 (NOERROR, no data for other types), NXDOMAIN otherwise. */
