@@ -37,13 +37,10 @@
  * binding is forgotten `retainTime` (default a day) after its lease ended
  * (`sweep`).
  *
- * Host names (option 12). A name belongs to the first client that sent it
- * (case-insensitive, the configured domain suffix ignored), for as long as
- * its binding is active and `nameHoldTime` (default the lease time) after
- * that: a VM between leases (rebooting, briefly stopped) keeps its name. A
- * client sending a name held by another is still served, but its name does
- * not resolve (`hostnameTaken`); it gets the name when it sends it again
- * after the hold ended.
+ * Host names (option 12, dhcp-names.ts): a name belongs to the first client
+ * that sent it while its binding is active and `nameHoldTime` (default the
+ * lease time) after, so a VM between leases keeps it; another client sending
+ * it is served but its name does not resolve (`hostnameTaken`).
  *
  * Addresses (RFC 2131 §4.3.1, in this order): a static reservation
  * (`reserve`); the client's current or previous address, kept for the
@@ -93,6 +90,7 @@ import type { Cidr4, Ip4, Mac } from '../wire/addr.js';
 import * as dhcp from '../wire/dhcpv4.js';
 import type { Route4 } from '../wire/dhcpv4.js';
 import { VmnetError } from '../errors.js';
+import { HostNames } from './dhcp-names.js';
 
 /** Lease states (numbers, not strings). EXPIRED is computed from `expires` and `now`. */
 export const LeaseState = { OFFERED: 1, BOUND: 2, RELEASED: 3, EXPIRED: 4 } as const;
@@ -245,8 +243,6 @@ const hexOf = (b: Uint8Array): string => {
   return s;
 };
 
-/** Hostname normalisation for lookups: lower case, no trailing dot. */
-const normName = (n: string): string => n.toLowerCase().replace(/\.+$/, '');
 
 /** What `identify` returns when the client's identity is bound on another link. */
 const OTHER_LINK = 'other-link';
@@ -299,13 +295,12 @@ export class DhcpServer {
   readonly #declined = new Map<Ip4, number>();
   /** Bindings by link (may also hold bindings that went inactive since). */
   readonly #byLink = new Map<number, Set<Binding>>();
-  /** Host name (normalised, domain stripped) → the binding that holds it. */
-  readonly #names = new Map<string, Binding>();
+  /** Host names and the bindings that hold them. */
+  readonly #names: HostNames<Binding>;
   readonly #perLink: number;
   readonly #maxBindings: number;
   readonly #retain: number;
   readonly #nameHold: number;
-  readonly #domain: string;
 
   /**
    * @param config the link's addressing and options; validated here
@@ -340,7 +335,7 @@ export class DhcpServer {
     if (!(Number.isInteger(this.#maxBindings) && this.#maxBindings >= 1)) bad(`most bindings ${this.#maxBindings} is not a positive whole number`);
     this.#retain = (config.retainTime ?? DEFAULT_RETAIN) * 1000;
     this.#nameHold = (config.nameHoldTime ?? lease) * 1000;
-    this.#domain = config.domain === undefined ? '' : normName(config.domain);
+    this.#names = new HostNames<Binding>(config.domain ?? '', (b, t) => this.#holdsName(b, t));
     this.#mask = addr.prefixMask(subnet.prefix);
     const net = (subnet.net & this.#mask) >>> 0;
     this.#bcast = (net | ~this.#mask) >>> 0;
@@ -381,9 +376,8 @@ export class DhcpServer {
    * @returns the holder's address while its lease is bound, else null
    */
   hostnameLookup(name: string): Ip4 | null {
-    const n = this.#nameKey(name);
-    if (n === '') return null;
-    const b = this.#names.get(n);
+    if (this.#names.key(name) === '') return null;
+    const b = this.#names.holder(name);
     return b !== undefined && b.state === LeaseState.BOUND && b.expires > this.#now() ? b.ip : null;
   }
 
@@ -736,13 +730,6 @@ export class DhcpServer {
     return b;
   }
 
-  /** A host name as the names table keys it: normalised, the domain suffix stripped. */
-  #nameKey(name: string): string {
-    const n = normName(name);
-    const d = this.#domain;
-    return d !== '' && n.endsWith('.' + d) ? n.slice(0, -d.length - 1) : n;
-  }
-
   /** True while `b` holds its name: remembered, and active or ended less than nameHoldTime ago. */
   #holdsName(b: Binding, now: number): boolean {
     return this.#byKey.get(b.key) === b && (this.#active(b, now) || now - b.expires < this.#nameHold);
@@ -750,16 +737,8 @@ export class DhcpServer {
 
   /** Records the name the client sent and registers it unless another client holds it. */
   #setHostname(b: Binding, name: string, now: number): void {
-    const n = this.#nameKey(name);
-    if (b.hostname !== null) {
-      const old = this.#nameKey(b.hostname);
-      if (old !== n && this.#names.get(old) === b) this.#names.delete(old);
-    }
+    if (!this.#names.claim(b, b.hostname, name, now)) this.counters.hostnameTaken++;
     b.hostname = name;
-    if (n === '') return;
-    const holder = this.#names.get(n);
-    if (holder === undefined || holder === b || !this.#holdsName(holder, now)) this.#names.set(n, b);
-    else this.counters.hostnameTaken++;
   }
 
   /** Points `b` at `ip`, taking the address from any (inactive) previous holder. */
@@ -778,10 +757,7 @@ export class DhcpServer {
     if (this.#byKey.get(b.key) === b) this.#byKey.delete(b.key);
     if (this.#byMac.get(b.mac) === b) this.#byMac.delete(b.mac);
     this.#byLink.get(b.link)?.delete(b);
-    if (b.hostname !== null) {
-      const n = this.#nameKey(b.hostname);
-      if (this.#names.get(n) === b) this.#names.delete(n);
-    }
+    this.#names.release(b, b.hostname);
     b.ip = 0;
   }
 

@@ -14,7 +14,8 @@
  * together with the switch port they came in on. That ingress port is the
  * guest's identity, as a connection is on a stand-alone gateway: the
  * gateway gets one Session per switch port, made on the port's first frame
- * and detached within a second of the port closing, so the gateway's rules
+ * and detached within a second of the port closing (at once when another
+ * port sends its first frame), so the gateway's rules
  * hold per port (gateway.ts, neighbors.ts: a port may use only the
  * addresses leased to it or first used by it; per-guest caps and DHCP lease
  * bounds are per port). Replies leave through the same link and the switch
@@ -141,21 +142,23 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       link = new GatewayLink();
       const gateway = gw.gateway;
       const out = link;
-      link.onFrame = (from, view, off, len) => {
-        let s = sessions.get(from);
-        if (s === undefined) {
-          s = gateway.attach(out);
-          sessions.set(from, s);
-        }
-        gateway.handleFrame(s, view, off, len);
-      };
-      portSweep = setInterval(() => {
+      const detachClosedPorts = (): void => {
         for (const [p, s] of sessions) {
           if (p.attached) continue;
           sessions.delete(p);
           gateway.detach(s);
         }
-      }, PORT_SWEEP_MS);
+      };
+      link.onFrame = (from, view, off, len) => {
+        let s = sessions.get(from);
+        if (s === undefined) {
+          detachClosedPorts(); // a VM reconnecting finds what its old port held already free
+          s = gateway.attach(out);
+          sessions.set(from, s);
+        }
+        gateway.handleFrame(s, view, off, len);
+      };
+      portSweep = setInterval(detachClosedPorts, PORT_SWEEP_MS);
       portSweep.unref();
       gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 } });
       link.out = gwPort;
