@@ -126,6 +126,21 @@ describe('Gateway guest identity: addresses belong to links', () => {
     expect(r.port2.takeDecoded().map((f) => f.ip!.dst)).toEqual([offer.yiaddr]);
   });
 
+  it('a link at its bound that renumbers gets the new address once an old one has been idle for the age', () => {
+    const rig = new GatewayRig();
+    for (let i = 0; i < 8; i++) rig.send(pingFrame({ srcIp: ip(`10.0.2.${100 + i}`), dstIp: GW_IP }));
+    rig.clock.t = 200_000;
+    for (let i = 1; i < 8; i++) rig.send(pingFrame({ srcIp: ip(`10.0.2.${100 + i}`), dstIp: GW_IP })); // .100 goes quiet
+    rig.port.take();
+    rig.clock.t = 299_999;
+    rig.send(pingFrame({ srcIp: ip('10.0.2.200'), dstIp: GW_IP }));
+    expect(rig.port.take()).toEqual([]);
+    rig.clock.t = 300_000;
+    rig.send(pingFrame({ srcIp: ip('10.0.2.200'), dstIp: GW_IP }));
+    expect(rig.port.takeDecoded().map((f) => f.ip!.dst)).toEqual([ip('10.0.2.200')]);
+    expect(rig.gateway.snapshot().neighbors.map((n) => n.ip)).not.toContain('10.0.2.100');
+  });
+
   it('one link claims at most 8 addresses; beyond, its frames are dropped as src-limit', () => {
     const rig = new GatewayRig();
     for (let i = 0; i < 20; i++) rig.send(pingFrame({ srcIp: ip(`10.0.2.${100 + i}`), dstIp: GW_IP }));
