@@ -37,6 +37,12 @@ const OUTSIDE = ip('198.51.100.1');
 const GUEST2_IP = ip('10.0.2.16');
 const EVIL_MAC = mac('02:00:00:00:0e:71');
 
+/** Moves the fake clock and sweeps, as the server does every second (the neighbour table reads the clock at sweeps). */
+function at(rig: GatewayRig, t: number): void {
+  rig.clock.t = t;
+  rig.gateway.sweep();
+}
+
 /** A rig with a second connection (link) attached. */
 function twoLinks(opts: ConstructorParameters<typeof GatewayRig>[0] = {}) {
   const rig = new GatewayRig(opts);
@@ -105,10 +111,10 @@ describe('Gateway guest identity: addresses belong to links', () => {
   it('a claimed (static) address idle for longer than the neighbour age may be claimed by another link; a leased one is held while its lease lasts', () => {
     const { rig, port2, s2 } = twoLinks();
     rig.send(pingFrame({ dstIp: GW_IP })); // static claim of 10.0.2.15 at t=0
-    rig.clock.t = 299_000;
+    at(rig, 299_000);
     rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2);
     expect(port2.take()).toEqual([]);
-    rig.clock.t = 299_000 + 300_001; // silent for longer than the age (300 s)
+    at(rig, 299_000 + 300_001); // silent for longer than the age (300 s)
     rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2);
     expect(port2.takeDecoded().map((f) => f.ip!.dst)).toEqual([GUEST_IP]);
 
@@ -118,10 +124,10 @@ describe('Gateway guest identity: addresses belong to links', () => {
     const offer = decodeDhcp(r.rig.port.takeDecoded()[0]!);
     r.rig.send(dhcpFrame({ type: dhcp.REQUEST, chaddr: GUEST2_MAC, requestedIp: offer.yiaddr, serverId: GW_IP }, { src: GUEST2_MAC }));
     r.rig.port.take();
-    r.rig.clock.t = 3_000_000;
+    at(r.rig, 3_000_000);
     r.rig.send(pingFrame({ src: EVIL_MAC, srcIp: offer.yiaddr, dstIp: GW_IP }), r.s2);
     expect(r.port2.frames).toHaveLength(0);
-    r.rig.clock.t = 3_600_000 + 300_001;
+    at(r.rig, 3_600_000 + 300_001);
     r.rig.send(pingFrame({ src: EVIL_MAC, srcIp: offer.yiaddr, dstIp: GW_IP }), r.s2);
     expect(r.port2.takeDecoded().map((f) => f.ip!.dst)).toEqual([offer.yiaddr]);
   });
@@ -129,13 +135,13 @@ describe('Gateway guest identity: addresses belong to links', () => {
   it('a link at its bound that renumbers gets the new address once an old one has been idle for the age', () => {
     const rig = new GatewayRig();
     for (let i = 0; i < 8; i++) rig.send(pingFrame({ srcIp: ip(`10.0.2.${100 + i}`), dstIp: GW_IP }));
-    rig.clock.t = 200_000;
+    at(rig, 200_000);
     for (let i = 1; i < 8; i++) rig.send(pingFrame({ srcIp: ip(`10.0.2.${100 + i}`), dstIp: GW_IP })); // .100 goes quiet
     rig.port.take();
-    rig.clock.t = 299_999;
+    at(rig, 299_999);
     rig.send(pingFrame({ srcIp: ip('10.0.2.200'), dstIp: GW_IP }));
     expect(rig.port.take()).toEqual([]);
-    rig.clock.t = 300_000;
+    at(rig, 300_000);
     rig.send(pingFrame({ srcIp: ip('10.0.2.200'), dstIp: GW_IP }));
     expect(rig.port.takeDecoded().map((f) => f.ip!.dst)).toEqual([ip('10.0.2.200')]);
     expect(rig.gateway.snapshot().neighbors.map((n) => n.ip)).not.toContain('10.0.2.100');

@@ -33,7 +33,10 @@
  * The owner of the network ({@link Neighbors.owner}): the open link that got
  * its first address earliest, kept until it closes; port forwards that name
  * no guest go to its address. Memory is bounded by the per-link bounds
- * times the links. Sans-IO: time is passed in.
+ * times the links. The last MAC and address accepted are remembered, so a
+ * run of frames from one guest costs no table lookup. Sans-IO: time is
+ * passed in (the gateway passes its clock as of its last sweep, a second
+ * old at most: the ages here are minutes).
  */
 import { macKey, type Ip4 } from '../wire/addr.js';
 
@@ -91,6 +94,9 @@ export class Neighbors<L extends NeighborLink> {
   readonly #byMac = new Map<number, MacEntry<L>>();
   readonly #links = new Map<L, LinkState<L>>();
   #seq = 0;
+  /** The MAC and the address accepted last (most frames come from the same guest as the one before). */
+  #lastMac: MacEntry<L> | null = null;
+  #lastIp: Neighbor<L> | null = null;
 
   /**
    * @param leaseHolder the link id holding an active DHCP lease on an
@@ -114,9 +120,15 @@ export class Neighbors<L extends NeighborLink> {
    */
   useMac(link: L, mac: Uint8Array, off: number, now: number): number {
     const key = macKey(mac, off);
+    const last = this.#lastMac;
+    if (last !== null && last.key === key && last.link === link) {
+      last.seen = now;
+      return USE_OK;
+    }
     const m = this.#byMac.get(key);
     if (m !== undefined && m.link === link) {
       m.seen = now;
+      this.#lastMac = m;
       return USE_OK;
     }
     if (m !== undefined && !m.link.closed) return USE_TAKEN;
@@ -135,10 +147,12 @@ export class Neighbors<L extends NeighborLink> {
    * @returns USE_OK, USE_TAKEN or USE_LIMIT
    */
   useIp(link: L, ip: Ip4, mac: Uint8Array, macOff: number, now: number): number {
-    const n = this.#byIp.get(ip);
+    const last = this.#lastIp;
+    const n = last !== null && last.ip === ip ? last : this.#byIp.get(ip);
     if (n !== undefined && n.link === link) {
       n.seen = now;
       if (!sameMac(n.mac, mac, macOff)) n.mac.set(mac.subarray(macOff, macOff + 6));
+      this.#lastIp = n;
       return USE_OK;
     }
     if (n !== undefined && this.#live(n, now)) return USE_TAKEN;
@@ -199,6 +213,8 @@ export class Neighbors<L extends NeighborLink> {
     for (const m of st.macs.values()) if (this.#byMac.get(m.key) === m) this.#byMac.delete(m.key);
     const ips = [...st.addrs.keys()];
     for (const [ip, n] of st.addrs) if (this.#byIp.get(ip) === n) this.#byIp.delete(ip);
+    if (this.#lastMac?.link === link) this.#lastMac = null;
+    if (this.#lastIp?.link === link) this.#lastIp = null;
     return ips;
   }
 
@@ -246,6 +262,7 @@ export class Neighbors<L extends NeighborLink> {
   #put(st: LinkState<L>, link: L, ip: Ip4, mac: Uint8Array, macOff: number, now: number): void {
     const old = this.#byIp.get(ip);
     if (old !== undefined) this.#links.get(old.link)?.addrs.delete(ip);
+    if (this.#lastIp === old) this.#lastIp = null;
     const n: Neighbor<L> = { ip, mac: mac.slice(macOff, macOff + 6), link, seen: now };
     this.#byIp.set(ip, n);
     st.addrs.set(ip, n);
@@ -259,6 +276,7 @@ export class Neighbors<L extends NeighborLink> {
     if (oldest === null || this.#live(oldest, now)) return false;
     st.addrs.delete(oldest.ip);
     this.#byIp.delete(oldest.ip);
+    if (this.#lastIp === oldest) this.#lastIp = null;
     return true;
   }
 
@@ -274,6 +292,7 @@ export class Neighbors<L extends NeighborLink> {
   #dropMac(m: MacEntry<L>): void {
     if (this.#byMac.get(m.key) === m) this.#byMac.delete(m.key);
     this.#links.get(m.link)?.macs.delete(m.key);
+    if (this.#lastMac === m) this.#lastMac = null;
   }
 }
 
