@@ -150,13 +150,13 @@ export class Gateway {
   private readonly fragBuf: Uint8Array;
   private readonly fragView: DataView;
   private readonly quote = new Uint8Array(ipv4.HEADER_LEN + udp.HEADER_LEN);
+  private readonly quoteView = new DataView(this.quote.buffer);
   /**
    * The clock as of the last sweep, for the neighbour table on the data path:
    * its ages are minutes, and reading the clock per frame cost more than the
    * table itself (performance.now() ~50 ns).
    */
   private tick: number;
-  private readonly quoteView = new DataView(this.quote.buffer);
 
   constructor(
     readonly config: GatewayConfig,
