@@ -63,6 +63,9 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+/** How long gateway shutdown lets cleanly closed connections finish writing to their hosts. */
+const SHUTDOWN_DRAIN_MS = 5000;
+
 /**
  * Unpredictable 32-bit values (ISNs, DNS transaction ids) from the CSPRNG,
  * drawn 256 at a time: one call into crypto per 256 connections, not per one.
@@ -208,9 +211,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
       closing ??= (async () => {
         clearInterval(timer);
         // Relayed connections first: a forward's listener closes only once its
-        // accepted sockets are gone.
+        // accepted sockets are gone. Connections the guest closed cleanly may
+        // still be writing to their hosts: they get a grace period (the TCP
+        // timers keep running for it), then what is left is reset.
+        await gateway.tcpNat.closeAll(SHUTDOWN_DRAIN_MS);
         if (tcpTimer) clearTimeout(tcpTimer);
-        gateway.tcpNat.closeAll();
         await forwards.closeAll();
         await listener?.close();
         gateway.close();
