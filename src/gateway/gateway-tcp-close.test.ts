@@ -8,74 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import * as ipv4 from '../wire/ipv4.js';
 import * as tcp from '../wire/tcp.js';
-import { GUEST_IP, GW_IP, GatewayRig, ipv4Frame, ipv4Packet, settle, tcpSegment, viewOf, type DecodedFrame, type FakeTcpStream } from '../../test/helpers/frames.js';
-
-function tcpOf(f: DecodedFrame): { h: tcp.Header; payload: Uint8Array } {
-  const h = tcp.blank();
-  expect(tcp.parse(viewOf(f.payload), 0, f.payload.length, h)).toBe(true);
-  return { h, payload: f.payload.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength) };
-}
-
-/** One guest connection through the NAT, driven segment by segment. */
-class GuestConn {
-  seq = 1000;
-  ack = 0;
-  readonly host: FakeTcpStream;
-  readonly received: Uint8Array[] = [];
-  finSeen = false;
-
-  constructor(
-    readonly rig: GatewayRig,
-    readonly port = 40100,
-  ) {
-    this.send({ flags: tcp.SYN, seq: this.seq });
-    this.host = rig.tcp.dials.at(-1) as FakeTcpStream;
-    this.host.ev.connected();
-    const synack = this.take().find((s) => s.h.flags & tcp.SYN)!;
-    this.seq++;
-    this.ack = (synack.h.seq + 1) >>> 0;
-    this.send({ flags: tcp.ACK });
-  }
-
-  send(o: { flags: number; seq?: number }, payload?: Uint8Array): void {
-    const seg = tcpSegment(GUEST_IP, GW_IP, this.port, 8080, { seq: o.seq ?? this.seq, ack: this.ack, flags: o.flags, window: 65535 }, payload);
-    this.rig.send(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: GW_IP, proto: ipv4.PROTO_TCP }, seg)));
-  }
-
-  /** Segments the gateway sent since the last call; data and FIN are acknowledged like a guest would. */
-  take(): Array<{ h: tcp.Header; payload: Uint8Array }> {
-    const segs = this.rig.port.takeDecoded().map(tcpOf);
-    for (const s of segs) {
-      if (s.h.dstPort !== this.port) continue;
-      if (s.h.seq === this.ack && s.payload.length > 0) {
-        this.received.push(s.payload.slice());
-        this.ack = (this.ack + s.payload.length) >>> 0;
-      }
-      if (s.h.flags & tcp.FIN && ((s.h.seq + s.payload.length) >>> 0) === this.ack) {
-        this.ack = (this.ack + 1) >>> 0;
-        this.finSeen = true;
-      }
-    }
-    return segs;
-  }
-
-  /** Sends `data` in MSS-sized segments (the gateway's window permitting), then optionally FIN. */
-  write(data: Uint8Array, fin: boolean): void {
-    for (let o = 0; o < data.length; o += 1460) {
-      const chunk = data.subarray(o, Math.min(data.length, o + 1460));
-      this.send({ flags: tcp.ACK | tcp.PSH }, chunk);
-      this.seq = (this.seq + chunk.length) >>> 0;
-    }
-    if (fin) {
-      this.send({ flags: tcp.ACK | tcp.FIN });
-      this.seq = (this.seq + 1) >>> 0;
-    }
-    this.take();
-    this.send({ flags: tcp.ACK });
-  }
-}
+import { GatewayRig, settle } from '../../test/helpers/frames.js';
+import { GuestConn, tcpOf } from '../../test/helpers/guest-tcp.js';
 
 function bytes(n: number, salt = 0): Uint8Array {
   const b = new Uint8Array(n);
@@ -94,7 +29,7 @@ function advance(rig: GatewayRig, ms: number): void {
 describe('TCP NAT teardown', () => {
   it('the host half-closes first and reads slowly: every byte the guest sent reaches it, after TIME-WAIT ended, then FIN', async () => {
     const rig = new GatewayRig();
-    const g = new GuestConn(rig);
+    const g = new GuestConn(rig).establish();
     const host = g.host;
     host.ev.end(); // the host half-closes first
     g.take();
@@ -122,7 +57,7 @@ describe('TCP NAT teardown', () => {
 
   it('a host that stops reading for good is reset after the drain bound, never given a clean EOF', async () => {
     const rig = new GatewayRig({ tcpLimits: { drainIdleMs: 30_000 } });
-    const g = new GuestConn(rig, 40101);
+    const g = new GuestConn(rig, { port: 40101 }).establish();
     const host = g.host;
     host.ev.end();
     g.take();
@@ -142,7 +77,7 @@ describe('TCP NAT teardown', () => {
 
   it('progress keeps a slow drain alive past the bound', async () => {
     const rig = new GatewayRig({ tcpLimits: { drainIdleMs: 30_000 } });
-    const g = new GuestConn(rig, 40102);
+    const g = new GuestConn(rig, { port: 40102 }).establish();
     const host = g.host;
     host.ev.end();
     g.take();
@@ -164,7 +99,7 @@ describe('TCP NAT teardown', () => {
 
   it('the guest closes first (LAST-ACK) while the host reads slowly: no byte lost', async () => {
     const rig = new GatewayRig();
-    const g = new GuestConn(rig, 40103);
+    const g = new GuestConn(rig, { port: 40103 }).establish();
     const host = g.host;
     host.hold = true;
     const data = bytes(150_000, 5);
@@ -184,10 +119,10 @@ describe('TCP NAT teardown', () => {
 
   it('gateway shutdown resets live flows both ways and lets finished ones flush within the grace', async () => {
     const rig = new GatewayRig();
-    const live = new GuestConn(rig, 40104);
+    const live = new GuestConn(rig, { port: 40104 }).establish();
     live.write(bytes(5000), false);
     await settle();
-    const done = new GuestConn(rig, 40105);
+    const done = new GuestConn(rig, { port: 40105 }).establish();
     done.host.ev.end();
     done.take();
     done.send({ flags: tcp.ACK });
@@ -211,7 +146,7 @@ describe('TCP NAT teardown', () => {
 
   it('gateway shutdown resets a drain that cannot finish within the grace', async () => {
     const rig = new GatewayRig();
-    const g = new GuestConn(rig, 40106);
+    const g = new GuestConn(rig, { port: 40106 }).establish();
     g.host.ev.end();
     g.take();
     g.send({ flags: tcp.ACK });
@@ -229,7 +164,7 @@ describe('TCP NAT teardown', () => {
 
   it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {
     const rig = new GatewayRig();
-    const g = new GuestConn(rig, 40107);
+    const g = new GuestConn(rig, { port: 40107 }).establish();
     const data = bytes(1_500_000, 11); // more than the send buffer (1 MiB) holds
     let sent = 0;
     const feed = (): void => {
