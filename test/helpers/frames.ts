@@ -427,6 +427,8 @@ export interface FakeFlow {
   /** Copies of the datagrams the gateway sent on it. */
   sent: Uint8Array[];
   closed: boolean;
+  /** While true the socket's send queue is full: send() drops and returns false. */
+  full: boolean;
   /** Inject a datagram from the peer. */
   reply(data: Uint8Array): void;
   /** Inject ECONNREFUSED (the peer's port is closed). */
@@ -444,6 +446,7 @@ export class FakeHostUdp implements HostUdp {
       port,
       sent: [],
       closed: false,
+      full: false,
       reply: (data) => events.message(data),
       refuse: () => events.refused(),
       fail: (err = new Error('EHOSTUNREACH')) => events.error(err),
@@ -451,7 +454,9 @@ export class FakeHostUdp implements HostUdp {
     this.flows.push(f);
     return {
       send: (data) => {
+        if (f.full) return false;
         f.sent.push(data.slice());
+        return true;
       },
       close: () => {
         f.closed = true;

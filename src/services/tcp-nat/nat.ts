@@ -351,7 +351,10 @@ export class TcpNat {
   probe(guestIp: Ip4, port: number, fromIp: Ip4, timeoutMs: number): Promise<ProbeResult> {
     return new Promise((resolve) => {
       let src = 49152 + (this.deps.random32() % 16384);
-      while (this.flows.get(endpoint(guestIp, port))?.has(endpoint(fromIp, src))) src = 49152 + ((src + 1) % 16384);
+      for (let tries = 1; this.flows.get(endpoint(guestIp, port))?.has(endpoint(fromIp, src)); tries++) {
+        if (tries >= 16384) return resolve('timeout'); // every probe source port busy: give up at once
+        src = 49152 + ((src + 1) % 16384);
+      }
       const flow = this.add(guestIp, port, fromIp, src);
       flow.probe = resolve;
       flow.conn.probe(this.deps.random32() >>> 0, this.deps.now(), timeoutMs);
