@@ -9,6 +9,7 @@ import { VmnetError } from '../errors.js';
 import { formatIp4, inSubnet, parseCidr4, parseIp4, prefixMask, type Cidr4, type Ip4 } from '../wire/addr.js';
 import type { DnsRecord } from '../services/dns/local.js';
 import type { Upstream } from '../services/dns/forwarder.js';
+import { DEFAULT_MAX_QUEUED } from '../link/stream-port.js';
 
 export interface GatewayOptions {
   /** e.g. "10.0.2.0/24" */
@@ -34,6 +35,11 @@ export interface GatewayOptions {
   domain?: string;
   /** Idle time before a UDP flow closes, ms (default 60000). */
   udpIdleMs?: number;
+  /**
+   * Most bytes queued toward one guest link that is not reading; frames
+   * beyond are dropped and counted (default 4 MiB; see link/stream-port.ts).
+   */
+  linkQueueBytes?: number;
   /** Write every frame to this pcap file. */
   pcap?: string;
   /** The gateway's MAC (default 52:55:0a:00:02:02 from the address). */
@@ -56,6 +62,7 @@ export interface GatewayConfig {
   leaseTime: number;
   domain: string;
   udpIdleMs: number;
+  linkQueueBytes: number;
   pcap: string | null;
   gatewayMac: Uint8Array;
 }
@@ -96,6 +103,9 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   if (!Number.isInteger(leaseTime) || leaseTime < 60) throw new VmnetError('E_USAGE', `bad lease time ${o.leaseTime}: at least 60 seconds`);
   const udpIdleMs = o.udpIdleMs ?? 60_000;
   if (!(udpIdleMs >= 1000)) throw new VmnetError('E_USAGE', `bad UDP idle timeout ${o.udpIdleMs}: at least 1000 ms`);
+  const linkQueueBytes = o.linkQueueBytes ?? DEFAULT_MAX_QUEUED;
+  if (!Number.isInteger(linkQueueBytes) || linkQueueBytes < 64 * 1024 || linkQueueBytes > 1024 * 1024 * 1024)
+    throw new VmnetError('E_USAGE', `bad link queue ${o.linkQueueBytes} bytes: from 64 KiB to 1 GiB`);
   let gatewayMac: Uint8Array;
   if (o.gatewayMac) {
     const parts = o.gatewayMac.split(':');
@@ -121,6 +131,7 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     leaseTime,
     domain: o.domain ?? 'vmnet.internal',
     udpIdleMs,
+    linkQueueBytes,
     pcap: o.pcap ?? null,
     gatewayMac,
   };
