@@ -188,7 +188,7 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev) => dnsStream(deps.dns, ev),
+        localDns: (ev, guestIp) => dnsStream(deps.dns, ev, guestIp),
         schedule: deps.schedule,
       },
       deps.tcpLimits,
@@ -513,7 +513,7 @@ export class Gateway {
   private handleDns(s: Session, srcMac: Uint8Array, guestIp: Ip4, guestPort: number, query: Uint8Array): void {
     const mac = Uint8Array.from(srcMac);
     const copy = query.slice();
-    this.deps.dns.query(copy, 'udp').then(
+    this.deps.dns.query(copy, 'udp', guestIp).then(
       (answer) => {
         if (!answer) return this.drop('dns-dropped');
         if (s.closed) return;

@@ -267,6 +267,20 @@ describe('DnsService forwarding', () => {
     expect(s.counters.overload).toBe(1);
   });
 
+  it('gives one client at most its share of the forwarding slots, so a flooding guest cannot starve another', async () => {
+    const { t } = fakeTransport((b) => bigReply(b, 1), 30);
+    const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t, maxInFlight: 8, maxInFlightPerClient: 2 });
+    const flood = Array.from({ length: 6 }, (_, i) => s.query(q(`f${i}.example`), 'udp', 'flooder'));
+    const other = s.query(q('x.example'), 'udp', 'quiet');
+    const rcodes = (await Promise.all(flood)).map((r) => decode(r).rcode);
+    expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(2);
+    expect(rcodes.filter((r) => r === 'SERVFAIL')).toHaveLength(4);
+    expect(decode(await other).rcode).toBe('NOERROR');
+    expect(s.counters.overload).toBe(4);
+    // The share frees up again once the answers are in.
+    expect(decode(await s.query(q('later.example'), 'udp', 'flooder')).rcode).toBe('NOERROR');
+  });
+
   it('publishes each query on the vmnet:dns:query channel', async () => {
     const events: DnsQueryEvent[] = [];
     const fn = (m: unknown) => events.push(m as DnsQueryEvent);

@@ -21,7 +21,9 @@
  *     Isolated mode (`upstream: null`) answers REFUSED instead: a policy
  *     refusal, final and not a transient failure (SERVFAIL would invite
  *     retries, NXDOMAIN would be a lie that gets cached). No configured
- *     server, or too many queries in flight, → SERVFAIL.
+ *     server, or too many queries in flight (`maxInFlight` in all, and
+ *     `maxInFlightPerClient` for one client, so one guest that floods the
+ *     resolver cannot take every slot from the others), → SERVFAIL.
  *  6. A UDP reply larger than the client's limit (512 bytes, or the EDNS
  *     UDP payload size it advertised, RFC 6891 §6.2.5) is cut to header +
  *     question + OPT with TC set; the client retries over TCP (RFC 7766).
@@ -56,6 +58,8 @@ export interface DnsServiceOptions extends LocalZoneOptions {
   tryTimeoutMs?: number | undefined;
   /** Forwarded queries in flight at once before new ones get SERVFAIL (default 256; each holds a socket). */
   maxInFlight?: number | undefined;
+  /** Of those, at most this many for one client (default a quarter of maxInFlight). */
+  maxInFlightPerClient?: number | undefined;
 }
 
 /** Running totals of what the service did. */
@@ -125,8 +129,11 @@ export class DnsService {
   private readonly forwarder: Forwarder;
   private readonly now: () => number;
   private readonly maxInFlight: number;
+  private readonly maxPerClient: number;
   private readonly logger: DnsLogger | null;
   private inFlight = 0;
+  /** Forwarded queries in flight per client (only clients with some). */
+  private readonly inFlightBy = new Map<unknown, number>();
 
   /** @param opts addresses, records, upstream and I/O; see {@link DnsServiceOptions} */
   constructor(opts: DnsServiceOptions) {
@@ -134,6 +141,7 @@ export class DnsService {
     this.upstream = opts.upstream;
     this.now = opts.now ?? (() => performance.now());
     this.maxInFlight = opts.maxInFlight ?? 256;
+    this.maxPerClient = opts.maxInFlightPerClient ?? Math.max(1, this.maxInFlight >>> 2);
     this.logger = opts.logger ?? null;
     this.forwarder = new Forwarder({
       transport: opts.transport ?? new NodeTransport(),
@@ -148,13 +156,14 @@ export class DnsService {
    * Answers one guest DNS message.
    * @param bytes the message (for TCP without the 2-byte length prefix); not modified
    * @param via the guest transport: UDP replies are truncated to the client's limit
+   * @param client who asks (the gateway passes the guest): its share of the forwarding slots is bounded
    * @returns the reply (for TCP without length prefix), or null to send nothing;
    *   never rejects, settles within the forwarding deadline
    */
-  async query(bytes: Uint8Array, via: 'udp' | 'tcp'): Promise<Uint8Array | null> {
+  async query(bytes: Uint8Array, via: 'udp' | 'tcp', client: unknown = null): Promise<Uint8Array | null> {
     this.counters.queries++;
     try {
-      return await this.answer(bytes, via);
+      return await this.answer(bytes, via, client);
     } catch (e) {
       // Defensive: a bug here must cost one SERVFAIL, not an unhandled rejection in the gateway.
       this.logger?.warn(`dns: internal error: ${e instanceof Error ? e.message : String(e)}`);
@@ -163,7 +172,7 @@ export class DnsService {
     }
   }
 
-  private async answer(bytes: Uint8Array, via: 'udp' | 'tcp'): Promise<Uint8Array | null> {
+  private async answer(bytes: Uint8Array, via: 'udp' | 'tcp', client: unknown): Promise<Uint8Array | null> {
     const c = this.counters;
     if (bytes.length < msg.HEADER_LEN || msg.isResponse(bytes)) {
       c.dropped++;
@@ -208,7 +217,7 @@ export class DnsService {
       c.refused++;
       source = 'vmnet';
       reply = msg.errorReply(bytes, msg.REFUSED, { ra, edns });
-    } else if (this.inFlight >= this.maxInFlight) {
+    } else if (this.inFlight >= this.maxInFlight || (this.inFlightBy.get(client) ?? 0) >= this.maxPerClient) {
       c.servfail++;
       c.overload++;
       source = 'vmnet';
@@ -216,6 +225,7 @@ export class DnsService {
     } else {
       c.forwarded++;
       this.inFlight++;
+      this.inFlightBy.set(client, (this.inFlightBy.get(client) ?? 0) + 1);
       try {
         const r = await this.forwarder.forward(bytes, this.upstream.servers(), edns);
         c.upstreamFailures += r.failures;
@@ -226,6 +236,9 @@ export class DnsService {
         reply = r.reply;
       } finally {
         this.inFlight--;
+        const n = this.inFlightBy.get(client)! - 1;
+        if (n > 0) this.inFlightBy.set(client, n);
+        else this.inFlightBy.delete(client);
       }
     }
     if (reply.length > limit) {

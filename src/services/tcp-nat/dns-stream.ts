@@ -45,8 +45,9 @@ interface Chunk {
  * The in-process stream behind a guest's TCP connection to the DNS address.
  * @param dns the service answering each query
  * @param ev the TCP NAT's events for this flow
+ * @param client the guest asking (its share of the service's forwarding slots is bounded)
  */
-export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents): HostStream {
+export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, client: unknown = null): HostStream {
   const chunks: Chunk[] = [];
   /** A query that straddles chunks, being assembled with its length prefix (allocated on first need). */
   let partial: Uint8Array | null = null;
@@ -72,7 +73,7 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents):
       replies[index - delivered] = answer !== null && answer.length <= MAX_MESSAGE ? answer : null;
       flush();
     };
-    dns.query(query, 'tcp').then(settle, () => settle(null));
+    dns.query(query, 'tcp', client).then(settle, () => settle(null));
   };
 
   /** Cuts queries out of the queued chunks while fewer than MAX_IN_FLIGHT are out. */

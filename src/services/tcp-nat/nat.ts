@@ -82,7 +82,8 @@ export interface TcpNatDeps {
   transmit(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean;
   route(dstIp: Ip4, dstPort: number): TcpRoute;
   dial(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
-  localDns(ev: HostStreamEvents): HostStream;
+  /** The in-process DNS stream for a guest's connection to the DNS address. */
+  localDns(ev: HostStreamEvents, guestIp: Ip4): HostStream;
   /** Ask to have runTimers() called at (or soon after) `at` (ms, same clock as now()). */
   schedule(at: number): void;
 }
@@ -320,7 +321,7 @@ export class TcpNat {
     flow.dialing = true;
     this.dialing++;
     const ev = this.hostEvents(flow);
-    flow.host = 'local' in route ? this.deps.localDns(ev) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
+    flow.host = 'local' in route ? this.deps.localDns(ev, guestIp) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
   }
 
   /**
