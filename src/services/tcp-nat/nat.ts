@@ -93,6 +93,8 @@ export interface TcpNatLimits {
   maxPerGuest: number;
   /** Host dials in flight (default 512). */
   maxDialing: number;
+  /** Of those, at most this many for one guest (default a quarter of maxDialing), so one guest's SYN flood to silent addresses cannot block the others' connects. */
+  maxDialingPerGuest: number;
   /** Give up a host dial after this long, silently (default 10 s). */
   dialTimeoutMs: number;
   /**
@@ -102,7 +104,7 @@ export interface TcpNatLimits {
   drainIdleMs: number;
 }
 
-export const DEFAULT_LIMITS: TcpNatLimits = { maxPerGuest: 4096, maxDialing: 512, dialTimeoutMs: 10_000, drainIdleMs: 60_000 };
+export const DEFAULT_LIMITS: TcpNatLimits = { maxPerGuest: 4096, maxDialing: 512, maxDialingPerGuest: 128, dialTimeoutMs: 10_000, drainIdleMs: 60_000 };
 
 export interface TcpNatCounters {
   /** Flows that reached the guest-side handshake. */
@@ -221,6 +223,8 @@ export class TcpNat {
    */
   private readonly congested = new Map<Ip4, Flow[]>();
   private dialing = 0;
+  /** Dials in flight per guest (only guests with some). */
+  private readonly dialingBy = new Map<Ip4, number>();
   private count = 0;
   private readonly rst = tcp.blank();
   private readonly output: TcpOutput;
@@ -312,14 +316,13 @@ export class TcpNat {
       this.counters.capped++;
       return this.strayRst(guestIp, dstIp, h);
     }
-    if ('host' in route && this.dialing >= this.limits.maxDialing) {
+    if ('host' in route && (this.dialing >= this.limits.maxDialing || (this.dialingBy.get(guestIp) ?? 0) >= this.limits.maxDialingPerGuest)) {
       this.counters.dialQueueFull++;
       return;
     }
     const flow = this.add(guestIp, h.srcPort, dstIp, h.dstPort);
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
-    flow.dialing = true;
-    this.dialing++;
+    this.startDial(flow);
     const ev = this.hostEvents(flow);
     flow.host = 'local' in route ? this.deps.localDns(ev, guestIp) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
   }
@@ -485,10 +488,7 @@ export class TcpNat {
   private remove(f: Flow): void {
     if (f.closed) return;
     f.closed = true;
-    if (f.dialing) {
-      f.dialing = false;
-      this.dialing--;
-    }
+    this.endDial(f);
     this.unlink(f);
     if (f.draining) {
       f.draining = false;
@@ -597,10 +597,19 @@ export class TcpNat {
     };
   }
 
+  private startDial(f: Flow): void {
+    f.dialing = true;
+    this.dialing++;
+    this.dialingBy.set(f.guestIp, (this.dialingBy.get(f.guestIp) ?? 0) + 1);
+  }
+
   private endDial(f: Flow): void {
     if (!f.dialing) return;
     f.dialing = false;
     this.dialing--;
+    const n = this.dialingBy.get(f.guestIp)! - 1;
+    if (n > 0) this.dialingBy.set(f.guestIp, n);
+    else this.dialingBy.delete(f.guestIp);
   }
 
   private onEstablished(f: Flow): void {
