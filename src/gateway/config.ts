@@ -9,6 +9,7 @@ import { VmnetError } from '../errors.js';
 import { formatIp4, inSubnet, parseCidr4, parseIp4, prefixMask, type Cidr4, type Ip4 } from '../wire/addr.js';
 import type { DnsRecord } from '../services/dns/local.js';
 import type { Upstream } from '../services/dns/forwarder.js';
+import { DEFAULT_MAX_QUEUED } from '../link/stream-port.js';
 
 export interface GatewayOptions {
   /** e.g. "10.0.2.0/24" */
@@ -40,6 +41,11 @@ export interface GatewayOptions {
   domain?: string;
   /** Idle time before a UDP flow closes, ms (default 60000). */
   udpIdleMs?: number;
+  /**
+   * Most bytes queued toward one guest link that is not reading; frames
+   * beyond are dropped and counted (default 4 MiB; see link/stream-port.ts).
+   */
+  linkQueueBytes?: number;
   /** Write every frame to this pcap file. */
   pcap?: string;
   /** The gateway's MAC (default 52:55:0a:00:02:02 from the address). */
@@ -65,6 +71,7 @@ export interface GatewayConfig {
   leaseTime: number;
   domain: string;
   udpIdleMs: number;
+  linkQueueBytes: number;
   pcap: string | null;
   gatewayMac: Uint8Array;
   dhcpLeasesPerLink: number;
@@ -108,6 +115,9 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   if (!(udpIdleMs >= 1000)) throw new VmnetError('E_USAGE', `bad UDP idle timeout ${o.udpIdleMs}: at least 1000 ms`);
   const dhcpLeasesPerLink = o.dhcpLeasesPerLink ?? 4;
   if (!Number.isInteger(dhcpLeasesPerLink) || dhcpLeasesPerLink < 1 || dhcpLeasesPerLink > 1024) throw new VmnetError('E_USAGE', `bad DHCP leases per link ${o.dhcpLeasesPerLink}: give a whole number from 1 to 1024`);
+  const linkQueueBytes = o.linkQueueBytes ?? DEFAULT_MAX_QUEUED;
+  if (!Number.isInteger(linkQueueBytes) || linkQueueBytes < 64 * 1024 || linkQueueBytes > 1024 * 1024 * 1024)
+    throw new VmnetError('E_USAGE', `bad link queue ${o.linkQueueBytes} bytes: from 64 KiB to 1 GiB`);
   let gatewayMac: Uint8Array;
   if (o.gatewayMac) {
     const parts = o.gatewayMac.split(':');
@@ -134,6 +144,7 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     leaseTime,
     domain: o.domain ?? 'vmnet.internal',
     udpIdleMs,
+    linkQueueBytes,
     pcap: o.pcap ?? null,
     gatewayMac,
     dhcpLeasesPerLink,

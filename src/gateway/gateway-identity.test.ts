@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import * as dhcp from '../wire/dhcpv4.js';
 import * as ipv4 from '../wire/ipv4.js';
+import * as tcp from '../wire/tcp.js';
 import { formatMac } from '../wire/addr.js';
 import {
   GUEST2_MAC,
@@ -210,5 +211,25 @@ describe('Gateway guest identity: a closed link leaves nothing behind', () => {
     // Frames a detached link still delivers claim nothing.
     rig.send(pingFrame({ srcIp: ip('10.0.2.99'), dstIp: GW_IP }));
     expect(rig.gateway.snapshot().neighbors.map((n) => n.ip)).toEqual(['10.0.2.15']);
+  });
+
+  it('its TCP connections are reset toward their hosts, so whoever takes its address next cannot speak in them', () => {
+    const { rig, port2, s2 } = twoLinks();
+    const seg = (o: { seq: number; ack?: number; flags: number }, payload?: Uint8Array, src = GUEST_MAC) =>
+      ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, OUTSIDE, 41000, 80, o, payload)), { src });
+    rig.send(seg({ seq: 100, flags: tcp.SYN }));
+    const host = rig.tcp.dials[0]!;
+    host.ev.connected();
+    const synack = rig.port.takeDecoded().map((f) => f.payload);
+    const iss = new DataView(synack[0]!.buffer, synack[0]!.byteOffset).getUint32(4);
+    rig.send(seg({ seq: 101, ack: iss + 1, flags: tcp.ACK }));
+    expect(rig.gateway.tcpNat.size).toBe(1);
+    rig.gateway.detach(rig.session);
+    expect(host.wasReset).toBe(true);
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // takes 10.0.2.15
+    port2.take();
+    rig.send(seg({ seq: 101, ack: iss + 1, flags: tcp.ACK | tcp.PSH }, bytes('injected'), EVIL_MAC), s2);
+    expect(host.written).toEqual([]);
   });
 });

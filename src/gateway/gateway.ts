@@ -210,7 +210,7 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev) => dnsStream(deps.dns, ev),
+        localDns: (ev, guest) => dnsStream(deps.dns, ev, guest),
         schedule: deps.schedule,
         guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
       },
@@ -236,6 +236,7 @@ export class Gateway {
     this.sessions.delete(s);
     for (const ip of this.neighbors.detach(s)) this.tcpNat.linkDrained(ip); // no congestion outlives its link
     this.udpNat.closeGuest(s.id);
+    this.tcpNat.closeGuest(s.id);
     this.dhcp.linkClosed(s.id);
   }
 

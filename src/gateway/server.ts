@@ -54,7 +54,8 @@ export interface RunningGateway {
   readonly listener: StreamListener | null;
   /** Serves one more connection (e.g. from an inherited fd or an in-process launcher). */
   attach(port: StreamPort): Session;
-  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number> };
+  /** `linkOverflow`: frames dropped because a guest link was not reading (StreamPort maxQueued). */
+  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number>; linkOverflow: number };
   /** Port forwards: add, remove and list while the gateway runs. */
   readonly forwards: PortForwards;
   /** Guest names its DNS answers and forwards resolve: vmnet names, then DHCP host names. */
@@ -68,6 +69,9 @@ export interface RunningGateway {
   qemuNetdevArgs(id?: string): string[];
   close(): Promise<void>;
 }
+
+/** How long gateway shutdown lets cleanly closed connections finish writing to their hosts. */
+const SHUTDOWN_DRAIN_MS = 5000;
 
 /**
  * Unpredictable 32-bit values (ISNs, DNS transaction ids) from the CSPRNG,
@@ -169,12 +173,19 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   dns.zone.setLookupHost((label: string) => names.resolve(label));
   const closedBy: Record<string, number> = {};
   const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
+  // Frames dropped at links' output bounds (guests not reading): open links' counts plus closed ones'.
+  const links = new Set<StreamPort>();
+  let overflowClosed = 0;
+  const overflowOf = (p: StreamPort): number => (p.tx as StreamPort['tx'] | undefined)?.overflow ?? 0; // in-process links have none
   const attach = (port: StreamPort): Session => {
     const session = gateway.attach(port);
+    links.add(port);
     port.onFrame = (_buf, view, off, len) => gateway.handleFrame(session, view, off, len);
     port.on('drain', () => gateway.linkDrained(session));
     port.once('close', (reason) => {
       closedBy[reason] = (closedBy[reason] ?? 0) + 1;
+      links.delete(port);
+      overflowClosed += overflowOf(port);
       gateway.detach(session);
     });
     return session;
@@ -184,8 +195,9 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   // straddle reads are reassembled there and outgoing TCP segments are built
   // there, so their checksums are summed in place.
   const pool = { take: simdBuffer, give: releaseSimdBuffer };
-  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, pool }, attach);
-  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, pool }, attach);
+  const maxQueued = config.linkQueueBytes;
+  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, maxQueued, pool }, attach);
+  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, maxQueued, pool }, attach);
   const timer = setInterval(() => {
     gateway.sweep();
     forwards.sweep(now());
@@ -200,7 +212,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     forwards,
     names,
     attach,
-    snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
+    snapshot: () => {
+      let linkOverflow = overflowClosed;
+      for (const p of links) linkOverflow += overflowOf(p);
+      return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow };
+    },
     async probeGuestPort(port, timeoutMs = 2000, guest) {
       const guestIp = guest === undefined ? gateway.primaryGuest() : targetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest });
       if (guestIp === null) return 'no-guest';
@@ -216,9 +232,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
       closing ??= (async () => {
         clearInterval(timer);
         // Relayed connections first: a forward's listener closes only once its
-        // accepted sockets are gone.
+        // accepted sockets are gone. Connections the guest closed cleanly may
+        // still be writing to their hosts: they get a grace period (the TCP
+        // timers keep running for it), then what is left is reset.
+        await gateway.tcpNat.closeAll(SHUTDOWN_DRAIN_MS);
         if (tcpTimer) clearTimeout(tcpTimer);
-        gateway.tcpNat.closeAll();
         await forwards.closeAll();
         await listener?.close();
         gateway.close();

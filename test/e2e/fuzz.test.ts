@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameFuzzer, Rng, encodeFrames, lyingPrefixStream, midFrameStream } from '../helpers/fuzz-frames.js';
-import { GW_IP, ipv4Frame, ipv4Packet, tcpSegment, udpFrame } from '../helpers/frames.js';
+import { arpFrame, DNS_IP, dnsQuery, GW_IP, ip, ipv4Frame, ipv4Packet, mac, pingFrame, tcpSegment, udpFrame } from '../helpers/frames.js';
 import { createNetns, listNetns, requireRoot, type Netns } from '../helpers/netns.js';
 import { privateTmp } from '../helpers/tmp.js';
 import { track, type Proc } from '../helpers/proc.js';
@@ -57,6 +57,14 @@ const MAX_FRAME = MTU + 14 + 4; // the gateway's stream limit (server.ts: mtu + 
 const RSS_MAX_MIB = 250;
 /** Allowed growth from the early steady state (after warm-up) to after the run. */
 const RSS_GROWTH_MIB = 100;
+/**
+ * The never-reading flood: how long, and how much the gateway's RSS may grow
+ * meanwhile. What it may hold for that link is its output bound (4 MiB) plus
+ * the kernel's socket buffers (not in RSS); before the bound existed it grew
+ * by gigabytes (289 MB in 1.5 s, 4.7 GB in 20 s).
+ */
+const FLOOD_MS = 20_000;
+const FLOOD_RSS_GROWTH_MIB = 40;
 
 // --------------------------------------------------------------- helpers
 
@@ -371,8 +379,81 @@ nslookup known.test 10.0.2.3
     // --- memory
     expect(maxMib, `RSS peaked at ${maxMib.toFixed(1)} MiB`).toBeLessThan(RSS_MAX_MIB);
     expect(finalMib - early, `RSS grew from ${early.toFixed(1)} to ${finalMib.toFixed(1)} MiB`).toBeLessThan(RSS_GROWTH_MIB);
+  }, 360_000);
 
-    // --- clean exit
+  it(`a client that never reads floods it for ${FLOOD_MS / 1000} s: RSS stays within ${FLOOD_RSS_GROWTH_MIB} MiB of where it was, replies beyond the link bound are dropped and counted, and a real guest leases, pings and resolves meanwhile`, async () => {
+    const g = gw!;
+    // The flooder: a static address of its own, a link it never reads from.
+    const flooder = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ path: sock }, () => resolve(s));
+      s.once('error', reject);
+    });
+    flooder.pause(); // never read: the kernel buffers fill, then the gateway's queue toward us
+    flooder.on('error', () => {});
+    let peerClosed = false;
+    flooder.once('close', () => (peerClosed = true));
+    const SRC = ip('10.0.2.200');
+    const MAC = mac('02:00:00:00:00:c8');
+    const big = new Uint8Array(1400).fill(0x5a);
+    const batch = encodeFrames([
+      pingFrame({ src: MAC, srcIp: SRC, dstIp: GW_IP }, big), // answered with 1,442 bytes
+      udpFrame({ src: MAC, srcIp: SRC, dstIp: DNS_IP, srcPort: 5353, dstPort: 53 }, dnsQuery('host.vmnet.internal')), // a local answer
+      arpFrame({ op: 1, sha: MAC, spa: SRC, tpa: GW_IP, src: MAC }), // an ARP reply
+    ]);
+    const rss0 = rssMiB(g.pid);
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(rssMiB(g.pid)), 500);
+    let batches = 0;
+    let flooding = true;
+    const t0 = performance.now();
+    const flood = (async () => {
+      while (flooding && !peerClosed && g.exitCode() === undefined) {
+        let ok = true;
+        for (let i = 0; i < 64 && ok; i++, batches++) ok = flooder.write(batch);
+        if (!ok) await Promise.race([new Promise((r) => flooder.once('drain', r)), sleep(200)]);
+        else await tick();
+      }
+    })();
+    try {
+      await sleep(2000); // the flood is on and the gateway's queue toward the flooder is full
+      const guest = await bootGuest({
+        name: 'flood-guest',
+        nics: [{ backend: { kind: 'stream', path: sock } }],
+        timeoutMs: 240_000,
+        script: `${DHCP}
+ping -c 2 -W 5 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
+nslookup host.vmnet.internal 10.0.2.3
+`,
+      });
+      const left = FLOOD_MS - (performance.now() - t0);
+      if (left > 0) await sleep(left);
+      expect(guest.exitCode, guest.console).toBe(0);
+      expect(parseLease(guest.output), guest.console).not.toBeNull();
+      expect(guest.output).toContain('PINGS 2');
+      expect(guest.output).toMatch(/Name:\s+host\.vmnet\.internal\s+Address: 10\.0\.2\.2/);
+    } finally {
+      flooding = false;
+      clearInterval(sampler);
+      await flood;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const peak = Math.max(rss0, ...samples);
+    const from = g.lines.length;
+    process.kill(g.pid, 'SIGUSR1');
+    const m = await g.waitLine(/^vmnet gateway: counters \(SIGUSR1\) (\{.*\})$/, 10_000, from);
+    const snap = JSON.parse(m[1]!) as { linkOverflow: number };
+    console.log(`flood: ${batches * 3} frames in ${seconds.toFixed(1)} s from a client that never reads; gateway RSS ${rss0.toFixed(0)} → peak ${peak.toFixed(0)} MiB; ${snap.linkOverflow} frames dropped at the link bound`);
+    expect(g.exitCode(), g.stderr()).toBeUndefined();
+    expect(peerClosed, 'the gateway keeps a link that merely does not read').toBe(false);
+    expect(batches * 3).toBeGreaterThan(30_000); // it really was a flood
+    expect(snap.linkOverflow).toBeGreaterThan(0);
+    expect(peak - rss0, `RSS grew from ${rss0.toFixed(1)} to ${peak.toFixed(1)} MiB`).toBeLessThan(FLOOD_RSS_GROWTH_MIB);
+    expect(peak).toBeLessThan(RSS_MAX_MIB);
+    flooder.destroy();
+  }, 360_000);
+
+  it('exits 0 on SIGTERM and prints its counters', async () => {
+    const g = gw!;
     process.kill(g.pid, 'SIGTERM');
     const code = await Promise.race([g.exited, sleep(15_000).then(() => 'timeout' as const)]);
     expect(code, g.stderr()).toBe(0);

@@ -22,6 +22,7 @@ export interface NetworkArgs {
   'resolv-conf'?: string;
   pcap?: string;
   'udp-idle'?: number;
+  'link-queue'?: number;
 }
 
 /** The network flags shared by `gateway` and (later) `run` and `switch`. */
@@ -39,8 +40,12 @@ export function withNetworkOptions<T>(y: Argv<T>): Argv<T & NetworkArgs> {
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "upstream DNS ADDR[:PORT], repeatable (default: the host's resolv.conf)", group: 'Network:' })
     .option('resolv-conf', { type: 'string', describe: 'resolv.conf to follow for upstreams (default /etc/resolv.conf)', group: 'Network:' })
     .option('pcap', { type: 'string', describe: 'write every frame to this pcap file', group: 'Network:' })
-    .option('udp-idle', { type: 'number', describe: 'seconds before an idle UDP flow closes (default 60)', group: 'Network:' }) as Argv<T & NetworkArgs>;
+    .option('udp-idle', { type: 'number', describe: 'seconds before an idle UDP flow closes (default 60)', group: 'Network:' })
+    .option('link-queue', { type: 'number', describe: 'KiB queued toward a guest that is not reading before frames are dropped (default 4096)', group: 'Network:' }) as Argv<T & NetworkArgs>;
 }
+
+/** A KiB flag value in bytes (undefined stays undefined; validation is the config's). */
+export const kib = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.round(n * 1024));
 
 /** Turns parsed network flags into gateway options (parsing record/upstream specs). */
 export async function networkOptionsFrom(a: NetworkArgs) {
@@ -60,6 +65,7 @@ export async function networkOptionsFrom(a: NetworkArgs) {
     resolvConf: a['resolv-conf'],
     pcap: a.pcap,
     udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+    linkQueueBytes: kib(a['link-queue']),
   };
 }
 
@@ -100,7 +106,7 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
       let fdClosed: Promise<unknown> | null = null;
       if (a.fd !== undefined) {
         const { portFromFd } = await import('../../link/stream-port.js');
-        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18 });
+        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18, maxQueued: gw.config.linkQueueBytes });
         gw.attach(port);
         fdClosed = new Promise((r) => port.once('close', r));
       }

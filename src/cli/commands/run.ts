@@ -7,7 +7,7 @@
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
-import { withNetworkOptions, type NetworkArgs } from './gateway.js';
+import { kib, withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
 import { printable, toJson } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
@@ -120,6 +120,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           ...(a['dns-upstream'].length ? { dnsUpstreams: a['dns-upstream'].map(parseUpstream) } : {}),
           resolvConf: a['resolv-conf'],
           udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+          linkQueueBytes: kib(a['link-queue']),
         },
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
         extraArgs: (a['--'] ?? []).map(String),

@@ -25,7 +25,8 @@ import type { Ip4 } from '../../wire/addr.js';
 
 /** One host UDP socket, connected to one peer. */
 export interface HostUdpSocket {
-  send(data: Uint8Array): void;
+  /** Sends a copy of `data`. @returns false when it was dropped (the socket's send queue is full) */
+  send(data: Uint8Array): boolean;
   close(): void;
 }
 
@@ -80,6 +81,8 @@ export interface UdpNatCounters {
   refused: number;
   prohibited: number;
   errors: number;
+  /** Guest datagrams dropped because the flow's host socket could not queue more. */
+  sendDropped: number;
 }
 
 interface Flow extends UdpFlowKey {
@@ -94,7 +97,7 @@ interface Flow extends UdpFlowKey {
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
 
 export class UdpNat {
-  readonly counters: UdpNatCounters = { flowsOpened: 0, flowsExpired: 0, flowsEvicted: 0, toHost: 0, toGuest: 0, refused: 0, prohibited: 0, errors: 0 };
+  readonly counters: UdpNatCounters = { flowsOpened: 0, flowsExpired: 0, flowsEvicted: 0, toHost: 0, toGuest: 0, refused: 0, prohibited: 0, errors: 0, sendDropped: 0 };
   /** guest endpoint → destination endpoint → flow. */
   private readonly flows = new Map<number, Map<number, Flow>>();
   /** Each guest's open flows, least recently used first (a flow is re-inserted on use). */
@@ -137,8 +140,8 @@ export class UdpNat {
     } else {
       this.touch(flow, now);
     }
-    this.counters.toHost++;
-    flow.socket.send(data);
+    if (flow.socket.send(data)) this.counters.toHost++;
+    else this.counters.sendDropped++;
     return 'sent';
   }
 
@@ -185,7 +188,7 @@ export class UdpNat {
   }
 
   private openFlow(k: UdpFlowKey, host: string, port: number, now: number, guest: number): Flow {
-    const flow: Flow = { ...k, lastUsed: now, open: true, guest, socket: { send() {}, close() {} } };
+    const flow: Flow = { ...k, lastUsed: now, open: true, guest, socket: { send: () => false, close() {} } };
     flow.socket = this.opts.host.connect(host, port, {
       message: (data) => {
         if (!flow.open) return;
