@@ -451,7 +451,6 @@ echo "SEEN $i"
       expect(count(r.output, 'PINGVMNAME'), r.console).toBeGreaterThanOrEqual(1);
       expect(r.output).toContain('HTTP hello from the host');
       expect(r.output).toContain('WIRE-NO-DHCP');
-      expect(succeeded(r.output, 'SEEN', 240), r.console).toBe(true);
       expect(host, r.console).not.toBeNull();
       const h = await host!;
       expect(h.refused.code).toBe(2);
@@ -459,6 +458,7 @@ echo "SEEN $i"
       expect([h.add.code, h.add.stdout, h.add.stderr]).toEqual([0, `127.0.0.1:${fport}:80/tcp -> frontend\n`, '']);
       // A loopback client shows up as the switch gateway's address.
       expect(h.body).toBe('from 10.8.0.2\n');
+      expect(succeeded(r.output, 'SEEN', 240), r.console).toBe(true);
       expect(h.ls.stdout).toBe(`127.0.0.1:${fport}:80/tcp -> frontend\n`);
       expect(h.rm.code, h.rm.stderr).toBe(0);
       expect(h.rmAgain.code).toBe(2);
