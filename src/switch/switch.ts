@@ -109,7 +109,8 @@
  * preallocated at construction; later ports reuse it. A priority-tagged
  * frame matches neither form, so both may be written (two scratch halves).
  * Egress ports also get a DataView covering `buf` as a fourth argument, so an
- * in-process peer can parse without making one.
+ * in-process peer can parse without making one, and the ingress port as a
+ * fifth, so the gateway knows which link a guest's frame came from.
  *
  * Tap. If `tap` is set, each frame that passed the ingress checks is
  * recorded exactly once, after learning and before forwarding, in its tagged
@@ -148,10 +149,11 @@ export interface FramePort {
   /**
    * Sends one frame. The bytes are lent: copy them before returning.
    * @param view a DataView covering all of `buf` (extra, optional to use)
+   * @param from the port the frame came in on (the gateway keys guests on it)
    * @returns false when the port is congested now (StreamPort's contract);
    *   anything else means it is not
    */
-  sendFrame(buf: Uint8Array, off: number, len: number, view: DataView): unknown;
+  sendFrame(buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): unknown;
   /** Optional: true while the port's queue is full (see Theory of operation). */
   isCongested?(): boolean;
   /**
@@ -872,7 +874,7 @@ export class Switch {
     }
     let r: unknown;
     try {
-      r = m.sink.sendFrame(buf, off, len, view);
+      r = m.sink.sendFrame(buf, off, len, view, this.#in!);
     } catch {
       c.txErrors++;
       return;
