@@ -202,7 +202,9 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       };
       portSweep = setInterval(detachClosedPorts, PORT_SWEEP_MS);
       portSweep.unref();
-      gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 }, staticMacs: [gw.config.gatewayMac] });
+      // Its MAC is static (no guest can take it over); it forwards nothing, so it cannot be part of a
+      // loop, and its broadcasts (DHCP, ARP) answer guests that are storm-limited themselves.
+      gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 }, staticMacs: [gw.config.gatewayMac], stormLimit: false });
       link.out = gwPort;
     } catch (e) {
       if (portSweep) clearInterval(portSweep);

@@ -71,11 +71,16 @@
  *
  * Learning. The filtering database (fdb.ts) maps (VLAN, MAC) → port with
  * ageing (default 300 s, §8.8.3), two bounds (`maxEntries`, `maxMacsPerPort`)
- * and static entries that never move. Time comes from the injected `now()`.
+ * and static entries that never move. Time comes from the injected `now()`,
+ * read once per input() for the frame and everything it sets off. Each port
+ * remembers the entries of the last source and destination MAC it saw (a
+ * bulk flow repeats them), checked for life before use, so the steady state
+ * does no table lookup.
  *
  * Loops. The loop guard (loop-guard.ts) limits each port's group frames
- * (the storm limit), watches MACs that flap between ports, and blocks one
- * port of a flapping pair; {@link Switch.unblock} lifts a block. Events
+ * (the storm limit; `stormLimit: false` exempts a port that forwards
+ * nothing, the gateway's), watches MACs that flap between ports, and blocks
+ * one port of a flapping pair; {@link Switch.unblock} lifts a block. Events
  * (flapping, blocked, unblocked, storm drops) go to `onEvent`.
  *
  * Forwarding. A unicast destination known in the frame's VLAN goes to that
@@ -124,24 +129,27 @@
  * Reentrancy. An in-process port may answer from inside its `sendFrame`
  * (the gateway replies to an ARP request synchronously, and sends TCP data
  * in answer to a guest's ACK) by calling {@link Switch.input} again. That
- * inner frame is copied into a preallocated queue (`reentrantBytes`, at most
- * 4096 frames; beyond that dropped and counted as `reentrantDropped`) and
- * processed when the outer frame is done, so the scratch buffer and
- * per-frame state are never overwritten mid-flood and frames keep their
- * order. The queue is part of the backpressure path: once it holds
- * `holdBytes`, input() answers a backpressure-aware sender "hold back", and
- * calls its `drained()` once the queue has been worked off.
+ * inner frame is copied into a preallocated queue (frame-queue.ts,
+ * `reentrantBytes`, at most 4096 frames; beyond that dropped and counted as
+ * `reentrantDropped`), or built there in place ({@link Switch.reserveInput},
+ * {@link Switch.commitInput}: the gateway's TCP segments), and processed
+ * when the outer frame is done, so the scratch buffer and per-frame state
+ * are never overwritten mid-flood and frames keep their order. The queue is
+ * part of the backpressure path: once it holds `holdBytes`, input() answers
+ * a backpressure-aware sender "hold back", and calls its `drained()` once
+ * the queue has been worked off.
  */
 
 import { macKey } from '../wire/addr.js';
 import * as eth from '../wire/ethernet.js';
 import { VmnetError } from '../errors.js';
 import { copyBytes, type BufferPool } from '../link/stream-framer.js';
-import { Backpressure, type Holder } from './backpressure.js';
+import { Backpressure } from './backpressure.js';
 import { FrameQueue } from './frame-queue.js';
-import { Fdb, MOVED, STATIC_ELSEWHERE, macText, type Entry, type TableRow } from './fdb.js';
-import { LoopGuard, type BlockInfo, type LoopGuardOptions, type PortGuard } from './loop-guard.js';
+import { Fdb, MOVED, STATIC_ELSEWHERE, macText, type TableRow } from './fdb.js';
+import { LoopGuard, type BlockInfo, type LoopGuardOptions } from './loop-guard.js';
 import { newDrops, type DropCounters, type PortCounters, type SwitchCounters } from './counters.js';
+import { Port } from './port.js';
 import { isTpid, MAX_VID, normaliseRole, TPID_CTAG, type NormalRole, type PortRole } from './vlan.js';
 
 /** Where the switch sends frames: a StreamPort, or an in-process peer. */
@@ -179,6 +187,8 @@ export interface PortConfig {
   maxMacs?: number;
   /** MACs that live on this port for good (static entries in each of its VLANs). */
   staticMacs?: readonly Uint8Array[];
+  /** Hold the port to the storm limit (default true; the gateway's port, which forwards nothing, is not). */
+  stormLimit?: boolean;
 }
 
 /** Something the switch wants said (the server logs it). */
@@ -242,76 +252,6 @@ const REENTRANT_FRAMES = 4096;
 /** At most one storm or flapping report per port in this time. */
 const REPORT_MS = 10_000;
 
-class Port implements SwitchPort, Holder {
-  readonly counters: PortCounters = {
-    rxFrames: 0,
-    rxBytes: 0,
-    txFrames: 0,
-    txBytes: 0,
-    txDropped: 0,
-    txErrors: 0,
-    txNestedTag: 0,
-    flooded: 0,
-    learnRefused: 0,
-    moves: 0,
-    blocks: 0,
-    drops: newDrops(),
-  };
-  macCount = 0;
-  attached = true;
-  /** Access VLAN, or 0 on a trunk. */
-  readonly access: number;
-  /** VLAN of untagged ingress (access VLAN or native), or 0 for none. */
-  readonly pvid: number;
-  /** Trunk: allowed[vid] === 1 for carried VLANs (native included). Access: null. */
-  readonly allowed: Uint8Array | null;
-  /** The sink has drained(): a sender that honours backpressure. */
-  readonly aware: boolean;
-  // Backpressure bookkeeping (backpressure.ts).
-  waiters: Port[] = [];
-  onQueue = false;
-  notifyQueued = false;
-  /** Bytes handed over while congested, since the last drain. */
-  overshoot = 0;
-  /** The entries of the last source and destination MACs seen on this port (checked before use). */
-  lastSrc: Entry<Port> | null = null;
-  lastDst: Entry<Port> | null = null;
-
-  constructor(
-    readonly owner: Switch,
-    readonly id: number,
-    readonly name: string,
-    readonly role: NormalRole,
-    readonly sink: FramePort,
-    readonly maxMacs: number,
-    readonly guard: PortGuard,
-  ) {
-    if ('vlan' in role) {
-      this.access = role.vlan;
-      this.pvid = role.vlan;
-      this.allowed = null;
-    } else {
-      this.access = 0;
-      this.pvid = role.native ?? 0;
-      this.allowed = new Uint8Array(MAX_VID + 2);
-      for (const v of role.trunk) this.allowed[v] = 1;
-      if (this.pvid !== 0) this.allowed[this.pvid] = 1;
-    }
-    this.aware = typeof sink.drained === 'function';
-  }
-
-  get blocked(): BlockInfo | null {
-    return this.guard.blocked;
-  }
-
-  /** VLANs this port is a member of. */
-  vlans(): number[] {
-    if (this.allowed === null) return [this.access];
-    const out: number[] = [];
-    for (let v = 1; v <= MAX_VID; v++) if (this.allowed[v] === 1) out.push(v);
-    return out;
-  }
-}
 
 /**
  * The switch engine: feed it frames with {@link Switch.input}; it calls the
@@ -425,7 +365,7 @@ export class Switch {
     const role = normaliseRole(config.role);
     const maxMacs = positive(config.maxMacs, this.maxMacsPerPort, 'maxMacs');
     const id = this.#nextId++;
-    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort());
+    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(), config.stormLimit ?? true);
     const vlans = p.vlans();
     for (const m of config.staticMacs ?? []) {
       if (m.length !== 6 || (m[0]! & 1) === 1) throw new VmnetError('E_USAGE', 'a static MAC must be a 6-byte unicast address');
@@ -701,7 +641,7 @@ export class Switch {
         if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
       }
     }
-    if (!this.loopGuard.admit(p.guard, group, now)) {
+    if (p.stormLimit && !this.loopGuard.admit(p.guard, group, now)) {
       this.#stormDrop(p, now);
       return this.#dropIn(p, 'storm');
     }
