@@ -11,19 +11,17 @@
  * the block: with the loop still cabled it is found again; with one cable
  * gone the port stays unblocked and traffic flows.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSwitch, removeSwitch, switchStatus, type SwitchInfo } from '../../src/switch/daemon.js';
 import type { PortSnapshot } from '../../src/switch/server.js';
+import { cliRunner } from '../helpers/cli.js';
 import { cpuSeconds } from '../helpers/cpu.js';
 import { markOf, marked, streamClient } from '../helpers/switch-kit.js';
 import { privateTmp } from '../helpers/tmp.js';
 
-const run = promisify(execFile);
-const repo = new URL('../..', import.meta.url).pathname;
 const BCAST = Uint8Array.of(255, 255, 255, 255, 255, 255);
 const X = Uint8Array.of(0x52, 0x54, 0, 0xaa, 0, 1);
 const Y = Uint8Array.of(0x52, 0x54, 0, 0xbb, 0, 2);
@@ -61,15 +59,7 @@ describe('switch loops', () => {
   it('two switches joined twice: found and blocked within seconds, CPU bounded, unicast works; unblock from the CLI', { timeout: 120_000 }, async () => {
     const rt = privateTmp();
     const env = { ...process.env, VMNET_RUNTIME_DIR: rt };
-    const cli = async (...args: string[]) => {
-      try {
-        const r = await run(process.execPath, [join(repo, 'dist/cli/bin.js'), ...args], { env });
-        return { code: 0, stdout: r.stdout, stderr: r.stderr };
-      } catch (e) {
-        const x = e as { code: number; stdout: string; stderr: string };
-        return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-      }
-    };
+    const cli = cliRunner(env);
     const names = ['loop-a', 'loop-b'] as const;
     const [A, B]: SwitchInfo[] = await Promise.all(names.map((n) => createSwitch(n, { runtimeDir: rt, gateway: false })));
     cleanups.push(() => Promise.all(names.map((n) => removeSwitch(n, { runtimeDir: rt, force: true }).catch(() => {}))));
