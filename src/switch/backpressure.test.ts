@@ -178,6 +178,14 @@ describe('frames built in place (reserveInput / commitInput)', () => {
     expect(fg.got.map((g) => g.bytes[14])).toEqual([2, 3]);
     expect(sw.counters.reentrantQueued).toBe(2);
     expect(() => sw.commitInput(gw, 60)).toThrow(/reserveInput/);
+    expect(sw.reserveInput(100)).toBe(true);
+    expect(() => sw.commitInput(gw, 101)).toThrow(/reserving 100/);
+    // Once closed (its arena given back to its pool), nothing is built there or taken in.
+    sw.close();
+    expect(sw.reserveInput(100)).toBe(false);
+    fg.clear();
+    expect(send(gw, frame({ dst: mac(2), src: mac(1) }))).toBe(true);
+    expect(fg.got).toHaveLength(0);
   });
 
   it('refuse room past the arena, and answer hold back past holdBytes', () => {

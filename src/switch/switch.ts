@@ -326,8 +326,10 @@ export class Switch {
   // The reentrant queue (frame-queue.ts), worked off before input() returns.
   #busy = false;
   readonly #queue: FrameQueue<Port>;
-  /** Offset of the frame being built in place (reserveInput), or -1. */
+  /** Offset and size of the frame being built in place (reserveInput), or -1. */
   #reserved = -1;
+  #reservedLen = 0;
+  #closed = false;
   readonly #bp = new Backpressure<Port>();
 
   /** @throws VmnetError E_USAGE for a bad MTU, bound or loop-guard setting */
@@ -423,7 +425,7 @@ export class Switch {
    */
   input(port: SwitchPort, buf: Uint8Array, view: DataView, off: number, len: number): boolean {
     const p = this.#own(port);
-    if (!p.attached) return true;
+    if (!p.attached || this.#closed) return true;
     if (this.#busy) return this.#defer(p, buf, off, len);
     this.#busy = true;
     let ok: boolean;
@@ -457,7 +459,8 @@ export class Switch {
    * @returns false when the arena is full (send a copy with input(), which counts the drop)
    */
   reserveInput(maxLen: number): boolean {
-    this.#reserved = this.#queue.room(maxLen);
+    this.#reserved = this.#closed ? -1 : this.#queue.room(maxLen);
+    this.#reservedLen = maxLen;
     return this.#reserved >= 0;
   }
 
@@ -486,6 +489,7 @@ export class Switch {
     const at = this.#reserved;
     this.#reserved = -1;
     if (at < 0) throw new VmnetError('E_USAGE', 'commitInput without reserveInput');
+    if (!(len >= 0 && len <= this.#reservedLen)) throw new VmnetError('E_USAGE', `commitInput of ${len} bytes after reserving ${this.#reservedLen}`);
     if (!p.attached) return true;
     const q = this.#queue;
     if (this.#busy) {
@@ -497,8 +501,10 @@ export class Switch {
     return this.input(p, q.arena, q.view, at, len);
   }
 
-  /** Gives pooled buffers back; the switch must not be used afterwards. */
+  /** Gives pooled buffers back; afterwards nothing can be built in place (reserveInput answers false). */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#queue.release();
   }
 
