@@ -36,6 +36,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { VmnetError } from '../errors.js';
+import { toJson } from '../config/printable.js';
 
 export type ImageFormat = 'qcow2' | 'raw';
 
@@ -130,10 +131,8 @@ export function parseQcow2Header(head: Uint8Array): Qcow2Info | null {
   return info;
 }
 
-/** Quotes a name taken from an image (guest-writable bytes) for a one-line message. */
-function quoteName(s: string): string {
-  return JSON.stringify(s).replace(/[\u007f-\u00ff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+/** Quotes a name taken from an image (guest-writable bytes) for a one-line message: no control character left raw. */
+const quoteName = (s: string): string => toJson(s);
 
 /** Bytes read from the start of an image: the largest qcow2 cluster. */
 const HEAD_BYTES = 2 ** MAX_CLUSTER_BITS;

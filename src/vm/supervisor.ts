@@ -29,6 +29,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
+import { toJson } from '../config/printable.js';
 import { packageRoot } from '../guest/bundled.js';
 import { launch, type Vm, type VmEvent } from './launch.js';
 import type { LaunchOptions } from './plan.js';
@@ -176,7 +177,7 @@ export async function runSupervised(onSignal: (h: (signal: NodeJS.Signals) => vo
       ...opts,
       signal: cancel.signal,
       onEvent: (e: VmEvent) => {
-        say(JSON.stringify(e));
+        say(toJson(e));
         if (!vm) early.push(e);
       },
     });

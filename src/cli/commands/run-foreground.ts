@@ -28,6 +28,7 @@
 import type { Writable } from 'node:stream';
 import type { CliIo } from '../io.js';
 import { isVmnetError } from '../../errors.js';
+import { printable } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
 import type { Vm, VmEvent } from '../../vm/vm.js';
 
@@ -106,7 +107,7 @@ export async function runForeground(opts: LaunchOptions, o: ForegroundOptions, i
   } catch (e) {
     done();
     if (isVmnetError(e) && e.code === 'E_INTERRUPTED') {
-      say(e.message);
+      say(printable(e.message));
       return 1;
     }
     throw e;
@@ -131,7 +132,7 @@ export async function runForeground(opts: LaunchOptions, o: ForegroundOptions, i
   const exit = await theVm.exited;
   done();
   if (exit.reason === 'crashed') {
-    say(`QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${exit.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}`);
+    say(`QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${printable(exit.stderr.trim().split('\n').slice(-3).join(' | ')) || 'no error output'}`);
     return 1;
   }
   if (!o.json && exit.reason === 'stopped') {

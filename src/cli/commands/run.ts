@@ -8,8 +8,9 @@
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
-import { withNetworkOptions, type NetworkArgs } from './gateway.js';
+import { kib, withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
+import { printable, toJson } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
 import type { Writable } from 'node:stream';
 import type { VmEvent } from '../../vm/vm.js';
@@ -125,9 +126,12 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           gatewayIp: a['gateway-ip'],
           dnsIp: a['dns-ip'],
           hostLoopback: a['host-loopback'],
+          hostAccess: a.host,
+          dhcpLeasesPerLink: a['dhcp-leases-per-link'],
           ...(a['dns-upstream'].length ? { dnsUpstreams: a['dns-upstream'].map(parseUpstream) } : {}),
           resolvConf: a['resolv-conf'],
           udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+          linkQueueBytes: kib(a['link-queue']),
         },
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
         extraArgs: a['--'] ?? [],
@@ -153,12 +157,13 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
       const json = a.json;
       /** What the user hears about the start: the fallback and the notes on stderr, every event as NDJSON with --json. */
       const report = (e: VmEvent, write: (stream: Writable, text: string) => void) => {
+        // QEMU's stderr (in the reason and the notes) is another program's text: escaped.
         if (e.event === 'accel-fallback') {
-          write(io.stderr, `vmnet: KVM failed when QEMU started (${e.reason}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${e.remembered})` : ''}\n`);
+          write(io.stderr, `vmnet: KVM failed when QEMU started (${printable(e.reason)}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${printable(e.remembered)})` : ''}\n`);
         } else if (e.event === 'started') {
-          for (const n of e.notes) write(io.stderr, `vmnet: ${n}\n`);
+          for (const n of e.notes) write(io.stderr, `vmnet: ${printable(n)}\n`);
         }
-        if (json) write(io.stdout, JSON.stringify(e) + '\n');
+        if (json) write(io.stdout, toJson(e) + '\n');
       };
       if (a.detach) {
         const { startDetached } = await import('../../vm/supervisor.js');
