@@ -10,11 +10,12 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { runConsoleScript } from '../../src/guest/console.js';
+import { findBundledGuest } from '../../src/guest/bundled.js';
 import { privateTmp } from '../helpers/tmp.js';
 
 /** The CLI under test (VMNET_TEST_BIN: another build, e.g. to show a test failing on main's). */
 export const BIN = process.env.VMNET_TEST_BIN ?? join(import.meta.dirname, '../../dist/cli/bin.js');
-export const APPEND = 'console=ttyS0 quiet loglevel=1 panic=-1';
+export const APPEND = findBundledGuest().append;
 /** Flags every test VM gets: TCG (KVM is not trusted here), small. */
 export const SMALL = ['--accel', 'tcg', '-m', '256M', '--cpus', '1'];
 
