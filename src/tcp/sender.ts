@@ -1,0 +1,392 @@
+/**
+ * Theory of operation: the send side of one connection and every segment it
+ * emits (RFC 9293 §3.8.6.2.1 sender SWS, §3.8.6.1 zero-window probing,
+ * §3.10.7.4 "fifth, check the ACK field", RFC 6298 timing), beside the
+ * connection (conn.ts) that owns the send sequence variables and runs the
+ * state machine.
+ *
+ * Segments. Every segment goes through one reused header (`#tx`): the
+ * common fields, then for synchronized segments the window from the receiver
+ * (receiver.ts), timestamps and SACK blocks, then `out.segment` with the send
+ * buffer and the payload's offset in it (the gateway copies the bytes once,
+ * ring → frame). Nothing is allocated per segment.
+ *
+ * Data. `flush` sends new (or go-back-N) data while min(SND.WND, cwnd) and
+ * the link toward the peer allow; a segment shorter than the MSS only when it
+ * empties the queue or is at least half the largest window the peer ever
+ * offered, otherwise the persist/override timer sends it. The persist timer
+ * also probes a zero window: a zero-length segment with SEQ = SND.UNA-1,
+ * which any TCP answers with an ACK carrying its current window (what Linux
+ * does), backed off from RTO to 60 s; unanswered probes count as retries.
+ * Retransmissions (`retransmitAt`, used by the RTO here and by recovery.ts)
+ * carry only bytes already sent (`sentBytes`): segment sizes change with the
+ * options a segment carries, so a retransmission sized anew could reach past
+ * SND.MAX.
+ *
+ * Timing (RFC 6298, RFC 7323 §4): with timestamps every ACK that advances
+ * SND.UNA gives a sample (TSval clock = ms + a per-connection offset, §5.4);
+ * without them one segment at a time is timed, and a retransmission of it
+ * cancels the measurement (Karn).
+ *
+ * ACKs (RFC 9293 §3.10.7.4, RFC 5961 §5.2): an ACK beyond SND.MAX, or older
+ * than SND.UNA - MAX.SND.WND, is answered with an ACK and dropped; one that
+ * advances SND.UNA frees the send buffer and feeds recovery.ts; the send
+ * window follows the SND.WL1/SND.WL2 rule.
+ */
+import * as seq from '../wire/seq.js';
+import * as tcp from '../wire/tcp.js';
+import type { TcpConn } from './conn.js';
+import { CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, SYN_RECEIVED, SYN_SENT } from './types.js';
+
+/** Bytes the timestamps option takes in a segment (with its two NOPs, RFC 7323 §3.2). */
+export const TS_LEN = 12;
+
+/** Segment emission, the data path out, persist timer, RTT timing and ACK processing of one connection. */
+export class Sender {
+  /** The reused output header. */
+  readonly #tx: tcp.Header = tcp.blank();
+  #tsOffset = 0;
+  #rttSeq = 0;
+  #rttTime = -1;
+  /** Persist / SWS-override timer (absolute ms) or Infinity. */
+  persistAt = Infinity;
+  #persistBackoff = 0;
+  /** Our FIN has been sent. */
+  finSent = false;
+
+  /** @param c the connection whose send side this is */
+  constructor(readonly c: TcpConn) {}
+
+  // ------------------------------------------------------------------ timing
+
+  /** A new send sequence space: the TSval clock offset derives from the ISN. */
+  init(isn: number): void {
+    this.#tsOffset = Math.imul(isn ^ 0x5bd1e995, 0x27d4eb2d) >>> 0;
+  }
+
+  /** Our TSval clock: ms + a per-connection offset (RFC 7323 §5.4). */
+  tsNow(now: number): number {
+    return (Math.floor(now) + this.#tsOffset) >>> 0;
+  }
+
+  /** Times our SYN or SYN-ACK (its first transmission). */
+  timeSyn(now: number): void {
+    this.#rttSeq = this.c.sndNxt;
+    this.#rttTime = now;
+  }
+
+  /** Karn's rule: what is being timed was (or may have been) sent again. */
+  stopTiming(): void {
+    this.#rttTime = -1;
+  }
+
+  /** The SYN-ACK answering our SYN: a sample unless the SYN was retransmitted. */
+  sampleSynAck(now: number): void {
+    if (this.#rttTime >= 0 && this.c.retries === 0) this.c.rtt.sample(now - this.#rttTime);
+    this.#rttTime = -1;
+  }
+
+  /** RTT from an ACK that advanced SND.UNA (RFC 7323 §4.1 with timestamps, else the timed segment). */
+  #sampleAck(h: tcp.Header, now: number): void {
+    const c = this.c;
+    if (c.tsOk && h.hasTimestamps && h.tsEcr !== 0) {
+      const r = seq.sub(this.tsNow(now), h.tsEcr);
+      if (r < 0x7fffffff) c.rtt.sample(r);
+    } else if (this.#rttTime >= 0 && seq.ge(h.ack, this.#rttSeq)) {
+      c.rtt.sample(now - this.#rttTime);
+      this.#rttTime = -1;
+    }
+  }
+
+  // ------------------------------------------------------------------ ACKs
+
+  /**
+   * ACK processing (§3.10.7.4 fifth) with RFC 5961 §5.2 checks, RTT, send
+   * buffer, window update and FIN-acked transitions; congestion control and
+   * the SACK scoreboard in `c.rec`.
+   * @returns false when the segment must be dropped
+   */
+  onAck(h: tcp.Header, now: number): boolean {
+    const c = this.c;
+    const ack = h.ack;
+    if (seq.gt(ack, c.sndMax)) {
+      this.sendAck();
+      return false;
+    }
+    if (seq.lt(ack, seq.add(c.sndUna, -Math.max(c.maxSndWnd, 1)))) {
+      this.sendAck();
+      return false;
+    }
+    const acked = seq.diff(ack, c.sndUna);
+    const newWnd = h.window << c.sndShift; // ≤ 0xffff << 14 < 2^30: int32 shifts are exact
+    c.retries = 0;
+
+    if (acked > 0) {
+      this.#sampleAck(h, now);
+      let a = acked;
+      if (c.sndUna === c.iss) a--; // our SYN
+      const ccAcked = a; // bytes (and FIN) acknowledged, for congestion control
+      const d = Math.min(a, c.sndBuf.length);
+      c.sndBuf.drop(d);
+      a -= d;
+      const finAcked = a > 0 && this.finSent;
+      c.sndUna = ack;
+      if (seq.lt(c.sndNxt, ack)) c.sndNxt = ack;
+      if (c.sndBuf.length === 0) c.armTrim(now);
+      c.rec.onAdvance(acked, ccAcked, now);
+      c.rtoAt = c.sndUna === c.sndMax ? Infinity : now + c.rtt.rto; // RFC 6298 §5.2-5.3
+
+      if (finAcked) {
+        const s = c.state;
+        if (s === FIN_WAIT_1) c.state = FIN_WAIT_2;
+        else if (s === CLOSING) {
+          c.enterTimeWait(now);
+        } else if (s === LAST_ACK) {
+          c.enterClosed();
+          return false;
+        }
+      }
+    }
+
+    c.rec.onAck(h, acked, newWnd === c.sndWnd, now);
+
+    // Window update (§3.10.7.4: SND.WL1/WL2 rule).
+    if (seq.lt(c.sndWl1, h.seq) || (c.sndWl1 === h.seq && seq.le(c.sndWl2, ack))) {
+      c.sndWnd = newWnd;
+      c.sndWl1 = h.seq;
+      c.sndWl2 = ack;
+      if (newWnd > c.maxSndWnd) c.maxSndWnd = newWnd;
+    }
+    if (c.sndWnd > 0 && this.persistAt !== Infinity) {
+      this.persistAt = Infinity;
+      this.#persistBackoff = 0;
+    }
+    if (acked > 0) c.rec.armTlp(now);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ data
+
+  /** Buffered bytes already sent once (up to SND.MAX, not counting our FIN): all a retransmission may carry. */
+  sentBytes(): number {
+    const c = this.c;
+    return Math.min(c.sndBuf.length, seq.sub(c.sndMax, c.sndUna));
+  }
+
+  /** Largest payload for the next segment: MSS minus the options it will carry. */
+  payloadLimit(): number {
+    const c = this.c;
+    let opt = c.tsOk ? TS_LEN : 0;
+    const holes = c.rcv.buf.ooo.count;
+    if (c.sackOk && holes > 0) opt += 4 + 8 * Math.min(holes, c.tsOk ? 3 : 4);
+    return c.sndMss - opt;
+  }
+
+  /**
+   * Sends `len` bytes from `rel` bytes after SND.UNA again (with our FIN when
+   * they reach its end and it was sent).
+   * @returns the sequence number after what was sent, or -1 when nothing was
+   */
+  retransmitAt(rel: number, len: number, now: number): number {
+    const c = this.c;
+    const fin = this.finSent && rel + len === c.sndBuf.length;
+    if (len <= 0 && !fin) return -1;
+    const seqStart = seq.add(c.sndUna, rel);
+    this.#fillHeader(tcp.ACK | (fin ? tcp.FIN : 0) | (len > 0 ? tcp.PSH : 0), seqStart, len);
+    this.#sendTx(rel);
+    c.nRetransmit++;
+    this.#rttTime = -1; // Karn
+    if (c.rtoAt === Infinity) c.rtoAt = now + c.rtt.rto;
+    return seq.add(seqStart, len + (fin ? 1 : 0));
+  }
+
+  /** Sends new (or go-back-N) data while the windows and the link allow (§3.8.6.2.1, RFC 5681). */
+  flush(now: number): void {
+    const c = this.c;
+    const s = c.state;
+    if (s !== ESTABLISHED && s !== CLOSE_WAIT && s !== FIN_WAIT_1 && s !== CLOSING && s !== LAST_ACK) return;
+    let linkBlocked = false;
+    for (;;) {
+      if (c.out.linkBlocked(c)) {
+        linkBlocked = true; // the owner calls flush() when the link drains
+        break;
+      }
+      const rel = seq.sub(c.sndNxt, c.sndUna);
+      const avail = c.sndBuf.length - rel;
+      if (avail > 0) {
+        const usable = Math.min(c.sndWnd, c.rec.sendLimit()) - rel;
+        const limit = this.payloadLimit();
+        let len = Math.min(avail, limit, usable);
+        if (len <= 0) break;
+        // Sender SWS avoidance: a short segment only if it empties the queue or is ≥ half the max window.
+        if (len < limit && len < avail && len < c.maxSndWnd >>> 1) break;
+        if (len > avail) len = avail;
+        const fin = c.finQueued && len === avail;
+        this.emitData(len, fin, now, false);
+      } else if (avail === 0 && c.finQueued) {
+        this.emitData(0, true, now, false); // FIN needs no window
+        break;
+      } else break;
+    }
+    // Persist timer: unsent data, nothing in flight (§3.8.6.1; also the SWS override timer).
+    if (linkBlocked) {
+      // held back by our own link, not by the peer's window: no probing
+    } else if (c.sndMax === c.sndUna && c.sndBuf.length > seq.sub(c.sndNxt, c.sndUna)) {
+      if (this.persistAt === Infinity) {
+        if (this.#persistBackoff === 0) this.#persistBackoff = c.rtt.rto;
+        this.persistAt = now + this.#persistBackoff;
+      }
+    } else if (c.sndMax !== c.sndUna) {
+      this.persistAt = Infinity;
+    }
+  }
+
+  /** Emits `len` bytes at SND.NXT (+FIN), advances SND.NXT/SND.MAX, arms the RTO, times it. */
+  emitData(len: number, fin: boolean, now: number, rtx: boolean): void {
+    const c = this.c;
+    const rel = seq.sub(c.sndNxt, c.sndUna);
+    const flags = tcp.ACK | (fin ? tcp.FIN : 0) | (len > 0 && (fin || rel + len === c.sndBuf.length) ? tcp.PSH : 0);
+    this.#fillHeader(flags, c.sndNxt, len);
+    this.#sendTx(rel);
+    const isNew = c.sndNxt === c.sndMax;
+    if (!isNew) c.nRetransmit++;
+    if (!rtx && isNew && len > 0 && this.#rttTime < 0 && !c.tsOk) {
+      this.#rttSeq = seq.add(c.sndNxt, len);
+      this.#rttTime = now;
+    }
+    if (!isNew && seq.gt(this.#rttSeq, c.sndNxt)) this.#rttTime = -1; // Karn: the timed bytes went again
+    c.sndNxt = seq.add(c.sndNxt, len + (fin ? 1 : 0));
+    if (seq.gt(c.sndNxt, c.sndMax)) c.sndMax = c.sndNxt;
+    if (fin) this.finSent = true;
+    if (c.rtoAt === Infinity && c.sndMax !== c.sndUna) c.rtoAt = now + c.rtt.rto;
+    if (isNew && !rtx) c.rec.armTlp(now);
+  }
+
+  /**
+   * A retransmission timeout in a synchronized state (RFC 6298 §5.4): the
+   * first segment again regardless of the window, then go back N.
+   */
+  goBackN(now: number): void {
+    const c = this.c;
+    this.#rttTime = -1; // Karn
+    c.sndNxt = c.sndUna;
+    const avail = c.sndBuf.length;
+    const len = Math.min(avail, this.payloadLimit());
+    const fin = c.finQueued && len === avail;
+    this.emitData(len, fin, now, true);
+  }
+
+  /**
+   * The persist timer: the SWS override (send what fits) or a zero-window
+   * probe (§3.8.6.1).
+   * @returns false when the probes went unanswered too often (give up)
+   */
+  onPersist(now: number): boolean {
+    const c = this.c;
+    this.persistAt = Infinity;
+    const rel = seq.sub(c.sndNxt, c.sndUna);
+    const avail = c.sndBuf.length - rel;
+    if (avail <= 0 || c.sndMax !== c.sndUna) {
+      this.#persistBackoff = 0;
+      return true;
+    }
+    const usable = c.sndWnd - rel;
+    if (usable > 0) {
+      // SWS override timer (RFC 9293 §3.8.6.2.1): send what fits.
+      const len = Math.min(avail, usable, this.payloadLimit());
+      this.emitData(len, c.finQueued && len === avail, now, false);
+      this.#persistBackoff = 0;
+      this.flush(now);
+      return true;
+    }
+    // Zero-window probe (§3.8.6.1): SEQ = SND.UNA-1, no data, elicits an ACK.
+    c.retries++;
+    if (c.retries > c.cfg.maxRetries) return false;
+    this.sendRaw(tcp.ACK, seq.add(c.sndUna, -1), c.rcv.nxt);
+    this.#persistBackoff = Math.min(c.cfg.maxRto, Math.max(c.rtt.rto, this.#persistBackoff * 2));
+    this.persistAt = now + this.#persistBackoff;
+    return true;
+  }
+
+  /** Stops the persist timer. */
+  stopPersist(): void {
+    this.persistAt = Infinity;
+  }
+
+  // ------------------------------------------------------------------ segments
+
+  /** A pure ACK (also the challenge ACK and the answer to keepalives). */
+  sendAck(): void {
+    const c = this.c;
+    const s = c.state;
+    if (s === CLOSED || s === SYN_SENT || (s === SYN_RECEIVED && !c.hs.accepted)) return;
+    this.#fillHeader(tcp.ACK, c.sndMax, 0);
+    this.#sendTx(0);
+  }
+
+  /** A control segment without options or data (RST, RST|ACK, probe). */
+  sendRaw(flags: number, sq: number, ack: number): void {
+    const h = this.#fillHeader(flags, sq, 0);
+    if ((flags & tcp.RST) === 0) {
+      this.#sendTx(0);
+      return;
+    }
+    h.ack = (flags & tcp.ACK) !== 0 ? ack >>> 0 : 0;
+    h.window = 0;
+    this.#finishHeader(h);
+    this.c.out.segment(this.c, h, this.c.sndBuf, 0);
+  }
+
+  /**
+   * The SYN or SYN-ACK header with its common fields (the handshake adds the
+   * options and window, then `sendSyn`s it).
+   */
+  synHeader(flags: number): tcp.Header {
+    return this.#fillHeader(flags, this.c.iss, 0);
+  }
+
+  /** Sends the header from `synHeader`. */
+  sendSyn(): void {
+    const h = this.#tx;
+    this.#finishHeader(h);
+    this.c.out.segment(this.c, h, this.c.sndBuf, 0);
+  }
+
+  /** Common header fields; ACK number, window and options for synchronized segments. */
+  #fillHeader(flags: number, sq: number, len: number): tcp.Header {
+    const h = this.#tx;
+    const c = this.c;
+    h.srcPort = c.localPort;
+    h.dstPort = c.remotePort;
+    h.seq = sq >>> 0;
+    h.flags = flags;
+    h.ack = (flags & tcp.ACK) !== 0 ? c.rcv.nxt : 0;
+    h.checksum = 0;
+    h.urgent = 0;
+    h.payloadLength = len;
+    tcp.clearOptions(h);
+    return h;
+  }
+
+  /** Window + options for a non-SYN segment, ACK bookkeeping, then out.segment. */
+  #sendTx(dataOffset: number): void {
+    const h = this.#tx;
+    const c = this.c;
+    h.window = c.rcv.windowToAdvertise();
+    if (c.tsOk) {
+      h.hasTimestamps = true;
+      h.tsVal = this.tsNow(c.now);
+      h.tsEcr = c.rcv.tsRecent;
+    }
+    if (c.sackOk) c.rcv.fillSack(h);
+    this.#finishHeader(h);
+    if ((h.flags & tcp.ACK) !== 0) c.rcv.acked();
+    c.out.segment(c, h, c.sndBuf, dataOffset);
+  }
+
+  #finishHeader(h: tcp.Header): void {
+    h.headerLength = tcp.length(h);
+    h.dataOffset = h.headerLength >>> 2;
+    h.payloadOffset = h.headerLength;
+  }
+}
