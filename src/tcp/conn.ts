@@ -492,7 +492,7 @@ export class TcpConn {
     const s = this.state;
     if (s === CLOSED) return;
     if (s === SYN_RECEIVED && !this.hs.accepted) this.snd.sendRaw(tcp.RST | tcp.ACK, 0, this.rcv.nxt);
-    else if (s !== SYN_SENT && s !== TIME_WAIT) this.snd.sendRaw(tcp.RST | tcp.ACK, this.sndMax, this.rcv.nxt);
+    else if (s !== SYN_SENT && s !== TIME_WAIT) this.snd.sendRaw(tcp.RST | tcp.ACK, this.snd.acceptableSeq(), this.rcv.nxt);
     this.enterClosed();
   }
 
@@ -591,7 +591,7 @@ export class TcpConn {
       this.enterClosed();
       return;
     }
-    if (sendRst) this.snd.sendRaw(tcp.RST | tcp.ACK, this.sndMax, this.rcv.nxt);
+    if (sendRst) this.snd.sendRaw(tcp.RST | tcp.ACK, this.snd.acceptableSeq(), this.rcv.nxt);
     this.events.onReset(this, RESET_TIMEOUT);
     this.enterClosed();
   }
@@ -600,7 +600,7 @@ export class TcpConn {
   #resetPeer(reason: number): void {
     const s = this.state;
     if (s === SYN_RECEIVED && !this.hs.accepted) this.snd.sendRaw(tcp.RST | tcp.ACK, 0, this.rcv.nxt);
-    else if (s !== SYN_SENT) this.snd.sendRaw(tcp.RST | tcp.ACK, this.sndMax, this.rcv.nxt);
+    else if (s !== SYN_SENT) this.snd.sendRaw(tcp.RST | tcp.ACK, this.snd.acceptableSeq(), this.rcv.nxt);
     this.events.onReset(this, reason);
     this.enterClosed();
   }

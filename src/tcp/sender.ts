@@ -167,10 +167,30 @@ export class Sender {
 
   // ------------------------------------------------------------------ data
 
-  /** Buffered bytes already sent once (up to SND.MAX, not counting our FIN): all a retransmission may carry. */
+  /**
+   * Bytes after SND.UNA a retransmission may carry: buffered, already sent
+   * once (below SND.MAX, not counting our FIN) and inside the peer's window
+   * (a receiver trims what lies beyond its right edge, so bytes sent there
+   * would only move SND.MAX past what it can ever acknowledge).
+   */
   sentBytes(): number {
     const c = this.c;
-    return Math.min(c.sndBuf.length, seq.sub(c.sndMax, c.sndUna));
+    return Math.min(c.sndBuf.length, seq.sub(c.sndMax, c.sndUna), c.sndWnd);
+  }
+
+  /**
+   * SEQ for a segment without data (pure ACK, RST): SND.MAX, unless that lies
+   * beyond the peer's right window edge (the peer shrank its window, which
+   * RFC 9293 §3.8.6.2.2 discourages but does happen): then the edge, since a
+   * receiver drops a segment that starts beyond its window, ACK and all
+   * (§3.10.7.4). Linux's tcp_acceptable_seq(), with the same slack of one
+   * window-scale unit (the peer's window was rounded down to one).
+   */
+  acceptableSeq(): number {
+    const c = this.c;
+    const edge = seq.add(c.sndUna, c.sndWnd);
+    const over = seq.diff(c.sndMax, edge);
+    return over > 0 && over >= 1 << c.sndShift ? edge : c.sndMax;
   }
 
   /** Largest payload for the next segment: MSS minus the options it will carry. */
@@ -264,16 +284,20 @@ export class Sender {
 
   /**
    * A retransmission timeout in a synchronized state (RFC 6298 §5.4): the
-   * first segment again regardless of the window, then go back N.
+   * earliest unacknowledged segment again — only bytes already sent and
+   * inside the peer's window (`sentBytes`), with our FIN if it was sent and
+   * they reach it — then go back N as the windows allow. When the peer shrank
+   * its window to nothing, a zero-window probe goes instead (Linux sends the
+   * segment anyway as its probe; bytes beyond the edge are what we never send).
    */
   goBackN(now: number): void {
     const c = this.c;
     this.#rttTime = -1; // Karn
     c.sndNxt = c.sndUna;
-    const avail = c.sndBuf.length;
-    const len = Math.min(avail, this.payloadLimit());
-    const fin = c.finQueued && len === avail;
-    this.emitData(len, fin, now, true);
+    const len = Math.min(this.sentBytes(), this.payloadLimit());
+    const fin = this.finSent && len === c.sndBuf.length;
+    if (len > 0 || fin) this.emitData(len, fin, now, true);
+    else this.#probe();
   }
 
   /**
@@ -299,13 +323,21 @@ export class Sender {
       this.flush(now);
       return true;
     }
-    // Zero-window probe (§3.8.6.1): SEQ = SND.UNA-1, no data, elicits an ACK.
     c.retries++;
     if (c.retries > c.cfg.maxRetries) return false;
-    this.sendRaw(tcp.ACK, seq.add(c.sndUna, -1), c.rcv.nxt);
+    this.#probe();
     this.#persistBackoff = Math.min(c.cfg.maxRto, Math.max(c.rtt.rto, this.#persistBackoff * 2));
     this.persistAt = now + this.#persistBackoff;
     return true;
+  }
+
+  /**
+   * Zero-window probe (§3.8.6.1): SEQ = SND.UNA-1 and no data, a segment
+   * below the peer's window on purpose, which any TCP answers with an ACK
+   * carrying its current window (Linux's tcp_xmit_probe_skb() does the same).
+   */
+  #probe(): void {
+    this.sendRaw(tcp.ACK, seq.add(this.c.sndUna, -1), this.c.rcv.nxt);
   }
 
   /** Stops the persist timer. */
@@ -320,7 +352,7 @@ export class Sender {
     const c = this.c;
     const s = c.state;
     if (s === CLOSED || s === SYN_SENT || (s === SYN_RECEIVED && !c.hs.accepted)) return;
-    this.#fillHeader(tcp.ACK, c.sndMax, 0);
+    this.#fillHeader(tcp.ACK, this.acceptableSeq(), 0);
     this.#sendTx(0);
   }
 
