@@ -80,10 +80,13 @@
  * older than SND.UNA - MAX.SND.WND is answered with an ACK and dropped (§5.2).
  * Challenge ACKs are not rate-limited (§7) — the peer is our own guest.
  *
- * Liveness. Guest keepalives (SEQ = RCV.NXT-1, 0 or 1 byte) are unacceptable
- * segments and are answered with an ACK. A connection that sees no segment
- * and no app activity for `idleTimeout` ms is reset both ways (RST to the
- * guest, `onReset(RESET_IDLE)` to the app). `abort()` sends RST.
+ * Liveness. Guest keepalives (SEQ = RCV.NXT-1, 0 or 1 byte, RFC 9293
+ * §3.8.4) are unacceptable segments and are answered with an ACK; they count
+ * as activity. A connection that sees no acceptable segment, no keepalive and
+ * no app activity for `idleTimeout` ms (default 2 h 4 min, the least RFC 5382
+ * REQ-5 allows a NAT: a peer's 2 h keepalive timer plus its probes fit) is
+ * reset both ways (RST to the guest, `onReset(RESET_IDLE)` to the app).
+ * `abort()` sends RST.
  *
  * Memory. An idle connection is this object, its four module objects, a
  * reused header and two empty buffer shells (< 2 KB). Buffers allocate storage lazily, grow by doubling
@@ -674,7 +677,10 @@ export class TcpConn {
     if (!this.rcv.acceptable(h, segLen)) {
       if ((f & tcp.RST) === 0) {
         if (s === TIME_WAIT && (f & tcp.FIN) !== 0) this.#twAt = now + this.cfg.timeWait;
-        this.snd.sendAck(); // also answers keepalives and zero-window probes
+        // A keepalive (or the peer's zero-window probe): SEQ = RCV.NXT-1 with 0 or 1 byte
+        // (RFC 9293 §3.8.4). Answered like any unacceptable segment, and it is activity.
+        if (h.seq === seq.add(this.rcv.nxt, -1) && h.payloadLength <= 1 && (f & (tcp.SYN | tcp.FIN)) === 0) this.lastActivity = now;
+        this.snd.sendAck();
       }
       return;
     }

@@ -78,7 +78,11 @@ export interface TcpConfig {
   windowScaling: boolean;
   /** TIME-WAIT duration (2×MSL) in ms. */
   timeWait: number;
-  /** Reset a connection idle this long (ms); Infinity disables. */
+  /**
+   * Reset a connection idle this long (ms): no acceptable segment, keepalive
+   * or app activity. Default 2 h 4 min, the least RFC 5382 REQ-5 allows
+   * ("established connection idle-timeout"); Infinity disables.
+   */
   idleTimeout: number;
   /** Delayed-ACK timeout in ms; 0 acknowledges every segment immediately. */
   ackDelay: number;
@@ -107,7 +111,7 @@ export const DEFAULTS: Readonly<TcpConfig> = Object.freeze({
   timestamps: true,
   windowScaling: true,
   timeWait: 2000,
-  idleTimeout: 2 * 3600 * 1000,
+  idleTimeout: (2 * 60 + 4) * 60_000,
   ackDelay: 40,
   maxRetries: 10,
   synRetries: 5,
