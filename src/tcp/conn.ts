@@ -572,7 +572,6 @@ export class TcpConn {
         return;
       }
       this.rtt.backoff();
-      this.snd.stopTiming();
       this.hs.sendSyn(now);
       return;
     }

@@ -152,7 +152,7 @@ export class Handshake {
       c.sndNxt = seq.add(c.iss, 1);
       c.sndMax = c.sndNxt;
       c.snd.timeSyn(now);
-    }
+    } else c.snd.resent(now); // after our RTO or for the peer's retransmitted SYN: Karn
     c.snd.sendSyn();
     if (c.rtoAt === Infinity) c.rtoAt = now + c.rtt.rto;
   }

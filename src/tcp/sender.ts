@@ -24,9 +24,10 @@
  * SND.MAX.
  *
  * Timing (RFC 6298, RFC 7323 §4): with timestamps every ACK that advances
- * SND.UNA gives a sample (TSval clock = ms + a per-connection offset, §5.4);
- * without them one segment at a time is timed, and a retransmission of it
- * cancels the measurement (Karn).
+ * SND.UNA gives a sample (TSval clock = ms + a per-connection offset, §5.4),
+ * unless it echoes a TSval older than a retransmission of the data it covers;
+ * without them one segment at a time is timed (the SYN or SYN-ACK first), and
+ * a retransmission cancels the measurement (Karn, RFC 6298 §3).
  *
  * ACKs (RFC 9293 §3.10.7.4, RFC 5961 §5.2): an ACK beyond SND.MAX, or older
  * than SND.UNA - MAX.SND.WND, is answered with an ACK and dropped; one that
@@ -48,6 +49,10 @@ export class Sender {
   #tsOffset = 0;
   #rttSeq = 0;
   #rttTime = -1;
+  /** Data up to `#rtxEnd` was sent again, the first time at TSval `#rtxTs` (see `resent`). */
+  #rtxPending = false;
+  #rtxTs = 0;
+  #rtxEnd = 0;
   /** Persist / SWS-override timer (absolute ms) or Infinity. */
   persistAt = Infinity;
   #persistBackoff = 0;
@@ -75,9 +80,20 @@ export class Sender {
     this.#rttTime = now;
   }
 
-  /** Karn's rule: what is being timed was (or may have been) sent again. */
-  stopTiming(): void {
+  /**
+   * Something was sent again (a retransmission, our SYN or SYN-ACK): Karn's
+   * rule stops the timed measurement, and until SND.UNA passes what was in
+   * flight then, a timestamp echo older than this retransmission is no
+   * sample (see #sampleAck).
+   */
+  resent(now: number): void {
+    const c = this.c;
     this.#rttTime = -1;
+    if (!this.#rtxPending) {
+      this.#rtxPending = true;
+      this.#rtxTs = this.tsNow(now);
+      this.#rtxEnd = c.sndMax;
+    } else if (seq.gt(c.sndMax, this.#rtxEnd)) this.#rtxEnd = c.sndMax;
   }
 
   /** The SYN-ACK answering our SYN: a sample unless the SYN was retransmitted. */
@@ -86,16 +102,24 @@ export class Sender {
     this.#rttTime = -1;
   }
 
-  /** RTT from an ACK that advanced SND.UNA (RFC 7323 §4.1 with timestamps, else the timed segment). */
+  /**
+   * RTT from an ACK that advanced SND.UNA (RFC 7323 §4.2: only those; §4.1
+   * with timestamps, else the timed segment). A timestamp echo older than a
+   * retransmission of the data this ACK covers is no sample: the receiver
+   * echoes the TSval of the last segment that advanced its window (§4.3), so
+   * a duplicate ACK answering our retransmission, after its first ACK was
+   * lost, echoes the original's TSval — as old as the whole backoff.
+   */
   #sampleAck(h: tcp.Header, now: number): void {
     const c = this.c;
     if (c.tsOk && h.hasTimestamps && h.tsEcr !== 0) {
       const r = seq.sub(this.tsNow(now), h.tsEcr);
-      if (r < 0x7fffffff) c.rtt.sample(r);
+      if (r < 0x7fffffff && !(this.#rtxPending && seq.lt(h.tsEcr, this.#rtxTs))) c.rtt.sample(r);
     } else if (this.#rttTime >= 0 && seq.ge(h.ack, this.#rttSeq)) {
       c.rtt.sample(now - this.#rttTime);
       this.#rttTime = -1;
     }
+    if (this.#rtxPending && seq.ge(h.ack, this.#rtxEnd)) this.#rtxPending = false;
   }
 
   // ------------------------------------------------------------------ ACKs
@@ -215,7 +239,7 @@ export class Sender {
     this.#fillHeader(tcp.ACK | (fin ? tcp.FIN : 0) | (len > 0 ? tcp.PSH : 0), seqStart, len);
     this.#sendTx(rel);
     c.nRetransmit++;
-    this.#rttTime = -1; // Karn
+    this.resent(now);
     if (c.rtoAt === Infinity) c.rtoAt = now + c.rtt.rto;
     return seq.add(seqStart, len + (fin ? 1 : 0));
   }
@@ -269,12 +293,14 @@ export class Sender {
     this.#fillHeader(flags, c.sndNxt, len);
     this.#sendTx(rel);
     const isNew = c.sndNxt === c.sndMax;
-    if (!isNew) c.nRetransmit++;
+    if (!isNew) {
+      c.nRetransmit++;
+      this.resent(now);
+    }
     if (!rtx && isNew && len > 0 && this.#rttTime < 0 && !c.tsOk) {
       this.#rttSeq = seq.add(c.sndNxt, len);
       this.#rttTime = now;
     }
-    if (!isNew && seq.gt(this.#rttSeq, c.sndNxt)) this.#rttTime = -1; // Karn: the timed bytes went again
     c.sndNxt = seq.add(c.sndNxt, len + (fin ? 1 : 0));
     if (seq.gt(c.sndNxt, c.sndMax)) c.sndMax = c.sndNxt;
     if (fin) this.finSent = true;
@@ -292,7 +318,7 @@ export class Sender {
    */
   goBackN(now: number): void {
     const c = this.c;
-    this.#rttTime = -1; // Karn
+    this.resent(now);
     c.sndNxt = c.sndUna;
     const len = Math.min(this.sentBytes(), this.payloadLimit());
     const fin = this.finSent && len === c.sndBuf.length;
