@@ -60,9 +60,13 @@
  * half (hysteresis, so the host socket is not paused/resumed per ACK).
  *
  * Reliability. RFC 6298 RTO (`RtoEstimator`: min 200 ms, max 60 s, ×2
- * backoff); after `maxRetries` consecutive expiries or unanswered zero-window
- * probes (synRetries for the handshake) the connection is reset. An RTO
- * retransmits the first segment and goes back N.
+ * backoff); an RTO retransmits the first segment and goes back N. No
+ * connection lives forever without progress: after `maxRetries` expiries or
+ * unanswered zero-window probes with no ACK of new data between them
+ * (synRetries for the handshake), after `userTimeout` (5 min) with data
+ * outstanding and nothing new acknowledged, or after `zeroWindowTimeout`
+ * (30 min) of a zero window, it is reset both ways (RST to the peer,
+ * `onReset(RESET_TIMEOUT)` to the app).
  *
  * Closing (§3.6). FIN in each direction is independent: a guest FIN (in
  * order; an out-of-order FIN is remembered until the hole fills) fires
@@ -514,7 +518,7 @@ export class TcpConn {
   nextTimeout(): number {
     if (this.state === CLOSED) return Infinity;
     const rec = this.rec;
-    let t = Math.min(this.rtoAt, rec.tlpAt, rec.reoAt, this.snd.persistAt, this.rcv.ackAt, this.#twAt, this.hs.connectAt, this.#trimAt);
+    let t = Math.min(this.rtoAt, rec.tlpAt, rec.reoAt, this.snd.persistAt, this.rcv.ackAt, this.#twAt, this.hs.connectAt, this.#trimAt, this.snd.stallAt());
     if (this.state !== TIME_WAIT) t = Math.min(t, this.lastActivity + this.cfg.idleTimeout);
     return t;
   }
@@ -536,6 +540,10 @@ export class TcpConn {
     }
     if (this.state !== TIME_WAIT && now >= this.lastActivity + this.cfg.idleTimeout) {
       this.#resetPeer(RESET_IDLE);
+      return;
+    }
+    if (now >= this.snd.stallAt()) {
+      this.#giveUp(true);
       return;
     }
     if (now >= this.rtoAt) {

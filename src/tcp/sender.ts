@@ -18,6 +18,12 @@
  * also probes a zero window: a zero-length segment with SEQ = SND.UNA-1,
  * which any TCP answers with an ACK carrying its current window (what Linux
  * does), backed off from RTO to 60 s; unanswered probes count as retries.
+ *
+ * Giving up (`stallAt`, RFC 9293 §3.8.3 user timeout, RFC 5482 in spirit):
+ * only an ACK of new data refills the retry budget (`maxRetries`); data or
+ * our FIN outstanding for `userTimeout` without such an ACK, or a zero window
+ * that the peer keeps answering for `zeroWindowTimeout`, ends the connection
+ * too. Nothing lives forever without progress.
  * Retransmissions (`retransmitAt`, used by the RTO here and by recovery.ts)
  * carry only bytes already sent (`sentBytes`): segment sizes change with the
  * options a segment carries, so a retransmission sized anew could reach past
@@ -56,6 +62,12 @@ export class Sender {
   /** Persist / SWS-override timer (absolute ms) or Infinity. */
   persistAt = Infinity;
   #persistBackoff = 0;
+  /** A zero-window probe is out and no ACK has come since. */
+  #probeOut = false;
+  /** When the peer's window was found zero by our first probe (ms), -1 when open. */
+  #zeroSince = -1;
+  /** When the flight began or last advanced (ms): the user timeout counts from here. */
+  #progressAt = 0;
   /** Our FIN has been sent. */
   finSent = false;
 
@@ -143,9 +155,14 @@ export class Sender {
     }
     const acked = seq.diff(ack, c.sndUna);
     const newWnd = h.window << c.sndShift; // ≤ 0xffff << 14 < 2^30: int32 shifts are exact
-    c.retries = 0;
+    const probeAnswered = this.#probeOut;
+    this.#probeOut = false;
 
     if (acked > 0) {
+      // Progress: the retry budget, the user timeout and the zero-window bound start over.
+      c.retries = 0;
+      this.#progressAt = now;
+      this.#zeroSince = -1;
       this.#sampleAck(h, now);
       let a = acked;
       if (c.sndUna === c.iss) a--; // our SYN
@@ -170,6 +187,8 @@ export class Sender {
           return false;
         }
       }
+    } else if (probeAnswered && c.retries > 0) {
+      c.retries--; // an answered zero-window probe is no failure (nor progress: the zero-window bound runs on)
     }
 
     c.rec.onAck(h, acked, newWnd === c.sndWnd, now);
@@ -181,9 +200,12 @@ export class Sender {
       c.sndWl2 = ack;
       if (newWnd > c.maxSndWnd) c.maxSndWnd = newWnd;
     }
-    if (c.sndWnd > 0 && this.persistAt !== Infinity) {
-      this.persistAt = Infinity;
-      this.#persistBackoff = 0;
+    if (c.sndWnd > 0) {
+      this.#zeroSince = -1;
+      if (this.persistAt !== Infinity) {
+        this.persistAt = Infinity;
+        this.#persistBackoff = 0;
+      }
     }
     if (acked > 0) c.rec.armTlp(now);
     return true;
@@ -293,6 +315,7 @@ export class Sender {
     this.#fillHeader(flags, c.sndNxt, len);
     this.#sendTx(rel);
     const isNew = c.sndNxt === c.sndMax;
+    if (c.sndMax === c.sndUna) this.#progressAt = now; // a flight begins
     if (!isNew) {
       c.nRetransmit++;
       this.resent(now);
@@ -351,7 +374,9 @@ export class Sender {
     }
     c.retries++;
     if (c.retries > c.cfg.maxRetries) return false;
+    if (this.#zeroSince < 0) this.#zeroSince = now;
     this.#probe();
+    this.#probeOut = true;
     this.#persistBackoff = Math.min(c.cfg.maxRto, Math.max(c.rtt.rto, this.#persistBackoff * 2));
     this.persistAt = now + this.#persistBackoff;
     return true;
@@ -369,6 +394,19 @@ export class Sender {
   /** Stops the persist timer. */
   stopPersist(): void {
     this.persistAt = Infinity;
+  }
+
+  /**
+   * When to give up for lack of progress (absolute ms, or Infinity): data or
+   * our FIN outstanding without an ACK of anything new for `userTimeout`, or
+   * the peer's window zero for `zeroWindowTimeout` since our first probe.
+   * The handshake has its own bounds (synRetries, connectTimeout).
+   */
+  stallAt(): number {
+    const c = this.c;
+    let t = this.#zeroSince < 0 ? Infinity : this.#zeroSince + c.cfg.zeroWindowTimeout;
+    if (c.sndMax !== c.sndUna && c.state > SYN_RECEIVED) t = Math.min(t, this.#progressAt + c.cfg.userTimeout);
+    return t;
   }
 
   // ------------------------------------------------------------------ segments
