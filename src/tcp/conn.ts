@@ -99,6 +99,7 @@
  */
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
+import type { BudgetAccount } from './budget.js';
 import { Handshake } from './handshake.js';
 import { Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
 import type { RecvBuffer } from './recv-buffer.js';
@@ -194,6 +195,8 @@ export class TcpConn {
   readonly rec: Recovery;
   /** Opening and option negotiation (handshake.ts). */
   readonly hs: Handshake;
+  /** The budget account the buffers charge (null: none, or disposed). */
+  #account: BudgetAccount | null;
 
   /**
    * @param cfg tunables (shared)
@@ -201,6 +204,8 @@ export class TcpConn {
    * @param events owner notifications
    * @param localPort our port (the guest's destination port for passive flows)
    * @param remotePort the guest's port
+   * @param owner the key of the budget account (cfg.budget) the buffers
+   *   charge: whatever identifies the guest to the owner; `dispose` when done
    */
   constructor(
     readonly cfg: TcpConfig,
@@ -208,10 +213,12 @@ export class TcpConn {
     readonly events: TcpEvents,
     readonly localPort: number,
     readonly remotePort: number,
+    owner: unknown = undefined,
   ) {
-    this.sndBuf = new SendBuffer(cfg.sndBufMax);
+    this.#account = cfg.budget === null ? null : cfg.budget.acquire(owner);
+    this.sndBuf = new SendBuffer(cfg.sndBufMax, this.#account);
     this.snd = new Sender(this);
-    this.rcv = new Receiver(this);
+    this.rcv = new Receiver(this, this.#account);
     this.rec = new Recovery(this);
     this.hs = new Handshake(this);
     this.rtt = new RtoEstimator(cfg.initialRto, cfg.minRto, cfg.maxRto);
@@ -452,7 +459,8 @@ export class TcpConn {
     const k = this.rcv.buf.consume(n);
     if (k > 0) {
       this.lastActivity = now;
-      if (this.rcv.buf.empty) this.armTrim(now);
+      if (this.state === CLOSED) this.rcv.buf.release(); // no timers any more: free at once once read
+      else if (this.rcv.buf.empty) this.armTrim(now);
       this.#maybeWindowUpdate();
     }
     return k;
@@ -510,6 +518,24 @@ export class TcpConn {
   flush(now: number): void {
     this.now = now;
     this.snd.flush(now);
+  }
+
+  /**
+   * The owner forgets this connection, in whatever state: frees every buffer
+   * (unread bytes too) and gives its budget account back, quietly — no
+   * segment, no event; abort() first to reset the peer. Idempotent; the
+   * connection is CLOSED and takes no input afterwards.
+   */
+  dispose(): void {
+    this.state = CLOSED;
+    this.#stopTimers();
+    this.#twAt = Infinity;
+    this.hs.connectAt = Infinity;
+    this.sndBuf.drop(this.sndBuf.length);
+    this.sndBuf.release();
+    this.rcv.buf.dispose();
+    this.#account?.release();
+    this.#account = null;
   }
 
   // ------------------------------------------------------------------ timers
@@ -623,6 +649,8 @@ export class TcpConn {
     this.hs.connectAt = Infinity;
     this.sndBuf.drop(this.sndBuf.length);
     this.sndBuf.release();
+    this.rcv.buf.dropOoo(); // no hole will be filled now
+    this.rcv.buf.release();
     if (!this.#closedFired) {
       this.#closedFired = true;
       this.events.onClosed(this);
@@ -687,6 +715,7 @@ export class TcpConn {
         // A keepalive (or the peer's zero-window probe): SEQ = RCV.NXT-1 with 0 or 1 byte
         // (RFC 9293 §3.8.4). Answered like any unacceptable segment, and it is activity.
         if (h.seq === seq.add(this.rcv.nxt, -1) && h.payloadLength <= 1 && (f & (tcp.SYN | tcp.FIN)) === 0) this.lastActivity = now;
+        if ((f & tcp.ACK) !== 0) this.snd.notePeerAck(h.ack); // so that our answer is acceptable to it
         this.snd.sendAck();
       }
       return;
@@ -768,7 +797,7 @@ export class TcpConn {
   }
 
   #notifyWritable(): void {
-    if (this.#wantWritable && this.sndBuf.length <= this.sndBuf.max >>> 1 && this.#canWrite()) {
+    if (this.#wantWritable && this.sndBuf.length <= this.sndBuf.limit >>> 1 && this.#canWrite()) {
       this.#wantWritable = false;
       this.events.onWritable(this);
     }

@@ -24,12 +24,13 @@
  * `ackDelay` ms (`ackAt`; default 40; 0 = always immediately). Any segment we
  * send carries the ACK and clears both (`acked`).
  *
- * Window. The advertised window is the free receive space, with receiver SWS
- * avoidance (RFC 9293 §3.8.6.2.2): the right edge only moves forward, and only
- * by at least min(RCV.BUFF/2, MSS); a window update is due when the
- * application frees that much and the window was less than half open. It is
- * scaled down by our shift (RFC 7323 §2.3); SYN and SYN-ACK windows are never
- * scaled (§2.2).
+ * Window. The advertised window is the receive space the buffer can hold
+ * now (`RecvBuffer.room`: the free space, less when the memory budget is
+ * tight, see budget.ts), with receiver SWS avoidance (RFC 9293 §3.8.6.2.2):
+ * the right edge only moves forward, never back, and only by at least
+ * min(RCV.BUFF/2, MSS); a window update is due when the application frees
+ * that much and the window was less than half open. It is scaled down by our
+ * shift (RFC 7323 §2.3); SYN and SYN-ACK windows are never scaled (§2.2).
  *
  * Timestamps: TS.Recent per RFC 7323 §4.3 (only from segments at or before
  * the last ACK sent). PAWS (§5) is not enforced and segments lacking
@@ -37,6 +38,7 @@
  */
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
+import type { BudgetAccount } from './budget.js';
 import type { TcpConn } from './conn.js';
 import { RecvBuffer } from './recv-buffer.js';
 
@@ -73,9 +75,15 @@ export class Receiver {
   ackAt = Infinity;
   readonly buf: RecvBuffer;
 
-  /** @param c the connection whose receive side this is */
-  constructor(readonly c: TcpConn) {
-    this.buf = new RecvBuffer(c.cfg.rcvBufMax);
+  /**
+   * @param c the connection whose receive side this is
+   * @param account the budget account the buffer charges (null: none)
+   */
+  constructor(
+    readonly c: TcpConn,
+    account: BudgetAccount | null,
+  ) {
+    this.buf = new RecvBuffer(c.cfg.rcvBufMax, account);
   }
 
   /** The peer's SYN at `irs`: RCV.NXT = IRS + 1. */
@@ -135,7 +143,8 @@ export class Receiver {
       if (adv > 0) {
         this.nxt = seq.add(this.nxt, adv);
         result |= TEXT_DATA;
-        if (hadHoles) this.ackPending = 2; // hole filled: ACK now (RFC 5681 §4.2)
+        // hole filled, or part of the segment not stored (budget): ACK now (RFC 5681 §4.2)
+        if (hadHoles || adv < len) this.ackPending = 2;
         else this.ackPending++;
       } else {
         this.ackPending = 2; // out of order (or dropped): immediate duplicate ACK with SACK (RFC 5681 §4.2)
@@ -177,7 +186,7 @@ export class Receiver {
 
   /** The window for a SYN or SYN-ACK (never scaled, RFC 7323 §2.2); recorded as advertised for a SYN-ACK. */
   synWindow(synAck: boolean): number {
-    const wnd = Math.min(this.buf.free, 0xffff);
+    const wnd = Math.min(this.buf.room, 0xffff);
     this.wnd = wnd;
     if (synAck) {
       this.advEdge = seq.add(this.nxt, wnd);
@@ -194,8 +203,10 @@ export class Receiver {
   windowToAdvertise(): number {
     const free = this.#freeWindow();
     const cur = Math.max(0, seq.diff(this.advEdge, this.nxt));
-    const wnd = free - cur >= this.#swsThreshold() ? free : Math.min(cur, 0xffff << this.shift);
-    const wire = wnd >>> this.shift;
+    // The current edge, rounded up to the scale's granularity: rounding it down would move it back
+    // (RFC 7323 §2.4; Linux's tcp_select_window() aligns up the same way).
+    const keep = Math.min(0xffff, Math.ceil(cur / 2 ** this.shift));
+    const wire = free - cur >= this.#swsThreshold() ? Math.max(free >>> this.shift, keep) : keep;
     this.wnd = wire << this.shift;
     const edge = seq.add(this.nxt, this.wnd);
     if (seq.gt(edge, this.advEdge)) this.advEdge = edge;
@@ -209,14 +220,17 @@ export class Receiver {
     return free - cur >= this.#swsThreshold() && cur < free >>> 1;
   }
 
-  /** How far the right edge must be able to move before it moves: min(RCV.BUFF/2, MSS). */
+  /**
+   * How far the right edge must be able to move before it moves:
+   * min(RCV.BUFF/2, MSS), RCV.BUFF being the buffer the budget lets us have now.
+   */
   #swsThreshold(): number {
-    return Math.min(this.c.cfg.rcvBufMax >>> 1, this.c.cfg.mtu - 40);
+    return Math.min((this.buf.readable + this.buf.room) >>> 1, this.c.cfg.mtu - 40);
   }
 
-  /** Free receive space, capped to what the window field can express. */
+  /** Receive space the budget lets us offer, capped to what the window field can express. */
   #freeWindow(): number {
-    return Math.min(this.buf.free, 0xffff << this.shift);
+    return Math.min(this.buf.room, 0xffff << this.shift);
   }
 
   /** SACK blocks for our out-of-order data, the most recent first (RFC 2018 §4). */

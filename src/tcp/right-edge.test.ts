@@ -140,6 +140,22 @@ describe('sequence numbers of segments without data', () => {
     expect(b.readable).toBe(2000);
   });
 
+  it('answers an unacceptable segment with a SEQ its sender accepts: its ACK number (no ACK war between stale views)', () => {
+    // The guest shrank its window to zero at iss+1000 but has everything up to SND.MAX = iss+3000 (its
+    // ACK of it was lost). It sends an old segment carrying ack = iss+3000: our answer must not start at
+    // the stale edge iss+1000, below its RCV.NXT, or it drops that too, answers, and so on forever.
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { window: 3000 });
+    conn.write(pattern(3000), 0);
+    rec.take();
+    feed(conn, { seq: gseq, ack: iss + 1000, flags: A, window: 0 }, 5);
+    feed(conn, { seq: gseq, ack: iss + 1000, flags: A | tcp.PSH, window: 0, payload: pattern(10) }, 6);
+    rec.take();
+    feed(conn, { seq: gseq, ack: iss + 3000, flags: A, window: 0, payload: pattern(10) }, 7); // old: below RCV.NXT
+    const r = rec.one();
+    expect(r.h.seq).toBe(w(iss + 3000));
+    expect(conn.sndUna).toBe(w(iss + 1000)); // the unacceptable segment's ACK is not processed (RFC 9293 §3.10.7.4)
+  });
+
   it('a RST carries min(SND.MAX, right edge) too', () => {
     const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { window: 3000 });
     conn.write(pattern(3000), 0);

@@ -68,6 +68,8 @@ export class Sender {
   #zeroSince = -1;
   /** When the flight began or last advanced (ms): the user timeout counts from here. */
   #progressAt = 0;
+  /** The highest ACK number the peer sent us (its RCV.NXT then), from any segment, within [SND.UNA, SND.MAX]. */
+  #peerAck = 0;
   /** Our FIN has been sent. */
   finSent = false;
 
@@ -79,6 +81,16 @@ export class Sender {
   /** A new send sequence space: the TSval clock offset derives from the ISN. */
   init(isn: number): void {
     this.#tsOffset = Math.imul(isn ^ 0x5bd1e995, 0x27d4eb2d) >>> 0;
+    this.#peerAck = isn;
+  }
+
+  /**
+   * Notes the ACK number of a segment from the peer, acceptable or not: it
+   * is the peer's RCV.NXT when it sent it (see acceptableSeq).
+   */
+  notePeerAck(ack: number): void {
+    const c = this.c;
+    if (seq.gt(ack, this.#peerAck) && seq.le(ack, c.sndMax) && seq.ge(ack, c.sndUna)) this.#peerAck = ack;
   }
 
   /** Our TSval clock: ms + a per-connection offset (RFC 7323 §5.4). */
@@ -155,6 +167,7 @@ export class Sender {
     }
     const acked = seq.diff(ack, c.sndUna);
     const newWnd = h.window << c.sndShift; // ≤ 0xffff << 14 < 2^30: int32 shifts are exact
+    if (acked > 0) this.#peerAck = ack;
     const probeAnswered = this.#probeOut;
     this.#probeOut = false;
 
@@ -193,8 +206,12 @@ export class Sender {
 
     c.rec.onAck(h, acked, newWnd === c.sndWnd, now);
 
-    // Window update (§3.10.7.4: SND.WL1/WL2 rule).
-    if (seq.lt(c.sndWl1, h.seq) || (c.sndWl1 === h.seq && seq.le(c.sndWl2, ack))) {
+    // Window update (§3.10.7.4): only from a segment whose ACK is SND.UNA (an older one's window
+    // is relative to an older left edge), and then when it advanced SND.UNA or passes the
+    // SND.WL1/WL2 rule. The RFC's rule alone skips a segment that advances SND.UNA with an older
+    // SEG.SEQ (the peer's retransmission), leaving SND.UNA + SND.WND past the edge the peer
+    // advertised; Linux takes the window of every segment that advances SND.UNA too.
+    if (ack === c.sndUna && (acked > 0 || seq.lt(c.sndWl1, h.seq) || (c.sndWl1 === h.seq && seq.le(c.sndWl2, ack)))) {
       c.sndWnd = newWnd;
       c.sndWl1 = h.seq;
       c.sndWl2 = ack;
@@ -230,13 +247,19 @@ export class Sender {
    * RFC 9293 §3.8.6.2.2 discourages but does happen): then the edge, since a
    * receiver drops a segment that starts beyond its window, ACK and all
    * (§3.10.7.4). Linux's tcp_acceptable_seq(), with the same slack of one
-   * window-scale unit (the peer's window was rounded down to one).
+   * window-scale unit (the peer's window was rounded down to one) — and
+   * never below the highest ACK number the peer sent, acceptable segment or
+   * not.
    */
   acceptableSeq(): number {
     const c = this.c;
     const edge = seq.add(c.sndUna, c.sndWnd);
     const over = seq.diff(c.sndMax, edge);
-    return over > 0 && over >= 1 << c.sndShift ? edge : c.sndMax;
+    const s = over > 0 && over >= 1 << c.sndShift ? edge : c.sndMax;
+    // Never below the peer's RCV.NXT as its last ACK number told us (the edge we know may be older,
+    // or retracted): a sequence number below RCV.NXT is as unacceptable as one past the window, and
+    // two ends answering each other's unacceptable ACKs would do so forever.
+    return seq.gt(this.#peerAck, s) ? this.#peerAck : s;
   }
 
   /** Largest payload for the next segment: MSS minus the options it will carry. */
@@ -284,8 +307,11 @@ export class Sender {
         const limit = this.payloadLimit();
         let len = Math.min(avail, limit, usable);
         if (len <= 0) break;
-        // Sender SWS avoidance: a short segment only if it empties the queue or is ≥ half the max window.
-        if (len < limit && len < avail && len < c.maxSndWnd >>> 1) break;
+        // Going back N after an RTO: resent bytes end at SND.MAX (new ones go in segments of their own).
+        const resend = seq.sub(c.sndMax, c.sndNxt) - (this.finSent ? 1 : 0);
+        if (resend > 0) len = Math.min(len, resend);
+        // Sender SWS avoidance: a short new segment only if it empties the queue or is ≥ half the max window.
+        else if (len < limit && len < avail && len < c.maxSndWnd >>> 1) break;
         if (len > avail) len = avail;
         const fin = c.finQueued && len === avail;
         this.emitData(len, fin, now, false);

@@ -14,6 +14,7 @@
  *   object can serve every connection without a closure per flow.
  */
 import type * as tcp from '../wire/tcp.js';
+import type { TcpBudget } from './budget.js';
 import type { TcpConn } from './conn.js';
 import type { SendBuffer } from './send-buffer.js';
 
@@ -120,6 +121,12 @@ export interface TcpConfig {
   maxRto: number;
   /** Free empty buffers after this many ms. */
   bufferLinger: number;
+  /**
+   * The memory budget the connections' buffers charge, shared by a gateway
+   * (budget.ts; each connection charges the account of the owner key it was
+   * made with); null: buffers are bounded by sndBufMax/rcvBufMax only.
+   */
+  budget: TcpBudget | null;
 }
 
 /** The defaults (documented in the file comment and on each field). */
@@ -142,6 +149,7 @@ export const DEFAULTS: Readonly<TcpConfig> = Object.freeze({
   minRto: 200,
   maxRto: 60000,
   bufferLinger: 1000,
+  budget: null,
 });
 
 /** A full configuration from the defaults plus overrides. */

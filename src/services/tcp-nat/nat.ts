@@ -352,7 +352,7 @@ export class TcpNat {
   // ------------------------------------------------------------------ internals
 
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
-    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort);
+    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort, guestIp); // guestIp: its budget account
     const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
@@ -383,6 +383,7 @@ export class TcpNat {
     f.host = null;
     f.probe?.('timeout');
     f.probe = null;
+    f.conn.dispose(); // buffers and their budget back
   }
 
   private reschedule(f: Flow): void {
@@ -495,7 +496,7 @@ export class TcpNat {
       const n = f.conn.write(f.pending, now);
       f.pending = n >= f.pending.length ? null : f.pending.subarray(n);
     }
-    if (f.pending || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.max >>> 1)) {
+    if (f.pending || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.limit >>> 1)) {
       if (!f.hostPaused && f.host) {
         f.hostPaused = true;
         f.conn.notifyWritable();
