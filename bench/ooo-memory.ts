@@ -15,7 +15,8 @@
  * No kernel TCP can be made to do that, so the guest is crafted: this process
  * connects to the gateway's stream socket itself (QEMU's framing,
  * src/link/stream-port.ts) and speaks Ethernet/IPv4/TCP with the codecs in
- * src/wire, at most WINDOW unacknowledged bytes per connection. The gateway
+ * src/wire, inside the gateway's window and at most WINDOW unacknowledged
+ * bytes per connection, resending what is not acknowledged. The gateway
  * runs as its own Node process (startGateway() from dist/, as in
  * conn-memory.ts, with the per-guest flow cap raised to N + 1000) in a fresh
  * network namespace, with a Node sink (reads and discards) as the host
@@ -58,6 +59,8 @@ export interface OooMemoryResult {
   /** Readings before, with the far bytes, after the streaming. */
   readings: { label: string; rssMB: number; heapMB: number; arrayBuffersMB: number }[];
   rssPerConnKB: number;
+  /** Peak RSS of the gateway over the whole run (VmHWM). */
+  peakRssMB: number;
 }
 
 /** One crafted guest → gateway segment as a frame. */
@@ -92,6 +95,9 @@ export async function oooMemory(count = 2000, log: (s: string) => void = () => {
     const iss = new Map<number, number>();
     const sacked = new Set<number>();
     const acked = new Map<number, number>();
+    /** The gateway's right edge per port (the last window it advertised, scaled by its SYN-ACK's shift). */
+    const edge = new Map<number, number>();
+    const shift = new Map<number, number>();
     const rx = { e: eth.blank(), ip: ipv4.blank(), t: tcp.blank() };
     port.onFrame = (buf, _v, off, len) => {
       const v = viewOf(buf);
@@ -99,9 +105,16 @@ export async function oooMemory(count = 2000, log: (s: string) => void = () => {
       if (!ipv4.parse(v, rx.e.payloadOffset, rx.e.payloadLength, rx.ip) || rx.ip.proto !== ipv4.PROTO_TCP) return;
       if (!tcp.parse(v, rx.ip.payloadOffset, rx.ip.payloadLength, rx.t)) return;
       const t = rx.t;
-      if ((t.flags & (tcp.SYN | tcp.ACK)) === (tcp.SYN | tcp.ACK)) iss.set(t.dstPort, t.seq);
-      else if (t.sackCount > 0) sacked.add(t.dstPort);
-      if ((t.flags & tcp.ACK) !== 0 && ((t.ack - (acked.get(t.dstPort) ?? GISN)) | 0) > 0) acked.set(t.dstPort, t.ack);
+      if ((t.flags & (tcp.SYN | tcp.ACK)) === (tcp.SYN | tcp.ACK)) {
+        iss.set(t.dstPort, t.seq);
+        shift.set(t.dstPort, Math.max(0, t.wscale));
+        return;
+      }
+      if (t.sackCount > 0) sacked.add(t.dstPort);
+      if ((t.flags & tcp.ACK) === 0) return;
+      if (((t.ack - (acked.get(t.dstPort) ?? GISN)) | 0) > 0) acked.set(t.dstPort, t.ack);
+      const e = (t.ack + (t.window << (shift.get(t.dstPort) ?? 0))) >>> 0;
+      if (((e - (edge.get(t.dstPort) ?? GISN)) | 0) > 0) edge.set(t.dstPort, e);
     };
     const send = (f: Uint8Array) => port.sendFrame(f, 0, f.length);
     const waitUntil = async (ok: () => boolean, what: string, ms = 30_000) => {
@@ -114,7 +127,7 @@ export async function oooMemory(count = 2000, log: (s: string) => void = () => {
 
     const readings: OooMemoryResult['readings'] = [];
     const reading = async (label: string) => {
-      await sleep(2000);
+      await sleep(5000); // buffers emptied linger 1 s before they are freed
       const rss = vmRss(gw.pid);
       const m = await memLine(gw);
       readings.push({ label, rssMB: rss / MB, heapMB: m.heapUsed / MB, arrayBuffersMB: m.arrayBuffers / MB });
@@ -150,29 +163,52 @@ export async function oooMemory(count = 2000, log: (s: string) => void = () => {
     const holding = sacked.size;
     await reading('far bytes held');
     log(`ooo-memory: streaming ${STREAM} bytes in order on each`);
+    // A sender as plain as it gets: inside the gateway's window, at most WINDOW unacknowledged, and
+    // everything unacknowledged again after 300 ms without progress (the gateway may refuse bytes
+    // inside its window when the memory budget is spent: it resends, as after a loss).
+    const rel = (x: number) => (x - (GISN + 1)) | 0;
     for (let first = 0; first < allPorts.length; first += BATCH) {
       const ports = allPorts.slice(first, first + BATCH);
       const sent = new Map(ports.map((p) => [p, 1]));
-      const ackOf = (p: number) => ((acked.get(p) ?? GISN) - (GISN + 1)) | 0;
-      while (ports.some((p) => ackOf(p) < 1 + STREAM)) {
+      const progress = new Map(ports.map((p) => [p, { ack: -1, at: Date.now() }]));
+      const deadline = Date.now() + 120_000;
+      while (ports.some((p) => rel(acked.get(p)!) < 1 + STREAM)) {
+        if (Date.now() > deadline) throw new Error(`ooo-memory: streaming stalled on ports ${ports[0]}..`);
         for (const p of ports) {
-          let off = sent.get(p)!;
-          const end = Math.min(1 + STREAM, ackOf(p) + WINDOW);
-          for (; off < end; off += SEG) {
+          const a = rel(acked.get(p)!);
+          if (a >= 1 + STREAM) continue;
+          const pr = progress.get(p)!;
+          if (pr.ack !== a) Object.assign(pr, { ack: a, at: Date.now() });
+          else if (Date.now() - pr.at > 300) {
+            sent.set(p, a); // go back
+            pr.at = Date.now();
+          }
+          let off = Math.max(sent.get(p)!, a);
+          const end = Math.min(1 + STREAM, a + WINDOW, rel(edge.get(p)!));
+          while (off < end) {
+            const n = Math.min(SEG, end - off);
             tcp.clearOptions(h);
             Object.assign(h, { srcPort: p, dstPort: SINK_PORT, seq: (GISN + 1 + off) >>> 0, ack: (iss.get(p)! + 1) >>> 0, flags: tcp.ACK, window: 65535 });
-            send(segment(h, new Uint8Array(Math.min(SEG, 1 + STREAM - off))));
+            send(segment(h, new Uint8Array(n)));
+            off += n;
           }
-          sent.set(p, Math.max(off, sent.get(p)!));
+          sent.set(p, off);
         }
-        const target = new Map(ports.map((p) => [p, sent.get(p)!]));
-        await waitUntil(() => ports.every((p) => ackOf(p) >= Math.min(target.get(p)!, 1 + STREAM)), `streaming stalled on ports ${ports[0]}..`);
+        await sleep(10);
       }
     }
     const after = await reading('after streaming');
+    const peak = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${gw.pid}/status`, 'utf8'));
     const r0 = readings[0]!;
     const r2 = readings[2]!;
-    return { requested: count, holding, flows: after.flows, readings, rssPerConnKB: ((r2.rssMB - r0.rssMB) * 1024) / Math.max(1, holding) };
+    return {
+      requested: count,
+      holding,
+      flows: after.flows,
+      readings,
+      rssPerConnKB: ((r2.rssMB - r0.rssMB) * 1024) / Math.max(1, holding),
+      peakRssMB: peak ? Number(peak[1]) / 1024 : NaN,
+    };
   } finally {
     await scope.close();
   }
@@ -184,7 +220,8 @@ export function oooMemoryMarkdown(r: OooMemoryResult): string {
     `### Memory: ${r.holding.toLocaleString('en-US')} guest connections each holding one out-of-order byte (vmnet gateway)`,
     '',
     `${r.holding} of ${r.requested} connections hold a byte 1 MiB - 2 past RCV.NXT (each SACKed), then stream ${STREAM} bytes in order short of it; ` +
-      `the gateway held ${r.flows} TCP flows. RSS per connection (after streaming − before): **${r.rssPerConnKB.toFixed(1)} KB**.`,
+      `the gateway held ${r.flows} TCP flows. RSS per connection (after streaming − before): **${r.rssPerConnKB.toFixed(1)} KB**; ` +
+      `peak RSS (VmHWM) **${r.peakRssMB.toFixed(0)} MB**.`,
     '',
     '| | RSS (VmRSS) | JS heap used (after gc()) | ArrayBuffers (after gc()) |',
     '|---|---:|---:|---:|',

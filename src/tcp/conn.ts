@@ -460,7 +460,7 @@ export class TcpConn {
     if (k > 0) {
       this.lastActivity = now;
       if (this.state === CLOSED) this.rcv.buf.release(); // no timers any more: free at once once read
-      else if (this.rcv.buf.empty) this.armTrim(now);
+      else if (this.rcv.buf.readable === 0) this.armTrim(now); // the ring, even while out-of-order pages stay
       this.#maybeWindowUpdate();
     }
     return k;

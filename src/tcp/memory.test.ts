@@ -117,6 +117,18 @@ describe('memory a guest cannot grow', () => {
     expect(total).toBeLessThanOrEqual(4096 * 8192); // 32 MiB, not 4 GiB
   });
 
+  it('a connection holding out-of-order bytes frees its idle ring (only the pages stay)', () => {
+    const cfg = tcpConfig({ rcvBufMax: MiB });
+    const { c, gseq, iss } = open(cfg, 1, 'guest');
+    data(c, gseq, iss, 0, new Uint8Array(3000), 2);
+    data(c, gseq, iss, 100_000, new Uint8Array([2]), 3);
+    expect(c.rcvBuf.capacity).toBe(4096 + 4096);
+    c.consume(3000, 4); // the host took the in-order bytes
+    for (let t = c.nextTimeout(); t <= 4 + cfg.bufferLinger; t = c.nextTimeout()) c.onTimer(t);
+    expect(c.rcvBuf.capacity).toBe(4096); // the page with the far byte
+    expect(c.rcvBuf.ooo.count).toBe(1);
+  });
+
   it('the budget caps the total; its owner gets floor windows, other guests are not squeezed; dispose gives it all back', () => {
     const budget = new TcpBudget(48 * MiB, 16 * MiB);
     const cfg = tcpConfig({ rcvBufMax: MiB, sndBufMax: MiB, budget });
