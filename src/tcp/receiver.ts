@@ -205,7 +205,7 @@ export class Receiver {
     const cur = Math.max(0, seq.diff(this.advEdge, this.nxt));
     // The current edge, rounded up to the scale's granularity: rounding it down would move it back
     // (RFC 7323 §2.4; Linux's tcp_select_window() aligns up the same way).
-    const keep = Math.min(0xffff, Math.ceil(cur / 2 ** this.shift));
+    const keep = Math.min(0xffff, (cur + (1 << this.shift) - 1) >>> this.shift); // cur < 2^30: int32 math
     const wire = free - cur >= this.#swsThreshold() ? Math.max(free >>> this.shift, keep) : keep;
     this.wnd = wire << this.shift;
     const edge = seq.add(this.nxt, this.wnd);

@@ -21,8 +21,11 @@
  * out-of-order ones (at most 4 KiB of slack at each end of each run). The
  * price is one extra copy of out-of-order bytes, which only loss or a
  * hostile peer produce (the guest's stream socket neither loses nor
- * reorders). A page map rather than one growable array per run: a run that
- * grows downward, or two runs that merge, cost no copying.
+ * reorders). Pages rather than one growable array per run: a run that grows
+ * downward, or two runs that merge, cost no copying. Pages sit in a slot
+ * array indexed by page number (live pages span less than the window, so
+ * none collide), and pages freed by promotion are kept as spares until the
+ * buffer is released, so steady loss allocates nothing per segment.
  *
  * Bounds: the connection only accepts bytes inside [RCV.NXT, RCV.NXT + free)
  * where free = max - readable, which is never less than the window it
@@ -58,8 +61,16 @@ export class RecvBuffer {
   readable = 0;
   /** Out-of-order runs, offsets relative to the end of the readable bytes (RCV.NXT). */
   readonly ooo = new RangeSet(MAX_HOLES);
-  /** Out-of-order bytes: page number (stream offset / PAGE) → PAGE bytes; null when none. */
-  #pages: Map<number, Uint8Array> | null = null;
+  /**
+   * Out-of-order pages by page number (stream offset / PAGE) modulo the
+   * slot count: live pages lie within [RCV.NXT, RCV.NXT + max) and so never
+   * share a slot. null while there are none.
+   */
+  #slots: (Uint8Array | undefined)[] | null = null;
+  /** Pages in the slots. */
+  #live = 0;
+  /** Pages freed by promotion, kept for the next out-of-order bytes (no allocation per segment); freed by release(). */
+  readonly #spare: Uint8Array[] = [];
   /** Stream offset of RCV.NXT (bytes made in order since this buffer began). */
   #nxt = 0;
 
@@ -88,7 +99,7 @@ export class RecvBuffer {
 
   /** Bytes of storage currently allocated (ring + pages). */
   get capacity(): number {
-    return (this.#buf === null ? 0 : this.#buf.length) + (this.#pages === null ? 0 : this.#pages.size * PAGE);
+    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + this.#spare.length) * PAGE;
   }
 
   /** True when nothing (readable or out-of-order) is held. */
@@ -153,7 +164,7 @@ export class RecvBuffer {
     this.ooo.shift(adv);
     this.readable += adv;
     this.#nxt += adv;
-    if (this.#pages !== null) this.#freePages(from, this.#nxt);
+    if (this.#live > 0) this.#freePages(from, this.#nxt);
     return adv;
   }
 
@@ -170,47 +181,58 @@ export class RecvBuffer {
 
   /** Moves out-of-order bytes [from, to) (relative to RCV.NXT) from their pages into the ring. */
   #promote(from: number, to: number): void {
-    const pages = this.#pages!;
+    const slots = this.#slots!;
     for (let abs = this.#nxt + from, end = this.#nxt + to; abs < end; ) {
       const p = Math.floor(abs / PAGE);
       const o = abs - p * PAGE;
       const k = Math.min(PAGE - o, end - abs);
-      this.#put(this.readable + (abs - this.#nxt), pages.get(p)!, o, k);
+      this.#put(this.readable + (abs - this.#nxt), slots[p % slots.length]!, o, k);
       abs += k;
     }
   }
 
-  /** Frees the pages that lie wholly in [from, to) (now in order). */
+  /** Retires the pages that lie wholly in [from, to) (now in order) to the spares. */
   #freePages(from: number, to: number): void {
-    const pages = this.#pages!;
-    let freed = 0;
-    for (let p = Math.floor(from / PAGE), last = Math.floor(to / PAGE); p < last; p++) if (pages.delete(p)) freed++;
-    if (pages.size === 0) this.#pages = null;
-    this.account?.credit(freed * PAGE);
+    const slots = this.#slots!;
+    for (let p = Math.floor(from / PAGE), last = Math.floor(to / PAGE); p < last && this.#live > 0; p++) {
+      const i = p % slots.length;
+      const page = slots[i];
+      if (page === undefined) continue;
+      slots[i] = undefined;
+      this.#live--;
+      this.#spare.push(page);
+    }
+    if (this.#live === 0) this.#slots = null;
   }
 
-  /** Keeps an out-of-order segment in pages (allocating the missing ones, within the budget). */
+  /** Keeps an out-of-order segment in pages (spares first, new ones within the budget). */
   #writeOoo(rel: number, src: Uint8Array, srcOff: number, len: number): boolean {
     const abs = this.#nxt + rel;
     const first = Math.floor(abs / PAGE);
     const last = Math.floor((abs + len - 1) / PAGE);
+    const n = Math.ceil(this.max / PAGE) + 2;
+    const slots = this.#slots;
     let missing = 0;
-    for (let p = first; p <= last; p++) if (this.#pages === null || !this.#pages.has(p)) missing++;
-    if (missing > 0 && this.account !== null && missing * PAGE > this.account.available()) {
+    for (let p = first; p <= last; p++) if (slots === null || slots[p % n] === undefined) missing++;
+    const fresh = missing - this.#spare.length;
+    if (fresh > 0 && this.account !== null && fresh * PAGE > this.account.available()) {
       const c = this.account.budget.counters;
       c.oooDropped++;
       c.limited++;
       return false;
     }
     if (!this.ooo.add(rel, rel + len)) return false;
-    const pages = (this.#pages ??= new Map());
-    this.account?.charge(missing * PAGE);
+    const s = (this.#slots ??= new Array<Uint8Array | undefined>(n).fill(undefined));
+    if (fresh > 0) this.account?.charge(fresh * PAGE);
     for (let a = abs, end = abs + len; a < end; ) {
       const p = Math.floor(a / PAGE);
       const o = a - p * PAGE;
       const k = Math.min(PAGE - o, end - a);
-      let page = pages.get(p);
-      if (page === undefined) pages.set(p, (page = new Uint8Array(PAGE)));
+      let page = s[p % n];
+      if (page === undefined) {
+        s[p % n] = page = this.#spare.pop() ?? new Uint8Array(PAGE);
+        this.#live++;
+      }
       page.set(src.subarray(srcOff + (a - abs), srcOff + (a - abs) + k), o);
       a += k;
     }
@@ -251,22 +273,25 @@ export class RecvBuffer {
     return k;
   }
 
-  /** Frees the ring when nothing is readable. @returns true when freed */
+  /** Frees the spare pages, and the ring when nothing is readable. @returns true when something was freed */
   release(): boolean {
-    if (this.readable !== 0 || this.#buf === null) return false;
-    this.account?.credit(this.#buf.length);
-    this.#buf = null;
-    this.#head = 0;
-    if (this.ooo.count === 0) this.ooo.release();
-    return true;
+    let freed = this.#spare.length * PAGE;
+    this.#spare.length = 0;
+    if (this.readable === 0 && this.#buf !== null) {
+      freed += this.#buf.length;
+      this.#buf = null;
+      this.#head = 0;
+      if (this.ooo.count === 0) this.ooo.release();
+    }
+    this.account?.credit(freed);
+    return freed > 0;
   }
 
   /** Forgets the out-of-order bytes (the connection closed: no hole will be filled). */
   dropOoo(): void {
-    if (this.#pages !== null) {
-      this.account?.credit(this.#pages.size * PAGE);
-      this.#pages = null;
-    }
+    this.account?.credit(this.#live * PAGE);
+    this.#slots = null;
+    this.#live = 0;
     this.ooo.clear();
     this.ooo.release();
   }
