@@ -25,7 +25,9 @@
  * downward, or two runs that merge, cost no copying. Pages sit in a slot
  * array indexed by page number (live pages span less than the window, so
  * none collide), and pages freed by promotion are kept as spares until the
- * buffer is released, so steady loss allocates nothing per segment.
+ * buffer is released, so steady loss allocates nothing per segment. The
+ * slot array (8 bytes a slot, one slot per 4 KiB of window) exists only
+ * while out-of-order bytes do, and is charged with the pages.
  *
  * Bounds: the connection only accepts bytes inside [RCV.NXT, RCV.NXT + free)
  * where free = max - readable, which is never less than the window it
@@ -99,7 +101,7 @@ export class RecvBuffer {
 
   /** Bytes of storage currently allocated (ring + pages). */
   get capacity(): number {
-    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + this.#spare.length) * PAGE;
+    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + this.#spare.length) * PAGE + this.#slotBytes();
   }
 
   /** True when nothing (readable or out-of-order) is held. */
@@ -191,6 +193,11 @@ export class RecvBuffer {
     }
   }
 
+  /** What the slot array costs (8 bytes a slot), charged with the pages. */
+  #slotBytes(): number {
+    return this.#slots === null ? 0 : this.#slots.length * 8;
+  }
+
   /** Retires the pages that lie wholly in [from, to) (now in order) to the spares. */
   #freePages(from: number, to: number): void {
     const slots = this.#slots!;
@@ -202,7 +209,10 @@ export class RecvBuffer {
       this.#live--;
       this.#spare.push(page);
     }
-    if (this.#live === 0) this.#slots = null;
+    if (this.#live === 0) {
+      this.account?.credit(this.#slotBytes());
+      this.#slots = null;
+    }
   }
 
   /** Keeps an out-of-order segment in pages (spares first, new ones within the budget). */
@@ -214,8 +224,8 @@ export class RecvBuffer {
     const slots = this.#slots;
     let missing = 0;
     for (let p = first; p <= last; p++) if (slots === null || slots[p % n] === undefined) missing++;
-    const fresh = missing - this.#spare.length;
-    if (fresh > 0 && this.account !== null && fresh * PAGE > this.account.available()) {
+    const fresh = Math.max(0, missing - this.#spare.length) * PAGE + (slots === null ? n * 8 : 0);
+    if (fresh > 0 && this.account !== null && fresh > this.account.available()) {
       const c = this.account.budget.counters;
       c.oooDropped++;
       c.limited++;
@@ -223,7 +233,7 @@ export class RecvBuffer {
     }
     if (!this.ooo.add(rel, rel + len)) return false;
     const s = (this.#slots ??= new Array<Uint8Array | undefined>(n).fill(undefined));
-    if (fresh > 0) this.account?.charge(fresh * PAGE);
+    if (fresh > 0) this.account?.charge(fresh);
     for (let a = abs, end = abs + len; a < end; ) {
       const p = Math.floor(a / PAGE);
       const o = a - p * PAGE;
@@ -289,7 +299,7 @@ export class RecvBuffer {
 
   /** Forgets the out-of-order bytes (the connection closed: no hole will be filled). */
   dropOoo(): void {
-    this.account?.credit(this.#live * PAGE);
+    this.account?.credit(this.#live * PAGE + this.#slotBytes());
     this.#slots = null;
     this.#live = 0;
     this.ooo.clear();
