@@ -106,7 +106,7 @@ import type { RecvBuffer } from './recv-buffer.js';
 import { Recovery } from './recovery.js';
 import { RtoEstimator } from './rto.js';
 import { SendBuffer } from './send-buffer.js';
-import { Sender, TS_LEN } from './sender.js';
+import { RTO_GIVE_UP_RST, RTO_GO_ON, Sender, TS_LEN } from './sender.js';
 import {
   CLOSED,
   CLOSE_WAIT,
@@ -527,12 +527,7 @@ export class TcpConn {
    * connection is CLOSED and takes no input afterwards.
    */
   dispose(): void {
-    this.state = CLOSED;
-    this.#stopTimers();
-    this.#twAt = Infinity;
-    this.hs.connectAt = Infinity;
-    this.sndBuf.drop(this.sndBuf.length);
-    this.sndBuf.release();
+    this.#toClosed();
     this.rcv.buf.dispose();
     this.#account?.release();
     this.#account = null;
@@ -573,8 +568,11 @@ export class TcpConn {
       return;
     }
     if (now >= this.rtoAt) {
-      this.#onRto(now);
-      if (this.state === CLOSED) return;
+      const r = this.snd.onRto(now);
+      if (r !== RTO_GO_ON) {
+        this.#giveUp(r === RTO_GIVE_UP_RST);
+        return;
+      }
     }
     this.rec.onTimer(now);
     if (now >= this.snd.persistAt && !this.snd.onPersist(now)) {
@@ -592,32 +590,6 @@ export class TcpConn {
   /** Frees idle buffer storage `bufferLinger` ms from now (engine-internal). */
   armTrim(now: number): void {
     if (this.#trimAt === Infinity && this.sndBuf.capacity + this.rcv.buf.capacity > 0) this.#trimAt = now + this.cfg.bufferLinger;
-  }
-
-  #onRto(now: number): void {
-    this.rtoAt = Infinity;
-    this.rec.stopTimers();
-    if (this.sndMax === this.sndUna) return;
-    this.retries++;
-    const s = this.state;
-    if (s === SYN_SENT || s === SYN_RECEIVED) {
-      if (this.retries > this.cfg.synRetries) {
-        this.#giveUp(s === SYN_RECEIVED);
-        return;
-      }
-      this.rtt.backoff();
-      this.hs.sendSyn(now);
-      return;
-    }
-    if (this.retries > this.cfg.maxRetries) {
-      this.#giveUp(true);
-      return;
-    }
-    this.rtt.backoff();
-    this.nRto++;
-    this.rec.onRto(this.retries === 1);
-    this.snd.goBackN(now);
-    this.rtoAt = now + this.rtt.rto;
   }
 
   /** Retransmissions exhausted / connect timed out. */
@@ -643,18 +615,23 @@ export class TcpConn {
 
   /** CLOSED: every timer off, send buffer freed, onClosed once (engine-internal). */
   enterClosed(): void {
-    this.state = CLOSED;
-    this.#stopTimers();
-    this.#twAt = Infinity;
-    this.hs.connectAt = Infinity;
-    this.sndBuf.drop(this.sndBuf.length);
-    this.sndBuf.release();
+    this.#toClosed();
     this.rcv.buf.dropOoo(); // no hole will be filled now
     this.rcv.buf.release();
     if (!this.#closedFired) {
       this.#closedFired = true;
       this.events.onClosed(this);
     }
+  }
+
+  /** State CLOSED, every timer off, the send buffer emptied and freed. */
+  #toClosed(): void {
+    this.state = CLOSED;
+    this.#stopTimers();
+    this.#twAt = Infinity;
+    this.hs.connectAt = Infinity;
+    this.sndBuf.drop(this.sndBuf.length);
+    this.sndBuf.release();
   }
 
   /** TIME-WAIT for `timeWait` ms (engine-internal). */

@@ -45,6 +45,11 @@ import * as tcp from '../wire/tcp.js';
 import type { TcpConn } from './conn.js';
 import { CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, SYN_RECEIVED, SYN_SENT } from './types.js';
 
+/** `onRto` results: carry on; give up with a RST to the peer; give up silently. */
+export const RTO_GO_ON = 0;
+export const RTO_GIVE_UP_RST = 1;
+export const RTO_GIVE_UP = 2;
+
 /** Bytes the timestamps option takes in a segment (with its two NOPs, RFC 7323 §3.2). */
 export const TS_LEN = 12;
 
@@ -358,6 +363,34 @@ export class Sender {
   }
 
   /**
+   * The retransmission timer expired (RFC 6298 §5.4-5.6): back off and send
+   * again (the SYN or SYN-ACK, or go back N), or tell the connection to give
+   * up after `synRetries` / `maxRetries` expiries.
+   * @returns RTO_GO_ON, RTO_GIVE_UP_RST or RTO_GIVE_UP (an unanswered SYN: nothing to reset)
+   */
+  onRto(now: number): number {
+    const c = this.c;
+    c.rtoAt = Infinity;
+    c.rec.stopTimers();
+    if (c.sndMax === c.sndUna) return RTO_GO_ON;
+    c.retries++;
+    const s = c.state;
+    if (s === SYN_SENT || s === SYN_RECEIVED) {
+      if (c.retries > c.cfg.synRetries) return s === SYN_RECEIVED ? RTO_GIVE_UP_RST : RTO_GIVE_UP;
+      c.rtt.backoff();
+      c.hs.sendSyn(now);
+      return RTO_GO_ON;
+    }
+    if (c.retries > c.cfg.maxRetries) return RTO_GIVE_UP_RST;
+    c.rtt.backoff();
+    c.nRto++;
+    c.rec.onRto(c.retries === 1);
+    this.#goBackN(now);
+    c.rtoAt = now + c.rtt.rto;
+    return RTO_GO_ON;
+  }
+
+  /**
    * A retransmission timeout in a synchronized state (RFC 6298 §5.4): the
    * earliest unacknowledged segment again — only bytes already sent and
    * inside the peer's window (`sentBytes`), with our FIN if it was sent and
@@ -365,7 +398,7 @@ export class Sender {
    * its window to nothing, a zero-window probe goes instead (Linux sends the
    * segment anyway as its probe; bytes beyond the edge are what we never send).
    */
-  goBackN(now: number): void {
+  #goBackN(now: number): void {
     const c = this.c;
     this.resent(now);
     c.sndNxt = c.sndUna;
