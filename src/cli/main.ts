@@ -9,6 +9,7 @@
  */
 import yargs from 'yargs';
 import { isVmnetError, VmnetError } from '../errors.js';
+import { printable } from '../config/printable.js';
 import type { CliIo } from './io.js';
 import { runCommand } from './commands/run.js';
 import { demoCommand } from './commands/demo.js';
@@ -75,10 +76,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     if (e instanceof ExitCode) return e.code;
     if (io.env.VMNET_DEBUG) io.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
     if (isVmnetError(e)) {
-      io.stderr.write(`vmnet: ${e.message}\n`);
+      io.stderr.write(`vmnet: ${printable(e.message)}\n`);
       return e.usage ? EXIT_USAGE : EXIT_FAILURE;
     }
-    io.stderr.write(`vmnet: internal error: ${e instanceof Error ? e.message : String(e)} (set VMNET_DEBUG=1 for details)\n`);
+    io.stderr.write(`vmnet: internal error: ${printable(e instanceof Error ? e.message : String(e))} (set VMNET_DEBUG=1 for details)\n`);
     return EXIT_FAILURE;
   }
 }

@@ -18,6 +18,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import { runTestGuest } from '../guest/boot.js';
 import { startGateway } from '../gateway/server.js';
+import { printable } from '../config/printable.js';
 
 export interface DemoOptions {
   out: Writable;
@@ -141,10 +142,10 @@ echo "served: $(head -1 /tmp/request)"
     const addr = /Name:\s*host\.vmnet\.internal\s*\nAddress(?: \d)?:\s*(10\.0\.2\.2)\s*$/m.exec(dnsLines.join('\n'));
     if (addr) steps.dns = `host.vmnet.internal -> ${addr[1]}`;
     const leases = gw.snapshot().leases.map((l) => `${l.ip} (${l.mac}${l.hostname ? `, ${l.hostname}` : ''})`);
-    say(`\n== gateway's view: leases ${leases.join(', ') || 'none'}`);
+    say(`\n== gateway's view: leases ${printable(leases.join(', ')) || 'none'}`);
     const ok = r.exitCode === 0 && Object.values(steps).every((v) => v !== null);
     say(`== result: ${ok ? 'all four steps worked' : `failed (guest script exit ${r.exitCode})`}`);
-    for (const [k, v] of Object.entries(steps)) say(`  ${k.padEnd(8)} ${v ?? 'FAILED'}`);
+    for (const [k, v] of Object.entries(steps)) say(`  ${k.padEnd(8)} ${v === null ? 'FAILED' : printable(v)}`); // the guest's own words
     return { ok, steps };
   } finally {
     await gw.close();

@@ -9,6 +9,7 @@ import { VmnetError } from '../errors.js';
 import { formatIp4, inSubnet, parseCidr4, parseIp4, prefixMask, type Cidr4, type Ip4 } from '../wire/addr.js';
 import type { DnsRecord } from '../services/dns/local.js';
 import type { Upstream } from '../services/dns/forwarder.js';
+import { DEFAULT_MAX_QUEUED } from '../link/stream-port.js';
 
 export interface GatewayOptions {
   /** e.g. "10.0.2.0/24" */
@@ -23,6 +24,12 @@ export interface GatewayOptions {
   isolated?: boolean;
   /** Map the gateway address to the host's 127.0.0.1 (default true). */
   hostLoopback?: boolean;
+  /**
+   * Let NAT reach the host's own addresses (default true). False (`--no-host`):
+   * TCP and UDP to any address of the host (its interfaces, 127/8, the
+   * gateway address) are refused; the outside stays reachable.
+   */
+  hostAccess?: boolean;
   dnsRecords?: DnsRecord[];
   /** Upstream DNS servers; overrides resolv.conf. */
   dnsUpstreams?: Upstream[];
@@ -34,10 +41,17 @@ export interface GatewayOptions {
   domain?: string;
   /** Idle time before a UDP flow closes, ms (default 60000). */
   udpIdleMs?: number;
+  /**
+   * Most bytes queued toward one guest link that is not reading; frames
+   * beyond are dropped and counted (default 4 MiB; see link/stream-port.ts).
+   */
+  linkQueueBytes?: number;
   /** Write every frame to this pcap file. */
   pcap?: string;
   /** The gateway's MAC (default 52:55:0a:00:02:02 from the address). */
   gatewayMac?: string;
+  /** Active DHCP leases one link (connection or switch port) may hold (default 4). */
+  dhcpLeasesPerLink?: number;
 }
 
 export interface GatewayConfig {
@@ -50,14 +64,17 @@ export interface GatewayConfig {
   mtu: number;
   isolated: boolean;
   hostLoopback: boolean;
+  hostAccess: boolean;
   dnsRecords: DnsRecord[];
   dnsUpstreams: Upstream[] | null;
   resolvConf: string;
   leaseTime: number;
   domain: string;
   udpIdleMs: number;
+  linkQueueBytes: number;
   pcap: string | null;
   gatewayMac: Uint8Array;
+  dhcpLeasesPerLink: number;
 }
 
 export const MIN_MTU = 68;
@@ -96,6 +113,11 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   if (!Number.isInteger(leaseTime) || leaseTime < 60) throw new VmnetError('E_USAGE', `bad lease time ${o.leaseTime}: at least 60 seconds`);
   const udpIdleMs = o.udpIdleMs ?? 60_000;
   if (!(udpIdleMs >= 1000)) throw new VmnetError('E_USAGE', `bad UDP idle timeout ${o.udpIdleMs}: at least 1000 ms`);
+  const dhcpLeasesPerLink = o.dhcpLeasesPerLink ?? 4;
+  if (!Number.isInteger(dhcpLeasesPerLink) || dhcpLeasesPerLink < 1 || dhcpLeasesPerLink > 1024) throw new VmnetError('E_USAGE', `bad DHCP leases per link ${o.dhcpLeasesPerLink}: give a whole number from 1 to 1024`);
+  const linkQueueBytes = o.linkQueueBytes ?? DEFAULT_MAX_QUEUED;
+  if (!Number.isInteger(linkQueueBytes) || linkQueueBytes < 64 * 1024 || linkQueueBytes > 1024 * 1024 * 1024)
+    throw new VmnetError('E_USAGE', `bad link queue ${o.linkQueueBytes} bytes: from 64 KiB to 1 GiB`);
   let gatewayMac: Uint8Array;
   if (o.gatewayMac) {
     const parts = o.gatewayMac.split(':');
@@ -114,14 +136,17 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     broadcast,
     mtu,
     isolated: o.isolated ?? false,
-    hostLoopback: (o.hostLoopback ?? true) && !(o.isolated ?? false),
+    hostLoopback: (o.hostLoopback ?? true) && (o.hostAccess ?? true) && !(o.isolated ?? false),
+    hostAccess: o.hostAccess ?? true,
     dnsRecords: o.dnsRecords ?? [],
     dnsUpstreams: o.dnsUpstreams && o.dnsUpstreams.length > 0 ? o.dnsUpstreams : null,
     resolvConf: o.resolvConf ?? '/etc/resolv.conf',
     leaseTime,
     domain: o.domain ?? 'vmnet.internal',
     udpIdleMs,
+    linkQueueBytes,
     pcap: o.pcap ?? null,
     gatewayMac,
+    dhcpLeasesPerLink,
   };
 }

@@ -14,6 +14,9 @@ export const DROP_REASONS = [
   'arp-invalid',
   'ipv4-invalid', // bad version, lengths or header checksum
   'ipv4-src', // source address outside the subnet (and not 0.0.0.0 for DHCP)
+  'src-taken', // source MAC or address held by another link (neighbors.ts), or an ARP claiming one
+  'src-limit', // the link already holds as many addresses or MACs as it may
+  'src-mac', // group (multicast/broadcast) or all-zero source MAC
   'ttl-expired',
   'fragment', // fragment dropped by the reassembler (overlap, too big, eviction)
   'icmp-invalid',

@@ -9,7 +9,7 @@ import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import * as ipv4 from '../wire/ipv4.js';
 import * as tcp from '../wire/tcp.js';
-import { DNS_IP, GUEST_IP, GW_IP, GatewayRig, ip, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
+import { DNS_IP, GUEST2_MAC, GUEST_IP, GW_IP, GatewayRig, RecordingPort, ip, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
 
 const OUTSIDE = ip('198.51.100.1');
 
@@ -193,6 +193,20 @@ describe('Gateway TCP NAT', () => {
     const reply = rig.port.takeDecoded().map(tcpOf).find((s) => s.payload.length > 2)!;
     const answer = dnsPacket.decode(Buffer.from(reply.payload.subarray(2)));
     expect(answer.answers?.[0]).toMatchObject({ name: 'db.lab', data: '10.0.2.100' });
+  });
+
+  it('gives one guest at most its share of the dials in flight; another guest still connects', () => {
+    const rig = rigWithGuest({ tcpLimits: { maxDialing: 8, maxDialingPerGuest: 2 } });
+    for (let p = 0; p < 5; p++) seg(rig, OUTSIDE, 42000 + p, 80); // five SYNs to silent places
+    expect(rig.tcp.dials).toHaveLength(2);
+    expect(rig.gateway.tcpNat.counters.dialQueueFull).toBe(3);
+    const other = ip('10.0.2.16'); // a guest on a link of its own
+    const s2 = rig.gateway.attach(new RecordingPort());
+    rig.send(ipv4Frame(ipv4Packet({ src: other, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(other, OUTSIDE, 43000, 80, { seq: 1 })), { src: GUEST2_MAC }), s2);
+    expect(rig.tcp.dials).toHaveLength(3);
+    rig.tcp.dials[0]!.ev.failed(); // a slot frees up
+    seg(rig, OUTSIDE, 42010, 80);
+    expect(rig.tcp.dials).toHaveLength(4);
   });
 
   it('caps connections per guest and counts the refusals', () => {

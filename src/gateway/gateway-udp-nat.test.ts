@@ -178,6 +178,18 @@ describe('Gateway UDP NAT', () => {
     expect(rig.drops()).toEqual({ 'udp-refused': 1 });
   });
 
+  it('drops and counts guest datagrams the host socket cannot queue, and carries on when it can', () => {
+    const rig = new GatewayRig();
+    rig.exchange(udpFrame({ dstIp: OUTSIDE, srcPort: 5100, dstPort: 9 }, bytes('one')));
+    const flow = rig.host.flows[0]!;
+    flow.full = true;
+    rig.exchange(udpFrame({ dstIp: OUTSIDE, srcPort: 5100, dstPort: 9 }, bytes('two')));
+    flow.full = false;
+    rig.exchange(udpFrame({ dstIp: OUTSIDE, srcPort: 5100, dstPort: 9 }, bytes('three')));
+    expect(flow.sent.map((d) => new TextDecoder().decode(d))).toEqual(['one', 'three']);
+    expect(rig.gateway.udpNat.counters).toMatchObject({ toHost: 2, sendDropped: 1 });
+  });
+
   it('answers UDP to the DNS address on a port other than 53 with port unreachable', () => {
     const rig = new GatewayRig();
     const out = rig.exchange(udpFrame({ dstIp: DNS_IP, dstPort: 5353 }, bytes('x')));

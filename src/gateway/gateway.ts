@@ -7,23 +7,34 @@
  * Per frame (RFC 1122 host/router behaviour, trimmed to a NAT gateway):
  *  1. Ethernet: too short or longer than MTU + header → dropped and counted;
  *     unicast to another MAC, 802.1Q-tagged, IPv6 and unknown EtherTypes →
- *     dropped and counted. The source MAC and IPv4 address are learned
- *     (neighbour table), so a guest with a static address is served too.
- *  2. ARP (RFC 826): requests for any gateway-owned address (gateway, DNS)
- *     are answered; every valid ARP teaches the sender's MAC.
- *  3. IPv4 (RFC 791): header checksum and lengths checked; the source must be
+ *     dropped and counted.
+ *  2. Identity (neighbors.ts): a guest is its link, the Session the frame
+ *     came in on (a stream connection, or a switch port on a segment). The
+ *     source MAC of ARP and IPv4 frames, and the sender or source address,
+ *     must be the link's own: leased to it, or first used by it. Another
+ *     link's MAC or address → dropped (`src-taken`), and an ARP claiming
+ *     one is ignored; more than a link may hold → dropped (`src-limit`); a
+ *     group or zero source MAC → dropped (`src-mac`). What passes is learned
+ *     (the neighbour table), so a guest with a static address is served too.
+ *     Per-guest caps and shares (TCP flows, UDP flows, fragment reassembly)
+ *     are keyed on the link, never on an address a guest can pick.
+ *  3. ARP (RFC 826): requests for any gateway-owned address (gateway, DNS)
+ *     are answered.
+ *  4. IPv4 (RFC 791): header checksum and lengths checked; the source must be
  *     in the subnet (0.0.0.0 only for DHCP); fragments are reassembled with
  *     bounded memory (ip-reassembly.ts); datagrams routed onward with TTL ≤ 1
  *     get ICMP time exceeded (RFC 1812 §5.3.1).
- *  4. ICMP: echo requests to gateway addresses are answered (RFC 792).
- *  5. UDP: port 67 → the DHCP server (RFC 2131); port 53 at the DNS address
+ *  5. ICMP: echo requests to gateway addresses are answered (RFC 792).
+ *  6. UDP: port 67 → the DHCP server (RFC 2131); port 53 at the DNS address
  *     → the DNS service; anything else unicast → UDP NAT, whose policy maps
  *     the gateway address to the host's 127.0.0.1 unless --no-host-loopback,
- *     and refuses everything in isolated mode. Refusals become ICMP
- *     destination unreachable (port unreachable, or administratively
+ *     refuses every address of the host itself with --no-host (the host's
+ *     interface addresses, injected as `hostAddresses`, 127/8 and the gateway
+ *     address), and refuses everything in isolated mode. Refusals become
+ *     ICMP destination unreachable (port unreachable, or administratively
  *     prohibited, RFC 1812 §5.2.7.1), never silence.
- *  6. TCP: not yet (the TCP NAT issue); answered with ICMP port unreachable
- *     so guest connects fail at once instead of hanging.
+ *  7. TCP: the TCP NAT (services/tcp-nat), dial first; the same policy,
+ *     refusals answered with RST.
  *
  * Frames are composed into one scratch buffer and handed to the port, which
  * copies them (StreamPort.sendFrame), so the scratch is reused at once.
@@ -42,14 +53,15 @@ import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
-import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, type Ip4 } from '../wire/addr.js';
-import { DhcpServer, type Lease } from '../services/dhcp-server.js';
+import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, parseMac, type Ip4 } from '../wire/addr.js';
+import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayCounters, type DropReason } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
 import { Reassembler } from './ip-reassembly.js';
+import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
 
 /** Where the gateway sends a guest's frames: a StreamPort in production. */
 export interface FramePort {
@@ -94,6 +106,10 @@ export interface GatewayDeps {
   tcpLimits?: Partial<TcpNatLimits>;
   /** Offered every guest UDP datagram before NAT (port-forward replies); true = taken. */
   forwardedUdp?(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array): boolean;
+  /** Bounds of the neighbour table (addresses and MACs per link, ageing). */
+  neighborLimits?: Partial<NeighborLimits>;
+  /** The host's own IPv4 addresses, refused when config.hostAccess is false (host-addresses.ts). */
+  hostAddresses?(): ReadonlySet<Ip4>;
 }
 
 /** One guest connection. */
@@ -101,11 +117,6 @@ export interface Session {
   readonly id: number;
   readonly port: FramePort;
   closed: boolean;
-}
-
-interface Neighbor {
-  mac: Uint8Array;
-  session: Session;
 }
 
 const PROTO_ICMP = ipv4.PROTO_ICMP;
@@ -119,7 +130,7 @@ export class Gateway {
   readonly udpNat: UdpNat;
   readonly reassembler = new Reassembler();
   readonly tcpNat: TcpNat;
-  private readonly neighbors = new Map<Ip4, Neighbor>();
+  private readonly neighbors: Neighbors<Session>;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
   // Scratch space for outgoing frames (MTU + Ethernet header + slack) and parse state.
@@ -141,6 +152,12 @@ export class Gateway {
   private readonly fragView: DataView;
   private readonly quote = new Uint8Array(ipv4.HEADER_LEN + udp.HEADER_LEN);
   private readonly quoteView = new DataView(this.quote.buffer);
+  /**
+   * The clock as of the last sweep, for the neighbour table on the data path:
+   * its ages are minutes, and reading the clock per frame cost more than the
+   * table itself (performance.now() ~50 ns).
+   */
+  private tick: number;
 
   constructor(
     readonly config: GatewayConfig,
@@ -154,6 +171,8 @@ export class Gateway {
     this.fragBuf = new Uint8Array(config.mtu + eth.HEADER_LEN + 64);
     this.fragView = new DataView(this.fragBuf.buffer, this.fragBuf.byteOffset, this.fragBuf.byteLength);
     this.frames = new FrameBuilder(config.gatewayMac);
+    this.tick = deps.now();
+    this.neighbors = new Neighbors<Session>((ip) => this.dhcp.linkOf(ip), deps.neighborLimits);
     this.dhcp = new DhcpServer({
       serverIp: config.gatewayIp,
       subnet: config.subnet,
@@ -166,6 +185,9 @@ export class Gateway {
       domain: config.domain,
       searchList: [config.domain],
       reserved: [config.gatewayIp, config.dnsIp],
+      maxLeasesPerLink: config.dhcpLeasesPerLink,
+      addressInUse: (ip, link) => (this.neighbors.holder(ip, deps.now())?.id ?? link) !== link,
+      macInUse: (mac, link) => (this.neighbors.macHolder(mac)?.id ?? link) !== link,
     }, deps.now);
     this.udpNat = new UdpNat({
       host: deps.hostUdp,
@@ -190,8 +212,9 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev) => dnsStream(deps.dns, ev),
+        localDns: (ev, guest) => dnsStream(deps.dns, ev, guest),
         schedule: deps.schedule,
+        guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
       },
       deps.tcpLimits,
     );
@@ -204,20 +227,24 @@ export class Gateway {
     return s;
   }
 
-  /** Detaches a guest connection; its neighbours are forgotten (its leases stay). */
+  /**
+   * Detaches a guest connection: the addresses and MACs it held are free at
+   * once and its UDP flows are closed (whoever takes an address next gets
+   * none of its replies); its DHCP leases stay, owned by no link (the same
+   * guest on a new connection gets them back).
+   */
   detach(s: Session): void {
     s.closed = true;
     this.sessions.delete(s);
-    for (const [ip, n] of this.neighbors)
-      if (n.session === s) {
-        this.neighbors.delete(ip);
-        this.tcpNat.linkDrained(ip); // no congestion outlives its link
-      }
+    for (const ip of this.neighbors.detach(s)) this.tcpNat.linkDrained(ip); // no congestion outlives its link
+    this.udpNat.closeGuest(s.id);
+    this.tcpNat.closeGuest(s.id);
+    this.dhcp.linkClosed(s.id);
   }
 
   /** The guest connection's port drained after reporting congestion: TCP sends again. */
   linkDrained(s: Session): void {
-    for (const [ip, n] of this.neighbors) if (n.session === s) this.tcpNat.linkDrained(ip);
+    for (const ip of this.neighbors.addressesOf(s)) this.tcpNat.linkDrained(ip);
   }
 
   /** Open guest connections. */
@@ -230,10 +257,12 @@ export class Gateway {
     return this.dhcp.leases();
   }
 
-  /** Periodic housekeeping: UDP flow expiry, fragment timeouts. */
+  /** Periodic housekeeping (call it every second): UDP flow expiry, fragment timeouts, forgotten DHCP clients, the neighbour table's clock. */
   sweep(): void {
     const now = this.deps.now();
+    this.tick = now;
     this.udpNat.sweep(now);
+    this.dhcp.sweep(now);
     const dropsBefore = this.reassembler.dropped;
     this.reassembler.expire(now);
     this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
@@ -315,6 +344,7 @@ export class Gateway {
    * @param len its length
    */
   handleFrame(s: Session, v: DataView, o: number, len: number): void {
+    if (s.closed) return; // a late frame of a link already detached: it may claim nothing
     this.counters.framesIn++;
     this.counters.bytesIn += len;
     this.deps.tap?.record(this.bytesOf(v), o, len, this.deps.wallNow?.() ?? Date.now());
@@ -324,29 +354,38 @@ export class Gateway {
     const group = (e.dst[0]! & 1) === 1;
     if (!group && !sameMac(e.dst, this.config.gatewayMac)) return this.drop('not-for-us');
     if (e.vlan >= 0) return this.drop('vlan-tagged');
-    if (e.ethertype === eth.ETHERTYPE_ARP) return this.handleArp(s, v, e.payloadOffset, e.payloadLength);
-    if (e.ethertype === eth.ETHERTYPE_IPV4) return this.handleIpv4(s, v, e.payloadOffset, e.payloadLength, group);
-    if (e.ethertype === eth.ETHERTYPE_IPV6) return this.drop('ipv6');
-    return this.drop('ethertype');
+    const arpFrame = e.ethertype === eth.ETHERTYPE_ARP;
+    if (!arpFrame && e.ethertype !== eth.ETHERTYPE_IPV4) return this.drop(e.ethertype === eth.ETHERTYPE_IPV6 ? 'ipv6' : 'ethertype');
+    const src = e.src;
+    if ((src[0]! & 1) === 1 || (src[0]! | src[1]! | src[2]! | src[3]! | src[4]! | src[5]!) === 0) return this.drop('src-mac');
+    const now = this.tick;
+    const verdict = this.neighbors.useMac(s, src, 0, now);
+    if (verdict !== USE_OK) return this.refuseSource(verdict);
+    if (arpFrame) return this.handleArp(s, v, e.payloadOffset, e.payloadLength, now);
+    return this.handleIpv4(s, v, e.payloadOffset, e.payloadLength, group, now);
+  }
+
+  private refuseSource(verdict: number): void {
+    this.drop(verdict === USE_TAKEN ? 'src-taken' : 'src-limit');
   }
 
   private ownsAddress(ip: Ip4): boolean {
     return ip === this.config.gatewayIp || ip === this.config.dnsIp;
   }
 
-  private learn(s: Session, ip: Ip4, mac: Uint8Array): void {
-    if (ip === 0 || !inSubnet(ip, this.config.subnet.net, this.config.subnet.prefix) || ip === this.config.broadcast || this.ownsAddress(ip)) return;
-    if ((mac[0]! & 1) === 1) return;
-    const n = this.neighbors.get(ip);
-    if (n && n.session === s && sameMac(n.mac, mac)) return;
-    this.neighbors.delete(ip); // re-insert: the map's order is learning order (primaryGuest)
-    this.neighbors.set(ip, { mac: Uint8Array.from(mac), session: s });
+  /** A guest address a link may hold: in the subnet, not 0, the broadcast or the gateway's own. */
+  private guestAddress(ip: Ip4): boolean {
+    return ip !== 0 && inSubnet(ip, this.config.subnet.net, this.config.subnet.prefix) && ip !== this.config.broadcast && !this.ownsAddress(ip);
   }
 
-  private handleArp(s: Session, v: DataView, o: number, len: number): void {
+  private handleArp(s: Session, v: DataView, o: number, len: number, now: number): void {
     const a = this.arpH;
     if (!arp.parse(v, o, len, a)) return this.drop('arp-invalid');
-    this.learn(s, a.spa, a.sha);
+    // The sender's address must be the link's own (an ARP for another link's address is ignored, not answered).
+    if (this.guestAddress(a.spa)) {
+      const verdict = this.neighbors.useIp(s, a.spa, this.ethH.src, 0, now);
+      if (verdict !== USE_OK) return this.refuseSource(verdict);
+    }
     if (a.op !== arp.OP_REQUEST || !this.ownsAddress(a.tpa)) return;
     const r = arp.blank();
     r.op = arp.OP_REPLY;
@@ -363,16 +402,19 @@ export class Gateway {
     this.send(s, n);
   }
 
-  private handleIpv4(s: Session, v: DataView, o: number, len: number, group: boolean): void {
+  private handleIpv4(s: Session, v: DataView, o: number, len: number, group: boolean, now: number): void {
     let h = this.ipH;
     if (!ipv4.parse(v, o, len, h)) return this.drop('ipv4-invalid');
     const srcMac = this.ethH.src;
     const c = this.config;
-    if (h.src !== 0 && !(inSubnet(h.src, c.subnet.net, c.subnet.prefix) && h.src !== c.broadcast && !this.ownsAddress(h.src))) return this.drop('ipv4-src');
-    this.learn(s, h.src, srcMac);
+    if (h.src !== 0) {
+      if (!this.guestAddress(h.src)) return this.drop('ipv4-src');
+      const verdict = this.neighbors.useIp(s, h.src, srcMac, 0, now);
+      if (verdict !== USE_OK) return this.refuseSource(verdict);
+    }
     if (ipv4.isFragment(h)) {
       const dropsBefore = this.reassembler.dropped;
-      const whole = this.reassembler.push(h, v, this.deps.now());
+      const whole = this.reassembler.push(h, v, this.deps.now(), s.id);
       this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
       if (!whole) return;
       v = whole.view;
@@ -408,11 +450,17 @@ export class Gateway {
     this.tcpNat.fromGuest(h.src, h.dst, t, this.bytesOf(v));
   }
 
+  /** With --no-host: true for an address of the host itself (its interfaces, 127/8, the gateway address). */
+  private hostRefused(dstIp: Ip4): boolean {
+    const c = this.config;
+    return !c.hostAccess && (dstIp === c.gatewayIp || dstIp >>> 24 === 127 || this.deps.hostAddresses?.().has(dstIp) === true);
+  }
+
   private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
     const c = this.config;
     if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
-    if (c.isolated) return { refuse: true };
+    if (c.isolated || this.hostRefused(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
     const first = dstIp >>> 24;
@@ -426,7 +474,7 @@ export class Gateway {
    */
   private tcpToGuest(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean {
     const n = this.neighbors.get(guestIp);
-    if (!n || n.session.closed) {
+    if (!n || n.link.closed) {
       this.drop('not-for-us');
       return true;
     }
@@ -436,7 +484,7 @@ export class Gateway {
       return true;
     }
     // Built straight into the port's output when it allows (no copy), else in `out`.
-    const port = n.session.port;
+    const port = n.link.port;
     const inPlace = port.reserveFrame?.(eth.HEADER_LEN + ipv4.HEADER_LEN + tlen) === true;
     const buf = inPlace ? port.frameBuffer!() : this.out;
     const v = inPlace ? port.frameView!() : this.outView;
@@ -465,7 +513,7 @@ export class Gateway {
       p += h.payloadLength;
     }
     tcp.fillChecksum4(v, tcpStart, tlen, remoteIp, guestIp);
-    if (!inPlace) return this.send(n.session, p);
+    if (!inPlace) return this.send(n.link, p);
     this.noteOut(buf, base, p - base);
     return port.commitFrame!(p - base) !== false;
   }
@@ -488,7 +536,7 @@ export class Gateway {
     const payload = new Uint8Array(v.buffer, v.byteOffset + u.payloadOffset, u.payloadLength);
     if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) return this.handleDns(s, srcMac, h.src, u.srcPort, payload);
     if (this.deps.forwardedUdp?.(h.src, u.srcPort, h.dst, u.dstPort, payload)) return;
-    const r = this.udpNat.fromGuest(h.src, u.srcPort, h.dst, u.dstPort, payload, this.deps.now());
+    const r = this.udpNat.fromGuest(h.src, u.srcPort, h.dst, u.dstPort, payload, this.deps.now(), s.id);
     if (r === 'sent') return;
     this.drop('udp-refused');
     if (r === 'drop') return;
@@ -499,10 +547,11 @@ export class Gateway {
   private handleDhcp(s: Session, v: DataView, o: number, len: number): void {
     const m = this.dhcpMsg;
     if (!dhcp.parse(v, o, len, m) || m.op !== dhcp.BOOTREQUEST) return this.drop('dhcp-invalid');
-    const reply = this.dhcp.handle(m, this.deps.now());
+    const now = this.deps.now();
+    const reply = this.dhcp.handle(m, now, s.id);
     if (!reply) return;
-    // A bound lease makes the guest known at once (port forwards need it before it sends anything).
-    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) this.learn(s, reply.msg.yiaddr, m.chaddr);
+    // A bound lease makes the address the link's at once (port forwards need it before the guest sends anything).
+    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) this.neighbors.lease(s, reply.msg.yiaddr, m.chaddr, now);
     const size = dhcp.length(reply.msg);
     const payload = new Uint8Array(size);
     dhcp.emit(reply.msg, new DataView(payload.buffer), 0);
@@ -515,7 +564,7 @@ export class Gateway {
   private handleDns(s: Session, srcMac: Uint8Array, guestIp: Ip4, guestPort: number, query: Uint8Array): void {
     const mac = Uint8Array.from(srcMac);
     const copy = query.slice();
-    this.deps.dns.query(copy, 'udp').then(
+    this.deps.dns.query(copy, 'udp', s.id).then(
       (answer) => {
         if (!answer) return this.drop('dns-dropped');
         if (s.closed) return;
@@ -531,6 +580,7 @@ export class Gateway {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
+    if (this.hostRefused(dstIp)) return { refuse: 'admin-prohibited' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };
@@ -540,27 +590,43 @@ export class Gateway {
   }
 
   /**
-   * The guest port forwards go to: the most recently learned guest address
-   * (a DHCP lease or a static address seen on the wire), or null.
+   * The guest port forwards without a named guest go to: the address of the
+   * link that owns the gateway, the open link that got its first address
+   * earliest (kept until it closes: a guest that joins later and sends a
+   * frame takes nothing over), its last DHCP lease while it holds it, else
+   * the first address it used. Null before any link has an address.
    */
   primaryGuest(): Ip4 | null {
-    let last: Ip4 | null = null;
-    for (const [ip, n] of this.neighbors) if (!n.session.closed) last = ip;
-    return last;
+    return this.neighbors.ownerAddress();
+  }
+
+  /**
+   * The address of the guest using a MAC: its bound DHCP lease, else the
+   * last address the link holding that MAC used with it; null when neither.
+   * @param mac "52:54:00:12:34:56"
+   */
+  addressOf(mac: string): Ip4 | null {
+    const lease = this.dhcp.leaseFor(mac);
+    if (lease !== null && lease.state === LeaseState.BOUND) return lease.ip;
+    const m = parseMac(mac);
+    const link = m === null ? null : this.neighbors.macHolder(m);
+    let ip: Ip4 | null = null;
+    if (link !== null) for (const n of this.neighbors.list()) if (n.link === link && sameMac(n.mac, m!)) ip = n.ip;
+    return ip;
   }
 
   /** Sends a UDP datagram to a guest from (srcIp, srcPort): UDP NAT replies and UDP port forwards. */
   udpToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, data: Uint8Array): void {
     const n = this.neighbors.get(guestIp);
-    if (!n || n.session.closed) return this.drop('not-for-us');
+    if (!n || n.link.closed) return this.drop('not-for-us');
     if (data.length + UDP_OVERHEAD > this.out.length) return this.drop('udp-too-big');
     const len = this.frames.udp(this.outView, 0, n.mac, srcIp, srcPort, guestIp, guestPort, data);
-    this.send(n.session, len);
+    this.send(n.link, len);
   }
 
   private flowUnreachable(f: UdpFlowKey, kind: 'port-unreachable' | 'admin-prohibited'): void {
     const n = this.neighbors.get(f.guestIp);
-    if (!n || n.session.closed) return;
+    if (!n || n.link.closed) return;
     // Quote a reconstruction of the guest's datagram header: what the guest's stack matches on.
     const q = this.quoteView;
     const h = ipv4.blank();
@@ -574,7 +640,7 @@ export class Gateway {
     q.setUint16(24, udp.HEADER_LEN);
     q.setUint16(26, 0);
     const code = kind === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
-    this.icmpErrorTo(n.session, n.mac, f.guestIp, icmp.TYPE_DEST_UNREACH, code, q, 0, this.quote.length);
+    this.icmpErrorTo(n.link, n.mac, f.guestIp, icmp.TYPE_DEST_UNREACH, code, q, 0, this.quote.length);
   }
 
   /** Sends an ICMP error about the datagram at (q, qo, qlen), from the gateway, unless RFC 1122 §3.2.2 forbids it. */
@@ -609,7 +675,7 @@ export class Gateway {
       udpFlows: this.udpNat.size,
       fragmentsPending: this.reassembler.size,
       leases: this.dhcp.leases().map((l) => ({ mac: l.mac, ip: formatIp4(l.ip), hostname: l.hostname })),
-      neighbors: [...this.neighbors].map(([ip, n]) => ({ ip: formatIp4(ip), mac: formatMac(n.mac) })),
+      neighbors: this.neighbors.list().map((n) => ({ ip: formatIp4(n.ip), mac: formatMac(n.mac) })),
     };
   }
 }

@@ -69,4 +69,21 @@ describe('Reassembler', () => {
     expect(r.push(f.h, f.v, 0)).toBeNull();
     expect(r.counters.tooBig).toBe(1);
   });
+  it('gives each guest a share: a guest over it evicts only its own datagrams, in count and in bytes', () => {
+    const r = new Reassembler({ maxDatagrams: 8, maxSize: 65535, maxBytes: 1 << 20, timeoutMs: 60_000, maxDatagramsPerGuest: 2, maxBytesPerGuest: 4000 });
+    const a = fragment(payload, 0, 1480, true, 1000);
+    r.push(a.h, a.v, 0, 1);
+    for (let id = 0; id < 50; id++) {
+      const f = fragment(payload, 0, 1480, true, id);
+      r.push(f.h, f.v, id, 2);
+    }
+    expect(r.size).toBe(3);
+    // Bytes: guest 2 growing one datagram past its 4000-byte share evicts its other one, never guest 1's.
+    const big = fragment(new Uint8Array(6000), 2960, 1480, true, 49);
+    expect(r.push(big.h, big.v, 60, 2)).toBeNull();
+    const rest = [fragment(payload, 1480, 1480, true, 1000), fragment(payload, 2960, 40, false, 1000)];
+    expect(r.push(rest[0]!.h, rest[0]!.v, 61, 1)).toBeNull();
+    const done = r.push(rest[1]!.h, rest[1]!.v, 62, 1);
+    expect(done?.buf.subarray(20)).toEqual(payload);
+  });
 });

@@ -4,12 +4,18 @@
  * RFC 5722's rule against overlaps applied to IPv4: overlapping fragments
  * poison the datagram, which is then dropped whole, as Linux does).
  *
- * Memory is bounded three ways: at most `maxDatagrams` datagrams in progress
- * (the oldest is evicted), each at most `maxSize` bytes (65535 by the IPv4
- * length field), and the whole table at most `maxBytes`; an incomplete
- * datagram is dropped `timeoutMs` after its first fragment (RFC 791 suggests
- * 15 s; Linux uses 30 s). Every drop is counted by reason. Sans-IO: time is
- * passed in, nothing runs on its own.
+ * Memory is bounded three ways: at most `maxDatagrams` datagrams in progress,
+ * each at most `maxSize` bytes (65535 by the IPv4 length field), and the
+ * whole table at most `maxBytes`; an incomplete datagram is dropped
+ * `timeoutMs` after its first fragment (RFC 791 suggests 15 s; Linux uses
+ * 30 s). Each guest (the key the caller passes: the gateway's link, never
+ * an address a guest can pick) has a share, `maxDatagramsPerGuest` and
+ * `maxBytesPerGuest` (default a quarter of each bound): a guest at its share
+ * gives up its own oldest datagram for a new one; when the table is full,
+ * the oldest datagram of the guest holding the most goes. So fragment trains
+ * from one guest never evict another guest's datagrams while that guest is
+ * within its share. Every drop is counted by reason. Sans-IO: time is passed
+ * in, nothing runs on its own.
  */
 import type { Header as Ip4Header } from '../wire/ipv4.js';
 import { FLAG_MF, HEADER_LEN, fillChecksum } from '../wire/ipv4.js';
@@ -19,6 +25,10 @@ export interface ReassemblyLimits {
   maxSize: number;
   maxBytes: number;
   timeoutMs: number;
+  /** Datagrams in progress per guest (default a quarter of maxDatagrams). */
+  maxDatagramsPerGuest?: number;
+  /** Bytes held per guest (default a quarter of maxBytes, at least maxSize). */
+  maxBytesPerGuest?: number;
 }
 
 export const DEFAULT_REASSEMBLY: ReassemblyLimits = { maxDatagrams: 64, maxSize: 65535, maxBytes: 4 * 1024 * 1024, timeoutMs: 15_000 };
@@ -34,6 +44,7 @@ export interface ReassemblyCounters {
 
 interface Pending {
   key: string;
+  guest: number;
   started: number;
   /** Payload bytes, allocated at the maximum size seen so far. */
   data: Uint8Array;
@@ -57,8 +68,15 @@ export class Reassembler {
   readonly counters: ReassemblyCounters = { fragments: 0, reassembled: 0, timedOut: 0, evicted: 0, overlap: 0, tooBig: 0 };
   private readonly pending = new Map<string, Pending>();
   private bytes = 0;
+  /** Per guest: datagrams in progress and bytes held. */
+  private readonly shares = new Map<number, { datagrams: number; bytes: number }>();
+  private readonly perGuestDatagrams: number;
+  private readonly perGuestBytes: number;
 
-  constructor(private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY) {}
+  constructor(private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY) {
+    this.perGuestDatagrams = limits.maxDatagramsPerGuest ?? Math.max(1, Math.floor(limits.maxDatagrams / 4));
+    this.perGuestBytes = limits.maxBytesPerGuest ?? Math.max(limits.maxSize, Math.floor(limits.maxBytes / 4));
+  }
 
   /** Datagrams in progress. */
   get size(): number {
@@ -81,9 +99,10 @@ export class Reassembler {
    * @param h its parsed header (isFragment(h) is true)
    * @param v the view holding it
    * @param now current time (ms)
+   * @param guest the sender's key for its share (default: one guest)
    * @returns the whole datagram when this fragment completes it, else null
    */
-  push(h: Ip4Header, v: DataView, now: number): Reassembled | null {
+  push(h: Ip4Header, v: DataView, now: number, guest = 0): Reassembled | null {
     this.counters.fragments++;
     this.expire(now);
     const key = `${h.src}:${h.dst}:${h.proto}:${h.id}`;
@@ -97,9 +116,11 @@ export class Reassembler {
     }
     let p = this.pending.get(key);
     if (!p) {
-      while (this.pending.size >= this.limits.maxDatagrams) this.evictOldest();
-      p = { key, started: now, data: new Uint8Array(0), ranges: [], received: 0, total: -1, header: null };
+      if (this.share(guest).datagrams >= this.perGuestDatagrams) this.evictOldest(guest);
+      while (this.pending.size >= this.limits.maxDatagrams && this.evictOldest(this.biggest('datagrams')));
+      p = { key, guest, started: now, data: new Uint8Array(0), ranges: [], received: 0, total: -1, header: null };
       this.pending.set(key, p);
+      this.share(guest).datagrams++;
     }
     if (!more) {
       if ((p.total !== -1 && p.total !== end) || end < p.received) {
@@ -123,17 +144,19 @@ export class Reassembler {
     }
     if (end > p.data.length) {
       const grow = Math.min(this.limits.maxSize, Math.max(end, p.total, p.data.length * 2, 1500));
-      if (this.bytes + grow - p.data.length > this.limits.maxBytes) {
-        while (this.pending.size > 1 && this.bytes + grow - p.data.length > this.limits.maxBytes) this.evictOldest(key);
-        if (this.bytes + grow - p.data.length > this.limits.maxBytes) {
-          this.counters.tooBig++;
-          this.drop(key);
-          return null;
-        }
+      const need = grow - p.data.length;
+      const mine = this.share(guest);
+      while (mine.bytes + need > this.perGuestBytes && this.evictOldest(guest, key));
+      while (this.bytes + need > this.limits.maxBytes && this.evictOldest(this.biggest('bytes', key), key));
+      if (mine.bytes + need > this.perGuestBytes || this.bytes + need > this.limits.maxBytes) {
+        this.counters.tooBig++;
+        this.drop(key);
+        return null;
       }
       const bigger = new Uint8Array(grow);
       bigger.set(p.data);
-      this.bytes += grow - p.data.length;
+      this.bytes += need;
+      mine.bytes += need;
       p.data = bigger;
     }
     p.data.set(new Uint8Array(v.buffer, v.byteOffset + h.payloadOffset, h.payloadLength), start);
@@ -167,13 +190,35 @@ export class Reassembler {
     }
   }
 
-  private evictOldest(except?: string): void {
-    for (const k of this.pending.keys()) {
-      if (k === except) continue;
-      this.counters.evicted++;
-      this.drop(k);
-      return;
+  private share(guest: number): { datagrams: number; bytes: number } {
+    let s = this.shares.get(guest);
+    if (s === undefined) this.shares.set(guest, (s = { datagrams: 0, bytes: 0 }));
+    return s;
+  }
+
+  /** The guest holding the most datagrams or bytes (other than the datagram `except`). */
+  private biggest(what: 'datagrams' | 'bytes', except?: string): number {
+    let best = -1;
+    let most = -1;
+    for (const [g, s] of this.shares) {
+      const n = s[what] - (except !== undefined && this.pending.get(except)?.guest === g ? (what === 'bytes' ? this.pending.get(except)!.data.length : 1) : 0);
+      if (n > most) {
+        most = n;
+        best = g;
+      }
     }
+    return best;
+  }
+
+  /** Evicts `guest`'s oldest datagram other than `except` (counted); false when it has none. */
+  private evictOldest(guest: number, except?: string): boolean {
+    for (const p of this.pending.values()) {
+      if (p.guest !== guest || p.key === except) continue;
+      this.counters.evicted++;
+      this.drop(p.key);
+      return true;
+    }
+    return false;
   }
 
   private drop(key: string): void {
@@ -181,6 +226,9 @@ export class Reassembler {
     if (!p) return;
     this.bytes -= p.data.length;
     this.pending.delete(key);
+    const s = this.shares.get(p.guest)!;
+    s.bytes -= p.data.length;
+    if (--s.datagrams === 0) this.shares.delete(p.guest);
   }
 }
 

@@ -7,7 +7,14 @@
  * listener, or handed in with attach() (the launcher, inherited fds). Each
  * connection is one guest port; a connection that misbehaves (oversize
  * prefix, hang-up mid-frame, handler error) is closed alone. A 1 s timer
- * sweeps idle UDP flows and stale fragments; it is unref'd.
+ * sweeps idle UDP flows and stale fragments (and, with --no-host, reads the
+ * host's addresses again); it is unref'd.
+ *
+ * Names (names.ts): the DNS answers vmnet names (`names.set(mac, name)`,
+ * e.g. the VM's own name for `vmnet run`) before DHCP host names; port
+ * forwards naming a guest resolve the same way. A forward that names no
+ * guest goes to the gateway's owner (Gateway.primaryGuest: the first
+ * connection that got an address, until it closes).
  */
 import { performance } from 'node:perf_hooks';
 import { randomFillSync } from 'node:crypto';
@@ -18,6 +25,8 @@ import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
 import { parseIp4, type Ip4 } from '../wire/addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
+import { GuestNames } from './names.js';
+import { HostAddresses } from './host-addresses.js';
 import { DnsService } from '../services/dns/server.js';
 import { fixedUpstreams, ResolvConfWatcher } from '../services/dns/resolv-conf.js';
 import { NodeHostUdp } from '../services/udp-nat/node-udp.js';
@@ -37,11 +46,6 @@ export interface GatewayServerOptions extends GatewayOptions {
   forwards?: ForwardSpec[];
   /** TCP NAT limits (per-guest flow cap, dials in flight, dial timeout). */
   tcpLimits?: Partial<TcpNatLimits>;
-  /**
-   * Resolves a forward's `guest` (a VM name) to an address, or null when
-   * unknown. An IPv4 address resolves to itself without asking.
-   */
-  resolveGuest?: (guest: string) => Ip4 | null;
 }
 
 export interface RunningGateway {
@@ -50,9 +54,12 @@ export interface RunningGateway {
   readonly listener: StreamListener | null;
   /** Serves one more connection (e.g. from an inherited fd or an in-process launcher). */
   attach(port: StreamPort): Session;
-  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number> };
+  /** `linkOverflow`: frames dropped because a guest link was not reading (StreamPort maxQueued). */
+  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number>; linkOverflow: number };
   /** Port forwards: add, remove and list while the gateway runs. */
   readonly forwards: PortForwards;
+  /** Guest names its DNS answers and forwards resolve: vmnet names, then DHCP host names. */
+  readonly names: GuestNames;
   /**
    * Readiness: does the guest really listen on `port`? The gateway sends its
    * own SYN and waits for SYN-ACK (then RST) or RST.
@@ -62,6 +69,9 @@ export interface RunningGateway {
   qemuNetdevArgs(id?: string): string[];
   close(): Promise<void>;
 }
+
+/** How long gateway shutdown lets cleanly closed connections finish writing to their hosts. */
+const SHUTDOWN_DRAIN_MS = 5000;
 
 /**
  * Unpredictable 32-bit values (ISNs, DNS transaction ids) from the CSPRNG,
@@ -100,6 +110,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
   const now = () => performance.now();
   let forwards: PortForwards | null = null;
+  // --no-host: the host's own addresses, read again at each sweep.
+  const hostAddresses = config.hostAccess ? null : new HostAddresses();
   const gateway: Gateway = new Gateway(config, {
     now,
     wallNow: () => Date.now(),
@@ -111,6 +123,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     random32: randomPool(),
     schedule: (at) => scheduleTimers(at),
     tcpLimits: opts.tcpLimits,
+    ...(hostAddresses ? { hostAddresses: () => hostAddresses.current() } : {}),
   });
   // One Node timer drives every TCP connection's deadlines.
   let tcpTimer: NodeJS.Timeout | null = null;
@@ -126,12 +139,13 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     }, Math.max(0, Math.ceil(at - now())));
     tcpTimer.unref();
   }
-  /** A forward's target: its named guest, else the primary guest; null when unknown. */
+  const names = new GuestNames({ addressOf: (mac) => gateway.addressOf(mac), dhcpLookup: (label) => gateway.dhcp.hostnameLookup(label), domain: config.domain });
+  /** A forward's target: its named guest, else the owner's address; null when unknown. */
   const targetOf = (spec: ForwardSpec): Ip4 | null => {
     if (spec.guest === undefined) return gateway.primaryGuest();
     const literal = isIPv4(spec.guest) ? parseIp4(spec.guest) : -1;
     if (literal !== -1) return literal;
-    return opts.resolveGuest?.(spec.guest) ?? null;
+    return names.lookup(spec.guest);
   };
   forwards = new PortForwards({
     gatewayIp: config.gatewayIp,
@@ -156,19 +170,22 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     if (upstream instanceof ResolvConfWatcher) upstream.close();
     throw e;
   }
-  // Names of DHCP clients resolve at the gateway's DNS (switch issue: VM names).
-  dns.zone.setLookupHost((label: string) => {
-    const ip = gateway.dhcp.hostnameLookup(label);
-    return ip === null ? null : [ip];
-  });
+  dns.zone.setLookupHost((label: string) => names.resolve(label));
   const closedBy: Record<string, number> = {};
   const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
+  // Frames dropped at links' output bounds (guests not reading): open links' counts plus closed ones'.
+  const links = new Set<StreamPort>();
+  let overflowClosed = 0;
+  const overflowOf = (p: StreamPort): number => (p.tx as StreamPort['tx'] | undefined)?.overflow ?? 0; // in-process links have none
   const attach = (port: StreamPort): Session => {
     const session = gateway.attach(port);
+    links.add(port);
     port.onFrame = (_buf, view, off, len) => gateway.handleFrame(session, view, off, len);
     port.on('drain', () => gateway.linkDrained(session));
     port.once('close', (reason) => {
       closedBy[reason] = (closedBy[reason] ?? 0) + 1;
+      links.delete(port);
+      overflowClosed += overflowOf(port);
       gateway.detach(session);
     });
     return session;
@@ -178,11 +195,13 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   // straddle reads are reassembled there and outgoing TCP segments are built
   // there, so their checksums are summed in place.
   const pool = { take: simdBuffer, give: releaseSimdBuffer };
-  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, pool }, attach);
-  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, pool }, attach);
+  const maxQueued = config.linkQueueBytes;
+  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, maxQueued, pool }, attach);
+  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, maxQueued, pool }, attach);
   const timer = setInterval(() => {
     gateway.sweep();
     forwards.sweep(now());
+    hostAddresses?.refresh();
   }, 1000);
   timer.unref();
   let closing: Promise<void> | null = null;
@@ -191,8 +210,13 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     gateway,
     listener,
     forwards,
+    names,
     attach,
-    snapshot: () => ({ ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy } }),
+    snapshot: () => {
+      let linkOverflow = overflowClosed;
+      for (const p of links) linkOverflow += overflowOf(p);
+      return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow };
+    },
     async probeGuestPort(port, timeoutMs = 2000, guest) {
       const guestIp = guest === undefined ? gateway.primaryGuest() : targetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest });
       if (guestIp === null) return 'no-guest';
@@ -208,9 +232,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
       closing ??= (async () => {
         clearInterval(timer);
         // Relayed connections first: a forward's listener closes only once its
-        // accepted sockets are gone.
+        // accepted sockets are gone. Connections the guest closed cleanly may
+        // still be writing to their hosts: they get a grace period (the TCP
+        // timers keep running for it), then what is left is reset.
+        await gateway.tcpNat.closeAll(SHUTDOWN_DRAIN_MS);
         if (tcpTimer) clearTimeout(tcpTimer);
-        gateway.tcpNat.closeAll();
         await forwards.closeAll();
         await listener?.close();
         gateway.close();

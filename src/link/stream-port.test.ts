@@ -9,8 +9,8 @@ import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isVmnetError } from '../errors.js';
 import { PREFIX_LEN, writeLengthPrefix } from './stream-framer.js';
-import { connectStream, listenStream, removeStaleSocket, StreamPort } from './stream-port.js';
-import type { CloseReason, StreamListener } from './stream-port.js';
+import { connectStream, DEFAULT_MAX_QUEUED, listenStream, removeStaleSocket, StreamPort } from './stream-port.js';
+import type { CloseReason, StreamListener, StreamPortOptions } from './stream-port.js';
 
 let dir: string;
 beforeAll(() => {
@@ -58,7 +58,7 @@ function closeReason(port: StreamPort): Promise<CloseReason> {
 }
 
 /** Listens, connects a client port, and returns both ends. */
-async function pair(opts: { path: string } | { host: string; port: number }) {
+async function pair(opts: ({ path: string } | { host: string; port: number }) & StreamPortOptions) {
   const accepted: StreamPort[] = [];
   const listener = await listenStream(opts, (p) => accepted.push(p));
   cleanups.push(() => listener.close());
@@ -244,6 +244,48 @@ describe('StreamPort over a unix socket', () => {
     await drained;
     expect(server.isCongested()).toBe(false);
     await until(() => got.length === sent, 10_000);
+  });
+
+  it('bounds its output queue: toward a peer that never reads, frames beyond maxQueued are dropped and counted, the port stays up', async () => {
+    const maxQueued = 1024 * 1024;
+    const { client, server } = await pair({ path: sockPath(), maxQueued });
+    client.pauseReading();
+    const frame = new Uint8Array(1500);
+    let accepted = 0;
+    let reserved = 0;
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 1000; i++) {
+        const before = server.tx.overflow;
+        server.sendFrame(frame, 0, frame.length);
+        if (server.tx.overflow === before) accepted++;
+        if (server.reserveFrame(1500)) {
+          reserved++;
+          server.commitFrame(1500);
+        }
+      }
+      await new Promise((r) => setImmediate(r)); // the staged chunk goes to the socket; the kernel takes what it can
+      expect(server.queuedBytes).toBeLessThanOrEqual(maxQueued);
+    }
+    expect(server.tx.overflow).toBeGreaterThan(35_000); // of 40,000 sendFrame calls (refused reservations are not sends)
+    expect(server.closed).toBe(false);
+    // Once the peer reads again, everything that was accepted arrives, and later frames flow.
+    const got = collect(client);
+    client.resumeReading();
+    await until(() => got.length === accepted + reserved, 20_000);
+    expect(server.sendFrame(frame, 0, frame.length)).toBe(true);
+    await until(() => got.length === accepted + reserved + 1, 5_000);
+  });
+
+  it('has a default output bound', async () => {
+    const { client, server } = await pair({ path: sockPath() });
+    client.pauseReading();
+    const frame = new Uint8Array(1500);
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 5000; i++) server.sendFrame(frame, 0, frame.length);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(server.queuedBytes).toBeLessThanOrEqual(DEFAULT_MAX_QUEUED);
+    expect(server.tx.overflow).toBeGreaterThan(0);
   });
 
   it('rejects sendPrefixed with a prefix that does not match, and drops frames over maxFrame', async () => {

@@ -32,8 +32,15 @@
  * Backpressure. {@link StreamPort.isCongested} turns true when the socket's
  * queued bytes reach `highWaterMark` (default 256 KiB); the port emits
  * `'drain'` once they fall below it again. Sends are still accepted while
- * congested (nothing is dropped); upper layers are expected to pause host
- * sockets until `'drain'`. In the other direction {@link StreamPort.pauseReading}
+ * congested; upper layers that can wait (the TCP NAT) hold new data back
+ * until `'drain'`. What cannot wait (ICMP and UDP replies, ARP, DHCP, TCP
+ * ACKs and retransmissions) is bounded instead: the bytes queued toward the
+ * peer (Node's write queue plus the staging chunk, {@link StreamPort.queuedBytes})
+ * never exceed `maxQueued` (default {@link DEFAULT_MAX_QUEUED}); a frame that
+ * would pass it is dropped and counted in `tx.overflow`, as a switch drops
+ * at a full egress queue. So a peer that stops reading (a hung guest, a
+ * hostile client) costs at most `maxQueued` bytes, however much it makes the
+ * gateway answer. In the other direction {@link StreamPort.pauseReading}
  * stops reading from QEMU.
  *
  * Close. The port closes once, with a reason: `'peer-closed'` (EOF at a frame
@@ -74,6 +81,12 @@ export interface StreamPortOptions {
   maxFrame?: number;
   /** Queued bytes at which the port reports congestion. Default 256 KiB. */
   highWaterMark?: number;
+  /**
+   * Most bytes queued toward the peer; frames beyond are dropped and counted
+   * in `tx.overflow`. Default {@link DEFAULT_MAX_QUEUED}; never less than the
+   * high-water mark plus one largest frame.
+   */
+  maxQueued?: number;
   /** Frame handler; may also be set later through {@link StreamPort.onFrame}. */
   onFrame?: FrameHandler;
   /**
@@ -93,6 +106,8 @@ export interface TxCounters {
   bytes: number;
   /** Frames dropped: port closed, or longer than `maxFrame`. */
   dropped: number;
+  /** Frames dropped because `maxQueued` bytes were already queued (the peer is not reading). */
+  overflow: number;
 }
 
 /**
@@ -110,6 +125,8 @@ const TX_CHUNK = 64 * 1024;
 const CHUNK_FRAMES = 4;
 const RX_BUFFER = 128 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
+/** Default bound of the bytes queued toward one peer (see Backpressure). */
+export const DEFAULT_MAX_QUEUED = 4 * 1024 * 1024;
 /** The high-water mark holds at least this many largest frames (a 64 KiB-frame link needs more than 256 KiB in the pipe). */
 const HWM_FRAMES = 4;
 const LOCAL_CLOSE_GRACE_MS = 1000;
@@ -138,7 +155,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
   /** Receive totals (the framer's counters object). */
   readonly rx: FramerCounters;
   /** Transmit totals. */
-  readonly tx: TxCounters = { frames: 0, bytes: 0, dropped: 0 };
+  readonly tx: TxCounters = { frames: 0, bytes: 0, dropped: 0, overflow: 0 };
   /** Largest frame accepted or sent, excluding the prefix. */
   readonly maxFrame: number;
   /** The underlying socket, for addresses and diagnostics. Do not read or write it. */
@@ -146,6 +163,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
 
   readonly #framer: StreamFramer;
   readonly #hwm: number;
+  readonly #maxQueued: number;
   readonly #chunkSize: number;
   /** Idle staging chunks kept for reuse: enough to cover the high-water mark, so a busy port does not allocate. */
   readonly #maxFree: number;
@@ -168,6 +186,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     this.maxFrame = options.maxFrame ?? QEMU_MAX_FRAME;
     this.#hwm = options.highWaterMark ?? Math.max(DEFAULT_HIGH_WATER_MARK, HWM_FRAMES * (this.maxFrame + PREFIX_LEN));
     this.#chunkSize = Math.max(TX_CHUNK, CHUNK_FRAMES * (this.maxFrame + PREFIX_LEN));
+    this.#maxQueued = Math.max(options.maxQueued ?? DEFAULT_MAX_QUEUED, this.#hwm + this.maxFrame + PREFIX_LEN);
     this.#maxFree = Math.ceil(this.#hwm / this.#chunkSize) + 2;
     this.onFrame = options.onFrame ?? noFrame;
     this.#pool = options.pool;
@@ -228,6 +247,10 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
       this.tx.dropped++;
       return false;
     }
+    if (!this.#fits(len)) {
+      this.tx.overflow++;
+      return false;
+    }
     const st = this.#room(len);
     copyBytes(st.buf, this.#stageUsed + PREFIX_LEN, buf, off, len);
     return this.commitFrame(len);
@@ -238,11 +261,11 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
    * built in place (saving sendFrame's copy): the frame goes at
    * `frameBuffer()[frameOffset() ...]` (same bytes through `frameView()`), then
    * {@link commitFrame} sends it. Nothing else may be sent in between.
-   * @returns false when the port is closed or `maxLen` exceeds `maxFrame`
-   *   (use sendFrame, which counts the drop)
+   * @returns false when the port is closed, `maxLen` exceeds `maxFrame`, or
+   *   the output queue is at its bound (use sendFrame, which counts the drop)
    */
   reserveFrame(maxLen: number): boolean {
-    if (this.#closeReason !== null || maxLen > this.maxFrame) return false;
+    if (this.#closeReason !== null || maxLen > this.maxFrame || !this.#fits(maxLen)) return false;
     this.#room(maxLen);
     return true;
   }
@@ -274,6 +297,16 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     this.tx.frames++;
     this.tx.bytes += len;
     return !this.#congested;
+  }
+
+  /** Bytes queued toward the peer and not yet taken by the kernel: Node's write queue plus the staging chunk. */
+  get queuedBytes(): number {
+    return this.socket.writableLength + this.#stageUsed;
+  }
+
+  /** Whether a frame of `len` bytes stays within maxQueued. */
+  #fits(len: number): boolean {
+    return this.socket.writableLength + this.#stageUsed + PREFIX_LEN + len <= this.#maxQueued;
   }
 
   /** Makes the staging chunk hold room for a frame of `len` bytes. */
@@ -311,10 +344,14 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     const prefix =
       (((buf[start] ?? 0) << 24) | ((buf[start + 1] ?? 0) << 16) | ((buf[start + 2] ?? 0) << 8) | (buf[start + 3] ?? 0)) >>> 0;
     if (len < 0 || prefix !== len) throw new RangeError(`length prefix ${prefix} does not match frame length ${len}`);
-    if (this.#closeReason !== null || len > this.maxFrame) {
-      this.tx.dropped++;
+    const overflow = this.#closeReason === null && len <= this.maxFrame && !this.#fits(len);
+    if (this.#closeReason !== null || len > this.maxFrame || overflow) {
+      if (overflow) this.tx.overflow++;
+      else this.tx.dropped++;
       if (done !== undefined) {
-        const err = new VmnetError('E_CLOSED', this.#closeReason !== null ? 'stream port is closed' : `frame of ${len} bytes exceeds maxFrame`);
+        const err = overflow
+          ? new VmnetError('E_CONGESTED', `output queue at its bound of ${this.#maxQueued} bytes`)
+          : new VmnetError('E_CLOSED', this.#closeReason !== null ? 'stream port is closed' : `frame of ${len} bytes exceeds maxFrame`);
         process.nextTick(done, err);
       }
       return false;
@@ -590,6 +627,7 @@ export async function listenStream(
   const portOptions: StreamPortOptions = {};
   if (opts.maxFrame !== undefined) portOptions.maxFrame = opts.maxFrame;
   if (opts.highWaterMark !== undefined) portOptions.highWaterMark = opts.highWaterMark;
+  if (opts.maxQueued !== undefined) portOptions.maxQueued = opts.maxQueued;
   if (opts.pool !== undefined) portOptions.pool = opts.pool;
   if ('path' in ep) await removeStaleSocket(ep.path);
 

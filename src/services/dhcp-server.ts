@@ -11,7 +11,36 @@
  * client id) and then an OS (client id), a client whose key is unknown adopts
  * the binding last used by the same chaddr, unless that binding is active
  * and owned by a different client id. So in practice a lease is stable per
- * MAC.
+ * MAC. A client id seen with a new chaddr moves its binding to that MAC.
+ *
+ * Links. Every message comes from a link (`handle`'s third argument: a
+ * gateway connection or a switch port, numbered by the caller). A binding
+ * belongs to the link that last got an OFFER or ACK for it; while the
+ * binding is active (OFFERED or BOUND, unexpired), a DISCOVER, REQUEST,
+ * DECLINE or RELEASE naming its MAC or client id from another link gets no
+ * reply (`dropped.otherLink`): as far as this server is concerned that link
+ * has no such client, and RFC 2131 §4.3.2 has a server with no record of a
+ * client stay silent; a NAK would only tell a spoofer to try again, and on
+ * a segment it is broadcast to every guest. The same holds for a chaddr the
+ * gateway has seen another link use (`macInUse`). When a link closes
+ * (`linkClosed`) its bindings stay, owned by no link, so the same VM on a
+ * new connection gets its address back. One link may hold at most
+ * `maxLeasesPerLink` active bindings (default 4): one more client from it is
+ * not answered (`dropped.linkLimit`), so cycling MACs cannot drain the
+ * pool. An address the gateway sees in use by another link
+ * (`addressInUse`, the probe RFC 2131 §4.4.1 recommends before offering) is
+ * neither offered nor ACKed.
+ *
+ * Memory. At most `maxBindings` clients (default 1024) are remembered; a new
+ * one beyond that replaces the binding that went inactive longest ago, or is
+ * not answered when all are active (`dropped.tableFull`). An inactive
+ * binding is forgotten `retainTime` (default a day) after its lease ended
+ * (`sweep`).
+ *
+ * Host names (option 12, dhcp-names.ts): a name belongs to the first client
+ * that sent it while its binding is active and `nameHoldTime` (default the
+ * lease time) after, so a VM between leases keeps it; another client sending
+ * it is served but its name does not resolve (`hostnameTaken`).
  *
  * Addresses (RFC 2131 §4.3.1, in this order): a static reservation
  * (`reserve`); the client's current or previous address, kept for the
@@ -61,6 +90,7 @@ import type { Cidr4, Ip4, Mac } from '../wire/addr.js';
 import * as dhcp from '../wire/dhcpv4.js';
 import type { Route4 } from '../wire/dhcpv4.js';
 import { VmnetError } from '../errors.js';
+import { HostNames } from './dhcp-names.js';
 
 /** Lease states (numbers, not strings). EXPIRED is computed from `expires` and `now`. */
 export const LeaseState = { OFFERED: 1, BOUND: 2, RELEASED: 3, EXPIRED: 4 } as const;
@@ -111,6 +141,18 @@ export interface DhcpServerConfig {
   declineHoldTime?: number;
   /** Called after each ACK that binds or renews a lease, and after each RELEASE. */
   onLease?: (lease: Lease) => void;
+  /** Active bindings (offered or bound) one link may hold; default 4. */
+  maxLeasesPerLink?: number;
+  /** Clients remembered at most, active or not; default 1024. */
+  maxBindings?: number;
+  /** Seconds an inactive binding is remembered after its lease ended; default 86400. */
+  retainTime?: number;
+  /** Seconds a client's host name stays its own after its lease ended; default the lease time. */
+  nameHoldTime?: number;
+  /** True when the gateway sees `ip` in use by a link other than `link` (never offered or ACKed then). */
+  addressInUse?: (ip: Ip4, link: number) => boolean;
+  /** True when the gateway sees `mac` in use by a link other than `link` (the message is not answered). */
+  macInUse?: (mac: Mac, link: number) => boolean;
 }
 
 /** Where and what to send (RFC 2131 §4.1). */
@@ -145,6 +187,12 @@ export interface DropCounters {
   malformed: number;
   /** RELEASE/DECLINE not matching the client's binding. */
   unknownClient: number;
+  /** The client's MAC or client id is bound on another link. */
+  otherLink: number;
+  /** The link already holds maxLeasesPerLink active bindings. */
+  linkLimit: number;
+  /** maxBindings clients are remembered and all are active. */
+  tableFull: number;
 }
 
 /** Message counters: received per type, sent per type, dropped per reason. */
@@ -158,6 +206,8 @@ export interface DhcpCounters {
   decline: number;
   inform: number;
   dropped: DropCounters;
+  /** Host names not registered because another client holds them. */
+  hostnameTaken: number;
 }
 
 /** The engine's record of one client. */
@@ -169,11 +219,19 @@ interface Binding {
   hostname: string | null;
   expires: number;
   state: LeaseState; // OFFERED, BOUND or RELEASED; EXPIRED is derived
+  /** The link that last got an OFFER or ACK for it; NO_LINK after that link closed. */
+  link: number;
 }
+
+/** The link of a binding whose link closed: any link may take it up. */
+export const NO_LINK = -1;
 
 const DEFAULT_LEASE = 3600;
 const DEFAULT_OFFER_HOLD = 60;
 const DEFAULT_DECLINE_HOLD = 600;
+const DEFAULT_LEASES_PER_LINK = 4;
+const DEFAULT_MAX_BINDINGS = 1024;
+const DEFAULT_RETAIN = 86_400;
 const BROADCAST_IP: Ip4 = 0xffffffff;
 const IP_UDP_HEADERS = 28;
 /** Optional options, dropped in this order when a reply exceeds the client's limit. */
@@ -185,8 +243,9 @@ const hexOf = (b: Uint8Array): string => {
   return s;
 };
 
-/** Hostname normalisation for lookups: lower case, no trailing dot. */
-const normName = (n: string): string => n.toLowerCase().replace(/\.+$/, '');
+
+/** What `identify` returns when the client's identity is bound on another link. */
+const OTHER_LINK = 'other-link';
 
 /**
  * The DHCP server engine. One instance per virtual link.
@@ -211,7 +270,11 @@ export class DhcpServer {
       poolExhausted: 0,
       malformed: 0,
       unknownClient: 0,
+      otherLink: 0,
+      linkLimit: 0,
+      tableFull: 0,
     },
+    hostnameTaken: 0,
   };
   /** Called after each binding/renewing ACK and each RELEASE (see `DhcpServerConfig.onLease`). */
   onLease: ((lease: Lease) => void) | undefined;
@@ -230,6 +293,14 @@ export class DhcpServer {
   readonly #staticByMac = new Map<string, Ip4>();
   readonly #staticByIp = new Map<Ip4, string>();
   readonly #declined = new Map<Ip4, number>();
+  /** Bindings by link (may also hold bindings that went inactive since). */
+  readonly #byLink = new Map<number, Set<Binding>>();
+  /** Host names and the bindings that hold them. */
+  readonly #names: HostNames<Binding>;
+  readonly #perLink: number;
+  readonly #maxBindings: number;
+  readonly #retain: number;
+  readonly #nameHold: number;
 
   /**
    * @param config the link's addressing and options; validated here
@@ -258,6 +329,13 @@ export class DhcpServer {
     this.#lease = lease;
     this.#offerHold = (config.offerHoldTime ?? DEFAULT_OFFER_HOLD) * 1000;
     this.#declineHold = (config.declineHoldTime ?? DEFAULT_DECLINE_HOLD) * 1000;
+    this.#perLink = config.maxLeasesPerLink ?? DEFAULT_LEASES_PER_LINK;
+    if (!(Number.isInteger(this.#perLink) && this.#perLink >= 1)) bad(`leases per link ${this.#perLink} is not a positive whole number`);
+    this.#maxBindings = config.maxBindings ?? DEFAULT_MAX_BINDINGS;
+    if (!(Number.isInteger(this.#maxBindings) && this.#maxBindings >= 1)) bad(`most bindings ${this.#maxBindings} is not a positive whole number`);
+    this.#retain = (config.retainTime ?? DEFAULT_RETAIN) * 1000;
+    this.#nameHold = (config.nameHoldTime ?? lease) * 1000;
+    this.#names = new HostNames<Binding>(config.domain ?? '', (b, t) => this.#holdsName(b, t));
     this.#mask = addr.prefixMask(subnet.prefix);
     const net = (subnet.net & this.#mask) >>> 0;
     this.#bcast = (net | ~this.#mask) >>> 0;
@@ -291,26 +369,39 @@ export class DhcpServer {
   }
 
   /**
-   * The address of an active (BOUND, unexpired) lease whose client sent this
-   * host name (option 12); case-insensitive, a trailing dot and the configured
-   * domain suffix are ignored. For the DNS forwarder.
+   * The address of the active (BOUND, unexpired) lease whose client holds
+   * this host name (option 12; see "Host names"); case-insensitive, a
+   * trailing dot and the configured domain suffix are ignored. For the DNS.
    * @param name e.g. "vm1", "vm1.", "vm1.example"
-   * @returns the address of the most recently renewed match, or null
+   * @returns the holder's address while its lease is bound, else null
    */
   hostnameLookup(name: string): Ip4 | null {
-    let n = normName(name);
-    const domain = this.#cfg.domain === undefined ? '' : normName(this.#cfg.domain);
-    if (domain !== '' && n.endsWith('.' + domain)) n = n.slice(0, -domain.length - 1);
-    if (n === '') return null;
-    const now = this.#now();
-    let best: Binding | null = null;
-    for (const b of this.#byIp.values()) {
-      if (b.hostname === null || b.state !== LeaseState.BOUND || b.expires <= now) continue;
-      let h = normName(b.hostname);
-      if (domain !== '' && h.endsWith('.' + domain)) h = h.slice(0, -domain.length - 1);
-      if (h === n && (best === null || b.expires > best.expires)) best = b;
-    }
-    return best === null ? null : best.ip;
+    if (this.#names.key(name) === '') return null;
+    const b = this.#names.holder(name);
+    return b !== undefined && b.state === LeaseState.BOUND && b.expires > this.#now() ? b.ip : null;
+  }
+
+  /**
+   * The link holding an active (offered or bound) lease on `ip`.
+   * @returns the link number, NO_LINK when that link closed, or null when no active lease covers `ip`
+   */
+  linkOf(ip: Ip4, now: number = this.#now()): number | null {
+    const b = this.#byIp.get(ip);
+    return b !== undefined && this.#active(b, now) ? b.link : null;
+  }
+
+  /** A link closed: its bindings stay, owned by no link (its guest may come back on another). */
+  linkClosed(link: number): void {
+    const set = this.#byLink.get(link);
+    if (set === undefined) return;
+    this.#byLink.delete(link);
+    for (const b of set) if (b.link === link) b.link = NO_LINK;
+  }
+
+  /** Forgets bindings inactive for longer than the retention time. Call periodically. */
+  sweep(now: number = this.#now()): void {
+    for (const b of this.#byKey.values()) if (!this.#active(b, now) && now - b.expires > this.#retain) this.#forget(b);
+    for (const [ip, until] of this.#declined) if (until <= now) this.#declined.delete(ip);
   }
 
   /**
@@ -347,10 +438,11 @@ export class DhcpServer {
    * Handles one client message (RFC 2131 §4.3).
    * @param msg a message parsed by `dhcpv4.parse`; not modified or retained
    * @param now the current time, ms (defaults to the constructor's clock)
+   * @param link the link it came from (see "Links"); one link by default
    * @returns the reply and where to send it, or null for no reply (the
    *   reason is counted in `counters.dropped` unless the type needs none)
    */
-  handle(msg: dhcp.Message, now: number = this.#now()): Reply | null {
+  handle(msg: dhcp.Message, now: number = this.#now(), link = 0): Reply | null {
     const d = this.counters.dropped;
     if (msg.op !== dhcp.BOOTREQUEST) {
       d.notRequest++;
@@ -366,17 +458,17 @@ export class DhcpServer {
         return null;
       case dhcp.DISCOVER:
         this.counters.discover++;
-        return this.#discover(msg, now);
+        return this.#discover(msg, now, link);
       case dhcp.REQUEST:
         this.counters.request++;
-        return this.#request(msg, now);
+        return this.#request(msg, now, link);
       case dhcp.DECLINE:
         this.counters.decline++;
-        this.#decline(msg, now);
+        this.#decline(msg, now, link);
         return null;
       case dhcp.RELEASE:
         this.counters.release++;
-        this.#release(msg, now);
+        this.#release(msg, now, link);
         return null;
       case dhcp.INFORM:
         this.counters.inform++;
@@ -388,18 +480,21 @@ export class DhcpServer {
   }
 
   /** RFC 2131 §4.3.1: choose an address, hold it, OFFER it. */
-  #discover(msg: dhcp.Message, now: number): Reply | null {
+  #discover(msg: dhcp.Message, now: number, link: number): Reply | null {
     const mac = addr.formatMac(msg.chaddr);
-    let b = this.#find(msg, mac, now);
-    const ip = this.#allocate(b, mac, msg.options.requestedIp, now);
+    let b = this.#identify(msg, mac, now, link);
+    if (b === OTHER_LINK || !this.#mayHoldAnother(b, now, link)) return null;
+    const ip = this.#allocate(b, mac, msg.options.requestedIp, now, link);
     if (ip === null) {
       this.counters.dropped.poolExhausted++;
       return null;
     }
-    b ??= this.#create(msg, mac);
+    b ??= this.#create(msg, mac, now);
+    if (b === null) return null;
     const keepBound = b.state === LeaseState.BOUND && b.expires > now && b.ip === ip;
     this.#assign(b, ip);
-    if (msg.options.hostname !== null) b.hostname = msg.options.hostname;
+    this.#setLink(b, link);
+    if (msg.options.hostname !== null) this.#setHostname(b, msg.options.hostname, now);
     if (!keepBound) {
       b.state = LeaseState.OFFERED;
       b.expires = now + this.#offerHold;
@@ -409,10 +504,11 @@ export class DhcpServer {
   }
 
   /** RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
-  #request(msg: dhcp.Message, now: number): Reply | null {
+  #request(msg: dhcp.Message, now: number, link: number): Reply | null {
     const o = msg.options;
     const mac = addr.formatMac(msg.chaddr);
-    const b = this.#find(msg, mac, now);
+    const b = this.#identify(msg, mac, now, link);
+    if (b === OTHER_LINK) return null;
     if (o.serverId !== null && o.serverId !== this.#cfg.serverIp) {
       // SELECTING another server's offer: release ours.
       if (b !== null && b.state === LeaseState.OFFERED) b.expires = Math.min(b.expires, now);
@@ -428,10 +524,13 @@ export class DhcpServer {
     const fixed = this.#staticByMac.get(mac);
     if (fixed !== undefined && fixed !== ip) return this.#nak(msg, 'address not assigned to client');
     if (b !== null && b.ip !== 0 && b.ip !== ip && this.#active(b, now)) return this.#nak(msg, 'address not assigned to client');
-    if (!this.#usable(ip, b, mac, now)) return this.#nak(msg, 'address not available');
-    const c = b ?? this.#create(msg, mac);
+    if (!this.#usable(ip, b, mac, now, link)) return this.#nak(msg, 'address not available');
+    if (!this.#mayHoldAnother(b, now, link)) return null;
+    const c = b ?? this.#create(msg, mac, now);
+    if (c === null) return null;
     this.#assign(c, ip);
-    if (o.hostname !== null) c.hostname = o.hostname;
+    this.#setLink(c, link);
+    if (o.hostname !== null) this.#setHostname(c, o.hostname, now);
     c.state = LeaseState.BOUND;
     c.expires = now + this.#lease * 1000;
     const r = this.#reply(msg, dhcp.ACK, ip, msg.ciaddr);
@@ -441,9 +540,10 @@ export class DhcpServer {
   }
 
   /** RFC 2131 §4.3.3: the client found the address in use; withhold it. */
-  #decline(msg: dhcp.Message, now: number): void {
+  #decline(msg: dhcp.Message, now: number, link: number): void {
     const o = msg.options;
-    const b = this.#find(msg, addr.formatMac(msg.chaddr), now);
+    const b = this.#identify(msg, addr.formatMac(msg.chaddr), now, link);
+    if (b === OTHER_LINK) return;
     const ip = o.requestedIp;
     if (ip === null || (o.serverId !== null && o.serverId !== this.#cfg.serverIp) || b === null || b.ip !== ip) {
       this.counters.dropped.unknownClient++;
@@ -454,9 +554,10 @@ export class DhcpServer {
   }
 
   /** RFC 2131 §4.3.4: end the lease but remember the address for the client. */
-  #release(msg: dhcp.Message, now: number): void {
+  #release(msg: dhcp.Message, now: number, link: number): void {
     const o = msg.options;
-    const b = this.#find(msg, addr.formatMac(msg.chaddr), now);
+    const b = this.#identify(msg, addr.formatMac(msg.chaddr), now, link);
+    if (b === OTHER_LINK) return;
     if ((o.serverId !== null && o.serverId !== this.#cfg.serverIp) || b === null || b.ip === 0 || b.ip !== msg.ciaddr) {
       this.counters.dropped.unknownClient++;
       return;
@@ -550,16 +651,35 @@ export class DhcpServer {
     return { mac: b.mac, clientId: b.clientId, ip: b.ip, hostname: b.hostname, expires: b.expires, state };
   }
 
-  /** The client's binding: by client key, else (adopted) by chaddr. */
-  #find(msg: dhcp.Message, mac: string, now: number): Binding | null {
+  /** True when `b` is active and belongs to a live link other than `link`. */
+  #foreign(b: Binding, now: number, link: number): boolean {
+    return b.link !== link && b.link !== NO_LINK && this.#active(b, now);
+  }
+
+  /**
+   * The client's binding: by client key, else (adopted) by chaddr; null for
+   * a new client; OTHER_LINK (counted) when its MAC or client id is bound on
+   * another link. Nothing changes before that check.
+   */
+  #identify(msg: dhcp.Message, mac: string, now: number, link: number): Binding | null | typeof OTHER_LINK {
     const id = msg.options.clientId === null ? null : hexOf(msg.options.clientId);
     const key = id === null ? 'hw:' + mac : 'id:' + id;
-    const b = this.#byKey.get(key);
-    if (b !== undefined) {
-      this.#byMac.set(mac, b);
-      return b;
+    const byKey = this.#byKey.get(key);
+    const byMac = this.#byMac.get(mac);
+    if ((byKey !== undefined && this.#foreign(byKey, now, link)) || (byMac !== undefined && this.#foreign(byMac, now, link)) || this.#cfg.macInUse?.(msg.chaddr, link) === true) {
+      this.counters.dropped.otherLink++;
+      return OTHER_LINK;
     }
-    const m = this.#byMac.get(mac);
+    if (byKey !== undefined) {
+      if (byKey.mac !== mac) {
+        // The client id moved to another chaddr: the binding follows it.
+        if (this.#byMac.get(byKey.mac) === byKey) this.#byMac.delete(byKey.mac);
+        byKey.mac = mac;
+      }
+      this.#byMac.set(mac, byKey);
+      return byKey;
+    }
+    const m = byMac;
     if (m === undefined || (m.clientId !== null && m.clientId !== id && this.#active(m, now))) return null;
     this.#byKey.delete(m.key);
     m.key = key;
@@ -568,12 +688,57 @@ export class DhcpServer {
     return m;
   }
 
-  #create(msg: dhcp.Message, mac: string): Binding {
+  /** True unless `link` already holds its bound of active bindings and `b` is not one of them (counted). */
+  #mayHoldAnother(b: Binding | null, now: number, link: number): boolean {
+    if (b !== null && b.link === link && this.#active(b, now)) return true;
+    const set = this.#byLink.get(link);
+    let n = 0;
+    if (set !== undefined) {
+      for (const x of set) {
+        if (x.link === link && this.#active(x, now)) n++;
+        else set.delete(x);
+      }
+    }
+    if (n < this.#perLink) return true;
+    this.counters.dropped.linkLimit++;
+    return false;
+  }
+
+  #setLink(b: Binding, link: number): void {
+    if (b.link !== link) this.#byLink.get(b.link)?.delete(b);
+    b.link = link;
+    let set = this.#byLink.get(link);
+    if (set === undefined) this.#byLink.set(link, (set = new Set()));
+    set.add(b);
+  }
+
+  /** A new binding, making room when maxBindings are remembered; null (counted) when none can go. */
+  #create(msg: dhcp.Message, mac: string, now: number): Binding | null {
+    if (this.#byKey.size >= this.#maxBindings) {
+      let oldest: Binding | null = null;
+      for (const x of this.#byKey.values()) if (!this.#active(x, now) && (oldest === null || x.expires < oldest.expires)) oldest = x;
+      if (oldest === null) {
+        this.counters.dropped.tableFull++;
+        return null;
+      }
+      this.#forget(oldest);
+    }
     const id = msg.options.clientId === null ? null : hexOf(msg.options.clientId);
-    const b: Binding = { key: id === null ? 'hw:' + mac : 'id:' + id, clientId: id, mac, ip: 0, hostname: null, expires: 0, state: LeaseState.OFFERED };
+    const b: Binding = { key: id === null ? 'hw:' + mac : 'id:' + id, clientId: id, mac, ip: 0, hostname: null, expires: 0, state: LeaseState.OFFERED, link: NO_LINK };
     this.#byKey.set(b.key, b);
     this.#byMac.set(mac, b);
     return b;
+  }
+
+  /** True while `b` holds its name: remembered, and active or ended less than nameHoldTime ago. */
+  #holdsName(b: Binding, now: number): boolean {
+    return this.#byKey.get(b.key) === b && (this.#active(b, now) || now - b.expires < this.#nameHold);
+  }
+
+  /** Records the name the client sent and registers it unless another client holds it. */
+  #setHostname(b: Binding, name: string, now: number): void {
+    if (!this.#names.claim(b, b.hostname, name, now)) this.counters.hostnameTaken++;
+    b.hostname = name;
   }
 
   /** Points `b` at `ip`, taking the address from any (inactive) previous holder. */
@@ -586,16 +751,18 @@ export class DhcpServer {
     this.#byIp.set(ip, b);
   }
 
-  /** Drops a binding entirely (its address was reclaimed or declined). */
+  /** Drops a binding entirely (its address was reclaimed or declined, or it was remembered too long). */
   #forget(b: Binding): void {
     if (this.#byIp.get(b.ip) === b) this.#byIp.delete(b.ip);
     if (this.#byKey.get(b.key) === b) this.#byKey.delete(b.key);
     if (this.#byMac.get(b.mac) === b) this.#byMac.delete(b.mac);
+    this.#byLink.get(b.link)?.delete(b);
+    this.#names.release(b, b.hostname);
     b.ip = 0;
   }
 
-  /** True when `ip` may be bound to this client now. */
-  #usable(ip: Ip4, b: Binding | null, mac: string, now: number): boolean {
+  /** True when `ip` may be bound to this client (from `link`) now. */
+  #usable(ip: Ip4, b: Binding | null, mac: string, now: number, link: number): boolean {
     if (this.#excluded.has(ip) || !addr.inSubnet(ip, this.#cfg.subnet.net, this.#cfg.subnet.prefix)) return false;
     const until = this.#declined.get(ip);
     if (until !== undefined) {
@@ -607,19 +774,20 @@ export class DhcpServer {
       if (owner !== mac) return false;
     } else if (ip < this.#cfg.poolStart || ip > this.#cfg.poolEnd) return false;
     const holder = this.#byIp.get(ip);
-    return holder === undefined || holder === b || !this.#active(holder, now);
+    if (holder !== undefined && holder !== b && this.#active(holder, now)) return false;
+    return this.#cfg.addressInUse?.(ip, link) !== true;
   }
 
   /** RFC 2131 §4.3.1 address choice; null when the pool is exhausted. */
-  #allocate(b: Binding | null, mac: string, requested: Ip4 | null, now: number): Ip4 | null {
+  #allocate(b: Binding | null, mac: string, requested: Ip4 | null, now: number, link: number): Ip4 | null {
     const fixed = this.#staticByMac.get(mac);
-    if (fixed !== undefined && this.#usable(fixed, b, mac, now)) return fixed;
-    if (b !== null && b.ip !== 0 && this.#usable(b.ip, b, mac, now)) return b.ip;
-    if (requested !== null && this.#usable(requested, b, mac, now)) return requested;
+    if (fixed !== undefined && this.#usable(fixed, b, mac, now, link)) return fixed;
+    if (b !== null && b.ip !== 0 && this.#usable(b.ip, b, mac, now, link)) return b.ip;
+    if (requested !== null && this.#usable(requested, b, mac, now, link)) return requested;
     let oldest: Ip4 | null = null;
     let oldestExpiry = Infinity;
     for (let ip = this.#cfg.poolStart; ip <= this.#cfg.poolEnd; ip++) {
-      if (!this.#usable(ip, b, mac, now)) continue;
+      if (!this.#usable(ip, b, mac, now, link)) continue;
       const holder = this.#byIp.get(ip);
       if (holder === undefined) return ip;
       if (holder.expires < oldestExpiry) {

@@ -72,6 +72,10 @@ export interface SwitchCreateOptions {
   gateway?: boolean;
   /** Gateway lets nothing out (no NAT, no DNS forwarding, no host access). */
   isolated?: boolean;
+  /** The gateway address reaches the host's 127.0.0.1 (default true). */
+  hostLoopback?: boolean;
+  /** NAT reaches the host's own addresses (default true; false: `--no-host`). */
+  hostAccess?: boolean;
   /** Capture every frame to this file. */
   pcap?: string;
   mtu?: number;
@@ -245,7 +249,7 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
     dir: p.dir,
     pcap: opts.pcap,
     mtu: opts.mtu,
-    gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
+    gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, hostLoopback: opts.hostLoopback, hostAccess: opts.hostAccess, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
   });
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
@@ -373,6 +377,8 @@ function serveArgs(name: string, o: SwitchCreateOptions): string[] {
   if (o.subnet !== undefined) a.push('--subnet', o.subnet);
   if (o.gateway !== undefined) a.push(o.gateway ? '--gateway' : '--no-gateway');
   if (o.isolated) a.push('--isolated');
+  if (o.hostLoopback === false) a.push('--no-host-loopback');
+  if (o.hostAccess === false) a.push('--no-host');
   if (o.pcap !== undefined) a.push('--pcap', o.pcap);
   if (o.mtu !== undefined) a.push('--mtu', String(o.mtu));
   for (const u of o.dnsUpstreams ?? []) a.push('--dns-upstream', `${u.host}:${u.port}`);
@@ -387,6 +393,7 @@ function checkOptions(name: string, o: SwitchCreateOptions): void {
   switchPaths(name, o.runtimeDir ?? runtimeDir());
   const withGateway = o.gateway ?? o.subnet !== undefined;
   if (!withGateway && o.isolated) throw new VmnetError('E_USAGE', '--isolated needs a gateway (give --subnet or --gateway)');
+  if (!withGateway && (o.hostLoopback === false || o.hostAccess === false)) throw new VmnetError('E_USAGE', '--no-host-loopback and --no-host need a gateway (give --subnet or --gateway)');
   if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu });
   else if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= 65535)) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give 68-65535`);
 }

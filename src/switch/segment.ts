@@ -7,41 +7,44 @@
  *   guest B ─┼─ role sockets ─ switch ┤    by default): DHCP, DNS, NAT, ICMP
  *   guest C ─┘  (server.ts)   engine  └─ (pcap tap: every frame, once, tagged)
  *
- * The gateway is built by startGateway() with no listener and attached
- * through a small in-process link that looks like a StreamPort to it
- * (sendFrame + onFrame + a 'close' event: all that startGateway's attach()
- * touches). Frames the gateway sends go into the switch through
- * {@link InternalPort.sendFrame}; frames the switch sends to the gateway
- * arrive on the link's `onFrame`. The gateway keeps one Session for the
- * whole segment and tells guests apart by their addresses (its neighbour
- * table maps IP → MAC), so DHCP hands out one lease per MAC and NAT, DNS and
- * ICMP serve every guest on the gateway's VLAN. The gateway answers from
- * inside sendFrame (ARP, ICMP echo); the switch queues such reentrant frames
- * (switch.ts, "Reentrancy").
+ * The gateway is built by startGateway() with no listener and joins the
+ * switch as an internal port through a small in-process link. Frames the
+ * gateway sends go into the switch through {@link InternalPort.sendFrame};
+ * frames the switch sends to the gateway arrive on the link's `onFrame`
+ * together with the switch port they came in on. That ingress port is the
+ * guest's identity, as a connection is on a stand-alone gateway: the
+ * gateway gets one Session per switch port, made on the port's first frame
+ * and detached within a second of the port closing (at once when another
+ * port sends its first frame), so the gateway's rules
+ * hold per port (gateway.ts, neighbors.ts: a port may use only the
+ * addresses leased to it or first used by it; per-guest caps and DHCP lease
+ * bounds are per port). Replies leave through the same link and the switch
+ * delivers them by MAC. The gateway answers from inside sendFrame (ARP,
+ * ICMP echo); the switch queues such reentrant frames (switch.ts,
+ * "Reentrancy").
  *
  * Names. The gateway's DNS answers `NAME` and `NAME.vmnet.internal` for
- *  1. vmnet names registered with {@link RunningSegment.setName} (the
- *     launcher knows the VM's name and its MAC): the address is the MAC's
- *     DHCP lease, else the address the gateway last saw that MAC use (a
- *     static guest);
- *  2. host names guests sent in DHCP (option 12), through the DHCP server's
- *     own lookup.
- * vmnet names win over DHCP host names. A DHCP lease stays with its MAC for
- * the life of the process (the DHCP server remembers bindings by MAC), so a
- * VM stopped and started again gets its address back.
+ * vmnet names registered with {@link RunningSegment.setName} (the launcher
+ * knows the VM's name and its MAC), then for host names guests sent in DHCP
+ * (option 12); vmnet names always win and cannot be taken by a guest, also
+ * while their VM has no address (gateway/names.ts). A DHCP binding stays
+ * with its MAC while remembered (a day after its lease ended), so a VM
+ * stopped and started again gets its address back.
+ *
+ * Forwards that name no VM go to the gateway's owner as on a stand-alone
+ * gateway: the guest of the first switch port that got an address, until
+ * that port closes (Gateway.primaryGuest). On a switch, name the VM.
  *
  * Without a gateway the segment is a pure private LAN: frames only go
  * between guests; nothing answers ARP, DHCP or DNS, and nothing leaves.
  */
-import { EventEmitter } from 'node:events';
 import { startGateway, type GatewayServerOptions, type RunningGateway } from '../gateway/server.js';
-import type { GatewaySnapshot } from '../gateway/gateway.js';
+import type { GatewaySnapshot, Session } from '../gateway/gateway.js';
+import { GuestNames } from '../gateway/names.js';
 import { LeaseState } from '../services/dhcp-server.js';
-import { formatIp4, formatMac, parseMac, type Ip4 } from '../wire/addr.js';
-import type { StreamPort } from '../link/stream-port.js';
-import { VmnetError } from '../errors.js';
+import { formatIp4, formatMac, type Ip4 } from '../wire/addr.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
-import type { PortRole } from './switch.js';
+import type { PortRole, SwitchPort } from './switch.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */
 export type SegmentGatewayOptions = Omit<GatewayServerOptions, 'socket' | 'tcpPort' | 'tcpHost' | 'pcap' | 'mtu'> & {
@@ -66,7 +69,7 @@ export interface SegmentName {
 /** JSON-ready state of a segment. */
 export interface SegmentSnapshot {
   switch: SwitchSnapshot;
-  gateway: (GatewaySnapshot & { subnet: string; gatewayIp: string; dnsIp: string; isolated: boolean; mac: string }) | null;
+  gateway: (GatewaySnapshot & { subnet: string; gatewayIp: string; dnsIp: string; isolated: boolean; hostLoopback: boolean; hostAccess: boolean; mac: string }) | null;
   names: SegmentName[];
 }
 
@@ -96,15 +99,13 @@ export interface RunningSegment {
   close(): Promise<void>;
 }
 
-/** A DNS label: what a vmnet name must be to be answered. */
-const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-
 /**
- * The gateway's side of its switch port: looks like a StreamPort to
- * startGateway's attach() (sendFrame, onFrame, 'close').
+ * The gateway's side of its switch port: the FramePort of every gateway
+ * Session on the segment (sendFrame) and the switch's view of the gateway
+ * (`peer`), which passes each frame on with its ingress port.
  */
-class GatewayLink extends EventEmitter {
-  onFrame: (buf: Uint8Array, view: DataView, off: number, len: number) => void = () => {};
+class GatewayLink {
+  onFrame: (from: SwitchPort, view: DataView, off: number, len: number) => void = () => {};
   out: InternalPort | null = null;
   /** Gateway → switch. */
   sendFrame(buf: Uint8Array, off: number, len: number): boolean {
@@ -113,12 +114,12 @@ class GatewayLink extends EventEmitter {
   }
   /** Switch → gateway (the FramePort the switch sees). */
   readonly peer = {
-    sendFrame: (buf: Uint8Array, off: number, len: number, view: DataView): void => this.onFrame(buf, view, off, len),
+    sendFrame: (_buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): void => this.onFrame(from, view, off, len),
   };
-  close(): void {
-    this.emit('close', 'local', undefined);
-  }
 }
+
+/** Interval at which sessions of switch ports that closed are detached (ms). */
+const PORT_SWEEP_MS = 1000;
 
 /**
  * Starts a switch and, when asked, a gateway on it.
@@ -131,52 +132,46 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;
   let link: GatewayLink | null = null;
-  /** vmnet names: lower-case name → MAC text, and back. */
-  const macByName = new Map<string, string>();
-  const nameByMac = new Map<string, string>();
-
-  const macAddress = (mac: string): Ip4 | null => {
-    if (gw === null) return null;
-    const lease = gw.gateway.dhcp.leaseFor(mac);
-    if (lease !== null && lease.state === LeaseState.BOUND) return lease.ip;
-    // A static guest: the address the gateway saw this MAC use last.
-    let ip: Ip4 | null = null;
-    for (const n of gw.gateway.snapshot().neighbors) if (n.mac === mac) ip = ipNumber(n.ip);
-    return ip;
-  };
-  const bareName = (name: string): string => {
-    let n = name.toLowerCase().replace(/\.$/, '');
-    const domain = `.${gw?.config.domain.toLowerCase() ?? 'vmnet.internal'}`;
-    if (n.endsWith(domain)) n = n.slice(0, -domain.length);
-    return n;
-  };
-  /** What the gateway's DNS answers for a single label (after the hook below is installed). */
-  const lookupName = (name: string): Ip4 | null => (gw === null ? null : gw.gateway.dhcp.hostnameLookup(name));
-
+  /** The gateway's Session of each switch port that has sent it a frame. */
+  const sessions = new Map<SwitchPort, Session>();
+  let portSweep: NodeJS.Timeout | null = null;
   if (gwOpts !== false) {
     const { role, ...rest } = gwOpts;
     try {
-      // Forwards naming a guest resolve like the DNS does: vmnet names, then DHCP host names.
-      gw = await startGateway({ ...rest, mtu: sw.switch.mtu, resolveGuest: (guest) => lookupName(bareName(guest)) });
+      gw = await startGateway({ ...rest, mtu: sw.switch.mtu });
       link = new GatewayLink();
-      gw.attach(link as unknown as StreamPort);
+      const gateway = gw.gateway;
+      const out = link;
+      const detachClosedPorts = (): void => {
+        for (const [p, s] of sessions) {
+          if (p.attached) continue;
+          sessions.delete(p);
+          gateway.detach(s);
+        }
+      };
+      link.onFrame = (from, view, off, len) => {
+        let s = sessions.get(from);
+        if (s === undefined) {
+          detachClosedPorts(); // a VM reconnecting finds what its old port held already free
+          s = gateway.attach(out);
+          sessions.set(from, s);
+        }
+        gateway.handleFrame(s, view, off, len);
+      };
+      portSweep = setInterval(detachClosedPorts, PORT_SWEEP_MS);
+      portSweep.unref();
       gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 } });
       link.out = gwPort;
-      // startGateway's DNS hook asks the DHCP server for names; put vmnet names in front of it.
-      const dhcp = gw.gateway.dhcp;
-      const dhcpLookup = dhcp.hostnameLookup.bind(dhcp);
-      dhcp.hostnameLookup = (name: string): Ip4 | null => {
-        const mac = macByName.get(bareName(name));
-        const ip = mac === undefined ? null : macAddress(mac);
-        return ip ?? dhcpLookup(name);
-      };
     } catch (e) {
+      if (portSweep) clearInterval(portSweep);
       await gw?.close();
       await sw.close();
       throw e;
     }
   }
 
+  // Without a gateway the names are only kept (and listed, with no address).
+  const names = gw?.names ?? new GuestNames({ addressOf: () => null, dhcpLookup: () => null, domain: 'vmnet.internal' });
   let closing: Promise<void> | null = null;
   return {
     switch: sw,
@@ -184,40 +179,18 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
     gatewayPort: gwPort,
     socket: sw.socket,
     socketFor: (role) => sw.socketFor(role),
-    setName(mac, name) {
-      const m = parseMac(mac);
-      if (m === null) throw new VmnetError('E_USAGE', `bad MAC address ${mac}`);
-      if (!LABEL_RE.test(name)) throw new VmnetError('E_USAGE', `bad VM name ${JSON.stringify(name)} for DNS: use letters, digits and inner dashes`);
-      const key = formatMac(m);
-      const n = name.toLowerCase();
-      const oldMac = macByName.get(n);
-      if (oldMac !== undefined) nameByMac.delete(oldMac);
-      const oldName = nameByMac.get(key);
-      if (oldName !== undefined) macByName.delete(oldName);
-      macByName.set(n, key);
-      nameByMac.set(key, n);
-    },
-    removeName(mac) {
-      const m = parseMac(mac);
-      if (m === null) return;
-      const key = formatMac(m);
-      const n = nameByMac.get(key);
-      if (n !== undefined) macByName.delete(n);
-      nameByMac.delete(key);
-    },
-    lookupName,
+    setName: (mac, name) => names.set(mac, name),
+    removeName: (mac) => names.remove(mac),
+    lookupName: (name) => names.lookup(name),
     snapshot() {
-      const names: SegmentName[] = [];
-      for (const [mac, name] of nameByMac) {
-        const ip = macAddress(mac);
-        names.push({ name, mac, ip: ip === null ? null : formatIp4(ip), source: 'vmnet' });
-      }
+      const list: SegmentName[] = names.list().map((n) => ({ name: n.name, mac: n.mac, ip: n.ip === null ? null : formatIp4(n.ip), source: 'vmnet' }));
       let gateway: SegmentSnapshot['gateway'] = null;
       if (gw !== null) {
         const c = gw.config;
         const s = gw.snapshot();
+        // DHCP host names that resolve to their lease (held, and not a vmnet name).
         for (const l of gw.gateway.dhcp.leases()) {
-          if (l.hostname !== null && l.state === LeaseState.BOUND) names.push({ name: l.hostname, mac: l.mac, ip: formatIp4(l.ip), source: 'dhcp' });
+          if (l.hostname !== null && l.state === LeaseState.BOUND && names.lookup(l.hostname) === l.ip) list.push({ name: l.hostname, mac: l.mac, ip: formatIp4(l.ip), source: 'dhcp' });
         }
         gateway = {
           ...s,
@@ -225,26 +198,22 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
           gatewayIp: formatIp4(c.gatewayIp),
           dnsIp: formatIp4(c.dnsIp),
           isolated: c.isolated,
+          hostLoopback: c.hostLoopback,
+          hostAccess: c.hostAccess,
           mac: formatMac(c.gatewayMac),
         };
       }
-      return { switch: sw.snapshot(), gateway, names };
+      return { switch: sw.snapshot(), gateway, names: list };
     },
     qemuNetdevArgs: (path, id) => sw.qemuNetdevArgs(path, id),
     close() {
       closing ??= (async () => {
         gwPort?.remove();
-        link?.close();
+        if (portSweep) clearInterval(portSweep);
         await gw?.close();
         await sw.close();
       })();
       return closing;
     },
   };
-}
-
-function ipNumber(text: string): Ip4 | null {
-  const p = text.split('.').map(Number);
-  if (p.length !== 4 || p.some((x) => !(x >= 0 && x <= 255))) return null;
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
 }

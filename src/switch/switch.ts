@@ -61,7 +61,8 @@
  * preallocated at construction; later ports reuse it. A priority-tagged
  * frame matches neither form, so both may be written (two scratch halves).
  * Egress ports also get a DataView covering `buf` as a fourth argument, so an
- * in-process peer can parse without making one.
+ * in-process peer can parse without making one, and the ingress port as a
+ * fifth, so the gateway knows which link a guest's frame came from.
  *
  * Tap. If `tap` is set, each frame that passed the ingress checks is
  * recorded exactly once, after learning and before forwarding, in its tagged
@@ -89,8 +90,9 @@ export interface FramePort {
   /**
    * Sends one frame. The bytes are lent: copy them before returning.
    * @param view a DataView covering all of `buf` (extra, optional to use)
+   * @param from the port the frame came in on (the gateway keys guests on it)
    */
-  sendFrame(buf: Uint8Array, off: number, len: number, view: DataView): unknown;
+  sendFrame(buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): unknown;
   /** Optional: true while the port's queue is full; frames to it are then dropped. */
   isCongested?(): boolean;
 }
@@ -390,6 +392,8 @@ export class Switch {
   /** 0 untagged ingress; otherwise the received TCI (≠ 0 VID, or a priority tag). */
   #inTagged = false;
   #inTci = 0;
+  /** The current frame's ingress port (handed to egress ports). */
+  #inPort: Port | null = null;
   #haveTagged = false;
   #haveUntagged = false;
 
@@ -490,6 +494,7 @@ export class Switch {
       this.#pending.length = 0;
       this.#buf = this.#scratch; // let go of the caller's buffer
       this.#view = this.#scratchView;
+      this.#inPort = null;
     }
   }
 
@@ -608,6 +613,7 @@ export class Switch {
     this.#vlan = vlan;
     this.#inTagged = tagged;
     this.#inTci = tci;
+    this.#inPort = p;
     this.#haveTagged = false;
     this.#haveUntagged = false;
 
@@ -762,7 +768,7 @@ export class Switch {
       off = this.#half;
     }
     try {
-      m.sink.sendFrame(buf, off, len, view);
+      m.sink.sendFrame(buf, off, len, view, this.#inPort!);
     } catch {
       c.txErrors++;
       return;

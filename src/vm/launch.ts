@@ -36,6 +36,7 @@ import type { Duplex } from 'node:stream';
 import { VmnetError } from '../errors.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
 import { startGateway, type RunningGateway } from '../gateway/server.js';
+import { isDnsLabel } from '../gateway/names.js';
 import { QemuProcess } from '../qemu/process.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { formatIp4 } from '../wire/addr.js';
@@ -452,8 +453,11 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   try {
     await writeState(dir, state);
     const userNic = plan.nics.find((n) => n.net.kind === 'user');
-    if (userNic) gateway = await startGateway({ ...r.gateway, socket: userNic.socket, forwards: r.forwards });
-    else if (r.forwards.length) {
+    if (userNic) {
+      gateway = await startGateway({ ...r.gateway, socket: userNic.socket, forwards: r.forwards });
+      // The VM's own name at its gateway's DNS, ahead of any DHCP host name (a name that is no DNS label is not answered).
+      if (isDnsLabel(plan.name)) gateway.names.set(userNic.mac, plan.name);
+    } else if (r.forwards.length) {
       // No user NIC: the forwards go to the first switch's gateway, by this VM's name (before QEMU starts, so a taken port fails first).
       const swNic = plan.nics.find((n) => n.net.kind === 'switch');
       if (swNic && swNic.net.kind === 'switch') {

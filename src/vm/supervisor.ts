@@ -23,6 +23,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
+import { toJson } from '../config/printable.js';
 import { packageRoot } from '../guest/bundled.js';
 import { launch, type VmEvent } from './launch.js';
 import type { LaunchOptions } from './plan.js';
@@ -114,7 +115,7 @@ export async function runSupervised(onSignal: (h: () => void) => () => void, log
   const say = (s: string) => log.write(`${new Date().toISOString()} ${s}\n`);
   let vm;
   try {
-    vm = await launch({ ...opts, onEvent: (e: VmEvent) => say(JSON.stringify(e)) });
+    vm = await launch({ ...opts, onEvent: (e: VmEvent) => say(toJson(e)) });
   } catch (e) {
     const v = e instanceof VmnetError ? e : new VmnetError('E_QEMU_FAILED', (e as Error)?.message ?? String(e));
     say(`launch failed: ${v.message}`);

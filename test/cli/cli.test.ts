@@ -97,6 +97,14 @@ describe('vmnet CLI', () => {
     const ls = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'ls', '--json');
     expect(ls.stdout).toBe('[]\n');
   });
+  it('switch create: --no-host and --no-host-loopback need a gateway; bad gateway flags are one line, exit 2', async () => {
+    const rt = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--no-host'), /--no-host-loopback and --no-host need a gateway/);
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--no-gateway', '--no-host-loopback'), /need a gateway/);
+    expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--tcp-per-guest', '0'), /bad --tcp-per-guest 0/);
+    expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--dhcp-leases-per-link', '0'), /bad DHCP leases per link 0/);
+  });
+
   it('rejects an unknown flag with one line and exit 2', async () => {
     expectOneLineUsageError(await vmnet('run', 'x.img', '--bogus'), /bogus/);
   });

@@ -15,6 +15,12 @@
  *
  * Reproduce a run with VMNET_FUZZ_SEED=<seed> (printed); scale with
  * VMNET_FUZZ_FRAMES. Needs root (ip netns), as CI runs; never skipped.
+ *
+ * A second test runs a gateway in a namespace of its own against clients
+ * that spoof hundreds of source addresses and MACs (TCP SYNs and UDP
+ * datagrams): each connection must get one guest's share (the TCP cap, the
+ * UDP share, 8 addresses), frames from addresses another connection holds
+ * must be dropped, and a real guest booted meanwhile must still be served.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,9 +28,11 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FrameFuzzer, encodeFrames, lyingPrefixStream, midFrameStream } from '../helpers/fuzz-frames.js';
+import { FrameFuzzer, Rng, encodeFrames, lyingPrefixStream, midFrameStream } from '../helpers/fuzz-frames.js';
+import { arpFrame, DNS_IP, dnsQuery, GW_IP, ip, ipv4Frame, ipv4Packet, mac, pingFrame, tcpSegment, udpFrame } from '../helpers/frames.js';
 import { createNetns, listNetns, requireRoot, type Netns } from '../helpers/netns.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { track, type Proc } from '../helpers/proc.js';
 import { bootGuest, DHCP, parseLease } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -41,7 +49,7 @@ const MAX_FRAME = MTU + 14 + 4; // the gateway's stream limit (server.ts: mtu + 
 /**
  * RSS bound (MiB). Node 20 itself sits near 50-60 MiB; everything the
  * gateway holds on behalf of guests is capped: reassembly 4 MiB (64
- * datagrams), UDP NAT 4096 flows, neighbours ≤ the /24, DHCP bindings ≤ the
+ * datagrams), UDP NAT 4096 flows, neighbours ≤ 8 per connection, DHCP bindings ≤ the
  * pool, TCP NAT per-guest caps, 64 KiB staging chunks per connection. So a
  * healthy gateway stays well under 150 MiB; 250 leaves room for GC slack
  * while a per-frame leak of even ~1 KiB (120 MB over this run) fails it.
@@ -49,78 +57,21 @@ const MAX_FRAME = MTU + 14 + 4; // the gateway's stream limit (server.ts: mtu + 
 const RSS_MAX_MIB = 250;
 /** Allowed growth from the early steady state (after warm-up) to after the run. */
 const RSS_GROWTH_MIB = 100;
+/**
+ * The never-reading flood: how long, and how much the gateway's RSS may grow
+ * meanwhile. What it may hold for that link is its output bound (4 MiB) plus
+ * the kernel's socket buffers (not in RSS); before the bound existed it grew
+ * by gigabytes (289 MB in 1.5 s, 4.7 GB in 20 s).
+ */
+const FLOOD_MS = 20_000;
+const FLOOD_RSS_GROWTH_MIB = 40;
 
 // --------------------------------------------------------------- helpers
 
-interface GatewayProc {
-  child: ChildProcess;
-  pid: number;
-  lines: string[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  exitCode: () => number | null | undefined;
-  waitLine(re: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
-}
+type GatewayProc = Proc;
 
-function startGatewayProc(ns: Netns, sock: string, dnsPort: number): GatewayProc {
-  const child = ns.spawn('node', [BIN, 'gateway', '--socket', sock, '--dns-upstream', `127.0.0.1:${dnsPort}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let err = '';
-  let partial = '';
-  const waiters = new Set<() => void>();
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    partial += d;
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-    for (const w of waiters) w();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    if (err.length < 200_000) err += d;
-  });
-  let code: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (c, sig) => {
-      code = c ?? (sig ? -1 : null);
-      for (const w of waiters) w();
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    pid: child.pid!,
-    lines,
-    stderr: () => err,
-    exited,
-    exitCode: () => code,
-    waitLine(re, timeoutMs, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          for (let i = from; i < lines.length; i++) {
-            const m = re.exec(lines[i]!);
-            if (m) {
-              done();
-              return resolve(m);
-            }
-          }
-          if (code !== undefined) {
-            done();
-            reject(new Error(`gateway exited (${code}) before printing ${re}\nstdout:\n${lines.join('\n')}\nstderr:\n${err}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`timed out waiting for ${re}\nstdout:\n${lines.join('\n')}\nstderr:\n${err}`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-  };
+function startGatewayProc(ns: Netns, sock: string, dnsPort: number, extra: string[] = []): GatewayProc {
+  return track(ns.spawn('node', [BIN, 'gateway', '--socket', sock, '--dns-upstream', `127.0.0.1:${dnsPort}`, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'vmnet gateway');
 }
 
 /** A tiny DNS server run inside the namespace: known.test → A 192.0.2.10 (NOERROR, no data for other types), NXDOMAIN otherwise. */
@@ -292,7 +243,13 @@ describe('vmnet gateway under bad input (fuzz)', () => {
         throw e;
       }
     };
-    let main = await open();
+    // A main connection says who it is first, as a guest does (its MACs and static addresses become its own).
+    const openMain = async (): Promise<Conn> => {
+      const c = await open();
+      c.socket.write(encodeFrames(fz.identityFrames()));
+      return c;
+    };
+    let main = await openMain();
     let nextSide = SIDE_EVERY;
     const deadline = t0 + FUZZ_BUDGET_MS;
     try {
@@ -300,7 +257,7 @@ describe('vmnet gateway under bad input (fuzz)', () => {
         if (g.exitCode() !== undefined) throw died();
         if (main.closedByPeer || main.socket.destroyed) {
           if (main.closedByPeer) dumpRecent('the gateway closed the main fuzz connection');
-          main = await open();
+          main = await openMain();
         }
         if (sent >= nextSide) {
           nextSide += SIDE_EVERY;
@@ -326,7 +283,7 @@ describe('vmnet gateway under bad input (fuzz)', () => {
             main.closing = true;
             main.socket.end();
             await closedWithin(main, 5000);
-            main = await open();
+            main = await openMain();
             rotations++;
           }
         }
@@ -413,7 +370,7 @@ nslookup known.test 10.0.2.3
     expect(unexpected, `the gateway closed fuzz connections on its own (closes with reason 'error': ${snap.connectionsClosed.error ?? 0})`).toEqual([]);
     expect(snap.connectionsClosed.error ?? 0, "connections closed with reason 'error'").toBe(0);
     expect(snap.framesIn).toBeGreaterThanOrEqual(REQUIRED_FRAMES);
-    for (const reason of ['eth-short', 'oversize', 'not-for-us', 'vlan-tagged', 'ethertype', 'ipv6', 'arp-invalid', 'ipv4-invalid', 'ipv4-src', 'ttl-expired', 'icmp-invalid', 'udp-invalid', 'dhcp-invalid']) {
+    for (const reason of ['eth-short', 'oversize', 'not-for-us', 'vlan-tagged', 'ethertype', 'ipv6', 'arp-invalid', 'ipv4-invalid', 'ipv4-src', 'src-taken', 'src-limit', 'src-mac', 'ttl-expired', 'icmp-invalid', 'udp-invalid', 'dhcp-invalid']) {
       expect(snap.drops[reason] ?? 0, `drop reason ${reason}`).toBeGreaterThan(0);
     }
     expect(snap.connectionsClosed.oversize ?? 0).toBeGreaterThanOrEqual(lying);
@@ -422,11 +379,221 @@ nslookup known.test 10.0.2.3
     // --- memory
     expect(maxMib, `RSS peaked at ${maxMib.toFixed(1)} MiB`).toBeLessThan(RSS_MAX_MIB);
     expect(finalMib - early, `RSS grew from ${early.toFixed(1)} to ${finalMib.toFixed(1)} MiB`).toBeLessThan(RSS_GROWTH_MIB);
+  }, 360_000);
 
-    // --- clean exit
+  it(`a client that never reads floods it for ${FLOOD_MS / 1000} s: RSS stays within ${FLOOD_RSS_GROWTH_MIB} MiB of where it was, replies beyond the link bound are dropped and counted, and a real guest leases, pings and resolves meanwhile`, async () => {
+    const g = gw!;
+    // The flooder: a static address of its own, a link it never reads from.
+    const flooder = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ path: sock }, () => resolve(s));
+      s.once('error', reject);
+    });
+    flooder.pause(); // never read: the kernel buffers fill, then the gateway's queue toward us
+    flooder.on('error', () => {});
+    let peerClosed = false;
+    flooder.once('close', () => (peerClosed = true));
+    const SRC = ip('10.0.2.200');
+    const MAC = mac('02:00:00:00:00:c8');
+    const big = new Uint8Array(1400).fill(0x5a);
+    const batch = encodeFrames([
+      pingFrame({ src: MAC, srcIp: SRC, dstIp: GW_IP }, big), // answered with 1,442 bytes
+      udpFrame({ src: MAC, srcIp: SRC, dstIp: DNS_IP, srcPort: 5353, dstPort: 53 }, dnsQuery('host.vmnet.internal')), // a local answer
+      arpFrame({ op: 1, sha: MAC, spa: SRC, tpa: GW_IP, src: MAC }), // an ARP reply
+    ]);
+    const rss0 = rssMiB(g.pid);
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(rssMiB(g.pid)), 500);
+    let batches = 0;
+    let flooding = true;
+    const t0 = performance.now();
+    const flood = (async () => {
+      while (flooding && !peerClosed && g.exitCode() === undefined) {
+        let ok = true;
+        for (let i = 0; i < 64 && ok; i++, batches++) ok = flooder.write(batch);
+        if (!ok) await Promise.race([new Promise((r) => flooder.once('drain', r)), sleep(200)]);
+        else await tick();
+      }
+    })();
+    try {
+      await sleep(2000); // the flood is on and the gateway's queue toward the flooder is full
+      const guest = await bootGuest({
+        name: 'flood-guest',
+        nics: [{ backend: { kind: 'stream', path: sock } }],
+        timeoutMs: 240_000,
+        script: `${DHCP}
+ping -c 2 -W 5 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
+nslookup host.vmnet.internal 10.0.2.3
+`,
+      });
+      const left = FLOOD_MS - (performance.now() - t0);
+      if (left > 0) await sleep(left);
+      expect(guest.exitCode, guest.console).toBe(0);
+      expect(parseLease(guest.output), guest.console).not.toBeNull();
+      expect(guest.output).toContain('PINGS 2');
+      expect(guest.output).toMatch(/Name:\s+host\.vmnet\.internal\s+Address: 10\.0\.2\.2/);
+    } finally {
+      flooding = false;
+      clearInterval(sampler);
+      await flood;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const peak = Math.max(rss0, ...samples);
+    const from = g.lines.length;
+    process.kill(g.pid, 'SIGUSR1');
+    const m = await g.waitLine(/^vmnet gateway: counters \(SIGUSR1\) (\{.*\})$/, 10_000, from);
+    const snap = JSON.parse(m[1]!) as { linkOverflow: number };
+    console.log(`flood: ${batches * 3} frames in ${seconds.toFixed(1)} s from a client that never reads; gateway RSS ${rss0.toFixed(0)} → peak ${peak.toFixed(0)} MiB; ${snap.linkOverflow} frames dropped at the link bound`);
+    expect(g.exitCode(), g.stderr()).toBeUndefined();
+    expect(peerClosed, 'the gateway keeps a link that merely does not read').toBe(false);
+    expect(batches * 3).toBeGreaterThan(30_000); // it really was a flood
+    expect(snap.linkOverflow).toBeGreaterThan(0);
+    expect(peak - rss0, `RSS grew from ${rss0.toFixed(1)} to ${peak.toFixed(1)} MiB`).toBeLessThan(FLOOD_RSS_GROWTH_MIB);
+    expect(peak).toBeLessThan(RSS_MAX_MIB);
+    flooder.destroy();
+  }, 360_000);
+
+  it('exits 0 on SIGTERM and prints its counters', async () => {
+    const g = gw!;
     process.kill(g.pid, 'SIGTERM');
     const code = await Promise.race([g.exited, sleep(15_000).then(() => 'timeout' as const)]);
     expect(code, g.stderr()).toBe(0);
     expect(g.lines.some((l) => l.startsWith('vmnet gateway: counters (exit) '))).toBe(true);
   }, 360_000);
 });
+
+// ------------------------------------------------------- spoofed sources
+
+/**
+ * Inside the namespace: a TCP server on 127.0.0.1 that holds every
+ * connection open (answering an HTTP request with HELLO) and reports how
+ * many it holds, four times a second.
+ */
+const HOLD_SERVER_JS = `
+const net = require('node:net');
+let open = 0, total = 0;
+const s = net.createServer((c) => {
+  open++; total++;
+  c.on('error', () => {});
+  c.on('close', () => open--);
+  c.on('data', () => c.end('HTTP/1.0 200 OK\\r\\ncontent-length: 5\\r\\n\\r\\nHELLO'));
+});
+s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));
+setInterval(() => console.log('OPEN ' + open + ' TOTAL ' + total), 250);
+`;
+
+/** Starts a node script inside `ns` and waits for its "PORT n" line; returns the child and the port. */
+async function nsScript(ns: Netns, js: string): Promise<{ child: ChildProcess; port: number; lines: string[] }> {
+  const child = ns.spawn('node', ['-e', js], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`script did not start: ${out}`)), 10_000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      lines.push(...d.split('\n').filter(Boolean));
+      const m = /PORT (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (c) => reject(new Error(`script exited ${c}: ${out}`)));
+  });
+  return { child, port, lines };
+}
+
+/**
+ * One batch of frames from spoofing client `client`: each from a source
+ * address picked among 10.0.2.100-139 (both clients pick from the same 40)
+ * and a source port, from the client's own MAC or (1 in 10) a random one.
+ */
+function spoofBatch(rng: Rng, client: number, n: number, holdPort: number): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const src = (0x0a000200 + rng.range(100, 139)) >>> 0;
+    const mac = rng.chance(0.9) ? new Uint8Array([0x02, 0x5f, 0, 0, 0, client + 1]) : new Uint8Array([0x02, 0x5f, rng.int(256), rng.int(256), rng.int(256), rng.int(256)]);
+    const sport = rng.range(1024, 65535);
+    if (rng.chance(0.5)) frames.push(ipv4Frame(ipv4Packet({ src, dst: GW_IP, proto: 6 }, tcpSegment(src, GW_IP, sport, holdPort, { seq: rng.u32() })), { src: mac }));
+    else frames.push(udpFrame({ src: mac, srcIp: src, srcPort: sport, dstIp: GW_IP, dstPort: 9 }, new Uint8Array(16)));
+  }
+  return frames;
+}
+
+describe('vmnet gateway under spoofed source addresses', () => {
+  it('a client spoofing hundreds of sources gets one guest’s share, and a real guest is still served', async () => {
+    const TCP_CAP = 64;
+    const spoofNs = createNetns('vmnet-spoof');
+    const spoofDir = privateTmp('vmnet-spoof-');
+    const spoofSock = join(spoofDir, 'gw.sock');
+    const children: ChildProcess[] = [];
+    let g: GatewayProc | null = null;
+    const clients: Conn[] = [];
+    let background: NodeJS.Timeout | null = null;
+    try {
+      const dnsSrv = await nsScript(spoofNs, DNS_SERVER_JS);
+      children.push(dnsSrv.child);
+      const hold = await nsScript(spoofNs, HOLD_SERVER_JS);
+      children.push(hold.child);
+      g = startGatewayProc(spoofNs, spoofSock, dnsSrv.port, ['--tcp-per-guest', String(TCP_CAP)]);
+      await g.waitLine(/vmnet gateway: listening/, 20_000);
+      const maxOpen = () => Math.max(0, ...hold.lines.map((l) => Number(/^OPEN (\d+)/.exec(l)?.[1] ?? 0)));
+
+      // Two spoofing clients, 3000 frames each: SYNs to the host (10.0.2.2 → 127.0.0.1) and UDP from 40 addresses.
+      const rng = new Rng(SEED ^ 0x5900f);
+      for (let c = 0; c < 2; c++) clients.push(await connect(spoofSock, () => {}));
+      for (let round = 0; round < 30; round++) {
+        clients.forEach((c, i) => c.socket.write(encodeFrames(spoofBatch(rng, i, 100, hold.port))));
+        await sleep(20);
+      }
+      await sleep(2000);
+      const before = g.lines.length;
+      process.kill(g.pid, 'SIGUSR1');
+      const snap1 = JSON.parse((await g.waitLine(/^vmnet gateway: counters \(SIGUSR1\) (\{.*\})$/, 10_000, before))[1]!) as { drops: Record<string, number>; udpFlows: number; neighbors: unknown[] };
+      const held = maxOpen();
+      console.log(`spoof: host connections held at most ${held} (cap ${TCP_CAP} per client, 2 clients), udpFlows ${snap1.udpFlows}, neighbours ${snap1.neighbors.length}, drops ${JSON.stringify(snap1.drops)}`);
+      expect(held).toBeGreaterThanOrEqual(TCP_CAP); // the cap, not the claims, is what stopped them
+      expect(held).toBeLessThanOrEqual(2 * TCP_CAP);
+      expect(snap1.neighbors.length).toBeLessThanOrEqual(2 * 8);
+      expect(snap1.udpFlows).toBeLessThanOrEqual(2 * 1024);
+      expect(snap1.drops['src-limit'] ?? 0).toBeGreaterThan(1000);
+      expect(snap1.drops['src-taken'] ?? 0).toBeGreaterThan(0);
+
+      // Keep spoofing while a real guest boots and uses the network.
+      background = setInterval(() => {
+        clients.forEach((c, i) => c.socket.destroyed || c.socket.write(encodeFrames(spoofBatch(rng, i, 20, hold.port))));
+      }, 100);
+      const r = await bootGuest({
+        name: 'spoof-guest',
+        nics: [{ backend: { kind: 'stream', path: spoofSock } }],
+        script: `${DHCP}
+ping -c 2 -W 2 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
+nslookup known.test 10.0.2.3
+wget -O - http://10.0.2.2:${hold.port}/ 2>&1 | sed "s/^/HOLD /"; echo
+`,
+      });
+      clearInterval(background);
+      background = null;
+      expect(g.exitCode(), g.stderr()).toBeUndefined();
+      expect(r.exitCode, r.console).toBe(0);
+      expect(parseLease(r.output)?.ip, r.console).toMatch(/^10\.0\.2\.\d+$/);
+      expect(r.output).toContain('PINGS 2');
+      expect(r.output).toMatch(/Name:\s+known\.test\s+Address: 192\.0\.2\.10/);
+      expect(r.output).toContain('HOLD HELLO');
+      expect(maxOpen()).toBeLessThanOrEqual(2 * TCP_CAP + 1); // the guest's own connection on top
+
+      process.kill(g.pid, 'SIGTERM');
+      expect(await Promise.race([g.exited, sleep(15_000).then(() => 'timeout' as const)]), g.stderr()).toBe(0);
+    } finally {
+      if (background) clearInterval(background);
+      for (const c of clients) c.socket.destroy();
+      if (g && g.exitCode() === undefined) {
+        g.child.kill('SIGKILL');
+        await Promise.race([g.exited, sleep(5000)]);
+      }
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      spoofNs.delete();
+      rmSync(spoofDir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
+

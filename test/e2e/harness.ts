@@ -25,6 +25,22 @@ export const DHCP = 'udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 5 -T 1 || exi
 
 export const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
+/**
+ * Guest snippet: busybox httpd on 0.0.0.0:80 (IPv4 only, so addresses are
+ * plain dotted quads) serving /var/www, with /cgi-bin/who answering
+ * "from ADDR": the client address the guest saw (REMOTE_ADDR). Each request
+ * also touches /tmp/seen, so a script can wait for it.
+ */
+export const WHO_HTTPD = `mkdir -p /var/www/cgi-bin
+cat > /var/www/cgi-bin/who <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\nfrom %s\\n' "$REMOTE_ADDR"
+touch /tmp/seen
+CGI
+chmod 755 /var/www/cgi-bin/who
+httpd -p 0.0.0.0:80 -h /var/www
+`;
+
 /** Parses the VMNET-LEASE line printed by the guest's udhcpc hook. */
 export function parseLease(output: string): Record<string, string> | null {
   const line = output.split('\n').find((l) => l.startsWith('VMNET-LEASE '));

@@ -101,11 +101,10 @@ describe.concurrent('vmnet run (real QEMU, test guest)', () => {
     const me = (JSON.parse(ls.stdout) as Array<Record<string, unknown>>).find((v) => v.name === 'lt-kernel');
     expect(me).toMatchObject({ state: 'running', accel: 'tcg', addresses: ['10.0.2.15'], forwards: [`127.0.0.1:${port}:80/tcp`], kernel: guest.kernel, image: disk });
 
-    const t0 = Date.now();
     run.child.kill('SIGINT');
     const done = await run.done;
     expect(done.code, done.stderr).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(25_000);
+    // Powered off through ACPI, not quit after --stop-timeout: the outcome, no wall-clock bound.
     expect(run.events.at(-1)).toMatchObject({ event: 'exited', reason: 'stopped', stop: 'acpi', code: 0 });
     expect(existsSync(join(root, 'lt-kernel'))).toBe(false);
     expect(await portFree(port)).toBe(true);

@@ -307,6 +307,11 @@ describe('TCP under loss and reordering, Linux TCP as the guest', () => {
       expect(srv.recvSha, 'forward host→guest SHA-256').toBe(sha256(sendBlob));
       expect(fw.recvBytes, 'bytes the host received through the forward').toBe(SIZE);
       expect(fw.recvSha, 'forward guest→host SHA-256').toBe(srv.sentSha);
+      // The impairment really bit, both ways (else the above proves nothing about loss):
+      // the guest kernel retransmitted (guest → gateway) and so did the gateway (gateway → guest).
+      const after = await netnsTcpCounters(ns!);
+      expect((after.RetransSegs ?? 0) - (before.RetransSegs ?? 0), 'guest kernel RetransSegs').toBeGreaterThan(0);
+      expect([...seen.values()].reduce((n, s) => n + s.nRetransmit, 0), 'gateway retransmitted segments').toBeGreaterThan(0);
     } finally {
       clearInterval(sampler);
       clearInterval(ssSampler);

@@ -1,6 +1,7 @@
 /**
  * TCP NAT and port forwarding under real guests: 50 MB each way with SHA-256
- * checked on both sides, "connection refused" within a second, half-close,
+ * checked on both sides, "connection refused" before the guest retransmits
+ * its SYN, half-close,
  * a forward to a guest port where nothing listens (reset, not a hang), and
  * the readiness probe. Everything stays on loopback.
  */
@@ -54,7 +55,10 @@ describe('TCP NAT e2e', () => {
         nics: nic(sock),
         timeoutMs: 300_000,
         script: `${DHCP}
-time wget -q -O /dev/null http://10.0.2.2:${closedPort}/ 2>&1 | sed 's/^/REFUSED /'
+synretrans() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "TCPSynRetrans") print $i }' /proc/net/netstat; }
+s0=$(synretrans)
+wget -q -O /dev/null http://10.0.2.2:${closedPort}/ 2>&1 | sed 's/^/REFUSED /'
+echo "SYNRETRANS $s0 $(synretrans)"
 wget -q -O - http://10.0.2.2:${http.port}/blob | sha256sum | sed 's/^/DOWNLOAD /'
 echo hello | nc 10.0.2.2 ${halfClosePort} > /tmp/reply
 head -1 /tmp/reply | sed 's/^/HALFCLOSE /'
@@ -63,9 +67,9 @@ tail -c +$(( $(head -1 /tmp/reply | wc -c) + 1 )) /tmp/reply | sha256sum | sed '
       });
       expect(r.exitCode, r.console).toBe(0);
       expect(r.output).toMatch(/REFUSED .*Connection refused/);
-      const real = /REFUSED real\s+(\d+)m\s*([\d.]+)s/.exec(r.output);
-      expect(real, r.output).not.toBeNull();
-      expect(Number(real![1]) * 60 + Number(real![2])).toBeLessThan(1);
+      // "Promptly" as order, not seconds: the gateway's RST reached the guest
+      // before its SYN retransmission timer (1 s initial RTO) fired even once.
+      expect(r.output).toMatch(/^SYNRETRANS (\d+) \1$/m);
       expect(r.output).toContain(`DOWNLOAD ${sha256(http.blob)}`);
       expect(r.output).toContain('HALFCLOSE got hello');
       expect(r.output).toContain(`REPLY ${sha256(REPLY)}`);
@@ -117,7 +121,8 @@ sed 's/^/UPLOAD /' /tmp/sum
             const c = connect(closedFwd, '127.0.0.1');
             c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
             c.on('close', () => resolve('closed'));
-            c.setTimeout(5000, () => resolve('hang'));
+            // A hang detector, not a speed claim: the guest's RST takes milliseconds.
+            c.setTimeout(30_000, () => resolve('hang'));
           });
           await new Promise<void>((resolve, reject) => {
             const c = connect(upPort, '127.0.0.1', () => c.end(upload));

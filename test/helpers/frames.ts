@@ -427,6 +427,8 @@ export interface FakeFlow {
   /** Copies of the datagrams the gateway sent on it. */
   sent: Uint8Array[];
   closed: boolean;
+  /** While true the socket's send queue is full: send() drops and returns false. */
+  full: boolean;
   /** Inject a datagram from the peer. */
   reply(data: Uint8Array): void;
   /** Inject ECONNREFUSED (the peer's port is closed). */
@@ -444,6 +446,7 @@ export class FakeHostUdp implements HostUdp {
       port,
       sent: [],
       closed: false,
+      full: false,
       reply: (data) => events.message(data),
       refuse: () => events.refused(),
       fail: (err = new Error('EHOSTUNREACH')) => events.error(err),
@@ -451,7 +454,9 @@ export class FakeHostUdp implements HostUdp {
     this.flows.push(f);
     return {
       send: (data) => {
+        if (f.full) return false;
         f.sent.push(data.slice());
+        return true;
       },
       close: () => {
         f.closed = true;
@@ -501,6 +506,8 @@ export interface RigOptions extends GatewayOptions {
   upstreams?: Upstream[];
   /** TCP NAT limits. */
   tcpLimits?: Partial<TcpNatLimits>;
+  /** The host's own addresses (what the server reads from its interfaces). */
+  hostAddresses?: Ip4[];
 }
 
 /**
@@ -516,13 +523,22 @@ export interface FakeTcpStream extends HostStream {
   written: Uint8Array[];
   ended: boolean;
   wasReset: boolean;
+  destroyed: boolean;
   paused: boolean;
+  /** While true, writes stay queued (write returns false) until `release()`, as on a socket whose peer does not read. */
+  hold: boolean;
+  /** Completes the held writes (and a held end), then reports 'drain'. */
+  release(): void;
+  /** Bytes written and not yet completed. */
+  queued(): number;
 }
 
 /** Fake TCP dialer for the gateway's TCP NAT: the test decides connect, refuse or silence. */
 export class FakeHostTcp {
   readonly dials: FakeTcpStream[] = [];
   dial(host: string, port: number, ev: HostStreamEvents): HostStream {
+    const held: Array<{ n: number; done: () => void }> = [];
+    let endDone: (() => void) | null = null;
     const s: FakeTcpStream = {
       host,
       port,
@@ -530,17 +546,36 @@ export class FakeHostTcp {
       written: [],
       ended: false,
       wasReset: false,
+      destroyed: false,
       paused: false,
+      hold: false,
       write: (chunk, done) => {
         s.written.push(Uint8Array.from(chunk));
+        if (s.hold) {
+          held.push({ n: chunk.length, done });
+          return false;
+        }
         queueMicrotask(done); // as a socket: done runs after write returns
         return true;
       },
-      end: () => void (s.ended = true),
+      end: (done) => {
+        s.ended = true;
+        if (done === undefined) return;
+        if (held.length > 0) endDone = done;
+        else queueMicrotask(done);
+      },
       reset: () => void (s.wasReset = true),
-      destroy: () => undefined,
+      destroy: () => void (s.destroyed = true),
       pause: () => void (s.paused = true),
       resume: () => void (s.paused = false),
+      queued: () => held.reduce((a, w) => a + w.n, 0),
+      release: () => {
+        for (const w of held.splice(0)) w.done();
+        const e = endDone;
+        endDone = null;
+        e?.();
+        ev.drain();
+      },
     };
     this.dials.push(s);
     return s;
@@ -561,7 +596,8 @@ export class GatewayRig {
   readonly session: Session;
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, ...gw } = opts;
+    const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
     this.config = resolveGatewayConfig(gw);
     this.transport = new FakeDnsTransport(upstreamTable);
     const now = () => this.clock.t;
@@ -584,6 +620,7 @@ export class GatewayRig {
       schedule: (at) => this.timers.push(at),
       random32: () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0),
       tcpLimits,
+      hostAddresses: () => hostSet,
     });
     this.session = this.gateway.attach(this.port);
   }

@@ -27,6 +27,15 @@
  * length prefix would close the connection, which the stream helpers here do
  * on purpose instead: {@link lyingPrefixStream}, {@link midFrameStream}).
  *
+ * Identity: the gateway ties MACs and addresses to the connection (link)
+ * that used them first, at most 8 of each per link (src/gateway/neighbors.ts).
+ * So the fuzzer, like a guest, has a small identity of its own — 4 guest
+ * MACs, the 4 DHCP client MACs and 4 static addresses (10.0.2.200-203) —
+ * which {@link FrameFuzzer.identityFrames} announces first on each new
+ * connection; most frames use it (and so reach the deep parsers), about 10 %
+ * of guest sources are other subnet addresses and some MACs random ones
+ * (spoofing, dropped and counted as src-limit or src-taken).
+ *
  * DHCP pool safety: DISCOVER/REQUEST messages that would reach the DHCP
  * server with a client identity outside a small fixed set get a wrong UDP
  * checksum ({@link guardDhcpIdentity}), so fuzzing cannot starve the pool
@@ -43,7 +52,7 @@ import * as udp from '../../src/wire/udp.js';
 import * as dhcp from '../../src/wire/dhcpv4.js';
 import { finish, pseudo4, sum } from '../../src/wire/checksum.js';
 import type { Ip4, Mac } from '../../src/wire/addr.js';
-import { DNS_IP, GW_IP, GW_MAC, dhcpMessage, dnsQuery, emitEth, icmpEcho, viewOf, xorshift32 } from './frames.js';
+import { DNS_IP, GW_IP, GW_MAC, dhcpMessage, dnsQuery, emitEth, ethFrame, icmpEcho, viewOf, xorshift32 } from './frames.js';
 
 const BCAST_MAC: Mac = new Uint8Array([255, 255, 255, 255, 255, 255]);
 const SUBNET = 0x0a000200; // 10.0.2.0/24
@@ -105,7 +114,9 @@ export class Rng {
 }
 
 /** MACs the fuzzer's DHCP clients use (locally administered, 02:f0:…). */
-export const DHCP_CLIENT_MACS: readonly Mac[] = Array.from({ length: 12 }, (_, i) => new Uint8Array([0x02, 0xf0, 0x00, 0x00, 0x00, i + 1]));
+export const DHCP_CLIENT_MACS: readonly Mac[] = Array.from({ length: 4 }, (_, i) => new Uint8Array([0x02, 0xf0, 0x00, 0x00, 0x00, i + 1]));
+/** The fuzzer's own static addresses (outside the part of the pool DHCP hands out first). */
+export const FUZZ_STATIC_IPS: readonly Ip4[] = [200, 201, 202, 203].map((n) => (SUBNET + n) >>> 0);
 /** Client identifiers (option 61) the fuzzer's DHCP clients use. */
 export const DHCP_CLIENT_IDS: readonly Uint8Array[] = Array.from({ length: 4 }, (_, i) => new Uint8Array([1, 0x02, 0xf0, 0xc1, 0, 0, i + 1]));
 
@@ -131,7 +142,7 @@ export class FrameFuzzer {
   /** DHCP messages disarmed by the pool guard. */
   dhcpGuarded = 0;
   private readonly queue: Uint8Array[] = [];
-  /** Guest source MACs (the neighbour table is bounded by the subnet anyway). */
+  /** Guest source MACs (a link may use 8: these 4 and the 4 DHCP client MACs). */
   private readonly guestMacs: Mac[];
   private readonly table: ReadonlyArray<readonly [number, () => Uint8Array | Uint8Array[]]>;
 
@@ -139,7 +150,7 @@ export class FrameFuzzer {
     this.rng = new Rng(opts.seed);
     this.mtu = opts.mtu ?? 1500;
     this.maxFrame = opts.maxFrame ?? this.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
-    this.guestMacs = Array.from({ length: 32 }, (_, i) => new Uint8Array([0x02, 0xfa, 0x22, 0x00, 0x00, i + 1]));
+    this.guestMacs = Array.from({ length: 4 }, (_, i) => new Uint8Array([0x02, 0xfa, 0x22, 0x00, 0x00, i + 1]));
     this.table = [
       [10, () => this.tagged('arp', this.arp())],
       [11, () => this.tagged('icmp', this.icmp())],
@@ -184,8 +195,35 @@ export class FrameFuzzer {
 
   // ------------------------------------------------------------ addresses
 
+  /**
+   * Frames that make the fuzzer's identity its connection's own before the
+   * fuzzing starts: an ARP request from each guest MAC with one of the static
+   * addresses, and an ARP probe (sender 0.0.0.0) from each DHCP client MAC.
+   */
+  identityFrames(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const macs = [...this.guestMacs, ...DHCP_CLIENT_MACS];
+    macs.forEach((mac, i) => {
+      const a = arp.blank();
+      a.op = arp.OP_REQUEST;
+      a.sha.set(mac);
+      a.spa = i < this.guestMacs.length ? FUZZ_STATIC_IPS[i % FUZZ_STATIC_IPS.length]! : 0;
+      a.tpa = GW_IP;
+      const body = new Uint8Array(arp.HEADER_LEN);
+      arp.emit(a, viewOf(body), 0);
+      out.push(ethFrame(eth.ETHERTYPE_ARP, body, { dst: BCAST_MAC, src: mac }));
+    });
+    return out;
+  }
+
+  /** A guest source address: mostly the fuzzer's own, else any pool address (spoofed). */
   private guestIp(): Ip4 {
-    return (SUBNET + this.rng.range(15, 254)) >>> 0;
+    return this.rng.chance(0.9) ? this.rng.pick(FUZZ_STATIC_IPS) : this.poolIp();
+  }
+
+  /** Any address of the DHCP pool below the fuzzer's static ones. */
+  private poolIp(): Ip4 {
+    return (SUBNET + this.rng.range(15, 199)) >>> 0;
   }
 
   private srcIp(): Ip4 {
@@ -289,7 +327,7 @@ export class FrameFuzzer {
     a.sha.set(r.chance(0.9) ? this.srcMac() : r.bytes(6));
     a.spa = r.chance(0.85) ? this.srcIp() : r.u32();
     a.tha.set(r.chance(0.7) ? new Uint8Array(6) : r.bytes(6));
-    a.tpa = r.weighted([[45, GW_IP], [20, DNS_IP], [20, this.guestIp()], [15, r.u32()]]);
+    a.tpa = r.weighted([[45, GW_IP], [20, DNS_IP], [20, this.poolIp()], [15, r.u32()]]);
     const body = new Uint8Array(arp.HEADER_LEN + (r.chance(0.3) ? r.int(32) : 0));
     const v = viewOf(body);
     arp.emit(a, v, 0);
@@ -351,13 +389,13 @@ export class FrameFuzzer {
     const r = this.rng;
     const chaddr = r.pick(DHCP_CLIENT_MACS);
     const type = r.weighted([[35, dhcp.DISCOVER], [30, dhcp.REQUEST], [5, dhcp.DECLINE], [8, dhcp.RELEASE], [7, dhcp.INFORM], [5, dhcp.OFFER], [10, r.int(256)]]);
-    const requested = r.weighted<Ip4 | undefined>([[40, undefined], [40, this.guestIp()], [10, r.u32()], [10, GW_IP]]);
+    const requested = r.weighted<Ip4 | undefined>([[40, undefined], [40, this.poolIp()], [10, r.u32()], [10, GW_IP]]);
     const msg = dhcpMessage({
       type,
       xid: r.u32(),
       chaddr,
       broadcast: r.chance(0.5),
-      ciaddr: r.chance(0.7) ? 0 : r.chance(0.5) ? this.guestIp() : r.u32(),
+      ciaddr: r.chance(0.7) ? 0 : r.chance(0.5) ? this.poolIp() : r.u32(),
       requestedIp: requested,
       serverId: r.chance(0.6) ? undefined : r.chance(0.7) ? GW_IP : r.u32(),
       hostname: r.chance(0.5) ? undefined : hostname(r),

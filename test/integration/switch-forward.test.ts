@@ -71,9 +71,9 @@ describe('port forwards through a switch gateway', () => {
       const v = new DataView(syn.payload.buffer, syn.payload.byteOffset);
       const rst = tcpSegment(DB_IP, syn.ip!.src, 8080, v.getUint16(0), { seq: 0, ack: (v.getUint32(4) + 1) >>> 0, flags: 0x14 });
       g.send(ipv4Frame(ipv4Packet({ src: DB_IP, dst: syn.ip!.src, proto: 6 }, rst), { src: mac(DB_MAC), dst: gwMac }));
-      expect(await first).toMatch(/ECONNRESET|closed/);
+      expect(await first).toBe('ECONNRESET');
       // No such VM: the host client is reset.
-      expect(await hostConnect(hostPort + 1)).toMatch(/ECONNRESET|closed/);
+      expect(await hostConnect(hostPort + 1)).toBe('ECONNRESET');
 
       expect(await switchForwardRemove(name, { proto: 'tcp', hostPort: hostPort + 1 }, { runtimeDir })).toBe(true);
       expect(await switchForwardRemove(name, { proto: 'tcp', hostPort: hostPort + 1 }, { runtimeDir })).toBe(false);

@@ -6,6 +6,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { VmnetError } from '../../errors.js';
+import { toJson } from '../../config/printable.js';
 
 export interface NetworkArgs {
   subnet?: string;
@@ -14,11 +15,14 @@ export interface NetworkArgs {
   mtu?: number;
   isolated: boolean;
   'host-loopback': boolean;
+  host: boolean;
+  'dhcp-leases-per-link'?: number;
   'dns-record': string[];
   'dns-upstream': string[];
   'resolv-conf'?: string;
   pcap?: string;
   'udp-idle'?: number;
+  'link-queue'?: number;
 }
 
 /** The network flags shared by `gateway` and (later) `run` and `switch`. */
@@ -30,12 +34,18 @@ export function withNetworkOptions<T>(y: Argv<T>): Argv<T & NetworkArgs> {
     .option('mtu', { type: 'number', describe: 'link MTU, 68-65520 (default 1500)', group: 'Network:' })
     .option('isolated', { type: 'boolean', default: false, describe: 'nothing leaves: no NAT, no DNS forwarding, no host access', group: 'Network:' })
     .option('host-loopback', { type: 'boolean', default: true, describe: "map the gateway address to the host's 127.0.0.1 (--no-host-loopback turns it off)", group: 'Network:' })
+    .option('host', { type: 'boolean', default: true, describe: "let NAT reach the host's own addresses (--no-host refuses every one of them, 127/8 included; the outside stays reachable)", group: 'Network:' })
+    .option('dhcp-leases-per-link', { type: 'number', describe: 'DHCP leases one guest connection may hold (default 4)', group: 'Network:' })
     .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP (A or AAAA), repeatable', group: 'Network:' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "upstream DNS ADDR[:PORT], repeatable (default: the host's resolv.conf)", group: 'Network:' })
     .option('resolv-conf', { type: 'string', describe: 'resolv.conf to follow for upstreams (default /etc/resolv.conf)', group: 'Network:' })
     .option('pcap', { type: 'string', describe: 'write every frame to this pcap file', group: 'Network:' })
-    .option('udp-idle', { type: 'number', describe: 'seconds before an idle UDP flow closes (default 60)', group: 'Network:' }) as Argv<T & NetworkArgs>;
+    .option('udp-idle', { type: 'number', describe: 'seconds before an idle UDP flow closes (default 60)', group: 'Network:' })
+    .option('link-queue', { type: 'number', describe: 'KiB queued toward a guest that is not reading before frames are dropped (default 4096)', group: 'Network:' }) as Argv<T & NetworkArgs>;
 }
+
+/** A KiB flag value in bytes (undefined stays undefined; validation is the config's). */
+export const kib = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.round(n * 1024));
 
 /** Turns parsed network flags into gateway options (parsing record/upstream specs). */
 export async function networkOptionsFrom(a: NetworkArgs) {
@@ -48,11 +58,14 @@ export async function networkOptionsFrom(a: NetworkArgs) {
     mtu: a.mtu,
     isolated: a.isolated,
     hostLoopback: a['host-loopback'],
+    hostAccess: a.host,
+    dhcpLeasesPerLink: a['dhcp-leases-per-link'],
     dnsRecords: a['dns-record'].map(parseDnsRecord),
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
     resolvConf: a['resolv-conf'],
     pcap: a.pcap,
     udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+    linkQueueBytes: kib(a['link-queue']),
   };
 }
 
@@ -61,6 +74,7 @@ interface GatewayArgs extends NetworkArgs {
   fd?: number;
   forward: string[];
   'tcp-port'?: number;
+  'tcp-per-guest'?: number;
 }
 
 export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
@@ -75,8 +89,11 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
           .option('tcp-port', { type: 'number', describe: 'or a TCP port on 127.0.0.1 (QEMU -netdev socket,connect=, for QEMU < 7.2)' })
           .option('fd', { type: 'number', describe: 'serve one guest on an inherited stream socket fd (QEMU -netdev socket,fd= or stream,addr.type=fd)' })
           .option('forward', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'forward [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp] to the guest; BIND defaults to 127.0.0.1 (repeatable)' })
+          .option('tcp-per-guest', { type: 'number', describe: 'most TCP connections per guest (connection), default 4096' })
           .check((a) => {
             if ([a.socket, a['tcp-port'], a.fd].filter((x) => x !== undefined).length !== 1) throw new VmnetError('E_USAGE', 'give exactly one of --socket PATH, --tcp-port N or --fd N');
+            const cap = a['tcp-per-guest'];
+            if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) throw new VmnetError('E_USAGE', `bad --tcp-per-guest ${cap}: give a whole number of connections, at least 1`);
             return true;
           }),
       ) as never,
@@ -84,15 +101,16 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
       const { startGateway } = await import('../../gateway/server.js');
       const { parseForward } = await import('../../config/forward.js');
       const forwards = a.forward.map(parseForward);
-      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'], forwards });
+      const tcpLimits = a['tcp-per-guest'] === undefined ? undefined : { maxPerGuest: a['tcp-per-guest'] };
+      const gw = await startGateway({ ...(await networkOptionsFrom(a)), socket: a.socket, tcpPort: a['tcp-port'], forwards, tcpLimits });
       let fdClosed: Promise<unknown> | null = null;
       if (a.fd !== undefined) {
         const { portFromFd } = await import('../../link/stream-port.js');
-        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18 });
+        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18, maxQueued: gw.config.linkQueueBytes });
         gw.attach(port);
         fdClosed = new Promise((r) => port.once('close', r));
       }
-      const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${JSON.stringify(gw.snapshot())}\n`);
+      const print = (why: string) => io.stdout.write(`vmnet gateway: counters (${why}) ${toJson(gw.snapshot())}\n`);
       if (a.fd === undefined) io.stdout.write(`vmnet gateway: listening; connect QEMU with:\n  ${gw.qemuNetdevArgs().join(' ')}\n`);
       else io.stdout.write(`vmnet gateway: serving the guest on fd ${a.fd}\n`);
       io.stdout.write(`vmnet gateway: network ${a.subnet ?? '10.0.2.0/24'}${gw.config.isolated ? ' (isolated)' : ''}, mtu ${gw.config.mtu}\n`);

@@ -4,6 +4,7 @@
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
+import { printable, toJson } from '../../config/printable.js';
 
 interface LsArgs {
   json: boolean;
@@ -24,7 +25,7 @@ export function lsCommand(io: CliIo): CommandModule<object, LsArgs> {
       const { listVms } = await import('../../vm/manage.js');
       const vms = await listVms(io.env);
       if (a.json) {
-        io.stdout.write(JSON.stringify(vms) + '\n');
+        io.stdout.write(toJson(vms) + '\n');
         return;
       }
       if (vms.length === 0) {
@@ -32,7 +33,8 @@ export function lsCommand(io: CliIo): CommandModule<object, LsArgs> {
         return;
       }
       const rows = [['NAME', 'STATE', 'PID', 'ACCEL', 'ADDRESS', 'FORWARDS', 'UPTIME']];
-      for (const v of vms) rows.push([v.name, v.state, String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.forwards.join(',') || '-', uptime(v.uptimeS)]);
+      // Every cell comes from another process (a VM's control socket): escaped before it reaches the terminal.
+      for (const v of vms) rows.push([v.name, v.state, String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.forwards.join(',') || '-', uptime(v.uptimeS)].map(printable));
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) io.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
     },

@@ -7,8 +7,9 @@
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
-import { withNetworkOptions, type NetworkArgs } from './gateway.js';
+import { kib, withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
+import { printable, toJson } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
 
 interface RunArgs extends NetworkArgs {
@@ -114,9 +115,12 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           gatewayIp: a['gateway-ip'],
           dnsIp: a['dns-ip'],
           hostLoopback: a['host-loopback'],
+          hostAccess: a.host,
+          dhcpLeasesPerLink: a['dhcp-leases-per-link'],
           ...(a['dns-upstream'].length ? { dnsUpstreams: a['dns-upstream'].map(parseUpstream) } : {}),
           resolvConf: a['resolv-conf'],
           udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
+          linkQueueBytes: kib(a['link-queue']),
         },
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
         extraArgs: (a['--'] ?? []).map(String),
@@ -148,7 +152,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
 
       const { launch } = await import('../../vm/launch.js');
       const json = a.json;
-      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(JSON.stringify(e) + '\n') } : {}) });
+      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(toJson(e) + '\n') } : {}) });
       const onTerminal = console.kind === 'terminal' && !json;
       const interactive = onTerminal && io.isTty && io.stdin !== undefined;
       if (!json) {
@@ -186,7 +190,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
       off();
       term?.detach();
       if (exit.reason === 'crashed') {
-        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${exit.stderr.trim().split('\n').slice(-3).join(' | ') || 'no error output'}\n`);
+        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${printable(exit.stderr.trim().split('\n').slice(-3).join(' | ')) || 'no error output'}\n`);
         setExit(1);
         return;
       }

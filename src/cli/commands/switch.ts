@@ -8,12 +8,15 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { VmnetError } from '../../errors.js';
+import { printable, toJson } from '../../config/printable.js';
 
 interface CreateArgs {
   name: string;
   subnet?: string;
   gateway?: boolean;
   isolated: boolean;
+  'host-loopback': boolean;
+  host: boolean;
   pcap?: string;
   mtu?: number;
   'dns-upstream': string[];
@@ -26,6 +29,8 @@ const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
     .option('subnet', { type: 'string', describe: 'network for the gateway, e.g. 10.7.0.0/24 (implies --gateway)' })
     .option('gateway', { type: 'boolean', describe: 'put a gateway (DHCP, DNS, NAT) on the switch; default: on with --subnet (--no-gateway: a private LAN)' })
     .option('isolated', { type: 'boolean', default: false, describe: 'the gateway lets nothing out: no NAT, no DNS forwarding, no host access' })
+    .option('host-loopback', { type: 'boolean', default: true, describe: "the gateway address reaches the host's 127.0.0.1 (--no-host-loopback turns it off)" })
+    .option('host', { type: 'boolean', default: true, describe: "NAT reaches the host's own addresses (--no-host refuses every one of them; the outside stays reachable)" })
     .option('pcap', { type: 'string', describe: 'capture every frame entering the switch to FILE (802.1Q-tagged)' })
     .option('mtu', { type: 'number', describe: 'link MTU (default 1500)' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "the gateway's upstream DNS ADDR[:PORT], repeatable" })
@@ -39,6 +44,8 @@ async function createOptions(a: CreateArgs) {
     subnet: a.subnet,
     gateway: a.gateway,
     isolated: a.isolated,
+    hostLoopback: a['host-loopback'],
+    hostAccess: a.host,
     pcap: a.pcap === undefined ? undefined : resolve(a.pcap),
     mtu: a.mtu,
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
@@ -79,8 +86,15 @@ function human(bytes: number): string {
   return `${i === 0 ? bytes : bytes.toFixed(1)}${u[i]}`;
 }
 
+/** ` (isolated)`, ` (no host loopback)`, ` (no host)`: how far the gateway lets guests out. */
+function gatewayNotes(gw: { isolated: boolean; hostLoopback?: boolean; hostAccess?: boolean }): string {
+  if (gw.isolated) return ' (isolated)';
+  return `${gw.hostAccess === false ? ' (no host)' : gw.hostLoopback === false ? ' (no host loopback)' : ''}`;
+}
+
 export function switchCommand(io: CliIo): CommandModule<object, object> {
-  const out = (s: string) => io.stdout.write(s.endsWith('\n') ? s : s + '\n');
+  // Everything shown may hold guest-set text (DHCP host names): escaped, one record per line.
+  const out = (s: string) => io.stdout.write(printable(s.endsWith('\n') ? s.slice(0, -1) : s) + '\n');
   return {
     command: 'switch <command>',
     describe: 'private L2 switches that VMs share (background processes of your user)',
@@ -107,7 +121,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
           handler: async (a: { json: boolean }) => {
             const { listSwitches } = await import('../../switch/daemon.js');
             const all = await listSwitches();
-            if (a.json) return out(JSON.stringify(all, null, 2));
+            if (a.json) return void io.stdout.write(toJson(all, 2) + '\n');
             if (all.length === 0) return out('no switches');
             for (const s of all) {
               if (s.state !== 'running') {
@@ -116,7 +130,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
               }
               const sw = s.snapshot.switch;
               const gw = s.snapshot.gateway;
-              out(`${s.name}  pid ${s.info.pid}  ${gw ? `gateway ${gw.gatewayIp} on ${gw.subnet}${gw.isolated ? ' (isolated)' : ''}` : 'no gateway'}  ports ${sw.ports.length}  macs ${sw.macs}  frames ${sw.counters.frames}  ${sw.pcap ? `pcap ${sw.pcap.path}` : ''}`.trimEnd());
+              out(`${s.name}  pid ${s.info.pid}  ${gw ? `gateway ${gw.gatewayIp} on ${gw.subnet}${gatewayNotes(gw)}` : 'no gateway'}  ports ${sw.ports.length}  macs ${sw.macs}  frames ${sw.counters.frames}  ${sw.pcap ? `pcap ${sw.pcap.path}` : ''}`.trimEnd());
               for (const p of sw.ports) {
                 const c = p.counters;
                 const macs = p.macs.map((m) => m.mac).join(',') || '-';

@@ -267,6 +267,17 @@ describe('DnsService forwarding', () => {
     expect(s.counters.overload).toBe(1);
   });
 
+  it('gives each guest a quarter of maxInFlight: one guest flooding queries cannot starve another', async () => {
+    const { t } = fakeTransport((b) => bigReply(b, 1), 30);
+    const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t, maxInFlight: 8 });
+    const flood = Array.from({ length: 10 }, (_, i) => s.query(q(`f${i}.example`), 'udp', 1));
+    const other = s.query(q('other.example'), 'udp', 2);
+    const rcodes = (await Promise.all(flood)).map((r) => decode(r).rcode);
+    expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(2);
+    expect(decode(await other).rcode).toBe('NOERROR');
+    expect(s.counters.overload).toBe(8);
+  });
+
   it('publishes each query on the vmnet:dns:query channel', async () => {
     const events: DnsQueryEvent[] = [];
     const fn = (m: unknown) => events.push(m as DnsQueryEvent);

@@ -21,7 +21,8 @@
  *     Isolated mode (`upstream: null`) answers REFUSED instead: a policy
  *     refusal, final and not a transient failure (SERVFAIL would invite
  *     retries, NXDOMAIN would be a lie that gets cached). No configured
- *     server, or too many queries in flight, → SERVFAIL.
+ *     server, or too many queries in flight (`maxInFlight` in all, a quarter
+ *     of it per guest when the caller names the guest), → SERVFAIL.
  *  6. A UDP reply larger than the client's limit (512 bytes, or the EDNS
  *     UDP payload size it advertised, RFC 6891 §6.2.5) is cut to header +
  *     question + OPT with TC set; the client retries over TCP (RFC 7766).
@@ -56,6 +57,8 @@ export interface DnsServiceOptions extends LocalZoneOptions {
   tryTimeoutMs?: number | undefined;
   /** Forwarded queries in flight at once before new ones get SERVFAIL (default 256; each holds a socket). */
   maxInFlight?: number | undefined;
+  /** Forwarded queries in flight per guest (default a quarter of maxInFlight). */
+  maxInFlightPerGuest?: number | undefined;
 }
 
 /** Running totals of what the service did. */
@@ -127,6 +130,9 @@ export class DnsService {
   private readonly maxInFlight: number;
   private readonly logger: DnsLogger | null;
   private inFlight = 0;
+  private readonly maxPerGuest: number;
+  /** Forwarded queries in flight per guest key. */
+  private readonly perGuest = new Map<number, number>();
 
   /** @param opts addresses, records, upstream and I/O; see {@link DnsServiceOptions} */
   constructor(opts: DnsServiceOptions) {
@@ -134,6 +140,7 @@ export class DnsService {
     this.upstream = opts.upstream;
     this.now = opts.now ?? (() => performance.now());
     this.maxInFlight = opts.maxInFlight ?? 256;
+    this.maxPerGuest = opts.maxInFlightPerGuest ?? Math.max(1, Math.floor(this.maxInFlight / 4));
     this.logger = opts.logger ?? null;
     this.forwarder = new Forwarder({
       transport: opts.transport ?? new NodeTransport(),
@@ -148,13 +155,16 @@ export class DnsService {
    * Answers one guest DNS message.
    * @param bytes the message (for TCP without the 2-byte length prefix); not modified
    * @param via the guest transport: UDP replies are truncated to the client's limit
+   * @param guest the asking guest's key (the gateway's link): each has a share of
+   *   maxInFlight, so one guest cannot take every forwarding slot; omitted, only
+   *   the total bound applies
    * @returns the reply (for TCP without length prefix), or null to send nothing;
    *   never rejects, settles within the forwarding deadline
    */
-  async query(bytes: Uint8Array, via: 'udp' | 'tcp'): Promise<Uint8Array | null> {
+  async query(bytes: Uint8Array, via: 'udp' | 'tcp', guest?: number): Promise<Uint8Array | null> {
     this.counters.queries++;
     try {
-      return await this.answer(bytes, via);
+      return await this.answer(bytes, via, guest);
     } catch (e) {
       // Defensive: a bug here must cost one SERVFAIL, not an unhandled rejection in the gateway.
       this.logger?.warn(`dns: internal error: ${e instanceof Error ? e.message : String(e)}`);
@@ -163,7 +173,7 @@ export class DnsService {
     }
   }
 
-  private async answer(bytes: Uint8Array, via: 'udp' | 'tcp'): Promise<Uint8Array | null> {
+  private async answer(bytes: Uint8Array, via: 'udp' | 'tcp', guest: number | undefined): Promise<Uint8Array | null> {
     const c = this.counters;
     if (bytes.length < msg.HEADER_LEN || msg.isResponse(bytes)) {
       c.dropped++;
@@ -208,7 +218,7 @@ export class DnsService {
       c.refused++;
       source = 'vmnet';
       reply = msg.errorReply(bytes, msg.REFUSED, { ra, edns });
-    } else if (this.inFlight >= this.maxInFlight) {
+    } else if (this.inFlight >= this.maxInFlight || (guest !== undefined && (this.perGuest.get(guest) ?? 0) >= this.maxPerGuest)) {
       c.servfail++;
       c.overload++;
       source = 'vmnet';
@@ -216,6 +226,7 @@ export class DnsService {
     } else {
       c.forwarded++;
       this.inFlight++;
+      if (guest !== undefined) this.perGuest.set(guest, (this.perGuest.get(guest) ?? 0) + 1);
       try {
         const r = await this.forwarder.forward(bytes, this.upstream.servers(), edns);
         c.upstreamFailures += r.failures;
@@ -226,6 +237,11 @@ export class DnsService {
         reply = r.reply;
       } finally {
         this.inFlight--;
+        if (guest !== undefined) {
+          const n = this.perGuest.get(guest)! - 1;
+          if (n > 0) this.perGuest.set(guest, n);
+          else this.perGuest.delete(guest);
+        }
       }
     }
     if (reply.length > limit) {

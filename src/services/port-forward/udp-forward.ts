@@ -7,8 +7,20 @@
  * passt does: guest logs and firewalls then mean something). The guest's
  * replies, sent to that endpoint, are matched back to the client before UDP
  * NAT sees them. Flows expire after the idle time, like NAT flows.
+ *
+ * Bounds (issue 11, item 9). Anyone who can reach the bound address can
+ * create flows, one per source port, so the table holds at most `maxFlows`
+ * (default 4096) and evicts the least recently used flow beyond that
+ * (counted: `evicted`). Two clients may want the same guest-side endpoint
+ * (127.0.0.1:5000 and 127.0.0.2:5000 both appear as 10.0.2.2:5000); the
+ * second gets the next free port after its own, and since at most
+ * `maxFlows` endpoints are ever taken, that search ends within
+ * `maxFlows + 1` steps (before the cap existed, a client on every port
+ * 1024-65535 and one more made it spin forever). Datagrams toward host
+ * clients are dropped (counted: `sendDropped`) while the socket's send queue
+ * already holds `MAX_SEND_QUEUE` of them, so a guest cannot grow it.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { parseIp4, type Ip4 } from '../../wire/addr.js';
 import type { ForwardSpec } from '../../config/forward.js';
@@ -22,6 +34,17 @@ export interface UdpForwardDeps {
   sendToGuest(srcIp: Ip4, srcPort: number, guestIp: Ip4, guestPort: number, data: Uint8Array): void;
   now(): number;
   idleMs: number;
+  /** Most flows per forward (default 4096). */
+  maxFlows?: number;
+}
+
+/** What a forward needs of its host socket (a node:dgram Socket). */
+export interface UdpForwardSocket {
+  on(event: 'message', listener: (msg: Buffer, rinfo: RemoteInfo) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  send(msg: Uint8Array, port: number, address: string): void;
+  getSendQueueCount(): number;
+  close(): void;
 }
 
 interface Flow {
@@ -33,20 +56,31 @@ interface Flow {
   lastUsed: number;
 }
 
+/** Default for {@link UdpForwardDeps.maxFlows}. */
+export const MAX_FLOWS = 4096;
+/** Datagrams queued on the host socket beyond which guest replies are dropped. */
+export const MAX_SEND_QUEUE = 256;
+
 const key = (ip: Ip4, port: number) => ip * 65536 + port;
+const clientId = (address: string, port: number) => `${address}|${port}`;
+/** The next port of the search, wrapping within 1024..65535. */
+const nextPort = (p: number) => 1024 + ((p + 1 - 1024) % (65536 - 1024));
 
 export class UdpForward {
-  /** Datagrams each way and drops (no guest yet). */
-  readonly counters = { toGuest: 0, toHost: 0, noGuest: 0 };
+  /** Datagrams each way, and what was dropped or evicted. */
+  readonly counters = { toGuest: 0, toHost: 0, noGuest: 0, evicted: 0, sendDropped: 0 };
+  /** Host client → flow, least recently used first (a flow is re-inserted on use). */
   private readonly byClient = new Map<string, Flow>();
   /** Guest-side endpoint (srcIp, srcPort) → flow. */
   private readonly byEndpoint = new Map<number, Flow>();
+  private readonly maxFlows: number;
 
   private constructor(
     readonly spec: ForwardSpec,
-    private readonly socket: Socket,
+    private readonly socket: UdpForwardSocket,
     private readonly deps: UdpForwardDeps,
   ) {
+    this.maxFlows = Math.max(1, deps.maxFlows ?? MAX_FLOWS);
     socket.on('message', (msg, rinfo) => this.fromHost(msg, rinfo.address, rinfo.port));
     socket.on('error', () => undefined); // ICMP errors from clients: nothing to do
   }
@@ -64,27 +98,58 @@ export class UdpForward {
     return new UdpForward(spec, socket, deps);
   }
 
+  /** A forward over a socket that is already bound (tests, inherited sockets). */
+  static over(spec: ForwardSpec, socket: UdpForwardSocket, deps: UdpForwardDeps): UdpForward {
+    return new UdpForward(spec, socket, deps);
+  }
+
   private fromHost(msg: Buffer, address: string, port: number): void {
     const guestIp = this.deps.guestIp(this.spec);
     if (guestIp === null) {
       this.counters.noGuest++;
       return;
     }
-    const id = `${address}|${port}`;
+    const id = clientId(address, port);
     let flow = this.byClient.get(id);
-    if (!flow || flow.guestIp !== guestIp) {
-      const mapped = address.replace(/^::ffff:/, '');
-      const loopback = mapped.startsWith('127.') || mapped === '::1';
-      const srcIp = !loopback && isIPv4(mapped) ? (parseIp4(mapped) as Ip4) : this.deps.gatewayIp;
-      let srcPort = port;
-      while (this.byEndpoint.has(key(srcIp, srcPort))) srcPort = 1024 + ((srcPort + 1 - 1024) % (65536 - 1024));
-      flow = { clientAddress: address, clientPort: port, srcIp, srcPort, guestIp, lastUsed: 0 };
-      this.byClient.set(id, flow);
-      this.byEndpoint.set(key(srcIp, srcPort), flow);
+    if (flow !== undefined && flow.guestIp !== guestIp) {
+      this.remove(flow); // the forward's guest changed: a new endpoint toward the new one
+      flow = undefined;
     }
-    flow.lastUsed = this.deps.now();
+    if (flow === undefined) flow = this.open(address, port, guestIp);
+    this.touch(flow);
     this.counters.toGuest++;
     this.deps.sendToGuest(flow.srcIp, flow.srcPort, guestIp, this.spec.guestPort, new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
+  }
+
+  /** A new flow for a host client, evicting the least recently used one at the cap. */
+  private open(address: string, port: number, guestIp: Ip4): Flow {
+    while (this.byClient.size >= this.maxFlows) {
+      this.counters.evicted++;
+      this.remove(this.byClient.values().next().value!);
+    }
+    const mapped = address.replace(/^::ffff:/, '');
+    const loopback = mapped.startsWith('127.') || mapped === '::1';
+    const srcIp = !loopback && isIPv4(mapped) ? (parseIp4(mapped) as Ip4) : this.deps.gatewayIp;
+    // At most maxFlows - 1 endpoints are taken here, so this ends within maxFlows steps.
+    let srcPort = port;
+    while (this.byEndpoint.has(key(srcIp, srcPort))) srcPort = nextPort(srcPort);
+    const flow: Flow = { clientAddress: address, clientPort: port, srcIp, srcPort, guestIp, lastUsed: 0 };
+    this.byClient.set(clientId(address, port), flow);
+    this.byEndpoint.set(key(srcIp, srcPort), flow);
+    return flow;
+  }
+
+  /** Marks a flow used now (it moves to the young end of the table). */
+  private touch(f: Flow): void {
+    f.lastUsed = this.deps.now();
+    const id = clientId(f.clientAddress, f.clientPort);
+    this.byClient.delete(id);
+    this.byClient.set(id, f);
+  }
+
+  private remove(f: Flow): void {
+    this.byClient.delete(clientId(f.clientAddress, f.clientPort));
+    if (this.byEndpoint.get(key(f.srcIp, f.srcPort)) === f) this.byEndpoint.delete(key(f.srcIp, f.srcPort));
   }
 
   /**
@@ -94,18 +159,21 @@ export class UdpForward {
     if (guestPort !== this.spec.guestPort) return false;
     const flow = this.byEndpoint.get(key(dstIp, dstPort));
     if (!flow || flow.guestIp !== guestIp) return false;
-    flow.lastUsed = this.deps.now();
+    this.touch(flow);
+    if (this.socket.getSendQueueCount() >= MAX_SEND_QUEUE) {
+      this.counters.sendDropped++;
+      return true;
+    }
     this.counters.toHost++;
-    this.socket.send(Buffer.from(data), flow.clientPort, flow.clientAddress);
+    this.socket.send(Buffer.from(data), flow.clientPort, flow.clientAddress); // a copy: `data` lives in a reused frame buffer
     return true;
   }
 
   /** Forgets flows idle longer than the idle time. */
   sweep(now: number): void {
-    for (const [id, f] of this.byClient) {
-      if (now - f.lastUsed < this.deps.idleMs) continue;
-      this.byClient.delete(id);
-      this.byEndpoint.delete(key(f.srcIp, f.srcPort));
+    for (const f of this.byClient.values()) {
+      if (now - f.lastUsed < this.deps.idleMs) return; // least recently used first: the rest are younger
+      this.remove(f);
     }
   }
 

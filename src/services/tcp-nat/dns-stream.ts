@@ -2,68 +2,156 @@
  * Theory of operation: DNS over TCP at the gateway's DNS address (RFC 1035
  * §4.2.2, RFC 7766). The TCP NAT terminates a guest connection to
  * 10.0.2.3:53 as usual, but its host end is this in-process stream instead
- * of a socket: it reassembles 2-byte length-prefixed queries from the bytes
- * the guest sends, answers each through the DNS service (which forwards
- * upstream as needed), and writes length-prefixed replies back, in order.
- * Pipelined queries are answered in the order they came (RFC 7766 §6.2.1.1
- * allows out-of-order replies; in-order is simpler and always correct).
+ * of a socket: it cuts 2-byte length-prefixed queries out of the bytes the
+ * guest sends, answers each through the DNS service (which forwards upstream
+ * as needed), and writes length-prefixed replies back, in the order the
+ * queries came (RFC 7766 §6.2.1.1 allows out-of-order replies; in order is
+ * simpler and always correct).
+ *
+ * Bounded both ways, like a socket (issue 11, item 8):
+ * - Guest → service. The bytes `write` is given stay the caller's until their
+ *   `done` runs (the HostStream contract): they are views of the connection's
+ *   receive buffer, read in place. A chunk's `done` runs only once every
+ *   query in it has been handed to the service, and at most MAX_IN_FLIGHT
+ *   queries are handed over and not yet answered; beyond that, parsing stops
+ *   and `write` returns false until the answers go out ('drain'). Unparsed
+ *   bytes therefore stay in the receive buffer and keep the guest's window
+ *   closed: a guest that pipelines faster than it reads answers is slowed by
+ *   TCP itself. Only a query that straddles two chunks is copied (at most one
+ *   message, 65,535 bytes).
+ * - Service → guest. `pause()` holds replies (at most MAX_IN_FLIGHT, one per
+ *   query) instead of delivering them; `resume()` delivers them in order. A
+ *   reply counts as in flight until delivered, so a guest that does not read
+ *   its answers also stops the parsing above.
+ * The guest's FIN (`end`) is answered with ours once every query before it
+ * was answered and delivered.
  */
 import type { DnsService } from '../dns/server.js';
 import type { HostStream, HostStreamEvents } from './host-stream.js';
 
 /** Largest DNS message over TCP (the length prefix is 16 bits). */
 const MAX_MESSAGE = 65535;
+/** Queries handed to the service and not yet answered and delivered, per connection. */
+export const MAX_IN_FLIGHT = 32;
 
-export function dnsStream(dns: DnsService, ev: HostStreamEvents): HostStream {
-  let pending = new Uint8Array(0);
-  let chain: Promise<void> = Promise.resolve();
+interface Chunk {
+  bytes: Uint8Array;
+  /** Parse position within `bytes`. */
+  pos: number;
+  done: () => void;
+}
+
+/**
+ * The in-process stream behind a guest's TCP connection to the DNS address.
+ * @param dns the service answering each query
+ * @param ev the TCP NAT's events for this flow
+ * @param guest the asking guest's key (its share of the service's forwarding slots is bounded)
+ */
+export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, guest?: number): HostStream {
+  const chunks: Chunk[] = [];
+  /** A query that straddles chunks, being assembled with its length prefix (allocated on first need). */
+  let partial: Uint8Array | null = null;
+  let partialLen = 0;
+  /** Replies in query order, from the first not yet delivered: undefined = not answered yet, null = nothing to send. */
+  const replies: Array<Uint8Array | null | undefined> = [];
+  /** Replies delivered (or skipped) so far: replies[i] belongs to query number delivered + i. */
+  let delivered = 0;
   let closed = false;
-  let ended = false;
-  let inFlight = 0;
-  let endSent = false;
-  const reply = (answer: Uint8Array | null) => {
-    if (closed || !answer || answer.length > MAX_MESSAGE) return;
-    const framed = new Uint8Array(2 + answer.length);
-    framed[0] = answer.length >>> 8;
-    framed[1] = answer.length & 255;
-    framed.set(answer, 2);
-    ev.data(framed);
+  let paused = false;
+  let guestEnded = false;
+  let finSent = false;
+  let wantDrain = false;
+
+  const room = (): boolean => replies.length < MAX_IN_FLIGHT;
+
+  /** Hands one whole query (without its prefix) to the service; its reply slot keeps the order. */
+  const dispatch = (query: Uint8Array): void => {
+    const index = delivered + replies.length;
+    replies.push(undefined);
+    const settle = (answer: Uint8Array | null): void => {
+      if (closed) return;
+      replies[index - delivered] = answer !== null && answer.length <= MAX_MESSAGE ? answer : null;
+      flush();
+    };
+    dns.query(query, 'tcp', guest).then(settle, () => settle(null));
   };
-  const maybeEnd = () => {
-    if (ended && inFlight === 0 && !closed && !endSent) {
-      endSent = true;
+
+  /** Cuts queries out of the queued chunks while fewer than MAX_IN_FLIGHT are out. */
+  const parse = (): void => {
+    while (chunks.length > 0 && room()) {
+      const c = chunks[0]!;
+      const b = c.bytes;
+      const avail = b.length - c.pos;
+      if (partialLen === 0 && avail >= 2 && avail >= 2 + ((b[c.pos]! << 8) | b[c.pos + 1]!)) {
+        const end = c.pos + 2 + ((b[c.pos]! << 8) | b[c.pos + 1]!);
+        dispatch(b.slice(c.pos + 2, end)); // the service may keep it: copied out of the lent chunk
+        c.pos = end;
+      } else {
+        // A query that does not fit in what is here: assemble it (prefix first, then body).
+        partial ??= new Uint8Array(2 + MAX_MESSAGE);
+        const need = partialLen < 2 ? 2 : 2 + ((partial[0]! << 8) | partial[1]!);
+        const n = Math.min(need - partialLen, avail);
+        partial.set(b.subarray(c.pos, c.pos + n), partialLen);
+        partialLen += n;
+        c.pos += n;
+        if (partialLen >= 2 && partialLen === 2 + ((partial[0]! << 8) | partial[1]!)) {
+          dispatch(partial.slice(2, partialLen));
+          partialLen = 0;
+        }
+      }
+      if (c.pos >= b.length) {
+        chunks.shift();
+        queueMicrotask(c.done); // never inside write(): the NAT consumes the bytes afterwards
+      }
+    }
+  };
+
+  /** Delivers answered replies at the head, in order, unless paused; then parses more, and ends when due. */
+  const flush = (): void => {
+    if (closed) return;
+    while (!paused && replies.length > 0 && replies[0] !== undefined) {
+      const answer = replies.shift()!;
+      delivered++;
+      if (answer === null) continue;
+      const framed = new Uint8Array(2 + answer.length);
+      framed[0] = answer.length >>> 8;
+      framed[1] = answer.length & 255;
+      framed.set(answer, 2);
+      ev.data(framed);
+      if (closed) return; // the NAT may reset the flow from inside data()
+    }
+    parse();
+    if (wantDrain && chunks.length === 0 && room()) {
+      wantDrain = false;
+      ev.drain();
+    }
+    if (guestEnded && !finSent && !paused && chunks.length === 0 && replies.length === 0) {
+      finSent = true;
       ev.end();
     }
   };
-  queueMicrotask(() => ev.connected());
+
+  queueMicrotask(() => {
+    if (!closed) ev.connected();
+  });
   return {
     write(chunk, done) {
-      queueMicrotask(done); // `chunk` is copied below, before this returns
-      if (closed) return false;
-      const all = new Uint8Array(pending.length + chunk.length);
-      all.set(pending);
-      all.set(chunk, pending.length);
-      let o = 0;
-      while (all.length - o >= 2) {
-        const n = (all[o]! << 8) | all[o + 1]!;
-        if (all.length - o - 2 < n) break;
-        const query = all.slice(o + 2, o + 2 + n);
-        o += 2 + n;
-        inFlight++;
-        const answer = dns.query(query, 'tcp').catch(() => null);
-        chain = chain.then(async () => {
-          reply(await answer);
-          inFlight--;
-          maybeEnd();
-        });
+      if (closed || chunk.length === 0) {
+        queueMicrotask(done);
+        return !closed;
       }
-      pending = all.slice(o);
-      return true;
+      chunks.push({ bytes: chunk, pos: 0, done });
+      parse();
+      if (chunks.length === 0 && room()) return true;
+      wantDrain = true;
+      return false;
     },
-    end() {
-      // The guest is done sending: finish answering, then close our side.
-      ended = true;
-      void chain.then(maybeEnd);
+    end(finished) {
+      // The guest is done sending (the NAT ends only once every written byte was
+      // consumed): answer what it asked, then close our side.
+      guestEnded = true;
+      if (finished) queueMicrotask(finished);
+      flush();
     },
     reset() {
       closed = true;
@@ -71,7 +159,13 @@ export function dnsStream(dns: DnsService, ev: HostStreamEvents): HostStream {
     destroy() {
       closed = true;
     },
-    pause() {},
-    resume() {},
+    pause() {
+      paused = true;
+    },
+    resume() {
+      if (!paused) return;
+      paused = false;
+      flush();
+    },
   };
 }

@@ -52,8 +52,12 @@ export interface HostStream {
    * `write`): sockets write them in place, without a copy.
    */
   write(chunk: Uint8Array, done: () => void): boolean;
-  /** Half-close: FIN after the queued bytes. */
-  end(): void;
+  /**
+   * Half-close: FIN after the queued bytes. `done` runs once those bytes and
+   * the FIN are handed to the kernel (or the stream broke: `reset` follows),
+   * so the stream may then be destroyed without losing any of them.
+   */
+  end(done?: () => void): void;
   /** Abortive close: RST. */
   reset(): void;
   /** Quiet close after both directions ended. */
@@ -103,8 +107,12 @@ export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected
       queueMicrotask(done);
       return false;
     },
-    end: () => {
-      if (!sock.destroyed) sock.end();
+    end: (finished) => {
+      if (sock.destroyed) {
+        if (finished) queueMicrotask(finished);
+        return;
+      }
+      sock.end(finished === undefined ? undefined : () => finished());
     },
     reset: () => {
       done = true;

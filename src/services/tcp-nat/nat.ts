@@ -23,21 +23,46 @@
  * the guest acknowledges enough (onWritable). Guest bytes are read out of the
  * receive buffer only while the host socket accepts them (write() true or
  * 'drain'); unread bytes keep the advertised window closed, so a slow host
- * reader slows the guest. FIN travels each way on its own (half-close);
- * resets travel both ways.
+ * reader slows the guest. FIN travels each way on its own (half-close), and
+ * only after every byte before it: the guest's FIN becomes the host socket's
+ * end() once the receive buffer is empty; the host's 'end' becomes our FIN
+ * once its bytes are in the send buffer (shutdownWrite queues the FIN after
+ * them). Resets travel both ways.
  *
- * Limits: at most `maxPerGuest` flows per guest address (beyond: RST, counted)
- * and `maxDialing` dials in flight (beyond: the SYN is dropped and the guest
- * retries). All timers of all connections share one deadline heap; the edge
+ * Teardown never truncates silently (issue 11). Bytes the connection has
+ * acknowledged to the guest are ours to deliver: a connection that reaches
+ * CLOSED without a reset (end of TIME-WAIT, ACK in LAST-ACK, or a RST in
+ * LAST-ACK/CLOSING/TIME-WAIT — in each the guest's FIN was received, so its
+ * stream is complete) may still hold bytes the host has not taken (a slow
+ * reader, a small socket buffer). Such a flow *drains*: it leaves the flow
+ * table (the 4-tuple is free for a new connection) but keeps its host half,
+ * its receive buffer and its place in the per-guest count, and goes on
+ * writing to the host socket; once everything is written, end() sends the
+ * FIN, and the flow is gone when the socket has taken that too. A drain that
+ * makes no progress for `drainIdleMs` is given up with a reset (RST, so the
+ * host sees an error, never a clean EOF on a truncated stream), counted in
+ * `drainResets`. Every other teardown is a reset both ways: a guest or host
+ * RST, retransmissions or probes unanswered, the idle timeout. Gateway
+ * shutdown (closeAll) resets the live flows and gives the draining ones a
+ * grace period to finish, then resets what is left.
+ *
+ * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
+ * not an address a guest can pick (beyond: RST, counted) — and `maxDialing`
+ * dials in flight, at most `maxDialingPerGuest` of them for one guest
+ * (beyond: the SYN is dropped and the guest retries). When a guest's link
+ * closes, its live flows are reset toward their hosts (closeGuest). All timers of all connections share one deadline heap; the edge
  * calls runTimers() when asked through `schedule`.
  */
 import * as tcp from '../../wire/tcp.js';
 import type { Ip4 } from '../../wire/addr.js';
 import {
+  CLOSING,
+  LAST_ACK,
   PROBE_CLOSED,
   PROBE_OPEN,
   ROLE_PASSIVE,
   TcpConn,
+  TIME_WAIT,
   rstFor,
   type TcpConfig,
   type TcpEvents,
@@ -59,21 +84,31 @@ export interface TcpNatDeps {
   transmit(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean;
   route(dstIp: Ip4, dstPort: number): TcpRoute;
   dial(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
-  localDns(ev: HostStreamEvents): HostStream;
+  /** The in-process DNS stream for a guest's connection to the DNS address (`guest`: its key, see guestOf). */
+  localDns(ev: HostStreamEvents, guest: number): HostStream;
   /** Ask to have runTimers() called at (or soon after) `at` (ms, same clock as now()). */
   schedule(at: number): void;
+  /** The guest (link) an address belongs to, the key of maxPerGuest; default: the address itself. */
+  guestOf?(guestIp: Ip4): number;
 }
 
 export interface TcpNatLimits {
-  /** Concurrent flows per guest address (default 4096). */
+  /** Concurrent flows per guest (see TcpNatDeps.guestOf), draining ones included (default 4096). */
   maxPerGuest: number;
   /** Host dials in flight (default 512). */
   maxDialing: number;
+  /** Of those, at most this many for one guest (default a quarter of maxDialing), so one guest's SYN flood to silent addresses cannot block the others' connects. */
+  maxDialingPerGuest: number;
   /** Give up a host dial after this long, silently (default 10 s). */
   dialTimeoutMs: number;
+  /**
+   * A closed connection still writing acknowledged bytes to its host socket
+   * is reset after this long without progress (default 60 s; see "Teardown").
+   */
+  drainIdleMs: number;
 }
 
-export const DEFAULT_LIMITS: TcpNatLimits = { maxPerGuest: 4096, maxDialing: 512, dialTimeoutMs: 10_000 };
+export const DEFAULT_LIMITS: TcpNatLimits = { maxPerGuest: 4096, maxDialing: 512, maxDialingPerGuest: 128, dialTimeoutMs: 10_000, drainIdleMs: 60_000 };
 
 export interface TcpNatCounters {
   /** Flows that reached the guest-side handshake. */
@@ -92,6 +127,12 @@ export interface TcpNatCounters {
   strayRsts: number;
   /** Forwarded host connections. */
   forwarded: number;
+  /** Closed connections whose bytes were all written to the host after the guest side closed. */
+  drained: number;
+  /** Drains given up (no progress for drainIdleMs, or gateway shutdown): the host got a RST. */
+  drainResets: number;
+  /** Flows reset because their host stream went on delivering while paused (PENDING_MAX). */
+  hostOverruns: number;
 }
 
 export type ProbeResult = 'open' | 'closed' | 'timeout';
@@ -99,7 +140,9 @@ export type ProbeResult = 'open' | 'closed' | 'timeout';
 class Flow {
   host: HostStream | null = null;
   /** Host bytes the connection's send buffer has not taken yet. */
-  pending: Uint8Array | null = null;
+  pending: Uint8Array[] = [];
+  /** Bytes in `pending` (at most PENDING_MAX). */
+  pendingBytes = 0;
   /** The host end asked us to stop writing (write() returned false). */
   hostBlocked = false;
   /** The guest's FIN is to be passed on once its data is written. */
@@ -107,7 +150,12 @@ class Flow {
   /** The host's FIN is to be passed on once `pending` is taken. */
   finToGuest = false;
   dialing = false;
+  /** Gone: out of every table, host released. */
   closed = false;
+  /** The connection closed cleanly; the host half is still writing (see "Teardown"). */
+  draining = false;
+  /** When a draining flow without progress is reset (ms). */
+  drainAt = Infinity;
   /** A guest → host pump is queued for this microtask checkpoint. */
   pumpQueued = false;
   /** The host socket is paused for lack of room in the send buffer. */
@@ -116,6 +164,8 @@ class Flow {
   linkWait = false;
   /** Bytes lent to the host socket and not yet written (consumed when they are). */
   toHost = 0;
+  /** The host's end() completed: every byte and the FIN were handed over. */
+  hostEnded = false;
   scheduledAt = Infinity;
   probe: ((r: ProbeResult) => void) | null = null;
   constructor(
@@ -124,6 +174,8 @@ class Flow {
     readonly guestPort: number,
     readonly remoteIp: Ip4,
     readonly remotePort: number,
+    /** The guest's key in perGuest (see guestOf). */
+    readonly guest: number,
   ) {}
 }
 
@@ -135,6 +187,13 @@ const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
  * that makes lending safe: a flow with `pending` bytes is never lent a
  * region, and only `pending` is ever written into the buffer by copying.
  */
+
+/**
+ * Most host bytes held outside the send buffer for one flow. Host streams stop
+ * delivering on pause(), so this holds at most about one read; a stream that
+ * ignores pause() is reset when it passes the bound (counted: hostOverruns).
+ */
+const PENDING_MAX = 1024 * 1024;
 const LEND_MIN = 16 * 1024;
 
 /** Timer entries are never pushed further ahead than this (ms); see reschedule. */
@@ -144,9 +203,25 @@ const TIMER_HORIZON = 60_000;
 const MAX_READ = 256 * 1024;
 
 export class TcpNat {
-  readonly counters: TcpNatCounters = { opened: 0, refused: 0, prohibited: 0, capped: 0, dialTimeouts: 0, dialQueueFull: 0, strayRsts: 0, forwarded: 0 };
+  readonly counters: TcpNatCounters = {
+    opened: 0,
+    refused: 0,
+    prohibited: 0,
+    capped: 0,
+    dialTimeouts: 0,
+    dialQueueFull: 0,
+    strayRsts: 0,
+    forwarded: 0,
+    drained: 0,
+    drainResets: 0,
+    hostOverruns: 0,
+  };
   private readonly flows = new Map<number, Map<number, Flow>>();
-  private readonly perGuest = new Map<Ip4, number>();
+  /** Flows whose connection closed while their host half still writes. */
+  private readonly draining = new Set<Flow>();
+  /** Resolves closeAll's promise once `draining` is empty. */
+  private drainWaiter: (() => void) | null = null;
+  private readonly perGuest = new Map<number, number>();
   private readonly timers = new TimerHeap<Flow>();
   /**
    * Guests whose link reported congestion, each with the connections that
@@ -154,6 +229,8 @@ export class TcpNat {
    */
   private readonly congested = new Map<Ip4, Flow[]>();
   private dialing = 0;
+  /** Dials in flight per guest (only guests with some). */
+  private readonly dialingBy = new Map<number, number>();
   private count = 0;
   private readonly rst = tcp.blank();
   private readonly output: TcpOutput;
@@ -198,7 +275,7 @@ export class TcpNat {
         f.host?.reset();
         f.host = null;
       },
-      onClosed: (conn) => this.remove(conn.tag as Flow),
+      onClosed: (conn) => this.connClosed(conn.tag as Flow),
       onProbe: (conn, result) => {
         const f = conn.tag as Flow;
         f.probe?.(result === PROBE_OPEN ? 'open' : result === PROBE_CLOSED ? 'closed' : 'timeout');
@@ -207,14 +284,18 @@ export class TcpNat {
     };
   }
 
-  /** Open flows. */
+  /** Open flows, draining ones included. */
   get size(): number {
     return this.count;
   }
 
-  /** Flows of one guest address. */
+  /** Flows of the guest that `guestIp` belongs to. */
   flowsOf(guestIp: Ip4): number {
-    return this.perGuest.get(guestIp) ?? 0;
+    return this.perGuest.get(this.guestOf(guestIp)) ?? 0;
+  }
+
+  private guestOf(guestIp: Ip4): number {
+    return this.deps.guestOf?.(guestIp) ?? guestIp;
   }
 
   /**
@@ -241,20 +322,20 @@ export class TcpNat {
       this.counters.prohibited++;
       return this.strayRst(guestIp, dstIp, h);
     }
-    if ((this.perGuest.get(guestIp) ?? 0) >= this.limits.maxPerGuest) {
+    const guest = this.guestOf(guestIp);
+    if ((this.perGuest.get(guest) ?? 0) >= this.limits.maxPerGuest) {
       this.counters.capped++;
       return this.strayRst(guestIp, dstIp, h);
     }
-    if ('host' in route && this.dialing >= this.limits.maxDialing) {
+    if ('host' in route && (this.dialing >= this.limits.maxDialing || (this.dialingBy.get(guest) ?? 0) >= this.limits.maxDialingPerGuest)) {
       this.counters.dialQueueFull++;
       return;
     }
     const flow = this.add(guestIp, h.srcPort, dstIp, h.dstPort);
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
-    flow.dialing = true;
-    this.dialing++;
+    this.startDial(flow);
     const ev = this.hostEvents(flow);
-    flow.host = 'local' in route ? this.deps.localDns(ev) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
+    flow.host = 'local' in route ? this.deps.localDns(ev, flow.guest) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
   }
 
   /**
@@ -264,7 +345,7 @@ export class TcpNat {
    * @returns false when the guest is at its flow cap (the caller resets the client)
    */
   connectToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, makeHost: (ev: HostStreamEvents) => HostStream): boolean {
-    if ((this.perGuest.get(guestIp) ?? 0) >= this.limits.maxPerGuest) {
+    if (this.flowsOf(guestIp) >= this.limits.maxPerGuest) {
       this.counters.capped++;
       return false;
     }
@@ -285,7 +366,10 @@ export class TcpNat {
   probe(guestIp: Ip4, port: number, fromIp: Ip4, timeoutMs: number): Promise<ProbeResult> {
     return new Promise((resolve) => {
       let src = 49152 + (this.deps.random32() % 16384);
-      while (this.flows.get(endpoint(guestIp, port))?.has(endpoint(fromIp, src))) src = 49152 + ((src + 1) % 16384);
+      for (let tries = 1; this.flows.get(endpoint(guestIp, port))?.has(endpoint(fromIp, src)); tries++) {
+        if (tries >= 16384) return resolve('timeout'); // every probe source port busy: give up at once
+        src = 49152 + ((src + 1) % 16384);
+      }
       const flow = this.add(guestIp, port, fromIp, src);
       flow.probe = resolve;
       flow.conn.probe(this.deps.random32() >>> 0, this.deps.now(), timeoutMs);
@@ -305,7 +389,9 @@ export class TcpNat {
       // the gateway's time in a host→guest iperf3 run.
       if (f.closed || at !== f.scheduledAt) continue;
       f.scheduledAt = Infinity;
-      if (f.conn.nextTimeout() <= now) f.conn.onTimer(now);
+      if (f.draining) {
+        if (now >= f.drainAt) this.abandonDrain(f);
+      } else if (f.conn.nextTimeout() <= now) f.conn.onTimer(now);
       this.reschedule(f);
     }
     if (this.timers.size) this.deps.schedule(this.timers.peek());
@@ -336,11 +422,47 @@ export class TcpNat {
     }
   }
 
-  /** Resets every flow (gateway shutdown). */
-  closeAll(): void {
+  /**
+   * Gateway shutdown: resets every live flow both ways at once, except those
+   * finished both ways at the TCP level (TIME-WAIT, LAST-ACK, CLOSING: the
+   * guest's FIN came and ours went), which join the draining flows; those get
+   * `graceMs` to finish writing to their hosts, then what is left is reset
+   * (see "Teardown"). The caller keeps the timers running (runTimers) until
+   * the promise resolves.
+   */
+  closeAll(graceMs = 0): Promise<void> {
+    this.closeFlows(() => true);
+    if (this.draining.size === 0) return Promise.resolve();
+    const now = this.deps.now();
+    for (const f of this.draining) {
+      f.drainAt = Math.min(f.drainAt, now + graceMs);
+      this.reschedule(f);
+    }
+    return new Promise((resolve) => (this.drainWaiter = resolve));
+  }
+
+  /**
+   * A guest's link is gone: its live flows are reset toward their hosts (the
+   * guest cannot answer any more, and a link that later takes its address
+   * must not inherit its connections); flows finished both ways drain their
+   * acknowledged bytes to the host as usual (see "Teardown").
+   * @param guest the guest's key (see TcpNatDeps.guestOf)
+   */
+  closeGuest(guest: number): void {
+    this.closeFlows((f) => f.guest === guest);
+  }
+
+  /** Resets the live flows `which` selects, and lets those finished both ways drain. */
+  private closeFlows(which: (f: Flow) => boolean): void {
     const now = this.deps.now();
     for (const byRemote of [...this.flows.values()]) {
       for (const f of [...byRemote.values()]) {
+        if (!which(f)) continue;
+        const st = f.conn.state;
+        if (f.host !== null && (st === TIME_WAIT || st === LAST_ACK || st === CLOSING)) {
+          f.conn.abort(now); // closes the guest side (RST unless in TIME-WAIT); connClosed drains the host side
+          continue;
+        }
         f.host?.reset();
         f.host = null;
         f.conn.abort(now);
@@ -352,32 +474,64 @@ export class TcpNat {
   // ------------------------------------------------------------------ internals
 
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
-    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort, guestIp); // guestIp: its budget account
-    const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort);
+    const guest = this.guestOf(guestIp);
+    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort, guest); // guest: its budget account
+    const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
     let byRemote = this.flows.get(g);
     if (!byRemote) this.flows.set(g, (byRemote = new Map()));
     byRemote.set(endpoint(remoteIp, remotePort), f);
-    this.perGuest.set(guestIp, (this.perGuest.get(guestIp) ?? 0) + 1);
+    this.perGuest.set(guest, (this.perGuest.get(guest) ?? 0) + 1);
     this.count++;
     return f;
+  }
+
+  /** The connection reached CLOSED: the flow goes, or drains when it was not reset (see "Teardown"). */
+  private connClosed(f: Flow): void {
+    if (f.closed || f.draining) return;
+    if (f.host === null || f.probe !== null) return this.remove(f);
+    // No reset: the guest's FIN came (its stream is complete), bytes may still be unwritten.
+    this.unlink(f);
+    f.draining = true;
+    this.draining.add(f);
+    f.drainAt = this.deps.now() + this.limits.drainIdleMs;
+    this.pumpToHost(f);
+  }
+
+  /** A drain without progress for too long (or cut by shutdown): reset the host, never a clean EOF. */
+  private abandonDrain(f: Flow): void {
+    this.counters.drainResets++;
+    f.host?.reset();
+    f.host = null;
+    this.remove(f);
+  }
+
+  /** Takes the flow out of the lookup table (its 4-tuple may be used again). */
+  private unlink(f: Flow): void {
+    const g = endpoint(f.guestIp, f.guestPort);
+    const byRemote = this.flows.get(g);
+    if (byRemote?.get(endpoint(f.remoteIp, f.remotePort)) === f) byRemote.delete(endpoint(f.remoteIp, f.remotePort));
+    if (byRemote?.size === 0) this.flows.delete(g);
   }
 
   private remove(f: Flow): void {
     if (f.closed) return;
     f.closed = true;
-    if (f.dialing) {
-      f.dialing = false;
-      this.dialing--;
+    this.endDial(f);
+    this.unlink(f);
+    if (f.draining) {
+      f.draining = false;
+      this.draining.delete(f);
+      if (this.draining.size === 0 && this.drainWaiter !== null) {
+        const w = this.drainWaiter;
+        this.drainWaiter = null;
+        w();
+      }
     }
-    const g = endpoint(f.guestIp, f.guestPort);
-    const byRemote = this.flows.get(g);
-    byRemote?.delete(endpoint(f.remoteIp, f.remotePort));
-    if (byRemote?.size === 0) this.flows.delete(g);
-    const n = (this.perGuest.get(f.guestIp) ?? 1) - 1;
-    if (n > 0) this.perGuest.set(f.guestIp, n);
-    else this.perGuest.delete(f.guestIp);
+    const n = (this.perGuest.get(f.guest) ?? 1) - 1;
+    if (n > 0) this.perGuest.set(f.guest, n);
+    else this.perGuest.delete(f.guest);
     this.count--;
     f.host?.destroy();
     f.host = null;
@@ -391,7 +545,7 @@ export class TcpNat {
     // Far deadlines (the idle timeout) are visited every TIMER_HORIZON ms instead,
     // so an entry left stale when a deadline moved earlier is popped (and dropped)
     // within that time rather than lingering for hours.
-    const at = Math.min(f.conn.nextTimeout(), this.deps.now() + TIMER_HORIZON);
+    const at = Math.min(f.draining ? f.drainAt : f.conn.nextTimeout(), this.deps.now() + TIMER_HORIZON);
     if (at < f.scheduledAt) {
       f.scheduledAt = at;
       const first = this.timers.peek();
@@ -432,35 +586,38 @@ export class TcpNat {
         // Silence toward the guest: forget the half-open flow without a RST.
         this.remove(f);
       },
-      readInto: () => (f.closed || f.pending !== null ? null : f.conn.lendWriteRegion(LEND_MIN)),
+      readInto: () => (f.closed || f.pendingBytes > 0 ? null : f.conn.lendWriteRegion(LEND_MIN)),
       data: (chunk) => {
         // `chunk` is lent (host-stream.ts): what the send buffer does not take now is copied.
-        if (f.closed) return;
-        if (f.pending === null && f.conn.commitLent(chunk, chunk.length, this.deps.now())) {
+        if (f.closed || f.draining) return; // a draining flow's host has sent its FIN already
+        if (f.pendingBytes === 0 && f.conn.commitLent(chunk, chunk.length, this.deps.now())) {
           this.pumpToGuest(f); // read in place into the send buffer (readInto): only the pause check is left
           return;
         }
-        if (f.pending) {
-          const both = new Uint8Array(f.pending.length + chunk.length);
-          both.set(f.pending);
-          both.set(chunk, f.pending.length);
-          f.pending = both;
-          this.pumpToGuest(f);
+        if (f.pendingBytes + chunk.length > PENDING_MAX) {
+          // Only a host stream that ignores pause() gets here: reset both ways rather than buffer without bound.
+          this.counters.hostOverruns++;
+          f.host?.reset();
+          f.host = null;
+          f.conn.abort(this.deps.now());
+          this.remove(f);
           return;
         }
-        f.pending = chunk;
+        f.pending.push(chunk);
+        f.pendingBytes += chunk.length;
         this.pumpToGuest(f);
-        if (f.pending !== null) f.pending = f.pending.slice(); // the untaken tail of `chunk`
+        const last = f.pending.length - 1;
+        if (last >= 0 && f.pending[last]!.buffer === chunk.buffer) f.pending[last] = f.pending[last]!.slice(); // the untaken tail of `chunk`
       },
       end: () => {
-        if (f.closed) return;
+        if (f.closed || f.draining) return;
         f.finToGuest = true;
         this.pumpToGuest(f);
       },
       reset: () => {
         if (f.closed) return;
         f.host = null;
-        f.conn.abort(this.deps.now());
+        if (!f.draining) f.conn.abort(this.deps.now());
         this.remove(f);
       },
       drain: () => {
@@ -471,10 +628,19 @@ export class TcpNat {
     };
   }
 
+  private startDial(f: Flow): void {
+    f.dialing = true;
+    this.dialing++;
+    this.dialingBy.set(f.guest, (this.dialingBy.get(f.guest) ?? 0) + 1);
+  }
+
   private endDial(f: Flow): void {
     if (!f.dialing) return;
     f.dialing = false;
     this.dialing--;
+    const n = this.dialingBy.get(f.guest)! - 1;
+    if (n > 0) this.dialingBy.set(f.guest, n);
+    else this.dialingBy.delete(f.guest);
   }
 
   private onEstablished(f: Flow): void {
@@ -490,13 +656,19 @@ export class TcpNat {
    * when the connection reports room again (onWritable).
    */
   private pumpToGuest(f: Flow): void {
-    if (f.closed) return;
+    if (f.closed || f.draining) return;
     const now = this.deps.now();
-    if (f.pending) {
-      const n = f.conn.write(f.pending, now);
-      f.pending = n >= f.pending.length ? null : f.pending.subarray(n);
+    while (f.pending.length > 0) {
+      const head = f.pending[0]!;
+      const n = f.conn.write(head, now);
+      f.pendingBytes -= n;
+      if (n < head.length) {
+        f.pending[0] = head.subarray(n);
+        break;
+      }
+      f.pending.shift();
     }
-    if (f.pending || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.limit >>> 1)) {
+    if (f.pendingBytes > 0 || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.limit >>> 1)) {
       if (!f.hostPaused && f.host) {
         f.hostPaused = true;
         f.conn.notifyWritable();
@@ -506,7 +678,7 @@ export class TcpNat {
       f.hostPaused = false;
       f.host?.resume();
     }
-    if (!f.pending && f.finToGuest) {
+    if (f.pendingBytes === 0 && f.finToGuest) {
       f.finToGuest = false;
       f.conn.shutdownWrite(now);
     }
@@ -517,8 +689,17 @@ export class TcpNat {
   private hostWrote(f: Flow, n: number): void {
     f.toHost -= n;
     if (f.closed) return;
-    f.conn.consume(n, this.deps.now());
+    const now = this.deps.now();
+    f.conn.consume(n, now);
+    if (f.draining) f.drainAt = now + this.limits.drainIdleMs; // progress
     this.pumpToHost(f);
+  }
+
+  /** The host socket took our FIN (and every byte before it). */
+  private hostEnded(f: Flow): void {
+    if (f.closed || !f.draining) return;
+    this.counters.drained++;
+    this.remove(f); // destroy() now loses nothing: the kernel holds the rest
   }
 
   /**
@@ -550,7 +731,12 @@ export class TcpNat {
     }
     if (f.finToHost && f.conn.readable === 0 && f.host) {
       f.finToHost = false;
-      f.host.end();
+      f.host.end(() => {
+        f.hostEnded = true;
+        this.hostEnded(f);
+      });
+    } else if (f.draining && f.hostEnded) {
+      this.hostEnded(f);
     }
     this.reschedule(f);
   }

@@ -12,15 +12,21 @@
  * Where a datagram may go is the caller's policy (`route`): the gateway maps
  * its own address to the host's 127.0.0.1 (libslirp's 10.0.2.2 behaviour),
  * refuses everything in isolated mode, and so on. Flows expire after
- * `idleMs` without traffic either way, and at most `maxFlows` exist (the
- * least recently used is closed first). Sans-IO except for the injected
- * `HostUdp`, whose Node implementation lives in node-udp.ts.
+ * `idleMs` without traffic either way. At most `maxFlows` exist, and each
+ * guest (the key the caller passes: the gateway's link, never an address a
+ * guest can pick) has a share of `maxFlowsPerGuest`: a guest at its share
+ * closes its own least recently used flow to open another; when the table is
+ * full, the least recently used flow of the guest holding the most goes. So
+ * a guest that opens flows without end only ever evicts its own. Sans-IO
+ * except for the injected `HostUdp`, whose Node implementation lives in
+ * node-udp.ts.
  */
 import type { Ip4 } from '../../wire/addr.js';
 
 /** One host UDP socket, connected to one peer. */
 export interface HostUdpSocket {
-  send(data: Uint8Array): void;
+  /** Sends a copy of `data`. @returns false when it was dropped (the socket's send queue is full) */
+  send(data: Uint8Array): boolean;
   close(): void;
 }
 
@@ -60,6 +66,8 @@ export interface UdpNatOptions {
   idleMs?: number;
   /** Most flows at once (default 4096). */
   maxFlows?: number;
+  /** Most flows of one guest (default a quarter of maxFlows). */
+  maxFlowsPerGuest?: number;
   /** Monotonic clock (ms): host replies keep a flow alive too. */
   now: () => number;
 }
@@ -73,43 +81,51 @@ export interface UdpNatCounters {
   refused: number;
   prohibited: number;
   errors: number;
+  /** Guest datagrams dropped because the flow's host socket could not queue more. */
+  sendDropped: number;
 }
 
 interface Flow extends UdpFlowKey {
   socket: HostUdpSocket;
   lastUsed: number;
   open: boolean;
+  /** The guest's key (see fromGuest). */
+  guest: number;
 }
 
 /** 48-bit endpoint key: address and port packed into one exact double. */
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
 
 export class UdpNat {
-  readonly counters: UdpNatCounters = { flowsOpened: 0, flowsExpired: 0, flowsEvicted: 0, toHost: 0, toGuest: 0, refused: 0, prohibited: 0, errors: 0 };
+  readonly counters: UdpNatCounters = { flowsOpened: 0, flowsExpired: 0, flowsEvicted: 0, toHost: 0, toGuest: 0, refused: 0, prohibited: 0, errors: 0, sendDropped: 0 };
   /** guest endpoint → destination endpoint → flow. */
   private readonly flows = new Map<number, Map<number, Flow>>();
-  /** Every open flow, least recently used first (a flow is re-inserted on use). */
-  private readonly lru = new Set<Flow>();
+  /** Each guest's open flows, least recently used first (a flow is re-inserted on use). */
+  private readonly byGuest = new Map<number, Set<Flow>>();
+  private count = 0;
   private readonly idleMs: number;
   private readonly maxFlows: number;
+  private readonly maxPerGuest: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: UdpNatOptions) {
     this.idleMs = opts.idleMs ?? 60_000;
     this.maxFlows = opts.maxFlows ?? 4096;
+    this.maxPerGuest = opts.maxFlowsPerGuest ?? Math.max(1, Math.floor(this.maxFlows / 4));
     this.now = opts.now;
   }
 
   /** Open flows. */
   get size(): number {
-    return this.lru.size;
+    return this.count;
   }
 
   /**
    * Sends a guest datagram on.
+   * @param guest the guest's key for its share (default: the address)
    * @returns what happened: 'sent', or the refusal the caller turns into ICMP (or silence)
    */
-  fromGuest(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array, now: number): 'sent' | 'port-unreachable' | 'admin-prohibited' | 'drop' {
+  fromGuest(guestIp: Ip4, guestPort: number, dstIp: Ip4, dstPort: number, data: Uint8Array, now: number, guest: number = guestIp): 'sent' | 'port-unreachable' | 'admin-prohibited' | 'drop' {
     const src = endpoint(guestIp, guestPort);
     const dst = endpoint(dstIp, dstPort);
     let flow = this.flows.get(src)?.get(dst);
@@ -119,37 +135,60 @@ export class UdpNat {
         if (r.refuse === 'admin-prohibited') this.counters.prohibited++;
         return r.refuse;
       }
-      while (this.lru.size >= this.maxFlows) this.evictOldest();
-      flow = this.openFlow({ guestIp, guestPort, dstIp, dstPort }, r.host, r.port, now);
+      this.makeRoom(guest);
+      flow = this.openFlow({ guestIp, guestPort, dstIp, dstPort }, r.host, r.port, now, guest);
     } else {
       this.touch(flow, now);
     }
-    this.counters.toHost++;
-    flow.socket.send(data);
+    if (flow.socket.send(data)) this.counters.toHost++;
+    else this.counters.sendDropped++;
     return 'sent';
   }
 
   /** Closes flows idle for longer than the idle timeout. Call periodically. */
   sweep(now: number): void {
-    for (const f of this.lru) {
-      if (now - f.lastUsed < this.idleMs) return; // LRU order: the rest are younger
-      this.counters.flowsExpired++;
-      this.close(f);
+    for (const flows of [...this.byGuest.values()]) {
+      for (const f of flows) {
+        if (now - f.lastUsed < this.idleMs) break; // LRU order: the rest are younger
+        this.counters.flowsExpired++;
+        this.close(f);
+      }
     }
+  }
+
+  /** Closes the flows of one guest (its link went away: nothing it opened outlives it). */
+  closeGuest(guest: number): void {
+    const mine = this.byGuest.get(guest);
+    if (mine !== undefined) for (const f of [...mine]) this.close(f);
   }
 
   /** Closes every flow. */
   closeAll(): void {
-    for (const f of [...this.lru]) this.close(f);
+    for (const flows of [...this.byGuest.values()]) for (const f of [...flows]) this.close(f);
   }
 
   /** The open flows (for counters and `ls`). */
   list(): UdpFlowKey[] {
-    return [...this.lru].map((f) => ({ guestIp: f.guestIp, guestPort: f.guestPort, dstIp: f.dstIp, dstPort: f.dstPort }));
+    const out: UdpFlowKey[] = [];
+    for (const flows of this.byGuest.values()) for (const f of flows) out.push({ guestIp: f.guestIp, guestPort: f.guestPort, dstIp: f.dstIp, dstPort: f.dstPort });
+    return out;
   }
 
-  private openFlow(k: UdpFlowKey, host: string, port: number, now: number): Flow {
-    const flow: Flow = { ...k, lastUsed: now, open: true, socket: { send() {}, close() {} } };
+  /** Evicts (counted) so that `guest` may open one more flow: its own oldest at its share, else the biggest guest's oldest when full. */
+  private makeRoom(guest: number): void {
+    let victims = this.byGuest.get(guest);
+    if (victims === undefined || victims.size < this.maxPerGuest) {
+      if (this.count < this.maxFlows) return;
+      for (const flows of this.byGuest.values()) if (victims === undefined || flows.size > victims.size) victims = flows;
+    }
+    const first = victims?.values().next();
+    if (first === undefined || first.done) return;
+    this.counters.flowsEvicted++;
+    this.close(first.value);
+  }
+
+  private openFlow(k: UdpFlowKey, host: string, port: number, now: number, guest: number): Flow {
+    const flow: Flow = { ...k, lastUsed: now, open: true, guest, socket: { send: () => false, close() {} } };
     flow.socket = this.opts.host.connect(host, port, {
       message: (data) => {
         if (!flow.open) return;
@@ -171,28 +210,28 @@ export class UdpNat {
     let byDst = this.flows.get(src);
     if (!byDst) this.flows.set(src, (byDst = new Map()));
     byDst.set(endpoint(k.dstIp, k.dstPort), flow);
-    this.lru.add(flow);
+    let mine = this.byGuest.get(guest);
+    if (mine === undefined) this.byGuest.set(guest, (mine = new Set()));
+    mine.add(flow);
+    this.count++;
     this.counters.flowsOpened++;
     return flow;
   }
 
   private touch(f: Flow, now: number): void {
     f.lastUsed = now;
-    this.lru.delete(f);
-    this.lru.add(f);
-  }
-
-  private evictOldest(): void {
-    const first = this.lru.values().next();
-    if (first.done) return;
-    this.counters.flowsEvicted++;
-    this.close(first.value);
+    const mine = this.byGuest.get(f.guest)!;
+    mine.delete(f);
+    mine.add(f);
   }
 
   private close(f: Flow): void {
     if (!f.open) return;
     f.open = false;
-    this.lru.delete(f);
+    const mine = this.byGuest.get(f.guest);
+    mine?.delete(f);
+    if (mine?.size === 0) this.byGuest.delete(f.guest);
+    this.count--;
     const src = endpoint(f.guestIp, f.guestPort);
     const byDst = this.flows.get(src);
     byDst?.delete(endpoint(f.dstIp, f.dstPort));

@@ -1,11 +1,19 @@
 /**
  * The Node edge of the UDP NAT: one node:dgram socket per flow, connected to
  * its peer so the kernel filters replies and reports ICMP port unreachable
- * as ECONNREFUSED. Datagrams queued before the connect completes are sent
- * once it does.
+ * as ECONNREFUSED. Datagrams queued before the connect completes (at most
+ * 64) are sent once it does. After that, a datagram finds the socket's send
+ * queue (libuv's, which grows when the kernel says EAGAIN) holding
+ * MAX_SEND_QUEUE datagrams already is dropped: UDP may lose it, and a guest
+ * must not be able to grow that queue without bound.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { HostUdp, HostUdpSocket } from './nat.js';
+
+/** Datagrams waiting in one flow's send queue beyond which new ones are dropped. */
+export const MAX_SEND_QUEUE = 256;
+/** Datagrams held per flow while its connect() is under way. */
+const MAX_EARLY = 64;
 
 export class NodeHostUdp implements HostUdp {
   connect(host: string, port: number, events: { message(data: Uint8Array): void; refused(): void; error(err: Error): void }): HostUdpSocket {
@@ -36,10 +44,16 @@ export class NodeHostUdp implements HostUdp {
     }
     return {
       send(data) {
-        if (closed) return;
+        if (closed) return false;
         // The caller's bytes may live in a reused frame buffer: send a copy.
-        if (connected) sock.send(Buffer.from(data));
-        else if (queue.length < 64) queue.push(Buffer.from(data));
+        if (!connected) {
+          if (queue.length >= MAX_EARLY) return false;
+          queue.push(Buffer.from(data));
+          return true;
+        }
+        if (sock.getSendQueueCount() >= MAX_SEND_QUEUE) return false;
+        sock.send(Buffer.from(data));
+        return true;
       },
       close() {
         if (closed) return;

@@ -1,0 +1,190 @@
+/**
+ * How the TCP NAT tears flows down (issue 11, "Data integrity"): every byte
+ * acknowledged to the guest reaches the host before the host socket is
+ * closed, whichever way the guest-side connection ended; what cannot be
+ * flushed is reset, never closed with a clean EOF; host data reaches the
+ * guest before the host's FIN. Crafted guest segments, a fake host stream
+ * whose writes the test holds, a fake clock.
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import * as tcp from '../wire/tcp.js';
+import { GatewayRig, settle } from '../../test/helpers/frames.js';
+import { GuestConn, tcpOf } from '../../test/helpers/guest-tcp.js';
+
+function bytes(n: number, salt = 0): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + salt + (i >>> 8)) & 255;
+  return b;
+}
+const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Advances the fake clock and runs the NAT's due timers. */
+function advance(rig: GatewayRig, ms: number): void {
+  rig.clock.t += ms;
+  rig.gateway.tcpNat.runTimers();
+}
+
+describe('TCP NAT teardown', () => {
+  it('the host half-closes first and reads slowly: every byte the guest sent reaches it, after TIME-WAIT ended, then FIN', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig).establish();
+    const host = g.host;
+    host.ev.end(); // the host half-closes first
+    g.take();
+    expect(g.finSeen).toBe(true);
+    g.send({ flags: tcp.ACK }); // ACK of the gateway's FIN: FIN-WAIT-2
+    host.hold = true; // the host reads slowly: nothing completes
+    const data = bytes(200_000);
+    g.write(data, true); // all of it is acknowledged by the gateway (its receive buffer holds it), then FIN
+    await settle();
+    advance(rig, 3_000); // TIME-WAIT (2 s) is over: the guest-side connection is CLOSED
+    expect(host.wasReset).toBe(false);
+    expect(host.destroyed).toBe(false);
+    expect(host.ended).toBe(false);
+    for (let i = 0; i < 100 && !host.ended; i++) {
+      host.release();
+      await settle();
+    }
+    expect(sha(concat(host.written))).toBe(sha(data));
+    expect(host.ended).toBe(true);
+    host.release(); // the FIN is handed over
+    await settle();
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    expect(host.wasReset).toBe(false);
+  });
+
+  it('a host that stops reading for good is reset after the drain bound, never given a clean EOF', async () => {
+    const rig = new GatewayRig({ tcpLimits: { drainIdleMs: 30_000 } });
+    const g = new GuestConn(rig, { port: 40101 }).establish();
+    const host = g.host;
+    host.ev.end();
+    g.take();
+    g.send({ flags: tcp.ACK });
+    host.hold = true;
+    g.write(bytes(100_000), true);
+    await settle();
+    advance(rig, 3_000);
+    advance(rig, 20_000);
+    expect(host.wasReset).toBe(false); // still within the bound
+    advance(rig, 20_000);
+    expect(host.wasReset).toBe(true);
+    expect(host.ended).toBe(false);
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    expect(rig.gateway.tcpNat.counters.drainResets).toBe(1);
+  });
+
+  it('progress keeps a slow drain alive past the bound', async () => {
+    const rig = new GatewayRig({ tcpLimits: { drainIdleMs: 30_000 } });
+    const g = new GuestConn(rig, { port: 40102 }).establish();
+    const host = g.host;
+    host.ev.end();
+    g.take();
+    g.send({ flags: tcp.ACK });
+    host.hold = true;
+    const data = bytes(300_000, 3);
+    g.write(data, true);
+    await settle();
+    advance(rig, 3_000);
+    for (let i = 0; i < 200 && !host.ended; i++) {
+      advance(rig, 20_000); // slow, but some progress each time
+      host.release();
+      await settle();
+    }
+    expect(host.wasReset).toBe(false);
+    expect(sha(concat(host.written))).toBe(sha(data));
+    expect(host.ended).toBe(true);
+  });
+
+  it('the guest closes first (LAST-ACK) while the host reads slowly: no byte lost', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40103 }).establish();
+    const host = g.host;
+    host.hold = true;
+    const data = bytes(150_000, 5);
+    g.write(data, true); // guest sends and closes first
+    await settle();
+    host.ev.end(); // the host closes its side: the gateway's FIN goes out, LAST-ACK
+    g.take();
+    g.send({ flags: tcp.ACK }); // ACK of our FIN: CLOSED
+    expect(host.destroyed || host.wasReset).toBe(false);
+    for (let i = 0; i < 100 && !host.ended; i++) {
+      host.release();
+      await settle();
+    }
+    expect(sha(concat(host.written))).toBe(sha(data));
+    expect(host.ended).toBe(true);
+  });
+
+  it('gateway shutdown resets live flows both ways and lets finished ones flush within the grace', async () => {
+    const rig = new GatewayRig();
+    const live = new GuestConn(rig, { port: 40104 }).establish();
+    live.write(bytes(5000), false);
+    await settle();
+    const done = new GuestConn(rig, { port: 40105 }).establish();
+    done.host.ev.end();
+    done.take();
+    done.send({ flags: tcp.ACK });
+    done.host.hold = true;
+    const data = bytes(80_000, 9);
+    done.write(data, true);
+    await settle();
+    const closing = rig.gateway.tcpNat.closeAll(5_000);
+    expect(live.host.wasReset).toBe(true);
+    expect(rig.port.takeDecoded().map(tcpOf).some((s) => s.h.dstPort === 40104 && s.h.flags & tcp.RST)).toBe(true);
+    expect(done.host.wasReset).toBe(false);
+    for (let i = 0; i < 100 && !done.host.ended; i++) {
+      done.host.release();
+      await settle();
+    }
+    done.host.release();
+    await closing;
+    expect(sha(concat(done.host.written))).toBe(sha(data));
+    expect(done.host.wasReset).toBe(false);
+  });
+
+  it('gateway shutdown resets a drain that cannot finish within the grace', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40106 }).establish();
+    g.host.ev.end();
+    g.take();
+    g.send({ flags: tcp.ACK });
+    g.host.hold = true;
+    g.write(bytes(50_000), true);
+    await settle();
+    advance(rig, 3_000);
+    const closing = rig.gateway.tcpNat.closeAll(50);
+    expect(g.host.wasReset).toBe(false);
+    advance(rig, 100);
+    await closing;
+    expect(g.host.wasReset).toBe(true);
+    expect(g.host.ended).toBe(false);
+  });
+
+  it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40107 }).establish();
+    const data = bytes(1_500_000, 11); // more than the send buffer (1 MiB) holds
+    let sent = 0;
+    const feed = (): void => {
+      // as a socket: nothing is delivered while paused; the FIN comes after the last byte
+      while (!g.host.paused && sent < data.length) {
+        g.host.ev.data(data.subarray(sent, sent + 100_000));
+        sent += 100_000;
+      }
+      if (sent >= data.length && !g.host.paused && !g.host.ended) {
+        g.host.ended = true; // (marks the host's FIN as delivered, once)
+        g.host.ev.end();
+      }
+    };
+    for (let i = 0; i < 10_000 && !g.finSeen; i++) {
+      feed();
+      g.take();
+      g.send({ flags: tcp.ACK });
+      await settle(1);
+    }
+    expect(g.finSeen).toBe(true);
+    expect(sha(concat(g.received))).toBe(sha(data));
+  });
+});
