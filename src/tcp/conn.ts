@@ -93,9 +93,12 @@
  * `abort()` sends RST.
  *
  * Memory. An idle connection is this object, its four module objects, a
- * reused header and two empty buffer shells (< 2 KB). Buffers allocate storage lazily, grow by doubling
- * to their bounds (default 256 KiB each) and are freed `bufferLinger` ms
- * after they become empty.
+ * reused header and two empty buffer shells (< 2 KB). Buffers allocate
+ * storage lazily, grow with the data they hold (by doubling, to their bounds,
+ * default 256 KiB each; out-of-order bytes in 4 KiB pages) and are freed
+ * `bufferLinger` ms after they empty. With `cfg.budget` they charge the
+ * account of the `owner` the connection was made with, grow only as far as
+ * it allows (budget.ts), and `dispose()` gives everything back.
  */
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
