@@ -201,12 +201,13 @@ export class Receiver {
    * never back; scaled down by our shift (RFC 7323 §2.3).
    */
   windowToAdvertise(): number {
-    const free = this.#freeWindow();
+    const room = this.buf.room;
+    const free = Math.min(room, 0xffff << this.shift);
     const cur = Math.max(0, seq.diff(this.advEdge, this.nxt));
     // The current edge, rounded up to the scale's granularity: rounding it down would move it back
     // (RFC 7323 §2.4; Linux's tcp_select_window() aligns up the same way).
     const keep = Math.min(0xffff, (cur + (1 << this.shift) - 1) >>> this.shift); // cur < 2^30: int32 math
-    const wire = free - cur >= this.#swsThreshold() ? Math.max(free >>> this.shift, keep) : keep;
+    const wire = free - cur >= this.#swsThreshold(room) ? Math.max(free >>> this.shift, keep) : keep;
     this.wnd = wire << this.shift;
     const edge = seq.add(this.nxt, this.wnd);
     if (seq.gt(edge, this.advEdge)) this.advEdge = edge;
@@ -215,22 +216,19 @@ export class Receiver {
 
   /** Whether the application freed enough space for a window update (§3.8.6.2.2). */
   wantsWindowUpdate(): boolean {
-    const free = this.#freeWindow();
+    const room = this.buf.room;
+    const free = Math.min(room, 0xffff << this.shift);
     const cur = Math.max(0, seq.diff(this.advEdge, this.nxt));
-    return free - cur >= this.#swsThreshold() && cur < free >>> 1;
+    return free - cur >= this.#swsThreshold(room) && cur < free >>> 1;
   }
 
   /**
    * How far the right edge must be able to move before it moves:
-   * min(RCV.BUFF/2, MSS), RCV.BUFF being the buffer the budget lets us have now.
+   * min(RCV.BUFF/2, MSS), RCV.BUFF being the buffer the budget lets us have
+   * now (`room`: the receive space it lets us offer, beyond the readable bytes).
    */
-  #swsThreshold(): number {
-    return Math.min((this.buf.readable + this.buf.room) >>> 1, this.c.cfg.mtu - 40);
-  }
-
-  /** Receive space the budget lets us offer, capped to what the window field can express. */
-  #freeWindow(): number {
-    return Math.min(this.buf.room, 0xffff << this.shift);
+  #swsThreshold(room: number): number {
+    return Math.min((this.buf.readable + room) >>> 1, this.c.cfg.mtu - 40);
   }
 
   /** SACK blocks for our out-of-order data, the most recent first (RFC 2018 §4). */

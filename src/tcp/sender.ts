@@ -533,7 +533,7 @@ export class Sender {
       h.tsVal = this.tsNow(c.now);
       h.tsEcr = c.rcv.tsRecent;
     }
-    if (c.sackOk) c.rcv.fillSack(h);
+    if (c.sackOk && c.rcv.buf.ooo.count > 0) c.rcv.fillSack(h);
     this.#finishHeader(h);
     if ((h.flags & tcp.ACK) !== 0) c.rcv.acked();
     c.out.segment(c, h, c.sndBuf, dataOffset);
