@@ -474,8 +474,8 @@ export class TcpNat {
   // ------------------------------------------------------------------ internals
 
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
-    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort);
     const guest = this.guestOf(guestIp);
+    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort, guest); // guest: its budget account
     const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
@@ -537,6 +537,7 @@ export class TcpNat {
     f.host = null;
     f.probe?.('timeout');
     f.probe = null;
+    f.conn.dispose(); // buffers and their budget back
   }
 
   private reschedule(f: Flow): void {
@@ -667,7 +668,7 @@ export class TcpNat {
       }
       f.pending.shift();
     }
-    if (f.pendingBytes > 0 || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.max >>> 1)) {
+    if (f.pendingBytes > 0 || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.limit >>> 1)) {
       if (!f.hostPaused && f.host) {
         f.hostPaused = true;
         f.conn.notifyWritable();
