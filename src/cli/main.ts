@@ -20,6 +20,7 @@ import { forwardCommand } from './commands/forward.js';
 import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
 import { switchCommand } from './commands/switch.js';
+import { guestCommand } from './commands/guest.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -50,6 +51,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .command(consoleCommand(io))
     .command(gatewayCommand(io))
     .command(switchCommand(io))
+    .command(guestCommand(io))
     .demandCommand(1, 'no command given; try vmnet demo or vmnet run IMAGE')
     .recommendCommands()
     .strict()

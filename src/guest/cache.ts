@@ -1,0 +1,135 @@
+/**
+ * Theory of operation: where the test guest lives, and how a build gets
+ * there without anyone seeing half of it.
+ *
+ * Where, first match wins:
+ *  1. `$VMNET_GUEST_DIR`: exactly that directory (made by anyone; used as is);
+ *  2. `build/guest` at the package root, when it exists: a clone of vmnet's
+ *     repository after `npm run guest` (an installed package has none);
+ *  3. the user's cache, `$XDG_CACHE_HOME/vmnet/guest/<version>-<asset key>`
+ *     (`~/.cache` when XDG_CACHE_HOME is unset or relative: the XDG Base
+ *     Directory spec), shared by every install of the same vmnet version.
+ *     `vmnet` and `vmnet/guest` there are private directories of the user
+ *     (0700, owned, not symlinks), since what they hold is booted.
+ *
+ * A guest directory is complete when its manifest.json is there. A build
+ * never writes into it: it builds in a fresh `.build-<pid>-*` directory
+ * beside it (same file system) and renames that into place, atomically. A
+ * second build running at the same time builds its own; whoever renames
+ * second finds the name taken, throws its copy away and uses the winner's.
+ * Replacing a guest (`--force`, or inputs that changed) renames the old one
+ * aside (`.old-<pid>-*`) first and removes it after. A guest dir that is a
+ * symlink (a worktree sharing another checkout's build) is replaced at its
+ * target. Leftovers of builds whose process is gone are removed by the next
+ * build.
+ */
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { VmnetError } from '../errors.js';
+import { ensurePrivateDirSync } from '../switch/runtime.js';
+import { processAlive } from '../vm/state.js';
+import { assetKey, packageRoot, vmnetVersion } from './recipe.js';
+
+/** Where the guest directory came from. */
+export type GuestDirSource = 'VMNET_GUEST_DIR' | 'clone' | 'cache';
+
+/**
+ * The user's cache home.
+ * @throws VmnetError E_USAGE when neither XDG_CACHE_HOME nor HOME is absolute
+ */
+export function cacheHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME)) return env.XDG_CACHE_HOME;
+  if (env.HOME && isAbsolute(env.HOME)) return join(env.HOME, '.cache');
+  throw new VmnetError('E_USAGE', 'no cache directory for the test guest: set HOME, XDG_CACHE_HOME or VMNET_GUEST_DIR');
+}
+
+/** `<cache home>/vmnet/guest`: every cached guest, one directory per version and recipe. */
+export const guestCacheRoot = (env: NodeJS.ProcessEnv = process.env): string => join(cacheHome(env), 'vmnet', 'guest');
+
+/**
+ * Where the test guest is (or will be built).
+ * @param clone a clone's build directory (default: build/guest at the package root)
+ * @returns the directory and which rule chose it
+ */
+export function guestDir(env: NodeJS.ProcessEnv = process.env, clone = join(packageRoot, 'build', 'guest')): { dir: string; source: GuestDirSource } {
+  if (env.VMNET_GUEST_DIR) return { dir: resolve(env.VMNET_GUEST_DIR), source: 'VMNET_GUEST_DIR' };
+  if (existsSync(clone)) return { dir: clone, source: 'clone' };
+  return { dir: join(guestCacheRoot(env), `${vmnetVersion()}-${assetKey().slice(0, 12)}`), source: 'cache' };
+}
+
+/**
+ * The directory a build replaces: `dir` itself, or the target of a symlink there.
+ * Creates the parents (private ones for the cache).
+ */
+export async function prepareGuestParent(dir: string, source: GuestDirSource, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (source === 'cache') {
+    const root = guestCacheRoot(env);
+    await mkdir(dirname(dirname(root)), { recursive: true });
+    ensurePrivateDirSync(dirname(root));
+    ensurePrivateDirSync(root);
+  } else {
+    await mkdir(dirname(dir), { recursive: true });
+  }
+  try {
+    if (lstatSync(dir).isSymbolicLink()) return realpathSync(dir);
+  } catch {
+    /* absent */
+  }
+  return dir;
+}
+
+const LEFTOVER_RE = /^\.(?:build|old)-(\d+)-/;
+
+/** Removes `.build-*` and `.old-*` directories beside `dir` whose process is gone. */
+export async function removeLeftovers(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = LEFTOVER_RE.exec(n);
+    if (m && !processAlive(Number(m[1]), null)) await rm(join(parent, n), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** A fresh, private directory beside `dir` to build in. */
+export async function makeBuildDir(dir: string): Promise<string> {
+  return mkdtemp(join(dirname(dir), `.build-${process.pid}-`));
+}
+
+const taken = (e: unknown) => ['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '');
+
+/**
+ * Moves a finished build into place.
+ * @param tmp the build directory (from makeBuildDir)
+ * @param dir where the guest goes
+ * @param replace whether an existing guest there is replaced
+ * @returns 'installed', or 'lost' when another build got there first (tmp is removed; use theirs)
+ */
+export async function installBuild(tmp: string, dir: string, replace: boolean): Promise<'installed' | 'lost'> {
+  let old: string | null = null;
+  if (replace) {
+    old = join(dirname(dir), `.old-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      await rename(dir, old);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      old = null;
+    }
+  }
+  try {
+    await rename(tmp, dir);
+    return 'installed';
+  } catch (e) {
+    if (!taken(e)) throw e;
+    await rm(tmp, { recursive: true, force: true });
+    return 'lost';
+  } finally {
+    if (old) await rm(old, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

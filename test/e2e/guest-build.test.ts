@@ -1,0 +1,58 @@
+/**
+ * The test guest built from Debian packages for real (apt-get download of
+ * the cloud kernel, busybox-static, mkfs.vfat/syslinux/mcopy, qemu-img),
+ * twice at once into one empty directory, then booted; and a host missing
+ * tools told so before anything starts.
+ */
+import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildGuest } from '../../src/guest/build.js';
+import { findBundledGuest } from '../../src/guest/bundled.js';
+import { runTestGuest } from '../../src/guest/boot.js';
+import { which } from '../../src/guest/tools.js';
+import { privateTmp } from '../helpers/tmp.js';
+
+describe('guest build', () => {
+  it('names every missing tool before anything starts, and leaves nothing behind', async () => {
+    const t = privateTmp('vmnet-gb-');
+    const bin = join(t, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) symlinkSync(which(tool)!, join(bin, tool));
+    const lines: string[] = [];
+    const dir = join(t, 'guest');
+    const err = await buildGuest({ dir, env: { PATH: bin }, onProgress: (l) => lines.push(l) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_NO_TOOL' });
+    expect((err as Error).message).toMatch(/missing mkfs\.vfat \(dosfstools\), syslinux \(syslinux\), mcopy \(mtools\), qemu-img \(qemu-utils\); run: (sudo )?apt-get install dosfstools syslinux mtools qemu-utils$/);
+    expect(lines).toEqual([]);
+    expect(readdirSync(t)).toEqual(['bin']);
+  });
+
+  it('two builds at once into an empty directory: both succeed, one guest is installed whole, it boots, and a third call keeps it', async () => {
+    const dir = join(privateTmp('vmnet-gb-'), 'guest');
+    const progress: string[][] = [[], []];
+    const results = await Promise.all(progress.map((p) => buildGuest({ dir, onProgress: (l) => p.push(l) })));
+    expect(results.filter((r) => r.built)).toHaveLength(1);
+    const winner = progress[results.findIndex((r) => r.built)]!;
+    // One line per step, in order, then where it went.
+    expect(winner.map((l) => /\[(\d)\/5\]/.exec(l)?.[1]).filter(Boolean)).toEqual(['1', '2', '3', '4', '5']);
+    expect(winner.at(-1)).toMatch(new RegExp(`^vmnet guest: done in [\\d.]+ s: ${dir}$`));
+    expect(progress[results.findIndex((r) => !r.built)]!.at(-1)).toMatch(/another build finished first; using it/);
+    expect(readdirSync(join(dir, '..'))).toEqual(['guest']);
+    expect(readdirSync(dir).sort()).toEqual(['disk.qcow2', 'disk.raw', 'initramfs.gz', 'manifest.json', 'vmlinuz']);
+
+    const guest = findBundledGuest({ VMNET_GUEST_DIR: dir });
+    expect(guest.append).toBe(results[0]!.manifest.append);
+    for (const boot of ['kernel', 'disk-qcow2'] as const) {
+      const r = await runTestGuest({ guest, boot, script: 'uname -r; ls /lib/modules | wc -l', timeoutMs: 90_000 });
+      expect(r.exitCode, r.output).toBe(0);
+      expect(r.output.trim().split('\n')).toEqual([results[0]!.manifest.kernelRelease, '11']);
+    }
+
+    const again: string[] = [];
+    const third = await buildGuest({ dir, onProgress: (l) => again.push(l) });
+    expect(third.built).toBe(false);
+    expect(again).toEqual([expect.stringMatching(/^vmnet guest: up to date in /)]);
+    expect(existsSync(join(dir, 'manifest.json'))).toBe(true);
+  });
+});
