@@ -21,6 +21,7 @@ import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
 import { switchCommand } from './commands/switch.js';
 import { guestCommand } from './commands/guest.js';
+import { doctorCommand } from './commands/doctor.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -52,6 +53,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .command(gatewayCommand(io))
     .command(switchCommand(io))
     .command(guestCommand(io))
+    .command(doctorCommand(io, (c) => (exit = c)))
     .demandCommand(1, 'no command given; try vmnet demo or vmnet run IMAGE')
     .recommendCommands()
     .strict()

@@ -132,6 +132,18 @@ async function initramfs(busybox: string, modules: Map<string, string>, env: Nod
 }
 
 /**
+ * What a guest built now would be built from (its manifest's inputsKey:
+ * recipe, kernel package and version, busybox's bytes).
+ * @param kernel the kernel package apt offers
+ * @param busybox the static busybox
+ */
+export async function guestInputs(kernel: KernelPackage, busybox: string): Promise<{ inputsKey: string; busyboxSha256: string; assetKey: string }> {
+  const busyboxSha256 = sha256(await readFile(busybox));
+  const key = assetKey();
+  return { inputsKey: sha256(`${key}\n${kernel.name} ${kernel.version}\n${busyboxSha256}\n`), busyboxSha256, assetKey: key };
+}
+
+/**
  * Builds the test guest, or keeps the one there when it is up to date.
  * @returns where it is, whether it was built, and its manifest
  * @throws VmnetError E_NO_TOOL (naming every missing package) before anything starts; E_GUEST_BUILD when a step fails (nothing is left behind)
@@ -146,9 +158,7 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
   if (problem) throw new VmnetError('E_NO_TOOL', problem);
   const kernel = pre.kernel as KernelPackage;
   const busybox = pre.busybox as string;
-  const busyboxSha256 = sha256(await readFile(busybox));
-  const keyOfAssets = assetKey();
-  const inputsKey = sha256(`${keyOfAssets}\n${kernel.name} ${kernel.version}\n${busyboxSha256}\n`);
+  const { inputsKey, busyboxSha256, assetKey: keyOfAssets } = await guestInputs(kernel, busybox);
   const existing = readManifest(where.dir);
   if (!o.force && existing?.inputsKey === inputsKey) {
     say(`vmnet guest: up to date in ${where.dir} (${kernel.name} ${kernel.version})`);
