@@ -253,6 +253,25 @@ export async function scanVms(root: string, onCleaned?: (c: CleanedVm) => void):
 }
 
 /**
+ * Names of the VMs whose owner lives, read without cleaning anything (shell
+ * completion runs on every Tab and must not change state).
+ */
+export async function liveVmNames(root: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  const live: string[] = [];
+  for (const name of names.sort()) {
+    if (!NAME_RE.test(name) || RESERVED.has(name)) continue;
+    if ((await inspectVmDir(root, name))?.alive) live.push(name);
+  }
+  return live;
+}
+
+/**
  * Removes a dead VM's directory, re-checking that it is the directory that
  * was judged and that its owner is still dead once it has been moved aside;
  * kills its QEMU if it outlived its owner (only a process whose command
