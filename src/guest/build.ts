@@ -29,7 +29,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { VmnetError } from '../errors.js';
-import { guestDir, installBuild, makeBuildDir, prepareGuestParent, removeLeftovers, type GuestDirSource } from './cache.js';
+import { guestDir, guestDirState, installBuild, makeBuildDir, prepareGuestParent, removeLeftovers, type GuestDirSource } from './cache.js';
 import { newcArchive, type CpioEntry } from './cpio.js';
 import { APPEND, ASSETS, ASSETS_DIR, EXTRA_MODULES, NET_MODULES, RECIPE_FORMAT, assetKey, vmnetVersion } from './recipe.js';
 import { checkGuestPrerequisites, prerequisitesMessage, type KernelPackage } from './tools.js';
@@ -159,7 +159,10 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
   const kernel = pre.kernel as KernelPackage;
   const busybox = pre.busybox as string;
   const { inputsKey, busyboxSha256, assetKey: keyOfAssets } = await guestInputs(kernel, busybox);
-  const existing = readManifest(where.dir);
+  const state = guestDirState(where.dir);
+  if (state === 'not-a-directory') throw new VmnetError('E_USAGE', `${where.dir} exists and is not a directory; give a directory for the test guest`);
+  if (state === 'foreign') throw new VmnetError('E_USAGE', `${where.dir} is not empty and holds no test guest: refusing to build over it; give an empty or new directory`);
+  const existing = state === 'guest' ? readManifest(where.dir) : null;
   if (!o.force && existing?.inputsKey === inputsKey) {
     say(`vmnet guest: up to date in ${where.dir} (${kernel.name} ${kernel.version})`);
     return { dir: where.dir, built: false, manifest: existing as GuestManifest, elapsedMs: Date.now() - started };
@@ -219,7 +222,7 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
       builtAt: new Date().toISOString(),
     };
     await writeFile(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-    const outcome = await installBuild(tmp, target, existing !== null || Boolean(o.force));
+    const outcome = await installBuild(tmp, target, state === 'guest');
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     if (outcome === 'lost') {
       say(`vmnet guest: another build finished first; using it (${secs} s)`);

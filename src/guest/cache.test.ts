@@ -76,9 +76,10 @@ describe('guest cache', () => {
     const dir = join(privateTmp('vmnet-cache-'), 'guest');
     const mine = await makeBuildDir(dir);
     const dead = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    for (const n of [`.build-${dead}-x`, `.old-${dead}-y`]) mkdirSync(join(dir, '..', n));
+    for (const n of [`.vmnet-guest-build-${dead}-x`, `.vmnet-guest-old-${dead}-y`]) mkdirSync(join(dir, '..', n));
+    mkdirSync(join(dir, '..', `.build-${dead}-users-own`)); // not ours: never touched
     await removeLeftovers(dir);
     expect(existsSync(mine)).toBe(true);
-    expect(readdirSync(join(dir, '..'))).toEqual([mine.split('/').pop()]);
+    expect(readdirSync(join(dir, '..')).sort()).toEqual([`.build-${dead}-users-own`, mine.split('/').pop()]);
   });
 });

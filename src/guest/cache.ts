@@ -13,18 +13,18 @@
  *     (0700, owned, not symlinks), since what they hold is booted.
  *
  * A guest directory is complete when its manifest.json is there. A build
- * never writes into it: it builds in a fresh `.build-<pid>-*` directory
+ * never writes into it: it builds in a fresh `.vmnet-guest-build-<pid>-*` directory
  * beside it (same file system) and renames that into place, atomically. A
  * second build running at the same time builds its own; whoever renames
  * second finds the name taken, throws its copy away and uses the winner's.
  * Replacing a guest (`--force`, or inputs that changed) renames the old one
- * aside (`.old-<pid>-*`) first and removes it after. A guest dir that is a
+ * aside (`.vmnet-guest-old-<pid>-*`) first and removes it after. A guest dir that is a
  * symlink (a worktree sharing another checkout's build) is replaced at its
  * target. Leftovers of builds whose process is gone are removed by the next
  * build.
  */
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { VmnetError } from '../errors.js';
@@ -80,9 +80,26 @@ export async function prepareGuestParent(dir: string, source: GuestDirSource, en
   return dir;
 }
 
-const LEFTOVER_RE = /^\.(?:build|old)-(\d+)-/;
+/**
+ * What is at a guest directory's path: a build may only replace an empty
+ * directory or a test guest (manifest.json and vmlinuz), never anything else
+ * a user pointed `--dir` or VMNET_GUEST_DIR at.
+ */
+export function guestDirState(dir: string): 'absent' | 'empty' | 'guest' | 'foreign' | 'not-a-directory' {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) return 'not-a-directory';
+    names = readdirSync(dir);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'foreign';
+  }
+  if (names.length === 0) return 'empty';
+  return names.includes('manifest.json') && names.includes('vmlinuz') ? 'guest' : 'foreign';
+}
 
-/** Removes `.build-*` and `.old-*` directories beside `dir` whose process is gone. */
+const LEFTOVER_RE = /^\.vmnet-guest-(?:build|old)-(\d+)-/;
+
+/** Removes `.vmnet-guest-build-*` and `.vmnet-guest-old-*` directories beside `dir` whose process is gone. */
 export async function removeLeftovers(dir: string): Promise<void> {
   const parent = dirname(dir);
   let names: string[];
@@ -99,7 +116,7 @@ export async function removeLeftovers(dir: string): Promise<void> {
 
 /** A fresh, private directory beside `dir` to build in. */
 export async function makeBuildDir(dir: string): Promise<string> {
-  return mkdtemp(join(dirname(dir), `.build-${process.pid}-`));
+  return mkdtemp(join(dirname(dir), `.vmnet-guest-build-${process.pid}-`));
 }
 
 const taken = (e: unknown) => ['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '');
@@ -114,7 +131,7 @@ const taken = (e: unknown) => ['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.Errn
 export async function installBuild(tmp: string, dir: string, replace: boolean): Promise<'installed' | 'lost'> {
   let old: string | null = null;
   if (replace) {
-    old = join(dirname(dir), `.old-${process.pid}-${randomBytes(4).toString('hex')}`);
+    old = join(dirname(dir), `.vmnet-guest-old-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       await rename(dir, old);
     } catch (e) {

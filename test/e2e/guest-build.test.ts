@@ -4,7 +4,7 @@
  * twice at once into one empty directory, then booted; and a host missing
  * tools told so before anything starts.
  */
-import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildGuest } from '../../src/guest/build.js';
@@ -26,6 +26,22 @@ describe('guest build', () => {
     expect((err as Error).message).toMatch(/missing mkfs\.vfat \(dosfstools\), syslinux \(syslinux\), mcopy \(mtools\), qemu-img \(qemu-utils\); run: (sudo )?apt-get install dosfstools syslinux mtools qemu-utils$/);
     expect(lines).toEqual([]);
     expect(readdirSync(t)).toEqual(['bin']);
+  });
+
+  it('never replaces a directory that holds something other than a test guest, --force or not', async () => {
+    const t = privateTmp('vmnet-gb-');
+    const home = join(t, 'home');
+    mkdirSync(home);
+    writeFileSync(join(home, 'precious'), 'mine');
+    for (const force of [false, true]) {
+      const err = await buildGuest({ dir: home, force }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'E_USAGE' });
+      expect((err as Error).message).toBe(`${home} is not empty and holds no test guest: refusing to build over it; give an empty or new directory`);
+    }
+    writeFileSync(join(t, 'file'), 'x');
+    await expect(buildGuest({ dir: join(t, 'file') })).rejects.toThrow(`${join(t, 'file')} exists and is not a directory`);
+    expect(readdirSync(t).sort()).toEqual(['file', 'home']);
+    expect(readdirSync(home)).toEqual(['precious']);
   });
 
   it('two builds at once into an empty directory: both succeed, one guest is installed whole, it boots, and a third call keeps it', async () => {
