@@ -45,7 +45,7 @@ function sh(cmd: string[], script: string, env: NodeJS.ProcessEnv = process.env)
 }
 
 describe.runIf(asRoot)('the npm package', () => {
-  it('installed from its tarball, works for an unprivileged user with an empty cache and no repository, and types a consumer project', async () => {
+  it('installed from its tarball, works for an unprivileged user with an empty cache and no repository, and types a consumer project', { timeout: 600_000 }, async () => {
     const t = privateTmp('vmnet-package-');
     chmodSync(t, 0o755);
     // Pack (dist/ is built by pretest; --ignore-scripts: no rebuild under running tests) and install.
