@@ -162,6 +162,51 @@ describe('TCP NAT teardown', () => {
     expect(g.host.ended).toBe(false);
   });
 
+  it('gateway shutdown: a drain that keeps making progress is still reset when the grace is over', async () => {
+    const rig = new GatewayRig({ tcpLimits: { drainIdleMs: 30_000 } });
+    const g = new GuestConn(rig, { port: 40108 }).establish();
+    g.host.ev.end();
+    g.take();
+    g.send({ flags: tcp.ACK });
+    g.host.hold = true;
+    g.write(bytes(900_000, 13), true);
+    await settle();
+    advance(rig, 3_000); // CLOSED: draining
+    let resolved = false;
+    const closing = rig.gateway.tcpNat.closeAll(1_000).then(() => (resolved = true));
+    // The host takes one write (at most 256 KiB) every 400 ms: progress, but too slow to finish within the grace.
+    for (let i = 0; i < 10 && !resolved; i++) {
+      g.host.release();
+      await settle();
+      advance(rig, 400);
+      await settle();
+    }
+    expect(resolved).toBe(true); // shutdown is bounded by the grace, progress or not
+    await closing;
+    expect(g.host.wasReset).toBe(true);
+    expect(g.host.ended).toBe(false);
+  });
+
+  it('gateway shutdown asked twice: both calls resolve once the drains are over', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40109 }).establish();
+    g.host.ev.end();
+    g.take();
+    g.send({ flags: tcp.ACK });
+    g.host.hold = true;
+    g.write(bytes(50_000), true);
+    await settle();
+    advance(rig, 3_000);
+    let first = false;
+    let second = false;
+    void rig.gateway.tcpNat.closeAll(1_000).then(() => (first = true));
+    void rig.gateway.tcpNat.closeAll(1_000).then(() => (second = true));
+    advance(rig, 1_500);
+    await settle();
+    expect(g.host.wasReset).toBe(true);
+    expect([first, second]).toEqual([true, true]);
+  });
+
   it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {
     const rig = new GatewayRig();
     const g = new GuestConn(rig, { port: 40107 }).establish();

@@ -44,7 +44,8 @@
  * `drainResets`. Every other teardown is a reset both ways: a guest or host
  * RST, retransmissions or probes unanswered, the idle timeout. Gateway
  * shutdown (closeAll) resets the live flows and gives the draining ones a
- * grace period to finish, then resets what is left.
+ * grace period to finish, then resets what is left: progress does not extend
+ * the grace, and a drain that begins later gets only what is left of it.
  *
  * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
  * not an address a guest can pick (beyond: RST, counted) — and `maxDialing`
@@ -219,8 +220,11 @@ export class TcpNat {
   private readonly flows = new Map<number, Map<number, Flow>>();
   /** Flows whose connection closed while their host half still writes. */
   private readonly draining = new Set<Flow>();
-  /** Resolves closeAll's promise once `draining` is empty. */
+  /** Resolves closeAll's promise (`drainsOver`) once `draining` is empty. */
   private drainWaiter: (() => void) | null = null;
+  private drainsOver: Promise<void> | null = null;
+  /** When gateway shutdown's grace ends (closeAll): no drain outlives it, progress or not. */
+  private graceEnd = Infinity;
   private readonly perGuest = new Map<number, number>();
   private readonly timers = new TimerHeap<Flow>();
   /**
@@ -432,13 +436,14 @@ export class TcpNat {
    */
   closeAll(graceMs = 0): Promise<void> {
     this.closeFlows(() => true);
-    if (this.draining.size === 0) return Promise.resolve();
     const now = this.deps.now();
+    this.graceEnd = Math.min(this.graceEnd, now + graceMs);
+    if (this.draining.size === 0) return Promise.resolve();
     for (const f of this.draining) {
-      f.drainAt = Math.min(f.drainAt, now + graceMs);
+      f.drainAt = Math.min(f.drainAt, this.graceEnd);
       this.reschedule(f);
     }
-    return new Promise((resolve) => (this.drainWaiter = resolve));
+    return (this.drainsOver ??= new Promise((resolve) => (this.drainWaiter = resolve)));
   }
 
   /**
@@ -495,8 +500,13 @@ export class TcpNat {
     this.unlink(f);
     f.draining = true;
     this.draining.add(f);
-    f.drainAt = this.deps.now() + this.limits.drainIdleMs;
+    f.drainAt = this.drainDeadline(this.deps.now());
     this.pumpToHost(f);
+  }
+
+  /** When a drain that made progress at `now` is given up: drainIdleMs later, and never past shutdown's grace. */
+  private drainDeadline(now: number): number {
+    return Math.min(now + this.limits.drainIdleMs, this.graceEnd);
   }
 
   /** A drain without progress for too long (or cut by shutdown): reset the host, never a clean EOF. */
@@ -526,6 +536,7 @@ export class TcpNat {
       if (this.draining.size === 0 && this.drainWaiter !== null) {
         const w = this.drainWaiter;
         this.drainWaiter = null;
+        this.drainsOver = null;
         w();
       }
     }
@@ -690,7 +701,7 @@ export class TcpNat {
     if (f.closed) return;
     const now = this.deps.now();
     f.conn.consume(n, now);
-    if (f.draining) f.drainAt = now + this.limits.drainIdleMs; // progress
+    if (f.draining) f.drainAt = this.drainDeadline(now); // progress
     this.pumpToHost(f);
   }
 
