@@ -452,9 +452,19 @@ export class TcpNat {
    * must not inherit its connections); flows finished both ways drain their
    * acknowledged bytes to the host as usual (see "Teardown").
    * @param guest the guest's key (see TcpNatDeps.guestOf)
+   * @param addresses the addresses the link held: flows on them go too, even
+   *   those opened toward the guest before its link was known (key 0)
    */
-  closeGuest(guest: number): void {
-    this.closeFlows((f) => f.guest === guest);
+  closeGuest(guest: number, addresses: readonly Ip4[] = []): void {
+    this.closeFlows((f) => f.guest === guest || addresses.includes(f.guestIp));
+  }
+
+  /**
+   * A guest address changed hands: the live flows on it are reset (as in
+   * closeGuest), so its next holder inherits none of them.
+   */
+  closeAddress(guestIp: Ip4): void {
+    this.closeFlows((f) => f.guestIp === guestIp);
   }
 
   /** Resets the live flows `which` selects, and lets those finished both ways drain. */
