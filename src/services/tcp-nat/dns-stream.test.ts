@@ -144,4 +144,29 @@ describe('dnsStream', () => {
     expect(replyIds(r.out)).toEqual([7, 8]);
     expect(r.ended).toBe(1);
   });
+
+  it('holds a query split across chunks in memory in proportion to the bytes that came, not 64 KiB per connection', async () => {
+    // A guest opens many connections and sends one byte (or a prefix announcing a big query) on each.
+    const streams: unknown[] = [];
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 1000; i++) {
+      const r = new Rig();
+      r.stream.write(new Uint8Array([0xff]), () => undefined);
+      r.stream.write(new Uint8Array([0xff, 1, 2, 3]), () => undefined);
+      streams.push(r);
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(streams).toHaveLength(1000);
+    expect(grown).toBeLessThan(8 * 1024 * 1024); // 64 MiB before: a whole message buffer per connection
+  });
+
+  it('assembles a query of the largest size from one-byte chunks', async () => {
+    const r = new Rig();
+    const q = query(9, 65535);
+    q.fill(0xab, 2);
+    const bytes = framed([q]);
+    for (let i = 0; i < bytes.length; i += 997) r.stream.write(bytes.subarray(i, Math.min(bytes.length, i + 997)), () => undefined);
+    await tick();
+    expect(r.asked).toEqual([9]);
+  });
 });

@@ -17,8 +17,9 @@
  *   and `write` returns false until the answers go out ('drain'). Unparsed
  *   bytes therefore stay in the receive buffer and keep the guest's window
  *   closed: a guest that pipelines faster than it reads answers is slowed by
- *   TCP itself. Only a query that straddles two chunks is copied (at most one
- *   message, 65,535 bytes).
+ *   TCP itself. Only a query that straddles two chunks is copied, into a
+ *   buffer that grows with the bytes that came (at most one message, 65,535
+ *   bytes) and is let go once the query is whole.
  * - Service → guest. `pause()` holds replies (at most MAX_IN_FLIGHT, one per
  *   query) instead of delivering them; `resume()` delivers them in order. A
  *   reply counts as in flight until delivered, so a guest that does not read
@@ -49,8 +50,12 @@ interface Chunk {
  */
 export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, guest?: number): HostStream {
   const chunks: Chunk[] = [];
-  /** A query that straddles chunks, being assembled with its length prefix (allocated on first need). */
-  let partial: Uint8Array | null = null;
+  /**
+   * A query that straddles chunks, being assembled with its length prefix:
+   * grown with the bytes that came (a byte on each of many connections must
+   * not cost a whole message buffer each), let go once the query is whole.
+   */
+  let partial = new Uint8Array(0);
   let partialLen = 0;
   /** Replies in query order, from the first not yet delivered: undefined = not answered yet, null = nothing to send. */
   const replies: Array<Uint8Array | null | undefined> = [];
@@ -88,14 +93,19 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, 
         c.pos = end;
       } else {
         // A query that does not fit in what is here: assemble it (prefix first, then body).
-        partial ??= new Uint8Array(2 + MAX_MESSAGE);
         const need = partialLen < 2 ? 2 : 2 + ((partial[0]! << 8) | partial[1]!);
         const n = Math.min(need - partialLen, avail);
+        if (partialLen + n > partial.length) {
+          const grown = new Uint8Array(Math.min(need, Math.max(partialLen + n, 2 * partial.length, 64)));
+          grown.set(partial.subarray(0, partialLen));
+          partial = grown;
+        }
         partial.set(b.subarray(c.pos, c.pos + n), partialLen);
         partialLen += n;
         c.pos += n;
         if (partialLen >= 2 && partialLen === 2 + ((partial[0]! << 8) | partial[1]!)) {
-          dispatch(partial.slice(2, partialLen));
+          dispatch(partial.subarray(2, partialLen)); // the service may keep it: `partial` is let go
+          partial = new Uint8Array(0);
           partialLen = 0;
         }
       }
