@@ -207,6 +207,41 @@ describe('TCP NAT teardown', () => {
     expect([first, second]).toEqual([true, true]);
   });
 
+  it('a guest that sent everything and its FIN, then went away (its link closed): the host still gets every byte, then FIN', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40110 }).establish();
+    const host = g.host;
+    host.hold = true; // a slow host reader; it has sent nothing and not closed (CLOSE-WAIT here)
+    const data = bytes(300_000, 17);
+    g.write(data, true); // acknowledged by the gateway, FIN too
+    await settle();
+    rig.gateway.detach(rig.session); // the VM powers off
+    expect(host.wasReset).toBe(false);
+    // Nothing more is read from the host: what it still sends has nowhere to go, and left unread
+    // it makes the kernel reset the host when the socket closes, instead of vanishing silently.
+    expect(host.paused).toBe(true);
+    for (let i = 0; i < 100 && !host.ended; i++) {
+      host.release();
+      await settle();
+    }
+    expect(sha(concat(host.written))).toBe(sha(data));
+    expect(host.ended).toBe(true);
+    host.release();
+    await settle();
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    expect(host.wasReset).toBe(false);
+  });
+
+  it('a link that closes while host bytes toward its guest are still unacknowledged: the host is reset, never told all is well', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40111 }).establish();
+    g.write(bytes(1000), true); // the guest's side is complete
+    await settle();
+    g.host.ev.data(bytes(5000, 1)); // the host answers; the guest never acknowledges it
+    rig.gateway.detach(rig.session);
+    expect(g.host.wasReset).toBe(true); // (its FIN toward the host went earlier: the guest's half was complete)
+  });
+
   it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {
     const rig = new GatewayRig();
     const g = new GuestConn(rig, { port: 40107 }).establish();

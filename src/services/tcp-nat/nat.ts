@@ -41,17 +41,23 @@
  * FIN, and the flow is gone when the socket has taken that too. A drain that
  * makes no progress for `drainIdleMs` is given up with a reset (RST, so the
  * host sees an error, never a clean EOF on a truncated stream), counted in
- * `drainResets`. Every other teardown is a reset both ways: a guest or host
- * RST, retransmissions or probes unanswered, the idle timeout. Gateway
- * shutdown (closeAll) resets the live flows and gives the draining ones a
- * grace period to finish, then resets what is left: progress does not extend
- * the grace, and a drain that begins later gets only what is left of it.
+ * `drainResets`. A draining flow reads nothing more from its host: bytes
+ * it still sends have nowhere to go, and left unread they make the kernel
+ * reset the host when the socket closes rather than vanish silently. Every
+ * other teardown is a reset both ways: a guest or host RST, retransmissions
+ * or probes unanswered, the idle timeout. Gateway shutdown (closeAll) and a
+ * guest's link closing (closeGuest) reset the live flows, except those whose
+ * guest stream is complete (its FIN came) with nothing of the host's still
+ * owed to the guest: those drain. closeAll gives the draining flows a grace
+ * period to finish, then resets what is left: progress does not extend the
+ * grace, and a drain that begins later gets only what is left of it.
  *
  * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
  * not an address a guest can pick (beyond: RST, counted) — and `maxDialing`
  * dials in flight, at most `maxDialingPerGuest` of them for one guest
  * (beyond: the SYN is dropped and the guest retries). When a guest's link
- * closes, its live flows are reset toward their hosts (closeGuest). All timers of all connections share one deadline heap; the edge
+ * closes, its live flows are reset toward their hosts or drain (closeGuest,
+ * see "Teardown"). All timers of all connections share one deadline heap; the edge
  * calls runTimers() when asked through `schedule`.
  */
 import * as tcp from '../../wire/tcp.js';
@@ -428,8 +434,9 @@ export class TcpNat {
 
   /**
    * Gateway shutdown: resets every live flow both ways at once, except those
-   * finished both ways at the TCP level (TIME-WAIT, LAST-ACK, CLOSING: the
-   * guest's FIN came and ours went), which join the draining flows; those get
+   * whose guest stream is complete (its FIN came) and that owe the guest
+   * nothing (TIME-WAIT, LAST-ACK, CLOSING; CLOSE-WAIT with no host bytes
+   * unacknowledged), which join the draining flows; those get
    * `graceMs` to finish writing to their hosts, then what is left is reset
    * (see "Teardown"). The caller keeps the timers running (runTimers) until
    * the promise resolves.
@@ -449,8 +456,8 @@ export class TcpNat {
   /**
    * A guest's link is gone: its live flows are reset toward their hosts (the
    * guest cannot answer any more, and a link that later takes its address
-   * must not inherit its connections); flows finished both ways drain their
-   * acknowledged bytes to the host as usual (see "Teardown").
+   * must not inherit its connections); flows whose guest stream is complete
+   * drain their acknowledged bytes to the host (see "Teardown").
    * @param guest the guest's key (see TcpNatDeps.guestOf)
    * @param addresses the addresses the link held: flows on them go too, even
    *   those opened toward the guest before its link was known (key 0)
@@ -467,14 +474,16 @@ export class TcpNat {
     this.closeFlows((f) => f.guestIp === guestIp);
   }
 
-  /** Resets the live flows `which` selects, and lets those finished both ways drain. */
+  /** Resets the live flows `which` selects, and lets those whose guest stream is complete drain. */
   private closeFlows(which: (f: Flow) => boolean): void {
     const now = this.deps.now();
     for (const byRemote of [...this.flows.values()]) {
       for (const f of [...byRemote.values()]) {
         if (!which(f)) continue;
         const st = f.conn.state;
-        if (f.host !== null && (st === TIME_WAIT || st === LAST_ACK || st === CLOSING)) {
+        // The guest's stream is complete (its FIN came) and nothing of the host's is stuck toward it: flush, don't reset.
+        const guestDone = st === TIME_WAIT || st === LAST_ACK || st === CLOSING || (f.conn.remoteFinished && f.conn.sndBuf.length === 0 && f.pendingBytes === 0);
+        if (f.host !== null && guestDone) {
           f.conn.abort(now); // closes the guest side (RST unless in TIME-WAIT); connClosed drains the host side
           continue;
         }
@@ -510,6 +519,8 @@ export class TcpNat {
     this.unlink(f);
     f.draining = true;
     this.draining.add(f);
+    // Host bytes have nowhere to go now: leave them unread, so that closing the socket resets a host that still sends.
+    f.host.pause();
     f.drainAt = this.drainDeadline(this.deps.now());
     this.pumpToHost(f);
   }
