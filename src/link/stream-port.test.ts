@@ -276,6 +276,22 @@ describe('StreamPort over a unix socket', () => {
     await until(() => got.length === accepted + reserved + 1, 5_000);
   });
 
+  it('bounds zero-copy sends too: beyond maxQueued, sendPrefixed drops, counts, and fails its callback with E_CONGESTED', async () => {
+    const maxQueued = 1024 * 1024;
+    const { client, server } = await pair({ path: sockPath(), maxQueued });
+    client.pauseReading();
+    const out = new Uint8Array(PREFIX_LEN + 1500);
+    writeLengthPrefix(new DataView(out.buffer), 0, 1500);
+    const codes: string[] = [];
+    for (let i = 0; i < 5000; i++) server.sendPrefixed(out, 0, out.length, (e) => void (e && codes.push(isVmnetError(e) ? e.code : 'other')));
+    expect(server.queuedBytes).toBeLessThanOrEqual(maxQueued);
+    await new Promise((r) => setImmediate(r));
+    expect(server.tx.overflow).toBeGreaterThan(0);
+    expect(codes.length).toBe(server.tx.overflow);
+    expect(new Set(codes)).toEqual(new Set(['E_CONGESTED']));
+    expect(server.closed).toBe(false);
+  });
+
   it('has a default output bound', async () => {
     const { client, server } = await pair({ path: sockPath() });
     client.pauseReading();
