@@ -231,6 +231,19 @@ describe('TCP NAT teardown', () => {
     expect(g.host.wasReset).toBe(true); // (its FIN toward the host went earlier: the guest's half was complete)
   });
 
+  it('after shutdown’s grace nothing drains any more: the last links closing reset what is left at once', async () => {
+    const rig = new GatewayRig();
+    await rig.gateway.tcpNat.closeAll(0); // nothing to drain: the grace is over at once
+    // A guest still connects before its link goes (the server closes its listener after the grace).
+    const g = new GuestConn(rig, { port: 40112 }).establish();
+    g.host.hold = true;
+    g.write(bytes(300_000, 19), true); // complete on the guest's side, not yet taken by the host
+    await settle();
+    rig.gateway.close(); // the links go
+    expect(g.host.wasReset).toBe(true); // no timer runs after this: a drain begun now would keep its socket for good
+    expect(rig.gateway.tcpNat.size).toBe(0);
+  });
+
   it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {
     const rig = new GatewayRig();
     const g = new GuestConn(rig, { port: 40107 }).establish();

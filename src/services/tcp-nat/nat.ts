@@ -50,7 +50,9 @@
  * guest stream is complete (its FIN came) with nothing of the host's still
  * owed to the guest: those drain. closeAll gives the draining flows a grace
  * period to finish, then resets what is left: progress does not extend the
- * grace, and a drain that begins later gets only what is left of it.
+ * grace, and a drain that begins later gets only what is left of it (when
+ * nothing is, as for the links closing at the very end, it is reset at once:
+ * no timer would end it).
  *
  * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
  * not an address a guest can pick (beyond: RST, counted) — and `maxDialing`
@@ -522,6 +524,7 @@ export class TcpNat {
     // Host bytes have nowhere to go now: leave them unread, so that closing the socket resets a host that still sends.
     f.host.pause();
     f.drainAt = this.drainDeadline(this.deps.now());
+    if (f.drainAt <= this.deps.now()) return this.abandonDrain(f); // shutdown's grace is over: nothing would end this drain
     this.pumpToHost(f);
   }
 
