@@ -173,13 +173,15 @@ describe('Gateway guest identity: caps and shares are per link', () => {
   it('one guest filling the UDP NAT table cannot evict another guest’s flow', () => {
     const { rig, port2, s2 } = twoLinks();
     rig.send(udpFrame({ dstIp: OUTSIDE, srcPort: 5000, dstPort: 123 }, bytes('a')));
-    for (let p = 0; p < 5000; p++) rig.send(udpFrame({ src: GUEST2_MAC, srcIp: GUEST2_IP, dstIp: OUTSIDE, srcPort: 10000 + p, dstPort: 123 }, bytes('b')), s2);
+    // The flooding link uses all 8 addresses it may hold: its share is the link's, not each address's.
+    const forged = Array.from({ length: 8 }, (_, i) => ip(`10.0.2.${16 + i}`));
+    for (let p = 0; p < 5000; p++) rig.send(udpFrame({ src: GUEST2_MAC, srcIp: forged[p % 8]!, dstIp: OUTSIDE, srcPort: 10000 + p, dstPort: 123 }, bytes('b')), s2);
     const mine = rig.host.flows[0]!;
     expect(mine.closed).toBe(false);
     mine.reply(bytes('still here'));
     expect(rig.port.takeDecoded().map((f) => f.payload)).toEqual([bytes('still here')]);
     // The flooding guest got at most its share, evicting its own oldest flows.
-    const theirs = rig.gateway.udpNat.list().filter((f) => f.guestIp === GUEST2_IP).length;
+    const theirs = rig.gateway.udpNat.list().filter((f) => forged.includes(f.guestIp)).length;
     expect(theirs).toBeLessThanOrEqual(1024);
     expect(rig.gateway.udpNat.counters.flowsEvicted).toBe(5000 - theirs);
     expect(port2.frames).toHaveLength(0);
@@ -191,9 +193,11 @@ describe('Gateway guest identity: caps and shares are per link', () => {
     const [first, last] = fragmentDatagram(dg, [1480]);
     rig.send(ipv4Frame(first!));
     for (let id = 0; id < 500; id++) {
-      const other = ipv4Packet({ src: GUEST2_IP, dst: OUTSIDE, proto: ipv4.PROTO_UDP, id }, udpDatagram(GUEST2_IP, OUTSIDE, 6000, 9, new Uint8Array(2000)));
+      const src = ip(`10.0.2.${16 + (id % 8)}`); // all 8 addresses the link may hold: the share is the link's
+      const other = ipv4Packet({ src, dst: OUTSIDE, proto: ipv4.PROTO_UDP, id }, udpDatagram(src, OUTSIDE, 6000, 9, new Uint8Array(2000)));
       rig.send(ipv4Frame(fragmentDatagram(other, [1480])[0]!, { src: GUEST2_MAC }), s2);
     }
+    expect(rig.gateway.snapshot().fragmentsPending).toBe(16 + 1); // the flooding link's quarter of 64, and the first guest's
     rig.send(ipv4Frame(last!));
     expect(rig.host.flows.filter((f) => f.sent.length > 0 && f.sent[0]!.length === 2000 && f.sent[0]![0] === 7)).toHaveLength(1);
   });
