@@ -244,6 +244,19 @@ describe('TCP NAT teardown', () => {
     expect(rig.gateway.tcpNat.size).toBe(0);
   });
 
+  it('a host stream that goes on delivering while paused is reset both ways once it passes the bound, counted', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40113, window: 0 }).establish(); // the guest reads nothing
+    const chunk = bytes(64 * 1024, 23);
+    for (let i = 0; i < 64 && !g.host.wasReset; i++) g.host.ev.data(chunk); // ignores pause(): 4 MiB
+    expect(g.host.paused).toBe(true); // it was asked to stop
+    expect(g.host.wasReset).toBe(true);
+    expect(rig.gateway.tcpNat.counters.hostOverruns).toBe(1);
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    g.take();
+    expect(g.rstSeen).toBe(true);
+  });
+
   it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {
     const rig = new GatewayRig();
     const g = new GuestConn(rig, { port: 40107 }).establish();
