@@ -40,7 +40,7 @@ export interface ConnMemoryResult {
   heapPerConnKB: number;
 }
 
-interface MemLine {
+export interface MemLine {
   rss: number;
   heapUsed: number;
   external: number;
@@ -49,7 +49,7 @@ interface MemLine {
 }
 
 /** The gateway process: startGateway() with a raised per-guest cap; prints MEM lines on SIGUSR2. */
-function gatewayScript(sock: string, mtu: number, maxPerGuest: number): string {
+export function gatewayScript(sock: string, mtu: number, maxPerGuest: number): string {
   const server = pathToFileURL(join(ROOT, 'dist', 'gateway', 'server.js')).href;
   const resolv = pathToFileURL(join(ROOT, 'dist', 'services', 'dns', 'resolv-conf.js')).href;
   return `
@@ -67,13 +67,15 @@ process.on('SIGTERM', () => { void gw.close().then(() => process.exit(0)); });
 `;
 }
 
-function vmRss(pid: number): number {
+/** A process's resident set size (VmRSS) in bytes. */
+export function vmRss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
 let memSeq = 0;
-async function memLine(p: Proc): Promise<MemLine> {
+/** Asks the gateway process (gatewayScript) for a MEM line: memory after gc(), flow count. */
+export async function memLine(p: Proc): Promise<MemLine> {
   const tag = `MEM${memSeq++} `;
   p.child.kill('SIGUSR2');
   await p.waitFor(new RegExp(`${tag}\\{.*\\}\\n`), 10_000);

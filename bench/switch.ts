@@ -22,8 +22,17 @@
  * it during the TCP run (both directions: data and ACKs).
  * CPU: % of one core used by the switch process and by one relay/plug.
  *
+ * Gateway on a segment (`--gateway`, on by default): the same gateway two
+ * ways, with Linux TCP in a namespace as the guest (bench/lib/backends.ts,
+ * the topology of `npm run bench`): `user` is `vmnet gateway --socket S`,
+ * the guest's relay connected to it as on `--net user`; `segment` is a
+ * switch with the gateway on it (startSegment from dist/), the guest's relay
+ * on the switch's access socket. iperf3 one stream each way, best of
+ * `--rounds` (alternating order), and segment / user.
+ *
  * Run as root (namespaces, TAPs) after `npm run build`:
  *   node --import ./bench/lib/ts-loader.mjs bench/switch.ts [--seconds 3] [--mtu 1500,9000] [--only vmnet,vde,relay]
+ *     [--gateway-mtu 1500] [--rounds 2] [--no-gateway | --gateway-only]
  * Prints a markdown report and writes bench/results/switch.md.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,7 +43,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Netns } from '../test/helpers/netns.js';
 import { startTapRelay } from '../test/helpers/tap-relay.js';
-import { CLI, IPERF_PORT, ROOT, startRelayPair } from './lib/backends.js';
+import { CLI, IPERF_PORT, ROOT, startBackend, startRelayPair } from './lib/backends.js';
 import { retry, Scope, tuneNetns, withCpu } from './lib/env.js';
 import { cell, iperf, type Failed, type Measured, type Throughput } from './lib/measure.js';
 
@@ -43,6 +52,10 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '3' },
     mtu: { type: 'string', default: '1500,9000' },
     only: { type: 'string', default: 'vmnet,vde,relay' },
+    'gateway-mtu': { type: 'string', default: '1500' },
+    rounds: { type: 'string', default: '2' },
+    'no-gateway': { type: 'boolean', default: false },
+    'gateway-only': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(flags.seconds);
@@ -224,7 +237,7 @@ const fmt = (n: number, d = 2) => (n >= 100 ? n.toFixed(0) : n.toFixed(d));
 const kfps = (n: number) => `${fmt(n / 1000, 1)}k`;
 const pct = (n: number | null) => (n === null ? '–' : `${n.toFixed(0)}%`);
 
-function report(rows: Row[]): string {
+function header(): string {
   const version = (pkg: string) => {
     try {
       return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' });
@@ -232,11 +245,18 @@ function report(rows: Row[]): string {
       return '?';
     }
   };
-  const out: string[] = [];
-  out.push('# vmnet switch benchmark', '');
-  out.push(`- Date: ${new Date().toISOString()}`);
-  out.push(`- Machine: ${cpus().length} CPUs, Linux ${release()}, Node ${process.version}; load average (1 min) at end ${loadavg()[0]!.toFixed(2)}`);
-  out.push(`- Anchor: vde2 ${version('vde2')} (vde_switch + vde_plug2tap); iperf3 ${version('iperf3')}`);
+  return [
+    '# vmnet switch benchmark',
+    '',
+    `- Date: ${new Date().toISOString()}`,
+    `- Machine: ${cpus().length} CPUs, Linux ${release()}, Node ${process.version}; load average (1 min) at end ${loadavg()[0]!.toFixed(2)}`,
+    `- Anchor: vde2 ${version('vde2')} (vde_switch + vde_plug2tap); iperf3 ${version('iperf3')}`,
+    '',
+  ].join('\n');
+}
+
+function report(rows: Row[]): string {
+  const out: string[] = ['## Switch: vmnet against vde_switch', ''];
   out.push(`- Two namespaces, a TAP each, as two ports of the switch. TCP: iperf3 -t ${SECONDS}, one stream, receiver-side rate. Frames/s: iperf3 UDP, 18-byte payloads (60-byte frames), unlimited rate, datagrams received per second.`);
   out.push('- "relay" is the baseline: the two relays spliced directly (no switch). Compare within one run.', '');
   out.push('| switch | MTU | TCP Gbit/s | CPU switch / relay | frames/s (60 B) | UDP loss | CPU switch / relay | switch counters during TCP |');
@@ -258,18 +278,109 @@ function report(rows: Row[]): string {
   return out.join('\n');
 }
 
+// ------------------------------------------------------------ gateway: user NIC vs segment
+
+type GwKind = 'user' | 'segment';
+interface GwCell {
+  kind: GwKind;
+  mtu: number;
+  round: number;
+  up: Measured<Throughput> | Failed;
+  down: Measured<Throughput> | Failed;
+}
+
+/** Node arguments that serve a segment (switch + gateway) with its access socket at `sock`, then print "listening". */
+const segmentArgs = (sock: string, mtu: number): string[] => [
+  '--input-type=module',
+  '-e',
+  `const { startSegment } = await import(${JSON.stringify(join(ROOT, 'dist', 'switch', 'segment.js'))});
+const seg = await startSegment({ socket: process.argv[1], mtu: Number(process.argv[2]), gateway: { subnet: '10.0.2.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: 53 }] } });
+console.log('listening');
+process.on('SIGTERM', () => seg.close().then(() => process.exit(0)));`,
+  sock,
+  String(mtu),
+];
+
+async function gatewayCell(kind: GwKind, mtu: number, round: number): Promise<GwCell> {
+  const scope = new Scope();
+  try {
+    const b = await startBackend(scope, 'vmnet', mtu, kind === 'segment' ? { vmnetArgs: segmentArgs } : {});
+    const pids = { backend: b.backend.pid, relay: b.relayPid };
+    const up = await cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams: 1, reverse: false, pids }));
+    const down = await cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams: 1, reverse: true, pids }));
+    return { kind, mtu, round, up, down };
+  } catch (e) {
+    const failed: Failed = { ok: false, error: (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300) };
+    return { kind, mtu, round, up: failed, down: failed };
+  } finally {
+    await scope.close();
+  }
+}
+
+function gatewayReport(cells: GwCell[]): string {
+  const best = (kind: GwKind, mtu: number, dir: 'up' | 'down'): Throughput | null => {
+    let out: Throughput | null = null;
+    for (const c of cells) {
+      const m = c[dir];
+      if (c.kind === kind && c.mtu === mtu && m.ok && (out === null || m.value.gbps > out.gbps)) out = m.value;
+    }
+    return out;
+  };
+  const out: string[] = ['## Gateway: user NIC vs segment', ''];
+  out.push(`Linux TCP in a namespace as the guest, its TAP relayed (tap-relay) either to \`vmnet gateway\` (user) or to a switch with the gateway on it (segment). iperf3 -t ${SECONDS}, one stream, receiver-side rate; best of ${ROUNDS} rounds in alternating order, every round listed below.`, '');
+  out.push('| MTU | direction | user Gbit/s | CPU gateway / relay | segment Gbit/s | CPU segment / relay | segment / user |');
+  out.push('|---:|---|---:|---|---:|---|---:|');
+  for (const mtu of GW_MTUS) {
+    for (const [dir, label] of [
+      ['up', 'guest→host'],
+      ['down', 'host→guest'],
+    ] as const) {
+      const u = best('user', mtu, dir);
+      const sg = best('segment', mtu, dir);
+      const gb = (t: Throughput | null) => (t === null ? 'failed' : fmt(t.gbps));
+      const cpu = (t: Throughput | null) => (t === null ? '' : `${pct(t.cpu.backend)} / ${pct(t.cpu.relay)}`);
+      const ratio = u !== null && sg !== null ? (sg.gbps / u.gbps).toFixed(2) : '–';
+      out.push(`| ${mtu} | ${label} | ${gb(u)} | ${cpu(u)} | ${gb(sg)} | ${cpu(sg)} | ${ratio} |`);
+    }
+  }
+  out.push('', 'Every round (Gbit/s, guest→host / host→guest):', '');
+  for (const c of cells) {
+    const v = (m: Measured<Throughput> | Failed) => (m.ok ? fmt(m.value.gbps) : `failed: ${m.error}`);
+    out.push(`- round ${c.round}, MTU ${c.mtu}, ${c.kind}: ${v(c.up)} / ${v(c.down)}`);
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+const GW_MTUS = flags['gateway-mtu'].split(',').map(Number);
+const ROUNDS = Number(flags.rounds);
+
 if (process.getuid?.() !== 0) {
   log('bench/switch.ts needs root (network namespaces, TAP devices)');
   process.exit(2);
 }
 const rows: Row[] = [];
-for (const mtu of MTUS) {
-  for (const kind of KINDS) {
-    log(`bench: ${kind} at MTU ${mtu}`);
-    rows.push(await measure(kind, mtu));
+if (!flags['gateway-only']) {
+  for (const mtu of MTUS) {
+    for (const kind of KINDS) {
+      log(`bench: ${kind} at MTU ${mtu}`);
+      rows.push(await measure(kind, mtu));
+    }
   }
 }
-const md = report(rows);
+const gwCells: GwCell[] = [];
+if (!flags['no-gateway']) {
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mtu of GW_MTUS) {
+      const order: GwKind[] = round % 2 === 1 ? ['user', 'segment'] : ['segment', 'user'];
+      for (const kind of order) {
+        log(`bench: gateway on the ${kind === 'user' ? 'user NIC' : 'segment'} at MTU ${mtu}, round ${round}`);
+        gwCells.push(await gatewayCell(kind, mtu, round));
+      }
+    }
+  }
+}
+const md = [header(), rows.length > 0 ? report(rows) : '', gwCells.length > 0 ? gatewayReport(gwCells) : ''].filter(Boolean).join('\n');
 process.stdout.write(md + '\n');
 const dir = join(ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });

@@ -27,7 +27,7 @@ beforeAll(async () => {
   vm = await launch({
     kernel: guest.kernel,
     initrd: guest.initrd,
-    append: 'console=ttyS0 quiet loglevel=1 panic=-1',
+    append: guest.append,
     accel: 'tcg',
     memory: '256M',
     cpus: 1,

@@ -18,6 +18,7 @@ export type VmnetErrorCode =
   | 'E_CLOSED' // the object was used after close
   | 'E_CONGESTED' // a bounded queue was full: the item was dropped
   | 'E_NAME_IN_USE' // a VM of that name is running
+  | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start; nothing was left running
   | 'E_NO_VM'; // no running VM of that name
 
 export class VmnetError extends Error {

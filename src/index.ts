@@ -7,7 +7,7 @@ export { parseForward, formatForward, type ForwardSpec } from './config/forward.
 export { parseMemory } from './vm/run.js';
 export { launch, Vm, type VmExit, type VmEvent, type VmForwards, type StopOptions, type WaitOptions, type LaunchHooks } from './vm/launch.js';
 export { planLaunch, parseNet, type LaunchOptions, type LaunchPlan, type NetSpec } from './vm/plan.js';
-export { listVms, stopVm, addForward, removeForward, listForwards, waitForVmPort, consoleSocket, type VmListing } from './vm/manage.js';
+export { listVms, stopVm, addForward, removeForward, listForwards, waitForVmPort, consoleSocket, type VmListing, type CleanedVm } from './vm/manage.js';
 export type { VmStatus } from './vm/control.js';
 export { startDetached } from './vm/supervisor.js';
 export { qemuArgs, macFromName, type QemuSpec, type NicSpec, type NicBackend } from './qemu/args.js';

@@ -10,8 +10,8 @@
  * off the machine.
  */
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { cpuSeconds } from '../../test/helpers/cpu.js';
 import { createNetns, type Netns } from '../../test/helpers/netns.js';
 
 const execFileP = promisify(execFile);
@@ -178,19 +178,7 @@ export async function tuneNetns(scope: Scope, ns: Netns): Promise<void> {
   ]);
 }
 
-const CLK_TCK = 100;
-
-/** CPU time (user + system, all threads) of a process so far, in seconds; null once it is gone. */
-export function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
-  } catch {
-    return null;
-  }
-}
+export { cpuSeconds };
 
 /** Measures the CPU share (% of one core) each pid used while `fn` ran. */
 export async function withCpu<T>(pids: Record<string, number | null>, fn: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number | null> }> {

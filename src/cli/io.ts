@@ -10,27 +10,34 @@ export interface CliIo {
   stdout: Writable;
   stderr: Writable;
   env: NodeJS.ProcessEnv;
-  /** Registers a handler for SIGINT/SIGTERM; returns a function that removes it. */
-  onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
+  /**
+   * Registers a handler for `signals` (default SIGINT and SIGTERM); returns a
+   * function that removes it. While registered, the signals do not kill the process.
+   */
+  onSignal(handler: (signal: NodeJS.Signals) => void, signals?: NodeJS.Signals[]): () => void;
   /** True when stdin and stdout are a terminal. */
   isTty: boolean;
 }
 
-/** The real process's I/O. */
+/**
+ * The real process's I/O. A write error on stdout or stderr (EPIPE: `vmnet
+ * ls | head -1`) never crashes the process; commands that stream (run,
+ * console) listen for it themselves and stop in order.
+ */
 export function processIo(): CliIo {
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
   return {
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
     isTty: Boolean(process.stdin.isTTY && process.stdout.isTTY),
-    onSignal(handler) {
+    onSignal(handler, signals = ['SIGINT', 'SIGTERM']) {
       const h = (s: NodeJS.Signals) => handler(s);
-      process.on('SIGINT', h);
-      process.on('SIGTERM', h);
+      for (const s of signals) process.on(s, h);
       return () => {
-        process.off('SIGINT', h);
-        process.off('SIGTERM', h);
+        for (const s of signals) process.off(s, h);
       };
     },
   };

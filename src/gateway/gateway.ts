@@ -51,6 +51,7 @@ import * as udp from '../wire/udp.js';
 import * as dhcp from '../wire/dhcpv4.js';
 import * as tcp from '../wire/tcp.js';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
+import { TcpBudget } from '../tcp/budget.js';
 import { tcpConfig } from '../tcp/conn.js';
 import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
@@ -205,9 +206,10 @@ export class Gateway {
     // Buffers sized to the link: enough segments in flight to fill a fast path
     // (measured in bench/: 256 KiB held only 4 frames at MTU 65520). They are
     // allocated lazily and freed when idle, so idle connections stay small.
+    // One budget for all of them, with a share per guest (tcp/budget.ts: 256 MiB, 64 MiB a guest).
     const bufMax = config.mtu > 9000 ? 4 * 1024 * 1024 : 1024 * 1024;
     this.tcpNat = new TcpNat(
-      tcpConfig({ mtu: config.mtu, sndBufMax: bufMax, rcvBufMax: bufMax }),
+      tcpConfig({ mtu: config.mtu, sndBufMax: bufMax, rcvBufMax: bufMax, budget: new TcpBudget() }),
       {
         now: deps.now,
         random32: deps.random32,

@@ -54,8 +54,11 @@ export interface RunningGateway {
   readonly listener: StreamListener | null;
   /** Serves one more connection (e.g. from an inherited fd or an in-process launcher). */
   attach(port: StreamPort): Session;
-  /** `linkOverflow`: frames dropped because a guest link was not reading (StreamPort maxQueued). */
-  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number>; linkOverflow: number };
+  /**
+   * `linkOverflow`: frames dropped because a guest link was not reading
+   * (StreamPort maxQueued); `linkTooLong`: honest frames longer than the MTU skipped.
+   */
+  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number>; linkOverflow: number; linkTooLong: number };
   /** Port forwards: add, remove and list while the gateway runs. */
   readonly forwards: PortForwards;
   /** Guest names its DNS answers and forwards resolve: vmnet names, then DHCP host names. */
@@ -173,10 +176,14 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   dns.zone.setLookupHost((label: string) => names.resolve(label));
   const closedBy: Record<string, number> = {};
   const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
-  // Frames dropped at links' output bounds (guests not reading): open links' counts plus closed ones'.
+  // Link drops, open links' counts plus closed ones': frames dropped at the output
+  // bound (a guest not reading) and honest frames longer than the MTU skipped.
   const links = new Set<StreamPort>();
-  let overflowClosed = 0;
-  const overflowOf = (p: StreamPort): number => (p.tx as StreamPort['tx'] | undefined)?.overflow ?? 0; // in-process links have none
+  const closedLinks = { overflow: 0, tooLong: 0 };
+  const linkDrops = (p: StreamPort) => ({
+    overflow: (p.tx as StreamPort['tx'] | undefined)?.overflow ?? 0, // in-process links (a segment's) have none
+    tooLong: (p.rx as StreamPort['rx'] | undefined)?.tooLong ?? 0,
+  });
   const attach = (port: StreamPort): Session => {
     const session = gateway.attach(port);
     links.add(port);
@@ -185,7 +192,9 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     port.once('close', (reason) => {
       closedBy[reason] = (closedBy[reason] ?? 0) + 1;
       links.delete(port);
-      overflowClosed += overflowOf(port);
+      const d = linkDrops(port);
+      closedLinks.overflow += d.overflow;
+      closedLinks.tooLong += d.tooLong;
       gateway.detach(session);
     });
     return session;
@@ -213,9 +222,13 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     names,
     attach,
     snapshot: () => {
-      let linkOverflow = overflowClosed;
-      for (const p of links) linkOverflow += overflowOf(p);
-      return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow };
+      let { overflow: linkOverflow, tooLong: linkTooLong } = closedLinks;
+      for (const p of links) {
+        const d = linkDrops(p);
+        linkOverflow += d.overflow;
+        linkTooLong += d.tooLong;
+      }
+      return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow, linkTooLong };
     },
     async probeGuestPort(port, timeoutMs = 2000, guest) {
       const guestIp = guest === undefined ? gateway.primaryGuest() : targetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest });

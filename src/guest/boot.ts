@@ -1,14 +1,15 @@
 /**
  * Theory of operation: boot the bundled test guest under QEMU with the given
  * NICs, run one script in it over the serial console (console.ts), and make
- * sure QEMU is gone afterwards whatever happened. Used by `vmnet demo` and by
+ * sure QEMU is gone afterwards whatever happened (also when this process is
+ * killed: QEMU is started with a parent-death signal, qemu/process.ts). Used by `vmnet demo` and by
  * the end-to-end test harness. TCG by default: the guest boots in about 2 s
  * and KVM is not trusted on every machine.
  */
 import { VmnetError } from '../errors.js';
 import { qemuArgs, macFromName, type NicBackend } from '../qemu/args.js';
 import { findQemu, type Accel } from '../qemu/binary.js';
-import { QemuProcess } from '../qemu/process.js';
+import { findSetpriv, QemuProcess } from '../qemu/process.js';
 import { findBundledGuest } from './bundled.js';
 import { runConsoleScript, type ScriptResult } from './console.js';
 
@@ -62,7 +63,8 @@ export async function runTestGuest(opts: TestGuestOptions): Promise<TestGuestRes
       : { drive: { path: boot === 'disk-raw' ? guest.diskRaw : guest.diskQcow2, format: boot === 'disk-raw' ? 'raw' : 'qcow2', snapshot: opts.snapshot ?? true } as const }),
   };
   const started = Date.now();
-  const qemu = new QemuProcess(binary, qemuArgs(spec), 'pipe');
+  // Tied to this process (setpriv --pdeathsig): a killed demo or test run leaves no guest running.
+  const qemu = new QemuProcess(binary, qemuArgs(spec), 'pipe', { dieWithParent: findSetpriv() });
   try {
     const exitedEarly = qemu.exited.then((x) => {
       throw new VmnetError('E_QEMU_FAILED', `QEMU exited (code ${x.code}) before the script finished: ${x.stderr.trim().split('\n').slice(-3).join(' | ')}`);

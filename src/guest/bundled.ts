@@ -34,7 +34,7 @@ export function findBundledGuest(env: NodeJS.ProcessEnv = process.env): BundledG
     initrd: join(dir, 'initramfs.gz'),
     diskRaw: join(dir, 'disk.raw'),
     diskQcow2: join(dir, 'disk.qcow2'),
-    append: 'console=ttyS0 quiet loglevel=1 panic=-1',
+    append: 'console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check',
   };
   for (const f of [g.kernel, g.initrd, g.diskRaw, g.diskQcow2]) {
     if (!existsSync(f)) throw new VmnetError('E_NO_GUEST', `the test guest is not built (${f} missing); run: npm run guest`);

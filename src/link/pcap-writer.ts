@@ -27,12 +27,14 @@
  * diagnostic and must never stall or bloat the data path.
  *
  * The sink is a file descriptor or a Writable (e.g. `fs.createWriteStream`);
- * {@link openPcap} opens a path (mode 0600: captures hold guest traffic).
+ * {@link openPcap} opens a path (mode 0600: captures hold guest traffic;
+ * never through a planted symlink, see user-file.ts).
  */
 
-import { close as fsClose, open as fsOpen, write as fsWrite } from 'node:fs';
+import { close as fsClose, write as fsWrite } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { VmnetError } from '../errors.js';
+import { openUserFile } from './user-file.js';
 
 /** Magic number of microsecond-resolution pcap files. */
 export const PCAP_MAGIC_MICROS = 0xa1b2c3d4;
@@ -338,16 +340,12 @@ export class PcapWriter {
 
 /**
  * Creates (or truncates) a pcap file at `path`, mode 0600, and returns a
- * writer that owns the descriptor.
- * @throws VmnetError E_NO_FILE when the file cannot be created
+ * writer that owns the descriptor. A symlink at `path` is not followed and
+ * only a regular file of the user is truncated (user-file.ts); a FIFO gets
+ * the capture as a stream.
+ * @throws VmnetError E_NO_FILE when the file cannot be created or may not be written
  */
 export async function openPcap(path: string, options: Omit<PcapWriterOptions, 'closeSink'> = {}): Promise<PcapWriter> {
-  // A raw descriptor (not a FileHandle, which would close itself on GC).
-  const fd = await new Promise<number>((resolve, reject) =>
-    fsOpen(path, 'w', 0o600, (err, fd) => {
-      if (err) reject(new VmnetError('E_NO_FILE', `cannot create pcap file ${path}: ${err.message}`, { cause: err }));
-      else resolve(fd);
-    }),
-  );
+  const fd = await openUserFile(path, 'truncate', 'pcap file');
   return new PcapWriter(fd, { ...options, closeSink: true });
 }

@@ -167,8 +167,30 @@ describe('StreamFramer', () => {
     expect(got).toEqual([frame, frame]);
   });
 
-  it('stops on a prefix larger than maxFrame, even when the prefix is split', () => {
-    const stream = encodeStream([makeFrame(0, 10), makeFrame(1, 257), makeFrame(2, 10)]);
+  it('skips and counts an honest frame longer than maxFrame, wherever the stream is cut, and carries on', () => {
+    // A correct prefix for a frame too big for this port (2,000 bytes on a 1518-byte port):
+    // the stream stays in step, so the frame is skipped, not the connection dropped.
+    const big = makeFrame(1, 2000);
+    const stream = encodeStream([makeFrame(0, 10), big, makeFrame(2, 10)]);
+    for (let cut = 0; cut <= stream.length; cut += 7) {
+      const { framer, got } = recorder(1518);
+      expect(framer.push(stream.subarray(0, cut))).toBe('ok');
+      expect(framer.push(stream.subarray(cut))).toBe('ok');
+      expect(got).toEqual([makeFrame(0, 10), makeFrame(2, 10)]);
+      expect(framer.counters).toMatchObject({ frames: 2, tooLong: 1, oversize: 0 });
+      expect(framer.isMidFrame()).toBe(false);
+    }
+    // A hang-up inside the skipped frame is a hang-up mid-frame.
+    const { framer } = recorder(1518);
+    framer.push(stream.subarray(0, 100));
+    expect(framer.isMidFrame()).toBe(true);
+    expect(framer.end()).toBe(true);
+  });
+
+  it("stops on a prefix larger than QEMU's own limit (a lie), even when the prefix is split", () => {
+    const lie = new Uint8Array(8);
+    new DataView(lie.buffer).setUint32(0, QEMU_MAX_FRAME + 1);
+    const stream = new Uint8Array([...encodeStream([makeFrame(0, 10)]), ...lie]);
     const { framer, got } = recorder(256);
     expect(framer.push(stream.subarray(0, 16))).toBe('ok'); // first frame + 2 bytes of the bad prefix
     expect(framer.push(stream.subarray(16))).toBe('oversize');
@@ -177,6 +199,11 @@ describe('StreamFramer', () => {
     // Sticky: nothing more is delivered.
     expect(framer.push(encodeStream([makeFrame(3, 5)]))).toBe('oversize');
     expect(got.length).toBe(1);
+    // A smaller limit can be asked for.
+    const strict = new StreamFramer(256, () => {}, undefined, 300);
+    expect(strict.push(encodeStream([makeFrame(1, 280)]))).toBe('ok');
+    expect(strict.push(encodeStream([makeFrame(1, 301)]))).toBe('oversize');
+    expect(() => new StreamFramer(256, () => {}, undefined, 255)).toThrow(RangeError);
   });
 
   it('drops and counts zero-length frames, then continues', () => {

@@ -31,7 +31,15 @@
  * - A frame that straddles chunks is copied into one preallocated reassembly
  *   buffer of `maxFrame` bytes (with its own DataView, made once) and
  *   delivered from there when its last byte arrives.
- * - A prefix larger than `maxFrame` is a protocol error: the framer stops and
+ * - A frame longer than `maxFrame` but within what QEMU itself sends
+ *   (`maxPrefix`, default {@link QEMU_MAX_FRAME}) is honest: its prefix is
+ *   right, the stream stays in step, the frame is just too big for this
+ *   port (a guest with a larger MTU, a Q-in-Q frame on an access port). It is
+ *   skipped without being copied, counted in `counters.tooLong`, and the
+ *   stream continues with the next prefix.
+ * - A prefix larger than `maxPrefix` cannot come from QEMU (which drops the
+ *   connection itself above NET_BUFSIZE): it is a lie or a broken peer, and
+ *   nothing after it can be trusted to be a prefix. The framer stops and
  *   `push` returns `'oversize'`; the caller closes that connection (as QEMU
  *   and passt do). There is no way to resynchronise a length-prefixed stream.
  * - A zero-length frame is legal on the wire (QEMU would pass it on) but is
@@ -122,7 +130,7 @@ export interface BufferPool {
 /**
  * What {@link StreamFramer.push} found:
  * - `'ok'`: all bytes consumed; any complete frames were delivered.
- * - `'oversize'`: a length prefix exceeded `maxFrame`; the framer has stopped
+ * - `'oversize'`: a length prefix exceeded `maxPrefix`; the framer has stopped
  *   (now and for every later push) and the connection must be closed.
  * - `'closed'`: the framer was closed by {@link StreamFramer.close} (possibly
  *   from inside the frame callback); remaining bytes were ignored.
@@ -137,7 +145,9 @@ export interface FramerCounters {
   bytes: number;
   /** Zero-length frames dropped. */
   empty: number;
-  /** Length prefixes over `maxFrame` (each one stops the framer). */
+  /** Frames longer than `maxFrame` (and at most `maxPrefix`) skipped. */
+  tooLong: number;
+  /** Length prefixes over `maxPrefix` (each one stops the framer). */
   oversize: number;
   /** Streams that ended inside a prefix or a frame ({@link StreamFramer.end}). */
   truncatedAtClose: number;
@@ -146,8 +156,9 @@ export interface FramerCounters {
 // Numeric states (STYLE §2: numbers, not strings).
 const S_PREFIX = 0; // collecting the 4-byte length (#have bytes so far)
 const S_BODY = 1; // copying a straddling frame into #reasm (#have bytes so far)
-const S_OVERSIZE = 2; // stopped: a prefix exceeded maxFrame
+const S_OVERSIZE = 2; // stopped: a prefix exceeded maxPrefix
 const S_CLOSED = 3; // stopped by close()
+const S_SKIP = 4; // skipping a frame longer than maxFrame (#have bytes of #len so far)
 
 /**
  * Sans-IO reassembler for QEMU's length-prefixed stream framing.
@@ -160,9 +171,11 @@ const S_CLOSED = 3; // stopped by close()
  */
 export class StreamFramer {
   /** Running totals; read freely, never replaced. */
-  readonly counters: FramerCounters = { frames: 0, bytes: 0, empty: 0, oversize: 0, truncatedAtClose: 0 };
-  /** The largest frame accepted, in bytes (excluding the prefix). */
+  readonly counters: FramerCounters = { frames: 0, bytes: 0, empty: 0, tooLong: 0, oversize: 0, truncatedAtClose: 0 };
+  /** The largest frame delivered, in bytes (excluding the prefix). */
   readonly maxFrame: number;
+  /** The largest prefix believed; longer frames up to it are skipped. */
+  readonly maxPrefix: number;
 
   readonly #onFrame: FrameHandler;
   readonly #reasm: Uint8Array;
@@ -178,17 +191,24 @@ export class StreamFramer {
   #lastView: DataView | null = null;
 
   /**
-   * @param maxFrame the largest frame accepted, in bytes (1 ..= 2^32 − 1);
+   * @param maxFrame the largest frame delivered, in bytes (1 ..= 2^32 − 1);
    *   also the size of the reassembly buffer allocated here, once
    * @param onFrame called synchronously for each complete, non-empty frame
    * @param pool where the reassembly buffer comes from and goes back to on
    *   close (default: a plain array)
+   * @param maxPrefix the largest length prefix believed (default the larger
+   *   of `maxFrame` and {@link QEMU_MAX_FRAME}); frames between `maxFrame`
+   *   and it are skipped and counted, longer prefixes stop the framer
    */
-  constructor(maxFrame: number, onFrame: FrameHandler, pool?: BufferPool) {
+  constructor(maxFrame: number, onFrame: FrameHandler, pool?: BufferPool, maxPrefix = Math.max(maxFrame, QEMU_MAX_FRAME)) {
     if (!Number.isInteger(maxFrame) || maxFrame < 1 || maxFrame > 0xffffffff) {
       throw new RangeError(`maxFrame must be an integer in 1..2^32-1, got ${maxFrame}`);
     }
+    if (!Number.isInteger(maxPrefix) || maxPrefix < maxFrame || maxPrefix > 0xffffffff) {
+      throw new RangeError(`maxPrefix must be an integer in maxFrame..2^32-1, got ${maxPrefix}`);
+    }
     this.maxFrame = maxFrame;
+    this.maxPrefix = maxPrefix;
     this.#onFrame = onFrame;
     this.#pool = pool;
     this.#reasm = pool?.take(maxFrame) ?? new Uint8Array(maxFrame);
@@ -200,7 +220,7 @@ export class StreamFramer {
    * stream is not at a frame boundary.
    */
   isMidFrame(): boolean {
-    return (this.#state === S_PREFIX && this.#have > 0) || this.#state === S_BODY;
+    return (this.#state === S_PREFIX && this.#have > 0) || this.#state === S_BODY || this.#state === S_SKIP;
   }
 
   /**
@@ -235,7 +255,7 @@ export class StreamFramer {
   end(): boolean {
     const mid = this.isMidFrame();
     if (mid) this.counters.truncatedAtClose++;
-    if (this.#state === S_BODY) this.#state = S_PREFIX;
+    if (this.#state === S_BODY || this.#state === S_SKIP) this.#state = S_PREFIX;
     this.#have = 0;
     this.#len = 0;
     this.#lastChunk = null;
@@ -295,9 +315,17 @@ export class StreamFramer {
           this.#len = 0;
         }
         if (len > this.maxFrame) {
-          this.#state = S_OVERSIZE;
-          c.oversize++;
-          return 'oversize';
+          if (len > this.maxPrefix) {
+            this.#state = S_OVERSIZE;
+            c.oversize++;
+            return 'oversize';
+          }
+          // Honest but too long for this port: skip its bytes, keep the stream.
+          c.tooLong++;
+          this.#state = S_SKIP;
+          this.#have = 0;
+          this.#len = len;
+          continue;
         }
         if (len === 0) {
           c.empty++;
@@ -336,6 +364,17 @@ export class StreamFramer {
         c.bytes += len;
         this.#onFrame(this.#reasm, this.#reasmView, 0, len);
         if (this.#state !== S_PREFIX) return this.#state === S_CLOSED ? 'closed' : 'oversize';
+        continue;
+      }
+      if (state === S_SKIP) {
+        const want = this.#len - this.#have;
+        const n = end - pos < want ? end - pos : want;
+        pos += n;
+        this.#have += n;
+        if (this.#have < this.#len) return 'ok';
+        this.#state = S_PREFIX;
+        this.#have = 0;
+        this.#len = 0;
         continue;
       }
       return state === S_CLOSED ? 'closed' : 'oversize';

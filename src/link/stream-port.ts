@@ -45,9 +45,12 @@
  *
  * Close. The port closes once, with a reason: `'peer-closed'` (EOF at a frame
  * boundary), `'mid-frame'` (EOF inside a prefix or a frame, counted in
- * `rx.truncatedAtClose`), `'oversize'` (a length prefix above `maxFrame`,
- * which desynchronises the stream, so QEMU and passt drop the connection
- * too), `'error'` (socket error, or a frame handler that threw), or `'local'`
+ * `rx.truncatedAtClose`), `'oversize'` (a length prefix above QEMU's own
+ * limit of 69,632 bytes, which no honest peer sends: the stream cannot be
+ * trusted to be in sync, so QEMU and passt drop the connection too; an
+ * honest frame longer than `maxFrame` is skipped and counted in
+ * `rx.tooLong`, see stream-framer.ts), `'error'` (socket error, or a frame
+ * handler that threw), or `'local'`
  * ({@link StreamPort.close}). A failure closes that port only; listeners and
  * other ports carry on.
  *

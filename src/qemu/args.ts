@@ -6,7 +6,26 @@
  * caller's choosing, virtio-net NICs whose backend is either a vmnet stream
  * socket (QEMU ≥ 7.2 `-netdev stream`, 4-byte big-endian length framing) or,
  * where asked, QEMU's own user net.
+ *
+ * Extra arguments (after `--` on vmnet's command line) are appended
+ * verbatim, after checkExtraArgs() refused the few that break supervision:
+ * vmnet must stay QEMU's parent and must learn when the guest powers off.
+ *
+ * - `-daemonize`: QEMU forks and its first process exits; vmnet would take
+ *   the VM for ended while it runs on unsupervised, its network gone.
+ * - `-no-shutdown`, `-action shutdown=pause`: a guest power-off leaves QEMU
+ *   running, paused; vmnet would serve a VM that is gone, forever.
+ *
+ * Allowed, because they take nothing away from vmnet: `-nographic` (with
+ * -nodefaults and vmnet's own -serial it only means no display), further
+ * `-serial`, `-chardev`, `-mon`, `-qmp`, `-monitor` devices (extra ports and
+ * monitors of the user's; QEMU itself refuses a second `serial0` or
+ * `qmp0`), `stdio` backends (QEMU's stdio is /dev/null under vmnet). A QEMU
+ * option takes one value unless it is a known flag (`QEMU_FLAGS`), so a
+ * refused word that is the value of another option (`-append -daemonize`)
+ * is not taken for an option.
  */
+import { VmnetError } from '../errors.js';
 import type { Accel } from './binary.js';
 import type { ImageFormat } from './image.js';
 
@@ -48,7 +67,8 @@ export interface QemuSpec {
 }
 
 /** QEMU's chardev/netdev option values escape ',' by doubling it. */
-const esc = (s: string) => s.replace(/,/g, ',,');
+export const escapeOption = (s: string): string => s.replace(/,/g, ',,');
+const esc = escapeOption;
 
 /**
  * Builds QEMU's argv (without the binary itself).
@@ -113,4 +133,31 @@ export function macFromName(name: string, index = 0): string {
 /** Quotes an argv for display as a shell command line. */
 export function shellQuote(argv: string[]): string {
   return argv.map((s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** QEMU options that take no value (qemu-options.hx, QEMU 7.2); every other option takes one. */
+const QEMU_FLAGS = new Set([
+  'S', 's', 'daemonize', 'no-shutdown', 'no-reboot', 'nographic', 'snapshot', 'enable-kvm', 'nodefaults', 'no-user-config',
+  'full-screen', 'no-quit', 'no-acpi', 'no-hpet', 'no-fd-bootchk', 'win2k-hack', 'old-param', 'only-migratable', 'preconfig',
+  'xen-attach', 'semihosting', 'enable-sync-profile', 'alt-grab', 'ctrl-grab', 'no-frame', 'curses', 'portrait', 'h', 'help', 'version',
+]);
+
+/**
+ * Refuses extra QEMU arguments that would take QEMU away from vmnet's
+ * supervision (see the theory of operation).
+ * @param extra arguments to append to QEMU's command line
+ * @throws VmnetError E_USAGE naming the option and why
+ */
+export function checkExtraArgs(extra: string[]): void {
+  for (let i = 0; i < extra.length; i++) {
+    const arg = extra[i]!;
+    if (!arg.startsWith('-') || arg === '-' || arg === '--') continue; // a bare value (QEMU's legacy disk image)
+    const name = arg.replace(/^--?/, '');
+    if (name === 'daemonize') throw new VmnetError('E_USAGE', `${arg}: QEMU would leave vmnet (it forks and exits), so vmnet could neither serve nor stop the VM; drop it (use vmnet run --detach)`);
+    if (name === 'no-shutdown') throw new VmnetError('E_USAGE', `${arg}: a guest power-off would leave QEMU paused and vmnet serving a VM that is gone; drop it`);
+    if (name === 'action' && /(^|,)shutdown=pause(,|$)/.test(extra[i + 1] ?? '')) {
+      throw new VmnetError('E_USAGE', `-action shutdown=pause: a guest power-off would leave QEMU paused and vmnet serving a VM that is gone; drop it`);
+    }
+    if (!QEMU_FLAGS.has(name)) i++; // skip its value
+  }
 }

@@ -1,8 +1,11 @@
 /**
  * Theory of operation: find the qemu-system binary for the host's
  * architecture on PATH (or take the one the user named), and pick an
- * accelerator. KVM is used only when /dev/kvm can be opened read-write; when
- * it exists but cannot be used, TCG is the fallback and the caller is told why.
+ * accelerator. `auto` picks KVM only when /dev/kvm can be opened read-write;
+ * when it exists but cannot be opened, TCG is the fallback and the caller is
+ * told why. An openable /dev/kvm is no proof that KVM works (nested
+ * virtualization lacking an MSR kills QEMU at start): launch() starts QEMU
+ * again with TCG when {@link kvmStartFailure} recognises QEMU's error.
  */
 import { accessSync, constants, openSync, closeSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -58,4 +61,16 @@ export function chooseAccel(requested: Accel | 'auto', kvmDevice = '/dev/kvm'): 
   } catch (e) {
     return { accel: 'tcg', note: `KVM not usable (${kvmDevice}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); using TCG software emulation, which is slower` };
   }
+}
+
+/**
+ * Tells whether QEMU's stderr, after it died during start-up, blames KVM
+ * (`failed to set MSR 0x10a`, `kvm_buf_set_msrs: Assertion … failed`,
+ * `Could not access KVM kernel module`, `failed to initialize kvm`, `KVM
+ * internal error`, `kvm_init_vcpu: … failed`), not merely a path with
+ * "kvm" in it: a false verdict would send later runs to TCG for nothing.
+ * @param stderr QEMU's stderr
+ */
+export function kvmStartFailure(stderr: string): boolean {
+  return /failed to (?:set|get) MSR|\bkvm_[a-z_]+[:(]|\bKVM[: ]|failed to initiali[sz]e kvm|Could not access KVM/i.test(stderr);
 }

@@ -3,10 +3,43 @@
  * few KiB) so that a failed start or a crash can be reported with QEMU's own
  * words; `exited` resolves once with the exit status. Stopping escalates:
  * the caller may first ask the guest (QMP, console), then `kill()` sends
- * SIGTERM and, after a grace period, SIGKILL, so no QEMU is ever orphaned.
+ * SIGTERM and, after a grace period, SIGKILL.
+ *
+ * QEMU never outlives its owner. QEMU runs in its own session (a terminal's
+ * Ctrl-C and hang-up reach vmnet, which stops the guest in order), so when
+ * vmnet dies without stopping it (kill -9, a crash) nothing would end QEMU,
+ * and its stream netdev does not reconnect: a guest silently cut off. With
+ * `dieWithParent`, QEMU is started through util-linux `setpriv --pdeathsig
+ * SIGKILL --` (Linux prctl(PR_SET_PDEATHSIG), kept across setpriv's exec of
+ * QEMU, so the pid is QEMU's): the kernel kills QEMU when the thread that
+ * spawned it ends. Node spawns children from its main thread, which lives as
+ * long as the process (measured: QEMU is gone within ~0.1 s of a kill -9 of
+ * vmnet); a QemuProcess made on a worker thread would die with that worker.
+ * SIGKILL rather than SIGTERM: a QEMU whose owner vanished is a power cut
+ * either way, and SIGKILL cannot be ignored or delayed by a stuck main loop.
+ * Where setpriv is missing (not Linux, or util-linux without it) QEMU is
+ * spawned directly and the stale cleaner (vm/state.ts) kills an orphan
+ * later.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { VmnetError } from '../errors.js';
+
+/** util-linux setpriv on PATH, or null. */
+export function findSetpriv(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (process.platform !== 'linux') return null;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, 'setpriv'), constants.X_OK);
+      return join(dir, 'setpriv');
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
 
 export interface QemuExit {
   code: number | null;
@@ -29,10 +62,13 @@ export class QemuProcess {
    * @param args argv from qemuArgs()
    * @param stdio 'pipe' to drive the serial console (stdio chardev) from code, 'inherit' for a terminal
    * @param opts detached: run QEMU in its own session, so a Ctrl-C on the
-   *   terminal reaches only vmnet (which then powers the guest down in order)
+   *   terminal reaches only vmnet (which then powers the guest down in order);
+   *   dieWithParent: the path of setpriv (findSetpriv()) to have the kernel
+   *   SIGKILL QEMU when this process dies
    */
-  constructor(binary: string, args: string[], stdio: 'pipe' | 'inherit' | 'ignore' = 'pipe', opts: { detached?: boolean } = {}) {
-    this.child = spawn(binary, args, { stdio: [stdio, stdio, 'pipe'], detached: opts.detached ?? false });
+  constructor(binary: string, args: string[], stdio: 'pipe' | 'inherit' | 'ignore' = 'pipe', opts: { detached?: boolean; dieWithParent?: string | null } = {}) {
+    const [cmd, argv] = opts.dieWithParent ? [opts.dieWithParent, ['--pdeathsig', 'SIGKILL', '--', binary, ...args]] : [binary, args];
+    this.child = spawn(cmd, argv, { stdio: [stdio, stdio, 'pipe'], detached: opts.detached ?? false });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (s: string) => {
       this.stderrTail = (this.stderrTail + s).slice(-STDERR_KEEP);
@@ -42,9 +78,20 @@ export class QemuProcess {
         this.done = true;
         reject(new VmnetError('E_QEMU_FAILED', `cannot start ${binary}: ${e.message}`, { cause: e }));
       });
-      this.child.once('close', (code, signal) => {
-        this.done = true;
-        resolve({ code, signal, stderr: this.stderrTail });
+      // 'close' (stdio drained) normally follows 'exit' at once; a child QEMU left holding its
+      // stderr (a wrapper script's) must not delay the end, so 'exit' plus a short grace decides.
+      this.child.once('exit', (code, signal) => {
+        let settled = false;
+        const settle = () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(grace);
+          this.child.stderr?.destroy(); // a handle held open by a grandchild must not keep this process alive
+          this.done = true;
+          resolve({ code, signal, stderr: this.stderrTail });
+        };
+        const grace = setTimeout(settle, 500);
+        this.child.once('close', settle);
       });
     });
     // Callers that never await `exited` must not see an unhandled rejection.

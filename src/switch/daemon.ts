@@ -24,10 +24,16 @@
  *   {"op":"forward-rm","proto":"tcp","hostPort":8080,"bindAddress"?} → {"ok":true,"removed":bool}
  *   {"op":"forward-ls"}                   → {"ok":true,"forwards":[spec…]}
  *   {"op":"probe","guest":"db","port":22,"timeoutMs"?} → {"ok":true,"result":"open"|"closed"|"timeout"|"no-guest"}
+ *   {"op":"unblock","port":4}            → {"ok":true,"unblocked":bool} (lifts a loop-protection block)
  *   {"op":"stop"}                         → {"ok":true}, then the switch shuts down
  * Errors: {"ok":false,"code":"E_USAGE","message":"…"}. Lines over 1 MiB
  * close the connection. Access control is the file system: only the owner
  * can reach the socket.
+ *
+ * Log. daemon.log gets a line when the switch starts and stops, and each
+ * loop-protection event: a MAC flapping between two ports, a port blocked
+ * (with the command that unblocks it), a port unblocked, storm-limit drops
+ * (at most one line per port per 10 s).
  *
  * Stopping. `stop` (or SIGTERM/SIGINT) closes the control socket, every
  * port and the gateway, then removes the switch directory. {@link
@@ -62,7 +68,7 @@ import {
   type SwitchState,
 } from './runtime.js';
 import { startSegment, type SegmentSnapshot } from './segment.js';
-import type { PortRole } from './switch.js';
+import type { PortRole } from './vlan.js';
 
 /** Options of a background switch; they apply when it is created. */
 export interface SwitchCreateOptions {
@@ -79,6 +85,8 @@ export interface SwitchCreateOptions {
   /** Capture every frame to this file. */
   pcap?: string;
   mtu?: number;
+  /** Storm limit: group frames per second each port may send; 0 turns it off. Default 1000. */
+  stormRate?: number;
   dnsUpstreams?: Upstream[];
   dnsRecords?: DnsRecord[];
   /** Runtime directory (default runtimeDir()). */
@@ -247,8 +255,11 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
   const subnet = withGateway ? (opts.subnet ?? DEFAULT_SUBNET) : null;
   const seg = await startSegment({
     dir: p.dir,
+    name,
+    log: (line) => log(`vmnet switch ${name}: ${line}`),
     pcap: opts.pcap,
     mtu: opts.mtu,
+    stormRate: opts.stormRate,
     gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, hostLoopback: opts.hostLoopback, hostAccess: opts.hostAccess, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
   });
   let stop!: () => void;
@@ -299,6 +310,9 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
           const result = await seg.gateway.probeGuestPort(req.port, typeof req.timeoutMs === 'number' ? req.timeoutMs : 1000, req.guest);
           return { ok: true, result };
         }
+        case 'unblock':
+          if (typeof req.port !== 'number') throw new VmnetError('E_USAGE', 'bad unblock: expected {port}');
+          return { ok: true, unblocked: seg.switch.unblock(req.port) };
         case 'stop':
           setImmediate(stop);
           return { ok: true };
@@ -381,6 +395,7 @@ function serveArgs(name: string, o: SwitchCreateOptions): string[] {
   if (o.hostAccess === false) a.push('--no-host');
   if (o.pcap !== undefined) a.push('--pcap', o.pcap);
   if (o.mtu !== undefined) a.push('--mtu', String(o.mtu));
+  if (o.stormRate !== undefined) a.push('--storm-limit', String(o.stormRate));
   for (const u of o.dnsUpstreams ?? []) a.push('--dns-upstream', `${u.host}:${u.port}`);
   for (const r of o.dnsRecords ?? []) a.push('--dns-record', `${r.name}=${r.type === 'A' ? formatIp(r.address) : r.address}`);
   return a;
@@ -396,6 +411,7 @@ function checkOptions(name: string, o: SwitchCreateOptions): void {
   if (!withGateway && (o.hostLoopback === false || o.hostAccess === false)) throw new VmnetError('E_USAGE', '--no-host-loopback and --no-host need a gateway (give --subnet or --gateway)');
   if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu });
   else if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= 65535)) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give 68-65535`);
+  if (o.stormRate !== undefined && !(Number.isInteger(o.stormRate) && o.stormRate >= 0)) throw new VmnetError('E_USAGE', `bad --storm-limit ${o.stormRate}: give a number of frames per second, 0 for none`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -537,13 +553,24 @@ export async function switchForwardRemove(name: string, which: Pick<ForwardSpec,
   return ans.removed === true;
 }
 
-/** The port forwards of switch `name`'s gateway. */
+/**
+ * Lifts a loop-protection block on a port of switch `name` (`vmnet switch
+ * unblock NAME PORT`; port ids are in `vmnet switch ls`).
+ * @returns false when the port was not blocked
+ * @throws VmnetError E_USAGE when there is no such switch or port
+ */
+export async function unblockSwitchPort(name: string, port: number, opts: { runtimeDir?: string } = {}): Promise<boolean> {
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'unblock', port });
+  return ans.unblocked === true;
+}
+
 /** Asks the switch's gateway whether VM `guest` listens on `port` (its own SYN; see probeGuestPort). */
 export async function switchProbe(name: string, guest: string, port: number, timeoutMs: number, opts: { runtimeDir?: string } = {}): Promise<string> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'probe', guest, port, timeoutMs });
   return String(ans.result);
 }
 
+/** The port forwards of switch `name`'s gateway. */
 export async function switchForwardList(name: string, opts: { runtimeDir?: string } = {}): Promise<ForwardSpec[]> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'forward-ls' });
   return ans.forwards as ForwardSpec[];

@@ -3,8 +3,8 @@
  * tells a live switch from the remains of a dead one.
  *
  *   RUNTIME/                      0700, owned by the user:
- *                                 $VMNET_RUNTIME_DIR, else $XDG_RUNTIME_DIR/vmnet,
- *                                 else $TMPDIR/vmnet-<uid>
+ *                                 config/runtime-dir.ts: $VMNET_RUNTIME_DIR, else
+ *                                 $XDG_RUNTIME_DIR/vmnet, else $TMPDIR/vmnet-<uid>
  *   RUNTIME/switches/NAME/        0700, one per switch
  *     state.json                  written (atomically, 0600) once the switch serves:
  *                                 pid, network, gateway, created, socket paths
@@ -23,9 +23,9 @@
  */
 import { lstatSync, mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import { lstat, open, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VmnetError } from '../errors.js';
+import { runtimeRoot } from '../config/runtime-dir.js';
 
 /** How long a switch directory without state.json counts as "starting". */
 export const STARTING_GRACE_MS = 15_000;
@@ -76,9 +76,7 @@ export function validateSwitchName(name: string): void {
  * @param env environment to read (default process.env)
  */
 export function runtimeDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.VMNET_RUNTIME_DIR) return resolve(env.VMNET_RUNTIME_DIR);
-  if (env.XDG_RUNTIME_DIR) return join(resolve(env.XDG_RUNTIME_DIR), 'vmnet');
-  return join(tmpdir(), `vmnet-${process.getuid?.() ?? 'user'}`);
+  return runtimeRoot(env); // one resolution for VMs and switches (config/runtime-dir.ts)
 }
 
 /**
@@ -172,7 +170,7 @@ export function pidAlive(pid: number): boolean {
 /**
  * True when `pid` is alive and looks like the background process of switch
  * `name` (its command line has `switch serve NAME`). Where /proc cannot be
- * read, liveness alone decides.
+ * read the answer is no: a live pid alone may be a recycled one.
  */
 export function pidIsSwitch(pid: number, name: string): boolean {
   if (!pidAlive(pid)) return false;
@@ -180,7 +178,7 @@ export function pidIsSwitch(pid: number, name: string): boolean {
   try {
     argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   } catch {
-    return true;
+    return false; // cannot be checked (no /proc): not known to be the switch, so never signalled as one
   }
   const i = argv.indexOf('serve');
   return i > 0 && argv[i - 1] === 'switch' && argv[i + 1] === name;

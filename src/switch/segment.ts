@@ -20,8 +20,23 @@
  * addresses leased to it or first used by it; per-guest caps and DHCP lease
  * bounds are per port). Replies leave through the same link and the switch
  * delivers them by MAC. The gateway answers from inside sendFrame (ARP,
- * ICMP echo); the switch queues such reentrant frames (switch.ts,
- * "Reentrancy").
+ * ICMP echo, TCP data in answer to an ACK); the switch queues such
+ * reentrant frames (switch.ts, "Reentrancy").
+ *
+ * Backpressure. The link behaves as a StreamPort does on `--net user`: its
+ * `sendFrame` (and `commitFrame`) returns false when the switch says "hold
+ * back" (the guest's port is congested, or the reentrant queue is filling),
+ * and when the switch calls `drained()` every session gets `linkDrained`;
+ * the TCP NAT holds data back meanwhile instead of losing it in the switch.
+ *
+ * Its TCP segments are built in place (reserveFrame/commitFrame) in the
+ * switch's reentrant arena, and guests' frames reach it in their ports' read
+ * buffers; both come from the checksum kernel's memory: no copy on the way
+ * into the switch, checksums summed and verified in place.
+ *
+ * The gateway's MAC is a static entry on its port (fdb.ts): a guest that
+ * sends with that MAC as its source is dropped, and cannot pull the
+ * gateway's traffic to itself.
  *
  * Names. The gateway's DNS answers `NAME` and `NAME.vmnet.internal` for
  * vmnet names registered with {@link RunningSegment.setName} (the launcher
@@ -43,8 +58,10 @@ import type { GatewaySnapshot, Session } from '../gateway/gateway.js';
 import { GuestNames } from '../gateway/names.js';
 import { LeaseState } from '../services/dhcp-server.js';
 import { formatIp4, formatMac, type Ip4 } from '../wire/addr.js';
+import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
-import type { PortRole, SwitchPort } from './switch.js';
+import type { SwitchPort } from './switch.js';
+import type { PortRole } from './vlan.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */
 export type SegmentGatewayOptions = Omit<GatewayServerOptions, 'socket' | 'tcpPort' | 'tcpHost' | 'pcap' | 'mtu'> & {
@@ -106,15 +123,32 @@ export interface RunningSegment {
  */
 class GatewayLink {
   onFrame: (from: SwitchPort, view: DataView, off: number, len: number) => void = () => {};
+  onDrained: () => void = () => {};
   out: InternalPort | null = null;
-  /** Gateway → switch. */
+  /** Gateway → switch; false: hold back until 'drain'. */
   sendFrame(buf: Uint8Array, off: number, len: number): boolean {
-    this.out?.sendFrame(buf, off, len);
-    return true;
+    return this.out?.sendFrame(buf, off, len) ?? false;
+  }
+  /** TCP segments are built in place, in the switch's (checksum-kernel) arena: StreamPort's contract. */
+  reserveFrame(maxLen: number): boolean {
+    return this.out?.reserveFrame(maxLen) ?? false;
+  }
+  frameBuffer(): Uint8Array {
+    return this.out!.frameBuffer();
+  }
+  frameView(): DataView {
+    return this.out!.frameView();
+  }
+  frameOffset(): number {
+    return this.out!.frameOffset();
+  }
+  commitFrame(len: number): boolean {
+    return this.out!.commitFrame(len);
   }
   /** Switch → gateway (the FramePort the switch sees). */
   readonly peer = {
     sendFrame: (_buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): void => this.onFrame(from, view, off, len),
+    drained: (): void => this.onDrained(),
   };
 }
 
@@ -128,7 +162,10 @@ const PORT_SWEEP_MS = 1000;
  */
 export async function startSegment(opts: SegmentOptions): Promise<RunningSegment> {
   const { gateway: gwOpts = false, ...swOpts } = opts;
-  const sw = await startSwitch(swOpts);
+  // With a gateway, guests' frames arrive in, and its TCP segments are built in, the switch's
+  // buffers: take them from the checksum kernel's memory, so checksums are summed in place (as
+  // on the gateway's own socket, gateway/server.ts).
+  const sw = await startSwitch(gwOpts === false ? swOpts : { ...swOpts, pool: { take: simdBuffer, give: releaseSimdBuffer } });
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;
   let link: GatewayLink | null = null;
@@ -158,9 +195,16 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
         }
         gateway.handleFrame(s, view, off, len);
       };
+      // The switch says the path drained: every guest's held-back TCP data may go (a guest whose
+      // port is still full is told to hold back again at its first frame).
+      link.onDrained = () => {
+        for (const s of sessions.values()) gateway.linkDrained(s);
+      };
       portSweep = setInterval(detachClosedPorts, PORT_SWEEP_MS);
       portSweep.unref();
-      gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 } });
+      // Its MAC is static (no guest can take it over); it forwards nothing, so it cannot be part of a
+      // loop, and its broadcasts (DHCP, ARP) answer guests that are storm-limited themselves.
+      gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 }, staticMacs: [gw.config.gatewayMac], stormLimit: false });
       link.out = gwPort;
     } catch (e) {
       if (portSweep) clearInterval(portSweep);

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isVmnetError } from '../errors.js';
-import { connectStream, type StreamPort } from '../link/stream-port.js';
-import * as eth from '../wire/ethernet.js';
+import { marked, markOf, streamClient, until, vlanOf } from '../../test/helpers/switch-kit.js';
 import { roleSocketName, startSwitch, type RunningSwitch, type SwitchServerOptions } from './server.js';
 
 let root: string;
@@ -27,46 +26,11 @@ async function start(opts: Partial<SwitchServerOptions> = {}): Promise<RunningSw
   return sw;
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const mac = (n: number): Uint8Array => Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, n);
 const BCAST = Uint8Array.of(255, 255, 255, 255, 255, 255);
 
-function frame(dst: Uint8Array, src: Uint8Array, mark: number, vlan = -1): Uint8Array {
-  const h = eth.blank();
-  h.dst.set(dst);
-  h.src.set(src);
-  h.vlan = vlan;
-  h.ethertype = 0x88b5; // local experimental
-  const hl = eth.length(h);
-  const b = new Uint8Array(hl + 50);
-  eth.emit(h, new DataView(b.buffer), 0);
-  b[hl] = mark;
-  return b;
-}
-
-interface Client {
-  port: StreamPort;
-  got: Uint8Array[];
-  send(b: Uint8Array): void;
-}
-
-async function client(path: string): Promise<Client> {
-  const port = await connectStream({ path });
-  const got: Uint8Array[] = [];
-  port.onFrame = (buf, _v, off, len) => got.push(new Uint8Array(buf.subarray(off, off + len))); // a copy: Buffer#slice would not copy
-  cleanups.push(() => port.close());
-  return { port, got, send: (b) => port.sendFrame(b, 0, b.length) };
-}
-
-const vlanOf = (b: Uint8Array): number => (b[12] === 0x81 && b[13] === 0 ? ((b[14]! << 8) | b[15]!) & 0xfff : -1);
-const markOf = (b: Uint8Array): number => b[vlanOf(b) >= 0 ? 18 : 14]!;
+const frame = marked;
+const client = (path: string) => streamClient(path, cleanups);
 
 describe('startSwitch', () => {
   it('two ports on the default socket exchange frames; directories are private', async () => {
@@ -218,7 +182,7 @@ describe('startSwitch', () => {
     const file = readFileSync(pcapPath);
     expect(statSync(pcapPath).mode & 0o777).toBe(0o600);
     expect(file.readUInt32LE(0)).toBe(0xa1b2c3d4);
-    expect(file.readUInt32LE(16)).toBe(1518); // snaplen = max frame
+    expect(file.readUInt32LE(16)).toBe(1522); // snaplen = max frame (two tags)
     const recs: Uint8Array[] = [];
     for (let o = 24; o < file.length; ) {
       const incl = file.readUInt32LE(o + 8);
@@ -269,7 +233,7 @@ describe('startSwitch', () => {
     expect(p).toBe(join(dir, 'ports', 'trunk-5-native-1.sock'));
     const c = await client(sock);
     await until(() => sw.switch.ports().length === 1);
-    expect(sw.snapshot().maxFrame).toBe(9018);
+    expect(sw.snapshot().maxFrame).toBe(9022);
     await sw.close();
     await sw.close();
     expect(existsSync(sock)).toBe(false);

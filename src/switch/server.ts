@@ -32,11 +32,30 @@
  * feeds the peer's frames into the switch, so it can be given to the peer as
  * its output port.
  *
- * Failures stay local: a connection with a length prefix above the max frame
- * (mtu + 18), a hang-up mid-frame or a socket error closes that port alone
- * (see stream-port.ts); its MACs are forgotten at once. A 1 s unref'd timer
- * sweeps aged MACs. With `pcap`, every frame entering the switch is captured
- * once in its tagged form (see switch.ts, "Tap").
+ * Buffers. With `pool` (a segment with a gateway passes the checksum
+ * kernel's memory), the stream ports' read and reassembly buffers and the
+ * engine's reentrant arena come from it: frames guests send reach the
+ * gateway where their checksums are verified in place, and the gateway's
+ * segments are built where they are summed, as on its own socket.
+ *
+ * Backpressure. Each stream port's 'drain' goes to the engine
+ * (`portDrained`), which calls back the in-process senders it told to hold
+ * back (switch.ts, "Congestion and backpressure"); an internal port's
+ * `sendFrame` returns the engine's answer. So the gateway on a segment sees
+ * a guest's port fill and drain as it sees its own QEMU socket on
+ * `--net user`.
+ *
+ * Failures stay local: a connection with a length prefix no QEMU sends
+ * (above its 69,632-byte buffer), a hang-up mid-frame or a socket error
+ * closes that port alone (see stream-port.ts); its MACs are forgotten at
+ * once. An honest frame longer than the max frame (mtu + 22) is skipped and
+ * counted (`framer.tooLong` in the port's snapshot); the port stays. A 1 s
+ * unref'd timer sweeps aged MACs. With `pcap`, every frame entering the
+ * switch is captured once in its tagged form (see switch.ts, "Tap").
+ *
+ * Loops. The engine's events (loop-guard.ts) become log lines through
+ * `log`, naming the MAC, the VLAN and both ports; {@link
+ * RunningSwitch.unblock} lifts a block.
  */
 
 import { createHash } from 'node:crypto';
@@ -46,22 +65,18 @@ import { performance } from 'node:perf_hooks';
 import { VmnetError } from '../errors.js';
 import { openPcap, type PcapCounters, type PcapWriter } from '../link/pcap-writer.js';
 import { listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
-import {
-  formatRole,
-  normaliseRole,
-  Switch,
-  type FramePort,
-  type NormalRole,
-  type PortConfig,
-  type PortCounters,
-  type PortRole,
-  type SwitchCounters,
-  type SwitchOptions,
-  type SwitchPort,
-} from './switch.js';
+import type { PortCounters, SwitchCounters } from './counters.js';
+import type { FramerCounters } from '../link/stream-framer.js';
+import type { BlockInfo, LoopGuard } from './loop-guard.js';
+import { Switch, type FramePort, type PortConfig, type SwitchEvent, type SwitchOptions, type SwitchPort } from './switch.js';
+import { formatRole, normaliseRole, type NormalRole, type PortRole } from './vlan.js';
 
 /** Options of {@link startSwitch}. */
-export interface SwitchServerOptions extends Omit<SwitchOptions, 'tap' | 'now' | 'wallNow'> {
+export interface SwitchServerOptions extends Omit<SwitchOptions, 'tap' | 'now' | 'wallNow' | 'onEvent' | 'random'> {
+  /** The switch's name, for log lines (default: its directory). */
+  name?: string;
+  /** Where log lines go (loops found, ports blocked, storms); default nowhere. */
+  log?: (line: string) => void;
   /** Switch directory; role sockets go in `DIR/ports/`. Default: the directory of `socket`. */
   dir?: string;
   /** Path of the default role's (access VLAN 1) socket. Default `DIR/ports/access-1.sock`. */
@@ -80,8 +95,20 @@ export interface InternalPort extends FramePort {
    * Feeds one frame from the peer into the switch (bytes lent during the
    * call). A DataView is made once per distinct buffer, so a peer that
    * reuses its output buffer costs no allocation.
+   * @returns false when a peer with `drained()` should hold back until it is called
    */
-  sendFrame(buf: Uint8Array, off: number, len: number, view?: DataView): void;
+  sendFrame(buf: Uint8Array, off: number, len: number, view?: DataView): boolean;
+  /**
+   * Building in place, as StreamPort's: room for a frame of up to `maxLen`
+   * bytes, built at `frameBuffer()[frameOffset()]`, then `commitFrame(len)`
+   * (same answer as sendFrame). Nothing else may be sent in between.
+   * @returns false when there is no room (use sendFrame)
+   */
+  reserveFrame(maxLen: number): boolean;
+  frameBuffer(): Uint8Array;
+  frameView(): DataView;
+  frameOffset(): number;
+  commitFrame(len: number): boolean;
   /** Detaches the port; later frames are ignored. */
   remove(): void;
 }
@@ -104,9 +131,13 @@ export interface PortSnapshot {
   roleText: string;
   /** The role socket it came in on; null for internal ports. */
   socket: string | null;
-  /** MACs learned on it (live entries). */
-  macs: Array<{ vlan: number; mac: string; ageMs: number }>;
+  /** MACs on it (live entries; static ones with ageMs 0). */
+  macs: Array<{ vlan: number; mac: string; ageMs: number; static: boolean }>;
   counters: PortCounters;
+  /** Why loop protection blocked it, or null. */
+  blocked: BlockInfo | null;
+  /** The stream framer's receive counters (frames skipped as too long among them); null for internal ports. */
+  framer: FramerCounters | null;
 }
 
 /** JSON-ready state, e.g. for `vmnet switch ls --json`. */
@@ -120,6 +151,8 @@ export interface SwitchSnapshot {
   maxMacsPerPort: number;
   /** Entries in the MAC table. */
   macs: number;
+  /** Storm limit per port (group frames per second, 0 = off) and flap detection settings. */
+  loopGuard: { stormRate: number; stormBurst: number; flapMoves: number; flapWindowMs: number; blockJitterMs: number; remoteDeferMs: number };
   sockets: SocketSnapshot[];
   ports: PortSnapshot[];
   counters: SwitchCounters;
@@ -149,6 +182,12 @@ export interface RunningSwitch {
    * @throws VmnetError E_USAGE for a bad role, E_CLOSED after close
    */
   addInternalPort(peer: FramePort, config?: PortConfig): InternalPort;
+  /**
+   * Lifts a loop-protection block.
+   * @returns false when the port was not blocked
+   * @throws VmnetError E_USAGE when there is no port with that id
+   */
+  unblock(portId: number): boolean;
   /** QEMU arguments that connect a NIC to a role socket path. */
   qemuNetdevArgs(path: string, id?: string): string[];
   snapshot(): SwitchSnapshot;
@@ -192,6 +231,7 @@ interface RoleListener {
 interface PortInfo {
   kind: 'stream' | 'internal';
   socket: string | null;
+  framer: FramerCounters | null;
 }
 
 const ensurePrivateDir = async (path: string): Promise<void> => {
@@ -217,13 +257,14 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   }
   const dir = resolve(opts.dir ?? dirname(opts.socket!));
   const portsDir = join(dir, 'ports');
-  const { pcap: pcapPath, sweepIntervalMs = 1000, dir: _dir, socket: _socket, ...engineOpts } = opts;
+  const { pcap: pcapPath, sweepIntervalMs = 1000, dir: _dir, socket: _socket, name = dir, log, ...engineOpts } = opts;
   // Validate engine options before touching the file system.
   const probe = new Switch(engineOpts);
   await ensurePrivateDir(dir);
   await ensurePrivateDir(portsDir);
   const pcap: PcapWriter | null = pcapPath !== undefined ? await openPcap(pcapPath, { snaplen: probe.maxFrame }) : null;
-  const sw = new Switch({ ...engineOpts, now: () => performance.now(), wallNow: () => Date.now(), tap: pcap });
+  const onEvent = log === undefined ? undefined : (e: SwitchEvent) => log(eventLine(e, name, probe.loopGuard));
+  const sw = new Switch({ ...engineOpts, now: () => performance.now(), wallNow: () => Date.now(), tap: pcap, onEvent });
 
   const roles = new Map<string, Promise<RoleListener>>();
   const info = new Map<SwitchPort, PortInfo>();
@@ -234,14 +275,15 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
 
   const open = (role: NormalRole, path: string): Promise<RoleListener> => {
     const name = roleSocketName(role).replace(/\.sock$/, '');
-    return listenStream({ path, maxFrame: sw.maxFrame }, (sp: StreamPort) => {
+    return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
       if (closed) {
         sp.close();
         return;
       }
       const port = sw.addPort(sp, { role, name });
-      info.set(port, { kind: 'stream', socket: path });
-      sp.onFrame = (buf, view, off, len) => sw.input(port, buf, view, off, len);
+      info.set(port, { kind: 'stream', socket: path, framer: sp.rx });
+      sp.onFrame = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
+      sp.on('drain', () => sw.portDrained(port));
       sp.once('close', (reason) => {
         closedBy[reason] = (closedBy[reason] ?? 0) + 1;
         sw.removePort(port);
@@ -303,7 +345,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   const addInternalPort = (peer: FramePort, config: PortConfig = {}): InternalPort => {
     if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
     const port = sw.addPort(peer, { name: 'internal', ...config });
-    info.set(port, { kind: 'internal', socket: null });
+    info.set(port, { kind: 'internal', socket: null, framer: null });
     let lastBuf: Uint8Array | null = null;
     let lastView: DataView | null = null;
     return {
@@ -316,8 +358,13 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
           }
           view = lastView;
         }
-        sw.input(port, buf, view, off, len);
+        return sw.input(port, buf, view, off, len);
       },
+      reserveFrame: (maxLen) => sw.reserveInput(maxLen),
+      frameBuffer: () => sw.inputBuffer(),
+      frameView: () => sw.inputView(),
+      frameOffset: () => sw.inputOffset(),
+      commitFrame: (len) => sw.commitInput(port, len),
       remove() {
         sw.removePort(port);
         info.delete(port);
@@ -332,12 +379,12 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     for (const e of sw.table()) {
       let list = byPort.get(e.port);
       if (list === undefined) byPort.set(e.port, (list = []));
-      list.push({ vlan: e.vlan, mac: e.mac, ageMs: Math.round(e.ageMs) });
+      list.push({ vlan: e.vlan, mac: e.mac, ageMs: Math.round(e.ageMs), static: e.static });
     }
     const sockets: SocketSnapshot[] = [];
     const perSocket = new Map<string, number>();
     const ports: PortSnapshot[] = sw.ports().map((p) => {
-      const i = info.get(p) ?? { kind: 'internal', socket: null };
+      const i = info.get(p) ?? { kind: 'internal', socket: null, framer: null };
       if (i.socket !== null) perSocket.set(i.socket, (perSocket.get(i.socket) ?? 0) + 1);
       return {
         id: p.id,
@@ -348,6 +395,8 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         socket: i.socket,
         macs: byPort.get(p.id) ?? [],
         counters: { ...p.counters, drops: { ...p.counters.drops } },
+        blocked: p.blocked === null ? null : { ...p.blocked },
+        framer: i.framer === null ? null : { ...i.framer },
       };
     });
     for (const l of settled) sockets.push({ role: l.role, roleText: formatRole(l.role), path: l.path, ports: perSocket.get(l.path) ?? 0 });
@@ -361,6 +410,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       maxEntries: sw.maxEntries,
       maxMacsPerPort: sw.maxMacsPerPort,
       macs: sw.size,
+      loopGuard: (({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }) => ({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }))(sw.loopGuard),
       sockets,
       ports,
       counters: { ...sw.counters, drops: { ...sw.counters.drops } },
@@ -383,6 +433,11 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       `virtio-net-pci,netdev=${id}`,
     ],
     snapshot,
+    unblock(portId) {
+      const p = sw.ports().find((x) => x.id === portId);
+      if (p === undefined) throw new VmnetError('E_USAGE', `switch ${name} has no port ${portId} (see vmnet switch ls)`);
+      return sw.unblock(p);
+    },
     close() {
       closing ??= (async () => {
         closed = true;
@@ -391,10 +446,31 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         await Promise.all(listeners.map((r) => (r.status === 'fulfilled' ? r.value.listener.close() : undefined)));
         for (const p of sw.ports()) sw.removePort(p);
         info.clear();
+        sw.close();
         await pcap?.close();
         await rmdir(portsDir).catch(() => {});
       })();
       return closing;
     },
   };
+}
+
+/** `port 4 (access-1)` */
+const portText = (p: SwitchPort): string => `port ${p.id} (${p.name})`;
+
+/**
+ * One log line for an engine event.
+ * @param name the switch's name, for the unblock hint
+ */
+function eventLine(e: SwitchEvent, name: string, guard: Pick<LoopGuard<never>, 'stormRate' | 'flapWindowMs'>): string {
+  switch (e.kind) {
+    case 'flapping':
+      return `loop suspected: MAC ${e.mac} on VLAN ${e.vlan} moved ${e.moves} times within ${guard.flapWindowMs} ms between ${portText(e.other)} and ${portText(e.port)}; blocking ${portText(e.port)} in ${Math.round(e.inMs)} ms if it goes on`;
+    case 'blocked':
+      return `${portText(e.port)} blocked: MAC ${e.info.mac} on VLAN ${e.info.vlan} kept moving between it and ${e.other === null ? `port ${e.info.otherPort}` : portText(e.other)} (a loop through these ports?); unblock with: vmnet switch unblock ${name} ${e.port.id}`;
+    case 'unblocked':
+      return `${portText(e.port)} unblocked`;
+    case 'storm':
+      return `${portText(e.port)}: storm limit (${guard.stormRate} group frames/s) dropped ${e.dropped} frame(s) since the last report`;
+  }
 }

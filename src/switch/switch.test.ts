@@ -1,77 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { isVmnetError } from '../errors.js';
 import { formatMac } from '../wire/addr.js';
-import * as eth from '../wire/ethernet.js';
-import { normaliseRole, Switch, type FramePort, type PortConfig, type SwitchOptions, type SwitchPort } from './switch.js';
-
-/** A received frame: a copy, plus what the switch handed over. */
-interface Got {
-  bytes: Uint8Array;
-  buf: Uint8Array;
-  off: number;
-}
-
-class FakePort implements FramePort {
-  readonly got: Got[] = [];
-  congested = false;
-  sendFrame(buf: Uint8Array, off: number, len: number, view: DataView): void {
-    expect(view.buffer).toBe(buf.buffer);
-    this.got.push({ bytes: buf.slice(off, off + len), buf, off });
-  }
-  isCongested(): boolean {
-    return this.congested;
-  }
-  clear(): void {
-    this.got.length = 0;
-  }
-}
-
-const mac = (n: number): Uint8Array => Uint8Array.of(0x52, 0x54, 0, 0, (n >>> 8) & 0xff, n & 0xff);
-const BCAST = Uint8Array.of(255, 255, 255, 255, 255, 255);
-const MCAST = Uint8Array.of(0x33, 0x33, 0, 0, 0, 1);
-
-interface FrameSpec {
-  dst: Uint8Array;
-  src: Uint8Array;
-  vlan?: number; // tag VID (0 = priority tag)
-  pcp?: number;
-  type?: number;
-  payload?: number; // payload length, default 46
-  mark?: number; // first payload byte, to tell frames apart
-}
-
-function frame(f: FrameSpec): Uint8Array {
-  const h = eth.blank();
-  h.dst.set(f.dst);
-  h.src.set(f.src);
-  h.vlan = f.vlan ?? -1;
-  h.pcp = f.pcp ?? 0;
-  h.ethertype = f.type ?? eth.ETHERTYPE_IPV4;
-  const hl = eth.length(h);
-  const b = new Uint8Array(hl + (f.payload ?? 46));
-  eth.emit(h, new DataView(b.buffer), 0);
-  for (let i = hl; i < b.length; i++) b[i] = (i * 7 + (f.mark ?? 0)) & 0xff;
-  if (b.length > hl) b[hl] = f.mark ?? 0;
-  return b;
-}
-
-/** Parses what a port got: VLAN tag (-1 untagged), source, destination, mark. */
-function parse(b: Uint8Array): eth.Header {
-  const h = eth.blank();
-  expect(eth.parse(new DataView(b.buffer, b.byteOffset, b.byteLength), 0, b.length, h)).toBe(true);
-  return h;
-}
-
-function setup(opts: SwitchOptions = {}): { sw: Switch; clock: { t: number }; add: (cfg?: PortConfig) => [SwitchPort, FakePort]; send: (p: SwitchPort, b: Uint8Array) => void } {
-  const clock = { t: 1000 };
-  const sw = new Switch({ now: () => clock.t, ...opts });
-  const add = (cfg?: PortConfig): [SwitchPort, FakePort] => {
-    const fp = new FakePort();
-    return [sw.addPort(fp, cfg), fp];
-  };
-  const send = (p: SwitchPort, b: Uint8Array): void => sw.input(p, b, new DataView(b.buffer, b.byteOffset, b.byteLength), 0, b.length);
-  return { sw, clock, add, send };
-}
+import { BCAST, FakePort, frame, MCAST, mac, parse, setup } from '../../test/helpers/switch-kit.js';
+import { Switch, type PortConfig, type SwitchPort } from './switch.js';
+import { normaliseRole } from './vlan.js';
 
 describe('learning and forwarding', () => {
   it('floods unknown unicast, learns, then forwards to the one port', () => {
@@ -261,7 +193,7 @@ describe('ingress validation', () => {
     send(a, frame({ dst: BCAST, src: mac(1), payload: 0 }));
     send(a, frame({ dst: BCAST, src: mac(1), payload: 1500 }));
     expect(fb.got.map((g) => g.bytes.length)).toEqual([14, 1514]);
-    expect(sw.maxFrame).toBe(1518);
+    expect(sw.maxFrame).toBe(1522); // room for two tags (Q-in-Q)
   });
 
   it('rejects bad roles and options with E_USAGE', () => {

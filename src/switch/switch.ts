@@ -3,7 +3,8 @@
  * (IEEE 802.1Q-2018 §8.6 "The forwarding process", in the small).
  *
  * Ports. A port is anything with `sendFrame(buf, off, len)` (a StreamPort, or
- * an in-process peer such as the gateway) plus a role fixed when it is added:
+ * an in-process peer such as the gateway) plus a role fixed when it is added
+ * (vlan.ts):
  * - access VLAN N (1..4094), the default being access VLAN 1, "the untagged
  *   network": frames arrive untagged and belong to N; frames of N leave
  *   untagged. A frame arriving with an 802.1Q tag (TPID 0x8100) is dropped
@@ -21,37 +22,89 @@
  * is scoped by it, so access 10 and access 20 never see each other's frames,
  * broadcasts included.
  *
- * Ingress checks, in order, each drop counted on the ingress port and the
- * switch: shorter than 14 bytes, or 18 when tagged (`runt`); longer than
- * MTU + 14 once any tag is set aside (`oversize`; so the tagged form is at
- * most MTU + 18, the "max frame"); the VLAN rules above; a group (multicast
- * or broadcast) or all-zero source MAC (`badSource`; such a source can never
- * be a destination, so it is not learned and the frame is dropped, as the
- * Linux bridge does). Nothing here throws on guest bytes.
+ * VLAN hopping. The switch is a C-VLAN component: it classifies a frame by
+ * the one C-TAG in front (§6.9, §9.5) and everything behind that tag is data.
+ * It removes that tag on the way out of an access port or a trunk's native
+ * VLAN (the port is an untagged member, §8.8.2, §6.9.2). If what the removal
+ * exposes is itself a VLAN tag (TPID 0x8100, 0x88a8 or 0x9100, vlan.ts), the
+ * next device reads it as the frame's VLAN, and the frame has changed VLAN
+ * without any port being configured for that: the classic double-tagging
+ * attack ([8100 VID 0][8100 VID 20][ARP] sent on access 10 leaves a trunk
+ * with native 10 as [8100 VID 20][ARP], and the next switch puts it in
+ * VLAN 20). 802.1Q gives a port no way to move a frame to another VLAN, so
+ * the rule is: the switch never removes a tag to expose another one.
+ * - Ingress: a frame whose classifying tag is a priority tag (VID 0) or
+ *   carries the port's own PVID (a trunk's native VID), and whose next
+ *   EtherType is a TPID, is dropped (`nestedTag`): its sender sits on the
+ *   untagged side and has no business sending tags at all.
+ * - Egress: a frame that arrived tagged for a trunk VLAN and carries a second
+ *   tag (Q-in-Q) goes out tagged, both tags intact, to trunks carrying that
+ *   VLAN; it is not sent to the VLAN's untagged members, where its inner tag
+ *   would become its outer one (counted per port, `txNestedTag`).
+ * Untagged frames whose EtherType is 0x88a8 or 0x9100 are plain data to a
+ * C-VLAN component: they enter the port's VLAN and leave unchanged (no tag
+ * is removed in front of them), so they cannot change VLAN in vmnet.
  *
- * Learning. The filtering database maps (VLAN, MAC) → port; one Map per VLAN
- * keyed by `macKey` (48 bits fit a double exactly; 12 more would not).
- * Entries age out `ageingMs` (default 300 s, §8.8.3) after the source was
- * last seen; time comes from the injected `now()`. Expired entries are
- * ignored at lookup (and deleted there) and reclaimed by {@link Switch.sweep}.
- * A MAC seen on another port than its entry moves there (counted in `moves`).
- * The table is bounded twice: `maxEntries` per switch (default 4096) and
- * `maxMacsPerPort` (default 1024) so one port flooding random source MACs
- * cannot crowd the others out. When a bound is reached, new MACs are simply
- * not learned (`learnRefused` on the port; `tableFull` / `portLimit` on the
- * switch); live entries are never evicted, frames keep flowing (flooded), and
- * a MAC that moves to a port at its limit loses its old entry rather than
- * keep pointing at the wrong port. A full table triggers an early sweep of
- * expired entries at most once a second.
+ * Ingress checks, in order, each drop counted on the ingress port and the
+ * switch: shorter than 14 bytes, or 18 when tagged (`runt`); received on a
+ * port blocked by loop protection (`blocked`); a payload over the MTU once
+ * the Ethernet header and at most two tags are set aside, the second only
+ * where it directly follows a C-TAG or stands first as an S-TAG or 0x9100
+ * tag (`oversize`; so the largest frame, Q-in-Q, is MTU + 22: {@link
+ * Switch.maxFrame}); the VLAN rules above; a group (multicast or broadcast)
+ * or all-zero source MAC (`badSource`; such a source can never be a
+ * destination, so it is not learned and the frame is dropped, as the Linux
+ * bridge does); a reserved link-local destination (`reserved`, below); a
+ * source MAC that is another port's static entry (`staticSource`, fdb.ts);
+ * the storm limit (`storm`, loop-guard.ts). Nothing here throws on guest
+ * bytes.
+ *
+ * Reserved addresses (§8.6.3, Table 8-1). A C-VLAN component never relays
+ * the link-local group addresses 01-80-C2-00-00-00 to -0F: MAC control
+ * (PAUSE, -01), slow protocols (LACP, -02), 802.1X (-03), LLDP (-0E) and the
+ * rest are meant for the one link they were sent on. vmnet drops -01 to -0F
+ * (`reserved`) and never learns from them. It relays -00, the bridge group
+ * address that carries STP BPDUs, as a Linux bridge without STP does: vmnet
+ * runs no spanning tree, and a bridge inside a guest that does still sees
+ * loops closed through vmnet. Other group addresses (01-80-C2-00-00-10 and
+ * up) are ordinary multicast.
+ *
+ * Learning. The filtering database (fdb.ts) maps (VLAN, MAC) → port with
+ * ageing (default 300 s, §8.8.3), two bounds (`maxEntries`, `maxMacsPerPort`)
+ * and static entries that never move. Time comes from the injected `now()`,
+ * read once per input() for the frame and everything it sets off. Each port
+ * remembers the entries of the last source and destination MAC it saw (a
+ * bulk flow repeats them), checked for life before use, so the steady state
+ * does no table lookup.
+ *
+ * Loops. The loop guard (loop-guard.ts) limits each port's group frames
+ * (the storm limit; `stormLimit: false` exempts a port that forwards
+ * nothing, the gateway's), watches MACs that flap between ports, and blocks
+ * one port of a flapping pair; {@link Switch.unblock} lifts a block. Events
+ * (flapping, blocked, unblocked, storm drops) go to `onEvent`.
  *
  * Forwarding. A unicast destination known in the frame's VLAN goes to that
  * one port, unless it is the ingress port itself: then the frame is dropped
  * (`filtered`, the destination already heard it). Group and unknown unicast
  * destinations are flooded to every other member of the VLAN (`flooded`). A
- * frame never goes back out of its ingress port. An egress port whose
- * `isCongested()` reports true gets the frame dropped (`txDropped`): the
- * switch is a tail-drop queue, not an unbounded buffer. A port whose
- * `sendFrame` throws is counted (`txErrors`) and the frame goes on to the rest.
+ * frame never goes back out of its ingress port and never to a blocked port.
+ * A port whose `sendFrame` or `isCongested` throws is counted (`txErrors`)
+ * and the frame goes on to the rest.
+ *
+ * Congestion and backpressure. An egress port whose `isCongested()` reports
+ * true gets frames from ordinary ports dropped (`txDropped`): the switch is a
+ * tail-drop queue, not an unbounded buffer. A port whose sink has `drained()`
+ * is a sender that honours backpressure (the gateway): for it the switch
+ * behaves as a QEMU socket does on `--net user` (StreamPort). Its frame to a
+ * congested port is still handed over, and {@link Switch.input} returns
+ * false, "hold back"; once the port drains ({@link Switch.portDrained}, from
+ * StreamPort's 'drain'), the switch calls the sender's `drained()`. So the
+ * gateway's TCP NAT sees exactly the congestion of the guest's port. Only
+ * past a further `reentrantBytes` (1 MiB at MTU 1500) handed to a port since
+ * it became congested does the tail drop apply to such a sender too: that
+ * bounds what a sender that ignores the answer (UDP from the host) can
+ * queue, and leaves room for a full reentrant queue worked off into a port
+ * that filled meanwhile (a 20 MB download by Linux TCP peaked at ~420 KB).
  *
  * Zero copy. Every egress port receives either the frame's untagged or its
  * tagged form. Whichever form equals the ingress bytes is passed as is (the
@@ -74,16 +127,30 @@
  * other member to go to are.
  *
  * Reentrancy. An in-process port may answer from inside its `sendFrame`
- * (the gateway replies to an ARP request synchronously) by calling
- * {@link Switch.input} again. That inner frame is copied to a small queue
- * (at most 256 frames, else dropped and counted) and processed when the
- * outer frame is done, so the scratch buffer and per-frame state are never
- * overwritten mid-flood and frames keep their order.
+ * (the gateway replies to an ARP request synchronously, and sends TCP data
+ * in answer to a guest's ACK) by calling {@link Switch.input} again. That
+ * inner frame is copied into a preallocated queue (frame-queue.ts,
+ * `reentrantBytes`, at most 4096 frames; beyond that dropped and counted as
+ * `reentrantDropped`), or built there in place ({@link Switch.reserveInput},
+ * {@link Switch.commitInput}: the gateway's TCP segments), and processed
+ * when the outer frame is done, so the scratch buffer and per-frame state
+ * are never overwritten mid-flood and frames keep their order. The queue is
+ * part of the backpressure path: once it holds `holdBytes`, input() answers
+ * a backpressure-aware sender "hold back", and calls its `drained()` once
+ * the queue has been worked off.
  */
 
-import { formatMac, macKey } from '../wire/addr.js';
+import { macKey } from '../wire/addr.js';
 import * as eth from '../wire/ethernet.js';
 import { VmnetError } from '../errors.js';
+import { copyBytes, type BufferPool } from '../link/stream-framer.js';
+import { Backpressure } from './backpressure.js';
+import { FrameQueue } from './frame-queue.js';
+import { Fdb, MOVED, STATIC_ELSEWHERE, macText, type TableRow } from './fdb.js';
+import { LoopGuard, type BlockInfo, type LoopGuardOptions } from './loop-guard.js';
+import { newDrops, type DropCounters, type PortCounters, type SwitchCounters } from './counters.js';
+import { Port } from './port.js';
+import { isTpid, MAX_VID, normaliseRole, TPID_CTAG, type NormalRole, type PortRole } from './vlan.js';
 
 /** Where the switch sends frames: a StreamPort, or an in-process peer. */
 export interface FramePort {
@@ -91,22 +158,24 @@ export interface FramePort {
    * Sends one frame. The bytes are lent: copy them before returning.
    * @param view a DataView covering all of `buf` (extra, optional to use)
    * @param from the port the frame came in on (the gateway keys guests on it)
+   * @returns false when the port is congested now (StreamPort's contract);
+   *   anything else means it is not
    */
   sendFrame(buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): unknown;
-  /** Optional: true while the port's queue is full; frames to it are then dropped. */
+  /** Optional: true while the port's queue is full (see Theory of operation). */
   isCongested?(): boolean;
+  /**
+   * Optional: marks the port as a sender that honours backpressure. Called
+   * after {@link Switch.input} answered false for one of its frames, once
+   * the path that was congested has drained.
+   */
+  drained?(): void;
 }
 
 /** Optional frame tap (a PcapWriter fits). */
 export interface FrameTap {
   record(buf: Uint8Array, off: number, len: number, timeMs: number): unknown;
 }
-
-/** The VLAN role of a port: access (untagged) VLAN, or a trunk. */
-export type PortRole = { vlan: number } | { trunk: readonly number[]; native?: number };
-
-/** A normalised role: trunk VLANs sorted and unique. */
-export type NormalRole = { vlan: number } | { trunk: number[]; native?: number };
 
 /** Per-port configuration. */
 export interface PortConfig {
@@ -116,10 +185,23 @@ export interface PortConfig {
   name?: string;
   /** Most MACs learned on this port; default the switch's `maxMacsPerPort`. */
   maxMacs?: number;
+  /** MACs that live on this port for good (static entries in each of its VLANs). */
+  staticMacs?: readonly Uint8Array[];
+  /** Hold the port to the storm limit (default true; the gateway's port, which forwards nothing, is not). */
+  stormLimit?: boolean;
 }
 
+/** Something the switch wants said (the server logs it). */
+export type SwitchEvent =
+  /** A MAC is flapping between two ports; `port` will be blocked in `inMs` unless it stops (at most one per port per 10 s). */
+  | { kind: 'flapping'; port: SwitchPort; other: SwitchPort; mac: string; vlan: number; moves: number; inMs: number }
+  | { kind: 'blocked'; port: SwitchPort; other: SwitchPort | null; info: BlockInfo }
+  | { kind: 'unblocked'; port: SwitchPort }
+  /** Frames dropped by the storm limit since the last such event (at most one per port per 10 s). */
+  | { kind: 'storm'; port: SwitchPort; dropped: number };
+
 /** Options of {@link Switch}. */
-export interface SwitchOptions {
+export interface SwitchOptions extends LoopGuardOptions {
   /** Monotonic milliseconds; default `performance.now()`. */
   now?: () => number;
   /** Wall-clock milliseconds for tap timestamps; default `Date.now()`. */
@@ -130,86 +212,18 @@ export interface SwitchOptions {
   maxEntries?: number;
   /** Most MACs learned per port; default 1024. */
   maxMacsPerPort?: number;
-  /** Largest payload after the Ethernet header (and tag); default 1500. Max frame = mtu + 18. */
+  /** Largest payload after the Ethernet header and tags; default 1500. Max frame = mtu + 22. */
   mtu?: number;
   /** Frame tap (see Theory of operation). */
   tap?: FrameTap | null;
-}
-
-/** Why an ingress frame was dropped. Counted per port and per switch. */
-export interface DropCounters {
-  /** Shorter than 14 bytes (18 when tagged). */
-  runt: number;
-  /** Longer than mtu + 14 without its tag. */
-  oversize: number;
-  /** Tagged (VID ≠ 0) frame on an access port. */
-  taggedOnAccess: number;
-  /** Tagged with a VID the trunk does not carry (or 4095). */
-  vlanNotAllowed: number;
-  /** Untagged frame on a trunk without a native VLAN. */
-  untaggedOnTrunk: number;
-  /** Group or all-zero source MAC. */
-  badSource: number;
-  /** Destination learned on the ingress port itself. */
-  filtered: number;
-}
-
-/** Counters of one port. Plain numbers, updated in place. */
-export interface PortCounters {
-  /** Frames and bytes received from the port (all, including dropped ones). */
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames and bytes handed to the port's `sendFrame`. */
-  txFrames: number;
-  txBytes: number;
-  /** Frames not sent because the port was congested. */
-  txDropped: number;
-  /** Frames whose `sendFrame` threw. */
-  txErrors: number;
-  /** Received frames that were flooded (group or unknown destination). */
-  flooded: number;
-  /** New source MACs not learned (port limit or full table). */
-  learnRefused: number;
-  /** MACs that moved to this port from another. */
-  moves: number;
-  /** Received frames dropped, by reason. */
-  drops: DropCounters;
-}
-
-/** Switch-wide counters. */
-export interface SwitchCounters {
-  /** Frames and bytes received on all ports. */
-  frames: number;
-  bytes: number;
-  /** Frames forwarded to one known port. */
-  forwarded: number;
-  /** Frames flooded. */
-  flooded: number;
-  /** Entries created, moved, aged out. */
-  learned: number;
-  moves: number;
-  aged: number;
-  /** New MACs refused because the table was full / the port at its limit. */
-  tableFull: number;
-  portLimit: number;
-  /** Reentrant frames queued / dropped because the queue was full. */
-  reentrantQueued: number;
-  reentrantDropped: number;
-  /** Tap `record` calls that threw (the frame is forwarded anyway). */
-  tapErrors: number;
-  /** Ingress drops of all ports, by reason. */
-  drops: DropCounters;
+  /** Receives events; a throw is counted (`eventErrors`) and ignored. */
+  onEvent?: (e: SwitchEvent) => void;
+  /** Where the reentrant queue's arena comes from (frames built in place land there); see {@link Switch.close}. */
+  pool?: BufferPool;
 }
 
 /** One filtering-database entry, as {@link Switch.table} reports it. */
-export interface TableEntry {
-  vlan: number;
-  mac: string;
-  /** Port id. */
-  port: number;
-  /** Milliseconds since the MAC was last seen. */
-  ageMs: number;
-}
+export type TableEntry = TableRow;
 
 /** A port of a {@link Switch}, as returned by {@link Switch.addPort}. */
 export interface SwitchPort {
@@ -223,6 +237,8 @@ export interface SwitchPort {
   readonly macCount: number;
   /** False once removed. */
   readonly attached: boolean;
+  /** Why loop protection blocked it, or null. */
+  readonly blocked: BlockInfo | null;
 }
 
 const DEFAULT_AGEING_MS = 300_000;
@@ -230,113 +246,12 @@ const DEFAULT_MAX_ENTRIES = 4096;
 const DEFAULT_MAX_MACS_PER_PORT = 1024;
 const DEFAULT_MTU = 1500;
 const MAX_MTU = 65535;
-const REENTRANT_QUEUE_MAX = 256;
-const FULL_SWEEP_INTERVAL_MS = 1000;
-const MAX_VID = 4094;
+/** Two tags: the largest frame is mtu + 14 + 8. */
+const MAX_TAGS_LEN = 2 * eth.VLAN_TAG_LEN;
+const REENTRANT_FRAMES = 4096;
+/** At most one storm or flapping report per port in this time. */
+const REPORT_MS = 10_000;
 
-const newDrops = (): DropCounters => ({
-  runt: 0,
-  oversize: 0,
-  taggedOnAccess: 0,
-  vlanNotAllowed: 0,
-  untaggedOnTrunk: 0,
-  badSource: 0,
-  filtered: 0,
-});
-
-const isVid = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_VID;
-
-/**
- * Validates and normalises a role.
- * @throws VmnetError E_USAGE for VLAN ids outside 1..4094 or an empty trunk
- */
-export function normaliseRole(role: PortRole | undefined): NormalRole {
-  if (role === undefined) return { vlan: 1 };
-  if ('vlan' in role) {
-    if (!isVid(role.vlan)) throw new VmnetError('E_USAGE', `bad access VLAN ${String(role.vlan)}: give 1..4094`);
-    return { vlan: role.vlan };
-  }
-  if (!Array.isArray(role.trunk)) throw new VmnetError('E_USAGE', 'a trunk needs a list of VLANs');
-  for (const v of role.trunk) if (!isVid(v)) throw new VmnetError('E_USAGE', `bad trunk VLAN ${String(v)}: give 1..4094`);
-  const trunk = [...new Set(role.trunk)].sort((a, b) => a - b);
-  if (role.native !== undefined) {
-    if (!isVid(role.native)) throw new VmnetError('E_USAGE', `bad native VLAN ${String(role.native)}: give 1..4094`);
-    return { trunk, native: role.native };
-  }
-  if (trunk.length === 0) throw new VmnetError('E_USAGE', 'a trunk needs at least one VLAN or a native VLAN');
-  return { trunk };
-}
-
-/** Formats a role as text: `access 10`, `trunk 10,20 native 1`. */
-export function formatRole(role: NormalRole): string {
-  if ('vlan' in role) return `access ${role.vlan}`;
-  return `trunk ${role.trunk.join(',') || '-'}${role.native !== undefined ? ` native ${role.native}` : ''}`;
-}
-
-class Port implements SwitchPort {
-  readonly counters: PortCounters = {
-    rxFrames: 0,
-    rxBytes: 0,
-    txFrames: 0,
-    txBytes: 0,
-    txDropped: 0,
-    txErrors: 0,
-    flooded: 0,
-    learnRefused: 0,
-    moves: 0,
-    drops: newDrops(),
-  };
-  macCount = 0;
-  attached = true;
-  /** Access VLAN, or 0 on a trunk. */
-  readonly access: number;
-  /** VLAN of untagged ingress (access VLAN or native), or 0 for none. */
-  readonly pvid: number;
-  /** Trunk: allowed[vid] === 1 for carried VLANs (native included). Access: null. */
-  readonly allowed: Uint8Array | null;
-
-  constructor(
-    readonly owner: Switch,
-    readonly id: number,
-    readonly name: string,
-    readonly role: NormalRole,
-    readonly sink: FramePort,
-    readonly maxMacs: number,
-  ) {
-    if ('vlan' in role) {
-      this.access = role.vlan;
-      this.pvid = role.vlan;
-      this.allowed = null;
-    } else {
-      this.access = 0;
-      this.pvid = role.native ?? 0;
-      this.allowed = new Uint8Array(MAX_VID + 2);
-      for (const v of role.trunk) this.allowed[v] = 1;
-      if (this.pvid !== 0) this.allowed[this.pvid] = 1;
-    }
-  }
-
-  /** VLANs this port is a member of. */
-  vlans(): number[] {
-    if (this.allowed === null) return [this.access];
-    const out: number[] = [];
-    for (let v = 1; v <= MAX_VID; v++) if (this.allowed[v] === 1) out.push(v);
-    return out;
-  }
-}
-
-interface Entry {
-  port: Port;
-  seen: number;
-  readonly vlan: number;
-  readonly key: number;
-}
-
-interface Pending {
-  port: Port;
-  buf: Uint8Array;
-  view: DataView;
-}
 
 /**
  * The switch engine: feed it frames with {@link Switch.input}; it calls the
@@ -355,26 +270,33 @@ export class Switch {
     portLimit: 0,
     reentrantQueued: 0,
     reentrantDropped: 0,
+    heldBack: 0,
+    blocks: 0,
     tapErrors: 0,
+    eventErrors: 0,
     drops: newDrops(),
   };
-  /** Largest payload behind the header and tag. */
+  /** Largest payload behind the header and tags. */
   readonly mtu: number;
-  /** Largest frame in its tagged form: mtu + 18. */
+  /** Largest frame: mtu + 22 (header and two tags). */
   readonly maxFrame: number;
   readonly ageingMs: number;
   readonly maxEntries: number;
   readonly maxMacsPerPort: number;
+  /** Storm limit and flap detection settings. */
+  readonly loopGuard: LoopGuard<Port>;
+  /** Reentrant bytes (and bytes into a congested port) at which backpressure-aware senders are told to hold back. */
+  readonly holdBytes: number;
+  /** Size of the reentrant queue in bytes. */
+  readonly reentrantBytes: number;
 
   readonly #now: () => number;
   readonly #wallNow: () => number;
   readonly #tap: FrameTap | null;
+  readonly #onEvent: ((e: SwitchEvent) => void) | null;
   readonly #ports = new Map<number, Port>();
   #nextId = 1;
-  /** Filtering database, one map per VLAN id. */
-  readonly #fdb: Array<Map<number, Entry> | undefined> = new Array<Map<number, Entry> | undefined>(MAX_VID + 2);
-  #entries = 0;
-  #lastFullSweep = -Infinity;
+  readonly #fdb: Fdb<Port>;
   /** Members of each VLAN; each array is replaced, never mutated, so floods can iterate safely. */
   readonly #members: Array<readonly Port[] | undefined> = new Array<readonly Port[] | undefined>(MAX_VID + 2);
 
@@ -384,77 +306,101 @@ export class Switch {
   readonly #half: number;
 
   // The frame being forwarded (valid inside #process only).
+  #in: Port | null = null;
   #buf: Uint8Array = new Uint8Array(0);
   #view: DataView = new DataView(new ArrayBuffer(0));
   #off = 0;
   #len = 0;
   #vlan = 0;
-  /** 0 untagged ingress; otherwise the received TCI (≠ 0 VID, or a priority tag). */
   #inTagged = false;
+  /** The received TCI (VID ≠ 0, or a priority tag). */
   #inTci = 0;
-  /** The current frame's ingress port (handed to egress ports). */
-  #inPort: Port | null = null;
+  /** A VLAN tag follows the classifying tag (Q-in-Q). */
+  #inNested = false;
   #haveTagged = false;
   #haveUntagged = false;
+  /** The ingress port honours backpressure, and was told to hold back. */
+  #aware = false;
+  #heldBack = false;
 
+  // The reentrant queue (frame-queue.ts), worked off before input() returns.
   #busy = false;
-  readonly #pending: Pending[] = [];
+  readonly #queue: FrameQueue<Port>;
+  /** Offset and size of the frame being built in place (reserveInput), or -1. */
+  #reserved = -1;
+  #reservedLen = 0;
+  #closed = false;
+  readonly #bp = new Backpressure<Port>();
 
+  /** @throws VmnetError E_USAGE for a bad MTU, bound or loop-guard setting */
   constructor(options: SwitchOptions = {}) {
     const mtu = options.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(mtu) || mtu < 46 || mtu > MAX_MTU) throw new VmnetError('E_USAGE', `bad switch MTU ${mtu}: give 46..${MAX_MTU}`);
     this.mtu = mtu;
-    this.maxFrame = mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
+    this.maxFrame = mtu + eth.HEADER_LEN + MAX_TAGS_LEN;
     this.ageingMs = positive(options.ageingMs, DEFAULT_AGEING_MS, 'ageingMs');
     this.maxEntries = positive(options.maxEntries, DEFAULT_MAX_ENTRIES, 'maxEntries');
     this.maxMacsPerPort = positive(options.maxMacsPerPort, DEFAULT_MAX_MACS_PER_PORT, 'maxMacsPerPort');
+    this.loopGuard = new LoopGuard(options);
     this.#now = options.now ?? (() => performance.now());
     this.#wallNow = options.wallNow ?? Date.now;
     this.#tap = options.tap ?? null;
+    this.#onEvent = options.onEvent ?? null;
+    this.#fdb = new Fdb<Port>(this.ageingMs, this.maxEntries, this.counters);
     this.#half = this.maxFrame + eth.VLAN_TAG_LEN;
     this.#scratch = new Uint8Array(2 * this.#half);
     this.#scratchView = new DataView(this.#scratch.buffer);
+    this.holdBytes = Math.max(256 * 1024, 4 * this.maxFrame);
+    this.reentrantBytes = 4 * this.holdBytes;
+    this.#queue = new FrameQueue<Port>(this.reentrantBytes, REENTRANT_FRAMES, options.pool);
   }
 
   /**
    * Adds a port.
    * @param sink where frames for the port go
-   * @param config role (default access VLAN 1), name, MAC limit
+   * @param config role (default access VLAN 1), name, MAC limit, static MACs
    * @returns the port handle to pass to {@link input} and {@link removePort}
-   * @throws VmnetError E_USAGE for a bad role or limit
+   * @throws VmnetError E_USAGE for a bad role, limit or static MAC (one that
+   *   is already another port's)
    */
   addPort(sink: FramePort, config: PortConfig = {}): SwitchPort {
     const role = normaliseRole(config.role);
-    const id = this.#nextId++;
     const maxMacs = positive(config.maxMacs, this.maxMacsPerPort, 'maxMacs');
-    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs);
+    const id = this.#nextId++;
+    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(), config.stormLimit ?? true);
+    const vlans = p.vlans();
+    for (const m of config.staticMacs ?? []) {
+      if (m.length !== 6 || (m[0]! & 1) === 1) throw new VmnetError('E_USAGE', 'a static MAC must be a 6-byte unicast address');
+      for (const v of vlans) {
+        if (!this.#fdb.addStatic(p, v, macKey(m, 0))) {
+          this.#fdb.flush(p, vlans, true);
+          throw new VmnetError('E_USAGE', `static MAC ${macText(macKey(m, 0))} already belongs to another port`);
+        }
+      }
+    }
     this.#ports.set(id, p);
-    for (const v of p.vlans()) this.#members[v] = [...(this.#members[v] ?? []), p];
+    for (const v of vlans) this.#members[v] = [...(this.#members[v] ?? []), p];
     return p;
   }
 
   /**
-   * Removes a port and forgets the MACs learned on it. Idempotent; frames
-   * given to {@link input} for it afterwards are ignored.
+   * Removes a port and forgets the MACs on it, static ones included.
+   * Idempotent; frames given to {@link input} for it afterwards are ignored.
+   * Senders that were holding back because of it are told it drained.
    */
   removePort(port: SwitchPort): void {
     const p = this.#own(port);
     if (!p.attached) return;
     p.attached = false;
     this.#ports.delete(p.id);
-    for (const v of p.vlans()) {
+    const vlans = p.vlans();
+    for (const v of vlans) {
       const left = (this.#members[v] ?? []).filter((m) => m !== p);
       this.#members[v] = left.length > 0 ? left : undefined;
-      const map = this.#fdb[v];
-      if (map === undefined) continue;
-      for (const [k, e] of map) {
-        if (e.port === p) {
-          map.delete(k);
-          this.#entries--;
-        }
-      }
     }
-    p.macCount = 0;
+    this.#fdb.flush(p, vlans, true);
+    this.#bp.release(p);
+    if (!this.#busy) this.#bp.notify();
   }
 
   /** Ports currently attached, in id order. */
@@ -462,9 +408,9 @@ export class Switch {
     return [...this.#ports.values()];
   }
 
-  /** Entries in the filtering database (including expired ones not yet swept). */
+  /** Entries in the filtering database, static ones included (and expired ones not yet swept). */
   get size(): number {
-    return this.#entries;
+    return this.#fdb.size;
   }
 
   /**
@@ -474,28 +420,116 @@ export class Switch {
    * @param view a DataView covering all of `buf`
    * @param off frame start
    * @param len frame length (no FCS)
+   * @returns false when a backpressure-aware port should hold back until its
+   *   `drained()` is called (see Theory of operation); true otherwise
    */
-  input(port: SwitchPort, buf: Uint8Array, view: DataView, off: number, len: number): void {
+  input(port: SwitchPort, buf: Uint8Array, view: DataView, off: number, len: number): boolean {
     const p = this.#own(port);
-    if (!p.attached) return;
-    if (this.#busy) {
-      this.#defer(p, buf, off, len);
-      return;
-    }
+    if (!p.attached || this.#closed) return true;
+    if (this.#busy) return this.#defer(p, buf, off, len);
     this.#busy = true;
+    let ok: boolean;
     try {
-      this.#process(p, buf, view, off, len);
-      let next: Pending | undefined;
-      while ((next = this.#pending.shift()) !== undefined) {
-        if (next.port.attached) this.#process(next.port, next.buf, next.view, 0, next.buf.length);
+      const now = this.#now(); // one reading for the frame and everything it sets off
+      ok = this.#process(p, buf, view, off, len, now);
+      const q = this.#queue;
+      for (let i = 0; i < q.length; i++) {
+        const from = q.port(i);
+        if (from.attached) this.#process(from, q.arena, q.view, q.offset(i), q.size(i), now);
       }
     } finally {
       this.#busy = false;
-      this.#pending.length = 0;
+      this.#queue.clear();
+      this.#in = null;
       this.#buf = this.#scratch; // let go of the caller's buffer
       this.#view = this.#scratchView;
-      this.#inPort = null;
+      this.#bp.releaseQueue();
     }
+    this.#bp.notify();
+    if (!ok) this.counters.heldBack++;
+    return ok;
+  }
+
+  /**
+   * Room for one frame of up to `maxLen` bytes from `port`, to be built in
+   * place (StreamPort's reserveFrame, for an in-process sender): the frame
+   * goes at `inputBuffer()[inputOffset()]` (the reentrant queue's arena, the
+   * same bytes through `inputView()`), then {@link commitInput} takes it,
+   * with no copy on the way in. Nothing else may be input in between.
+   * @returns false when the arena is full (send a copy with input(), which counts the drop)
+   */
+  reserveInput(maxLen: number): boolean {
+    this.#reserved = this.#closed ? -1 : this.#queue.room(maxLen);
+    this.#reservedLen = maxLen;
+    return this.#reserved >= 0;
+  }
+
+  /** The buffer a reserved frame is built in. */
+  inputBuffer(): Uint8Array {
+    return this.#queue.arena;
+  }
+
+  /** The same bytes as a DataView. */
+  inputView(): DataView {
+    return this.#queue.view;
+  }
+
+  /** Where the reserved frame starts in inputBuffer(). */
+  inputOffset(): number {
+    return this.#reserved;
+  }
+
+  /**
+   * Takes the frame built after {@link reserveInput}, as {@link input} would.
+   * @param len its length, at most what was reserved
+   * @returns as {@link input}
+   */
+  commitInput(port: SwitchPort, len: number): boolean {
+    const p = this.#own(port);
+    const at = this.#reserved;
+    this.#reserved = -1;
+    if (at < 0) throw new VmnetError('E_USAGE', 'commitInput without reserveInput');
+    if (!(len >= 0 && len <= this.#reservedLen)) throw new VmnetError('E_USAGE', `commitInput of ${len} bytes after reserving ${this.#reservedLen}`);
+    if (!p.attached) return true;
+    const q = this.#queue;
+    if (this.#busy) {
+      q.commit(p, len);
+      this.counters.reentrantQueued++;
+      return q.used < this.holdBytes || this.#holdReentrant(p);
+    }
+    q.claim(len); // frames it sets off queue behind it
+    return this.input(p, q.arena, q.view, at, len);
+  }
+
+  /** Gives pooled buffers back; afterwards nothing can be built in place (reserveInput answers false). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.release();
+  }
+
+  /**
+   * Tells the switch that `port`'s queue has drained (StreamPort's 'drain'):
+   * senders that were told to hold back because of it get `drained()`.
+   */
+  portDrained(port: SwitchPort): void {
+    const p = this.#own(port);
+    p.overshoot = 0;
+    if (p.waiters.length === 0) return;
+    this.#bp.release(p);
+    if (!this.#busy) this.#bp.notify();
+  }
+
+  /**
+   * Lifts a loop-protection block; the port's loop state starts afresh.
+   * @returns false when the port was not blocked
+   */
+  unblock(port: SwitchPort): boolean {
+    const p = this.#own(port);
+    if (p.guard.blocked === null) return false;
+    this.loopGuard.reset(p.guard);
+    this.#emit({ kind: 'unblocked', port: p });
+    return true;
   }
 
   /**
@@ -503,37 +537,12 @@ export class Switch {
    * @returns the number of entries removed
    */
   sweep(): number {
-    const now = this.#now();
-    let n = 0;
-    for (let v = 1; v <= MAX_VID; v++) {
-      const map = this.#fdb[v];
-      if (map === undefined) continue;
-      for (const [k, e] of map) {
-        if (now - e.seen >= this.ageingMs) {
-          map.delete(k);
-          this.#forget(e);
-          this.counters.aged++;
-          n++;
-        }
-      }
-      if (map.size === 0) this.#fdb[v] = undefined;
-    }
-    return n;
+    return this.#fdb.sweep(this.#now());
   }
 
   /** A snapshot of the live entries, ordered by VLAN then MAC. */
   table(): TableEntry[] {
-    const now = this.#now();
-    const out: TableEntry[] = [];
-    for (let v = 1; v <= MAX_VID; v++) {
-      const map = this.#fdb[v];
-      if (map === undefined) continue;
-      const rows: Array<[number, Entry]> = [];
-      for (const [k, e] of map) if (now - e.seen < this.ageingMs) rows.push([k, e]);
-      rows.sort((a, b) => a[0] - b[0]);
-      for (const [k, e] of rows) out.push({ vlan: v, mac: macText(k), port: e.port.id, ageMs: now - e.seen });
-    }
-    return out;
+    return this.#fdb.table(this.#now());
   }
 
   /**
@@ -541,8 +550,7 @@ export class Switch {
    * @returns the port, or null when unknown or aged out
    */
   lookup(vlan: number, mac: Uint8Array, off = 0): SwitchPort | null {
-    const e = this.#fdb[vlan]?.get(macKey(mac, off));
-    return e !== undefined && this.#now() - e.seen < this.ageingMs ? e.port : null;
+    return this.#fdb.peek(vlan, macKey(mac, off), this.#now());
   }
 
   #own(port: SwitchPort): Port {
@@ -550,18 +558,25 @@ export class Switch {
     return port;
   }
 
-  #defer(p: Port, buf: Uint8Array, off: number, len: number): void {
-    if (this.#pending.length >= REENTRANT_QUEUE_MAX || len < 0 || off < 0 || off + len > buf.length) {
+  #defer(p: Port, buf: Uint8Array, off: number, len: number): boolean {
+    if (!this.#queue.push(p, buf, off, len)) {
       this.counters.reentrantDropped++;
-      return;
+      return this.#holdReentrant(p);
     }
-    const copy = new Uint8Array(len);
-    copy.set(buf.subarray(off, off + len));
-    this.#pending.push({ port: p, buf: copy, view: new DataView(copy.buffer) });
     this.counters.reentrantQueued++;
+    return this.#queue.used < this.holdBytes || this.#holdReentrant(p);
   }
 
-  #process(p: Port, buf: Uint8Array, view: DataView, off: number, len: number): void {
+  /** Tells an aware sender to hold back until the queue is worked off; returns false (true for others). */
+  #holdReentrant(p: Port): boolean {
+    if (!p.aware) return true;
+    this.#bp.holdOnQueue(p);
+    this.counters.heldBack++;
+    return false;
+  }
+
+  /** @returns false when the (aware) sender must hold back */
+  #process(p: Port, buf: Uint8Array, view: DataView, off: number, len: number, now: number): boolean {
     const pc = p.counters;
     const sc = this.counters;
     pc.rxFrames++;
@@ -569,30 +584,42 @@ export class Switch {
     sc.frames++;
     sc.bytes += len;
 
-    // --- classify (802.1Q §8.6.1 ingress) ---
+    // --- classify (802.1Q §8.6.1, §8.6.2 ingress) ---
     if (len < eth.HEADER_LEN) return this.#dropIn(p, 'runt');
-    let vlan: number;
+    if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
+    let type = view.getUint16(off + eth.TYPE);
     let tagged = false;
+    let nested = false;
     let tci = 0;
-    if (view.getUint16(off + eth.TYPE) === eth.ETHERTYPE_VLAN) {
+    let tags = 0;
+    if (type === TPID_CTAG) {
       if (len < eth.HEADER_LEN + eth.VLAN_TAG_LEN) return this.#dropIn(p, 'runt');
-      if (len - eth.VLAN_TAG_LEN > this.mtu + eth.HEADER_LEN) return this.#dropIn(p, 'oversize');
       tagged = true;
       tci = view.getUint16(off + eth.TYPE + 2);
+      type = view.getUint16(off + eth.TYPE + 4);
+      nested = isTpid(type);
+      tags = nested ? 2 : 1;
+    } else if (isTpid(type)) {
+      tags = 1;
+    }
+    if (len - eth.HEADER_LEN - tags * eth.VLAN_TAG_LEN > this.mtu) return this.#dropIn(p, 'oversize');
+    let vlan: number;
+    if (tagged) {
       const vid = tci & 0x0fff;
       if (vid === 0) {
         // Priority tag: untagged for VLAN purposes.
         vlan = p.pvid;
         if (vlan === 0) return this.#dropIn(p, 'untaggedOnTrunk');
+        if (nested) return this.#dropIn(p, 'nestedTag');
       } else if (p.allowed === null) {
         return this.#dropIn(p, 'taggedOnAccess');
       } else if (p.allowed[vid] !== 1) {
         return this.#dropIn(p, 'vlanNotAllowed');
       } else {
         vlan = vid;
+        if (nested && vid === p.pvid) return this.#dropIn(p, 'nestedTag');
       }
     } else {
-      if (len > this.mtu + eth.HEADER_LEN) return this.#dropIn(p, 'oversize');
       vlan = p.pvid;
       if (vlan === 0) return this.#dropIn(p, 'untaggedOnTrunk');
     }
@@ -600,12 +627,35 @@ export class Switch {
     if ((buf[s]! & 1) === 1 || (buf[s]! | buf[s + 1]! | buf[s + 2]! | buf[s + 3]! | buf[s + 4]! | buf[s + 5]!) === 0) {
       return this.#dropIn(p, 'badSource');
     }
+    const group = (buf[off]! & 1) === 1;
+    // 01-80-C2-00-00-01..0F: link-local, never relayed (Table 8-1); -00 is relayed (see Theory).
+    if (group && buf[off] === 0x01 && buf[off + 1] === 0x80 && buf[off + 2] === 0xc2 && (buf[off + 3]! | buf[off + 4]!) === 0 && buf[off + 5]! <= 0x0f && buf[off + 5] !== 0) {
+      return this.#dropIn(p, 'reserved');
+    }
 
-    // --- learn ---
-    const now = this.#now();
-    this.#learn(p, vlan, macKey(buf, s), now);
+    // --- learn (the port's last source entry first: a bulk flow repeats it) ---
+    const sk = macKey(buf, s);
+    const last = p.lastSrc;
+    if (last !== null && last.key === sk && last.vlan === vlan && last.port === p && !last.dead) {
+      last.seen = now;
+    } else {
+      const learned = this.#fdb.learn(p, vlan, sk, now);
+      p.lastSrc = this.#fdb.entry;
+      if (learned === STATIC_ELSEWHERE) return this.#dropIn(p, 'staticSource');
+      if (learned === MOVED) {
+        this.#moved(now);
+        if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
+      }
+    }
+    if (p.stormLimit && !this.loopGuard.admit(p.guard, group, now)) {
+      this.#stormDrop(p, now);
+      return this.#dropIn(p, 'storm');
+    }
 
     // --- per-frame forwarding state ---
+    this.#in = p;
+    this.#aware = p.aware;
+    this.#heldBack = false;
     this.#buf = buf;
     this.#view = view;
     this.#off = off;
@@ -613,7 +663,7 @@ export class Switch {
     this.#vlan = vlan;
     this.#inTagged = tagged;
     this.#inTci = tci;
-    this.#inPort = p;
+    this.#inNested = nested;
     this.#haveTagged = false;
     this.#haveUntagged = false;
 
@@ -627,90 +677,77 @@ export class Switch {
     }
 
     // --- forward (§8.6.3 filtering, §8.6.6 queuing) ---
-    if ((buf[off]! & 1) === 0) {
-      const map = this.#fdb[vlan];
-      const e = map?.get(macKey(buf, off));
-      if (e !== undefined) {
-        if (now - e.seen < this.ageingMs) {
-          if (e.port === p) return this.#dropIn(p, 'filtered');
-          sc.forwarded++;
-          this.#egress(e.port);
-          return;
-        }
-        map!.delete(e.key);
-        this.#forget(e);
-        sc.aged++;
+    if (!group) {
+      const dk = macKey(buf, off);
+      const d = p.lastDst;
+      let to: Port | null;
+      if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || now - d.seen < this.ageingMs)) {
+        to = d.port;
+      } else {
+        to = this.#fdb.lookup(vlan, dk, now);
+        p.lastDst = this.#fdb.entry;
+      }
+      if (to !== null) {
+        if (to === p) return this.#dropIn(p, 'filtered');
+        sc.forwarded++;
+        this.#egress(to);
+        return !this.#heldBack;
       }
     }
     sc.flooded++;
-    pc.flooded++;
+    p.counters.flooded++;
     const members = this.#members[vlan];
-    if (members === undefined) return;
-    for (const m of members) if (m !== p && m.attached) this.#egress(m);
+    if (members !== undefined) for (const m of members) if (m !== p && m.attached) this.#egress(m);
+    return !this.#heldBack;
   }
 
-  #dropIn(p: Port, reason: keyof DropCounters): void {
+  /** Counts an ingress drop; returns true (a drop is not congestion). */
+  #dropIn(p: Port, reason: keyof DropCounters): true {
     p.counters.drops[reason]++;
     this.counters.drops[reason]++;
+    return true;
   }
 
-  #learn(p: Port, vlan: number, key: number, now: number): void {
-    let map = this.#fdb[vlan];
-    const e = map?.get(key);
-    if (e !== undefined) {
-      if (e.port === p) {
-        e.seen = now;
-        return;
-      }
-      // Moved (or an expired entry of another port): rebind if this port may learn more.
-      if (p.macCount >= p.maxMacs) {
-        map!.delete(key);
-        this.#forget(e);
-        p.counters.learnRefused++;
-        this.counters.portLimit++;
-        return;
-      }
-      if (now - e.seen < this.ageingMs) {
-        p.counters.moves++;
-        this.counters.moves++;
-      }
-      e.port.macCount--;
-      e.port = p;
-      e.seen = now;
-      p.macCount++;
-      return;
+  /** A MAC moved (fdb.moved/movedFrom): flap accounting, maybe a block. */
+  #moved(now: number): void {
+    const e = this.#fdb.moved!;
+    const from = this.#fdb.movedFrom!;
+    const to = e.port;
+    if (!from.attached) return;
+    const v = this.loopGuard.onMove(e, from, to, now);
+    if (v.pending !== null && now - v.pending.guard.flapReported >= REPORT_MS) {
+      const port = v.pending;
+      port.guard.flapReported = now;
+      this.#emit({ kind: 'flapping', port, other: port === to ? from : to, mac: macText(e.key), vlan: e.vlan, moves: e.flaps, inMs: Math.max(0, port.guard.blockAt - now) });
     }
-    if (p.macCount >= p.maxMacs) {
-      p.counters.learnRefused++;
-      this.counters.portLimit++;
-      return;
+    if (v.block !== null) {
+      const port = v.block;
+      const other = port === to ? from : to;
+      const info: BlockInfo = { reason: 'mac-flap', mac: macText(e.key), vlan: e.vlan, otherPort: other.id, moves: e.flaps, at: now };
+      port.guard.blocked = info;
+      port.counters.blocks++;
+      this.counters.blocks++;
+      this.#fdb.flush(port, port.vlans(), false);
+      this.#emit({ kind: 'blocked', port, other: other.attached ? other : null, info });
     }
-    if (this.#entries >= this.maxEntries) {
-      if (now - this.#lastFullSweep >= FULL_SWEEP_INTERVAL_MS) {
-        this.#lastFullSweep = now;
-        this.sweep();
-        map = this.#fdb[vlan];
-      }
-      if (this.#entries >= this.maxEntries) {
-        p.counters.learnRefused++;
-        this.counters.tableFull++;
-        return;
-      }
-    }
-    if (map === undefined) {
-      map = new Map();
-      this.#fdb[vlan] = map;
-    }
-    map.set(key, { port: p, seen: now, vlan, key });
-    p.macCount++;
-    this.#entries++;
-    this.counters.learned++;
   }
 
-  /** Accounts for an entry already deleted from its map. */
-  #forget(e: Entry): void {
-    e.port.macCount--;
-    this.#entries--;
+  #stormDrop(p: Port, now: number): void {
+    const g = p.guard;
+    if (now - g.stormReported < REPORT_MS) return;
+    const dropped = g.stormUnreported;
+    g.stormUnreported = 0;
+    g.stormReported = now;
+    this.#emit({ kind: 'storm', port: p, dropped });
+  }
+
+  #emit(e: SwitchEvent): void {
+    if (this.#onEvent === null) return;
+    try {
+      this.#onEvent(e);
+    } catch {
+      this.counters.eventErrors++;
+    }
   }
 
   /** Writes the tagged form into scratch[0..) once per frame; returns its length. */
@@ -721,10 +758,10 @@ export class Switch {
     const b = this.#buf;
     const o = this.#off;
     for (let i = 0; i < 12; i++) d[i] = b[o + i]!;
-    this.#scratchView.setUint16(12, eth.ETHERTYPE_VLAN);
+    this.#scratchView.setUint16(12, TPID_CTAG);
     this.#scratchView.setUint16(14, (this.#inTci & 0xf000) | this.#vlan);
     const from = this.#inTagged ? o + 16 : o + 12;
-    copy(d, 16, b, from, o + this.#len - from);
+    copyBytes(d, 16, b, from, o + this.#len - from);
     this.#haveTagged = true;
     return len;
   }
@@ -738,15 +775,25 @@ export class Switch {
     const o = this.#off;
     const h = this.#half;
     for (let i = 0; i < 12; i++) d[h + i] = b[o + i]!;
-    copy(d, h + 12, b, o + 16, this.#len - 16);
+    copyBytes(d, h + 12, b, o + 16, this.#len - 16);
     this.#haveUntagged = true;
     return len;
   }
 
   #egress(m: Port): void {
+    if (m.guard.blocked !== null) return;
     const c = m.counters;
-    if (m.sink.isCongested?.() === true) {
+    let congested: boolean;
+    try {
+      congested = m.sink.isCongested?.() === true;
+    } catch {
+      c.txErrors++;
+      return;
+    }
+    const aware = this.#aware;
+    if (congested && (!aware || m.overshoot >= this.reentrantBytes)) {
       c.txDropped++;
+      if (aware) this.#holdOn(m);
       return;
     }
     const wantTagged = m.access === 0 && m.pvid !== this.#vlan;
@@ -762,19 +809,32 @@ export class Switch {
         off = 0;
       }
     } else if (this.#inTagged) {
+      if (this.#inNested) {
+        c.txNestedTag++;
+        return;
+      }
       len = this.#untaggedForm();
       buf = this.#scratch;
       view = this.#scratchView;
       off = this.#half;
     }
+    let r: unknown;
     try {
-      m.sink.sendFrame(buf, off, len, view, this.#inPort!);
+      r = m.sink.sendFrame(buf, off, len, view, this.#in!);
     } catch {
       c.txErrors++;
       return;
     }
     c.txFrames++;
     c.txBytes += len;
+    if (congested) m.overshoot += len;
+    if (aware && (congested || r === false)) this.#holdOn(m);
+  }
+
+  /** The current (aware) sender holds back until `m` drains. */
+  #holdOn(m: Port): void {
+    this.#heldBack = true;
+    this.#bp.holdOn(m, this.#in!);
   }
 }
 
@@ -782,19 +842,4 @@ function positive(v: number | undefined, dflt: number, what: string): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v <= 0) throw new VmnetError('E_USAGE', `bad switch ${what} ${v}: give a positive number`);
   return v;
-}
-
-function copy(dst: Uint8Array, at: number, src: Uint8Array, from: number, n: number): void {
-  if (n < 64) for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!;
-  else dst.set(src.subarray(from, from + n), at);
-}
-
-function macText(key: number): string {
-  const b = new Uint8Array(6);
-  let k = key;
-  for (let i = 5; i >= 0; i--) {
-    b[i] = k % 256;
-    k = Math.floor(k / 256);
-  }
-  return formatMac(b);
 }

@@ -16,9 +16,14 @@
  * (from 4 KiB) that doubles as needed up to `max`; `release()` (called by the
  * connection once the buffer has stayed empty for a while) frees it, so an
  * idle connection holds no payload memory.
+ *
+ * Budget (budget.ts): the storage is charged to the guest's account, and the
+ * ring grows only into what the account allows (`limit`; always to 4 KiB).
+ * `free` is measured against `limit`, so when the budget is spent the buffer
+ * takes less and the relay pauses the host socket instead of it growing.
  */
-import { grownCapacity, ringCopyOut } from './ring.js';
-
+import type { BudgetAccount } from './budget.js';
+import { grownCapacity, MIN_RING, ringCopyOut } from './ring.js';
 
 /** A bounded, lazily allocated byte ring. */
 export class SendBuffer {
@@ -27,12 +32,27 @@ export class SendBuffer {
   /** Bytes held (unacknowledged or unsent). */
   length = 0;
 
-  /** @param max the most bytes ever held */
-  constructor(readonly max: number) {}
+  /**
+   * @param max the most bytes ever held
+   * @param account the budget account storage is charged to (null: unlimited)
+   */
+  constructor(
+    readonly max: number,
+    readonly account: BudgetAccount | null = null,
+  ) {}
+
+  /**
+   * The most bytes the buffer may hold now: `max`, or less when the budget
+   * does not let the ring grow that far (never less than its storage or 4 KiB).
+   */
+  get limit(): number {
+    if (this.account === null) return this.max;
+    return Math.min(this.max, Math.max(this.capacity, MIN_RING) + this.account.available());
+  }
 
   /** Bytes `write` would accept now. */
   get free(): number {
-    return this.max - this.length;
+    return Math.max(0, this.limit - this.length);
   }
 
   /** Bytes of storage currently allocated (for memory accounting). */
@@ -41,12 +61,14 @@ export class SendBuffer {
   }
 
   #grow(need: number): void {
-    const cap = grownCapacity(this.#buf, need, this.max);
+    const old = this.capacity;
+    const cap = grownCapacity(this.#buf, need, this.limit);
     if (cap < 0) return;
     const nb = new Uint8Array(cap);
     if (this.#buf !== null && this.length > 0) this.copyOut(0, this.length, nb, 0);
     this.#buf = nb;
     this.#head = 0;
+    this.account?.charge(cap - old);
   }
 
   /** Where the next byte goes in storage `b`: just after the held bytes, wrapped. */
@@ -61,6 +83,7 @@ export class SendBuffer {
    */
   write(src: Uint8Array, off: number, len: number): number {
     const n = Math.min(len, this.free);
+    if (n < len && this.account !== null && this.length + len <= this.max) this.account.budget.counters.limited++;
     if (n <= 0) return 0;
     if (this.#buf === null || this.#buf.length < this.length + n) this.#grow(this.length + n);
     const b = this.#buf!;
@@ -129,6 +152,7 @@ export class SendBuffer {
   /** Frees the storage when empty. @returns true when something was freed */
   release(): boolean {
     if (this.length !== 0 || this.#buf === null) return false;
+    this.account?.credit(this.#buf.length);
     this.#buf = null;
     this.#head = 0;
     return true;

@@ -14,6 +14,7 @@
  *   object can serve every connection without a closure per flow.
  */
 import type * as tcp from '../wire/tcp.js';
+import type { TcpBudget } from './budget.js';
 import type { TcpConn } from './conn.js';
 import type { SendBuffer } from './send-buffer.js';
 
@@ -47,7 +48,7 @@ export const STATE_NAMES: readonly string[] = [
 export const RESET_REMOTE = 1;
 /** The peer refused our SYN (RST in SYN-SENT). */
 export const RESET_REFUSED = 2;
-/** Retransmissions (or zero-window probes) went unanswered, or connect timed out. */
+/** No progress: retries, `userTimeout` or `zeroWindowTimeout` exhausted; or connect timed out. */
 export const RESET_TIMEOUT = 3;
 /** No activity for `idleTimeout` ms; we sent RST to the peer. */
 export const RESET_IDLE = 4;
@@ -78,12 +79,36 @@ export interface TcpConfig {
   windowScaling: boolean;
   /** TIME-WAIT duration (2×MSL) in ms. */
   timeWait: number;
-  /** Reset a connection idle this long (ms); Infinity disables. */
+  /**
+   * Reset a connection idle this long (ms): no acceptable segment, keepalive
+   * or app activity. Default 2 h 4 min, the least RFC 5382 REQ-5 allows
+   * ("established connection idle-timeout"); Infinity disables.
+   */
   idleTimeout: number;
   /** Delayed-ACK timeout in ms; 0 acknowledges every segment immediately. */
   ackDelay: number;
-  /** Consecutive retransmission timeouts before giving up (established). */
+  /**
+   * Consecutive retransmission timeouts (and zero-window probes that got no
+   * answer) before giving up (established). Only an ACK of new data refills
+   * the budget; duplicate ACKs and probe answers do not.
+   */
   maxRetries: number;
+  /**
+   * Give up (RST both ways) when data or our FIN has been outstanding this
+   * long (ms) without an ACK of anything new: the user timeout of RFC 9293
+   * §3.8.3 / RFC 5482, whichever of it and `maxRetries` comes first. Default
+   * 5 min, RFC 793's global default; from a 200 ms RTO `maxRetries` = 10
+   * expiries take about 3.7 min.
+   */
+  userTimeout: number;
+  /**
+   * Give up (RST both ways) when the peer's window has stayed zero this long
+   * (ms) from our first zero-window probe while it keeps answering them:
+   * a reader that stopped for good. Default 30 min: a stopped job survives a
+   * coffee break; the memory it pins meanwhile is bounded by the buffer
+   * budget, and an idle connection may live 2 h 4 min anyway.
+   */
+  zeroWindowTimeout: number;
   /** SYN / SYN-ACK retransmissions before giving up. */
   synRetries: number;
   /** Active open: give up after this many ms without SYN-ACK; Infinity disables. */
@@ -96,6 +121,12 @@ export interface TcpConfig {
   maxRto: number;
   /** Free empty buffers after this many ms. */
   bufferLinger: number;
+  /**
+   * The memory budget the connections' buffers charge, shared by a gateway
+   * (budget.ts; each connection charges the account of the owner key it was
+   * made with); null: buffers are bounded by sndBufMax/rcvBufMax only.
+   */
+  budget: TcpBudget | null;
 }
 
 /** The defaults (documented in the file comment and on each field). */
@@ -107,15 +138,18 @@ export const DEFAULTS: Readonly<TcpConfig> = Object.freeze({
   timestamps: true,
   windowScaling: true,
   timeWait: 2000,
-  idleTimeout: 2 * 3600 * 1000,
+  idleTimeout: (2 * 60 + 4) * 60_000,
   ackDelay: 40,
   maxRetries: 10,
+  userTimeout: 5 * 60_000,
+  zeroWindowTimeout: 30 * 60_000,
   synRetries: 5,
   connectTimeout: 30000,
   initialRto: 1000,
   minRto: 200,
   maxRto: 60000,
   bufferLinger: 1000,
+  budget: null,
 });
 
 /** A full configuration from the defaults plus overrides. */

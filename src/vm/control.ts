@@ -16,6 +16,7 @@ import net from 'node:net';
 import { unlink } from 'node:fs/promises';
 import { listenPrivate } from '../link/unix-listen.js';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
+import type { SerialCounters } from './serial.js';
 
 /** What `status` reports (also `vmnet ls --json`). */
 export interface VmStatus {
@@ -35,6 +36,8 @@ export interface VmStatus {
   dir: string;
   image: string | null;
   kernel: string | null;
+  /** The serial console's counters (console.sock clients, what was cut or dropped), absent when the VM does not answer. */
+  console?: SerialCounters;
 }
 
 export type ControlRequest =

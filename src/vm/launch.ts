@@ -1,382 +1,51 @@
 /**
- * Theory of operation: `launch()` runs one VM on vmnet's own network and
- * hands back a `Vm`.
+ * Theory of operation: `launch()` starts one VM on vmnet's own network and
+ * hands back a `Vm` (vm.ts).
  *
  * Start, in order, undoing everything on any failure:
- * 1. validate options (plan.ts) and claim the VM directory (state.ts);
- *    state.json names this process as the owner;
+ * 1. validate options (plan.ts) and claim the VM directory (state.ts): it
+ *    appears with state.json naming this process as the owner;
  * 2. start the gateway in-process on `net0.sock` with the port forwards: a
  *    taken host port fails here, before QEMU exists; `--net switch:NAME`
  *    NICs get a port on that switch (src/switch/daemon.ts starts the switch
  *    in the background when it is not running);
  * 3. spawn QEMU paused (-S) in its own session (a terminal's Ctrl-C reaches
- *    vmnet, never QEMU directly), connect its serial socket and QMP, then
- *    `cont`: no boot output and no event is missed;
+ *    vmnet, never QEMU directly) and tied to this process's life
+ *    (process.ts: setpriv --pdeathsig), connect its serial socket and QMP, record
+ *    its pid in state.json, then `cont`: no boot output and no event is
+ *    missed. When `--accel auto` chose KVM and QEMU dies in this step with a
+ *    KVM error (binary.ts kvmStartFailure), the step runs once more with TCG:
+ *    an `accel-fallback` event says so and accel-verdict.ts remembers it for
+ *    this boot of the host, so later auto runs go straight to TCG;
  * 4. serve `console.sock` (serial.ts) and `control.sock` (control.ts), write
- *    state.json again with QEMU's pid, emit `started`.
+ *    state.json as running, emit `started`.
  *
- * Events (`vm.on('event', e)`, NDJSON in `vmnet run --json`): started,
- * lease (a DHCP ACK binding a new address to one of the VM's MACs), forward
- * (added/removed), ready (waitForPort saw the guest answer the gateway's own
- * SYN), exited. `vm.on('exit', exit)` fires once with the same status.
- *
- * Stop (stop()): ACPI power button through QMP (`system_powerdown`), wait up
- * to the timeout for the guest to power off, then QMP `quit`, then SIGKILL.
- * `force` skips the button; a second stop() with force escalates a stop in
- * progress. Whatever ends QEMU (guest power-off, stop, crash), the same
- * cleanup runs: console and QMP closed, gateway closed (its host ports
- * freed), the VM directory removed; only then does `exited` resolve, so a
- * caller that awaited it finds no socket, no directory and no port left.
+ * QEMU's pid reaches state.json right after the spawn, before anything
+ * waits on QEMU, so a launcher killed at any point leaves a directory the
+ * stale cleaner can finish (and QEMU dies with it anyway: process.ts). A
+ * cancel (`signal`) at any point undoes the start the same way a failure
+ * does; an abort while QEMU exists kills it at once.
  */
-import { EventEmitter } from 'node:events';
+import { closeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { VmnetError } from '../errors.js';
-import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
+import { formatForward, type ForwardSpec } from '../config/forward.js';
 import { startGateway, type RunningGateway } from '../gateway/server.js';
 import { isDnsLabel } from '../gateway/names.js';
-import { QemuProcess } from '../qemu/process.js';
+import { openUserFile } from '../link/user-file.js';
+import { kvmStartFailure } from '../qemu/binary.js';
+import { findSetpriv, QemuProcess } from '../qemu/process.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
-import { formatIp4 } from '../wire/addr.js';
-import { LeaseState } from '../services/dhcp-server.js';
+import { writeKvmVerdict } from './accel-verdict.js';
 import { buildPlan, claimPlan, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
 import { FILES, processStartTime, runtimeRoot, writeState, type VmState } from './state.js';
-import { SerialHub } from './serial.js';
-import { serveControl, type ControlServer, type VmStatus } from './control.js';
+import { SERIAL_LOG_CAP, SerialHub } from './serial.js';
+import { serveControl, type ControlServer } from './control.js';
+import { now, Vm, type VmEvent } from './vm.js';
 
-/** How QEMU ended. */
-export interface VmExit {
-  code: number | null;
-  signal: string | null;
-  /** poweroff: the guest (or someone else) shut QEMU down cleanly; stopped: stop() did; crashed: QEMU failed. */
-  reason: 'poweroff' | 'stopped' | 'crashed';
-  /** For reason 'stopped': acpi (the guest obeyed the power button), quit (QMP quit), kill (SIGKILL). */
-  stop?: 'acpi' | 'quit' | 'kill';
-  /** The tail of QEMU's stderr. */
-  stderr: string;
-}
-
-export type VmEvent =
-  | { event: 'started'; time: string; name: string; pid: number; accel: string; dir: string; macs: string[]; forwards: string[] }
-  | { event: 'lease'; time: string; mac: string; address: string; hostname: string | null }
-  | { event: 'forward'; time: string; action: 'add' | 'remove'; forward: string }
-  | { event: 'ready'; time: string; port: number; address: string | null }
-  | ({ event: 'exited'; time: string } & VmExit);
-
-export interface StopOptions {
-  /** How long the guest gets to power off after the ACPI button, ms (default: the launch's stopTimeoutMs, 30 s). */
-  timeoutMs?: number;
-  /** Skip the button: QMP quit at once (then SIGKILL). */
-  force?: boolean;
-}
-
-export interface WaitOptions {
-  /** Default 60 s. */
-  timeoutMs?: number;
-}
-
-/** A VM's port forwards, changeable while it runs. */
-export interface VmForwards {
-  /** @throws VmnetError E_PORT_IN_USE, E_PORT_PRIVILEGED, E_USAGE */
-  add(spec: ForwardSpec | string): Promise<ForwardSpec>;
-  /** @returns false when no such forward exists */
-  remove(spec: ForwardSpec | string): Promise<boolean>;
-  list(): ForwardSpec[];
-}
-
-const now = () => new Date().toISOString();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface Parts {
-  plan: LaunchPlan;
-  /** Forwards already added on the VM's switch at launch. */
-  switchForwards?: ForwardSpec[];
-  qemu: QemuProcess;
-  gateway: RunningGateway | null;
-  stopTimeoutMs: number;
-  state: VmState;
-}
-
-/** A running VM. Create it with `launch()`. */
-export class Vm extends EventEmitter {
-  readonly name: string;
-  /** The VM directory (sockets, serial.log, state.json); removed when the VM ends. */
-  readonly dir: string;
-  readonly accel: string;
-  /** MAC of each NIC. */
-  readonly macs: string[];
-  /** Resolves once, after QEMU has exited and everything is cleaned up. Never rejects. */
-  readonly exited: Promise<VmExit>;
-  readonly forwards: VmForwards;
-  /** The QEMU command line that was run. */
-  readonly command: string[];
-
-  #qemu: QemuProcess;
-  #gateway: RunningGateway | null;
-  /** The switch whose gateway serves this VM's forwards and probes (a VM without a user NIC), or null. */
-  #switchName: string | null;
-  /** Forwards this VM holds on that switch (removed when the VM ends). */
-  #switchForwards: ForwardSpec[];
-  #qmp: QmpClient | null = null;
-  #hub: SerialHub | null = null;
-  #control: ControlServer | null = null;
-  #stopTimeoutMs: number;
-  #state: VmState;
-  #shutdownEvent: QmpEvent | null = null;
-  #stopping: Promise<VmExit> | null = null;
-  #stopHow: VmExit['stop'] | undefined;
-  #force: (() => void) | null = null;
-  #exit: VmExit | null = null;
-  #resolveExited!: (e: VmExit) => void;
-  #leased = new Map<string, string>();
-
-  /** @internal use launch() */
-  constructor(p: Parts) {
-    super();
-    this.name = p.plan.name;
-    this.dir = p.plan.dir;
-    this.accel = p.plan.spec.accel;
-    this.macs = p.plan.nics.map((n) => n.mac);
-    this.command = [p.plan.binary, ...p.plan.args];
-    this.#qemu = p.qemu;
-    this.#gateway = p.gateway;
-    this.#stopTimeoutMs = p.stopTimeoutMs;
-    this.#state = p.state;
-    this.exited = new Promise((r) => (this.#resolveExited = r));
-    const gw = this.#gateway;
-    const swNic = p.plan.nics.find((n) => n.net.kind === 'switch');
-    this.#switchName = !gw && swNic && swNic.net.kind === 'switch' ? swNic.net.switch : null;
-    this.#switchForwards = [...(this.#switchName ? p.switchForwards ?? [] : [])];
-    const noNet = () => new VmnetError('E_USAGE', `VM ${this.name} has no --net user or switch NIC: no forwards`);
-    const runtimeDir = dirname(p.plan.dir);
-    this.forwards = {
-      add: async (spec) => {
-        const f = typeof spec === 'string' ? parseForward(spec) : spec;
-        if (gw) await gw.forwards.add(f);
-        else if (this.#switchName) {
-          // On a switch: the switch's gateway forwards to this VM by name (its lease).
-          const { switchForwardAdd } = await import('../switch/daemon.js');
-          await switchForwardAdd(this.#switchName, { ...f, guest: this.name }, { runtimeDir });
-          this.#switchForwards.push(f);
-        } else throw noNet();
-        this.#emit({ event: 'forward', time: now(), action: 'add', forward: formatForward(f) });
-        return f;
-      },
-      remove: async (spec) => {
-        const f = typeof spec === 'string' ? parseForward(spec) : spec;
-        let ok: boolean;
-        if (gw) ok = await gw.forwards.remove(f);
-        else if (this.#switchName) {
-          const i = this.#switchForwards.findIndex((x) => x.proto === f.proto && x.hostPort === f.hostPort);
-          ok = i >= 0;
-          if (ok) {
-            const { switchForwardRemove } = await import('../switch/daemon.js');
-            await switchForwardRemove(this.#switchName, this.#switchForwards[i]!, { runtimeDir });
-            this.#switchForwards.splice(i, 1);
-          }
-        } else throw noNet();
-        if (ok) this.#emit({ event: 'forward', time: now(), action: 'remove', forward: formatForward(f) });
-        return ok;
-      },
-      list: () => gw?.forwards.list() ?? [...this.#switchForwards],
-    };
-    if (gw) {
-      const previous = gw.gateway.dhcp.onLease;
-      gw.gateway.dhcp.onLease = (lease) => {
-        previous?.(lease);
-        if (lease.state !== LeaseState.BOUND || !this.macs.includes(lease.mac)) return;
-        const address = formatIp4(lease.ip);
-        if (this.#leased.get(lease.mac) === address) return;
-        this.#leased.set(lease.mac, address);
-        this.#emit({ event: 'lease', time: now(), mac: lease.mac, address, hostname: lease.hostname });
-      };
-    }
-    void this.#qemu.exited.then(
-      (x) => this.#onQemuExit(x.code, x.signal, x.stderr),
-      (e: Error) => this.#onQemuExit(null, null, e.message),
-    );
-  }
-
-  /** QEMU's pid. */
-  get pid(): number | null {
-    return this.#qemu.pid ?? null;
-  }
-
-  /** True until QEMU has exited. */
-  get running(): boolean {
-    return this.#exit === null;
-  }
-
-  /** The guest's IPv4 address on the `user` network (its DHCP lease), or null before it has one. */
-  get address(): string | null {
-    const mac = this.macs[0];
-    if (mac && this.#leased.has(mac)) return this.#leased.get(mac)!;
-    const ip = this.#gateway?.gateway.primaryGuest();
-    return ip === null || ip === undefined ? null : formatIp4(ip);
-  }
-
-  /** The guest's serial console: read its output, write to type into it. */
-  get serial(): Duplex {
-    return this.#hub!.stream;
-  }
-
-  /** The last 64 KiB of console output. */
-  consoleTail(): string {
-    return this.#hub?.tail() ?? '';
-  }
-
-  /** The gateway of the `user` NIC (counters, leases), or null. */
-  get gateway(): RunningGateway | null {
-    return this.#gateway;
-  }
-
-  /** What `vmnet ls` shows. */
-  status(): VmStatus {
-    return {
-      name: this.name,
-      state: this.#stopping ? 'stopping' : 'running',
-      pid: process.pid,
-      qemuPid: this.pid,
-      accel: this.accel,
-      macs: this.macs,
-      addresses: [...new Set([...this.#leased.values(), ...(this.address ? [this.address] : [])])],
-      forwards: this.forwards.list().map(formatForward),
-      startedAt: this.#state.startedAt,
-      uptimeS: Math.round((Date.now() - this.#state.startedAt) / 1000),
-      dir: this.dir,
-      image: this.#state.image,
-      kernel: this.#state.kernel,
-    };
-  }
-
-  /**
-   * Waits until the guest accepts TCP connections on `port`: the gateway
-   * sends its own SYN and gets a SYN-ACK (no host socket is involved).
-   * @throws VmnetError E_TIMEOUT, E_CLOSED when the VM exits first, E_USAGE without a user NIC
-   */
-  async waitForPort(port: number, opts: WaitOptions = {}): Promise<void> {
-    const gw = this.#gateway;
-    const sw = this.#switchName;
-    if (!gw && !sw) throw new VmnetError('E_USAGE', `VM ${this.name} has no --net user or switch NIC to probe through`);
-    const probe = async (t: number): Promise<string> => {
-      if (gw) return gw.probeGuestPort(port, t);
-      const { switchProbe } = await import('../switch/daemon.js');
-      return switchProbe(sw!, this.name, port, t, { runtimeDir: dirname(this.dir) });
-    };
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new VmnetError('E_USAGE', `bad port ${port}: 1-65535`);
-    const timeoutMs = opts.timeoutMs ?? 60_000;
-    const deadline = Date.now() + timeoutMs;
-    let last = 'no-guest';
-    for (;;) {
-      if (this.#exit) throw new VmnetError('E_CLOSED', `VM ${this.name} exited before port ${port} was ready`);
-      last = await probe(Math.max(200, Math.min(1000, deadline - Date.now())));
-      if (last === 'open') break;
-      if (Date.now() >= deadline) {
-        const why = last === 'no-guest' ? 'the guest has no address on the network yet' : last === 'closed' ? 'the guest refuses connections (nothing listens)' : 'the guest does not answer';
-        throw new VmnetError('E_TIMEOUT', `port ${port} of VM ${this.name} not ready within ${Math.round(timeoutMs / 1000)} s: ${why}`);
-      }
-      await sleep(200);
-    }
-    this.#emit({ event: 'ready', time: now(), port, address: this.address });
-  }
-
-  /**
-   * Stops the VM: ACPI power button, wait, QMP quit, SIGKILL.
-   * @returns how QEMU ended (after cleanup)
-   */
-  stop(opts: StopOptions = {}): Promise<VmExit> {
-    if (this.#exit) return Promise.resolve(this.#exit);
-    if (this.#stopping) {
-      if (opts.force) this.#force?.();
-      return this.#stopping;
-    }
-    const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
-    this.#stopping = (async () => {
-      const qemuGone = this.#qemu.exited.then(() => true, () => true);
-      if (!opts.force) {
-        let forceNow!: () => void;
-        const forced = new Promise<boolean>((r) => (forceNow = () => r(false)));
-        this.#force = forceNow;
-        this.#stopHow = 'acpi';
-        try {
-          await this.#qmp?.systemPowerdown({ timeoutMs: 2000 });
-        } catch {
-          /* QMP gone: escalate below */
-        }
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
-        const done = await Promise.race([qemuGone, late, forced]);
-        clearTimeout(timer);
-        if (done) return this.exited;
-      }
-      this.#stopHow = 'quit';
-      try {
-        await this.#qmp?.quit(3000);
-      } catch {
-        /* escalate */
-      }
-      let timer: NodeJS.Timeout | undefined;
-      const quitDone = await Promise.race([qemuGone, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 3000)))]);
-      clearTimeout(timer);
-      if (!quitDone) {
-        this.#stopHow = 'kill';
-        this.#qemu.child.kill('SIGKILL');
-      }
-      return this.exited;
-    })();
-    return this.#stopping;
-  }
-
-  /** @internal */
-  _attach(qmp: QmpClient, hub: SerialHub, control: ControlServer | null): void {
-    this.#qmp = qmp;
-    this.#hub = hub;
-    this.#control = control;
-  }
-
-  /** @internal */
-  _started(): void {
-    this.#emit({ event: 'started', time: now(), name: this.name, pid: this.pid ?? 0, accel: this.accel, dir: this.dir, macs: this.macs, forwards: this.forwards.list().map(formatForward) });
-  }
-
-  /** @internal */
-  _onQmpEvent(e: QmpEvent): void {
-    if (e.event === 'SHUTDOWN') this.#shutdownEvent = e;
-  }
-
-  #emit(e: VmEvent): void {
-    this.emit('event', e);
-    this.emit(e.event === 'exited' ? 'exit' : e.event, e.event === 'exited' ? this.#exit : e);
-  }
-
-  async #onQemuExit(code: number | null, signal: string | null, stderr: string): Promise<void> {
-    const stopped = this.#stopping !== null;
-    const clean = code === 0 && signal === null;
-    const exit: VmExit = {
-      code,
-      signal,
-      reason: stopped ? 'stopped' : clean ? 'poweroff' : 'crashed',
-      ...(stopped ? { stop: this.#stopHow ?? 'quit' } : {}),
-      stderr,
-    };
-    if (stopped && this.#stopHow === 'acpi' && !(this.#shutdownEvent?.data.guest === true || clean)) exit.stop = 'quit';
-    this.#exit = exit;
-    this.#force?.();
-    await this.#qmp?.close().catch(() => undefined);
-    await this.#hub?.close().catch(() => undefined);
-    await this.#gateway?.close().catch(() => undefined);
-    if (this.#switchName && this.#switchForwards.length) {
-      const { switchForwardRemove } = await import('../switch/daemon.js');
-      for (const f of this.#switchForwards.splice(0)) await switchForwardRemove(this.#switchName, f, { runtimeDir: dirname(this.dir) }).catch(() => false);
-    }
-    await this.#control?.close().catch(() => undefined);
-    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
-    this.#resolveExited(exit);
-    this.#emit({ event: 'exited', time: now(), ...exit });
-  }
-}
 
 /** Connects to a unix socket QEMU is about to create, retrying until it exists. */
 async function dialUnix(path: string, deadline: number, gone: () => boolean): Promise<net.Socket> {
@@ -388,6 +57,8 @@ async function dialUnix(path: string, deadline: number, gone: () => boolean): Pr
         const s = net.createConnection(path);
         s.once('connect', () => {
           s.removeAllListeners('error');
+          // QEMU may die before anyone reads (KVM failing at start resets the connection): never an unhandled 'error'.
+          s.on('error', () => undefined);
           resolve(s);
         });
         s.once('error', (e) => {
@@ -406,9 +77,89 @@ async function dialUnix(path: string, deadline: number, gone: () => boolean): Pr
 }
 
 export interface LaunchHooks {
-  /** Receives every event, `started` included (attached before the VM starts). */
+  /** Receives every event, `accel-fallback` and `started` included (attached before the VM starts). */
   onEvent?: (e: VmEvent) => void;
+  /**
+   * Cancels the start: whatever was started is undone (QEMU killed, ports
+   * freed, the directory removed) and launch() rejects with E_INTERRUPTED.
+   * Once launch() has returned, stop the VM instead.
+   */
+  signal?: AbortSignal;
 }
+
+/** The error of a cancelled start. */
+function interrupted(signal: AbortSignal, name: string): VmnetError {
+  const why = typeof signal.reason === 'string' ? signal.reason : 'aborted';
+  return new VmnetError('E_INTERRUPTED', `${why}: the start of VM ${name} was cancelled; nothing is left running`);
+}
+
+/** QEMU up to `cont`: its process, serial connection and QMP. */
+interface QemuStarted {
+  qemu: QemuProcess;
+  serialSock: net.Socket;
+  qmp: QmpClient;
+  /** QMP events that arrived before the Vm existed. */
+  events: QmpEvent[];
+}
+
+/** QEMU did not get as far as running the guest; `stderr` is its tail (complete: QEMU has exited). */
+class QemuStartError extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly stderr: string,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+}
+
+/**
+ * Starts QEMU paused, connects its serial socket and QMP, records its pid in
+ * state.json, then `cont`. On any failure QEMU is killed and reaped and
+ * everything this attempt opened is closed.
+ * @throws QemuStartError with QEMU's complete stderr
+ */
+async function startQemu(plan: LaunchPlan, state: VmState, setpriv: string | null, cancel: AbortSignal | undefined, onQmpEvent: (e: QmpEvent) => void): Promise<QemuStarted> {
+  const { dir } = plan;
+  // A QEMU that died (e.g. SIGABRT) leaves its listening sockets behind.
+  await Promise.all([FILES.serial, FILES.qmp].map((f) => rm(join(dir, f), { force: true })));
+  if (cancel?.aborted) throw new QemuStartError(interrupted(cancel, plan.name), '');
+  const q = new QemuProcess(plan.binary, plan.args, 'ignore', { detached: true, dieWithParent: setpriv });
+  // A cancel from here on kills QEMU, which ends every wait below at once.
+  const onCancel = () => q.child.kill('SIGKILL');
+  cancel?.addEventListener('abort', onCancel, { once: true });
+  let serialSock: net.Socket | null = null;
+  let qmp: QmpClient | null = null;
+  const events: QmpEvent[] = [];
+  let forward: ((e: QmpEvent) => void) | null = null;
+  try {
+    // The pid goes to state.json at once: if this process dies now, the stale cleaner finds QEMU.
+    state.qemuPid = q.pid ?? null;
+    await writeState(dir, state);
+    const abort = new AbortController();
+    void q.exited.then(
+      () => abort.abort(),
+      () => abort.abort(),
+    );
+    const deadline = Date.now() + 15_000;
+    serialSock = await dialUnix(join(dir, FILES.serial), deadline, () => !q.running);
+    qmp = await QmpClient.connect(join(dir, FILES.qmp), { timeoutMs: Math.max(1000, deadline - Date.now()), signal: abort.signal, onEvent: (e) => (forward ? forward(e) : events.push(e)) });
+    await qmp.cont();
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
+    cancel?.removeEventListener('abort', onCancel);
+    forward = onQmpEvent;
+    return { qemu: q, serialSock, qmp, events };
+  } catch (e) {
+    cancel?.removeEventListener('abort', onCancel);
+    serialSock?.destroy();
+    await qmp?.close().catch(() => undefined);
+    await q.kill(2000).catch(() => undefined);
+    const stderr = await q.exited.then((x) => x.stderr, () => '');
+    throw new QemuStartError(cancel?.aborted ? interrupted(cancel, plan.name) : e, stderr);
+  }
+}
+
+/** The last lines of QEMU's stderr, on one line. */
+const stderrTail = (stderr: string): string => stderr.trim().split('\n').slice(-3).join(' | ');
 
 /**
  * Launches a VM on vmnet's own network.
@@ -418,40 +169,46 @@ export interface LaunchHooks {
  */
 export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   const r = await resolveLaunch(o);
-  let plan = await claimPlan(r);
-  const { dir } = plan;
-  if (plan.nics.some((n) => n.net.kind === 'switch')) {
-    try {
-      plan = await switchPlan(r, plan);
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      throw e;
-    }
-  }
+  const cancel = o.signal;
+  if (cancel?.aborted) throw interrupted(cancel, r.baseName);
   const state: VmState = {
     version: 1,
-    name: plan.name,
+    name: r.baseName,
     pid: process.pid,
     pidStart: processStartTime(process.pid),
     qemuPid: null,
     state: 'starting',
-    accel: plan.spec.accel,
+    accel: r.accel,
     startedAt: Date.now(),
     image: r.drive?.path ?? null,
     kernel: r.kernel ?? null,
-    macs: plan.nics.map((n) => n.mac),
+    macs: [],
   };
+  let plan = await claimPlan(r, (name) => ({ ...state, name }));
+  const { dir } = plan;
+  state.name = plan.name;
+  state.macs = plan.nics.map((n) => n.mac);
+  try {
+    if (plan.nics.some((n) => n.net.kind === 'switch')) plan = await switchPlan(r, plan);
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
+  const switchSockets = plan.nics.map((n) => (n.net.kind === 'switch' ? n.socket : undefined));
+  const setpriv = findSetpriv(r.env);
   let gateway: RunningGateway | null = null;
-  let qemu: QemuProcess | null = null;
-  let qmp: QmpClient | null = null;
-  let serialSock: net.Socket | null = null;
+  let consoleFd: number | null = null;
+  let started: QemuStarted | null = null;
   let hub: SerialHub | null = null;
   let control: ControlServer | null = null;
   let vm: Vm | null = null;
   let switchFwd: { name: string; added: ForwardSpec[] } | null = null;
-  const events: QmpEvent[] = [];
+  const onQmpEvent = (e: QmpEvent) => vm?._onQmpEvent(e);
   try {
     await writeState(dir, state);
+    // Files the user named are opened before anything starts (no symlink followed: user-file.ts).
+    if (r.consoleFile) consoleFd = await openUserFile(r.consoleFile, 'append', 'console file');
     const userNic = plan.nics.find((n) => n.net.kind === 'user');
     if (userNic) {
       gateway = await startGateway({ ...r.gateway, socket: userNic.socket, forwards: r.forwards });
@@ -469,19 +226,23 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
         }
       }
     }
-    qemu = new QemuProcess(plan.binary, plan.args, 'ignore', { detached: true });
-    const q = qemu;
-    const abort = new AbortController();
-    void q.exited.then(
-      () => abort.abort(),
-      () => abort.abort(),
-    );
-    const deadline = Date.now() + 15_000;
-    serialSock = await dialUnix(join(dir, FILES.serial), deadline, () => !q.running);
-    hub = new SerialHub(serialSock, [join(dir, FILES.serialLog), ...(r.consoleFile ? [r.consoleFile] : [])]);
-    qmp = await QmpClient.connect(join(dir, FILES.qmp), { timeoutMs: Math.max(1000, deadline - Date.now()), signal: abort.signal, onEvent: (e) => (vm ? vm._onQmpEvent(e) : events.push(e)) });
-    state.qemuPid = q.pid ?? null;
-    vm = new Vm({ plan, qemu: q, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [] });
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
+    try {
+      started = await startQemu(plan, state, setpriv, o.signal, onQmpEvent);
+    } catch (e) {
+      // --accel auto chose KVM, and QEMU died of it during start-up: once more with TCG, and remember.
+      if (!(e instanceof QemuStartError) || !r.accelAuto || !kvmStartFailure(e.stderr) || o.signal?.aborted) throw e;
+      const reason = stderrTail(e.stderr);
+      const remembered = await writeKvmVerdict(dirname(dir), r.binary, reason).catch(() => null);
+      o.onEvent?.({ event: 'accel-fallback', time: now(), from: 'kvm', to: 'tcg', reason, remembered });
+      plan = buildPlan({ ...r, accel: 'tcg' }, plan.name, dir, switchSockets);
+      state.accel = 'tcg';
+      started = await startQemu(plan, state, setpriv, o.signal, onQmpEvent);
+    }
+    const { qemu, serialSock, qmp, events } = started;
+    hub = new SerialHub(serialSock, [{ path: join(dir, FILES.serialLog), rotateAt: SERIAL_LOG_CAP }, ...(consoleFd !== null ? [consoleFd] : [])]);
+    consoleFd = null; // the hub owns it
+    vm = new Vm({ plan, qemu, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [] });
     for (const e of events) vm._onQmpEvent(e);
     if (o.onEvent) vm.on('event', o.onEvent);
     vm._attach(qmp, hub, null);
@@ -504,37 +265,37 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
           await theVm.waitForPort(Number(req.port), { timeoutMs: Number(req.timeoutMs) || undefined });
           return { port: req.port, address: theVm.address };
         case 'stop':
-          return { exit: await theVm.stop({ force: Boolean(req.force), ...(req.timeoutMs !== undefined ? { timeoutMs: Number(req.timeoutMs) } : {}) }) };
+          return { exit: await theVm.stop({ force: Boolean(req.force), by: 'vmnet stop', ...(req.timeoutMs !== undefined ? { timeoutMs: Number(req.timeoutMs) } : {}) }) };
         default:
           throw new VmnetError('E_USAGE', `unknown control op ${(req as { op: string }).op}`);
       }
     });
     vm._attach(qmp, hub, control);
-    await qmp.cont();
     await registerSwitchNames(plan, r.env);
+    if (cancel?.aborted) throw interrupted(cancel, plan.name);
     state.state = 'running';
     await writeState(dir, state);
   } catch (e) {
     if (vm) {
       // QEMU is running (or ran): the Vm's own exit path cleans up.
-      const x = await vm.stop({ force: true });
-      throw startError(e, x.stderr);
+      const x = await vm.stop({ force: true, by: 'start failed' });
+      throw cancel?.aborted ? interrupted(cancel, plan.name) : startError(e, x.stderr);
     }
-    if (qemu) {
-      await qemu.kill(2000).catch(() => undefined);
+    if (started) {
+      started.serialSock.destroy();
+      await started.qmp.close().catch(() => undefined);
+      await started.qemu.kill(2000).catch(() => undefined);
     }
-    const stderr = qemu ? await qemu.exited.then((x) => x.stderr, () => '') : '';
     if (switchFwd) {
       const { switchForwardRemove } = await import('../switch/daemon.js');
       for (const f of switchFwd.added) await switchForwardRemove(switchFwd.name, f, { runtimeDir: dirname(dir) }).catch(() => false);
     }
-    serialSock?.destroy();
+    if (consoleFd !== null) closeSync(consoleFd);
     await hub?.close().catch(() => undefined);
-    await qmp?.close().catch(() => undefined);
     await control?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    throw startError(e, stderr);
+    throw e instanceof QemuStartError ? startError(e.failure, e.stderr) : startError(e, '');
   }
   vm._started();
   return vm;
@@ -565,10 +326,12 @@ async function registerSwitchNames(plan: LaunchPlan, env: NodeJS.ProcessEnv): Pr
 }
 
 function startError(e: unknown, stderr: string): Error {
-  const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+  const tail = stderrTail(stderr);
+  if (e instanceof VmnetError && e.code === 'E_INTERRUPTED') return e;
   if (e instanceof VmnetError && e.code !== 'E_QEMU_FAILED' && e.code !== 'E_CLOSED' && e.code !== 'E_TIMEOUT' && e.code !== 'E_QMP') return e;
   if (tail) return new VmnetError('E_QEMU_FAILED', `QEMU failed to start: ${tail}`, { cause: e });
   return e instanceof Error ? e : new Error(String(e));
 }
 
 export type { LaunchOptions, LaunchPlan };
+export { Vm, type VmExit, type VmEvent, type VmForwards, type StopOptions, type WaitOptions } from './vm.js';

@@ -10,7 +10,9 @@
 import { join } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { controlCall, type VmStatus } from './control.js';
-import { FILES, cleanStale, inspectVmDir, runtimeRoot, scanVms, validateName, type VmEntry } from './state.js';
+import { FILES, cleanStale, inspectVmDir, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
+
+export type { CleanedVm };
 import type { VmExit } from './launch.js';
 
 /** A VM as `vmnet ls` shows it. */
@@ -19,10 +21,11 @@ export type VmListing = VmStatus | (Omit<VmStatus, 'state'> & { state: 'starting
 /**
  * Lists running VMs (cleaning stale directories on the way).
  * @param env environment holding XDG_RUNTIME_DIR
+ * @param opts onCleaned: told about each dead VM cleaned up
  */
-export async function listVms(env: NodeJS.ProcessEnv = process.env): Promise<VmListing[]> {
+export async function listVms(env: NodeJS.ProcessEnv = process.env, opts: { onCleaned?: (c: CleanedVm) => void } = {}): Promise<VmListing[]> {
   const root = runtimeRoot(env);
-  const entries = await scanVms(root);
+  const entries = await scanVms(root, opts.onCleaned);
   return Promise.all(
     entries.map(async (e): Promise<VmListing> => {
       try {
@@ -60,8 +63,8 @@ export async function findVm(name: string, env: NodeJS.ProcessEnv = process.env)
   const e = await inspectVmDir(root, name);
   if (!e) throw new VmnetError('E_NO_VM', `no VM named ${name} is running (vmnet ls lists them)`);
   if (!e.alive) {
-    const killed = await cleanStale(root, e);
-    throw new VmnetError('E_NO_VM', `VM ${name} is not running: its process died${killed ? '; its orphaned QEMU was killed' : ''} and its state was cleaned up`);
+    const c = await cleanStale(root, e);
+    throw new VmnetError('E_NO_VM', `VM ${name} is not running: its process died${c?.qemuKilled ? '; its orphaned QEMU was killed' : ''} and its state was cleaned up`);
   }
   return e;
 }

@@ -15,22 +15,30 @@ import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
-import { qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
+import { checkExtraArgs, qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
 import { chooseAccel, findQemu, type Accel } from '../qemu/binary.js';
-import { detectImageFormat, type ImageFormat } from '../qemu/image.js';
+import { resolveImageFormat, type ImageFormat } from '../qemu/image.js';
 import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js';
 import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
 import { parseMemory } from './run.js';
-import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName } from './state.js';
+import { readKvmVerdict } from './accel-verdict.js';
+import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName, type VmState } from './state.js';
 
 /** One guest NIC. `user` is vmnet's own gateway, in-process. */
 export type NetSpec = { kind: 'user'; mac?: string } | { kind: 'switch'; switch: string; vlan?: number; mac?: string };
 
 /** Options of `launch()` (and of `vmnet run`). */
 export interface LaunchOptions {
-  /** Disk image, qcow2 or raw (read from the file). */
+  /** Disk image, qcow2 or raw. */
   image?: string;
+  /**
+   * The image's format. Default: read from the file, and then a qcow2 that
+   * names a backing or data file is refused (a guest can write such a
+   * header into a raw disk). 'qcow2' vouches for the image; 'raw' boots
+   * its bytes as they are.
+   */
+  format?: ImageFormat;
   /** Discard writes to the image. */
   snapshot?: boolean;
   kernel?: string;
@@ -61,7 +69,7 @@ export interface LaunchOptions {
   network?: Omit<GatewayOptions, 'isolated' | 'dnsRecords' | 'pcap' | 'mtu'>;
   /** Also copy the serial console to this file (the VM directory always keeps serial.log). */
   consoleFile?: string;
-  /** QEMU arguments appended verbatim. */
+  /** QEMU arguments appended verbatim (-daemonize, -no-shutdown and -action shutdown=pause are refused: qemu/args.ts). */
   extraArgs?: string[];
   /** Default budget of `stop()` for the guest to power off after the ACPI button, ms. Default 30000. */
   stopTimeoutMs?: number;
@@ -75,6 +83,8 @@ export interface ResolvedLaunch {
   explicitName: boolean;
   binary: string;
   accel: Accel;
+  /** `auto` chose KVM: launch() may start QEMU again with TCG when KVM fails at start. */
+  accelAuto: boolean;
   notes: string[];
   memoryMiB: number;
   cpus: number;
@@ -165,7 +175,9 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   const env = o.env ?? process.env;
   const notes: string[] = [];
   const image = o.image ? resolve(o.image) : undefined;
-  const format = image ? await detectImageFormat(image) : undefined;
+  if (o.format !== undefined && o.format !== 'raw' && o.format !== 'qcow2') throw new VmnetError('E_USAGE', `bad format ${String(o.format)}: raw or qcow2`);
+  if (o.format !== undefined && !image) throw new VmnetError('E_USAGE', '--format needs a disk IMAGE');
+  const format = image ? await resolveImageFormat(image, o.format) : undefined;
   const kernel = o.kernel ? resolve(o.kernel) : undefined;
   const initrd = o.initrd ? resolve(o.initrd) : undefined;
   if (kernel) await readable(kernel, 'kernel');
@@ -211,8 +223,19 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   resolveGatewayConfig(gateway); // throws one-line usage errors now, not after QEMU started
 
   const binary = findQemu(o.qemu, env);
-  const { accel, note } = chooseAccel(o.accel ?? 'auto');
+  const requested = o.accel ?? 'auto';
+  let { accel, note } = chooseAccel(requested);
+  if (requested === 'auto' && accel === 'kvm') {
+    const verdict = readKvmVerdict(runtimeRoot(env), binary);
+    if (verdict) {
+      accel = 'tcg';
+      note = `using TCG: KVM failed when QEMU started earlier in this boot of the host (${verdict.reason}); remove ${verdict.file} or pass --accel kvm to try KVM again`;
+    }
+  }
   if (note) notes.push(note);
+  const extra = o.extraArgs ?? [];
+  if (!Array.isArray(extra) || extra.some((x) => typeof x !== 'string')) throw new VmnetError('E_USAGE', 'extraArgs must be strings (QEMU arguments, passed verbatim)');
+  checkExtraArgs(extra);
   const stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
   if (!(stopTimeoutMs >= 0)) throw new VmnetError('E_USAGE', `bad stop timeout ${stopTimeoutMs}`);
   return {
@@ -220,6 +243,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     explicitName,
     binary,
     accel,
+    accelAuto: requested === 'auto' && accel === 'kvm',
     notes,
     memoryMiB,
     cpus,
@@ -231,7 +255,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     forwards,
     gateway,
     consoleFile: o.consoleFile ? resolve(o.consoleFile) : null,
-    extra: o.extraArgs ?? [],
+    extra,
     stopTimeoutMs,
     env,
   };
@@ -295,9 +319,13 @@ export async function planLaunch(o: LaunchOptions): Promise<LaunchPlan> {
   return buildPlan(r, name, join(root, name));
 }
 
-/** Claims the VM's directory (creating the runtime root if needed) and plans the launch in it. */
-export async function claimPlan(r: ResolvedLaunch): Promise<LaunchPlan> {
+/**
+ * Claims the VM's directory (creating the runtime root if needed), its
+ * state.json written from the first moment, and plans the launch in it.
+ * @param owner the state naming this process as the owner, for a name
+ */
+export async function claimPlan(r: ResolvedLaunch, owner: (name: string) => VmState): Promise<LaunchPlan> {
   const root = await ensureRuntimeRoot(r.env);
-  const { name, dir } = await claimVmDir(root, r.baseName, r.explicitName);
+  const { name, dir } = await claimVmDir(root, r.baseName, r.explicitName, owner);
   return buildPlan(r, name, dir);
 }

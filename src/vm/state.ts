@@ -2,33 +2,42 @@
  * Theory of operation: where running VMs live on the host, and how a dead
  * one is told from a live one.
  *
- * Root. `$VMNET_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/vmnet` when
- * XDG_RUNTIME_DIR names an absolute directory, else `<tmpdir>/vmnet-<uid>` (a per-user directory in the shared
- * temp dir). The root is created 0700 and then checked with lstat: a
- * directory, not a symlink, owned by this user, no group/other bits. Anything
- * else (another user planted it) is refused, never used.
+ * Root: config/runtime-dir.ts (`$VMNET_RUNTIME_DIR`, else
+ * `$XDG_RUNTIME_DIR/vmnet`, else `<tmpdir>/vmnet-<uid>`), shared with the
+ * switches. The root is created 0700 and then checked with lstat: a
+ * directory, not a symlink, owned by this user, no group/other bits.
+ * Anything else (another user planted it) is refused, never used.
  *
- * One directory per VM, `<root>/<NAME>`, created 0700 with mkdir: the
- * mkdir is the name's lock (atomic; two launchers cannot both get it). It
- * holds the sockets (gateway, QMP, serial, console, control), the serial log
- * and state.json. state.json is written first (atomically: temp file +
- * rename) with the owner's pid and that process's start time from
- * /proc/PID/stat, so a recycled pid does not pass for the owner.
+ * One directory per VM, `<root>/<NAME>`, 0700. It holds the sockets
+ * (gateway, QMP, serial, console, control), the serial log and state.json.
+ * A claim is atomic and names its owner from the first moment: the
+ * launcher makes a private `.claim-*` directory, writes state.json there
+ * (its pid and that process's start time from /proc/PID/stat, so a recycled
+ * pid does not pass for the owner) and renames the directory to `<NAME>`.
+ * The rename fails when `<NAME>` exists with content, so two launchers
+ * cannot both get a name, and nobody ever sees a VM directory without an
+ * owner (however long the start takes: switches may take seconds).
  *
  * Stale directories. A directory whose owner is gone (pid dead, or pid
  * reused by another process) is stale: its contents are never trusted. The
- * cleaner kills an orphaned QEMU only when /proc/PID/cmdline shows it was
- * started on this very directory, then renames the directory aside (atomic,
- * so two cleaners never collide) and removes it. A directory without
- * state.json is given a few seconds (a launcher may be between mkdir and its
- * first write) before it counts as stale.
+ * cleaner first checks that the directory is still the one it judged (same
+ * inode), renames it aside (atomic, so two cleaners never collide), then
+ * judges what it moved once more: a live owner's directory (the name was
+ * re-claimed in between) goes back. Only then does it kill an orphaned QEMU,
+ * when /proc/PID/cmdline shows it was started on this very directory, and
+ * remove the directory. A directory without state.json (made by an older
+ * vmnet, or by hand) counts as stale once its mtime is a few seconds old;
+ * `.claim-*` and `.stale-*` leftovers of a dead owner are removed the same way.
  */
-import { lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile, chmod } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, isAbsolute, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VmnetError } from '../errors.js';
+import { runtimeRoot } from '../config/runtime-dir.js';
+import { escapeOption } from '../qemu/args.js';
+
+export { runtimeRoot };
 
 /** state.json: what `vmnet ls` and the stale cleaner may read about a VM. */
 export interface VmState {
@@ -65,21 +74,12 @@ export const MAX_NAME = 40;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** Names used by other parts of the runtime root (switches live in `switches/`). */
 const RESERVED = new Set(['switches', 'vms', 'run', 'tmp']);
-/** A directory without state.json younger than this may belong to a launcher mid-start. */
+/** A directory without state.json younger than this may be a claim being prepared. */
 const UNBORN_GRACE_MS = 5000;
+/** Leftovers of a claim or a cleanup in the root. */
+const LEFTOVER_RE = /^\.(claim|stale)-/;
 
 const uid = (): number => process.getuid?.() ?? 0;
-
-/**
- * The runtime root path (not created).
- * @param env environment holding XDG_RUNTIME_DIR
- */
-export function runtimeRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.VMNET_RUNTIME_DIR && isAbsolute(env.VMNET_RUNTIME_DIR)) return env.VMNET_RUNTIME_DIR;
-  const xdg = env.XDG_RUNTIME_DIR;
-  if (xdg && isAbsolute(xdg)) return join(xdg, 'vmnet');
-  return join(tmpdir(), `vmnet-${uid()}`);
-}
 
 /**
  * Creates (if needed) and checks the runtime root.
@@ -126,19 +126,28 @@ export function nameFromPath(path: string): string {
   return n;
 }
 
-/** /proc/PID/stat field 22 (start time in clock ticks since boot), or null. */
-export function processStartTime(pid: number): string | null {
+/** Fields of /proc/PID/stat after comm (field 3 onwards), or null. */
+function statFields(pid: number): string[] | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm (field 2) may hold spaces and parentheses: fields after it start past the last ')'.
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null;
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
 }
 
-/** True when pid runs and (where known) is the process that started at `start`. */
+/** /proc/PID/stat field 22 (start time in clock ticks since boot), or null. */
+export function processStartTime(pid: number): string | null {
+  return statFields(pid)?.[19] ?? null;
+}
+
+/**
+ * True when pid runs and (where known) is the process that started at
+ * `start`. A zombie (killed, not yet reaped: /proc/PID/stat state Z) is
+ * not alive. Where /proc cannot be read, a live pid counts as alive: the
+ * safe answer for "may its directory be removed?".
+ */
 export function processAlive(pid: number, start: string | null): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
@@ -146,9 +155,10 @@ export function processAlive(pid: number, start: string | null): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (start === null) return true;
-  const now = processStartTime(pid);
-  return now === null || now === start;
+  const f = statFields(pid);
+  if (f === null) return true;
+  if (f[0] === 'Z' || f[0] === 'X') return false;
+  return start === null || f[19] === start;
 }
 
 /** Reads state.json; null when missing or unreadable. */
@@ -176,33 +186,47 @@ export interface VmEntry {
   state: VmState | null;
   /** The owner process is alive. */
   alive: boolean;
+  /** The directory's inode when judged (a later cleanup checks it is still the same directory). */
+  ino: number;
 }
 
-/** Inspects one VM directory. */
-export async function inspectVmDir(root: string, name: string): Promise<VmEntry | null> {
-  const dir = join(root, name);
+/** What a stale cleanup removed. */
+export interface CleanedVm {
+  name: string;
+  /** The dead owner (null: the directory named none). */
+  ownerPid: number | null;
+  /** The QEMU the directory named, and whether it was still running (and was killed). */
+  qemuPid: number | null;
+  qemuKilled: boolean;
+}
+
+/** Judges a directory: its state and whether its owner lives. */
+async function judge(dir: string): Promise<{ state: VmState | null; alive: boolean; ino: number } | null> {
+  let st;
   try {
-    const st = await lstat(dir);
+    st = await lstat(dir);
     if (!st.isDirectory()) return null;
   } catch {
     return null;
   }
   const state = await readState(dir);
-  if (state) return { name, dir, state, alive: processAlive(state.pid, state.pidStart) };
-  // No state yet: alive while young (a launcher between mkdir and its first write).
-  let young = false;
-  try {
-    young = Date.now() - (await stat(dir)).mtimeMs < UNBORN_GRACE_MS;
-  } catch {
-    /* gone */
-  }
-  return { name, dir, state: null, alive: young };
+  if (state) return { state, alive: processAlive(state.pid, state.pidStart), ino: st.ino };
+  // No owner: alive only while young (a claim being prepared, or a hand-made directory just created).
+  return { state: null, alive: Date.now() - st.mtimeMs < UNBORN_GRACE_MS, ino: st.ino };
+}
+
+/** Inspects one VM directory. */
+export async function inspectVmDir(root: string, name: string): Promise<VmEntry | null> {
+  const dir = join(root, name);
+  const j = await judge(dir);
+  return j ? { name, dir, ...j } : null;
 }
 
 /**
  * Every VM directory under the root, stale ones cleaned (and left out).
+ * @param onCleaned told about each stale VM removed on the way
  */
-export async function scanVms(root: string): Promise<VmEntry[]> {
+export async function scanVms(root: string, onCleaned?: (c: CleanedVm) => void): Promise<VmEntry[]> {
   let names: string[];
   try {
     names = await readdir(root);
@@ -211,27 +235,54 @@ export async function scanVms(root: string): Promise<VmEntry[]> {
   }
   const out: VmEntry[] = [];
   for (const name of names.sort()) {
+    if (LEFTOVER_RE.test(name)) {
+      const j = await judge(join(root, name));
+      if (j && !j.alive) await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
+      continue;
+    }
     if (name.startsWith('.') || !NAME_RE.test(name) || RESERVED.has(name)) continue;
     const e = await inspectVmDir(root, name);
     if (!e) continue;
     if (e.alive) out.push(e);
-    else await cleanStale(root, e);
+    else {
+      const c = await cleanStale(root, e);
+      if (c) onCleaned?.(c);
+    }
   }
   return out;
 }
 
 /**
- * Removes a dead VM's directory; kills its QEMU if it outlived its owner
- * (only a process whose command line names this directory).
- * @returns true when an orphaned QEMU was killed
+ * Removes a dead VM's directory, re-checking that it is the directory that
+ * was judged and that its owner is still dead once it has been moved aside;
+ * kills its QEMU if it outlived its owner (only a process whose command
+ * line names this directory).
+ * @returns what was cleaned, or null when nothing was (gone, cleaned by
+ *   someone else, or no longer stale)
  */
-export async function cleanStale(root: string, e: VmEntry): Promise<boolean> {
+export async function cleanStale(root: string, e: VmEntry): Promise<CleanedVm | null> {
+  const now = await judge(e.dir);
+  if (!now || now.ino !== e.ino || now.alive) return null;
+  const trash = join(root, `.stale-${e.name}-${randomBytes(4).toString('hex')}`);
+  try {
+    await rename(e.dir, trash);
+  } catch {
+    return null; // another cleaner got there first
+  }
+  const moved = await judge(trash);
+  if (!moved || moved.ino !== e.ino || moved.alive) {
+    // Not what was judged (re-claimed in between): put it back.
+    await rename(trash, e.dir).catch(() => undefined);
+    return null;
+  }
+  const q = moved.state?.qemuPid ?? null;
   let killed = false;
-  const q = e.state?.qemuPid;
   if (q && processAlive(q, null)) {
     try {
-      const cmdline = readFileSync(`/proc/${q}/cmdline`, 'utf8');
-      if (cmdline.includes(join(e.dir, FILES.qmp))) {
+      // QEMU's command line holds the socket in its option syntax: `path=<dir with ',' doubled>/qmp.sock,`.
+      const argv = readFileSync(`/proc/${q}/cmdline`, 'utf8').split('\0');
+      const needle = `path=${escapeOption(join(e.dir, FILES.qmp))},`;
+      if (argv.some((a) => a.includes(needle))) {
         process.kill(q, 'SIGKILL');
         killed = true;
       }
@@ -239,41 +290,44 @@ export async function cleanStale(root: string, e: VmEntry): Promise<boolean> {
       /* not ours, or gone */
     }
   }
-  const trash = join(root, `.stale-${e.name}-${randomBytes(4).toString('hex')}`);
-  try {
-    await rename(e.dir, trash);
-    await rm(trash, { recursive: true, force: true });
-  } catch {
-    /* another cleaner got there first */
-  }
-  return killed;
+  await rm(trash, { recursive: true, force: true }).catch(() => undefined);
+  return { name: e.name, ownerPid: moved.state?.pid ?? null, qemuPid: q, qemuKilled: killed };
 }
 
 /**
  * Claims a VM directory: `<root>/<name>`, or for a derived name the first
  * free of name, name-2, name-3, … A stale directory of the same name is
- * cleaned and the name reused.
+ * cleaned and the name reused. The directory appears with state.json
+ * already in it (see the theory of operation).
  * @param explicit true when the user chose the name: a live VM of that name is an error
+ * @param owner the state to write for a name (this process as the owner)
  * @returns the name and the directory
  * @throws VmnetError E_NAME_IN_USE
  */
-export async function claimVmDir(root: string, base: string, explicit: boolean): Promise<{ name: string; dir: string }> {
+export async function claimVmDir(root: string, base: string, explicit: boolean, owner: (name: string) => VmState): Promise<{ name: string; dir: string }> {
   for (let i = 1; i < 1000; i++) {
     const name = i === 1 ? base : `${base.slice(0, MAX_NAME - 1 - String(i).length)}-${i}`;
     const dir = join(root, name);
     for (let attempt = 0; attempt < 3; attempt++) {
+      const tmp = await mkdtemp(join(root, '.claim-'));
       try {
-        await mkdir(dir, { mode: 0o700 });
+        await writeState(tmp, owner(name));
+        // rename() replaces an empty directory: never claim over an existing one.
+        if (await lstat(dir).then(() => true, () => false)) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+        await rename(tmp, dir);
         await checkPrivateDir(dir);
         return { name, dir };
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST' && code !== 'ENOTEMPTY' && code !== 'ENOTDIR') throw e;
       }
       const entry = await inspectVmDir(root, name);
       if (entry && !entry.alive) {
         await cleanStale(root, entry);
         continue; // retry the same name
       }
+      if (!entry) continue; // gone meanwhile
       break;
     }
     if (explicit) throw new VmnetError('E_NAME_IN_USE', `a VM named ${name} is already running; pick another --name or stop it (vmnet stop ${name})`);

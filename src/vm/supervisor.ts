@@ -8,16 +8,22 @@
  *
  * Handshake over an extra pipe (fd 3): the parent writes the launch options
  * as one JSON line (already validated, paths absolute), the supervisor
- * launches and answers one JSON line: `{"ok": true, "name", "dir"}` once
- * the VM runs and its control socket listens, or `{"ok": false, "code",
+ * launches and answers one JSON line: `{"ok": true, "name", "dir",
+ * "events"}` once the VM runs and its control socket listens (events: what
+ * launch() reported up to `started`, e.g. an `accel-fallback`), or `{"ok": false, "code",
  * "message", "usage"}`, which the parent rethrows as the same VmnetError (a
  * taken port is still exit 2, reported before anything keeps running). EOF
- * without an answer means the supervisor died: the parent says where its log
- * is. After the handshake the parent prints the name and exits; the
+ * without an answer means the supervisor died, no answer within the time
+ * limit that it hangs: either way the parent says what it knows (pid, the
+ * VM it claimed, QEMU's pid, the log) and a supervisor still running is
+ * told to give up. After the handshake the parent prints the name and exits; the
  * supervisor exits when the VM does (guest power-off, `vmnet stop`,
- * SIGTERM → graceful stop).
+ * SIGTERM → graceful stop; a second signal forces). Its signal handlers are
+ * installed before anything else: a signal during the start cancels it
+ * (nothing is left) and the parent reports E_INTERRUPTED. Its log lines
+ * carry its pid (the log is shared by every supervisor of the user).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -25,9 +31,9 @@ import { fileURLToPath } from 'node:url';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
 import { toJson } from '../config/printable.js';
 import { packageRoot } from '../guest/bundled.js';
-import { launch, type VmEvent } from './launch.js';
+import { launch, type Vm, type VmEvent } from './launch.js';
 import type { LaunchOptions } from './plan.js';
-import { ensureRuntimeRoot } from './state.js';
+import { ensureRuntimeRoot, scanVms } from './state.js';
 
 /** The CLI entry point to re-run (dist/cli/bin.js, also when this module runs from src/ under a test runner). */
 function binPath(): string {
@@ -41,9 +47,10 @@ type Serializable = Omit<LaunchOptions, 'env'>;
  * Starts a VM under a detached supervisor process.
  * @param opts launch options (must be JSON-serialisable; env is the child's environment)
  * @returns the VM's name and directory, once it runs
+ * @param cancel aborting it cancels the start (the supervisor then reports E_INTERRUPTED)
  * @throws VmnetError as launch() would (same code), or E_QEMU_FAILED when the supervisor died
  */
-export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Promise<{ name: string; dir: string }> {
+export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000, cancel?: AbortSignal): Promise<{ name: string; dir: string; events: VmEvent[] }> {
   const env = opts.env ?? process.env;
   const root = await ensureRuntimeRoot(env);
   const logPath = join(root, 'supervisor.log');
@@ -58,6 +65,9 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
   }
   const pipe = child.stdio[3] as net.Socket;
   pipe.write(JSON.stringify(payload) + '\n');
+  // Cancelled while waiting (Ctrl-C on `vmnet run --detach`): the same signal makes the supervisor cancel its start and answer E_INTERRUPTED.
+  const onCancel = () => child.kill(/^SIG(INT|TERM|HUP)$/.test(String(cancel?.reason)) ? (String(cancel?.reason) as NodeJS.Signals) : 'SIGTERM');
+  cancel?.addEventListener('abort', onCancel, { once: true });
   const reply = await new Promise<string | null>((resolve) => {
     let buf = '';
     const timer = setTimeout(() => resolve(null), timeoutMs);
@@ -76,14 +86,40 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
       resolve(null);
     });
   });
+  cancel?.removeEventListener('abort', onCancel);
   pipe.destroy();
   child.unref();
-  if (reply === null) {
-    throw new VmnetError('E_QEMU_FAILED', `the VM supervisor exited without starting the VM; see ${logPath}`);
-  }
-  const r = JSON.parse(reply) as { ok: boolean; name?: string; dir?: string; code?: VmnetErrorCode; message?: string; usage?: boolean };
+  if (reply === null) throw await noReply(child, root, logPath, timeoutMs);
+  const r = JSON.parse(reply) as { ok: boolean; name?: string; dir?: string; events?: VmEvent[]; code?: VmnetErrorCode; message?: string; usage?: boolean };
   if (!r.ok) throw new VmnetError(r.code ?? 'E_QEMU_FAILED', r.message ?? 'the VM did not start', { usage: r.usage ?? false });
-  return { name: r.name!, dir: r.dir! };
+  return { name: r.name!, dir: r.dir!, events: r.events ?? [] };
+}
+
+/**
+ * The error for a handshake without an answer, saying what is known: the
+ * supervisor's pid, whether it still runs, the VM it claimed and QEMU's pid
+ * (from the state.json it owns), and its log. A supervisor still running
+ * is told to give up (SIGTERM cancels its start: nothing is left) rather
+ * than left to start a VM nobody waits for.
+ */
+async function noReply(child: ChildProcess, root: string, logPath: string, timeoutMs: number): Promise<VmnetError> {
+  const pid = child.pid ?? 0;
+  const running = child.exitCode === null && child.signalCode === null;
+  const vm = (await scanVms(root)).find((e) => e.state?.pid === pid);
+  const what = vm ? `it was starting VM ${vm.name}${vm.state?.qemuPid ? ` (QEMU pid ${vm.state.qemuPid} spawned)` : ' (QEMU not spawned yet)'}` : 'it had not claimed a VM directory';
+  if (!running) {
+    const how = child.signalCode ?? `code ${child.exitCode}`;
+    return new VmnetError('E_QEMU_FAILED', `the VM supervisor (pid ${pid}) exited (${how}) without starting the VM; ${what}; its log: ${logPath}`);
+  }
+  child.kill('SIGTERM');
+  const gone = await new Promise<boolean>((r) => {
+    const t = setTimeout(() => r(false), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      r(true);
+    });
+  });
+  return new VmnetError('E_TIMEOUT', `the VM supervisor (pid ${pid}) did not report within ${Math.round(timeoutMs / 1000)} s; ${what}; ${gone ? 'it was told to give up' : 'it was told to give up but still runs'}; its log: ${logPath}`);
 }
 
 /**
@@ -93,40 +129,70 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000): Pr
  * @param log where events and errors go (the supervisor log)
  * @returns the exit code of the supervisor: 0 when the VM ended cleanly or was stopped
  */
-export async function runSupervised(onSignal: (h: () => void) => () => void, log: NodeJS.WritableStream): Promise<number> {
+export async function runSupervised(onSignal: (h: (signal: NodeJS.Signals) => void) => () => void, log: NodeJS.WritableStream): Promise<number> {
+  const say = (s: string) => log.write(`${new Date().toISOString()} [${process.pid}] ${s}\n`);
+  // Stop requests count from the first moment: one during the start cancels it, later ones force.
+  const cancel = new AbortController();
+  let vm: Vm | undefined;
+  let requests = 0;
+  const off = onSignal((sig) => {
+    requests++;
+    if (!vm) {
+      if (requests === 1) {
+        say(`${sig}: cancelling the start`);
+        cancel.abort(sig);
+      }
+      return;
+    }
+    if (requests === 1) {
+      say(`${sig}: stopping VM ${vm.name}`);
+      void vm.stop({ by: sig });
+    } else {
+      say(`${sig}: forcing VM ${vm.name} off`);
+      void vm.stop({ force: true, by: sig });
+    }
+  });
   const pipe = new net.Socket({ fd: 3, readable: true, writable: true });
   pipe.on('error', () => undefined);
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    pipe.setEncoding('utf8');
-    const onData = (s: string) => {
-      buf += s;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        pipe.off('data', onData);
-        pipe.pause();
-        resolve(buf.slice(0, nl));
-      }
-    };
-    pipe.on('data', onData);
-    pipe.once('end', () => reject(new VmnetError('E_USAGE', '--supervised is internal to vmnet run --detach')));
-  });
-  const opts = JSON.parse(line) as Serializable;
-  const say = (s: string) => log.write(`${new Date().toISOString()} ${s}\n`);
-  let vm;
+  const reply = (r: Record<string, unknown>) => pipe.end(JSON.stringify(r) + '\n');
+  const early: VmEvent[] = [];
   try {
-    vm = await launch({ ...opts, onEvent: (e: VmEvent) => say(toJson(e)) });
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      pipe.setEncoding('utf8');
+      const onData = (s: string) => {
+        buf += s;
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) {
+          pipe.off('data', onData);
+          pipe.pause();
+          resolve(buf.slice(0, nl));
+        }
+      };
+      pipe.on('data', onData);
+      pipe.once('end', () => reject(new VmnetError('E_USAGE', '--supervised is internal to vmnet run --detach')));
+    });
+    const opts = JSON.parse(line) as Serializable;
+    vm = await launch({
+      ...opts,
+      signal: cancel.signal,
+      onEvent: (e: VmEvent) => {
+        say(toJson(e));
+        if (!vm) early.push(e);
+      },
+    });
   } catch (e) {
+    off();
     const v = e instanceof VmnetError ? e : new VmnetError('E_QEMU_FAILED', (e as Error)?.message ?? String(e));
     say(`launch failed: ${v.message}`);
-    pipe.end(JSON.stringify({ ok: false, code: v.code, message: v.message, usage: v.usage }) + '\n');
+    reply({ ok: false, code: v.code, message: v.message, usage: v.usage });
     return v.usage ? 2 : 1;
   }
   const theVm = vm;
-  const off = onSignal(() => void theVm.stop());
-  pipe.end(JSON.stringify({ ok: true, name: vm.name, dir: vm.dir }) + '\n');
+  if (cancel.signal.aborted) void theVm.stop({ by: String(cancel.signal.reason) }); // a signal raced the end of the start
+  reply({ ok: true, name: vm.name, dir: vm.dir, events: early });
   const exit = await vm.exited;
   off();
-  say(`VM ${vm.name} ended: ${exit.reason}${exit.stop ? ` (${exit.stop})` : ''}, QEMU ${exit.signal ?? `code ${exit.code}`}`);
+  say(`VM ${vm.name} ended: ${exit.reason}${exit.stop ? ` (${exit.stop}${exit.by ? `, asked by ${exit.by}` : ''})` : ''}, QEMU ${exit.signal ?? `code ${exit.code}`}`);
   return exit.reason === 'crashed' ? 1 : 0;
 }

@@ -4,7 +4,10 @@
  * console), bytes flow both ways unchanged, and one escape byte, Ctrl-]
  * (0x1d, telnet's and virsh's), is kept by vmnet: `vmnet console` detaches
  * on it, `vmnet run` stops the VM on it. Without a terminal, input is not
- * read at all and output is copied.
+ * read at all and output is copied. Output follows stdout's pace: when
+ * stdout's buffer is full the console stream is paused (its own bound then
+ * drops output, counted), so a slow reader of vmnet's stdout cannot grow
+ * vmnet's memory.
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
 
@@ -26,7 +29,14 @@ export function attachTerminal(console: Duplex, io: TerminalIo): { done: Promise
   let finish!: (why: 'escape' | 'closed') => void;
   const done = new Promise<'escape' | 'closed'>((r) => (finish = r));
   const raw = Boolean(stdin?.isTTY && stdin.setRawMode);
-  const onOut = (b: Buffer) => io.stdout.write(b);
+  // Backpressure: a slow stdout pauses the console stream, whose own bound (serial.ts) then drops, counted.
+  const resume = () => console.resume();
+  const onOut = (b: Buffer) => {
+    if (!io.stdout.write(b)) {
+      console.pause();
+      io.stdout.once('drain', resume);
+    }
+  };
   const onIn = (b: Buffer) => {
     const i = b.indexOf(ESCAPE);
     if (i >= 0) {
@@ -42,6 +52,7 @@ export function attachTerminal(console: Duplex, io: TerminalIo): { done: Promise
     if (cleaned) return;
     cleaned = true;
     console.off('data', onOut);
+    io.stdout.off('drain', resume);
     console.off('end', onEnd);
     console.off('close', onEnd);
     if (stdin) {

@@ -2,8 +2,8 @@
  * The built `vmnet` binary as a user meets it: real help, one-line errors
  * with exit code 2, no stack traces.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -125,7 +125,7 @@ describe('vmnet CLI', () => {
   it('prints the QEMU command line with --dry-run, detecting the format from content', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
     const img = join(dir, 'disk.img');
-    writeFileSync(img, Buffer.from('514649fb00000003', 'hex'));
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '1M']); // a qcow2 named .img
     const r = await vmnet('run', img, '--accel', 'tcg', '-m', '512M', '--forward', '2222:22', '--dry-run', '--', '-no-reboot');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`file=${img},format=qcow2,if=virtio`);
@@ -135,5 +135,68 @@ describe('vmnet CLI', () => {
     expect(r.stdout).toMatch(/^forward 127\.0\.0\.1:2222:22\/tcp -> guest port 22\/tcp$/m);
     expect(r.stdout).toMatch(/^nic 0 52:54:00:[0-9a-f:]{8}: vmnet gateway/m);
     expect(r.stdout).toMatch(/-m 512M .*-no-reboot/);
+  });
+  it('--pcap and --console file: never follow a symlink planted at the path, nor write to what is not a regular file or FIFO', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    const rt = mkdtempSync(join(tmpdir(), 'vmnet-cli-rt-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const trap = join(dir, 'capture');
+    symlinkSync(victim, trap);
+    const kernel = join(dir, 'vmlinuz');
+    writeFileSync(kernel, 'not really a kernel');
+    // /bin/false stands in for QEMU: were it reached, the run would end with exit 1, after the files were opened.
+    const base = ['run', '--kernel', kernel, '--qemu', '/bin/false', '--accel', 'tcg', '--console', 'none'];
+    const pcap = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base, '--pcap', trap);
+    expectOneLineUsageError(pcap, /capture is a symbolic link/);
+    const con = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base.slice(0, -2), '--console', `file:${trap}`);
+    expectOneLineUsageError(con, /capture is a symbolic link/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base, '--pcap', dir), /not a regular file/);
+    // A regular file of the user is truncated (pcap) or appended to (console copy); a FIFO is written without truncation.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let got = 0;
+    reader.stdout.on('data', (b: Buffer) => (got += b.length));
+    const readerDone = new Promise((r) => reader.on('close', r));
+    const viaFifo = await vmnetEnv({ XDG_RUNTIME_DIR: rt }, ...base, '--pcap', fifo);
+    expect(viaFifo.code, viaFifo.stderr).toBe(1); // QEMU (/bin/false) failed: the pcap was opened
+    await readerDone;
+    expect(got).toBe(24); // the pcap file header went through the FIFO
+  });
+  it('a closed stdout is no crash: vmnet run --dry-run | head -c 5', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile('bash', ['-c', `"$@" | head -c 5 >/dev/null; exit \${PIPESTATUS[0]}`, 'sh', process.execPath, BIN, 'run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', ...Array.from({ length: 200 }, (_, i) => ['--dns-record', `n${i}.test=10.0.2.${i % 250}`]).flat()], (err, _out, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      ),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+  it('arguments after -- reach QEMU verbatim', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    const extra = ['-append', '1e3', '-m', '0x100', '-name', '007', '-smp', '2.50', '-device', 'virtio-rng-pci,max-bytes=1e3'];
+    const r = await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', '--json', '--', ...extra);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { command: string[] }).command.slice(-extra.length)).toEqual(extra);
+  });
+  it('refuses, before anything starts, QEMU options after -- that would take QEMU away from vmnet', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
+    writeFileSync(join(dir, 'd.img'), Buffer.alloc(1024));
+    for (const [args, re] of [
+      [['-daemonize'], /-daemonize: QEMU would leave vmnet/],
+      [['--daemonize'], /--daemonize: QEMU would leave vmnet/],
+      [['-no-shutdown'], /-no-shutdown: .*power-off/],
+      [['-action', 'reboot=shutdown,shutdown=pause'], /-action shutdown=pause: .*power-off/],
+    ] as Array<[string[], RegExp]>) {
+      expectOneLineUsageError(await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', '--', ...args), re);
+    }
+    // The same words as values of other options are no options.
+    const ok = await vmnet('run', join(dir, 'd.img'), '--accel', 'tcg', '--dry-run', '--', '-append', '-daemonize', '-nographic', '-no-reboot');
+    expect(ok.code, ok.stderr).toBe(0);
   });
 });

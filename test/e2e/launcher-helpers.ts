@@ -3,15 +3,19 @@
  * collect its NDJSON events, start an HTTP server inside the test guest over
  * its console socket, find free host ports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import net from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { runConsoleScript } from '../../src/guest/console.js';
+import { findBundledGuest } from '../../src/guest/bundled.js';
+import { privateTmp } from '../helpers/tmp.js';
 
-export const BIN = join(import.meta.dirname, '../../dist/cli/bin.js');
-export const APPEND = 'console=ttyS0 quiet loglevel=1 panic=-1';
+/** The CLI under test (VMNET_TEST_BIN: another build, e.g. to show a test failing on main's). */
+export const BIN = process.env.VMNET_TEST_BIN ?? join(import.meta.dirname, '../../dist/cli/bin.js');
+export const APPEND = findBundledGuest().append;
 /** Flags every test VM gets: TCG (KVM is not trusted here), small. */
 export const SMALL = ['--accel', 'tcg', '-m', '256M', '--cpus', '1'];
 
@@ -173,3 +177,89 @@ export const alive = (pid: number) => {
     return false;
   }
 };
+
+/**
+ * A `--qemu` wrapper that logs each start (its pid, its parent's pid and
+ * argv, one line) to `<dir>/<tag>-calls.log`, optionally sleeps, and then
+ * execs the real qemu-system binary (same pid), so a test can tell whether,
+ * and how, QEMU was started, and act at that moment.
+ */
+export function qemuWrapper(dir: string, tag = 'qemu', opts: { delayS?: number } = {}): { path: string; calls(): string[] } {
+  const log = join(dir, `${tag}-calls.log`);
+  const path = join(dir, `${tag}-wrapper.sh`);
+  const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+  const delay = opts.delayS ? `sleep ${opts.delayS}\n` : '';
+  writeFileSync(path, `#!/bin/sh\necho "$$ $PPID $*" >> '${log}'\n${delay}exec '${real}' "$@"\n`, { mode: 0o755 });
+  return { path, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+}
+
+/** Guest script: DHCP, then a busybox nc listener on port 22 that prints what it got (GOT ...); prints SERVING first. */
+export const NC22_SCRIPT = `udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 1 || echo DHCP-FAILED
+( nc -l -p 22 < /dev/null > /tmp/got 2>&1; echo "GOT $(cat /tmp/got)" ) &
+sleep 0.5
+echo SERVING
+sleep 600
+`;
+
+/** A process that runs: exists and is not a zombie. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until `pid` no longer runs; returns the ms it took, or null after `ms`. */
+export async function goneWithin(pid: number, ms: number): Promise<number | null> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (!running(pid)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return running(pid) ? null : Date.now() - t0;
+}
+
+/** Polls `check` every 20 ms until it returns a value (not undefined); throws after `ms`. */
+export async function until<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A private runtime directory for one test file: XDG_RUNTIME_DIR points there, VMNET_RUNTIME_DIR is unset. */
+export function privateRuntime(prefix: string): { tmp: string; env: NodeJS.ProcessEnv; root: string } {
+  const tmp = privateTmp(prefix);
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_DEBUG: '' };
+  delete env.VMNET_RUNTIME_DIR;
+  return { tmp, env, root: join(tmp, 'vmnet') };
+}
+
+/** Stops every VM of a runtime directory (afterAll: nothing a failed test left may keep running). */
+export async function stopAll(env: NodeJS.ProcessEnv): Promise<void> {
+  const ls = await vmnet(['ls', '--json'], env);
+  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
+}
+
+/** Waits until what a console socket prints (from now on) matches `re`; returns the match. */
+export function consoleMatch(sock: net.Socket, re: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`console did not print ${re} within ${timeoutMs} ms; tail: ${buf.slice(-500)}`)), timeoutMs);
+    const onData = (b: Buffer) => {
+      buf = (buf + b.toString('latin1')).slice(-65536);
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        sock.off('data', onData);
+        resolve(m);
+      }
+    };
+    sock.on('data', onData);
+  });
+}

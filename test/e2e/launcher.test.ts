@@ -12,9 +12,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
-import { privateTmp } from '../helpers/tmp.js';
 import { sha256 } from './harness.js';
-import { alive, APPEND, canConnect, connectUnix, freePort, httpGet, httpScript, portFree, serveOverConsole, SMALL, startRun, vmnet } from './launcher-helpers.js';
+import { alive, APPEND, canConnect, connectUnix, freePort, httpGet, httpScript, portFree, privateRuntime, serveOverConsole, SMALL, startRun, stopAll, vmnet } from './launcher-helpers.js';
 
 const guest = findBundledGuest();
 let tmp: string;
@@ -27,17 +26,8 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.2; done
 echo GUEST-WAS-HERE | dd of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null
 echo "READBACK $(dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | head -c 14)"`;
 
-beforeAll(() => {
-  tmp = privateTmp('vmnet-launcher-');
-  env = { ...process.env, XDG_RUNTIME_DIR: tmp, VMNET_RUNTIME_DIR: '', VMNET_DEBUG: '' };
-  delete env.VMNET_RUNTIME_DIR;
-  root = join(tmp, 'vmnet');
-});
-afterAll(async () => {
-  // Nothing may be left running: stop whatever a failed test left behind.
-  const ls = await vmnet(['ls', '--json'], env);
-  for (const v of JSON.parse(ls.stdout || '[]') as Array<{ name: string }>) await vmnet(['stop', v.name, '--force'], env);
-});
+beforeAll(() => ({ tmp, env, root } = privateRuntime('vmnet-launcher-')));
+afterAll(() => stopAll(env)); // nothing a failed test left may keep running
 
 describe.concurrent('vmnet run (real QEMU, test guest)', () => {
   it('disk boot with --snapshot and a forward: curl answers, the disk is unchanged, Ctrl-C force-quits a guest that ignores ACPI; name and port clashes are clear errors', async ({ expect }) => {

@@ -61,7 +61,7 @@ describe('rootless', () => {
       expect(st.mode & 0o777).toBe(0o700);
     }
     // QEMU runs as the user.
-    const qemuPid = started.pid as number;
+    const qemuPid = started.qemuPid as number;
     expect(Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${qemuPid}/status`, 'utf8'))![1])).toBe(uid);
 
     // The console, as the user, through `vmnet console`.

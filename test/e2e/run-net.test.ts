@@ -72,7 +72,7 @@ afterAll(async () => {
 describe('vmnet run disk.qcow2 on its own network, with --gateway-ip and --dns-ip', () => {
   it('boots the qcow2 disk through SeaBIOS with its NIC on the vmnet gateway', () => {
     expect(started).toMatchObject({ name: NAME, accel: 'tcg' });
-    const argv = readFileSync(`/proc/${started.pid as number}/cmdline`, 'utf8').split('\0');
+    const argv = readFileSync(`/proc/${started.qemuPid as number}/cmdline`, 'utf8').split('\0');
     expect(argv.some((a) => a.includes('format=qcow2') && a.includes('disk.qcow2'))).toBe(true);
     expect(argv).not.toContain('-kernel');
     expect(argv.find((a) => a.startsWith('stream,'))).toMatch(/^stream,id=net0,server=off,addr\.type=unix,addr\.path=/);

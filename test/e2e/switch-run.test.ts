@@ -21,7 +21,7 @@ it('forwards to a VM on a switch by its name, and probes it there', async () => 
   const vm = await launch({
     kernel: guest.kernel,
     initrd: guest.initrd,
-    append: 'console=ttyS0 quiet loglevel=1 panic=-1',
+    append: guest.append,
     accel: 'tcg',
     memory: '256M',
     cpus: 1,

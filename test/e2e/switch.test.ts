@@ -29,6 +29,7 @@ import { macFromName } from '../../src/qemu/args.js';
 import { startSegment } from '../../src/switch/segment.js';
 import { ensureSwitch, listSwitches, registerSwitchName, switchSocketFor, switchStatus } from '../../src/switch/daemon.js';
 import type { PortSnapshot } from '../../src/switch/server.js';
+import { cliRunner } from '../helpers/cli.js';
 import { arpFrame, ip, mac as macBytes } from '../helpers/frames.js';
 import { freePort } from '../helpers/ports.js';
 import { privateTmp } from '../helpers/tmp.js';
@@ -36,7 +37,6 @@ import { bootGuest, parseLease, startHttpServer, WHO_HTTPD, type TestGuestResult
 import { canConnect } from './launcher-helpers.js';
 
 const run = promisify(execFile);
-const repo = new URL('../..', import.meta.url).pathname;
 
 let http: TestHttpServer;
 beforeAll(async () => {
@@ -376,15 +376,7 @@ sleep 2
   it('CLI and daemon: create (with and --no-gateway), ls, a guest via ensureSwitch with its vmnet name, forward add/ls/rm, rm refusing then forced, stale cleanup', async () => {
     const rt = privateTmp();
     const env = { ...process.env, VMNET_RUNTIME_DIR: rt };
-    const cli = async (...args: string[]) => {
-      try {
-        const r = await run(process.execPath, [join(repo, 'dist/cli/bin.js'), ...args], { env });
-        return { code: 0, stdout: r.stdout, stderr: r.stderr };
-      } catch (e) {
-        const x = e as { code: number; stdout: string; stderr: string };
-        return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-      }
-    };
+    const cli = cliRunner(env);
     try {
       // The CLI creates two switches while the library (the launcher's path) starts another.
       const [created, wired, lan] = await Promise.all([

@@ -81,7 +81,7 @@ TIMEOUT 0
 LABEL vmnet
   KERNEL vmlinuz
   INITRD initrd.gz
-  APPEND console=ttyS0 quiet loglevel=1 panic=-1
+  APPEND console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check
 CFG
 truncate -s 48M "$work/disk.raw"
 mkfs.vfat -n VMNET "$work/disk.raw" >/dev/null
@@ -93,7 +93,7 @@ qemu-img convert -q -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
 
 for f in vmlinuz initramfs.gz disk.raw disk.qcow2; do mv "$work/$f" "$out/$f"; done
 cat > "$out/manifest.json" <<JSON
-{ "kernelPackage": "$kpkg", "kernelVersion": "$kver", "append": "console=ttyS0 quiet loglevel=1 panic=-1" }
+{ "kernelPackage": "$kpkg", "kernelVersion": "$kver", "append": "console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check" }
 JSON
 echo "$key" > "$out/key"
 echo "guest build: done in $out ($kpkg)"

@@ -212,6 +212,10 @@ export class Link {
   dropped = 0;
   /** Called for every delivered segment (debugging aid). */
   trace: ((to: 0 | 1, s: Seg, now: number) => void) | null = null;
+  /** Called for every segment sent, before the random loss; false drops it (a targeted loss). */
+  filter: ((to: 0 | 1, s: Seg) => boolean) | null = null;
+  /** Called for every segment that passed `filter`: other bytes to deliver instead (a middlebox), or null. */
+  rewrite: ((to: 0 | 1, s: Seg) => Uint8Array | null) | null = null;
   readonly rnd: () => number;
   readonly conns: [TcpConn, TcpConn];
   readonly recs: [Recorder, Recorder];
@@ -225,13 +229,18 @@ export class Link {
     this.rnd = prng(seed);
     this.conns = [a.conn, b.conn];
     this.recs = [a.rec, b.rec];
-    a.rec.onSeg = (_c, s) => this.#send(1, s.bytes);
-    b.rec.onSeg = (_c, s) => this.#send(0, s.bytes);
+    a.rec.onSeg = (_c, s) => this.#send(1, s.bytes, s);
+    b.rec.onSeg = (_c, s) => this.#send(0, s.bytes, s);
   }
 
-  #send(to: 0 | 1, bytes: Uint8Array): void {
+  #send(to: 0 | 1, bytes: Uint8Array, s?: Seg): void {
     this.sent[1 - to]!++;
     this.recs[1 - to]!.segs.length = 0; // the link owns delivery; keep recorders small
+    if (this.filter !== null && !this.filter(to, (s ??= decode(bytes)))) {
+      this.dropped++;
+      return;
+    }
+    if (this.rewrite !== null) bytes = this.rewrite(to, s ?? decode(bytes)) ?? bytes;
     if (this.rnd() < this.opt.loss) {
       this.dropped++;
       return;

@@ -2,7 +2,7 @@
  * `vmnet console NAME`: attach this terminal to a running VM's serial
  * console (the last 64 KiB of output first). Ctrl-] detaches; the VM keeps
  * running. Without a terminal, stdin and stdout are piped as they are, so
- * scripts can drive the console.
+ * scripts can drive the console; a closed stdout detaches.
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
@@ -32,7 +32,11 @@ export function consoleCommand(io: CliIo): CommandModule<object, ConsoleArgs> {
       const t = attachTerminal(sock, { stdin: io.stdin, stdout: io.stdout, interactive: io.stdin !== undefined });
       const onEnd = () => setTimeout(() => t.detach(), 1000).unref();
       io.stdin?.once('end', onEnd);
+      // stdout closed (`vmnet console NAME | head`): detach instead of writing into the void.
+      const onOutError = () => t.detach();
+      io.stdout.on('error', onOutError);
       const why = await t.done;
+      io.stdout.off('error', onOutError);
       io.stdin?.off('end', onEnd);
       sock.end();
       if (io.isTty) io.stderr.write(why === 'escape' ? '\r\nvmnet: detached\r\n' : '\r\nvmnet: the console closed (the VM stopped)\r\n');

@@ -1,9 +1,10 @@
 /**
  * `vmnet run [IMAGE] [options] [-- extra qemu args]`: flags → LaunchOptions
  * → the library's launch() (foreground), planLaunch() (--dry-run) or
- * startDetached() (--detach). The foreground run owns the VM: its serial
- * console is on the terminal (Ctrl-] stops the VM), SIGINT/SIGTERM power it
- * down in order (a second one forces), and the exit code says how it ended.
+ * startDetached() (--detach). The foreground run (run-foreground.ts) owns
+ * the VM: its serial console is on the terminal (Ctrl-] stops the VM),
+ * SIGINT/SIGTERM/SIGHUP power it down in order (a second one forces), and
+ * the exit code says how it ended.
  */
 import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
@@ -11,6 +12,8 @@ import { kib, withNetworkOptions, type NetworkArgs } from './gateway.js';
 import { VmnetError } from '../../errors.js';
 import { printable, toJson } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
+import type { Writable } from 'node:stream';
+import type { VmEvent } from '../../vm/vm.js';
 
 interface RunArgs extends NetworkArgs {
   image?: string;
@@ -18,6 +21,7 @@ interface RunArgs extends NetworkArgs {
   initrd?: string;
   append?: string;
   snapshot: boolean;
+  format?: 'raw' | 'qcow2';
   memory: string;
   cpus: number;
   name?: string;
@@ -31,16 +35,16 @@ interface RunArgs extends NetworkArgs {
   'stop-timeout': number;
   'dry-run': boolean;
   supervised: boolean;
-  '--'?: Array<string | number>;
+  '--'?: string[];
 }
 
 const USAGE = `$0 run [IMAGE] [options] [-- extra qemu args]
 
 Boot a VM on vmnet's own user-mode network (DHCP, DNS, NAT, port forwards).
 Its serial console is on this terminal: Ctrl-] stops the VM (ACPI power-down,
-then quit), every other key goes to the guest. Ctrl-C/SIGTERM sent to vmnet
-also powers the guest down (a second one forces it off). With --detach the VM
-runs in the background: see vmnet ls, console, forward, wait, stop.`;
+then quit), every other key goes to the guest. SIGINT, SIGTERM and SIGHUP sent
+to vmnet also power the guest down (a second one forces it off). With --detach
+the VM runs in the background: see vmnet ls, console, forward, wait, stop.`;
 
 type ConsoleMode = { kind: 'terminal' } | { kind: 'none' } | { kind: 'file'; path: string };
 
@@ -58,9 +62,14 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
     builder: (y) =>
       withNetworkOptions(
         y
-          .parserConfiguration({ 'populate--': true })
+          // Arguments after -- go to QEMU verbatim: never coerced to numbers (1e3, 0x100, 007 stay strings).
+          .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
           .usage(USAGE)
-          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file)' })
+          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file unless --format)' })
+          .option('format', {
+            choices: ['raw', 'qcow2'] as const,
+            describe: 'the image format; without it a qcow2 image that names a backing or data file is refused (a guest could have written that header)',
+          })
           .option('kernel', { type: 'string', describe: 'boot this kernel directly (with or without IMAGE)' })
           .option('initrd', { type: 'string', describe: 'initramfs for --kernel' })
           .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
@@ -68,7 +77,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           .option('memory', { alias: 'm', type: 'string', default: '1G', describe: 'guest memory, e.g. 512M, 2G' })
           .option('cpus', { type: 'number', default: 2, describe: 'virtual CPUs' })
           .option('name', { type: 'string', describe: 'VM name (default: from the image file name, made unique)' })
-          .option('accel', { choices: ['auto', 'kvm', 'tcg', 'hvf'] as const, default: 'auto' as const, describe: 'accelerator; auto uses KVM only when /dev/kvm can be opened, else TCG' })
+          .option('accel', { choices: ['auto', 'kvm', 'tcg', 'hvf'] as const, default: 'auto' as const, describe: 'accelerator; auto tries KVM when /dev/kvm opens and starts QEMU again with TCG when KVM fails at start (remembered until the host reboots)' })
           .option('qemu', { type: 'string', describe: 'QEMU binary (default: qemu-system-<host arch> on PATH)' })
           .option('net', {
             type: 'string',
@@ -87,7 +96,8 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
     handler: async (a) => {
       if (a.supervised) {
         const { runSupervised } = await import('../../vm/supervisor.js');
-        setExit(await runSupervised((h) => io.onSignal(h), io.stderr));
+        const { STOP_SIGNALS } = await import('./run-foreground.js');
+        setExit(await runSupervised((h) => io.onSignal(h, STOP_SIGNALS), io.stderr));
         return;
       }
       const console = parseConsole(a.console);
@@ -99,6 +109,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         ...(a.initrd !== undefined ? { initrd: a.initrd } : {}),
         ...(a.append !== undefined ? { append: a.append } : {}),
         snapshot: a.snapshot,
+        ...(a.format !== undefined ? { format: a.format } : {}),
         memory: a.memory,
         cpus: a.cpus,
         ...(a.name !== undefined ? { name: a.name } : {}),
@@ -123,7 +134,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           linkQueueBytes: kib(a['link-queue']),
         },
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
-        extraArgs: (a['--'] ?? []).map(String),
+        extraArgs: a['--'] ?? [],
         stopTimeoutMs: a['stop-timeout'] * 1000,
         env: io.env,
       };
@@ -143,62 +154,30 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         return;
       }
 
+      const json = a.json;
+      /** What the user hears about the start: the fallback and the notes on stderr, every event as NDJSON with --json. */
+      const report = (e: VmEvent, write: (stream: Writable, text: string) => void) => {
+        // QEMU's stderr (in the reason and the notes) is another program's text: escaped.
+        if (e.event === 'accel-fallback') {
+          write(io.stderr, `vmnet: KVM failed when QEMU started (${printable(e.reason)}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${printable(e.remembered)})` : ''}\n`);
+        } else if (e.event === 'started') {
+          for (const n of e.notes) write(io.stderr, `vmnet: ${printable(n)}\n`);
+        }
+        if (json) write(io.stdout, toJson(e) + '\n');
+      };
       if (a.detach) {
         const { startDetached } = await import('../../vm/supervisor.js');
-        const { name } = await startDetached(opts);
-        io.stdout.write(name + '\n');
+        const { STOP_SIGNALS } = await import('./run-foreground.js');
+        // A signal while the supervisor starts the VM cancels that start (nothing is left running).
+        const cancel = new AbortController();
+        const off = io.onSignal((sig) => cancel.abort(sig), STOP_SIGNALS);
+        const { name, events } = await startDetached(opts, undefined, cancel.signal).finally(off);
+        for (const e of events) report(e, (stream, text) => stream.write(text));
+        if (!json) io.stdout.write(name + '\n');
         return;
       }
-
-      const { launch } = await import('../../vm/launch.js');
-      const json = a.json;
-      const vm = await launch({ ...opts, ...(json ? { onEvent: (e) => io.stdout.write(toJson(e) + '\n') } : {}) });
-      const onTerminal = console.kind === 'terminal' && !json;
-      const interactive = onTerminal && io.isTty && io.stdin !== undefined;
-      if (!json) {
-        const fw = vm.forwards.list();
-        const { formatForward } = await import('../../config/forward.js');
-        io.stderr.write(
-          `vmnet: VM ${vm.name} running (QEMU pid ${vm.pid}, ${vm.accel})${fw.length ? `, forwards ${fw.map(formatForward).join(' ')}` : ''}; ${interactive ? 'Ctrl-] stops it' : 'Ctrl-C stops it'}\n`,
-        );
-      }
-      let stopReason: string | null = null;
-      let term: { done: Promise<'escape' | 'closed'>; detach(): void } | null = null;
-      if (onTerminal) {
-        const { attachTerminal } = await import('../../vm/terminal.js');
-        term = attachTerminal(vm.serial, { stdin: io.stdin, stdout: io.stdout, interactive });
-        void term.done.then((why) => {
-          if (why !== 'escape' || !vm.running) return;
-          stopReason = 'Ctrl-]';
-          io.stderr.write(`\r\nvmnet: Ctrl-]: powering ${vm.name} down (up to ${a['stop-timeout']} s)\r\n`);
-          void vm.stop();
-        });
-      }
-      let signals = 0;
-      const off = io.onSignal((sig) => {
-        signals++;
-        if (signals === 1) {
-          stopReason = sig;
-          io.stderr.write(`${interactive ? '\r\n' : ''}vmnet: ${sig}: powering ${vm.name} down through ACPI (up to ${a['stop-timeout']} s; send it again to force)\n`);
-          void vm.stop();
-        } else {
-          io.stderr.write(`vmnet: ${sig} again: forcing ${vm.name} off\n`);
-          void vm.stop({ force: true });
-        }
-      });
-      const exit = await vm.exited;
-      off();
-      term?.detach();
-      if (exit.reason === 'crashed') {
-        io.stderr.write(`vmnet: QEMU exited with ${exit.signal ?? `code ${exit.code}`}: ${printable(exit.stderr.trim().split('\n').slice(-3).join(' | ')) || 'no error output'}\n`);
-        setExit(1);
-        return;
-      }
-      if (!json && exit.reason === 'stopped') {
-        const how =
-          exit.stop === 'acpi' ? 'the guest powered off' : exit.stop === 'quit' ? `the guest did not power off within ${a['stop-timeout']} s; QEMU was told to quit` : 'QEMU did not quit; it was killed';
-        io.stderr.write(`vmnet: VM ${vm.name} stopped${stopReason ? ` (${stopReason})` : ''}: ${how}\n`);
-      }
+      const { runForeground } = await import('./run-foreground.js');
+      setExit(await runForeground(opts, { json, onTerminal: console.kind === 'terminal' && !json, stopTimeoutS: a['stop-timeout'], report }, io));
     },
   };
 }

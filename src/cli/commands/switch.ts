@@ -2,8 +2,9 @@
  * `vmnet switch create|ls|rm|socket NAME`: private L2 switches that run in
  * the background (src/switch/daemon.ts), `vmnet switch forward add|rm|ls
  * SWITCH [VM] SPEC` for port forwards through a switch's gateway to one of
- * its VMs, plus the hidden `switch serve NAME` that is the background
- * process itself.
+ * its VMs, `vmnet switch unblock SWITCH PORT` to lift a loop-protection
+ * block, plus the hidden `switch serve NAME` that is the background process
+ * itself.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
@@ -19,6 +20,7 @@ interface CreateArgs {
   host: boolean;
   pcap?: string;
   mtu?: number;
+  'storm-limit'?: number;
   'dns-upstream': string[];
   'dns-record': string[];
 }
@@ -33,6 +35,7 @@ const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
     .option('host', { type: 'boolean', default: true, describe: "NAT reaches the host's own addresses (--no-host refuses every one of them; the outside stays reachable)" })
     .option('pcap', { type: 'string', describe: 'capture every frame entering the switch to FILE (802.1Q-tagged)' })
     .option('mtu', { type: 'number', describe: 'link MTU (default 1500)' })
+    .option('storm-limit', { type: 'number', describe: 'broadcast/multicast frames per second each port may send (default 1000; 0: no limit)' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "the gateway's upstream DNS ADDR[:PORT], repeatable" })
     .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP, repeatable' }) as Argv<T & CreateArgs>;
 
@@ -48,6 +51,7 @@ async function createOptions(a: CreateArgs) {
     hostAccess: a.host,
     pcap: a.pcap === undefined ? undefined : resolve(a.pcap),
     mtu: a.mtu,
+    stormRate: a['storm-limit'],
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
     dnsRecords: a['dns-record'].map(parseDnsRecord),
   };
@@ -76,6 +80,12 @@ function roleOf(a: { vlan?: number; trunk?: string; native?: number }) {
 
 const netdev = (path: string) => `-netdev stream,id=net0,server=off,addr.type=unix,addr.path=${path.replaceAll(',', ',,')} -device virtio-net-pci,netdev=net0`;
 
+/** The drops of a port worth a look, e.g. `storm 12 nested-tag 1`. */
+function dropsText(d: Record<string, number>): string {
+  const shown = Object.entries(d).filter(([k, n]) => n > 0 && k !== 'filtered');
+  return shown.map(([k, n]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${n}`).join(' ');
+}
+
 function human(bytes: number): string {
   const u = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
@@ -100,7 +110,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
     describe: 'private L2 switches that VMs share (background processes of your user)',
     builder: (y) =>
       y
-        .usage('$0 switch <create|ls|rm|socket|forward> ...')
+        .usage('$0 switch <create|ls|rm|socket|forward|unblock> ...')
         .command({
           command: 'create <name>',
           describe: 'start a switch in the background; prints its socket and the QEMU arguments',
@@ -134,7 +144,13 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
               for (const p of sw.ports) {
                 const c = p.counters;
                 const macs = p.macs.map((m) => m.mac).join(',') || '-';
-                out(`  port ${p.id}  ${p.kind === 'internal' ? p.name : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}`);
+                const drops = dropsText({ ...c.drops, tooLong: p.framer?.tooLong ?? 0 });
+                out(
+                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
+                );
+                if (p.blocked !== null) {
+                  out(`    BLOCKED (loop protection): MAC ${p.blocked.mac} on VLAN ${p.blocked.vlan} kept moving between this port and port ${p.blocked.otherPort}; vmnet switch unblock ${s.name} ${p.id}`);
+                }
               }
               for (const l of gw?.leases ?? []) out(`  lease ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ''}`);
             }
@@ -199,6 +215,18 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
           },
         } as CommandModule<object, { action: 'add' | 'rm' | 'ls'; name: string; args?: Array<string | number> }>)
         .command({
+          command: 'unblock <name> <port>',
+          describe: 'lift a loop-protection block from a port (port ids: vmnet switch ls)',
+          builder: (b: Argv) =>
+            b.positional('name', { type: 'string', demandOption: true }).positional('port', { type: 'number', demandOption: true, describe: 'port id' }),
+          handler: async (a: { name: string; port: number }) => {
+            if (!Number.isInteger(a.port) || a.port < 1) throw new VmnetError('E_USAGE', 'bad port: give a port id (a number) from vmnet switch ls');
+            const { unblockSwitchPort } = await import('../../switch/daemon.js');
+            const done = await unblockSwitchPort(a.name, a.port);
+            out(`vmnet switch: ${a.name} port ${a.port} ${done ? 'unblocked' : 'was not blocked'}`);
+          },
+        } as CommandModule<object, { name: string; port: number }>)
+        .command({
           command: 'serve <name>',
           describe: false,
           builder: (b: Argv) => withCreateOptions(b),
@@ -211,7 +239,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
             });
           },
         } as CommandModule<object, CreateArgs>)
-        .demandCommand(1, 'give a switch command: create, ls, rm, socket or forward'),
+        .demandCommand(1, 'give a switch command: create, ls, rm, socket, forward or unblock'),
     handler: () => {},
   };
 }

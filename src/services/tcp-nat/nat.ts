@@ -198,9 +198,11 @@ const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
  */
 
 /**
- * Most host bytes held outside the send buffer for one flow. Host streams stop
- * delivering on pause(), so this holds at most about one read; a stream that
- * ignores pause() is reset when it passes the bound (counted: hostOverruns).
+ * Most host bytes held outside the send buffer for one flow, unless its send
+ * buffer is larger (one read into a lent region can bring that much). Host
+ * streams stop delivering on pause(), so this holds at most about one read; a
+ * stream that ignores pause() is reset when it passes the bound (counted:
+ * hostOverruns).
  */
 const PENDING_MAX = 1024 * 1024;
 const LEND_MIN = 16 * 1024;
@@ -500,8 +502,8 @@ export class TcpNat {
   // ------------------------------------------------------------------ internals
 
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
-    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort);
     const guest = this.guestOf(guestIp);
+    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort, guest); // guest: its budget account
     const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
@@ -572,6 +574,7 @@ export class TcpNat {
     f.host = null;
     f.probe?.('timeout');
     f.probe = null;
+    f.conn.dispose(); // buffers and their budget back
   }
 
   private reschedule(f: Flow): void {
@@ -624,11 +627,24 @@ export class TcpNat {
       data: (chunk) => {
         // `chunk` is lent (host-stream.ts): what the send buffer does not take now is copied.
         if (f.closed || f.draining) return; // a draining flow's host has sent its FIN already
-        if (f.pendingBytes === 0 && f.conn.commitLent(chunk, chunk.length, this.deps.now())) {
-          this.pumpToGuest(f); // read in place into the send buffer (readInto): only the pause check is left
-          return;
+        const now = this.deps.now();
+        if (f.pendingBytes === 0) {
+          if (f.conn.commitLent(chunk, chunk.length, now)) {
+            this.pumpToGuest(f); // read in place into the send buffer (readInto): only the pause check is left
+            return;
+          }
+          // Read into the shared buffer, or into a lent region that moved (the tail went back
+          // to the start when everything was acknowledged): copy what the send buffer takes now.
+          const n = f.conn.write(chunk, now);
+          if (n === chunk.length) {
+            this.pumpToGuest(f);
+            return;
+          }
+          chunk = chunk.subarray(n);
         }
-        if (f.pendingBytes + chunk.length > PENDING_MAX) {
+        // A read can bring as much as a lent region holds (the send buffer's size): that much
+        // may wait outside it; more means the stream went on delivering while paused.
+        if (f.pendingBytes + chunk.length > Math.max(PENDING_MAX, f.conn.sndBuf.max)) {
           // Only a host stream that ignores pause() gets here: reset both ways rather than buffer without bound.
           this.counters.hostOverruns++;
           f.host?.reset();
@@ -702,7 +718,7 @@ export class TcpNat {
       }
       f.pending.shift();
     }
-    if (f.pendingBytes > 0 || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.max >>> 1)) {
+    if (f.pendingBytes > 0 || f.conn.writable < Math.min(HOST_READ_MAX, f.conn.sndBuf.limit >>> 1)) {
       if (!f.hostPaused && f.host) {
         f.hostPaused = true;
         f.conn.notifyWritable();

@@ -1,0 +1,254 @@
+/**
+ * Theory of operation: the receive side of one connection (RFC 9293 §3.3.1
+ * receive sequence variables, §3.8.6 "Managing the Window", §3.10.7.4
+ * "seventh, process the segment text" and "eighth, check the FIN bit"), beside
+ * the connection (conn.ts) that runs the state machine and emits segments.
+ *
+ * Segment acceptability (§3.10.7.4 table) is decided here against the
+ * receive buffer's free space, which is never less than the window last
+ * advertised. A segment without data may also sit exactly at the right edge:
+ * a peer that filled our window sends its ACKs with SEG.SEQ = RCV.NXT +
+ * RCV.WND (Linux accepts these too, tcp_sequence()); rejecting them would drop
+ * every ACK for our data while the peer's window toward us is full.
+ *
+ * Text. In-order data goes to the `RecvBuffer`; out-of-order data within the
+ * window is kept there too (bounded, see recv-buffer.ts) and promoted when
+ * the hole fills; we send SACK blocks for it (most recent first, RFC 2018 §4)
+ * when SACK was negotiated. A FIN is taken in order only (an out-of-order FIN
+ * is remembered until the hole fills); the connection makes the state
+ * transition.
+ *
+ * ACKs (RFC 1122 §4.2.3.2, RFC 9293 §3.8.6.3, RFC 5681 §4.2): immediately for
+ * out-of-order or hole-filling data, FIN, duplicates and window updates
+ * (`ackPending` = 2); otherwise delayed: every second data segment or after
+ * `ackDelay` ms (`ackAt`; default 40; 0 = always immediately). Any segment we
+ * send carries the ACK and clears both (`acked`).
+ *
+ * Window. The advertised window is the receive space the buffer can hold
+ * now (`RecvBuffer.room`: the free space, less when the memory budget is
+ * tight, see budget.ts), with receiver SWS avoidance (RFC 9293 §3.8.6.2.2):
+ * the right edge only moves forward, never back, and only by at least
+ * min(RCV.BUFF/2, MSS); a window update is due when the application frees
+ * that much and the window was less than half open. It is scaled down by our
+ * shift (RFC 7323 §2.3); SYN and SYN-ACK windows are never scaled (§2.2).
+ *
+ * Timestamps: TS.Recent per RFC 7323 §4.3 (only from segments at or before
+ * the last ACK sent). PAWS (§5) is not enforced and segments lacking
+ * timestamps after negotiation are accepted (as Linux does).
+ */
+import * as seq from '../wire/seq.js';
+import * as tcp from '../wire/tcp.js';
+import type { BudgetAccount } from './budget.js';
+import type { TcpConn } from './conn.js';
+import { RecvBuffer } from './recv-buffer.js';
+
+/** `text` result bit: new in-order bytes are readable. */
+export const TEXT_DATA = 1;
+/** `text` result bit: the peer's FIN was reached (in order). */
+export const TEXT_FIN = 2;
+/** `text` result bit: bytes were stored (in order or not). */
+export const TEXT_STORED = 4;
+
+/** Receive sequence space, receive buffer, ACK and window decisions of one connection. */
+export class Receiver {
+  /** Initial receive sequence number (the peer's ISN). */
+  irs = 0;
+  /** RCV.NXT. */
+  nxt = 0;
+  /** Window last advertised, in bytes. */
+  wnd = 0;
+  /** Our window-scale shift (applied to windows we send). */
+  shift = 0;
+  /** Right edge last advertised (never moves back). */
+  advEdge = 0;
+  /** TS.Recent (RFC 7323 §4.3). */
+  tsRecent = 0;
+  /** RCV.NXT carried by the last ACK we sent (Last.ACK.sent). */
+  lastAckSent = 0;
+  /** The peer's FIN was received in order. */
+  finReceived = false;
+  #finPending = false;
+  #finSeq = 0;
+  /** 1: a delayed ACK is owed; 2 (or more): an ACK is owed now. */
+  ackPending = 0;
+  /** Delayed-ACK deadline (absolute ms) or Infinity. */
+  ackAt = Infinity;
+  readonly buf: RecvBuffer;
+
+  /**
+   * @param c the connection whose receive side this is
+   * @param account the budget account the buffer charges (null: none)
+   */
+  constructor(
+    readonly c: TcpConn,
+    account: BudgetAccount | null,
+  ) {
+    this.buf = new RecvBuffer(c.cfg.rcvBufMax, account);
+  }
+
+  /** The peer's SYN at `irs`: RCV.NXT = IRS + 1. */
+  init(irs: number): void {
+    this.irs = irs;
+    this.nxt = seq.add(irs, 1);
+  }
+
+  /**
+   * Sequence number acceptability (RFC 9293 §3.10.7.4, table).
+   * @param segLen SEG.LEN (data, plus SYN and FIN)
+   */
+  acceptable(h: tcp.Header, segLen: number): boolean {
+    const wnd = this.buf.free;
+    if (segLen === 0) return seq.inWindow(h.seq, this.nxt, wnd + 1); // right edge included, see the file comment
+    if (wnd === 0) return h.seq === this.nxt; // §3.10.7.4: still process ACK/RST; text trimmed
+    return seq.inWindow(h.seq, this.nxt, wnd) || seq.inWindow(seq.add(h.seq, segLen - 1), this.nxt, wnd);
+  }
+
+  /** TS.Recent update (RFC 7323 §4.3) for an acceptable segment. */
+  updateTsRecent(h: tcp.Header): void {
+    if (h.hasTimestamps && seq.le(h.seq, this.lastAckSent) && seq.ge(h.tsVal, this.tsRecent)) this.tsRecent = h.tsVal;
+  }
+
+  /**
+   * Segment text and FIN (§3.10.7.4 seventh, eighth): trims what we already
+   * have and what lies beyond the buffer, stores the rest, moves RCV.NXT.
+   * @returns TEXT_DATA | TEXT_FIN | TEXT_STORED bits
+   */
+  text(h: tcp.Header, bytes: Uint8Array): number {
+    let len = h.payloadLength;
+    let off = h.payloadOffset;
+    let sq = h.seq;
+    const fin = (h.flags & tcp.FIN) !== 0;
+    const end = seq.add(sq, len); // FIN's sequence number
+    let result = 0;
+    // trim what we already have
+    const dup = seq.diff(this.nxt, sq);
+    if (dup > 0) {
+      const k = Math.min(dup, len);
+      off += k;
+      len -= k;
+      sq = seq.add(sq, k);
+    }
+    // trim to the buffer space
+    const rel = seq.diff(sq, this.nxt);
+    const free = this.buf.free;
+    let finFits = fin;
+    if (rel + len > free) {
+      len = Math.max(0, free - rel);
+      finFits = false;
+    }
+    if (len > 0) {
+      const hadHoles = this.buf.ooo.count > 0;
+      const adv = this.buf.write(rel, bytes, off, len);
+      result |= TEXT_STORED;
+      if (adv > 0) {
+        this.nxt = seq.add(this.nxt, adv);
+        result |= TEXT_DATA;
+        // hole filled, or part of the segment not stored (budget): ACK now (RFC 5681 §4.2)
+        if (hadHoles || adv < len) this.ackPending = 2;
+        else this.ackPending++;
+      } else {
+        this.ackPending = 2; // out of order (or dropped): immediate duplicate ACK with SACK (RFC 5681 §4.2)
+      }
+    } else if (h.payloadLength > 0) {
+      this.ackPending = 2; // duplicate or zero-window data: tell the peer where we are
+    }
+    if (finFits && seq.ge(end, this.nxt)) {
+      this.#finPending = true;
+      this.#finSeq = end;
+    }
+    if (this.#finPending && this.#finSeq === this.nxt) {
+      this.#finPending = false;
+      this.nxt = seq.add(this.nxt, 1);
+      this.finReceived = true;
+      this.ackPending = 2;
+      result |= TEXT_FIN;
+    }
+    return result;
+  }
+
+  /** An ACK-bearing segment is going out: nothing is owed any more. */
+  acked(): void {
+    this.lastAckSent = this.nxt;
+    this.ackPending = 0;
+    this.ackAt = Infinity;
+  }
+
+  /**
+   * After a segment was processed: whether the owed ACK must go out now; a
+   * delayed one arms `ackAt` instead.
+   */
+  ackNow(now: number): boolean {
+    if (this.ackPending === 0) return false;
+    if (this.ackPending >= 2 || this.c.cfg.ackDelay === 0) return true;
+    if (this.ackAt === Infinity) this.ackAt = now + this.c.cfg.ackDelay;
+    return false;
+  }
+
+  /** The window for a SYN or SYN-ACK (never scaled, RFC 7323 §2.2); recorded as advertised for a SYN-ACK. */
+  synWindow(synAck: boolean): number {
+    const wnd = Math.min(this.buf.room, 0xffff);
+    this.wnd = wnd;
+    if (synAck) {
+      this.advEdge = seq.add(this.nxt, wnd);
+      this.lastAckSent = this.nxt;
+    }
+    return wnd;
+  }
+
+  /**
+   * The window field for the next segment, with receiver SWS avoidance
+   * (RFC 9293 §3.8.6.2.2): move the right edge only by ≥ min(RCV.BUFF/2, MSS),
+   * never back; scaled down by our shift (RFC 7323 §2.3).
+   */
+  windowToAdvertise(): number {
+    const room = this.buf.room;
+    const free = Math.min(room, 0xffff << this.shift);
+    const cur = Math.max(0, seq.diff(this.advEdge, this.nxt));
+    // The current edge, rounded up to the scale's granularity: rounding it down would move it back
+    // (RFC 7323 §2.4; Linux's tcp_select_window() aligns up the same way).
+    const keep = Math.min(0xffff, (cur + (1 << this.shift) - 1) >>> this.shift); // cur < 2^30: int32 math
+    const wire = free - cur >= this.#swsThreshold(room) ? Math.max(free >>> this.shift, keep) : keep;
+    this.wnd = wire << this.shift;
+    const edge = seq.add(this.nxt, this.wnd);
+    if (seq.gt(edge, this.advEdge)) this.advEdge = edge;
+    return wire;
+  }
+
+  /** Whether the application freed enough space for a window update (§3.8.6.2.2). */
+  wantsWindowUpdate(): boolean {
+    const room = this.buf.room;
+    const free = Math.min(room, 0xffff << this.shift);
+    const cur = Math.max(0, seq.diff(this.advEdge, this.nxt));
+    return free - cur >= this.#swsThreshold(room) && cur < free >>> 1;
+  }
+
+  /**
+   * How far the right edge must be able to move before it moves:
+   * min(RCV.BUFF/2, MSS), RCV.BUFF being the buffer the budget lets us have
+   * now (`room`: the receive space it lets us offer, beyond the readable bytes).
+   */
+  #swsThreshold(room: number): number {
+    return Math.min((this.buf.readable + room) >>> 1, this.c.cfg.mtu - 40);
+  }
+
+  /** SACK blocks for our out-of-order data, the most recent first (RFC 2018 §4). */
+  fillSack(h: tcp.Header): void {
+    const r = this.buf.ooo;
+    if (r.count === 0) return;
+    const max = h.hasTimestamps ? 3 : 4;
+    const first = r.indexOfLast();
+    let n = 0;
+    if (first >= 0) {
+      h.sack[0] = seq.add(this.nxt, r.start(first));
+      h.sack[1] = seq.add(this.nxt, r.end(first));
+      n = 1;
+    }
+    for (let i = r.count - 1; i >= 0 && n < max; i--) {
+      if (i === first) continue;
+      h.sack[2 * n] = seq.add(this.nxt, r.start(i));
+      h.sack[2 * n + 1] = seq.add(this.nxt, r.end(i));
+      n++;
+    }
+    h.sackCount = n;
+  }
+}
