@@ -216,7 +216,7 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev, guest) => dnsStream(deps.dns, ev, guest),
+        localDns: (ev, guest, account) => dnsStream(deps.dns, ev, guest, account),
         schedule: deps.schedule,
         guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
       },

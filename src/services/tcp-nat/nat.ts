@@ -78,6 +78,7 @@ import {
   type TcpOutput,
 } from '../../tcp/conn.js';
 import type { SendBuffer } from '../../tcp/send-buffer.js';
+import type { BudgetAccount } from '../../tcp/budget.js';
 import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-stream.js';
 import { TimerHeap } from './timer-heap.js';
 
@@ -93,8 +94,12 @@ export interface TcpNatDeps {
   transmit(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean;
   route(dstIp: Ip4, dstPort: number): TcpRoute;
   dial(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
-  /** The in-process DNS stream for a guest's connection to the DNS address (`guest`: its key, see guestOf). */
-  localDns(ev: HostStreamEvents, guest: number): HostStream;
+  /**
+   * The in-process DNS stream for a guest's connection to the DNS address
+   * (`guest`: its key, see guestOf; `account`: the connection's TCP budget
+   * account, which replies held for the guest are charged to).
+   */
+  localDns(ev: HostStreamEvents, guest: number, account: BudgetAccount | null): HostStream;
   /** Ask to have runTimers() called at (or soon after) `at` (ms, same clock as now()). */
   schedule(at: number): void;
   /** The guest (link) an address belongs to, the key of maxPerGuest; default: the address itself. */
@@ -349,7 +354,7 @@ export class TcpNat {
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
     this.startDial(flow);
     const ev = this.hostEvents(flow);
-    flow.host = 'local' in route ? this.deps.localDns(ev, flow.guest) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
+    flow.host = 'local' in route ? this.deps.localDns(ev, flow.guest, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
   }
 
   /**
