@@ -16,7 +16,6 @@ export type VmnetErrorCode =
   | 'E_GUEST_PROTOCOL' // the guest console did not speak the expected protocol
   | 'E_QMP' // QEMU's monitor (QMP) answered with an error or broke the protocol
   | 'E_CLOSED' // the object was used after close
-  | 'E_CONGESTED' // a bounded queue was full: the item was dropped
   | 'E_NAME_IN_USE' // a VM of that name is running
   | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start; nothing was left running
   | 'E_NO_VM'; // no running VM of that name
