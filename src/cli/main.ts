@@ -16,6 +16,7 @@ import { demoCommand } from './commands/demo.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { lsCommand } from './commands/ls.js';
 import { stopCommand } from './commands/stop.js';
+import { rmCommand } from './commands/rm.js';
 import { forwardCommand } from './commands/forward.js';
 import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
@@ -45,6 +46,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .command(demoCommand(io, (c) => (exit = c)))
     .command(lsCommand(io))
     .command(stopCommand(io))
+    .command(rmCommand(io))
     .command(forwardCommand(io))
     .command(waitCommand(io))
     .command(consoleCommand(io))

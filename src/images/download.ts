@@ -75,6 +75,8 @@ export interface DownloadEvent {
 export interface FetchOptions {
   /** The SHA-256 (hex) the downloaded bytes must have. */
   digest?: string | null;
+  /** Where that digest comes from, for the mismatch message (default --digest). */
+  digestFrom?: string;
   /** XDG_CACHE_HOME / HOME (the cache) and PATH (xz). */
   env?: NodeJS.ProcessEnv;
   onEvent?: (e: DownloadEvent) => void;
@@ -154,7 +156,7 @@ export async function fetchImage(urlText: string | URL, o: FetchOptions = {}): P
     const got = await download(url, partial, o, emit);
     if (digest !== null && got.sha256 !== digest) {
       keep = false;
-      throw new VmnetError('E_DIGEST', `${url.href} is not the image --digest names: expected ${formatDigest(digest)}, got ${formatDigest(got.sha256)} (${formatBytes(got.size)}); the download was removed`);
+      throw new VmnetError('E_DIGEST', `${url.href} is not the expected image (${o.digestFrom ?? '--digest'}): expected ${formatDigest(digest)}, got ${formatDigest(got.sha256)} (${formatBytes(got.size)}); the download was removed`);
     }
     let file = partial.data;
     const kind = compressionFromMagic(await head(partial.data));
