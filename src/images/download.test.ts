@@ -86,6 +86,14 @@ describe('fetchImage: resume', () => {
     expect(t.events.filter((e) => e.phase === 'start').at(-1)).toMatchObject({ resumed: true, bytes: from, total: SIZE });
   });
 
+  it('a server that stops sending mid-body (connection left open) is given up on after the idle timeout and resumed', async () => {
+    const t = setup('/stall.qcow2', { cutAfter: SIZE >> 1, stall: true });
+    const got = await t.fetch({ idleTimeoutMs: 300 });
+    expect(got.sha256).toBe(t.digest);
+    expect(t.requests().map((r) => r.status)).toEqual([200, 206]);
+    expect(t.events.find((e) => e.phase === 'retry')).toBeDefined();
+  });
+
   it('Last-Modified serves as the validator without an ETag; a weak ETag alone is not used (the retry starts over)', async () => {
     const lm = 'Mon, 01 Jan 2024 00:00:00 GMT';
     const a = setup('/lm.qcow2', { etag: null, lastModified: lm, cutAfter: SIZE >> 1 });

@@ -20,6 +20,8 @@ export interface ServedFile {
   /** Cut the connection after this many body bytes, for the first `cutTimes` responses (default 1). */
   cutAfter?: number;
   cutTimes?: number;
+  /** At the cut, stop sending but keep the connection open (a stalled server) instead of closing it. */
+  stall?: boolean;
   /** Pause this long (ms) after each 64 KiB of body (default 0). */
   delayMs?: number;
   /** Answer with this status and no body. */
@@ -104,6 +106,7 @@ export async function startImageServer(files: Record<string, ServedFile> = {}): 
         const piece = body.subarray(at, Math.min(body.length, at + step, at + Math.max(0, cut - at)));
         if (piece.length && !res.write(piece)) await new Promise((r) => res.once('drain', r));
         if (at + step >= cut) {
+          if (f.stall) return; // the client gives up on its own (server.close() ends it)
           // Let the bytes leave, then cut the connection mid-body.
           await new Promise((r) => setTimeout(r, 20));
           res.socket?.destroy();
