@@ -24,6 +24,11 @@ describe('ProgressMeter (fake clock)', () => {
     for (let t = 2500; t <= 6000; t += 500) m.update(2_000_000, t);
     expect(m.snapshot(6000)).toEqual({ bytes: 2_000_000, total: null, rateBps: 0, etaS: null });
   });
+  it('no rate (nor ETA) from under a second of data', () => {
+    const m = new ProgressMeter(100 * MiB, 0, 0);
+    m.update(MiB, 50);
+    expect(m.snapshot(50)).toEqual({ bytes: MiB, total: 100 * MiB, rateBps: 0, etaS: null });
+  });
   it('a resumed download counts the bytes it had, but not in the rate', () => {
     const m = new ProgressMeter(10 * MiB, 8 * MiB, 0);
     m.update(9 * MiB, 1000);

@@ -3,7 +3,7 @@
  * fed the byte count as data arrives, with the time passed in (tests use a
  * fake clock), and says when a progress report is due: at most one per
  * interval, plus the final one. The rate is measured over a sliding window
- * of the last few seconds (so a stall shows at once, and an early burst
+ * of the last few seconds, and only once a second of data is in (so a stall shows at once, and an early burst
  * does not flatter the ETA for the rest of the download); the ETA is what
  * is left divided by that rate, unknown without a total or a rate.
  *
@@ -17,7 +17,7 @@ export interface ProgressSnapshot {
   bytes: number;
   /** The file's size, when the server said it. */
   total: number | null;
-  /** Bytes per second over the window, 0 until measured. */
+  /** Bytes per second over the window, 0 until a second has been measured. */
   rateBps: number;
   /** Seconds left at that rate; null when unknown. */
   etaS: number | null;
@@ -77,7 +77,8 @@ export class ProgressMeter {
   snapshot(now: number): ProgressSnapshot {
     const [t0, b0] = this.#samples[0]!;
     const dt = (now - t0) / 1000;
-    const rateBps = dt > 0 ? Math.max(0, Math.round((this.#bytes - b0) / dt)) : 0;
+    // Under a second of data says little (the first chunks come in a burst): no rate yet.
+    const rateBps = dt >= 1 ? Math.max(0, Math.round((this.#bytes - b0) / dt)) : 0;
     const etaS = this.#total !== null && rateBps > 0 ? Math.max(0, Math.ceil((this.#total - this.#bytes) / rateBps)) : null;
     return { bytes: this.#bytes, total: this.#total, rateBps, etaS };
   }
