@@ -45,6 +45,16 @@ describe('download reporting', () => {
     ]);
     expect(render({ tty: true, json: true }).split('\n').filter(Boolean)).toEqual([expect.stringMatching(/^vmnet: warning: /)]);
   });
+  it('a failed download ends the progress line, so the error that follows starts a line of its own', () => {
+    let out = '';
+    const report = downloadReporter({} as Writable, { tty: true, json: false });
+    report(ev('progress', { bytes: MiB }), (_s, t) => (out += t));
+    report(ev('failed', { reason: 'x' }), (_s, t) => (out += t));
+    expect(out.endsWith('\n')).toBe(true);
+    out = '';
+    report(ev('failed', { reason: 'x' }), (_s, t) => (out += t));
+    expect(out).toBe('');
+  });
   it('escapes what the server and the user wrote', () => {
     let out = '';
     downloadReporter({} as Writable, { tty: false, json: false })(ev('retry', { reason: 'HTTP 503 \x1b[2J', retryInMs: 0 }), (_s, t) => (out += t));

@@ -46,6 +46,11 @@ export function downloadReporter(stderr: Writable, o: { tty: boolean; json: bool
       case 'done':
         if (!o.json) line(write, `downloaded ${url} (${formatBytes(e.bytes)}${e.decompressed ? `, ${e.decompressed}-decompressed` : ''}), sha256:${e.sha256}`);
         return;
+      case 'failed':
+        // The error itself follows (main's one line): end the progress line first.
+        if (lineOpen) write(stderr, '\n');
+        lineOpen = false;
+        return;
       case 'cached':
         return;
     }

@@ -62,6 +62,7 @@ describe('fetchImage: download and cache', () => {
     expect(err).toMatchObject({ code: 'E_DIGEST', usage: true });
     expect(err.message).toMatch(new RegExp(`expected sha256:${wrong}, got sha256:${t.digest} .*; the download was removed$`));
     expect(readdirSync(t.images)).toEqual([]); // no file, no partial, no index
+    expect(t.events.at(-1)).toMatchObject({ phase: 'failed', reason: err.message });
     t.events.length = 0;
     const got = await t.fetch({ digest: t.digest });
     expect(got.sha256).toBe(t.digest);

@@ -27,11 +27,12 @@
  * VM's events): `start` for each request that sends data (offset > 0 when
  * resumed; `insecure` for plain HTTP without a digest), `progress` at most
  * every 500 ms and once at the end, `retry` with the reason and the delay,
- * `done` or `cached` with the path and SHA-256.
+ * `done` or `cached` with the path and SHA-256, or `failed` (then the
+ * error is thrown) once a download has started.
  */
 import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmnetError } from '../errors.js';
@@ -48,7 +49,7 @@ import { formatDigest, parseImageUrl, urlKey } from './source.js';
 export interface DownloadEvent {
   event: 'download';
   time: string;
-  phase: 'start' | 'progress' | 'retry' | 'done' | 'cached';
+  phase: 'start' | 'progress' | 'retry' | 'done' | 'cached' | 'failed';
   url: string;
   /** Bytes of the file so far (start: where this request starts). */
   bytes: number;
@@ -62,7 +63,7 @@ export interface DownloadEvent {
   rateBps?: number;
   /** progress: seconds left, when known. */
   etaS?: number | null;
-  /** retry: what happened, and when the next request goes out. */
+  /** retry: what happened, and when the next request goes out; failed: why the download ended (the error follows). */
   reason?: string;
   retryInMs?: number;
   /** done, cached: the image in the cache and the SHA-256 of the bytes downloaded. */
@@ -152,6 +153,7 @@ export async function fetchImage(urlText: string | URL, o: FetchOptions = {}): P
 
   const partial = await claimPartial(cacheDir, key);
   let keep = true;
+  let done = false;
   try {
     const got = await download(url, partial, o, emit);
     if (digest !== null && got.sha256 !== digest) {
@@ -162,6 +164,7 @@ export async function fetchImage(urlText: string | URL, o: FetchOptions = {}): P
     const kind = compressionFromMagic(await head(partial.data));
     if (kind === 'gzip' || kind === 'xz') {
       file = join(partial.dir, 'image');
+      await rm(file, { force: true }); // left by a run that died while decompressing
       await decompress(kind, partial.data, file, url.href, env, o.signal);
     }
     const inner = kind === 'gzip' || kind === 'xz' ? compressionFromMagic(await head(file)) : kind;
@@ -172,8 +175,12 @@ export async function fetchImage(urlText: string | URL, o: FetchOptions = {}): P
     const path = await installBlob(cacheDir, got.sha256, file);
     await writeIndex(cacheDir, key, { url: url.href, sha256: got.sha256, size: got.size, validator: partial.meta?.validator ?? { etag: null, lastModified: null }, fetchedAt: Date.now() });
     keep = false;
+    done = true;
     emit({ event: 'download', time: time(), phase: 'done', url: url.href, bytes: got.size, total: got.size, path, sha256: got.sha256, ...(kind === 'gzip' || kind === 'xz' ? { decompressed: kind } : {}) });
     return { path, sha256: got.sha256, url: url.href, cached: false };
+  } catch (e) {
+    if (!done) emit({ event: 'download', time: time(), phase: 'failed', url: url.href, bytes: 0, total: null, reason: e instanceof Error ? e.message : String(e) });
+    throw e;
   } finally {
     if (keep) await releasePartial(partial, key);
     else await dropPartial(partial);
