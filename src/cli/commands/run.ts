@@ -63,7 +63,7 @@ function parseConsole(text: string): ConsoleMode {
 export function runCommand(io: CliIo, setExit: (code: number) => void): CommandModule<object, RunArgs> {
   return {
     command: 'run [image]',
-    describe: 'boot a VM (raw or qcow2 disk image, or a kernel) on its own network',
+    describe: 'boot a VM (raw or qcow2 disk image, its http(s) URL, or a kernel) on its own network',
     builder: (y) =>
       withNetworkOptions(
         y
