@@ -18,10 +18,11 @@ export type VmnetErrorCode =
   | 'E_GUEST_PROTOCOL' // the guest console did not speak the expected protocol
   | 'E_QMP' // QEMU's monitor (QMP) answered with an error or broke the protocol
   | 'E_CLOSED' // the object was used after close
-  | 'E_CONGESTED' // a bounded queue was full: the item was dropped
   | 'E_NAME_IN_USE' // a VM of that name is running
   | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start; nothing was left running
-  | 'E_NO_VM'; // no running VM of that name
+  | 'E_NO_VM' // no running VM of that name
+  | 'E_DOWNLOAD' // an image URL could not be downloaded (no answer, HTTP error, cut off)
+  | 'E_DIGEST'; // a downloaded image is not the one --digest names
 
 export class VmnetError extends Error {
   readonly code: VmnetErrorCode;
@@ -31,7 +32,7 @@ export class VmnetError extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'VmnetError';
     this.code = code;
-    this.usage = options?.usage ?? (code === 'E_USAGE' || code === 'E_NO_FILE' || code === 'E_BAD_IMAGE' || code === 'E_PORT_IN_USE' || code === 'E_PORT_PRIVILEGED' || code === 'E_NAME_IN_USE');
+    this.usage = options?.usage ?? (code === 'E_USAGE' || code === 'E_NO_FILE' || code === 'E_BAD_IMAGE' || code === 'E_PORT_IN_USE' || code === 'E_PORT_PRIVILEGED' || code === 'E_NAME_IN_USE' || code === 'E_DOWNLOAD' || code === 'E_DIGEST');
   }
 }
 

@@ -16,6 +16,7 @@ import { demoCommand } from './commands/demo.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { lsCommand } from './commands/ls.js';
 import { stopCommand } from './commands/stop.js';
+import { rmCommand } from './commands/rm.js';
 import { forwardCommand } from './commands/forward.js';
 import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
@@ -43,6 +44,7 @@ function commands(io: CliIo, setExit: (code: number) => void): CommandModule<obj
     demoCommand(io, setExit),
     lsCommand(io),
     stopCommand(io),
+    rmCommand(io),
     forwardCommand(io),
     waitCommand(io),
     consoleCommand(io),

@@ -8,12 +8,16 @@ import dnsPacket from 'dns-packet';
 import type { DecodedPacket } from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import * as ipv4 from '../wire/ipv4.js';
+import * as tcp from '../wire/tcp.js';
+import { GuestConn } from '../../test/helpers/guest-tcp.js';
 import { formatMac } from '../wire/addr.js';
 import { parseDnsRecord } from '../services/dns/local.js';
 import {
   DNS_IP,
+  GUEST2_MAC,
   GUEST_IP,
   GUEST_MAC,
+  RecordingPort,
   GW_IP,
   GW_MAC,
   GatewayRig,
@@ -214,5 +218,48 @@ describe('Gateway IPv4 fragment reassembly', () => {
     rig.send(ipv4Frame(fragmentDatagram(whole, [32])[0]!));
     expect(rig.gateway.snapshot().fragmentsPending).toBe(0);
     expect(rig.drops()).toEqual({ 'ipv4-src': 1 });
+  });
+});
+
+describe('Gateway DNS: each link has its share of the forwarding slots', () => {
+  /** A rig whose upstream never answers (every forwarded query holds its slot), with a second link at 10.0.2.16. */
+  function stalledUpstream() {
+    const rig = new GatewayRig();
+    rig.transport.udpQuery = () => new Promise<Uint8Array>(() => undefined);
+    const port2 = new RecordingPort();
+    const s2 = rig.gateway.attach(port2);
+    const askFromSecond = () => rig.send(udpFrame({ src: GUEST2_MAC, srcIp: ip('10.0.2.16'), dstIp: DNS_IP, dstPort: 53, srcPort: 42000 }, dnsQuery('second.example')), s2);
+    return { rig, askFromSecond };
+  }
+
+  it('UDP: one link flooding queries to a silent upstream leaves room for another link’s', async () => {
+    const { rig, askFromSecond } = stalledUpstream();
+    for (let i = 0; i < 300; i++) rig.send(udpFrame({ dstIp: DNS_IP, dstPort: 53, srcPort: 20000 + i }, dnsQuery(`f${i}.example`, 'A', i)));
+    await settle();
+    askFromSecond();
+    await settle();
+    expect(rig.dns.counters.forwarded).toBe(64 + 1); // a quarter of 256 for the flood, and the other link's query
+  });
+
+  it('DNS over TCP: one link pipelining on many connections leaves room for another link’s queries', async () => {
+    const { rig, askFromSecond } = stalledUpstream();
+    const wire: Uint8Array[] = [];
+    for (let i = 0; i < 32; i++) {
+      const q = dnsQuery(`t${i}.example`, 'A', i);
+      wire.push(new Uint8Array([q.length >> 8, q.length & 255]), q);
+    }
+    const pipelined = new Uint8Array(Buffer.concat(wire));
+    for (let c = 0; c < 9; c++) {
+      // 9 connections of 32 queries each: more than all 256 slots
+      const g = new GuestConn(rig, { dst: DNS_IP, dstPort: 53, dialed: false, port: 43000 + c });
+      await settle();
+      g.establish();
+      g.write(pipelined, false);
+      g.send({ flags: tcp.ACK });
+    }
+    await settle();
+    askFromSecond();
+    await settle();
+    expect(rig.dns.counters.forwarded).toBe(64 + 1);
   });
 });

@@ -12,6 +12,7 @@ import * as dhcp from '../wire/dhcpv4.js';
 import * as ipv4 from '../wire/ipv4.js';
 import * as tcp from '../wire/tcp.js';
 import { formatMac } from '../wire/addr.js';
+import { tcpOf } from '../../test/helpers/guest-tcp.js';
 import {
   GUEST2_MAC,
   GUEST_IP,
@@ -19,6 +20,7 @@ import {
   GW_IP,
   GatewayRig,
   RecordingPort,
+  settle,
   arpFrame,
   bytes,
   decodeDhcp,
@@ -171,13 +173,15 @@ describe('Gateway guest identity: caps and shares are per link', () => {
   it('one guest filling the UDP NAT table cannot evict another guest’s flow', () => {
     const { rig, port2, s2 } = twoLinks();
     rig.send(udpFrame({ dstIp: OUTSIDE, srcPort: 5000, dstPort: 123 }, bytes('a')));
-    for (let p = 0; p < 5000; p++) rig.send(udpFrame({ src: GUEST2_MAC, srcIp: GUEST2_IP, dstIp: OUTSIDE, srcPort: 10000 + p, dstPort: 123 }, bytes('b')), s2);
+    // The flooding link uses all 8 addresses it may hold: its share is the link's, not each address's.
+    const forged = Array.from({ length: 8 }, (_, i) => ip(`10.0.2.${16 + i}`));
+    for (let p = 0; p < 5000; p++) rig.send(udpFrame({ src: GUEST2_MAC, srcIp: forged[p % 8]!, dstIp: OUTSIDE, srcPort: 10000 + p, dstPort: 123 }, bytes('b')), s2);
     const mine = rig.host.flows[0]!;
     expect(mine.closed).toBe(false);
     mine.reply(bytes('still here'));
     expect(rig.port.takeDecoded().map((f) => f.payload)).toEqual([bytes('still here')]);
     // The flooding guest got at most its share, evicting its own oldest flows.
-    const theirs = rig.gateway.udpNat.list().filter((f) => f.guestIp === GUEST2_IP).length;
+    const theirs = rig.gateway.udpNat.list().filter((f) => forged.includes(f.guestIp)).length;
     expect(theirs).toBeLessThanOrEqual(1024);
     expect(rig.gateway.udpNat.counters.flowsEvicted).toBe(5000 - theirs);
     expect(port2.frames).toHaveLength(0);
@@ -189,9 +193,11 @@ describe('Gateway guest identity: caps and shares are per link', () => {
     const [first, last] = fragmentDatagram(dg, [1480]);
     rig.send(ipv4Frame(first!));
     for (let id = 0; id < 500; id++) {
-      const other = ipv4Packet({ src: GUEST2_IP, dst: OUTSIDE, proto: ipv4.PROTO_UDP, id }, udpDatagram(GUEST2_IP, OUTSIDE, 6000, 9, new Uint8Array(2000)));
+      const src = ip(`10.0.2.${16 + (id % 8)}`); // all 8 addresses the link may hold: the share is the link's
+      const other = ipv4Packet({ src, dst: OUTSIDE, proto: ipv4.PROTO_UDP, id }, udpDatagram(src, OUTSIDE, 6000, 9, new Uint8Array(2000)));
       rig.send(ipv4Frame(fragmentDatagram(other, [1480])[0]!, { src: GUEST2_MAC }), s2);
     }
+    expect(rig.gateway.snapshot().fragmentsPending).toBe(16 + 1); // the flooding link's quarter of 64, and the first guest's
     rig.send(ipv4Frame(last!));
     expect(rig.host.flows.filter((f) => f.sent.length > 0 && f.sent[0]!.length === 2000 && f.sent[0]![0] === 7)).toHaveLength(1);
   });
@@ -213,7 +219,7 @@ describe('Gateway guest identity: a closed link leaves nothing behind', () => {
     expect(rig.gateway.snapshot().neighbors.map((n) => n.ip)).toEqual(['10.0.2.15']);
   });
 
-  it('its TCP connections are reset toward their hosts, so whoever takes its address next cannot speak in them', () => {
+  it('its TCP connections are reset toward their hosts, so whoever takes its address next cannot speak in them', async () => {
     const { rig, port2, s2 } = twoLinks();
     const seg = (o: { seq: number; ack?: number; flags: number }, payload?: Uint8Array, src = GUEST_MAC) =>
       ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, OUTSIDE, 41000, 80, o, payload)), { src });
@@ -230,6 +236,91 @@ describe('Gateway guest identity: a closed link leaves nothing behind', () => {
     rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // takes 10.0.2.15
     port2.take();
     rig.send(seg({ seq: 101, ack: iss + 1, flags: tcp.ACK | tcp.PSH }, bytes('injected'), EVIL_MAC), s2);
+    await settle(); // guest bytes reach the host from a microtask
     expect(host.written).toEqual([]);
+  });
+
+  it('an address that moves to another link takes none of the old holder’s TCP connections with it', async () => {
+    const { rig, port2, s2 } = twoLinks();
+    const seg = (o: { seq: number; ack?: number; flags: number }, payload?: Uint8Array, src = GUEST_MAC) =>
+      ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, OUTSIDE, 41001, 22, o, payload)), { src });
+    rig.send(seg({ seq: 100, flags: tcp.SYN })); // a static guest opens a connection (say, an SSH session) and then goes quiet
+    const host = rig.tcp.dials[0]!;
+    host.ev.connected();
+    const synack = rig.port.takeDecoded().map((f) => f.payload);
+    const iss = new DataView(synack[0]!.buffer, synack[0]!.byteOffset).getUint32(4);
+    rig.send(seg({ seq: 101, ack: iss + 1, flags: tcp.ACK }));
+    at(rig, 300_001); // quiet for longer than the neighbour age: the address may move
+    rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // another link takes 10.0.2.15
+    port2.take();
+    expect(rig.port.takeDecoded().filter((f) => f.ip?.proto === ipv4.PROTO_TCP).map((f) => tcpOf(f).h.flags & tcp.RST)).toEqual([tcp.RST]); // the old holder hears its connection is gone
+    host.ev.data(bytes('the host speaks in the old connection'));
+    expect(port2.takeDecoded().filter((f) => f.ip?.proto === ipv4.PROTO_TCP && f.payload.length > 20)).toEqual([]);
+    rig.send(seg({ seq: 101, ack: iss + 1, flags: tcp.ACK | tcp.PSH }, bytes('injected'), EVIL_MAC), s2);
+    await settle(); // guest bytes reach the host from a microtask
+    expect(host.written).toEqual([]);
+    expect(host.wasReset).toBe(true); // the old holder cannot go on: its host hears so
+  });
+
+  it('an address that moves to another link takes none of the old holder’s UDP flows with it', () => {
+    const { rig, port2, s2 } = twoLinks();
+    rig.send(udpFrame({ dstIp: OUTSIDE, srcPort: 5000, dstPort: 514 }, bytes('subscribe')));
+    const flow = rig.host.flows[0]!;
+    for (let t = 50_000; t <= 300_000; t += 50_000) {
+      at(rig, t);
+      flow.reply(bytes('a stream the guest listens to')); // keeps the flow alive; the guest itself sends nothing
+    }
+    rig.port.take();
+    at(rig, 300_001);
+    rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // another link takes 10.0.2.15
+    port2.take();
+    flow.reply(bytes('for the old holder only'));
+    expect(port2.frames).toHaveLength(0);
+    expect(flow.closed).toBe(true);
+  });
+
+  it('a forwarded connection opened before its guest was known is reset with the guest’s link', () => {
+    const { rig, port2, s2 } = twoLinks();
+    // A host client reaches a forward to 10.0.2.15 before the guest has sent anything.
+    let host: ReturnType<typeof rig.tcp.dial> | null = null;
+    expect(rig.gateway.tcpNat.connectToGuest(GUEST_IP, 22, GW_IP, 50000, (ev) => (host = rig.tcp.dial('127.0.0.1', 50000, ev)))).toBe(true);
+    rig.send(pingFrame({ dstIp: GW_IP })); // the guest comes up on its link
+    rig.port.take();
+    at(rig, 1_500);
+    rig.gateway.tcpNat.runTimers(); // the SYN again, now to the guest
+    const syn = rig.port.takeDecoded().map(tcpOf).find((x) => x.h.flags & tcp.SYN)!;
+    expect(syn).toBeDefined();
+    rig.send(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: GW_IP, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, GW_IP, 22, syn.h.srcPort, { seq: 7000, ack: syn.h.seq + 1, flags: tcp.SYN | tcp.ACK }))));
+    expect(rig.gateway.tcpNat.size).toBe(1);
+    rig.gateway.detach(rig.session);
+    expect((host as unknown as { wasReset: boolean }).wasReset).toBe(true);
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // another link takes 10.0.2.15
+    port2.take();
+    at(rig, 10_000);
+    rig.gateway.tcpNat.runTimers();
+    expect(port2.frames).toHaveLength(0);
+  });
+
+  it('congestion on the old holder’s link does not hold back the next holder’s connections', () => {
+    const { rig, port2, s2 } = twoLinks();
+    const open = (src: typeof GUEST_MAC, port: number, session = rig.session, out = rig.port) => {
+      rig.send(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, OUTSIDE, port, 80, { seq: 100, flags: tcp.SYN })), { src }), session);
+      const host = rig.tcp.dials.at(-1)!;
+      host.ev.connected();
+      const synack = out.takeDecoded().map(tcpOf).find((x) => x.h.flags & tcp.SYN)!;
+      rig.send(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, OUTSIDE, port, 80, { seq: 101, ack: synack.h.seq + 1, flags: tcp.ACK })), { src }), session);
+      return host;
+    };
+    const first = open(GUEST_MAC, 41002);
+    rig.port.congested = true; // the first link stops reading, for good
+    first.ev.data(bytes('to a link that is full'));
+    rig.port.take();
+    at(rig, 300_001);
+    rig.send(pingFrame({ src: EVIL_MAC, dstIp: GW_IP }), s2); // another link takes 10.0.2.15
+    port2.take();
+    const second = open(EVIL_MAC, 41003, s2, port2);
+    second.ev.data(bytes('for the new holder'));
+    expect(port2.takeDecoded().map(tcpOf).filter((x) => x.payload.length > 0).map((x) => Buffer.from(x.payload).toString())).toEqual(['for the new holder']);
   });
 });

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import * as tcp from '../wire/tcp.js';
-import { GatewayRig, settle } from '../../test/helpers/frames.js';
+import { GatewayRig, settle, type FakeTcpStream } from '../../test/helpers/frames.js';
 import { GuestConn, tcpOf } from '../../test/helpers/guest-tcp.js';
 
 function bytes(n: number, salt = 0): Uint8Array {
@@ -24,6 +24,39 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 function advance(rig: GatewayRig, ms: number): void {
   rig.clock.t += ms;
   rig.gateway.tcpNat.runTimers();
+}
+
+/**
+ * A connection whose host half-closed first and reads nothing (writes held),
+ * to which the guest sent `data` and FIN; TIME-WAIT is over, so it drains.
+ */
+async function drainingConn(rig: GatewayRig, port: number, data: Uint8Array): Promise<GuestConn> {
+  const g = new GuestConn(rig, { port }).establish();
+  g.host.ev.end();
+  g.take();
+  g.send({ flags: tcp.ACK }); // ACK of the gateway's FIN: FIN-WAIT-2
+  g.host.hold = true;
+  g.write(data, true);
+  await settle();
+  advance(rig, 3_000); // TIME-WAIT (2 s) is over: the guest-side connection is CLOSED
+  return g;
+}
+
+/**
+ * Lets a host that reads slowly take everything, one held write at a time:
+ * every byte of `data` must arrive, then the FIN, and the flow must be gone.
+ */
+async function hostTakesAll(rig: GatewayRig, host: FakeTcpStream, data: Uint8Array): Promise<void> {
+  for (let i = 0; i < 100 && !host.ended; i++) {
+    host.release();
+    await settle();
+  }
+  expect(sha(concat(host.written))).toBe(sha(data));
+  expect(host.ended).toBe(true);
+  host.release(); // the FIN is handed over
+  await settle();
+  expect(rig.gateway.tcpNat.size).toBe(0);
+  expect(host.wasReset).toBe(false);
 }
 
 describe('TCP NAT teardown', () => {
@@ -43,16 +76,7 @@ describe('TCP NAT teardown', () => {
     expect(host.wasReset).toBe(false);
     expect(host.destroyed).toBe(false);
     expect(host.ended).toBe(false);
-    for (let i = 0; i < 100 && !host.ended; i++) {
-      host.release();
-      await settle();
-    }
-    expect(sha(concat(host.written))).toBe(sha(data));
-    expect(host.ended).toBe(true);
-    host.release(); // the FIN is handed over
-    await settle();
-    expect(rig.gateway.tcpNat.size).toBe(0);
-    expect(host.wasReset).toBe(false);
+    await hostTakesAll(rig, host, data);
   });
 
   it('a host that stops reading for good is reset after the drain bound, never given a clean EOF', async () => {
@@ -109,12 +133,7 @@ describe('TCP NAT teardown', () => {
     g.take();
     g.send({ flags: tcp.ACK }); // ACK of our FIN: CLOSED
     expect(host.destroyed || host.wasReset).toBe(false);
-    for (let i = 0; i < 100 && !host.ended; i++) {
-      host.release();
-      await settle();
-    }
-    expect(sha(concat(host.written))).toBe(sha(data));
-    expect(host.ended).toBe(true);
+    await hostTakesAll(rig, host, data);
   });
 
   it('gateway shutdown resets live flows both ways and lets finished ones flush within the grace', async () => {
@@ -146,20 +165,83 @@ describe('TCP NAT teardown', () => {
 
   it('gateway shutdown resets a drain that cannot finish within the grace', async () => {
     const rig = new GatewayRig();
-    const g = new GuestConn(rig, { port: 40106 }).establish();
-    g.host.ev.end();
-    g.take();
-    g.send({ flags: tcp.ACK });
-    g.host.hold = true;
-    g.write(bytes(50_000), true);
-    await settle();
-    advance(rig, 3_000);
+    const g = await drainingConn(rig, 40106, bytes(50_000));
     const closing = rig.gateway.tcpNat.closeAll(50);
     expect(g.host.wasReset).toBe(false);
     advance(rig, 100);
     await closing;
     expect(g.host.wasReset).toBe(true);
     expect(g.host.ended).toBe(false);
+  });
+
+  it('gateway shutdown: a drain that keeps making progress is still reset when the grace is over', async () => {
+    const rig = new GatewayRig({ tcpLimits: { drainIdleMs: 30_000 } });
+    const g = await drainingConn(rig, 40108, bytes(900_000, 13));
+    let resolved = false;
+    const closing = rig.gateway.tcpNat.closeAll(1_000).then(() => (resolved = true));
+    // The host takes one write (at most 256 KiB) every 400 ms: progress, but too slow to finish within the grace.
+    for (let i = 0; i < 10 && !resolved; i++) {
+      g.host.release();
+      await settle();
+      advance(rig, 400);
+      await settle();
+    }
+    expect(resolved).toBe(true); // shutdown is bounded by the grace, progress or not
+    await closing;
+    expect(g.host.wasReset).toBe(true);
+    expect(g.host.ended).toBe(false);
+  });
+
+  it('gateway shutdown asked twice: both calls resolve once the drains are over', async () => {
+    const rig = new GatewayRig();
+    const g = await drainingConn(rig, 40109, bytes(50_000));
+    let first = false;
+    let second = false;
+    void rig.gateway.tcpNat.closeAll(1_000).then(() => (first = true));
+    void rig.gateway.tcpNat.closeAll(1_000).then(() => (second = true));
+    advance(rig, 1_500);
+    await settle();
+    expect(g.host.wasReset).toBe(true);
+    expect([first, second]).toEqual([true, true]);
+  });
+
+  it('a guest that sent everything and its FIN, then went away (its link closed): the host still gets every byte, then FIN', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40110 }).establish();
+    const host = g.host;
+    host.hold = true; // a slow host reader; it has sent nothing and not closed (CLOSE-WAIT here)
+    const data = bytes(300_000, 17);
+    g.write(data, true); // acknowledged by the gateway, FIN too
+    await settle();
+    rig.gateway.detach(rig.session); // the VM powers off
+    expect(host.wasReset).toBe(false);
+    // Nothing more is read from the host: what it still sends has nowhere to go, and left unread
+    // it makes the kernel reset the host when the socket closes, instead of vanishing silently.
+    expect(host.paused).toBe(true);
+    await hostTakesAll(rig, host, data);
+  });
+
+  it('a link that closes while host bytes toward its guest are still unacknowledged: the host is reset, never told all is well', async () => {
+    const rig = new GatewayRig();
+    const g = new GuestConn(rig, { port: 40111 }).establish();
+    g.write(bytes(1000), true); // the guest's side is complete
+    await settle();
+    g.host.ev.data(bytes(5000, 1)); // the host answers; the guest never acknowledges it
+    rig.gateway.detach(rig.session);
+    expect(g.host.wasReset).toBe(true); // (its FIN toward the host went earlier: the guest's half was complete)
+  });
+
+  it('after shutdown’s grace nothing drains any more: the last links closing reset what is left at once', async () => {
+    const rig = new GatewayRig();
+    await rig.gateway.tcpNat.closeAll(0); // nothing to drain: the grace is over at once
+    // A guest still connects before its link goes (the server closes its listener after the grace).
+    const g = new GuestConn(rig, { port: 40112 }).establish();
+    g.host.hold = true;
+    g.write(bytes(300_000, 19), true); // complete on the guest's side, not yet taken by the host
+    await settle();
+    rig.gateway.close(); // the links go
+    expect(g.host.wasReset).toBe(true); // no timer runs after this: a drain begun now would keep its socket for good
+    expect(rig.gateway.tcpNat.size).toBe(0);
   });
 
   it('a large host read that was not read in place (a lent region gone stale) is taken, not mistaken for a host ignoring pause', async () => {
@@ -179,6 +261,9 @@ describe('TCP NAT teardown', () => {
     expect(g.host.paused || g.host.wasReset).toBe(true);
     expect(g.host.wasReset).toBe(true);
     expect(rig.gateway.tcpNat.counters.hostOverruns).toBe(1);
+    expect(rig.gateway.tcpNat.size).toBe(0);
+    g.take();
+    expect(g.rstSeen).toBe(true); // reset both ways
   });
 
   it('host data reaches the guest before the host FIN, even when the send buffer was full', async () => {

@@ -17,7 +17,11 @@
  *     group or zero source MAC → dropped (`src-mac`). What passes is learned
  *     (the neighbour table), so a guest with a static address is served too.
  *     Per-guest caps and shares (TCP flows, UDP flows, fragment reassembly)
- *     are keyed on the link, never on an address a guest can pick.
+ *     are keyed on the link, never on an address a guest can pick. An
+ *     address that leaves a link (its link closed, another link took it
+ *     after it aged, its own link recycled it) takes nothing with it: the
+ *     TCP connections on it are reset and its UDP flows closed, so its next
+ *     holder can neither read nor speak in them.
  *  3. ARP (RFC 826): requests for any gateway-owned address (gateway, DNS)
  *     are answered.
  *  4. IPv4 (RFC 791): header checksum and lengths checked; the source must be
@@ -172,7 +176,7 @@ export class Gateway {
     this.fragView = new DataView(this.fragBuf.buffer, this.fragBuf.byteOffset, this.fragBuf.byteLength);
     this.frames = new FrameBuilder(config.gatewayMac);
     this.tick = deps.now();
-    this.neighbors = new Neighbors<Session>((ip) => this.dhcp.linkOf(ip), deps.neighborLimits);
+    this.neighbors = new Neighbors<Session>((ip) => this.dhcp.linkOf(ip), deps.neighborLimits, (ip) => this.addressReleased(ip));
     this.dhcp = new DhcpServer({
       serverIp: config.gatewayIp,
       subnet: config.subnet,
@@ -212,7 +216,7 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev, guest) => dnsStream(deps.dns, ev, guest),
+        localDns: (ev, guest, account) => dnsStream(deps.dns, ev, guest, account),
         schedule: deps.schedule,
         guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
       },
@@ -236,10 +240,23 @@ export class Gateway {
   detach(s: Session): void {
     s.closed = true;
     this.sessions.delete(s);
-    for (const ip of this.neighbors.detach(s)) this.tcpNat.linkDrained(ip); // no congestion outlives its link
+    const addresses = this.neighbors.detach(s);
+    for (const ip of addresses) this.tcpNat.linkDrained(ip); // no congestion outlives its link
     this.udpNat.closeGuest(s.id);
-    this.tcpNat.closeGuest(s.id);
+    this.tcpNat.closeGuest(s.id, addresses);
     this.dhcp.linkClosed(s.id);
+  }
+
+  /**
+   * An address left its link while the link stays open (another link took
+   * it, or its own recycled it): the old holder's TCP connections on it are
+   * reset and its UDP flows closed, so none of them follows the address to
+   * its next holder (who could otherwise read and speak in them).
+   */
+  private addressReleased(ip: Ip4): void {
+    this.tcpNat.closeAddress(ip); // (the resets it sends the old holder may find its link congested:)
+    this.tcpNat.linkDrained(ip); // no congestion outlives the address's holder
+    this.udpNat.closeAddress(ip);
   }
 
   /** The guest connection's port drained after reporting congestion: TCP sends again. */

@@ -25,7 +25,10 @@
  *    address, a static reconfiguration, a VM moved to another link). An
  *    address under an active lease of another link (or of a link that
  *    closed) cannot be claimed at all. When a link closes, everything it
- *    held is free at once.
+ *    held is free at once. An address that leaves an open link (taken by
+ *    another, or recycled by its own) is reported (`released`) before it
+ *    goes, so the connections and flows its old holder had on it end there
+ *    instead of following the address to its next holder.
  *  - Frames toward an address go to its entry's link and MAC (the MAC the
  *    holder used last), whether or not the entry is still "live": a quiet
  *    guest keeps receiving until someone else takes the address.
@@ -101,10 +104,13 @@ export class Neighbors<L extends NeighborLink> {
   /**
    * @param leaseHolder the link id holding an active DHCP lease on an
    *   address (-1: a link that closed), or null when none does
+   * @param released told when `ip` leaves the open link `link` (another link
+   *   takes it, or its own link recycles it), while frames to `ip` still go to `link`
    */
   constructor(
     private readonly leaseHolder: (ip: Ip4) => number | null,
     limits: Partial<NeighborLimits> = {},
+    private readonly released: (ip: Ip4, link: L) => void = () => {},
   ) {
     this.#limits = { ...DEFAULT_NEIGHBOR_LIMITS, ...limits };
   }
@@ -261,6 +267,7 @@ export class Neighbors<L extends NeighborLink> {
 
   #put(st: LinkState<L>, link: L, ip: Ip4, mac: Uint8Array, macOff: number, now: number): void {
     const old = this.#byIp.get(ip);
+    if (old !== undefined && old.link !== link && !old.link.closed) this.released(ip, old.link);
     if (old !== undefined) this.#links.get(old.link)?.addrs.delete(ip);
     if (this.#lastIp === old) this.#lastIp = null;
     const n: Neighbor<L> = { ip, mac: mac.slice(macOff, macOff + 6), link, seen: now };
@@ -274,6 +281,7 @@ export class Neighbors<L extends NeighborLink> {
     let oldest: Neighbor<L> | null = null;
     for (const n of st.addrs.values()) if (oldest === null || n.seen < oldest.seen) oldest = n;
     if (oldest === null || this.#live(oldest, now)) return false;
+    this.released(oldest.ip, oldest.link);
     st.addrs.delete(oldest.ip);
     this.#byIp.delete(oldest.ip);
     if (this.#lastIp === oldest) this.#lastIp = null;

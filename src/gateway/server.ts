@@ -244,13 +244,16 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     close() {
       closing ??= (async () => {
         clearInterval(timer);
-        // Relayed connections first: a forward's listener closes only once its
-        // accepted sockets are gone. Connections the guest closed cleanly may
-        // still be writing to their hosts: they get a grace period (the TCP
-        // timers keep running for it), then what is left is reset.
+        // The forwards stop accepting at once; their listeners finish closing
+        // once their accepted sockets are gone, so the relayed connections go
+        // next (a client accepted after that would keep a listener open for as
+        // long as its connection lasts). Connections the guest closed cleanly
+        // may still be writing to their hosts: they get a grace period (the
+        // TCP timers keep running for it), then what is left is reset.
+        const forwardsClosed = forwards.closeAll();
         await gateway.tcpNat.closeAll(SHUTDOWN_DRAIN_MS);
         if (tcpTimer) clearTimeout(tcpTimer);
-        await forwards.closeAll();
+        await forwardsClosed;
         await listener?.close();
         gateway.close();
         if (upstream instanceof ResolvConfWatcher) upstream.close();

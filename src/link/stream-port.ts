@@ -24,10 +24,9 @@
  *   `socket.write` from a microtask (or sooner, when a chunk fills), so a burst
  *   of small frames costs one syscall, not one per frame. This is the default
  *   and suits the control plane and small frames.
- * - {@link StreamPort.sendPrefixed} is zero-copy for large frames built with
- *   headroom: the caller has written the prefix with `writeLengthPrefix` in
- *   front of its frame and hands over the bytes; they belong to the socket
- *   until the `done` callback runs (rotate a ring of output buffers, STYLE §2).
+ * - {@link StreamPort.reserveFrame} … {@link StreamPort.commitFrame} build a
+ *   frame in place in the staging chunk (the gateway's TCP segments), which
+ *   saves sendFrame's copy.
  *
  * Backpressure. {@link StreamPort.isCongested} turns true when the socket's
  * queued bytes reach `highWaterMark` (default 256 KiB); the port emits
@@ -120,8 +119,6 @@ export interface TxCounters {
  */
 export type SocketFactory = (onread: net.OnReadOpts) => net.Socket;
 
-/** Completion callback of {@link StreamPort.sendPrefixed}. */
-export type SendDone = (error?: Error | null) => void;
 
 const TX_CHUNK = 64 * 1024;
 /** A staging chunk holds at least this many largest frames (one 64 KiB frame per chunk meant one allocation per frame). */
@@ -329,43 +326,6 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
       }
     }
     return st;
-  }
-
-  /**
-   * Sends a frame that already carries its prefix, without copying:
-   * `buf[start, start + 4)` holds the big-endian length written by
-   * `writeLengthPrefix`, and the frame follows up to `end`. The bytes belong
-   * to the socket until `done` runs; do not modify or reuse them before.
-   * (Handing `start = 0, end = buf.length` also avoids a `subarray`.)
-   * @param done called once the bytes were written or failed; called with an
-   *   E_CLOSED error (on a later tick) when the port is closed
-   * @returns as {@link sendFrame}
-   * @throws RangeError when the prefix does not match `end − start − 4`
-   */
-  sendPrefixed(buf: Uint8Array, start: number, end: number, done?: SendDone): boolean {
-    const len = end - start - PREFIX_LEN;
-    const prefix =
-      (((buf[start] ?? 0) << 24) | ((buf[start + 1] ?? 0) << 16) | ((buf[start + 2] ?? 0) << 8) | (buf[start + 3] ?? 0)) >>> 0;
-    if (len < 0 || prefix !== len) throw new RangeError(`length prefix ${prefix} does not match frame length ${len}`);
-    const overflow = this.#closeReason === null && len <= this.maxFrame && !this.#fits(len);
-    if (this.#closeReason !== null || len > this.maxFrame || overflow) {
-      if (overflow) this.tx.overflow++;
-      else this.tx.dropped++;
-      if (done !== undefined) {
-        const err = overflow
-          ? new VmnetError('E_CONGESTED', `output queue at its bound of ${this.#maxQueued} bytes`)
-          : new VmnetError('E_CLOSED', this.#closeReason !== null ? 'stream port is closed' : `frame of ${len} bytes exceeds maxFrame`);
-        process.nextTick(done, err);
-      }
-      return false;
-    }
-    this.#flush(); // keep stream order with staged frames
-    const bytes = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-    this.socket.write(bytes, done);
-    this.tx.frames++;
-    this.tx.bytes += len;
-    this.#noteQueued();
-    return !this.#congested;
   }
 
   /** True while queued output is at or above `highWaterMark`; `'drain'` follows. */

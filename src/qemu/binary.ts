@@ -32,6 +32,19 @@ function isExecutable(p: string): boolean {
 }
 
 /**
+ * Finds an executable by name on PATH.
+ * @param name a command name (no slash)
+ * @param env environment holding PATH
+ * @returns its absolute path, or null
+ */
+export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && isExecutable(join(dir, name))) return join(dir, name);
+  }
+  return null;
+}
+
+/**
  * Resolves the QEMU binary.
  * @param explicit a path or command name given by the user, or undefined for the host arch's default
  * @param env environment holding PATH
@@ -45,9 +58,8 @@ export function findQemu(explicit: string | undefined, env: NodeJS.ProcessEnv = 
     if (isExecutable(name)) return name;
     throw new VmnetError('E_NO_QEMU', `QEMU binary ${name} is missing or not executable; check --qemu`, { usage: true });
   }
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, name))) return join(dir, name);
-  }
+  const found = findOnPath(name, env);
+  if (found) return found;
   throw new VmnetError('E_NO_QEMU', `${name} not found on PATH; install it (Debian/Ubuntu: apt-get install ${host.pkg}) or pass --qemu PATH`);
 }
 

@@ -58,9 +58,9 @@ describe('parseQcow2Header', () => {
       execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', ...args, p, '1M'], { stdio: 'pipe' });
       return readFileSync(p);
     };
-    expect(parseQcow2Header(img('plain.qcow2'))).toEqual({ version: 3, backingFile: null, dataFile: null, malformed: null });
-    expect(parseQcow2Header(img('v2.qcow2', '-o', 'compat=0.10', '-u', '-b', '/etc/hostname', '-F', 'raw'))).toMatchObject({ version: 2, backingFile: '/etc/hostname', malformed: null });
-    expect(parseQcow2Header(img('v3b.qcow2', '-u', '-b', '/etc/hostname', '-F', 'raw'))).toMatchObject({ version: 3, backingFile: '/etc/hostname', malformed: null });
+    expect(parseQcow2Header(img('plain.qcow2'))).toEqual({ version: 3, size: 2 ** 20, backingFile: null, backingFormat: null, dataFile: null, malformed: null });
+    expect(parseQcow2Header(img('v2.qcow2', '-o', 'compat=0.10', '-u', '-b', '/etc/hostname', '-F', 'raw'))).toMatchObject({ version: 2, backingFile: '/etc/hostname', backingFormat: 'raw', malformed: null });
+    expect(parseQcow2Header(img('v3b.qcow2', '-u', '-b', '/etc/hostname', '-F', 'qcow2'))).toMatchObject({ version: 3, backingFile: '/etc/hostname', backingFormat: 'qcow2', malformed: null });
     const data = join(dir, 'data.raw');
     expect(parseQcow2Header(img('ext.qcow2', '-o', `data_file=${data}`))).toMatchObject({ version: 3, dataFile: data, backingFile: null, malformed: null });
   });

@@ -20,14 +20,16 @@
  *
  *     0  magic "QFI\xfb"            4  version (2 or 3)
  *     8  backing_file_offset (u64) 16  backing_file_size (u32)
- *    20  cluster_bits               …
+ *    20  cluster_bits              24  size (u64: the virtual disk size)
  *    72  incompatible_features (v3 only; bit 2: external data file)
  *   100  header_length (v3 only; 72 for v2)
  *
  * Header extensions follow the header (at 72 for v2, at header_length for
  * v3), each `type u32, length u32, data` padded to 8 bytes, ending with type
  * 0, and all inside the first cluster (before the backing file name, when
- * there is one). Type 0x44415441 ("DATA") holds the external data file's
+ * there is one). Type 0xe2792aca holds the backing file's format (what
+ * `qemu-img create -F` wrote; without it QEMU would probe the backing
+ * file). Type 0x44415441 ("DATA") holds the external data file's
  * name; QEMU opens it only when incompatible bit 2 is set, and refuses the
  * image without a data file when the bit is set and no name is given. The
  * check here is stricter than QEMU on purpose: any backing_file_offset, any
@@ -47,6 +49,8 @@ const V3_MIN_HEADER_LEN = 104;
 const INCOMPAT_DATA_FILE = 1n << 2n;
 /** Header extension "DATA": external data file name. */
 const EXT_DATA_FILE = 0x44415441;
+/** Header extension: the backing file's format name. */
+const EXT_BACKING_FORMAT = 0xe2792aca;
 /** QEMU's limits: clusters of 512 B to 2 MiB; names up to 1023 bytes. */
 const MIN_CLUSTER_BITS = 9;
 const MAX_CLUSTER_BITS = 21;
@@ -55,8 +59,12 @@ const MAX_NAME = 1023;
 /** What a qcow2 header says about other files. */
 export interface Qcow2Info {
   version: number;
+  /** The virtual disk size, bytes. */
+  size: number;
   /** The backing file's name as written in the image, or null. */
   backingFile: string | null;
+  /** The backing file's format as written in the image (`-F`), or null (QEMU would probe it). */
+  backingFormat: string | null;
   /** The external data file's name, '' when the bit is set without a name, or null. */
   dataFile: string | null;
   /** The header is not one QEMU would open as given (refused when probed). */
@@ -73,7 +81,7 @@ export function parseQcow2Header(head: Uint8Array): Qcow2Info | null {
   const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
   if (head.byteLength < 8 || v.getUint32(0) !== QCOW2_MAGIC) return null;
   const version = v.getUint32(4);
-  const info: Qcow2Info = { version, backingFile: null, dataFile: null, malformed: null };
+  const info: Qcow2Info = { version, size: 0, backingFile: null, backingFormat: null, dataFile: null, malformed: null };
   if (version !== 2 && version !== 3) {
     info.malformed = `qcow2 version ${version} (QEMU reads versions 2 and 3)`;
     return info;
@@ -85,6 +93,7 @@ export function parseQcow2Header(head: Uint8Array): Qcow2Info | null {
   const backingOff = v.getBigUint64(8);
   const backingLen = v.getUint32(16);
   const clusterBits = v.getUint32(20);
+  info.size = Number(v.getBigUint64(24));
   const text = (off: number, len: number) => Buffer.from(head.buffer, head.byteOffset + off, len).toString('latin1');
   if (backingOff !== 0n) {
     const off = Number(backingOff);
@@ -125,6 +134,7 @@ export function parseQcow2Header(head: Uint8Array): Qcow2Info | null {
       break;
     }
     if (type === EXT_DATA_FILE) dataName = text(at + 8, Math.min(len, MAX_NAME));
+    if (type === EXT_BACKING_FORMAT) info.backingFormat = text(at + 8, Math.min(len, 32));
     at += 8 + Math.ceil(len / 8) * 8;
   }
   if ((incompatible & INCOMPAT_DATA_FILE) !== 0n) info.dataFile = dataName ?? '';

@@ -22,23 +22,13 @@
  * later.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { VmnetError } from '../errors.js';
+import { findOnPath } from './binary.js';
 
 /** util-linux setpriv on PATH, or null. */
 export function findSetpriv(env: NodeJS.ProcessEnv = process.env): string | null {
   if (process.platform !== 'linux') return null;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, 'setpriv'), constants.X_OK);
-      return join(dir, 'setpriv');
-    } catch {
-      /* next */
-    }
-  }
-  return null;
+  return findOnPath('setpriv', env);
 }
 
 export interface QemuExit {

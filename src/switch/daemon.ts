@@ -407,6 +407,7 @@ const formatIp = (a: number) => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a 
 function checkOptions(name: string, o: SwitchCreateOptions): void {
   switchPaths(name, o.runtimeDir ?? runtimeDir());
   const withGateway = o.gateway ?? o.subnet !== undefined;
+  if (o.gateway === false && o.subnet !== undefined) throw new VmnetError('E_USAGE', '--subnet is the gateway\'s network and --no-gateway asks for none: drop one of them');
   if (!withGateway && o.isolated) throw new VmnetError('E_USAGE', '--isolated needs a gateway (give --subnet or --gateway)');
   if (!withGateway && (o.hostLoopback === false || o.hostAccess === false)) throw new VmnetError('E_USAGE', '--no-host-loopback and --no-host need a gateway (give --subnet or --gateway)');
   if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu });

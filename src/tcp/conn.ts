@@ -201,6 +201,11 @@ export class TcpConn {
   /** The budget account the buffers charge (null: none, or disposed). */
   #account: BudgetAccount | null;
 
+  /** The budget account this connection charges (null: no budget, or disposed), for memory its owner holds on its behalf. */
+  get account(): BudgetAccount | null {
+    return this.#account;
+  }
+
   /**
    * @param cfg tunables (shared)
    * @param out segment sink

@@ -3,8 +3,10 @@
  * hands back a `Vm` (vm.ts).
  *
  * Start, in order, undoing everything on any failure:
- * 1. validate options (plan.ts) and claim the VM directory (state.ts): it
- *    appears with state.json naming this process as the owner;
+ * 1. validate options (plan.ts); for an image URL, fetch the base image
+ *    (remote-image.ts: `download` events); claim the VM directory
+ *    (state.ts): it appears with state.json naming this process as the
+ *    owner; for an image URL, make or check the VM's kept disk;
  * 2. start the gateway in-process on `net0.sock` with the port forwards: a
  *    taken host port fails here, before QEMU exists; `--net switch:NAME`
  *    NICs get a port on that switch (src/switch/daemon.ts starts the switch
@@ -40,6 +42,7 @@ import { findSetpriv, QemuProcess } from '../qemu/process.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { writeKvmVerdict } from './accel-verdict.js';
 import { buildPlan, claimPlan, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
+import { fetchRemoteBase, remoteDrive } from './remote-image.js';
 import { FILES, processStartTime, runtimeRoot, writeState, type VmState } from './state.js';
 import { SERIAL_LOG_CAP, SerialHub } from './serial.js';
 import { serveControl, type ControlServer } from './control.js';
@@ -168,8 +171,11 @@ const stderrTail = (stderr: string): string => stderr.trim().split('\n').slice(-
  * @throws VmnetError usage errors (E_USAGE, E_NO_FILE, E_BAD_IMAGE, E_PORT_IN_USE, E_NAME_IN_USE, …) before QEMU starts; E_QEMU_FAILED with QEMU's stderr when it fails to start
  */
 export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
-  const r = await resolveLaunch(o);
+  let r = await resolveLaunch(o);
   const cancel = o.signal;
+  if (cancel?.aborted) throw interrupted(cancel, r.baseName);
+  const remote = r.remote;
+  const base = remote ? await fetchRemoteBase({ ...r, remote }, { ...(o.onEvent ? { onEvent: o.onEvent } : {}), ...(cancel ? { signal: cancel } : {}) }) : null;
   if (cancel?.aborted) throw interrupted(cancel, r.baseName);
   const state: VmState = {
     version: 1,
@@ -180,7 +186,7 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
     state: 'starting',
     accel: r.accel,
     startedAt: Date.now(),
-    image: r.drive?.path ?? null,
+    image: r.drive?.path ?? remote?.url ?? null,
     kernel: r.kernel ?? null,
     macs: [],
   };
@@ -189,6 +195,10 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   state.name = plan.name;
   state.macs = plan.nics.map((n) => n.mac);
   try {
+    if (remote && base) {
+      r = { ...r, drive: await remoteDrive({ ...r, remote }, plan.name, base) };
+      plan = buildPlan(r, plan.name, dir);
+    }
     if (plan.nics.some((n) => n.net.kind === 'switch')) plan = await switchPlan(r, plan);
     if (cancel?.aborted) throw interrupted(cancel, plan.name);
   } catch (e) {

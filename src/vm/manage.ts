@@ -1,16 +1,21 @@
 /**
  * Theory of operation: the client side of running VMs, for `vmnet ls`,
- * `stop`, `forward`, `wait` and `console`. A VM is found by name in the
+ * `stop`, `forward`, `wait`, `console` and `rm`. A VM is found by name in the
  * runtime root (state.ts); a directory whose owner is dead is cleaned on
  * sight and reported as not running, never trusted. Everything else goes
  * through the VM's control socket (control.ts), so the process that owns
  * the VM (foreground `vmnet run`, detached supervisor, library user) does
- * the work and the answer carries its error codes.
+ * the work and the answer carries its error codes. `rm` removes the disk a
+ * VM run from an image URL keeps; it holds the VM's name (claims its
+ * directory, as a start does) while it removes, so no run of that name can
+ * start on a half-removed disk, and a running VM's disk is refused.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { VmnetError } from '../errors.js';
+import { isVmnetError, VmnetError } from '../errors.js';
+import { removeVmDisk, vmDiskDir } from '../images/vm-disk.js';
 import { controlCall, type VmStatus } from './control.js';
-import { FILES, cleanStale, inspectVmDir, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
+import { FILES, claimVmDir, cleanStale, ensureRuntimeRoot, inspectVmDir, processStartTime, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
 
 export type { CleanedVm };
 import type { VmExit } from './launch.js';
@@ -111,4 +116,28 @@ export async function waitForVmPort(name: string, port: number, timeoutMs = 60_0
 /** The console socket of a running VM (raw bytes both ways). */
 export async function consoleSocket(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return join((await findVm(name, env)).dir, FILES.console);
+}
+
+/**
+ * Removes the disk kept for VM `name` (made when it was run from an image URL).
+ * @returns the directory removed
+ * @throws VmnetError E_NAME_IN_USE while the VM runs; E_NO_VM when it has no kept disk
+ */
+export async function removeVm(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  validateName(name);
+  const dir = vmDiskDir(name, env);
+  const root = await ensureRuntimeRoot(env);
+  let claim;
+  try {
+    claim = await claimVmDir(root, name, true, () => ({ version: 1, name, pid: process.pid, pidStart: processStartTime(process.pid), qemuPid: null, state: 'starting', accel: '', startedAt: Date.now(), image: null, kernel: null, macs: [] }));
+  } catch (e) {
+    if (isVmnetError(e) && e.code === 'E_NAME_IN_USE') throw new VmnetError('E_NAME_IN_USE', `VM ${name} is running; stop it first (vmnet stop ${name}), then remove its disk`);
+    throw e;
+  }
+  try {
+    if (!(await removeVmDisk(name, env))) throw new VmnetError('E_NO_VM', `VM ${name} has no kept disk (${dir}); only a VM run from an image URL keeps one`);
+  } finally {
+    await rm(claim.dir, { recursive: true, force: true });
+  }
+  return dir;
 }

@@ -1,7 +1,8 @@
 /**
  * Theory of operation: everything about a launch that can be checked
  * before anything starts. resolveLaunch() validates the user's options
- * (image readable and its format read from the file, kernel files, memory,
+ * (image readable and its format read from the file, or an image URL with
+ * its digest and disk size well-formed, kernel files, memory,
  * CPUs, QEMU binary, accelerator, NICs, forwards, DNS records, network
  * settings) and has no side effects; buildQemuSpec() then lays the VM out in
  * its directory: the gateway's stream socket per `user` NIC, QMP, the serial
@@ -17,7 +18,11 @@ import { VmnetError } from '../errors.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
 import { checkExtraArgs, qemuArgs, macFromName, type QemuSpec } from '../qemu/args.js';
 import { chooseAccel, findQemu, type Accel } from '../qemu/binary.js';
-import { resolveImageFormat, type ImageFormat } from '../qemu/image.js';
+import type { ImageFormat } from '../qemu/image.js';
+import { resolveDiskFormat } from '../images/format-rules.js';
+import { isImageUrl, parseDigest, parseImageUrl, urlFileName } from '../images/source.js';
+import { parseDiskSize } from '../images/size.js';
+import { readDiskMeta, vmDiskPath } from '../images/vm-disk.js';
 import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js';
 import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
@@ -30,16 +35,25 @@ export type NetSpec = { kind: 'user'; mac?: string } | { kind: 'switch'; switch:
 
 /** Options of `launch()` (and of `vmnet run`). */
 export interface LaunchOptions {
-  /** Disk image, qcow2 or raw. */
+  /**
+   * Disk image, qcow2 or raw: a local file (written in place unless
+   * `snapshot`), or an http(s) URL, downloaded once into the image cache
+   * and never written: the VM gets a qcow2 overlay kept under its name
+   * (`$XDG_DATA_HOME/vmnet/vms/NAME/disk.qcow2`) until `vmnet rm NAME`.
+   */
   image?: string;
   /**
-   * The image's format. Default: read from the file, and then a qcow2 that
-   * names a backing or data file is refused (a guest can write such a
-   * header into a raw disk). 'qcow2' vouches for the image; 'raw' boots
-   * its bytes as they are.
+   * The image's format (of the downloaded base, for a URL). Default: read
+   * from the file, and then a qcow2 that names a backing or data file is
+   * refused (a guest can write such a header into a raw disk). 'qcow2'
+   * vouches for the image; 'raw' boots its bytes as they are.
    */
   format?: ImageFormat;
-  /** Discard writes to the image. */
+  /** `sha256:HEX` the bytes downloaded from an image URL must have. */
+  digest?: string;
+  /** Grow the kept disk of an image URL to this size (`20G`, or bytes); never shrinks. */
+  diskSize?: string | number;
+  /** Discard writes to the image (for an image URL: to its kept disk). */
   snapshot?: boolean;
   kernel?: string;
   initrd?: string;
@@ -89,6 +103,8 @@ export interface ResolvedLaunch {
   memoryMiB: number;
   cpus: number;
   drive?: { path: string; format: ImageFormat; snapshot: boolean };
+  /** An image URL: downloaded and given its kept disk by launch(), which then sets `drive`. */
+  remote?: RemoteImage;
   kernel?: string;
   initrd?: string;
   append?: string;
@@ -99,6 +115,18 @@ export interface ResolvedLaunch {
   extra: string[];
   stopTimeoutMs: number;
   env: NodeJS.ProcessEnv;
+}
+
+/** An image URL, checked. */
+export interface RemoteImage {
+  url: string;
+  /** The SHA-256 (hex) its bytes must have. */
+  digest: string | null;
+  /** --disk-size in bytes. */
+  diskSize: number | null;
+  /** --format, of the downloaded base. */
+  format?: ImageFormat;
+  snapshot: boolean;
 }
 
 /** A NIC as laid out in the VM directory. */
@@ -174,10 +202,16 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   if ((o.initrd || o.append !== undefined) && !o.kernel) throw new VmnetError('E_USAGE', '--initrd and --append need --kernel');
   const env = o.env ?? process.env;
   const notes: string[] = [];
-  const image = o.image ? resolve(o.image) : undefined;
+  const url = o.image && isImageUrl(o.image) ? parseImageUrl(o.image) : null;
+  const image = o.image && !url ? resolve(o.image) : undefined;
   if (o.format !== undefined && o.format !== 'raw' && o.format !== 'qcow2') throw new VmnetError('E_USAGE', `bad format ${String(o.format)}: raw or qcow2`);
-  if (o.format !== undefined && !image) throw new VmnetError('E_USAGE', '--format needs a disk IMAGE');
-  const format = image ? await resolveImageFormat(image, o.format) : undefined;
+  if (o.format !== undefined && !image && !url) throw new VmnetError('E_USAGE', '--format needs a disk IMAGE');
+  if (o.digest !== undefined && !url) throw new VmnetError('E_USAGE', '--digest checks an image downloaded from a URL; give an http:// or https:// IMAGE');
+  if (o.diskSize !== undefined && !url) throw new VmnetError('E_USAGE', '--disk-size grows the disk vmnet keeps for an image URL; a local image is used as it is (qemu-img resize it yourself)');
+  const remote: RemoteImage | undefined = url
+    ? { url: url.href, digest: o.digest !== undefined ? parseDigest(o.digest) : null, diskSize: o.diskSize !== undefined ? parseDiskSize(o.diskSize) : null, snapshot: o.snapshot ?? false, ...(o.format ? { format: o.format } : {}) }
+    : undefined;
+  const format = image ? await resolveDiskFormat(image, o.format, env) : undefined;
   const kernel = o.kernel ? resolve(o.kernel) : undefined;
   const initrd = o.initrd ? resolve(o.initrd) : undefined;
   if (kernel) await readable(kernel, 'kernel');
@@ -186,7 +220,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   const cpus = o.cpus ?? 2;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 256) throw new VmnetError('E_USAGE', `bad --cpus ${o.cpus}: give a whole number from 1 to 256`);
   const explicitName = o.name !== undefined;
-  const baseName = explicitName ? validateName(o.name!) : nameFromPath(image ?? kernel!);
+  const baseName = explicitName ? validateName(o.name!) : nameFromPath(url ? urlFileName(url) : (image ?? kernel!));
 
   const nets: NetSpec[] = [];
   const netTexts = o.net ?? ['user'];
@@ -248,6 +282,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     memoryMiB,
     cpus,
     ...(image ? { drive: { path: image, format: format!, snapshot: o.snapshot ?? false } } : {}),
+    ...(remote ? { remote } : {}),
     ...(kernel ? { kernel } : {}),
     ...(initrd ? { initrd } : {}),
     ...(o.append !== undefined ? { append: o.append } : {}),
@@ -316,7 +351,13 @@ export async function planLaunch(o: LaunchOptions): Promise<LaunchPlan> {
   const r = await resolveLaunch(o);
   const root = runtimeRoot(r.env);
   const name = await peekName(root, r.baseName, r.explicitName);
-  return buildPlan(r, name, join(root, name));
+  if (!r.remote) return buildPlan(r, name, join(root, name));
+  // The disk an image URL would get, and where its base comes from.
+  const disk = vmDiskPath(name, r.env);
+  const kept = await readDiskMeta(name, r.env);
+  const plan = buildPlan({ ...r, drive: { path: disk, format: 'qcow2', snapshot: r.remote.snapshot } }, name, join(root, name));
+  plan.notes.push(kept ? `disk: ${disk}, kept from an earlier run (over sha256:${kept.sha256})` : `disk: ${disk}, a new qcow2 overlay over ${r.remote.url} (downloaded into the image cache unless it is there)`);
+  return plan;
 }
 
 /**

@@ -16,7 +16,10 @@
  * without an answer means the supervisor died, no answer within the time
  * limit that it hangs: either way the parent says what it knows (pid, the
  * VM it claimed, QEMU's pid, the log) and a supervisor still running is
- * told to give up. After the handshake the parent prints the name and exits; the
+ * told to give up. An image URL is fetched by the parent before the
+ * supervisor exists (its progress reaches the user live, and a long download
+ * is no handshake timeout); the supervisor gets the digest of what was
+ * fetched and finds it in the cache. After the handshake the parent prints the name and exits; the
  * supervisor exits when the VM does (guest power-off, `vmnet stop`,
  * SIGTERM → graceful stop; a second signal forces). Its signal handlers are
  * installed before anything else: a signal during the start cancels it
@@ -34,6 +37,9 @@ import { packageRoot } from '../guest/bundled.js';
 import { launch, type Vm, type VmEvent } from './launch.js';
 import type { LaunchOptions } from './plan.js';
 import { ensureRuntimeRoot, scanVms } from './state.js';
+import { resolveLaunch } from './plan.js';
+import { fetchRemoteBase } from './remote-image.js';
+import { formatDigest, isImageUrl } from '../images/source.js';
 
 /** The CLI entry point to re-run (dist/cli/bin.js, also when this module runs from src/ under a test runner). */
 function binPath(): string {
@@ -45,18 +51,24 @@ type Serializable = Omit<LaunchOptions, 'env'>;
 
 /**
  * Starts a VM under a detached supervisor process.
- * @param opts launch options (must be JSON-serialisable; env is the child's environment)
+ * @param opts launch options (must be JSON-serialisable; env is the child's environment);
+ *   onEvent hears the download of an image URL as it happens
  * @returns the VM's name and directory, once it runs
  * @param cancel aborting it cancels the start (the supervisor then reports E_INTERRUPTED)
  * @throws VmnetError as launch() would (same code), or E_QEMU_FAILED when the supervisor died
  */
-export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000, cancel?: AbortSignal): Promise<{ name: string; dir: string; events: VmEvent[] }> {
+export async function startDetached(opts: LaunchOptions & { onEvent?: (e: VmEvent) => void }, timeoutMs = 60_000, cancel?: AbortSignal): Promise<{ name: string; dir: string; events: VmEvent[] }> {
   const env = opts.env ?? process.env;
   const root = await ensureRuntimeRoot(env);
+  const { env: _env, onEvent, ...rest } = opts;
+  const payload: Serializable = rest;
+  const resolved = rest.image && isImageUrl(rest.image) ? await resolveLaunch(opts) : null;
+  if (resolved?.remote) {
+    const base = await fetchRemoteBase({ ...resolved, remote: resolved.remote }, { ...(onEvent ? { onEvent } : {}), ...(cancel ? { signal: cancel } : {}) });
+    payload.digest = formatDigest(base.sha256);
+  }
   const logPath = join(root, 'supervisor.log');
   const log = openSync(logPath, 'a', 0o600);
-  const { env: _env, ...rest } = opts;
-  const payload: Serializable = rest;
   let child;
   try {
     child = spawn(process.execPath, [binPath(), 'run', '--supervised'], { detached: true, stdio: ['ignore', 'ignore', log, 'pipe'], env, cwd: process.cwd() });
@@ -92,7 +104,8 @@ export async function startDetached(opts: LaunchOptions, timeoutMs = 60_000, can
   if (reply === null) throw await noReply(child, root, logPath, timeoutMs);
   const r = JSON.parse(reply) as { ok: boolean; name?: string; dir?: string; events?: VmEvent[]; code?: VmnetErrorCode; message?: string; usage?: boolean };
   if (!r.ok) throw new VmnetError(r.code ?? 'E_QEMU_FAILED', r.message ?? 'the VM did not start', { usage: r.usage ?? false });
-  return { name: r.name!, dir: r.dir!, events: r.events ?? [] };
+  // The parent reported the download; the supervisor's cache hit is no news.
+  return { name: r.name!, dir: r.dir!, events: (r.events ?? []).filter((e) => e.event !== 'download') };
 }
 
 /**

@@ -3,7 +3,8 @@
  * starts it). The Vm owns QEMU's process, its QMP connection, the serial
  * hub, the control server and (for a `user` NIC) the in-process gateway.
  *
- * Events (`vm.on('event', e)`, NDJSON in `vmnet run --json`): accel-fallback
+ * Events (`vm.on('event', e)`, NDJSON in `vmnet run --json`): download
+ * (launch only, for an image URL: images/download.ts), accel-fallback
  * (launch only: KVM failed at start, TCG used), started, lease (a DHCP ACK
  * binding a new address to one of the VM's MACs), forward (added/removed),
  * ready (waitForPort saw the guest answer the gateway's own SYN), exited.
@@ -29,6 +30,7 @@ import type { QmpClient, QmpEvent } from '../qemu/qmp.js';
 import { formatIp4 } from '../wire/addr.js';
 import { LeaseState } from '../services/dhcp-server.js';
 import type { LaunchPlan } from './plan.js';
+import type { DownloadEvent } from '../images/download.js';
 import type { VmState } from './state.js';
 import type { SerialHub } from './serial.js';
 import type { ControlServer, VmStatus } from './control.js';
@@ -48,6 +50,8 @@ export interface VmExit {
 }
 
 export type VmEvent =
+  /** launch only, for an image URL: download progress, or the cache hit. */
+  | DownloadEvent
   | { event: 'accel-fallback'; time: string; from: 'kvm'; to: 'tcg'; reason: string; remembered: string | null }
   /** pid: the process serving the VM (this one), as in `vmnet ls --json`; qemuPid: QEMU's. */
   | { event: 'started'; time: string; name: string; pid: number; qemuPid: number; accel: string; dir: string; macs: string[]; forwards: string[]; notes: string[] }

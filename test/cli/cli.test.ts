@@ -101,6 +101,7 @@ describe('vmnet CLI', () => {
     const rt = mkdtempSync(join(tmpdir(), 'vmnet-cli-'));
     expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--no-host'), /--no-host-loopback and --no-host need a gateway/);
     expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--no-gateway', '--no-host-loopback'), /need a gateway/);
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--subnet', '10.7.0.0/24', '--no-gateway'), /--subnet is the gateway's network and --no-gateway asks for none/);
     expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--tcp-per-guest', '0'), /bad --tcp-per-guest 0/);
     expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--dhcp-leases-per-link', '0'), /bad DHCP leases per link 0/);
   });

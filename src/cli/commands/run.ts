@@ -17,6 +17,8 @@ import type { VmEvent } from '../../vm/vm.js';
 
 interface RunArgs extends NetworkArgs {
   image?: string;
+  digest?: string;
+  'disk-size'?: string;
   kernel?: string;
   initrd?: string;
   append?: string;
@@ -41,6 +43,9 @@ interface RunArgs extends NetworkArgs {
 const USAGE = `$0 run [IMAGE] [options] [-- extra qemu args]
 
 Boot a VM on vmnet's own user-mode network (DHCP, DNS, NAT, port forwards).
+IMAGE is a disk image file, or an http(s) URL: downloaded once into the cache
+(resumed when cut off), never written; the VM keeps its writes in a disk of
+its own (per --name) until vmnet rm NAME.
 Its serial console is on this terminal: Ctrl-] stops the VM (ACPI power-down,
 then quit), every other key goes to the guest. SIGINT, SIGTERM and SIGHUP sent
 to vmnet also power the guest down (a second one forces it off). With --detach
@@ -58,14 +63,16 @@ function parseConsole(text: string): ConsoleMode {
 export function runCommand(io: CliIo, setExit: (code: number) => void): CommandModule<object, RunArgs> {
   return {
     command: 'run [image]',
-    describe: 'boot a VM (raw or qcow2 disk image, or a kernel) on its own network',
+    describe: 'boot a VM (raw or qcow2 disk image, its http(s) URL, or a kernel) on its own network',
     builder: (y) =>
       withNetworkOptions(
         y
           // Arguments after -- go to QEMU verbatim: never coerced to numbers (1e3, 0x100, 007 stay strings).
           .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
           .usage(USAGE)
-          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file unless --format)' })
+          .positional('image', { type: 'string', describe: 'disk image (qcow2 or raw, detected from the file unless --format), or an http(s) URL of one' })
+          .option('digest', { type: 'string', describe: 'sha256:HEX the image downloaded from a URL must have (from the distribution\'s SHA256SUMS); a mismatch removes the download and exits 2' })
+          .option('disk-size', { type: 'string', describe: 'grow the disk kept for an image URL to this size, e.g. 20G (it never shrinks)' })
           .option('format', {
             choices: ['raw', 'qcow2'] as const,
             describe: 'the image format; without it a qcow2 image that names a backing or data file is refused (a guest could have written that header)',
@@ -105,6 +112,8 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
       const { parseUpstream } = await import('../../services/dns/resolv-conf.js');
       const opts: LaunchOptions = {
         ...(a.image !== undefined ? { image: a.image } : {}),
+        ...(a.digest !== undefined ? { digest: a.digest } : {}),
+        ...(a['disk-size'] !== undefined ? { diskSize: a['disk-size'] } : {}),
         ...(a.kernel !== undefined ? { kernel: a.kernel } : {}),
         ...(a.initrd !== undefined ? { initrd: a.initrd } : {}),
         ...(a.append !== undefined ? { append: a.append } : {}),
@@ -155,10 +164,14 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
       }
 
       const json = a.json;
-      /** What the user hears about the start: the fallback and the notes on stderr, every event as NDJSON with --json. */
+      const { downloadReporter } = await import('../download-report.js');
+      const download = downloadReporter(io.stderr, { tty: (io.stderr as { isTTY?: boolean }).isTTY === true, json });
+      /** What the user hears about the start: the download, the fallback and the notes on stderr, every event as NDJSON with --json. */
       const report = (e: VmEvent, write: (stream: Writable, text: string) => void) => {
         // QEMU's stderr (in the reason and the notes) is another program's text: escaped.
-        if (e.event === 'accel-fallback') {
+        if (e.event === 'download') {
+          download(e, write);
+        } else if (e.event === 'accel-fallback') {
           write(io.stderr, `vmnet: KVM failed when QEMU started (${printable(e.reason)}); started again with TCG (slower)${e.remembered ? `; later runs in this boot use TCG directly (${printable(e.remembered)})` : ''}\n`);
         } else if (e.event === 'started') {
           for (const n of e.notes) write(io.stderr, `vmnet: ${printable(n)}\n`);
@@ -171,7 +184,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         // A signal while the supervisor starts the VM cancels that start (nothing is left running).
         const cancel = new AbortController();
         const off = io.onSignal((sig) => cancel.abort(sig), STOP_SIGNALS);
-        const { name, events } = await startDetached(opts, undefined, cancel.signal).finally(off);
+        const { name, events } = await startDetached({ ...opts, onEvent: (e) => report(e, (stream, text) => stream.write(text)) }, undefined, cancel.signal).finally(off);
         for (const e of events) report(e, (stream, text) => stream.write(text));
         if (!json) io.stdout.write(name + '\n');
         return;

@@ -6,8 +6,9 @@
  * withheld) beyond that, pause() holding replies, FIN after the last answer.
  */
 import { describe, expect, it } from 'vitest';
-import type { HostStreamEvents } from './host-stream.js';
+import type { HostStream, HostStreamEvents } from './host-stream.js';
 import { dnsStream, MAX_IN_FLIGHT } from './dns-stream.js';
+import { TcpBudget, type BudgetAccount } from '../../tcp/budget.js';
 
 /** A DNS "query" for these tests: 2 bytes of id, then filler. */
 function query(id: number, size = 20): Uint8Array {
@@ -58,19 +59,25 @@ class Rig {
     reset: () => undefined,
     drain: () => void this.drains++,
   };
-  readonly stream = dnsStream(
-    {
-      query: (q: Uint8Array) =>
-        new Promise<Uint8Array | null>((resolve) => {
-          const id = (q[0]! << 8) | q[1]!;
-          this.asked.push(id);
-          this.pending.set(id, resolve);
-        }),
-    },
-    this.ev,
-  );
-  answer(id: number): void {
-    this.pending.get(id)!(query(id, 30));
+  readonly stream: HostStream;
+  constructor(readonly account: BudgetAccount | null = null) {
+    // Made here, not as a field initializer: those run before `account` is set.
+    this.stream = dnsStream(
+      {
+        query: (q: Uint8Array) =>
+          new Promise<Uint8Array | null>((resolve) => {
+            const id = (q[0]! << 8) | q[1]!;
+            this.asked.push(id);
+            this.pending.set(id, resolve);
+          }),
+      },
+      this.ev,
+      undefined,
+      this.account,
+    );
+  }
+  answer(id: number, size = 30): void {
+    this.pending.get(id)!(query(id, size));
     this.pending.delete(id);
   }
 }
@@ -143,5 +150,63 @@ describe('dnsStream', () => {
     await tick();
     expect(replyIds(r.out)).toEqual([7, 8]);
     expect(r.ended).toBe(1);
+  });
+
+  it('holds a query split across chunks in memory in proportion to the bytes that came, not 64 KiB per connection', async () => {
+    // A guest opens many connections and sends one byte (or a prefix announcing a big query) on each.
+    const streams: unknown[] = [];
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 1000; i++) {
+      const r = new Rig();
+      r.stream.write(new Uint8Array([0xff]), () => undefined);
+      r.stream.write(new Uint8Array([0xff, 1, 2, 3]), () => undefined);
+      streams.push(r);
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(streams).toHaveLength(1000);
+    expect(grown).toBeLessThan(8 * 1024 * 1024); // 64 MiB before: a whole message buffer per connection
+  });
+
+  it('assembles a query of the largest size from one-byte chunks', async () => {
+    const r = new Rig();
+    const q = query(9, 65535);
+    q.fill(0xab, 2);
+    const bytes = framed([q]);
+    for (let i = 0; i < bytes.length; i += 997) r.stream.write(bytes.subarray(i, Math.min(bytes.length, i + 997)), () => undefined);
+    await tick();
+    expect(r.asked).toEqual([9]);
+  });
+
+  it("charges replies it holds to the connection's TCP budget: an answer past the guest's share becomes SERVFAIL, and all is given back", async () => {
+    const budget = new TcpBudget(1024 * 1024, 150_000);
+    const account = budget.acquire('guest');
+    const r = new Rig(account);
+    r.stream.pause(); // the guest does not read: answers are held
+    r.stream.write(framed([query(1), query(2), query(3)]), () => undefined);
+    r.answer(1, 60_000);
+    r.answer(2, 60_000);
+    r.answer(3, 60_000); // 180,000 would pass the 150,000 share
+    await tick();
+    expect(account.used).toBe(120_000 + 12); // two answers, and a 12-byte SERVFAIL (these fake queries carry no question)
+    expect(budget.counters.limited).toBe(1);
+    r.stream.resume();
+    await tick();
+    const all = Buffer.concat(r.out);
+    const sizes: number[] = [];
+    const rcodes: number[] = [];
+    for (let o = 0; o < all.length; o += 2 + all.readUInt16BE(o)) {
+      sizes.push(all.readUInt16BE(o));
+      rcodes.push(all[o + 2 + 3]! & 15);
+    }
+    expect(sizes.slice(0, 2)).toEqual([60_000, 60_000]);
+    expect(rcodes[2]).toBe(2); // SERVFAIL
+    expect(account.used).toBe(0); // delivered: the send buffer charges for it from here
+    r.stream.pause();
+    r.stream.write(framed([query(4)]), () => undefined);
+    r.answer(4, 50_000);
+    await tick();
+    expect(account.used).toBe(50_000);
+    r.stream.reset();
+    expect(account.used).toBe(0);
   });
 });

@@ -17,15 +17,24 @@
  *   and `write` returns false until the answers go out ('drain'). Unparsed
  *   bytes therefore stay in the receive buffer and keep the guest's window
  *   closed: a guest that pipelines faster than it reads answers is slowed by
- *   TCP itself. Only a query that straddles two chunks is copied (at most one
- *   message, 65,535 bytes).
+ *   TCP itself. Only a query that straddles two chunks is copied, into a
+ *   buffer that grows with the bytes that came (at most one message, 65,535
+ *   bytes) and is let go once the query is whole.
  * - Service → guest. `pause()` holds replies (at most MAX_IN_FLIGHT, one per
  *   query) instead of delivering them; `resume()` delivers them in order. A
  *   reply counts as in flight until delivered, so a guest that does not read
  *   its answers also stops the parsing above.
+ * Replies held for the guest (answered, not yet delivered) are charged to the
+ * connection's TCP budget account, like the send buffer they are waiting
+ * for: an answer that does not fit the guest's share is replaced by SERVFAIL
+ * (the stub retries) and counted in the budget's `limited`. Otherwise 32
+ * held answers of up to 64 KiB on each of a guest's 4096 connections would
+ * be gigabytes outside every bound.
  * The guest's FIN (`end`) is answered with ours once every query before it
  * was answered and delivered.
  */
+import type { BudgetAccount } from '../../tcp/budget.js';
+import { errorReply, SERVFAIL } from '../dns/message.js';
 import type { DnsService } from '../dns/server.js';
 import type { HostStream, HostStreamEvents } from './host-stream.js';
 
@@ -46,11 +55,16 @@ interface Chunk {
  * @param dns the service answering each query
  * @param ev the TCP NAT's events for this flow
  * @param guest the asking guest's key (its share of the service's forwarding slots is bounded)
+ * @param account the connection's TCP budget account, charged for held replies (null: none)
  */
-export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, guest?: number): HostStream {
+export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, guest?: number, account: BudgetAccount | null = null): HostStream {
   const chunks: Chunk[] = [];
-  /** A query that straddles chunks, being assembled with its length prefix (allocated on first need). */
-  let partial: Uint8Array | null = null;
+  /**
+   * A query that straddles chunks, being assembled with its length prefix:
+   * grown with the bytes that came (a byte on each of many connections must
+   * not cost a whole message buffer each), let go once the query is whole.
+   */
+  let partial = new Uint8Array(0);
   let partialLen = 0;
   /** Replies in query order, from the first not yet delivered: undefined = not answered yet, null = nothing to send. */
   const replies: Array<Uint8Array | null | undefined> = [];
@@ -61,8 +75,29 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, 
   let guestEnded = false;
   let finSent = false;
   let wantDrain = false;
+  /** Bytes of held replies charged to `account`. */
+  let charged = 0;
 
   const room = (): boolean => replies.length < MAX_IN_FLIGHT;
+
+  /** An answer held for the guest, charged to its budget; SERVFAIL when its share cannot hold it. */
+  const hold = (query: Uint8Array, answer: Uint8Array | null): Uint8Array | null => {
+    if (answer === null || answer.length > MAX_MESSAGE) return null;
+    if (account === null) return answer;
+    if (answer.length > account.available()) {
+      account.budget.counters.limited++;
+      answer = errorReply(query, SERVFAIL, { ra: true, edns: false });
+    }
+    account.charge(answer.length);
+    charged += answer.length;
+    return answer;
+  };
+
+  /** Gives back what held replies were charged (the connection is done). */
+  const uncharge = (): void => {
+    if (account !== null && charged > 0) account.credit(charged);
+    charged = 0;
+  };
 
   /** Hands one whole query (without its prefix) to the service; its reply slot keeps the order. */
   const dispatch = (query: Uint8Array): void => {
@@ -70,7 +105,7 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, 
     replies.push(undefined);
     const settle = (answer: Uint8Array | null): void => {
       if (closed) return;
-      replies[index - delivered] = answer !== null && answer.length <= MAX_MESSAGE ? answer : null;
+      replies[index - delivered] = hold(query, answer);
       flush();
     };
     dns.query(query, 'tcp', guest).then(settle, () => settle(null));
@@ -88,14 +123,19 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, 
         c.pos = end;
       } else {
         // A query that does not fit in what is here: assemble it (prefix first, then body).
-        partial ??= new Uint8Array(2 + MAX_MESSAGE);
         const need = partialLen < 2 ? 2 : 2 + ((partial[0]! << 8) | partial[1]!);
         const n = Math.min(need - partialLen, avail);
+        if (partialLen + n > partial.length) {
+          const grown = new Uint8Array(Math.min(need, Math.max(partialLen + n, 2 * partial.length, 64)));
+          grown.set(partial.subarray(0, partialLen));
+          partial = grown;
+        }
         partial.set(b.subarray(c.pos, c.pos + n), partialLen);
         partialLen += n;
         c.pos += n;
         if (partialLen >= 2 && partialLen === 2 + ((partial[0]! << 8) | partial[1]!)) {
-          dispatch(partial.slice(2, partialLen));
+          dispatch(partial.subarray(2, partialLen)); // the service may keep it: `partial` is let go
+          partial = new Uint8Array(0);
           partialLen = 0;
         }
       }
@@ -117,6 +157,10 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, 
       framed[0] = answer.length >>> 8;
       framed[1] = answer.length & 255;
       framed.set(answer, 2);
+      if (account !== null) {
+        account.credit(answer.length); // the send buffer charges for it now
+        charged -= answer.length;
+      }
       ev.data(framed);
       if (closed) return; // the NAT may reset the flow from inside data()
     }
@@ -155,9 +199,11 @@ export function dnsStream(dns: Pick<DnsService, 'query'>, ev: HostStreamEvents, 
     },
     reset() {
       closed = true;
+      uncharge();
     },
     destroy() {
       closed = true;
+      uncharge();
     },
     pause() {
       paused = true;

@@ -41,16 +41,25 @@
  * FIN, and the flow is gone when the socket has taken that too. A drain that
  * makes no progress for `drainIdleMs` is given up with a reset (RST, so the
  * host sees an error, never a clean EOF on a truncated stream), counted in
- * `drainResets`. Every other teardown is a reset both ways: a guest or host
- * RST, retransmissions or probes unanswered, the idle timeout. Gateway
- * shutdown (closeAll) resets the live flows and gives the draining ones a
- * grace period to finish, then resets what is left.
+ * `drainResets`. A draining flow reads nothing more from its host: bytes
+ * it still sends have nowhere to go, and left unread they make the kernel
+ * reset the host when the socket closes rather than vanish silently. Every
+ * other teardown is a reset both ways: a guest or host RST, retransmissions
+ * or probes unanswered, the idle timeout. Gateway shutdown (closeAll) and a
+ * guest's link closing (closeGuest) reset the live flows, except those whose
+ * guest stream is complete (its FIN came) with nothing of the host's still
+ * owed to the guest: those drain. closeAll gives the draining flows a grace
+ * period to finish, then resets what is left: progress does not extend the
+ * grace, and a drain that begins later gets only what is left of it (when
+ * nothing is, as for the links closing at the very end, it is reset at once:
+ * no timer would end it).
  *
  * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
  * not an address a guest can pick (beyond: RST, counted) — and `maxDialing`
  * dials in flight, at most `maxDialingPerGuest` of them for one guest
  * (beyond: the SYN is dropped and the guest retries). When a guest's link
- * closes, its live flows are reset toward their hosts (closeGuest). All timers of all connections share one deadline heap; the edge
+ * closes, its live flows are reset toward their hosts or drain (closeGuest,
+ * see "Teardown"). All timers of all connections share one deadline heap; the edge
  * calls runTimers() when asked through `schedule`.
  */
 import * as tcp from '../../wire/tcp.js';
@@ -69,6 +78,7 @@ import {
   type TcpOutput,
 } from '../../tcp/conn.js';
 import type { SendBuffer } from '../../tcp/send-buffer.js';
+import type { BudgetAccount } from '../../tcp/budget.js';
 import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-stream.js';
 import { TimerHeap } from './timer-heap.js';
 
@@ -84,8 +94,12 @@ export interface TcpNatDeps {
   transmit(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean;
   route(dstIp: Ip4, dstPort: number): TcpRoute;
   dial(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
-  /** The in-process DNS stream for a guest's connection to the DNS address (`guest`: its key, see guestOf). */
-  localDns(ev: HostStreamEvents, guest: number): HostStream;
+  /**
+   * The in-process DNS stream for a guest's connection to the DNS address
+   * (`guest`: its key, see guestOf; `account`: the connection's TCP budget
+   * account, which replies held for the guest are charged to).
+   */
+  localDns(ev: HostStreamEvents, guest: number, account: BudgetAccount | null): HostStream;
   /** Ask to have runTimers() called at (or soon after) `at` (ms, same clock as now()). */
   schedule(at: number): void;
   /** The guest (link) an address belongs to, the key of maxPerGuest; default: the address itself. */
@@ -221,8 +235,11 @@ export class TcpNat {
   private readonly flows = new Map<number, Map<number, Flow>>();
   /** Flows whose connection closed while their host half still writes. */
   private readonly draining = new Set<Flow>();
-  /** Resolves closeAll's promise once `draining` is empty. */
+  /** Resolves closeAll's promise (`drainsOver`) once `draining` is empty. */
   private drainWaiter: (() => void) | null = null;
+  private drainsOver: Promise<void> | null = null;
+  /** When gateway shutdown's grace ends (closeAll): no drain outlives it, progress or not. */
+  private graceEnd = Infinity;
   private readonly perGuest = new Map<number, number>();
   private readonly timers = new TimerHeap<Flow>();
   /**
@@ -337,7 +354,7 @@ export class TcpNat {
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
     this.startDial(flow);
     const ev = this.hostEvents(flow);
-    flow.host = 'local' in route ? this.deps.localDns(ev, flow.guest) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
+    flow.host = 'local' in route ? this.deps.localDns(ev, flow.guest, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
   }
 
   /**
@@ -426,42 +443,56 @@ export class TcpNat {
 
   /**
    * Gateway shutdown: resets every live flow both ways at once, except those
-   * finished both ways at the TCP level (TIME-WAIT, LAST-ACK, CLOSING: the
-   * guest's FIN came and ours went), which join the draining flows; those get
+   * whose guest stream is complete (its FIN came) and that owe the guest
+   * nothing (TIME-WAIT, LAST-ACK, CLOSING; CLOSE-WAIT with no host bytes
+   * unacknowledged), which join the draining flows; those get
    * `graceMs` to finish writing to their hosts, then what is left is reset
    * (see "Teardown"). The caller keeps the timers running (runTimers) until
    * the promise resolves.
    */
   closeAll(graceMs = 0): Promise<void> {
     this.closeFlows(() => true);
-    if (this.draining.size === 0) return Promise.resolve();
     const now = this.deps.now();
+    this.graceEnd = Math.min(this.graceEnd, now + graceMs);
+    if (this.draining.size === 0) return Promise.resolve();
     for (const f of this.draining) {
-      f.drainAt = Math.min(f.drainAt, now + graceMs);
+      f.drainAt = Math.min(f.drainAt, this.graceEnd);
       this.reschedule(f);
     }
-    return new Promise((resolve) => (this.drainWaiter = resolve));
+    return (this.drainsOver ??= new Promise((resolve) => (this.drainWaiter = resolve)));
   }
 
   /**
    * A guest's link is gone: its live flows are reset toward their hosts (the
    * guest cannot answer any more, and a link that later takes its address
-   * must not inherit its connections); flows finished both ways drain their
-   * acknowledged bytes to the host as usual (see "Teardown").
+   * must not inherit its connections); flows whose guest stream is complete
+   * drain their acknowledged bytes to the host (see "Teardown").
    * @param guest the guest's key (see TcpNatDeps.guestOf)
+   * @param addresses the addresses the link held: flows on them go too, even
+   *   those opened toward the guest before its link was known (key 0)
    */
-  closeGuest(guest: number): void {
-    this.closeFlows((f) => f.guest === guest);
+  closeGuest(guest: number, addresses: readonly Ip4[] = []): void {
+    this.closeFlows((f) => f.guest === guest || addresses.includes(f.guestIp));
   }
 
-  /** Resets the live flows `which` selects, and lets those finished both ways drain. */
+  /**
+   * A guest address changed hands: the live flows on it are reset (as in
+   * closeGuest), so its next holder inherits none of them.
+   */
+  closeAddress(guestIp: Ip4): void {
+    this.closeFlows((f) => f.guestIp === guestIp);
+  }
+
+  /** Resets the live flows `which` selects, and lets those whose guest stream is complete drain. */
   private closeFlows(which: (f: Flow) => boolean): void {
     const now = this.deps.now();
     for (const byRemote of [...this.flows.values()]) {
       for (const f of [...byRemote.values()]) {
         if (!which(f)) continue;
         const st = f.conn.state;
-        if (f.host !== null && (st === TIME_WAIT || st === LAST_ACK || st === CLOSING)) {
+        // The guest's stream is complete (its FIN came) and nothing of the host's is stuck toward it: flush, don't reset.
+        const guestDone = st === TIME_WAIT || st === LAST_ACK || st === CLOSING || (f.conn.remoteFinished && f.conn.sndBuf.length === 0 && f.pendingBytes === 0);
+        if (f.host !== null && guestDone) {
           f.conn.abort(now); // closes the guest side (RST unless in TIME-WAIT); connClosed drains the host side
           continue;
         }
@@ -497,8 +528,16 @@ export class TcpNat {
     this.unlink(f);
     f.draining = true;
     this.draining.add(f);
-    f.drainAt = this.deps.now() + this.limits.drainIdleMs;
+    // Host bytes have nowhere to go now: leave them unread, so that closing the socket resets a host that still sends.
+    f.host.pause();
+    f.drainAt = this.drainDeadline(this.deps.now());
+    if (f.drainAt <= this.deps.now()) return this.abandonDrain(f); // shutdown's grace is over: nothing would end this drain
     this.pumpToHost(f);
+  }
+
+  /** When a drain that made progress at `now` is given up: drainIdleMs later, and never past shutdown's grace. */
+  private drainDeadline(now: number): number {
+    return Math.min(now + this.limits.drainIdleMs, this.graceEnd);
   }
 
   /** A drain without progress for too long (or cut by shutdown): reset the host, never a clean EOF. */
@@ -528,6 +567,7 @@ export class TcpNat {
       if (this.draining.size === 0 && this.drainWaiter !== null) {
         const w = this.drainWaiter;
         this.drainWaiter = null;
+        this.drainsOver = null;
         w();
       }
     }
@@ -706,7 +746,7 @@ export class TcpNat {
     if (f.closed) return;
     const now = this.deps.now();
     f.conn.consume(n, now);
-    if (f.draining) f.drainAt = now + this.limits.drainIdleMs; // progress
+    if (f.draining) f.drainAt = this.drainDeadline(now); // progress
     this.pumpToHost(f);
   }
 

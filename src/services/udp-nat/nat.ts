@@ -162,6 +162,11 @@ export class UdpNat {
     if (mine !== undefined) for (const f of [...mine]) this.close(f);
   }
 
+  /** Closes the flows from one guest address (it changed hands: its next holder gets none of their replies). */
+  closeAddress(guestIp: Ip4): void {
+    for (const flows of [...this.byGuest.values()]) for (const f of [...flows]) if (f.guestIp === guestIp) this.close(f);
+  }
+
   /** Closes every flow. */
   closeAll(): void {
     for (const flows of [...this.byGuest.values()]) for (const f of [...flows]) this.close(f);
