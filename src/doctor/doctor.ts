@@ -9,7 +9,7 @@
  */
 import { vmnetVersion } from '../guest/recipe.js';
 import { ipv6Check, nodeCheck, pingCheck, portsCheck, qemuCheck, setprivCheck, sshCheck } from './host-checks.js';
-import { cacheDirCheck, guestCheck, kvmCheck, runtimeDirCheck } from './vmnet-checks.js';
+import { cacheDirCheck, dataDirCheck, guestCheck, kvmCheck, runtimeDirCheck } from './vmnet-checks.js';
 import type { DoctorReport } from './report.js';
 
 export interface DoctorOptions {
@@ -35,6 +35,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<DoctorReport> {
     await runtimeDirCheck(env),
     await guestCheck(env),
     cacheDirCheck(env),
+    dataDirCheck(env),
     await sshCheck(env),
     portsCheck(),
     pingCheck(),

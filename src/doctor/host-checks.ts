@@ -12,10 +12,9 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { findQemu, qemuForHost } from '../qemu/binary.js';
+import { findOnPath, findQemu, qemuForHost } from '../qemu/binary.js';
 import { findSetpriv } from '../qemu/process.js';
 import { unprivilegedPortStart } from '../services/port-forward/bind.js';
-import { which } from '../guest/tools.js';
 import { makeCheck as check, type Check } from './report.js';
 
 const run = promisify(execFile);
@@ -163,7 +162,7 @@ export function ipv6Check(): Check {
 
 /** The OpenSSH client, for logging in to guests through a forward. */
 export async function sshCheck(env: NodeJS.ProcessEnv): Promise<Check> {
-  const path = which('ssh', env);
+  const path = findOnPath('ssh', env);
   if (!path) {
     return check({ id: 'ssh', title: 'OpenSSH', verdict: 'warn', summary: 'no ssh client on PATH: you cannot log in to a guest through a forward', fix: `${sudo()}apt-get install openssh-client`, data: { path: null } });
   }

@@ -13,8 +13,9 @@
  *
  * The runtime directory (VM and switch sockets, the verdict) is created if
  * missing and checked private exactly as `vmnet run` does (vm/state.ts);
- * the guest cache and the test guest are only looked at, with the build's
- * prerequisites checked so a missing tool is named before `vmnet demo`.
+ * the cache and data directories (config/user-dirs.ts) and the test guest
+ * are only looked at, with the guest build's prerequisites checked so a
+ * missing tool is named before `vmnet demo`.
  */
 import { lstatSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +23,8 @@ import { userInfo } from 'node:os';
 import { chooseAccel } from '../qemu/binary.js';
 import { clearKvmVerdict, writeKvmVerdict } from '../vm/accel-verdict.js';
 import { ensureRuntimeRoot, runtimeRoot } from '../vm/state.js';
-import { guestCacheRoot, guestDir } from '../guest/cache.js';
+import { guestDir } from '../guest/cache.js';
+import { cacheRoot, dataRoot } from '../config/user-dirs.js';
 import { findBundledGuest } from '../guest/bundled.js';
 import { guestInputs, readManifest } from '../guest/build.js';
 import { checkGuestPrerequisites, prerequisitesMessage } from '../guest/tools.js';
@@ -141,23 +143,46 @@ export async function runtimeDirCheck(env: NodeJS.ProcessEnv): Promise<Check> {
   return check({ id, title, verdict: 'ok', summary: `${root} (${d.mode}, yours; ${from}): VM and switch sockets, the KVM verdict`, data: { path: root, mode: d.mode, source: from } });
 }
 
-/** The guest cache directory. */
-export function cacheDirCheck(env: NodeJS.ProcessEnv): Check {
-  const id = 'cache-dir';
-  const title = 'cache dir';
+/** Counts of what a directory's subdirectories hold, e.g. "images/ (2), guest/ (1)". */
+function contents(root: string, subdirs: string[]): { text: string; counts: Record<string, number> } {
+  const counts: Record<string, number> = {};
+  for (const d of subdirs) {
+    try {
+      counts[d] = readdirSync(join(root, d)).filter((n) => !n.startsWith('.') && !n.endsWith('.json') && !n.endsWith('.partial')).length;
+    } catch {
+      counts[d] = 0;
+    }
+  }
+  return { text: subdirs.map((d) => `${d}/ (${counts[d]})`).join(', '), counts };
+}
+
+/**
+ * One of vmnet's own per-user directories (config/user-dirs.ts): private
+ * and ours, or not created yet.
+ */
+function userDirCheck(id: string, title: string, locate: () => string, holds: string, subdirs: string[]): Check {
   let root: string;
   try {
-    root = guestCacheRoot(env);
+    root = locate();
   } catch (e) {
-    return check({ id, title, verdict: 'warn', summary: (e as Error).message, fix: 'set HOME or XDG_CACHE_HOME', data: { path: null } });
+    return check({ id, title, verdict: 'warn', summary: (e as Error).message, fix: 'set HOME (or the XDG variable named)', data: { path: null } });
   }
   const d = describeDir(root);
-  if (!d.exists) return check({ id, title, verdict: 'info', summary: `${root}: not created yet (the first vmnet demo or vmnet guest build makes it, 0700)`, data: { path: root, exists: false } });
-  const entries = readdirSync(root).filter((n) => !n.startsWith('.'));
-  const data = { path: root, exists: true, mode: d.mode, guests: entries };
-  if (!d.mine || !d.private) return check({ id, title, verdict: 'warn', summary: `${root} is ${d.mine ? `open to others (${d.mode})` : 'not yours'}: vmnet refuses to build or use a guest there`, fix: d.mine ? `chmod 700 ${root}` : `remove ${root} (as its owner) or set XDG_CACHE_HOME`, data });
-  return check({ id, title, verdict: 'ok', summary: `${root} (${d.mode}, yours): ${entries.length} guest${entries.length === 1 ? '' : 's'} (${entries.join(', ') || 'none'})`, data });
+  if (!d.exists) return check({ id, title, verdict: 'info', summary: `${root}: not created yet (${holds}; made 0700 on first use)`, data: { path: root, exists: false } });
+  const c = contents(root, subdirs);
+  const data = { path: root, exists: true, mode: d.mode, ...c.counts };
+  if (!d.mine || !d.private) {
+    return check({ id, title, verdict: 'warn', summary: `${root} is ${d.mine ? `open to others (${d.mode})` : 'not yours'}: vmnet refuses to use it`, fix: d.mine ? `chmod 700 ${root}` : `remove ${root} (as its owner), or set the XDG variable to a directory of yours`, data });
+  }
+  return check({ id, title, verdict: 'ok', summary: `${root} (${d.mode}, yours): ${c.text}`, data });
 }
+
+/** vmnet's cache: downloaded images and test guests. */
+export const cacheDirCheck = (env: NodeJS.ProcessEnv): Check =>
+  userDirCheck('cache-dir', 'cache dir', () => cacheRoot(env), 'downloaded images and the test guest', ['images', 'guest']);
+
+/** vmnet's data: each VM's kept disk. */
+export const dataDirCheck = (env: NodeJS.ProcessEnv): Check => userDirCheck('data-dir', 'data dir', () => dataRoot(env), "each VM's kept disk", ['vms']);
 
 /** The test guest: built or not, from what, and whether it could be built now. */
 export async function guestCheck(env: NodeJS.ProcessEnv): Promise<Check> {

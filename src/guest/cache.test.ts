@@ -24,7 +24,7 @@ describe('guest cache', () => {
     expect(guestDir({ HOME: t, XDG_CACHE_HOME: join(t, 'xdg') }, join(t, 'no-clone')).dir.startsWith(join(t, 'xdg', 'vmnet', 'guest') + '/')).toBe(true);
     // A relative XDG_CACHE_HOME is ignored (XDG Base Directory spec); without HOME there is no cache at all.
     expect(guestCacheRoot({ HOME: t, XDG_CACHE_HOME: 'rel' })).toBe(join(t, '.cache', 'vmnet', 'guest'));
-    expect(() => guestCacheRoot({})).toThrow(/set HOME, XDG_CACHE_HOME or VMNET_GUEST_DIR/);
+    expect(() => guestCacheRoot({})).toThrow(/neither XDG_CACHE_HOME nor HOME is an absolute path/);
   });
 
   it('makes the cache private and refuses one another user can write', async () => {

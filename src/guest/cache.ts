@@ -6,9 +6,9 @@
  *  1. `$VMNET_GUEST_DIR`: exactly that directory (made by anyone; used as is);
  *  2. `build/guest` at the package root, when it exists: a clone of vmnet's
  *     repository after `npm run guest` (an installed package has none);
- *  3. the user's cache, `$XDG_CACHE_HOME/vmnet/guest/<version>-<asset key>`
- *     (`~/.cache` when XDG_CACHE_HOME is unset or relative: the XDG Base
- *     Directory spec), shared by every install of the same vmnet version.
+ *  3. vmnet's cache (config/user-dirs.ts: `$XDG_CACHE_HOME/vmnet`, else
+ *     `~/.cache/vmnet`), `guest/<version>-<asset key>`, shared by every
+ *     install of the same vmnet version.
  *     `vmnet` and `vmnet/guest` there are private directories of the user
  *     (0700, owned, not symlinks), since what they hold is booted.
  *
@@ -23,11 +23,11 @@
  * target. Leftovers of builds whose process is gone are removed by the next
  * build.
  */
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { VmnetError } from '../errors.js';
+import { cacheRoot } from '../config/user-dirs.js';
 import { ensurePrivateDirSync } from '../switch/runtime.js';
 import { processAlive } from '../vm/state.js';
 import { assetKey, packageRoot, vmnetVersion } from './recipe.js';
@@ -35,18 +35,8 @@ import { assetKey, packageRoot, vmnetVersion } from './recipe.js';
 /** Where the guest directory came from. */
 export type GuestDirSource = 'VMNET_GUEST_DIR' | 'clone' | 'cache';
 
-/**
- * The user's cache home.
- * @throws VmnetError E_USAGE when neither XDG_CACHE_HOME nor HOME is absolute
- */
-export function cacheHome(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME)) return env.XDG_CACHE_HOME;
-  if (env.HOME && isAbsolute(env.HOME)) return join(env.HOME, '.cache');
-  throw new VmnetError('E_USAGE', 'no cache directory for the test guest: set HOME, XDG_CACHE_HOME or VMNET_GUEST_DIR');
-}
-
-/** `<cache home>/vmnet/guest`: every cached guest, one directory per version and recipe. */
-export const guestCacheRoot = (env: NodeJS.ProcessEnv = process.env): string => join(cacheHome(env), 'vmnet', 'guest');
+/** `<vmnet's cache>/guest` (config/user-dirs.ts): every cached guest, one directory per version and recipe. */
+export const guestCacheRoot = (env: NodeJS.ProcessEnv = process.env): string => join(cacheRoot(env), 'guest');
 
 /**
  * Where the test guest is (or will be built).
@@ -65,10 +55,8 @@ export function guestDir(env: NodeJS.ProcessEnv = process.env, clone = join(pack
  */
 export async function prepareGuestParent(dir: string, source: GuestDirSource, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   if (source === 'cache') {
-    const root = guestCacheRoot(env);
-    await mkdir(dirname(dirname(root)), { recursive: true });
-    ensurePrivateDirSync(dirname(root));
-    ensurePrivateDirSync(root);
+    ensurePrivateDirSync(cacheRoot(env));
+    ensurePrivateDirSync(guestCacheRoot(env));
   } else {
     await mkdir(dirname(dir), { recursive: true });
   }

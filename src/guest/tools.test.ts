@@ -2,13 +2,14 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { privateTmp } from '../../test/helpers/tmp.js';
-import { checkGuestPrerequisites, findStaticBusybox, GUEST_TOOLS, isStaticElf, prerequisitesMessage, which } from './tools.js';
+import { checkGuestPrerequisites, findStaticBusybox, GUEST_TOOLS, isStaticElf, prerequisitesMessage } from './tools.js';
+import { findOnPath } from '../qemu/binary.js';
 
 /** A PATH directory holding symlinks to the named host commands only. */
 function pathWith(tools: string[]): string {
   const bin = join(privateTmp('vmnet-tools-'), 'bin');
   mkdirSync(bin);
-  for (const t of tools) symlinkSync(which(t)!, join(bin, t));
+  for (const t of tools) symlinkSync(findOnPath(t)!, join(bin, t));
   return bin;
 }
 

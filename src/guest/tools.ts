@@ -16,10 +16,9 @@
  * are told so.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { findQemu, qemuForHost } from '../qemu/binary.js';
+import { findOnPath, findQemu, qemuForHost } from '../qemu/binary.js';
 import { isVmnetError } from '../errors.js';
 
 const run = promisify(execFile);
@@ -46,23 +45,6 @@ export const KERNEL_META = 'linux-image-cloud-amd64';
 
 /** Places busybox-static installs to (usrmerge makes them one). */
 const BUSYBOX_PATHS = ['/bin/busybox', '/usr/bin/busybox'];
-
-/**
- * Finds a command on PATH.
- * @returns its path, or null
- */
-export function which(tool: string, env: NodeJS.ProcessEnv = process.env): string | null {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return join(dir, tool);
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
 
 /**
  * Tells whether an ELF executable is statically linked: it has no PT_INTERP
@@ -105,7 +87,7 @@ function readHead(path: string): Uint8Array | null {
  * @returns its path, or why there is none
  */
 export async function findStaticBusybox(env: NodeJS.ProcessEnv = process.env, places: readonly string[] = BUSYBOX_PATHS): Promise<{ path: string } | { problem: string }> {
-  const candidates = [...places, which('busybox', env)].filter((p): p is string => p !== null);
+  const candidates = [...places, findOnPath('busybox', env)].filter((p): p is string => p !== null);
   let dynamic: string | null = null;
   for (const p of candidates) {
     const head = readHead(p);
@@ -193,9 +175,9 @@ export async function checkGuestPrerequisites(opts: { qemu?: string | true; env?
     }
   }
   if (process.arch !== 'x64') problems.push(`the test guest is built from Debian's amd64 cloud kernel and this host is ${process.arch}: build it on an amd64 host and set VMNET_GUEST_DIR to its directory`);
-  const noApt = GUEST_TOOLS.filter((t) => t.pkg === 'apt' || t.pkg === 'dpkg').some((t) => !which(t.tool, env));
+  const noApt = GUEST_TOOLS.filter((t) => t.pkg === 'apt' || t.pkg === 'dpkg').some((t) => !findOnPath(t.tool, env));
   if (noApt) problems.push('this host has no apt-get, apt-cache or dpkg-deb: the test guest is built from Debian packages; build it on Debian or Ubuntu and set VMNET_GUEST_DIR to its directory');
-  for (const t of GUEST_TOOLS) if (t.pkg !== 'apt' && t.pkg !== 'dpkg' && !which(t.tool, env)) missing.push(t);
+  for (const t of GUEST_TOOLS) if (t.pkg !== 'apt' && t.pkg !== 'dpkg' && !findOnPath(t.tool, env)) missing.push(t);
   const bb = await findStaticBusybox(env);
   if ('problem' in bb) missing.push({ tool: `a static busybox (${bb.problem})`, pkg: 'busybox-static' });
   const kernel = noApt ? null : await resolveKernelPackage(env);

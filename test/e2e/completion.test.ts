@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBundledGuest } from '../../src/guest/bundled.js';
-import { which } from '../../src/guest/tools.js';
+import { findOnPath } from '../../src/qemu/binary.js';
 import { privateTmp } from '../helpers/tmp.js';
 import { BIN, vmnet } from './launcher-helpers.js';
 
@@ -81,7 +81,7 @@ describe('shell completion', () => {
     expect(bash(['vmnet', 'run', 'disk.img', '--', '-m'])).toEqual([]);
   });
 
-  it.runIf(which('zsh') !== null)('zsh: the same candidates through compadd, files through _files', () => {
+  it.runIf(findOnPath('zsh') !== null)('zsh: the same candidates through compadd, files through _files', () => {
     expect(zsh(['vmnet', 'st'])).toEqual(['stop']);
     expect(zsh(['vmnet', 'run', '--accel', ''])).toEqual(['auto', 'kvm', 'tcg', 'hvf']);
     expect(zsh(['vmnet', 'stop', ''])).toEqual(['web']);

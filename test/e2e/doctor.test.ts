@@ -14,11 +14,11 @@ import { describe, expect, it } from 'vitest';
 import { runDoctor } from '../../src/doctor/doctor.js';
 import { readKvmVerdict, writeKvmVerdict } from '../../src/vm/accel-verdict.js';
 import { findBundledGuest } from '../../src/guest/bundled.js';
-import { which } from '../../src/guest/tools.js';
+import { findOnPath } from '../../src/qemu/binary.js';
 import { privateTmp } from '../helpers/tmp.js';
 import { BIN, vmnet } from './launcher-helpers.js';
 
-const QEMU = which('qemu-system-x86_64')!;
+const QEMU = findOnPath('qemu-system-x86_64')!;
 const asRoot = process.getuid?.() === 0;
 /** /dev/kvm opens for this user: the probe boots run (the wrappers below decide what "KVM" does). */
 const kvmOpens = chooseAccel('auto').accel === 'kvm';
@@ -118,7 +118,7 @@ describe('vmnet doctor', () => {
     const t = privateTmp('vmnet-doctor-');
     const bin = join(t, 'bin');
     mkdirSync(bin);
-    for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) symlinkSync(which(tool)!, join(bin, tool));
+    for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) symlinkSync(findOnPath(tool)!, join(bin, tool));
     const env = { PATH: bin, HOME: join(t, 'home'), VMNET_RUNTIME_DIR: join(t, 'rt'), VMNET_GUEST_DIR: join(t, 'guest') };
     const r = await vmnet(['doctor'], env);
     expect(r.code).toBe(1);

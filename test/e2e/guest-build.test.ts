@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { buildGuest } from '../../src/guest/build.js';
 import { findBundledGuest } from '../../src/guest/bundled.js';
 import { runTestGuest } from '../../src/guest/boot.js';
-import { which } from '../../src/guest/tools.js';
+import { findOnPath } from '../../src/qemu/binary.js';
 import { privateTmp } from '../helpers/tmp.js';
 
 describe('guest build', () => {
@@ -18,7 +18,7 @@ describe('guest build', () => {
     const t = privateTmp('vmnet-gb-');
     const bin = join(t, 'bin');
     mkdirSync(bin);
-    for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) symlinkSync(which(tool)!, join(bin, tool));
+    for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) symlinkSync(findOnPath(tool)!, join(bin, tool));
     const lines: string[] = [];
     const dir = join(t, 'guest');
     const err = await buildGuest({ dir, env: { PATH: bin }, onProgress: (l) => lines.push(l) }).catch((e: unknown) => e);
