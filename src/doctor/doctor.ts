@@ -10,7 +10,7 @@
 import { vmnetVersion } from '../guest/recipe.js';
 import { ipv6Check, nodeCheck, pingCheck, portsCheck, qemuCheck, setprivCheck, sshCheck } from './host-checks.js';
 import { cacheDirCheck, dataDirCheck, guestCheck, kvmCheck, runtimeDirCheck } from './vmnet-checks.js';
-import type { DoctorReport } from './report.js';
+import { makeCheck, type Check, type DoctorReport } from './report.js';
 
 export interface DoctorOptions {
   /** QEMU binary (default qemu-system-<host arch> on PATH). */
@@ -28,20 +28,28 @@ export interface DoctorOptions {
 export async function runDoctor(o: DoctorOptions = {}): Promise<DoctorReport> {
   const env = o.env ?? process.env;
   const qemu = await qemuCheck(o.qemu, env);
-  const checks = [
-    qemu.check,
-    await kvmCheck(qemu.binary, env, { timeoutMs: o.probeTimeoutMs ?? 20_000 }),
-    setprivCheck(env),
-    await runtimeDirCheck(env),
-    await guestCheck(env),
-    cacheDirCheck(env),
-    dataDirCheck(env),
-    await sshCheck(env),
-    portsCheck(),
-    pingCheck(),
-    ipv6Check(),
-    nodeCheck(),
+  const checks = [qemu.check];
+  const steps: Array<[string, string, () => Check | Promise<Check>]> = [
+    ['kvm', 'KVM', () => kvmCheck(qemu.binary, env, { timeoutMs: o.probeTimeoutMs ?? 20_000 })],
+    ['setpriv', 'setpriv', () => setprivCheck(env)],
+    ['runtime-dir', 'runtime dir', () => runtimeDirCheck(env)],
+    ['guest', 'test guest', () => guestCheck(env)],
+    ['cache-dir', 'cache dir', () => cacheDirCheck(env)],
+    ['data-dir', 'data dir', () => dataDirCheck(env)],
+    ['ssh', 'OpenSSH', () => sshCheck(env)],
+    ['ports', 'low ports', () => portsCheck()],
+    ['ping', 'ping sockets', () => pingCheck()],
+    ['ipv6', 'IPv6', () => ipv6Check()],
+    ['node', 'Node.js', () => nodeCheck()],
   ];
+  for (const [id, title, run] of steps) {
+    try {
+      checks.push(await run());
+    } catch (e) {
+      // A check that breaks is reported like any other finding; the rest still run.
+      checks.push(makeCheck({ id, title, verdict: 'warn', summary: `the check itself failed: ${(e as Error)?.message ?? String(e)}`, fix: 'report this with the output of vmnet doctor --json' }));
+    }
+  }
   return {
     ok: checks.every((c) => c.verdict !== 'fail'),
     vmnet: vmnetVersion(),

@@ -82,20 +82,21 @@ export async function kvmCheck(binary: string | null, env: NodeJS.ProcessEnv, op
     });
   }
   const kvm = await probeBoot(binary, 'kvm', opts.timeoutMs, env);
-  const root = await ensureRuntimeRoot(env);
+  // Where the verdict lives; an unusable runtime directory is its own failed check (runtimeDirCheck).
+  const root = await ensureRuntimeRoot(env).catch(() => null);
   if (kvm.passed) {
-    const cleared = await clearKvmVerdict(root, binary);
+    const cleared = root !== null && (await clearKvmVerdict(root, binary));
     return check({
       id,
       title,
       verdict: 'ok',
       summary: `KVM runs a guest here (probe boot ${kvm.elapsedMs} ms; TCG ${tcg.elapsedMs} ms)`,
-      detail: cleared ? [`removed the earlier verdict that KVM fails from ${join(root, 'accel-verdict.json')}`] : [],
+      detail: cleared && root ? [`removed the earlier verdict that KVM fails from ${join(root, 'accel-verdict.json')}`] : [],
       data: { usable: true, accel: 'kvm', probeMs: kvm.elapsedMs, tcgProbeMs: tcg.elapsedMs },
     });
   }
   const reason = kvm.reason ?? 'unknown';
-  const file = await writeKvmVerdict(root, binary, reason).catch(() => null);
+  const file = root === null ? null : await writeKvmVerdict(root, binary, reason).catch(() => null);
   return check({
     id,
     title,
@@ -104,7 +105,9 @@ export async function kvmCheck(binary: string | null, env: NodeJS.ProcessEnv, op
     detail: [
       `${device} opens, but a guest does not run under KVM here (the probe boots under TCG in ${tcg.elapsedMs} ms)`,
       TCG_NOTE,
-      file ? `remembered for this boot of the host in ${file}: vmnet run goes straight to TCG` : 'not remembered (no boot id): vmnet run tries KVM first and falls back to TCG each time',
+      file
+        ? `remembered for this boot of the host in ${file}: vmnet run goes straight to TCG`
+        : `not remembered (${root === null ? 'the runtime directory is unusable: see below' : 'no boot id'}): vmnet run tries KVM first and falls back to TCG each time`,
     ],
     fix: file ? `nothing; to try KVM again: rm ${file} (or vmnet run --accel kvm)` : null,
     data: { usable: false, accel: 'tcg', reason, stalled: kvm.stalled, verdictFile: file, probeMs: kvm.elapsedMs, tcgProbeMs: tcg.elapsedMs },

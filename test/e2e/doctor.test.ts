@@ -130,6 +130,19 @@ describe('vmnet doctor', () => {
     expect(r.stdout.trim().split('\n').at(-1)).toBe('vmnet cannot run VMs here: 1 problem and 3 warnings above, each with what to do');
   });
 
+  it('an unusable runtime directory is a failed check with what to do, not a crash; the KVM probe still reports', async () => {
+    const t = privateTmp('vmnet-doctor-');
+    writeFileSync(join(t, 'file'), '');
+    for (const rt of ['relative/dir', join(t, 'file', 'rt')]) {
+      const r = await vmnet(['doctor', '--json'], { ...process.env, VMNET_RUNTIME_DIR: rt });
+      expect(r.code, r.stderr).toBe(1);
+      const checks = (JSON.parse(r.stdout) as Awaited<ReturnType<typeof runDoctor>>).checks;
+      expect(checks.find((c) => c.id === 'runtime-dir')).toMatchObject({ verdict: 'fail', fix: 'set XDG_RUNTIME_DIR (or VMNET_RUNTIME_DIR) to a private directory of yours' });
+      const kvm = checks.find((c) => c.id === 'kvm')!;
+      if (kvm.data.reason !== undefined && kvm.data.usable === false && 'verdictFile' in kvm.data) expect(kvm.data.verdictFile).toBeNull();
+    }
+  });
+
   it.runIf(asRoot)('reads the sysctls as the kernel has them, 0 included (in a private network namespace)', () => {
     const out = execFileSync(
       'unshare',
