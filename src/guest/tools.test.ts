@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { privateTmp } from '../../test/helpers/tmp.js';
-import { checkGuestPrerequisites, findStaticBusybox, GUEST_TOOLS, isStaticElf, prerequisitesMessage } from './tools.js';
+import { checkGuestPrerequisites, findStaticBusybox, GUEST_TOOLS, isStaticElf, prerequisitesMessage, readOsRelease } from './tools.js';
 import { findOnPath } from '../qemu/binary.js';
 
 /** A PATH directory holding symlinks to the named host commands only. */
@@ -56,6 +56,17 @@ describe('guest build prerequisites', () => {
     const msg = prerequisitesMessage(p, 'cannot build the test guest', false)!;
     expect(msg).toMatch(/apt package lists do not know linux-image-cloud-amd64/);
     expect(msg).toContain('run: sudo apt-get update && sudo apt-get install mtools');
+  });
+
+  it('on a distribution without Debian\'s cloud kernel, says where to build the guest instead of asking for apt-get update', async () => {
+    const t = privateTmp('vmnet-os-');
+    writeFileSync(join(t, 'os-release'), 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n');
+    const p = await checkGuestPrerequisites({ env: { PATH: process.env.PATH, APT_CONFIG: emptyAptLists() }, osRelease: join(t, 'os-release') });
+    expect(p.aptListsMissing).toBe(false);
+    expect(prerequisitesMessage(p, 'cannot build the test guest')).toBe(
+      "cannot build the test guest: the test guest is built from Debian's linux-image-cloud-amd64, which Ubuntu 24.04.1 LTS does not have: build it on Debian 12 (vmnet guest build --dir DIR) and set VMNET_GUEST_DIR to a copy of DIR",
+    );
+    expect(readOsRelease('/etc/os-release')?.id).toBe('debian'); // this project's machines
   });
 
   it('says a host without apt cannot build the guest itself, and how to use one built elsewhere', async () => {

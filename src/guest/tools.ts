@@ -16,7 +16,7 @@
  * are told so.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { findOnPath, findQemu, qemuForHost } from '../qemu/binary.js';
 import { isVmnetError } from '../errors.js';
@@ -141,6 +141,22 @@ export async function resolveKernelPackage(env: NodeJS.ProcessEnv = process.env)
   }
 }
 
+/**
+ * Which distribution this is (os-release(5)).
+ * @returns its ID and PRETTY_NAME, or null when the file is not there
+ */
+export function readOsRelease(path = '/etc/os-release'): { id: string; pretty: string } | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  const field = (k: string) => new RegExp(`^${k}=(?:"([^"]*)"|(\\S*))`, 'm').exec(text)?.slice(1).find((v) => v !== undefined);
+  const id = field('ID') ?? 'linux';
+  return { id, pretty: field('PRETTY_NAME') ?? id };
+}
+
 /** The result of a prerequisites check. */
 export interface Prerequisites {
   /** Missing commands with their packages, QEMU included when asked for. */
@@ -157,8 +173,9 @@ export interface Prerequisites {
 /**
  * Checks everything the guest build needs, and QEMU when asked.
  * @param opts.qemu check the QEMU binary too (true: the host arch's default; a string: that binary)
+ * @param opts.osRelease the os-release file saying which distribution this is (default /etc/os-release)
  */
-export async function checkGuestPrerequisites(opts: { qemu?: string | true; env?: NodeJS.ProcessEnv } = {}): Promise<Prerequisites> {
+export async function checkGuestPrerequisites(opts: { qemu?: string | true; env?: NodeJS.ProcessEnv; osRelease?: string } = {}): Promise<Prerequisites> {
   const env = opts.env ?? process.env;
   const missing: ToolNeed[] = [];
   const problems: string[] = [];
@@ -181,7 +198,11 @@ export async function checkGuestPrerequisites(opts: { qemu?: string | true; env?
   const bb = await findStaticBusybox(env);
   if ('problem' in bb) missing.push({ tool: `a static busybox (${bb.problem})`, pkg: 'busybox-static' });
   const kernel = noApt ? null : await resolveKernelPackage(env);
-  return { missing, aptListsMissing: !noApt && kernel === null, problems, busybox: 'path' in bb ? bb.path : null, kernel };
+  // On Debian an unknown kernel means lists never fetched; elsewhere (Ubuntu has no such package) no update helps.
+  const distro = readOsRelease(opts.osRelease);
+  const notDebian = !noApt && kernel === null && distro !== null && distro.id !== 'debian';
+  if (notDebian) problems.push(`the test guest is built from Debian's ${KERNEL_META}, which ${distro.pretty} does not have: build it on Debian 12 (vmnet guest build --dir DIR) and set VMNET_GUEST_DIR to a copy of DIR`);
+  return { missing, aptListsMissing: !noApt && kernel === null && !notDebian, problems, busybox: 'path' in bb ? bb.path : null, kernel };
 }
 
 /**
