@@ -26,7 +26,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { VmnetError } from '../errors.js';
 import { guestDir, guestDirState, installBuild, makeBuildDir, prepareGuestParent, removeLeftovers, type GuestDirSource } from './cache.js';
@@ -83,13 +83,13 @@ export function readManifest(dir: string): Partial<GuestManifest> | null {
   }
 }
 
-/** Runs one tool; its failure becomes E_GUEST_BUILD with its last words. */
+/** Runs one tool (its absolute path); its failure becomes E_GUEST_BUILD with its last words. */
 function tool(cmd: string, args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<string> {
   return new Promise((resolveRun, reject) => {
     execFile(cmd, args, { cwd: opts.cwd, env: { ...opts.env, LC_ALL: 'C' }, maxBuffer: 16 << 20, timeout: 600_000 }, (err, stdout, stderr) => {
       if (!err) return resolveRun(stdout);
       const tail = `${stderr}\n${stdout}`.trim().split('\n').filter((l) => l && !/unsandboxed/.test(l)).slice(-3).join(' | ');
-      reject(new VmnetError('E_GUEST_BUILD', `building the test guest: ${cmd} ${args.join(' ')} failed: ${tail || err.message}`, { cause: err }));
+      reject(new VmnetError('E_GUEST_BUILD', `building the test guest: ${basename(cmd)} ${args.join(' ')} failed: ${tail || err.message}`, { cause: err }));
     });
   });
 }
@@ -158,6 +158,7 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
   if (problem) throw new VmnetError('E_NO_TOOL', problem);
   const kernel = pre.kernel as KernelPackage;
   const busybox = pre.busybox as string;
+  const bin = pre.tools;
   const { inputsKey, busyboxSha256, assetKey: keyOfAssets } = await guestInputs(kernel, busybox);
   const state = guestDirState(where.dir);
   if (state === 'not-a-directory') throw new VmnetError('E_USAGE', `${where.dir} exists and is not a directory; give a directory for the test guest`);
@@ -178,13 +179,13 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
     const work = join(tmp, '.work');
     await mkdir(join(work, 'deb'), { recursive: true });
     say(`vmnet guest: [1/5] downloading ${kernel.name} ${kernel.version}${kernel.size ? ` (${mb(kernel.size)})` : ''} with apt-get download`);
-    await tool('apt-get', ['download', '-q', `${kernel.name}=${kernel.version}`], { cwd: join(work, 'deb'), env });
+    await tool(bin['apt-get']!, ['download', '-q', `${kernel.name}=${kernel.version}`], { cwd: join(work, 'deb'), env });
     const deb = (await readdir(join(work, 'deb'))).find((f) => f.startsWith(`${kernel.name}_`) && f.endsWith('.deb'));
     if (!deb) throw new VmnetError('E_GUEST_BUILD', `building the test guest: apt-get download ${kernel.name} left no .deb`);
 
     say(`vmnet guest: [2/5] unpacking the kernel and its modules (dpkg-deb -x)`);
     const release = kernel.name.slice('linux-image-'.length);
-    await tool('dpkg-deb', ['-x', join(work, 'deb', deb), join(work, 'kernel')], { env });
+    await tool(bin['dpkg-deb']!, ['-x', join(work, 'deb', deb), join(work, 'kernel')], { env });
     await copyFile(join(work, 'kernel', 'boot', `vmlinuz-${release}`), join(tmp, 'vmlinuz'));
     const modules = await findModules(join(work, 'kernel', 'lib', 'modules', release));
     const absent = [...NET_MODULES, ...EXTRA_MODULES].filter((m) => !modules.has(m));
@@ -198,15 +199,15 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
     const raw = join(tmp, 'disk.raw');
     await writeFile(raw, '');
     await truncate(raw, 48 << 20);
-    await tool('mkfs.vfat', ['-n', 'VMNET', raw], { env });
-    await tool('syslinux', ['--install', raw], { env });
+    await tool(bin['mkfs.vfat']!, ['-n', 'VMNET', raw], { env });
+    await tool(bin['syslinux']!, ['--install', raw], { env });
     await writeFile(join(work, 'syslinux.cfg'), `DEFAULT vmnet\nPROMPT 0\nTIMEOUT 0\nLABEL vmnet\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND ${APPEND}\n`);
     for (const [src, name] of [[join(tmp, 'vmlinuz'), 'vmlinuz'], [join(tmp, 'initramfs.gz'), 'initrd.gz'], [join(work, 'syslinux.cfg'), 'syslinux.cfg']] as const) {
-      await tool('mcopy', ['-i', raw, src, `::${name}`], { env });
+      await tool(bin['mcopy']!, ['-i', raw, src, `::${name}`], { env });
     }
 
     say('vmnet guest: [5/5] qcow2 copy of the disk (qemu-img convert)');
-    await tool('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, join(tmp, 'disk.qcow2')], { env });
+    await tool(bin['qemu-img']!, ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, join(tmp, 'disk.qcow2')], { env });
     await rm(work, { recursive: true, force: true });
 
     const manifest: GuestManifest = {

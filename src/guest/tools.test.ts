@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { privateTmp } from '../../test/helpers/tmp.js';
-import { checkGuestPrerequisites, findStaticBusybox, GUEST_TOOLS, isStaticElf, prerequisitesMessage, readOsRelease } from './tools.js';
+import { checkGuestPrerequisites, findStaticBusybox, findTool, GUEST_TOOLS, isStaticElf, prerequisitesMessage, readOsRelease } from './tools.js';
 import { findOnPath } from '../qemu/binary.js';
 
 /** A PATH directory holding symlinks to the named host commands only. */
@@ -41,12 +41,18 @@ describe('guest build prerequisites', () => {
     const p = await checkGuestPrerequisites({ qemu: true, env: { PATH } });
     const msg = prerequisitesMessage(p, 'cannot build the test guest', false)!;
     expect(msg).toContain('qemu-system-x86_64 (qemu-system-x86)');
-    expect(msg).toContain('mkfs.vfat (dosfstools)');
     expect(msg).toContain('syslinux (syslinux)');
     expect(msg).toContain('mcopy (mtools)');
-    expect(msg).toContain('run: sudo apt-get install qemu-system-x86 dosfstools syslinux mtools');
+    expect(msg).toContain('run: sudo apt-get install qemu-system-x86 syslinux mtools');
     expect(msg.split('\n')).toHaveLength(1);
     expect(prerequisitesMessage(p, 'x', true)).toContain('run: apt-get install qemu-system-x86 ');
+  });
+
+  it('finds system tools in the sbin directories a normal user\'s PATH lacks (mkfs.vfat is in /usr/sbin)', () => {
+    const PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games'; // a Debian user's, from /etc/profile
+    expect(findOnPath('mkfs.vfat', { PATH })).toBeNull();
+    expect(findTool('mkfs.vfat', { PATH })).toMatch(/^\/(usr\/)?sbin\/mkfs\.vfat$/);
+    expect(findTool('no-such-tool-here', { PATH })).toBeNull();
   });
 
   it('says to run apt-get update when the package lists do not know the kernel, and chains it before the install', async () => {

@@ -17,6 +17,7 @@
  */
 import { execFile } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import { promisify } from 'node:util';
 import { findOnPath, findQemu, qemuForHost } from '../qemu/binary.js';
 import { isVmnetError } from '../errors.js';
@@ -42,6 +43,21 @@ export const GUEST_TOOLS: readonly ToolNeed[] = [
 
 /** The meta-package naming Debian's current cloud kernel. */
 export const KERNEL_META = 'linux-image-cloud-amd64';
+
+/**
+ * Where Debian keeps system tools (mkfs.vfat is in /usr/sbin), which a
+ * normal user's PATH does not name (/etc/profile gives them
+ * /usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games).
+ */
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+/**
+ * Finds a tool the guest build runs: on PATH, else in the sbin directories.
+ * @returns its absolute path, or null
+ */
+export function findTool(tool: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  return findOnPath(tool, env) ?? findOnPath(tool, { PATH: SBIN.join(delimiter) });
+}
 
 /** Places busybox-static installs to (usrmerge makes them one). */
 const BUSYBOX_PATHS = ['/bin/busybox', '/usr/bin/busybox'];
@@ -165,6 +181,8 @@ export interface Prerequisites {
   aptListsMissing: boolean;
   /** One-line problems no package install fixes (architecture, no apt at all). */
   problems: string[];
+  /** Each GUEST_TOOLS command found, by name: its absolute path. */
+  tools: Record<string, string>;
   /** The static busybox, when there is one. */
   busybox: string | null;
   kernel: KernelPackage | null;
@@ -192,9 +210,14 @@ export async function checkGuestPrerequisites(opts: { qemu?: string | true; env?
     }
   }
   if (process.arch !== 'x64') problems.push(`the test guest is built from Debian's amd64 cloud kernel and this host is ${process.arch}: build it on an amd64 host and set VMNET_GUEST_DIR to its directory`);
-  const noApt = GUEST_TOOLS.filter((t) => t.pkg === 'apt' || t.pkg === 'dpkg').some((t) => !findOnPath(t.tool, env));
+  const tools: Record<string, string> = {};
+  for (const t of GUEST_TOOLS) {
+    const path = findTool(t.tool, env);
+    if (path) tools[t.tool] = path;
+  }
+  const noApt = GUEST_TOOLS.filter((t) => t.pkg === 'apt' || t.pkg === 'dpkg').some((t) => !tools[t.tool]);
   if (noApt) problems.push('this host has no apt-get, apt-cache or dpkg-deb: the test guest is built from Debian packages; build it on Debian or Ubuntu and set VMNET_GUEST_DIR to its directory');
-  for (const t of GUEST_TOOLS) if (t.pkg !== 'apt' && t.pkg !== 'dpkg' && !findOnPath(t.tool, env)) missing.push(t);
+  for (const t of GUEST_TOOLS) if (t.pkg !== 'apt' && t.pkg !== 'dpkg' && !tools[t.tool]) missing.push(t);
   const bb = await findStaticBusybox(env);
   if ('problem' in bb) missing.push({ tool: `a static busybox (${bb.problem})`, pkg: 'busybox-static' });
   const kernel = noApt ? null : await resolveKernelPackage(env);
@@ -202,7 +225,7 @@ export async function checkGuestPrerequisites(opts: { qemu?: string | true; env?
   const distro = readOsRelease(opts.osRelease);
   const notDebian = !noApt && kernel === null && distro !== null && distro.id !== 'debian';
   if (notDebian) problems.push(`the test guest is built from Debian's ${KERNEL_META}, which ${distro.pretty} does not have: build it on Debian 12 (vmnet guest build --dir DIR) and set VMNET_GUEST_DIR to a copy of DIR`);
-  return { missing, aptListsMissing: !noApt && kernel === null && !notDebian, problems, busybox: 'path' in bb ? bb.path : null, kernel };
+  return { missing, aptListsMissing: !noApt && kernel === null && !notDebian, problems, tools, busybox: 'path' in bb ? bb.path : null, kernel };
 }
 
 /**

@@ -64,7 +64,8 @@ describe.runIf(asRoot)('the npm package', () => {
     const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
     const home = execFileSync('sh', ['-c', `getent passwd ${USER} | cut -d: -f6`], { encoding: 'utf8' }).trim();
     rmSync(join(home, '.cache', 'vmnet'), { recursive: true, force: true }); // an empty cache
-    const PATH = [join(prefix, 'bin'), dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':');
+    // A Debian user's PATH (/etc/profile): no sbin directories, where mkfs.vfat lives.
+    const PATH = [join(prefix, 'bin'), dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin', '/usr/games'].join(':');
     const hidden = [...new Set([repo, modulesHome])];
     /** Runs `script` as the user, in their home, with the repository hidden. */
     const asUser = (script: string) =>
