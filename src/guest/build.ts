@@ -26,7 +26,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { VmnetError } from '../errors.js';
 import { guestDir, guestDirState, installBuild, makeBuildDir, prepareGuestParent, removeLeftovers, type GuestDirSource } from './cache.js';
@@ -131,6 +131,17 @@ async function initramfs(busybox: string, modules: Map<string, string>, env: Nod
   return { gz: gzipSync(newcArchive(entries), { level: 9 }), applets: applets.length };
 }
 
+/** Why the guest cannot be built where it was asked for, in words the user can act on. */
+function placeError(dir: string, e: unknown): VmnetError {
+  if (e instanceof VmnetError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const where = err.path ? dirname(err.path) : dir;
+  if (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS') {
+    return new VmnetError('E_USAGE', `cannot build the test guest in ${dir}: ${where} is not writable for you (${err.code}); give a directory of yours with --dir or VMNET_GUEST_DIR`, { cause: e });
+  }
+  return new VmnetError('E_NO_FILE', `cannot build the test guest in ${dir}: ${err.message}`, { cause: e });
+}
+
 /**
  * What a guest built now would be built from (its manifest's inputsKey:
  * recipe, kernel package and version, busybox's bytes).
@@ -169,10 +180,16 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
     return { dir: where.dir, built: false, manifest: existing as GuestManifest, elapsedMs: Date.now() - started };
   }
   const why = o.force ? 'rebuilding (--force)' : existing ? `rebuilding (built from ${existing.kernelPackage ?? '?'} ${existing.kernelVersion ?? ''}, another busybox or recipe)` : 'building it (first use; about a minute)';
+  let target: string;
+  let tmp: string;
+  try {
+    target = await prepareGuestParent(where.dir, where.source, env);
+    await removeLeftovers(target);
+    tmp = await makeBuildDir(target);
+  } catch (e) {
+    throw placeError(where.dir, e);
+  }
   say(`vmnet guest: ${why} in ${where.dir}`);
-  const target = await prepareGuestParent(where.dir, where.source, env);
-  await removeLeftovers(target);
-  const tmp = await makeBuildDir(target);
   try {
     // The cache is private (0700, cache.ts); a directory named by the user stays readable as before.
     if (where.source !== 'cache') await chmod(tmp, 0o755);
@@ -233,6 +250,6 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
     return { dir: where.dir, built: true, manifest, elapsedMs: Date.now() - started };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw e;
+    throw placeError(where.dir, e); // a full disk, a directory gone under us: one line, not an internal error
   }
 }

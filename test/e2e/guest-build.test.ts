@@ -4,7 +4,8 @@
  * twice at once into one empty directory, then booted; and a host missing
  * tools told so before anything starts.
  */
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildGuest } from '../../src/guest/build.js';
@@ -12,6 +13,7 @@ import { findBundledGuest } from '../../src/guest/bundled.js';
 import { runTestGuest } from '../../src/guest/boot.js';
 import { findOnPath } from '../../src/qemu/binary.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { BIN } from './launcher-helpers.js';
 
 describe('guest build', () => {
   it('names every missing tool before anything starts, and leaves nothing behind', async () => {
@@ -42,6 +44,21 @@ describe('guest build', () => {
     await expect(buildGuest({ dir: join(t, 'file') })).rejects.toThrow(`${join(t, 'file')} exists and is not a directory`);
     expect(readdirSync(t).sort()).toEqual(['file', 'home']);
     expect(readdirSync(home)).toEqual(['precious']);
+  });
+
+  it.runIf(process.getuid?.() === 0)('a directory the user cannot write is one line saying so, not an internal error', async () => {
+    const t = privateTmp('vmnet-gb-');
+    chmodSync(t, 0o755); // root's, readable by all, writable by root only
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn('runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'guest', 'build', '--dir', join(t, 'guest')], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      p.on('close', (code) => resolve({ code, out }));
+    });
+    expect(r.code).toBe(2);
+    expect(r.out).toContain(`vmnet: cannot build the test guest in ${join(t, 'guest')}: ${t} is not writable for you (EACCES); give a directory of yours with --dir or VMNET_GUEST_DIR\n`);
+    expect(readdirSync(t)).toEqual([]);
   });
 
   it('two builds at once into an empty directory: both succeed, one guest is installed whole, it boots, and a third call keeps it', async () => {
