@@ -179,7 +179,7 @@ export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestR
     say(`vmnet guest: up to date in ${where.dir} (${kernel.name} ${kernel.version})`);
     return { dir: where.dir, built: false, manifest: existing as GuestManifest, elapsedMs: Date.now() - started };
   }
-  const why = o.force ? 'rebuilding (--force)' : existing ? `rebuilding (built from ${existing.kernelPackage ?? '?'} ${existing.kernelVersion ?? ''}, another busybox or recipe)` : 'building it (first use; about a minute)';
+  const why = o.force ? 'rebuilding (--force)' : existing ? `rebuilding (built from ${existing.kernelPackage ?? '?'} ${existing.kernelVersion ?? ''}, another busybox or recipe)` : `building it (first use: a ${kernel.size ? mb(kernel.size) : 'kernel'} download, then a few seconds)`;
   let target: string;
   let tmp: string;
   try {

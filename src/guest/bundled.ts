@@ -62,8 +62,8 @@ export interface EnsureGuestOptions {
 }
 
 /**
- * The test guest, built first when it is missing (about a minute; one
- * progress line per step).
+ * The test guest, built first when it is missing (a 27 MB download, then a
+ * few seconds; one progress line per step).
  * @throws VmnetError E_NO_TOOL naming every missing package (QEMU's too when
  *   asked) before anything starts; E_GUEST_BUILD when a step fails
  */

@@ -91,7 +91,7 @@ describe.runIf(asRoot)('the npm package', () => {
     const first = await asUser('vmnet demo');
     expect(first.code, first.stdout + first.stderr).toBe(0);
     const steps = first.stdout.split('\n').filter((l) => l.startsWith('vmnet guest: '));
-    expect(steps[0]).toMatch(new RegExp(`^vmnet guest: building it \\(first use; about a minute\\) in ${home}/\\.cache/vmnet/guest/0\\.2\\.0-[0-9a-f]{12}$`));
+    expect(steps[0]).toMatch(new RegExp(`^vmnet guest: building it \\(first use: a [\\d.]+ MB download, then a few seconds\\) in ${home}/\\.cache/vmnet/guest/0\\.2\\.0-[0-9a-f]{12}$`));
     expect(steps.slice(1, 6).map((l) => /\[(\d)\/5\]/.exec(l)?.[1])).toEqual(['1', '2', '3', '4', '5']);
     expect(steps[6]).toMatch(/^vmnet guest: done in [\d.]+ s: /);
     expect(first.stdout).toContain('== result: all four steps worked');
