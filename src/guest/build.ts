@@ -157,7 +157,7 @@ export async function guestInputs(kernel: KernelPackage, busybox: string): Promi
 /**
  * Builds the test guest, or keeps the one there when it is up to date.
  * @returns where it is, whether it was built, and its manifest
- * @throws VmnetError E_NO_TOOL (naming every missing package) before anything starts; E_GUEST_BUILD when a step fails (nothing is left behind)
+ * @throws VmnetError E_NO_TOOL (naming every missing package) and E_USAGE (a directory that is not a guest or not writable) before anything starts; E_GUEST_BUILD or E_NO_FILE when a step fails (nothing is left behind)
  */
 export async function buildGuest(o: BuildGuestOptions = {}): Promise<BuildGuestResult> {
   const env = o.env ?? process.env;
