@@ -102,9 +102,12 @@ export interface InternalPort extends FramePort {
    * Building in place, as StreamPort's: room for a frame of up to `maxLen`
    * bytes, built at `frameBuffer()[frameOffset()]`, then `commitFrame(len)`
    * (same answer as sendFrame). Nothing else may be sent in between.
+   * @param dst the destination MAC the frame will carry, if known: the switch
+   *   may then have it built straight into the guest port's output
+   *   (switch.ts, "Cut-through")
    * @returns false when there is no room (use sendFrame)
    */
-  reserveFrame(maxLen: number): boolean;
+  reserveFrame(maxLen: number, dst?: Uint8Array): boolean;
   frameBuffer(): Uint8Array;
   frameView(): DataView;
   frameOffset(): number;
@@ -360,11 +363,11 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         }
         return sw.input(port, buf, view, off, len);
       },
-      reserveFrame: (maxLen) => sw.reserveInput(maxLen),
+      reserveFrame: (maxLen, dst) => sw.reserveInput(port, maxLen, dst),
       frameBuffer: () => sw.inputBuffer(),
       frameView: () => sw.inputView(),
       frameOffset: () => sw.inputOffset(),
-      commitFrame: (len) => sw.commitInput(port, len),
+      commitFrame: (len) => sw.commitInput(len),
       remove() {
         sw.removePort(port);
         info.delete(port);
