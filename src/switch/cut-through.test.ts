@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AwarePort, BCAST, BuildingPort, FakePort, frame, mac, setup } from '../../test/helpers/switch-kit.js';
-import type { PortConfig, SwitchOptions, SwitchPort } from './switch.js';
+import type { PortConfig, SwitchOptions, SwitchPort } from './types.js';
 
 const GW = mac(1);
 

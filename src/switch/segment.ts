@@ -63,7 +63,7 @@ import { LeaseState } from '../services/dhcp-server.js';
 import { formatIp4, formatMac, type Ip4 } from '../wire/addr.js';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
-import type { SwitchPort } from './switch.js';
+import type { SwitchPort } from './types.js';
 import type { PortRole } from './vlan.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */

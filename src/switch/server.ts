@@ -68,7 +68,8 @@ import { listenStream, type CloseReason, type StreamListener, type StreamPort } 
 import type { PortCounters, SwitchCounters } from './counters.js';
 import type { FramerCounters } from '../link/stream-framer.js';
 import type { BlockInfo, LoopGuard } from './loop-guard.js';
-import { Switch, type FramePort, type PortConfig, type SwitchEvent, type SwitchOptions, type SwitchPort } from './switch.js';
+import { Switch } from './switch.js';
+import type { FramePort, PortConfig, SwitchEvent, SwitchOptions, SwitchPort } from './types.js';
 import { formatRole, normaliseRole, type NormalRole, type PortRole } from './vlan.js';
 
 /** Options of {@link startSwitch}. */

@@ -7,7 +7,8 @@
 import { expect } from 'vitest';
 import { connectStream, type StreamPort } from '../../src/link/stream-port.js';
 import * as eth from '../../src/wire/ethernet.js';
-import { Switch, type FramePort, type PortConfig, type SwitchOptions, type SwitchPort } from '../../src/switch/switch.js';
+import { Switch } from '../../src/switch/switch.js';
+import type { FramePort, PortConfig, SwitchOptions, SwitchPort } from '../../src/switch/types.js';
 
 /** A received frame: a copy, plus what the switch handed over. */
 export interface Got {
