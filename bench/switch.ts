@@ -28,7 +28,9 @@
  * the guest's relay connected to it as on `--net user`; `segment` is a
  * switch with the gateway on it (startSegment from dist/), the guest's relay
  * on the switch's access socket. iperf3 one stream each way, best of
- * `--rounds` (alternating order), and segment / user.
+ * `--rounds` (alternating order), segment / user, and the gateway process's
+ * CPU time per GB carried (the mean of the rounds: on a shared machine it
+ * moves far less than Gbit/s do).
  *
  * `--profile` (instead of the tables): the gateway process under
  * `node --cpu-prof`, user and segment, during one iperf3 run each way at
@@ -335,9 +337,18 @@ function gatewayReport(cells: GwCell[]): string {
     return out;
   };
   const out: string[] = ['## Gateway: user NIC vs segment', ''];
-  out.push(`Linux TCP in a namespace as the guest, its TAP relayed (tap-relay) either to \`vmnet gateway\` (user) or to a switch with the gateway on it (segment). iperf3 -t ${SECONDS}, one stream, receiver-side rate; best of ${ROUNDS} rounds in alternating order, every round listed below.`, '');
-  out.push('| MTU | direction | user Gbit/s | CPU gateway / relay | segment Gbit/s | CPU segment / relay | segment / user |');
-  out.push('|---:|---|---:|---|---:|---|---:|');
+  out.push(`Linux TCP in a namespace as the guest, its TAP relayed (tap-relay) either to \`vmnet gateway\` (user) or to a switch with the gateway on it (segment). iperf3 -t ${SECONDS}, one stream, receiver-side rate; best of ${ROUNDS} rounds in alternating order, every round listed below. The last column is the gateway process's CPU time (user + system, /proc) per GB carried, the mean over the rounds.`, '');
+  /** The gateway process's CPU per GB carried (ms), averaged over the rounds: steadier than Gbit/s on a shared machine. */
+  const msPerGb = (kind: GwKind, mtu: number, dir: 'up' | 'down'): string => {
+    const v: number[] = [];
+    for (const c of cells) {
+      const m = c[dir];
+      if (c.kind === kind && c.mtu === mtu && m.ok && m.value.cpu.backend !== null && m.value.gbps > 0) v.push((m.value.cpu.backend * 80) / m.value.gbps);
+    }
+    return v.length === 0 ? '–' : (v.reduce((a, b) => a + b, 0) / v.length).toFixed(0);
+  };
+  out.push('| MTU | direction | user Gbit/s | CPU gateway / relay | segment Gbit/s | CPU segment / relay | segment / user | gateway CPU ms per GB, user / segment |');
+  out.push('|---:|---|---:|---|---:|---|---:|---|');
   for (const mtu of GW_MTUS) {
     for (const [dir, label] of [
       ['up', 'guest→host'],
@@ -348,7 +359,7 @@ function gatewayReport(cells: GwCell[]): string {
       const gb = (t: Throughput | null) => (t === null ? 'failed' : fmt(t.gbps));
       const cpu = (t: Throughput | null) => (t === null ? '' : `${pct(t.cpu.backend)} / ${pct(t.cpu.relay)}`);
       const ratio = u !== null && sg !== null ? (sg.gbps / u.gbps).toFixed(2) : '–';
-      out.push(`| ${mtu} | ${label} | ${gb(u)} | ${cpu(u)} | ${gb(sg)} | ${cpu(sg)} | ${ratio} |`);
+      out.push(`| ${mtu} | ${label} | ${gb(u)} | ${cpu(u)} | ${gb(sg)} | ${cpu(sg)} | ${ratio} | ${msPerGb('user', mtu, dir)} / ${msPerGb('segment', mtu, dir)} |`);
     }
   }
   out.push('', 'Every round (Gbit/s, guest→host / host→guest):', '');
