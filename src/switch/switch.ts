@@ -72,7 +72,9 @@
  * Learning. The filtering database (fdb.ts) maps (VLAN, MAC) → port with
  * ageing (default 300 s, §8.8.3), two bounds (`maxEntries`, `maxMacsPerPort`)
  * and static entries that never move. Time comes from the injected `now()`,
- * read once per input() for the frame and everything it sets off. Each port
+ * read once per input() for the frame and everything it sets off (and once
+ * per reserveInput() that names a destination, Cut-through); the server's
+ * clock reads the system clock once per macrotask (clock.ts). Each port
  * remembers the entries of the last source and destination MAC it saw (a
  * bulk flow repeats them), checked for life before use, so the steady state
  * does no table lookup.
