@@ -12,6 +12,7 @@ import {
   fillWith,
   pseudo4,
   pseudo6,
+  rewrite16,
   verifyWith,
   simdBuffer,
   sum,
@@ -147,6 +148,17 @@ describe('checksum', () => {
     const pz = pseudo4(0x0a00020f, 0x0a000202, 17, 10);
     expect(fillWith(viewOf(z), 0, 10, 6, pz)).toBe(0);
     expect(fillWith(viewOf(z), 0, 10, 6, pz, 0xffff)).toBe(0xffff);
+  });
+
+  it('rewrites a field in place with an incremental patch equal to a recomputation', () => {
+    for (let seed = 1; seed < 50; seed++) {
+      const b = bytes(64, seed);
+      const v = viewOf(b);
+      v.setUint16(2, 0);
+      v.setUint16(2, finish(sum(v, 0, 64)));
+      rewrite16(v, 20, 2, (seed * 7919) & 0xffff);
+      expect(ok(sum(v, 0, 64)), `seed ${seed}`).toBe(true);
+    }
   });
 
   it('updates incrementally like a full recomputation (RFC 1624)', () => {

@@ -324,6 +324,22 @@ export function update16(check: number, old: number, now: number): number {
 }
 
 /**
+ * Rewrites a 16-bit field of a checksummed message in place and patches the
+ * stored checksum with `update16` (RFC 1624 §3), so the rest of the message
+ * is not summed again: e.g. an ICMP echo request's type/code word turned
+ * into a reply's.
+ * @param v the buffer's DataView
+ * @param field offset of the 16-bit field (even distance from the message start)
+ * @param checksum offset of the message's checksum field
+ * @param now the field's new value
+ */
+export function rewrite16(v: DataView, field: number, checksum: number, now: number): void {
+  const old = v.getUint16(field);
+  v.setUint16(field, now);
+  v.setUint16(checksum, update16(v.getUint16(checksum), old, now));
+}
+
+/**
  * Incrementally updates a stored checksum after a 32-bit field (e.g. an IPv4
  * address) changed from `old` to `now` (RFC 1624 §3, applied to both halves).
  * @param check the checksum currently stored in the packet

@@ -36,7 +36,7 @@
  * views in `emitError`.
  */
 import { isMulticast6, isUnspecified6, type Ip6 } from './addr.js';
-import { fillWith, pseudo6, update16, verifyWith } from './checksum.js';
+import { fillWith, pseudo6, rewrite16, verifyWith } from './checksum.js';
 import { HEADER_LEN as IP6_HEADER_LEN, MIN_MTU, NH_ICMPV6 } from './ipv6.js';
 
 /** Length of the ICMPv6 header: type, code, checksum and the 4 body bytes. */
@@ -253,10 +253,7 @@ export function emitEcho(type: number, id: number, seq: number, v: DataView, o: 
  * @param o offset of the ICMPv6 message (parsed as an echo request)
  */
 export function toEchoReply(v: DataView, o: number): void {
-  const before = v.getUint16(o + TYPE);
-  const after = (TYPE_ECHO_REPLY << 8) | (before & 0xff);
-  v.setUint16(o + TYPE, after);
-  v.setUint16(o + CHECKSUM, update16(v.getUint16(o + CHECKSUM), before, after));
+  rewrite16(v, o + TYPE, o + CHECKSUM, (TYPE_ECHO_REPLY << 8) | v.getUint8(o + CODE));
 }
 
 /**
