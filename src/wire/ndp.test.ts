@@ -126,6 +126,7 @@ describe('ndp options', () => {
     ['a route of length 1 for a /64', '1801 4000 00000e10'],
     ['a route of length 2 for a /65', '1802 4100 00000e10 2001000000000000'],
     ['a route of length 4', '1804 4000 00000e10' + '00'.repeat(24)],
+    ['a route with the reserved preference 10', '1802 4010 00000e10 2001000000000000'],
   ])('treats %s as unknown, the message still valid', (_name, option) => {
     const m = parsed('8600 0000 40000000 00000000 00000000' + option)!;
     expect(m).not.toBeNull();

@@ -21,7 +21,8 @@
  * (§4.6.1, Ethernet only: length 1), prefix information (§4.6.2, with L, A
  * and R flags), redirected header (§4.6.3, its bytes), MTU (§4.6.4), nonce
  * (RFC 3971 §5.3.2, which Linux puts in DAD probes, RFC 7527), route
- * information (RFC 4191 §2.3), RDNSS and DNSSL (RFC 8106 §5.1, §5.2; names in
+ * information (RFC 4191 §2.3; one with the reserved preference 10 is ignored
+ * as that section asks), RDNSS and DNSSL (RFC 8106 §5.1, §5.2; names in
  * the RFC 1035 encoding of dns-name.ts, uncompressed, zero padded). Every
  * other option is kept raw in `unknown`, in order. Link-layer addresses, MTU
  * and nonce keep their first instance (as Linux does); prefixes, routes,
@@ -300,8 +301,8 @@ function decodeOption(v: DataView, p: number, n: number, out: Options): boolean 
       return true;
     case OPT_ROUTE: {
       const len = v.getUint8(p + 2);
-      // RFC 4191 §2.3: length 1 for /0, 2 up to /64, 3 for longer prefixes
-      if (n > 24 || len > 128 || (len > 64 && n < 24) || (len > 0 && n < 16)) return false;
+      // RFC 4191 §2.3: length 1 for /0, 2 up to /64, 3 for longer prefixes; the reserved preference 10 is ignored
+      if (n > 24 || len > 128 || (len > 64 && n < 24) || (len > 0 && n < 16) || (v.getUint8(p + 3) & RA_PRF_MASK) === 0x10) return false;
       const prefix = new Uint8Array(IP6_LEN);
       for (let i = 0; i < n - 8; i++) prefix[i] = v.getUint8(p + 8 + i);
       out.routes.push({ prefixLength: len, preference: routerPreference(v.getUint8(p + 3)), lifetime: v.getUint32(p + 4), prefix });
