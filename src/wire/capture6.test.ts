@@ -10,12 +10,15 @@ import {
   ALL_DHCP6, capturedFrame, decodeFrame6, dhcpv6Frame, dhcpv6Repr, fragmentPacket6, GUEST6, GUEST_LL6, GW6, GW_LL6, ip6, ipv6Frame, ipv6Packet,
   macText, ndpFrame, ndpRepr, ping6Frame, readPcap, tcp6Frame, udp6Frame, udpDatagram6,
 } from '../../test/helpers/frames6.js';
-import { GUEST_MAC } from '../../test/helpers/frames.js';
+import { GUEST_MAC, xorshift32 } from '../../test/helpers/frames.js';
 import { formatIp6, solicitedNode6 } from './addr.js';
 import * as dhcpv6 from './dhcpv6.js';
 import * as icmpv6 from './icmpv6.js';
 import * as ipv6 from './ipv6.js';
 import * as ndp from './ndp.js';
+import * as eth from './ethernet.js';
+import * as tcp from './tcp.js';
+import * as udp from './udp.js';
 
 describe('IPv6 capture and frame builders', () => {
   it('decodes every captured frame with valid checksums', () => {
@@ -67,5 +70,40 @@ describe('IPv6 capture and frame builders', () => {
     const bad = udp6Frame({ dstIp: GW6, dstPort: 53 }, new Uint8Array(5));
     bad[bad.length - 1] = 1;
     expect(() => decodeFrame6(bad)).toThrow(/udp: missing or bad checksum/);
+  });
+
+  it('parses mutated and truncated captured frames through every layer without throwing or reading past the frame', () => {
+    const frames = readPcap(new URL('../../test/fixtures/ipv6/guest.pcap', import.meta.url).pathname);
+    const rnd = xorshift32(0x6d6e);
+    const e = eth.blank();
+    const h = ipv6.blank();
+    const c = ipv6.blankChain();
+    const i6 = icmpv6.blank();
+    const n = ndp.blank();
+    const u = udp.blank();
+    const d = dhcpv6.blank();
+    const t = tcp.blank();
+    let deep = 0;
+    for (let round = 0; round < 4000; round++) {
+      const f = frames[rnd.int(frames.length)]!.slice();
+      for (let k = rnd.int(4); k >= 0; k--) f[14 + rnd.int(f.length - 14)] = rnd.chance(0.5) ? rnd.int(256) : rnd.int(3);
+      const len = rnd.chance(0.3) ? 14 + rnd.int(f.length - 13) : f.length;
+      const v = new DataView(f.buffer, 0, len); // a read past len throws RangeError
+      expect(() => {
+        if (!eth.parse(v, 0, len, e) || !ipv6.parse(v, e.payloadOffset, e.payloadLength, h)) return;
+        if (!ipv6.walk(v, e.payloadOffset, e.payloadLength, c) || c.action !== ipv6.ACTION_NONE || c.fragment) return;
+        deep++;
+        if (c.proto === ipv6.NH_ICMPV6 && icmpv6.parse(v, c.offset, c.length, i6)) {
+          icmpv6.verify(v, c.offset, c.length, h.src, h.dst);
+          ndp.parse(v, c.offset, c.length, n);
+        } else if (c.proto === ipv6.NH_UDP && udp.parse(v, c.offset, c.length, u)) {
+          udp.verify6(v, c.offset, u.length, h.src, h.dst);
+          dhcpv6.parse(v, u.payloadOffset, u.payloadLength, d);
+        } else if (c.proto === ipv6.NH_TCP && tcp.parse(v, c.offset, c.length, t)) {
+          tcp.verify6(v, c.offset, c.length, h.src, h.dst);
+        }
+      }).not.toThrow();
+    }
+    expect(deep).toBeGreaterThan(1000); // most mutants still reach the upper layers
   });
 });

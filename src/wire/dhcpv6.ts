@@ -470,6 +470,7 @@ class Sink {
   }
 }
 
+/** Writes a Status Code option (nothing for null). */
 function status(s: Sink, st: Status | null): void {
   if (st === null) return;
   s.option(Opt.STATUS_CODE, () => {
@@ -478,10 +479,12 @@ function status(s: Sink, st: Status | null): void {
   });
 }
 
+/** Writes raw options as they came. */
 function raw(s: Sink, list: readonly RawOption[]): void {
   for (const r of list) s.option(r.code, () => s.bytes(r.data));
 }
 
+/** Writes (or counts) every option, in the order of the file comment. */
 function writeOptions(s: Sink, m: Options): void {
   const bytesOption = (code: number, b: Uint8Array | null): void => {
     if (b !== null) s.option(code, () => s.bytes(b));
