@@ -15,3 +15,4 @@ export { qemuArgs, macFromName, type QemuSpec, type NicSpec, type NicBackend } f
 export { runTestGuest, type TestGuestOptions, type TestGuestResult } from './guest/boot.js';
 export { findBundledGuest, type BundledGuest } from './guest/bundled.js';
 export { runDemo, type DemoResult } from './demo/demo.js';
+export { pingStatus, type PingStatus } from './services/ping/status.js';

@@ -161,6 +161,20 @@ describe('the ping helper in a namespace', () => {
   });
 });
 
+describe('pingStatus (for vmnet doctor)', () => {
+  const statusIn = async (ns: Netns) =>
+    JSON.parse(await runInNetns(ns, process.execPath, ['--input-type=module', '-e', `import { pingStatus } from ${JSON.stringify(join(ROOT, 'dist/index.js'))}; console.log(JSON.stringify(pingStatus()))`]));
+
+  it('says available where the namespace allows the group, and gives the sysctl where it does not (the built library)', async () => {
+    const ok = await statusIn(host!);
+    expect(ok).toMatchObject({ ok: true, helper, socketsAllowed: true, range: [0, 0] });
+    expect(ok.line).toBe(`ping to the outside: available (helper ${helper}; ping sockets allowed for group 0)`);
+    const off = await statusIn(closed!);
+    expect(off).toMatchObject({ ok: false, socketsAllowed: false, range: [1, 0] });
+    expect(off.line).toContain('sysctl -w net.ipv4.ping_group_range="0 2147483647"');
+  });
+});
+
 describe('building and finding the helper', () => {
   it('the install hook builds it (after `npm run build`) and says where', () => {
     if (!existsSync(join(ROOT, 'dist', 'services', 'ping', 'helper-build.js'))) throw new Error('dist is missing: run `npm run build` first (npm test does it in pretest)');
