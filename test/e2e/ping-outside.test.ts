@@ -136,6 +136,9 @@ function childrenOf(pid: number): number[] {
     .map(Number);
 }
 
+/** Boots the test guest on the gateway at `sock` and runs `script` after DHCP. */
+const guestRun = (name: string, sock: string, script: string) => bootGuest({ name, memoryMiB: 256, nics: streamNic(sock), timeoutMs: 200_000, script: `${DHCP}${script}` });
+
 const uidOf = (pid: number): number => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 
 describe('ping to the outside', () => {
@@ -148,18 +151,15 @@ describe('ping to the outside', () => {
     procs.push(cap);
     for (let i = 0; i < 100 && !existsSync(capFile); i++) await new Promise((r) => setTimeout(r, 50));
     const before = await icmpCounters(outside!);
-    const r = await bootGuest({
-      name: 'ping-outside',
-      memoryMiB: 256,
-      nics: streamNic(sock),
-      timeoutMs: 200_000,
-      script: `${DHCP}
-ping -c 3 -W 5 ${OUTSIDE_IP} 2>&1 | sed 's/^/OUT /'
+    const r = await guestRun(
+      'ping-outside',
+      sock,
+      `ping -c 3 -W 5 ${OUTSIDE_IP} 2>&1 | sed 's/^/OUT /'
 ping -c 2 -W 4 ${NOBODY_IP} 2>&1 | sed 's/^/NOBODY /'
 ping -c 1 -W 3 -t 2 ${FAR_IP} 2>&1 | sed 's/^/TTL2 /'
 ping -c 1 -W 5 -t 3 ${FAR_IP} 2>&1 | sed 's/^/TTL3 /'
 `,
-    });
+    );
     await new Promise((res) => setTimeout(res, 500)); // the capture's last packets reach its file
     const after = await icmpCounters(outside!);
     await stopProc(cap);
@@ -207,16 +207,13 @@ ping -c 1 -W 5 -t 3 ${FAR_IP} 2>&1 | sed 's/^/TTL3 /'
   it('ping sockets refused: one line with the sysctl, and the guest gets no reply at all', { timeout: 240_000 }, async () => {
     await setRange('1 0');
     const { proc: gw, sock } = await startGateway('refused');
-    const r = await bootGuest({
-      name: 'ping-refused',
-      memoryMiB: 256,
-      nics: streamNic(sock),
-      timeoutMs: 200_000,
-      script: `${DHCP}
-ping -c 3 -W 3 ${OUTSIDE_IP} 2>&1 | sed 's/^/FIRST /'
+    const r = await guestRun(
+      'ping-refused',
+      sock,
+      `ping -c 3 -W 3 ${OUTSIDE_IP} 2>&1 | sed 's/^/FIRST /'
 ping -c 2 -W 3 ${OUTSIDE_IP} 2>&1 | sed 's/^/AGAIN /'
 `,
-    });
+    );
     const counters = await stopGateway(gw);
     const log = `guest:\n${r.console}\ngateway:\n${gw.lines.join('\n')}\n${gw.stderr()}`;
     expect(r.exitCode, log).toBe(0);
@@ -239,15 +236,7 @@ ping -c 2 -W 3 ${OUTSIDE_IP} 2>&1 | sed 's/^/AGAIN /'
     const { proc: gw, sock } = await startGateway('rootless', [], USER);
     expect(uidOf(gw.pid)).toBe(uid);
     let helperUid = -1;
-    const r = await bootGuest({
-      name: 'ping-rootless',
-      memoryMiB: 256,
-      nics: streamNic(sock),
-      timeoutMs: 200_000,
-      script: `${DHCP}
-ping -c 3 -W 5 ${OUTSIDE_IP} 2>&1 | sed 's/^/OUT /'
-`,
-    });
+    const r = await guestRun('ping-rootless', sock, `ping -c 3 -W 5 ${OUTSIDE_IP} 2>&1 | sed 's/^/OUT /'\n`);
     // The helper lives as long as its gateway.
     for (const c of childrenOf(gw.pid)) helperUid = uidOf(c);
     const counters = await stopGateway(gw);

@@ -11,16 +11,14 @@
  * else; a killed helper is reported. Also: the install hook builds the
  * helper; a helper file others may write is not run. Needs root (ip netns).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildHelper, findCompiler, findHelper, helperFileName } from '../../src/services/ping/helper-build.js';
 import { helperBackend } from '../../src/services/ping/helper-backend.js';
 import { PingRelay, type PingFlowInfo } from '../../src/services/ping/relay.js';
-import { EACCES } from '../../src/services/ping/protocol.js';
 import { addVethPair, createNetns, ipCmd, requireRoot, runInNetns, type Netns } from '../helpers/netns.js';
 import { echoMessage } from '../helpers/fake-ping.js';
 import { privateTmp } from '../helpers/tmp.js';
@@ -59,6 +57,9 @@ afterAll(() => {
 });
 
 /** A relay on the real helper inside `ns`, recording what it tells the gateway. */
+/** The relay the running test made, closed after it. */
+let current: PingRelay | null = null;
+
 function relayIn(ns: Netns) {
   const replies: Array<{ flow: PingFlowInfo; seq: number; payload: Uint8Array; ttl: number }> = [];
   const errors: Array<{ flow: PingFlowInfo; from: Uint8Array | null; type: number; code: number; request: Uint8Array }> = [];
@@ -87,77 +88,64 @@ function relayIn(ns: Netns) {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { relay, replies, errors, warnings, children, until };
+  /** A guest's IPv4 echo request from 10.0.2.15 (TTL 63 on). */
+  const echo4 = (dst: Uint8Array, id: number, seq: number) => relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst, ttl: 63, message: echoMessage(8, id, seq, PAYLOAD) });
+  current = relay;
+  return { relay, replies, errors, warnings, children, until, echo4 };
 }
 
 describe('the ping helper in a namespace', () => {
+  afterEach(() => current?.closeAll());
+
   it('IPv4 and IPv6: replies come back with the guest identifier, sequence and payload', async () => {
     const r = relayIn(host!);
-    try {
-      for (const seq of [1, 2, 3]) expect(r.relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst: OUT4, ttl: 63, message: echoMessage(8, 0x4242, seq, PAYLOAD) })).toBe('sent');
-      const m6 = echoMessage(128, 0x6464, 9, PAYLOAD, { src: GUEST6, dst: v6(1) });
-      expect(r.relay.fromGuest({ guest: 1, family: 6, src: GUEST6, dst: v6(1), ttl: 63, message: m6 })).toBe('sent');
-      await r.until('4 replies', () => r.replies.length === 4);
-      const v4 = r.replies.filter((x) => x.flow.family === 4);
-      expect(v4.map((x) => [x.flow.id, x.seq])).toEqual([
-        [0x4242, 1],
-        [0x4242, 2],
-        [0x4242, 3],
-      ]);
-      for (const x of r.replies) expect(x.payload).toEqual(PAYLOAD);
-      expect(v4[0]!.ttl).toBe(64); // Linux's default TTL, as the reply reached the host
-      const six = r.replies.find((x) => x.flow.family === 6)!;
-      expect([six.flow.id, six.seq]).toEqual([0x6464, 9]);
-      expect(r.relay.counters).toMatchObject({ flowsOpened: 2, requests: 4, replies: 4, foreign: 0, denied: 0 });
-      expect(r.warnings).toEqual([]);
-    } finally {
-      r.relay.closeAll();
-    }
+    for (const seq of [1, 2, 3]) expect(r.echo4(OUT4, 0x4242, seq)).toBe('sent');
+    const m6 = echoMessage(128, 0x6464, 9, PAYLOAD, { src: GUEST6, dst: v6(1) });
+    expect(r.relay.fromGuest({ guest: 1, family: 6, src: GUEST6, dst: v6(1), ttl: 63, message: m6 })).toBe('sent');
+    await r.until('4 replies', () => r.replies.length === 4);
+    const v4 = r.replies.filter((x) => x.flow.family === 4);
+    expect(v4.map((x) => [x.flow.id, x.seq])).toEqual([
+      [0x4242, 1],
+      [0x4242, 2],
+      [0x4242, 3],
+    ]);
+    for (const x of r.replies) expect(x.payload).toEqual(PAYLOAD);
+    expect(v4[0]!.ttl).toBe(64); // Linux's default TTL, as the reply reached the host
+    const six = r.replies.find((x) => x.flow.family === 6)!;
+    expect([six.flow.id, six.seq]).toEqual([0x6464, 9]);
+    expect(r.relay.counters).toMatchObject({ flowsOpened: 2, requests: 4, replies: 4, foreign: 0, denied: 0 });
+    expect(r.warnings).toEqual([]);
   });
 
   it('an address nobody answers: host unreachable from the host itself, and no reply', async () => {
     const r = relayIn(host!);
-    try {
-      const msg = echoMessage(8, 0x0707, 1, PAYLOAD);
-      r.relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst: NOBODY4, ttl: 63, message: msg });
-      await r.until('an error', () => r.errors.length > 0);
-      expect(r.errors[0]).toMatchObject({ from: null, type: 3, code: 1 });
-      expect(r.errors[0]!.request).toEqual(msg.subarray(0, 8)); // the guest's own request header
-      expect(r.replies).toEqual([]);
-    } finally {
-      r.relay.closeAll();
-    }
+    r.echo4(NOBODY4, 0x0707, 1);
+    await r.until('an error', () => r.errors.length > 0);
+    expect(r.errors[0]).toMatchObject({ from: null, type: 3, code: 1 });
+    expect(r.errors[0]!.request).toEqual(echoMessage(8, 0x0707, 1, PAYLOAD).subarray(0, 8)); // the guest's own request header
+    expect(r.replies).toEqual([]);
   });
 
   it('ping sockets refused (ping_group_range "1 0"): one warning, no reply, requests counted', async () => {
     const r = relayIn(closed!);
-    try {
-      r.relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst: Uint8Array.of(127, 0, 0, 1), ttl: 63, message: echoMessage(8, 1, 1, PAYLOAD) });
-      await r.until('the refusal', () => r.warnings.length > 0);
-      expect(r.warnings).toEqual([['denied', '']]);
-      expect(r.relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst: Uint8Array.of(127, 0, 0, 1), ttl: 63, message: echoMessage(8, 1, 2, PAYLOAD) })).toBe('denied');
-      await new Promise((res) => setTimeout(res, 200));
-      expect(r.replies).toEqual([]);
-      expect(r.relay.counters.denied).toBe(2);
-      expect(EACCES).toBe(13);
-    } finally {
-      r.relay.closeAll();
-    }
+    r.echo4(Uint8Array.of(127, 0, 0, 1), 1, 1);
+    await r.until('the refusal', () => r.warnings.length > 0);
+    expect(r.warnings).toEqual([['denied', '']]);
+    expect(r.echo4(Uint8Array.of(127, 0, 0, 1), 1, 2)).toBe('denied');
+    await new Promise((res) => setTimeout(res, 200));
+    expect(r.replies).toEqual([]);
+    expect(r.relay.counters.denied).toBe(2);
   });
 
   it('a helper that dies is reported, and the relay stops sending to it', async () => {
     const r = relayIn(host!);
-    try {
-      r.relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst: OUT4, ttl: 63, message: echoMessage(8, 2, 1, PAYLOAD) });
-      await r.until('a reply', () => r.replies.length === 1);
-      r.children[0]!.kill('SIGKILL');
-      await r.until('the warning', () => r.warnings.length > 0);
-      expect(r.warnings).toEqual([['unavailable', 'the ping helper exited (signal SIGKILL)']]);
-      expect(r.relay.size).toBe(0);
-      expect(r.relay.fromGuest({ guest: 1, family: 4, src: GUEST4, dst: OUT4, ttl: 63, message: echoMessage(8, 2, 2, PAYLOAD) })).toBe('unavailable');
-    } finally {
-      r.relay.closeAll();
-    }
+    r.echo4(OUT4, 2, 1);
+    await r.until('a reply', () => r.replies.length === 1);
+    r.children[0]!.kill('SIGKILL');
+    await r.until('the warning', () => r.warnings.length > 0);
+    expect(r.warnings).toEqual([['unavailable', 'the ping helper exited (signal SIGKILL)']]);
+    expect(r.relay.size).toBe(0);
+    expect(r.echo4(OUT4, 2, 2)).toBe('unavailable');
   });
 });
 

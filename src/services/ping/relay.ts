@@ -52,6 +52,7 @@
  * closed flow is never taken for the flow that reuses its slot (`stale`).
  */
 import { update16 } from '../../wire/checksum.js';
+import { GuestFlows } from '../guest-flows.js';
 import { EACCES, EHOSTUNREACH, ENETUNREACH, MAX_SLOTS, ORIGIN_ICMP, ORIGIN_ICMP6, type Family, type HelperMessage } from './protocol.js';
 
 /** The ping helper as the relay sees it. */
@@ -210,12 +211,10 @@ export class PingRelay {
   private readonly now: () => number;
   private readonly byId = new Map<number, Flow>();
   private readonly byKey = new Map<string, Flow>();
-  /** Each guest's flows, least recently used first (re-inserted on use). */
-  private readonly byGuest = new Map<number, Set<Flow>>();
+  /** Each guest's flows, least recently used first. */
+  private readonly byGuest: GuestFlows<Flow>;
   private readonly freeSlots: number[];
   private readonly generation: Uint32Array;
-  private readonly maxFlows: number;
-  private readonly maxPerGuest: number;
   private readonly idleMs: number;
   private readonly deniedRetryMs: number;
   private deniedUntil = -Infinity;
@@ -224,14 +223,14 @@ export class PingRelay {
   private readonly warned = new Set<string>();
 
   constructor(opts: PingRelayOptions) {
-    this.maxFlows = Math.min(opts.maxFlows ?? 1024, MAX_SLOTS);
-    this.maxPerGuest = opts.maxFlowsPerGuest ?? Math.max(1, Math.floor(this.maxFlows / 4));
+    const maxFlows = Math.min(opts.maxFlows ?? 1024, MAX_SLOTS);
+    this.byGuest = new GuestFlows(maxFlows, opts.maxFlowsPerGuest ?? Math.max(1, Math.floor(maxFlows / 4)));
     this.idleMs = opts.idleMs ?? 60_000;
     this.deniedRetryMs = opts.deniedRetryMs ?? 10_000;
     this.now = opts.now;
     this.events = opts.events;
-    this.freeSlots = Array.from({ length: this.maxFlows }, (_, i) => this.maxFlows - 1 - i);
-    this.generation = new Uint32Array(this.maxFlows);
+    this.freeSlots = Array.from({ length: maxFlows }, (_, i) => maxFlows - 1 - i);
+    this.generation = new Uint32Array(maxFlows);
     this.backend = opts.backend({
       message: (m) => this.onMessage(m),
       down: (detail, retryMs) => this.onDown(detail, retryMs),
@@ -262,11 +261,15 @@ export class PingRelay {
     const key = `${r.guest}/${hex(r.src)}/${id}/${hex(r.dst)}`;
     let f = this.byKey.get(key);
     if (f === undefined) {
-      this.makeRoom(r.guest);
+      const victim = this.byGuest.victim(r.guest);
+      if (victim !== null) {
+        this.counters.flowsEvicted++;
+        this.close(victim, true);
+      }
       f = this.openFlow(r, id, key, now);
       this.backend.open(f.flow, f.family, f.dst, r.ttl);
     } else {
-      this.touch(f, now);
+      this.byGuest.touch(f, now);
     }
     f.ttl = r.ttl;
     f.lastSeq = (m[6]! << 8) | m[7]!;
@@ -281,18 +284,15 @@ export class PingRelay {
 
   /** Closes flows idle for longer than the idle timeout. Call periodically. */
   sweep(now: number): void {
-    for (const flows of [...this.byGuest.values()]) {
-      for (const f of flows) {
-        if (now - f.lastUsed < this.idleMs) break; // LRU order: the rest are younger
-        this.counters.flowsExpired++;
-        this.close(f, true);
-      }
+    for (const f of this.byGuest.idle(now, this.idleMs)) {
+      this.counters.flowsExpired++;
+      this.close(f, true);
     }
   }
 
   /** Closes one guest's flows (its link went away). */
   closeGuest(guest: number): void {
-    for (const f of [...(this.byGuest.get(guest) ?? [])]) this.close(f, true);
+    for (const f of this.byGuest.ofGuest(guest)) this.close(f, true);
   }
 
   /** Closes the flows from one guest address (it changed hands). */
@@ -356,7 +356,7 @@ export class PingRelay {
       this.counters.foreign++;
       return;
     }
-    this.touch(f, this.now());
+    this.byGuest.touch(f, this.now());
     this.counters.replies++;
     this.events.reply(f, (msg[6]! << 8) | msg[7]!, msg.subarray(8), ttl);
   }
@@ -408,19 +408,6 @@ export class PingRelay {
     return q;
   }
 
-  /** Evicts (counted) so that `guest` may open one more flow: its own oldest at its share, else the biggest guest's oldest when full. */
-  private makeRoom(guest: number): void {
-    let victims = this.byGuest.get(guest);
-    if (victims === undefined || victims.size < this.maxPerGuest) {
-      if (this.freeSlots.length > 0) return;
-      for (const flows of this.byGuest.values()) if (victims === undefined || flows.size > victims.size) victims = flows;
-    }
-    const first = victims?.values().next();
-    if (first === undefined || first.done) return;
-    this.counters.flowsEvicted++;
-    this.close(first.value, true);
-  }
-
   private openFlow(r: EchoRequest, id: number, key: string, now: number): Flow {
     const slot = this.freeSlots.pop()!;
     const gen = (this.generation[slot] = (this.generation[slot]! + 1) % GEN_LIMIT);
@@ -442,18 +429,9 @@ export class PingRelay {
     };
     this.byId.set(f.flow, f);
     this.byKey.set(key, f);
-    let mine = this.byGuest.get(r.guest);
-    if (mine === undefined) this.byGuest.set(r.guest, (mine = new Set()));
-    mine.add(f);
+    this.byGuest.add(f);
     this.counters.flowsOpened++;
     return f;
-  }
-
-  private touch(f: Flow, now: number): void {
-    f.lastUsed = now;
-    const mine = this.byGuest.get(f.guest)!;
-    mine.delete(f);
-    mine.add(f);
   }
 
   /** Forgets a flow; `tellHelper` sends CLOSE (not when the helper holds nothing for it). */
@@ -462,9 +440,7 @@ export class PingRelay {
     f.open = false;
     this.byId.delete(f.flow);
     this.byKey.delete(f.key);
-    const mine = this.byGuest.get(f.guest);
-    mine?.delete(f);
-    if (mine?.size === 0) this.byGuest.delete(f.guest);
+    this.byGuest.delete(f);
     this.freeSlots.push(f.slot);
     if (tellHelper) this.backend.close(f.flow);
   }
