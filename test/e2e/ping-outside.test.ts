@@ -20,9 +20,10 @@
  *  2. Ping sockets refused (range "1 0", the kernel default): the gateway
  *     prints its one line with the sysctl that allows them, once for two
  *     pings, and the guest gets 0 replies; its counters say why.
- *  3. Rootless: the gateway as the unprivileged user `vmnet-test` (it and
- *     its helper run with that uid), the range holding just that user's
- *     group: 3 replies.
+ *  3. Rootless: the gateway as the unprivileged user `vmnet-test` (made
+ *     when missing, as the rootless test does; the gateway and its helper
+ *     run with that uid), the range holding just that user's group:
+ *     3 replies.
  * Needs root (ip netns, setpriv); never skipped.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,6 +35,7 @@ import { buildHelper } from '../../src/services/ping/helper-build.js';
 import { addVethPair, createNetns, ipCmd, requireRoot, runInNetns, type Netns } from '../helpers/netns.js';
 import { privateTmp } from '../helpers/tmp.js';
 import { stopProc, track, type Proc } from '../helpers/proc.js';
+import { ensureTestUser, TEST_USER } from '../helpers/test-user.js';
 import { bootGuest, DHCP, streamNic } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -42,7 +44,7 @@ const OUTSIDE_IP = '198.51.100.1';
 const GW_NS_IP = '198.51.100.2';
 const NOBODY_IP = '198.51.100.99';
 const FAR_IP = '192.0.2.2';
-const USER = 'vmnet-test';
+const USER = TEST_USER;
 
 let dir = '';
 let gwns: Netns | null = null;
@@ -229,8 +231,7 @@ ping -c 2 -W 3 ${OUTSIDE_IP} 2>&1 | sed 's/^/AGAIN /'
   });
 
   it('rootless: the gateway and its helper as an unprivileged user, the range holding just its group: 3 replies', { timeout: 240_000 }, async () => {
-    const gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }).trim());
-    const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
+    const { uid, gid } = ensureTestUser();
     expect(uid).not.toBe(0);
     await setRange(`${gid} ${gid}`);
     const { proc: gw, sock } = await startGateway('rootless', [], USER);
