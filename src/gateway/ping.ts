@@ -24,6 +24,11 @@
  * IPv4 header and request header as the guest sent them. When ping sockets
  * are refused or the helper cannot run, the guest gets nothing and the
  * request is counted `ping-unavailable`.
+ *
+ * IPv6 plugs in beside this: the relay, the helper and its protocol already
+ * carry ICMPv6 echo (family 6); the gateway's IPv6 side will hand its echo
+ * requests to the same relay and build the frames for family-6 replies and
+ * errors, which this IPv4 side ignores.
  */
 import * as icmp from '../wire/icmpv4.js';
 import * as ipv4 from '../wire/ipv4.js';
@@ -56,6 +61,7 @@ export interface PingGatewayView {
 const bytes4 = (a: Ip4): Uint8Array => Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
 const ip4 = (b: Uint8Array): Ip4 => ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
 
+/** The gateway's IPv4 ping side: policy, the relay, and the frames its replies and errors become. */
 export class GatewayPing {
   readonly relay: PingRelay;
   private readonly quote = new Uint8Array(ipv4.HEADER_LEN + icmp.HEADER_LEN);
@@ -108,6 +114,7 @@ export class GatewayPing {
   }
 
   private reply(f: PingFlowInfo, seq: number, payload: Uint8Array, ttl: number): void {
+    if (f.family !== 4) return;
     const guestIp = ip4(f.src);
     const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     // One hop more for the gateway (RFC 1812 §5.3.1); unknown: a fresh 64.
@@ -116,6 +123,7 @@ export class GatewayPing {
   }
 
   private error(f: PingFlowInfo, from: Uint8Array | null, type: number, code: number, info: number, request: Uint8Array, ttl: number): void {
+    if (f.family !== 4) return;
     const guestIp = ip4(f.src);
     // The guest's datagram as it left the guest: its header (TTL as the gateway sent it on) and the request's first 8 bytes.
     const h = ipv4.blank();
