@@ -124,7 +124,12 @@ export function pingCheck(): Check {
     title: 'ping sockets',
     verdict: s.ok ? 'ok' : 'warn',
     summary: `net.ipv4.ping_group_range = ${lo} ${hi}: ${s.socketsAllowed ? 'your groups may' : 'no group of yours may'} open ping sockets`,
-    detail: [s.ok ? `guests' pings to the outside are relayed through them (${s.helper ? `helper ${s.helper}` : `helper built at the first ping with ${s.compiler}`})` : s.line],
+    detail: s.ok
+      ? [`guests' pings to the outside are relayed through them (${s.helper ? `helper ${s.helper}` : `helper built at the first ping with ${s.compiler}`})`]
+      : [
+          ...(s.socketsAllowed ? [] : ["guests' pings to the outside get no reply until ping sockets are allowed (none is ever made up)"]),
+          ...(noHelper ? ['the ping helper is not built and no C compiler was found to build it'] : []),
+        ],
     fix: !s.socketsAllowed
       ? `${sudo()}sysctl -w net.ipv4.ping_group_range="0 2147483647" (and a file in /etc/sysctl.d/ to keep it)${noHelper ? `; ${sudo()}apt-get install gcc libc6-dev` : ''}`
       : noHelper
