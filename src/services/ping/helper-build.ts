@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 /** The package root: three levels up from src/services/ping/ and from dist/services/ping/. */
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 /** The helper's C source. */
-export const HELPER_SOURCE = join(ROOT, 'native', 'ping-helper.c');
+const HELPER_SOURCE = join(ROOT, 'native', 'ping-helper.c');
 
 /** What finding or building the helper gave: its path, or one line saying why there is none. */
 export type HelperResult = { path: string } | { error: string };

@@ -18,22 +18,23 @@ export const MAX_SLOTS = 4096;
 /** Largest length prefix either side accepts (type + body). */
 export const MAX_BODY = 65536 + 64;
 
-export const MSG_OPEN = 1;
-export const MSG_SEND = 2;
-export const MSG_CLOSE = 3;
-export const MSG_HELLO = 0x80;
-export const MSG_OPENED = 0x81;
-export const MSG_OPEN_FAILED = 0x82;
-export const MSG_REPLY = 0x83;
-export const MSG_ICMP_ERROR = 0x84;
-export const MSG_SEND_FAILED = 0x85;
+/** Message types (see native/ping-helper.c). */
+const MSG_OPEN = 1;
+const MSG_SEND = 2;
+const MSG_CLOSE = 3;
+const MSG_HELLO = 0x80;
+const MSG_OPENED = 0x81;
+const MSG_OPEN_FAILED = 0x82;
+const MSG_REPLY = 0x83;
+const MSG_ICMP_ERROR = 0x84;
+const MSG_SEND_FAILED = 0x85;
 
 /** sock_extended_err origins (linux/errqueue.h): the error came in an ICMP or ICMPv6 message. */
 export const ORIGIN_ICMP = 2;
 export const ORIGIN_ICMP6 = 3;
 
 /** Linux errno values the relay tells apart. */
-export const EPERM = 1;
+export const EBADF = 9;
 export const EACCES = 13;
 export const ENETUNREACH = 101;
 export const EHOSTUNREACH = 113;

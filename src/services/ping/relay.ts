@@ -53,7 +53,7 @@
  */
 import { update16 } from '../../wire/checksum.js';
 import { GuestFlows } from '../guest-flows.js';
-import { EACCES, EHOSTUNREACH, ENETUNREACH, MAX_SLOTS, ORIGIN_ICMP, ORIGIN_ICMP6, type Family, type HelperMessage } from './protocol.js';
+import { EACCES, EBADF, EHOSTUNREACH, ENETUNREACH, MAX_SLOTS, ORIGIN_ICMP, ORIGIN_ICMP6, type Family, type HelperMessage } from './protocol.js';
 
 /** The ping helper as the relay sees it. */
 export interface PingBackend {
@@ -325,7 +325,7 @@ export class PingRelay {
       case 'send-failed':
         if (m.errno === ENETUNREACH || m.errno === EHOSTUNREACH) return this.noRoute(f, m.errno);
         // EBADF follows a failed open (counted there); anything else (EAGAIN, ENOBUFS) lost the request.
-        if (m.errno !== 9) this.counters.sendDropped++;
+        if (m.errno !== EBADF) this.counters.sendDropped++;
         return;
       case 'reply':
         return this.onReply(f, m.from, m.message, m.ttl);
