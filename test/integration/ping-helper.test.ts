@@ -60,7 +60,7 @@ afterAll(() => {
 /** The relay the running test made, closed after it. */
 let current: PingRelay | null = null;
 
-function relayIn(ns: Netns) {
+function relayIn(ns: Netns, maxQueuedBytes?: number) {
   const replies: Array<{ flow: PingFlowInfo; seq: number; payload: Uint8Array; ttl: number }> = [];
   const errors: Array<{ flow: PingFlowInfo; from: Uint8Array | null; type: number; code: number; request: Uint8Array }> = [];
   const warnings: Array<[string, string]> = [];
@@ -68,6 +68,7 @@ function relayIn(ns: Netns) {
   const relay = new PingRelay({
     now: () => performance.now(),
     backend: helperBackend({
+      maxQueuedBytes,
       locate: async () => ({ path: helper }),
       spawn: (path) => {
         const c = spawn('ip', ['netns', 'exec', ns.name, path], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -146,6 +147,25 @@ describe('the ping helper in a namespace', () => {
     expect(r.warnings).toEqual([['unavailable', 'the ping helper exited (signal SIGKILL)']]);
     expect(r.relay.size).toBe(0);
     expect(r.echo4(OUT4, 2, 2)).toBe('unavailable');
+  });
+
+  it('a helper that stops reading is bounded: requests refused past the queue bound, then killed and reported', async () => {
+    const r = relayIn(host!, 4096);
+    r.echo4(OUT4, 3, 1);
+    await r.until('a reply', () => r.replies.length === 1);
+    r.children[0]!.kill('SIGSTOP');
+    // New destinations each time: an OPEN (and, past the guest's share, a CLOSE) per request, whatever the queue.
+    let refused = 0;
+    for (let i = 0; i < 20_000 && r.warnings.length === 0; i++) {
+      if (r.echo4(Uint8Array.of(198, 51, 100 + (i >> 8), i & 255), 3, i) !== 'sent') refused++;
+      if (i % 500 === 0) await new Promise((res) => setImmediate(res));
+    }
+    await r.until('the warning', () => r.warnings.length > 0);
+    expect(r.warnings[0]![0]).toBe('unavailable');
+    expect(r.warnings[0]![1]).toMatch(/^the ping helper stopped reading \(\d+ bytes waiting\)$/);
+    expect(refused).toBeGreaterThan(0);
+    expect(r.relay.counters.sendDropped).toBeGreaterThan(0);
+    expect(r.relay.size).toBe(0);
   });
 });
 

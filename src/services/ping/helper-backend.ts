@@ -14,7 +14,9 @@
  *
  * Bounds: while more than `maxQueuedBytes` (default 1 MiB) wait for the
  * helper's stdin, echo requests are refused (the relay counts them as
- * `sendDropped`); OPEN and CLOSE always go. When the helper cannot be found
+ * `sendDropped`); OPEN and CLOSE still go, until four times that waits: a
+ * helper that far behind has stopped reading, and is killed and reported
+ * like one that died. When the helper cannot be found
  * or built, or cannot start, the relay hears `down` with one line saying
  * why and is asked to wait a minute before the next try; when it exits or
  * breaks the protocol, five seconds.
@@ -50,6 +52,8 @@ class HelperBackend implements PingBackend {
   private child: HelperProcess | null = null;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Why the running helper was killed, when it was. */
+  private stuck: string | null = null;
   private readonly maxQueued: number;
 
   constructor(
@@ -64,7 +68,7 @@ class HelperBackend implements PingBackend {
   }
 
   send(flow: number, ttl: number, message: Uint8Array): boolean {
-    if (this.state === 'closed' || this.pendingBytes + (this.child?.stdin.writableLength ?? 0) > this.maxQueued) return false;
+    if (this.state === 'closed' || this.queued() > this.maxQueued) return false;
     this.write(encodeSend(flow, ttl, message));
     return true;
   }
@@ -78,8 +82,21 @@ class HelperBackend implements PingBackend {
     this.stop();
   }
 
+  /** Bytes written and not yet taken by the helper (or waiting for it to start). */
+  private queued(): number {
+    return this.pendingBytes + (this.child?.stdin.writableLength ?? 0);
+  }
+
   private write(msg: Uint8Array): void {
     if (this.state === 'closed') return;
+    if (this.queued() > 4 * this.maxQueued) {
+      // Stuck: dropped; a running helper is killed, and its exit reports why.
+      if (this.child !== null && this.stuck === null) {
+        this.stuck = `the ping helper stopped reading (${this.queued()} bytes waiting)`;
+        this.child.kill('SIGKILL');
+      }
+      return;
+    }
     if (this.state === 'idle') this.start();
     if (this.state === 'running') {
       this.child!.stdin.write(msg);
@@ -107,6 +124,7 @@ class HelperBackend implements PingBackend {
       return this.fail(`cannot start the ping helper ${r.path}: ${(e as Error).message}`, RETRY_MISSING_MS);
     }
     this.child = child;
+    this.stuck = null;
     let stderr = '';
     let greeted = false;
     const reader = new MessageReader((body) => {
@@ -129,7 +147,7 @@ class HelperBackend implements PingBackend {
     child.on('error', (e) => this.lost(child, `cannot start the ping helper ${r.path}: ${e.message}`, RETRY_MISSING_MS));
     child.on('exit', (code, signal) => {
       const why = stderr.trim().split('\n')[0];
-      this.lost(child, `the ping helper exited (${signal ? `signal ${signal}` : `code ${code}`})${why ? `: ${why}` : ''}`);
+      this.lost(child, this.stuck ?? `the ping helper exited (${signal ? `signal ${signal}` : `code ${code}`})${why ? `: ${why}` : ''}`);
     });
     for (const s of [child.stdin, child.stdout, child.stderr] as Array<{ unref?: () => void }>) s.unref?.();
     child.unref();
