@@ -28,7 +28,9 @@
  *     in the subnet (0.0.0.0 only for DHCP); fragments are reassembled with
  *     bounded memory (ip-reassembly.ts); datagrams routed onward with TTL ≤ 1
  *     get ICMP time exceeded (RFC 1812 §5.3.1).
- *  5. ICMP: echo requests to gateway addresses are answered (RFC 792).
+ *  5. ICMP: echo requests to gateway addresses are answered (RFC 792); to
+ *     any other address they go to the ping relay (ping.ts: the UDP NAT's
+ *     policy, then a ping socket on the host) when the gateway has one.
  *  6. UDP: port 67 → the DHCP server (RFC 2131); port 53 at the DNS address
  *     → the DNS service; anything else unicast → UDP NAT, whose policy maps
  *     the gateway address to the host's 127.0.0.1 unless --no-host-loopback,
@@ -64,8 +66,10 @@ import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../service
 import type { GatewayConfig } from './config.js';
 import { GatewayCounters, type DropReason } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
+import type { PingRelayCounters } from '../services/ping/relay.js';
 import { Reassembler } from './ip-reassembly.js';
 import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
+import { GatewayPing, type GatewayPingDeps } from './ping.js';
 
 /** Where the gateway sends a guest's frames: a StreamPort in production. */
 export interface FramePort {
@@ -117,6 +121,8 @@ export interface GatewayDeps {
   neighborLimits?: Partial<NeighborLimits>;
   /** The host's own IPv4 addresses, refused when config.hostAccess is false (host-addresses.ts). */
   hostAddresses?(): ReadonlySet<Ip4>;
+  /** Ping to the outside (ping.ts); without it, echo requests to the outside are dropped as icmp-unsupported. */
+  ping?: GatewayPingDeps;
 }
 
 /** One guest connection. */
@@ -137,6 +143,7 @@ export class Gateway {
   readonly udpNat: UdpNat;
   readonly reassembler = new Reassembler();
   readonly tcpNat: TcpNat;
+  readonly ping: GatewayPing | null;
   private readonly neighbors: Neighbors<Session>;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -225,6 +232,12 @@ export class Gateway {
       },
       deps.tcpLimits,
     );
+    const toGuest = (ip: Ip4, build: (out: DataView, mac: Uint8Array, frames: FrameBuilder) => number): void => {
+      const n = this.neighbors.get(ip);
+      if (!n || n.link.closed) return this.drop('not-for-us');
+      this.send(n.link, build(this.outView, n.mac, this.frames));
+    };
+    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r) }, deps.ping) : null;
   }
 
   /** Attaches a guest connection. */
@@ -246,6 +259,7 @@ export class Gateway {
     const addresses = this.neighbors.detach(s);
     for (const ip of addresses) this.tcpNat.linkDrained(ip); // no congestion outlives its link
     this.udpNat.closeGuest(s.id);
+    this.ping?.relay.closeGuest(s.id);
     this.tcpNat.closeGuest(s.id, addresses);
     this.dhcp.linkClosed(s.id);
   }
@@ -260,6 +274,7 @@ export class Gateway {
     this.tcpNat.closeAddress(ip); // (the resets it sends the old holder may find its link congested:)
     this.tcpNat.linkDrained(ip); // no congestion outlives the address's holder
     this.udpNat.closeAddress(ip);
+    this.ping?.closeAddress(ip);
   }
 
   /** The guest connection's port drained after reporting congestion: TCP sends again. */
@@ -282,6 +297,7 @@ export class Gateway {
     const now = this.deps.now();
     this.tick = now;
     this.udpNat.sweep(now);
+    this.ping?.relay.sweep(now);
     this.dhcp.sweep(now);
     const dropsBefore = this.reassembler.dropped;
     this.reassembler.expire(now);
@@ -291,6 +307,7 @@ export class Gateway {
   /** Closes host sockets. */
   close(): void {
     this.udpNat.closeAll();
+    this.ping?.relay.closeAll();
     for (const s of [...this.sessions]) this.detach(s);
     releaseSimdBuffer(this.out); // scratch only: nothing in it outlives a call
   }
@@ -454,7 +471,7 @@ export class Gateway {
       case PROTO_UDP:
         return this.handleUdp(s, srcMac, h, v, o, broadcast);
       case PROTO_ICMP:
-        return this.handleIcmp(s, srcMac, h, v, toUs);
+        return this.handleIcmp(s, srcMac, h, v, o, toUs, broadcast);
       case PROTO_TCP:
         if (broadcast || h.src === 0) return this.drop('tcp-invalid');
         return this.handleTcp(h, v);
@@ -538,10 +555,11 @@ export class Gateway {
     return port.commitFrame!(p - base) !== false;
   }
 
-  private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, toUs: boolean): void {
+  private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, ipOff: number, toUs: boolean, broadcast: boolean): void {
     const m = this.icmpH;
     if (!icmp.parse(v, h.payloadOffset, h.payloadLength, m)) return this.drop('icmp-invalid');
-    if (!toUs || m.type !== icmp.TYPE_ECHO_REQUEST) return this.drop('icmp-unsupported');
+    if (m.type !== icmp.TYPE_ECHO_REQUEST || (!toUs && (this.ping === null || m.code !== 0))) return this.drop('icmp-unsupported');
+    if (!toUs) return this.ping!.fromGuest(s.id, h, v, ipOff, broadcast);
     const n = this.frames.echoReply(this.outView, 0, srcMac, h.dst, h.src, m.id, m.seq, v, m.payloadOffset, m.payloadLength);
     this.send(s, n);
   }
@@ -560,7 +578,7 @@ export class Gateway {
     if (r === 'sent') return;
     this.drop('udp-refused');
     if (r === 'drop') return;
-    const code = r === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
+    const code = r === 'admin-prohibited' ? icmp.CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
     this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, code, v, ipOff, h.totalLength);
   }
 
@@ -659,7 +677,7 @@ export class Gateway {
     q.setUint16(22, f.dstPort);
     q.setUint16(24, udp.HEADER_LEN);
     q.setUint16(26, 0);
-    const code = kind === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
+    const code = kind === 'admin-prohibited' ? icmp.CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
     this.icmpErrorTo(n.link, n.mac, f.guestIp, icmp.TYPE_DEST_UNREACH, code, q, 0, this.quote.length);
   }
 
@@ -693,15 +711,13 @@ export class Gateway {
       drops,
       connections: this.sessions.size,
       udpFlows: this.udpNat.size,
+      ping: this.ping ? { flows: this.ping.relay.size, ...this.ping.relay.counters } : null,
       fragmentsPending: this.reassembler.size,
       leases: this.dhcp.leases().map((l) => ({ mac: l.mac, ip: formatIp4(l.ip), hostname: l.hostname })),
       neighbors: this.neighbors.list().map((n) => ({ ip: formatIp4(n.ip), mac: formatMac(n.mac) })),
     };
   }
 }
-
-/** ICMP destination unreachable code 13: communication administratively prohibited (RFC 1812 §5.2.7.1). */
-const CODE_ADMIN_PROHIBITED = 13;
 
 export interface GatewaySnapshot {
   framesIn: number;
@@ -712,6 +728,8 @@ export interface GatewaySnapshot {
   drops: Partial<Record<DropReason, number>>;
   connections: number;
   udpFlows: number;
+  /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
+  ping: (PingRelayCounters & { flows: number }) | null;
   fragmentsPending: number;
   leases: Array<{ mac: string; ip: string; hostname: string | null }>;
   neighbors: Array<{ ip: string; mac: string }>;

@@ -10,8 +10,9 @@
  *  - `decodeFrame` parses a frame the gateway sent, layer by layer, and
  *    verifies every checksum on the way (IPv4 header, ICMP, UDP);
  *  - `GatewayRig` wires a Gateway to a recording FramePort, a fake clock, a
- *    fake HostUdp (tests inject replies and refusals) and a real DnsService
- *    whose upstream Transport is a fake, so no socket is ever opened;
+ *    fake HostUdp (tests inject replies and refusals), a fake ping helper
+ *    (test/helpers/fake-ping.ts) and a real DnsService whose upstream
+ *    Transport is a fake, so no socket is ever opened;
  *  - `xorshift32` is a seeded PRNG for fuzz loops (deterministic runs, like
  *    smoltcp's fault injector).
  */
@@ -33,6 +34,7 @@ import { fixedUpstreams } from '../../src/services/dns/resolv-conf.js';
 import type { HostStream, HostStreamEvents } from '../../src/services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../../src/services/tcp-nat/nat.js';
 import type { HostUdp, HostUdpSocket } from '../../src/services/udp-nat/nat.js';
+import { FakePingBackend } from './fake-ping.js';
 
 // ------------------------------------------------------------ addresses
 
@@ -508,6 +510,8 @@ export interface RigOptions extends GatewayOptions {
   tcpLimits?: Partial<TcpNatLimits>;
   /** The host's own addresses (what the server reads from its interfaces). */
   hostAddresses?: Ip4[];
+  /** false: a gateway without a ping relay (default: one on the fake backend `rig.ping`). */
+  ping?: false;
 }
 
 /**
@@ -594,9 +598,12 @@ export class GatewayRig {
   readonly gateway: Gateway;
   readonly port = new RecordingPort();
   readonly session: Session;
+  /** The ping relay's fake helper, and what the gateway warned. */
+  readonly ping = new FakePingBackend();
+  readonly warnings: Array<[string, string]> = [];
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, hostAddresses, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, ping, ...gw } = opts;
     const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
     this.config = resolveGatewayConfig(gw);
     this.transport = new FakeDnsTransport(upstreamTable);
@@ -621,6 +628,7 @@ export class GatewayRig {
       random32: () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0),
       tcpLimits,
       hostAddresses: () => hostSet,
+      ...(ping === false ? {} : { ping: { backend: this.ping.factory, warn: (kind: string, detail: string) => void this.warnings.push([kind, detail]) } }),
     });
     this.session = this.gateway.attach(this.port);
   }
