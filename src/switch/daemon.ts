@@ -25,6 +25,9 @@
  *   {"op":"forward-ls"}                   → {"ok":true,"forwards":[spec…]}
  *   {"op":"probe","guest":"db","port":22,"timeoutMs"?} → {"ok":true,"result":"open"|"closed"|"timeout"|"no-guest"}
  *   {"op":"unblock","port":4}            → {"ok":true,"unblocked":bool} (lifts a loop-protection block)
+ *   {"op":"link","name":"b","path":"…/trunk-10_20.sock","role":{"trunk":[10,20]}} → {"ok":true,"made":bool}
+ *       (cables this switch to another switch's role socket: server.ts, "Links between switches")
+ *   {"op":"unlink","name":"b"}           → {"ok":true,"removed":bool}
  *   {"op":"stop"}                         → {"ok":true}, then the switch shuts down
  * Errors: {"ok":false,"code":"E_USAGE","message":"…"}. Lines over 1 MiB
  * close the connection. Access control is the file system: only the owner
@@ -66,9 +69,10 @@ import {
   writeState,
   type SwitchPaths,
   type SwitchState,
+  validateSwitchName,
 } from './runtime.js';
 import { startSegment, type SegmentSnapshot } from './segment.js';
-import type { PortRole } from './vlan.js';
+import { formatRole, normaliseRole, type PortRole } from './vlan.js';
 
 /** Options of a background switch; they apply when it is created. */
 export interface SwitchCreateOptions {
@@ -141,6 +145,8 @@ interface ControlRequest {
   guest?: string;
   port?: number;
   timeoutMs?: number;
+  /** link: the peer socket to connect to. */
+  path?: string;
 }
 
 /** Checks a forward spec that came as JSON (by formatting and parsing it again). */
@@ -313,6 +319,16 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
         case 'unblock':
           if (typeof req.port !== 'number') throw new VmnetError('E_USAGE', 'bad unblock: expected {port}');
           return { ok: true, unblocked: seg.switch.unblock(req.port) };
+        case 'link': {
+          if (typeof req.name !== 'string' || typeof req.path !== 'string' || req.role === undefined) throw new VmnetError('E_USAGE', 'bad link: expected {name, path, role}');
+          validateSwitchName(req.name);
+          const made = await seg.switch.link(req.name, req.path, req.role);
+          if (made) log(`vmnet switch ${name}: linked to ${req.name} (${formatRole(normaliseRole(req.role))}) through ${req.path}`);
+          return { ok: true, made };
+        }
+        case 'unlink':
+          if (typeof req.name !== 'string') throw new VmnetError('E_USAGE', 'bad unlink: expected {name}');
+          return { ok: true, removed: seg.switch.unlink(req.name) };
         case 'stop':
           setImmediate(stop);
           return { ok: true };
@@ -569,6 +585,28 @@ export async function unblockSwitchPort(name: string, port: number, opts: { runt
 export async function switchProbe(name: string, guest: string, port: number, timeoutMs: number, opts: { runtimeDir?: string } = {}): Promise<string> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'probe', guest, port, timeoutMs });
   return String(ans.result);
+}
+
+/**
+ * Cables running switch `name` to running switch `peer` with a link whose
+ * two ends both have `role` (normally a trunk: `{ trunk: [10, 20], native: 1 }`
+ * carries VLANs 10 and 20 tagged and VLAN 1 untagged between them). `name`
+ * connects to `peer`'s socket for that role (server.ts, "Links between
+ * switches"). Idempotent while the link is up.
+ * @returns true when this call made the link
+ * @throws VmnetError E_USAGE when either switch does not run or the role is bad
+ */
+export async function linkSwitches(name: string, peer: string, role: PortRole, opts: { runtimeDir?: string } = {}): Promise<boolean> {
+  if (name === peer) throw new VmnetError('E_USAGE', `a link joins two switches; ${name} cannot be linked to itself`);
+  const path = await switchSocketFor(peer, role, opts);
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'link', name: peer, path, role }, 8000);
+  return ans.made === true;
+}
+
+/** Cuts the link from switch `name` to `peer`; false when there was none. */
+export async function unlinkSwitches(name: string, peer: string, opts: { runtimeDir?: string } = {}): Promise<boolean> {
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'unlink', name: peer });
+  return ans.removed === true;
 }
 
 /** The port forwards of switch `name`'s gateway. */

@@ -54,6 +54,17 @@
  * switch is captured once in its tagged form (see switch.ts, "Tap"). The
  * engine's clock is read once per macrotask (clock.ts), not per frame.
  *
+ * Links between switches. {@link RunningSwitch.link} connects this switch,
+ * as a client, to a role socket of another switch (normally a trunk) and
+ * makes the connection a port of its own with the given role: the two
+ * switches are then cabled, each seeing the other as one port (IEEE
+ * 802.1Q §6.7: a trunk carries its VLANs tagged, its native VLAN
+ * untagged). A link has a name (the lab names it after the peer switch);
+ * linking again under a name that is up is a no-op, and when the peer goes
+ * away the port closes and the link is gone (nothing reconnects by itself:
+ * `vmnet up` cables it again). Its port is kind `link` in snapshots, with
+ * the peer's path, so a caller can tell VM ports from cables.
+ *
  * Loops. The engine's events (loop-guard.ts) become log lines through
  * `log`, naming the MAC, the VLAN and both ports; {@link
  * RunningSwitch.unblock} lifts a block.
@@ -64,7 +75,7 @@ import { chmod, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { openPcap, type PcapCounters, type PcapWriter } from '../link/pcap-writer.js';
-import { listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
+import { connectStream, listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
 import type { PortCounters, SwitchCounters } from './counters.js';
 import type { FramerCounters } from '../link/stream-framer.js';
 import { macrotaskClock } from './clock.js';
@@ -131,11 +142,13 @@ export interface SocketSnapshot {
 export interface PortSnapshot {
   id: number;
   name: string;
-  kind: 'stream' | 'internal';
+  kind: 'stream' | 'internal' | 'link';
   role: NormalRole;
   roleText: string;
-  /** The role socket it came in on; null for internal ports. */
+  /** The role socket it came in on (for a link: the peer's socket it connected to); null for internal ports. */
   socket: string | null;
+  /** The link's name, for kind `link`; else null. */
+  link: string | null;
   /** MACs on it (live entries; static ones with ageMs 0). */
   macs: Array<{ vlan: number; mac: string; ageMs: number; static: boolean }>;
   counters: PortCounters;
@@ -188,6 +201,20 @@ export interface RunningSwitch {
    */
   addInternalPort(peer: FramePort, config?: PortConfig): InternalPort;
   /**
+   * Cables this switch to another switch's role socket (see "Links between
+   * switches"): connects to `path` and makes the connection a port with
+   * `role`. Idempotent per name while the link is up.
+   * @returns true when this call made the link, false when it was up already
+   * @throws VmnetError E_USAGE for a bad role, E_NO_FILE when nothing listens
+   *   at `path`, E_CLOSED after close
+   */
+  link(name: string, path: string, role: PortRole): Promise<boolean>;
+  /**
+   * Cuts a link made by {@link RunningSwitch.link}.
+   * @returns false when there was no such link
+   */
+  unlink(name: string): boolean;
+  /**
    * Lifts a loop-protection block.
    * @returns false when the port was not blocked
    * @throws VmnetError E_USAGE when there is no port with that id
@@ -234,9 +261,10 @@ interface RoleListener {
 }
 
 interface PortInfo {
-  kind: 'stream' | 'internal';
+  kind: 'stream' | 'internal' | 'link';
   socket: string | null;
   framer: FramerCounters | null;
+  link: string | null;
 }
 
 const ensurePrivateDir = async (path: string): Promise<void> => {
@@ -278,6 +306,20 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   /** Listeners that finished opening, for synchronous snapshots. */
   const settled = new Set<RoleListener>();
 
+  /** Makes a connected stream a port of the switch, removed when it closes. */
+  const attach = (sp: StreamPort, role: NormalRole, name: string, i: PortInfo): SwitchPort => {
+    const port = sw.addPort(sp, { role, name });
+    info.set(port, i);
+    sp.onFrame = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
+    sp.on('drain', () => sw.portDrained(port));
+    sp.once('close', (reason) => {
+      closedBy[reason] = (closedBy[reason] ?? 0) + 1;
+      sw.removePort(port);
+      info.delete(port);
+    });
+    return port;
+  };
+
   const open = (role: NormalRole, path: string): Promise<RoleListener> => {
     const name = roleSocketName(role).replace(/\.sock$/, '');
     return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
@@ -285,15 +327,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         sp.close();
         return;
       }
-      const port = sw.addPort(sp, { role, name });
-      info.set(port, { kind: 'stream', socket: path, framer: sp.rx });
-      sp.onFrame = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
-      sp.on('drain', () => sw.portDrained(port));
-      sp.once('close', (reason) => {
-        closedBy[reason] = (closedBy[reason] ?? 0) + 1;
-        sw.removePort(port);
-        info.delete(port);
-      });
+      attach(sp, role, name, { kind: 'stream', socket: path, framer: sp.rx, link: null });
     }).then((listener) => {
       const l: RoleListener = { role, path, listener };
       settled.add(l);
@@ -350,7 +384,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   const addInternalPort = (peer: FramePort, config: PortConfig = {}): InternalPort => {
     if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
     const port = sw.addPort(peer, { name: 'internal', ...config });
-    info.set(port, { kind: 'internal', socket: null, framer: null });
+    info.set(port, { kind: 'internal', socket: null, framer: null, link: null });
     let lastBuf: Uint8Array | null = null;
     let lastView: DataView | null = null;
     return {
@@ -379,6 +413,43 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     };
   };
 
+  /** Links that are up (or connecting), by name. */
+  const links = new Map<string, Promise<StreamPort>>();
+  const link = async (linkName: string, path: string, r: PortRole): Promise<boolean> => {
+    if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
+    const role = normaliseRole(r);
+    const up = links.get(linkName);
+    if (up !== undefined) {
+      await up;
+      return false;
+    }
+    const connecting = connectStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool, timeoutMs: 5000 });
+    links.set(linkName, connecting);
+    let sp: StreamPort;
+    try {
+      sp = await connecting;
+    } catch (e) {
+      links.delete(linkName);
+      throw e;
+    }
+    if (closed) {
+      sp.close();
+      throw new VmnetError('E_CLOSED', 'switch is closed');
+    }
+    attach(sp, role, `link-${linkName}`, { kind: 'link', socket: path, framer: sp.rx, link: linkName });
+    sp.once('close', () => {
+      if (links.get(linkName) === connecting) links.delete(linkName);
+    });
+    return true;
+  };
+  const unlink = (linkName: string): boolean => {
+    const up = links.get(linkName);
+    if (up === undefined) return false;
+    links.delete(linkName);
+    void up.then((sp) => sp.close(), () => undefined);
+    return true;
+  };
+
   const snapshot = (): SwitchSnapshot => {
     const byPort = new Map<number, PortSnapshot['macs']>();
     for (const e of sw.table()) {
@@ -389,8 +460,8 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     const sockets: SocketSnapshot[] = [];
     const perSocket = new Map<string, number>();
     const ports: PortSnapshot[] = sw.ports().map((p) => {
-      const i = info.get(p) ?? { kind: 'internal', socket: null, framer: null };
-      if (i.socket !== null) perSocket.set(i.socket, (perSocket.get(i.socket) ?? 0) + 1);
+      const i = info.get(p) ?? { kind: 'internal', socket: null, framer: null, link: null };
+      if (i.socket !== null && i.kind === 'stream') perSocket.set(i.socket, (perSocket.get(i.socket) ?? 0) + 1);
       return {
         id: p.id,
         name: p.name,
@@ -398,6 +469,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         role: p.role,
         roleText: formatRole(p.role),
         socket: i.socket,
+        link: i.link,
         macs: byPort.get(p.id) ?? [],
         counters: { ...p.counters, drops: { ...p.counters.drops } },
         blocked: p.blocked === null ? null : { ...p.blocked },
@@ -431,6 +503,8 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     socket,
     socketFor,
     addInternalPort,
+    link,
+    unlink,
     qemuNetdevArgs: (path, id = 'net0') => [
       '-netdev',
       `stream,id=${id},server=off,addr.type=unix,addr.path=${path.replaceAll(',', ',,')}`,
@@ -449,6 +523,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         clearInterval(timer);
         const listeners = await Promise.allSettled(roles.values());
         await Promise.all(listeners.map((r) => (r.status === 'fulfilled' ? r.value.listener.close() : undefined)));
+        for (const name of [...links.keys()]) unlink(name);
         for (const p of sw.ports()) sw.removePort(p);
         info.clear();
         sw.close();

@@ -70,3 +70,30 @@ export function formatRole(role: NormalRole): string {
   if ('vlan' in role) return `access ${role.vlan}`;
   return `trunk ${role.trunk.join(',') || '-'}${role.native !== undefined ? ` native ${role.native}` : ''}`;
 }
+
+/**
+ * Parses a VLAN list as users write it: ids and ranges separated by `,` or
+ * `+` (`10,20-22`, or `10+20-22` where a comma would split an option).
+ * @param what the option's name, for the message
+ * @returns the ids in the order given, ranges expanded
+ * @throws VmnetError E_USAGE for anything but ids 1..4094 and ranges of them
+ */
+export function parseVlanList(text: string, what: string): number[] {
+  const out: number[] = [];
+  const id = (t: string): number => {
+    const n = /^\d{1,4}$/.test(t) ? Number(t) : NaN;
+    if (!isVid(n)) throw new VmnetError('E_USAGE', `bad ${what} ${text}: give VLAN ids 1-4094, e.g. 10,20-22`);
+    return n;
+  };
+  for (const part of text.split(/[,+]/).filter(Boolean)) {
+    const m = /^(\d+)-(\d+)$/.exec(part);
+    if (m === null) {
+      out.push(id(part));
+      continue;
+    }
+    const [lo, hi] = [id(m[1]!), id(m[2]!)];
+    if (lo > hi) throw new VmnetError('E_USAGE', `bad ${what} ${text}: range ${part} runs backwards`);
+    for (let v = lo; v <= hi; v++) out.push(v);
+  }
+  return out;
+}

@@ -41,7 +41,7 @@ import { kvmStartFailure } from '../qemu/binary.js';
 import { findSetpriv, QemuProcess } from '../qemu/process.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { writeKvmVerdict } from './accel-verdict.js';
-import { buildPlan, claimPlan, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
+import { buildPlan, claimPlan, nicRole, resolveLaunch, type LaunchOptions, type LaunchPlan, type ResolvedLaunch } from './plan.js';
 import { fetchRemoteBase, remoteDrive } from './remote-image.js';
 import { FILES, processStartTime, runtimeRoot, writeState, type VmState } from './state.js';
 import { SERIAL_LOG_CAP, SerialHub } from './serial.js';
@@ -319,7 +319,7 @@ async function switchPlan(r: ResolvedLaunch, plan: LaunchPlan): Promise<LaunchPl
   for (const n of plan.nics) {
     if (n.net.kind !== 'switch') continue;
     await ensureSwitch(n.net.switch, { runtimeDir });
-    sockets[n.index] = await switchSocketFor(n.net.switch, { vlan: n.net.vlan ?? 1 }, { runtimeDir });
+    sockets[n.index] = await switchSocketFor(n.net.switch, nicRole(n.net), { runtimeDir });
   }
   return buildPlan(r, plan.name, plan.dir, sockets);
 }

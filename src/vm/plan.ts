@@ -27,11 +27,24 @@ import { resolveGatewayConfig, type GatewayOptions } from '../gateway/config.js'
 import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
 import { parseMemory } from './run.js';
+import { formatRole, normaliseRole, parseVlanList, type PortRole } from '../switch/vlan.js';
 import { readKvmVerdict } from './accel-verdict.js';
 import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName, type VmState } from './state.js';
 
-/** One guest NIC. `user` is vmnet's own gateway, in-process. */
-export type NetSpec = { kind: 'user'; mac?: string } | { kind: 'switch'; switch: string; vlan?: number; mac?: string };
+/**
+ * One guest NIC. `user` is vmnet's own gateway, in-process. A switch NIC is
+ * an access port of `vlan` (default 1), or a trunk of `trunk` (tagged) and
+ * `native` (untagged) when `trunk` is given.
+ */
+export type NetSpec =
+  | { kind: 'user'; mac?: string }
+  | { kind: 'switch'; switch: string; vlan?: number; trunk?: number[]; native?: number; mac?: string };
+
+/** The switch port role of a switch NIC. */
+export function nicRole(n: Extract<NetSpec, { kind: 'switch' }>): PortRole {
+  if (n.trunk !== undefined) return n.native !== undefined ? { trunk: n.trunk, native: n.native } : { trunk: n.trunk };
+  return { vlan: n.vlan ?? 1 };
+}
 
 /** Options of `launch()` (and of `vmnet run`). */
 export interface LaunchOptions {
@@ -160,30 +173,48 @@ export interface LaunchPlan {
 export function parseNet(text: string): NetSpec | null {
   const t = text.trim();
   if (t === 'none') return null;
-  const bad = (why: string) => new VmnetError('E_USAGE', `bad --net ${text}: ${why} (use user, none, or switch:NAME[,vlan=N][,mac=MAC])`);
+  const bad = (why: string) => new VmnetError('E_USAGE', `bad --net ${text}: ${why} (use user, none, or switch:NAME[,vlan=N|,trunk=N+M[,native=N]][,mac=MAC])`);
   const [head, ...opts] = t.split(',');
   let mac: string | undefined;
   let vlan: number | undefined;
+  let trunk: number[] | undefined;
+  let native: number | undefined;
+  const vid = (v: string, k: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 4094) throw bad(`${k} must be 1-4094`);
+    return Number(v);
+  };
   for (const o of opts) {
     const [k, v] = o.split('=', 2);
     if (k === 'mac' && v !== undefined) {
       if (!parseMac(v) || (parseMac(v)![0]! & 1) === 1) throw bad(`${v} is not a unicast MAC address`);
       mac = v.toLowerCase();
     } else if (k === 'vlan' && v !== undefined && head !== 'user') {
-      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 4094) throw bad(`vlan must be 1-4094`);
-      vlan = Number(v);
+      vlan = vid(v, 'vlan');
+    } else if (k === 'trunk' && v !== undefined && head !== 'user') {
+      try {
+        trunk = parseVlanList(v, 'trunk');
+      } catch {
+        throw bad('trunk takes VLAN ids 1-4094 joined by + (10+20-22)');
+      }
+    } else if (k === 'native' && v !== undefined && head !== 'user') {
+      native = vid(v, 'native');
     } else {
       throw bad(`unknown option ${o}`);
     }
   }
+  if (vlan !== undefined && (trunk !== undefined || native !== undefined)) throw bad('a NIC is an access port (vlan=) or a trunk (trunk=, native=), not both');
+  if (native !== undefined && trunk === undefined) throw bad('native= goes with trunk=');
   if (head === 'user') return { kind: 'user', ...(mac ? { mac } : {}) };
   if (head?.startsWith('switch:')) {
     const sw = head.slice('switch:'.length);
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/.test(sw)) throw bad('a switch name uses letters, digits, ., _ and -');
-    return { kind: 'switch', switch: sw, ...(vlan ? { vlan } : {}), ...(mac ? { mac } : {}) };
+    return { kind: 'switch', switch: sw, ...(vlan ? { vlan } : {}), ...(trunk ? { trunk } : {}), ...(native ? { native } : {}), ...(mac ? { mac } : {}) };
   }
   throw bad(`unknown network ${head}`);
 }
+
+/** `access vlan 10`, `trunk 10,20 native 1`: a switch NIC's role in the plan's words. */
+const roleText = (n: Extract<NetSpec, { kind: 'switch' }>): string => (n.trunk === undefined ? `access vlan ${n.vlan ?? 1}` : formatRole(normaliseRole(nicRole(n))));
 
 async function readable(path: string, what: string): Promise<void> {
   try {
@@ -232,6 +263,7 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   }
   if (none && nets.length > 0) throw new VmnetError('E_USAGE', '--net none cannot be combined with other --net values');
   if (nets.filter((n) => n.kind === 'user').length > 1) throw new VmnetError('E_USAGE', 'only one --net user per VM: its gateway is the VM\'s way out; add more NICs with --net switch:NAME');
+  for (const n of nets) if (n.kind === 'switch') normaliseRole(nicRole(n)); // a bad role is a usage error now
   const macs = nets.map((n) => n.mac).filter((m): m is string => m !== undefined);
   if (new Set(macs).size !== macs.length) throw new VmnetError('E_USAGE', 'two NICs have the same mac=');
 
@@ -308,7 +340,7 @@ export function buildPlan(r: ResolvedLaunch, name: string, dir: string, switchSo
     net,
     mac: net.mac ?? macFromName(name, index),
     // A switch port's socket is known once the switch runs (launch() starts it on demand).
-    socket: net.kind === 'user' ? join(dir, FILES.net(index)) : (switchSockets[index] ?? `<switch ${net.switch} vlan ${net.vlan ?? 1} port>`),
+    socket: net.kind === 'user' ? join(dir, FILES.net(index)) : (switchSockets[index] ?? `<switch ${net.switch} ${roleText(net)} port>`),
   }));
   const spec: QemuSpec = {
     accel: r.accel,
@@ -336,7 +368,7 @@ export function buildPlan(r: ResolvedLaunch, name: string, dir: string, switchSo
       for (const f of r.forwards) network.push(`forward ${formatForward(f)} -> guest port ${f.guestPort}/${f.proto}`);
       for (const d of c.dnsRecords) network.push(`dns-record ${d.name}`);
     } else {
-      network.push(`nic ${n.index} ${n.mac}: switch ${n.net.switch} (access vlan ${n.net.vlan ?? 1}; started on demand) on ${n.socket}`);
+      network.push(`nic ${n.index} ${n.mac}: switch ${n.net.switch} (${roleText(n.net)}; started on demand) on ${n.socket}`);
     }
   }
   return { name, dir, binary: r.binary, args: qemuArgs(spec), spec, nics, forwards: r.forwards, notes: [...r.notes], network };

@@ -3,13 +3,14 @@
  * the background (src/switch/daemon.ts), `vmnet switch forward add|rm|ls
  * SWITCH [VM] SPEC` for port forwards through a switch's gateway to one of
  * its VMs, `vmnet switch unblock SWITCH PORT` to lift a loop-protection
- * block, plus the hidden `switch serve NAME` that is the background process
+ * block, `vmnet switch link|unlink A B` to cable two switches, plus the hidden `switch serve NAME` that is the background process
  * itself.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { VmnetError } from '../../errors.js';
 import { printable, toJson } from '../../config/printable.js';
+import { parseVlanList } from '../../switch/vlan.js';
 
 interface CreateArgs {
   name: string;
@@ -58,20 +59,15 @@ async function createOptions(a: CreateArgs) {
 }
 
 const parseVlan = (text: string, flag: string): number => {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 4094) throw new VmnetError('E_USAGE', `bad ${flag} ${text}: give a VLAN id 1-4094`);
-  return n;
+  const [v, ...more] = parseVlanList(text, flag);
+  if (v === undefined || more.length > 0 || text.includes('-')) throw new VmnetError('E_USAGE', `bad ${flag} ${text}: give one VLAN id 1-4094`);
+  return v;
 };
 
 /** `--vlan N` or `--trunk 10,20[-22] [--native N]` → a port role. */
 function roleOf(a: { vlan?: number; trunk?: string; native?: number }) {
   if (a.trunk !== undefined) {
-    const vlans: number[] = [];
-    for (const part of a.trunk.split(',').filter(Boolean)) {
-      const m = /^(\d+)-(\d+)$/.exec(part);
-      if (m) for (let v = parseVlan(m[1]!, '--trunk'); v <= parseVlan(m[2]!, '--trunk'); v++) vlans.push(v);
-      else vlans.push(parseVlan(part, '--trunk'));
-    }
+    const vlans = parseVlanList(a.trunk, '--trunk');
     return a.native === undefined ? { trunk: vlans } : { trunk: vlans, native: parseVlan(String(a.native), '--native') };
   }
   if (a.native !== undefined) throw new VmnetError('E_USAGE', '--native goes with --trunk');
@@ -110,7 +106,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
     describe: 'private L2 switches that VMs share (background processes of your user)',
     builder: (y) =>
       y
-        .usage('$0 switch <create|ls|rm|socket|forward|unblock> ...')
+        .usage('$0 switch <create|ls|rm|socket|forward|link|unlink|unblock> ...')
         .command({
           command: 'create <name>',
           describe: 'start a switch in the background; prints its socket and the QEMU arguments',
@@ -146,7 +142,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
                 const macs = p.macs.map((m) => m.mac).join(',') || '-';
                 const drops = dropsText({ ...c.drops, tooLong: p.framer?.tooLong ?? 0 });
                 out(
-                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
+                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : p.kind === 'link' ? `link to ${p.link}` : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
                 );
                 if (p.blocked !== null) {
                   out(`    BLOCKED (loop protection): MAC ${p.blocked.mac} on VLAN ${p.blocked.vlan} kept moving between this port and port ${p.blocked.otherPort}; vmnet switch unblock ${s.name} ${p.id}`);
@@ -215,6 +211,31 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
           },
         } as CommandModule<object, { action: 'add' | 'rm' | 'ls'; name: string; args?: Array<string | number> }>)
         .command({
+          command: 'link <name> <peer>',
+          describe: 'cable switch NAME to switch PEER: a trunk carrying --trunk VLANs tagged (and --native untagged) between them',
+          builder: (b: Argv) =>
+            b
+              .positional('name', { type: 'string', demandOption: true })
+              .positional('peer', { type: 'string', demandOption: true })
+              .option('trunk', { type: 'string', demandOption: true, describe: 'VLANs the link carries tagged, e.g. 10,20-22' })
+              .option('native', { type: 'number', describe: 'the VLAN it carries untagged' }),
+          handler: async (a: { name: string; peer: string; trunk: string; native?: number }) => {
+            const { linkSwitches } = await import('../../switch/daemon.js');
+            const made = await linkSwitches(a.name, a.peer, roleOf(a));
+            out(`vmnet switch: ${a.name} ${made ? 'linked to' : 'was already linked to'} ${a.peer}`);
+          },
+        } as CommandModule<object, { name: string; peer: string; trunk: string; native?: number }>)
+        .command({
+          command: 'unlink <name> <peer>',
+          describe: 'cut the link from switch NAME to switch PEER',
+          builder: (b: Argv) => b.positional('name', { type: 'string', demandOption: true }).positional('peer', { type: 'string', demandOption: true }),
+          handler: async (a: { name: string; peer: string }) => {
+            const { unlinkSwitches } = await import('../../switch/daemon.js');
+            if (!(await unlinkSwitches(a.name, a.peer))) throw new VmnetError('E_USAGE', `switch ${a.name} has no link to ${a.peer}`);
+            out(`vmnet switch: ${a.name} unlinked from ${a.peer}`);
+          },
+        } as CommandModule<object, { name: string; peer: string }>)
+        .command({
           command: 'unblock <name> <port>',
           describe: 'lift a loop-protection block from a port (port ids: vmnet switch ls)',
           builder: (b: Argv) =>
@@ -239,7 +260,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
             });
           },
         } as CommandModule<object, CreateArgs>)
-        .demandCommand(1, 'give a switch command: create, ls, rm, socket, forward or unblock'),
+        .demandCommand(1, 'give a switch command: create, ls, rm, socket, forward, link, unlink or unblock'),
     handler: () => {},
   };
 }
