@@ -73,7 +73,7 @@ export const FILES = {
 export const MAX_NAME = 40;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** Names used by other parts of the runtime root (switches live in `switches/`). */
-const RESERVED = new Set(['switches', 'vms', 'run', 'tmp']);
+const RESERVED = new Set(['switches', 'vms', 'run', 'tmp', 'labs']);
 /** A directory without state.json younger than this may be a claim being prepared. */
 const UNBORN_GRACE_MS = 5000;
 /** Leftovers of a claim or a cleanup in the root. */

@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import { formatIssue, LabInvalid, parseLab } from './validate.js';
+
+/** The issues of a file that must not validate, one line each. */
+function issues(text: string): string[] {
+  try {
+    parseLab(text, 'lab.yaml');
+  } catch (e) {
+    if (e instanceof LabInvalid) return e.issues.map(formatIssue);
+    throw e;
+  }
+  throw new Error('validated');
+}
+
+const GOOD = `
+name: webdb
+switches:
+  lan:
+    subnet: 10.0.5.0/24
+    dns:
+      backup.lab: 10.0.5.200
+vms:
+  web:
+    guest: test
+    memory: 256M
+    cpus: 1
+    nics: [{ switch: lan }]
+    forwards: ["8080:80"]
+  db:
+    kernel: ./vmlinuz
+    initrd: ./initrd.gz
+    nics:
+      - switch: lan
+        mac: 52:54:00:AA:00:01
+`;
+
+describe('parseLab', () => {
+  it('normalises a good file: defaults, absolute paths, formatted forwards, roles', () => {
+    const spec = parseLab(GOOD, '/labs/webdb.yaml');
+    expect(spec.name).toBe('webdb');
+    expect(spec.file).toBe('/labs/webdb.yaml');
+    expect(spec.switches).toEqual([
+      { name: 'lan', gateway: true, subnet: '10.0.5.0/24', isolated: false, hostAccess: true, hostLoopback: true, mtu: null, dns: ['backup.lab=10.0.5.200'], vlans: [] },
+    ]);
+    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
+    expect(spec.vms[1]!.boot).toEqual({ kind: 'kernel', kernel: '/labs/vmlinuz', initrd: '/labs/initrd.gz', append: null });
+    expect(spec.vms[1]!).toMatchObject({ memoryMiB: 1024, cpus: 2, nics: [{ mac: '52:54:00:aa:00:01' }] });
+  });
+
+  it('the lab name defaults to the file name', () => {
+    expect(parseLab('switches: {a: {}}', 'dir/my-lab.yml').name).toBe('my-lab');
+    expect(parseLab('', 'x.yaml')).toMatchObject({ name: 'x', switches: [], vms: [], links: [] });
+  });
+
+  it('schema errors: every one, with line, column and field', () => {
+    expect(
+      issues(`switches:
+  lan:
+    subnet: 10.0.5.0
+    colour: blue
+vms:
+  web:
+    guest: test
+    cpus: two
+    nics:
+      - vlan: 5000
+`),
+    ).toEqual([
+      'lab.yaml:3:13: switches.lan.subnet: must be an IPv4 network such as 10.0.5.0/24',
+      'lab.yaml:4:5: switches.lan.colour: unknown field "colour" (known: subnet, gateway, isolated, host, host-loopback, mtu, dns, vlans)',
+      'lab.yaml:8:11: vms.web.cpus: must be integer',
+      'lab.yaml:10:9: vms.web.nics[0]: missing field "switch"',
+      'lab.yaml:10:15: vms.web.nics[0].vlan: must be a VLAN id 1-4094',
+    ]);
+  });
+
+  it('YAML syntax errors and duplicate keys name their line', () => {
+    expect(issues('switches:\n  a: {}\n  a: {}\n')).toEqual([expect.stringMatching(/^lab\.yaml:3:3: \(yaml\): Map keys must be unique/)]);
+    expect(issues('vms: [\n')[0]).toMatch(/^lab\.yaml:\d+:\d+: \(yaml\): /);
+  });
+
+  it('meaning: unknown switches, VLANs not declared, bad sizes, colliding forwards and MACs, boot choices', () => {
+    expect(
+      issues(`switches:
+  lan: { subnet: 10.0.5.0/24, vlans: [10] }
+  wire: {}
+vms:
+  a:
+    guest: test
+    image: x.qcow2
+    memory: 1X
+    nics:
+      - { switch: lna }
+      - { switch: lan, vlan: 20, mac: "52:54:00:00:00:01" }
+    forwards: ["8080:80"]
+  b:
+    kernel: k
+    user-data: "#cloud-config"
+    nics:
+      - { switch: wire, mac: "52:54:00:00:00:01" }
+    forwards: ["8080:22", "nonsense"]
+  c: {}
+`),
+    ).toEqual([
+      'lab.yaml:7:5: vms.a.image: give one of guest, image and kernel, not guest and image',
+      'lab.yaml:8:13: vms.a.memory: give a size such as 512M or 2G (at least 16M)',
+      'lab.yaml:10:19: vms.a.nics[0].switch: no switch "lna" in this file (switches: lan, wire)',
+      'lab.yaml:11:9: vms.a.nics[1]: switch lan declares vlans [10] and not 20: add it there',
+      'lab.yaml:15:5: vms.b.user-data: cloud-init user-data is not supported yet: vmnet run has no cloud-init seed (see README, "Images from URLs")',
+      'lab.yaml:17:30: vms.b.nics[0].mac: 52:54:00:00:00:01 is already the MAC of vms.a.nics[1]',
+      'lab.yaml:18:5: vms.b.forwards: forwards go through the gateway of the VM\'s first NIC\'s switch, and wire has none',
+      'lab.yaml:18:16: vms.b.forwards[0]: host port 8080/tcp is already forwarded by vms.a.forwards[0]',
+      'lab.yaml:18:27: vms.b.forwards[1]: expected [BIND:]HOSTPORT:GUESTPORT[/tcp|/udp], e.g. 2222:22',
+      'lab.yaml:19:6: vms.c: nothing to boot: give guest: test, an image or a kernel',
+    ]);
+  });
+
+  it('links: default VLANs from both sides, loops and unknown switches refused, two gateways on one LAN refused', () => {
+    const file = `switches:
+  core: { vlans: [10, 20] }
+  edge: { vlans: [30] }
+vms:
+  r: { guest: test, nics: [{ switch: core, vlan: 10 }, { switch: core, vlan: 20 }] }
+  h: { guest: test, nics: [{ switch: edge, trunk: [30], native: 20 }] }
+links:
+  - between: [core, edge]
+`;
+    expect(issues(file)).toEqual(['lab.yaml:6:28: vms.h.nics[0]: switch edge declares vlans [30] and not 20: add it there']);
+    const spec = parseLab(file.replace('edge: { vlans: [30] }', 'edge: { vlans: [20, 30] }'), 'lab.yaml');
+    expect(spec.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20, 30], native: 1 } }]);
+    expect(spec.switches.map((s) => [s.name, s.vlans])).toEqual([['core', [10, 20]], ['edge', [20, 30]]]);
+    // Without declarations a link would not know which VLANs to carry.
+    expect(issues(file.replace('core: { vlans: [10, 20] }', 'core: {}').replace('edge: { vlans: [30] }', 'edge: {}'))).toEqual([
+      'lab.yaml:8:15: links[0].between[0]: switch core has NICs on VLAN 10, 20: declare them (switches.core.vlans) or list the link\'s vlans, since a link carries the VLANs its switches declare',
+      'lab.yaml:8:21: links[0].between[1]: switch edge has NICs on VLAN 20, 30: declare them (switches.edge.vlans) or list the link\'s vlans, since a link carries the VLANs its switches declare',
+    ]);
+    expect(
+      issues(`switches:
+  a: { subnet: 10.0.1.0/24 }
+  b: { subnet: 10.0.2.0/24 }
+  c: {}
+links:
+  - between: [a, b]
+  - between: [b, c]
+  - between: [c, a]
+  - between: [a, d]
+  - between: [b, a]
+    impair: { loss: 5% }
+`),
+    ).toEqual([
+      'lab.yaml:6:14: links[0].between: a and b both have a gateway on VLAN 1, which this link joins: two DHCP servers on one LAN (give one gateway: false, or a native VLAN other than 1)',
+      'lab.yaml:8:14: links[2].between: this link closes a loop through c and a (vmnet\'s switches run no spanning tree; cable them as a tree)',
+      'lab.yaml:9:18: links[3].between[1]: no switch "d" in this file',
+      'lab.yaml:10:14: links[4].between: links[0] already joins b and a (a second link would be a loop)',
+      'lab.yaml:11:5: links[4].impair: link faults are not built yet (issue 16, "Link faults")',
+    ]);
+    // Schema errors come first (the checks of meaning need a file of the right shape).
+    expect(issues('switches: { a: {} }\nlinks:\n  - between: [a]\n')).toEqual(['lab.yaml:3:14: links[0].between: must name exactly two switches']);
+  });
+});
