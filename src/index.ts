@@ -19,3 +19,4 @@ export { runDoctor, type DoctorOptions } from './doctor/doctor.js';
 export type { DoctorReport, Check, Verdict } from './doctor/report.js';
 export { runDemo, type DemoResult } from './demo/demo.js';
 export { pingStatus, type PingStatus } from './services/ping/status.js';
+export { loadLab, parseLab, labUp, labDown, labStatus, labDot, LabInvalid, formatIssue, LAB_SCHEMA, type LabSpec, type LabIssue, type LabOptions, type LabStatus, type Action as LabAction } from './lab/index.js';

@@ -24,6 +24,7 @@ import { switchCommand } from './commands/switch.js';
 import { guestCommand } from './commands/guest.js';
 import { doctorCommand } from './commands/doctor.js';
 import { completionCommand } from './commands/completion.js';
+import { upCommand, downCommand, statusCommand } from './commands/lab.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -50,6 +51,9 @@ function commands(io: CliIo, setExit: (code: number) => void): CommandModule<obj
     consoleCommand(io),
     gatewayCommand(io),
     switchCommand(io),
+    upCommand(io, setExit),
+    downCommand(io),
+    statusCommand(io, setExit),
     guestCommand(io),
     doctorCommand(io, setExit),
     completionCommand(io),

@@ -47,6 +47,7 @@ export interface LabVm {
   boot: LabBoot;
   memoryMiB: number;
   cpus: number;
+  accel: 'auto' | 'kvm' | 'tcg';
   nics: LabNic[];
   /** Port forwards as formatted by config/forward.ts, sorted. */
   forwards: string[];
@@ -73,4 +74,4 @@ export interface LabSpec {
 export const linkKey = (l: Pick<LabLink, 'a' | 'b'>): string => [l.a, l.b].sort().join('~');
 
 /** A VM's spec without its forwards (those change on a running VM without a restart). */
-export const vmShape = (v: LabVm): Omit<LabVm, 'forwards'> => ({ name: v.name, boot: v.boot, memoryMiB: v.memoryMiB, cpus: v.cpus, nics: v.nics });
+export const vmShape = (v: LabVm): Omit<LabVm, 'forwards'> => ({ name: v.name, boot: v.boot, memoryMiB: v.memoryMiB, cpus: v.cpus, accel: v.accel, nics: v.nics });

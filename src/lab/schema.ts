@@ -12,7 +12,7 @@
  *     NAME: { subnet, gateway, isolated, host, host-loopback, mtu, dns: {NAME: IP}, vlans: [10, 20] }
  *   vms:
  *     NAME: { guest: test | image (+ format, snapshot) | kernel (+ initrd, append),
- *             memory, cpus, nics: [{ switch, vlan | trunk + native, mac }], forwards: [SPEC] }
+ *             memory, cpus, accel, nics: [{ switch, vlan | trunk + native, mac }], forwards: [SPEC] }
  *   links:
  *     - { between: [A, B], vlans: [10, 20], native: 1 }
  *
@@ -69,6 +69,7 @@ const vmSchema = {
     append: { type: 'string' },
     memory: { type: ['string', 'integer'] },
     cpus: { type: 'integer', minimum: 1, maximum: 256 },
+    accel: { enum: ['auto', 'kvm', 'tcg'] },
     nics: { type: 'array', items: nicSchema },
     forwards: { type: 'array', items: { type: 'string' } },
     'user-data': {},
@@ -133,6 +134,7 @@ export interface RawVm {
   append?: string;
   memory?: string | number;
   cpus?: number;
+  accel?: 'auto' | 'kvm' | 'tcg';
   nics?: RawNic[];
   forwards?: string[];
   'user-data'?: unknown;

@@ -42,7 +42,7 @@ describe('parseLab', () => {
     expect(spec.switches).toEqual([
       { name: 'lan', gateway: true, subnet: '10.0.5.0/24', isolated: false, hostAccess: true, hostLoopback: true, mtu: null, dns: ['backup.lab=10.0.5.200'], vlans: [] },
     ]);
-    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
+    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, accel: 'auto', nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
     expect(spec.vms[1]!.boot).toEqual({ kind: 'kernel', kernel: '/labs/vmlinuz', initrd: '/labs/initrd.gz', append: null });
     expect(spec.vms[1]!).toMatchObject({ memoryMiB: 1024, cpus: 2, nics: [{ mac: '52:54:00:aa:00:01' }] });
   });

@@ -165,6 +165,34 @@ const pointerPath = (pointer: string, value: unknown): Path => {
 };
 
 /**
+ * A lab's name from its file, leniently (for `vmnet down` of a file that no
+ * longer validates, or is gone): a string `name` at the top, else the file
+ * name without .yaml/.yml.
+ */
+export function labName(text: string | null, file: string): string {
+  let name: unknown;
+  try {
+    name = text === null ? undefined : (parseDocument(text).toJS({ maxAliasCount: MAX_ALIASES }) as { name?: unknown } | null)?.name;
+  } catch {
+    name = undefined;
+  }
+  const n = typeof name === 'string' ? name : (file.split('/').pop() ?? 'lab').replace(/\.ya?ml$/i, '');
+  validateSwitchName(n);
+  return n;
+}
+
+/**
+ * Where fields of a topology file are, for issues found after validation
+ * (load.ts: a file the lab names that does not exist).
+ * @returns a function from a field's path to its line and column
+ */
+export function labLocator(text: string): (path: Path) => { line: number; col: number } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  return (path) => locate(doc, lc, path, true);
+}
+
+/**
  * Parses and validates a topology file.
  * @param text the file's contents
  * @param file its path as the user named it (shown in messages; relative
@@ -225,6 +253,7 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
     }
   };
   const name = raw.name ?? fallbackName ?? (file.split('/').pop() ?? 'lab').replace(/\.ya?ml$/i, '');
+  // the same rule as labName(), which `down` uses on files that no longer validate
   tryOr(raw.name !== undefined ? ['name'] : [], () => validateSwitchName(name));
 
   const rawSwitches = raw.switches ?? {};
@@ -326,7 +355,7 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
       else if (sw !== undefined && !(sw.gateway ?? sw.subnet !== undefined)) at([...p, 'forwards'], `forwards go through the gateway of the VM's first NIC's switch, and ${first.switch} has none`, true);
       else if (!('vlan' in first.role) || first.role.vlan !== 1) at([...p, 'forwards'], 'forwards go through the gateway, which is on VLAN 1: put the VM\'s first NIC on VLAN 1', true);
     }
-    vms.push({ name: vm, boot, memoryMiB, cpus: v.cpus ?? DEFAULT_CPUS, nics, forwards: forwards.sort() });
+    vms.push({ name: vm, boot, memoryMiB, cpus: v.cpus ?? DEFAULT_CPUS, accel: v.accel ?? 'auto', nics, forwards: forwards.sort() });
   }
 
   // Links.

@@ -1,0 +1,335 @@
+/**
+ * Theory of operation: the I/O edge of labs. `up`, `down` and `status`
+ * observe what runs (switch daemons, VM supervisors, the link ports of
+ * switches), ask plan.ts what to do, and do it with the same library calls
+ * the single-object commands use — createSwitch / removeSwitch /
+ * linkSwitches (switch/daemon.ts), startDetached / stopVm / addForward /
+ * removeForward (vm/) — so a lab's switch or VM is the same thing
+ * `vmnet switch create` or `vmnet run --detach` makes, and `vmnet ls`,
+ * `vmnet switch ls`, `vmnet console` work on it.
+ *
+ * Each action is recorded (state.ts) before it runs, so an up that is
+ * interrupted half-way still owns what it started, and the next up or down
+ * finds it. The lab's lock keeps two ups (or an up and a down) of the same
+ * lab from interleaving. An action that fails stops the up: what ran stays
+ * (and recorded), and the error names the action; running up again
+ * continues from there.
+ *
+ * `down` stops the VMs (ACPI power-down, then quit, as `vmnet stop`), then
+ * removes the switches (their links go with them), then the lab's
+ * directory: nothing of the lab is left in the runtime directory.
+ *
+ * The bundled test guest (`guest: test`) boots from ensureBundledGuest()'s
+ * kernel and initramfs with `vmnet.hostname=NAME vmnet.acpi=1`: its
+ * hostname is the VM's name and it powers off on the ACPI button, so
+ * `down` is quick.
+ */
+import { access, constants, readFile } from 'node:fs/promises';
+import { VmnetError } from '../errors.js';
+import { ensureBundledGuest } from '../guest/bundled.js';
+import { parseDnsRecord } from '../services/dns/local.js';
+import { createSwitch, linkSwitches, listSwitches, removeSwitch, unlinkSwitches, type SwitchListing } from '../switch/daemon.js';
+import { runtimeRoot } from '../config/runtime-dir.js';
+import { addForward, listVms, removeForward, stopVm, type VmListing } from '../vm/manage.js';
+import type { LaunchOptions, NetSpec } from '../vm/plan.js';
+import { startDetached } from '../vm/supervisor.js';
+import { linkKey, type LabSpec, type LabVm } from './model.js';
+import { actionText, planDown, planUp, pruneRecord, recordAction, type Action, type LabRecord, type Observed } from './plan.js';
+import { lockLab, readRecord, removeLabDir, writeRecord } from './state.js';
+import { LabInvalid, labLocator, parseLab, type LabIssue } from './validate.js';
+import { isImageUrl } from '../images/source.js';
+import { resolveGatewayConfig } from '../gateway/config.js';
+import { formatIp4 } from '../wire/addr.js';
+
+/** Options of {@link labUp}, {@link labDown} and {@link labStatus}. */
+export interface LabOptions {
+  /** Environment: the runtime directory (VMNET_RUNTIME_DIR, XDG_RUNTIME_DIR), PATH. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Told each action as it is done (`started VM web (new)`). */
+  onAction?: (line: string, action: Action) => void;
+  /** How long a VM gets to power off when stopped (ms); default 10 000. */
+  stopTimeoutMs?: number;
+}
+
+/** What {@link observe} finds. */
+interface Seen extends Observed {
+  switchList: SwitchListing[];
+  vmList: VmListing[];
+}
+
+/**
+ * Reads and validates a topology file, and checks that the files it names exist.
+ * @throws LabInvalid (every issue, file:line:col), VmnetError E_NO_FILE when the file cannot be read
+ */
+export async function loadLab(file: string): Promise<LabSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new VmnetError('E_NO_FILE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const spec = parseLab(text, file);
+  const missing: LabIssue[] = [];
+  const at = labLocator(text);
+  for (const v of spec.vms) {
+    const b = v.boot;
+    const paths: Array<[string, string | null]> = b.kind === 'kernel' ? [['kernel', b.kernel], ['initrd', b.initrd]] : b.kind === 'image' && !isImageUrl(b.image) ? [['image', b.image]] : [];
+    for (const [field, path] of paths) {
+      if (path === null) continue;
+      try {
+        await access(path, constants.R_OK);
+      } catch {
+        missing.push({ file, ...at(['vms', v.name, field]), field: `vms.${v.name}.${field}`, message: `${path} does not exist or is not readable` });
+      }
+    }
+  }
+  if (missing.length > 0) throw new LabInvalid(missing);
+  return spec;
+}
+
+/** What runs now, as far as the lab's names go. */
+async function observe(env: NodeJS.ProcessEnv): Promise<Seen> {
+  const rt = runtimeRoot(env);
+  const switchList = await listSwitches({ runtimeDir: rt });
+  const vmList = await listVms(env);
+  const links = new Set<string>();
+  for (const s of switchList) {
+    if (s.state !== 'running') continue;
+    for (const p of s.snapshot.switch.ports) if (p.kind === 'link' && p.link !== null) links.add(linkKey({ a: s.name, b: p.link }));
+  }
+  return { switches: new Set(switchList.map((s) => s.name)), vms: new Set(vmList.map((v) => v.name)), links, switchList, vmList };
+}
+
+/** The launch options of a lab VM. */
+async function launchOptions(v: LabVm, env: NodeJS.ProcessEnv): Promise<LaunchOptions> {
+  const net: Array<NetSpec | string> = v.nics.map((n) => ({
+    kind: 'switch' as const,
+    switch: n.switch,
+    ...('vlan' in n.role ? { vlan: n.role.vlan } : { trunk: n.role.trunk, ...(n.role.native !== undefined ? { native: n.role.native } : {}) }),
+    ...(n.mac !== null ? { mac: n.mac } : {}),
+  }));
+  const common: LaunchOptions = { name: v.name, memory: `${v.memoryMiB}M`, cpus: v.cpus, accel: v.accel, net: net.length ? net : ['none'], forwards: v.forwards, env, stopTimeoutMs: 10_000 };
+  const b = v.boot;
+  if (b.kind === 'image') return { ...common, image: b.image, snapshot: b.snapshot, ...(b.format !== null ? { format: b.format } : {}) };
+  if (b.kind === 'kernel') return { ...common, kernel: b.kernel, ...(b.initrd !== null ? { initrd: b.initrd } : {}), ...(b.append !== null ? { append: b.append } : {}) };
+  const g = await ensureBundledGuest({ env });
+  return { ...common, kernel: g.kernel, initrd: g.initrd, append: `${g.append} vmnet.hostname=${v.name} vmnet.acpi=1${b.append !== null ? ` ${b.append}` : ''}` };
+}
+
+/** Does one action. */
+async function perform(a: Action, env: NodeJS.ProcessEnv, stopTimeoutMs: number): Promise<void> {
+  const runtimeDir = runtimeRoot(env);
+  switch (a.op) {
+    case 'stop-vm':
+      await stopVm(a.name, { timeoutMs: stopTimeoutMs }, env).catch((e: unknown) => {
+        if (!(e instanceof VmnetError && e.code === 'E_NO_VM')) throw e; // gone already: that is what was wanted
+      });
+      return;
+    case 'unlink':
+      await unlinkSwitches(a.link.a, a.link.b, { runtimeDir }).catch(() => false);
+      return;
+    case 'remove-switch':
+      await removeSwitch(a.name, { force: true, runtimeDir }).catch((e: unknown) => {
+        if (!(e instanceof VmnetError && e.code === 'E_USAGE' && /^no switch /.test(e.message))) throw e;
+      });
+      return;
+    case 'create-switch': {
+      const s = a.sw;
+      await createSwitch(s.name, {
+        runtimeDir,
+        gateway: s.gateway,
+        ...(s.subnet !== null ? { subnet: s.subnet } : {}),
+        ...(s.gateway ? { isolated: s.isolated, hostAccess: s.hostAccess, hostLoopback: s.hostLoopback, dnsRecords: s.dns.map(parseDnsRecord) } : {}),
+        ...(s.mtu !== null ? { mtu: s.mtu } : {}),
+      });
+      return;
+    }
+    case 'link':
+      await linkSwitches(a.link.a, a.link.b, a.link.role, { runtimeDir });
+      return;
+    case 'start-vm':
+      await startDetached(await launchOptions(a.vm, env));
+      return;
+    case 'forward-add':
+      await addForward(a.vm, a.spec, env);
+      return;
+    case 'forward-rm':
+      await removeForward(a.vm, a.spec, env);
+      return;
+  }
+}
+
+/**
+ * Brings a lab up, or to what its file now says: does what differs, in order, and nothing else.
+ * @returns the actions done (none when the lab already matched its file)
+ * @throws VmnetError E_NAME_IN_USE when a name of the file runs outside the
+ *   lab or another vmnet is changing it; the error of the first action that
+ *   failed (what was done before it stays, recorded)
+ */
+export async function labUp(spec: LabSpec, opts: LabOptions = {}): Promise<Action[]> {
+  const env = opts.env ?? process.env;
+  const rt = runtimeRoot(env);
+  const release = await lockLab(rt, spec.name);
+  try {
+    let rec = await readRecord(rt, spec.name);
+    const seen = await observe(env);
+    const plan = planUp(spec, rec, seen);
+    if (plan.conflicts.length > 0) throw new VmnetError('E_NAME_IN_USE', plan.conflicts.join('; '));
+    rec ??= { version: 1, name: spec.name, file: spec.file, switches: {}, vms: {}, links: {} };
+    for (const a of plan.actions) {
+      rec = recordAction(rec, a);
+      await writeRecord(rt, rec);
+      try {
+        await perform(a, env, opts.stopTimeoutMs ?? 10_000);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        throw new VmnetError(e instanceof VmnetError ? e.code : 'E_QEMU_FAILED', `lab ${spec.name}: ${actionText(a).replace(/ \(.*\)$/, '').replace(/^(\w+)ed /, (m) => `could not ${verb(m)} `)}: ${why}`, { cause: e });
+      }
+      opts.onAction?.(actionText(a), a);
+    }
+    await writeRecord(rt, pruneRecord(rec, spec));
+    return plan.actions;
+  } finally {
+    await release();
+  }
+}
+
+/** `started ` → `start`, `created ` → `create`: the verb of an action line, for an error. */
+function verb(done: string): string {
+  const w = done.trim();
+  const map: Record<string, string> = { started: 'start', stopped: 'stop', created: 'create', removed: 'remove', linked: 'link', added: 'add' };
+  return map[w] ?? w;
+}
+
+/**
+ * Takes a lab down: stops its VMs, removes its switches (and with them its
+ * links), then its directory in the runtime directory.
+ * @param name the lab's name (the file's `name`, else its file name)
+ * @returns the actions done; null when the lab was not up
+ */
+export async function labDown(name: string, opts: LabOptions = {}): Promise<Action[] | null> {
+  const env = opts.env ?? process.env;
+  const rt = runtimeRoot(env);
+  const rec = await readRecord(rt, name);
+  if (rec === null) {
+    await removeLabDir(rt, name); // a lock or temp file left by a killed up
+    return null;
+  }
+  const release = await lockLab(rt, name);
+  let done = false;
+  try {
+    const seen = await observe(env);
+    const actions = planDown(rec, seen);
+    // VMs stop in parallel (each waits for its guest to power off); then the switches go.
+    const stops = actions.filter((a) => a.op === 'stop-vm');
+    await Promise.all(stops.map(async (a) => {
+      await perform(a, env, opts.stopTimeoutMs ?? 10_000);
+      opts.onAction?.(actionText(a), a);
+    }));
+    for (const a of actions.filter((x) => x.op !== 'stop-vm')) {
+      await perform(a, env, opts.stopTimeoutMs ?? 10_000);
+      opts.onAction?.(actionText(a), a);
+    }
+    done = true;
+    return actions;
+  } finally {
+    if (done) await removeLabDir(rt, name);
+    else await release();
+  }
+}
+
+/** A switch of a lab, as {@link labStatus} reports it. */
+export interface LabSwitchStatus {
+  name: string;
+  state: 'running' | 'stopped' | 'starting' | 'unresponsive';
+  pid: number | null;
+  gateway: { subnet: string; address: string; isolated: boolean } | null;
+  vlans: number[];
+  /** Links up from this switch (the peer's name). */
+  links: string[];
+  /** VM ports and link ports attached now. */
+  ports: number;
+  /** DNS names the gateway answers (VM names and DHCP host names). */
+  names: Array<{ name: string; ip: string | null }>;
+}
+
+/** A VM of a lab, as {@link labStatus} reports it. */
+export interface LabVmStatus {
+  name: string;
+  state: 'running' | 'stopping' | 'starting' | 'unresponsive' | 'stopped';
+  pid: number | null;
+  accel: string | null;
+  memoryMiB: number;
+  cpus: number;
+  nics: Array<{ switch: string; role: string; mac: string | null; ip: string | null }>;
+  forwards: string[];
+}
+
+/** What `vmnet status lab.yaml` shows. */
+export interface LabStatus {
+  name: string;
+  file: string;
+  /** True when the lab has a record (it was brought up and not taken down). */
+  up: boolean;
+  switches: LabSwitchStatus[];
+  vms: LabVmStatus[];
+  links: Array<{ a: string; b: string; role: string; up: boolean }>;
+}
+
+/**
+ * The state of a lab as its file describes it: each switch, VM and link, running or not.
+ */
+export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<LabStatus> {
+  const env = opts.env ?? process.env;
+  const rt = runtimeRoot(env);
+  const rec = await readRecord(rt, spec.name);
+  const seen = await observe(env);
+  const { formatRole } = await import('../switch/vlan.js');
+  const sws = new Map(seen.switchList.map((s) => [s.name, s]));
+  const vms = new Map(seen.vmList.map((v) => [v.name, v]));
+  const leases = new Map<string, string>(); // switch/mac → ip
+  for (const s of seen.switchList) {
+    if (s.state !== 'running') continue;
+    for (const l of s.snapshot.gateway?.leases ?? []) leases.set(`${s.name}/${l.mac}`, l.ip);
+  }
+  const owned = (kind: 'switches' | 'vms', name: string) => rec !== null && rec[kind][name] !== undefined;
+  return {
+    name: spec.name,
+    file: spec.file,
+    up: rec !== null,
+    switches: spec.switches.map((sw): LabSwitchStatus => {
+      const s = owned('switches', sw.name) ? sws.get(sw.name) : undefined;
+      const running = s?.state === 'running' ? s : null;
+      const gw = running?.snapshot.gateway ?? null;
+      const vlans = new Set<number>(sw.vlans);
+      for (const v of spec.vms) for (const n of v.nics) if (n.switch === sw.name) for (const id of 'vlan' in n.role ? [n.role.vlan] : [...n.role.trunk, ...(n.role.native !== undefined ? [n.role.native] : [])]) vlans.add(id);
+      return {
+        name: sw.name,
+        state: s === undefined ? 'stopped' : s.state,
+        pid: s === undefined ? null : s.state === 'running' ? s.info.pid : s.pid,
+        gateway: gw !== null ? { subnet: gw.subnet, address: gw.gatewayIp, isolated: gw.isolated } : sw.subnet !== null ? { subnet: sw.subnet, address: formatIp4(resolveGatewayConfig({ subnet: sw.subnet }).gatewayIp), isolated: sw.isolated } : null,
+        vlans: [...vlans].sort((a, b) => a - b),
+        links: running?.snapshot.switch.ports.filter((p) => p.kind === 'link' && p.link !== null).map((p) => p.link!) ?? [],
+        ports: running?.snapshot.switch.ports.filter((p) => p.kind !== 'internal').length ?? 0,
+        names: running?.snapshot.names.map((n) => ({ name: n.name, ip: n.ip })) ?? [],
+      };
+    }),
+    vms: spec.vms.map((v): LabVmStatus => {
+      const l = owned('vms', v.name) ? vms.get(v.name) : undefined;
+      return {
+        name: v.name,
+        state: l === undefined ? 'stopped' : l.state,
+        pid: l?.pid ?? null,
+        accel: l?.accel || null,
+        memoryMiB: v.memoryMiB,
+        cpus: v.cpus,
+        nics: v.nics.map((n, i) => {
+          const mac = n.mac ?? l?.macs[i] ?? null;
+          return { switch: n.switch, role: formatRole(n.role), mac, ip: mac !== null ? (leases.get(`${n.switch}/${mac}`) ?? null) : null };
+        }),
+        forwards: l?.forwards ?? [],
+      };
+    }),
+    links: spec.links.map((k) => ({ a: k.a, b: k.b, role: formatRole(k.role), up: seen.links.has(linkKey(k)) })),
+  };
+}
