@@ -24,7 +24,7 @@
  * hostname is the VM's name and it powers off on the ACPI button, so
  * `down` is quick.
  */
-import { access, constants, readFile } from 'node:fs/promises';
+import { access, constants, readFile, stat } from 'node:fs/promises';
 import { VmnetError } from '../errors.js';
 import { ensureBundledGuest } from '../guest/bundled.js';
 import { parseDnsRecord } from '../services/dns/local.js';
@@ -51,6 +51,9 @@ export interface LabOptions {
   stopTimeoutMs?: number;
 }
 
+/** Largest topology file read (bytes): a lab is a page, not a data set. */
+const MAX_FILE = 1 << 20;
+
 /** What {@link observe} finds. */
 interface Seen extends Observed {
   switchList: SwitchListing[];
@@ -64,6 +67,9 @@ interface Seen extends Observed {
 export async function loadLab(file: string): Promise<LabSpec> {
   let text: string;
   try {
+    const st = await stat(file);
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    if (st.size > MAX_FILE) throw Object.assign(new Error('too big'), { code: `${st.size} bytes; a topology file may have ${MAX_FILE}` });
     text = await readFile(file, 'utf8');
   } catch (e) {
     throw new VmnetError('E_NO_FILE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

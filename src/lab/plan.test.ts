@@ -78,6 +78,14 @@ describe('planUp', () => {
     ]);
   });
 
+  it('a lab of the same name up from another file is a conflict: nothing is planned', () => {
+    const { rec, obs } = applied(spec(), null);
+    expect(planUp(parseLab(FILE, '/elsewhere/lab.yaml'), rec, obs)).toEqual({
+      actions: [],
+      conflicts: ['lab lab is up from /l/lab.yaml; take it down first (vmnet down /l/lab.yaml), or give /elsewhere/lab.yaml another name'],
+    });
+  });
+
   it('the record is written before each action: an interrupted up is still owned, and down finds it all', () => {
     const want = spec();
     let rec: LabRecord = { version: 1, name: 'lab', file: want.file, switches: {}, vms: {}, links: {} };

@@ -100,6 +100,10 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
   const recSw = rec?.switches ?? {};
   const recVm = rec?.vms ?? {};
   const recLink = rec?.links ?? {};
+  if (rec !== null && rec.file !== want.file) {
+    conflicts.push(`lab ${want.name} is up from ${rec.file}; take it down first (vmnet down ${rec.file}), or give ${want.file} another name`);
+    return { actions: [], conflicts };
+  }
 
   // Switches: kept, replaced, created, removed.
   const gone = new Set<string>(); // switches this plan removes (their links and VMs' ports go with them)

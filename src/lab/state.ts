@@ -16,7 +16,7 @@
  * as none.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { ensurePrivateDirSync, pidAlive } from '../switch/runtime.js';
@@ -73,7 +73,9 @@ export async function lockLab(rt: string, name: string): Promise<() => Promise<v
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = Number(await readFile(p.lock, 'utf8').catch(() => ''));
-      if (Number.isInteger(holder) && holder > 1 && pidAlive(holder)) {
+      // A lock without a pid yet is one being taken right now (open, then write): held, unless old.
+      const young = Date.now() - ((await stat(p.lock).catch(() => null))?.mtimeMs ?? 0) < 10_000;
+      if ((Number.isInteger(holder) && holder > 1 && pidAlive(holder)) || (!(holder > 1) && young)) {
         throw new VmnetError('E_NAME_IN_USE', `lab ${name} is being changed by another vmnet (pid ${holder}); wait for it, or remove ${p.lock} if that process is not vmnet`);
       }
       await rm(p.lock, { force: true });

@@ -158,3 +158,18 @@ links:
     expect(issues('switches: { a: {} }\nlinks:\n  - between: [a]\n')).toEqual(['lab.yaml:3:14: links[0].between: must name exactly two switches']);
   });
 });
+
+describe('parseLab on hostile files', () => {
+  it('an alias bomb stops at yaml\'s alias limit with one line; __proto__ is a name like any other (refused)', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`)].join('\n');
+    const got = issues(bomb);
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatch(/^lab\.yaml:1:1: \(file\): cannot expand the document: /);
+    expect(issues('switches:\n  __proto__: {}\n')).toEqual([expect.stringMatching(/^lab\.yaml:2:3: switches\.__proto__: bad switch name "__proto__"/)]);
+    expect(Object.prototype).not.toHaveProperty('subnet');
+  });
+
+  it('control characters in keys are reported as data (the CLI escapes them)', () => {
+    expect(issues('switches:\n  lan:\n    "\\u001b[31mred": 1\n')[0]).toContain('unknown field "\u001b[31mred"');
+  });
+});
