@@ -5,6 +5,7 @@
  * compare what a file asks for with what a lab runs by comparing values.
  * Types and two pure helpers only.
  */
+import type { Accel } from '../qemu/binary.js';
 import type { NormalRole } from '../switch/vlan.js';
 
 /** A switch of a lab. */
@@ -47,7 +48,7 @@ export interface LabVm {
   boot: LabBoot;
   memoryMiB: number;
   cpus: number;
-  accel: 'auto' | 'kvm' | 'tcg';
+  accel: Accel | 'auto';
   nics: LabNic[];
   /** Port forwards as formatted by config/forward.ts, sorted. */
   forwards: string[];

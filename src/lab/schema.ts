@@ -21,6 +21,8 @@
  * `user-data` on a VM (no cloud-init seed in `vmnet run` yet).
  */
 
+import type { LaunchOptions } from '../vm/plan.js';
+
 /** A VLAN id (IEEE 802.1Q §9.6: 0 and 4095 are reserved). */
 const vid = { type: 'integer', minimum: 1, maximum: 4094 } as const;
 const vlanList = { type: 'array', items: vid, uniqueItems: true } as const;
@@ -123,22 +125,13 @@ export interface RawNic {
   impair?: object;
 }
 
-/** A VM as written. */
-export interface RawVm {
+/** A VM as written: launch()'s options of the same names, and the lab's own. */
+export type RawVm = Pick<LaunchOptions, 'image' | 'format' | 'snapshot' | 'kernel' | 'initrd' | 'append' | 'memory' | 'cpus' | 'accel'> & {
   guest?: 'test';
-  image?: string;
-  format?: 'raw' | 'qcow2';
-  snapshot?: boolean;
-  kernel?: string;
-  initrd?: string;
-  append?: string;
-  memory?: string | number;
-  cpus?: number;
-  accel?: 'auto' | 'kvm' | 'tcg';
   nics?: RawNic[];
   forwards?: string[];
   'user-data'?: unknown;
-}
+};
 
 /** A link as written. */
 export interface RawLink {
