@@ -50,10 +50,10 @@ describe('shell completion', () => {
   });
 
   it('bash: commands, subcommands, flags, choices', () => {
-    expect(bash(['vmnet', 'st'])).toEqual(['stop']);
-    expect(bash(['vmnet', 's'])).toEqual(['stop', 'switch']);
+    expect(bash(['vmnet', 'st'])).toEqual(['stop', 'status']);
+    expect(bash(['vmnet', 's'])).toEqual(['stop', 'switch', 'status']);
     expect(bash(['vmnet', ''])).toEqual(expect.arrayContaining(['run', 'demo', 'doctor', 'guest', 'completion', 'switch', 'ls']));
-    expect(bash(['vmnet', 'switch', ''])).toEqual(['create', 'ls', 'rm', 'socket', 'forward', 'unblock']); // not the hidden serve
+    expect(bash(['vmnet', 'switch', ''])).toEqual(['create', 'ls', 'rm', 'socket', 'forward', 'link', 'unlink', 'unblock']); // not the hidden serve
     expect(bash(['vmnet', 'run', '--ac'])).toEqual(['--accel']);
     expect(bash(['vmnet', 'run', '--accel', ''])).toEqual(['auto', 'kvm', 'tcg', 'hvf']);
     expect(bash(['vmnet', 'run', '--sup'])).toEqual([]); // hidden
@@ -82,7 +82,7 @@ describe('shell completion', () => {
   });
 
   it.runIf(findOnPath('zsh') !== null)('zsh: the same candidates through compadd, files through _files', () => {
-    expect(zsh(['vmnet', 'st'])).toEqual(['stop']);
+    expect(zsh(['vmnet', 'st'])).toEqual(['stop', 'status']);
     expect(zsh(['vmnet', 'run', '--accel', ''])).toEqual(['auto', 'kvm', 'tcg', 'hvf']);
     expect(zsh(['vmnet', 'stop', ''])).toEqual(['web']);
     expect(zsh(['vmnet', 'run', '--net', 'switch:l'])).toEqual(['switch:lab']); // zsh keeps the word whole
