@@ -69,6 +69,14 @@ describe('planUp', () => {
     const { rec, obs } = applied(spec(), null);
     const died: Observed = { ...obs, vms: new Set(['h']), links: new Set() };
     expect(planUp(spec(), rec, died).actions.map(actionText)).toEqual(['linked core — edge (was down)', 'started VM r (was not running)']);
+    // A switch that died: started again, and the VMs still running on it restarted (their NICs are on nothing).
+    const swDied: Observed = { ...obs, switches: new Set(['core']), links: new Set() };
+    expect(planUp(spec(), rec, swDied).actions.map(actionText)).toEqual([
+      'stopped VM h (its switch edge had stopped, and QEMU does not reconnect a NIC)',
+      'created switch edge (was not running)',
+      'linked core — edge (was down)',
+      'started VM h (its switch edge had stopped, and QEMU does not reconnect a NIC)',
+    ]);
     const smaller = spec(FILE.replace(/  h: .*\n/, ''));
     expect(planUp(smaller, rec, obs).actions.map(actionText)).toEqual(['stopped VM h (no longer in the file)']);
     const foreign: Observed = { switches: new Set(['core']), vms: new Set(['h']), links: new Set() };

@@ -19,7 +19,8 @@
  * on it with it: switch options apply when a switch is created, so a
  * changed switch is removed and created again, and the VMs with a NIC on
  * it are restarted (QEMU 7.2's stream netdev does not reconnect) and its
- * links made again. A VM whose only change is its forwards keeps running
+ * links made again; so are the VMs of a switch that died and is started
+ * again. A VM whose only change is its forwards keeps running
  * and gets them added and removed live. Every action carries the reason it
  * is taken, which `up` prints.
  *
@@ -107,6 +108,7 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
 
   // Switches: kept, replaced, created, removed.
   const gone = new Set<string>(); // switches this plan removes (their links and VMs' ports go with them)
+  const restarted = new Set<string>(); // switches of the lab that died: VMs still running on them have a NIC on nothing
   for (const s of want.switches) {
     const r = recSw[s.name];
     const running = obs.switches.has(s.name);
@@ -119,7 +121,10 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
       actions.push({ op: 'remove-switch', name: s.name, why: `changed: ${differences(r!, s)}` });
       gone.add(s.name);
       actions.push({ op: 'create-switch', sw: s, why: `changed: ${differences(r!, s)}` });
-    } else actions.push({ op: 'create-switch', sw: s, why: r === undefined ? 'new' : 'was not running' });
+    } else {
+      actions.push({ op: 'create-switch', sw: s, why: r === undefined ? 'new' : 'was not running' });
+      if (r !== undefined) restarted.add(s.name); // its VMs lost their ports with it
+    }
   }
   const wantedSw = new Set(want.switches.map((s) => s.name));
   for (const name of Object.keys(recSw)) {
@@ -144,10 +149,10 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
       actions.push({ op: 'start-vm', vm: v, why: r === undefined ? 'new' : 'was not running' });
       continue;
     }
-    const lost = [...new Set([...r!.nics, ...v.nics].map((n) => n.switch))].filter((s) => gone.has(s));
+    const lost = [...new Set([...r!.nics, ...v.nics].map((n) => n.switch))].filter((s) => gone.has(s) || restarted.has(s));
     const shape = differences(vmShape(r!), vmShape(v));
     if (shape !== '' || lost.length > 0) {
-      const why = shape !== '' ? `changed: ${shape}` : `its switch ${lost.join(', ')} is replaced`;
+      const why = shape !== '' ? `changed: ${shape}` : `its switch ${lost.join(', ')} ${lost.some((s) => gone.has(s)) ? 'is replaced' : 'had stopped, and QEMU does not reconnect a NIC'}`;
       actions.push({ op: 'stop-vm', name: v.name, why });
       actions.push({ op: 'start-vm', vm: v, why });
       continue;
