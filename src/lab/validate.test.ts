@@ -173,3 +173,17 @@ describe('parseLab on hostile files', () => {
     expect(issues('switches:\n  lan:\n    "\\u001b[31mred": 1\n')[0]).toContain('unknown field "\u001b[31mred"');
   });
 });
+
+describe('the examples in examples/labs', () => {
+  it('every one validates, with the shape the README describes', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const dir = new URL('../../examples/labs/', import.meta.url).pathname;
+    const names = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+    expect(names).toEqual(['cluster.yaml', 'vlans.yaml', 'web-db.yaml']);
+    const spec = Object.fromEntries(names.map((f) => [f, parseLab(readFileSync(dir + f, 'utf8'), dir + f)]));
+    expect(spec['web-db.yaml']!.vms.map((v) => [v.name, v.forwards])).toEqual([['web', ['127.0.0.1:8080:80/tcp']], ['db', []]]);
+    expect(spec['vlans.yaml']!.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20], native: 1 } }]);
+    expect(spec['vlans.yaml']!.switches.find((s) => s.name === 'quarantine')).toMatchObject({ gateway: true, isolated: true });
+    expect(spec['cluster.yaml']!.vms.map((v) => v.name)).toEqual(['node1', 'node2', 'node3']);
+  });
+});
