@@ -25,9 +25,11 @@
  *   {"op":"forward-ls"}                   → {"ok":true,"forwards":[spec…]}
  *   {"op":"probe","guest":"db","port":22,"timeoutMs"?} → {"ok":true,"result":"open"|"closed"|"timeout"|"no-guest"}
  *   {"op":"unblock","port":4}            → {"ok":true,"unblocked":bool} (lifts a loop-protection block)
- *   {"op":"link","name":"b","path":"…/trunk-10_20.sock","role":{"trunk":[10,20]}} → {"ok":true,"made":bool}
- *       (cables this switch to another switch's role socket: server.ts, "Links between switches")
- *   {"op":"unlink","name":"b"}           → {"ok":true,"removed":bool}
+ *   {"op":"link-socket","name":"a","role":{"trunk":[10,20]}} → {"ok":true,"path"}
+ *       (the socket switch a's link connects to: server.ts, "Links between switches")
+ *   {"op":"link","name":"b","path":"…/link-a.sock","role":{"trunk":[10,20]}} → {"ok":true,"made":bool}
+ *       (cables this switch to that socket of switch b)
+ *   {"op":"unlink","name":"b"}           → {"ok":true,"removed":bool} (either end)
  *   {"op":"stop"}                         → {"ok":true}, then the switch shuts down
  * Errors: {"ok":false,"code":"E_USAGE","message":"…"}. Lines over 1 MiB
  * close the connection. Access control is the file system: only the owner
@@ -326,9 +328,13 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
           if (made) log(`vmnet switch ${name}: linked to ${req.name} (${formatRole(normaliseRole(req.role))}) through ${req.path}`);
           return { ok: true, made };
         }
+        case 'link-socket':
+          if (typeof req.name !== 'string' || req.role === undefined) throw new VmnetError('E_USAGE', 'bad link-socket: expected {name, role}');
+          validateSwitchName(req.name);
+          return { ok: true, path: await seg.switch.linkSocket(req.name, req.role) };
         case 'unlink':
           if (typeof req.name !== 'string') throw new VmnetError('E_USAGE', 'bad unlink: expected {name}');
-          return { ok: true, removed: seg.switch.unlink(req.name) };
+          return { ok: true, removed: await seg.switch.unlink(req.name) };
         case 'stop':
           setImmediate(stop);
           return { ok: true };
@@ -591,22 +597,26 @@ export async function switchProbe(name: string, guest: string, port: number, tim
  * Cables running switch `name` to running switch `peer` with a link whose
  * two ends both have `role` (normally a trunk: `{ trunk: [10, 20], native: 1 }`
  * carries VLANs 10 and 20 tagged and VLAN 1 untagged between them). `name`
- * connects to `peer`'s socket for that role (server.ts, "Links between
+ * connects to the socket `peer` opens for it (server.ts, "Links between
  * switches"). Idempotent while the link is up.
  * @returns true when this call made the link
  * @throws VmnetError E_USAGE when either switch does not run or the role is bad
  */
 export async function linkSwitches(name: string, peer: string, role: PortRole, opts: { runtimeDir?: string } = {}): Promise<boolean> {
   if (name === peer) throw new VmnetError('E_USAGE', `a link joins two switches; ${name} cannot be linked to itself`);
-  const path = await switchSocketFor(peer, role, opts);
-  const ans = await controlRequest(await controlOf(name, opts), { op: 'link', name: peer, path, role }, 8000);
+  const peerCtl = await controlOf(peer, opts);
+  const ans0 = await controlRequest(peerCtl, { op: 'link-socket', name, role });
+  const ans = await controlRequest(await controlOf(name, opts), { op: 'link', name: peer, path: String(ans0.path), role }, 8000);
   return ans.made === true;
 }
 
-/** Cuts the link from switch `name` to `peer`; false when there was none. */
+/** Cuts the link from switch `name` to `peer` (at both ends; a peer that is gone is fine); false when there was none. */
 export async function unlinkSwitches(name: string, peer: string, opts: { runtimeDir?: string } = {}): Promise<boolean> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'unlink', name: peer });
-  return ans.removed === true;
+  const far = await controlOf(peer, opts)
+    .then((ctl) => controlRequest(ctl, { op: 'unlink', name }))
+    .catch(() => ({ removed: false }));
+  return ans.removed === true || far.removed === true;
 }
 
 /** The port forwards of switch `name`'s gateway. */

@@ -254,12 +254,15 @@ describe('startSwitch', () => {
 
 /** Links between switches (server.ts, "Links between switches"). */
 describe('switch links', () => {
-  it('a trunk link carries its VLANs between two switches, each to its own VLAN, and nothing else', async () => {
+  it('a trunk link carries its VLANs between two switches, each to its own VLAN, and nothing else; both ends know it is a link', async () => {
     const a = await start();
     const b = await start();
     const trunk = { trunk: [10, 20], native: 1 };
-    expect(await a.link('b', await b.socketFor(trunk), trunk)).toBe(true);
-    expect(await a.link('b', await b.socketFor(trunk), trunk)).toBe(false); // idempotent
+    const path = await b.linkSocket('a', trunk);
+    expect(path).toBe(join(b.dir, 'ports', 'link-a.sock'));
+    expect(await b.linkSocket('a', trunk)).toBe(path); // the same socket again
+    expect(await a.link('b', path, trunk)).toBe(true);
+    expect(await a.link('b', path, trunk)).toBe(false); // idempotent
     const a10 = await client(await a.socketFor({ vlan: 10 }));
     const a30 = await client(await a.socketFor({ vlan: 30 }));
     const b10 = await client(await b.socketFor({ vlan: 10 }));
@@ -281,28 +284,36 @@ describe('switch links', () => {
     expect(b30.got).toHaveLength(0);
     expect(b20.got).toHaveLength(0);
     expect(b1.got).toHaveLength(0);
-    const snapA = a.snapshot();
-    const l = snapA.ports.find((p) => p.kind === 'link');
-    expect(l).toMatchObject({ link: 'b', roleText: expect.stringContaining('10') });
-    expect(snapA.ports.filter((p) => p.kind === 'link')).toHaveLength(1);
-    expect(l!.macs.map((m) => m.mac)).toEqual(['52:54:00:12:34:02']);
+    const la = a.snapshot().ports.filter((p) => p.kind === 'link');
+    const lb = b.snapshot().ports.filter((p) => p.kind === 'link');
+    expect(la).toMatchObject([{ link: 'b', name: 'link-b', roleText: 'trunk 10,20 native 1' }]);
+    expect(lb).toMatchObject([{ link: 'a', name: 'link-a', roleText: 'trunk 10,20 native 1', socket: path }]);
+    expect(la[0]!.macs.map((m) => m.mac)).toEqual(['52:54:00:12:34:02']);
+    expect(lb[0]!.macs.map((m) => m.mac)).toEqual(['52:54:00:12:34:01']);
   });
 
-  it('unlink cuts it; a peer that goes away takes the link with it, and linking again works', async () => {
+  it('unlink cuts it at either end; a peer that goes away takes the link with it, and linking again works', async () => {
     const a = await start();
     const b = await startSwitch({ dir: join(root, `sw${seq++}`) });
     const role = { trunk: [10] };
-    await a.link('b', await b.socketFor(role), role);
+    await a.link('b', await b.linkSocket('a', role), role);
     await until(() => b.switch.ports().length === 1);
-    expect(a.unlink('b')).toBe(true);
-    expect(a.unlink('b')).toBe(false);
+    expect(await a.unlink('b')).toBe(true);
+    expect(await a.unlink('b')).toBe(false);
     await until(() => a.switch.ports().length === 0 && b.switch.ports().length === 0);
-    await a.link('b', await b.socketFor(role), role);
-    await until(() => a.switch.ports().length === 1);
+    expect(await b.unlink('a')).toBe(true); // its socket goes too
+    expect(existsSync(join(b.dir, 'ports', 'link-a.sock'))).toBe(false);
+    await a.link('b', await b.linkSocket('a', role), role);
+    await until(() => a.switch.ports().length === 1 && b.switch.ports().length === 1);
+    // Cut at the far end: the socket and its port go, and with them the near end's port.
+    expect(await b.unlink('a')).toBe(true);
+    await until(() => a.switch.ports().length === 0 && b.switch.ports().length === 0);
+    await a.unlink('b');
+    await a.link('b', await b.linkSocket('a', role), role);
     await b.close();
     await until(() => a.switch.ports().length === 0);
     const c = await start();
-    expect(await a.link('b', await c.socketFor(role), role)).toBe(true);
+    expect(await a.link('b', await c.linkSocket('a', role), role)).toBe(true);
     await until(() => c.switch.ports().length === 1);
   });
 
@@ -310,6 +321,6 @@ describe('switch links', () => {
     const a = await start();
     await expect(a.link('x', join(root, 'nothing.sock'), { trunk: [10] })).rejects.toMatchObject({ code: 'E_NO_FILE' });
     expect(a.switch.ports()).toHaveLength(0);
-    expect(a.unlink('x')).toBe(false);
+    expect(await a.unlink('x')).toBe(false);
   });
 });

@@ -62,8 +62,11 @@
  * untagged). A link has a name (the lab names it after the peer switch);
  * linking again under a name that is up is a no-op, and when the peer goes
  * away the port closes and the link is gone (nothing reconnects by itself:
- * `vmnet up` cables it again). Its port is kind `link` in snapshots, with
- * the peer's path, so a caller can tell VM ports from cables.
+ * `vmnet up` cables it again). The far end listens on a socket of its own
+ * for that link ({@link RunningSwitch.linkSocket}, `ports/link-NAME.sock`,
+ * NAME the switch that connects), so on both switches the link's port is
+ * kind `link` in snapshots, named after the other switch: a caller (and
+ * `vmnet switch rm`, which counts VM ports) tells VM ports from cables.
  *
  * Loops. The engine's events (loop-guard.ts) become log lines through
  * `log`, naming the MAC, the VLAN and both ports; {@link
@@ -210,10 +213,19 @@ export interface RunningSwitch {
    */
   link(name: string, path: string, role: PortRole): Promise<boolean>;
   /**
-   * Cuts a link made by {@link RunningSwitch.link}.
-   * @returns false when there was no such link
+   * Opens (or finds) the socket another switch's link named `name` connects
+   * to (`DIR/ports/link-NAME.sock`): its connections are ports of kind
+   * `link`, so this end knows them from VM ports too. Asked again with
+   * another role, the old socket and its port go first.
+   * @throws VmnetError E_USAGE for a bad role or a path too long, E_CLOSED after close
    */
-  unlink(name: string): boolean;
+  linkSocket(name: string, role: PortRole): Promise<string>;
+  /**
+   * Cuts the link `name`: the one this switch made ({@link RunningSwitch.link}),
+   * and the socket (with its port) another switch's link of that name came in on.
+   * @returns false when there was neither
+   */
+  unlink(name: string): Promise<boolean>;
   /**
    * Lifts a loop-protection block.
    * @returns false when the port was not blocked
@@ -320,14 +332,15 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     return port;
   };
 
-  const open = (role: NormalRole, path: string): Promise<RoleListener> => {
-    const name = roleSocketName(role).replace(/\.sock$/, '');
+  /** Opens a listener whose connections become ports of `role`; links of `linkName` when given. */
+  const open = (role: NormalRole, path: string, linkName: string | null = null): Promise<RoleListener> => {
+    const name = linkName !== null ? `link-${linkName}` : roleSocketName(role).replace(/\.sock$/, '');
     return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
       if (closed) {
         sp.close();
         return;
       }
-      attach(sp, role, name, { kind: 'stream', socket: path, framer: sp.rx, link: null });
+      attach(sp, role, name, { kind: linkName !== null ? 'link' : 'stream', socket: path, framer: sp.rx, link: linkName });
     }).then((listener) => {
       const l: RoleListener = { role, path, listener };
       settled.add(l);
@@ -442,12 +455,41 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     });
     return true;
   };
-  const unlink = (linkName: string): boolean => {
-    const up = links.get(linkName);
-    if (up === undefined) return false;
-    links.delete(linkName);
-    void up.then((sp) => sp.close(), () => undefined);
+  /** Link sockets (the far end of another switch's link), by link name. */
+  const linkSockets = new Map<string, Promise<RoleListener>>();
+  const linkSocket = async (linkName: string, r: PortRole): Promise<string> => {
+    if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
+    const role = normaliseRole(r);
+    const had = linkSockets.get(linkName);
+    if (had !== undefined) {
+      const l = await had.catch(() => null);
+      if (l !== null && formatRole(l.role) === formatRole(role)) return l.path;
+      await closeLinkSocket(linkName); // asked again with another role: the old one goes, with its port
+    }
+    const path = join(portsDir, `link-${linkName}.sock`);
+    if (Buffer.byteLength(path) > MAX_SUN_PATH) throw new VmnetError('E_USAGE', `socket path ${path} is longer than ${MAX_SUN_PATH} bytes; use a shorter switch directory or name`);
+    const got = open(role, path, linkName);
+    linkSockets.set(linkName, got);
+    got.catch(() => linkSockets.delete(linkName));
+    return (await got).path;
+  };
+  const closeLinkSocket = async (linkName: string): Promise<boolean> => {
+    const had = linkSockets.get(linkName);
+    if (had === undefined) return false;
+    linkSockets.delete(linkName);
+    const l = await had.catch(() => null);
+    if (l === null) return true;
+    settled.delete(l);
+    await l.listener.close();
     return true;
+  };
+  const unlink = async (linkName: string): Promise<boolean> => {
+    const up = links.get(linkName);
+    if (up !== undefined) {
+      links.delete(linkName);
+      void up.then((sp) => sp.close(), () => undefined);
+    }
+    return (await closeLinkSocket(linkName)) || up !== undefined;
   };
 
   const snapshot = (): SwitchSnapshot => {
@@ -504,6 +546,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     socketFor,
     addInternalPort,
     link,
+    linkSocket,
     unlink,
     qemuNetdevArgs: (path, id = 'net0') => [
       '-netdev',
@@ -523,7 +566,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         clearInterval(timer);
         const listeners = await Promise.allSettled(roles.values());
         await Promise.all(listeners.map((r) => (r.status === 'fulfilled' ? r.value.listener.close() : undefined)));
-        for (const name of [...links.keys()]) unlink(name);
+        for (const name of [...new Set([...links.keys(), ...linkSockets.keys()])]) await unlink(name);
         for (const p of sw.ports()) sw.removePort(p);
         info.clear();
         sw.close();
