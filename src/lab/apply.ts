@@ -8,9 +8,10 @@
  * `vmnet switch create` or `vmnet run --detach` makes, and `vmnet ls`,
  * `vmnet switch ls`, `vmnet console` work on it.
  *
- * Each action is recorded (state.ts) before it runs, so an up that is
- * interrupted half-way still owns what it started, and the next up or down
- * finds it. The lab's lock keeps two ups (or an up and a down) of the same
+ * What an action starts is recorded (state.ts) before it runs, so an up
+ * that is interrupted half-way still owns what it started, and the next up
+ * or down finds it; what an action stops is struck from the record once it
+ * has stopped. The lab's lock keeps two ups (or an up and a down) of the same
  * lab from interleaving. An action that fails stops the up: what ran stays
  * (and recorded), and the error names the action; running up again
  * continues from there.
@@ -34,7 +35,7 @@ import { addForward, listVms, removeForward, stopVm, type VmListing } from '../v
 import type { LaunchOptions, NetSpec } from '../vm/plan.js';
 import { startDetached } from '../vm/supervisor.js';
 import { linkKey, type LabSpec, type LabVm } from './model.js';
-import { actionText, planDown, planUp, pruneRecord, recordAction, type Action, type LabRecord, type Observed } from './plan.js';
+import { actionGoal, actionText, planDown, planUp, pruneRecord, recordAction, type Action, type LabRecord, type Observed } from './plan.js';
 import { lockLab, readRecord, removeLabDir, writeRecord } from './state.js';
 import { LabInvalid, labLocator, parseLab, type LabIssue } from './validate.js';
 import { isImageUrl } from '../images/source.js';
@@ -183,14 +184,16 @@ export async function labUp(spec: LabSpec, opts: LabOptions = {}): Promise<Actio
     if (plan.conflicts.length > 0) throw new VmnetError('E_NAME_IN_USE', plan.conflicts.join('; '));
     rec ??= { version: 1, name: spec.name, file: spec.file, switches: {}, vms: {}, links: {} };
     for (const a of plan.actions) {
-      rec = recordAction(rec, a);
-      await writeRecord(rt, rec);
+      // What starts is recorded before it starts (an interrupted start is still the lab's); what stops, after it stopped.
+      const starts = a.op === 'create-switch' || a.op === 'link' || a.op === 'start-vm' || a.op === 'forward-add';
+      if (starts) await writeRecord(rt, (rec = recordAction(rec, a)));
       try {
         await perform(a, env, opts.stopTimeoutMs ?? 10_000);
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
-        throw new VmnetError(e instanceof VmnetError ? e.code : 'E_QEMU_FAILED', `lab ${spec.name}: ${actionText(a).replace(/ \(.*\)$/, '').replace(/^(\w+)ed /, (m) => `could not ${verb(m)} `)}: ${why}`, { cause: e });
+        throw new VmnetError(e instanceof VmnetError ? e.code : 'E_QEMU_FAILED', `lab ${spec.name}: could not ${actionGoal(a)}: ${why}`, { cause: e });
       }
+      if (!starts) await writeRecord(rt, (rec = recordAction(rec, a)));
       opts.onAction?.(actionText(a), a);
     }
     await writeRecord(rt, pruneRecord(rec, spec));
@@ -198,13 +201,6 @@ export async function labUp(spec: LabSpec, opts: LabOptions = {}): Promise<Actio
   } finally {
     await release();
   }
-}
-
-/** `started ` → `start`, `created ` → `create`: the verb of an action line, for an error. */
-function verb(done: string): string {
-  const w = done.trim();
-  const map: Record<string, string> = { started: 'start', stopped: 'stop', created: 'create', removed: 'remove', linked: 'link', added: 'add' };
-  return map[w] ?? w;
 }
 
 /**

@@ -4,8 +4,8 @@
  *
  * - want: the file, validated (validate.ts → LabSpec);
  * - record: what this lab last applied (its state.json, state.ts): the spec
- *   of every switch, VM and link it started, written before each start, so
- *   that it also covers a start that was interrupted;
+ *   of every switch, VM and link it started, written before each start (so
+ *   that it also covers a start that was interrupted) and after each stop;
  * - observed: which switches and VMs run now, and which links are up (a
  *   link port on switch `a` named after switch `b`).
  *
@@ -191,7 +191,7 @@ export function planDown(rec: LabRecord, obs: Observed): Action[] {
 }
 
 /**
- * The record after an action (written before it runs: state.ts).
+ * The record after an action (apply.ts writes it before a start, after a stop).
  * @returns a new record; `rec` is not changed
  */
 export function recordAction(rec: LabRecord, a: Action): LabRecord {
@@ -224,6 +224,28 @@ export function recordAction(rec: LabRecord, a: Action): LabRecord {
     }
   }
   return next;
+}
+
+/** What an action was for, for an error: `start VM web`. */
+export function actionGoal(a: Action): string {
+  switch (a.op) {
+    case 'stop-vm':
+      return `stop VM ${a.name}`;
+    case 'unlink':
+      return `cut link ${a.link.a} — ${a.link.b}`;
+    case 'remove-switch':
+      return `remove switch ${a.name}`;
+    case 'create-switch':
+      return `create switch ${a.sw.name}`;
+    case 'link':
+      return `link ${a.link.a} — ${a.link.b}`;
+    case 'start-vm':
+      return `start VM ${a.vm.name}`;
+    case 'forward-rm':
+      return `remove forward ${a.spec} from VM ${a.vm}`;
+    case 'forward-add':
+      return `add forward ${a.spec} to VM ${a.vm}`;
+  }
 }
 
 /** One line for an action, as `up` and `down` print it: `started VM web (new)`. */

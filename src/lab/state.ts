@@ -5,7 +5,7 @@
  *   RUNTIME/labs/                 0700 (RUNTIME: config/runtime-dir.ts)
  *   RUNTIME/labs/NAME/            0700, one per lab that is up
  *     state.json                  the record, rewritten (temp file + rename,
- *                                 0600) before every action
+ *                                 0600) before each start and after each stop
  *     lock                        held while up or down runs: created with
  *                                 O_EXCL, holds the holder's pid; a lock
  *                                 whose pid is gone is taken over
