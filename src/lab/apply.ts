@@ -50,6 +50,8 @@ export interface LabOptions {
   onAction?: (line: string, action: Action) => void;
   /** How long a VM gets to power off when stopped (ms); default 10 000. */
   stopTimeoutMs?: number;
+  /** Progress lines while the bundled test guest is built (the first `guest: test` VM on a machine without it). */
+  onGuestBuild?: (line: string) => void;
 }
 
 /** Largest topology file read (bytes): a lab is a page, not a data set. */
@@ -108,7 +110,7 @@ async function observe(env: NodeJS.ProcessEnv): Promise<Seen> {
 }
 
 /** The launch options of a lab VM. */
-async function launchOptions(v: LabVm, env: NodeJS.ProcessEnv): Promise<LaunchOptions> {
+async function launchOptions(v: LabVm, env: NodeJS.ProcessEnv, onGuestBuild?: (line: string) => void): Promise<LaunchOptions> {
   const net: Array<NetSpec | string> = v.nics.map((n) => ({
     kind: 'switch' as const,
     switch: n.switch,
@@ -119,12 +121,12 @@ async function launchOptions(v: LabVm, env: NodeJS.ProcessEnv): Promise<LaunchOp
   const b = v.boot;
   if (b.kind === 'image') return { ...common, image: b.image, snapshot: b.snapshot, ...(b.format !== null ? { format: b.format } : {}) };
   if (b.kind === 'kernel') return { ...common, kernel: b.kernel, ...(b.initrd !== null ? { initrd: b.initrd } : {}), ...(b.append !== null ? { append: b.append } : {}) };
-  const g = await ensureBundledGuest({ env });
+  const g = await ensureBundledGuest({ env, ...(onGuestBuild ? { onProgress: onGuestBuild } : {}) });
   return { ...common, kernel: g.kernel, initrd: g.initrd, append: `${g.append} vmnet.hostname=${v.name} vmnet.acpi=1${b.append !== null ? ` ${b.append}` : ''}` };
 }
 
 /** Does one action. */
-async function perform(a: Action, env: NodeJS.ProcessEnv, stopTimeoutMs: number): Promise<void> {
+async function perform(a: Action, env: NodeJS.ProcessEnv, stopTimeoutMs: number, onGuestBuild?: (line: string) => void): Promise<void> {
   const runtimeDir = runtimeRoot(env);
   switch (a.op) {
     case 'stop-vm':
@@ -155,7 +157,7 @@ async function perform(a: Action, env: NodeJS.ProcessEnv, stopTimeoutMs: number)
       await linkSwitches(a.link.a, a.link.b, a.link.role, { runtimeDir });
       return;
     case 'start-vm':
-      await startDetached(await launchOptions(a.vm, env));
+      await startDetached(await launchOptions(a.vm, env, onGuestBuild));
       return;
     case 'forward-add':
       await addForward(a.vm, a.spec, env);
@@ -188,7 +190,7 @@ export async function labUp(spec: LabSpec, opts: LabOptions = {}): Promise<Actio
       const starts = a.op === 'create-switch' || a.op === 'link' || a.op === 'start-vm' || a.op === 'forward-add';
       if (starts) await writeRecord(rt, (rec = recordAction(rec, a)));
       try {
-        await perform(a, env, opts.stopTimeoutMs ?? 10_000);
+        await perform(a, env, opts.stopTimeoutMs ?? 10_000, opts.onGuestBuild);
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
         throw new VmnetError(e instanceof VmnetError ? e.code : 'E_QEMU_FAILED', `lab ${spec.name}: could not ${actionGoal(a)}: ${why}`, { cause: e });

@@ -38,7 +38,11 @@ export function upCommand(io: CliIo, setExit: (code: number) => void): CommandMo
       const spec = await load(io, setExit, a.file);
       if (spec === null) return;
       const { labUp } = await import('../../lab/index.js');
-      const done = await labUp(spec, { env: io.env, onAction: (line) => io.stdout.write(`${spec.name}: ${printable(line)}\n`) });
+      const done = await labUp(spec, {
+        env: io.env,
+        onAction: (line) => io.stdout.write(`${spec.name}: ${printable(line)}\n`),
+        onGuestBuild: (line) => io.stderr.write(`vmnet: test guest: ${printable(line)}\n`),
+      });
       io.stdout.write(done.length === 0 ? `${spec.name}: up to date, nothing changed\n` : `${spec.name}: up (${done.length} change${done.length === 1 ? '' : 's'})\n`);
     },
   };
