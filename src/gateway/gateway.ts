@@ -57,6 +57,7 @@ import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
+import type { SeedRequester } from '../services/metadata/seed-http.js';
 import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, parseMac, type Ip4 } from '../wire/addr.js';
 import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
@@ -65,6 +66,7 @@ import type { GatewayConfig } from './config.js';
 import { GatewayCounters, type DropReason } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
 import { Reassembler } from './ip-reassembly.js';
+import { GuestWatch } from './guest-watch.js';
 import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
 
 /** Where the gateway sends a guest's frames: a StreamPort in production. */
@@ -114,6 +116,12 @@ export interface GatewayDeps {
   neighborLimits?: Partial<NeighborLimits>;
   /** The host's own IPv4 addresses, refused when config.hostAccess is false (host-addresses.ts). */
   hostAddresses?(): ReadonlySet<Ip4>;
+  /**
+   * The cloud-init seed service (services/metadata/seed-http.ts), answered at
+   * the DNS address, port 80, while it holds a seed (`active`); TCP there is
+   * refused otherwise, as before.
+   */
+  seeds?: { active(): boolean; stream(ev: HostStreamEvents, requester: SeedRequester): HostStream };
 }
 
 /** One guest connection. */
@@ -127,6 +135,8 @@ const PROTO_ICMP = ipv4.PROTO_ICMP;
 const PROTO_UDP = ipv4.PROTO_UDP;
 const PROTO_TCP = ipv4.PROTO_TCP;
 const DNS_PORT = 53;
+/** The cloud-init seed service's port at the DNS address (services/metadata). */
+export const SEED_PORT = 80;
 
 export class Gateway {
   readonly counters = new GatewayCounters();
@@ -134,6 +144,8 @@ export class Gateway {
   readonly udpNat: UdpNat;
   readonly reassembler = new Reassembler();
   readonly tcpNat: TcpNat;
+  /** First frame and lease times of the MACs a launcher watches (`vmnet wait --ssh`). */
+  readonly watch = new GuestWatch();
   private readonly neighbors: Neighbors<Session>;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -216,7 +228,7 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev, guest, account) => dnsStream(deps.dns, ev, guest, account),
+        local: (service, ev, guest, guestIp, account) => (service === 'dns' ? dnsStream(deps.dns, ev, guest, account) : deps.seeds!.stream(ev, this.seedRequester(guest, guestIp))),
         schedule: deps.schedule,
         guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
       },
@@ -378,6 +390,7 @@ export class Gateway {
     const now = this.tick;
     const verdict = this.neighbors.useMac(s, src, 0, now);
     if (verdict !== USE_OK) return this.refuseSource(verdict);
+    if (this.watch.waiting) this.watch.frame(src, this.deps.wallNow?.() ?? Date.now());
     if (arpFrame) return this.handleArp(s, v, e.payloadOffset, e.payloadLength, now);
     return this.handleIpv4(s, v, e.payloadOffset, e.payloadLength, group, now);
   }
@@ -475,7 +488,7 @@ export class Gateway {
 
   private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
     const c = this.config;
-    if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : { refuse: true };
+    if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : dstPort === SEED_PORT && this.deps.seeds?.active() ? { local: 'seed' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
     if (c.isolated || this.hostRefused(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
@@ -483,6 +496,23 @@ export class Gateway {
     const first = dstIp >>> 24;
     if (first === 0 || first === 127 || first >= 224) return { drop: true };
     return { host: formatIp4(dstIp), port: dstPort };
+  }
+
+  /**
+   * Who asks for a seed: the guest's link, and whether it holds a MAC — the
+   * link holds the MAC (neighbors.ts: one link per MAC) and the address the
+   * connection came from is used with it. Asked at each request, so a link
+   * that lost the address or the MAC since the SYN gets nothing.
+   */
+  private seedRequester(guest: number, guestIp: Ip4): SeedRequester {
+    return {
+      guest,
+      owns: (mac) => {
+        const n = this.neighbors.get(guestIp);
+        const m = parseMac(mac);
+        return n !== undefined && m !== null && !n.link.closed && n.link.id === guest && sameMac(n.mac, m) && this.neighbors.macHolder(m) === n.link;
+      },
+    };
   }
 
   /**
@@ -568,7 +598,10 @@ export class Gateway {
     const reply = this.dhcp.handle(m, now, s.id);
     if (!reply) return;
     // A bound lease makes the address the link's at once (port forwards need it before the guest sends anything).
-    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) this.neighbors.lease(s, reply.msg.yiaddr, m.chaddr, now);
+    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) {
+      this.neighbors.lease(s, reply.msg.yiaddr, m.chaddr, now);
+      this.watch.lease(m.chaddr, reply.msg.yiaddr, this.deps.wallNow?.() ?? Date.now());
+    }
     const size = dhcp.length(reply.msg);
     const payload = new Uint8Array(size);
     dhcp.emit(reply.msg, new DataView(payload.buffer), 0);
