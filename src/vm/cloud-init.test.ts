@@ -107,7 +107,7 @@ describe('names', () => {
     expect(guestUser(undefined, 'alice')).toEqual({ user: 'alice', note: null });
     const root = guestUser(undefined, 'root');
     expect(root.user).toBe(FALLBACK_USER);
-    expect(root.note).toMatch(/not the host user root \(root is a system account/);
+    expect(root.note).toMatch(/not the host user root: root is a system account/);
     expect(guestUser(undefined, 'Jean Dupont').user).toBe(FALLBACK_USER);
     expect(guestUser('dev', 'root')).toEqual({ user: 'dev', note: null });
     expect(() => guestUser('root', 'alice')).toThrow(/bad --user root/);

@@ -111,7 +111,7 @@ export function guestUser(asked: string | undefined, hostUser: string): { user: 
   }
   const why = userNameProblem(hostUser);
   if (why === null) return { user: hostUser, note: null };
-  return { user: FALLBACK_USER, note: `the guest's login user is ${FALLBACK_USER}, not the host user ${hostUser} (${why}); --user NAME picks another` };
+  return { user: FALLBACK_USER, note: `not the host user ${hostUser || '(none)'}: ${why}; --user NAME picks another` };
 }
 
 /**

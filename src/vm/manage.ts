@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { isVmnetError, VmnetError } from '../errors.js';
 import { removeVmDisk, vmDiskDir } from '../images/vm-disk.js';
 import { controlCall, type VmStatus } from './control.js';
+import type { BootStatus } from './boot-stage.js';
+import type { SshTarget } from './ssh.js';
+import { waitForSsh, type WaitForSshOptions } from './guest-session.js';
 import { FILES, claimVmDir, cleanStale, ensureRuntimeRoot, inspectVmDir, processStartTime, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
 
 export type { CleanedVm };
@@ -111,6 +114,42 @@ export async function listForwards(name: string, env: NodeJS.ProcessEnv = proces
 export async function waitForVmPort(name: string, port: number, timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
   const r = await controlCall<{ address: string | null }>(ctl(await findVm(name, env)), { op: 'wait-port', port, timeoutMs }, timeoutMs + 5000);
   return r.address;
+}
+
+/**
+ * How vmnet logs in to a running VM over SSH.
+ * @throws VmnetError E_NO_VM when it is not running; E_UNREACHABLE when it has no SSH forward or vmnet did not seed it
+ */
+export async function sshTargetOf(name: string, env: NodeJS.ProcessEnv = process.env): Promise<SshTarget> {
+  const { target, problem } = await sshOf(name, env);
+  if (target === null) throw new VmnetError('E_UNREACHABLE', problem);
+  return target;
+}
+
+/** The SSH target of a running VM, or null and why there is none. */
+async function sshOf(name: string, env: NodeJS.ProcessEnv): Promise<{ target: SshTarget; problem: null } | { target: null; problem: string }> {
+  const { status } = await controlCall<{ status: VmStatus }>(ctl(await findVm(name, env)), { op: 'status' });
+  const s = status.ssh;
+  if (!s) return { target: null, problem: `VM ${name} has no SSH forward (started with --no-ssh, or without --net user)` };
+  if (s.user === null || s.identity === null || s.knownHosts === null || s.controlPath === null) {
+    return { target: null, problem: `VM ${name} was not seeded by vmnet (--cloud-init off): vmnet has no key or host key for it; use ssh -p ${s.port} yourself` };
+  }
+  return { target: { port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts, controlPath: s.controlPath }, problem: null };
+}
+
+/** What the VM's gateway saw of its boot (port 22 probed once it has a lease). */
+export async function bootStatusOf(name: string, env: NodeJS.ProcessEnv = process.env): Promise<BootStatus> {
+  const r = await controlCall<{ boot: BootStatus }>(ctl(await findVm(name, env)), { op: 'boot-status' }, 10_000);
+  return r.boot;
+}
+
+/**
+ * Waits until VM `name` runs a command over SSH (`vmnet wait NAME --ssh`).
+ * @throws VmnetError E_TIMEOUT naming the stage the boot reached
+ */
+export async function waitForVmSsh(name: string, opts: WaitForSshOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const { target } = await sshOf(name, env);
+  await waitForSsh(name, target, () => bootStatusOf(name, env), opts);
 }
 
 /** The console socket of a running VM (raw bytes both ways). */
