@@ -1,0 +1,45 @@
+/**
+ * `vmnet wait NAME --ssh` on a guest that gets a lease but never fetches its
+ * seed and never listens on port 22 (the bundled busybox guest, seeded with
+ * --cloud-init on: it has no cloud-init and no sshd): it reports the stages
+ * it sees while waiting and its timeout message names where the boot
+ * stands, the lease with its time, the seed not fetched, port 22 closed.
+ * (A guest with no frame at all is the cloud image stand-in with
+ * --cloud-init off, in cloud-image.test.ts.)
+ */
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findBundledGuest } from '../../src/guest/bundled.js';
+import { APPEND, connectUnix, privateRuntime, serveOverConsole, SMALL, vmnet } from './launcher-helpers.js';
+
+const NAME = 'sshwait-bb';
+const { tmp, env, root } = privateRuntime('vmnet-sshwait-');
+env.XDG_DATA_HOME = join(tmp, 'data');
+let running = false;
+
+afterAll(async () => {
+  if (running) await vmnet(['stop', NAME, '--force'], env);
+});
+
+describe('vmnet wait --ssh names the stage it timed out in', () => {
+  it('a guest with a lease, no seed fetch, nothing on port 22', { timeout: 300_000 }, async () => {
+    const guest = findBundledGuest();
+    const run = await vmnet(['run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--cloud-init', 'on', '--detach', '--name', NAME, '--console', 'none', ...SMALL], env);
+    expect(run.code, run.stderr).toBe(0);
+    running = true;
+    const con = await connectUnix(join(root, NAME, 'console.sock'));
+    try {
+      await serveOverConsole(con, con, 'udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 1 || echo DHCP-FAILED\necho SERVING\nsleep 600\n');
+    } finally {
+      con.destroy();
+    }
+    const w = await vmnet(['wait', NAME, '--ssh', '--timeout', '8'], env);
+    expect(w.code, w.stderr).toBe(1);
+    const lines = w.stderr.trim().split('\n');
+    expect(lines.at(-1)).toMatch(new RegExp(`^vmnet: VM ${NAME}: SSH not ready within 8 s: DHCP lease 10\\.0\\.2\\.15 [\\d.]+ s after start; seed not fetched yet; port 22 closed \\(nothing listens yet\\)$`));
+    expect(lines[0]).toMatch(new RegExp(`^vmnet: ${NAME}: DHCP lease 10\\.0\\.2\\.15 `));
+    const stop = await vmnet(['stop', NAME, '--force'], env);
+    expect(stop.code, stop.stderr).toBe(0);
+    running = false;
+  });
+});
