@@ -38,7 +38,11 @@
  *     ICMP destination unreachable (port unreachable, or administratively
  *     prohibited, RFC 1812 §5.2.7.1), never silence.
  *  7. TCP: the TCP NAT (services/tcp-nat), dial first; the same policy,
- *     refusals answered with RST.
+ *     refusals answered with RST. Link-local destinations (169.254/16) are
+ *     refused both for UDP and TCP (RFC 3927 §2.7: not forwarded; routed,
+ *     169.254.169.254 would be a cloud host's own metadata service). TCP to
+ *     the DNS address, port 80, is the cloud-init seed service while it
+ *     holds a seed (services/metadata).
  *
  * Frames are composed into one scratch buffer and handed to the port, which
  * copies them (StreamPort.sendFrame), so the scratch is reused at once.
@@ -490,7 +494,7 @@ export class Gateway {
     const c = this.config;
     if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : dstPort === SEED_PORT && this.deps.seeds?.active() ? { local: 'seed' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
-    if (c.isolated || this.hostRefused(dstIp)) return { refuse: true };
+    if (c.isolated || this.hostRefused(dstIp) || linkLocal(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
     const first = dstIp >>> 24;
@@ -630,7 +634,7 @@ export class Gateway {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
-    if (this.hostRefused(dstIp)) return { refuse: 'admin-prohibited' };
+    if (this.hostRefused(dstIp) || linkLocal(dstIp)) return { refuse: 'admin-prohibited' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };
@@ -749,6 +753,15 @@ export interface GatewaySnapshot {
 
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];
+}
+
+/**
+ * 169.254.0.0/16: not forwarded (RFC 3927 §2.7). Routed, a guest's request to
+ * 169.254.169.254 would reach the host's own link-local network: on a cloud
+ * host, its instance metadata service.
+ */
+function linkLocal(dst: Ip4): boolean {
+  return dst >>> 16 === 0xa9fe;
 }
 
 function broadcastOrUs(dst: Ip4, us: Ip4, subnetBroadcast: Ip4): boolean {

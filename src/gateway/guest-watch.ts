@@ -1,8 +1,9 @@
 /**
  * Theory of operation: what the gateway saw of a booting VM, for the MACs a
  * launcher asks it to watch: when the first frame with that source MAC came
- * (the guest's network driver is up), and when and which address its latest
- * DHCP lease was bound (RFC 2131 ACK). Together with the seed's fetch record
+ * (the guest's network driver is up), and which address its DHCP lease
+ * binds (RFC 2131 ACK) and since when (a renewal, or a guest asking again for
+ * the same address after a network restart, keeps the first time). Together with the seed's fetch record
  * (services/metadata/seeds.ts) and a probe of port 22 this tells `vmnet wait
  * --ssh` where a boot stands.
  *
@@ -16,7 +17,7 @@ import { formatIp4, macKey, parseMac, type Ip4 } from '../wire/addr.js';
 export interface GuestSeen {
   /** Wall-clock ms of the first frame from the MAC, or null. */
   firstFrameAt: number | null;
-  /** The latest lease bound to it, or null. */
+  /** Its lease: the address bound last, and when it was first bound to it (renewals and re-requests of the same address do not move the time), or null. */
   lease: { at: number; address: string } | null;
 }
 
@@ -69,10 +70,11 @@ export class GuestWatch {
     this.#waiting--;
   }
 
-  /** A lease on `ip` was bound to `mac`. */
+  /** A lease on `ip` was bound to `mac` (an ACK: a new lease, a renewal, or the same address asked for again). */
   lease(mac: Uint8Array, ip: Ip4, now: number): void {
     const s = this.#seen.get(macKey(mac));
-    if (s !== undefined) s.lease = { at: now, address: formatIp4(ip) };
+    const address = formatIp4(ip);
+    if (s !== undefined && s.lease?.address !== address) s.lease = { at: now, address };
   }
 
   /** What was seen of `mac` (a copy), or null when it is not watched. */

@@ -3,7 +3,7 @@
  * gateway: the seed is served to the guest whose MAC it names, and another
  * guest on the same segment that has the seed's URL (token and all) gets
  * 403. The guests are Linux's own TCP/IP stacks in two network namespaces
- * (their taps relayed to the switch by the C tap relay) fetching with curl,
+ * (their taps relayed to the switch by the C tap relay) fetching with HTTP,
  * each on its own switch port: the gateway's Session per port, as for VMs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,8 +27,9 @@ async function guest(mac: string, ip: string): Promise<Netns> {
   return ns;
 }
 
-/** curl in the namespace: "STATUS BODY". */
-const fetchIn = (ns: Netns, url: string) => runInNetns(ns, 'curl', ['-s', '--max-time', '20', '-o', '-', '-w', ' %{http_code}', url], 30_000);
+/** An HTTP GET from inside the namespace (Node's own client: nothing to install): "BODY STATUS". */
+const GET = `require('node:http').get(process.argv[1], { timeout: 20000 }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(b + ' ' + r.statusCode)); }).on('error', (e) => { console.error(e.message); process.exit(1); });`;
+const fetchIn = (ns: Netns, url: string) => runInNetns(ns, process.execPath, ['-e', GET, url], 30_000);
 
 beforeAll(async () => {
   seg = await startSegment({ dir: privateTmp(), gateway: { subnet: '10.0.2.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] } });
