@@ -158,9 +158,10 @@ export async function consoleSocket(name: string, env: NodeJS.ProcessEnv = proce
 }
 
 /**
- * Removes the disk kept for VM `name` (made when it was run from an image URL).
+ * Removes what is kept for VM `name`: its disk (made when it was run from an
+ * image URL) and its SSH host key (made when vmnet seeded it).
  * @returns the directory removed
- * @throws VmnetError E_NAME_IN_USE while the VM runs; E_NO_VM when it has no kept disk
+ * @throws VmnetError E_NAME_IN_USE while the VM runs; E_NO_VM when nothing is kept for it
  */
 export async function removeVm(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   validateName(name);
@@ -174,7 +175,7 @@ export async function removeVm(name: string, env: NodeJS.ProcessEnv = process.en
     throw e;
   }
   try {
-    if (!(await removeVmDisk(name, env))) throw new VmnetError('E_NO_VM', `VM ${name} has no kept disk (${dir}); only a VM run from an image URL keeps one`);
+    if (!(await removeVmDisk(name, env))) throw new VmnetError('E_NO_VM', `VM ${name} has nothing kept (${dir}): a VM run from an image URL keeps its disk there, a seeded VM its SSH host key`);
   } finally {
     await rm(claim.dir, { recursive: true, force: true });
   }

@@ -11,10 +11,10 @@
  * trusts a key on first use.
  *
  * One master connection per VM (OpenSSH ControlMaster): `ensureMaster()`
- * starts it (`ssh -f -N`, which returns once authenticated, leaving the
- * master in the background; ControlPersist ends it after 10 idle minutes,
- * and it ends with the VM's connection), so every later command rides the
- * existing session and costs no key exchange. Its socket is `ssh.sock` in
+ * runs `true` with ControlMaster=auto, which authenticates and, the first
+ * time, leaves the master in the background (ControlPersist ends it after 10
+ * idle minutes, and it ends with the VM's connection), so every later
+ * command rides the existing session and costs no key exchange. Its socket is `ssh.sock` in
  * the VM's runtime directory, or, when that path would pass what a unix
  * socket path may hold (108 bytes, minus the 17 OpenSSH adds to a
  * temporary name), a short one in a private directory under /tmp.
@@ -190,8 +190,10 @@ export async function masterAlive(t: SshTarget): Promise<boolean> {
  * @returns null when it is, else why not (kind and one line)
  */
 export async function tryMaster(t: SshTarget, timeoutMs = 30_000): Promise<{ kind: SshFailure; message: string } | null> {
-  if (await masterAlive(t)) return null;
-  const r = await run('ssh', [...sshOptions(t), '-o', 'BatchMode=yes', '-o', 'ControlMaster=yes', '-f', '-N', '-p', String(t.port), `${t.user}@${SSH_HOST}`], timeoutMs);
+  // `true` over ControlMaster=auto: the first caller becomes the master (ControlPersist moves it to the
+  // background, its stdio on /dev/null), later ones ride it; two that race both succeed and the loser
+  // just exits (an `ssh -f -N` loser would stay behind as a stray connection).
+  const r = await run('ssh', [...sshOptions(t), '-o', 'BatchMode=yes', '-T', '-p', String(t.port), `${t.user}@${SSH_HOST}`, 'true'], timeoutMs);
   if (r.code === 0) return null;
   if (r.code === 127) return { kind: 'other', message: r.stderr };
   const kind = classifySshFailure(r.stderr);

@@ -165,6 +165,15 @@ describe('duplexStream', () => {
     expect(busy.resets).toBe(0);
     vi.advanceTimersByTime(600);
     expect(busy.resets).toBe(1);
+
+    // Our FIN went out, the guest never sends its own: the flow is reset when the time runs out too.
+    const lingering = new Events();
+    const l = duplexStream(lingering, { idleMs: 1000, lifetimeMs: 60_000 });
+    l.socket.end();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(lingering.ends).toBe(1);
+    vi.advanceTimersByTime(1001);
+    expect(lingering.resets).toBe(1);
   });
 
   it('carries node:http: pipelined GETs answered in order, then FIN after Connection: close', async () => {

@@ -30,9 +30,10 @@
  * guest bytes that still come are taken and dropped).
  *
  * Bounds of time: a connection with no byte either way for `idleMs`, or open
- * longer than `lifetimeMs`, is destroyed (a reset to the guest): a guest
- * cannot keep a service connection forever by sending nothing or a byte a
- * minute.
+ * longer than `lifetimeMs`, is destroyed and the guest's connection reset
+ * (also after our FIN, while the guest has not sent its own): a guest cannot
+ * keep a service connection, or its flow in the NAT, by sending nothing or a
+ * byte a minute.
  */
 import { Duplex } from 'node:stream';
 import type { HostStream, HostStreamEvents } from './host-stream.js';
@@ -118,11 +119,19 @@ export function duplexStream(ev: HostStreamEvents, opts: DuplexStreamOptions): {
   // A service that does not listen for errors must not crash the process.
   socket.on('error', () => undefined);
 
-  const lifetime = setTimeout(() => socket.destroy(), opts.lifetimeMs);
+  /** A time bound ran out: the guest's connection is reset unless both sides had ended (not only ours). */
+  const expire = (): void => {
+    if (!closed && !guestEnded) {
+      closed = true;
+      ev.reset();
+    }
+    socket.destroy();
+  };
+  const lifetime = setTimeout(expire, opts.lifetimeMs);
   lifetime.unref();
   const checkIdle = (): void => {
     const left = lastActivity + opts.idleMs - Date.now();
-    if (left <= 0) socket.destroy();
+    if (left <= 0) expire();
     else idle = setTimeout(checkIdle, left).unref();
   };
   let idle = setTimeout(checkIdle, opts.idleMs).unref();
