@@ -20,7 +20,7 @@
  * Sizes given on the command line (each <= 65536) replace the default set.
  */
 import { cpus } from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { bestNs, observed } from './lib/micro.js';
 import { WASM_MIN_COPY, WASM_MIN_IN_PLACE, accelerated, simdBuffer, sum, sumJs, sumWasm } from '../src/wire/checksum.js';
 
 const SIZES = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [20, 32, 64, 128, 160, 176, 256, 576, 1460, 9000, 65000];
@@ -63,28 +63,9 @@ function viewOf(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-let sink = 0;
-
 /** Nanoseconds per call: the fastest of ROUNDS timed runs. */
 function measure(loop: Loop, v: DataView, len: number): number {
-  let calls = 1;
-  for (;;) {
-    const t0 = performance.now();
-    sink += loop(v, len, calls);
-    const ms = performance.now() - t0;
-    if (ms >= TARGET_MS / 4) {
-      calls = Math.max(1, Math.round((calls * TARGET_MS) / ms));
-      break;
-    }
-    calls *= 4;
-  }
-  let best = Infinity;
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = performance.now();
-    sink += loop(v, len, calls);
-    best = Math.min(best, ((performance.now() - t0) * 1e6) / calls);
-  }
-  return best;
+  return bestNs((calls) => loop(v, len, calls), ROUNDS, TARGET_MS);
 }
 
 function cell(ns: number, len: number): string {
@@ -117,4 +98,4 @@ console.log('');
 console.log('| bytes | JS loop | wasm in place | copy + wasm | `sum` plain | `sum` in place |');
 console.log('|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) console.log(r);
-if (sink === 0.5) console.log(sink); // keeps the sums observable
+if (observed() === 0.5) console.log(observed()); // keeps the sums observable

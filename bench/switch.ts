@@ -28,15 +28,23 @@
  * the guest's relay connected to it as on `--net user`; `segment` is a
  * switch with the gateway on it (startSegment from dist/), the guest's relay
  * on the switch's access socket. iperf3 one stream each way, best of
- * `--rounds` (alternating order), and segment / user.
+ * `--rounds` (alternating order), segment / user, and the gateway process's
+ * CPU time per GB carried (the mean of the rounds: on a shared machine it
+ * moves far less than Gbit/s do).
+ *
+ * `--profile` (instead of the tables): the gateway process under
+ * `node --cpu-prof`, user and segment, during one iperf3 run each way at
+ * each `--gateway-mtu` (5 s); each profile's self time per function, and
+ * the two side by side in CPU ms per GB carried (so a slower run is not
+ * charged less); writes bench/results/switch-profile.md.
  *
  * Run as root (namespaces, TAPs) after `npm run build`:
  *   node --import ./bench/lib/ts-loader.mjs bench/switch.ts [--seconds 3] [--mtu 1500,9000] [--only vmnet,vde,relay]
- *     [--gateway-mtu 1500] [--rounds 2] [--no-gateway | --gateway-only]
+ *     [--gateway-mtu 1500] [--rounds 2] [--no-gateway | --gateway-only | --profile]
  * Prints a markdown report and writes bench/results/switch.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +52,7 @@ import { parseArgs } from 'node:util';
 import type { Netns } from '../test/helpers/netns.js';
 import { startTapRelay } from '../test/helpers/tap-relay.js';
 import { CLI, IPERF_PORT, ROOT, startBackend, startRelayPair } from './lib/backends.js';
+import { profileMarkdown, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { retry, Scope, tuneNetns, withCpu } from './lib/env.js';
 import { cell, iperf, type Failed, type Measured, type Throughput } from './lib/measure.js';
 
@@ -56,6 +65,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '2' },
     'no-gateway': { type: 'boolean', default: false },
     'gateway-only': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(flags.seconds);
@@ -327,9 +337,18 @@ function gatewayReport(cells: GwCell[]): string {
     return out;
   };
   const out: string[] = ['## Gateway: user NIC vs segment', ''];
-  out.push(`Linux TCP in a namespace as the guest, its TAP relayed (tap-relay) either to \`vmnet gateway\` (user) or to a switch with the gateway on it (segment). iperf3 -t ${SECONDS}, one stream, receiver-side rate; best of ${ROUNDS} rounds in alternating order, every round listed below.`, '');
-  out.push('| MTU | direction | user Gbit/s | CPU gateway / relay | segment Gbit/s | CPU segment / relay | segment / user |');
-  out.push('|---:|---|---:|---|---:|---|---:|');
+  out.push(`Linux TCP in a namespace as the guest, its TAP relayed (tap-relay) either to \`vmnet gateway\` (user) or to a switch with the gateway on it (segment). iperf3 -t ${SECONDS}, one stream, receiver-side rate; best of ${ROUNDS} rounds in alternating order, every round listed below. The last column is the gateway process's CPU time (user + system, /proc) per GB carried, the mean over the rounds.`, '');
+  /** The gateway process's CPU per GB carried (ms), averaged over the rounds: steadier than Gbit/s on a shared machine. */
+  const msPerGb = (kind: GwKind, mtu: number, dir: 'up' | 'down'): string => {
+    const v: number[] = [];
+    for (const c of cells) {
+      const m = c[dir];
+      if (c.kind === kind && c.mtu === mtu && m.ok && m.value.cpu.backend !== null && m.value.gbps > 0) v.push((m.value.cpu.backend * 80) / m.value.gbps);
+    }
+    return v.length === 0 ? '–' : (v.reduce((a, b) => a + b, 0) / v.length).toFixed(0);
+  };
+  out.push('| MTU | direction | user Gbit/s | CPU gateway / relay | segment Gbit/s | CPU segment / relay | segment / user | gateway CPU ms per GB, user / segment |');
+  out.push('|---:|---|---:|---|---:|---|---:|---|');
   for (const mtu of GW_MTUS) {
     for (const [dir, label] of [
       ['up', 'guest→host'],
@@ -340,7 +359,7 @@ function gatewayReport(cells: GwCell[]): string {
       const gb = (t: Throughput | null) => (t === null ? 'failed' : fmt(t.gbps));
       const cpu = (t: Throughput | null) => (t === null ? '' : `${pct(t.cpu.backend)} / ${pct(t.cpu.relay)}`);
       const ratio = u !== null && sg !== null ? (sg.gbps / u.gbps).toFixed(2) : '–';
-      out.push(`| ${mtu} | ${label} | ${gb(u)} | ${cpu(u)} | ${gb(sg)} | ${cpu(sg)} | ${ratio} |`);
+      out.push(`| ${mtu} | ${label} | ${gb(u)} | ${cpu(u)} | ${gb(sg)} | ${cpu(sg)} | ${ratio} | ${msPerGb('user', mtu, dir)} / ${msPerGb('segment', mtu, dir)} |`);
     }
   }
   out.push('', 'Every round (Gbit/s, guest→host / host→guest):', '');
@@ -355,9 +374,95 @@ function gatewayReport(cells: GwCell[]): string {
 const GW_MTUS = flags['gateway-mtu'].split(',').map(Number);
 const ROUNDS = Number(flags.rounds);
 
+// ------------------------------------------------------------ profile mode
+
+const PROFILE_SECONDS = 5;
+
+/** One gateway process (user or segment) under --cpu-prof during one iperf3 run. */
+async function profileCell(kind: GwKind, mtu: number, reverse: boolean): Promise<{ gbps: number; summary: ProfileSummary } | { error: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'vmnet-prof-'));
+  const scope = new Scope();
+  try {
+    const spawned = performance.now();
+    const b = await startBackend(scope, 'vmnet', mtu, {
+      nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+      ...(kind === 'segment' ? { vmnetArgs: segmentArgs } : {}),
+    });
+    const from = performance.now() - spawned;
+    const t = await iperf(scope, b.guest, b.serverIp, { seconds: PROFILE_SECONDS, streams: 1, reverse, pids: { backend: b.backend.pid, relay: b.relayPid } });
+    const window = { fromMs: from, toMs: performance.now() - spawned };
+    await b.backend.stop('SIGTERM'); // the profile is written at a clean exit
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) return { error: 'no .cpuprofile written (the process did not exit cleanly)' };
+    return { gbps: t.gbps, summary: summarizeProfile(join(dir, file), ROOT, window) };
+  } catch (e) {
+    return { error: (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300) };
+  } finally {
+    await scope.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Self time per function in ms per GB carried, user and segment side by side, largest difference first. */
+function perGbTable(user: { gbps: number; summary: ProfileSummary }, seg: { gbps: number; summary: ProfileSummary }, n = 20): string[] {
+  const gb = (r: { gbps: number }) => (r.gbps * PROFILE_SECONDS) / 8;
+  const rows = new Map<string, { name: string; where: string; u: number; s: number }>();
+  const add = (fns: ProfileSummary['vmnetFrames'], per: number, side: 'u' | 's') => {
+    for (const f of fns) {
+      const key = `${f.name}@${f.where.replace(/:\d+$/, '')}`;
+      const r = rows.get(key) ?? { name: f.name, where: f.where.replace(/:\d+$/, ''), u: 0, s: 0 };
+      r[side] += f.ms / per;
+      rows.set(key, r);
+    }
+  };
+  add(user.summary.vmnetFrames, gb(user), 'u');
+  add(seg.summary.vmnetFrames, gb(seg), 's');
+  const sorted = [...rows.values()].sort((a, b) => Math.abs(b.s - b.u) - Math.abs(a.s - a.u));
+  return [
+    `Busy CPU per GB carried: user ${(user.summary.busyMs / gb(user)).toFixed(0)} ms, segment ${(seg.summary.busyMs / gb(seg)).toFixed(0)} ms. Charged to the innermost vmnet frame, largest difference first:`,
+    '',
+    '| vmnet function | where | user ms/GB | segment ms/GB | difference |',
+    '|---|---|---:|---:|---:|',
+    ...sorted.slice(0, n).map((r) => `| \`${r.name}\` | ${r.where} | ${r.u.toFixed(1)} | ${r.s.toFixed(1)} | ${(r.s - r.u >= 0 ? '+' : '') + (r.s - r.u).toFixed(1)} |`),
+    '',
+  ];
+}
+
+async function profileGateway(): Promise<string> {
+  const out: string[] = ['## Gateway CPU profile: user NIC vs segment', ''];
+  for (const mtu of GW_MTUS) {
+    for (const reverse of [false, true]) {
+      const dir = reverse ? 'host→guest' : 'guest→host';
+      const got: Partial<Record<GwKind, { gbps: number; summary: ProfileSummary }>> = {};
+      for (const kind of ['user', 'segment'] as const) {
+        log(`bench: profiling the gateway on the ${kind === 'user' ? 'user NIC' : 'segment'}, MTU ${mtu}, ${dir}`);
+        const r = await profileCell(kind, mtu, reverse);
+        const title = `${kind}, ${dir}, MTU ${mtu}, iperf3 ${PROFILE_SECONDS} s`;
+        if ('error' in r) {
+          out.push(`### ${title}`, '', `failed: ${r.error}`, '');
+          continue;
+        }
+        got[kind] = r;
+        out.push(profileMarkdown(`${title} (${fmt(r.gbps)} Gbit/s)`, r.summary));
+      }
+      if (got.user && got.segment) out.push(`### ${dir}, MTU ${mtu}: segment against user`, '', ...perGbTable(got.user, got.segment));
+    }
+  }
+  return out.join('\n');
+}
+
 if (process.getuid?.() !== 0) {
   log('bench/switch.ts needs root (network namespaces, TAP devices)');
   process.exit(2);
+}
+if (flags.profile) {
+  const md = [header(), await profileGateway()].join('\n');
+  process.stdout.write(md + '\n');
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'switch-profile.md'), md + '\n');
+  log(`bench: wrote ${join(dir, 'switch-profile.md')}`);
+  process.exit(0);
 }
 const rows: Row[] = [];
 if (!flags['gateway-only']) {

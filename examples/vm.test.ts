@@ -6,15 +6,16 @@
  *   const vm = await launch({ image: 'web.qcow2', snapshot: true, forwards: ['8080:80'] });
  *   await vm.waitForPort(80);
  *
- * This one boots vmnet's bundled test guest (npm run guest), whose console
- * takes a script: it gets a DHCP lease and serves a page with busybox httpd.
+ * This one boots vmnet's bundled test guest (built on first use into
+ * ~/.cache/vmnet/guest: ensureBundledGuest), whose console takes a script:
+ * it gets a DHCP lease and serves a page with busybox httpd.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launch, findBundledGuest, type Vm, type VmEvent } from '../src/index.js';
+import { launch, ensureBundledGuest, type Vm, type VmEvent } from '../src/index.js';
 import { runConsoleScript } from '../src/guest/console.js';
 
 let vm: Vm;
@@ -22,7 +23,7 @@ let port: number;
 const events: VmEvent[] = [];
 
 beforeAll(async () => {
-  const guest = findBundledGuest();
+  const guest = await ensureBundledGuest();
   port = await freePort();
   vm = await launch({
     kernel: guest.kernel,

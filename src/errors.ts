@@ -10,6 +10,8 @@ export type VmnetErrorCode =
   | 'E_NO_QEMU' // qemu-system binary not found
   | 'E_QEMU_FAILED' // QEMU exited with an error
   | 'E_NO_GUEST' // the bundled test guest has not been built
+  | 'E_NO_TOOL' // a host tool or package a step needs is missing (the message names the package)
+  | 'E_GUEST_BUILD' // building the test guest failed (the message has the failing command's words)
   | 'E_PORT_IN_USE' // a host port to bind is taken
   | 'E_PORT_PRIVILEGED' // a host port below net.ipv4.ip_unprivileged_port_start
   | 'E_TIMEOUT' // something did not happen in time

@@ -7,7 +7,7 @@
  * is set. main() returns the exit code instead of calling process.exit, so it
  * is testable in-process.
  */
-import yargs from 'yargs';
+import yargs, { type CommandModule } from 'yargs';
 import { isVmnetError, VmnetError } from '../errors.js';
 import { printable } from '../config/printable.js';
 import type { CliIo } from './io.js';
@@ -24,6 +24,9 @@ import { switchCommand } from './commands/switch.js';
 import { sshCommand } from './commands/ssh.js';
 import { execCommand } from './commands/exec.js';
 import { cpCommand } from './commands/cp.js';
+import { guestCommand } from './commands/guest.js';
+import { doctorCommand } from './commands/doctor.js';
+import { completionCommand } from './commands/completion.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -36,6 +39,52 @@ export class ExitCode {
   constructor(readonly code: number) {}
 }
 
+/** The hidden command the completion scripts call: `vmnet __complete SHELL CWORD WORDS...`. */
+const COMPLETE = '__complete';
+
+/** Every command, in the order help lists them. */
+function commands(io: CliIo, setExit: (code: number) => void): CommandModule<object, never>[] {
+  const all = [
+    runCommand(io, setExit),
+    demoCommand(io, setExit),
+    lsCommand(io),
+    stopCommand(io),
+    rmCommand(io),
+    forwardCommand(io),
+    waitCommand(io),
+    consoleCommand(io),
+    sshCommand(io, setExit),
+    execCommand(io, setExit),
+    cpCommand(io),
+    gatewayCommand(io),
+    switchCommand(io),
+    guestCommand(io),
+    doctorCommand(io, setExit),
+    completionCommand(io),
+  ];
+  return all as unknown as CommandModule<object, never>[];
+}
+
+/**
+ * Prints the completion candidates for the words the shell script passes;
+ * prints nothing (never an error) when anything is wrong.
+ * @returns always 0
+ */
+async function complete(args: string[], io: CliIo): Promise<number> {
+  const [shell, cwordText, ...words] = args;
+  if ((shell !== 'bash' && shell !== 'zsh') || !/^\d+$/.test(cwordText ?? '')) return EXIT_OK;
+  try {
+    const { programSpec } = await import('./completion/spec.js');
+    const { completeFor } = await import('./completion/complete.js');
+    const { runningNames } = await import('./completion/names.js');
+    const out = completeFor(shell, programSpec('vmnet', commands(io, () => undefined)), words, Number(cwordText), await runningNames(io.env));
+    if (out.length) io.stdout.write(out.join('\n') + '\n');
+  } catch (e) {
+    if (io.env.VMNET_DEBUG) io.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
+  }
+  return EXIT_OK;
+}
+
 /**
  * Runs the CLI.
  * @param argv arguments after the program name
@@ -43,23 +92,13 @@ export class ExitCode {
  * @returns the process exit code
  */
 export async function main(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === COMPLETE) return complete(argv.slice(1), io);
   let exit = EXIT_OK;
   const cli = yargs(argv)
     .scriptName('vmnet')
-    .usage('$0 <command> [options]\n\nRootless user-mode networking for QEMU virtual machines.')
-    .command(runCommand(io, (c) => (exit = c)))
-    .command(demoCommand(io, (c) => (exit = c)))
-    .command(lsCommand(io))
-    .command(stopCommand(io))
-    .command(rmCommand(io))
-    .command(forwardCommand(io))
-    .command(waitCommand(io))
-    .command(consoleCommand(io))
-    .command(sshCommand(io, (c) => (exit = c)))
-    .command(execCommand(io, (c) => (exit = c)))
-    .command(cpCommand(io))
-    .command(gatewayCommand(io))
-    .command(switchCommand(io))
+    .usage('$0 <command> [options]\n\nRootless user-mode networking for QEMU virtual machines.');
+  for (const m of commands(io, (c) => (exit = c))) cli.command(m);
+  cli
     .demandCommand(1, 'no command given; try vmnet demo or vmnet run IMAGE')
     .recommendCommands()
     .strict()

@@ -1,6 +1,9 @@
 /**
  * Theory of operation: `vmnet demo` — the whole job on an embedded default,
- * with nothing from the internet. It starts a small HTTP server on the host's
+ * with nothing from the internet. The first run builds the test guest into
+ * the user's cache (guest/build.ts: Debian packages through apt, about a
+ * minute, a line per step; every missing tool named first, QEMU's too); later
+ * runs reuse it. It then starts a small HTTP server on the host's
  * loopback and vmnet's gateway (in-process, on a private unix socket), boots
  * the bundled test guest on it, and runs a script in the guest that takes a
  * DHCP lease, resolves a name at the gateway's DNS, fetches the host's page
@@ -17,12 +20,15 @@ import { request } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import { runTestGuest } from '../guest/boot.js';
+import { ensureBundledGuest } from '../guest/bundled.js';
 import { startGateway } from '../gateway/server.js';
 import { printable } from '../config/printable.js';
 
 export interface DemoOptions {
   out: Writable;
   qemu?: string;
+  /** HOME / XDG_CACHE_HOME / VMNET_GUEST_DIR (where the guest is) and PATH. Default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface DemoResult {
@@ -64,6 +70,7 @@ function httpGet(port: number): Promise<string> {
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const say = (s: string) => opts.out.write(s + '\n');
   const steps: DemoResult['steps'] = { lease: null, dns: null, http: null, forward: null };
+  const guest = await ensureBundledGuest({ onProgress: say, qemu: opts.qemu ?? true, ...(opts.env ? { env: opts.env } : {}) });
 
   const http = createHttpServer((_req, res) => res.end(HOST_PAGE + '\n'));
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
@@ -117,6 +124,7 @@ echo "served: $(head -1 /tmp/request)"
     const r = await runTestGuest({
       name: 'vmnet-demo',
       script,
+      guest,
       qemu: opts.qemu,
       nics: [{ backend: { kind: 'stream', path: join(dir, 'gateway.sock') } }],
       timeoutMs: 90_000,

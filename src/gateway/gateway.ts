@@ -85,8 +85,11 @@ export interface FramePort {
    * Optional in-place sending (StreamPort): reserve room for a frame, build it
    * at `frameBuffer()[frameOffset()]`, then `commitFrame(len)` (same return
    * value as sendFrame). Saves copying each TCP segment once more.
+   * @param dstMac the frame's destination MAC: a switch port (segment.ts)
+   *   uses it to build the frame straight into that guest's port; a
+   *   StreamPort does not need it
    */
-  reserveFrame?(maxLen: number): boolean;
+  reserveFrame?(maxLen: number, dstMac?: Uint8Array): boolean;
   frameBuffer?(): Uint8Array;
   frameView?(): DataView;
   frameOffset?(): number;
@@ -536,7 +539,7 @@ export class Gateway {
     }
     // Built straight into the port's output when it allows (no copy), else in `out`.
     const port = n.link.port;
-    const inPlace = port.reserveFrame?.(eth.HEADER_LEN + ipv4.HEADER_LEN + tlen) === true;
+    const inPlace = port.reserveFrame?.(eth.HEADER_LEN + ipv4.HEADER_LEN + tlen, n.mac) === true;
     const buf = inPlace ? port.frameBuffer!() : this.out;
     const v = inPlace ? port.frameView!() : this.outView;
     const base = inPlace ? port.frameOffset!() : 0;

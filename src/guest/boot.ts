@@ -10,7 +10,7 @@ import { VmnetError } from '../errors.js';
 import { qemuArgs, macFromName, type NicBackend } from '../qemu/args.js';
 import { findQemu, type Accel } from '../qemu/binary.js';
 import { findSetpriv, QemuProcess } from '../qemu/process.js';
-import { findBundledGuest } from './bundled.js';
+import { ensureBundledGuest, type BundledGuest } from './bundled.js';
 import { runConsoleScript, type ScriptResult } from './console.js';
 
 export type GuestBoot = 'kernel' | 'disk-raw' | 'disk-qcow2';
@@ -31,6 +31,10 @@ export interface TestGuestOptions {
   qemu?: string;
   timeoutMs?: number;
   onLine?: (line: string, inScript: boolean) => void;
+  /** The guest to boot (default: the bundled one, built first when missing: ensureBundledGuest()). */
+  guest?: BundledGuest;
+  /** Progress lines of that build. */
+  onGuestBuild?: (line: string) => void;
 }
 
 export interface TestGuestResult extends ScriptResult {
@@ -43,10 +47,10 @@ export interface TestGuestResult extends ScriptResult {
 /**
  * Boots the test guest, runs the script and powers the guest off.
  * @returns the script's exit status and output
- * @throws VmnetError E_NO_GUEST, E_NO_QEMU, E_TIMEOUT, E_GUEST_PROTOCOL (with QEMU's stderr)
+ * @throws VmnetError E_NO_TOOL, E_GUEST_BUILD (building a missing guest), E_NO_QEMU, E_TIMEOUT, E_GUEST_PROTOCOL (with QEMU's stderr)
  */
 export async function runTestGuest(opts: TestGuestOptions): Promise<TestGuestResult> {
-  const guest = findBundledGuest();
+  const guest = opts.guest ?? (await ensureBundledGuest({ ...(opts.onGuestBuild ? { onProgress: opts.onGuestBuild } : {}), qemu: opts.qemu ?? true }));
   const name = opts.name ?? 'vmnet-guest';
   const boot = opts.boot ?? 'kernel';
   const binary = findQemu(opts.qemu);

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runConsoleScript } from './console.js';
 
-/** A fake guest console speaking test/guest/init's protocol. */
+/** A fake guest console speaking guest/init's protocol. */
 function fakeGuest(exitCode: number, prints: string[]) {
   const toHost = new PassThrough();
   const toGuest = new PassThrough();

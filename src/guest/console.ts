@@ -1,6 +1,6 @@
 /**
  * Theory of operation: the host side of the test guest's console protocol
- * (see test/guest/init). The guest prints VMNET-READY once its console has
+ * (see guest/init). The guest prints VMNET-READY once its console has
  * echo turned off; the host then sends the script as base64 lines and a
  * VMNET-END line; the guest prints VMNET-BEGIN, the script's output, and
  * VMNET-EXIT=<status>, then powers off. Waiting for VMNET-READY before

@@ -16,6 +16,12 @@ const ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ppc64: '
 /** The Debian package that provides qemu-system for an architecture name. */
 const PACKAGE: Record<string, string> = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm', ppc64: 'qemu-system-ppc', riscv64: 'qemu-system-misc', s390x: 'qemu-system-s390x' };
 
+/** The host arch's qemu-system binary name and the Debian package that provides it. */
+export function qemuForHost(): { name: string; pkg: string } {
+  const arch = ARCH[process.arch] ?? process.arch;
+  return { name: `qemu-system-${arch}`, pkg: PACKAGE[arch] ?? `qemu-system for ${arch}` };
+}
+
 function isExecutable(p: string): boolean {
   try {
     accessSync(p, constants.X_OK);
@@ -46,16 +52,15 @@ export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): 
  * @throws VmnetError E_NO_QEMU naming the package to install
  */
 export function findQemu(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const arch = ARCH[process.arch] ?? process.arch;
-  const name = explicit ?? `qemu-system-${arch}`;
+  const host = qemuForHost();
+  const name = explicit ?? host.name;
   if (name.includes('/')) {
     if (isExecutable(name)) return name;
     throw new VmnetError('E_NO_QEMU', `QEMU binary ${name} is missing or not executable; check --qemu`, { usage: true });
   }
   const found = findOnPath(name, env);
   if (found) return found;
-  const pkg = PACKAGE[arch] ?? `qemu-system for ${arch}`;
-  throw new VmnetError('E_NO_QEMU', `${name} not found on PATH; install it (Debian/Ubuntu: apt-get install ${pkg}) or pass --qemu PATH`);
+  throw new VmnetError('E_NO_QEMU', `${name} not found on PATH; install it (Debian/Ubuntu: apt-get install ${host.pkg}) or pass --qemu PATH`);
 }
 
 export type Accel = 'kvm' | 'tcg' | 'hvf';

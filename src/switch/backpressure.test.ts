@@ -4,18 +4,7 @@
  * is called back once the congested port or the reentrant queue drains.
  */
 import { describe, expect, it } from 'vitest';
-import { BCAST, FakePort, frame, mac, setup } from '../../test/helpers/switch-kit.js';
-import type { FramePort } from './switch.js';
-
-/** A sender port that honours backpressure and records its call-backs. */
-class AwarePort extends FakePort implements FramePort {
-  drains = 0;
-  onDrained: () => void = () => {};
-  drained(): void {
-    this.drains++;
-    this.onDrained();
-  }
-}
+import { AwarePort, BCAST, frame, mac, setup } from '../../test/helpers/switch-kit.js';
 
 describe('backpressure', () => {
   it('a frame from an aware sender into a congested port is handed over, answered false, and drained() follows the port', () => {
@@ -156,11 +145,11 @@ describe('frames built in place (reserveInput / commitInput)', () => {
     const gw = sw.addPort(gwSink);
     send(guest, frame({ dst: BCAST, src: mac(2) }));
     const build = (mark: number): boolean => {
-      expect(sw.reserveInput(200)).toBe(true);
+      expect(sw.reserveInput(gw, 200)).toBe(true);
       const f = frame({ dst: mac(2), src: mac(1), mark });
       sw.inputBuffer().set(f, sw.inputOffset());
       expect(sw.inputView().buffer).toBe(sw.inputBuffer().buffer);
-      return sw.commitInput(gw, f.length);
+      return sw.commitInput(f.length);
     };
     // Outside a delivery: processed at once.
     fg.clear();
@@ -177,12 +166,12 @@ describe('frames built in place (reserveInput / commitInput)', () => {
     send(guest, frame({ dst: mac(1), src: mac(2) }));
     expect(fg.got.map((g) => g.bytes[14])).toEqual([2, 3]);
     expect(sw.counters.reentrantQueued).toBe(2);
-    expect(() => sw.commitInput(gw, 60)).toThrow(/reserveInput/);
-    expect(sw.reserveInput(100)).toBe(true);
-    expect(() => sw.commitInput(gw, 101)).toThrow(/reserving 100/);
+    expect(() => sw.commitInput(60)).toThrow(/reserveInput/);
+    expect(sw.reserveInput(gw, 100)).toBe(true);
+    expect(() => sw.commitInput(101)).toThrow(/reserving 100/);
     // Once closed (its arena given back to its pool), nothing is built there or taken in.
     sw.close();
-    expect(sw.reserveInput(100)).toBe(false);
+    expect(sw.reserveInput(gw, 100)).toBe(false);
     fg.clear();
     expect(send(gw, frame({ dst: mac(2), src: mac(1) }))).toBe(true);
     expect(fg.got).toHaveLength(0);
@@ -196,10 +185,10 @@ describe('frames built in place (reserveInput / commitInput)', () => {
     const answers: boolean[] = [];
     let rooms = 0;
     gwSink.sendFrame = () => {
-      while (sw.reserveInput(1514)) {
+      while (sw.reserveInput(gw, 1514)) {
         rooms++;
         sw.inputBuffer().set(frame({ dst: mac(2), src: mac(1), payload: 1500 }), sw.inputOffset());
-        answers.push(sw.commitInput(gw, 1514));
+        answers.push(sw.commitInput(1514));
       }
       return true;
     };

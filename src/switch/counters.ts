@@ -81,6 +81,8 @@ export interface SwitchCounters {
   reentrantDropped: number;
   /** Times input() told a backpressure-aware sender to hold back. */
   heldBack: number;
+  /** Frames an in-process port built straight into the output of the port they went to (switch.ts, "Cut-through"). */
+  cutThrough: number;
   /** Ports blocked by loop protection. */
   blocks: number;
   /** Tap `record` calls that threw (the frame is forwarded anyway). */

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BCAST, FakePort, frame, mac } from '../../test/helpers/switch-kit.js';
-import { Switch, type SwitchEvent, type SwitchOptions, type SwitchPort } from './switch.js';
+import { Switch } from './switch.js';
+import type { SwitchEvent, SwitchOptions, SwitchPort } from './types.js';
 
 /** Frames in flight between switches; a cable is two ports whose sinks feed each other. */
 class Wire {

@@ -10,7 +10,7 @@ import type { Holder } from './backpressure.js';
 import { newDrops, type PortCounters } from './counters.js';
 import type { Entry } from './fdb.js';
 import type { BlockInfo, PortGuard } from './loop-guard.js';
-import type { FramePort, SwitchPort } from './switch.js';
+import type { FramePort, SwitchPort } from './types.js';
 import { MAX_VID, type NormalRole } from './vlan.js';
 
 /** A port of the engine (the engine's own view of a {@link SwitchPort}). */

@@ -29,10 +29,13 @@
  * and when the switch calls `drained()` every session gets `linkDrained`;
  * the TCP NAT holds data back meanwhile instead of losing it in the switch.
  *
- * Its TCP segments are built in place (reserveFrame/commitFrame) in the
- * switch's reentrant arena, and guests' frames reach it in their ports' read
- * buffers; both come from the checksum kernel's memory: no copy on the way
- * into the switch, checksums summed and verified in place.
+ * Its TCP segments are built in place (reserveFrame/commitFrame, with the
+ * guest's MAC): straight into the guest's port output when the switch can
+ * tell the segment goes there and nowhere else (switch.ts, "Cut-through"),
+ * else in the switch's reentrant arena; guests' frames reach it in their
+ * ports' read buffers. All of these come from the checksum kernel's memory:
+ * no copy on the way through the switch, checksums summed and verified in
+ * place.
  *
  * The gateway's MAC is a static entry on its port (fdb.ts): a guest that
  * sends with that MAC as its source is dropped, and cannot pull the
@@ -60,7 +63,7 @@ import { LeaseState } from '../services/dhcp-server.js';
 import { formatIp4, formatMac, type Ip4 } from '../wire/addr.js';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
-import type { SwitchPort } from './switch.js';
+import type { SwitchPort } from './types.js';
 import type { PortRole } from './vlan.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */
@@ -129,9 +132,9 @@ class GatewayLink {
   sendFrame(buf: Uint8Array, off: number, len: number): boolean {
     return this.out?.sendFrame(buf, off, len) ?? false;
   }
-  /** TCP segments are built in place, in the switch's (checksum-kernel) arena: StreamPort's contract. */
-  reserveFrame(maxLen: number): boolean {
-    return this.out?.reserveFrame(maxLen) ?? false;
+  /** TCP segments are built in place (StreamPort's contract): in the guest port's output, or the switch's arena. */
+  reserveFrame(maxLen: number, dst?: Uint8Array): boolean {
+    return this.out?.reserveFrame(maxLen, dst) ?? false;
   }
   frameBuffer(): Uint8Array {
     return this.out!.frameBuffer();

@@ -51,7 +51,8 @@
  * once. An honest frame longer than the max frame (mtu + 22) is skipped and
  * counted (`framer.tooLong` in the port's snapshot); the port stays. A 1 s
  * unref'd timer sweeps aged MACs. With `pcap`, every frame entering the
- * switch is captured once in its tagged form (see switch.ts, "Tap").
+ * switch is captured once in its tagged form (see switch.ts, "Tap"). The
+ * engine's clock is read once per macrotask (clock.ts), not per frame.
  *
  * Loops. The engine's events (loop-guard.ts) become log lines through
  * `log`, naming the MAC, the VLAN and both ports; {@link
@@ -61,14 +62,15 @@
 import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { VmnetError } from '../errors.js';
 import { openPcap, type PcapCounters, type PcapWriter } from '../link/pcap-writer.js';
 import { listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
 import type { PortCounters, SwitchCounters } from './counters.js';
 import type { FramerCounters } from '../link/stream-framer.js';
+import { macrotaskClock } from './clock.js';
 import type { BlockInfo, LoopGuard } from './loop-guard.js';
-import { Switch, type FramePort, type PortConfig, type SwitchEvent, type SwitchOptions, type SwitchPort } from './switch.js';
+import { Switch } from './switch.js';
+import type { FramePort, PortConfig, SwitchEvent, SwitchOptions, SwitchPort } from './types.js';
 import { formatRole, normaliseRole, type NormalRole, type PortRole } from './vlan.js';
 
 /** Options of {@link startSwitch}. */
@@ -102,9 +104,12 @@ export interface InternalPort extends FramePort {
    * Building in place, as StreamPort's: room for a frame of up to `maxLen`
    * bytes, built at `frameBuffer()[frameOffset()]`, then `commitFrame(len)`
    * (same answer as sendFrame). Nothing else may be sent in between.
+   * @param dst the destination MAC the frame will carry, if known: the switch
+   *   may then have it built straight into the guest port's output
+   *   (switch.ts, "Cut-through")
    * @returns false when there is no room (use sendFrame)
    */
-  reserveFrame(maxLen: number): boolean;
+  reserveFrame(maxLen: number, dst?: Uint8Array): boolean;
   frameBuffer(): Uint8Array;
   frameView(): DataView;
   frameOffset(): number;
@@ -264,7 +269,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   await ensurePrivateDir(portsDir);
   const pcap: PcapWriter | null = pcapPath !== undefined ? await openPcap(pcapPath, { snaplen: probe.maxFrame }) : null;
   const onEvent = log === undefined ? undefined : (e: SwitchEvent) => log(eventLine(e, name, probe.loopGuard));
-  const sw = new Switch({ ...engineOpts, now: () => performance.now(), wallNow: () => Date.now(), tap: pcap, onEvent });
+  const sw = new Switch({ ...engineOpts, now: macrotaskClock(), wallNow: () => Date.now(), tap: pcap, onEvent });
 
   const roles = new Map<string, Promise<RoleListener>>();
   const info = new Map<SwitchPort, PortInfo>();
@@ -360,11 +365,11 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         }
         return sw.input(port, buf, view, off, len);
       },
-      reserveFrame: (maxLen) => sw.reserveInput(maxLen),
+      reserveFrame: (maxLen, dst) => sw.reserveInput(port, maxLen, dst),
       frameBuffer: () => sw.inputBuffer(),
       frameView: () => sw.inputView(),
       frameOffset: () => sw.inputOffset(),
-      commitFrame: (len) => sw.commitInput(port, len),
+      commitFrame: (len) => sw.commitInput(len),
       remove() {
         sw.removePort(port);
         info.delete(port);

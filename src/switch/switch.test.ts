@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { isVmnetError } from '../errors.js';
 import { formatMac } from '../wire/addr.js';
 import { BCAST, FakePort, frame, MCAST, mac, parse, setup } from '../../test/helpers/switch-kit.js';
-import { Switch, type PortConfig, type SwitchPort } from './switch.js';
+import { Switch } from './switch.js';
+import type { PortConfig, SwitchPort } from './types.js';
 import { normaliseRole } from './vlan.js';
 
 describe('learning and forwarding', () => {

@@ -72,7 +72,9 @@
  * Learning. The filtering database (fdb.ts) maps (VLAN, MAC) → port with
  * ageing (default 300 s, §8.8.3), two bounds (`maxEntries`, `maxMacsPerPort`)
  * and static entries that never move. Time comes from the injected `now()`,
- * read once per input() for the frame and everything it sets off. Each port
+ * read once per input() for the frame and everything it sets off (and once
+ * per reserveInput() that names a destination, Cut-through); the server's
+ * clock reads the system clock once per macrotask (clock.ts). Each port
  * remembers the entries of the last source and destination MAC it saw (a
  * bulk flow repeats them), checked for life before use, so the steady state
  * does no table lookup.
@@ -138,108 +140,43 @@
  * part of the backpressure path: once it holds `holdBytes`, input() answers
  * a backpressure-aware sender "hold back", and calls its `drained()` once
  * the queue has been worked off.
+ *
+ * Cut-through. A sender that builds in place may say where the frame is
+ * going (`dst` of {@link Switch.reserveInput}: the gateway knows the guest's
+ * MAC before it writes a TCP segment). If the switch is idle (nothing being
+ * processed, so nothing queued ahead of the frame), `dst` is a unicast MAC
+ * known in the sender's untagged VLAN on another attached, unblocked port
+ * that is an untagged member of that VLAN too (an access port of it, or a
+ * trunk with it native: the frame leaves there as built), that port is not
+ * congested and its sink builds in place (StreamPort.reserveFrame) and has
+ * room, the frame is built in that port's output instead of the arena:
+ * without this, a 64 KiB segment was built in the arena and then copied
+ * once more into the port's output, about a tenth of the gateway's CPU per
+ * byte on a host→guest transfer at MTU 65520. At commit it is processed as
+ * any frame is (ingress checks on the bytes as built, counters, tap,
+ * learning, loop guard, lookup); the one difference is that the port it was
+ * built in gets `commitFrame(len)` where it would get a copy (counted,
+ * `cutThrough`). Whatever the processing decides instead is right as it
+ * stands: other ports (a flood; a destination that moved) get copies of the
+ * bytes where they lie, and bytes the port is never given are scratch its
+ * next frame overwrites. Only a tagged frame could leave for that port in
+ * another form, whose copy would overwrite the bytes other ports still need:
+ * a tagged frame is moved to the arena first. A frame reserved while the
+ * switch is busy is built in the arena, queued behind the ones ahead of it.
  */
 
 import { macKey } from '../wire/addr.js';
 import * as eth from '../wire/ethernet.js';
 import { VmnetError } from '../errors.js';
-import { copyBytes, type BufferPool } from '../link/stream-framer.js';
+import { copyBytes } from '../link/stream-framer.js';
 import { Backpressure } from './backpressure.js';
 import { FrameQueue } from './frame-queue.js';
-import { Fdb, MOVED, STATIC_ELSEWHERE, macText, type TableRow } from './fdb.js';
-import { LoopGuard, type BlockInfo, type LoopGuardOptions } from './loop-guard.js';
-import { newDrops, type DropCounters, type PortCounters, type SwitchCounters } from './counters.js';
+import { Fdb, MOVED, STATIC_ELSEWHERE, macText } from './fdb.js';
+import { LoopGuard, type BlockInfo } from './loop-guard.js';
+import { newDrops, type DropCounters, type SwitchCounters } from './counters.js';
 import { Port } from './port.js';
-import { isTpid, MAX_VID, normaliseRole, TPID_CTAG, type NormalRole, type PortRole } from './vlan.js';
-
-/** Where the switch sends frames: a StreamPort, or an in-process peer. */
-export interface FramePort {
-  /**
-   * Sends one frame. The bytes are lent: copy them before returning.
-   * @param view a DataView covering all of `buf` (extra, optional to use)
-   * @param from the port the frame came in on (the gateway keys guests on it)
-   * @returns false when the port is congested now (StreamPort's contract);
-   *   anything else means it is not
-   */
-  sendFrame(buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): unknown;
-  /** Optional: true while the port's queue is full (see Theory of operation). */
-  isCongested?(): boolean;
-  /**
-   * Optional: marks the port as a sender that honours backpressure. Called
-   * after {@link Switch.input} answered false for one of its frames, once
-   * the path that was congested has drained.
-   */
-  drained?(): void;
-}
-
-/** Optional frame tap (a PcapWriter fits). */
-export interface FrameTap {
-  record(buf: Uint8Array, off: number, len: number, timeMs: number): unknown;
-}
-
-/** Per-port configuration. */
-export interface PortConfig {
-  /** VLAN role; default `{ vlan: 1 }`. */
-  role?: PortRole;
-  /** Label for snapshots and logs; default `port<id>`. */
-  name?: string;
-  /** Most MACs learned on this port; default the switch's `maxMacsPerPort`. */
-  maxMacs?: number;
-  /** MACs that live on this port for good (static entries in each of its VLANs). */
-  staticMacs?: readonly Uint8Array[];
-  /** Hold the port to the storm limit (default true; the gateway's port, which forwards nothing, is not). */
-  stormLimit?: boolean;
-}
-
-/** Something the switch wants said (the server logs it). */
-export type SwitchEvent =
-  /** A MAC is flapping between two ports; `port` will be blocked in `inMs` unless it stops (at most one per port per 10 s). */
-  | { kind: 'flapping'; port: SwitchPort; other: SwitchPort; mac: string; vlan: number; moves: number; inMs: number }
-  | { kind: 'blocked'; port: SwitchPort; other: SwitchPort | null; info: BlockInfo }
-  | { kind: 'unblocked'; port: SwitchPort }
-  /** Frames dropped by the storm limit since the last such event (at most one per port per 10 s). */
-  | { kind: 'storm'; port: SwitchPort; dropped: number };
-
-/** Options of {@link Switch}. */
-export interface SwitchOptions extends LoopGuardOptions {
-  /** Monotonic milliseconds; default `performance.now()`. */
-  now?: () => number;
-  /** Wall-clock milliseconds for tap timestamps; default `Date.now()`. */
-  wallNow?: () => number;
-  /** Ageing time of learned MACs in ms; default 300 000. */
-  ageingMs?: number;
-  /** Most entries in the filtering database; default 4096. */
-  maxEntries?: number;
-  /** Most MACs learned per port; default 1024. */
-  maxMacsPerPort?: number;
-  /** Largest payload after the Ethernet header and tags; default 1500. Max frame = mtu + 22. */
-  mtu?: number;
-  /** Frame tap (see Theory of operation). */
-  tap?: FrameTap | null;
-  /** Receives events; a throw is counted (`eventErrors`) and ignored. */
-  onEvent?: (e: SwitchEvent) => void;
-  /** Where the reentrant queue's arena comes from (frames built in place land there); see {@link Switch.close}. */
-  pool?: BufferPool;
-}
-
-/** One filtering-database entry, as {@link Switch.table} reports it. */
-export type TableEntry = TableRow;
-
-/** A port of a {@link Switch}, as returned by {@link Switch.addPort}. */
-export interface SwitchPort {
-  readonly id: number;
-  readonly name: string;
-  readonly role: NormalRole;
-  /** Where frames for this port go. */
-  readonly sink: FramePort;
-  readonly counters: PortCounters;
-  /** MACs currently learned on this port (live or not yet swept). */
-  readonly macCount: number;
-  /** False once removed. */
-  readonly attached: boolean;
-  /** Why loop protection blocked it, or null. */
-  readonly blocked: BlockInfo | null;
-}
+import type { FramePort, FrameTap, PortConfig, SwitchEvent, SwitchOptions, SwitchPort, TableEntry } from './types.js';
+import { isTpid, MAX_VID, normaliseRole, TPID_CTAG } from './vlan.js';
 
 const DEFAULT_AGEING_MS = 300_000;
 const DEFAULT_MAX_ENTRIES = 4096;
@@ -271,6 +208,7 @@ export class Switch {
     reentrantQueued: 0,
     reentrantDropped: 0,
     heldBack: 0,
+    cutThrough: 0,
     blocks: 0,
     tapErrors: 0,
     eventErrors: 0,
@@ -326,9 +264,14 @@ export class Switch {
   // The reentrant queue (frame-queue.ts), worked off before input() returns.
   #busy = false;
   readonly #queue: FrameQueue<Port>;
-  /** Offset and size of the frame being built in place (reserveInput), or -1. */
+  /** Offset and size of the frame being built in place (reserveInput), or -1, and its sender. */
   #reserved = -1;
   #reservedLen = 0;
+  #reservedBy: Port | null = null;
+  /** The port whose own output the reserved frame is built in (Cut-through), or null: the arena. */
+  #cut: Port | null = null;
+  /** While that frame is processed: the port it is committed to instead of copied (Cut-through). */
+  #cutTo: Port | null = null;
   #closed = false;
   readonly #bp = new Backpressure<Port>();
 
@@ -432,6 +375,7 @@ export class Switch {
     try {
       const now = this.#now(); // one reading for the frame and everything it sets off
       ok = this.#process(p, buf, view, off, len, now);
+      this.#cutTo = null; // only ever that frame's
       const q = this.#queue;
       for (let i = 0; i < q.length; i++) {
         const from = q.port(i);
@@ -453,25 +397,36 @@ export class Switch {
   /**
    * Room for one frame of up to `maxLen` bytes from `port`, to be built in
    * place (StreamPort's reserveFrame, for an in-process sender): the frame
-   * goes at `inputBuffer()[inputOffset()]` (the reentrant queue's arena, the
-   * same bytes through `inputView()`), then {@link commitInput} takes it,
-   * with no copy on the way in. Nothing else may be input in between.
+   * goes at `inputBuffer()[inputOffset()]` (the same bytes through
+   * `inputView()`), then {@link commitInput} takes it, with no copy on the
+   * way in. That is the reentrant queue's arena, or, when `dst` says where
+   * the frame is going and the switch can tell that it will leave as built
+   * for one port that builds in place, that port's own output (Cut-through,
+   * see Theory of operation). Nothing else may be input in between.
+   * @param dst the destination MAC the frame will carry (at offset 0), if known
    * @returns false when the arena is full (send a copy with input(), which counts the drop)
    */
-  reserveInput(maxLen: number): boolean {
-    this.#reserved = this.#closed ? -1 : this.#queue.room(maxLen);
+  reserveInput(port: SwitchPort, maxLen: number, dst?: Uint8Array): boolean {
+    const p = this.#own(port);
+    this.#reservedBy = p;
     this.#reservedLen = maxLen;
+    this.#cut = this.#closed || dst === undefined ? null : this.#cutTarget(p, dst, maxLen);
+    if (this.#cut !== null) {
+      this.#reserved = this.#cut.sink.frameOffset!();
+      return true;
+    }
+    this.#reserved = this.#closed ? -1 : this.#queue.room(maxLen);
     return this.#reserved >= 0;
   }
 
   /** The buffer a reserved frame is built in. */
   inputBuffer(): Uint8Array {
-    return this.#queue.arena;
+    return this.#cut !== null ? this.#cut.sink.frameBuffer!() : this.#queue.arena;
   }
 
   /** The same bytes as a DataView. */
   inputView(): DataView {
-    return this.#queue.view;
+    return this.#cut !== null ? this.#cut.sink.frameView!() : this.#queue.view;
   }
 
   /** Where the reserved frame starts in inputBuffer(). */
@@ -480,17 +435,22 @@ export class Switch {
   }
 
   /**
-   * Takes the frame built after {@link reserveInput}, as {@link input} would.
+   * Takes the frame built after {@link reserveInput}, as {@link input} would
+   * from the port that reserved.
    * @param len its length, at most what was reserved
    * @returns as {@link input}
    */
-  commitInput(port: SwitchPort, len: number): boolean {
-    const p = this.#own(port);
+  commitInput(len: number): boolean {
+    const p = this.#reservedBy;
     const at = this.#reserved;
+    const to = this.#cut;
     this.#reserved = -1;
-    if (at < 0) throw new VmnetError('E_USAGE', 'commitInput without reserveInput');
+    this.#reservedBy = null;
+    this.#cut = null;
+    if (p === null || at < 0) throw new VmnetError('E_USAGE', 'commitInput without reserveInput');
     if (!(len >= 0 && len <= this.#reservedLen)) throw new VmnetError('E_USAGE', `commitInput of ${len} bytes after reserving ${this.#reservedLen}`);
     if (!p.attached) return true;
+    if (to !== null) return this.#commitCut(p, to, at, len);
     const q = this.#queue;
     if (this.#busy) {
       q.commit(p, len);
@@ -556,6 +516,69 @@ export class Switch {
   #own(port: SwitchPort): Port {
     if (!(port instanceof Port) || port.owner !== this) throw new VmnetError('E_USAGE', 'port does not belong to this switch');
     return port;
+  }
+
+  /**
+   * The port a frame from `p` to `dst` may be built in (Cut-through), or
+   * null: the switch is idle, `dst` is a unicast MAC known in p's untagged
+   * VLAN on another attached, unblocked port that is an untagged member of
+   * that VLAN too (so the frame leaves as built), not congested, and that
+   * builds in place and has room (reserved there now).
+   */
+  #cutTarget(p: Port, dst: Uint8Array, maxLen: number): Port | null {
+    const vlan = p.pvid;
+    if (this.#busy || vlan === 0 || (dst[0]! & 1) === 1 || maxLen > this.maxFrame || p.guard.blocked !== null) return null;
+    const to = this.#known(p, vlan, macKey(dst, 0), this.#now());
+    if (to === null || to === p || !to.attached || to.guard.blocked !== null || to.pvid !== vlan) return null;
+    const s = to.sink;
+    if (s.reserveFrame === undefined || s.frameBuffer === undefined || s.frameView === undefined || s.frameOffset === undefined || s.commitFrame === undefined) return null;
+    try {
+      return s.isCongested?.() !== true && s.reserveFrame(maxLen) === true ? to : null;
+    } catch {
+      return null; // counted when the frame reaches that port
+    }
+  }
+
+  /**
+   * Processes a frame built in `to`'s output like any other, `to` getting it
+   * by commitFrame (#egress). Only an untagged frame is sure to leave for `to`
+   * exactly as built (its VLAN is then p's untagged one, also `to`'s); any
+   * other goes the copying way, from the arena: sent to `to` in another form
+   * it would overwrite itself while other ports still need it.
+   */
+  #commitCut(p: Port, to: Port, at: number, len: number): boolean {
+    const buf = to.sink.frameBuffer!();
+    const view = to.sink.frameView!();
+    if (this.#busy) return this.input(p, buf, view, at, len); // busy since reserveInput (against its contract): queued, a copy
+    if (len >= eth.HEADER_LEN && view.getUint16(at + eth.TYPE) !== TPID_CTAG) {
+      this.#cutTo = to;
+      try {
+        return this.input(p, buf, view, at, len);
+      } finally {
+        this.#cutTo = null;
+      }
+    }
+    const q = this.#queue;
+    const r = q.room(len); // always room: the queue is empty while idle, and len <= maxFrame (#cutTarget)
+    if (r < 0) {
+      this.counters.reentrantDropped++;
+      return true;
+    }
+    copyBytes(q.arena, r, buf, at, len);
+    q.claim(len);
+    return this.input(p, q.arena, q.view, r, len);
+  }
+
+  /**
+   * The port unicast MAC `dk` is known on in `vlan`, or null; the port's
+   * last destination entry first (a bulk flow repeats it).
+   */
+  #known(p: Port, vlan: number, dk: number, now: number): Port | null {
+    const d = p.lastDst;
+    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || now - d.seen < this.ageingMs)) return d.port;
+    const to = this.#fdb.lookup(vlan, dk, now);
+    p.lastDst = this.#fdb.entry;
+    return to;
   }
 
   #defer(p: Port, buf: Uint8Array, off: number, len: number): boolean {
@@ -678,15 +701,7 @@ export class Switch {
 
     // --- forward (§8.6.3 filtering, §8.6.6 queuing) ---
     if (!group) {
-      const dk = macKey(buf, off);
-      const d = p.lastDst;
-      let to: Port | null;
-      if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || now - d.seen < this.ageingMs)) {
-        to = d.port;
-      } else {
-        to = this.#fdb.lookup(vlan, dk, now);
-        p.lastDst = this.#fdb.entry;
-      }
+      const to = this.#known(p, vlan, macKey(buf, off), now);
       if (to !== null) {
         if (to === p) return this.#dropIn(p, 'filtered');
         sc.forwarded++;
@@ -820,7 +835,13 @@ export class Switch {
     }
     let r: unknown;
     try {
-      r = m.sink.sendFrame(buf, off, len, view, this.#in!);
+      if (m === this.#cutTo && buf === this.#buf && off === this.#off) {
+        // Cut-through: the frame was built in this port's output; it is sent where it lies.
+        r = m.sink.commitFrame!(len);
+        this.counters.cutThrough++;
+      } else {
+        r = m.sink.sendFrame(buf, off, len, view, this.#in!);
+      }
     } catch {
       c.txErrors++;
       return;

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import * as eth from '../wire/ethernet.js';
 import { BCAST, FakePort, frame, mac, parse, setup } from '../../test/helpers/switch-kit.js';
-import { Switch, type SwitchPort } from './switch.js';
+import { Switch } from './switch.js';
+import type { SwitchPort } from './types.js';
 
 const ARP = eth.ETHERTYPE_ARP;
 const TPIDS = [0x8100, 0x88a8, 0x9100];

@@ -14,9 +14,12 @@
  * 0700 directory of the user, state.ts), written atomically (temp file +
  * rename, 0600). Where the boot id cannot be read nothing is remembered:
  * every auto run then tries KVM first and falls back again.
+ *
+ * `vmnet doctor` writes the same verdict when its probe boot fails under
+ * KVM (doctor/kvm-probe.ts), and removes it when the probe passes.
  */
 import { lstatSync, readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -63,6 +66,18 @@ export function readKvmVerdict(root: string, qemu: string): { reason: string; fi
   } catch {
     return null;
   }
+}
+
+/**
+ * Forgets the verdict about `qemu` (KVM works again: `vmnet doctor`'s probe
+ * passed). A verdict about another binary, or another boot, is left alone.
+ * @returns whether a verdict was removed
+ */
+export async function clearKvmVerdict(root: string, qemu: string): Promise<boolean> {
+  const v = readKvmVerdict(root, qemu);
+  if (!v) return false;
+  await rm(v.file, { force: true });
+  return true;
 }
 
 /**

@@ -223,19 +223,22 @@ export async function inspectVmDir(root: string, name: string): Promise<VmEntry 
   return j ? { name, dir, ...j } : null;
 }
 
+/** The runtime root's entries, sorted; none when it cannot be read. */
+async function rootEntries(root: string): Promise<string[]> {
+  try {
+    return (await readdir(root)).sort();
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Every VM directory under the root, stale ones cleaned (and left out).
  * @param onCleaned told about each stale VM removed on the way
  */
 export async function scanVms(root: string, onCleaned?: (c: CleanedVm) => void): Promise<VmEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(root);
-  } catch {
-    return [];
-  }
   const out: VmEntry[] = [];
-  for (const name of names.sort()) {
+  for (const name of await rootEntries(root)) {
     if (LEFTOVER_RE.test(name)) {
       const j = await judge(join(root, name));
       if (j && !j.alive) await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
@@ -251,6 +254,19 @@ export async function scanVms(root: string, onCleaned?: (c: CleanedVm) => void):
     }
   }
   return out;
+}
+
+/**
+ * Names of the VMs whose owner lives, read without cleaning anything (shell
+ * completion runs on every Tab and must not change state).
+ */
+export async function liveVmNames(root: string): Promise<string[]> {
+  const live: string[] = [];
+  for (const name of await rootEntries(root)) {
+    if (!NAME_RE.test(name) || RESERVED.has(name)) continue;
+    if ((await inspectVmDir(root, name))?.alive) live.push(name);
+  }
+  return live;
 }
 
 /**

@@ -9,7 +9,11 @@ import {
   finish,
   fold,
   ok,
+  fillWith,
   pseudo4,
+  pseudo6,
+  rewrite16,
+  verifyWith,
   simdBuffer,
   sum,
   sumJs,
@@ -114,6 +118,47 @@ describe('checksum', () => {
     const b = hex('0a00020f 0a000203 0011 000d');
     expect(p).toBe(sum(viewOf(b), 0, b.length));
     expect(pseudo4(0xffffffff, 0xffffffff, 255, 0xffff)).toBe(4 * 0xffff + 255 + 0xffff);
+  });
+
+  it('computes the IPv6 pseudo-header partial sum (RFC 8200 §8.1)', () => {
+    // src, dst, 32-bit length, 3 zero bytes, next header: summed as the 40 bytes they are on the wire
+    const src = hex('fd0000766d6e0000505400fffe123456');
+    const dst = hex('fd0000766d6e00000000000000000002');
+    for (const len of [0, 13, 0xffff, 0x12345]) {
+      const b = new Uint8Array(40);
+      b.set(src);
+      b.set(dst, 16);
+      viewOf(b).setUint32(32, len);
+      b[39] = 17;
+      expect(fold(pseudo6(src, dst, 17, len)), `len ${len}`).toBe(fold(sum(viewOf(b), 0, 40)));
+    }
+    const ff = new Uint8Array(16).fill(0xff);
+    expect(pseudo6(ff, ff, 255, 0xffff)).toBe(16 * 0xffff + 255 + 0xffff);
+  });
+
+  it('verifies and fills through one path for every pseudo-header', () => {
+    const b = hex('9c40 0035 000d 1234 766d6e6574');
+    const v = viewOf(b);
+    const p = pseudo4(0x0a00020f, 0x0a000203, 17, 13);
+    expect(fillWith(v, 0, 13, 6, p, 0xffff)).toBe(0xf279); // the udp.test.ts fixture
+    expect(verifyWith(v, 0, 13, p)).toBe(true);
+    expect(verifyWith(v, 0, 13, p + 1)).toBe(false);
+    // a sum that folds to 0xffff stores 0, or the zeroAs value
+    const z = hex('04d2 162e 000a 0000 ccc9');
+    const pz = pseudo4(0x0a00020f, 0x0a000202, 17, 10);
+    expect(fillWith(viewOf(z), 0, 10, 6, pz)).toBe(0);
+    expect(fillWith(viewOf(z), 0, 10, 6, pz, 0xffff)).toBe(0xffff);
+  });
+
+  it('rewrites a field in place with an incremental patch equal to a recomputation', () => {
+    for (let seed = 1; seed < 50; seed++) {
+      const b = bytes(64, seed);
+      const v = viewOf(b);
+      v.setUint16(2, 0);
+      v.setUint16(2, finish(sum(v, 0, 64)));
+      rewrite16(v, 20, 2, (seed * 7919) & 0xffff);
+      expect(ok(sum(v, 0, 64)), `seed ${seed}`).toBe(true);
+    }
   });
 
   it('updates incrementally like a full recomputation (RFC 1624)', () => {

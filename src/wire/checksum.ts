@@ -54,7 +54,7 @@
  * Pure: no I/O, no Node runtime imports; the data path allocates nothing
  * except one small view per copied chunk on the copy path.
  */
-import type { Ip4 } from './addr.js';
+import type { Ip4, Ip6 } from './addr.js';
 import { KERNEL_BASE64 } from './checksum-kernel.js';
 
 /**
@@ -261,6 +261,57 @@ export function pseudo4(src: Ip4, dst: Ip4, proto: number, len: number): number 
 }
 
 /**
+ * The unfolded sum of the IPv6 pseudo-header used by every upper layer that
+ * checksums over IPv6 (RFC 8200 §8.1: TCP, UDP, ICMPv6): source,
+ * destination, 32-bit upper-layer length, three zero bytes, next header.
+ * With a Routing header the destination is the final one (RFC 8200 §8.1).
+ * Cache it per flow; it only changes with `len`.
+ * @param src source address (16 bytes)
+ * @param dst destination address (16 bytes)
+ * @param proto upper-layer protocol number (6 TCP, 17 UDP, 58 ICMPv6)
+ * @param len upper-layer header + payload length in bytes (u32)
+ * @returns the unfolded sum
+ */
+export function pseudo6(src: Ip6, dst: Ip6, proto: number, len: number): number {
+  let s = proto + (len >>> 16) + (len & 0xffff);
+  for (let i = 0; i < 16; i += 2) s += ((src[i]! << 8) | src[i + 1]!) + ((dst[i]! << 8) | dst[i + 1]!);
+  return s;
+}
+
+/**
+ * True when a transport message verifies: the sum over `pseudo` plus the
+ * whole message, checksum field included, folds to 0xffff (RFC 1071 §1).
+ * The one check behind TCP, UDP and ICMPv6 over both IP versions.
+ * @param v the buffer's DataView
+ * @param o offset of the message
+ * @param len message length (header + payload)
+ * @param pseudo the pseudo-header sum (`pseudo4` or `pseudo6`)
+ */
+export function verifyWith(v: DataView, o: number, len: number, pseudo: number): boolean {
+  return ok(sum(v, o, len, pseudo));
+}
+
+/**
+ * Computes the checksum of a transport message over `pseudo` plus the
+ * message and stores it at `o + field` (RFC 1071; RFC 768, RFC 9293 §3.1,
+ * RFC 4443 §2.3). The field is zeroed first, so its old value does not count.
+ * @param v the buffer's DataView
+ * @param o offset of the message (payload already in place)
+ * @param len message length (header + payload)
+ * @param field offset of the checksum field within the message
+ * @param pseudo the pseudo-header sum (`pseudo4` or `pseudo6`)
+ * @param zeroAs the value stored when the checksum computes to 0: 0 (TCP,
+ *   ICMPv6) or 0xffff (UDP, where 0 means "none", RFC 768)
+ * @returns the checksum stored
+ */
+export function fillWith(v: DataView, o: number, len: number, field: number, pseudo: number, zeroAs = 0): number {
+  v.setUint16(o + field, 0);
+  const c = finish(sum(v, o, len, pseudo)) || zeroAs;
+  v.setUint16(o + field, c);
+  return c;
+}
+
+/**
  * Incrementally updates a stored checksum after a 16-bit field changed from
  * `old` to `now` (RFC 1624 §3, eqn. 3: HC' = ~(~HC + ~m + m')).
  * @param check the checksum currently stored in the packet
@@ -270,6 +321,22 @@ export function pseudo4(src: Ip4, dst: Ip4, proto: number, len: number): number 
  */
 export function update16(check: number, old: number, now: number): number {
   return ~fold((~check & 0xffff) + (~old & 0xffff) + (now & 0xffff)) & 0xffff;
+}
+
+/**
+ * Rewrites a 16-bit field of a checksummed message in place and patches the
+ * stored checksum with `update16` (RFC 1624 §3), so the rest of the message
+ * is not summed again: e.g. an ICMP echo request's type/code word turned
+ * into a reply's.
+ * @param v the buffer's DataView
+ * @param field offset of the 16-bit field (even distance from the message start)
+ * @param checksum offset of the message's checksum field
+ * @param now the field's new value
+ */
+export function rewrite16(v: DataView, field: number, checksum: number, now: number): void {
+  const old = v.getUint16(field);
+  v.setUint16(field, now);
+  v.setUint16(checksum, update16(v.getUint16(checksum), old, now));
 }
 
 /**

@@ -47,6 +47,7 @@
  */
 import * as addr from './addr.js';
 import type { Ip4, Mac } from './addr.js';
+import { decodeNames, labels } from './dns-name.js';
 
 /** UDP port of DHCP servers and relays (RFC 2131 §4.1). */
 export const SERVER_PORT = 67;
@@ -347,46 +348,12 @@ function ip4List(b: Uint8Array): Ip4[] | null {
 
 /**
  * Decodes the RFC 3397 domain search list: a sequence of RFC 1035 names,
- * compression pointers allowed (offsets into the concatenated value).
+ * compression pointers allowed (offsets into the concatenated value); see
+ * dns-name.ts for the rules.
  * @returns the names without trailing dot, or null when malformed
  */
 export function decodeSearchList(b: Uint8Array): string[] | null {
-  const names: string[] = [];
-  let p = 0;
-  while (p < b.length) {
-    let name = '';
-    let q = p; // read position
-    let next = -1; // where the following name starts, once a pointer was taken
-    let limit = p; // a pointer must target strictly before this
-    let wire = 0; // uncompressed length so far (RFC 1035 §3.1: at most 255)
-    for (;;) {
-      if (q >= b.length) return null;
-      const l = b[q]!;
-      if (l === 0) {
-        if (next === -1) next = q + 1;
-        break;
-      }
-      const kind = l & 0xc0;
-      if (kind === 0xc0) {
-        if (q + 1 >= b.length) return null;
-        const target = ((l & 0x3f) << 8) | b[q + 1]!;
-        if (target >= limit) return null; // forward or looping pointer
-        if (next === -1) next = q + 2;
-        limit = target;
-        q = target;
-        continue;
-      }
-      if (kind !== 0) return null; // 0x40 / 0x80 label types are not defined
-      if (q + 1 + l > b.length) return null;
-      wire += l + 1;
-      if (wire > 254) return null;
-      name += (name === '' ? '' : '.') + latin1(b, q + 1, q + 1 + l);
-      q += 1 + l;
-    }
-    names.push(name);
-    p = next;
-  }
-  return names;
+  return decodeNames(new DataView(b.buffer, b.byteOffset, b.byteLength), 0, b.length, { pointers: true, padding: false });
 }
 
 /**
@@ -622,14 +589,6 @@ const ORDER: readonly number[] = [
   Opt.CLASSLESS_ROUTES,
   Opt.MESSAGE,
 ];
-
-/** Labels of a name for RFC 1035 encoding: empty labels dropped, each cut to 63 bytes. */
-function labels(name: string): string[] {
-  return name
-    .split('.')
-    .filter((l) => l !== '')
-    .map((l) => l.slice(0, 63));
-}
 
 /** Writes the value of typed option `code` (nothing when absent). @returns whether it is present. */
 function body(s: Sink, code: number, o: Options): boolean {

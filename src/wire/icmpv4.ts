@@ -28,7 +28,7 @@
  *
  * Pure: no I/O, no allocation, no Node runtime imports.
  */
-import { finish, ok, sum, update16 } from './checksum.js';
+import { finish, ok, rewrite16, sum } from './checksum.js';
 
 /** Length of the ICMP header (type, code, checksum, rest). */
 export const HEADER_LEN = 8;
@@ -206,10 +206,7 @@ export function emitEcho(type: number, id: number, seq: number, v: DataView, o: 
  * @param o offset of the ICMP message (already parsed as an echo request)
  */
 export function toEchoReply(v: DataView, o: number): void {
-  const before = v.getUint16(o + TYPE);
-  const after = (TYPE_ECHO_REPLY << 8) | (before & 0xff);
-  v.setUint16(o + TYPE, after);
-  v.setUint16(o + CHECKSUM, update16(v.getUint16(o + CHECKSUM), before, after));
+  rewrite16(v, o + TYPE, o + CHECKSUM, (TYPE_ECHO_REPLY << 8) | v.getUint8(o + CODE));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hex, roundTrip, viewOf, type Codec } from '../../test/helpers/round-trip.js';
 import * as tcp from './tcp.js';
+import { capturedPacket, ip6 } from '../../test/helpers/frames6.js';
 
 /** Round-trip adapter: header only; payloadOffset reported relative to the header. */
 const header: Codec<tcp.Header> = {
@@ -136,5 +137,23 @@ describe('tcp codec', () => {
     for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) | (b[i + 1] ?? 0);
     while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
     expect(s).toBe(0xffff);
+  });
+
+  it("verifies Linux's captured IPv6 SYN and fills the same checksum (RFC 8200 §8.1)", () => {
+    // frame 27 of test/fixtures/ipv6/guest.pcap: [fd00:76:6d6e:0:5054:ff:fe12:3456]:47504 -> [fd00:76:6d6e::2]:8080, checksum 0x3ad9
+    const p = capturedPacket(27).slice();
+    const v = viewOf(p);
+    const src = ip6('fd00:76:6d6e:0:5054:ff:fe12:3456');
+    const dst = ip6('fd00:76:6d6e::2');
+    const h = tcp.blank();
+    expect(tcp.parse(v, 40, 40, h)).toBe(true);
+    expect([h.srcPort, h.dstPort, h.flags, h.window, h.mss, h.wscale, h.sackPermitted, h.tsVal, h.checksum]).toEqual([47504, 8080, tcp.SYN, 64800, 1440, 10, true, 1890294351, 0x3ad9]);
+    expect(tcp.verify6(v, 40, 40, src, dst)).toBe(true);
+    expect(tcp.verify6(v, 40, 40, dst, src)).toBe(true); // the pseudo-header sum is symmetric
+    expect(tcp.verify6(v, 40, 40, src, ip6('fd00:76:6d6e::3'))).toBe(false);
+    expect(tcp.verify4(v, 40, 40, 0x0a00020f, 0x0a000202)).toBe(false);
+    expect(tcp.fillChecksum6(v, 40, 40, src, dst)).toBe(0x3ad9);
+    p[60] = p[60]! ^ 1;
+    expect(tcp.verify6(v, 40, 40, src, dst)).toBe(false);
   });
 });

@@ -14,8 +14,10 @@
  * §2), SACK (5, RFC 2018 §3; 1..4 blocks) and timestamps (8, RFC 7323 §3.2).
  * A known kind with the wrong length is ignored (as Linux does), unknown kinds
  * are skipped. Absent options read as mss = -1, wscale = -1, false, 0.
- * The checksum is verified separately by `verify4` (it needs the IPv4
- * pseudo-header, RFC 9293 §3.1 "Checksum").
+ * The checksum is verified separately by `verify4` / `verify6` (it needs the
+ * IPv4 pseudo-header, RFC 9293 §3.1 "Checksum", or the IPv6 one, RFC 8200
+ * §8.1); both go through `verifyWith` / `fillWith` of checksum.ts, so only the
+ * pseudo-header differs between the IP versions.
  *
  * `emit` writes the header and the options selected by the fields (mss >= 0,
  * wscale >= 0, sackPermitted, hasTimestamps, sackCount > 0), 32-bit aligned
@@ -26,12 +28,12 @@
  * timestamps, 4 without). `dataOffset`, `headerLength`, `payloadOffset` and
  * `payloadLength` are parse outputs (emit derives the data offset itself);
  * `length(h)` gives the header bytes emit writes. Emitting a segment is:
- * `emit` header → copy the payload after it → `fillChecksum4`.
+ * `emit` header → copy the payload after it → `fillChecksum4` / `fillChecksum6`.
  *
  * Pure: no I/O, no allocation (after `blank`), no Node runtime imports.
  */
-import type { Ip4 } from './addr.js';
-import { finish, ok, pseudo4, sum } from './checksum.js';
+import type { Ip4, Ip6 } from './addr.js';
+import { fillWith, pseudo4, pseudo6, verifyWith } from './checksum.js';
 
 /** Length of a header without options (data offset 5). */
 export const HEADER_LEN = 20;
@@ -346,7 +348,20 @@ export function emit(h: Header, v: DataView, o: number): number {
  * @returns true when the checksum is correct
  */
 export function verify4(v: DataView, o: number, len: number, src: Ip4, dst: Ip4): boolean {
-  return ok(sum(v, o, len, pseudo4(src, dst, PROTO, len)));
+  return verifyWith(v, o, len, pseudo4(src, dst, PROTO, len));
+}
+
+/**
+ * Verifies the checksum of a TCP segment over IPv6 (RFC 8200 §8.1).
+ * @param v the buffer's DataView
+ * @param o offset of the TCP header
+ * @param len segment length (header + payload)
+ * @param src IPv6 source address
+ * @param dst IPv6 destination address (the final one)
+ * @returns true when the checksum is correct
+ */
+export function verify6(v: DataView, o: number, len: number, src: Ip6, dst: Ip6): boolean {
+  return verifyWith(v, o, len, pseudo6(src, dst, PROTO, len));
 }
 
 /**
@@ -360,8 +375,19 @@ export function verify4(v: DataView, o: number, len: number, src: Ip4, dst: Ip4)
  * @returns the checksum stored
  */
 export function fillChecksum4(v: DataView, o: number, len: number, src: Ip4, dst: Ip4): number {
-  v.setUint16(o + CHECKSUM, 0);
-  const c = finish(sum(v, o, len, pseudo4(src, dst, PROTO, len)));
-  v.setUint16(o + CHECKSUM, c);
-  return c;
+  return fillWith(v, o, len, CHECKSUM, pseudo4(src, dst, PROTO, len));
+}
+
+/**
+ * Computes and stores the checksum over the IPv6 pseudo-header, header and
+ * payload (RFC 8200 §8.1, RFC 9293 §3.1).
+ * @param v the buffer's DataView
+ * @param o offset of the TCP header (payload already in place)
+ * @param len segment length (header + payload)
+ * @param src IPv6 source address
+ * @param dst IPv6 destination address
+ * @returns the checksum stored
+ */
+export function fillChecksum6(v: DataView, o: number, len: number, src: Ip6, dst: Ip6): number {
+  return fillWith(v, o, len, CHECKSUM, pseudo6(src, dst, PROTO, len));
 }

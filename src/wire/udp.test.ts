@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hex, roundTrip, viewOf, type Codec } from '../../test/helpers/round-trip.js';
 import * as udp from './udp.js';
+import { capturedPacket, ip6 } from '../../test/helpers/frames6.js';
 
 /** Round-trip adapter: header + (length - 8) zero payload bytes; payloadOffset relative. */
 const datagram: Codec<udp.Header> = {
@@ -97,5 +98,35 @@ describe('udp', () => {
     const empty = hex('0035 9c40 0008 0000');
     expect(udp.parse(viewOf(empty), 0, 8, h)).toBe(true);
     expect(h.payloadLength).toBe(0);
+  });
+
+  it("verifies Linux's captured IPv6 datagram, refuses a zero checksum over IPv6 (RFC 8200 §8.1)", () => {
+    // frame 35 of test/fixtures/ipv6/guest.pcap: [fd00:76:6d6e:0:5054:ff:fe12:3456]:38576 -> [fd00:76:6d6e::2]:9 "vmnet", checksum 0xb6be
+    const p = capturedPacket(35).slice();
+    const v = viewOf(p);
+    const src = ip6('fd00:76:6d6e:0:5054:ff:fe12:3456');
+    const dst = ip6('fd00:76:6d6e::2');
+    const h = udp.blank();
+    expect(udp.parse(v, 40, 13, h)).toBe(true);
+    expect([h.srcPort, h.dstPort, h.length, h.checksum]).toEqual([38576, 9, 13, 0xb6be]);
+    expect(udp.verify6(v, 40, 13, src, dst)).toBe(true);
+    expect(udp.verify6(v, 40, 13, src, src)).toBe(false);
+    expect(udp.fillChecksum6(v, 40, 13, src, dst)).toBe(0xb6be);
+    v.setUint16(40 + udp.CHECKSUM, 0);
+    expect(udp.verify6(v, 40, 13, src, dst)).toBe(false);
+    expect(udp.verify4(v, 40, 13, GUEST, DNS)).toBe(true); // over IPv4 0 means "none"
+  });
+
+  it('stores a computed zero as 0xffff over IPv6 too', () => {
+    // find a payload word that makes the sum fold to 0xffff, then check the stored value
+    const src = ip6('fe80::1');
+    const dst = ip6('fe80::2');
+    const b = new Uint8Array(10);
+    const v = viewOf(b);
+    udp.emit({ ...udp.blank(), srcPort: 1234, dstPort: 5678, length: 10 }, v, 0);
+    udp.fillChecksum6(v, 0, 10, src, dst);
+    v.setUint16(8, v.getUint16(udp.CHECKSUM)); // payload = the checksum of a zero payload: the total now folds to 0xffff
+    expect(udp.fillChecksum6(v, 0, 10, src, dst)).toBe(0xffff);
+    expect(udp.verify6(v, 0, 10, src, dst)).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Theory of operation: the UDP header (RFC 768) over IPv4.
+ * Theory of operation: the UDP header (RFC 768) over IPv4 and IPv6.
  *
  *   srcPort(2) dstPort(2) length(2) checksum(2) payload...
  *
@@ -10,16 +10,23 @@
  * pseudo-header (RFC 768 "Checksum"); a zero checksum field means the sender
  * computed none and is accepted (RFC 1122 §4.1.3.4).
  *
+ * Over IPv6 the checksum covers the IPv6 pseudo-header (RFC 8200 §8.1) and
+ * is mandatory: `verify6` rejects a zero checksum field (RFC 8200 §8.1: "IPv6
+ * receivers must discard UDP packets containing a zero checksum"; the
+ * tunnel exception of RFC 6935 does not apply to a guest's datagrams).
+ *
  * Emitting is two steps, so the payload is summed only once it is in place:
  * `emit` writes the four header fields as given (put 0 in `checksum`), then
- * `fillChecksum4` sums pseudo-header + header + payload and stores the result,
- * turning a computed 0 into 0xffff (RFC 768: "If the computed checksum is zero,
- * it is transmitted as all ones").
+ * `fillChecksum4` / `fillChecksum6` sums pseudo-header + header + payload and
+ * stores the result, turning a computed 0 into 0xffff (RFC 768: "If the
+ * computed checksum is zero, it is transmitted as all ones"). Both IP
+ * versions share `verifyWith` / `fillWith` of checksum.ts; only the
+ * pseudo-header differs.
  *
  * Pure: no I/O, no allocation, no Node runtime imports.
  */
-import type { Ip4 } from './addr.js';
-import { finish, ok, pseudo4, sum } from './checksum.js';
+import type { Ip4, Ip6 } from './addr.js';
+import { fillWith, pseudo4, pseudo6, verifyWith } from './checksum.js';
 
 /** Length of the UDP header. */
 export const HEADER_LEN = 8;
@@ -121,7 +128,22 @@ export function emit(h: Header, v: DataView, o: number): number {
  */
 export function verify4(v: DataView, o: number, len: number, src: Ip4, dst: Ip4): boolean {
   if (v.getUint16(o + CHECKSUM) === 0) return true;
-  return ok(sum(v, o, len, pseudo4(src, dst, PROTO, len)));
+  return verifyWith(v, o, len, pseudo4(src, dst, PROTO, len));
+}
+
+/**
+ * Verifies the checksum of a UDP datagram over IPv6 (RFC 8200 §8.1). A zero
+ * checksum field fails: it is mandatory over IPv6.
+ * @param v the buffer's DataView
+ * @param o offset of the UDP header
+ * @param len the UDP length (the header's length field, as checked by parse)
+ * @param src IPv6 source address
+ * @param dst IPv6 destination address (the final one)
+ * @returns true when the checksum is present and correct
+ */
+export function verify6(v: DataView, o: number, len: number, src: Ip6, dst: Ip6): boolean {
+  if (v.getUint16(o + CHECKSUM) === 0) return false;
+  return verifyWith(v, o, len, pseudo6(src, dst, PROTO, len));
 }
 
 /**
@@ -135,8 +157,19 @@ export function verify4(v: DataView, o: number, len: number, src: Ip4, dst: Ip4)
  * @returns the checksum stored
  */
 export function fillChecksum4(v: DataView, o: number, len: number, src: Ip4, dst: Ip4): number {
-  v.setUint16(o + CHECKSUM, 0);
-  const c = finish(sum(v, o, len, pseudo4(src, dst, PROTO, len))) || 0xffff;
-  v.setUint16(o + CHECKSUM, c);
-  return c;
+  return fillWith(v, o, len, CHECKSUM, pseudo4(src, dst, PROTO, len), 0xffff);
+}
+
+/**
+ * Computes and stores the checksum over the IPv6 pseudo-header, header and
+ * payload (RFC 8200 §8.1); a computed 0 is stored as 0xffff.
+ * @param v the buffer's DataView
+ * @param o offset of the UDP header (length field already written)
+ * @param len the UDP length (header + payload)
+ * @param src IPv6 source address
+ * @param dst IPv6 destination address
+ * @returns the checksum stored
+ */
+export function fillChecksum6(v: DataView, o: number, len: number, src: Ip6, dst: Ip6): number {
+  return fillWith(v, o, len, CHECKSUM, pseudo6(src, dst, PROTO, len), 0xffff);
 }

@@ -5,6 +5,8 @@
  * switch's delivery to it, so its segments take the switch's reentrant path;
  * that path and the guest's switch port must push back on the TCP NAT (as
  * the QEMU socket does on `--net user`) instead of dropping what overflows.
+ * Segments it sends outside a delivery are built straight into the guest
+ * port's output (cut-through); the download's SHA-256 checks both paths.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSegment, type RunningSegment } from '../../src/switch/segment.js';
@@ -71,6 +73,8 @@ describe('gateway on a segment', () => {
         expectNothingDropped(seg);
         // The kernel's bursts did fill the path: the gateway was told to hold back, and resumed.
         expect(seg.switch.switch.counters.heldBack).toBeGreaterThan(0);
+        // Segments the gateway sent outside a delivery were built straight into the guest's port (switch.ts, "Cut-through").
+        expect(seg.switch.switch.counters.cutThrough).toBeGreaterThan(0);
       } finally {
         await relay.stop();
       }

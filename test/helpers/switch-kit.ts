@@ -7,7 +7,8 @@
 import { expect } from 'vitest';
 import { connectStream, type StreamPort } from '../../src/link/stream-port.js';
 import * as eth from '../../src/wire/ethernet.js';
-import { Switch, type FramePort, type PortConfig, type SwitchOptions, type SwitchPort } from '../../src/switch/switch.js';
+import { Switch } from '../../src/switch/switch.js';
+import type { FramePort, PortConfig, SwitchOptions, SwitchPort } from '../../src/switch/types.js';
 
 /** A received frame: a copy, plus what the switch handed over. */
 export interface Got {
@@ -30,6 +31,67 @@ export class FakePort implements FramePort {
   }
   clear(): void {
     this.got.length = 0;
+  }
+}
+
+/** A sender port that honours backpressure (the gateway's kind) and records its call-backs. */
+export class AwarePort extends FakePort {
+  drains = 0;
+  onDrained: () => void = () => {};
+  drained(): void {
+    this.drains++;
+    this.onDrained();
+  }
+}
+
+/**
+ * A port that builds in place as StreamPort does: one output buffer of
+ * length-prefixed frames, where a frame is copied (sendFrame) or built and
+ * committed (reserveFrame … commitFrame). Records how each frame came.
+ */
+export class BuildingPort extends FakePort {
+  readonly out = new Uint8Array(1 << 20);
+  readonly outView = new DataView(this.out.buffer);
+  used = 0;
+  /** How each frame in `got` arrived. */
+  readonly how: Array<'copy' | 'commit'> = [];
+  /** false: reserveFrame finds no room. */
+  room = true;
+  override sendFrame(buf: Uint8Array, off: number, len: number, view: DataView): unknown {
+    expect(view.buffer).toBe(buf.buffer);
+    this.out.set(buf.subarray(off, off + len), this.used + 4);
+    return this.#commit(len, 'copy');
+  }
+  reserveFrame(maxLen: number): boolean {
+    return this.room && this.used + 4 + maxLen <= this.out.length;
+  }
+  frameBuffer(): Uint8Array {
+    return this.out;
+  }
+  frameView(): DataView {
+    return this.outView;
+  }
+  frameOffset(): number {
+    return this.used + 4;
+  }
+  commitFrame(len: number): unknown {
+    return this.#commit(len, 'commit');
+  }
+  /** Everything sent so far, prefixes included: what the peer would read. */
+  output(): Uint8Array {
+    return this.out.slice(0, this.used);
+  }
+  override clear(): void {
+    super.clear();
+    this.how.length = 0;
+  }
+  #commit(len: number, how: 'copy' | 'commit'): boolean {
+    this.outView.setUint32(this.used, len);
+    const off = this.used + 4;
+    this.got.push({ bytes: this.out.slice(off, off + len), buf: this.out, off });
+    this.how.push(how);
+    this.used = off + len;
+    return !this.congested;
   }
 }
 

@@ -16,7 +16,7 @@ export function demoCommand(io: CliIo, setExit: (code: number) => void): Command
     builder: (y) => y.option('qemu', { type: 'string', describe: 'QEMU binary (default: qemu-system-<host arch> on PATH)' }) as never,
     handler: async (a) => {
       const { runDemo } = await import('../../demo/demo.js');
-      const result = await runDemo({ out: io.stdout, qemu: a.qemu });
+      const result = await runDemo({ out: io.stdout, qemu: a.qemu, env: io.env });
       setExit(result.ok ? 0 : 1);
     },
   };

@@ -12,7 +12,9 @@ import { formatForward, type ForwardSpec } from '../../config/forward.js';
 /** The lowest port an unprivileged user may bind (Linux sysctl; 1024 when unknown). */
 export function unprivilegedPortStart(): number {
   try {
-    return Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim()) || 1024;
+    // 0 is a real value (every port is unprivileged), not "unknown".
+    const text = readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim();
+    return /^\d+$/.test(text) ? Number(text) : 1024;
   } catch {
     return 1024;
   }
