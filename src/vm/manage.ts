@@ -126,11 +126,14 @@ export async function sshTargetOf(name: string, env: NodeJS.ProcessEnv = process
   return target;
 }
 
-/** The SSH target of a running VM, or null and why there is none. */
+/**
+ * The SSH target of a running VM, or null and why there is none.
+ * @throws VmnetError E_UNREACHABLE when it has no SSH forward at all (nothing to wait for either)
+ */
 async function sshOf(name: string, env: NodeJS.ProcessEnv): Promise<{ target: SshTarget; problem: null } | { target: null; problem: string }> {
   const { status } = await controlCall<{ status: VmStatus }>(ctl(await findVm(name, env)), { op: 'status' });
   const s = status.ssh;
-  if (!s) return { target: null, problem: `VM ${name} has no SSH forward (started with --no-ssh, or without --net user)` };
+  if (!s) throw new VmnetError('E_UNREACHABLE', `VM ${name} has no SSH forward (started with --no-ssh, or without --net user)`);
   if (s.user === null || s.identity === null || s.knownHosts === null || s.controlPath === null) {
     return { target: null, problem: `VM ${name} was not seeded by vmnet (--cloud-init off): vmnet has no key or host key for it; use ssh -p ${s.port} yourself` };
   }

@@ -81,7 +81,7 @@ function plainSsh(key: string, port: number, user: string, knownHosts: string, c
   );
 }
 
-const BOOT1 = {} as { wait: Done; bootS: number; hostname: Done; mixed: Done; cpIn: Done; cpOut: Done; guestSha: Done; plain: Done; merged: Done; trueMs: number[]; seed: Done; afterStop: Done; stop: Done; blobSha: string; backSha: string };
+const BOOT1 = {} as { viaSsh: Done; concurrent: Done[]; masters: string[]; wait: Done; bootS: number; hostname: Done; mixed: Done; cpIn: Done; cpOut: Done; guestSha: Done; plain: Done; merged: Done; trueMs: number[]; seed: Done; afterStop: Done; stop: Done; blobSha: string; backSha: string };
 
 beforeAll(async () => {
   image = findCloudImage();
@@ -125,6 +125,11 @@ beforeAll(async () => {
   BOOT1.plain = await plainSsh(keys.key, s.ssh!.port, s.ssh!.user, s.ssh!.knownHosts, 'echo plain ssh as $(id -un)');
   BOOT1.merged = await vmnet(['exec', NAME, '--', 'sh', '-c', 'cat /etc/vmnet-user-data-marker; id -un debian; cat /var/lib/cloud/data/instance-id'], env);
   BOOT1.seed = await vmnet(['exec', NAME, '--user', 'root', '--', 'cloud-init', 'query', 'ds.meta_data'], env);
+  BOOT1.viaSsh = await vmnet(['ssh', NAME, '--', 'echo', 'via', 'vmnet', 'ssh'], env);
+  // Four first execs at once on a cold master: all run, and one master is left (no stray connection).
+  execFileSync('ssh', ['-o', `ControlPath=${join(env.XDG_RUNTIME_DIR!, 'vmnet', NAME, 'ssh.sock')}`, '-O', 'exit', 'x'], { stdio: 'ignore' });
+  BOOT1.concurrent = await Promise.all([0, 1, 2, 3].map((i) => vmnet(['exec', NAME, '--', 'echo', String(i)], env)));
+  BOOT1.masters = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('ssh') && l.includes(join(env.XDG_RUNTIME_DIR!, 'vmnet', NAME)));
   BOOT1.trueMs = [];
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
@@ -178,6 +183,13 @@ describe('boot 1: vmnet run URL, wait --ssh, exec, cp, plain ssh with the known_
     expect(BOOT1.cpOut.code, BOOT1.cpOut.stderr).toBe(0);
     expect(BOOT1.guestSha.stdout).toBe(`${BOOT1.blobSha}  blob\n`);
     expect(BOOT1.backSha).toBe(BOOT1.blobSha);
+  });
+
+  it('vmnet ssh NAME -- CMD runs it; four first execs at once all run and leave one master connection', () => {
+    expect(BOOT1.viaSsh).toMatchObject({ code: 0, stdout: 'via vmnet ssh\n' });
+    expect(BOOT1.concurrent.map((r) => [r.code, r.stdout])).toEqual([0, 1, 2, 3].map((i) => [0, `${i}\n`]));
+    expect(BOOT1.masters, BOOT1.masters.join('\n')).toHaveLength(1);
+    expect(BOOT1.masters[0]).toMatch(/\[mux\]/);
   });
 
   it('the --ssh-key key logs in with plain ssh -p PORT and the known_hosts vmnet wrote, strict checking on', () => {

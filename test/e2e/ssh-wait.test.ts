@@ -5,7 +5,8 @@
  * it sees while waiting and its timeout message names where the boot
  * stands, the lease with its time, the seed not fetched, port 22 closed.
  * (A guest with no frame at all is the cloud image stand-in with
- * --cloud-init off, in cloud-image.test.ts.)
+ * --cloud-init off, in cloud-image.test.ts.) A VM without an SSH forward
+ * (--no-ssh) is refused at once with exit 125, not waited for.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -38,6 +39,22 @@ describe('vmnet wait --ssh names the stage it timed out in', () => {
     const lines = w.stderr.trim().split('\n');
     expect(lines.at(-1)).toMatch(new RegExp(`^vmnet: VM ${NAME}: SSH not ready within 8 s: DHCP lease 10\\.0\\.2\\.15 [\\d.]+ s after start; seed not fetched yet; port 22 closed \\(nothing listens yet\\)$`));
     expect(lines[0]).toMatch(new RegExp(`^vmnet: ${NAME}: DHCP lease 10\\.0\\.2\\.15 `));
+    const stop = await vmnet(['stop', NAME, '--force'], env);
+    expect(stop.code, stop.stderr).toBe(0);
+    running = false;
+  });
+
+  it('a VM without an SSH forward: wait --ssh and exec say so at once, exit 125', { timeout: 120_000 }, async () => {
+    const guest = findBundledGuest();
+    const run = await vmnet(['run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--cloud-init', 'on', '--no-ssh', '--detach', '--name', NAME, '--console', 'none', ...SMALL], env);
+    expect(run.code, run.stderr).toBe(0);
+    running = true;
+    const t0 = Date.now();
+    const w = await vmnet(['wait', NAME, '--ssh', '--timeout', '60'], env);
+    expect(Date.now() - t0).toBeLessThan(30_000); // not the timeout: there is nothing to wait for
+    expect([w.code, w.stderr]).toEqual([125, `vmnet: VM ${NAME} has no SSH forward (started with --no-ssh, or without --net user)\n`]);
+    const x = await vmnet(['exec', NAME, '--', 'true'], env);
+    expect([x.code, x.stderr]).toEqual([125, `vmnet: VM ${NAME} has no SSH forward (started with --no-ssh, or without --net user)\n`]);
     const stop = await vmnet(['stop', NAME, '--force'], env);
     expect(stop.code, stop.stderr).toBe(0);
     running = false;
