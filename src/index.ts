@@ -22,3 +22,4 @@ export { buildGuest, type BuildGuestOptions, type BuildGuestResult, type GuestMa
 export { runDoctor, type DoctorOptions } from './doctor/doctor.js';
 export type { DoctorReport, Check, Verdict } from './doctor/report.js';
 export { runDemo, type DemoResult } from './demo/demo.js';
+export { pingStatus, type PingStatus } from './services/ping/status.js';

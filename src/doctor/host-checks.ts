@@ -5,7 +5,8 @@
  * serves older ones through `-netdev socket`), util-linux setpriv (QEMU
  * dies with vmnet), the sysctls that decide what unprivileged users may do
  * (`net.ipv4.ip_unprivileged_port_start` for forwards,
- * `net.ipv4.ping_group_range` for ping sockets), IPv6 on the host, and the
+ * `net.ipv4.ping_group_range` for ping to the outside, with its helper),
+ * IPv6 on the host, and the
  * OpenSSH client. Each returns a Check (report.ts); reading /proc and
  * asking programs for their version is all they do.
  */
@@ -15,6 +16,7 @@ import { promisify } from 'node:util';
 import { findOnPath, findQemu, qemuForHost } from '../qemu/binary.js';
 import { findSetpriv } from '../qemu/process.js';
 import { unprivilegedPortStart } from '../services/port-forward/bind.js';
+import { pingStatus } from '../services/ping/status.js';
 import { makeCheck as check, type Check } from './report.js';
 
 const run = promisify(execFile);
@@ -107,25 +109,33 @@ export function portsCheck(): Check {
   });
 }
 
-/** Ping sockets (ICMP without root) for the user's groups. */
+/**
+ * Ping to the outside: ping sockets for the user's groups, and the helper
+ * that holds them built or buildable (services/ping/status.ts).
+ */
 export function pingCheck(): Check {
-  let text = '';
-  try {
-    text = readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8').trim();
-  } catch {
-    return check({ id: 'ping', title: 'ping sockets', verdict: 'info', summary: 'net.ipv4.ping_group_range is not readable here', fix: null });
-  }
-  const [lo, hi] = text.split(/\s+/).map(Number) as [number, number];
-  const groups = [...new Set([process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])])];
-  const allowed = groups.some((g) => g >= lo && g <= hi);
+  const s = pingStatus();
+  const data = { pingGroupRange: s.range, allowed: s.socketsAllowed, helper: s.helper, compiler: s.compiler };
+  if (s.range === null) return check({ id: 'ping', title: 'ping sockets', verdict: 'info', summary: "net.ipv4.ping_group_range is not readable here: guests' pings to the outside are not relayed", fix: null, data });
+  const [lo, hi] = s.range;
+  const noHelper = s.helper === null && s.compiler === null;
   return check({
     id: 'ping',
     title: 'ping sockets',
-    verdict: 'info',
-    summary: `net.ipv4.ping_group_range = ${lo} ${hi}: ${allowed ? 'your groups may' : 'no group of yours may'} open ping sockets`,
-    detail: ["guests' pings are answered for the gateway's own addresses; vmnet does not forward ICMP echo to the outside yet, so this changes nothing today"],
-    fix: null,
-    data: { pingGroupRange: [lo, hi], allowed },
+    verdict: s.ok ? 'ok' : 'warn',
+    summary: `net.ipv4.ping_group_range = ${lo} ${hi}: ${s.socketsAllowed ? 'your groups may' : 'no group of yours may'} open ping sockets`,
+    detail: s.ok
+      ? [`guests' pings to the outside are relayed through them (${s.helper ? `helper ${s.helper}` : `helper built at the first ping with ${s.compiler}`})`]
+      : [
+          ...(s.socketsAllowed ? [] : ["guests' pings to the outside get no reply until ping sockets are allowed (none is ever made up)"]),
+          ...(noHelper ? ['the ping helper is not built and no C compiler was found to build it'] : []),
+        ],
+    fix: !s.socketsAllowed
+      ? `${sudo()}sysctl -w net.ipv4.ping_group_range="0 2147483647" (and a file in /etc/sysctl.d/ to keep it)${noHelper ? `; ${sudo()}apt-get install gcc libc6-dev` : ''}`
+      : noHelper
+        ? `${sudo()}apt-get install gcc libc6-dev (vmnet builds its ping helper at the next ping)`
+        : null,
+    data,
   });
 }
 

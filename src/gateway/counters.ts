@@ -20,7 +20,9 @@ export const DROP_REASONS = [
   'ttl-expired',
   'fragment', // fragment dropped by the reassembler (overlap, too big, eviction)
   'icmp-invalid',
-  'icmp-unsupported', // ICMP other than echo to the gateway
+  'icmp-unsupported', // ICMP other than echo requests (and echo to the outside on a gateway without a ping relay)
+  'ping-refused', // echo request to a broadcast, multicast or martian address, or refused by --isolated / --no-host
+  'ping-unavailable', // echo request not relayed: ping sockets refused (ping_group_range), no helper, or its queue full
   'udp-invalid', // bad length or checksum
   'udp-broadcast', // broadcast/multicast UDP other than DHCP
   'udp-refused', // refused by policy or by the host (ICMP sent)

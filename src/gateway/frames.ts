@@ -76,11 +76,12 @@ export class FrameBuilder {
 
   /**
    * An ICMP echo reply answering the request at `req` (payload copied).
+   * @param ttl the reply's TTL (a relayed reply: as it reached the host, less one)
    * @returns frame length
    */
-  echoReply(v: DataView, o: number, dstMac: Mac, srcIp: Ip4, dstIp: Ip4, id: number, seq: number, q: DataView, payloadOff: number, payloadLen: number): number {
+  echoReply(v: DataView, o: number, dstMac: Mac, srcIp: Ip4, dstIp: Ip4, id: number, seq: number, q: DataView, payloadOff: number, payloadLen: number, ttl = 64): number {
     const len = icmp.echoLength(payloadLen);
-    const p = this.headers(v, o, dstMac, srcIp, dstIp, ipv4.PROTO_ICMP, len);
+    const p = this.headers(v, o, dstMac, srcIp, dstIp, ipv4.PROTO_ICMP, len, ttl);
     new Uint8Array(v.buffer, v.byteOffset + p + icmp.HEADER_LEN, payloadLen).set(new Uint8Array(q.buffer, q.byteOffset + payloadOff, payloadLen));
     icmp.emitEcho(icmp.TYPE_ECHO_REPLY, id, seq, v, p, payloadLen);
     return p + len - o;

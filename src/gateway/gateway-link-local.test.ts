@@ -1,8 +1,8 @@
 /**
  * Link-local destinations (169.254.0.0/16) are not routed (RFC 3927 §2.7: a
  * router must not forward a packet with a link-local destination): TCP gets
- * RST and UDP ICMP administratively prohibited, and no host socket is
- * opened. Before, a guest's request to 169.254.169.254 was NATed to the
+ * RST, UDP and ping ICMP administratively prohibited, and no host socket
+ * (nor ping socket) is opened. Before, a guest's request to 169.254.169.254 was NATed to the
  * host's own link-local network: on a cloud host, the host's instance
  * metadata service and its credentials.
  */
@@ -38,5 +38,13 @@ describe('link-local destinations', () => {
     r.send(udpFrame({ dstIp: METADATA, dstPort: 53 }, bytes('q')));
     expect(r.port.takeDecoded().map((f) => [f.icmp?.type, f.icmp?.code])).toEqual([[icmp.TYPE_DEST_UNREACH, 13]]);
     expect(r.host.flows).toEqual([]);
+  });
+
+  it('ping to 169.254.169.254 gets ICMP administratively prohibited, and no ping socket is opened', () => {
+    const r = rig();
+    r.send(pingFrame({ dstIp: METADATA, id: 9 }));
+    expect(r.port.takeDecoded().map((f) => [f.ip?.src, f.icmp?.type, f.icmp?.code])).toEqual([[GW_IP, icmp.TYPE_DEST_UNREACH, icmp.CODE_ADMIN_PROHIBITED]]);
+    expect(r.ping.opens).toEqual([]);
+    expect(r.drops()).toEqual({ 'ping-refused': 1 });
   });
 });

@@ -144,12 +144,9 @@ describe('Gateway ICMP echo (RFC 792)', () => {
     expect(rig.exchange(pingFrame({ dstIp: GW_IP, ttl: 1 }))[0]!.icmp!.type).toBe(icmp.TYPE_ECHO_REPLY);
   });
 
-  it.each([
-    ['an outside address', '198.51.100.1'],
-    ['another guest', '10.0.2.16'],
-  ])('drops an echo request to %s as icmp-unsupported', (_what, dst) => {
-    const rig = new GatewayRig();
-    expect(rig.exchange(pingFrame({ dstIp: ip(dst) }))).toEqual([]);
+  it('drops an echo request to an outside address as icmp-unsupported on a gateway without a ping relay', () => {
+    const rig = new GatewayRig({ ping: false });
+    expect(rig.exchange(pingFrame({ dstIp: ip('198.51.100.1') }))).toEqual([]);
     expect(rig.drops()).toEqual({ 'icmp-unsupported': 1 });
   });
 

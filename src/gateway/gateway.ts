@@ -28,7 +28,9 @@
  *     in the subnet (0.0.0.0 only for DHCP); fragments are reassembled with
  *     bounded memory (ip-reassembly.ts); datagrams routed onward with TTL ≤ 1
  *     get ICMP time exceeded (RFC 1812 §5.3.1).
- *  5. ICMP: echo requests to gateway addresses are answered (RFC 792).
+ *  5. ICMP: echo requests to gateway addresses are answered (RFC 792); to
+ *     any other address they go to the ping relay (ping.ts: the UDP NAT's
+ *     policy, then a ping socket on the host) when the gateway has one.
  *  6. UDP: port 67 → the DHCP server (RFC 2131); port 53 at the DNS address
  *     → the DNS service; anything else unicast → UDP NAT, whose policy maps
  *     the gateway address to the host's 127.0.0.1 unless --no-host-loopback,
@@ -39,7 +41,7 @@
  *     prohibited, RFC 1812 §5.2.7.1), never silence.
  *  7. TCP: the TCP NAT (services/tcp-nat), dial first; the same policy,
  *     refusals answered with RST. Link-local destinations (169.254/16) are
- *     refused both for UDP and TCP (RFC 3927 §2.7: not forwarded; routed,
+ *     refused for UDP, TCP and ping (RFC 3927 §2.7: not forwarded; routed,
  *     169.254.169.254 would be a cloud host's own metadata service). TCP to
  *     the DNS address, port 80, is the cloud-init seed service while it
  *     holds a seed (services/metadata).
@@ -62,16 +64,18 @@ import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/na
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
 import type { SeedRequester } from '../services/metadata/seed-http.js';
-import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, parseMac, type Ip4 } from '../wire/addr.js';
+import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, isLinkLocal4, parseMac, type Ip4 } from '../wire/addr.js';
 import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayCounters, type DropReason } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
+import type { PingRelayCounters } from '../services/ping/relay.js';
 import { Reassembler } from './ip-reassembly.js';
 import { GuestWatch } from './guest-watch.js';
 import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
+import { GatewayPing, type GatewayPingDeps } from './ping.js';
 
 /** Where the gateway sends a guest's frames: a StreamPort in production. */
 export interface FramePort {
@@ -129,6 +133,8 @@ export interface GatewayDeps {
    * refused otherwise, as before.
    */
   seeds?: { active(): boolean; stream(ev: HostStreamEvents, requester: SeedRequester): HostStream };
+  /** Ping to the outside (ping.ts); without it, echo requests to the outside are dropped as icmp-unsupported. */
+  ping?: GatewayPingDeps;
 }
 
 /** One guest connection. */
@@ -153,6 +159,7 @@ export class Gateway {
   readonly tcpNat: TcpNat;
   /** First frame and lease times of the MACs a launcher watches (`vmnet wait --ssh`). */
   readonly watch = new GuestWatch();
+  readonly ping: GatewayPing | null;
   private readonly neighbors: Neighbors<Session>;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -241,6 +248,12 @@ export class Gateway {
       },
       deps.tcpLimits,
     );
+    const toGuest = (ip: Ip4, build: (out: DataView, mac: Uint8Array, frames: FrameBuilder) => number): void => {
+      const n = this.neighbors.get(ip);
+      if (!n || n.link.closed) return this.drop('not-for-us');
+      this.send(n.link, build(this.outView, n.mac, this.frames));
+    };
+    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r) }, deps.ping) : null;
   }
 
   /** Attaches a guest connection. */
@@ -262,6 +275,7 @@ export class Gateway {
     const addresses = this.neighbors.detach(s);
     for (const ip of addresses) this.tcpNat.linkDrained(ip); // no congestion outlives its link
     this.udpNat.closeGuest(s.id);
+    this.ping?.relay.closeGuest(s.id);
     this.tcpNat.closeGuest(s.id, addresses);
     this.dhcp.linkClosed(s.id);
   }
@@ -276,6 +290,7 @@ export class Gateway {
     this.tcpNat.closeAddress(ip); // (the resets it sends the old holder may find its link congested:)
     this.tcpNat.linkDrained(ip); // no congestion outlives the address's holder
     this.udpNat.closeAddress(ip);
+    this.ping?.closeAddress(ip);
   }
 
   /** The guest connection's port drained after reporting congestion: TCP sends again. */
@@ -298,6 +313,7 @@ export class Gateway {
     const now = this.deps.now();
     this.tick = now;
     this.udpNat.sweep(now);
+    this.ping?.relay.sweep(now);
     this.dhcp.sweep(now);
     const dropsBefore = this.reassembler.dropped;
     this.reassembler.expire(now);
@@ -307,6 +323,7 @@ export class Gateway {
   /** Closes host sockets. */
   close(): void {
     this.udpNat.closeAll();
+    this.ping?.relay.closeAll();
     for (const s of [...this.sessions]) this.detach(s);
     releaseSimdBuffer(this.out); // scratch only: nothing in it outlives a call
   }
@@ -471,7 +488,7 @@ export class Gateway {
       case PROTO_UDP:
         return this.handleUdp(s, srcMac, h, v, o, broadcast);
       case PROTO_ICMP:
-        return this.handleIcmp(s, srcMac, h, v, toUs);
+        return this.handleIcmp(s, srcMac, h, v, o, toUs, broadcast);
       case PROTO_TCP:
         if (broadcast || h.src === 0) return this.drop('tcp-invalid');
         return this.handleTcp(h, v);
@@ -497,7 +514,7 @@ export class Gateway {
     const c = this.config;
     if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : dstPort === SEED_PORT && this.deps.seeds?.active() ? { local: 'seed' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
-    if (c.isolated || this.hostRefused(dstIp) || linkLocal(dstIp)) return { refuse: true };
+    if (c.isolated || this.hostRefused(dstIp) || isLinkLocal4(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
     const first = dstIp >>> 24;
@@ -572,10 +589,11 @@ export class Gateway {
     return port.commitFrame!(p - base) !== false;
   }
 
-  private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, toUs: boolean): void {
+  private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, ipOff: number, toUs: boolean, broadcast: boolean): void {
     const m = this.icmpH;
     if (!icmp.parse(v, h.payloadOffset, h.payloadLength, m)) return this.drop('icmp-invalid');
-    if (!toUs || m.type !== icmp.TYPE_ECHO_REQUEST) return this.drop('icmp-unsupported');
+    if (m.type !== icmp.TYPE_ECHO_REQUEST || (!toUs && (this.ping === null || m.code !== 0))) return this.drop('icmp-unsupported');
+    if (!toUs) return this.ping!.fromGuest(s.id, h, v, ipOff, broadcast);
     const n = this.frames.echoReply(this.outView, 0, srcMac, h.dst, h.src, m.id, m.seq, v, m.payloadOffset, m.payloadLength);
     this.send(s, n);
   }
@@ -594,7 +612,7 @@ export class Gateway {
     if (r === 'sent') return;
     this.drop('udp-refused');
     if (r === 'drop') return;
-    const code = r === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
+    const code = r === 'admin-prohibited' ? icmp.CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
     this.icmpErrorTo(s, srcMac, h.src, icmp.TYPE_DEST_UNREACH, code, v, ipOff, h.totalLength);
   }
 
@@ -637,7 +655,7 @@ export class Gateway {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
-    if (this.hostRefused(dstIp) || linkLocal(dstIp)) return { refuse: 'admin-prohibited' };
+    if (this.hostRefused(dstIp) || isLinkLocal4(dstIp)) return { refuse: 'admin-prohibited' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };
@@ -696,7 +714,7 @@ export class Gateway {
     q.setUint16(22, f.dstPort);
     q.setUint16(24, udp.HEADER_LEN);
     q.setUint16(26, 0);
-    const code = kind === 'admin-prohibited' ? CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
+    const code = kind === 'admin-prohibited' ? icmp.CODE_ADMIN_PROHIBITED : icmp.CODE_PORT_UNREACH;
     this.icmpErrorTo(n.link, n.mac, f.guestIp, icmp.TYPE_DEST_UNREACH, code, q, 0, this.quote.length);
   }
 
@@ -730,15 +748,13 @@ export class Gateway {
       drops,
       connections: this.sessions.size,
       udpFlows: this.udpNat.size,
+      ping: this.ping ? { flows: this.ping.relay.size, ...this.ping.relay.counters } : null,
       fragmentsPending: this.reassembler.size,
       leases: this.dhcp.leases().map((l) => ({ mac: l.mac, ip: formatIp4(l.ip), hostname: l.hostname })),
       neighbors: this.neighbors.list().map((n) => ({ ip: formatIp4(n.ip), mac: formatMac(n.mac) })),
     };
   }
 }
-
-/** ICMP destination unreachable code 13: communication administratively prohibited (RFC 1812 §5.2.7.1). */
-const CODE_ADMIN_PROHIBITED = 13;
 
 export interface GatewaySnapshot {
   framesIn: number;
@@ -749,6 +765,8 @@ export interface GatewaySnapshot {
   drops: Partial<Record<DropReason, number>>;
   connections: number;
   udpFlows: number;
+  /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
+  ping: (PingRelayCounters & { flows: number }) | null;
   fragmentsPending: number;
   leases: Array<{ mac: string; ip: string; hostname: string | null }>;
   neighbors: Array<{ ip: string; mac: string }>;
@@ -756,15 +774,6 @@ export interface GatewaySnapshot {
 
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];
-}
-
-/**
- * 169.254.0.0/16: not forwarded (RFC 3927 §2.7). Routed, a guest's request to
- * 169.254.169.254 would reach the host's own link-local network: on a cloud
- * host, its instance metadata service.
- */
-function linkLocal(dst: Ip4): boolean {
-  return dst >>> 16 === 0xa9fe;
 }
 
 function broadcastOrUs(dst: Ip4, us: Ip4, subnetBroadcast: Ip4): boolean {

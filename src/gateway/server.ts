@@ -7,8 +7,13 @@
  * listener, or handed in with attach() (the launcher, inherited fds). Each
  * connection is one guest port; a connection that misbehaves (oversize
  * prefix, hang-up mid-frame, handler error) is closed alone. A 1 s timer
- * sweeps idle UDP flows and stale fragments (and, with --no-host, reads the
- * host's addresses again); it is unref'd.
+ * sweeps idle UDP flows, ping flows and stale fragments (and, with
+ * --no-host, reads the host's addresses again); it is unref'd.
+ *
+ * Ping to the outside runs through the ping helper (services/ping/), started
+ * at the first guest ping. When the host refuses ping sockets, or the helper
+ * cannot run, `warn` hears one line saying so and what fixes it (default:
+ * stderr, prefixed "vmnet gateway: "), once.
  *
  * Names (names.ts): the DNS answers vmnet names (`names.set(mac, name)`,
  * e.g. the VM's own name for `vmnet run`) before DHCP host names; port
@@ -34,6 +39,8 @@ import { listenStream, type StreamListener, type StreamPort } from '../link/stre
 import { openPcap, type PcapWriter } from '../link/pcap-writer.js';
 import * as eth from '../wire/ethernet.js';
 import { PortForwards } from '../services/port-forward/forwards.js';
+import { helperBackend } from '../services/ping/helper-backend.js';
+import { deniedLine } from '../services/ping/status.js';
 import type { ForwardSpec } from '../config/forward.js';
 import { SeedRegistry, type SeedFetches, type SeedFiles } from '../services/metadata/seeds.js';
 import { SeedHttp } from '../services/metadata/seed-http.js';
@@ -50,6 +57,8 @@ export interface GatewayServerOptions extends GatewayOptions {
   forwards?: ForwardSpec[];
   /** TCP NAT limits (per-guest flow cap, dials in flight, dial timeout). */
   tcpLimits?: Partial<TcpNatLimits>;
+  /** Where one-line warnings go (ping sockets refused, no ping helper); default stderr. */
+  warn?: (line: string) => void;
 }
 
 export interface RunningGateway {
@@ -141,6 +150,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   });
   const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
   const now = () => performance.now();
+  const warn = opts.warn ?? ((line: string) => void process.stderr.write(`vmnet gateway: ${line}\n`));
   let forwards: PortForwards | null = null;
   // --no-host: the host's own addresses, read again at each sweep.
   const hostAddresses = config.hostAccess ? null : new HostAddresses();
@@ -158,6 +168,10 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     schedule: (at) => scheduleTimers(at),
     tcpLimits: opts.tcpLimits,
     seeds: { active: () => seedRegistry.size > 0, stream: (ev, requester) => seedHttp.stream(ev, requester) },
+    ping: {
+      backend: helperBackend(),
+      warn: (kind, detail) => warn(kind === 'denied' ? deniedLine() : `ping to the outside is off: ${detail}`),
+    },
     ...(hostAddresses ? { hostAddresses: () => hostAddresses.current() } : {}),
   });
   // One Node timer drives every TCP connection's deadlines.

@@ -54,6 +54,8 @@ export const CODE_PROTO_UNREACH = 2;
 export const CODE_PORT_UNREACH = 3;
 /** Destination unreachable code: fragmentation needed and DF set (RFC 1191). */
 export const CODE_FRAG_NEEDED = 4;
+/** Destination unreachable code: communication administratively prohibited (RFC 1812 §5.2.7.1). */
+export const CODE_ADMIN_PROHIBITED = 13;
 /** Time exceeded code: TTL exceeded in transit. */
 export const CODE_TTL_EXCEEDED = 0;
 /** Time exceeded code: fragment reassembly time exceeded. */

@@ -1,8 +1,8 @@
 /**
  * What the npm tarball holds, from `npm pack --dry-run --json` on the built
  * tree: exactly what runs (dist/ JavaScript and declarations, one of each
- * per source module, no tests, no source maps), the test guest's assets, and
- * the package's documents; and every entry point package.json names is in it.
+ * per source module, no tests, no source maps), the test guest's assets, the
+ * ping helper's C source and install hook, and the package's documents; and every entry point package.json names is in it.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,11 +20,11 @@ function sourceModules(dir = join(root, 'src')): string[] {
   });
 }
 
-it('the tarball holds what runs and nothing else: dist without tests or maps, the guest assets, the documents', () => {
+it('the tarball holds what runs and nothing else: dist without tests or maps, the guest assets, the ping helper source, the documents', () => {
   const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as Array<{ files: Array<{ path: string; mode: number }> }>;
   const files = pack!.files.map((f) => f.path).sort();
   const dist = sourceModules().flatMap((m) => [`dist/${m}.js`, `dist/${m}.d.ts`]);
-  expect(files).toEqual([...dist, 'CHANGELOG.md', 'LICENSE', 'README.md', 'guest/init', 'guest/udhcpc.script', 'package.json'].sort());
+  expect(files).toEqual([...dist, 'CHANGELOG.md', 'LICENSE', 'README.md', 'guest/init', 'guest/udhcpc.script', 'native/install.mjs', 'native/ping-helper.c', 'package.json'].sort());
   expect(files.filter((f) => /\.test\.|\.map$|^test\/|^src\//.test(f))).toEqual([]);
   expect(pack!.files.find((f) => f.path === 'dist/cli/bin.js')!.mode & 0o111).not.toBe(0);
 

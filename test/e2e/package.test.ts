@@ -54,7 +54,9 @@ describe.runIf(asRoot)('the npm package', () => {
     const install = await sh(['env'], `npm install --global --prefix '${prefix}' --prefer-offline --no-audit --no-fund '${tgz}'`);
     expect(install.code, install.stderr).toBe(0);
     const pkgDir = join(prefix, 'lib', 'node_modules', 'vmnet');
-    expect(readdirSync(pkgDir).sort()).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'dist', 'guest', 'node_modules', 'package.json']);
+    expect(readdirSync(pkgDir).sort()).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'build', 'dist', 'guest', 'native', 'node_modules', 'package.json']);
+    // The postinstall built the ping helper into the package (build/native/ping-helper-<source hash>).
+    expect(readdirSync(join(pkgDir, 'build', 'native'))).toEqual([expect.stringMatching(/^ping-helper-[0-9a-f]{16}$/)]);
 
     try {
       execFileSync('id', ['-u', USER], { stdio: 'pipe' });

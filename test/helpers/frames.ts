@@ -10,8 +10,9 @@
  *  - `decodeFrame` parses a frame the gateway sent, layer by layer, and
  *    verifies every checksum on the way (IPv4 header, ICMP, UDP);
  *  - `GatewayRig` wires a Gateway to a recording FramePort, a fake clock, a
- *    fake HostUdp (tests inject replies and refusals) and a real DnsService
- *    whose upstream Transport is a fake, so no socket is ever opened;
+ *    fake HostUdp (tests inject replies and refusals), a fake ping helper
+ *    (test/helpers/fake-ping.ts) and a real DnsService whose upstream
+ *    Transport is a fake, so no socket is ever opened;
  *  - `xorshift32` is a seeded PRNG for fuzz loops (deterministic runs, like
  *    smoltcp's fault injector).
  */
@@ -35,6 +36,7 @@ import type { TcpNatLimits } from '../../src/services/tcp-nat/nat.js';
 import type { HostUdp, HostUdpSocket } from '../../src/services/udp-nat/nat.js';
 import { SeedRegistry } from '../../src/services/metadata/seeds.js';
 import { SeedHttp, type SeedHttpLimits } from '../../src/services/metadata/seed-http.js';
+import { FakePingBackend } from './fake-ping.js';
 
 // ------------------------------------------------------------ addresses
 
@@ -512,6 +514,8 @@ export interface RigOptions extends GatewayOptions {
   hostAddresses?: Ip4[];
   /** Bounds of the seed service's HTTP side. */
   seedLimits?: Partial<SeedHttpLimits>;
+  /** false: a gateway without a ping relay (default: one on the fake backend `rig.ping`). */
+  ping?: false;
 }
 
 let tokens = 0;
@@ -603,9 +607,12 @@ export class GatewayRig {
   /** The cloud-init seed service (empty: TCP to the DNS address's port 80 is refused, as without it). */
   readonly seeds = new SeedRegistry({ now: () => this.clock.t, token: () => (++tokens).toString(16).padStart(32, 'a') });
   readonly seedHttp: SeedHttp;
+  /** The ping relay's fake helper, and what the gateway warned. */
+  readonly ping = new FakePingBackend();
+  readonly warnings: Array<[string, string]> = [];
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, hostAddresses, seedLimits, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, seedLimits, ping, ...gw } = opts;
     this.seedHttp = new SeedHttp(this.seeds, seedLimits);
     const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
     this.config = resolveGatewayConfig(gw);
@@ -632,6 +639,7 @@ export class GatewayRig {
       tcpLimits,
       hostAddresses: () => hostSet,
       seeds: { active: () => this.seeds.size > 0, stream: (ev, requester) => this.seedHttp.stream(ev, requester) },
+      ...(ping === false ? {} : { ping: { backend: this.ping.factory, warn: (kind: string, detail: string) => void this.warnings.push([kind, detail]) } }),
     });
     this.session = this.gateway.attach(this.port);
   }

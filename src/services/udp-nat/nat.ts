@@ -16,12 +16,14 @@
  * guest (the key the caller passes: the gateway's link, never an address a
  * guest can pick) has a share of `maxFlowsPerGuest`: a guest at its share
  * closes its own least recently used flow to open another; when the table is
- * full, the least recently used flow of the guest holding the most goes. So
- * a guest that opens flows without end only ever evicts its own. Sans-IO
+ * full, the least recently used flow of the guest holding the most goes
+ * (../guest-flows.ts). So a guest that opens flows without end only ever
+ * evicts its own. Sans-IO
  * except for the injected `HostUdp`, whose Node implementation lives in
  * node-udp.ts.
  */
 import type { Ip4 } from '../../wire/addr.js';
+import { GuestFlows } from '../guest-flows.js';
 
 /** One host UDP socket, connected to one peer. */
 export interface HostUdpSocket {
@@ -100,24 +102,21 @@ export class UdpNat {
   readonly counters: UdpNatCounters = { flowsOpened: 0, flowsExpired: 0, flowsEvicted: 0, toHost: 0, toGuest: 0, refused: 0, prohibited: 0, errors: 0, sendDropped: 0 };
   /** guest endpoint → destination endpoint → flow. */
   private readonly flows = new Map<number, Map<number, Flow>>();
-  /** Each guest's open flows, least recently used first (a flow is re-inserted on use). */
-  private readonly byGuest = new Map<number, Set<Flow>>();
-  private count = 0;
+  /** Each guest's open flows, least recently used first. */
+  private readonly byGuest: GuestFlows<Flow>;
   private readonly idleMs: number;
-  private readonly maxFlows: number;
-  private readonly maxPerGuest: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: UdpNatOptions) {
     this.idleMs = opts.idleMs ?? 60_000;
-    this.maxFlows = opts.maxFlows ?? 4096;
-    this.maxPerGuest = opts.maxFlowsPerGuest ?? Math.max(1, Math.floor(this.maxFlows / 4));
+    const maxFlows = opts.maxFlows ?? 4096;
+    this.byGuest = new GuestFlows(maxFlows, opts.maxFlowsPerGuest ?? Math.max(1, Math.floor(maxFlows / 4)));
     this.now = opts.now;
   }
 
   /** Open flows. */
   get size(): number {
-    return this.count;
+    return this.byGuest.size;
   }
 
   /**
@@ -135,10 +134,14 @@ export class UdpNat {
         if (r.refuse === 'admin-prohibited') this.counters.prohibited++;
         return r.refuse;
       }
-      this.makeRoom(guest);
+      const victim = this.byGuest.victim(guest);
+      if (victim !== null) {
+        this.counters.flowsEvicted++;
+        this.close(victim);
+      }
       flow = this.openFlow({ guestIp, guestPort, dstIp, dstPort }, r.host, r.port, now, guest);
     } else {
-      this.touch(flow, now);
+      this.byGuest.touch(flow, now);
     }
     if (flow.socket.send(data)) this.counters.toHost++;
     else this.counters.sendDropped++;
@@ -147,49 +150,30 @@ export class UdpNat {
 
   /** Closes flows idle for longer than the idle timeout. Call periodically. */
   sweep(now: number): void {
-    for (const flows of [...this.byGuest.values()]) {
-      for (const f of flows) {
-        if (now - f.lastUsed < this.idleMs) break; // LRU order: the rest are younger
-        this.counters.flowsExpired++;
-        this.close(f);
-      }
+    for (const f of this.byGuest.idle(now, this.idleMs)) {
+      this.counters.flowsExpired++;
+      this.close(f);
     }
   }
 
   /** Closes the flows of one guest (its link went away: nothing it opened outlives it). */
   closeGuest(guest: number): void {
-    const mine = this.byGuest.get(guest);
-    if (mine !== undefined) for (const f of [...mine]) this.close(f);
+    for (const f of this.byGuest.ofGuest(guest)) this.close(f);
   }
 
   /** Closes the flows from one guest address (it changed hands: its next holder gets none of their replies). */
   closeAddress(guestIp: Ip4): void {
-    for (const flows of [...this.byGuest.values()]) for (const f of [...flows]) if (f.guestIp === guestIp) this.close(f);
+    for (const f of this.byGuest.all()) if (f.guestIp === guestIp) this.close(f);
   }
 
   /** Closes every flow. */
   closeAll(): void {
-    for (const flows of [...this.byGuest.values()]) for (const f of [...flows]) this.close(f);
+    for (const f of this.byGuest.all()) this.close(f);
   }
 
   /** The open flows (for counters and `ls`). */
   list(): UdpFlowKey[] {
-    const out: UdpFlowKey[] = [];
-    for (const flows of this.byGuest.values()) for (const f of flows) out.push({ guestIp: f.guestIp, guestPort: f.guestPort, dstIp: f.dstIp, dstPort: f.dstPort });
-    return out;
-  }
-
-  /** Evicts (counted) so that `guest` may open one more flow: its own oldest at its share, else the biggest guest's oldest when full. */
-  private makeRoom(guest: number): void {
-    let victims = this.byGuest.get(guest);
-    if (victims === undefined || victims.size < this.maxPerGuest) {
-      if (this.count < this.maxFlows) return;
-      for (const flows of this.byGuest.values()) if (victims === undefined || flows.size > victims.size) victims = flows;
-    }
-    const first = victims?.values().next();
-    if (first === undefined || first.done) return;
-    this.counters.flowsEvicted++;
-    this.close(first.value);
+    return this.byGuest.all().map((f) => ({ guestIp: f.guestIp, guestPort: f.guestPort, dstIp: f.dstIp, dstPort: f.dstPort }));
   }
 
   private openFlow(k: UdpFlowKey, host: string, port: number, now: number, guest: number): Flow {
@@ -198,7 +182,7 @@ export class UdpNat {
       message: (data) => {
         if (!flow.open) return;
         this.counters.toGuest++;
-        this.touch(flow, this.now());
+        this.byGuest.touch(flow, this.now());
         this.opts.events.toGuest(flow.guestIp, flow.guestPort, flow.dstIp, flow.dstPort, data);
       },
       refused: () => {
@@ -215,28 +199,15 @@ export class UdpNat {
     let byDst = this.flows.get(src);
     if (!byDst) this.flows.set(src, (byDst = new Map()));
     byDst.set(endpoint(k.dstIp, k.dstPort), flow);
-    let mine = this.byGuest.get(guest);
-    if (mine === undefined) this.byGuest.set(guest, (mine = new Set()));
-    mine.add(flow);
-    this.count++;
+    this.byGuest.add(flow);
     this.counters.flowsOpened++;
     return flow;
-  }
-
-  private touch(f: Flow, now: number): void {
-    f.lastUsed = now;
-    const mine = this.byGuest.get(f.guest)!;
-    mine.delete(f);
-    mine.add(f);
   }
 
   private close(f: Flow): void {
     if (!f.open) return;
     f.open = false;
-    const mine = this.byGuest.get(f.guest);
-    mine?.delete(f);
-    if (mine?.size === 0) this.byGuest.delete(f.guest);
-    this.count--;
+    this.byGuest.delete(f);
     const src = endpoint(f.guestIp, f.guestPort);
     const byDst = this.flows.get(src);
     byDst?.delete(endpoint(f.dstIp, f.dstPort));
