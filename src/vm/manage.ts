@@ -16,7 +16,7 @@ import { isVmnetError, VmnetError } from '../errors.js';
 import { removeVmDisk, vmDiskDir } from '../images/vm-disk.js';
 import { controlCall, type VmStatus } from './control.js';
 import type { BootStatus } from './boot-stage.js';
-import type { SshTarget } from './ssh.js';
+import { unreachableWhy, type SshTarget } from './ssh.js';
 import { waitForSsh, type WaitForSshOptions } from './guest-session.js';
 import { FILES, claimVmDir, cleanStale, ensureRuntimeRoot, inspectVmDir, processStartTime, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
 
@@ -133,9 +133,9 @@ export async function sshTargetOf(name: string, env: NodeJS.ProcessEnv = process
 async function sshOf(name: string, env: NodeJS.ProcessEnv): Promise<{ target: SshTarget; problem: null } | { target: null; problem: string }> {
   const { status } = await controlCall<{ status: VmStatus }>(ctl(await findVm(name, env)), { op: 'status' });
   const s = status.ssh;
-  if (!s) throw new VmnetError('E_UNREACHABLE', `VM ${name} has no SSH forward (started with --no-ssh, or without --net user)`);
+  if (!s) throw new VmnetError('E_UNREACHABLE', unreachableWhy(name, null));
   if (s.user === null || s.identity === null || s.knownHosts === null || s.controlPath === null) {
-    return { target: null, problem: `VM ${name} was not seeded by vmnet (--cloud-init off): vmnet has no key or host key for it; use ssh -p ${s.port} yourself` };
+    return { target: null, problem: unreachableWhy(name, s.port) };
   }
   return { target: { port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts, controlPath: s.controlPath }, problem: null };
 }

@@ -90,8 +90,8 @@ export interface LaunchOptions extends CloudInitOptions {
   stopTimeoutMs?: number;
   /**
    * An SSH forward on a free 127.0.0.1 port to the guest's port 22, for
-   * `vmnet ssh`/`exec`/`cp` and `vm.exec()` (default: on when cloud-init is
-   * seeded and the VM has a `--net user` NIC).
+   * `vmnet ssh`/`exec`/`cp` and `vm.exec()` (default: on when the VM has a
+   * `--net user` NIC and boots a disk image, or is seeded).
    */
   ssh?: boolean;
   /** launch() resolves only once this is ready: 'ssh' (a command runs in the guest over SSH). */
@@ -294,7 +294,8 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   // A login user other than the host user's name is said in the plan (--dry-run), not on every run.
   const cloudInit = await resolveCloudInit(o, { image: Boolean(image || url), kernel: Boolean(kernel) }, hasUser);
   if (o.ssh === true && !hasUser) throw new VmnetError('E_USAGE', 'the SSH forward goes through the VM\'s own gateway, which needs --net user');
-  const sshForward = o.ssh ?? (cloudInit !== null && hasUser);
+  // Every seeded VM, and every disk image even unseeded (it may bring its own keys), gets its SSH forward; --kernel boots only when seeded.
+  const sshForward = o.ssh ?? (hasUser && (cloudInit !== null || Boolean((image || url) && !kernel)));
   if (o.waitFor !== undefined && o.waitFor !== 'ssh') throw new VmnetError('E_USAGE', `bad waitFor ${String(o.waitFor)}: 'ssh'`);
   if (o.waitFor === 'ssh' && (cloudInit === null || !sshForward)) throw new VmnetError('E_USAGE', "waitFor: 'ssh' needs a seeded VM with its SSH forward (cloud-init not off, ssh not false, --net user)");
   const waitTimeoutMs = o.waitTimeoutMs ?? 300_000;

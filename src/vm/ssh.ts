@@ -59,6 +59,17 @@ export interface SshTarget {
 const MAX_CONTROL_PATH = 107 - 17;
 
 /**
+ * Why vmnet cannot log in to a running VM (the message of its E_UNREACHABLE).
+ * @param name the VM's name
+ * @param forwardPort its SSH forward's host port, or null when it has none
+ */
+export function unreachableWhy(name: string, forwardPort: number | null): string {
+  return forwardPort === null
+    ? `VM ${name} has no SSH forward (started with --no-ssh, without --net user, or a --kernel boot without --cloud-init on)`
+    : `VM ${name} was not seeded by vmnet (--cloud-init off): vmnet has no key or host key for it; use ssh -p ${forwardPort} yourself`;
+}
+
+/**
  * The master connection's socket for a VM: in its runtime directory, else a
  * short path in a private directory of the user's under /tmp.
  * @param vmDir the VM's runtime directory

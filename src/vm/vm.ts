@@ -35,7 +35,7 @@ import type { VmState } from './state.js';
 import type { SerialHub } from './serial.js';
 import type { ControlServer, VmStatus } from './control.js';
 import type { BootStatus } from './boot-stage.js';
-import { sshArgs, type SshTarget } from './ssh.js';
+import { sshArgs, unreachableWhy, type SshTarget } from './ssh.js';
 import { copy, execCollect, waitForSsh, type ExecOptions, type ExecResult, type WaitForSshOptions } from './guest-session.js';
 
 /** How QEMU ended. */
@@ -292,7 +292,7 @@ export class Vm extends EventEmitter {
   /** The SSH target (port, user, key, known_hosts, master socket). @throws VmnetError E_UNREACHABLE when vmnet cannot log in to this VM */
   #sshTarget(): SshTarget {
     const t = this.#ssh?.target;
-    if (!t) throw new VmnetError('E_UNREACHABLE', this.#ssh ? `VM ${this.name} was not seeded by vmnet (--cloud-init off): vmnet has no key or host key for it; ssh -p ${this.#ssh.port} yourself` : `VM ${this.name} has no SSH forward (started with --no-ssh, or without --net user)`);
+    if (!t) throw new VmnetError('E_UNREACHABLE', unreachableWhy(this.name, this.#ssh?.port ?? null));
     return t;
   }
 

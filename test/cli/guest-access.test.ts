@@ -41,13 +41,17 @@ describe('cloud-init seed in the plan', () => {
     expect(plan.network.join('\n')).toMatch(/^ssh: a forward from a free 127\.0\.0\.1 port/m);
   });
 
-  it('without a user NIC the seed is a CIDATA disk; --cloud-init off and --kernel boots have none', async () => {
+  it('without a user NIC the seed is a CIDATA disk; --cloud-init off and --kernel boots have none; a disk image keeps its SSH forward unseeded', async () => {
     const disk = JSON.parse((await vmnet('run', img, '--accel', 'tcg', '--net', 'none', '--dry-run', '--json')).stdout) as { command: string[]; dir: string };
     expect(disk.command).toContain(`file=${join(disk.dir, 'seed.img')},format=raw,if=virtio,readonly=on`);
     expect(disk.command).not.toContain('-smbios');
     const off = JSON.parse((await vmnet('run', img, '--accel', 'tcg', '--cloud-init', 'off', '--dry-run', '--json')).stdout) as { command: string[]; network: string[] };
     expect(off.command).not.toContain('-smbios');
-    expect(off.network.join('\n')).not.toMatch(/cloud-init|ssh:/);
+    expect(off.network.join('\n')).not.toMatch(/cloud-init/);
+    // A disk image gets its SSH forward unseeded too (the image may bring its own keys); --no-ssh drops it.
+    expect(off.network.join('\n')).toMatch(/^ssh: a forward from a free 127\.0\.0\.1 port/m);
+    const noSsh = JSON.parse((await vmnet('run', img, '--accel', 'tcg', '--cloud-init', 'off', '--no-ssh', '--dry-run', '--json')).stdout) as { network: string[] };
+    expect(noSsh.network.join('\n')).not.toMatch(/cloud-init|ssh:/);
   });
 
   it('refuses contradictory or bad seed options in one line, exit 2', async () => {

@@ -31,15 +31,14 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, type Vm } from '../../src/index.js';
-import { findCloudImage, type CloudImage } from '../helpers/cloud-image.js';
+import { cloudTestDirs, findCloudImage, sha256File, type CloudImage } from '../helpers/cloud-image.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { sshKeyPair, type SshKeyPair } from '../helpers/ssh.js';
-import { privateTmp } from '../helpers/tmp.js';
 import { vmnet, type Done } from './launcher-helpers.js';
 
 const execP = promisify(execFile);
@@ -64,12 +63,6 @@ const consoleLog = (tag: string) => join(dir, `console-${tag}.log`);
 const pcap = () => join(dir, 'gateway.pcap');
 const tail = (tag: string) => (existsSync(consoleLog(tag)) ? readFileSync(consoleLog(tag), 'utf8').slice(-3000) : '(no console log)');
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 const status = async (name: string) => (JSON.parse((await vmnet(['ls', '--json'], env)).stdout) as Array<{ name: string; ssh?: { port: number; user: string; knownHosts: string } }>).find((v) => v.name === name)!;
 
 /** `ssh` as a user would type it: the given key, vmnet's known_hosts, strict checking, no other identity. */
@@ -85,10 +78,7 @@ const BOOT1 = {} as { viaSsh: Done; concurrent: Done[]; masters: string[]; wait:
 
 beforeAll(async () => {
   image = findCloudImage();
-  dir = privateTmp('vmnet-cloud-');
-  env = { ...process.env, XDG_RUNTIME_DIR: join(dir, 'run'), XDG_DATA_HOME: join(dir, 'data'), XDG_CACHE_HOME: join(dir, 'cache'), VMNET_DEBUG: '' };
-  delete env.VMNET_RUNTIME_DIR;
-  execFileSync('mkdir', ['-m', '700', '-p', env.XDG_RUNTIME_DIR!]);
+  ({ dir, env } = cloudTestDirs('vmnet-cloud-'));
   shaBuilt = await sha256File(image.qcow2);
   const body = readFileSync(image.qcow2);
   server = await startImageServer({ '/debian-12-genericcloud-amd64.qcow2': { body } });

@@ -80,9 +80,9 @@ describe('vmnet wait --ssh names the stage it timed out in', () => {
     const t0 = Date.now();
     const w = await vmnet(['wait', NAME, '--ssh', '--timeout', '60'], env);
     expect(Date.now() - t0).toBeLessThan(30_000); // not the timeout: there is nothing to wait for
-    expect([w.code, w.stderr]).toEqual([125, `vmnet: VM ${NAME} has no SSH forward (started with --no-ssh, or without --net user)\n`]);
+    expect([w.code, w.stderr]).toEqual([125, `vmnet: VM ${NAME} has no SSH forward (started with --no-ssh, without --net user, or a --kernel boot without --cloud-init on)\n`]);
     const x = await vmnet(['exec', NAME, '--', 'true'], env);
-    expect([x.code, x.stderr]).toEqual([125, `vmnet: VM ${NAME} has no SSH forward (started with --no-ssh, or without --net user)\n`]);
+    expect([x.code, x.stderr]).toEqual([125, `vmnet: VM ${NAME} has no SSH forward (started with --no-ssh, without --net user, or a --kernel boot without --cloud-init on)\n`]);
     const stop = await vmnet(['stop', NAME, '--force'], env);
     expect(stop.code, stop.stderr).toBe(0);
     running = false;

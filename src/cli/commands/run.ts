@@ -112,7 +112,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           .option('user', { type: 'string', describe: 'the login user cloud-init creates (default: your user name, else vmnet)' })
           .option('ssh-key', { type: 'string', array: true, default: [] as string[], describe: 'also authorize the public keys in FILE.pub (repeatable; ~/.ssh keys are not added unless named)' })
           .option('user-data', { type: 'string', array: true, default: [] as string[], describe: 'cloud-init user-data FILE merged after vmnet\'s (#cloud-config, #!, …; repeatable; passed through untouched)' })
-          .option('ssh', { type: 'boolean', describe: 'an SSH forward on a free 127.0.0.1 port for vmnet ssh/exec/cp (default with a seed; --no-ssh: none)' })
+          .option('ssh', { type: 'boolean', describe: 'an SSH forward on a free 127.0.0.1 port for vmnet ssh/exec/cp (default for disk images and seeded VMs; --no-ssh: none)' })
           .option('supervised', { type: 'boolean', default: false, hidden: true }),
       ) as never,
     handler: async (a) => {
