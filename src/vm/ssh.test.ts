@@ -19,7 +19,9 @@ describe('remoteCommand', () => {
   });
 
   it('adds cd, env and sudo in that order, and refuses bad input', () => {
-    expect(remoteCommand(['id'], { user: 'www-data', workdir: '/srv/my app', env: { A: '1 2', B_2: '' } })).toBe(`cd '/srv/my app' && exec sudo -n -u www-data -- env 'A=1 2' B_2= id`);
+    expect(remoteCommand(['id'], { user: 'www-data', workdir: '/srv/my app', env: { A: '1 2', B_2: '' } })).toBe(`cd -- '/srv/my app' && exec sudo -n -u www-data -- env 'A=1 2' B_2= id`);
+    // A directory named like an option is a directory (cd -P alone would go home).
+    expect(remoteCommand(['pwd'], { workdir: '-P' })).toBe('cd -- -P && exec pwd');
     const out = execFileSync('sh', ['-c', remoteCommand(['sh', '-c', 'echo "$A:$(pwd)"'], { workdir: '/tmp', env: { A: "x'y" } })], { encoding: 'utf8' });
     expect(out).toBe("x'y:/tmp\n");
     expect(() => remoteCommand([])).toThrow(/no command given/);

@@ -139,7 +139,7 @@ export function remoteCommand(argv: string[], o: RemoteOptions = {}): string {
   }
   words.push(...argv.map(shQuote));
   const cmd = words.join(' ');
-  return o.workdir !== undefined ? `cd ${shQuote(o.workdir)} && exec ${cmd}` : `exec ${cmd}`;
+  return o.workdir !== undefined ? `cd -- ${shQuote(o.workdir)} && exec ${cmd}` : `exec ${cmd}`;
 }
 
 /** What stopped ssh from reaching the guest, from its stderr. */
