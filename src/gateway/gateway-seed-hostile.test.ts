@@ -4,14 +4,15 @@
  * time (slowloris) are cut at the connection's lifetime; a request line past
  * the head bound is refused and counted; a flood of pipelined requests gets
  * at most the per-connection number of answers and then the connection
- * ends; a guest that never reads its answer is reset at the idle bound; and
+ * ends; a guest that never reads its answer is reset at the idle bound;
+ * connections from several guests past the total bound are refused; and
  * encoded, dotted or otherwise bent paths never reach a document. Every case
  * ends with the connection gone from the service and from the TCP NAT.
  */
 import { describe, expect, it } from 'vitest';
 import * as tcp from '../wire/tcp.js';
 import { formatMac } from '../wire/addr.js';
-import { DNS_IP, GUEST_MAC, GatewayRig, bytes, settle } from '../../test/helpers/frames.js';
+import { DNS_IP, GUEST2_MAC, GUEST_MAC, GatewayRig, bytes, ip, settle } from '../../test/helpers/frames.js';
 import { GuestConn } from '../../test/helpers/guest-tcp.js';
 import type { SeedFiles } from '../services/metadata/seeds.js';
 import type { SeedHttpLimits } from '../services/metadata/seed-http.js';
@@ -118,6 +119,32 @@ describe('the seed service against a hostile guest', () => {
     expect(g.rstSeen).toBe(true);
     expect(rig.gateway.tcpNat.counters.hostOverruns).toBe(0);
     await gone(rig);
+  });
+
+  it('many parallel connections from several guests: the total bound refuses (RST) past it, counted; freed ones are usable again', async () => {
+    const { rig } = setup({ perGuest: 8, total: 3 });
+    const other = { ip: ip('10.0.2.16'), mac: GUEST2_MAC, ...rig.attachLink() };
+    const conns: GuestConn[] = [];
+    for (const from of [undefined, undefined, other]) {
+      const g = new GuestConn(rig, { dst: DNS_IP, dstPort: 80, dialed: false, port: nextPort++, ...(from ? { from } : {}) });
+      await settle();
+      g.establish();
+      conns.push(g);
+    }
+    const fourth = new GuestConn(rig, { dst: DNS_IP, dstPort: 80, dialed: false, port: nextPort++, from: other });
+    await settle();
+    fourth.take();
+    expect(fourth.rstSeen).toBe(true);
+    expect(rig.seedHttp.counters.refusedConnections).toBe(1);
+    expect(rig.seedHttp.size).toBe(3);
+    conns[0]!.send({ flags: tcp.RST | tcp.ACK });
+    await settle();
+    expect(rig.seedHttp.size).toBe(2);
+    const fifth = new GuestConn(rig, { dst: DNS_IP, dstPort: 80, dialed: false, port: nextPort++, from: other });
+    await settle();
+    fifth.establish();
+    expect(fifth.rstSeen).toBe(false);
+    expect(rig.seedHttp.size).toBe(3);
   });
 
   it.each([
