@@ -46,8 +46,9 @@
  * the entry points; the work is split along RFC 9293's own seams:
  * - sender.ts (`snd`): every segment we emit, the data path out (sender SWS,
  *   persist timer and zero-window probes), RTT timing, ACK processing;
- * - recovery.ts (`rec`): congestion control and loss recovery (NewReno, the
- *   SACK scoreboard, tail loss probe, time-based loss detection);
+ * - recovery.ts (`rec`): congestion control and loss recovery, with the
+ *   per-segment scoreboard (scoreboard.ts), RACK-TLP (rack.ts), PRR
+ *   (prr.ts) and undo; NewReno for peers without SACK;
  * - receiver.ts (`rcv`): acceptability, segment text, FIN, SACK blocks,
  *   delayed ACKs and the advertised window (receiver SWS);
  * - handshake.ts (`hs`): opens and option negotiation.
@@ -314,6 +315,10 @@ export class TcpConn {
   /** Retransmissions found lost again (diagnostics). */
   get nLostRetransmit(): number {
     return this.rec.nLostRetransmit;
+  }
+  /** Recovery episodes undone as spurious (diagnostics). */
+  get nUndo(): number {
+    return this.rec.nUndo;
   }
 
   // ------------------------------------------------------------------ opens
@@ -592,6 +597,7 @@ export class TcpConn {
       this.#trimAt = Infinity;
       this.sndBuf.release();
       this.rcv.buf.release();
+      this.rec.release();
     }
   }
 
@@ -640,6 +646,7 @@ export class TcpConn {
     this.hs.connectAt = Infinity;
     this.sndBuf.drop(this.sndBuf.length);
     this.sndBuf.release();
+    this.rec.close();
   }
 
   /** TIME-WAIT for `timeWait` ms (engine-internal). */

@@ -140,8 +140,8 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
     expect(conn.dupAcks).toBe(0);
   });
 
-  it('uses SACK to retransmit only the holes', () => {
-    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true });
+  it('uses SACK to retransmit only the holes (RACK: DupThresh SACKed segments end the reordering window, RFC 8985 §6.2 step 4)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
     const M = 1460;
     conn.write(pattern(10 * M), 0);
     rec.take();
@@ -149,13 +149,19 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
     const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2) }, 10);
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 3) }, 11);
+    expect(rec.take()).toEqual([]); // one or two SACKed: reo_wnd = min_RTT/4 = 2.5 ms, segment 0 not yet lost
+    expect(conn.nextTimeout()).toBe(13.5); // RACK's reordering timer: sent at 0 + RACK.rtt 11 (segment 2's) + 2.5
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 4) }, 12);
-    expect(rec.one().h.seq).toBe(iss); // fast retransmit of hole 0
+    expect(rec.one().h.seq).toBe(iss); // the third SACKed segment: reo_wnd 0, hole 0 lost and sent again
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: [...sack(5, 6), ...sack(1, 4)] }, 13);
-    // the next hole (segment 4) goes out on this dup ACK, not segments 1..3
+    // segment 4 is lost too (segment 5, sent after it, arrived), but PRR holds it back: the pipe
+    // (segments 0, 6..9) is at ssthresh (5 segments) and the SSRB bound adds nothing yet (RFC 6937 §3)
+    expect(rec.take()).toEqual([]);
+    expect(conn.rec.sb.lost).toBe(M);
+    feed(conn, { seq: gseq, ack: iss, flags: A, sack: [...sack(5, 7), ...sack(1, 4)] }, 14);
+    // one more delivered: the hole (segment 4) goes out, not segments 1..3
     const r = rec.take();
-    expect(r.map((s) => w(s.h.seq - iss) / M)).toContain(4);
-    expect(r.map((s) => w(s.h.seq - iss) / M)).not.toContain(1);
+    expect(r.map((s) => w(s.h.seq - iss) / M)).toEqual([4]);
     // ACK of hole 0 (partial): retransmission skips SACKed 1..3 and sent 4
     feed(conn, { seq: gseq, ack: iss + 4 * M, flags: A, sack: sack(5, 10) }, 20);
     feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A }, 21);
@@ -214,7 +220,7 @@ describe('SACK recovery right after a recovery (RFC 6675 §5)', () => {
 });
 
 describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
-  it('probes a lost tail after 2·SRTT, and the SACK it draws repairs the hole without the RTO', () => {
+  it('probes a lost tail after 2·SRTT, and the SACK it draws repairs the hole without the RTO (RFC 8985 §7.3, §6.2)', () => {
     const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
     const M = 1460;
     conn.write(pattern(5 * M), 100);
@@ -226,16 +232,15 @@ describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
     const probe = rec.one();
     expect([w(probe.h.seq - iss), probe.payload.length]).toEqual([4 * M, M]); // the last segment again
     expect(conn.nTlp).toBe(1);
-    // its SACK leaves a hole below SACKed data: after the reordering window (max(2 ms, SRTT/4)) it is retransmitted
-    feed(conn, { seq: gseq, ack: iss + 3 * M, flags: A, sack: [w(iss + 4 * M), w(iss + 5 * M)] }, 140);
-    expect(rec.take()).toEqual([]);
-    expect(conn.nextTimeout()).toBe(140 + Math.max(2, conn.srtt / 4));
-    conn.onTimer(conn.nextTimeout());
+    // its SACK, an RTT later, leaves segment 3 below a delivered segment sent after it, and segment 3
+    // went out more than RACK.rtt + reo_wnd ago: lost, sent again at once
+    const probeAt = 110 + 2 * conn.srtt + 2;
+    feed(conn, { seq: gseq, ack: iss + 3 * M, flags: A, sack: [w(iss + 4 * M), w(iss + 5 * M)] }, probeAt + 10);
     const fix = rec.one();
     expect([w(fix.h.seq - iss), fix.payload.length]).toEqual([3 * M, M]);
     expect(conn.inRecovery).toBe(true);
     expect(conn.nRto).toBe(0);
-    feed(conn, { seq: gseq, ack: iss + 5 * M, flags: A }, 150);
+    feed(conn, { seq: gseq, ack: iss + 5 * M, flags: A }, probeAt + 20);
     expect(conn.inRecovery).toBe(false);
     expect(conn.sndBuf.length).toBe(0);
   });
