@@ -265,3 +265,99 @@ describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
     expect(conn.nRto).toBe(0);
   });
 });
+
+describe('probes during recovery, undo, RTO with SACK (RFC 8985 §6.3/§7, RFC 2883, RFC 3522, RFC 9002 §6.2)', () => {
+  const M = 1460;
+
+  it('a probe in recovery recovers the lost ACK of a repaired hole without the RTO', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
+    conn.write(pattern(10 * M), 100);
+    rec.take();
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2 + i) }, 110 + i);
+    expect(rec.take().map((s) => w(s.h.seq - iss) / M)).toEqual([0]); // segment 0 repaired
+    expect(conn.inRecovery).toBe(true);
+    // The guest ACKs everything, and that one ACK is lost: nothing else is in flight to draw another.
+    const pto = 112 + 2 * conn.srtt + 2;
+    expect(conn.nextTimeout()).toBe(pto);
+    conn.onTimer(pto);
+    const probe = rec.one();
+    expect(w(probe.h.seq - iss) / M).toBe(9); // the last segment not SACKed, again
+    expect(conn.nTlp).toBe(1);
+    // unanswered, the next probe waits twice as long, still before the RTO
+    expect(conn.nextTimeout()).toBe(pto + 2 * (2 * conn.srtt + 2));
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A, sack: sack(9, 10) }, pto + 10); // its answer (a DSACK)
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.nRto).toBe(0);
+    expect(conn.sndBuf.length).toBe(0);
+  });
+
+  it('undoes a recovery whose retransmission a DSACK shows was spurious (RFC 2883 §4, RFC 3708), and widens RACK\'s window', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
+    conn.write(pattern(10 * M), 100);
+    rec.take();
+    const before = conn.cwnd;
+    // segment 0 is only late: three SACKs, and RACK (no reordering seen yet) calls it lost
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2 + i) }, 110 + i);
+    expect(rec.take().map((s) => w(s.h.seq - iss) / M)).toEqual([0]);
+    expect(conn.ssthresh).toBe(5 * M);
+    // the original arrives: everything ACKed; then the retransmission: a DSACK below the cumulative ACK
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A }, 113);
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.cwnd).toBe(5 * M);
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A, sack: sack(0, 1) }, 114);
+    expect(conn.nUndo).toBe(1);
+    expect(conn.cwnd).toBe(before);
+    expect(conn.ssthresh).toBe(0x3fffffff);
+    expect(conn.rec.rack.reoWndMult).toBe(2);
+  });
+
+  it('undoes a recovery whose ending ACK echoes a timestamp older than its retransmission (Eifel, RFC 3522 §3.2)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, ts: true, synRtt: 10 });
+    const Mt = M - 12; // timestamps take 12 bytes
+    const before = conn.cwnd;
+    conn.write(pattern(10 * Mt), 100);
+    const sent = rec.take();
+    const tsOrig = sent[0]!.h.tsVal;
+    const sk = (l: number, r: number): number[] => [w(iss + l * Mt), w(iss + r * Mt)];
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sk(1, 2 + i), ts: [10 + i, sent[1 + i]!.h.tsVal] }, 110 + i);
+    const rtx = rec.take();
+    expect(rtx.map((s) => w(s.h.seq - iss) / Mt)).toEqual([0]);
+    expect(rtx[0]!.h.tsVal).toBeGreaterThan(tsOrig);
+    expect(conn.cwnd).toBeLessThan(before);
+    // the hole is filled by the late original: the ACK echoes its TSval
+    feed(conn, { seq: gseq, ack: iss + 10 * Mt, flags: A, ts: [20, tsOrig] }, 113);
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.nUndo).toBe(1);
+    expect(conn.cwnd).toBe(before);
+    expect(conn.ssthresh).toBe(0x3fffffff);
+  });
+
+  it('an RTO marks every segment not SACKed lost and repairs them from one segment in slow start, skipping the SACKed ones (RFC 8985 §6.3)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    conn.write(pattern(6 * M), 100);
+    rec.take();
+    // nothing comes back: the probes (backed off) and then the RTO
+    let probes = 0;
+    while (conn.nRto === 0) {
+      const t = conn.nextTimeout();
+      conn.onTimer(t);
+      const out = rec.take();
+      if (conn.nRto === 0) probes += out.length;
+      else {
+        expect(out.map((s) => w(s.h.seq - iss) / M)).toEqual([0]); // the first segment, one (loss window)
+        expect(conn.cwnd).toBe(M);
+      }
+    }
+    expect(probes).toBe(4); // MAX_TLPS
+    expect(conn.rec.sb.lost).toBe(5 * M);
+    // segment 0 arrives; the guest holds 2..5 (SACK): only segment 1 is missing
+    feed(conn, { seq: gseq, ack: iss + M, flags: A, sack: [w(iss + 2 * M), w(iss + 6 * M)] }, conn.nextTimeout() - 100);
+    expect(rec.take().map((s) => w(s.h.seq - iss) / M)).toEqual([1]);
+    feed(conn, { seq: gseq, ack: iss + 6 * M, flags: A }, conn.now + 10);
+    expect(conn.rec.inLoss).toBe(false);
+    expect(conn.sndBuf.length).toBe(0);
+    expect(conn.nRetransmit).toBe(4 + 2);
+  });
+});
