@@ -19,9 +19,17 @@
  *                   both ways: Linux's sender (CUBIC, RACK, TLP, PRR, undo,
  *                   DSACK) and Linux's receiver. The reference: "Linux's
  *                   goodput over the same link".
- *   vmnet receives  as the first, without -R: Linux sends to the gateway's
- *                   receiver (its SACK blocks and ACK policy are what Linux's
- *                   sender recovers from). For context.
+ *   Linux, BBR      the same with BBR as the sender's congestion control:
+ *                   BBR does not back off for random loss, so it shows what
+ *                   the link carries rather than what a loss-based sender
+ *                   (vmnet's, CUBIC) can. For context.
+ *   vmnet receives  as the first, without -R: Linux (CUBIC) sends to the
+ *                   gateway's receiver (its SACK blocks and ACK policy are
+ *                   what Linux's sender recovers from). For context.
+ *
+ * Every Linux sender's congestion control is set in its namespace
+ * (net.ipv4.tcp_congestion_control): a namespace inherits the host's
+ * default, which on this machine is BBR.
  *
  * Each relay draws its losses from the same seed, but the frames it sees
  * differ from run to run (timing, ACK pattern), so the losses fall on
@@ -43,6 +51,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { ROOT, startBackend, startRelayPair } from './lib/backends.js';
+import type { Netns } from '../test/helpers/netns.js';
 import { Scope, type Proc } from './lib/env.js';
 import { cell, iperf, type Failed, type Measured, type Throughput } from './lib/measure.js';
 
@@ -50,8 +59,13 @@ export const LOSS_PCT = 5;
 export const REORDER_PCT = 5;
 export const LOSS_MTU = 1500;
 
-export type LossRun = 'vmnet-sends' | 'linux' | 'vmnet-receives';
-export const LOSS_RUNS: readonly LossRun[] = ['vmnet-sends', 'linux', 'vmnet-receives'];
+export type LossRun = 'vmnet-sends' | 'linux' | 'linux-bbr' | 'vmnet-receives';
+export const LOSS_RUNS: readonly LossRun[] = ['vmnet-sends', 'linux', 'linux-bbr', 'vmnet-receives'];
+
+/** Sets the congestion control of the Linux TCP in `ns` (it inherits the host's default otherwise). */
+async function congestionControl(scope: Scope, ns: Netns, cc: 'cubic' | 'bbr'): Promise<void> {
+  await scope.run(ns, 'sysctl', ['-qw', `net.ipv4.tcp_congestion_control=${cc}`]);
+}
 
 /** The gateway's TCP recovery counters, summed over the connections that carried data. */
 export interface GatewayTcpStats {
@@ -146,7 +160,7 @@ async function vmnetRun(o: LossOptions, sends: boolean): Promise<LossCell> {
       vmnetArgs: (sock, mtu) => ['--input-type=module', '-e', gatewayScript(sock, mtu)],
       impair: impair(o.seed),
     });
-    await gatewayStats(b.backend); // forget the setup's connections
+    await congestionControl(scope, b.guest, 'cubic'); // the guest sends when vmnet receives    await gatewayStats(b.backend); // forget the setup's connections
     const t = await iperf(scope, b.guest, b.serverIp, { seconds: o.seconds, streams: 1, reverse: sends, pids: { backend: b.backend.pid, relay: b.relayPid } });
     // Receiving, the gateway's sender carries only ACKs: its counters say nothing.
     return { ...t, gateway: sends ? await gatewayStats(b.backend) : null };
@@ -155,11 +169,12 @@ async function vmnetRun(o: LossOptions, sends: boolean): Promise<LossCell> {
   }
 }
 
-/** Linux to Linux through the relay pair, the first relay impaired. */
-async function linuxRun(o: LossOptions): Promise<LossCell> {
+/** Linux to Linux through the relay pair, the first relay impaired; the sender runs `cc`. */
+async function linuxRun(o: LossOptions, cc: 'cubic' | 'bbr'): Promise<LossCell> {
   const scope = new Scope();
   try {
     const p = await startRelayPair(scope, LOSS_MTU, impair(o.seed));
+    await congestionControl(scope, p.a, cc);
     const t = await iperf(scope, p.a, '10.9.0.2', { seconds: o.seconds, streams: 1, reverse: false, pids: { backend: p.relayPids[0]!, relay: p.relayPids[1]! } });
     return { ...t, gateway: null };
   } finally {
@@ -169,7 +184,8 @@ async function linuxRun(o: LossOptions): Promise<LossCell> {
 
 const RUN_FNS: Record<LossRun, (o: LossOptions) => Promise<LossCell>> = {
   'vmnet-sends': (o) => vmnetRun(o, true),
-  linux: linuxRun,
+  linux: (o) => linuxRun(o, 'cubic'),
+  'linux-bbr': (o) => linuxRun(o, 'bbr'),
   'vmnet-receives': (o) => vmnetRun(o, false),
 };
 
@@ -186,8 +202,9 @@ export async function lossRound(o: LossOptions, round: number, log: (s: string) 
 
 const LABELS: Record<LossRun, string> = {
   'vmnet-sends': 'vmnet sends (host→guest, iperf3 -R through the gateway)',
-  linux: 'Linux sends (Linux TCP to Linux TCP, relay pair)',
-  'vmnet-receives': 'vmnet receives (guest→host, Linux sends to the gateway)',
+  linux: 'Linux sends, CUBIC (Linux TCP to Linux TCP, relay pair)',
+  'linux-bbr': 'Linux sends, BBR (same, loss-agnostic: for context)',
+  'vmnet-receives': 'vmnet receives (guest→host, Linux CUBIC sends to the gateway)',
 };
 
 /** The loss section of the report: best round per run, the ratio to Linux, every round, the gateway's counters. */
@@ -209,7 +226,7 @@ export function lossMarkdown(rounds: LossRound[], o: LossOptions): string {
     const ratio = run !== 'vmnet-sends' && vs !== null && b ? (vs / b).toFixed(2) + (run === 'linux' ? (vs / b >= 0.5 ? ' ✓' : ' ✗') : '') : '—';
     out.push(`| ${LABELS[run]} | ${b === null ? 'failed' : b.toFixed(1)} | ${all} | ${ratio} |`);
   }
-  out.push('', "✓ / ✗: the issue's target, vmnet's sender at least half of Linux's over the same link.", '');
+  out.push('', "✓ / ✗: the issue's target, vmnet's sender at least half of Linux's (CUBIC, a loss-based sender like vmnet's) over the same link.", '');
   const counters = rounds.flatMap((r) =>
     (['vmnet-sends'] as const).flatMap((run) => {
       const c = r.cells[run];

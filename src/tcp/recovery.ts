@@ -217,10 +217,14 @@ export class Recovery {
     if (dsack) this.#onDsack();
     if (acked > 0) this.#advanced(h, ccAcked);
 
-    // RACK (RFC 8985 §6.2 step 5, §6.3): losses, and the reordering timer for the rest.
-    const reo = this.rack.reoWnd(this.inRecovery || this.inLoss, sb.sackedRecords, c.rtt.srtt);
-    const wait = this.rack.detectLoss(sb, now, reo);
-    this.reoAt = wait > 0 ? now + wait : Infinity;
+    // RACK (RFC 8985 §6.2 step 5, §6.3): losses, and the reordering timer for the rest. Outside
+    // an episode with nothing SACKed the walk is skipped (a clean flow's ACKs stay O(1)): the
+    // first SACK brings it back, and the probe covers a tail that draws none.
+    if (sb.sacked > 0 || this.inRecovery || this.inLoss) {
+      const reo = this.rack.reoWnd(this.inRecovery || this.inLoss, sb.sackedRecords, c.rtt.srtt);
+      const wait = this.rack.detectLoss(sb, now, reo);
+      this.reoAt = wait > 0 ? now + wait : Infinity;
+    } else this.reoAt = Infinity;
     if (sb.lost > 0 && !this.inRecovery && !this.inLoss) this.#enterRecovery();
     if (this.inRecovery) this.cwnd = sb.pipe + this.prr.onAck(deliveredData, sb.pipe, this.ssthresh, c.smss);
   }
