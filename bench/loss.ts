@@ -27,9 +27,10 @@
  *                   gateway's receiver (its SACK blocks and ACK policy are
  *                   what Linux's sender recovers from). For context.
  *
- * Every Linux sender's congestion control is set in its namespace
- * (net.ipv4.tcp_congestion_control): a namespace inherits the host's
- * default, which on this machine is BBR.
+ * Every Linux sender's congestion control is set on its socket (`iperf3 -C`):
+ * a namespace inherits the host's default, which on this machine is BBR (and
+ * a namespace may not change its default to one outside the host's
+ * tcp_allowed_congestion_control, where CUBIC is not here).
  *
  * Each relay draws its losses from the same seed, but the frames it sees
  * differ from run to run (timing, ACK pattern), so the losses fall on
@@ -51,7 +52,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { ROOT, startBackend, startRelayPair } from './lib/backends.js';
-import type { Netns } from '../test/helpers/netns.js';
 import { Scope, type Proc } from './lib/env.js';
 import { cell, iperf, type Failed, type Measured, type Throughput } from './lib/measure.js';
 
@@ -62,10 +62,6 @@ export const LOSS_MTU = 1500;
 export type LossRun = 'vmnet-sends' | 'linux' | 'linux-bbr' | 'vmnet-receives';
 export const LOSS_RUNS: readonly LossRun[] = ['vmnet-sends', 'linux', 'linux-bbr', 'vmnet-receives'];
 
-/** Sets the congestion control of the Linux TCP in `ns` (it inherits the host's default otherwise). */
-async function congestionControl(scope: Scope, ns: Netns, cc: 'cubic' | 'bbr'): Promise<void> {
-  await scope.run(ns, 'sysctl', ['-qw', `net.ipv4.tcp_congestion_control=${cc}`]);
-}
 
 /** The gateway's TCP recovery counters, summed over the connections that carried data. */
 export interface GatewayTcpStats {
@@ -160,8 +156,8 @@ async function vmnetRun(o: LossOptions, sends: boolean): Promise<LossCell> {
       vmnetArgs: (sock, mtu) => ['--input-type=module', '-e', gatewayScript(sock, mtu)],
       impair: impair(o.seed),
     });
-    await congestionControl(scope, b.guest, 'cubic'); // the guest sends when vmnet receives    await gatewayStats(b.backend); // forget the setup's connections
-    const t = await iperf(scope, b.guest, b.serverIp, { seconds: o.seconds, streams: 1, reverse: sends, pids: { backend: b.backend.pid, relay: b.relayPid } });
+    await gatewayStats(b.backend); // forget the setup's connections
+    const t = await iperf(scope, b.guest, b.serverIp, { seconds: o.seconds, streams: 1, reverse: sends, pids: { backend: b.backend.pid, relay: b.relayPid }, congestion: 'cubic' });
     // Receiving, the gateway's sender carries only ACKs: its counters say nothing.
     return { ...t, gateway: sends ? await gatewayStats(b.backend) : null };
   } finally {
@@ -174,8 +170,8 @@ async function linuxRun(o: LossOptions, cc: 'cubic' | 'bbr'): Promise<LossCell> 
   const scope = new Scope();
   try {
     const p = await startRelayPair(scope, LOSS_MTU, impair(o.seed));
-    await congestionControl(scope, p.a, cc);
-    const t = await iperf(scope, p.a, '10.9.0.2', { seconds: o.seconds, streams: 1, reverse: false, pids: { backend: p.relayPids[0]!, relay: p.relayPids[1]! } });
+
+    const t = await iperf(scope, p.a, '10.9.0.2', { seconds: o.seconds, streams: 1, reverse: false, pids: { backend: p.relayPids[0]!, relay: p.relayPids[1]! }, congestion: cc });
     return { ...t, gateway: null };
   } finally {
     await scope.close();
