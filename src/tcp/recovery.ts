@@ -89,12 +89,11 @@ export class Recovery {
   tlpAt = Infinity;
   /** RACK's reordering timer (RFC 8985 §6.3), absolute ms or Infinity. */
   reoAt = Infinity;
-  /** Per-segment scoreboard (SACK connections). */
-  readonly sb = new Scoreboard();
-  /** RACK state. */
-  readonly rack: Rack;
-  /** PRR state of the current episode. */
-  readonly prr = new Prr();
+  // The SACK machinery, made on first use and dropped when the connection idles (`release`):
+  // an idle connection carries none of it.
+  #sb: Scoreboard | null = null;
+  #rack: Rack | null = null;
+  #prr: Prr | null = null;
   // Undo (RFC 2883 + RFC 3708, RFC 3522): the episode's starting point and evidence.
   #undoArmed = false;
   #priorCwnd = 0;
@@ -109,15 +108,26 @@ export class Recovery {
   nUndo = 0;
 
   /** @param c the connection whose send side this is */
-  constructor(readonly c: TcpConn) {
-    this.rack = new Rack(c.snd);
+  constructor(readonly c: TcpConn) {}
+
+  /** Per-segment scoreboard (SACK connections). */
+  get sb(): Scoreboard {
+    return (this.#sb ??= new Scoreboard());
+  }
+  /** RACK state. */
+  get rack(): Rack {
+    return (this.#rack ??= new Rack(this.c.snd));
+  }
+  /** PRR state of the current episode. */
+  get prr(): Prr {
+    return (this.#prr ??= new Prr());
   }
 
   /** A new send sequence space starts at `isn`. */
   init(isn: number): void {
     this.recover = isn;
-    this.sb.clear();
-    this.rack.reset();
+    this.#sb?.clear();
+    this.#rack?.reset();
   }
 
   /**
@@ -146,7 +156,7 @@ export class Recovery {
 
   /** Whether new data (or our FIN) may go out: not while the scoreboard is full. */
   canSendNew(): boolean {
-    return !this.c.sackOk || !this.sb.full;
+    return !this.c.sackOk || this.#sb === null || !this.#sb.full;
   }
 
   /** Stops both timers (RTO, close, TIME-WAIT). */
@@ -155,15 +165,23 @@ export class Recovery {
     this.reoAt = Infinity;
   }
 
-  /** Frees the scoreboard's storage when nothing is in flight (the connection's buffer trim). */
+  /**
+   * The connection's buffer trim: with nothing in flight and no episode
+   * open, the SACK machinery goes (RACK learns min_RTT and reordering again).
+   */
   release(): void {
-    this.sb.release();
+    if (this.#sb !== null && this.#sb.count === 0 && !this.inRecovery && !this.inLoss) {
+      this.#sb = null;
+      this.#rack = null;
+      this.#prr = null;
+    }
   }
 
   /** The connection closed: the flight is forgotten. */
   close(): void {
-    this.sb.clear();
-    this.sb.release();
+    this.#sb?.clear();
+    this.inRecovery = this.inLoss = false;
+    this.release();
     this.stopTimers();
   }
 
@@ -194,6 +212,11 @@ export class Recovery {
 
   #onAckSack(h: tcp.Header, acked: number, ccAcked: number, now: number): void {
     const c = this.c;
+    if (this.#sb === null && h.sackCount === 0) {
+      // Nothing ever sent (a connection that only receives): no scoreboard to make.
+      if (acked > 0) this.#advanced(h, ccAcked);
+      return;
+    }
     const sb = this.sb;
     const sackedBefore = sb.sacked;
     this.rack.beginAck(now, h.tsEcr, c.tsOk && h.hasTimestamps);
@@ -294,7 +317,6 @@ export class Recovery {
     this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * c.smss);
     this.recover = c.sndMax;
     this.inRecovery = true;
-    this.tlpAt = Infinity;
     this.nFastRetransmit++;
     this.prr.start(this.sb.flight - this.sb.sacked);
   }
@@ -306,7 +328,8 @@ export class Recovery {
    */
   retransmitLost(now: number): boolean {
     const c = this.c;
-    const sb = this.sb;
+    const sb = this.#sb;
+    if (sb === null) return false;
     let sent = false;
     for (let i = sb.nextLost(0); i >= 0; i = sb.nextLost(i + 1)) {
       if (this.cwnd - sb.pipe <= 0 || c.out.linkBlocked(c)) break;
@@ -315,6 +338,9 @@ export class Recovery {
       sent = true;
       if (again) this.nLostRetransmit++;
     }
+    // The probe timer runs from the last transmission (RFC 8985 §7.2): when a repair is the last
+    // segment out and its ACK is lost, nothing but the probe would draw another.
+    if (sent) this.armTlp(now);
     return sent;
   }
 
@@ -447,7 +473,7 @@ export class Recovery {
   #onReorderTimeout(now: number): void {
     this.reoAt = Infinity;
     const c = this.c;
-    if (!c.sackOk || this.sb.count === 0) return;
+    if (!c.sackOk || this.#sb === null || this.#sb.count === 0) return;
     const wait = this.rack.detectLoss(this.sb, now, this.rack.reoWnd(this.inRecovery || this.inLoss, this.sb.sackedRecords, c.rtt.srtt));
     if (wait > 0) this.reoAt = now + wait;
     if (this.sb.lost > 0 && !this.inRecovery && !this.inLoss) {

@@ -82,7 +82,7 @@ describe('Scoreboard (RFC 6675 §3 pipe, RFC 8985 §5.2 per-segment state)', () 
     expect(sb.lost).toBe(600);
   });
 
-  it('is bounded: at `max` records a first transmission is refused and counted; storage goes when empty', () => {
+  it('is bounded: at `max` records a first transmission is refused and counted', () => {
     const sb = new Scoreboard(4);
     for (let i = 0; i < 4; i++) expect(sb.append(i * M, (i + 1) * M, i)).toBe(true);
     expect(sb.full).toBe(true);
@@ -91,8 +91,7 @@ describe('Scoreboard (RFC 6675 §3 pipe, RFC 8985 §5.2 per-segment state)', () 
     expect(sb.nFull).toBe(2);
     sb.advance(4 * M, null);
     expect(sb.count).toBe(0);
-    sb.release();
-    expect(sb.append(4 * M, 5 * M, 5)).toBe(true); // storage comes back on demand
+    expect(sb.append(4 * M, 5 * M, 5)).toBe(true);
     expect(sb.flight).toBe(M);
   });
 

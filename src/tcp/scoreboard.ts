@@ -25,7 +25,8 @@
  *
  * Storage: parallel typed arrays as a ring, allocated on the first send,
  * doubled as the flight grows, at most `max` records (then the sender waits:
- * `full`), freed by `release` once empty. No allocation per segment.
+ * `full`); recovery.ts drops the whole scoreboard when the connection idles.
+ * No allocation per segment.
  */
 import * as seq from '../wire/seq.js';
 
@@ -304,16 +305,5 @@ export class Scoreboard {
     this.count = 0;
     this.#head = 0;
     this.flight = this.sacked = this.lost = this.sackedRecords = 0;
-  }
-
-  /** Frees the storage when nothing is in flight (idle connections stay small). */
-  release(): void {
-    if (this.count === 0) {
-      this.#start = this.#end = null;
-      this.#ts = null;
-      this.#flags = null;
-      this.#mask = 0;
-      this.#head = 0;
-    }
   }
 }
