@@ -320,6 +320,10 @@ export class TcpConn {
   get nUndo(): number {
     return this.rec.nUndo;
   }
+  /** Times new data waited for the scoreboard's bound on segments in flight (diagnostics). */
+  get nScoreboardFull(): number {
+    return this.rec.nScoreboardFull;
+  }
 
   // ------------------------------------------------------------------ opens
 

@@ -361,3 +361,19 @@ describe('probes during recovery, undo, RTO with SACK (RFC 8985 §6.3/§7, RFC 2
     expect(conn.nRetransmit).toBe(4 + 2);
   });
 });
+
+describe('the scoreboard bound', () => {
+  it('at 2048 segments in flight new data waits for an ACK (counted), then flows again', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10, window: 65535 });
+    // One-byte writes are one-byte segments (no Nagle): the congestion window (bytes) would let
+    // 14,600 of them out; the scoreboard keeps at most 2048 records.
+    for (let i = 0; i < 2100; i++) conn.write(pattern(1, i), 100);
+    expect(rec.take().length).toBe(2048);
+    expect(conn.nScoreboardFull).toBeGreaterThan(0);
+    expect(conn.rec.sb.count).toBe(2048);
+    feed(conn, { seq: gseq, ack: iss + 100, flags: A }, 110);
+    const more = rec.take();
+    expect(more.map((x) => [w(x.h.seq - iss), x.payload.length])).toEqual([[2048, 52]]); // what waited, in one segment
+    expect(w(conn.sndMax - iss)).toBe(2100);
+  });
+});

@@ -106,6 +106,8 @@ export class Recovery {
   nTlp = 0;
   nLostRetransmit = 0;
   nUndo = 0;
+  /** Times new data waited because the scoreboard held its most records (a bound hit). */
+  nScoreboardFull = 0;
 
   /** @param c the connection whose send side this is */
   constructor(readonly c: TcpConn) {}
@@ -149,7 +151,11 @@ export class Recovery {
     const c = this.c;
     if (c.sackOk) {
       const rel = seq.sub(c.sndNxt, c.sndUna);
-      return this.sb.full ? rel : rel + Math.max(0, this.cwnd - this.sb.pipe);
+      if (this.sb.full) {
+        this.nScoreboardFull++;
+        return rel;
+      }
+      return rel + Math.max(0, this.cwnd - this.sb.pipe);
     }
     return this.cwnd + (this.inRecovery ? 0 : Math.min(this.dupAcks, 2) * c.smss);
   }
@@ -365,9 +371,10 @@ export class Recovery {
     if (len < sb.len(i)) return true; // no room to split: a partial retransmission, the record stays lost
     sb.retransmitted(i, now);
     if (this.inRecovery) this.prr.onSend(len);
-    if (repair && this.#undoArmed) {
+    if (this.#undoArmed) {
+      // Every retransmission counts, a probe's too, so that its DSACK cancels only itself.
       this.#undoRetrans++;
-      if (this.#undoTs < 0) this.#undoTs = c.snd.tsNow(now);
+      if (repair && this.#undoTs < 0) this.#undoTs = c.snd.tsNow(now);
     }
     return true;
   }
