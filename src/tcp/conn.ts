@@ -38,9 +38,10 @@
  * Sequence space, send side. `sndBuf` holds the bytes from SND.UNA on (the
  * SYN and FIN take sequence numbers but no buffer space). SND.NXT is where the
  * next transmission starts, SND.MAX (`sndMax`) the highest sequence number
- * sent so far; they differ only after a retransmission timeout, when SND.NXT
- * goes back to SND.UNA (go-back-N, RFC 6298 §5.4 + RFC 5681 §3.1) and ACKs up
- * to SND.MAX stay acceptable. All comparisons use `wire/seq` (mod 2^32).
+ * sent so far; they differ only after a retransmission timeout on a
+ * connection without SACK, when SND.NXT goes back to SND.UNA (go-back-N, RFC
+ * 6298 §5.4 + RFC 5681 §3.1) and ACKs up to SND.MAX stay acceptable (with
+ * SACK the scoreboard marks what to send again instead). All comparisons use `wire/seq` (mod 2^32).
  *
  * Modules. The connection owns the state, the send sequence variables and
  * the entry points; the work is split along RFC 9293's own seams:
@@ -61,7 +62,8 @@
  * half (hysteresis, so the host socket is not paused/resumed per ACK).
  *
  * Reliability. RFC 6298 RTO (`RtoEstimator`: min 200 ms, max 60 s, ×2
- * backoff); an RTO retransmits the first segment and goes back N. No
+ * backoff); an RTO retransmits the first segment, then what the scoreboard
+ * marked lost (SACK) or everything after it (go-back-N, without SACK). No
  * connection lives forever without progress: after `maxRetries` expiries or
  * unanswered zero-window probes with no ACK of new data between them
  * (synRetries for the handshake), after `userTimeout` (5 min) with data

@@ -366,7 +366,8 @@ export class Sender {
 
   /**
    * The retransmission timer expired (RFC 6298 §5.4-5.6): back off and send
-   * again (the SYN or SYN-ACK, or go back N), or tell the connection to give
+   * again (the SYN or SYN-ACK; with SACK what recovery.ts marked lost, else
+   * go back N), or tell the connection to give
    * up after `synRetries` / `maxRetries` expiries.
    * @returns RTO_GO_ON, RTO_GIVE_UP_RST or RTO_GIVE_UP (an unanswered SYN: nothing to reset)
    */
