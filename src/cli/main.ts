@@ -21,6 +21,7 @@ import { forwardCommand } from './commands/forward.js';
 import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
 import { switchCommand } from './commands/switch.js';
+import { linkCommand } from './commands/link.js';
 import { guestCommand } from './commands/guest.js';
 import { doctorCommand } from './commands/doctor.js';
 import { completionCommand } from './commands/completion.js';
@@ -50,6 +51,7 @@ function commands(io: CliIo, setExit: (code: number) => void): CommandModule<obj
     consoleCommand(io),
     gatewayCommand(io),
     switchCommand(io),
+    linkCommand(io),
     guestCommand(io),
     doctorCommand(io, setExit),
     completionCommand(io),
