@@ -213,6 +213,8 @@ export interface RunningSwitch {
    * @throws VmnetError E_USAGE when there is no such stream port or the settings do not go together
    */
   setLink(portId: number, patch: LinkPatch): LinkSnapshot;
+  /** The owner (`VM:NIC`) of a port that came in on a per-NIC socket, else null. */
+  ownerOf(port: SwitchPort): string | null;
   /**
    * Attaches an in-process peer (e.g. the gateway) as a port.
    * @param peer receives the frames the switch sends to this port
@@ -524,6 +526,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     socketFor,
     ownerSocket,
     setLink,
+    ownerOf: (p) => info.get(p)?.owner ?? null,
     addInternalPort,
     qemuNetdevArgs: (path, id = 'net0') => [
       '-netdev',
