@@ -390,6 +390,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     const old = owners.get(owner);
     if (old === undefined && owners.size >= MAX_OWNER_SOCKETS) throw new VmnetError('E_USAGE', `switch has ${MAX_OWNER_SOCKETS} per-NIC sockets open; stop VMs first`);
     const path = join(portsDir, `nic-${createHash('sha256').update(owner).digest('hex').slice(0, 16)}.sock`);
+    if (Buffer.byteLength(path) > MAX_SUN_PATH) throw new VmnetError('E_USAGE', `socket path ${path} is longer than ${MAX_SUN_PATH} bytes; use a shorter switch directory`);
     if (old !== undefined) {
       owners.delete(owner);
       const x = await old.catch(() => null);
