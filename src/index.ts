@@ -7,8 +7,12 @@ export { parseForward, formatForward, type ForwardSpec } from './config/forward.
 export { parseMemory } from './vm/run.js';
 export { launch, Vm, type VmExit, type VmEvent, type VmForwards, type StopOptions, type WaitOptions, type LaunchHooks } from './vm/launch.js';
 export { planLaunch, parseNet, type LaunchOptions, type LaunchPlan, type NetSpec } from './vm/plan.js';
-export { listVms, stopVm, removeVm, addForward, removeForward, listForwards, waitForVmPort, consoleSocket, type VmListing, type CleanedVm } from './vm/manage.js';
+export { listVms, stopVm, removeVm, addForward, removeForward, listForwards, waitForVmPort, waitForVmSsh, sshTargetOf, bootStatusOf, consoleSocket, type VmListing, type CleanedVm } from './vm/manage.js';
 export type { VmStatus } from './vm/control.js';
+export type { VmSsh } from './vm/vm.js';
+export type { BootStatus, Stage } from './vm/boot-stage.js';
+export type { ExecOptions, ExecResult, WaitForSshOptions } from './vm/guest-session.js';
+export type { SshTarget } from './vm/ssh.js';
 export { startDetached } from './vm/supervisor.js';
 export { fetchImage, type FetchOptions, type FetchedImage, type DownloadEvent } from './images/download.js';
 export { qemuArgs, macFromName, type QemuSpec, type NicSpec, type NicBackend } from './qemu/args.js';
