@@ -10,7 +10,8 @@ import { printable, toJson } from '../../config/printable.js';
 
 interface LinkArgs {
   action: 'set' | 'show';
-  target: string;
+  /** VM or VM:NIC (named `name` so completion offers running VMs). */
+  name: string;
   settings?: Array<string | number>;
   json: boolean;
 }
@@ -18,7 +19,7 @@ interface LinkArgs {
 export function linkCommand(io: CliIo): CommandModule<object, LinkArgs> {
   const out = (s: string) => io.stdout.write(printable(s) + '\n');
   return {
-    command: 'link <action> <target> [settings..]',
+    command: 'link <action> <name> [settings..]',
     describe: "make a VM's switch link misbehave (delay, loss, rate, down/up...) or show it",
     builder: (y: Argv) =>
       y
@@ -27,7 +28,7 @@ export function linkCommand(io: CliIo): CommandModule<object, LinkArgs> {
             '$0 link set VM[:NIC] down|up|clear\n$0 link show VM[:NIC] [--json]',
         )
         .positional('action', { choices: ['set', 'show'] as const, demandOption: true })
-        .positional('target', { type: 'string', demandOption: true, describe: 'VM name, or VM:NIC for one NIC (default: all its switch NICs)' })
+        .positional('name', { type: 'string', demandOption: true, describe: 'VM name, or VM:NIC for one NIC (default: all its switch NICs)' })
         .positional('settings', { type: 'string', array: true, describe: 'settings for set (faults apply egress, switch to VM, unless dir= says otherwise; down/up both ways)' })
         .option('json', { type: 'boolean', default: false, describe: 'print JSON (show)' }) as never,
     handler: async (a) => {
@@ -35,7 +36,7 @@ export function linkCommand(io: CliIo): CommandModule<object, LinkArgs> {
       const { parseLinkWords, formatImpair } = await import('../../config/link.js');
       const { setLink, showLink } = await import('../../switch/vm-link.js');
       const opts = { runtimeDir: runtimeRoot(io.env) };
-      const links = a.action === 'set' ? await setLink(a.target, parseLinkWords((a.settings ?? []).map(String)), opts) : await showLink(a.target, opts);
+      const links = a.action === 'set' ? await setLink(a.name, parseLinkWords((a.settings ?? []).map(String)), opts) : await showLink(a.name, opts);
       if (a.json) return void io.stdout.write(toJson(links, 2) + '\n');
       for (const l of links) {
         const eg = l.link?.egress;
