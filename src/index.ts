@@ -23,3 +23,7 @@ export { runDoctor, type DoctorOptions } from './doctor/doctor.js';
 export type { DoctorReport, Check, Verdict } from './doctor/report.js';
 export { runDemo, type DemoResult } from './demo/demo.js';
 export { pingStatus, type PingStatus } from './services/ping/status.js';
+export { setLink, showLink, type VmLink } from './switch/vm-link.js';
+export { parseLinkWords, type LinkPatch, type LinkDirection } from './config/link.js';
+export type { ImpairSettings, ImpairCounters } from './switch/impair.js';
+export type { LinkSnapshot, LinkDirectionSnapshot } from './switch/impair-port.js';

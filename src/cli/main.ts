@@ -21,6 +21,7 @@ import { forwardCommand } from './commands/forward.js';
 import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
 import { switchCommand } from './commands/switch.js';
+import { linkCommand } from './commands/link.js';
 import { sshCommand } from './commands/ssh.js';
 import { execCommand } from './commands/exec.js';
 import { cpCommand } from './commands/cp.js';
@@ -58,6 +59,7 @@ function commands(io: CliIo, setExit: (code: number) => void): CommandModule<obj
     cpCommand(io),
     gatewayCommand(io),
     switchCommand(io),
+    linkCommand(io),
     guestCommand(io),
     doctorCommand(io, setExit),
     completionCommand(io),

@@ -17,6 +17,10 @@
  * object per line each way, one answer per request, in order:
  *   {"op":"status"}                       → {"ok":true,"name","pid","state","snapshot"}
  *   {"op":"socket","role":{"vlan":10}}    → {"ok":true,"path"}   (opens the role socket)
+ *   {"op":"socket","role":…,"owner":"web:0"} → {"ok":true,"path"} (a socket of that VM NIC's own)
+ *   {"op":"link-set","owner":"web:0"|"port":4,"patch":{set,dir,clear}} → {"ok":true,"links":[…]}
+ *   {"op":"link-show","owner":"web:0"|"port":4} → {"ok":true,"links":[{port,owner,link}…]}
+ *       (link faults, impair-port.ts; config/link.ts checks the patch)
  *   {"op":"name","mac":"52:…","name":"db"} → {"ok":true}          (vmnet name for DNS)
  *   {"op":"unname","mac":"52:…"}          → {"ok":true}
  *   {"op":"forward-add","spec":{"proto","bindAddress","hostPort","guestPort","guest"}} → {"ok":true}
@@ -68,6 +72,9 @@ import {
   type SwitchState,
 } from './runtime.js';
 import { startSegment, type SegmentSnapshot } from './segment.js';
+import type { PortSnapshot } from './server.js';
+import type { LinkSnapshot } from './impair-port.js';
+import { linkPatchFromJson, type LinkPatch } from '../config/link.js';
 import type { PortRole } from './vlan.js';
 
 /** Options of a background switch; they apply when it is created. */
@@ -123,6 +130,14 @@ type Probe =
   | { state: 'absent' }
   | { state: 'starting' | 'unresponsive'; pid: number | null };
 
+/** One port's link faults, as the link ops answer. */
+export interface PortLink {
+  port: number;
+  owner: string | null;
+  /** null: the port never had faults set (a perfect link). */
+  link: LinkSnapshot | null;
+}
+
 const DEFAULT_SUBNET = '10.0.2.0/24';
 const MAX_LINE = 1 << 20;
 
@@ -137,6 +152,10 @@ interface ControlRequest {
   proto?: string;
   hostPort?: number;
   bindAddress?: string;
+  /** socket, link-set, link-show: the VM NIC (`VM:NIC`) a port belongs to. */
+  owner?: string;
+  /** link-set: the change (config/link.ts LinkPatch). */
+  patch?: unknown;
   /** probe: the VM name or address, the port and the timeout. */
   guest?: string;
   port?: number;
@@ -231,6 +250,15 @@ async function listenControl(path: string, handle: (req: ControlRequest) => Prom
   return server;
 }
 
+/** The stream ports a link request names (by owner or id); E_USAGE when none. */
+function linkPorts(ports: PortSnapshot[], req: ControlRequest): PortSnapshot[] {
+  const found = ports.filter((p) => p.kind === 'stream' && (req.owner !== undefined ? p.owner === req.owner : p.id === req.port));
+  if (found.length === 0) throw new VmnetError('E_USAGE', req.owner !== undefined ? `no port of ${req.owner} on this switch` : `no VM port ${req.port} on this switch`);
+  return found;
+}
+
+const linkOf = (p: PortSnapshot): PortLink => ({ port: p.id, owner: p.owner, link: p.link });
+
 // ------------------------------------------------------------ the background process
 
 /** Options of {@link serveSwitch} (the hidden `vmnet switch serve`). */
@@ -284,7 +312,16 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
         case 'status':
           return { ok: true, name, pid: process.pid, state: st, snapshot: seg.snapshot() };
         case 'socket':
+          if (req.owner !== undefined) return { ok: true, path: await seg.switch.ownerSocket(req.role ?? { vlan: 1 }, req.owner) };
           return { ok: true, path: await seg.socketFor(req.role ?? { vlan: 1 }) };
+        case 'link-set': {
+          const patch = linkPatchFromJson(req.patch);
+          const ports = linkPorts(seg.switch.snapshot().ports, req);
+          for (const p of ports) seg.switch.setLink(p.id, patch);
+          return { ok: true, links: linkPorts(seg.switch.snapshot().ports, req).map(linkOf) };
+        }
+        case 'link-show':
+          return { ok: true, links: linkPorts(seg.switch.snapshot().ports, req).map(linkOf) };
         case 'name':
           seg.setName(String(req.mac), String(req.name));
           return { ok: true };
@@ -512,13 +549,14 @@ function logTail(path: string): string {
 /**
  * The socket path for a role on running switch `name` (opened on demand).
  * @param role access `{ vlan: N }` or `{ trunk: [...], native? }`; default access VLAN 1
+ * @param opts.owner a VM NIC (`VM:NIC`): a socket of its own, so its port can be found by it (link faults)
  * @throws VmnetError E_USAGE when the switch does not run or the role is bad
  */
-export async function switchSocketFor(name: string, role: PortRole = { vlan: 1 }, opts: { runtimeDir?: string } = {}): Promise<string> {
+export async function switchSocketFor(name: string, role: PortRole = { vlan: 1 }, opts: { runtimeDir?: string; owner?: string } = {}): Promise<string> {
   const p = switchPaths(name, opts.runtimeDir);
   const pr = await probe(p);
   if (pr.state !== 'running') throw new VmnetError('E_USAGE', `no running switch ${name}; create it with vmnet switch create ${name}`);
-  const ans = await controlRequest(pr.st.control, { op: 'socket', role });
+  const ans = await controlRequest(pr.st.control, { op: 'socket', role, ...(opts.owner !== undefined ? { owner: opts.owner } : {}) });
   return String(ans.path);
 }
 
@@ -563,6 +601,17 @@ export async function switchForwardRemove(name: string, which: Pick<ForwardSpec,
 export async function unblockSwitchPort(name: string, port: number, opts: { runtimeDir?: string } = {}): Promise<boolean> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'unblock', port });
   return ans.unblocked === true;
+}
+
+/**
+ * Changes (or, with no patch, shows) the link faults of the ports of switch
+ * `name` that belong to `owner` (`VM:NIC`) or have id `port`.
+ * @throws VmnetError E_USAGE (no switch, no such port, bad settings)
+ */
+export async function switchLink(name: string, which: { owner: string } | { port: number }, patch?: LinkPatch, opts: { runtimeDir?: string } = {}): Promise<PortLink[]> {
+  const req: ControlRequest = patch === undefined ? { op: 'link-show', ...which } : { op: 'link-set', ...which, patch };
+  const ans = await controlRequest(await controlOf(name, opts), req);
+  return ans.links as PortLink[];
 }
 
 /** Asks the switch's gateway whether VM `guest` listens on `port` (its own SYN; see probeGuestPort). */

@@ -18,7 +18,11 @@
  * port sends its first frame), so the gateway's rules
  * hold per port (gateway.ts, neighbors.ts: a port may use only the
  * addresses leased to it or first used by it; per-guest caps and DHCP lease
- * bounds are per port). Replies leave through the same link and the switch
+ * bounds are per port). The NICs of one VM (ports that came in on per-NIC
+ * sockets with owners `VM:0`, `VM:1`, server.ts) are one guest: they share
+ * one Session, so a bond inside the guest that moves its MAC and address
+ * from one NIC to the other keeps its lease and its connections; ports of
+ * different VMs, or without an owner, never share. Replies leave through the same link and the switch
  * delivers them by MAC. The gateway answers from inside sendFrame (ARP,
  * ICMP echo, TCP data in answer to an ACK); the switch queues such
  * reentrant frames (switch.ts, "Reentrancy").
@@ -155,6 +159,9 @@ class GatewayLink {
   };
 }
 
+/** The VM of a port owner `VM:NIC`, or null. */
+const vmOf = (owner: string | null): string | null => (owner === null ? null : owner.slice(0, owner.lastIndexOf(':')));
+
 /** Interval at which sessions of switch ports that closed are detached (ms). */
 const PORT_SWEEP_MS = 1000;
 
@@ -172,8 +179,10 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;
   let link: GatewayLink | null = null;
-  /** The gateway's Session of each switch port that has sent it a frame. */
+  /** The gateway's Session of each switch port that has sent it a frame (the NICs of one VM share one). */
   const sessions = new Map<SwitchPort, Session>();
+  /** The Session of each VM whose ports came in on per-NIC sockets (server.ts ownerSocket). */
+  const byVm = new Map<string, Session>();
   let portSweep: NodeJS.Timeout | null = null;
   if (gwOpts !== false) {
     const { role, ...rest } = gwOpts;
@@ -186,15 +195,19 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
         for (const [p, s] of sessions) {
           if (p.attached) continue;
           sessions.delete(p);
+          if ([...sessions.values()].includes(s)) continue; // another NIC of the same VM still holds it
           gateway.detach(s);
+          for (const [vm, x] of byVm) if (x === s) byVm.delete(vm);
         }
       };
       link.onFrame = (from, view, off, len) => {
         let s = sessions.get(from);
         if (s === undefined) {
           detachClosedPorts(); // a VM reconnecting finds what its old port held already free
-          s = gateway.attach(out);
+          const vm = vmOf(sw.ownerOf(from));
+          s = (vm !== null ? byVm.get(vm) : undefined) ?? gateway.attach(out);
           sessions.set(from, s);
+          if (vm !== null) byVm.set(vm, s);
         }
         gateway.handleFrame(s, view, off, len);
       };

@@ -354,7 +354,7 @@ async function switchPlan(r: ResolvedLaunch, plan: LaunchPlan): Promise<LaunchPl
   for (const n of plan.nics) {
     if (n.net.kind !== 'switch') continue;
     await ensureSwitch(n.net.switch, { runtimeDir });
-    sockets[n.index] = await switchSocketFor(n.net.switch, { vlan: n.net.vlan ?? 1 }, { runtimeDir });
+    sockets[n.index] = await switchSocketFor(n.net.switch, { vlan: n.net.vlan ?? 1 }, { runtimeDir, owner: `${plan.name}:${n.index}` }); // its own socket: link faults find the port by VM:NIC
   }
   return buildPlan(r, plan.name, plan.dir, sockets);
 }

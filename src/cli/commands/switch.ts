@@ -146,7 +146,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
                 const macs = p.macs.map((m) => m.mac).join(',') || '-';
                 const drops = dropsText({ ...c.drops, tooLong: p.framer?.tooLong ?? 0 });
                 out(
-                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
+                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : `vm${p.owner !== null ? ` ${p.owner}` : ''}${p.link?.egress.settings.down ? ' (link down)' : ''}`}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
                 );
                 if (p.blocked !== null) {
                   out(`    BLOCKED (loop protection): MAC ${p.blocked.mac} on VLAN ${p.blocked.vlan} kept moving between this port and port ${p.blocked.otherPort}; vmnet switch unblock ${s.name} ${p.id}`);
