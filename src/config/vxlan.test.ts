@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkVxlan, defaultVxlanMtu, parseVni, parseVxlanEndpoint } from './vxlan.js';
+import { checkVxlan, defaultVxlanMtu, formatVxlanLocal, parseVni, parseVxlanEndpoint, parseVxlanLocal } from './vxlan.js';
 
 describe('VXLAN settings', () => {
   it('parses VNIs and end points, port 4789 by default', () => {
@@ -8,6 +8,14 @@ describe('VXLAN settings', () => {
     expect(parseVxlanEndpoint('192.0.2.10', '--vxlan-remote')).toEqual({ host: '192.0.2.10', port: 4789 });
     expect(parseVxlanEndpoint('lab-2.example:4790', '--vxlan-remote')).toEqual({ host: 'lab-2.example', port: 4790 });
     expect(parseVxlanEndpoint('127.0.0.1:5000', '--vxlan-local', true)).toEqual({ host: '127.0.0.1', port: 5000 });
+  });
+
+  it('parses --vxlan-local as ADDR, ADDR:PORT or :PORT (the default address), and formats it back', () => {
+    for (const [text, v] of [['10.0.0.1', { host: '10.0.0.1' }], ['10.0.0.1:5000', { host: '10.0.0.1', port: 5000 }], [':5000', { port: 5000 }]] as const) {
+      expect(parseVxlanLocal(text)).toEqual(v);
+      expect(formatVxlanLocal(v)).toBe(text);
+    }
+    expect(() => parseVxlanLocal(':0')).toThrow(/--vxlan-local/);
   });
 
   it('refuses bad values with one line naming the flag', () => {

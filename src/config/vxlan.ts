@@ -62,6 +62,20 @@ export function parseVxlanEndpoint(text: string, flag: string, addressOnly = fal
   return { host: ip === -1 ? host : formatIp4(ip), port };
 }
 
+/**
+ * Parses `--vxlan-local`: `ADDR[:PORT]`, or `:PORT` for the default address.
+ * @throws VmnetError E_USAGE naming the problem
+ */
+export function parseVxlanLocal(text: string): { host?: string; port?: number } {
+  const t = text.trim();
+  if (t.startsWith(':')) return { port: parseVxlanEndpoint(`0.0.0.0${t}`, '--vxlan-local', true).port };
+  const e = parseVxlanEndpoint(t, '--vxlan-local', true);
+  return /:\d+$/.test(t) ? e : { host: e.host };
+}
+
+/** `--vxlan-local` text of a local setting: `ADDR[:PORT]` or `:PORT`. */
+export const formatVxlanLocal = (l: { host?: string; port?: number }): string => `${l.host ?? ''}${l.port !== undefined ? `:${l.port}` : ''}`;
+
 /** `HOST:PORT`. */
 export const formatVxlanEndpoint = (e: VxlanEndpoint): string => `${e.host}:${e.port}`;
 

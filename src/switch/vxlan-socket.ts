@@ -152,14 +152,15 @@ function sourceToward(host: string, port: number): Promise<string> {
 }
 
 /**
- * Puts a VXLAN port on a running switch: binds the UDP socket, adds the
- * port (a trunk of every VLAN, native VLAN 1; see vxlan.ts) and serves
- * until {@link RunningVtep.close}.
- * @throws VmnetError E_USAGE for bad settings, a remote that does not
- *   resolve or cannot be routed to, or remotes needing different local
- *   addresses; E_PORT_IN_USE when the UDP port is taken
+ * Resolves the remotes and binds the UDP socket (see Theory of operation,
+ * "Local address"). `vmnet switch create` calls it once and closes the
+ * socket before starting the background switch, so a taken port is
+ * reported at once and not in daemon.log.
+ * @throws VmnetError E_USAGE for a remote that does not resolve or cannot be
+ *   routed to, or remotes needing different local addresses; E_PORT_IN_USE
+ *   when the UDP port is taken
  */
-export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepServerOptions = {}): Promise<RunningVtep> {
+export async function bindVtep(cfg: VxlanConfig): Promise<{ socket: Socket; host: string; remotes: Array<{ addr: number; port: number }> }> {
   const remotes: Array<{ addr: number; port: number }> = [];
   for (const r of cfg.remotes) {
     let addr = parseIp4(r.host);
@@ -187,18 +188,30 @@ export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepS
   }
   const localPort = cfg.local?.port ?? vxlan.PORT;
   const socket = createSocket({ type: 'udp4' });
+  const bound = host;
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind({ address: host, port: localPort, exclusive: true }, () => {
+    socket.bind({ address: bound, port: localPort, exclusive: true }, () => {
       socket.off('error', reject);
       resolve();
     });
   }).catch((e: NodeJS.ErrnoException) => {
     socket.close();
-    const where = `${host}:${localPort}`;
+    const where = `${bound}:${localPort}`;
     if (e.code === 'EADDRINUSE') throw new VmnetError('E_PORT_IN_USE', `VXLAN port ${where} is in use (another switch?): give --vxlan-local ADDR:PORT`, { cause: e });
     throw new VmnetError('E_USAGE', `cannot bind VXLAN to ${where}: ${e.message}`, { cause: e });
   });
+  return { socket, host, remotes };
+}
+
+/**
+ * Puts a VXLAN port on a running switch: binds the UDP socket ({@link
+ * bindVtep}), adds the port (a trunk of every VLAN, native VLAN 1; see
+ * vxlan.ts) and serves until {@link RunningVtep.close}.
+ * @throws VmnetError as {@link bindVtep}
+ */
+export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepServerOptions = {}): Promise<RunningVtep> {
+  const { socket, host, remotes } = await bindVtep(cfg);
   socket.on('error', () => {}); // send errors arrive in callbacks; nothing else may kill the process
   try {
     socket.setRecvBufferSize(1 << 21); // capped by net.core.rmem_max; a burst of flooded frames should not be lost here
