@@ -43,7 +43,7 @@ const RING_SLOTS = 512;
 
 /** Options of {@link startVtep} besides the segment's {@link VxlanConfig}. */
 export interface VtepServerOptions {
-  /** Default 1024 per remote and 4096 overall. */
+  /** Learned remote MACs: default 1024 per remote and 2048 overall. */
   maxMacsPerRemote?: number;
   maxMacs?: number;
   ageingMs?: number;
@@ -226,7 +226,8 @@ export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepS
   for (const r of vtep.remotes) hosts[r.id] = formatIp4(r.addr);
   const trunk: number[] = [];
   for (let v = 1; v <= MAX_VID; v++) trunk.push(v);
-  const port = sw.addInternalPort(vtep, { name: 'vxlan', role: { trunk, native: 1 }, maxMacs: vtep.maxMacs });
+  // Remote MACs may fill at most half of the switch's table: local guests keep the other half.
+  const port = sw.addInternalPort(vtep, { name: 'vxlan', role: { trunk, native: 1 }, maxMacs: Math.max(1, Math.min(vtep.maxMacs, Math.floor(sw.switch.maxEntries / 2))) });
   vtep.deliver = (buf, off, len, view) => port.sendFrame(buf, off, len, view);
   ring.onDrain = () => sw.switch.portDrained(port.port);
   ring.onError = () => void vtep.counters.txErrors++;

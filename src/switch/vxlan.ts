@@ -46,7 +46,8 @@
  * came from, in a filtering database of its own (fdb.ts, one table keyed by
  * MAC as a Linux vxlan device's is), aged like the switch's. It is bounded
  * per remote (`maxMacsPerRemote`, default 1024) and overall (`maxMacs`,
- * default 4096); at a bound the MAC is not learned (counted on the remote,
+ * default 2048; the switch port itself may learn at most half the switch's
+ * table, so remote hosts cannot crowd local guests out); at a bound the MAC is not learned (counted on the remote,
  * `learnRefused`) and frames to it are flooded to every remote. A MAC that
  * shows up behind another remote moves there (`moves`).
  *
@@ -182,7 +183,7 @@ export class Vtep implements FramePort {
     this.vni = opts.vni;
     this.underlayMtu = opts.underlayMtu ?? 1500;
     this.maxMacsPerRemote = opts.maxMacsPerRemote ?? 1024;
-    this.maxMacs = opts.maxMacs ?? 4096;
+    this.maxMacs = opts.maxMacs ?? 2048;
     this.#now = opts.now;
     this.#sink = sink;
     this.#fdb = new Fdb<Remote>(opts.ageingMs ?? 300_000, this.maxMacs, this.counters);

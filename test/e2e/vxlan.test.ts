@@ -59,6 +59,7 @@ beforeAll(async () => {
   serve(gb.ns, 'busybox', ['httpd', '-f', '-p', '8080', '-h', www]);
   serve(lab.c, 'busybox', ['httpd', '-f', '-p', '10.77.0.200:8080', '-h', www]);
   serve(gb.ns, 'iperf3', ['-s', '-1']);
+  serve(ga.ns, 'iperf3', ['-s', '-1']);
 }, 180_000);
 
 afterAll(async () => {
@@ -92,6 +93,9 @@ describe('VXLAN: switches that span hosts', () => {
     // Never fragmented: the MTU kept every frame within the underlay.
     const b = await vxlanSnapshot(lab.swB);
     expect(b.vxlan!.counters.tooBig).toBe(0);
+    const a = await vxlanSnapshot(lab.swA);
+    const drops = (s: typeof a) => ({ txBusy: s.vxlan!.counters.txBusy, txErrors: s.vxlan!.counters.txErrors, portTxDropped: s.switch.ports.find((p) => p.name === 'vxlan')!.counters.txDropped, rx: s.vxlan!.counters.rxDatagrams, tx: s.vxlan!.counters.txDatagrams });
+    console.log(`VTEP counters after the transfers: A ${JSON.stringify(drops(a))} B ${JSON.stringify(drops(b))}`);
   }, 180_000);
 
   it('VLAN 20 frames are carried tagged inside VXLAN, to the other vmnet switch and to the kernel', async () => {
@@ -124,6 +128,9 @@ describe('VXLAN: switches that span hosts', () => {
     expect(got).toContain(sha256(blob));
     const from = await runInNetns(gb.ns, 'sh', ['-c', 'busybox wget -q -O - http://10.77.0.200:8080/blob | busybox sha256sum'], 120_000);
     expect(from).toContain(sha256(blob));
+    const j = JSON.parse(await runInNetns(lab.c, 'iperf3', ['-c', ga.lease.ip, '-t', '3', '-J'], 60_000)) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
+    console.log(`iperf3 kernel vxlan host (C) -> vmnet guest on A (one stream, 3 s): ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`);
+    expect(j.end.sum_received.bytes).toBeGreaterThan(0);
     const fdb = await runInNetns(lab.c, 'bridge', ['fdb', 'show', 'dev', 'vx0']);
     expect(fdb).toMatch(/dst 192\.168\.77\.1/);
   }, 180_000);
