@@ -40,7 +40,8 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-async function startSwitch(ns: Netns, name: string, user: string | null, args: string[]): Promise<SwitchHandle> {
+/** Starts `vmnet switch create NAME ARGS` inside `ns` (as `user`, or root), in a runtime directory of its own. */
+export async function startSwitch(ns: Netns, name: string, user: string | null, args: string[]): Promise<SwitchHandle> {
   const rt = mkdtempSync(join(tmpdir(), `vmnet-vx-${name}-`));
   if (user !== null) {
     const { uid, gid } = ensureTestUser();
