@@ -39,7 +39,7 @@ import { Vtep, type DatagramSink, type Remote, type RemoteCounters, type VtepCou
 import { MAX_VID } from './vlan.js';
 
 /** Datagrams in flight at most (each slot holds one, sent to one or every remote). */
-const RING_SLOTS = 512;
+export const RING_SLOTS = 512;
 
 /** Options of {@link startVtep} besides the segment's {@link VxlanConfig}. */
 export interface VtepServerOptions {
@@ -74,8 +74,8 @@ export interface RunningVtep {
   close(): Promise<void>;
 }
 
-/** The ring of datagrams in flight (see Theory of operation). */
-class DatagramRing implements DatagramSink {
+/** The ring of datagrams in flight (see Theory of operation); exported for its tests. */
+export class DatagramRing implements DatagramSink {
   readonly #buf: Uint8Array;
   readonly #view: DataView;
   readonly #pending = new Uint16Array(RING_SLOTS);
@@ -85,7 +85,7 @@ class DatagramRing implements DatagramSink {
   onError: () => void = () => {};
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: Pick<Socket, 'send'>,
     readonly slotSize: number,
     /** Address text per remote id. */
     readonly hosts: readonly string[],

@@ -58,6 +58,24 @@ describe('VXLAN between two segments on loopback', () => {
     expect(sa.counters.rxFrames).toBeGreaterThanOrEqual(2);
   });
 
+  it('the gateway keeps a session per remote MAC: six DHCP clients behind B all get offers (a port holds at most 4 leases)', async () => {
+    const [a, b] = await pair();
+    const gb = await streamClient(b.socket, cleanups);
+    const offers = new Set<string>();
+    for (let i = 1; i <= 6; i++) {
+      const chaddr = macOf(`52:54:00:00:0c:0${i}`);
+      gb.send(dhcpFrame({ type: dhcp.DISCOVER, chaddr, xid: 0x1000 + i }));
+    }
+    await until(() => {
+      for (const f of gb.got) {
+        const d = decodeFrame(f);
+        if (d.udp?.dstPort === 68) offers.add(String(decodeDhcp(d).xid));
+      }
+      return offers.size === 6;
+    });
+    expect(a.snapshot().vxlan!.gatewaySessions).toBe(6);
+  });
+
   it('carries 802.1Q-tagged frames tagged (trunk clients on both sides)', async () => {
     const [a, b] = await pair();
     const ta = await streamClient(await a.socketFor({ trunk: [10, 20] }), cleanups);
