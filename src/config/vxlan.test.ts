@@ -25,6 +25,7 @@ describe('VXLAN settings', () => {
     expect(() => parseVxlanEndpoint('[::1]:4789', '--vxlan-remote')).toThrow(/bad --vxlan-remote/);
     expect(() => parseVxlanEndpoint('myhost', '--vxlan-local', true)).toThrow(/IPv4 address/);
     expect(() => checkVxlan({ vni: 1, remotes: [] })).toThrow(/at least one --vxlan-remote/);
+    for (const host of ['239.1.1.1', '0.0.0.0', '255.255.255.255']) expect(() => checkVxlan({ vni: 1, remotes: [{ host, port: 4789 }] })).toThrow(/unicast/);
     expect(() => checkVxlan({ vni: 1, remotes: [{ host: '10.0.0.1', port: 4789 }], underlayMtu: 100 })).toThrow(/--vxlan-underlay-mtu/);
   });
 

@@ -86,7 +86,12 @@ export const formatVxlanEndpoint = (e: VxlanEndpoint): string => `${e.host}:${e.
 export function checkVxlan(c: VxlanConfig): void {
   parseVni(c.vni);
   if (!Array.isArray(c.remotes) || c.remotes.length === 0) throw new VmnetError('E_USAGE', '--vxlan needs at least one --vxlan-remote HOST[:PORT]');
-  for (const r of c.remotes) parseVxlanEndpoint(formatVxlanEndpoint(r), '--vxlan-remote');
+  for (const r of c.remotes) {
+    parseVxlanEndpoint(formatVxlanEndpoint(r), '--vxlan-remote');
+    const a = parseIp4(r.host);
+    // Replies come from unicast addresses: a group or "any" remote would never be heard back.
+    if (a !== -1 && (a === 0 || a === 0xffffffff || a >>> 28 === 0xe)) throw new VmnetError('E_USAGE', `bad --vxlan-remote ${r.host}: give a unicast address (multicast groups are not supported)`);
+  }
   if (c.local?.host !== undefined) parseVxlanEndpoint(c.local.host, '--vxlan-local', true);
   if (c.local?.port !== undefined && !(Number.isInteger(c.local.port) && c.local.port >= 1 && c.local.port <= 65535)) throw new VmnetError('E_USAGE', `bad --vxlan-local port ${c.local.port}: give 1-65535`);
   const m = c.underlayMtu;

@@ -201,6 +201,11 @@ export async function bindVtep(cfg: VxlanConfig): Promise<{ socket: Socket; host
     if (e.code === 'EADDRINUSE') throw new VmnetError('E_PORT_IN_USE', `VXLAN port ${where} is in use (another switch?): give --vxlan-local ADDR:PORT`, { cause: e });
     throw new VmnetError('E_USAGE', `cannot bind VXLAN to ${where}: ${e.message}`, { cause: e });
   });
+  const self = parseIp4(host);
+  if (remotes.some((r) => r.port === localPort && (r.addr === self || (self === 0 && r.addr >>> 24 === 127)))) {
+    socket.close();
+    throw new VmnetError('E_USAGE', `a --vxlan-remote is this switch's own address ${host}:${localPort}: list the other hosts' VTEPs`);
+  }
   return { socket, host, remotes };
 }
 
@@ -257,6 +262,7 @@ export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepS
     close() {
       closing ??= new Promise<void>((resolve) => {
         clearInterval(timer);
+        ring.onDrain = () => {}; // sends still in flight must not call into a switch that is going away
         port.remove();
         socket.close(() => resolve());
       });

@@ -134,10 +134,11 @@ describe('VXLAN between two segments on loopback', () => {
     expect(ga.got.filter((f) => f[12] === 0x88).map(markOf)).toEqual([31]);
   });
 
-  it('a second switch on a taken UDP port fails with E_PORT_IN_USE and leaves nothing behind', async () => {
+  it('a second switch on a taken UDP port fails with E_PORT_IN_USE and leaves nothing behind; a remote that is the switch itself is refused', async () => {
     await pair();
     const dir = privateTmp();
     await expect(startSegment({ dir, gateway: { subnet: '10.9.0.0/24' }, vxlan: { vni: 42, local: { host: '127.0.0.1', port: PA }, remotes: [{ host: '127.0.0.1', port: PB }] } })).rejects.toMatchObject({ code: 'E_PORT_IN_USE' });
     expect(readdirSync(dir)).toEqual([]); // no role sockets left
+    await expect(startSegment({ dir, vxlan: { vni: 42, local: { host: '127.0.0.1', port: PB + 7 }, remotes: [{ host: '127.0.0.1', port: PB + 7 }] } })).rejects.toThrow(/own address/);
   });
 });
