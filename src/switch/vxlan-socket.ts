@@ -14,7 +14,9 @@
  * configured remotes are heard either way (vxlan.ts, "Ingress").
  *
  * Sending. The engine builds each datagram once in a slot of a ring of
- * `RING_SLOTS` preallocated slots and the socket sends it to each target;
+ * preallocated slots (512, fewer for jumbo frames: 8 MiB at most) and the
+ * socket sends it to each target; a slot holds the largest datagram the
+ * underlay carries;
  * a slot is reused only after every send of it has called back (Node's
  * dgram keeps the bytes until then). When the next slot is still in flight
  * the port is congested: the switch drops frames for it (`txDropped`) or
@@ -40,6 +42,8 @@ import { MAX_VID } from './vlan.js';
 
 /** Datagrams in flight at most (each slot holds one, sent to one or every remote). */
 export const RING_SLOTS = 512;
+/** Bytes of ring at most (jumbo underlays get fewer slots, at least 16). */
+const RING_BYTES = 8 << 20;
 
 /** Options of {@link startVtep} besides the segment's {@link VxlanConfig}. */
 export interface VtepServerOptions {
@@ -78,7 +82,8 @@ export interface RunningVtep {
 export class DatagramRing implements DatagramSink {
   readonly #buf: Uint8Array;
   readonly #view: DataView;
-  readonly #pending = new Uint16Array(RING_SLOTS);
+  readonly #pending: Uint16Array;
+  readonly #slots: number;
   #next = 0;
   #wasFull = false;
   onDrain: () => void = () => {};
@@ -90,7 +95,9 @@ export class DatagramRing implements DatagramSink {
     /** Address text per remote id. */
     readonly hosts: readonly string[],
   ) {
-    this.#buf = Buffer.alloc(RING_SLOTS * slotSize);
+    this.#slots = Math.max(16, Math.min(RING_SLOTS, Math.floor(RING_BYTES / slotSize)));
+    this.#pending = new Uint16Array(this.#slots);
+    this.#buf = Buffer.alloc(this.#slots * slotSize);
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
   reserve(len: number): boolean {
@@ -110,7 +117,7 @@ export class DatagramRing implements DatagramSink {
   commit(len: number, to: readonly Remote[]): void {
     const slot = this.#next;
     const o = slot * this.slotSize;
-    this.#next = (slot + 1) % RING_SLOTS;
+    this.#next = (slot + 1) % this.#slots;
     this.#pending[slot] = to.length;
     const done = (err: Error | null): void => {
       this.#pending[slot]!--;
@@ -226,7 +233,7 @@ export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepS
 
   const underlayMtu = cfg.underlayMtu ?? 1500;
   const hosts: string[] = [''];
-  const ring = new DatagramRing(socket, vxlan.HEADER_LEN + sw.switch.maxFrame, hosts);
+  const ring = new DatagramRing(socket, vxlan.HEADER_LEN + Math.min(sw.switch.maxFrame, underlayMtu - vxlan.ENCAP_IP4), hosts);
   const vtep = new Vtep({ vni: cfg.vni, remotes, underlayMtu, maxMacsPerRemote: opts.maxMacsPerRemote, maxMacs: opts.maxMacs, ageingMs: opts.ageingMs ?? sw.switch.ageingMs, now: macrotaskClock() }, ring);
   for (const r of vtep.remotes) hosts[r.id] = formatIp4(r.addr);
   const trunk: number[] = [];
