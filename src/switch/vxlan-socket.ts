@@ -27,10 +27,16 @@
  * no `onread` for UDP); its DataView is made there too. The sender's
  * address comes as text and is parsed to a u32 for the remote lookup.
  *
+ * Remotes on this host. A remote whose address is one of this host's
+ * (127.0.0.0/8 or an interface's) is heard from its own port only
+ * (`strictPort`, vxlan.ts): any local user can send from such an address,
+ * but not from the port another switch holds.
+ *
  * Host names given as remotes are resolved once, at start, to IPv4.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
+import { networkInterfaces } from 'node:os';
 import { VmnetError } from '../errors.js';
 import type { VxlanConfig } from '../config/vxlan.js';
 import { formatIp4, parseIp4 } from '../wire/addr.js';
@@ -142,6 +148,13 @@ export class DatagramRing implements DatagramSink {
   }
 }
 
+/** This host's IPv4 addresses: 127.0.0.0/8 and every interface's. */
+function ownAddresses(): { has(a: number): boolean } {
+  const set = new Set<number>();
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) if (i.family === 'IPv4') set.add(parseIp4(i.address) >>> 0);
+  return { has: (a) => a >>> 24 === 127 || set.has(a >>> 0) };
+}
+
 /** The source address the routing table picks toward `host:port` (a connected UDP socket that sends nothing). */
 function sourceToward(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -223,7 +236,9 @@ export async function bindVtep(cfg: VxlanConfig): Promise<{ socket: Socket; host
  * @throws VmnetError as {@link bindVtep}
  */
 export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepServerOptions = {}): Promise<RunningVtep> {
-  const { socket, host, remotes } = await bindVtep(cfg);
+  const { socket, host, remotes: found } = await bindVtep(cfg);
+  const own = ownAddresses();
+  const remotes = found.map((r) => ({ ...r, strictPort: own.has(r.addr) }));
   socket.on('error', () => {}); // send errors arrive in callbacks; nothing else may kill the process
   try {
     socket.setRecvBufferSize(1 << 21); // capped by net.core.rmem_max; a burst of flooded frames should not be lost here

@@ -34,7 +34,7 @@ class FakeSink implements DatagramSink {
   }
 }
 
-function rig(opts: { vni?: number; underlayMtu?: number; maxMacsPerRemote?: number; maxMacs?: number; remotes?: Array<{ addr: number; port: number }> } = {}) {
+function rig(opts: { vni?: number; underlayMtu?: number; maxMacsPerRemote?: number; maxMacs?: number; remotes?: Array<{ addr: number; port: number; strictPort?: boolean }> } = {}) {
   const clock = { t: 1000 };
   const sink = new FakeSink();
   const vtep = new Vtep({ vni: opts.vni ?? 42, underlayMtu: opts.underlayMtu, maxMacsPerRemote: opts.maxMacsPerRemote, maxMacs: opts.maxMacs, remotes: opts.remotes ?? [{ addr: A, port: 4789 }, { addr: B, port: 4789 }], now: () => clock.t }, sink);
@@ -122,6 +122,15 @@ describe('Vtep (sans-IO VXLAN port)', () => {
     receive(dgram(f), A, 4790);
     expect(delivered).toHaveLength(1);
     expect(vtep.remoteOf(mac(0xd))?.text).toBe('192.168.0.1:4790');
+  });
+
+  it('hears a strictPort remote (an address of this host) from its own port only', () => {
+    const { vtep, delivered, dgram, receive } = rig({ remotes: [{ addr: 0x7f000001, port: 4790, strictPort: true }] });
+    const f = frame({ dst: BCAST, src: mac(0xe) });
+    receive(dgram(f), 0x7f000001, 40000); // another local user's socket on 127.0.0.1
+    expect(vtep.counters.unknownRemote).toBe(1);
+    receive(dgram(f), 0x7f000001, 4790);
+    expect(delivered).toHaveLength(1);
   });
 
   it('bounds the remote-MAC table per remote and overall, counting refusals; unlearned MACs are still delivered', () => {

@@ -36,7 +36,10 @@
  *   otherwise inject frames onto the segment, with any source MAC. A remote
  *   matches by address and port, or by address alone when exactly one remote
  *   has that address (the Linux kernel sends from a per-flow source port,
- *   §5 "Outer UDP Header", so the source port cannot be required);
+ *   §5 "Outer UDP Header", so the source port cannot be required). A remote
+ *   marked `strictPort` matches by address and port only: the edge marks
+ *   remotes whose address is this host's own (a lab on one machine), where
+ *   any local user could send from that address;
  * - not valid VXLAN: too short, or the I flag clear (`malformed`);
  * - a VNI other than this segment's (`badVni`).
  * The inner frame then enters the switch like any port's, under the switch's
@@ -130,7 +133,7 @@ export interface VtepOptions {
   /** The segment's VXLAN network identifier, 0..16777215. */
   vni: number;
   /** Remote VTEPs: IPv4 address (u32) and UDP port. */
-  remotes: ReadonlyArray<{ addr: number; port: number }>;
+  remotes: ReadonlyArray<{ addr: number; port: number; strictPort?: boolean }>;
   /** IP MTU of the underlay; default 1500. */
   underlayMtu?: number;
   maxMacsPerRemote?: number;
@@ -204,6 +207,7 @@ export class Vtep implements FramePort {
       (remote.only as Remote[]).push(remote);
       remotes.push(remote);
       this.#byAddrPort.set(key, remote);
+      if (r.strictPort === true) continue; // heard from its own port only
       this.#byAddr.set(remote.addr, this.#byAddr.has(remote.addr) ? null : remote);
     }
     this.remotes = remotes;

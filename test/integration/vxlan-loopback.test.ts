@@ -101,26 +101,6 @@ describe('VXLAN between two segments on loopback', () => {
       d.set(inner, 8);
       return d;
     };
-    // A stranger on 127.0.0.2 (an address no remote has).
-    const stranger = createSocket('udp4');
-    await new Promise<void>((r) => stranger.bind(0, '127.0.0.2', r));
-    cleanups.push(() => new Promise<void>((r) => stranger.close(() => r())));
-    const send = (s: ReturnType<typeof createSocket>, d: Uint8Array) => new Promise<void>((r) => s.send(d, PA, '127.0.0.1', () => r()));
-    await send(stranger, dg(42));
-    // From B's own address and port (what a spoofer on loopback could do): other VNI, no I flag, too short.
-    const vtepB = b.vxlan!;
-    expect(vtepB.local).toBe(`127.0.0.1:${PB}`);
-    const fromB = createSocket({ type: 'udp4', reuseAddr: false });
-    await new Promise<void>((r) => fromB.bind(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => fromB.close(() => r())));
-    await send(fromB, dg(43));
-    await send(fromB, dg(42, 0));
-    await send(fromB, dg(42).subarray(0, 12));
-    await until(() => {
-      const c = a.vxlan!.vtep.counters;
-      return c.unknownRemote === 1 && c.badVni === 1 && c.malformed === 2;
-    });
-    expect(ga.got.filter((f) => f[12] === 0x88)).toHaveLength(0);
     // Frames from B: 1464 bytes (payload 1450) fit a 1500-byte underlay; 1465 and 1514 do not.
     const gb = await streamClient(b.socket, cleanups);
     const big = (n: number, m: number) => frame({ dst: BCAST, src: mac(0xb03), type: 0x88b5, payload: n, mark: m });
@@ -132,6 +112,34 @@ describe('VXLAN between two segments on loopback', () => {
     expect(b.vxlan!.vtep.counters.tooBig).toBe(2);
     await new Promise((r) => setTimeout(r, 50));
     expect(ga.got.filter((f) => f[12] === 0x88).map(markOf)).toEqual([31]);
+    ga.got.length = 0;
+    // A stranger on 127.0.0.2 (an address no remote has).
+    const stranger = createSocket('udp4');
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.2', r));
+    cleanups.push(() => new Promise<void>((r) => stranger.close(() => r())));
+    const send = (s: ReturnType<typeof createSocket>, d: Uint8Array) => new Promise<void>((r) => s.send(d, PA, '127.0.0.1', () => r()));
+    await send(stranger, dg(42));
+    // Another local user's socket on B's address (127.0.0.1, another port): B is on this host, so only its own port is heard.
+    const vtepB = b.vxlan!;
+    expect(vtepB.local).toBe(`127.0.0.1:${PB}`);
+    const local = createSocket('udp4');
+    await new Promise<void>((r) => local.bind(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => local.close(() => r())));
+    await send(local, dg(42));
+    await until(() => a.vxlan!.vtep.counters.unknownRemote === 2);
+    // From B's own port (B closed first, its port taken over): other VNI, no I flag, too short.
+    await b.close();
+    const fromB = createSocket('udp4');
+    await new Promise<void>((r) => fromB.bind(PB, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => fromB.close(() => r())));
+    await send(fromB, dg(43));
+    await send(fromB, dg(42, 0));
+    await send(fromB, dg(42).subarray(0, 12));
+    await until(() => {
+      const c = a.vxlan!.vtep.counters;
+      return c.unknownRemote === 2 && c.badVni === 1 && c.malformed === 2;
+    });
+    expect(ga.got.filter((f) => f[12] === 0x88)).toHaveLength(0);
   });
 
   it('a second switch on a taken UDP port fails with E_PORT_IN_USE and leaves nothing behind; a remote that is the switch itself is refused', async () => {
