@@ -75,7 +75,9 @@ import { startSegment, type SegmentSnapshot } from './segment.js';
 import type { PortSnapshot } from './server.js';
 import type { LinkSnapshot } from './impair-port.js';
 import { linkPatchFromJson, type LinkPatch } from '../config/link.js';
+import { bindVtep } from './vxlan-socket.js';
 import type { PortRole } from './vlan.js';
+import { checkVxlan, defaultVxlanMtu, formatVxlanEndpoint, formatVxlanLocal, type VxlanConfig } from '../config/vxlan.js';
 
 /** Options of a background switch; they apply when it is created. */
 export interface SwitchCreateOptions {
@@ -94,6 +96,8 @@ export interface SwitchCreateOptions {
   mtu?: number;
   /** Storm limit: group frames per second each port may send; 0 turns it off. Default 1000. */
   stormRate?: number;
+  /** Join a VXLAN segment (switch/vxlan-socket.ts); the MTU then defaults to the underlay's − 50. */
+  vxlan?: VxlanConfig;
   dnsUpstreams?: Upstream[];
   dnsRecords?: DnsRecord[];
   /** Runtime directory (default runtimeDir()). */
@@ -118,6 +122,8 @@ export interface SwitchInfo {
   created: string;
   /** True when this call started it. */
   started: boolean;
+  /** The VXLAN port's settings as bound, or null. */
+  vxlan: { vni: number; local: string; remotes: Array<{ remote: string }>; maxInnerFrame: number } | null;
 }
 
 /** One switch as {@link listSwitches} sees it. */
@@ -288,6 +294,7 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
     pcap: opts.pcap,
     mtu: opts.mtu,
     stormRate: opts.stormRate,
+    vxlan: opts.vxlan,
     gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, hostLoopback: opts.hostLoopback, hostAccess: opts.hostAccess, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
   });
   let stop!: () => void;
@@ -401,7 +408,7 @@ async function probe(p: SwitchPaths): Promise<Probe> {
   return { state: 'starting', pid: null };
 }
 
-const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean): SwitchInfo => ({
+const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean, snap: SegmentSnapshot): SwitchInfo => ({
   name: st.name,
   pid: st.pid,
   dir: p.dir,
@@ -412,6 +419,7 @@ const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean): SwitchInfo =
   isolated: st.isolated,
   created: st.created,
   started,
+  vxlan: snap.vxlan ? { vni: snap.vxlan.vni, local: snap.vxlan.local, remotes: snap.vxlan.remotes.map((r) => ({ remote: r.remote })), maxInnerFrame: snap.vxlan.maxInnerFrame } : null,
 });
 
 /** The CLI entry point to spawn: dist/cli/bin.js (also when running from src/ under a test runner). */
@@ -433,6 +441,13 @@ function serveArgs(name: string, o: SwitchCreateOptions): string[] {
   if (o.pcap !== undefined) a.push('--pcap', o.pcap);
   if (o.mtu !== undefined) a.push('--mtu', String(o.mtu));
   if (o.stormRate !== undefined) a.push('--storm-limit', String(o.stormRate));
+  if (o.vxlan !== undefined) {
+    a.push('--vxlan', String(o.vxlan.vni));
+    for (const r of o.vxlan.remotes) a.push('--vxlan-remote', formatVxlanEndpoint(r));
+    const l = o.vxlan.local;
+    if (l !== undefined && (l.host !== undefined || l.port !== undefined)) a.push('--vxlan-local', formatVxlanLocal(l));
+    if (o.vxlan.underlayMtu !== undefined) a.push('--vxlan-underlay-mtu', String(o.vxlan.underlayMtu));
+  }
   for (const u of o.dnsUpstreams ?? []) a.push('--dns-upstream', `${u.host}:${u.port}`);
   for (const r of o.dnsRecords ?? []) a.push('--dns-record', `${r.name}=${r.type === 'A' ? formatIp(r.address) : r.address}`);
   return a;
@@ -447,7 +462,8 @@ function checkOptions(name: string, o: SwitchCreateOptions): void {
   if (o.gateway === false && o.subnet !== undefined) throw new VmnetError('E_USAGE', '--subnet is the gateway\'s network and --no-gateway asks for none: drop one of them');
   if (!withGateway && o.isolated) throw new VmnetError('E_USAGE', '--isolated needs a gateway (give --subnet or --gateway)');
   if (!withGateway && (o.hostLoopback === false || o.hostAccess === false)) throw new VmnetError('E_USAGE', '--no-host-loopback and --no-host need a gateway (give --subnet or --gateway)');
-  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu });
+  if (o.vxlan !== undefined) checkVxlan(o.vxlan);
+  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu ?? (o.vxlan && defaultVxlanMtu(o.vxlan)) });
   else if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= 65535)) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give 68-65535`);
   if (o.stormRate !== undefined && !(Number.isInteger(o.stormRate) && o.stormRate >= 0)) throw new VmnetError('E_USAGE', `bad --storm-limit ${o.stormRate}: give a number of frames per second, 0 for none`);
 }
@@ -485,10 +501,11 @@ async function startOrFind(name: string, opts: SwitchCreateOptions, mustCreate: 
     const pr = await probe(p);
     if (pr.state === 'running') {
       if (mustCreate && !spawned) throw new VmnetError('E_USAGE', `switch ${name} already exists (pid ${pr.st.pid}); remove it with vmnet switch rm ${name}`);
-      return infoOf(pr.st, p, spawned);
+      return infoOf(pr.st, p, spawned, pr.snapshot);
     }
     if (pr.state === 'unresponsive') throw new VmnetError('E_TIMEOUT', `switch ${name} (pid ${pr.pid}) does not answer on ${p.control}`);
     if (pr.state === 'absent' && !spawned) {
+      if (opts.vxlan !== undefined) (await bindVtep(opts.vxlan)).socket.close(); // a taken UDP port is told here, not in daemon.log
       await spawnDaemon(name, p, rt, opts, deadline);
       spawned = true;
       continue;
@@ -630,7 +647,7 @@ export async function switchForwardList(name: string, opts: { runtimeDir?: strin
 export async function switchStatus(name: string, opts: { runtimeDir?: string } = {}): Promise<{ info: SwitchInfo; snapshot: SegmentSnapshot } | null> {
   const p = switchPaths(name, opts.runtimeDir);
   const pr = await probe(p);
-  return pr.state === 'running' ? { info: infoOf(pr.st, p, false), snapshot: pr.snapshot } : null;
+  return pr.state === 'running' ? { info: infoOf(pr.st, p, false, pr.snapshot), snapshot: pr.snapshot } : null;
 }
 
 /** Every switch in the runtime directory; stale ones are cleaned up and left out. */
@@ -640,7 +657,7 @@ export async function listSwitches(opts: { runtimeDir?: string } = {}): Promise<
   for (const name of await listSwitchNames(rt)) {
     const p = switchPaths(name, rt);
     const pr = await probe(p);
-    if (pr.state === 'running') out.push({ name, state: 'running', info: infoOf(pr.st, p, false), snapshot: pr.snapshot });
+    if (pr.state === 'running') out.push({ name, state: 'running', info: infoOf(pr.st, p, false, pr.snapshot), snapshot: pr.snapshot });
     else if (pr.state !== 'absent') out.push({ name, state: pr.state, pid: pr.pid });
   }
   return out;
