@@ -9,7 +9,9 @@
  *   connections/s: connect, 1-byte echo, close, in a loop for CRR_SECONDS
  *
  * plus the relay baseline (two relays back to back, no user-mode network in
- * between) and, at the end, conn-memory.ts (10,000 idle connections).
+ * between), the loss row (loss.ts: goodput with 5 % loss + 5 % reordering
+ * each way, vmnet's sender against Linux's, LOSS_SECONDS per run, once per
+ * round) and, at the end, conn-memory.ts (10,000 idle connections).
  * Prints a markdown report and writes it to bench/results/latest.md.
  *
  * The whole matrix runs ROUNDS times (default 2; the second round in the
@@ -18,7 +20,7 @@
  * of two is the steadier figure. Every round's value is listed too.
  *
  * Flags: --seconds N (iperf3 time, default 3), --rounds N, --mtu 1500,65520,
- * --only vmnet,libslirp,passt, --no-memory, --no-baseline,
+ * --only vmnet,libslirp,passt, --no-memory, --no-baseline, --no-loss,
  * --profile (instead of the table: profile the vmnet gateway with
  * node --cpu-prof during one guest→host and one host→guest iperf3 run, and
  * during the latency + connections/s runs, at each --mtu; writes
@@ -31,6 +33,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildTapRelay } from '../test/helpers/tap-relay.js';
 import { connMemory, connMemoryMarkdown, type ConnMemoryResult } from './conn-memory.js';
+import { LOSS_RUNS, lossMarkdown, lossRound, type LossOptions, type LossRound } from './loss.js';
 import { ROOT, startBackend, startRelayPair, type BackendKind } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
@@ -45,6 +48,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string', default: 'vmnet,libslirp,passt' },
     'no-memory': { type: 'boolean', default: false },
     'no-baseline': { type: 'boolean', default: false },
+    'no-loss': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -54,6 +58,8 @@ const MTUS = flags.mtu.split(',').map(Number);
 const KINDS = flags.only.split(',') as BackendKind[];
 const RR_TRIPS = 5000;
 const CRR_SECONDS = 3;
+/** The loss row's iperf3 time: random loss makes short runs swing more than the clean ones. */
+const LOSS: LossOptions = { seconds: 10, seed: 1, runs: LOSS_RUNS };
 const RESULTS = join(ROOT, 'bench', 'results');
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -172,7 +178,13 @@ function metric(key: CellKey, v: AnyValue): number {
   return (v as Throughput).gbps;
 }
 
-function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult | Failed | null, load: { start: number[]; end: number[] }): string {
+function report(
+  runs: BackendRun[],
+  baselines: Baseline[],
+  loss: LossRound[],
+  mem: ConnMemoryResult | Failed | null,
+  load: { start: number[]; end: number[] },
+): string {
   /** Every round's successful value of one cell. */
   const values = (kind: BackendKind, mtu: number, key: CellKey): AnyValue[] =>
     runs
@@ -306,6 +318,8 @@ function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult
   });
   if (failures.length) out.push('## Failures', '', ...failures.map((f) => `- ${f}`), '');
 
+  if (loss.length) out.push(lossMarkdown(loss, LOSS));
+
   if (mem) {
     out.push('## Memory', '');
     out.push('ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), '');
@@ -381,13 +395,19 @@ if (flags.profile) {
       log(`round ${round}, MTU ${mtu}`);
       for (const kind of round % 2 ? KINDS : [...KINDS].reverse()) runs.push(await runBackend(kind, mtu, round));
     }
+  const loss: LossRound[] = [];
+  if (!flags['no-loss'] && KINDS.includes('vmnet'))
+    for (let round = 1; round <= ROUNDS; round++) {
+      log(`loss round ${round}`);
+      loss.push(await lossRound({ ...LOSS, runs: round % 2 ? LOSS.runs : [...LOSS.runs].reverse() }, round, log));
+    }
   let mem: ConnMemoryResult | Failed | null = null;
   if (!flags['no-memory']) {
     log('conn-memory (10,000 idle connections)');
     mem = await connMemory(10_000, log).catch((e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }));
   }
   load.end = loadavg();
-  const text = report(runs, baselines, mem, load);
+  const text = report(runs, baselines, loss, mem, load);
   process.stdout.write(`${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.md'), `${text}\n`);

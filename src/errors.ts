@@ -22,7 +22,9 @@ export type VmnetErrorCode =
   | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start; nothing was left running
   | 'E_NO_VM' // no running VM of that name
   | 'E_DOWNLOAD' // an image URL could not be downloaded (no answer, HTTP error, cut off)
-  | 'E_DIGEST'; // a downloaded image is not the one --digest names
+  | 'E_DIGEST' // a downloaded image is not the one --digest names
+  | 'E_UNREACHABLE' // the guest could not be reached over SSH (vmnet exec exits 125)
+  | 'E_COPY'; // scp could not copy (a missing file, no permission in the guest)
 
 export class VmnetError extends Error {
   readonly code: VmnetErrorCode;

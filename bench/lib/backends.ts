@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from '../../test/helpers/netns.js';
-import { startTapRelay } from '../../test/helpers/tap-relay.js';
+import { startTapRelay, type TapRelayOptions } from '../../test/helpers/tap-relay.js';
 import { retry, tuneNetns, type Proc, type Scope } from './env.js';
 import { buildNetbench } from './netbench.js';
 
@@ -57,6 +57,8 @@ export interface BackendOptions {
    * the CLI; the process must print "listening" once it serves `sock`.
    */
   vmnetArgs?: (sock: string, mtu: number) => string[];
+  /** Loss and reordering inside the relay (vmnet, passt; slirp4netns has no relay): the loss row (bench/loss.ts). */
+  impair?: TapRelayOptions['impair'];
 }
 
 /** Host ns: lo, a self-contained veth pair with a default route, and the servers. */
@@ -105,7 +107,7 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
   let serverIp: string;
 
   const relay = async () => {
-    const r = await startTapRelay({ netns: guest.name, tap: 'tap0', socket: sock });
+    const r = await startTapRelay({ netns: guest.name, tap: 'tap0', socket: sock, ...(opts.impair ? { impair: opts.impair } : {}) });
     scope.defer(() => r.stop());
     relayPid = r.pid;
   };
@@ -160,9 +162,15 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
  * The relay baseline: two namespaces, each with tap0 relayed to one unix
  * socket served by `netbench xconn`, which splices the two streams. Frames
  * cross two relays and a splice, with no user-mode network in between: what
- * the relay path alone carries.
+ * the relay path alone carries. With `impair`, the first relay (namespace
+ * a's) drops and reorders frames both ways: Linux TCP to Linux TCP over the
+ * link the loss row gives the backends (bench/loss.ts).
  */
-export async function startRelayPair(scope: Scope, mtu: number): Promise<{ a: Netns; b: Netns; relayPids: number[]; netbench: string }> {
+export async function startRelayPair(
+  scope: Scope,
+  mtu: number,
+  impair?: TapRelayOptions['impair'],
+): Promise<{ a: Netns; b: Netns; relayPids: number[]; netbench: string }> {
   const netbench = await buildNetbench();
   const dir = mkdtempSync(join(tmpdir(), 'vmnet-bench-'));
   scope.defer(() => rmSync(dir, { recursive: true, force: true }));
@@ -178,7 +186,7 @@ export async function startRelayPair(scope: Scope, mtu: number): Promise<{ a: Ne
   ] as const) {
     await tuneNetns(scope, ns);
     await makeTap(scope, ns, mtu);
-    const r = await startTapRelay({ netns: ns.name, tap: 'tap0', socket: sock });
+    const r = await startTapRelay({ netns: ns.name, tap: 'tap0', socket: sock, ...(impair && ns === a ? { impair } : {}) });
     scope.defer(() => r.stop());
     relayPids.push(r.pid);
     await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'up']);

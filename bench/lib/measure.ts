@@ -53,10 +53,11 @@ export async function iperf(
   scope: Scope,
   guest: Netns,
   serverIp: string,
-  o: { seconds: number; streams: number; reverse: boolean; pids: { backend: number | null; relay: number | null } },
+  o: { seconds: number; streams: number; reverse: boolean; pids: { backend: number | null; relay: number | null }; congestion?: string },
 ): Promise<Throughput> {
   const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-t', String(o.seconds), '-J', '-P', String(o.streams)];
   if (o.reverse) args.push('-R');
+  if (o.congestion) args.push('-C', o.congestion); // the Linux sender's congestion control (TCP_CONGESTION)
   const { result, cpu } = await withCpu(o.pids, async () => {
     let text: string;
     try {

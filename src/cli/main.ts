@@ -21,6 +21,10 @@ import { forwardCommand } from './commands/forward.js';
 import { consoleCommand } from './commands/console.js';
 import { waitCommand } from './commands/wait.js';
 import { switchCommand } from './commands/switch.js';
+import { linkCommand } from './commands/link.js';
+import { sshCommand } from './commands/ssh.js';
+import { execCommand } from './commands/exec.js';
+import { cpCommand } from './commands/cp.js';
 import { guestCommand } from './commands/guest.js';
 import { doctorCommand } from './commands/doctor.js';
 import { completionCommand } from './commands/completion.js';
@@ -29,6 +33,8 @@ import { upCommand, downCommand, statusCommand } from './commands/lab.js';
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** The guest could not be reached over SSH (vmnet exec, cp, ssh's own checks), as podman and docker exit for their own failures. */
+export const EXIT_UNREACHABLE = 125;
 
 /** Thrown by command handlers to report an exit code without an error message. */
 export class ExitCode {
@@ -49,11 +55,15 @@ function commands(io: CliIo, setExit: (code: number) => void): CommandModule<obj
     forwardCommand(io),
     waitCommand(io),
     consoleCommand(io),
+    sshCommand(io, setExit),
+    execCommand(io, setExit),
+    cpCommand(io),
     gatewayCommand(io),
     switchCommand(io),
     upCommand(io, setExit),
     downCommand(io),
     statusCommand(io, setExit),
+    linkCommand(io),
     guestCommand(io),
     doctorCommand(io, setExit),
     completionCommand(io),
@@ -122,7 +132,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     if (io.env.VMNET_DEBUG) io.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
     if (isVmnetError(e)) {
       io.stderr.write(`vmnet: ${printable(e.message)}\n`);
-      return e.usage ? EXIT_USAGE : EXIT_FAILURE;
+      return e.usage ? EXIT_USAGE : e.code === 'E_UNREACHABLE' ? EXIT_UNREACHABLE : EXIT_FAILURE;
     }
     io.stderr.write(`vmnet: internal error: ${printable(e instanceof Error ? e.message : String(e))} (set VMNET_DEBUG=1 for details)\n`);
     return EXIT_FAILURE;

@@ -170,11 +170,12 @@ export function ipv6Check(): Check {
   });
 }
 
-/** The OpenSSH client, for logging in to guests through a forward. */
+/** The OpenSSH client: ssh-keygen makes the keys a seeded guest gets, ssh and scp reach it (vmnet ssh, exec, cp). */
 export async function sshCheck(env: NodeJS.ProcessEnv): Promise<Check> {
   const path = findOnPath('ssh', env);
-  if (!path) {
-    return check({ id: 'ssh', title: 'OpenSSH', verdict: 'warn', summary: 'no ssh client on PATH: you cannot log in to a guest through a forward', fix: `${sudo()}apt-get install openssh-client`, data: { path: null } });
+  const missing = ['ssh', 'ssh-keygen', 'scp'].filter((p) => findOnPath(p, env) === null);
+  if (!path || missing.length) {
+    return check({ id: 'ssh', title: 'OpenSSH', verdict: 'warn', summary: `no ${missing.join(', ')} on PATH: disk images cannot be seeded with keys (run them with --cloud-init off), and vmnet ssh, exec and cp cannot reach guests`, fix: `${sudo()}apt-get install openssh-client`, data: { path, missing } });
   }
   let version = 'unknown version';
   try {
@@ -183,7 +184,7 @@ export async function sshCheck(env: NodeJS.ProcessEnv): Promise<Check> {
   } catch (e) {
     version = String((e as { stderr?: string }).stderr ?? '').trim().split('\n')[0] || version;
   }
-  return check({ id: 'ssh', title: 'OpenSSH', verdict: 'ok', summary: `${version}: vmnet run IMAGE -p 2222:22, then ssh -p 2222 USER@127.0.0.1`, fix: null, data: { path, version } });
+  return check({ id: 'ssh', title: 'OpenSSH', verdict: 'ok', summary: `${version}: cloud images are seeded with vmnet's key; vmnet ssh, exec and cp NAME reach them`, fix: null, data: { path, version } });
 }
 
 /** Node itself. */

@@ -40,7 +40,11 @@
  *     ICMP destination unreachable (port unreachable, or administratively
  *     prohibited, RFC 1812 §5.2.7.1), never silence.
  *  7. TCP: the TCP NAT (services/tcp-nat), dial first; the same policy,
- *     refusals answered with RST.
+ *     refusals answered with RST. Link-local destinations (169.254/16) are
+ *     refused for UDP, TCP and ping (RFC 3927 §2.7: not forwarded; routed,
+ *     169.254.169.254 would be a cloud host's own metadata service). TCP to
+ *     the DNS address, port 80, is the cloud-init seed service while it
+ *     holds a seed (services/metadata).
  *
  * Frames are composed into one scratch buffer and handed to the port, which
  * copies them (StreamPort.sendFrame), so the scratch is reused at once.
@@ -59,7 +63,8 @@ import type { SendBuffer } from '../tcp/send-buffer.js';
 import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/nat.js';
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
-import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, parseMac, type Ip4 } from '../wire/addr.js';
+import type { SeedRequester } from '../services/metadata/seed-http.js';
+import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, isLinkLocal4, parseMac, type Ip4 } from '../wire/addr.js';
 import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
@@ -68,6 +73,7 @@ import { GatewayCounters, type DropReason } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
 import type { PingRelayCounters } from '../services/ping/relay.js';
 import { Reassembler } from './ip-reassembly.js';
+import { GuestWatch } from './guest-watch.js';
 import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
 import { GatewayPing, type GatewayPingDeps } from './ping.js';
 
@@ -121,6 +127,12 @@ export interface GatewayDeps {
   neighborLimits?: Partial<NeighborLimits>;
   /** The host's own IPv4 addresses, refused when config.hostAccess is false (host-addresses.ts). */
   hostAddresses?(): ReadonlySet<Ip4>;
+  /**
+   * The cloud-init seed service (services/metadata/seed-http.ts), answered at
+   * the DNS address, port 80, while it holds a seed (`active`); TCP there is
+   * refused otherwise, as before.
+   */
+  seeds?: { active(): boolean; stream(ev: HostStreamEvents, requester: SeedRequester): HostStream };
   /** Ping to the outside (ping.ts); without it, echo requests to the outside are dropped as icmp-unsupported. */
   ping?: GatewayPingDeps;
 }
@@ -136,6 +148,8 @@ const PROTO_ICMP = ipv4.PROTO_ICMP;
 const PROTO_UDP = ipv4.PROTO_UDP;
 const PROTO_TCP = ipv4.PROTO_TCP;
 const DNS_PORT = 53;
+/** The cloud-init seed service's port at the DNS address (services/metadata). */
+export const SEED_PORT = 80;
 
 export class Gateway {
   readonly counters = new GatewayCounters();
@@ -143,6 +157,8 @@ export class Gateway {
   readonly udpNat: UdpNat;
   readonly reassembler = new Reassembler();
   readonly tcpNat: TcpNat;
+  /** First frame and lease times of the MACs a launcher watches (`vmnet wait --ssh`). */
+  readonly watch = new GuestWatch();
   readonly ping: GatewayPing | null;
   private readonly neighbors: Neighbors<Session>;
   private readonly sessions = new Set<Session>();
@@ -226,7 +242,7 @@ export class Gateway {
         transmit: (guestIp, remoteIp, h, data, dataOffset) => this.tcpToGuest(guestIp, remoteIp, h, data, dataOffset),
         route: (dstIp, dstPort) => this.routeTcp(dstIp, dstPort),
         dial: deps.dialTcp,
-        localDns: (ev, guest, account) => dnsStream(deps.dns, ev, guest, account),
+        local: (service, ev, guest, guestIp, account) => (service === 'dns' ? dnsStream(deps.dns, ev, guest, account) : deps.seeds!.stream(ev, this.seedRequester(guest, guestIp))),
         schedule: deps.schedule,
         guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
       },
@@ -398,6 +414,7 @@ export class Gateway {
     const now = this.tick;
     const verdict = this.neighbors.useMac(s, src, 0, now);
     if (verdict !== USE_OK) return this.refuseSource(verdict);
+    if (this.watch.waiting) this.watch.frame(src, this.deps.wallNow?.() ?? Date.now());
     if (arpFrame) return this.handleArp(s, v, e.payloadOffset, e.payloadLength, now);
     return this.handleIpv4(s, v, e.payloadOffset, e.payloadLength, group, now);
   }
@@ -495,14 +512,31 @@ export class Gateway {
 
   private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
     const c = this.config;
-    if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : { refuse: true };
+    if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : dstPort === SEED_PORT && this.deps.seeds?.active() ? { local: 'seed' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
-    if (c.isolated || this.hostRefused(dstIp)) return { refuse: true };
+    if (c.isolated || this.hostRefused(dstIp) || isLinkLocal4(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
     const first = dstIp >>> 24;
     if (first === 0 || first === 127 || first >= 224) return { drop: true };
     return { host: formatIp4(dstIp), port: dstPort };
+  }
+
+  /**
+   * Who asks for a seed: the guest's link, and whether it holds a MAC — the
+   * link holds the MAC (neighbors.ts: one link per MAC) and the address the
+   * connection came from is used with it. Asked at each request, so a link
+   * that lost the address or the MAC since the SYN gets nothing.
+   */
+  private seedRequester(guest: number, guestIp: Ip4): SeedRequester {
+    return {
+      guest,
+      owns: (mac) => {
+        const n = this.neighbors.get(guestIp);
+        const m = parseMac(mac);
+        return n !== undefined && m !== null && !n.link.closed && n.link.id === guest && sameMac(n.mac, m) && this.neighbors.macHolder(m) === n.link;
+      },
+    };
   }
 
   /**
@@ -589,7 +623,10 @@ export class Gateway {
     const reply = this.dhcp.handle(m, now, s.id);
     if (!reply) return;
     // A bound lease makes the address the link's at once (port forwards need it before the guest sends anything).
-    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) this.neighbors.lease(s, reply.msg.yiaddr, m.chaddr, now);
+    if (reply.msg.messageType === dhcp.ACK && reply.msg.yiaddr !== 0) {
+      this.neighbors.lease(s, reply.msg.yiaddr, m.chaddr, now);
+      this.watch.lease(m.chaddr, reply.msg.yiaddr, this.deps.wallNow?.() ?? Date.now());
+    }
     const size = dhcp.length(reply.msg);
     const payload = new Uint8Array(size);
     dhcp.emit(reply.msg, new DataView(payload.buffer), 0);
@@ -618,7 +655,7 @@ export class Gateway {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
-    if (this.hostRefused(dstIp)) return { refuse: 'admin-prohibited' };
+    if (this.hostRefused(dstIp) || isLinkLocal4(dstIp)) return { refuse: 'admin-prohibited' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };

@@ -10,8 +10,9 @@
  *    the subnet broadcast, 224/4 and above), 0/8, 127/8 and the rest of the
  *    guest subnet: dropped silently (counted `ping-refused`; RFC 1122
  *    §3.2.2 forbids errors about broadcasts, and nothing is there to reach);
- *  - `--isolated`, and with `--no-host` every address of the host (its
- *    interfaces, 127/8): ICMP destination unreachable, communication
+ *  - `--isolated`, with `--no-host` every address of the host (its
+ *    interfaces, 127/8), and link-local 169.254/16 always (RFC 3927 §2.7;
+ *    gateway.ts, as for TCP and UDP): ICMP destination unreachable, communication
  *    administratively prohibited (RFC 1812 §5.2.7.1), so the guest's ping
  *    says "packet filtered" at once instead of timing out; counted too.
  *
@@ -32,7 +33,7 @@
  */
 import * as icmp from '../wire/icmpv4.js';
 import * as ipv4 from '../wire/ipv4.js';
-import { inSubnet, type Ip4 } from '../wire/addr.js';
+import { inSubnet, isLinkLocal4, type Ip4 } from '../wire/addr.js';
 import { PingRelay, type PingBackendFactory, type PingFlowInfo } from '../services/ping/relay.js';
 import type { GatewayConfig } from './config.js';
 import type { DropReason } from './counters.js';
@@ -96,7 +97,7 @@ export class GatewayPing {
     const dst = h.dst;
     const first = dst >>> 24;
     if (broadcast || first >= 224) return this.gw.drop('ping-refused');
-    if (c.isolated || this.gw.hostRefused(dst)) {
+    if (c.isolated || this.gw.hostRefused(dst) || isLinkLocal4(dst)) {
       this.gw.drop('ping-refused');
       return this.gw.toGuest(h.src, (out, mac, frames) =>
         frames.icmpError(out, 0, mac, c.gatewayIp, h.src, icmp.TYPE_DEST_UNREACH, icmp.CODE_ADMIN_PROHIBITED, v, ipOff, h.totalLength),

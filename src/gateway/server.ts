@@ -22,7 +22,7 @@
  * connection that got an address, until it closes).
  */
 import { performance } from 'node:perf_hooks';
-import { randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
@@ -42,6 +42,10 @@ import { PortForwards } from '../services/port-forward/forwards.js';
 import { helperBackend } from '../services/ping/helper-backend.js';
 import { deniedLine } from '../services/ping/status.js';
 import type { ForwardSpec } from '../config/forward.js';
+import { SeedRegistry, type SeedFetches, type SeedFiles } from '../services/metadata/seeds.js';
+import { SeedHttp } from '../services/metadata/seed-http.js';
+import type { GuestSeen } from './guest-watch.js';
+import { formatIp4 } from '../wire/addr.js';
 
 export interface GatewayServerOptions extends GatewayOptions {
   /** Listen on this unix socket path. */
@@ -77,9 +81,34 @@ export interface RunningGateway {
    * own SYN and waits for SYN-ACK (then RST) or RST.
    */
   probeGuestPort(port: number, timeoutMs?: number, guest?: string): Promise<'open' | 'closed' | 'timeout' | 'no-guest'>;
+  /** The cloud-init seeds this gateway serves at its DNS address, port 80 (services/metadata). */
+  readonly seeds: GatewaySeeds;
+  /** Records the first frame and the leases of the guest with `mac` from now on (see bootSeen). */
+  watchBoot(mac: string): void;
+  /** What the gateway saw of the guest with `mac` while it boots: its first frame and lease (once watched), its seed's fetches. */
+  bootSeen(mac: string): BootSeen;
   /** QEMU arguments that connect a guest NIC to this gateway's socket. */
   qemuNetdevArgs(id?: string): string[];
   close(): Promise<void>;
+}
+
+/** A gateway's cloud-init seeds, one per VM (by its MAC). */
+export interface GatewaySeeds {
+  /**
+   * Serves `files` to the guest with `mac` only.
+   * @returns the seed URL the guest is given (`http://DNS-ADDRESS/vmnet/TOKEN/`)
+   * @throws VmnetError E_USAGE past a bound (seeds.ts)
+   */
+  add(mac: string, files: SeedFiles): string;
+  /** Stops serving `mac`'s seed. */
+  remove(mac: string): void;
+  readonly counters: SeedRegistry['counters'] & SeedHttp['counters'];
+}
+
+/** What the gateway saw of one booting guest (wall-clock ms). */
+export interface BootSeen {
+  guest: GuestSeen | null;
+  seed: SeedFetches | null;
 }
 
 /** How long gateway shutdown lets cleanly closed connections finish writing to their hosts. */
@@ -125,6 +154,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   let forwards: PortForwards | null = null;
   // --no-host: the host's own addresses, read again at each sweep.
   const hostAddresses = config.hostAccess ? null : new HostAddresses();
+  const seedRegistry = new SeedRegistry({ now: () => Date.now(), token: () => randomBytes(16).toString('hex') });
+  const seedHttp = new SeedHttp(seedRegistry);
   const gateway: Gateway = new Gateway(config, {
     now,
     wallNow: () => Date.now(),
@@ -136,6 +167,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     random32: randomPool(),
     schedule: (at) => scheduleTimers(at),
     tcpLimits: opts.tcpLimits,
+    seeds: { active: () => seedRegistry.size > 0, stream: (ev, requester) => seedHttp.stream(ev, requester) },
     ping: {
       backend: helperBackend(),
       warn: (kind, detail) => warn(kind === 'denied' ? deniedLine() : `ping to the outside is off: ${detail}`),
@@ -228,6 +260,18 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   }, 1000);
   timer.unref();
   let closing: Promise<void> | null = null;
+  const seeds: GatewaySeeds = {
+    add(mac, files) {
+      const path = seedRegistry.add(mac, files);
+      return `http://${formatIp4(config.dnsIp)}${path}`;
+    },
+    remove(mac) {
+      seedRegistry.removeMac(mac);
+    },
+    get counters() {
+      return { ...seedRegistry.counters, ...seedHttp.counters };
+    },
+  };
   return {
     config,
     gateway,
@@ -235,6 +279,9 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     forwards,
     names,
     attach,
+    seeds,
+    watchBoot: (mac) => void gateway.watch.watch(mac),
+    bootSeen: (mac) => ({ guest: gateway.watch.seen(mac), seed: seedRegistry.fetches(mac) }),
     snapshot: () => {
       let { overflow: linkOverflow, tooLong: linkTooLong } = closedLinks;
       for (const p of links) {

@@ -156,6 +156,37 @@ describe('fetchImage: resume', () => {
   });
 });
 
+describe('fetchImage: size bound (maxBytes)', () => {
+  it('a body that does not end (no Content-Length) is stopped at the bound: refused, nothing kept, the connection closed', async () => {
+    const t = setup('/endless.img', { noLength: true });
+    const err = (await t.fetch({ maxBytes: 1 << 20 }).catch((e: unknown) => e)) as Error & { code: string; usage: boolean };
+    expect(err).toMatchObject({ code: 'E_BAD_IMAGE', usage: true });
+    expect(err.message).toMatch(/endless\.img sent more than 1\.0 MiB, the most vmnet downloads \(maxBytes\); the download was removed$/);
+    expect(readdirSync(t.images)).toEqual([]);
+    expect(t.requests().length).toBe(1); // not retried
+  });
+
+  it('a Content-Length past the bound is refused before any byte is written', async () => {
+    const t = setup('/huge.img');
+    const err = (await t.fetch({ maxBytes: 1 << 20 }).catch((e: unknown) => e)) as Error & { code: string };
+    expect(err).toMatchObject({ code: 'E_BAD_IMAGE' });
+    expect(err.message).toMatch(/huge\.img is 3\.0 MiB, more than 1\.0 MiB, the most vmnet downloads \(maxBytes\); the download was removed$/);
+    expect(readdirSync(t.images)).toEqual([]);
+  });
+
+  it('a small gzip stream that expands past the bound (a decompression bomb) is refused, nothing kept', async () => {
+    const t = setup('/bomb.img.gz', { body: gzipSync(Buffer.alloc(4 << 20)) });
+    expect(t.body.length).toBeLessThan(1 << 20);
+    const err = (await t.fetch({ maxBytes: 1 << 20 }).catch((e: unknown) => e)) as Error & { code: string };
+    expect(err).toMatchObject({ code: 'E_BAD_IMAGE' });
+    expect(err.message).toMatch(/bomb\.img\.gz expands to more than 1\.0 MiB, the most vmnet unpacks \(maxBytes\); the download was removed$/);
+    expect(readdirSync(t.images)).toEqual([]);
+    const x = setup('/bomb.raw.xz', { body: execFileSync('xz', ['-c'], { input: Buffer.alloc(4 << 20) }) });
+    await expect(x.fetch({ maxBytes: 1 << 20 })).rejects.toThrow(/bomb\.raw\.xz expands to more than 1\.0 MiB/);
+    expect(readdirSync(x.images)).toEqual([]);
+  });
+});
+
 describe('fetchImage: redirects, errors, concurrency, compression', () => {
   it('follows redirects (bounded)', async () => {
     const t = setup('/final.qcow2');

@@ -23,6 +23,13 @@
  *    `sha256-<hex of the bytes received>` (read-only) and the URL's index
  *    updated.
  *
+ * Bounded: a file larger than `maxBytes` (default 64 GiB, larger than any
+ * distribution's cloud image, raw or compressed) is refused, when its
+ * Content-Length says so before a byte is written, else when the body
+ * passes the bound (a body with no length that never ends would otherwise
+ * fill the disk); so is a compressed download that expands past the bound
+ * (a decompression bomb). Such a download is removed, not kept to resume.
+ *
  * Progress is reported through `onEvent` (DownloadEvent, also part of a
  * VM's events): `start` for each request that sends data (offset > 0 when
  * resumed; `insecure` for plain HTTP without a digest), `progress` at most
@@ -42,7 +49,7 @@ import { decompress, requireXz } from './decompress.js';
 import { describeNetError, httpGet } from './http-download.js';
 import { planResponse, resumeHeaders, validatorOf } from './http-range.js';
 import { ProgressMeter } from './progress.js';
-import { formatBytes } from './size.js';
+import { formatBytes, ImageTooBig } from './size.js';
 import { formatDigest, parseImageUrl, urlKey } from './source.js';
 
 /** A download's progress, as an event (NDJSON in `vmnet run --json`). */
@@ -90,7 +97,13 @@ export interface FetchOptions {
   idleTimeoutMs?: number;
   /** Least time between progress events, ms (default 500). */
   progressIntervalMs?: number;
+  /** The most bytes downloaded, and the most a compressed download may expand to (default 64 GiB). */
+  maxBytes?: number;
 }
+
+/** The default of `maxBytes`. */
+export const MAX_IMAGE_BYTES = 64 * 2 ** 30;
+
 
 /** A verified image in the cache. */
 export interface FetchedImage {
@@ -165,7 +178,7 @@ export async function fetchImage(urlText: string | URL, o: FetchOptions = {}): P
     if (kind === 'gzip' || kind === 'xz') {
       file = join(partial.dir, 'image');
       await rm(file, { force: true }); // left by a run that died while decompressing
-      await decompress(kind, partial.data, file, url.href, env, o.signal);
+      await decompress(kind, partial.data, file, url.href, { env, maxBytes: o.maxBytes ?? MAX_IMAGE_BYTES, ...(o.signal ? { signal: o.signal } : {}) });
     }
     const inner = kind === 'gzip' || kind === 'xz' ? compressionFromMagic(await head(file)) : kind;
     if (inner !== null) {
@@ -179,6 +192,7 @@ export async function fetchImage(urlText: string | URL, o: FetchOptions = {}): P
     emit({ event: 'download', time: time(), phase: 'done', url: url.href, bytes: got.size, total: got.size, path, sha256: got.sha256, ...(kind === 'gzip' || kind === 'xz' ? { decompressed: kind } : {}) });
     return { path, sha256: got.sha256, url: url.href, cached: false };
   } catch (e) {
+    if (e instanceof ImageTooBig) keep = false;
     if (!done) emit({ event: 'download', time: time(), phase: 'failed', url: url.href, bytes: 0, total: null, reason: e instanceof Error ? e.message : String(e) });
     throw e;
   } finally {
@@ -306,11 +320,20 @@ async function attempt(
   } else if (plan.total !== null && partial.meta) {
     partial.meta.total = plan.total;
   }
+  const max = o.maxBytes ?? MAX_IMAGE_BYTES;
+  if (plan.total !== null && plan.total > max) {
+    res.destroy();
+    throw new ImageTooBig(`${url.href} is ${formatBytes(plan.total)}, more than ${formatBytes(max)}, the most vmnet downloads (maxBytes)`);
+  }
   state.total = plan.total;
   meter.reset(state.total, sink.have, Date.now());
   const insecure = o.digest == null && chain.some((u) => u.protocol === 'http:');
   emit({ event: 'download', time: time(), phase: 'start', url: url.href, bytes: sink.have, total: state.total, resumed: sink.have > 0, ...(insecure ? { insecure } : {}) });
   for await (const chunk of res as AsyncIterable<Buffer>) {
+    if (sink.have + chunk.length > max) {
+      res.destroy();
+      throw new ImageTooBig(`${url.href} sent more than ${formatBytes(max)}, the most vmnet downloads (maxBytes)`);
+    }
     try {
       await sink.fh.write(chunk, 0, chunk.length, sink.have);
     } catch (e) {

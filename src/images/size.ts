@@ -41,3 +41,10 @@ export function formatBytes(n: number): string {
   }
   return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
+
+/** An image past the size bound (`maxBytes`): a usage error (E_BAD_IMAGE); the download is removed, not kept to resume. */
+export class ImageTooBig extends VmnetError {
+  constructor(message: string) {
+    super('E_BAD_IMAGE', `${message}; the download was removed`);
+  }
+}

@@ -104,7 +104,7 @@ async function observe(env: NodeJS.ProcessEnv): Promise<Seen> {
   const links = new Set<string>();
   for (const s of switchList) {
     if (s.state !== 'running') continue;
-    for (const p of s.snapshot.switch.ports) if (p.kind === 'link' && p.link !== null) links.add(linkKey({ a: s.name, b: p.link }));
+    for (const p of s.snapshot.switch.ports) if (p.kind === 'link' && p.peer !== null) links.add(linkKey({ a: s.name, b: p.peer }));
   }
   return { switches: new Set(switchList.map((s) => s.name)), vms: new Set(vmList.map((v) => v.name)), links, switchList, vmList };
 }
@@ -313,7 +313,7 @@ export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<L
         pid: s === undefined ? null : s.state === 'running' ? s.info.pid : s.pid,
         gateway: gw !== null ? { subnet: gw.subnet, address: gw.gatewayIp, isolated: gw.isolated } : sw.subnet !== null ? { subnet: sw.subnet, address: formatIp4(resolveGatewayConfig({ subnet: sw.subnet }).gatewayIp), isolated: sw.isolated } : null,
         vlans: [...vlans].sort((a, b) => a - b),
-        links: running?.snapshot.switch.ports.filter((p) => p.kind === 'link' && p.link !== null).map((p) => p.link!) ?? [],
+        links: running?.snapshot.switch.ports.filter((p) => p.kind === 'link' && p.peer !== null).map((p) => p.peer!) ?? [],
         ports: running?.snapshot.switch.ports.filter((p) => p.kind !== 'internal').length ?? 0,
         names: running?.snapshot.names.map((n) => ({ name: n.name, ip: n.ip })) ?? [],
       };

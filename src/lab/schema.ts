@@ -16,9 +16,9 @@
  *   links:
  *     - { between: [A, B], vlans: [10, 20], native: 1 }
  *
- * Reserved, refused with a message saying so until they exist: `impair`
- * on a link or a NIC (link faults, issue 16 "Link faults") and
- * `user-data` on a VM (no cloud-init seed in `vmnet run` yet).
+ * Reserved, refused with a message saying so until they are read: `impair`
+ * on a link or a NIC (link faults, which `vmnet link set` sets at run time)
+ * and `user-data` on a VM.
  */
 
 import type { LaunchOptions } from '../vm/plan.js';
@@ -26,7 +26,7 @@ import type { LaunchOptions } from '../vm/plan.js';
 /** A VLAN id (IEEE 802.1Q §9.6: 0 and 4095 are reserved). */
 const vid = { type: 'integer', minimum: 1, maximum: 4094 } as const;
 const vlanList = { type: 'array', items: vid, uniqueItems: true } as const;
-/** Reserved for link faults (issue 16 "Link faults"): validate.ts refuses it until they exist. */
+/** Reserved for link faults (issue 16; `vmnet link set` at run time): validate.ts refuses it until the file's are applied. */
 const impair = { type: 'object' } as const;
 
 const switchSchema = {

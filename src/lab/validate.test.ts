@@ -106,7 +106,7 @@ vms:
       'lab.yaml:8:13: vms.a.memory: give a size such as 512M or 2G (at least 16M)',
       'lab.yaml:10:19: vms.a.nics[0].switch: no switch "lna" in this file (switches: lan, wire)',
       'lab.yaml:11:9: vms.a.nics[1]: switch lan declares vlans [10] and not 20: add it there',
-      'lab.yaml:15:5: vms.b.user-data: cloud-init user-data is not supported yet: vmnet run has no cloud-init seed (see README, "Images from URLs")',
+      'lab.yaml:15:5: vms.b.user-data: cloud-init user-data in a lab file is not supported yet (vmnet run --user-data is; a lab VM booting an image gets vmnet\'s default seed)',
       'lab.yaml:17:30: vms.b.nics[0].mac: 52:54:00:00:00:01 is already the MAC of vms.a.nics[1]',
       'lab.yaml:18:5: vms.b.forwards: forwards go through the gateway of the VM\'s first NIC\'s switch, and wire has none',
       'lab.yaml:18:16: vms.b.forwards[0]: host port 8080/tcp is already forwarded by vms.a.forwards[0]',
@@ -152,7 +152,7 @@ links:
       'lab.yaml:8:14: links[2].between: this link closes a loop through c and a (vmnet\'s switches run no spanning tree; cable them as a tree)',
       'lab.yaml:9:18: links[3].between[1]: no switch "d" in this file',
       'lab.yaml:10:14: links[4].between: links[0] already joins b and a (a second link would be a loop)',
-      'lab.yaml:11:5: links[4].impair: link faults are not built yet (issue 16, "Link faults")',
+      'lab.yaml:11:5: links[4].impair: link faults are not read from lab files yet: set them at run time with vmnet link set VM[:NIC] (issue 16)',
     ]);
     // Schema errors come first (the checks of meaning need a file of the right shape).
     expect(issues('switches: { a: {} }\nlinks:\n  - between: [a]\n')).toEqual(['lab.yaml:3:14: links[0].between: must name exactly two switches']);

@@ -312,13 +312,13 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
   for (const [vm, v] of Object.entries(rawVms)) {
     const p = ['vms', vm];
     tryOr(p, () => validateName(vm), true);
-    if (v['user-data'] !== undefined) at([...p, 'user-data'], 'cloud-init user-data is not supported yet: vmnet run has no cloud-init seed (see README, "Images from URLs")', true);
+    if (v['user-data'] !== undefined) at([...p, 'user-data'], 'cloud-init user-data in a lab file is not supported yet (vmnet run --user-data is; a lab VM booting an image gets vmnet\'s default seed)', true);
     const boot = bootOf(v, dir, p, at);
     const memoryMiB = tryOr([...p, 'memory'], () => parseMemory(String(v.memory ?? DEFAULT_MEMORY))) ?? 0;
     const nics: LabNic[] = [];
     (v.nics ?? []).forEach((n, i) => {
       const np = [...p, 'nics', i];
-      if (n.impair !== undefined) at([...np, 'impair'], 'link faults are not built yet (issue 16, "Link faults")', true);
+      if (n.impair !== undefined) at([...np, 'impair'], 'link faults are not read from lab files yet: set them at run time with vmnet link set VM[:NIC] (issue 16)', true);
       if (!known.has(n.switch)) at([...np, 'switch'], `no switch ${JSON.stringify(n.switch)} in this file${known.size ? ` (switches: ${[...known].join(', ')})` : ''}`);
       if (n.vlan !== undefined && (n.trunk !== undefined || n.native !== undefined)) at([...np, 'vlan'], 'a NIC is an access port (vlan) or a trunk (trunk, native), not both');
       if (n.native !== undefined && n.trunk === undefined) at([...np, 'native'], 'native goes with trunk');
@@ -369,7 +369,7 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
   };
   (raw.links ?? []).forEach((l, i) => {
     const p = ['links', i];
-    if (l.impair !== undefined) at([...p, 'impair'], 'link faults are not built yet (issue 16, "Link faults")', true);
+    if (l.impair !== undefined) at([...p, 'impair'], 'link faults are not read from lab files yet: set them at run time with vmnet link set VM[:NIC] (issue 16)', true);
     const [a, b] = l.between;
     let ok = true;
     for (const [j, s] of [a, b].entries()) {

@@ -35,6 +35,12 @@ describe('qemuArgs', () => {
     expect(s).toContain('-netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22');
     expect(a.at(-1)).toBe('-no-reboot');
   });
+  it("gives a cloud-init seed: the SMBIOS serial (commas doubled) and a read-only raw seed disk after the boot disk", () => {
+    const a = qemuArgs({ ...base, drive: { path: 'disk.qcow2', format: 'qcow2', snapshot: false }, seedDisk: '/run/vm,1/seed.img', smbiosSerial: 'ds=nocloud-net;s=http://10.0.2.3/a,b/' });
+    const s = a.join(' ');
+    expect(s).toContain('-drive file=disk.qcow2,format=qcow2,if=virtio -drive file=/run/vm,,1/seed.img,format=raw,if=virtio,readonly=on');
+    expect(a[a.indexOf('-smbios') + 1]).toBe('type=1,serial=ds=nocloud-net;s=http://10.0.2.3/a,,b/');
+  });
 });
 
 describe('macFromName', () => {

@@ -62,6 +62,10 @@ export interface QemuSpec {
   serial: SerialSpec;
   qmpSocket?: string;
   nics: NicSpec[];
+  /** The SMBIOS system serial number (type 1), e.g. cloud-init's `ds=nocloud-net;s=URL`. */
+  smbiosSerial?: string;
+  /** A raw disk image attached read-only after the boot disk (cloud-init's CIDATA seed). */
+  seedDisk?: string;
   /** Arguments passed through verbatim after everything else. */
   extra: string[];
 }
@@ -82,6 +86,8 @@ export function qemuArgs(spec: QemuSpec): string[] {
   if (spec.drive) {
     a.push('-drive', `file=${esc(spec.drive.path)},format=${spec.drive.format},if=virtio${spec.drive.snapshot ? ',snapshot=on' : ''}`);
   }
+  if (spec.seedDisk) a.push('-drive', `file=${esc(spec.seedDisk)},format=raw,if=virtio,readonly=on`);
+  if (spec.smbiosSerial !== undefined) a.push('-smbios', `type=1,serial=${esc(spec.smbiosSerial)}`);
   if (spec.kernel) a.push('-kernel', spec.kernel);
   if (spec.initrd) a.push('-initrd', spec.initrd);
   if (spec.append !== undefined) a.push('-append', spec.append);

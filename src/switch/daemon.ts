@@ -17,6 +17,10 @@
  * object per line each way, one answer per request, in order:
  *   {"op":"status"}                       → {"ok":true,"name","pid","state","snapshot"}
  *   {"op":"socket","role":{"vlan":10}}    → {"ok":true,"path"}   (opens the role socket)
+ *   {"op":"socket","role":…,"owner":"web:0"} → {"ok":true,"path"} (a socket of that VM NIC's own)
+ *   {"op":"link-set","owner":"web:0"|"port":4,"patch":{set,dir,clear}} → {"ok":true,"links":[…]}
+ *   {"op":"link-show","owner":"web:0"|"port":4} → {"ok":true,"links":[{port,owner,link}…]}
+ *       (link faults, impair-port.ts; config/link.ts checks the patch)
  *   {"op":"name","mac":"52:…","name":"db"} → {"ok":true}          (vmnet name for DNS)
  *   {"op":"unname","mac":"52:…"}          → {"ok":true}
  *   {"op":"forward-add","spec":{"proto","bindAddress","hostPort","guestPort","guest"}} → {"ok":true}
@@ -74,7 +78,12 @@ import {
   validateSwitchName,
 } from './runtime.js';
 import { startSegment, type SegmentSnapshot } from './segment.js';
+import type { PortSnapshot } from './server.js';
+import type { LinkSnapshot } from './impair-port.js';
+import { linkPatchFromJson, type LinkPatch } from '../config/link.js';
+import { bindVtep } from './vxlan-socket.js';
 import { formatRole, normaliseRole, type PortRole } from './vlan.js';
+import { checkVxlan, defaultVxlanMtu, formatVxlanEndpoint, formatVxlanLocal, type VxlanConfig } from '../config/vxlan.js';
 
 /** Options of a background switch; they apply when it is created. */
 export interface SwitchCreateOptions {
@@ -93,6 +102,8 @@ export interface SwitchCreateOptions {
   mtu?: number;
   /** Storm limit: group frames per second each port may send; 0 turns it off. Default 1000. */
   stormRate?: number;
+  /** Join a VXLAN segment (switch/vxlan-socket.ts); the MTU then defaults to the underlay's − 50. */
+  vxlan?: VxlanConfig;
   dnsUpstreams?: Upstream[];
   dnsRecords?: DnsRecord[];
   /** Runtime directory (default runtimeDir()). */
@@ -117,6 +128,8 @@ export interface SwitchInfo {
   created: string;
   /** True when this call started it. */
   started: boolean;
+  /** The VXLAN port's settings as bound, or null. */
+  vxlan: { vni: number; local: string; remotes: Array<{ remote: string }>; maxInnerFrame: number } | null;
 }
 
 /** One switch as {@link listSwitches} sees it. */
@@ -128,6 +141,14 @@ type Probe =
   | { state: 'running'; st: SwitchState; snapshot: SegmentSnapshot }
   | { state: 'absent' }
   | { state: 'starting' | 'unresponsive'; pid: number | null };
+
+/** One port's link faults, as the link ops answer. */
+export interface PortLink {
+  port: number;
+  owner: string | null;
+  /** null: the port never had faults set (a perfect link). */
+  link: LinkSnapshot | null;
+}
 
 const DEFAULT_SUBNET = '10.0.2.0/24';
 const MAX_LINE = 1 << 20;
@@ -143,6 +164,10 @@ interface ControlRequest {
   proto?: string;
   hostPort?: number;
   bindAddress?: string;
+  /** socket, link-set, link-show: the VM NIC (`VM:NIC`) a port belongs to. */
+  owner?: string;
+  /** link-set: the change (config/link.ts LinkPatch). */
+  patch?: unknown;
   /** probe: the VM name or address, the port and the timeout. */
   guest?: string;
   port?: number;
@@ -239,6 +264,15 @@ async function listenControl(path: string, handle: (req: ControlRequest) => Prom
   return server;
 }
 
+/** The stream ports a link request names (by owner or id); E_USAGE when none. */
+function linkPorts(ports: PortSnapshot[], req: ControlRequest): PortSnapshot[] {
+  const found = ports.filter((p) => p.kind === 'stream' && (req.owner !== undefined ? p.owner === req.owner : p.id === req.port));
+  if (found.length === 0) throw new VmnetError('E_USAGE', req.owner !== undefined ? `no port of ${req.owner} on this switch` : `no VM port ${req.port} on this switch`);
+  return found;
+}
+
+const linkOf = (p: PortSnapshot): PortLink => ({ port: p.id, owner: p.owner, link: p.link });
+
 // ------------------------------------------------------------ the background process
 
 /** Options of {@link serveSwitch} (the hidden `vmnet switch serve`). */
@@ -268,6 +302,7 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
     pcap: opts.pcap,
     mtu: opts.mtu,
     stormRate: opts.stormRate,
+    vxlan: opts.vxlan,
     gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, hostLoopback: opts.hostLoopback, hostAccess: opts.hostAccess, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
   });
   let stop!: () => void;
@@ -292,7 +327,16 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
         case 'status':
           return { ok: true, name, pid: process.pid, state: st, snapshot: seg.snapshot() };
         case 'socket':
+          if (req.owner !== undefined) return { ok: true, path: await seg.switch.ownerSocket(req.role ?? { vlan: 1 }, req.owner) };
           return { ok: true, path: await seg.socketFor(req.role ?? { vlan: 1 }) };
+        case 'link-set': {
+          const patch = linkPatchFromJson(req.patch);
+          const ports = linkPorts(seg.switch.snapshot().ports, req);
+          for (const p of ports) seg.switch.setLink(p.id, patch);
+          return { ok: true, links: linkPorts(seg.switch.snapshot().ports, req).map(linkOf) };
+        }
+        case 'link-show':
+          return { ok: true, links: linkPorts(seg.switch.snapshot().ports, req).map(linkOf) };
         case 'name':
           seg.setName(String(req.mac), String(req.name));
           return { ok: true };
@@ -386,7 +430,7 @@ async function probe(p: SwitchPaths): Promise<Probe> {
   return { state: 'starting', pid: null };
 }
 
-const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean): SwitchInfo => ({
+const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean, snap: SegmentSnapshot): SwitchInfo => ({
   name: st.name,
   pid: st.pid,
   dir: p.dir,
@@ -397,6 +441,7 @@ const infoOf = (st: SwitchState, p: SwitchPaths, started: boolean): SwitchInfo =
   isolated: st.isolated,
   created: st.created,
   started,
+  vxlan: snap.vxlan ? { vni: snap.vxlan.vni, local: snap.vxlan.local, remotes: snap.vxlan.remotes.map((r) => ({ remote: r.remote })), maxInnerFrame: snap.vxlan.maxInnerFrame } : null,
 });
 
 /** The CLI entry point to spawn: dist/cli/bin.js (also when running from src/ under a test runner). */
@@ -418,6 +463,13 @@ function serveArgs(name: string, o: SwitchCreateOptions): string[] {
   if (o.pcap !== undefined) a.push('--pcap', o.pcap);
   if (o.mtu !== undefined) a.push('--mtu', String(o.mtu));
   if (o.stormRate !== undefined) a.push('--storm-limit', String(o.stormRate));
+  if (o.vxlan !== undefined) {
+    a.push('--vxlan', String(o.vxlan.vni));
+    for (const r of o.vxlan.remotes) a.push('--vxlan-remote', formatVxlanEndpoint(r));
+    const l = o.vxlan.local;
+    if (l !== undefined && (l.host !== undefined || l.port !== undefined)) a.push('--vxlan-local', formatVxlanLocal(l));
+    if (o.vxlan.underlayMtu !== undefined) a.push('--vxlan-underlay-mtu', String(o.vxlan.underlayMtu));
+  }
   for (const u of o.dnsUpstreams ?? []) a.push('--dns-upstream', `${u.host}:${u.port}`);
   for (const r of o.dnsRecords ?? []) a.push('--dns-record', `${r.name}=${r.type === 'A' ? formatIp(r.address) : r.address}`);
   return a;
@@ -432,7 +484,8 @@ function checkOptions(name: string, o: SwitchCreateOptions): void {
   if (o.gateway === false && o.subnet !== undefined) throw new VmnetError('E_USAGE', '--subnet is the gateway\'s network and --no-gateway asks for none: drop one of them');
   if (!withGateway && o.isolated) throw new VmnetError('E_USAGE', '--isolated needs a gateway (give --subnet or --gateway)');
   if (!withGateway && (o.hostLoopback === false || o.hostAccess === false)) throw new VmnetError('E_USAGE', '--no-host-loopback and --no-host need a gateway (give --subnet or --gateway)');
-  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu });
+  if (o.vxlan !== undefined) checkVxlan(o.vxlan);
+  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu ?? (o.vxlan && defaultVxlanMtu(o.vxlan)) });
   else if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= 65535)) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give 68-65535`);
   if (o.stormRate !== undefined && !(Number.isInteger(o.stormRate) && o.stormRate >= 0)) throw new VmnetError('E_USAGE', `bad --storm-limit ${o.stormRate}: give a number of frames per second, 0 for none`);
 }
@@ -470,10 +523,11 @@ async function startOrFind(name: string, opts: SwitchCreateOptions, mustCreate: 
     const pr = await probe(p);
     if (pr.state === 'running') {
       if (mustCreate && !spawned) throw new VmnetError('E_USAGE', `switch ${name} already exists (pid ${pr.st.pid}); remove it with vmnet switch rm ${name}`);
-      return infoOf(pr.st, p, spawned);
+      return infoOf(pr.st, p, spawned, pr.snapshot);
     }
     if (pr.state === 'unresponsive') throw new VmnetError('E_TIMEOUT', `switch ${name} (pid ${pr.pid}) does not answer on ${p.control}`);
     if (pr.state === 'absent' && !spawned) {
+      if (opts.vxlan !== undefined) (await bindVtep(opts.vxlan)).socket.close(); // a taken UDP port is told here, not in daemon.log
       await spawnDaemon(name, p, rt, opts, deadline);
       spawned = true;
       continue;
@@ -534,13 +588,14 @@ function logTail(path: string): string {
 /**
  * The socket path for a role on running switch `name` (opened on demand).
  * @param role access `{ vlan: N }` or `{ trunk: [...], native? }`; default access VLAN 1
+ * @param opts.owner a VM NIC (`VM:NIC`): a socket of its own, so its port can be found by it (link faults)
  * @throws VmnetError E_USAGE when the switch does not run or the role is bad
  */
-export async function switchSocketFor(name: string, role: PortRole = { vlan: 1 }, opts: { runtimeDir?: string } = {}): Promise<string> {
+export async function switchSocketFor(name: string, role: PortRole = { vlan: 1 }, opts: { runtimeDir?: string; owner?: string } = {}): Promise<string> {
   const p = switchPaths(name, opts.runtimeDir);
   const pr = await probe(p);
   if (pr.state !== 'running') throw new VmnetError('E_USAGE', `no running switch ${name}; create it with vmnet switch create ${name}`);
-  const ans = await controlRequest(pr.st.control, { op: 'socket', role });
+  const ans = await controlRequest(pr.st.control, { op: 'socket', role, ...(opts.owner !== undefined ? { owner: opts.owner } : {}) });
   return String(ans.path);
 }
 
@@ -587,6 +642,17 @@ export async function unblockSwitchPort(name: string, port: number, opts: { runt
   return ans.unblocked === true;
 }
 
+/**
+ * Changes (or, with no patch, shows) the link faults of the ports of switch
+ * `name` that belong to `owner` (`VM:NIC`) or have id `port`.
+ * @throws VmnetError E_USAGE (no switch, no such port, bad settings)
+ */
+export async function switchLink(name: string, which: { owner: string } | { port: number }, patch?: LinkPatch, opts: { runtimeDir?: string } = {}): Promise<PortLink[]> {
+  const req: ControlRequest = patch === undefined ? { op: 'link-show', ...which } : { op: 'link-set', ...which, patch };
+  const ans = await controlRequest(await controlOf(name, opts), req);
+  return ans.links as PortLink[];
+}
+
 /** Asks the switch's gateway whether VM `guest` listens on `port` (its own SYN; see probeGuestPort). */
 export async function switchProbe(name: string, guest: string, port: number, timeoutMs: number, opts: { runtimeDir?: string } = {}): Promise<string> {
   const ans = await controlRequest(await controlOf(name, opts), { op: 'probe', guest, port, timeoutMs });
@@ -629,7 +695,7 @@ export async function switchForwardList(name: string, opts: { runtimeDir?: strin
 export async function switchStatus(name: string, opts: { runtimeDir?: string } = {}): Promise<{ info: SwitchInfo; snapshot: SegmentSnapshot } | null> {
   const p = switchPaths(name, opts.runtimeDir);
   const pr = await probe(p);
-  return pr.state === 'running' ? { info: infoOf(pr.st, p, false), snapshot: pr.snapshot } : null;
+  return pr.state === 'running' ? { info: infoOf(pr.st, p, false, pr.snapshot), snapshot: pr.snapshot } : null;
 }
 
 /** Every switch in the runtime directory; stale ones are cleaned up and left out. */
@@ -639,7 +705,7 @@ export async function listSwitches(opts: { runtimeDir?: string } = {}): Promise<
   for (const name of await listSwitchNames(rt)) {
     const p = switchPaths(name, rt);
     const pr = await probe(p);
-    if (pr.state === 'running') out.push({ name, state: 'running', info: infoOf(pr.st, p, false), snapshot: pr.snapshot });
+    if (pr.state === 'running') out.push({ name, state: 'running', info: infoOf(pr.st, p, false, pr.snapshot), snapshot: pr.snapshot });
     else if (pr.state !== 'absent') out.push({ name, state: pr.state, pid: pr.pid });
   }
   return out;

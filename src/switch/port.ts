@@ -10,7 +10,7 @@ import type { Holder } from './backpressure.js';
 import { newDrops, type PortCounters } from './counters.js';
 import type { Entry } from './fdb.js';
 import type { BlockInfo, PortGuard } from './loop-guard.js';
-import type { FramePort, SwitchPort } from './types.js';
+import type { EgressHook, FramePort, SwitchPort } from './types.js';
 import { MAX_VID, type NormalRole } from './vlan.js';
 
 /** A port of the engine (the engine's own view of a {@link SwitchPort}). */
@@ -48,6 +48,8 @@ export class Port implements SwitchPort, Holder {
   /** The entries of the last source and destination MACs seen on this port (checked before use). */
   lastSrc: Entry<Port> | null = null;
   lastDst: Entry<Port> | null = null;
+  /** Link faults (switch.ts, "Link faults"): frames for this port go here instead of to the sink, or null. */
+  egressHook: EgressHook | null = null;
 
   constructor(
     /** The engine it belongs to (checked on every call that takes a port). */

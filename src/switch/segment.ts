@@ -18,7 +18,11 @@
  * port sends its first frame), so the gateway's rules
  * hold per port (gateway.ts, neighbors.ts: a port may use only the
  * addresses leased to it or first used by it; per-guest caps and DHCP lease
- * bounds are per port). Replies leave through the same link and the switch
+ * bounds are per port). The NICs of one VM (ports that came in on per-NIC
+ * sockets with owners `VM:0`, `VM:1`, server.ts) are one guest: they share
+ * one Session, so a bond inside the guest that moves its MAC and address
+ * from one NIC to the other keeps its lease and its connections; ports of
+ * different VMs, or without an owner, never share. Replies leave through the same link and the switch
  * delivers them by MAC. The gateway answers from inside sendFrame (ARP,
  * ICMP echo, TCP data in answer to an ACK); the switch queues such
  * reentrant frames (switch.ts, "Reentrancy").
@@ -53,6 +57,19 @@
  * gateway: the guest of the first switch port that got an address, until
  * that port closes (Gateway.primaryGuest). On a switch, name the VM.
  *
+ * VXLAN. With `vxlan`, the switch also gets a VXLAN port (vxlan.ts,
+ * vxlan-socket.ts) joining it to switches on other hosts, and its MTU
+ * defaults to the underlay's minus the 50 bytes of encapsulation (1450), so
+ * the gateway announces that in DHCP option 26 and sizes its TCP segments
+ * by it. Every guest behind the VXLAN port arrives through that one switch
+ * port, so the gateway keys their Sessions by source MAC instead, a MAC
+ * getting one while the VTEP has it learned behind a configured remote:
+ * the gateway's per-guest rules (addresses, DHCP lease bounds) then hold
+ * per remote guest, and the number of such Sessions is bounded by the
+ * VTEP's MAC table. A frame from an unlearned remote MAC (its table was
+ * full) does not reach the gateway (`gatewayUnlearned`); a Session whose
+ * MAC has aged out of the VTEP (300 s without a frame) is detached.
+ *
  * Without a gateway the segment is a pure private LAN: frames only go
  * between guests; nothing answers ARP, DHCP or DNS, and nothing leaves.
  */
@@ -65,6 +82,8 @@ import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { startSwitch, type InternalPort, type RunningSwitch, type SwitchServerOptions, type SwitchSnapshot } from './server.js';
 import type { SwitchPort } from './types.js';
 import type { PortRole } from './vlan.js';
+import { defaultVxlanMtu, type VxlanConfig } from '../config/vxlan.js';
+import { startVtep, type RunningVtep, type VtepServerOptions, type VtepSnapshot } from './vxlan-socket.js';
 
 /** Gateway options on a segment: the gateway's network, minus what the switch owns. */
 export type SegmentGatewayOptions = Omit<GatewayServerOptions, 'socket' | 'tcpPort' | 'tcpHost' | 'pcap' | 'mtu'> & {
@@ -76,6 +95,8 @@ export type SegmentGatewayOptions = Omit<GatewayServerOptions, 'socket' | 'tcpPo
 export interface SegmentOptions extends SwitchServerOptions {
   /** Put a gateway on the switch (false or omitted: a pure private LAN). */
   gateway?: SegmentGatewayOptions | false;
+  /** Join a VXLAN segment (a VXLAN port on the switch); the MTU then defaults to the underlay's − 50. */
+  vxlan?: VxlanConfig & VtepServerOptions;
 }
 
 /** One name the segment's DNS answers, in {@link SegmentSnapshot}. */
@@ -91,6 +112,8 @@ export interface SegmentSnapshot {
   switch: SwitchSnapshot;
   gateway: (GatewaySnapshot & { subnet: string; gatewayIp: string; dnsIp: string; isolated: boolean; hostLoopback: boolean; hostAccess: boolean; mac: string }) | null;
   names: SegmentName[];
+  /** The VXLAN port, or null; `gatewayUnlearned`: frames from unlearned remote MACs kept from the gateway. */
+  vxlan: (VtepSnapshot & { gatewaySessions: number; gatewayUnlearned: number }) | null;
 }
 
 /** A running segment from {@link startSegment}. */
@@ -100,6 +123,8 @@ export interface RunningSegment {
   readonly gateway: RunningGateway | null;
   /** The gateway's switch port, or null. */
   readonly gatewayPort: InternalPort | null;
+  /** The VXLAN port, or null. */
+  readonly vxlan: RunningVtep | null;
   /** The default (access VLAN 1) socket. */
   readonly socket: string;
   /** Opens (or finds) the socket of a role; see RunningSwitch.socketFor. */
@@ -155,6 +180,9 @@ class GatewayLink {
   };
 }
 
+/** The VM of a port owner `VM:NIC`, or null. */
+const vmOf = (owner: string | null): string | null => (owner === null ? null : owner.slice(0, owner.lastIndexOf(':')));
+
 /** Interval at which sessions of switch ports that closed are detached (ms). */
 const PORT_SWEEP_MS = 1000;
 
@@ -164,7 +192,8 @@ const PORT_SWEEP_MS = 1000;
  *   the switch server
  */
 export async function startSegment(opts: SegmentOptions): Promise<RunningSegment> {
-  const { gateway: gwOpts = false, ...swOpts } = opts;
+  const { gateway: gwOpts = false, vxlan: vxOpts, ...swOpts } = opts;
+  if (vxOpts !== undefined) swOpts.mtu ??= defaultVxlanMtu(vxOpts);
   // With a gateway, guests' frames arrive in, and its TCP segments are built in, the switch's
   // buffers: take them from the checksum kernel's memory, so checksums are summed in place (as
   // on the gateway's own socket, gateway/server.ts).
@@ -172,9 +201,21 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
   let gw: RunningGateway | null = null;
   let gwPort: InternalPort | null = null;
   let link: GatewayLink | null = null;
-  /** The gateway's Session of each switch port that has sent it a frame. */
-  const sessions = new Map<SwitchPort, Session>();
+  /** The gateway's Session of each switch port that has sent it a frame (of each remote MAC behind the VXLAN port: a macKey); the NICs of one VM share one. */
+  const sessions = new Map<SwitchPort | number, Session>();
+  /** The Session of each VM whose ports came in on per-NIC sockets (server.ts ownerSocket). */
+  const byVm = new Map<string, Session>();
+  let vx: RunningVtep | null = null;
+  let gatewayUnlearned = 0;
   let portSweep: NodeJS.Timeout | null = null;
+  /** Undoes a start that failed half-way, then throws `e`. */
+  const abort = async (e: unknown): Promise<never> => {
+    gwPort?.remove();
+    if (portSweep) clearInterval(portSweep);
+    await gw?.close();
+    await sw.close();
+    throw e;
+  };
   if (gwOpts !== false) {
     const { role, ...rest } = gwOpts;
     try {
@@ -184,17 +225,26 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       const out = link;
       const detachClosedPorts = (): void => {
         for (const [p, s] of sessions) {
-          if (p.attached) continue;
+          if (typeof p === 'number' ? vx !== null && vx.port.port.attached && vx.vtep.knows(p) : p.attached) continue;
           sessions.delete(p);
+          if ([...sessions.values()].includes(s)) continue; // another NIC of the same VM still holds it
           gateway.detach(s);
+          for (const [vm, x] of byVm) if (x === s) byVm.delete(vm);
         }
       };
       link.onFrame = (from, view, off, len) => {
-        let s = sessions.get(from);
+        let key: SwitchPort | number = from;
+        if (vx !== null && from === vx.port.port) {
+          key = view.getUint16(off + 6) * 0x100000000 + view.getUint32(off + 8); // macKey of the source
+          if (!vx.vtep.knows(key)) return void gatewayUnlearned++;
+        }
+        let s = sessions.get(key);
         if (s === undefined) {
           detachClosedPorts(); // a VM reconnecting finds what its old port held already free
-          s = gateway.attach(out);
-          sessions.set(from, s);
+          const vm = typeof key === 'number' ? null : vmOf(sw.ownerOf(from));
+          s = (vm !== null ? byVm.get(vm) : undefined) ?? gateway.attach(out);
+          sessions.set(key, s);
+          if (vm !== null) byVm.set(vm, s);
         }
         gateway.handleFrame(s, view, off, len);
       };
@@ -210,10 +260,14 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 }, staticMacs: [gw.config.gatewayMac], stormLimit: false });
       link.out = gwPort;
     } catch (e) {
-      if (portSweep) clearInterval(portSweep);
-      await gw?.close();
-      await sw.close();
-      throw e;
+      return abort(e);
+    }
+  }
+  if (vxOpts !== undefined) {
+    try {
+      vx = await startVtep(sw, vxOpts, vxOpts);
+    } catch (e) {
+      return abort(e);
     }
   }
 
@@ -224,6 +278,7 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
     switch: sw,
     gateway: gw,
     gatewayPort: gwPort,
+    vxlan: vx,
     socket: sw.socket,
     socketFor: (role) => sw.socketFor(role),
     setName: (mac, name) => names.set(mac, name),
@@ -250,11 +305,18 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
           mac: formatMac(c.gatewayMac),
         };
       }
-      return { switch: sw.snapshot(), gateway, names: list };
+      let vxlan: SegmentSnapshot['vxlan'] = null;
+      if (vx !== null) {
+        let gatewaySessions = 0;
+        for (const k of sessions.keys()) if (typeof k === 'number') gatewaySessions++;
+        vxlan = { ...vx.snapshot(), gatewaySessions, gatewayUnlearned };
+      }
+      return { switch: sw.snapshot(), gateway, names: list, vxlan };
     },
     qemuNetdevArgs: (path, id) => sw.qemuNetdevArgs(path, id),
     close() {
       closing ??= (async () => {
+        await vx?.close();
         gwPort?.remove();
         if (portSweep) clearInterval(portSweep);
         await gw?.close();

@@ -286,8 +286,8 @@ describe('switch links', () => {
     expect(b1.got).toHaveLength(0);
     const la = a.snapshot().ports.filter((p) => p.kind === 'link');
     const lb = b.snapshot().ports.filter((p) => p.kind === 'link');
-    expect(la).toMatchObject([{ link: 'b', name: 'link-b', roleText: 'trunk 10,20 native 1' }]);
-    expect(lb).toMatchObject([{ link: 'a', name: 'link-a', roleText: 'trunk 10,20 native 1', socket: path }]);
+    expect(la).toMatchObject([{ peer: 'b', name: 'link-b', roleText: 'trunk 10,20 native 1' }]);
+    expect(lb).toMatchObject([{ peer: 'a', name: 'link-a', roleText: 'trunk 10,20 native 1', socket: path }]);
     expect(la[0]!.macs.map((m) => m.mac)).toEqual(['52:54:00:12:34:02']);
     expect(lb[0]!.macs.map((m) => m.mac)).toEqual(['52:54:00:12:34:01']);
   });

@@ -27,6 +27,18 @@
  * hash of the canonical one. A role socket is never shared between roles,
  * so the file name is the role; `snapshot()` lists them all.
  *
+ * Per-NIC sockets. {@link RunningSwitch.ownerSocket} opens a socket for one
+ * VM NIC (`DIR/ports/nic-<16 hex of sha256(owner)>.sock`, owner `VM:NIC`)
+ * with a role: the port that connects there carries the owner in snapshots,
+ * which is how `vmnet link set VM:NIC` finds it (a MAC would not do: a
+ * guest's bond moves its MAC between its NICs). The socket closes when its
+ * port does, or when the owner asks again (the VM started anew); at most
+ * 1024 are open.
+ *
+ * Link faults. {@link RunningSwitch.setLink} gives a stream port delay,
+ * loss, rate limits and the rest (impair-port.ts, impair.ts); a port that
+ * never had any keeps the plain path.
+ *
  * In-process ports (the gateway) join with {@link RunningSwitch.addInternalPort}:
  * the switch calls the peer's `sendFrame`; the returned handle's `sendFrame`
  * feeds the peer's frames into the switch, so it can be given to the peer as
@@ -82,6 +94,8 @@ import { connectStream, listenStream, type CloseReason, type StreamListener, typ
 import type { PortCounters, SwitchCounters } from './counters.js';
 import type { FramerCounters } from '../link/stream-framer.js';
 import { macrotaskClock } from './clock.js';
+import { ImpairedPort, type LinkSnapshot } from './impair-port.js';
+import type { LinkPatch } from '../config/link.js';
 import type { BlockInfo, LoopGuard } from './loop-guard.js';
 import { Switch } from './switch.js';
 import type { FramePort, PortConfig, SwitchEvent, SwitchOptions, SwitchPort } from './types.js';
@@ -150,8 +164,8 @@ export interface PortSnapshot {
   roleText: string;
   /** The role socket it came in on (for a link: the peer's socket it connected to); null for internal ports. */
   socket: string | null;
-  /** The link's name, for kind `link`; else null. */
-  link: string | null;
+  /** For kind `link`: the switch at the other end; else null. */
+  peer: string | null;
   /** MACs on it (live entries; static ones with ageMs 0). */
   macs: Array<{ vlan: number; mac: string; ageMs: number; static: boolean }>;
   counters: PortCounters;
@@ -159,6 +173,10 @@ export interface PortSnapshot {
   blocked: BlockInfo | null;
   /** The stream framer's receive counters (frames skipped as too long among them); null for internal ports. */
   framer: FramerCounters | null;
+  /** Who the port belongs to (`VM:NIC`, given when its socket was asked for), or null. */
+  owner: string | null;
+  /** Its link faults (settings and counters per direction), or null when it never had any. */
+  link: LinkSnapshot | null;
 }
 
 /** JSON-ready state, e.g. for `vmnet switch ls --json`. */
@@ -196,6 +214,23 @@ export interface RunningSwitch {
    *   socket, E_PORT_IN_USE when another process listens there, E_CLOSED after close
    */
   socketFor(role: PortRole): Promise<string>;
+  /**
+   * Opens a socket of its own for one NIC (`owner`, e.g. `web:0`) with a
+   * role, and returns its path: the port that connects there carries the
+   * owner's name, so link faults can find it (`vmnet link set web:0 ...`).
+   * Asking again for the same owner replaces the socket; it closes when its
+   * port does. At most 1024 such sockets are open.
+   * @throws VmnetError as {@link socketFor}, E_USAGE for a bad owner or too many
+   */
+  ownerSocket(role: PortRole, owner: string): Promise<string>;
+  /**
+   * Changes the link faults of a stream port (impair-port.ts).
+   * @returns the port's link state afterwards
+   * @throws VmnetError E_USAGE when there is no such stream port or the settings do not go together
+   */
+  setLink(portId: number, patch: LinkPatch): LinkSnapshot;
+  /** The owner (`VM:NIC`) of a port that came in on a per-NIC socket, else null. */
+  ownerOf(port: SwitchPort): string | null;
   /**
    * Attaches an in-process peer (e.g. the gateway) as a port.
    * @param peer receives the frames the switch sends to this port
@@ -276,8 +311,19 @@ interface PortInfo {
   kind: 'stream' | 'internal' | 'link';
   socket: string | null;
   framer: FramerCounters | null;
-  link: string | null;
+  owner: string | null;
+  /** Made on the first setLink (stream ports only). */
+  impair: ImpairedPort | null;
+  /** The stream port and its onFrame without faults (stream ports only). */
+  stream: StreamPort | null;
+  direct: StreamPort['onFrame'] | null;
+  /** For kind `link`: the switch at the other end. */
+  peer: string | null;
 }
+
+/** Most per-NIC (owner) sockets open at once. */
+const MAX_OWNER_SOCKETS = 1024;
+const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:\d{1,3}$/;
 
 const ensurePrivateDir = async (path: string): Promise<void> => {
   try {
@@ -318,29 +364,37 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   /** Listeners that finished opening, for synchronous snapshots. */
   const settled = new Set<RoleListener>();
 
-  /** Makes a connected stream a port of the switch, removed when it closes. */
-  const attach = (sp: StreamPort, role: NormalRole, name: string, i: PortInfo): SwitchPort => {
+  /**
+   * Makes a connected stream a port of the switch, removed when it closes.
+   * @param owner the `VM:NIC` the port's socket was opened for, or null
+   * @param peer for a link: the switch at the other end
+   */
+  const attach = (sp: StreamPort, role: NormalRole, name: string, path: string, owner: string | null, peer: string | null): SwitchPort => {
     const port = sw.addPort(sp, { role, name });
-    info.set(port, i);
-    sp.onFrame = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
+    const direct: StreamPort['onFrame'] = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
+    const pi: PortInfo = { kind: peer !== null ? 'link' : 'stream', socket: path, framer: sp.rx, owner, impair: null, stream: sp, direct, peer };
+    info.set(port, pi);
+    sp.onFrame = direct;
     sp.on('drain', () => sw.portDrained(port));
     sp.once('close', (reason) => {
       closedBy[reason] = (closedBy[reason] ?? 0) + 1;
+      pi.impair?.close();
       sw.removePort(port);
       info.delete(port);
+      if (owner !== null) ownerPortClosed(owner, path);
     });
     return port;
   };
 
-  /** Opens a listener whose connections become ports of `role`; links of `linkName` when given. */
-  const open = (role: NormalRole, path: string, linkName: string | null = null): Promise<RoleListener> => {
-    const name = linkName !== null ? `link-${linkName}` : roleSocketName(role).replace(/\.sock$/, '');
+  /** Opens a listener whose connections become ports of `role`: of `owner` (a VM's NIC), or links from `peer`. */
+  const open = (role: NormalRole, path: string, owner: string | null = null, peer: string | null = null): Promise<RoleListener> => {
+    const name = peer !== null ? `link-${peer}` : roleSocketName(role).replace(/\.sock$/, '');
     return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
       if (closed) {
         sp.close();
         return;
       }
-      attach(sp, role, name, { kind: linkName !== null ? 'link' : 'stream', socket: path, framer: sp.rx, link: linkName });
+      attach(sp, role, name, path, owner, peer);
     }).then((listener) => {
       const l: RoleListener = { role, path, listener };
       settled.add(l);
@@ -366,6 +420,50 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       got.catch(() => roles.delete(base));
     }
     return (await got).path;
+  };
+
+  /** Per-NIC sockets by owner. */
+  const owners = new Map<string, Promise<RoleListener>>();
+  const ownerPortClosed = (owner: string, path: string): void => {
+    const l = owners.get(owner);
+    if (l === undefined) return;
+    void l.then((x) => {
+      if (x.path !== path || owners.get(owner) !== l) return;
+      for (const i of info.values()) if (i.socket === path) return; // another connection still there
+      owners.delete(owner);
+      settled.delete(x);
+      void x.listener.close();
+    });
+  };
+  const ownerSocket = async (r: PortRole, owner: string): Promise<string> => {
+    if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
+    if (typeof owner !== 'string' || !OWNER_RE.test(owner)) throw new VmnetError('E_USAGE', `bad port owner ${JSON.stringify(owner)}: expected VM:NIC, e.g. web:0`);
+    const role = normaliseRole(r);
+    const old = owners.get(owner);
+    if (old === undefined && owners.size >= MAX_OWNER_SOCKETS) throw new VmnetError('E_USAGE', `switch has ${MAX_OWNER_SOCKETS} per-NIC sockets open; stop VMs first`);
+    const path = join(portsDir, `nic-${createHash('sha256').update(owner).digest('hex').slice(0, 16)}.sock`);
+    if (Buffer.byteLength(path) > MAX_SUN_PATH) throw new VmnetError('E_USAGE', `socket path ${path} is longer than ${MAX_SUN_PATH} bytes; use a shorter switch directory`);
+    if (old !== undefined) {
+      owners.delete(owner);
+      const x = await old.catch(() => null);
+      if (x !== null) {
+        settled.delete(x);
+        await x.listener.close();
+      }
+    }
+    const got = open(role, path, owner);
+    owners.set(owner, got);
+    got.catch(() => owners.delete(owner));
+    return (await got).path;
+  };
+
+  const setLink = (portId: number, patch: LinkPatch): LinkSnapshot => {
+    const p = sw.ports().find((x) => x.id === portId);
+    const i = p === undefined ? undefined : info.get(p);
+    if (p === undefined || i === undefined || i.stream === null || i.direct === null) throw new VmnetError('E_USAGE', `switch ${name} has no VM port ${portId} (see vmnet switch ls)`);
+    i.impair ??= new ImpairedPort(sw, p, i.stream, i.direct);
+    i.impair.apply(patch);
+    return i.impair.snapshot();
   };
 
   // The default role, possibly at a path of the caller's choosing.
@@ -397,7 +495,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   const addInternalPort = (peer: FramePort, config: PortConfig = {}): InternalPort => {
     if (closed) throw new VmnetError('E_CLOSED', 'switch is closed');
     const port = sw.addPort(peer, { name: 'internal', ...config });
-    info.set(port, { kind: 'internal', socket: null, framer: null, link: null });
+    info.set(port, { kind: 'internal', socket: null, framer: null, owner: null, impair: null, stream: null, direct: null, peer: null });
     let lastBuf: Uint8Array | null = null;
     let lastView: DataView | null = null;
     return {
@@ -449,7 +547,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       sp.close();
       throw new VmnetError('E_CLOSED', 'switch is closed');
     }
-    attach(sp, role, `link-${linkName}`, { kind: 'link', socket: path, framer: sp.rx, link: linkName });
+    attach(sp, role, `link-${linkName}`, path, null, linkName);
     sp.once('close', () => {
       if (links.get(linkName) === connecting) links.delete(linkName);
     });
@@ -468,7 +566,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     }
     const path = join(portsDir, `link-${linkName}.sock`);
     if (Buffer.byteLength(path) > MAX_SUN_PATH) throw new VmnetError('E_USAGE', `socket path ${path} is longer than ${MAX_SUN_PATH} bytes; use a shorter switch directory or name`);
-    const got = open(role, path, linkName);
+    const got = open(role, path, null, linkName);
     linkSockets.set(linkName, got);
     got.catch(() => linkSockets.delete(linkName));
     return (await got).path;
@@ -502,7 +600,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     const sockets: SocketSnapshot[] = [];
     const perSocket = new Map<string, number>();
     const ports: PortSnapshot[] = sw.ports().map((p) => {
-      const i = info.get(p) ?? { kind: 'internal', socket: null, framer: null, link: null };
+      const i = info.get(p) ?? { kind: 'internal', socket: null, framer: null, owner: null, impair: null, peer: null };
       if (i.socket !== null && i.kind === 'stream') perSocket.set(i.socket, (perSocket.get(i.socket) ?? 0) + 1);
       return {
         id: p.id,
@@ -511,11 +609,13 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         role: p.role,
         roleText: formatRole(p.role),
         socket: i.socket,
-        link: i.link,
+        peer: i.peer,
         macs: byPort.get(p.id) ?? [],
         counters: { ...p.counters, drops: { ...p.counters.drops } },
         blocked: p.blocked === null ? null : { ...p.blocked },
         framer: i.framer === null ? null : { ...i.framer },
+        owner: i.owner,
+        link: i.impair?.snapshot() ?? null,
       };
     });
     for (const l of settled) sockets.push({ role: l.role, roleText: formatRole(l.role), path: l.path, ports: perSocket.get(l.path) ?? 0 });
@@ -544,6 +644,9 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
     dir,
     socket,
     socketFor,
+    ownerSocket,
+    setLink,
+    ownerOf: (p) => info.get(p)?.owner ?? null,
     addInternalPort,
     link,
     linkSocket,
@@ -564,10 +667,13 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       closing ??= (async () => {
         closed = true;
         clearInterval(timer);
-        const listeners = await Promise.allSettled(roles.values());
+        const listeners = await Promise.allSettled([...roles.values(), ...owners.values()]);
         await Promise.all(listeners.map((r) => (r.status === 'fulfilled' ? r.value.listener.close() : undefined)));
         for (const name of [...new Set([...links.keys(), ...linkSockets.keys()])]) await unlink(name);
-        for (const p of sw.ports()) sw.removePort(p);
+        for (const p of sw.ports()) {
+          info.get(p)?.impair?.close();
+          sw.removePort(p);
+        }
         info.clear();
         sw.close();
         await pcap?.close();

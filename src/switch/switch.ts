@@ -141,6 +141,13 @@
  * a backpressure-aware sender "hold back", and calls its `drained()` once
  * the queue has been worked off.
  *
+ * Link faults. A port may have an egress hook (impair-port.ts): its frames,
+ * once the checks above passed and its form (tagged or not) was chosen, go
+ * to the hook instead of its sink, counted as sent (`txFrames`), and the
+ * hook delays, drops or passes them on (impair.ts counts what it did). Such
+ * a port is never a cut-through target. A port without a hook costs one
+ * field test per frame.
+ *
  * Cut-through. A sender that builds in place may say where the frame is
  * going (`dst` of {@link Switch.reserveInput}: the gateway knows the guest's
  * MAC before it writes a TCP segment). If the switch is idle (nothing being
@@ -175,7 +182,7 @@ import { Fdb, MOVED, STATIC_ELSEWHERE, macText } from './fdb.js';
 import { LoopGuard, type BlockInfo } from './loop-guard.js';
 import { newDrops, type DropCounters, type SwitchCounters } from './counters.js';
 import { Port } from './port.js';
-import type { FramePort, FrameTap, PortConfig, SwitchEvent, SwitchOptions, SwitchPort, TableEntry } from './types.js';
+import type { EgressHook, FramePort, FrameTap, PortConfig, SwitchEvent, SwitchOptions, SwitchPort, TableEntry } from './types.js';
 import { isTpid, MAX_VID, normaliseRole, TPID_CTAG } from './vlan.js';
 
 const DEFAULT_AGEING_MS = 300_000;
@@ -481,6 +488,14 @@ export class Switch {
   }
 
   /**
+   * Sends `port`'s egress frames to `hook` instead of its sink (link faults,
+   * impair-port.ts), or to the sink again with null. See Theory of operation.
+   */
+  setEgressHook(port: SwitchPort, hook: EgressHook | null): void {
+    this.#own(port).egressHook = hook;
+  }
+
+  /**
    * Lifts a loop-protection block; the port's loop state starts afresh.
    * @returns false when the port was not blocked
    */
@@ -529,7 +544,7 @@ export class Switch {
     const vlan = p.pvid;
     if (this.#busy || vlan === 0 || (dst[0]! & 1) === 1 || maxLen > this.maxFrame || p.guard.blocked !== null) return null;
     const to = this.#known(p, vlan, macKey(dst, 0), this.#now());
-    if (to === null || to === p || !to.attached || to.guard.blocked !== null || to.pvid !== vlan) return null;
+    if (to === null || to === p || !to.attached || to.guard.blocked !== null || to.pvid !== vlan || to.egressHook !== null) return null;
     const s = to.sink;
     if (s.reserveFrame === undefined || s.frameBuffer === undefined || s.frameView === undefined || s.frameOffset === undefined || s.commitFrame === undefined) return null;
     try {
@@ -835,7 +850,9 @@ export class Switch {
     }
     let r: unknown;
     try {
-      if (m === this.#cutTo && buf === this.#buf && off === this.#off) {
+      if (m.egressHook !== null) {
+        m.egressHook(buf, view, off, len);
+      } else if (m === this.#cutTo && buf === this.#buf && off === this.#off) {
         // Cut-through: the frame was built in this port's output; it is sent where it lies.
         r = m.sink.commitFrame!(len);
         this.counters.cutThrough++;

@@ -46,6 +46,9 @@ export interface FramePort {
   commitFrame?(len: number): unknown;
 }
 
+/** Takes a port's egress frames in place of its sink (link faults, impair-port.ts); the bytes are lent. */
+export type EgressHook = (buf: Uint8Array, view: DataView, off: number, len: number) => void;
+
 /** Optional frame tap (a PcapWriter fits). */
 export interface FrameTap {
   record(buf: Uint8Array, off: number, len: number, timeMs: number): unknown;

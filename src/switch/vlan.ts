@@ -63,12 +63,20 @@ export function normaliseRole(role: PortRole | undefined): NormalRole {
 }
 
 /**
- * Formats a role as text.
- * @returns e.g. `access 10`, `trunk 10,20 native 1`
+ * Formats a role as text; runs of three or more VLANs become ranges.
+ * @returns e.g. `access 10`, `trunk 10,20 native 1`, `trunk 1-4094 native 1`
  */
 export function formatRole(role: NormalRole): string {
   if ('vlan' in role) return `access ${role.vlan}`;
-  return `trunk ${role.trunk.join(',') || '-'}${role.native !== undefined ? ` native ${role.native}` : ''}`;
+  const parts: string[] = [];
+  const t = role.trunk;
+  for (let i = 0; i < t.length; ) {
+    let j = i;
+    while (j + 1 < t.length && t[j + 1] === t[j]! + 1) j++;
+    parts.push(j - i >= 2 ? `${t[i]}-${t[j]}` : t.slice(i, j + 1).join(','));
+    i = j + 1;
+  }
+  return `trunk ${parts.join(',') || '-'}${role.native !== undefined ? ` native ${role.native}` : ''}`;
 }
 
 /**

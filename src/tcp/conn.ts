@@ -38,16 +38,18 @@
  * Sequence space, send side. `sndBuf` holds the bytes from SND.UNA on (the
  * SYN and FIN take sequence numbers but no buffer space). SND.NXT is where the
  * next transmission starts, SND.MAX (`sndMax`) the highest sequence number
- * sent so far; they differ only after a retransmission timeout, when SND.NXT
- * goes back to SND.UNA (go-back-N, RFC 6298 §5.4 + RFC 5681 §3.1) and ACKs up
- * to SND.MAX stay acceptable. All comparisons use `wire/seq` (mod 2^32).
+ * sent so far; they differ only after a retransmission timeout on a
+ * connection without SACK, when SND.NXT goes back to SND.UNA (go-back-N, RFC
+ * 6298 §5.4 + RFC 5681 §3.1) and ACKs up to SND.MAX stay acceptable (with
+ * SACK the scoreboard marks what to send again instead). All comparisons use `wire/seq` (mod 2^32).
  *
  * Modules. The connection owns the state, the send sequence variables and
  * the entry points; the work is split along RFC 9293's own seams:
  * - sender.ts (`snd`): every segment we emit, the data path out (sender SWS,
  *   persist timer and zero-window probes), RTT timing, ACK processing;
- * - recovery.ts (`rec`): congestion control and loss recovery (NewReno, the
- *   SACK scoreboard, tail loss probe, time-based loss detection);
+ * - recovery.ts (`rec`): congestion control and loss recovery, with the
+ *   per-segment scoreboard (scoreboard.ts), RACK-TLP (rack.ts), PRR
+ *   (prr.ts) and undo; NewReno for peers without SACK;
  * - receiver.ts (`rcv`): acceptability, segment text, FIN, SACK blocks,
  *   delayed ACKs and the advertised window (receiver SWS);
  * - handshake.ts (`hs`): opens and option negotiation.
@@ -60,7 +62,8 @@
  * half (hysteresis, so the host socket is not paused/resumed per ACK).
  *
  * Reliability. RFC 6298 RTO (`RtoEstimator`: min 200 ms, max 60 s, ×2
- * backoff); an RTO retransmits the first segment and goes back N. No
+ * backoff); an RTO retransmits the first segment, then what the scoreboard
+ * marked lost (SACK) or everything after it (go-back-N, without SACK). No
  * connection lives forever without progress: after `maxRetries` expiries or
  * unanswered zero-window probes with no ACK of new data between them
  * (synRetries for the handshake), after `userTimeout` (5 min) with data
@@ -314,6 +317,14 @@ export class TcpConn {
   /** Retransmissions found lost again (diagnostics). */
   get nLostRetransmit(): number {
     return this.rec.nLostRetransmit;
+  }
+  /** Recovery episodes undone as spurious (diagnostics). */
+  get nUndo(): number {
+    return this.rec.nUndo;
+  }
+  /** Times new data waited for the scoreboard's bound on segments in flight (diagnostics). */
+  get nScoreboardFull(): number {
+    return this.rec.nScoreboardFull;
   }
 
   // ------------------------------------------------------------------ opens
@@ -592,6 +603,7 @@ export class TcpConn {
       this.#trimAt = Infinity;
       this.sndBuf.release();
       this.rcv.buf.release();
+      this.rec.release();
     }
   }
 
@@ -640,6 +652,7 @@ export class TcpConn {
     this.hs.connectAt = Infinity;
     this.sndBuf.drop(this.sndBuf.length);
     this.sndBuf.release();
+    this.rec.close();
   }
 
   /** TIME-WAIT for `timeWait` ms (engine-internal). */

@@ -140,8 +140,8 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
     expect(conn.dupAcks).toBe(0);
   });
 
-  it('uses SACK to retransmit only the holes', () => {
-    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true });
+  it('uses SACK to retransmit only the holes (RACK: DupThresh SACKed segments end the reordering window, RFC 8985 §6.2 step 4)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
     const M = 1460;
     conn.write(pattern(10 * M), 0);
     rec.take();
@@ -149,13 +149,19 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
     const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2) }, 10);
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 3) }, 11);
+    expect(rec.take()).toEqual([]); // one or two SACKed: reo_wnd = min_RTT/4 = 2.5 ms, segment 0 not yet lost
+    expect(conn.nextTimeout()).toBe(13.5); // RACK's reordering timer: sent at 0 + RACK.rtt 11 (segment 2's) + 2.5
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 4) }, 12);
-    expect(rec.one().h.seq).toBe(iss); // fast retransmit of hole 0
+    expect(rec.one().h.seq).toBe(iss); // the third SACKed segment: reo_wnd 0, hole 0 lost and sent again
     feed(conn, { seq: gseq, ack: iss, flags: A, sack: [...sack(5, 6), ...sack(1, 4)] }, 13);
-    // the next hole (segment 4) goes out on this dup ACK, not segments 1..3
+    // segment 4 is lost too (segment 5, sent after it, arrived), but PRR holds it back: the pipe
+    // (segments 0, 6..9) is at ssthresh (5 segments) and the SSRB bound adds nothing yet (RFC 6937 §3)
+    expect(rec.take()).toEqual([]);
+    expect(conn.rec.sb.lost).toBe(M);
+    feed(conn, { seq: gseq, ack: iss, flags: A, sack: [...sack(5, 7), ...sack(1, 4)] }, 14);
+    // one more delivered: the hole (segment 4) goes out, not segments 1..3
     const r = rec.take();
-    expect(r.map((s) => w(s.h.seq - iss) / M)).toContain(4);
-    expect(r.map((s) => w(s.h.seq - iss) / M)).not.toContain(1);
+    expect(r.map((s) => w(s.h.seq - iss) / M)).toEqual([4]);
     // ACK of hole 0 (partial): retransmission skips SACKed 1..3 and sent 4
     feed(conn, { seq: gseq, ack: iss + 4 * M, flags: A, sack: sack(5, 10) }, 20);
     feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A }, 21);
@@ -214,7 +220,7 @@ describe('SACK recovery right after a recovery (RFC 6675 §5)', () => {
 });
 
 describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
-  it('probes a lost tail after 2·SRTT, and the SACK it draws repairs the hole without the RTO', () => {
+  it('probes a lost tail after 2·SRTT, and the SACK it draws repairs the hole without the RTO (RFC 8985 §7.3, §6.2)', () => {
     const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
     const M = 1460;
     conn.write(pattern(5 * M), 100);
@@ -226,16 +232,15 @@ describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
     const probe = rec.one();
     expect([w(probe.h.seq - iss), probe.payload.length]).toEqual([4 * M, M]); // the last segment again
     expect(conn.nTlp).toBe(1);
-    // its SACK leaves a hole below SACKed data: after the reordering window (max(2 ms, SRTT/4)) it is retransmitted
-    feed(conn, { seq: gseq, ack: iss + 3 * M, flags: A, sack: [w(iss + 4 * M), w(iss + 5 * M)] }, 140);
-    expect(rec.take()).toEqual([]);
-    expect(conn.nextTimeout()).toBe(140 + Math.max(2, conn.srtt / 4));
-    conn.onTimer(conn.nextTimeout());
+    // its SACK, an RTT later, leaves segment 3 below a delivered segment sent after it, and segment 3
+    // went out more than RACK.rtt + reo_wnd ago: lost, sent again at once
+    const probeAt = 110 + 2 * conn.srtt + 2;
+    feed(conn, { seq: gseq, ack: iss + 3 * M, flags: A, sack: [w(iss + 4 * M), w(iss + 5 * M)] }, probeAt + 10);
     const fix = rec.one();
     expect([w(fix.h.seq - iss), fix.payload.length]).toEqual([3 * M, M]);
     expect(conn.inRecovery).toBe(true);
     expect(conn.nRto).toBe(0);
-    feed(conn, { seq: gseq, ack: iss + 5 * M, flags: A }, 150);
+    feed(conn, { seq: gseq, ack: iss + 5 * M, flags: A }, probeAt + 20);
     expect(conn.inRecovery).toBe(false);
     expect(conn.sndBuf.length).toBe(0);
   });
@@ -258,5 +263,117 @@ describe('tail loss probe and time-based loss detection (RFC 8985)', () => {
     expect(again.length).toBe(1);
     expect(conn.nLostRetransmit).toBe(1);
     expect(conn.nRto).toBe(0);
+  });
+});
+
+describe('probes during recovery, undo, RTO with SACK (RFC 8985 §6.3/§7, RFC 2883, RFC 3522, RFC 9002 §6.2)', () => {
+  const M = 1460;
+
+  it('a probe in recovery recovers the lost ACK of a repaired hole without the RTO', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
+    conn.write(pattern(10 * M), 100);
+    rec.take();
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2 + i) }, 110 + i);
+    expect(rec.take().map((s) => w(s.h.seq - iss) / M)).toEqual([0]); // segment 0 repaired
+    expect(conn.inRecovery).toBe(true);
+    // The guest ACKs everything, and that one ACK is lost: nothing else is in flight to draw another.
+    const pto = 112 + 2 * conn.srtt + 2;
+    expect(conn.nextTimeout()).toBe(pto);
+    conn.onTimer(pto);
+    const probe = rec.one();
+    expect(w(probe.h.seq - iss) / M).toBe(9); // the last segment not SACKed, again
+    expect(conn.nTlp).toBe(1);
+    // unanswered, the next probe waits twice as long, still before the RTO
+    expect(conn.nextTimeout()).toBe(pto + 2 * (2 * conn.srtt + 2));
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A, sack: sack(9, 10) }, pto + 10); // its answer (a DSACK)
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.nRto).toBe(0);
+    expect(conn.sndBuf.length).toBe(0);
+  });
+
+  it('undoes a recovery whose retransmission a DSACK shows was spurious (RFC 2883 §4, RFC 3708), and widens RACK\'s window', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
+    conn.write(pattern(10 * M), 100);
+    rec.take();
+    const before = conn.cwnd;
+    // segment 0 is only late: three SACKs, and RACK (no reordering seen yet) calls it lost
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 2 + i) }, 110 + i);
+    expect(rec.take().map((s) => w(s.h.seq - iss) / M)).toEqual([0]);
+    expect(conn.ssthresh).toBe(5 * M);
+    // the original arrives: everything ACKed; then the retransmission: a DSACK below the cumulative ACK
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A }, 113);
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.cwnd).toBe(5 * M);
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A, sack: sack(0, 1) }, 114);
+    expect(conn.nUndo).toBe(1);
+    expect(conn.cwnd).toBe(before);
+    expect(conn.ssthresh).toBe(0x3fffffff);
+    expect(conn.rec.rack.reoWndMult).toBe(2);
+  });
+
+  it('undoes a recovery whose ending ACK echoes a timestamp older than its retransmission (Eifel, RFC 3522 §3.2)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, ts: true, synRtt: 10 });
+    const Mt = M - 12; // timestamps take 12 bytes
+    const before = conn.cwnd;
+    conn.write(pattern(10 * Mt), 100);
+    const sent = rec.take();
+    const tsOrig = sent[0]!.h.tsVal;
+    const sk = (l: number, r: number): number[] => [w(iss + l * Mt), w(iss + r * Mt)];
+    for (let i = 0; i < 3; i++) feed(conn, { seq: gseq, ack: iss, flags: A, sack: sk(1, 2 + i), ts: [10 + i, sent[1 + i]!.h.tsVal] }, 110 + i);
+    const rtx = rec.take();
+    expect(rtx.map((s) => w(s.h.seq - iss) / Mt)).toEqual([0]);
+    expect(rtx[0]!.h.tsVal).toBeGreaterThan(tsOrig);
+    expect(conn.cwnd).toBeLessThan(before);
+    // the hole is filled by the late original: the ACK echoes its TSval
+    feed(conn, { seq: gseq, ack: iss + 10 * Mt, flags: A, ts: [20, tsOrig] }, 113);
+    expect(conn.inRecovery).toBe(false);
+    expect(conn.nUndo).toBe(1);
+    expect(conn.cwnd).toBe(before);
+    expect(conn.ssthresh).toBe(0x3fffffff);
+  });
+
+  it('an RTO marks every segment not SACKed lost and repairs them from one segment in slow start, skipping the SACKed ones (RFC 8985 §6.3)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10 });
+    conn.write(pattern(6 * M), 100);
+    rec.take();
+    // nothing comes back: the probes (backed off) and then the RTO
+    let probes = 0;
+    while (conn.nRto === 0) {
+      const t = conn.nextTimeout();
+      conn.onTimer(t);
+      const out = rec.take();
+      if (conn.nRto === 0) probes += out.length;
+      else {
+        expect(out.map((s) => w(s.h.seq - iss) / M)).toEqual([0]); // the first segment, one (loss window)
+        expect(conn.cwnd).toBe(M);
+      }
+    }
+    expect(probes).toBe(4); // MAX_TLPS
+    expect(conn.rec.sb.lost).toBe(5 * M);
+    // segment 0 arrives; the guest holds 2..5 (SACK): only segment 1 is missing
+    feed(conn, { seq: gseq, ack: iss + M, flags: A, sack: [w(iss + 2 * M), w(iss + 6 * M)] }, conn.nextTimeout() - 100);
+    expect(rec.take().map((s) => w(s.h.seq - iss) / M)).toEqual([1]);
+    feed(conn, { seq: gseq, ack: iss + 6 * M, flags: A }, conn.now + 10);
+    expect(conn.rec.inLoss).toBe(false);
+    expect(conn.sndBuf.length).toBe(0);
+    expect(conn.nRetransmit).toBe(4 + 2);
+  });
+});
+
+describe('the scoreboard bound', () => {
+  it('at 2048 segments in flight new data waits for an ACK (counted), then flows again', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10, window: 65535 });
+    // One-byte writes are one-byte segments (no Nagle): the congestion window (bytes) would let
+    // 14,600 of them out; the scoreboard keeps at most 2048 records.
+    for (let i = 0; i < 2100; i++) conn.write(pattern(1, i), 100);
+    expect(rec.take().length).toBe(2048);
+    expect(conn.nScoreboardFull).toBeGreaterThan(0);
+    expect(conn.rec.sb.count).toBe(2048);
+    feed(conn, { seq: gseq, ack: iss + 100, flags: A }, 110);
+    const more = rec.take();
+    expect(more.map((x) => [w(x.h.seq - iss), x.payload.length])).toEqual([[2048, 52]]); // what waited, in one segment
+    expect(w(conn.sndMax - iss)).toBe(2100);
   });
 });

@@ -1,52 +1,72 @@
 /**
  * Theory of operation: congestion control and loss recovery of one
- * connection's send side (RFC 5681, RFC 6582, a subset of RFC 6675 and of
- * RFC 8985), beside the connection (conn.ts) that owns the send sequence
- * space and emits the segments.
+ * connection's send side, beside the connection (conn.ts) that owns the send
+ * sequence space and the sender (sender.ts) that emits the segments.
  *
- * The connection tells `Recovery` what happened — an ACK that advanced
- * SND.UNA (`onAdvance`), every acceptable ACK with its SACK blocks
- * (`onAck`), a retransmission timeout (`onRto`), the handshake completing
- * (`onEstablished`) — and asks it how much the congestion window lets out
- * (`sendLimit`). Recovery decides what to send again and sends it through the
- * sender (sender.ts: `retransmitAt`, `emitData`): only bytes already sent once, up
- * to SND.MAX (`sentBytes`), so a retransmission never reaches past what the
- * peer may acknowledge. It owns two timers, the tail loss probe (`tlpAt`) and
- * the reordering window (`reoAt`); the connection runs them from `onTimer`.
+ * The sender tells `Recovery` what happened — every acceptable ACK with
+ * what it acknowledged (`onAck`), each first transmission (`onSent`), a
+ * retransmission timeout (`onRto`), the handshake completing
+ * (`onEstablished`) — and asks it how far the congestion window lets data
+ * out (`sendLimit`) and to send what was found lost (`retransmitLost`, first
+ * thing in every flush). Retransmissions carry only bytes already sent and
+ * inside the peer's window (`sentBytes`). Recovery owns two timers, the tail
+ * loss probe (`tlpAt`) and RACK's reordering timer (`reoAt`); the connection
+ * runs them from `onTimer`.
  *
- * Congestion control (RFC 5681): initial window per RFC 6928
+ * With SACK (RFC 2018; what every guest OS negotiates) loss detection is
+ * RACK-TLP (RFC 8985, rack.ts) over a per-segment scoreboard
+ * (scoreboard.ts): a segment is lost once a segment sent after it was
+ * delivered and a reordering window passed; that finds lost retransmissions
+ * and tail losses without duplicate-ACK counts or the RTO. The first loss of
+ * an episode starts fast recovery (ssthresh from the congestion controller,
+ * `recover` = SND.MAX); during it Proportional Rate Reduction (RFC 6937,
+ * prr.ts) sets cwnd = pipe + sndcnt on each ACK, and the episode ends, cwnd =
+ * ssthresh, once SND.UNA reaches `recover`. The lost segments go first, then
+ * new data, while cwnd - pipe allows (RFC 6675 pipe, kept by the scoreboard).
+ * An RTO marks every un-SACKed segment lost (RFC 8985 §6.3; a SACKed segment
+ * at SND.UNA means the receiver reneged, RFC 2018 §8: the marks go) and
+ * repairs them in slow start from a loss window of one segment (RFC 5681
+ * §3.1), skipping what the peer holds.
+ *
+ * Undo (RFC 2883 §4 + RFC 3708, RFC 3522/4015): an episode remembers cwnd
+ * and ssthresh from before it and counts its retransmissions; each DSACK
+ * (a SACK block below SND.UNA or inside the second block) takes one off, and
+ * when none is left every retransmission was spurious: cwnd and ssthresh come
+ * back. With timestamps, an ACK ending the episode whose echo predates its
+ * first retransmission (Eifel detection) proves the same. DSACKs also widen
+ * RACK's reordering window (RFC 8985 §6.2).
+ *
+ * Congestion avoidance (RFC 5681 §3.1): initial window per RFC 6928
  * (min(10 MSS, max(2 MSS, 14600)); 1 MSS when the SYN or SYN-ACK was
  * retransmitted), slow start with byte counting capped at 1 MSS per ACK,
- * congestion avoidance +1 MSS per cwnd of ACKed bytes, limited transmit
- * (RFC 3042) on the first two duplicate ACKs, loss window 1 MSS after an RTO
- * (ssthresh from the first timeout of an episode, eq. (4)). Restart-after-idle
- * (§4.1) is not applied.
+ * then +1 MSS per cwnd of ACKed bytes. Restart-after-idle (§4.1) is not
+ * applied.
  *
- * Fast retransmit on the third duplicate ACK with NewReno recovery (RFC 6582:
- * `recover`, partial ACKs retransmit the next hole, a full ACK deflates cwnd).
- * With SACK (RFC 2018) incoming blocks feed a scoreboard (`sacked`, offsets
- * from SND.UNA): retransmissions skip SACKed bytes and, during recovery, each
- * further duplicate ACK may retransmit the next hole below the highest SACKed
- * byte (a small subset of RFC 6675); with SACK a new recovery may start right
- * after the previous one (NewReno's `recover` guard then only follows a
- * timeout, RFC 6675 §5.1). The scoreboard is cleared on RTO (RFC 2018 §8).
+ * Without SACK the connection falls back to NewReno (RFC 6582): fast
+ * retransmit on the third duplicate ACK (limited transmit, RFC 3042, before
+ * it), partial ACKs retransmit the next segment, a full ACK deflates cwnd;
+ * an RTO goes back N (sender.ts) and no new episode starts before SND.UNA
+ * passes the timeout's `recover` (§3.2 step 2).
  *
- * Tail loss probe (RFC 8985 §7): 2·SRTT after the last transmission (+200 ms
- * with a single segment in flight, for the peer's delayed ACK), the next new
- * segment or the last one again, one per flight, so a lost tail draws a SACK
- * instead of waiting for the RTO. Time-based loss detection in miniature
- * (RFC 8985 §6): a SACK hole still open one reordering window (max(2 ms,
- * SRTT/4)) later starts fast recovery without a third duplicate ACK, and a
- * retransmission at SND.UNA is sent again once data first sent after it was
- * SACKed and an RTT plus that window passed.
+ * Tail loss probe (RFC 8985 §7), with SACK only: PTO after the last
+ * transmission or ACK (rack.ts `probeTimeout`), the next new segment or the
+ * last one again, so that a lost tail (or the lost ACK of one) draws an ACK
+ * and RACK repairs it instead of the RTO. Like RFC 9002 §6.2's probe timeout
+ * (and unlike RFC 8985 §7.2) it runs during recovery too, and backs off: up
+ * to MAX_TLPS probes, each PTO doubled, until SND.UNA advances.
  *
- * Nothing here allocates after construction; the scoreboard's storage appears
- * with the first SACK block.
+ * Nothing here allocates per segment; the scoreboard's storage appears with
+ * the first segment and goes when the flight empties and the buffers trim.
  */
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { TcpConn } from './conn.js';
-import { RangeSet } from './ranges.js';
+import { Prr } from './prr.js';
+import { Rack, probeTimeout } from './rack.js';
+import { RETRANS, SACKED, Scoreboard } from './scoreboard.js';
+
+/** Tail loss probes before SND.UNA must advance (each PTO doubles; the RTO comes after them anyway). */
+export const MAX_TLPS = 4;
 
 /** Congestion window, recovery state and the loss-detection timers of one connection. */
 export class Recovery {
@@ -59,34 +79,57 @@ export class Recovery {
   dupAcks = 0;
   /** In a fast recovery episode. */
   inRecovery = false;
+  /** After an RTO, until SND.UNA reaches `recover` (RTO recovery). */
+  inLoss = false;
   /** RFC 6582 `recover`: SND.MAX when the current (or last) episode began. */
   recover = 0;
-  #highRxt = 0;
-  /** Time of the last retransmission at SND.UNA (lost-retransmission detection), -1 if none. */
-  #rxtAt = -1;
-  /** SND.MAX when that retransmission went out: a SACK above it proves later data arrived. */
-  #rxtMark = 0;
-  /** Since the last RTO, SND.UNA has not passed `recover` (see #mayRecover). */
-  #afterRto = false;
-  /** A tail loss probe went out for this flight (one per flight until SND.UNA advances). */
-  #tlpSent = false;
+  /** Tail loss probes sent since SND.UNA last advanced (each doubles the next PTO). */
+  #tlps = 0;
   /** Tail loss probe deadline (RFC 8985 §7), absolute ms or Infinity. */
   tlpAt = Infinity;
-  /** End of the reordering window for a SACK hole (RFC 8985 §6.2), absolute ms or Infinity. */
+  /** RACK's reordering timer (RFC 8985 §6.3), absolute ms or Infinity. */
   reoAt = Infinity;
-  /** Send-side SACK scoreboard: offsets from SND.UNA the peer reported holding. */
-  readonly sacked = new RangeSet(4);
-  /** Fast retransmits, tail loss probes, retransmissions found lost again (diagnostics). */
+  // The SACK machinery, made on first use and dropped when the connection idles (`release`):
+  // an idle connection carries none of it.
+  #sb: Scoreboard | null = null;
+  #rack: Rack | null = null;
+  #prr: Prr | null = null;
+  // Undo (RFC 2883 + RFC 3708, RFC 3522): the episode's starting point and evidence.
+  #undoArmed = false;
+  #priorCwnd = 0;
+  #priorSsthresh = 0;
+  #undoRetrans = 0;
+  /** TSval of the episode's first retransmission, -1 before one. */
+  #undoTs = -1;
+  /** Fast recoveries entered, tail loss probes, retransmissions found lost again, episodes undone (diagnostics). */
   nFastRetransmit = 0;
   nTlp = 0;
   nLostRetransmit = 0;
+  nUndo = 0;
+  /** Times new data waited because the scoreboard held its most records (a bound hit). */
+  nScoreboardFull = 0;
 
   /** @param c the connection whose send side this is */
   constructor(readonly c: TcpConn) {}
 
+  /** Per-segment scoreboard (SACK connections). */
+  get sb(): Scoreboard {
+    return (this.#sb ??= new Scoreboard());
+  }
+  /** RACK state. */
+  get rack(): Rack {
+    return (this.#rack ??= new Rack(this.c.snd));
+  }
+  /** PRR state of the current episode. */
+  get prr(): Prr {
+    return (this.#prr ??= new Prr());
+  }
+
   /** A new send sequence space starts at `isn`. */
   init(isn: number): void {
     this.recover = isn;
+    this.#sb?.clear();
+    this.#rack?.reset();
   }
 
   /**
@@ -99,9 +142,27 @@ export class Recovery {
     this.ssthresh = 0x3fffffff;
   }
 
-  /** Bytes beyond SND.UNA the congestion window lets out now (limited transmit included, RFC 3042). */
+  /**
+   * How far past SND.UNA data may go now (bytes). With SACK: SND.NXT plus
+   * what cwnd - pipe leaves (RFC 6675 §5), nothing new while the scoreboard
+   * is full; without: cwnd, plus limited transmit (RFC 3042).
+   */
   sendLimit(): number {
-    return this.cwnd + (this.inRecovery ? 0 : Math.min(this.dupAcks, 2) * this.c.smss);
+    const c = this.c;
+    if (c.sackOk) {
+      const rel = seq.sub(c.sndNxt, c.sndUna);
+      if (this.sb.full) {
+        this.nScoreboardFull++;
+        return rel;
+      }
+      return rel + Math.max(0, this.cwnd - this.sb.pipe);
+    }
+    return this.cwnd + (this.inRecovery ? 0 : Math.min(this.dupAcks, 2) * c.smss);
+  }
+
+  /** Whether new data (or our FIN) may go out: not while the scoreboard is full. */
+  canSendNew(): boolean {
+    return !this.c.sackOk || this.#sb === null || !this.#sb.full;
   }
 
   /** Stops both timers (RTO, close, TIME-WAIT). */
@@ -111,103 +172,302 @@ export class Recovery {
   }
 
   /**
-   * An ACK advanced SND.UNA by `acked` sequence numbers, `ccAcked` of them
-   * data or FIN (the connection has already moved SND.UNA): scoreboard,
-   * congestion window, NewReno partial/full ACK (RFC 6582 §3.2 steps 3-4).
+   * The connection's buffer trim: with nothing in flight and no episode
+   * open, the SACK machinery goes (RACK learns min_RTT and reordering again).
    */
-  onAdvance(acked: number, ccAcked: number, now: number): void {
+  release(): void {
+    if (this.#sb !== null && this.#sb.count === 0 && !this.inRecovery && !this.inLoss) {
+      this.#sb = null;
+      this.#rack = null;
+      this.#prr = null;
+    }
+  }
+
+  /** The connection closed: the flight is forgotten. */
+  close(): void {
+    this.#sb?.clear();
+    this.inRecovery = this.inLoss = false;
+    this.release();
+    this.stopTimers();
+  }
+
+  /**
+   * A first transmission of `len` sequence numbers at `start` (data and/or
+   * FIN): a scoreboard record (SACK), and PRR's prr_out during recovery.
+   */
+  onSent(start: number, len: number, now: number): void {
+    if (!this.c.sackOk) return;
+    this.sb.append(start, seq.add(start, len), now);
+    if (this.inRecovery) this.prr.onSend(len);
+  }
+
+  /**
+   * Every acceptable ACK, after the sender moved SND.UNA (before the send
+   * window is updated).
+   * @param h the segment
+   * @param acked sequence numbers it acknowledged (0 for a duplicate)
+   * @param ccAcked of which data or FIN (not our SYN)
+   * @param sameWindow it advertises the send window we already have
+   */
+  onAck(h: tcp.Header, acked: number, ccAcked: number, sameWindow: boolean, now: number): void {
+    if (this.c.sackOk) this.#onAckSack(h, acked, ccAcked, now);
+    else this.#onAckNewReno(h, acked, ccAcked, sameWindow, now);
+  }
+
+  // ------------------------------------------------------------------ SACK: RACK, PRR, undo
+
+  #onAckSack(h: tcp.Header, acked: number, ccAcked: number, now: number): void {
+    const c = this.c;
+    if (this.#sb === null && h.sackCount === 0) {
+      // Nothing ever sent (a connection that only receives): no scoreboard to make.
+      if (acked > 0) this.#advanced(h, ccAcked);
+      return;
+    }
+    const sb = this.sb;
+    const sackedBefore = sb.sacked;
+    this.rack.beginAck(now, h.tsEcr, c.tsOk && h.hasTimestamps);
+    if (acked > 0) sb.advance(c.sndUna, this.rack);
+    // SACK blocks (RFC 2018); the first may be a DSACK (RFC 2883 §4).
+    let dsack = false;
+    for (let i = 0; i < h.sackCount; i++) {
+      const l = h.sack[2 * i]!;
+      const r = h.sack[2 * i + 1]!;
+      if (!seq.lt(l, r)) continue;
+      if (i === 0 && (seq.le(r, h.ack) || (h.sackCount > 1 && seq.ge(l, h.sack[2]!) && seq.le(r, h.sack[3]!)))) {
+        dsack = true;
+        continue;
+      }
+      if (seq.lt(l, c.sndUna)) continue;
+      if (seq.gt(r, c.sndMax)) continue;
+      sb.sack(l, r, this.rack);
+    }
+    const deliveredData = ccAcked + sb.sacked - sackedBefore;
+    if (acked === 0 && deliveredData > 0 && c.sndMax !== c.sndUna) this.dupAcks++;
+    if (dsack) this.#onDsack();
+    if (acked > 0) this.#advanced(h, ccAcked);
+
+    // RACK (RFC 8985 §6.2 step 5, §6.3): losses, and the reordering timer for the rest. Outside
+    // an episode with nothing SACKed the walk is skipped (a clean flow's ACKs stay O(1)): the
+    // first SACK brings it back, and the probe covers a tail that draws none.
+    if (sb.sacked > 0 || this.inRecovery || this.inLoss) {
+      const reo = this.rack.reoWnd(this.inRecovery || this.inLoss, sb.sackedRecords, c.rtt.srtt);
+      const wait = this.rack.detectLoss(sb, now, reo);
+      this.reoAt = wait > 0 ? now + wait : Infinity;
+    } else this.reoAt = Infinity;
+    if (sb.lost > 0 && !this.inRecovery && !this.inLoss) this.#enterRecovery();
+    if (this.inRecovery) this.cwnd = sb.pipe + this.prr.onAck(deliveredData, sb.pipe, this.ssthresh, c.smss);
+  }
+
+  /** SND.UNA advanced (SACK path): episode ends, undo, congestion avoidance. */
+  #advanced(h: tcp.Header, ccAcked: number): void {
+    const c = this.c;
+    this.dupAcks = 0;
+    this.#tlps = 0;
+    if ((this.inRecovery || this.inLoss) && seq.ge(c.sndUna, this.recover)) {
+      // The episode ends (RFC 6937 §3: cwnd = ssthresh), unless it proves spurious (Eifel, RFC 3522).
+      const wasRecovery = this.inRecovery;
+      this.inRecovery = false;
+      this.inLoss = false;
+      this.rack.onRecoveryExit();
+      if (this.#eifel(h)) this.#undo();
+      else if (wasRecovery) this.cwnd = Math.max(this.ssthresh, c.smss);
+      return;
+    }
+    if (this.inRecovery) return; // PRR sets cwnd
+    this.#grow(ccAcked);
+    this.#dragRecover();
+  }
+
+  /** A DSACK: RACK widens its window; one retransmission of the episode was spurious (RFC 3708 §2). */
+  #onDsack(): void {
+    const c = this.c;
+    this.rack.onDsack(c.sndUna, c.sndNxt);
+    if (this.#undoArmed && this.#undoRetrans > 0 && --this.#undoRetrans === 0) this.#undo();
+  }
+
+  /** Eifel detection (RFC 3522 §3.2): the ACK ending the episode echoes a TSval older than its first retransmission. */
+  #eifel(h: tcp.Header): boolean {
+    return this.#undoArmed && this.#undoTs >= 0 && this.c.tsOk && h.hasTimestamps && h.tsEcr !== 0 && seq.lt(h.tsEcr, this.#undoTs);
+  }
+
+  /**
+   * Every retransmission of the episode was spurious: cwnd and ssthresh as
+   * before it (RFC 4015 §3, RFC 3708), the episode over, nothing left marked
+   * lost.
+   */
+  #undo(): void {
+    this.cwnd = Math.max(this.cwnd, this.#priorCwnd);
+    this.ssthresh = Math.max(this.ssthresh, this.#priorSsthresh);
+    if (this.inRecovery || this.inLoss) this.rack.onRecoveryExit();
+    this.inRecovery = false;
+    this.inLoss = false;
+    this.sb.unmarkLost();
+    this.#undoArmed = false;
+    this.nUndo++;
+  }
+
+  /** Starts an episode's undo record (unless one is open: a timeout inside a recovery keeps the earlier one). */
+  #armUndo(): void {
+    if (this.inRecovery || this.inLoss) return;
+    this.#undoArmed = true;
+    this.#priorCwnd = this.cwnd;
+    this.#priorSsthresh = this.ssthresh;
+    this.#undoRetrans = 0;
+    this.#undoTs = -1;
+  }
+
+  /** Fast recovery begins (RFC 6675 §5 / RFC 6937 §3): ssthresh, `recover`, PRR. */
+  #enterRecovery(): void {
+    const c = this.c;
+    this.#armUndo();
+    this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * c.smss);
+    this.recover = c.sndMax;
+    this.inRecovery = true;
+    this.nFastRetransmit++;
+    this.prr.start(this.sb.flight - this.sb.sacked);
+  }
+
+  /**
+   * Sends the segments marked lost, lowest first, while cwnd - pipe allows
+   * and the link takes them (the sender calls this before new data).
+   * @returns whether anything was sent
+   */
+  retransmitLost(now: number): boolean {
+    const c = this.c;
+    const sb = this.#sb;
+    if (sb === null) return false;
+    let sent = false;
+    for (let i = sb.nextLost(0); i >= 0; i = sb.nextLost(i + 1)) {
+      if (this.cwnd - sb.pipe <= 0 || c.out.linkBlocked(c)) break;
+      const again = (sb.flags(i) & RETRANS) !== 0;
+      if (!this.#resend(i, now, true)) break;
+      sent = true;
+      if (again) this.nLostRetransmit++;
+    }
+    // The probe timer runs from the last transmission (RFC 8985 §7.2): when a repair is the last
+    // segment out and its ACK is lost, nothing but the probe would draw another.
+    if (sent) this.armTlp(now);
+    return sent;
+  }
+
+  /**
+   * Sends record i again (split first to what one segment carries and what
+   * the peer's window holds). @returns false when nothing could be sent
+   */
+  #resend(i: number, now: number, repair: boolean): boolean {
+    const c = this.c;
+    const sb = this.sb;
+    const rel = seq.sub(sb.start(i), c.sndUna);
+    const dataLen = Math.min(sb.len(i), c.sndBuf.length - rel);
+    const room = Math.min(c.snd.sentBytes() - rel, c.snd.payloadLimit());
+    if (dataLen > room) {
+      if (room <= 0) return false;
+      sb.split(i, room);
+    }
+    const n = Math.min(dataLen, room);
+    const end = c.snd.retransmitAt(rel, n, now);
+    if (end === -1) return false;
+    const len = seq.sub(end, sb.start(i));
+    if (len < sb.len(i)) return true; // no room to split: a partial retransmission, the record stays lost
+    sb.retransmitted(i, now);
+    if (this.inRecovery) this.prr.onSend(len);
+    if (this.#undoArmed) {
+      // Every retransmission counts, a probe's too, so that its DSACK cancels only itself.
+      this.#undoRetrans++;
+      if (repair && this.#undoTs < 0) this.#undoTs = c.snd.tsNow(now);
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------ without SACK: NewReno
+
+  #onAckNewReno(h: tcp.Header, acked: number, ccAcked: number, sameWindow: boolean, now: number): void {
     const c = this.c;
     const smss = c.smss;
-    this.sacked.shift(acked);
-    if (ccAcked === 0) {
-      // only our SYN was acknowledged
-    } else if (this.inRecovery) {
-      if (seq.ge(c.sndUna, this.recover)) {
-        // Full ACK (RFC 6582 §3.2 step 3): deflate.
-        this.cwnd = Math.min(this.ssthresh, Math.max(seq.sub(c.sndMax, c.sndUna), smss) + smss);
-        this.inRecovery = false;
-        this.#rxtAt = -1;
-      } else {
-        // Partial ACK (step 4): retransmit the next hole, deflate by the amount ACKed.
-        this.#retransmitHole(0, now);
-        this.cwnd = Math.max(smss, this.cwnd - ccAcked + (ccAcked >= smss ? smss : 0));
+    if (acked > 0) {
+      if (ccAcked === 0) {
+        // only our SYN was acknowledged
+      } else if (this.inRecovery) {
+        if (seq.ge(c.sndUna, this.recover)) {
+          // Full ACK (RFC 6582 §3.2 step 3): deflate.
+          this.cwnd = Math.min(this.ssthresh, Math.max(seq.sub(c.sndMax, c.sndUna), smss) + smss);
+          this.inRecovery = false;
+        } else {
+          // Partial ACK (step 4): retransmit the next segment, deflate by the amount ACKed.
+          this.#retransmitUna(now);
+          this.cwnd = Math.max(smss, this.cwnd - ccAcked + (ccAcked >= smss ? smss : 0));
+        }
+      } else this.#grow(ccAcked);
+      this.dupAcks = 0;
+      this.#dragRecover();
+      return;
+    }
+    // Duplicate ACK (RFC 5681 §2) → fast retransmit / recovery.
+    if (h.payloadLength === 0 && (h.flags & (tcp.SYN | tcp.FIN)) === 0 && sameWindow && c.sndMax !== c.sndUna) {
+      this.dupAcks++;
+      if (this.inRecovery) this.cwnd += smss;
+      else if (this.dupAcks === 3 && seq.gt(c.sndUna, this.recover)) {
+        // RFC 6582 §3.2 step 2: not before SND.UNA passed the previous episode's `recover`.
+        this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * smss);
+        this.recover = c.sndMax;
+        this.inRecovery = true;
+        this.nFastRetransmit++;
+        this.#retransmitUna(now);
+        this.cwnd = this.ssthresh + 3 * smss;
       }
-    } else if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(ccAcked, smss); // slow start (RFC 5681 §3.1, L = 1 SMSS)
+    }
+  }
+
+  /** One segment again at SND.UNA (NewReno's fast retransmit and partial ACKs). */
+  #retransmitUna(now: number): void {
+    const c = this.c;
+    c.snd.retransmitAt(0, Math.min(c.snd.sentBytes(), c.snd.payloadLimit()), now);
+  }
+
+  // ------------------------------------------------------------------ common
+
+  /** Slow start / congestion avoidance on `ccAcked` newly acknowledged bytes (RFC 5681 §3.1). */
+  #grow(ccAcked: number): void {
+    const smss = this.c.smss;
+    if (ccAcked <= 0) return;
+    if (this.cwnd < this.ssthresh) {
+      this.cwnd += Math.min(ccAcked, smss); // slow start, L = 1 SMSS
     } else {
-      this.#ackedAccum += ccAcked; // congestion avoidance: +1 SMSS per cwnd ACKed
+      this.#ackedAccum += ccAcked; // +1 SMSS per cwnd ACKed
       if (this.#ackedAccum >= this.cwnd) {
         this.#ackedAccum -= this.cwnd;
         this.cwnd += smss;
       }
     }
-    this.dupAcks = 0;
-    this.#tlpSent = false;
-    // Drag `recover` along outside recovery, so "SND.UNA is beyond recover" never flips with wrap-around after 2^31 bytes.
-    if (!this.inRecovery && seq.gt(c.sndUna, this.recover)) {
-      this.recover = seq.add(c.sndUna, -1);
-      this.#afterRto = false;
-    }
   }
 
-  /**
-   * Every acceptable ACK (after `onAdvance` when it advanced SND.UNA, before
-   * the send window is updated): records its SACK blocks (RFC 2018), counts
-   * duplicate ACKs toward fast retransmit / recovery, runs time-based loss
-   * detection.
-   * @param h the segment
-   * @param acked sequence numbers it acknowledged (0 for a duplicate)
-   * @param sameWindow it advertises the send window we already have
-   */
-  onAck(h: tcp.Header, acked: number, sameWindow: boolean, now: number): void {
+  /** Drags `recover` along outside an episode, so "SND.UNA is beyond recover" never flips with wrap-around after 2^31 bytes. */
+  #dragRecover(): void {
     const c = this.c;
-    const sackedBefore = this.#sackedBytes();
-    if (c.sackOk && h.sackCount > 0) {
-      for (let i = 0; i < h.sackCount; i++) {
-        const l = h.sack[2 * i]!;
-        const r = h.sack[2 * i + 1]!;
-        if (seq.lt(c.sndUna, l) && seq.lt(l, r) && seq.le(r, c.sndMax)) this.sacked.add(seq.sub(l, c.sndUna), seq.sub(r, c.sndUna));
-      }
-    }
-    // Duplicate ACK (RFC 5681 §2 definition) → fast retransmit / recovery.
-    if (
-      acked === 0 &&
-      h.payloadLength === 0 &&
-      (h.flags & (tcp.SYN | tcp.FIN)) === 0 &&
-      // RFC 5681 §2, widened as RFC 6675 §2 does: an ACK that SACKs new data is a
-      // duplicate even when the advertised window changed.
-      (sameWindow || this.#sackedBytes() > sackedBefore) &&
-      c.sndMax !== c.sndUna
-    ) {
-      this.dupAcks++;
-      if (this.inRecovery) {
-        this.cwnd += c.smss;
-        if (c.sackOk) this.#retransmitHole(seq.sub(this.#highRxt, c.sndUna), now, true);
-      } else if (this.dupAcks === 3 && this.#mayRecover()) {
-        this.#enterRecovery(now);
-      }
-    }
-    if (c.sackOk) this.#sackLossDetection(now);
+    if (!this.inRecovery && !this.inLoss && seq.gt(c.sndUna, this.recover)) this.recover = seq.add(c.sndUna, -1);
   }
 
   /**
-   * A retransmission timeout (RFC 5681 §3.1, RFC 6582 §4, RFC 2018 §8): loss
-   * window, ssthresh from the first timeout of an episode (`first`), no fast
-   * retransmit for duplicate ACKs of pre-timeout data, scoreboard cleared.
+   * A retransmission timeout (RFC 5681 §3.1, RFC 6298 §5): loss window,
+   * ssthresh from the first timeout of an episode (`first`), the episode's
+   * `recover`. With SACK every un-SACKed segment is marked lost (RFC 8985
+   * §6.3) for `retransmitLost`; without, the sender goes back N.
    */
   onRto(first: boolean): void {
     const c = this.c;
     const smss = c.smss;
+    this.#armUndo();
     if (first) this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * smss);
     this.cwnd = smss;
     this.#ackedAccum = 0;
     this.inRecovery = false;
-    this.#rxtAt = -1;
     this.dupAcks = 0;
     this.recover = c.sndMax;
-    this.#afterRto = true;
-    this.sacked.clear();
     this.stopTimers();
+    if (c.sackOk) {
+      this.inLoss = true;
+      this.sb.markAllLost();
+    }
   }
 
   /** Runs the reordering and tail-loss-probe timers when due. */
@@ -216,145 +476,61 @@ export class Recovery {
     if (now >= this.tlpAt) this.#onTlp(now);
   }
 
-  /** Bytes the peer reports holding beyond SND.UNA (the SACK scoreboard's size). */
-  #sackedBytes(): number {
-    let n = 0;
-    for (let i = 0; i < this.sacked.count; i++) n += this.sacked.end(i) - this.sacked.start(i);
-    return n;
-  }
-
-  /**
-   * Whether duplicate ACKs may start a fast recovery now. NewReno (RFC 6582
-   * §3.2 step 2) waits until SND.UNA passes `recover`, the end of the previous
-   * episode, so one loss event is not halved twice. With SACK the scoreboard
-   * tells new losses from old ones, so only a timeout's episode keeps that rule
-   * (RFC 6675 §5.1, RecoveryPoint after RTO): a loss among the segments sent
-   * during a recovery is then repaired by the next fast recovery, not the RTO.
-   */
-  #mayRecover(): boolean {
-    return (this.c.sackOk && !this.#afterRto) || seq.gt(this.c.sndUna, this.recover);
-  }
-
-  /** Fast retransmit, NewReno recovery entry (RFC 6582 §3.2 step 2 / RFC 5681 §3.2 steps 2-4). */
-  #enterRecovery(now: number): void {
-    const c = this.c;
-    const smss = c.smss;
-    this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * smss);
-    this.recover = c.sndMax;
-    this.inRecovery = true;
-    this.#highRxt = c.sndUna;
-    this.stopTimers();
-    this.nFastRetransmit++;
-    this.#retransmitHole(0, now);
-    this.cwnd = this.ssthresh + 3 * smss;
-  }
-
-  /** RACK's reordering window (RFC 8985 §6.2): a quarter of the smoothed RTT, at least 2 ms. */
-  #reoWnd(): number {
-    return Math.max(2, this.c.rtt.srtt / 4);
-  }
-
-  /**
-   * Time-based loss detection from SACK information (RFC 8985 in miniature;
-   * our send buffer is a byte ring, so "sent later" is judged by sequence
-   * number, which holds for data sent once):
-   * - outside recovery, a hole below SACKed data that is still there one
-   *   reordering window later is lost: fast retransmit without waiting for a
-   *   third duplicate ACK (the tail loss probe's lone SACK then suffices);
-   * - in recovery, when data first sent after our retransmission of the hole
-   *   at SND.UNA has been SACKed and an RTT plus the reordering window has
-   *   passed, that retransmission was lost too: send it again instead of
-   *   waiting for the RTO.
-   */
-  #sackLossDetection(now: number): void {
-    if (this.sacked.count === 0) {
-      this.reoAt = Infinity;
-      return;
-    }
-    if (!this.inRecovery) {
-      if (this.reoAt === Infinity && this.#mayRecover()) this.reoAt = now + this.#reoWnd();
-      return;
-    }
-    if (
-      this.#rxtAt >= 0 &&
-      seq.gt(seq.add(this.c.sndUna, this.sacked.highest()), this.#rxtMark) &&
-      now - this.#rxtAt >= Math.max(this.c.rtt.srtt, 0) + this.#reoWnd()
-    ) {
-      this.nLostRetransmit++;
-      this.#retransmitHole(0, now);
-    }
-  }
-
+  /** RACK's reordering timer (RFC 8985 §6.3): detect again, then send what was found lost. */
   #onReorderTimeout(now: number): void {
     this.reoAt = Infinity;
     const c = this.c;
-    if (!this.inRecovery && this.sacked.count > 0 && c.sndMax !== c.sndUna && this.#mayRecover()) this.#enterRecovery(now);
+    if (!c.sackOk || this.#sb === null || this.#sb.count === 0) return;
+    const wait = this.rack.detectLoss(this.sb, now, this.rack.reoWnd(this.inRecovery || this.inLoss, this.sb.sackedRecords, c.rtt.srtt));
+    if (wait > 0) this.reoAt = now + wait;
+    if (this.sb.lost > 0 && !this.inRecovery && !this.inLoss) {
+      this.#enterRecovery();
+      this.cwnd = this.sb.pipe + this.prr.onAck(0, this.sb.pipe, this.ssthresh, c.smss);
+    }
+    if (this.sb.lost > 0) c.snd.flush(now);
   }
 
   /**
-   * Arms the tail loss probe (RFC 8985 §7.2): PTO = 2·SRTT, plus the peer's
-   * worst-case delayed ACK (200 ms) when a single segment is in flight, plus
-   * 2 ms of slack otherwise (as Linux); only with SACK, outside recovery, one
-   * probe per flight, and only when it would fire before the RTO.
+   * Arms the tail loss probe (RFC 8985 §7.2) after new data went out or an
+   * ACK came: only with SACK and only when it would fire before the RTO.
+   * Unlike RFC 8985 §7.2 (and Linux) it is armed during recovery too, and up
+   * to MAX_TLPS probes may go out before SND.UNA advances, each PTO twice the
+   * last, as QUIC's probe timeout (RFC 9002 §6.2): when the one ACK for a
+   * repaired hole is lost and nothing else is in flight, or a probe or its ACK
+   * is lost, no ACK would come before the RTO (measured: most of the bench's
+   * loss row's RTOs were these).
    */
   armTlp(now: number): void {
     this.tlpAt = Infinity;
     const c = this.c;
     const srtt = c.rtt.srtt;
-    if (!c.sackOk || srtt < 0 || this.inRecovery || this.#tlpSent || c.sndMax === c.sndUna || c.sndNxt !== c.sndMax) return;
-    const at = now + 2 * srtt + (seq.sub(c.sndMax, c.sndUna) <= c.smss ? 200 : 2);
+    if (!c.sackOk || srtt < 0 || this.#tlps >= MAX_TLPS || c.sndMax === c.sndUna) return;
+    const at = now + probeTimeout(srtt, seq.sub(c.sndMax, c.sndUna) <= c.smss) * 2 ** this.#tlps;
     if (at < c.rtoAt) this.tlpAt = at;
   }
 
   /**
    * The probe (RFC 8985 §7.3): a new segment if the peer's window allows,
-   * otherwise the last segment sent again; its SACK lets #sackLossDetection
+   * otherwise the last segment not SACKed sent again; its ACK lets RACK
    * repair a lost tail without the RTO. The RTO restarts after it.
    */
   #onTlp(now: number): void {
     this.tlpAt = Infinity;
     const c = this.c;
-    if (c.sndMax === c.sndUna || this.inRecovery || this.#tlpSent) return;
-    this.#tlpSent = true;
+    if (c.sndMax === c.sndUna || this.#tlps >= MAX_TLPS || c.out.linkBlocked(c)) return;
+    this.#tlps++;
     this.nTlp++;
     const rel = seq.sub(c.sndNxt, c.sndUna);
     const avail = c.sndBuf.length - rel;
-    const limit = c.snd.payloadLimit();
-    const len = Math.min(avail, limit);
-    if (avail > 0 && len <= Math.min(c.sndWnd - rel, this.cwnd + c.smss)) {
+    const len = Math.min(avail, c.snd.payloadLimit());
+    if (avail > 0 && len <= c.sndWnd - rel && !this.sb.full) {
       c.snd.emitData(len, c.finQueued && len === avail, now, false);
     } else {
-      const out = c.snd.sentBytes();
-      const n = Math.min(out, limit);
-      c.snd.retransmitAt(out - n, n, now);
+      let i = this.sb.count - 1;
+      while (i >= 0 && this.sb.flags(i) & SACKED) i--;
+      if (i >= 0) this.#resend(i, now, false);
     }
     c.rtoAt = now + c.rtt.rto;
-  }
-
-  /**
-   * Retransmits one segment starting at the first un-SACKed byte at or after
-   * `fromRel` (bytes after SND.UNA). With `onlyHoles`, only if that byte lies
-   * below the highest SACKed byte (a real hole).
-   */
-  #retransmitHole(fromRel: number, now: number, onlyHoles = false): void {
-    const c = this.c;
-    let rel = Math.max(0, fromRel);
-    for (let e = this.sacked.endOf(rel); e >= 0; e = this.sacked.endOf(rel)) rel = e;
-    if (onlyHoles && rel >= this.sacked.highest()) return;
-    // Only bytes already sent: segment sizes change with the options a segment
-    // carries (SACK blocks), so a retransmission sized anew could reach past
-    // SND.MAX. Such bytes would arrive without SND.MAX knowing, the peer would
-    // ACK beyond it, and every such ACK would be dropped as "ACK of unsent
-    // data" (RFC 9293 §3.10.7.4): a deadlock until the retries ran out.
-    const dataLen = c.snd.sentBytes();
-    if (rel > dataLen) return;
-    const limit = Math.min(c.snd.payloadLimit(), this.sacked.nextStart(rel) - rel);
-    const end = c.snd.retransmitAt(rel, Math.min(dataLen - rel, limit), now);
-    if (end === -1) return;
-    this.#highRxt = end;
-    if (rel === 0) {
-      this.#rxtAt = now;
-      this.#rxtMark = c.sndMax;
-    }
+    this.armTlp(now); // the next probe, backed off
   }
 }

@@ -175,6 +175,7 @@ export class Sender {
     if (acked > 0) this.#peerAck = ack;
     const probeAnswered = this.#probeOut;
     this.#probeOut = false;
+    let ccAcked = 0; // data or FIN acknowledged, for congestion control
 
     if (acked > 0) {
       // Progress: the retry budget, the user timeout and the zero-window bound start over.
@@ -184,7 +185,7 @@ export class Sender {
       this.#sampleAck(h, now);
       let a = acked;
       if (c.sndUna === c.iss) a--; // our SYN
-      const ccAcked = a; // bytes (and FIN) acknowledged, for congestion control
+      ccAcked = a;
       const d = Math.min(a, c.sndBuf.length);
       c.sndBuf.drop(d);
       a -= d;
@@ -192,7 +193,6 @@ export class Sender {
       c.sndUna = ack;
       if (seq.lt(c.sndNxt, ack)) c.sndNxt = ack;
       if (c.sndBuf.length === 0) c.armTrim(now);
-      c.rec.onAdvance(acked, ccAcked, now);
       c.rtoAt = c.sndUna === c.sndMax ? Infinity : now + c.rtt.rto; // RFC 6298 §5.2-5.3
 
       if (finAcked) {
@@ -209,7 +209,7 @@ export class Sender {
       c.retries--; // an answered zero-window probe is no failure (nor progress: the zero-window bound runs on)
     }
 
-    c.rec.onAck(h, acked, newWnd === c.sndWnd, now);
+    c.rec.onAck(h, acked, ccAcked, newWnd === c.sndWnd, now);
 
     // Window update (§3.10.7.4): only from a segment whose ACK is SND.UNA (an older one's window
     // is relative to an older left edge), and then when it advanced SND.UNA or passes the
@@ -229,7 +229,7 @@ export class Sender {
         this.#persistBackoff = 0;
       }
     }
-    if (acked > 0) c.rec.armTlp(now);
+    c.rec.armTlp(now);
     return true;
   }
 
@@ -300,6 +300,7 @@ export class Sender {
     const s = c.state;
     if (s !== ESTABLISHED && s !== CLOSE_WAIT && s !== FIN_WAIT_1 && s !== CLOSING && s !== LAST_ACK) return;
     let linkBlocked = false;
+    if (c.sackOk) c.rec.retransmitLost(now); // what RACK or an RTO found lost goes first (RFC 6675 §5 step 4)
     for (;;) {
       if (c.out.linkBlocked(c)) {
         linkBlocked = true; // the owner calls flush() when the link drains
@@ -320,7 +321,7 @@ export class Sender {
         if (len > avail) len = avail;
         const fin = c.finQueued && len === avail;
         this.emitData(len, fin, now, false);
-      } else if (avail === 0 && c.finQueued) {
+      } else if (avail === 0 && c.finQueued && c.rec.canSendNew()) {
         this.emitData(0, true, now, false); // FIN needs no window
         break;
       } else break;
@@ -347,6 +348,7 @@ export class Sender {
     this.#sendTx(rel);
     const isNew = c.sndNxt === c.sndMax;
     if (c.sndMax === c.sndUna) this.#progressAt = now; // a flight begins
+    if (isNew) c.rec.onSent(c.sndNxt, len + (fin ? 1 : 0), now);
     if (!isNew) {
       c.nRetransmit++;
       this.resent(now);
@@ -364,7 +366,8 @@ export class Sender {
 
   /**
    * The retransmission timer expired (RFC 6298 §5.4-5.6): back off and send
-   * again (the SYN or SYN-ACK, or go back N), or tell the connection to give
+   * again (the SYN or SYN-ACK; with SACK what recovery.ts marked lost, else
+   * go back N), or tell the connection to give
    * up after `synRetries` / `maxRetries` expiries.
    * @returns RTO_GO_ON, RTO_GIVE_UP_RST or RTO_GIVE_UP (an unanswered SYN: nothing to reset)
    */
@@ -385,7 +388,8 @@ export class Sender {
     c.rtt.backoff();
     c.nRto++;
     c.rec.onRto(c.retries === 1);
-    this.#goBackN(now);
+    if (!c.sackOk) this.#goBackN(now);
+    else if (!c.rec.retransmitLost(now)) this.#probe(); // the peer's window holds none of it
     c.rtoAt = now + c.rtt.rto;
     return RTO_GO_ON;
   }

@@ -17,6 +17,7 @@ import { unlink } from 'node:fs/promises';
 import { listenPrivate } from '../link/unix-listen.js';
 import { VmnetError, type VmnetErrorCode } from '../errors.js';
 import type { SerialCounters } from './serial.js';
+import type { VmSsh } from './vm.js';
 
 /** What `status` reports (also `vmnet ls --json`). */
 export interface VmStatus {
@@ -38,6 +39,8 @@ export interface VmStatus {
   kernel: string | null;
   /** The serial console's counters (console.sock clients, what was cut or dropped), absent when the VM does not answer. */
   console?: SerialCounters;
+  /** Its SSH forward and how vmnet logs in (absent without one). */
+  ssh?: VmSsh;
 }
 
 export type ControlRequest =
@@ -46,6 +49,7 @@ export type ControlRequest =
   | { op: 'forward-rm'; spec: string }
   | { op: 'forward-ls' }
   | { op: 'wait-port'; port: number; timeoutMs: number }
+  | { op: 'boot-status' }
   | { op: 'stop'; force: boolean; timeoutMs: number };
 
 export type ControlHandler = (req: ControlRequest) => Promise<Record<string, unknown>>;

@@ -47,6 +47,9 @@ import { FILES, processStartTime, runtimeRoot, writeState, type VmState } from '
 import { SERIAL_LOG_CAP, SerialHub } from './serial.js';
 import { serveControl, type ControlServer } from './control.js';
 import { now, Vm, type VmEvent } from './vm.js';
+import { prepareSeed, type PreparedSeed } from './seeding.js';
+import { knownHostsLine, writeKnownHosts } from './ssh-keys.js';
+import { controlPathFor, SSH_HOST, type SshTarget } from './ssh.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -214,6 +217,8 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
   let control: ControlServer | null = null;
   let vm: Vm | null = null;
   let switchFwd: { name: string; added: ForwardSpec[] } | null = null;
+  let seed: PreparedSeed | null = null;
+  let ssh: { port: number; target: SshTarget | null } | null = null;
   const onQmpEvent = (e: QmpEvent) => vm?._onQmpEvent(e);
   try {
     await writeState(dir, state);
@@ -236,6 +241,13 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
         }
       }
     }
+    if (userNic && gateway) gateway.watchBoot(userNic.mac);
+    if (r.cloudInit) {
+      seed = await prepareSeed(r.cloudInit, plan.name, dir, userNic && gateway ? { gateway, mac: userNic.mac } : null, r.env);
+      r = { ...r, seedQemu: seed.qemu };
+      plan = buildPlan(r, plan.name, dir, switchSockets);
+    }
+    if (r.sshForward && gateway) ssh = await sshForward(gateway, seed, dir);
     if (cancel?.aborted) throw interrupted(cancel, plan.name);
     try {
       started = await startQemu(plan, state, setpriv, o.signal, onQmpEvent);
@@ -252,7 +264,7 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
     const { qemu, serialSock, qmp, events } = started;
     hub = new SerialHub(serialSock, [{ path: join(dir, FILES.serialLog), rotateAt: SERIAL_LOG_CAP }, ...(consoleFd !== null ? [consoleFd] : [])]);
     consoleFd = null; // the hub owns it
-    vm = new Vm({ plan, qemu, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [] });
+    vm = new Vm({ plan, qemu, gateway, stopTimeoutMs: r.stopTimeoutMs, state, switchForwards: switchFwd?.added ?? [], ssh, seed: r.cloudInit?.seed ?? null, bootMac: userNic?.mac ?? null });
     for (const e of events) vm._onQmpEvent(e);
     if (o.onEvent) vm.on('event', o.onEvent);
     vm._attach(qmp, hub, null);
@@ -274,6 +286,8 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
         case 'wait-port':
           await theVm.waitForPort(Number(req.port), { timeoutMs: Number(req.timeoutMs) || undefined });
           return { port: req.port, address: theVm.address };
+        case 'boot-status':
+          return { boot: await theVm.bootStatus() };
         case 'stop':
           return { exit: await theVm.stop({ force: Boolean(req.force), by: 'vmnet stop', ...(req.timeoutMs !== undefined ? { timeoutMs: Number(req.timeoutMs) } : {}) }) };
         default:
@@ -308,7 +322,28 @@ export async function launch(o: LaunchOptions & LaunchHooks): Promise<Vm> {
     throw e instanceof QemuStartError ? startError(e.failure, e.stderr) : startError(e, '');
   }
   vm._started();
+  if (r.waitFor === 'ssh') {
+    try {
+      await vm.waitForSsh({ timeoutMs: r.waitTimeoutMs });
+    } catch (e) {
+      await vm.stop({ force: true, by: "launch()'s waitFor" });
+      throw e;
+    }
+  }
   return vm;
+}
+
+/**
+ * Adds the VM's SSH forward (a free 127.0.0.1 port to guest port 22) and,
+ * for a VM vmnet seeded, writes the known_hosts file holding the exact host
+ * key it gave the guest.
+ */
+async function sshForward(gateway: RunningGateway, seed: PreparedSeed | null, dir: string): Promise<{ port: number; target: SshTarget | null }> {
+  const f = await gateway.forwards.add({ proto: 'tcp', bindAddress: SSH_HOST, hostPort: 0, guestPort: 22 });
+  if (seed === null) return { port: f.hostPort, target: null };
+  const knownHosts = join(dir, FILES.knownHosts);
+  await writeKnownHosts(knownHosts, knownHostsLine(f.hostPort, seed.hostPublicKey));
+  return { port: f.hostPort, target: { port: f.hostPort, user: seed.user, identity: seed.client.key, knownHosts, controlPath: controlPathFor(dir) } };
 }
 
 /** Starts (or finds) the switches of `--net switch:NAME` NICs and plans with their port sockets. */
@@ -319,7 +354,7 @@ async function switchPlan(r: ResolvedLaunch, plan: LaunchPlan): Promise<LaunchPl
   for (const n of plan.nics) {
     if (n.net.kind !== 'switch') continue;
     await ensureSwitch(n.net.switch, { runtimeDir });
-    sockets[n.index] = await switchSocketFor(n.net.switch, nicRole(n.net), { runtimeDir });
+    sockets[n.index] = await switchSocketFor(n.net.switch, nicRole(n.net), { runtimeDir, owner: `${plan.name}:${n.index}` }); // its own socket: link faults find the port by VM:NIC
   }
   return buildPlan(r, plan.name, plan.dir, sockets);
 }

@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { isVmnetError, VmnetError } from '../errors.js';
 import { removeVmDisk, vmDiskDir } from '../images/vm-disk.js';
 import { controlCall, type VmStatus } from './control.js';
+import type { BootStatus } from './boot-stage.js';
+import { unreachableWhy, type SshTarget } from './ssh.js';
+import { waitForSsh, type WaitForSshOptions } from './guest-session.js';
 import { FILES, claimVmDir, cleanStale, ensureRuntimeRoot, inspectVmDir, processStartTime, runtimeRoot, scanVms, validateName, type CleanedVm, type VmEntry } from './state.js';
 
 export type { CleanedVm };
@@ -113,15 +116,55 @@ export async function waitForVmPort(name: string, port: number, timeoutMs = 60_0
   return r.address;
 }
 
+/**
+ * How vmnet logs in to a running VM over SSH.
+ * @throws VmnetError E_NO_VM when it is not running; E_UNREACHABLE when it has no SSH forward or vmnet did not seed it
+ */
+export async function sshTargetOf(name: string, env: NodeJS.ProcessEnv = process.env): Promise<SshTarget> {
+  const { target, problem } = await sshOf(name, env);
+  if (target === null) throw new VmnetError('E_UNREACHABLE', problem);
+  return target;
+}
+
+/**
+ * The SSH target of a running VM, or null and why there is none.
+ * @throws VmnetError E_UNREACHABLE when it has no SSH forward at all (nothing to wait for either)
+ */
+async function sshOf(name: string, env: NodeJS.ProcessEnv): Promise<{ target: SshTarget; problem: null } | { target: null; problem: string }> {
+  const { status } = await controlCall<{ status: VmStatus }>(ctl(await findVm(name, env)), { op: 'status' });
+  const s = status.ssh;
+  if (!s) throw new VmnetError('E_UNREACHABLE', unreachableWhy(name, null));
+  if (s.user === null || s.identity === null || s.knownHosts === null || s.controlPath === null) {
+    return { target: null, problem: unreachableWhy(name, s.port) };
+  }
+  return { target: { port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts, controlPath: s.controlPath }, problem: null };
+}
+
+/** What the VM's gateway saw of its boot (port 22 probed once it has a lease). */
+export async function bootStatusOf(name: string, env: NodeJS.ProcessEnv = process.env): Promise<BootStatus> {
+  const r = await controlCall<{ boot: BootStatus }>(ctl(await findVm(name, env)), { op: 'boot-status' }, 10_000);
+  return r.boot;
+}
+
+/**
+ * Waits until VM `name` runs a command over SSH (`vmnet wait NAME --ssh`).
+ * @throws VmnetError E_TIMEOUT naming the stage the boot reached
+ */
+export async function waitForVmSsh(name: string, opts: WaitForSshOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const { target } = await sshOf(name, env);
+  await waitForSsh(name, target, () => bootStatusOf(name, env), opts);
+}
+
 /** The console socket of a running VM (raw bytes both ways). */
 export async function consoleSocket(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return join((await findVm(name, env)).dir, FILES.console);
 }
 
 /**
- * Removes the disk kept for VM `name` (made when it was run from an image URL).
+ * Removes what is kept for VM `name`: its disk (made when it was run from an
+ * image URL) and its SSH host key (made when vmnet seeded it).
  * @returns the directory removed
- * @throws VmnetError E_NAME_IN_USE while the VM runs; E_NO_VM when it has no kept disk
+ * @throws VmnetError E_NAME_IN_USE while the VM runs; E_NO_VM when nothing is kept for it
  */
 export async function removeVm(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   validateName(name);
@@ -135,7 +178,7 @@ export async function removeVm(name: string, env: NodeJS.ProcessEnv = process.en
     throw e;
   }
   try {
-    if (!(await removeVmDisk(name, env))) throw new VmnetError('E_NO_VM', `VM ${name} has no kept disk (${dir}); only a VM run from an image URL keeps one`);
+    if (!(await removeVmDisk(name, env))) throw new VmnetError('E_NO_VM', `VM ${name} has nothing kept (${dir}): a VM run from an image URL keeps its disk there, a seeded VM its SSH host key`);
   } finally {
     await rm(claim.dir, { recursive: true, force: true });
   }

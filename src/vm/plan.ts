@@ -28,6 +28,7 @@ import { parseDnsRecord, type DnsRecord } from '../services/dns/local.js';
 import { formatIp4, parseMac } from '../wire/addr.js';
 import { parseMemory } from './run.js';
 import { formatRole, normaliseRole, parseVlanList, type PortRole } from '../switch/vlan.js';
+import { resolveCloudInit, type CloudInitOptions, type CloudInitPlan } from './seeding.js';
 import { readKvmVerdict } from './accel-verdict.js';
 import { FILES, claimVmDir, ensureRuntimeRoot, nameFromPath, peekName, runtimeRoot, validateName, type VmState } from './state.js';
 
@@ -47,7 +48,7 @@ export function nicRole(n: Extract<NetSpec, { kind: 'switch' }>): PortRole {
 }
 
 /** Options of `launch()` (and of `vmnet run`). */
-export interface LaunchOptions {
+export interface LaunchOptions extends CloudInitOptions {
   /**
    * Disk image, qcow2 or raw: a local file (written in place unless
    * `snapshot`), or an http(s) URL, downloaded once into the image cache
@@ -100,6 +101,16 @@ export interface LaunchOptions {
   extraArgs?: string[];
   /** Default budget of `stop()` for the guest to power off after the ACPI button, ms. Default 30000. */
   stopTimeoutMs?: number;
+  /**
+   * An SSH forward on a free 127.0.0.1 port to the guest's port 22, for
+   * `vmnet ssh`/`exec`/`cp` and `vm.exec()` (default: on when the VM has a
+   * `--net user` NIC and boots a disk image, or is seeded).
+   */
+  ssh?: boolean;
+  /** launch() resolves only once this is ready: 'ssh' (a command runs in the guest over SSH). */
+  waitFor?: 'ssh';
+  /** How long `waitFor` may take, ms (default 300 s); the VM is stopped when it runs out. */
+  waitTimeoutMs?: number;
   /** Environment: XDG_RUNTIME_DIR (where VM directories live) and PATH (QEMU). Default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -128,6 +139,14 @@ export interface ResolvedLaunch {
   extra: string[];
   stopTimeoutMs: number;
   env: NodeJS.ProcessEnv;
+  /** What cloud-init is seeded with, or null (seeding.ts). */
+  cloudInit: CloudInitPlan | null;
+  /** An SSH forward on a free 127.0.0.1 port. */
+  sshForward: boolean;
+  /** The seed as QEMU gets it (set by launch() once the seed is made). */
+  seedQemu?: { serial?: string; disk?: string };
+  waitFor: 'ssh' | null;
+  waitTimeoutMs: number;
 }
 
 /** An image URL, checked. */
@@ -304,6 +323,15 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
   checkExtraArgs(extra);
   const stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
   if (!(stopTimeoutMs >= 0)) throw new VmnetError('E_USAGE', `bad stop timeout ${stopTimeoutMs}`);
+  // A login user other than the host user's name is said in the plan (--dry-run), not on every run.
+  const cloudInit = await resolveCloudInit(o, { image: Boolean(image || url), kernel: Boolean(kernel) }, hasUser);
+  if (o.ssh === true && !hasUser) throw new VmnetError('E_USAGE', 'the SSH forward goes through the VM\'s own gateway, which needs --net user');
+  // Every seeded VM, and every disk image even unseeded (it may bring its own keys), gets its SSH forward; --kernel boots only when seeded.
+  const sshForward = o.ssh ?? (hasUser && (cloudInit !== null || Boolean((image || url) && !kernel)));
+  if (o.waitFor !== undefined && o.waitFor !== 'ssh') throw new VmnetError('E_USAGE', `bad waitFor ${String(o.waitFor)}: 'ssh'`);
+  if (o.waitFor === 'ssh' && (cloudInit === null || !sshForward)) throw new VmnetError('E_USAGE', "waitFor: 'ssh' needs a seeded VM with its SSH forward (cloud-init not off, ssh not false, --net user)");
+  const waitTimeoutMs = o.waitTimeoutMs ?? 300_000;
+  if (!(waitTimeoutMs > 0)) throw new VmnetError('E_USAGE', `bad waitTimeoutMs ${o.waitTimeoutMs}`);
   return {
     baseName,
     explicitName,
@@ -325,6 +353,10 @@ export async function resolveLaunch(o: LaunchOptions): Promise<ResolvedLaunch> {
     extra,
     stopTimeoutMs,
     env,
+    cloudInit,
+    sshForward,
+    waitFor: o.waitFor ?? null,
+    waitTimeoutMs,
   };
 }
 
@@ -352,6 +384,8 @@ export function buildPlan(r: ResolvedLaunch, name: string, dir: string, switchSo
     nics: nics.map((n) => ({ mac: n.mac, backend: { kind: 'stream', path: n.socket } })),
     extra: ['-S', ...r.extra],
     ...(r.drive ? { drive: r.drive } : {}),
+    ...(r.seedQemu?.serial !== undefined ? { smbiosSerial: r.seedQemu.serial } : {}),
+    ...(r.seedQemu?.disk !== undefined ? { seedDisk: r.seedQemu.disk } : {}),
     ...(r.kernel ? { kernel: r.kernel } : {}),
     ...(r.initrd ? { initrd: r.initrd } : {}),
     ...(r.append !== undefined ? { append: r.append } : {}),
@@ -371,6 +405,13 @@ export function buildPlan(r: ResolvedLaunch, name: string, dir: string, switchSo
       network.push(`nic ${n.index} ${n.mac}: switch ${n.net.switch} (${roleText(n.net)}; started on demand) on ${n.socket}`);
     }
   }
+  if (r.cloudInit) {
+    const c = r.cloudInit;
+    const gw = nics.some((n) => n.net.kind === 'user') ? resolveGatewayConfig(r.gateway) : null;
+    const how = c.seed === 'net' && gw ? `served at http://${formatIp4(gw.dnsIp)}/vmnet/TOKEN/ to this VM's MAC only, named by the SMBIOS serial` : `on a CIDATA disk (${join(dir, 'seed.img')})`;
+    network.push(`cloud-init: user ${c.user}${c.userNote ? ` (${c.userNote})` : ''} with vmnet's key${c.keys.length ? ` and ${c.keys.length} more` : ''}${c.userData.length ? `, ${c.userData.length} user-data part(s)` : ''}; seed ${how}`);
+  }
+  if (r.sshForward) network.push('ssh: a forward from a free 127.0.0.1 port to guest port 22 (vmnet ssh, exec, cp)');
   return { name, dir, binary: r.binary, args: qemuArgs(spec), spec, nics, forwards: r.forwards, notes: [...r.notes], network };
 }
 
@@ -380,9 +421,13 @@ export function buildPlan(r: ResolvedLaunch, name: string, dir: string, switchSo
  * root is only read.
  */
 export async function planLaunch(o: LaunchOptions): Promise<LaunchPlan> {
-  const r = await resolveLaunch(o);
-  const root = runtimeRoot(r.env);
-  const name = await peekName(root, r.baseName, r.explicitName);
+  const resolved = await resolveLaunch(o);
+  const root = runtimeRoot(resolved.env);
+  const name = await peekName(root, resolved.baseName, resolved.explicitName);
+  // What QEMU would be given for the seed; its token is made when the VM starts.
+  const c = resolved.cloudInit;
+  const seedQemu = c === null ? undefined : c.seed === 'net' ? { serial: `ds=nocloud-net;s=http://${formatIp4(resolveGatewayConfig(resolved.gateway).dnsIp)}/vmnet/TOKEN/` } : { disk: join(root, name, 'seed.img') };
+  const r: ResolvedLaunch = seedQemu ? { ...resolved, seedQemu } : resolved;
   if (!r.remote) return buildPlan(r, name, join(root, name));
   // The disk an image URL would get, and where its base comes from.
   const disk = vmDiskPath(name, r.env);

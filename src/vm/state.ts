@@ -66,6 +66,7 @@ export const FILES = {
   control: 'control.sock',
   serialLog: 'serial.log',
   log: 'vmnet.log',
+  knownHosts: 'known_hosts',
   net: (i: number) => `net${i}.sock`,
 } as const;
 

@@ -34,6 +34,9 @@ import type { DownloadEvent } from '../images/download.js';
 import type { VmState } from './state.js';
 import type { SerialHub } from './serial.js';
 import type { ControlServer, VmStatus } from './control.js';
+import type { BootStatus } from './boot-stage.js';
+import { sshArgs, unreachableWhy, type SshTarget } from './ssh.js';
+import { copy, execCollect, waitForSsh, type ExecOptions, type ExecResult, type WaitForSshOptions } from './guest-session.js';
 
 /** How QEMU ended. */
 export interface VmExit {
@@ -94,6 +97,23 @@ export interface Parts {
   gateway: RunningGateway | null;
   stopTimeoutMs: number;
   state: VmState;
+  /** The SSH forward's host port and how vmnet reaches the guest through it (null target: not seeded by vmnet). */
+  ssh?: { port: number; target: SshTarget | null } | null;
+  /** How cloud-init was seeded, or null. */
+  seed?: 'net' | 'disk' | null;
+  /** The user NIC's MAC, whose boot the gateway watches. */
+  bootMac?: string | null;
+}
+
+/** How to reach a VM over SSH, as `vmnet ls --json` and the control socket report it. */
+export interface VmSsh {
+  host: '127.0.0.1';
+  port: number;
+  user: string | null;
+  /** vmnet's private key, the known_hosts file vmnet wrote, the master connection's socket (null when not seeded by vmnet). */
+  identity: string | null;
+  knownHosts: string | null;
+  controlPath: string | null;
 }
 
 /** A running VM. Create it with `launch()`. */
@@ -131,6 +151,9 @@ export class Vm extends EventEmitter {
   #exit: VmExit | null = null;
   #resolveExited!: (e: VmExit) => void;
   #leased = new Map<string, string>();
+  #ssh: { port: number; target: SshTarget | null } | null;
+  #seed: 'net' | 'disk' | null;
+  #bootMac: string | null;
 
   /** @internal use launch() */
   constructor(p: Parts) {
@@ -146,6 +169,9 @@ export class Vm extends EventEmitter {
     this.#stopTimeoutMs = p.stopTimeoutMs;
     this.#state = p.state;
     this.exited = new Promise((r) => (this.#resolveExited = r));
+    this.#ssh = p.ssh ?? null;
+    this.#seed = p.seed ?? null;
+    this.#bootMac = p.bootMac ?? null;
     const gw = this.#gateway;
     const swNic = p.plan.nics.find((n) => n.net.kind === 'switch');
     this.#switchName = !gw && swNic && swNic.net.kind === 'switch' ? swNic.net.switch : null;
@@ -181,7 +207,8 @@ export class Vm extends EventEmitter {
         if (ok) this.#emit({ event: 'forward', time: now(), action: 'remove', forward: formatForward(f) });
         return ok;
       },
-      list: () => gw?.forwards.list() ?? [...this.#switchForwards],
+      // The SSH forward is shown as `ssh` (status, vmnet ls), not among the user's forwards.
+      list: () => gw?.forwards.list().filter((f) => !(this.#ssh !== null && f.proto === 'tcp' && f.hostPort === this.#ssh.port && f.guestPort === 22)) ?? [...this.#switchForwards],
     };
     if (gw) {
       const previous = gw.gateway.dhcp.onLease;
@@ -250,7 +277,75 @@ export class Vm extends EventEmitter {
       image: this.#state.image,
       kernel: this.#state.kernel,
       ...(this.#hub ? { console: this.#hub.counters } : {}),
+      ...(this.#ssh ? { ssh: this.sshInfo()! } : {}),
     };
+  }
+
+  /** How to reach the guest over SSH, or null without an SSH forward. */
+  sshInfo(): VmSsh | null {
+    const s = this.#ssh;
+    if (s === null) return null;
+    const t = s.target;
+    return { host: '127.0.0.1', port: s.port, user: t?.user ?? null, identity: t?.identity ?? null, knownHosts: t?.knownHosts ?? null, controlPath: t?.controlPath ?? null };
+  }
+
+  /** The SSH target (port, user, key, known_hosts, master socket). @throws VmnetError E_UNREACHABLE when vmnet cannot log in to this VM */
+  #sshTarget(): SshTarget {
+    const t = this.#ssh?.target;
+    if (!t) throw new VmnetError('E_UNREACHABLE', unreachableWhy(this.name, this.#ssh?.port ?? null));
+    return t;
+  }
+
+  /**
+   * `ssh` arguments that log in to the guest (options, port, USER@127.0.0.1):
+   * `spawn('ssh', [...vm.sshArgs(), 'uname', '-a'])`.
+   */
+  sshArgs(): string[] {
+    return sshArgs(this.#sshTarget());
+  }
+
+  /** What vmnet knows of the guest's boot: first frame, lease, seed fetches, port 22 (probed once it has a lease). */
+  async bootStatus(): Promise<BootStatus> {
+    const gw = this.#gateway;
+    const seen = gw && this.#bootMac ? gw.bootSeen(this.#bootMac) : null;
+    const lease = seen?.guest?.lease ?? null;
+    const port22 = gw && lease ? await gw.probeGuestPort(22, 1000, lease.address) : null;
+    return { name: this.name, startedAt: this.#state.startedAt, seed: this.#seed, firstFrameAt: seen?.guest?.firstFrameAt ?? null, lease, seedFetch: seen?.seed ?? null, port22 };
+  }
+
+  /**
+   * Waits until a command runs in the guest over SSH, saying on the way where the boot stands.
+   * @throws VmnetError E_TIMEOUT naming the stage; E_CLOSED when the VM exits first; E_UNREACHABLE without an SSH forward, or when port 22 answers a VM vmnet did not seed
+   */
+  async waitForSsh(opts: WaitForSshOptions = {}): Promise<void> {
+    if (this.#ssh === null) this.#sshTarget(); // throws: no forward, nothing to wait for
+    const target = this.#ssh!.target;
+    await waitForSsh(this.name, target, async () => {
+      if (this.#exit) throw new VmnetError('E_CLOSED', `VM ${this.name} exited before SSH was ready`);
+      return this.bootStatus();
+    }, opts);
+    this.#emit({ event: 'ready', time: now(), port: 22, address: this.address });
+  }
+
+  /**
+   * Runs a command in the guest over SSH (vmnet's master connection).
+   * @param cmd argv (quoted for the guest's shell) or a shell command line
+   * @returns its exit status and output
+   * @throws VmnetError E_UNREACHABLE when the guest cannot be reached
+   */
+  exec(cmd: string[] | string, opts: ExecOptions & { cwd?: string } = {}): Promise<ExecResult> {
+    const { cwd, ...rest } = opts;
+    return execCollect(this.name, this.#sshTarget(), cmd, { ...rest, ...(cwd !== undefined ? { workdir: cwd } : {}) });
+  }
+
+  /** Copies a host file (or directory, with recursive) into the guest. */
+  copyTo(local: string, remote: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    return copy(this.name, this.#sshTarget(), { local }, { remote }, opts.recursive ?? false);
+  }
+
+  /** Copies a guest file (or directory, with recursive) to the host. */
+  copyFrom(remote: string, local: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    return copy(this.name, this.#sshTarget(), { remote }, { local }, opts.recursive ?? false);
   }
 
   /**

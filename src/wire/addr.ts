@@ -342,6 +342,12 @@ export function isIp4Mapped6(a: Uint8Array, o = 0): boolean {
   return a[o + 10] === 0xff && a[o + 11] === 0xff;
 }
 
+/**
+ * True for an IPv4 link-local address, 169.254.0.0/16 (RFC 3927 §2.7: a
+ * router must not forward a datagram with a link-local destination).
+ */
+export const isLinkLocal4 = (a: Ip4): boolean => a >>> 16 === 0xa9fe;
+
 /** True for a link-local unicast address fe80::/10 (RFC 4291 §2.5.6). */
 export const isLinkLocal6 = (a: Uint8Array, o = 0): boolean => a[o] === 0xfe && (a[o + 1]! & 0xc0) === 0x80;
 

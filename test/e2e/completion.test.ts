@@ -51,7 +51,7 @@ describe('shell completion', () => {
 
   it('bash: commands, subcommands, flags, choices', () => {
     expect(bash(['vmnet', 'st'])).toEqual(['stop', 'status']);
-    expect(bash(['vmnet', 's'])).toEqual(['stop', 'switch', 'status']);
+    expect(bash(['vmnet', 's'])).toEqual(['stop', 'ssh', 'switch', 'status']);
     expect(bash(['vmnet', ''])).toEqual(expect.arrayContaining(['run', 'demo', 'doctor', 'guest', 'completion', 'switch', 'ls']));
     expect(bash(['vmnet', 'switch', ''])).toEqual(['create', 'ls', 'rm', 'socket', 'forward', 'link', 'unlink', 'unblock']); // not the hidden serve
     expect(bash(['vmnet', 'run', '--ac'])).toEqual(['--accel']);
@@ -66,6 +66,8 @@ describe('shell completion', () => {
   it('bash: running VM and switch names where a name goes, switch:NAME after --net', () => {
     expect(bash(['vmnet', 'stop', ''])).toEqual(['web']);
     expect(bash(['vmnet', 'console', 'w'])).toEqual(['web']);
+    expect(bash(['vmnet', 'ssh', ''])).toEqual(['web']);
+    expect(bash(['vmnet', 'exec', 'w'])).toEqual(['web']);
     expect(bash(['vmnet', 'forward', 'add', ''])).toEqual(['web']);
     expect(bash(['vmnet', 'stop', '--timeout', '5', ''])).toEqual(['web']); // a flag's value is not the name
     expect(bash(['vmnet', 'switch', 'rm', ''])).toEqual(['lab']);

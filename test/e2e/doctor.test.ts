@@ -126,7 +126,7 @@ describe('vmnet doctor', () => {
     expect(r.stdout).toMatch(/to do: (sudo )?apt-get install qemu-system-x86$/m);
     expect(r.stdout).toMatch(/^ {2}warn {2}test guest {4}not built, and it cannot be built here: missing syslinux \(syslinux\), mcopy \(mtools\), qemu-img \(qemu-utils\)/m);
     expect(r.stdout).toMatch(/to do: (sudo )?apt-get install syslinux mtools qemu-utils$/m);
-    expect(r.stdout).toMatch(/^ {2}warn {2}OpenSSH {7}no ssh client on PATH/m);
+    expect(r.stdout).toMatch(/^ {2}warn {2}OpenSSH {7}no ssh, ssh-keygen, scp on PATH: disk images cannot be seeded/m);
     // Ping to the outside warns where the host's ping_group_range excludes the user (as by default), with the sysctl to run.
     const pingWarns = /^ {2}warn {2}ping sockets {2}/m.test(r.stdout);
     if (pingWarns) expect(r.stdout).toMatch(/to do: (sudo )?sysctl -w net\.ipv4\.ping_group_range="0 2147483647"/m);

@@ -53,7 +53,7 @@ describe('two VLANs and a router VM', () => {
     // The frames crossed the link: its port on core carried them both ways, on the trunk.
     const core = (await switchStatus('core', { runtimeDir: runtime }))!;
     const link = core.snapshot.switch.ports.find((p) => p.kind === 'link');
-    expect(link).toMatchObject({ link: 'edge', roleText: 'trunk 10,20 native 1' });
+    expect(link).toMatchObject({ peer: 'edge', roleText: 'trunk 10,20 native 1' });
     expect(link!.counters.rxFrames).toBeGreaterThan(4);
     expect(link!.counters.txFrames).toBeGreaterThan(4);
   });

@@ -195,6 +195,6 @@ echo "GROWN $(dd if=/dev/vda bs=512 skip=${SECTOR_GROWN} count=1 2>/dev/null | h
     expect(existsSync(join(images, `sha256-${digest}`))).toBe(true); // the image stays cached
     const again = await vmnet(['rm', 'url-vm'], env);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/^vmnet: VM url-vm has no kept disk .*\n$/);
+    expect(again.stderr).toMatch(/^vmnet: VM url-vm has nothing kept .*\n$/);
   });
 });

@@ -34,6 +34,8 @@ import { fixedUpstreams } from '../../src/services/dns/resolv-conf.js';
 import type { HostStream, HostStreamEvents } from '../../src/services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../../src/services/tcp-nat/nat.js';
 import type { HostUdp, HostUdpSocket } from '../../src/services/udp-nat/nat.js';
+import { SeedRegistry } from '../../src/services/metadata/seeds.js';
+import { SeedHttp, type SeedHttpLimits } from '../../src/services/metadata/seed-http.js';
 import { FakePingBackend } from './fake-ping.js';
 
 // ------------------------------------------------------------ addresses
@@ -510,9 +512,13 @@ export interface RigOptions extends GatewayOptions {
   tcpLimits?: Partial<TcpNatLimits>;
   /** The host's own addresses (what the server reads from its interfaces). */
   hostAddresses?: Ip4[];
+  /** Bounds of the seed service's HTTP side. */
+  seedLimits?: Partial<SeedHttpLimits>;
   /** false: a gateway without a ping relay (default: one on the fake backend `rig.ping`). */
   ping?: false;
 }
+
+let tokens = 0;
 
 /**
  * A Gateway driven sans-IO: `send(frame)` hands a guest frame in on
@@ -598,12 +604,16 @@ export class GatewayRig {
   readonly gateway: Gateway;
   readonly port = new RecordingPort();
   readonly session: Session;
+  /** The cloud-init seed service (empty: TCP to the DNS address's port 80 is refused, as without it). */
+  readonly seeds = new SeedRegistry({ now: () => this.clock.t, token: () => (++tokens).toString(16).padStart(32, 'a') });
+  readonly seedHttp: SeedHttp;
   /** The ping relay's fake helper, and what the gateway warned. */
   readonly ping = new FakePingBackend();
   readonly warnings: Array<[string, string]> = [];
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, hostAddresses, ping, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, seedLimits, ping, ...gw } = opts;
+    this.seedHttp = new SeedHttp(this.seeds, seedLimits);
     const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
     this.config = resolveGatewayConfig(gw);
     this.transport = new FakeDnsTransport(upstreamTable);
@@ -628,9 +638,16 @@ export class GatewayRig {
       random32: () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0),
       tcpLimits,
       hostAddresses: () => hostSet,
+      seeds: { active: () => this.seeds.size > 0, stream: (ev, requester) => this.seedHttp.stream(ev, requester) },
       ...(ping === false ? {} : { ping: { backend: this.ping.factory, warn: (kind: string, detail: string) => void this.warnings.push([kind, detail]) } }),
     });
     this.session = this.gateway.attach(this.port);
+  }
+
+  /** A second guest link (another connection, or another switch port on a segment) with its own recording port. */
+  attachLink(): { session: Session; port: RecordingPort } {
+    const port = new RecordingPort();
+    return { session: this.gateway.attach(port), port };
   }
 
   /** Hands one frame to the gateway, as its own exact-size buffer. */

@@ -9,8 +9,9 @@
 import { expect } from 'vitest';
 import * as ipv4 from '../../src/wire/ipv4.js';
 import * as tcp from '../../src/wire/tcp.js';
-import type { Ip4 } from '../../src/wire/addr.js';
-import { GUEST_IP, GW_IP, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type DecodedFrame, type FakeTcpStream, type GatewayRig } from './frames.js';
+import type { Ip4, Mac } from '../../src/wire/addr.js';
+import type { Session } from '../../src/gateway/gateway.js';
+import { GUEST_IP, GW_IP, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type DecodedFrame, type FakeTcpStream, type GatewayRig, type RecordingPort } from './frames.js';
 
 /** The TCP header and payload of a decoded frame. */
 export function tcpOf(f: DecodedFrame): { h: tcp.Header; payload: Uint8Array } {
@@ -29,6 +30,8 @@ export interface GuestConnOptions {
   window?: number;
   /** False when the flow is served in process (no fake host dial to connect). */
   dialed?: boolean;
+  /** Another guest: its address, MAC and link (default the rig's own guest, 10.0.2.15 on its session). */
+  from?: { ip: Ip4; mac: Mac; session: Session; port: RecordingPort };
 }
 
 /** One guest connection through the NAT, driven segment by segment. */
@@ -39,6 +42,7 @@ export class GuestConn {
   readonly port: number;
   readonly dst: Ip4;
   readonly dstPort: number;
+  readonly from: GuestConnOptions['from'];
   /** The fake host stream it was dialed to (dialed flows only). */
   readonly host: FakeTcpStream;
   readonly received: Uint8Array[] = [];
@@ -53,6 +57,7 @@ export class GuestConn {
     this.dst = o.dst ?? GW_IP;
     this.dstPort = o.dstPort ?? 8080;
     this.window = o.window ?? 65535;
+    this.from = o.from;
     this.send({ flags: tcp.SYN, seq: this.seq });
     this.host = (o.dialed ?? true ? rig.tcp.dials.at(-1) : undefined) as FakeTcpStream;
     this.host?.ev.connected();
@@ -69,13 +74,15 @@ export class GuestConn {
   }
 
   send(o: { flags: number; seq?: number }, payload?: Uint8Array): void {
-    const seg = tcpSegment(GUEST_IP, this.dst, this.port, this.dstPort, { seq: o.seq ?? this.seq, ack: this.ack, flags: o.flags, window: this.window }, payload);
-    this.rig.send(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: this.dst, proto: ipv4.PROTO_TCP }, seg)));
+    const src = this.from?.ip ?? GUEST_IP;
+    const seg = tcpSegment(src, this.dst, this.port, this.dstPort, { seq: o.seq ?? this.seq, ack: this.ack, flags: o.flags, window: this.window }, payload);
+    const frame = ipv4Frame(ipv4Packet({ src, dst: this.dst, proto: ipv4.PROTO_TCP }, seg), this.from ? { src: this.from.mac } : {});
+    this.rig.send(frame, this.from?.session);
   }
 
   /** Segments the gateway sent since the last call; in-order data and FIN are taken like a guest would. */
   take(): Array<{ h: tcp.Header; payload: Uint8Array }> {
-    const segs = this.rig.port.takeDecoded().map(tcpOf);
+    const segs = (this.from?.port ?? this.rig.port).takeDecoded().map(tcpOf);
     for (const s of segs) {
       if (s.h.dstPort !== this.port) continue;
       if (s.h.flags & tcp.RST) this.rstSeen = true;

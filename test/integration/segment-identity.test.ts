@@ -4,6 +4,7 @@
  * connection. Fake guests on the switch's real socket: a second port cannot
  * take the first guest's address (ARP or IPv4 from it) and so cannot divert
  * its NAT replies, and spoofing many sources from one port buys one share.
+ * The NICs of one VM (per-NIC sockets, owners VM:0 and VM:1) are one guest.
  */
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
@@ -54,6 +55,30 @@ describe('guest identity on a segment (switch + gateway)', () => {
       a.close();
       b.close();
       echo.close();
+      await seg.close();
+    }
+  });
+
+  it('the NICs of one VM are one guest (a bond moves its address between them); another VM’s NIC is not', async () => {
+    const dir = privateTmp();
+    const seg = await startSegment({ dir: join(dir, 'sw'), gateway: { subnet: '10.7.0.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] } });
+    const a0 = await fakeGuest(await seg.switch.ownerSocket({ vlan: 1 }, 'web:0'));
+    const a1 = await fakeGuest(await seg.switch.ownerSocket({ vlan: 1 }, 'web:1'));
+    const other = await fakeGuest(await seg.switch.ownerSocket({ vlan: 1 }, 'web2:0'));
+    try {
+      a0.send(pingFrame({ src: A_MAC, dst: GW_MAC, srcIp: A_IP, dstIp: GW }));
+      await a0.next((f) => f.icmp?.type === 0);
+      // The bond failed over: the same MAC and address from the VM's other NIC, answered there.
+      a1.send(pingFrame({ src: A_MAC, dst: GW_MAC, srcIp: A_IP, dstIp: GW, seq: 2 }));
+      await a1.next((f) => f.icmp?.type === 0);
+      // Another VM (web2: a prefix of no concern) taking the address is refused as before.
+      other.send(pingFrame({ src: B_MAC, dst: GW_MAC, srcIp: A_IP, dstIp: GW, seq: 3 }));
+      await expect(other.next((f) => formatMac(f.eth.src) === formatMac(GW_MAC), 500)).rejects.toThrow();
+      expect(seg.snapshot().gateway!.drops['src-taken']).toBe(1);
+    } finally {
+      a0.close();
+      a1.close();
+      other.close();
       await seg.close();
     }
   });

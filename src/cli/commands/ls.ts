@@ -1,6 +1,6 @@
 /**
  * `vmnet ls [--json]`: running VMs with state, pid, accelerator, addresses,
- * forwards and uptime. Dead VMs' leftovers are cleaned on the way, one line
+ * SSH forward, forwards and uptime. Dead VMs' leftovers are cleaned on the way, one line
  * on stderr each saying what was found and done.
  */
 import type { CommandModule } from 'yargs';
@@ -41,9 +41,10 @@ export function lsCommand(io: CliIo): CommandModule<object, LsArgs> {
         return;
       }
       // PID is the process serving the VM (as `pid` in --json and in `started` events), QEMU is QEMU's.
-      const rows = [['NAME', 'STATE', 'PID', 'QEMU', 'ACCEL', 'ADDRESS', 'FORWARDS', 'UPTIME']];
+      const rows = [['NAME', 'STATE', 'PID', 'QEMU', 'ACCEL', 'ADDRESS', 'SSH', 'FORWARDS', 'UPTIME']];
       // Every cell comes from another process (a VM's control socket): escaped before it reaches the terminal.
-      for (const v of vms) rows.push([v.name, v.state, String(v.pid || '-'), String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.forwards.join(',') || '-', uptime(v.uptimeS)].map(printable));
+      // SSH: the forward vmnet ssh/exec/cp use (also listed among the forwards).
+      for (const v of vms) rows.push([v.name, v.state, String(v.pid || '-'), String(v.qemuPid ?? '-'), v.accel || '-', v.addresses.join(',') || '-', v.ssh ? `${v.ssh.host}:${v.ssh.port}` : '-', v.forwards.join(',') || '-', uptime(v.uptimeS)].map(printable));
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) io.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
     },

@@ -1,6 +1,7 @@
 /**
- * `vmnet rm NAME`: removes the disk vmnet keeps for a VM run from an image
- * URL (`$XDG_DATA_HOME/vmnet/vms/NAME/`); refused while that VM runs. The
+ * `vmnet rm NAME`: removes what vmnet keeps for a VM name
+ * (`$XDG_DATA_HOME/vmnet/vms/NAME/`): the disk of a VM run from an image URL
+ * and the SSH host key of a seeded VM; refused while that VM runs. The
  * downloaded image stays in the cache for other VMs.
  */
 import type { CommandModule } from 'yargs';
@@ -13,10 +14,10 @@ interface RmArgs {
 export function rmCommand(io: CliIo): CommandModule<object, RmArgs> {
   return {
     command: 'rm <name>',
-    describe: 'remove the disk kept for a VM run from an image URL',
+    describe: 'remove the disk and SSH host key kept for a VM name',
     builder: (y) =>
       y
-        .usage("$0 rm NAME\n\nRemove the disk vmnet keeps for VM NAME (a VM run from an image URL keeps its writes in an overlay until this). Refused while the VM runs. The downloaded image stays cached.")
+        .usage("$0 rm NAME\n\nRemove what vmnet keeps for VM NAME: the disk of a VM run from an image URL (its writes, in an overlay) and a seeded VM's SSH host key. Refused while the VM runs. The downloaded image stays cached.")
         .positional('name', { type: 'string', demandOption: true, describe: 'VM name' }) as never,
     handler: async (a) => {
       const { removeVm } = await import('../../vm/manage.js');

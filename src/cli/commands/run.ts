@@ -13,6 +13,7 @@ import { VmnetError } from '../../errors.js';
 import { printable, toJson } from '../../config/printable.js';
 import type { LaunchOptions } from '../../vm/plan.js';
 import type { Writable } from 'node:stream';
+import { resolve } from 'node:path';
 import type { VmEvent } from '../../vm/vm.js';
 
 interface RunArgs extends NetworkArgs {
@@ -37,6 +38,12 @@ interface RunArgs extends NetworkArgs {
   'stop-timeout': number;
   'dry-run': boolean;
   supervised: boolean;
+  'cloud-init': 'auto' | 'on' | 'off';
+  'cloud-init-seed'?: 'net' | 'disk';
+  user?: string;
+  'ssh-key': string[];
+  'user-data': string[];
+  ssh?: boolean;
   '--'?: string[];
 }
 
@@ -49,7 +56,9 @@ its own (per --name) until vmnet rm NAME.
 Its serial console is on this terminal: Ctrl-] stops the VM (ACPI power-down,
 then quit), every other key goes to the guest. SIGINT, SIGTERM and SIGHUP sent
 to vmnet also power the guest down (a second one forces it off). With --detach
-the VM runs in the background: see vmnet ls, console, forward, wait, stop.`;
+the VM runs in the background: see vmnet ls, console, forward, wait, stop.
+A disk image is seeded for cloud-init (a user with vmnet's key, an SSH forward):
+vmnet wait NAME --ssh, then vmnet ssh / exec / cp NAME.`;
 
 type ConsoleMode = { kind: 'terminal' } | { kind: 'none' } | { kind: 'file'; path: string };
 
@@ -98,6 +107,12 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           .option('json', { type: 'boolean', default: false, describe: 'report lifecycle events as NDJSON on stdout (started, lease, forward, ready, exited)' })
           .option('stop-timeout', { type: 'number', default: 30, describe: 'seconds the guest gets to power off after Ctrl-C/SIGTERM before QEMU is told to quit' })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the QEMU command line and network plan, start nothing' })
+          .option('cloud-init', { choices: ['auto', 'on', 'off'] as const, default: 'auto' as const, describe: 'seed cloud-init (a user with vmnet\'s key and yours, sudo, an exact host key): auto = for disk images, not --kernel boots' })
+          .option('cloud-init-seed', { choices: ['net', 'disk'] as const, describe: 'how the seed reaches the guest: net (served by the VM\'s gateway, named by SMBIOS; default with --net user) or disk (a CIDATA disk)' })
+          .option('user', { type: 'string', describe: 'the login user cloud-init creates (default: your user name, else vmnet)' })
+          .option('ssh-key', { type: 'string', array: true, default: [] as string[], describe: 'also authorize the public keys in FILE.pub (repeatable; ~/.ssh keys are not added unless named)' })
+          .option('user-data', { type: 'string', array: true, default: [] as string[], describe: 'cloud-init user-data FILE merged after vmnet\'s (#cloud-config, #!, …; repeatable; passed through untouched)' })
+          .option('ssh', { type: 'boolean', describe: 'an SSH forward on a free 127.0.0.1 port for vmnet ssh/exec/cp (default for disk images and seeded VMs; --no-ssh: none)' })
           .option('supervised', { type: 'boolean', default: false, hidden: true }),
       ) as never,
     handler: async (a) => {
@@ -145,6 +160,12 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
         extraArgs: a['--'] ?? [],
         stopTimeoutMs: a['stop-timeout'] * 1000,
+        cloudInit: a['cloud-init'],
+        ...(a['cloud-init-seed'] !== undefined ? { cloudInitSeed: a['cloud-init-seed'] } : {}),
+        ...(a.user !== undefined ? { user: a.user } : {}),
+        ...(a['ssh-key'].length ? { sshKeyFiles: a['ssh-key'].map((f) => resolve(f)) } : {}),
+        ...(a['user-data'].length ? { userDataFiles: a['user-data'].map((f) => resolve(f)) } : {}),
+        ...(a.ssh !== undefined ? { ssh: a.ssh } : {}),
         env: io.env,
       };
 

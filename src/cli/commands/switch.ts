@@ -24,6 +24,10 @@ interface CreateArgs {
   'storm-limit'?: number;
   'dns-upstream': string[];
   'dns-record': string[];
+  vxlan?: string;
+  'vxlan-remote': string[];
+  'vxlan-local'?: string;
+  'vxlan-underlay-mtu'?: number;
 }
 
 const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
@@ -38,7 +42,11 @@ const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
     .option('mtu', { type: 'number', describe: 'link MTU (default 1500)' })
     .option('storm-limit', { type: 'number', describe: 'broadcast/multicast frames per second each port may send (default 1000; 0: no limit)' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "the gateway's upstream DNS ADDR[:PORT], repeatable" })
-    .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP, repeatable' }) as Argv<T & CreateArgs>;
+    .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP, repeatable' })
+    .option('vxlan', { type: 'string', describe: 'join VXLAN segment VNI (RFC 7348) over UDP; the MTU then defaults to 1450' })
+    .option('vxlan-remote', { type: 'string', array: true, default: [] as string[], describe: 'remote VTEP HOST[:PORT] (default port 4789), repeatable: broadcasts are sent to each' })
+    .option('vxlan-local', { type: 'string', describe: 'local ADDR[:PORT] (or :PORT) to bind; default: the address that routes to the remotes, port 4789' })
+    .option('vxlan-underlay-mtu', { type: 'number', describe: 'IP MTU between the hosts (default 1500); larger frames are dropped and counted' }) as Argv<T & CreateArgs>;
 
 async function createOptions(a: CreateArgs) {
   const { resolve } = await import('node:path');
@@ -55,7 +63,26 @@ async function createOptions(a: CreateArgs) {
     stormRate: a['storm-limit'],
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
     dnsRecords: a['dns-record'].map(parseDnsRecord),
+    vxlan: await vxlanOptions(a),
   };
+}
+
+/** `--vxlan VNI --vxlan-remote …` → the switch's VXLAN settings (undefined without --vxlan). */
+async function vxlanOptions(a: CreateArgs) {
+  const v = await import('../../config/vxlan.js');
+  const given = a['vxlan-remote'].length > 0 || a['vxlan-local'] !== undefined || a['vxlan-underlay-mtu'] !== undefined;
+  if (a.vxlan === undefined) {
+    if (given) throw new VmnetError('E_USAGE', '--vxlan-remote, --vxlan-local and --vxlan-underlay-mtu go with --vxlan VNI');
+    return undefined;
+  }
+  const cfg = {
+    vni: v.parseVni(a.vxlan),
+    remotes: a['vxlan-remote'].map((r) => v.parseVxlanEndpoint(r, '--vxlan-remote')),
+    local: a['vxlan-local'] === undefined ? undefined : v.parseVxlanLocal(a['vxlan-local']),
+    underlayMtu: a['vxlan-underlay-mtu'],
+  };
+  v.checkVxlan(cfg);
+  return cfg;
 }
 
 const parseVlan = (text: string, flag: string): number => {
@@ -92,6 +119,11 @@ function human(bytes: number): string {
   return `${i === 0 ? bytes : bytes.toFixed(1)}${u[i]}`;
 }
 
+/** `VXLAN VNI 42 on 192.0.2.1:4789 → 192.0.2.2:4789, …, inner frames ≤ 1464 B`. */
+function vxlanText(v: { vni: number; local: string; remotes: Array<{ remote: string }>; maxInnerFrame: number }): string {
+  return `VXLAN VNI ${v.vni} on ${v.local} -> ${v.remotes.map((r) => r.remote).join(', ')}, inner frames up to ${v.maxInnerFrame} B`;
+}
+
 /** ` (isolated)`, ` (no host loopback)`, ` (no host)`: how far the gateway lets guests out. */
 function gatewayNotes(gw: { isolated: boolean; hostLoopback?: boolean; hostAccess?: boolean }): string {
   if (gw.isolated) return ' (isolated)';
@@ -118,6 +150,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
             out(`  socket (access VLAN 1): ${info.socket}`);
             out(`  QEMU: ${netdev(info.socket)}`);
             out(`  other VLANs: vmnet switch socket ${info.name} --vlan N | --trunk 10,20 [--native N]`);
+            if (info.vxlan !== null) out(`  ${vxlanText(info.vxlan)}`);
           },
         } as CommandModule<object, CreateArgs>)
         .command({
@@ -142,13 +175,19 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
                 const macs = p.macs.map((m) => m.mac).join(',') || '-';
                 const drops = dropsText({ ...c.drops, tooLong: p.framer?.tooLong ?? 0 });
                 out(
-                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : p.kind === 'link' ? `link to ${p.link}` : 'vm'}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
+                  `  port ${p.id}  ${p.kind === 'internal' ? p.name : p.kind === 'link' ? `link to ${p.peer}` : `vm${p.owner !== null ? ` ${p.owner}` : ''}${p.link?.egress.settings.down ? ' (link down)' : ''}`}  ${p.roleText}  macs ${macs}  rx ${c.rxFrames}/${human(c.rxBytes)}  tx ${c.txFrames}/${human(c.txBytes)}${c.txDropped ? `  txdrop ${c.txDropped}` : ''}${drops ? `  drops: ${drops}` : ''}`,
                 );
                 if (p.blocked !== null) {
                   out(`    BLOCKED (loop protection): MAC ${p.blocked.mac} on VLAN ${p.blocked.vlan} kept moving between this port and port ${p.blocked.otherPort}; vmnet switch unblock ${s.name} ${p.id}`);
                 }
               }
               for (const l of gw?.leases ?? []) out(`  lease ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ''}`);
+              const vx = s.snapshot.vxlan;
+              if (vx) {
+                const c = vx.counters;
+                out(`  ${vxlanText(vx)}  macs ${vx.macs.length}  rx ${c.rxDatagrams}  tx ${c.txDatagrams}  drops: unknown-remote ${c.unknownRemote} bad-vni ${c.badVni} malformed ${c.malformed} too-big ${c.tooBig} tx-busy ${c.txBusy}`);
+                for (const r of vx.remotes) out(`    remote ${r.remote}  macs ${r.macs}  rx ${r.counters.rxDatagrams}  tx ${r.counters.txDatagrams}${r.counters.learnRefused ? `  learn-refused ${r.counters.learnRefused}` : ''}`);
+              }
             }
           },
         } as CommandModule<object, { json: boolean }>)

@@ -8,7 +8,7 @@
  * (udp-forward.ts). Removing a forward closes its listener only: connections
  * already open carry on until they end.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { VmnetError } from '../../errors.js';
 import { formatForward, type ForwardSpec } from '../../config/forward.js';
 import type { Ip4 } from '../../wire/addr.js';
@@ -35,14 +35,17 @@ export class PortForwards {
   constructor(private readonly deps: PortForwardDeps) {}
 
   /**
-   * Adds a forward, binding its host side.
+   * Adds a forward, binding its host side. A TCP forward with host port 0
+   * gets a free port, which the forward returned (and listed) carries.
+   * @returns the forward as bound
    * @throws VmnetError E_PORT_IN_USE, E_PORT_PRIVILEGED, E_USAGE (already forwarded, bad address)
    */
-  async add(spec: ForwardSpec): Promise<void> {
-    if (this.list().some((f) => same(f, spec))) throw new VmnetError('E_USAGE', `${formatForward(spec)} is already forwarded`);
+  async add(spec: ForwardSpec): Promise<ForwardSpec> {
+    if (spec.hostPort !== 0 && this.list().some((f) => same(f, spec))) throw new VmnetError('E_USAGE', `${formatForward(spec)} is already forwarded`);
     if (spec.proto === 'udp') {
+      if (spec.hostPort === 0) throw new VmnetError('E_USAGE', 'a UDP forward needs a host port');
       this.udp.push(await UdpForward.open(spec, this.deps));
-      return;
+      return spec;
     }
     const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.deps.onTcpConnection(spec, socket));
     await new Promise<void>((resolve, reject) => {
@@ -50,7 +53,9 @@ export class PortForwards {
       server.listen({ port: spec.hostPort, host: spec.bindAddress, exclusive: true }, () => resolve());
     });
     server.on('error', () => undefined);
-    this.tcp.push({ spec, server });
+    const bound = spec.hostPort === 0 ? { ...spec, hostPort: (server.address() as AddressInfo).port } : spec;
+    this.tcp.push({ spec: bound, server });
+    return bound;
   }
 
   /**

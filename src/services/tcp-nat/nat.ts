@@ -83,7 +83,10 @@ import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-st
 import { TimerHeap } from './timer-heap.js';
 
 /** Where a guest connection goes. */
-export type TcpRoute = { host: string; port: number } | { local: 'dns' } | { refuse: true } | { drop: true };
+export type TcpRoute = { host: string; port: number } | { local: LocalService } | { refuse: true } | { drop: true };
+
+/** Services the gateway answers in process (no host socket): DNS over TCP, the cloud-init seed. */
+export type LocalService = 'dns' | 'seed';
 
 export interface TcpNatDeps {
   now(): number;
@@ -95,11 +98,12 @@ export interface TcpNatDeps {
   route(dstIp: Ip4, dstPort: number): TcpRoute;
   dial(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream;
   /**
-   * The in-process DNS stream for a guest's connection to the DNS address
-   * (`guest`: its key, see guestOf; `account`: the connection's TCP budget
-   * account, which replies held for the guest are charged to).
+   * The in-process stream of a local service for a guest's connection
+   * (`guest`: its key, see guestOf; `guestIp`: its address; `account`: the
+   * connection's TCP budget account, which replies held for the guest are
+   * charged to).
    */
-  localDns(ev: HostStreamEvents, guest: number, account: BudgetAccount | null): HostStream;
+  local(service: LocalService, ev: HostStreamEvents, guest: number, guestIp: Ip4, account: BudgetAccount | null): HostStream;
   /** Ask to have runTimers() called at (or soon after) `at` (ms, same clock as now()). */
   schedule(at: number): void;
   /** The guest (link) an address belongs to, the key of maxPerGuest; default: the address itself. */
@@ -354,7 +358,7 @@ export class TcpNat {
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
     this.startDial(flow);
     const ev = this.hostEvents(flow);
-    flow.host = 'local' in route ? this.deps.localDns(ev, flow.guest, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
+    flow.host = 'local' in route ? this.deps.local(route.local, ev, flow.guest, guestIp, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
   }
 
   /**
