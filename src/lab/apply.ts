@@ -37,7 +37,7 @@ import { startDetached } from '../vm/supervisor.js';
 import { linkKey, type LabSpec, type LabVm } from './model.js';
 import { actionGoal, actionText, planDown, planUp, pruneRecord, recordAction, type Action, type LabRecord, type Observed } from './plan.js';
 import { lockLab, readRecord, removeLabDir, writeRecord } from './state.js';
-import { LabInvalid, labLocator, parseLab, type LabIssue } from './validate.js';
+import { fieldText, LabInvalid, labLocator, parseLab, type LabIssue } from './validate.js';
 import { isImageUrl } from '../images/source.js';
 import { resolveGatewayConfig } from '../gateway/config.js';
 import { formatIp4 } from '../wire/addr.js';
@@ -82,13 +82,16 @@ export async function loadLab(file: string): Promise<LabSpec> {
   const at = labLocator(text);
   for (const v of spec.vms) {
     const b = v.boot;
-    const paths: Array<[string, string | null]> = b.kind === 'kernel' ? [['kernel', b.kernel], ['initrd', b.initrd]] : b.kind === 'image' && !isImageUrl(b.image) ? [['image', b.image]] : [];
+    const paths: Array<[Array<string | number>, string | null]> = b.kind === 'kernel' ? [[['kernel'], b.kernel], [['initrd'], b.initrd]] : b.kind === 'image' && !isImageUrl(b.image) ? [[['image'], b.image]] : [];
+    const many = v.userData.length > 1;
+    v.userData.forEach((f, i) => paths.push([many ? ['user-data', i] : ['user-data'], f]));
     for (const [field, path] of paths) {
       if (path === null) continue;
       try {
         await access(path, constants.R_OK);
       } catch {
-        missing.push({ file, ...at(['vms', v.name, field]), field: `vms.${v.name}.${field}`, message: `${path} does not exist or is not readable` });
+        const where = ['vms', v.name, ...field];
+        missing.push({ file, ...at(where), field: fieldText(where), message: `${path} does not exist or is not readable` });
       }
     }
   }
@@ -117,7 +120,17 @@ async function launchOptions(v: LabVm, env: NodeJS.ProcessEnv, onGuestBuild?: (l
     ...('vlan' in n.role ? { vlan: n.role.vlan } : { trunk: n.role.trunk, ...(n.role.native !== undefined ? { native: n.role.native } : {}) }),
     ...(n.mac !== null ? { mac: n.mac } : {}),
   }));
-  const common: LaunchOptions = { name: v.name, memory: `${v.memoryMiB}M`, cpus: v.cpus, accel: v.accel, net: net.length ? net : ['none'], forwards: v.forwards, env, stopTimeoutMs: 10_000 };
+  const common: LaunchOptions = {
+    name: v.name,
+    memory: `${v.memoryMiB}M`,
+    cpus: v.cpus,
+    accel: v.accel,
+    net: net.length ? net : ['none'],
+    forwards: v.forwards,
+    env,
+    stopTimeoutMs: 10_000,
+    ...(v.userData.length ? { userDataFiles: v.userData } : {}),
+  };
   const b = v.boot;
   if (b.kind === 'image') return { ...common, image: b.image, snapshot: b.snapshot, ...(b.format !== null ? { format: b.format } : {}) };
   if (b.kind === 'kernel') return { ...common, kernel: b.kernel, ...(b.initrd !== null ? { initrd: b.initrd } : {}), ...(b.append !== null ? { append: b.append } : {}) };

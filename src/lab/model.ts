@@ -49,6 +49,8 @@ export interface LabVm {
   memoryMiB: number;
   cpus: number;
   accel: Accel | 'auto';
+  /** cloud-init user-data files (absolute paths), merged after vmnet's seed: vm/seeding.ts. */
+  userData: string[];
   nics: LabNic[];
   /** Port forwards as formatted by config/forward.ts, sorted. */
   forwards: string[];
@@ -75,4 +77,4 @@ export interface LabSpec {
 export const linkKey = (l: Pick<LabLink, 'a' | 'b'>): string => [l.a, l.b].sort().join('~');
 
 /** A VM's spec without its forwards (those change on a running VM without a restart). */
-export const vmShape = (v: LabVm): Omit<LabVm, 'forwards'> => ({ name: v.name, boot: v.boot, memoryMiB: v.memoryMiB, cpus: v.cpus, accel: v.accel, nics: v.nics });
+export const vmShape = (v: LabVm): Omit<LabVm, 'forwards'> => ({ name: v.name, boot: v.boot, memoryMiB: v.memoryMiB, cpus: v.cpus, accel: v.accel, userData: v.userData, nics: v.nics });

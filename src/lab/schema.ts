@@ -12,13 +12,12 @@
  *     NAME: { subnet, gateway, isolated, host, host-loopback, mtu, dns: {NAME: IP}, vlans: [10, 20] }
  *   vms:
  *     NAME: { guest: test | image (+ format, snapshot) | kernel (+ initrd, append),
- *             memory, cpus, accel, nics: [{ switch, vlan | trunk + native, mac }], forwards: [SPEC] }
+ *             memory, cpus, accel, user-data: FILE | [FILES], nics: [{ switch, vlan | trunk + native, mac }], forwards: [SPEC] }
  *   links:
  *     - { between: [A, B], vlans: [10, 20], native: 1 }
  *
- * Reserved, refused with a message saying so until they are read: `impair`
- * on a link or a NIC (link faults, which `vmnet link set` sets at run time)
- * and `user-data` on a VM.
+ * Reserved, refused with a message saying so until it is read: `impair`
+ * on a link or a NIC (link faults, which `vmnet link set` sets at run time).
  */
 
 import type { LaunchOptions } from '../vm/plan.js';
@@ -74,7 +73,7 @@ const vmSchema = {
     accel: { enum: ['auto', 'kvm', 'tcg'] },
     nics: { type: 'array', items: nicSchema },
     forwards: { type: 'array', items: { type: 'string' } },
-    'user-data': {},
+    'user-data': { type: ['string', 'array'], items: { type: 'string', minLength: 1 }, minLength: 1 },
   },
 } as const;
 
@@ -130,7 +129,7 @@ export type RawVm = Pick<LaunchOptions, 'image' | 'format' | 'snapshot' | 'kerne
   guest?: 'test';
   nics?: RawNic[];
   forwards?: string[];
-  'user-data'?: unknown;
+  'user-data'?: string | string[];
 };
 
 /** A link as written. */

@@ -42,9 +42,16 @@ describe('parseLab', () => {
     expect(spec.switches).toEqual([
       { name: 'lan', gateway: true, subnet: '10.0.5.0/24', isolated: false, hostAccess: true, hostLoopback: true, mtu: null, dns: ['backup.lab=10.0.5.200'], vlans: [] },
     ]);
-    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, accel: 'auto', nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
+    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, accel: 'auto', userData: [], nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
     expect(spec.vms[1]!.boot).toEqual({ kind: 'kernel', kernel: '/labs/vmlinuz', initrd: '/labs/initrd.gz', append: null });
     expect(spec.vms[1]!).toMatchObject({ memoryMiB: 1024, cpus: 2, nics: [{ mac: '52:54:00:aa:00:01' }] });
+  });
+
+  it('user-data: one file or several, relative to the lab file, with an image', () => {
+    const one = parseLab('vms:\n  a: { image: disk.qcow2, user-data: init.yaml }\n', '/labs/x.yaml');
+    expect(one.vms[0]!.userData).toEqual(['/labs/init.yaml']);
+    const two = parseLab('vms:\n  a: { image: /i/disk.qcow2, user-data: [a.yaml, /b.sh] }\n', '/labs/x.yaml');
+    expect(two.vms[0]!.userData).toEqual(['/labs/a.yaml', '/b.sh']);
   });
 
   it('the lab name defaults to the file name', () => {
@@ -106,7 +113,7 @@ vms:
       'lab.yaml:8:13: vms.a.memory: give a size such as 512M or 2G (at least 16M)',
       'lab.yaml:10:19: vms.a.nics[0].switch: no switch "lna" in this file (switches: lan, wire)',
       'lab.yaml:11:9: vms.a.nics[1]: switch lan declares vlans [10] and not 20: add it there',
-      'lab.yaml:15:5: vms.b.user-data: cloud-init user-data in a lab file is not supported yet (vmnet run --user-data is; a lab VM booting an image gets vmnet\'s default seed)',
+      'lab.yaml:15:5: vms.b.user-data: cloud-init runs on an image: user-data goes with image (vmnet seeds it on a disk the guest finds)',
       'lab.yaml:17:30: vms.b.nics[0].mac: 52:54:00:00:00:01 is already the MAC of vms.a.nics[1]',
       'lab.yaml:18:5: vms.b.forwards: forwards go through the gateway of the VM\'s first NIC\'s switch, and wire has none',
       'lab.yaml:18:16: vms.b.forwards[0]: host port 8080/tcp is already forwarded by vms.a.forwards[0]',

@@ -312,7 +312,8 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
   for (const [vm, v] of Object.entries(rawVms)) {
     const p = ['vms', vm];
     tryOr(p, () => validateName(vm), true);
-    if (v['user-data'] !== undefined) at([...p, 'user-data'], 'cloud-init user-data in a lab file is not supported yet (vmnet run --user-data is; a lab VM booting an image gets vmnet\'s default seed)', true);
+    const userData = v['user-data'] === undefined ? [] : (Array.isArray(v['user-data']) ? v['user-data'] : [v['user-data']]).map((f) => resolve(dir, f));
+    if (userData.length > 0 && v.image === undefined) at([...p, 'user-data'], 'cloud-init runs on an image: user-data goes with image (vmnet seeds it on a disk the guest finds)', true);
     const boot = bootOf(v, dir, p, at);
     const memoryMiB = tryOr([...p, 'memory'], () => parseMemory(String(v.memory ?? DEFAULT_MEMORY))) ?? 0;
     const nics: LabNic[] = [];
@@ -355,7 +356,7 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
       else if (sw !== undefined && !(sw.gateway ?? sw.subnet !== undefined)) at([...p, 'forwards'], `forwards go through the gateway of the VM's first NIC's switch, and ${first.switch} has none`, true);
       else if (!('vlan' in first.role) || first.role.vlan !== 1) at([...p, 'forwards'], 'forwards go through the gateway, which is on VLAN 1: put the VM\'s first NIC on VLAN 1', true);
     }
-    vms.push({ name: vm, boot, memoryMiB, cpus: v.cpus ?? DEFAULT_CPUS, accel: v.accel ?? 'auto', nics, forwards: forwards.sort() });
+    vms.push({ name: vm, boot, memoryMiB, cpus: v.cpus ?? DEFAULT_CPUS, accel: v.accel ?? 'auto', userData, nics, forwards: forwards.sort() });
   }
 
   // Links.
