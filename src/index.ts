@@ -24,7 +24,7 @@ export type { DoctorReport, Check, Verdict } from './doctor/report.js';
 export { runDemo, type DemoResult } from './demo/demo.js';
 export { pingStatus, type PingStatus } from './services/ping/status.js';
 export { loadLab, parseLab, labUp, labDown, labStatus, labDot, LabInvalid, formatIssue, LAB_SCHEMA, type LabSpec, type LabIssue, type LabOptions, type LabStatus, type Action as LabAction } from './lab/index.js';
-export { setLink, showLink, type VmLink } from './switch/vm-link.js';
+export { setLink, showLink, setSwitchLink, type VmLink, type LinkOptions } from './switch/vm-link.js';
 export { parseLinkWords, type LinkPatch, type LinkDirection } from './config/link.js';
 export type { ImpairSettings, ImpairCounters } from './switch/impair.js';
 export type { LinkSnapshot, LinkDirectionSnapshot } from './switch/impair-port.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkImpairSettings, formatImpair, linkPatchFromJson, parseLinkWords } from './link.js';
+import { checkImpairSettings, formatImpair, linkPatchFromJson, parseLinkWords, formatLinkPatch } from './link.js';
 import { PERFECT } from '../switch/impair.js';
 
 describe('parseLinkWords', () => {
@@ -51,5 +51,18 @@ describe('parseLinkWords', () => {
     expect(() => linkPatchFromJson({ set: {}, dir: 'sideways' })).toThrow(/dir must be/);
     expect(formatImpair({ ...PERFECT, ...p.set } as typeof PERFECT)).toBe('down delay=50ms loss=5% rate=10mbit');
     expect(formatImpair(PERFECT)).toBe('ok');
+  });
+});
+
+describe('formatLinkPatch', () => {
+  it('says a patch in one order, whatever order it was written in, and reads back the same', () => {
+    const a = parseLinkWords(['seed=7', 'delay=50ms', 'loss=5%', 'dir=both', 'rate=10mbit']);
+    const b = parseLinkWords(['loss=5%', 'rate=10mbit', 'dir=both', 'delay=50ms', 'seed=7']);
+    expect(formatLinkPatch(a)).toBe('delay=50ms loss=5% rate=10mbit seed=7 dir=both');
+    expect(formatLinkPatch(b)).toBe(formatLinkPatch(a));
+    expect(parseLinkWords(formatLinkPatch(a).split(' '))).toEqual(a);
+    expect(formatLinkPatch(parseLinkWords(['down']))).toBe('down');
+    expect(formatLinkPatch(parseLinkWords(['dir=ingress', 'down']))).toBe('down'); // down is both ways: the direction says nothing
+    expect(formatLinkPatch(parseLinkWords(['burst=4', 'loss=0.5%', 'corrupt=0.1%', 'limit=50']))).toBe('loss=0.5% burst=4 corrupt=0.1% limit=50');
   });
 });

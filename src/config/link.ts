@@ -18,7 +18,7 @@
  * Every error is one line naming the word and what to write instead.
  */
 import { VmnetError } from '../errors.js';
-import type { ImpairSettings } from '../switch/impair.js';
+import { PERFECT, type ImpairCounters, type ImpairSettings } from '../switch/impair.js';
 
 /** Which way faults apply: egress is from the switch out of the port (to the VM). */
 export type LinkDirection = 'egress' | 'ingress' | 'both';
@@ -206,6 +206,30 @@ export function formatImpair(s: ImpairSettings): string {
   if (s.reorder > 0) w.push(`reorder=${+(s.reorder * 100).toFixed(4)}%`);
   if (s.rateBps > 0) w.push(`rate=${formatRate(s.rateBps)}`);
   return w.length === 0 ? 'ok' : w.join(' ');
+}
+
+/**
+ * A patch as the words that say it, in one order whatever order it was
+ * written in, so that two patches meaning the same compare equal as text
+ * (labs record a port's faults this way): `parseLinkWords` of the result
+ * sets the same fields (`up` and a `seed`/`limit` left at their default
+ * aside, which say nothing on a cleared port).
+ * @returns '' for a patch that sets nothing
+ */
+export function formatLinkPatch(p: LinkPatch): string {
+  const s = { ...PERFECT, ...p.set };
+  const faults = formatImpair({ ...s, down: false });
+  const w = faults === 'ok' ? [] : faults.split(' ');
+  if (s.down) w.unshift('down');
+  if (p.set.seed !== undefined) w.push(`seed=${s.seed}`);
+  if (p.set.limit !== undefined) w.push(`limit=${s.limit}`);
+  if (p.dir !== 'egress' && faults !== 'ok') w.push(`dir=${p.dir}`);
+  return w.join(' ');
+}
+
+/** One direction's counters in one line, as `link show` and `status` print them. */
+export function formatImpairCounters(c: ImpairCounters): string {
+  return `offered ${c.offered} delivered ${c.delivered} lost ${c.lost} down ${c.down} dup ${c.duplicated} corrupt ${c.corrupted} reordered ${c.reordered} held ${c.held} queue-full ${c.queueFull} flushed ${c.flushed} congested ${c.congested}`;
 }
 
 function formatRate(bps: number): string {

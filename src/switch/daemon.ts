@@ -20,7 +20,9 @@
  *   {"op":"socket","role":…,"owner":"web:0"} → {"ok":true,"path"} (a socket of that VM NIC's own)
  *   {"op":"link-set","owner":"web:0"|"port":4,"patch":{set,dir,clear}} → {"ok":true,"links":[…]}
  *   {"op":"link-show","owner":"web:0"|"port":4} → {"ok":true,"links":[{port,owner,link}…]}
- *       (link faults, impair-port.ts; config/link.ts checks the patch)
+ *       (link faults, impair-port.ts; config/link.ts checks the patch. A VM's
+ *       port by its owner or id; a link to another switch by its port id:
+ *       egress is from this switch to the peer, ingress from the peer)
  *   {"op":"name","mac":"52:…","name":"db"} → {"ok":true}          (vmnet name for DNS)
  *   {"op":"unname","mac":"52:…"}          → {"ok":true}
  *   {"op":"forward-add","spec":{"proto","bindAddress","hostPort","guestPort","guest"}} → {"ok":true}
@@ -266,8 +268,8 @@ async function listenControl(path: string, handle: (req: ControlRequest) => Prom
 
 /** The stream ports a link request names (by owner or id); E_USAGE when none. */
 function linkPorts(ports: PortSnapshot[], req: ControlRequest): PortSnapshot[] {
-  const found = ports.filter((p) => p.kind === 'stream' && (req.owner !== undefined ? p.owner === req.owner : p.id === req.port));
-  if (found.length === 0) throw new VmnetError('E_USAGE', req.owner !== undefined ? `no port of ${req.owner} on this switch` : `no VM port ${req.port} on this switch`);
+  const found = ports.filter((p) => p.kind !== 'internal' && (req.owner !== undefined ? p.owner === req.owner : p.id === req.port));
+  if (found.length === 0) throw new VmnetError('E_USAGE', req.owner !== undefined ? `no port of ${req.owner} on this switch` : `no VM or link port ${req.port} on this switch`);
   return found;
 }
 
@@ -644,7 +646,8 @@ export async function unblockSwitchPort(name: string, port: number, opts: { runt
 
 /**
  * Changes (or, with no patch, shows) the link faults of the ports of switch
- * `name` that belong to `owner` (`VM:NIC`) or have id `port`.
+ * `name` that belong to `owner` (`VM:NIC`) or have id `port` (a VM's port,
+ * or a link to another switch: egress is from `name` to the peer).
  * @throws VmnetError E_USAGE (no switch, no such port, bad settings)
  */
 export async function switchLink(name: string, which: { owner: string } | { port: number }, patch?: LinkPatch, opts: { runtimeDir?: string } = {}): Promise<PortLink[]> {

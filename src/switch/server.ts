@@ -35,8 +35,8 @@
  * port does, or when the owner asks again (the VM started anew); at most
  * 1024 are open.
  *
- * Link faults. {@link RunningSwitch.setLink} gives a stream port delay,
- * loss, rate limits and the rest (impair-port.ts, impair.ts); a port that
+ * Link faults. {@link RunningSwitch.setLink} gives a stream port (a VM's,
+ * or a link to another switch: both are byte streams) delay, loss, rate limits and the rest (impair-port.ts, impair.ts); a port that
  * never had any keeps the plain path.
  *
  * In-process ports (the gateway) join with {@link RunningSwitch.addInternalPort}:
@@ -460,7 +460,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   const setLink = (portId: number, patch: LinkPatch): LinkSnapshot => {
     const p = sw.ports().find((x) => x.id === portId);
     const i = p === undefined ? undefined : info.get(p);
-    if (p === undefined || i === undefined || i.stream === null || i.direct === null) throw new VmnetError('E_USAGE', `switch ${name} has no VM port ${portId} (see vmnet switch ls)`);
+    if (p === undefined || i === undefined || i.stream === null || i.direct === null) throw new VmnetError('E_USAGE', `switch ${name} has no VM or link port ${portId} (see vmnet switch ls)`);
     i.impair ??= new ImpairedPort(sw, p, i.stream, i.direct);
     i.impair.apply(patch);
     return i.impair.snapshot();

@@ -232,6 +232,6 @@ describe('link faults through a switch', () => {
     const p = await pair();
     expect(() => p.set('b:0', 'reorder=5%')).toThrow(/reorder needs a delay/);
     expect(p.sw.snapshot().ports.find((x) => x.owner === 'b:0')!.link?.egress.settings.reorder ?? 0).toBe(0);
-    expect(() => p.sw.setLink(999, parseLinkWords(['down']))).toThrow(/no VM port 999/);
+    expect(() => p.sw.setLink(999, parseLinkWords(['down']))).toThrow(/no VM or link port 999/);
   });
 });

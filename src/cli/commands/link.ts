@@ -33,7 +33,7 @@ export function linkCommand(io: CliIo): CommandModule<object, LinkArgs> {
         .option('json', { type: 'boolean', default: false, describe: 'print JSON (show)' }) as never,
     handler: async (a) => {
       const { runtimeRoot } = await import('../../config/runtime-dir.js');
-      const { parseLinkWords, formatImpair } = await import('../../config/link.js');
+      const { parseLinkWords, formatImpair, formatImpairCounters } = await import('../../config/link.js');
       const { setLink, showLink } = await import('../../switch/vm-link.js');
       const opts = { runtimeDir: runtimeRoot(io.env) };
       const links = a.action === 'set' ? await setLink(a.name, parseLinkWords((a.settings ?? []).map(String)), opts) : await showLink(a.name, opts);
@@ -45,10 +45,9 @@ export function linkCommand(io: CliIo): CommandModule<object, LinkArgs> {
         out(`${l.owner ?? `port ${l.port}`}  switch ${l.switch} port ${l.port}  ${state}`);
         for (const [name, d] of [['egress (to VM)', eg], ['ingress (from VM)', ing]] as const) {
           if (d === undefined) continue;
-          const c = d.counters;
           const faults = formatImpair({ ...d.settings, down: false });
           out(`  ${name}: ${faults}  seed ${d.settings.seed}  queued ${d.queued}`);
-          out(`    offered ${c.offered} delivered ${c.delivered} lost ${c.lost} down ${c.down} dup ${c.duplicated} corrupt ${c.corrupted} reordered ${c.reordered} held ${c.held} queue-full ${c.queueFull} flushed ${c.flushed} congested ${c.congested}`);
+          out(`    ${formatImpairCounters(d.counters)}`);
         }
         if (l.link === null) out('  no faults set');
       }
