@@ -20,6 +20,13 @@
  * removes the switches (their links go with them), then the lab's
  * directory: nothing of the lab is left in the runtime directory.
  *
+ * Link faults (`impair` actions) go on the running port with the calls of
+ * `vmnet link set` (switch/vm-link.ts), as a cleared port plus the file's
+ * words, so the port has exactly what the file says: a VM's NIC by its
+ * owner `VM:NIC` (waiting, up to {@link PORT_WAIT_MS}, for a VM just
+ * started to connect: until it has, and while it boots, its link is
+ * perfect), a link by switch `a`'s end of it (egress: from `a` to `b`).
+ *
  * The bundled test guest (`guest: test`) boots from ensureBundledGuest()'s
  * kernel and initramfs with `vmnet.hostname=NAME vmnet.acpi=1`: its
  * hostname is the VM's name and it powers off on the ACPI button, so
@@ -30,6 +37,9 @@ import { VmnetError } from '../errors.js';
 import { ensureBundledGuest } from '../guest/bundled.js';
 import { parseDnsRecord } from '../services/dns/local.js';
 import { createSwitch, linkSwitches, listSwitches, removeSwitch, unlinkSwitches, type SwitchListing } from '../switch/daemon.js';
+import type { LinkSnapshot } from '../switch/impair-port.js';
+import { setLink, setSwitchLink } from '../switch/vm-link.js';
+import { parseLinkWords, type LinkPatch } from '../config/link.js';
 import { runtimeRoot } from '../config/runtime-dir.js';
 import { addForward, listVms, removeForward, stopVm, type VmListing } from '../vm/manage.js';
 import type { LaunchOptions, NetSpec } from '../vm/plan.js';
@@ -53,6 +63,9 @@ export interface LabOptions {
   /** Progress lines while the bundled test guest is built (the first `guest: test` VM on a machine without it). */
   onGuestBuild?: (line: string) => void;
 }
+
+/** How long an impair action waits for a VM's port to appear (its QEMU connecting to the switch), ms. */
+const PORT_WAIT_MS = 20_000;
 
 /** Largest topology file read (bytes): a lab is a page, not a data set. */
 const MAX_FILE = 1 << 20;
@@ -172,6 +185,14 @@ async function perform(a: Action, env: NodeJS.ProcessEnv, stopTimeoutMs: number,
     case 'start-vm':
       await startDetached(await launchOptions(a.vm, env, onGuestBuild));
       return;
+    case 'impair': {
+      // A cleared port plus the file's words: the port ends up with exactly what the file says.
+      const patch: LinkPatch = a.impair === null ? { set: {}, dir: 'both', clear: true } : { ...parseLinkWords(a.impair.split(' ')), clear: true };
+      const t = a.target;
+      if ('link' in t) await setSwitchLink(t.link.a, t.link.b, patch, { runtimeDir });
+      else await setLink(`${t.vm}:${t.nic}`, patch, { runtimeDir, waitMs: PORT_WAIT_MS });
+      return;
+    }
     case 'forward-add':
       await addForward(a.vm, a.spec, env);
       return;
@@ -278,7 +299,16 @@ export interface LabVmStatus {
   accel: string | null;
   memoryMiB: number;
   cpus: number;
-  nics: Array<{ switch: string; role: string; mac: string | null; ip: string | null }>;
+  nics: Array<{
+    switch: string;
+    role: string;
+    mac: string | null;
+    ip: string | null;
+    /** The faults the file asks for (`loss=5% delay=50ms`), or null. */
+    impair: string | null;
+    /** The port's faults as the switch has them (settings and counters per direction; egress is to the VM), or null while it never had any. */
+    link: LinkSnapshot | null;
+  }>;
   forwards: string[];
 }
 
@@ -290,7 +320,8 @@ export interface LabStatus {
   up: boolean;
   switches: LabSwitchStatus[];
   vms: LabVmStatus[];
-  links: Array<{ a: string; b: string; role: string; up: boolean }>;
+  /** `link` is the faults at `a`'s end (egress: from `a` to `b`), as the switch has them. */
+  links: Array<{ a: string; b: string; role: string; up: boolean; impair: string | null; link: LinkSnapshot | null }>;
 }
 
 /**
@@ -310,6 +341,11 @@ export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<L
     for (const l of s.snapshot.gateway?.leases ?? []) leases.set(`${s.name}/${l.mac}`, l.ip);
   }
   const owned = (kind: 'switches' | 'vms', name: string) => rec !== null && rec[kind][name] !== undefined;
+  const ports = (sw: string) => {
+    const s = owned('switches', sw) ? sws.get(sw) : undefined;
+    return s?.state === 'running' ? s.snapshot.switch.ports : [];
+  };
+  const portLink = (sw: string, f: (p: { owner: string | null; kind: string; peer: string | null }) => boolean): LinkSnapshot | null => ports(sw).find(f)?.link ?? null;
   return {
     name: spec.name,
     file: spec.file,
@@ -342,11 +378,12 @@ export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<L
         cpus: v.cpus,
         nics: v.nics.map((n, i) => {
           const mac = n.mac ?? l?.macs[i] ?? null;
-          return { switch: n.switch, role: formatRole(n.role), mac, ip: mac !== null ? (leases.get(`${n.switch}/${mac}`) ?? null) : null };
+          const link = l === undefined ? null : portLink(n.switch, (p) => p.owner === `${v.name}:${i}`);
+          return { switch: n.switch, role: formatRole(n.role), mac, ip: mac !== null ? (leases.get(`${n.switch}/${mac}`) ?? null) : null, impair: n.impair, link };
         }),
         forwards: l?.forwards ?? [],
       };
     }),
-    links: spec.links.map((k) => ({ a: k.a, b: k.b, role: formatRole(k.role), up: seen.links.has(linkKey(k)) })),
+    links: spec.links.map((k) => ({ a: k.a, b: k.b, role: formatRole(k.role), up: seen.links.has(linkKey(k)), impair: k.impair, link: portLink(k.a, (p) => p.kind === 'link' && p.peer === k.b) })),
   };
 }

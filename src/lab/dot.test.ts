@@ -12,10 +12,10 @@ const ST: LabStatus = {
     { name: 'edge', state: 'running', pid: 2, gateway: { subnet: '10.0.9.0/24', address: '10.0.9.2', isolated: true }, vlans: [1, 10], links: [], ports: 2, names: [] },
   ],
   vms: [
-    { name: 'r', state: 'running', pid: 3, accel: 'tcg', memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'core', role: 'access 10', mac: '52:54:00:00:00:01', ip: null }, { switch: 'core', role: 'trunk 20,30 native 1', mac: null, ip: null }] },
-    { name: 'h"x', state: 'stopped', pid: null, accel: null, memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'edge', role: 'access 1', mac: '52:54:00:00:00:02', ip: '10.0.9.15' }] },
+    { name: 'r', state: 'running', pid: 3, accel: 'tcg', memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'core', role: 'access 10', mac: '52:54:00:00:00:01', ip: null, impair: 'delay=50ms loss=5%', link: null }, { switch: 'core', role: 'trunk 20,30 native 1', mac: null, ip: null, impair: null, link: null }] },
+    { name: 'h"x', state: 'stopped', pid: null, accel: null, memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'edge', role: 'access 1', mac: '52:54:00:00:00:02', ip: '10.0.9.15', impair: 'down', link: null }] },
   ],
-  links: [{ a: 'core', b: 'edge', role: 'trunk 10 native 1', up: false }],
+  links: [{ a: 'core', b: 'edge', role: 'trunk 10 native 1', up: false, impair: 'rate=10mbit', link: null }],
 };
 
 describe('labDot', () => {
@@ -24,10 +24,11 @@ describe('labDot', () => {
     expect(dot).toContain('subgraph "cluster_core" {');
     expect(dot).toContain('"core/vlan10" [shape=ellipse, label="VLAN 10"];');
     expect(dot).toContain('"sw/edge" [shape=box, label="edge\\ngateway 10.0.9.2\\n10.0.9.0/24 (isolated)"];');
-    expect(dot).toContain('"vm/r" -- "core/vlan10" [label="eth0 52:54:00:00:00:01"];');
+    expect(dot).toContain('"vm/r" -- "core/vlan10" [label="eth0 52:54:00:00:00:01\\nfaults: delay=50ms loss=5%", color=red];');
     expect(dot).toContain('"vm/r" -- "sw/core" [label="eth1\\ntrunk 20,30 native 1"];');
     expect(dot).toContain('"vm/h\\"x" [shape=component, label="h\\"x\\nstopped", color=grey, fontcolor=grey];');
-    expect(dot).toContain('"sw/core" -- "sw/edge" [style=dashed, label="link: trunk 10 native 1 (down)"];');
+    expect(dot).toContain('"vm/h\\"x" -- "edge/vlan1" [label="eth0 52:54:00:00:00:02\\nfaults: down", style=dotted, color=grey, fontcolor=grey];');
+    expect(dot).toContain('"sw/core" -- "sw/edge" [style=dashed, label="link: trunk 10 native 1 (down)\\nfaults core → edge: rate=10mbit", color=red];');
   });
 
   it('quotes: no string can end early; control characters dropped', () => {

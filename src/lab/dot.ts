@@ -8,7 +8,9 @@
  * an edge to the VLAN it is an access port of, or to the switch box for a
  * trunk (labelled with the trunk's VLANs), labelled with its MAC. A link
  * between switches is a bold edge between their boxes, labelled with what it
- * carries, dashed while it is down. Stopped elements are grey.
+ * carries, dashed while it is down. Stopped elements are grey. An edge
+ * whose port has link faults in the file is labelled with them and red, or
+ * dotted when they take it down.
  *
  * The output is an undirected `graph` in the DOT language
  * (https://graphviz.org/doc/info/lang.html); every ID and label is a quoted
@@ -32,6 +34,11 @@ export function labDot(st: LabStatus): string {
   const out: string[] = [];
   const line = (s: string) => out.push(s);
   const grey = (running: boolean) => (running ? '' : ', color=grey, fontcolor=grey');
+  /** A label's faults line, and whether they take the port down, for a port's `impair`. */
+  const faults = (impair: string | null, head = 'faults'): { text: string; down: boolean; red: string } => {
+    const down = impair !== null && /(^| )down( |$)/.test(impair);
+    return { text: impair === null ? '' : `\n${head}: ${impair}`, down, red: impair !== null && !down ? ', color=red' : '' };
+  };
   const vlanNode = (sw: string, v: number) => q(`${sw}/vlan${v}`);
   line(`graph ${q(`lab ${st.name}`)} {`);
   line(`  label=${q(`lab ${st.name}${st.up ? '' : ' (down)'}`)}; labelloc=t; fontname=sans; node [fontname=sans]; edge [fontname=sans, fontsize=10];`);
@@ -56,11 +63,15 @@ export function labDot(st: LabStatus): string {
     line(`  ${q(`vm/${vm.name}`)} [shape=component, label=${q(label)}${grey(running)}];`);
     vm.nics.forEach((n, i) => {
       const to = /^access /.test(n.role) ? vlanNode(n.switch, Number(n.role.slice(7))) : q(`sw/${n.switch}`);
-      const text = `eth${i}${n.mac !== null ? ` ${n.mac}` : ''}${/^access /.test(n.role) ? '' : `\n${n.role}`}`;
-      line(`  ${q(`vm/${vm.name}`)} -- ${to} [label=${q(text)}${grey(running)}];`);
+      const f = faults(n.impair);
+      const text = `eth${i}${n.mac !== null ? ` ${n.mac}` : ''}${/^access /.test(n.role) ? '' : `\n${n.role}`}${f.text}`;
+      line(`  ${q(`vm/${vm.name}`)} -- ${to} [label=${q(text)}${f.down ? ', style=dotted' : f.red}${grey(running)}];`);
     });
   }
-  for (const l of st.links) line(`  ${q(`sw/${l.a}`)} -- ${q(`sw/${l.b}`)} [style=${l.up ? 'bold' : 'dashed'}, label=${q(`link: ${l.role}${l.up ? '' : ' (down)'}`)}];`);
+  for (const l of st.links) {
+    const f = faults(l.impair, `faults ${l.a} → ${l.b}`);
+    line(`  ${q(`sw/${l.a}`)} -- ${q(`sw/${l.b}`)} [style=${l.up && !f.down ? 'bold' : 'dashed'}, label=${q(`link: ${l.role}${l.up ? '' : ' (down)'}${f.text}`)}${f.red}];`);
+  }
   line('}');
   return out.join('\n') + '\n';
 }

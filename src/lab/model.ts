@@ -40,6 +40,12 @@ export interface LabNic {
   switch: string;
   role: NormalRole;
   mac: string | null;
+  /**
+   * The port's link faults as config/link.ts formatLinkPatch() says them
+   * (one order, so equal faults are equal text), applied on a cleared port;
+   * null for a perfect link. Changed on a running VM without a restart.
+   */
+  impair: string | null;
 }
 
 /** A VM of a lab. */
@@ -61,6 +67,8 @@ export interface LabLink {
   a: string;
   b: string;
   role: NormalRole;
+  /** Faults of `a`'s end of the link (egress: from `a` to `b`), as {@link LabNic.impair}; changed without cutting the link. */
+  impair: string | null;
 }
 
 /** A validated topology file. */
@@ -76,5 +84,8 @@ export interface LabSpec {
 /** The key a link is known by: its two switches, sorted (`core~edge`). */
 export const linkKey = (l: Pick<LabLink, 'a' | 'b'>): string => [l.a, l.b].sort().join('~');
 
-/** A VM's spec without its forwards (those change on a running VM without a restart). */
-export const vmShape = (v: LabVm): Omit<LabVm, 'forwards'> => ({ name: v.name, boot: v.boot, memoryMiB: v.memoryMiB, cpus: v.cpus, accel: v.accel, userData: v.userData, nics: v.nics });
+/** A VM's spec without its forwards and its NICs' faults (those change on a running VM without a restart). */
+export const vmShape = (v: LabVm): object => ({ name: v.name, boot: v.boot, memoryMiB: v.memoryMiB, cpus: v.cpus, accel: v.accel, userData: v.userData, nics: v.nics.map((n) => ({ switch: n.switch, role: n.role, mac: n.mac })) });
+
+/** A link's spec without its faults (those change on a running link without cutting it). */
+export const linkShape = (l: LabLink): object => ({ a: l.a, b: l.b, role: l.role });

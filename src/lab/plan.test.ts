@@ -105,4 +105,40 @@ describe('planUp', () => {
     const all = applied(want, null);
     expect(planDown(all.rec, all.obs).map((a) => a.op)).toEqual(['stop-vm', 'stop-vm', 'remove-switch', 'remove-switch']);
   });
+
+  it('link faults: set after a start, changed and cleared live (no restart, nothing else), old records without them', () => {
+    const faulty = FILE.replace('nics: [{ switch: edge }]', 'nics: [{ switch: edge, impair: loss=5% seed=7 }]').replace('native: 30', 'native: 30\n    impair: { delay: 20ms }');
+    // A new lab: the faults go on after their VM and link exist.
+    expect(planUp(spec(faulty), null, none).actions.map(actionText)).toEqual([
+      'created switch core (new)',
+      'created switch edge (new)',
+      'linked core — edge (new)',
+      'started VM r (new)',
+      'started VM h (new)',
+      'set link faults on VM h eth0: loss=5% seed=7 (new)',
+      'set link faults on link core → edge: delay=20ms (new)',
+    ]);
+    const { rec, obs } = applied(spec(faulty), null);
+    expect(rec.vms.h!.nics[0]!.impair).toBe('loss=5% seed=7');
+    expect(planUp(spec(faulty), rec, obs)).toEqual({ actions: [], conflicts: [] });
+    // Only the faults changed: that one change, live.
+    expect(planUp(spec(faulty.replace('loss=5% seed=7', 'seed=7 loss=20%')), rec, obs).actions.map(actionText)).toEqual(['set link faults on VM h eth0: loss=20% seed=7 (changed: loss=5% seed=7 → loss=20% seed=7)']);
+    expect(planUp(spec(faulty.replace('{ delay: 20ms }', 'down')), rec, obs).actions.map(actionText)).toEqual(['set link faults on link core → edge: down (changed: delay=20ms → down)']);
+    // Faults removed from the file: the ports are cleared.
+    expect(planUp(spec(), rec, obs).actions.map(actionText)).toEqual(['cleared link faults on VM h eth0 (no longer in the file)', 'cleared link faults on link core → edge (no longer in the file)']);
+    // A VM restarted for another change gets its faults again on its new port.
+    expect(planUp(spec(faulty.replace('h: { guest: test, memory: 256M', 'h: { guest: test, memory: 512M')), rec, obs).actions.map(actionText)).toEqual([
+      'stopped VM h (changed: memoryMiB 256 → 512)',
+      'started VM h (changed: memoryMiB 256 → 512)',
+      'set link faults on VM h eth0: loss=5% seed=7 (new)',
+    ]);
+    // An up interrupted after the start, before the faults: the record says none, so the next up sets them.
+    let half: LabRecord = { version: 1, name: 'lab', file: spec(faulty).file, switches: {}, vms: {}, links: {} };
+    for (const a of planUp(spec(faulty), null, none).actions.filter((a) => a.op !== 'impair')) half = recordAction(half, a);
+    expect(planUp(spec(faulty), half, obs).actions.map((a) => a.op)).toEqual(['impair', 'impair']);
+    // A record written before faults existed (no impair field) is a lab without faults.
+    const old = JSON.parse(JSON.stringify(applied(spec(), null).rec).replaceAll(',"impair":null', '')) as LabRecord;
+    expect(JSON.stringify(old)).not.toContain('impair');
+    expect(planUp(spec(), old, obs)).toEqual({ actions: [], conflicts: [] });
+  });
 });

@@ -24,12 +24,20 @@
  * and gets them added and removed live. Every action carries the reason it
  * is taken, which `up` prints.
  *
+ * Link faults (`impair` on a NIC or a link) are not part of what makes a VM
+ * or link "changed": they are set on the running port (`impair` actions),
+ * so a file whose only change is a fault changes that port and nothing else,
+ * and a fault removed from the file clears its port. A VM or link started
+ * (anew) is recorded without faults, and gets them from an `impair` action
+ * after it, recorded when done: an up interrupted between the two sets them
+ * on the next one.
+ *
  * Order: stop VMs, cut links, remove switches, create switches, make
- * links, start VMs, then change forwards — so that nothing starts on a
- * switch about to go, and every VM starts on switches and links that are
- * already there.
+ * links, start VMs, set link faults, then change forwards — so that nothing
+ * starts on a switch about to go, every VM starts on switches and links that
+ * are already there, and faults go on ports that exist.
  */
-import { linkKey, vmShape, type LabLink, type LabSpec, type LabSwitch, type LabVm } from './model.js';
+import { linkKey, linkShape, vmShape, type LabLink, type LabSpec, type LabSwitch, type LabVm } from './model.js';
 
 /** What a lab applied, as its state.json records it (state.ts). */
 export interface LabRecord {
@@ -51,6 +59,9 @@ export interface Observed {
   links: ReadonlySet<string>;
 }
 
+/** Whose port link faults go on: a VM's NIC (its index) or switch `a`'s end of a link. */
+export type ImpairTarget = { vm: string; nic: number } | { link: LabLink };
+
 /** One step of a plan; `why` says why, in words `up` prints. */
 export type Action =
   | { op: 'stop-vm'; name: string; why: string }
@@ -59,6 +70,8 @@ export type Action =
   | { op: 'create-switch'; sw: LabSwitch; why: string }
   | { op: 'link'; link: LabLink; why: string }
   | { op: 'start-vm'; vm: LabVm; why: string }
+  /** Sets a port's faults on a cleared port (null: clears them). */
+  | { op: 'impair'; target: ImpairTarget; impair: string | null; why: string }
   | { op: 'forward-rm'; vm: string; spec: string; why: string }
   | { op: 'forward-add'; vm: string; spec: string; why: string };
 
@@ -69,7 +82,10 @@ export interface Plan {
   conflicts: string[];
 }
 
-const ORDER: Record<Action['op'], number> = { 'stop-vm': 0, unlink: 1, 'remove-switch': 2, 'create-switch': 3, link: 4, 'start-vm': 5, 'forward-rm': 6, 'forward-add': 7 };
+const ORDER: Record<Action['op'], number> = { 'stop-vm': 0, unlink: 1, 'remove-switch': 2, 'create-switch': 3, link: 4, 'start-vm': 5, impair: 6, 'forward-rm': 7, 'forward-add': 8 };
+
+/** Why a port's faults change from `was` to `now` (both as formatLinkPatch says them; null: none). */
+const impairWhy = (was: string | null, now: string | null): string => (now === null ? 'no longer in the file' : was === null ? 'new' : `changed: ${was} → ${now}`);
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -145,8 +161,13 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
       conflicts.push(`VM ${v.name} runs but is not part of lab ${want.name} (stop it with vmnet stop ${v.name}, or rename it in ${want.file})`);
       continue;
     }
+    const faults = (started: boolean) => v.nics.forEach((n, nic) => {
+      const was = started ? null : (r!.nics[nic]?.impair ?? null);
+      if (was !== n.impair) actions.push({ op: 'impair', target: { vm: v.name, nic }, impair: n.impair, why: impairWhy(was, n.impair) });
+    });
     if (!running) {
       actions.push({ op: 'start-vm', vm: v, why: r === undefined ? 'new' : 'was not running' });
+      faults(true);
       continue;
     }
     const lost = [...new Set([...r!.nics, ...v.nics].map((n) => n.switch))].filter((s) => gone.has(s) || restarted.has(s));
@@ -155,8 +176,10 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
       const why = shape !== '' ? `changed: ${shape}` : `its switch ${lost.join(', ')} ${lost.some((s) => gone.has(s)) ? 'is replaced' : 'had stopped, and QEMU does not reconnect a NIC'}`;
       actions.push({ op: 'stop-vm', name: v.name, why });
       actions.push({ op: 'start-vm', vm: v, why });
+      faults(true);
       continue;
     }
+    faults(false);
     for (const f of r!.forwards) if (!v.forwards.includes(f)) actions.push({ op: 'forward-rm', vm: v.name, spec: f, why: 'no longer in the file' });
     for (const f of v.forwards) if (!r!.forwards.includes(f)) actions.push({ op: 'forward-add', vm: v.name, spec: f, why: 'new' });
   }
@@ -168,10 +191,16 @@ export function planUp(want: LabSpec, rec: LabRecord | null, obs: Observed): Pla
     wantedLinks.add(key);
     const r = recLink[key];
     const up = obs.links.has(key) && !gone.has(l.a) && !gone.has(l.b);
-    if (up && r !== undefined && same(r, l)) continue;
-    if (up && r !== undefined) actions.push({ op: 'unlink', link: r, why: `changed: ${differences(r, l)}` });
-    const why = r !== undefined && !same(r, l) ? `changed: ${differences(r, l)}` : gone.has(l.a) || gone.has(l.b) ? `${gone.has(l.a) ? l.a : l.b} is replaced` : r === undefined ? 'new' : 'was down';
+    const changed = r !== undefined ? differences(linkShape(r), linkShape(l)) : '';
+    if (up && r !== undefined && changed === '') {
+      const was = r.impair ?? null;
+      if (was !== l.impair) actions.push({ op: 'impair', target: { link: l }, impair: l.impair, why: impairWhy(was, l.impair) });
+      continue;
+    }
+    if (up && r !== undefined) actions.push({ op: 'unlink', link: r, why: `changed: ${changed}` });
+    const why = changed !== '' ? `changed: ${changed}` : gone.has(l.a) || gone.has(l.b) ? `${gone.has(l.a) ? l.a : l.b} is replaced` : r === undefined ? 'new' : 'was down';
     actions.push({ op: 'link', link: l, why });
+    if (l.impair !== null) actions.push({ op: 'impair', target: { link: l }, impair: l.impair, why: impairWhy(null, l.impair) });
   }
   for (const [key, r] of Object.entries(recLink)) {
     if (!wantedLinks.has(key) && obs.links.has(key) && !gone.has(r.a) && !gone.has(r.b)) actions.push({ op: 'unlink', link: r, why: 'no longer in the file' });
@@ -205,14 +234,25 @@ export function recordAction(rec: LabRecord, a: Action): LabRecord {
       for (const [k, l] of Object.entries(next.links)) if (l.a === a.name || l.b === a.name) delete next.links[k];
       break;
     case 'start-vm':
-      next.vms[a.vm.name] = a.vm;
+      next.vms[a.vm.name] = { ...a.vm, nics: a.vm.nics.map((n) => ({ ...n, impair: null })) }; // a new port is a perfect link until an impair action
       break;
     case 'stop-vm':
       delete next.vms[a.name];
       break;
     case 'link':
-      next.links[linkKey(a.link)] = a.link;
+      next.links[linkKey(a.link)] = { ...a.link, impair: null };
       break;
+    case 'impair': {
+      const t = a.target;
+      if ('link' in t) {
+        const l = next.links[linkKey(t.link)];
+        if (l !== undefined) next.links[linkKey(t.link)] = { ...l, impair: a.impair };
+      } else {
+        const v = next.vms[t.vm];
+        if (v !== undefined) next.vms[t.vm] = { ...v, nics: v.nics.map((n, i) => (i === t.nic ? { ...n, impair: a.impair } : n)) };
+      }
+      break;
+    }
     case 'unlink':
       delete next.links[linkKey(a.link)];
       break;
@@ -225,6 +265,9 @@ export function recordAction(rec: LabRecord, a: Action): LabRecord {
   }
   return next;
 }
+
+/** `VM web eth0` or `link core → edge` (the link's end at `core`: its egress goes to `edge`). */
+const impairTargetText = (t: ImpairTarget): string => ('link' in t ? `link ${t.link.a} → ${t.link.b}` : `VM ${t.vm} eth${t.nic}`);
 
 /** What an action was for, for an error: `start VM web`. */
 export function actionGoal(a: Action): string {
@@ -241,6 +284,8 @@ export function actionGoal(a: Action): string {
       return `link ${a.link.a} — ${a.link.b}`;
     case 'start-vm':
       return `start VM ${a.vm.name}`;
+    case 'impair':
+      return `${a.impair === null ? 'clear' : 'set'} link faults on ${impairTargetText(a.target)}`;
     case 'forward-rm':
       return `remove forward ${a.spec} from VM ${a.vm}`;
     case 'forward-add':
@@ -263,6 +308,8 @@ export function actionText(a: Action): string {
       return `linked ${a.link.a} — ${a.link.b} (${a.why})`;
     case 'start-vm':
       return `started VM ${a.vm.name} (${a.why})`;
+    case 'impair':
+      return a.impair === null ? `cleared link faults on ${impairTargetText(a.target)} (${a.why})` : `set link faults on ${impairTargetText(a.target)}: ${a.impair} (${a.why})`;
     case 'forward-rm':
       return `removed forward ${a.spec} from VM ${a.vm} (${a.why})`;
     case 'forward-add':

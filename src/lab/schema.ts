@@ -12,12 +12,14 @@
  *     NAME: { subnet, gateway, isolated, host, host-loopback, mtu, dns: {NAME: IP}, vlans: [10, 20] }
  *   vms:
  *     NAME: { guest: test | image (+ format, snapshot) | kernel (+ initrd, append),
- *             memory, cpus, accel, user-data: FILE | [FILES], nics: [{ switch, vlan | trunk + native, mac }], forwards: [SPEC] }
+ *             memory, cpus, accel, user-data: FILE | [FILES], nics: [{ switch, vlan | trunk + native, mac, impair }], forwards: [SPEC] }
  *   links:
- *     - { between: [A, B], vlans: [10, 20], native: 1 }
+ *     - { between: [A, B], vlans: [10, 20], native: 1, impair }
  *
- * Reserved, refused with a message saying so until it is read: `impair`
- * on a link or a NIC (link faults, which `vmnet link set` sets at run time).
+ * `impair` is a port's link faults in the words of `vmnet link set`
+ * (config/link.ts), as one string (`loss=5% delay=50ms seed=7`) or as a map
+ * of them (`{ loss: 5%, delay: 50ms, down: true }`); validate.ts reads both
+ * with that parser.
  */
 
 import type { LaunchOptions } from '../vm/plan.js';
@@ -25,8 +27,8 @@ import type { LaunchOptions } from '../vm/plan.js';
 /** A VLAN id (IEEE 802.1Q §9.6: 0 and 4095 are reserved). */
 const vid = { type: 'integer', minimum: 1, maximum: 4094 } as const;
 const vlanList = { type: 'array', items: vid, uniqueItems: true } as const;
-/** Reserved for link faults (issue 16; `vmnet link set` at run time): validate.ts refuses it until the file's are applied. */
-const impair = { type: 'object' } as const;
+/** Link faults: `vmnet link set` words, as a string or a map (validate.ts reads them with config/link.ts). */
+const impair = { type: ['string', 'object'], additionalProperties: { type: ['string', 'number', 'boolean'] } } as const;
 
 const switchSchema = {
   type: 'object',
@@ -121,7 +123,7 @@ export interface RawNic {
   trunk?: number[];
   native?: number;
   mac?: string;
-  impair?: object;
+  impair?: RawImpair;
 }
 
 /** A VM as written: launch()'s options of the same names, and the lab's own. */
@@ -137,8 +139,11 @@ export interface RawLink {
   between: [string, string];
   vlans?: number[];
   native?: number;
-  impair?: object;
+  impair?: RawImpair;
 }
+
+/** Link faults as written: `loss=5% delay=50ms`, or `{ loss: 5%, delay: 50ms }`. */
+export type RawImpair = string | Record<string, string | number | boolean>;
 
 /** A topology file that passed {@link LAB_SCHEMA}. */
 export interface RawLab {

@@ -42,7 +42,7 @@ describe('parseLab', () => {
     expect(spec.switches).toEqual([
       { name: 'lan', gateway: true, subnet: '10.0.5.0/24', isolated: false, hostAccess: true, hostLoopback: true, mtu: null, dns: ['backup.lab=10.0.5.200'], vlans: [] },
     ]);
-    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, accel: 'auto', userData: [], nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
+    expect(spec.vms[0]).toEqual({ name: 'web', boot: { kind: 'test-guest', append: null }, memoryMiB: 256, cpus: 1, accel: 'auto', userData: [], nics: [{ switch: 'lan', role: { vlan: 1 }, mac: null, impair: null }], forwards: ['127.0.0.1:8080:80/tcp'] });
     expect(spec.vms[1]!.boot).toEqual({ kind: 'kernel', kernel: '/labs/vmlinuz', initrd: '/labs/initrd.gz', append: null });
     expect(spec.vms[1]!).toMatchObject({ memoryMiB: 1024, cpus: 2, nics: [{ mac: '52:54:00:aa:00:01' }] });
   });
@@ -134,7 +134,7 @@ links:
 `;
     expect(issues(file)).toEqual(['lab.yaml:6:28: vms.h.nics[0]: switch edge declares vlans [30] and not 20: add it there']);
     const spec = parseLab(file.replace('edge: { vlans: [30] }', 'edge: { vlans: [20, 30] }'), 'lab.yaml');
-    expect(spec.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20, 30], native: 1 } }]);
+    expect(spec.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20, 30], native: 1 }, impair: null }]);
     expect(spec.switches.map((s) => [s.name, s.vlans])).toEqual([['core', [10, 20]], ['edge', [20, 30]]]);
     // Without declarations a link would not know which VLANs to carry.
     expect(issues(file.replace('core: { vlans: [10, 20] }', 'core: {}').replace('edge: { vlans: [30] }', 'edge: {}'))).toEqual([
@@ -152,17 +152,57 @@ links:
   - between: [c, a]
   - between: [a, d]
   - between: [b, a]
-    impair: { loss: 5% }
 `),
     ).toEqual([
       'lab.yaml:6:14: links[0].between: a and b both have a gateway on VLAN 1, which this link joins: two DHCP servers on one LAN (give one gateway: false, or a native VLAN other than 1)',
       'lab.yaml:8:14: links[2].between: this link closes a loop through c and a (vmnet\'s switches run no spanning tree; cable them as a tree)',
       'lab.yaml:9:18: links[3].between[1]: no switch "d" in this file',
       'lab.yaml:10:14: links[4].between: links[0] already joins b and a (a second link would be a loop)',
-      'lab.yaml:11:5: links[4].impair: link faults are not read from lab files yet: set them at run time with vmnet link set VM[:NIC] (issue 16)',
     ]);
     // Schema errors come first (the checks of meaning need a file of the right shape).
     expect(issues('switches: { a: {} }\nlinks:\n  - between: [a]\n')).toEqual(['lab.yaml:3:14: links[0].between: must name exactly two switches']);
+  });
+});
+
+describe('link faults (impair)', () => {
+  const LAB = (nic: string, link = '') => `switches:
+  a: { subnet: 10.0.1.0/24 }
+  b: {}
+vms:
+  n:
+    guest: test
+    nics:
+      - switch: a
+${nic}
+links:
+  - between: [a, b]
+${link}`;
+
+  it('a string or a map, in the words of vmnet link set, read into one order', () => {
+    const s = parseLab(LAB('        impair: seed=7 delay=50ms loss=5%', '    impair: { rate: 10mbit, dir: both, down: false }'), 'lab.yaml');
+    expect(s.vms[0]!.nics[0]!.impair).toBe('delay=50ms loss=5% seed=7');
+    expect(s.links[0]!.impair).toBe('rate=10mbit dir=both');
+    const m = parseLab(LAB('        impair:\n          loss: 5%\n          delay: 50ms\n          seed: 7'), 'lab.yaml');
+    expect(m.vms[0]!.nics[0]!.impair).toBe('delay=50ms loss=5% seed=7'); // the same faults written as a map: the same spec
+    expect(parseLab(LAB('        impair: { down: true }'), 'lab.yaml').vms[0]!.nics[0]!.impair).toBe('down');
+    expect(parseLab(LAB('        impair: down'), 'lab.yaml').vms[0]!.nics[0]!.impair).toBe('down');
+    expect(parseLab(LAB(''), 'lab.yaml').vms[0]!.nics[0]!.impair).toBeNull();
+  });
+
+  it('a bad value gets the parser\'s message at its own line; settings that do not go together, at impair', () => {
+    expect(
+      issues(LAB('        impair:\n          loss: 5%\n          delay: soon\n          rate: 5', '    impair: loss=150% jitter=1ms')),
+    ).toEqual([
+      'lab.yaml:11:18: vms.n.nics[0].impair.delay: bad link setting "delay=soon": give a time such as 50ms, 1.5s or 500us',
+      'lab.yaml:12:17: vms.n.nics[0].impair.rate: bad link setting "rate=5": give a rate such as 10mbit, 512kbit or 1gbit (8kbit..1000gbit; 0 for none)',
+      'lab.yaml:15:13: links[0].impair: bad link setting "loss=150%": give a percentage 0%-100%, e.g. 5% or 0.1%',
+    ]);
+    expect(issues(LAB('        impair: reorder=5%'))).toEqual(['lab.yaml:9:17: vms.n.nics[0].impair: reorder needs a delay (a reordered frame skips the delay others wait), as with netem: add delay=10ms']);
+    expect(issues(LAB('        impair: { lose: 5% }'))).toEqual([expect.stringMatching(/^lab\.yaml:9:25: vms\.n\.nics\[0\]\.impair\.lose: bad link setting "lose=5%": known settings: /)]);
+    expect(issues(LAB('        impair: clear'))).toEqual(['lab.yaml:9:17: vms.n.nics[0].impair: a file says what faults a port has: leave impair out for a perfect link, instead of clear']);
+    expect(issues(LAB('        impair: ""'))).toEqual([expect.stringMatching(/^lab\.yaml:9:17: vms\.n\.nics\[0\]\.impair: no link setting given/)]);
+    expect(issues(LAB('        impair: 5'))).toEqual(['lab.yaml:9:17: vms.n.nics[0].impair: must be string or object']);
+    expect(issues(LAB('        impair: { loss: [5%] }'))).toEqual([expect.stringMatching(/^lab\.yaml:9:\d+: vms\.n\.nics\[0\]\.impair\.loss: must be string or number or boolean/)]);
   });
 });
 
@@ -189,7 +229,7 @@ describe('the examples in examples/labs', () => {
     expect(names).toEqual(['cluster.yaml', 'vlans.yaml', 'web-db.yaml']);
     const spec = Object.fromEntries(names.map((f) => [f, parseLab(readFileSync(dir + f, 'utf8'), dir + f)]));
     expect(spec['web-db.yaml']!.vms.map((v) => [v.name, v.forwards])).toEqual([['web', ['127.0.0.1:8080:80/tcp']], ['db', []]]);
-    expect(spec['vlans.yaml']!.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20], native: 1 } }]);
+    expect(spec['vlans.yaml']!.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20], native: 1 }, impair: null }]);
     expect(spec['vlans.yaml']!.switches.find((s) => s.name === 'quarantine')).toMatchObject({ gateway: true, isolated: true });
     expect(spec['cluster.yaml']!.vms.map((v) => v.name)).toEqual(['node1', 'node2', 'node3']);
   });

@@ -18,7 +18,9 @@
  *    collide), DNS records, subnets, MACs used twice, two gateways on one
  *    untagged LAN, links that close a loop (vmnet's switches run no
  *    spanning tree: a loop is cut by flap detection, not prevented, so a
- *    file may not ask for one). Reported the same way, by path.
+ *    file may not ask for one), link faults (`impair`, read word by word
+ *    by config/link.ts, the parser of `vmnet link set`, so a bad value gets
+ *    that parser's message at its own line). Reported the same way, by path.
  *
  * Pure: no file system (paths are resolved against the file's directory,
  * their existence is checked by load.ts), no output. The result is
@@ -29,6 +31,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { VmnetError } from '../errors.js';
 import { formatForward, parseForward } from '../config/forward.js';
+import { checkImpairSettings, formatLinkPatch, parseLinkWords } from '../config/link.js';
+import { PERFECT } from '../switch/impair.js';
 import { resolveGatewayConfig } from '../gateway/config.js';
 import { parseDnsRecord } from '../services/dns/local.js';
 import { validateSwitchName } from '../switch/runtime.js';
@@ -36,7 +40,7 @@ import { normaliseRole, type NormalRole } from '../switch/vlan.js';
 import { parseMemory } from '../vm/run.js';
 import { isImageUrl } from '../images/source.js';
 import { validateName } from '../vm/state.js';
-import { LAB_SCHEMA, type RawLab, type RawVm } from './schema.js';
+import { LAB_SCHEMA, type RawImpair, type RawLab, type RawVm } from './schema.js';
 import { linkKey, type LabBoot, type LabLink, type LabNic, type LabSpec, type LabSwitch, type LabVm } from './model.js';
 
 /** One mistake in a topology file. */
@@ -319,7 +323,6 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
     const nics: LabNic[] = [];
     (v.nics ?? []).forEach((n, i) => {
       const np = [...p, 'nics', i];
-      if (n.impair !== undefined) at([...np, 'impair'], 'link faults are not read from lab files yet: set them at run time with vmnet link set VM[:NIC] (issue 16)', true);
       if (!known.has(n.switch)) at([...np, 'switch'], `no switch ${JSON.stringify(n.switch)} in this file${known.size ? ` (switches: ${[...known].join(', ')})` : ''}`);
       if (n.vlan !== undefined && (n.trunk !== undefined || n.native !== undefined)) at([...np, 'vlan'], 'a NIC is an access port (vlan) or a trunk (trunk, native), not both');
       if (n.native !== undefined && n.trunk === undefined) at([...np, 'native'], 'native goes with trunk');
@@ -336,7 +339,7 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
         if (other !== undefined) at([...np, 'mac'], `${mac} is already the MAC of ${other}`);
         macs.set(mac, `vms.${vm}.nics[${i}]`);
       }
-      nics.push({ switch: n.switch, role, mac: n.mac?.toLowerCase() ?? null });
+      nics.push({ switch: n.switch, role, mac: n.mac?.toLowerCase() ?? null, impair: impairOf(n.impair, [...np, 'impair'], at) });
     });
     const forwards: string[] = [];
     (v.forwards ?? []).forEach((f, i) => {
@@ -370,7 +373,7 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
   };
   (raw.links ?? []).forEach((l, i) => {
     const p = ['links', i];
-    if (l.impair !== undefined) at([...p, 'impair'], 'link faults are not read from lab files yet: set them at run time with vmnet link set VM[:NIC] (issue 16)', true);
+    const impair = impairOf(l.impair, [...p, 'impair'], at);
     const [a, b] = l.between;
     let ok = true;
     for (const [j, s] of [a, b].entries()) {
@@ -402,9 +405,43 @@ function meaning(raw: RawLab, file: string, fallbackName: string | undefined, at
     if ((ga.gateway ?? ga.subnet !== undefined) && (gb.gateway ?? gb.subnet !== undefined)) {
       at([...p, 'between'], `${a} and ${b} both have a gateway on VLAN 1, which this link joins: two DHCP servers on one LAN (give one gateway: false, or a native VLAN other than 1)`);
     }
-    links.push({ a, b, role });
+    links.push({ a, b, role, impair });
   });
   return { name, file: resolve(file), switches, vms, links };
+}
+
+/**
+ * A port's `impair` as the words config/link.ts reads, in its one order
+ * (formatLinkPatch). A string is words (`loss=5% delay=50ms`); a map is a
+ * word per key (`loss: 5%` is `loss=5%`, `down: true` is `down`), each read
+ * alone first so that a bad one is reported at its own line. `clear` has no
+ * place in a file, which says what a port has: no impair is a perfect link.
+ * @returns null when there is none (or it had mistakes, reported through `at`)
+ */
+function impairOf(raw: RawImpair | undefined, path: Path, at: (path: Path, message: string, key?: boolean) => void): string | null {
+  if (raw === undefined) return null;
+  const words: Array<[Path, string]> = typeof raw === 'string'
+    ? raw.split(/\s+/).filter(Boolean).map((w) => [path, w])
+    : Object.entries(raw).map(([k, v]) => [[...path, k], (k === 'down' || k === 'up') && typeof v === 'boolean' ? ((k === 'down') === v ? 'down' : 'up') : `${k}=${String(v)}`]);
+  let ok = true;
+  for (const [p, w] of words) {
+    try {
+      if (w === 'clear' || w.startsWith('clear=')) throw new Error('a file says what faults a port has: leave impair out for a perfect link, instead of clear');
+      parseLinkWords([w]);
+    } catch (e) {
+      at(p, why(e));
+      ok = false;
+    }
+  }
+  if (!ok) return null;
+  try {
+    const patch = parseLinkWords(words.map(([, w]) => w));
+    checkImpairSettings({ ...PERFECT, ...patch.set }); // on a cleared port, the direction(s) faulted get exactly these
+    return formatLinkPatch(patch) || null;
+  } catch (e) {
+    at(path, why(e));
+    return null;
+  }
 }
 
 /** How a VM boots: exactly one of guest, image and kernel. */

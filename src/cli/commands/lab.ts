@@ -8,6 +8,7 @@ import type { CommandModule } from 'yargs';
 import type { CliIo } from '../io.js';
 import { printable, toJson } from '../../config/printable.js';
 import { VmnetError } from '../../errors.js';
+import type { LinkSnapshot } from '../../switch/impair-port.js';
 
 interface FileArgs {
   file: string;
@@ -81,10 +82,18 @@ export function statusCommand(io: CliIo, setExit: (code: number) => void): Comma
       const spec = await load(io, setExit, a.file);
       if (spec === null) return;
       const { labStatus, labDot } = await import('../../lab/index.js');
+      const { formatImpairCounters } = await import('../../config/link.js');
       const st = await labStatus(spec, { env: io.env });
       if (a.json) return void io.stdout.write(toJson(st, 2) + '\n');
       if (a.dot) return void io.stdout.write(labDot(st));
       const out = (s: string) => io.stdout.write(printable(s) + '\n');
+      /** A port's faults (what the file asks) and, when the switch has any, what each direction did. */
+      const faults = (impair: string | null, link: LinkSnapshot | null, egress: string, ingress: string) => {
+        if (impair !== null) out(`    faults ${impair}`);
+        if (link === null) return;
+        out(`    egress (${egress}): ${formatImpairCounters(link.egress.counters)}`);
+        out(`    ingress (${ingress}): ${formatImpairCounters(link.ingress.counters)}`);
+      };
       out(`lab ${st.name} ${st.up ? 'up' : 'down'} (${st.file})`);
       for (const s of st.switches) {
         const gw = s.gateway === null ? 'no gateway' : `gateway ${s.gateway.address} on ${s.gateway.subnet}${s.gateway.isolated ? ' (isolated)' : ''}`;
@@ -92,9 +101,15 @@ export function statusCommand(io: CliIo, setExit: (code: number) => void): Comma
       }
       for (const v of st.vms) {
         out(`vm ${v.name}  ${v.state}${v.pid !== null ? ` pid ${v.pid}` : ''}${v.accel ? ` ${v.accel}` : ''}  ${v.memoryMiB}M ${v.cpus} cpu${v.forwards.length ? `  forwards ${v.forwards.join(' ')}` : ''}`);
-        v.nics.forEach((n, i) => out(`  eth${i}  ${n.switch} ${n.role}  ${n.mac ?? '-'}  ${n.ip ?? '-'}`));
+        v.nics.forEach((n, i) => {
+          out(`  eth${i}  ${n.switch} ${n.role}  ${n.mac ?? '-'}  ${n.ip ?? '-'}`);
+          faults(n.impair, n.link, 'to the VM', 'from the VM');
+        });
       }
-      for (const l of st.links) out(`link ${l.a} — ${l.b}  ${l.up ? 'up' : 'down'}  ${l.role}`);
+      for (const l of st.links) {
+        out(`link ${l.a} — ${l.b}  ${l.up ? 'up' : 'down'}  ${l.role}`);
+        faults(l.impair, l.link, `${l.a} → ${l.b}`, `${l.b} → ${l.a}`);
+      }
     },
   };
 }
