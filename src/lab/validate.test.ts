@@ -226,11 +226,12 @@ describe('the examples in examples/labs', () => {
     const { readdirSync, readFileSync } = await import('node:fs');
     const dir = new URL('../../examples/labs/', import.meta.url).pathname;
     const names = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
-    expect(names).toEqual(['cluster.yaml', 'vlans.yaml', 'web-db.yaml']);
+    expect(names).toEqual(['cluster.yaml', 'partition.yaml', 'vlans.yaml', 'web-db.yaml']);
     const spec = Object.fromEntries(names.map((f) => [f, parseLab(readFileSync(dir + f, 'utf8'), dir + f)]));
     expect(spec['web-db.yaml']!.vms.map((v) => [v.name, v.forwards])).toEqual([['web', ['127.0.0.1:8080:80/tcp']], ['db', []]]);
     expect(spec['vlans.yaml']!.links).toEqual([{ a: 'core', b: 'edge', role: { trunk: [10, 20], native: 1 }, impair: null }]);
     expect(spec['vlans.yaml']!.switches.find((s) => s.name === 'quarantine')).toMatchObject({ gateway: true, isolated: true });
     expect(spec['cluster.yaml']!.vms.map((v) => v.name)).toEqual(['node1', 'node2', 'node3']);
+    expect(spec['partition.yaml']!.vms.map((v) => [v.name, v.nics[0]!.impair])).toEqual([['node1', null], ['node2', null], ['node3', 'down']]);
   });
 });

@@ -78,7 +78,7 @@ describe('two VLANs and a router VM', () => {
     expect((await sh.lone!.run('ping -c 1 -W 2 10.20.0.10')).code).not.toBe(0);
     const st = await labStatus(lab, { env });
     expect(st.vms.find((v) => v.name === 'lone')!.nics[0]!.ip).toBe('10.99.0.15');
-    expect(st.links).toEqual([{ a: 'core', b: 'edge', role: 'trunk 10,20 native 1', up: true }]);
+    expect(st.links).toEqual([{ a: 'core', b: 'edge', role: 'trunk 10,20 native 1', up: true, impair: null, link: null }]);
   });
 
   it('down leaves no switch, VM or lab behind', async () => {
