@@ -132,11 +132,30 @@ vms:
       expect(alive(vmPid)).toBe(false);
       expect(st2.vms[0]!.forwards.sort()).toEqual([`127.0.0.1:${p1}:80/tcp`, `127.0.0.1:${p2}:22/tcp`].sort());
 
+      // A link fault: set live on the running VM's port, one line; status shows it and what it did.
+      const faulty = text.replace(`["${p1}:80"]`, `["${p1}:80", "${p2}:22"]`).replace('memory: 192M', 'memory: 160M').replace('nics: [{ switch: net }]', 'nics: [{ switch: net, impair: { delay: 20ms, seed: 5 } }]');
+      writeFileSync(file, faulty);
+      const imp = await vmnet(['up', file], env, true);
+      expect(imp.stdout).toBe('solo: set link faults on VM solo eth0: delay=20ms seed=5 (new)\nsolo: up (1 change)\n');
+      const txt = await vmnet(['status', file], env, true);
+      expect(txt.stdout).toMatch(/^ {4}faults delay=20ms seed=5\n {4}egress \(to the VM\): offered \d+ delivered \d+ lost 0 /m);
+      const st3 = JSON.parse((await vmnet(['status', file, '--json'], env, true)).stdout) as { vms: Array<{ pid: number; nics: Array<{ impair: string; link: { egress: { settings: { delayMs: number } } } }> }> };
+      expect(st3.vms[0]!.pid).toBe(st2.vms[0]!.pid);
+      expect(st3.vms[0]!.nics[0]!.impair).toBe('delay=20ms seed=5');
+      expect(st3.vms[0]!.nics[0]!.link.egress.settings.delayMs).toBe(20);
+      // A bad fault: the parser's message at its line, nothing changed.
+      writeFileSync(file, faulty.replace('delay: 20ms', 'delay: soon'));
+      const bad = await vmnet(['up', file], env, true);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^\S+solo\.yaml:\d+:\d+: vms\.solo\.nics\[0\]\.impair\.delay: bad link setting "delay=soon": give a time such as 50ms/);
+      writeFileSync(file, faulty);
+
       const dot = await vmnet(['status', file, '--dot'], env, true);
       expect(dot.code).toBe(0);
       const svg = execFileSync('dot', ['-Tsvg'], { input: dot.stdout, encoding: 'utf8' });
       expect(svg).toContain('gateway 10.0.8.2');
       expect(svg).toContain('solo');
+      expect(svg).toContain('faults: delay=20ms seed=5');
 
       const down = await vmnet(['down', file], env, true);
       expect(down.code).toBe(0);
