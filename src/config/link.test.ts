@@ -64,5 +64,10 @@ describe('formatLinkPatch', () => {
     expect(formatLinkPatch(parseLinkWords(['down']))).toBe('down');
     expect(formatLinkPatch(parseLinkWords(['dir=ingress', 'down']))).toBe('down'); // down is both ways: the direction says nothing
     expect(formatLinkPatch(parseLinkWords(['burst=4', 'loss=0.5%', 'corrupt=0.1%', 'limit=50']))).toBe('loss=0.5% burst=4 corrupt=0.1% limit=50');
+    // Whatever the words took, what they say reads back (no 1e-7ms).
+    for (const w of ['delay=0.0001us', 'jitter=0.00000001s', 'loss=0.0000001%', 'rate=8000bit', 'rate=1000gbit', 'delay=60s']) {
+      const text = formatLinkPatch(parseLinkWords([w]));
+      expect(() => parseLinkWords(text.split(' ')), `${w} → ${text}`).not.toThrow();
+    }
   });
 });

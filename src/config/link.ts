@@ -197,8 +197,9 @@ export function linkPatchFromJson(raw: unknown): LinkPatch {
 export function formatImpair(s: ImpairSettings): string {
   const w: string[] = [];
   if (s.down) w.push('down');
-  if (s.delayMs > 0) w.push(`delay=${s.delayMs}ms`);
-  if (s.jitterMs > 0) w.push(`jitter=${s.jitterMs}ms`);
+  // to the microsecond (the finest unit the words take), so a tiny value is never written as 1e-7ms, which they do not read
+  if (s.delayMs > 0) w.push(`delay=${+s.delayMs.toFixed(3)}ms`);
+  if (s.jitterMs > 0) w.push(`jitter=${+s.jitterMs.toFixed(3)}ms`);
   if (s.loss > 0) w.push(`loss=${+(s.loss * 100).toFixed(4)}%`);
   if (s.loss > 0 && s.lossBurst > 1) w.push(`burst=${s.lossBurst}`);
   if (s.dup > 0) w.push(`dup=${+(s.dup * 100).toFixed(4)}%`);

@@ -435,9 +435,11 @@ function impairOf(raw: RawImpair | undefined, path: Path, at: (path: Path, messa
   }
   if (!ok) return null;
   try {
-    const patch = parseLinkWords(words.map(([, w]) => w));
-    checkImpairSettings({ ...PERFECT, ...patch.set }); // on a cleared port, the direction(s) faulted get exactly these
-    return formatLinkPatch(patch) || null;
+    const text = formatLinkPatch(parseLinkWords(words.map(([, w]) => w)));
+    if (text === '') return null;
+    // What up applies is the text: check it, on a cleared port (the direction(s) faulted get exactly these settings).
+    checkImpairSettings({ ...PERFECT, ...parseLinkWords(text.split(' ')).set });
+    return text;
   } catch (e) {
     at(path, why(e));
     return null;
