@@ -9,7 +9,9 @@
  *   connections/s: connect, 1-byte echo, close, in a loop for CRR_SECONDS
  *
  * plus the relay baseline (two relays back to back, no user-mode network in
- * between) and, at the end, conn-memory.ts (10,000 idle connections).
+ * between), conn-memory.ts (10,000 idle connections) and the second table
+ * (scale.ts: UDP at offered rates, DNS queries/s, 1 to 1,000 concurrent
+ * connections, RSS per idle connection) at the first --mtu.
  * Prints a markdown report and writes it to bench/results/latest.md.
  *
  * The whole matrix runs ROUNDS times (default 2; the second round in the
@@ -19,6 +21,9 @@
  *
  * Flags: --seconds N (iperf3 time, default 3), --rounds N, --mtu 1500,65520,
  * --only vmnet,libslirp,passt, --no-memory, --no-baseline,
+ * --rows tcp,udp,dns,conc,rss (which row groups; tcp is the matrix above),
+ * --relay-batch (the relay batches a poll round's frames into one socket
+ * write instead of one write per frame as QEMU does),
  * --profile (instead of the table: profile the vmnet gateway with
  * node --cpu-prof during one guest→host and one host→guest iperf3 run, and
  * during the latency + connections/s runs, at each --mtu; writes
@@ -31,7 +36,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildTapRelay } from '../test/helpers/tap-relay.js';
 import { connMemory, connMemoryMarkdown, type ConnMemoryResult } from './conn-memory.js';
-import { ROOT, startBackend, startRelayPair, type BackendKind } from './lib/backends.js';
+import { runScale, scaleMarkdown, SCALE_GROUPS, type ScaleGroup, type ScaleResult } from './scale.js';
+import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
 import { buildNetbench } from './lib/netbench.js';
@@ -46,8 +52,13 @@ const { values: flags } = parseArgs({
     'no-memory': { type: 'boolean', default: false },
     'no-baseline': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    rows: { type: 'string', default: ['tcp', ...SCALE_GROUPS].join(',') },
+    'relay-batch': { type: 'boolean', default: false },
   },
 });
+const ROWS = flags.rows.split(',');
+const SCALE = SCALE_GROUPS.filter((g) => ROWS.includes(g));
+const FRAME_WRITES = !flags['relay-batch'];
 const SECONDS = Number(flags.seconds);
 const ROUNDS = Math.max(1, Number(flags.rounds));
 const MTUS = flags.mtu.split(',').map(Number);
@@ -76,7 +87,7 @@ async function runBackend(kind: BackendKind, mtu: number, round: number): Promis
   const r: BackendRun = { kind, mtu, round, setup: null, g2h1: null, g2h4: null, h2g1: null, h2g4: null, rr: null, crr: null };
   const scope = new Scope();
   try {
-    const b = await startBackend(scope, kind, mtu);
+    const b = await startBackend(scope, kind, mtu, { frameWrites: FRAME_WRITES });
     const pids = { backend: b.backend.pid, relay: b.relayPid };
     const tp = (streams: number, reverse: boolean) => cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams, reverse, pids }));
     r.g2h1 = await tp(1, false);
@@ -139,7 +150,8 @@ function machine(): string[] {
     `- Date: ${new Date().toISOString()}`,
     `- Commit: ${commit}${dirty}`,
     `- Machine: ${cpus().length} CPUs (${cpus()[0]?.model.trim() ?? '?'}), Linux ${release()}, Node ${process.version}`,
-    `- Anchors: passt ${pkg('passt')}, slirp4netns ${pkg('slirp4netns')} (libslirp ${pkg('libslirp0')}), iperf3 ${pkg('iperf3')}`,
+    `- Anchors: passt ${pkg('passt')}, slirp4netns ${pkg('slirp4netns')} (libslirp ${pkg('libslirp0')}), iperf3 ${pkg('iperf3')}, dnsperf ${pkg('dnsperf')}`,
+    `- Relay: ${FRAME_WRITES ? 'one socket write per frame (as QEMU writes)' : 'batched socket writes (--relay-batch)'}; guest tap txqueuelen ${TAP_TXQUEUELEN}`,
   ];
 }
 
@@ -215,11 +227,18 @@ function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult
     `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate. Latency: ${RR_TRIPS} round trips. Connections/s: ${CRR_SECONDS} s loop.`,
     `- ${ROUNDS} round(s) of the whole matrix; each cell shows its best round (all rounds are listed below).`,
     '',
+  ];
+  if (!runs.length) {
+    // --rows without tcp: only the second table (and memory) follow.
+    if (mem) out.push('## Memory', '', 'ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), '');
+    return out.join('\n');
+  }
+  out.push(
     '## Results',
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`,
-  ];
+  );
   const num = (kind: BackendKind, row: Row) => {
     const v = best(kind, row.mtu, row.key);
     return v ? metric(row.key, v) : null;
@@ -324,7 +343,7 @@ async function profile(): Promise<void> {
     let window: { fromMs: number; toMs: number } | undefined;
     try {
       const spawned = performance.now();
-      const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+      const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], frameWrites: FRAME_WRITES });
       const pids = { backend: b.backend.pid, relay: b.relayPid };
       const from = performance.now() - spawned;
       if (mode === 'conn') {
@@ -376,7 +395,7 @@ if (flags.profile) {
     for (const mtu of MTUS) baselines.push(await relayBaseline(mtu));
   }
   const runs: BackendRun[] = [];
-  for (let round = 1; round <= ROUNDS; round++)
+  if (ROWS.includes('tcp')) for (let round = 1; round <= ROUNDS; round++)
     for (const mtu of MTUS) {
       log(`round ${round}, MTU ${mtu}`);
       for (const kind of round % 2 ? KINDS : [...KINDS].reverse()) runs.push(await runBackend(kind, mtu, round));
@@ -386,8 +405,10 @@ if (flags.profile) {
     log('conn-memory (10,000 idle connections)');
     mem = await connMemory(10_000, log).catch((e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }));
   }
+  let scale: ScaleResult | null = null;
+  if (SCALE.length) scale = await runScale({ kinds: KINDS, groups: SCALE as ScaleGroup[], rounds: ROUNDS, mtu: MTUS[0]!, frameWrites: FRAME_WRITES, log });
   load.end = loadavg();
-  const text = report(runs, baselines, mem, load);
+  const text = report(runs, baselines, mem, load) + (scale ? `\n${scaleMarkdown(scale, mem)}` : '');
   process.stdout.write(`${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.md'), `${text}\n`);
