@@ -184,6 +184,11 @@ function metric(key: CellKey, v: AnyValue): number {
   return (v as Throughput).gbps;
 }
 
+function memorySection(mem: ConnMemoryResult | Failed | null): string[] {
+  if (!mem) return [];
+  return ['## Memory', '', 'ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), ''];
+}
+
 function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult | Failed | null, load: { start: number[]; end: number[] }): string {
   /** Every round's successful value of one cell. */
   const values = (kind: BackendKind, mtu: number, key: CellKey): AnyValue[] =>
@@ -230,8 +235,7 @@ function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult
   ];
   if (!runs.length) {
     // --rows without tcp: only the second table (and memory) follow.
-    if (mem) out.push('## Memory', '', 'ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), '');
-    return out.join('\n');
+    return [...out, ...memorySection(mem)].join('\n');
   }
   out.push(
     '## Results',
@@ -325,11 +329,7 @@ function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult
   });
   if (failures.length) out.push('## Failures', '', ...failures.map((f) => `- ${f}`), '');
 
-  if (mem) {
-    out.push('## Memory', '');
-    out.push('ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), '');
-  }
-  return out.join('\n');
+  return [...out, ...memorySection(mem)].join('\n');
 }
 
 // ---------------------------------------------------------------- profile mode

@@ -310,12 +310,16 @@ static int conc(const char *host, int port, int n, double secs, int bulk) {
     for (int j = 0; j < k; j++) {
       int i = (int)evs[j].data.u32;
       if (bulk) {
-        if (write(fds[i], chunk, sizeof chunk) < 0 && errno != EAGAIN) errors++;
+        if (write(fds[i], chunk, sizeof chunk) < 0 && errno != EAGAIN) { errors++; epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL); }
         continue;
       }
       char c;
       ssize_t r = read(fds[i], &c, 1);
-      if (r != 1) { if (r == 0 || errno != EAGAIN) errors++; continue; }
+      if (r != 1) {
+        /* A dead connection leaves the loop (it would stay readable forever). */
+        if (r == 0 || errno != EAGAIN) { errors++; epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL); }
+        continue;
+      }
       double t = now_us();
       if (ns < cap) samples[ns++] = t - sent_at[i];
       trips++;

@@ -27,7 +27,7 @@ import type { Netns } from '../../test/helpers/netns.js';
 import { vmRss } from '../conn-memory.js';
 import { DNS_PORT, ECHO_PORT, IPERF_PORT } from './backends.js';
 import { withCpu, type Scope } from './env.js';
-import type { Cpu } from './measure.js';
+import { iperfJson, type Cpu } from './measure.js';
 
 type Pids = { backend: number | null; relay: number | null };
 const cpuOf = (c: Record<string, number | null>): Cpu => ({ backend: c.backend ?? null, relay: c.relay ?? null });
@@ -51,17 +51,7 @@ interface IperfUdpJson {
 export async function udpRate(scope: Scope, guest: Netns, serverIp: string, o: { mbps: number; reverse: boolean; seconds: number; pids: Pids }): Promise<UdpRate> {
   const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-u', '-b', `${o.mbps}M`, '-l', String(UDP_LEN), '-t', String(o.seconds), '-J'];
   if (o.reverse) args.push('-R');
-  const { result, cpu } = await withCpu(o.pids, async () => {
-    let text: string;
-    try {
-      text = await scope.run(guest, 'iperf3', args, (o.seconds + 15) * 1000);
-    } catch (e) {
-      const out = ((e as Error).cause as { stdout?: string } | undefined)?.stdout;
-      if (!out) throw e;
-      text = out;
-    }
-    return JSON.parse(text) as IperfUdpJson;
-  });
+  const { result, cpu } = await withCpu(o.pids, () => iperfJson<IperfUdpJson>(scope, guest, args, o.seconds));
   const recv = result.end?.sum_received;
   if (result.error || !recv) throw new Error(`iperf3 -u: ${result.error ?? 'no result'}`);
   return { offeredMbps: o.mbps, deliveredMbps: recv.bits_per_second / 1e6, lossPct: result.end?.sum?.lost_percent ?? NaN, cpu: cpuOf(cpu) };
@@ -129,6 +119,8 @@ export async function concurrent(scope: Scope, guest: Netns, netbench: string, s
   const { result, cpu } = await withCpu(o.pids, () => scope.run(guest, netbench, args, (o.seconds + 60) * 1000));
   const j = JSON.parse(result) as { conns: number; seconds: number; trips: number; median_us: number; p99_us: number; bytes: number; errors: number };
   if (o.mode === 'bulk' && j.bytes < 0) throw new Error('netbench conc: the server did not report its byte count');
+  // A connection that dies mid-run leaves the loop; more than 1% of them and the figure is not the N asked for.
+  if (j.errors > Math.max(0, o.conns * 0.01)) throw new Error(`netbench conc: ${j.errors} of ${o.conns} connections failed during the run`);
   return {
     conns: j.conns,
     tps: j.trips / j.seconds,
