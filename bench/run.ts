@@ -26,7 +26,7 @@
  * write instead of one write per frame as QEMU does),
  * --profile (instead of the table: profile the vmnet gateway with
  * node --cpu-prof during one guest→host and one host→guest iperf3 run, and
- * during the latency + connections/s runs, at each --mtu; writes
+ * during the latency + connections/s runs and the DNS row, at each --mtu; writes
  * bench/results/profile.md).
  */
 import { execFileSync } from 'node:child_process';
@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildTapRelay } from '../test/helpers/tap-relay.js';
 import { connMemory, connMemoryMarkdown, type ConnMemoryResult } from './conn-memory.js';
-import { runScale, scaleMarkdown, SCALE_GROUPS, type ScaleGroup, type ScaleResult } from './scale.js';
+import { dnsQueryFile, dnsRow, runScale, scaleMarkdown, SCALE_GROUPS, type ScaleGroup, type ScaleResult } from './scale.js';
 import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
@@ -336,7 +336,7 @@ function report(runs: BackendRun[], baselines: Baseline[], mem: ConnMemoryResult
 
 async function profile(): Promise<void> {
   const out: string[] = ['# vmnet gateway CPU profile', '', ...machine(), ''];
-  for (const mtu of MTUS) for (const mode of ['g2h', 'h2g', 'conn'] as const) {
+  for (const mtu of MTUS) for (const mode of ['g2h', 'h2g', 'conn', 'dns'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'vmnet-prof-'));
     const scope = new Scope();
     let what = '?';
@@ -346,7 +346,10 @@ async function profile(): Promise<void> {
       const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], frameWrites: FRAME_WRITES });
       const pids = { backend: b.backend.pid, relay: b.relayPid };
       const from = performance.now() - spawned;
-      if (mode === 'conn') {
+      if (mode === 'dns') {
+        const d = await dnsRow(scope, b, dnsQueryFile(dir));
+        what = `${d.qps.toFixed(0)} queries/s, ${d.avgLatencyMs.toFixed(2)} ms average; gateway CPU ${pctStr(d.cpu.backend)}`;
+      } else if (mode === 'conn') {
         const l = await latency(scope, b.guest, b.netbench, b.serverIp, RR_TRIPS, pids);
         const c = await connRate(scope, b.guest, b.netbench, b.serverIp, CRR_SECONDS, pids);
         what = `latency ${l.medianUs.toFixed(0)} µs, then ${c.perSecond.toFixed(0)} conn/s; gateway CPU ${pctStr(c.cpu.backend)}`;
@@ -362,7 +365,9 @@ async function profile(): Promise<void> {
     }
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     const title =
-      mode === 'conn'
+      mode === 'dns'
+        ? `DNS: dnsperf through the gateway's resolver (the second table's DNS row), MTU ${mtu} (${what})`
+        : mode === 'conn'
         ? `latency (${RR_TRIPS} round trips) then connections/s (${CRR_SECONDS} s), MTU ${mtu} (${what})`
         : `${mode === 'h2g' ? 'host→guest' : 'guest→host'}, 1 stream, MTU ${mtu}, iperf3 5 s (${what})`;
     if (!file) out.push(`### ${title}`, '', 'no .cpuprofile written (the gateway did not exit cleanly)', '');

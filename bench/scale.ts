@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnMemoryResult } from './conn-memory.js';
-import { startBackend, type BackendKind } from './lib/backends.js';
+import { startBackend, type Backend, type BackendKind } from './lib/backends.js';
 import { Scope } from './lib/env.js';
 import type { Failed } from './lib/measure.js';
 import { concurrent, dnsQps, idleRss, udpRate, writeQueryFile, UDP_LEN } from './lib/scale.js';
@@ -96,6 +96,14 @@ async function step(run: ScaleRun, what: string, fn: () => Promise<void>): Promi
   }
 }
 
+/** The DNS row's run (dnsperf with the table's settings) against a started backend. */
+export function dnsRow(scope: Scope, b: Backend, queryFile: string): ReturnType<typeof dnsQps> {
+  return dnsQps(scope, b.guest, b.dnsIp, { queryFile, seconds: DNS_SECONDS, outstanding: DNS_OUTSTANDING, pids: { backend: b.backend.pid, relay: b.relayPid } });
+}
+
+/** Writes the DNS row's query file into `dir`. */
+export const dnsQueryFile = (dir: string): string => writeQueryFile(join(dir, 'queries.txt'), DNS_NAMES);
+
 async function runOne(kind: BackendKind, round: number, o: { groups: ScaleGroup[]; mtu: number; frameWrites: boolean; queryFile: string; log: (s: string) => void }): Promise<ScaleRun> {
   const run: ScaleRun = { kind, round, values: new Map(), errors: [] };
   const scope = new Scope();
@@ -115,7 +123,7 @@ async function runOne(kind: BackendKind, round: number, o: { groups: ScaleGroup[
       }
     if (o.groups.includes('dns'))
       await step(run, 'DNS', async () => {
-        const d = await dnsQps(scope, b.guest, b.dnsIp, { queryFile: o.queryFile, seconds: DNS_SECONDS, outstanding: DNS_OUTSTANDING, pids });
+        const d = await dnsRow(scope, b, o.queryFile);
         if (d.completedPct < 90) throw new Error(`dnsperf: only ${d.completedPct}% of queries answered`);
         set('dns-qps', d.qps);
         set('dns-ok', d.noErrorPct);
@@ -162,7 +170,7 @@ async function runOne(kind: BackendKind, round: number, o: { groups: ScaleGroup[
 export async function runScale(o: { kinds: BackendKind[]; groups: ScaleGroup[]; rounds: number; mtu: number; frameWrites: boolean; log: (s: string) => void }): Promise<ScaleResult> {
   const dir = mkdtempSync(join(tmpdir(), 'vmnet-dnsq-'));
   try {
-    const queryFile = writeQueryFile(join(dir, 'queries.txt'), DNS_NAMES);
+    const queryFile = dnsQueryFile(dir);
     const runs: ScaleRun[] = [];
     for (let round = 1; round <= o.rounds; round++) {
       o.log(`scale rows, round ${round}, MTU ${o.mtu}`);
