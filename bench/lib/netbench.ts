@@ -31,7 +31,9 @@
  *                                 bulk = each writes 64 KiB chunks into a
  *                                 discard connection, and the rate is the
  *                                 server's discarded-byte count over the run
- *                                 (what arrived, not what the guest buffered);
+ *                                 (what arrived, not what the guest buffered;
+ *                                 the connections are reset at the end so
+ *                                 their unsent bytes never arrive later);
  *                                 prints {"conns","seconds","trips","median_us",
  *                                 "p99_us","bytes","errors"}
  *   netbench dns PORT             UDP DNS responder on 0.0.0.0:PORT: answers
@@ -332,6 +334,13 @@ static int conc(const char *host, int port, int n, double secs, int bulk) {
   if (bulk) {
     long long after = srv_discarded(host, port);
     bytes = before < 0 || after < 0 ? -1 : after - before;
+    /* Reset, not close: what the guest still buffers (up to a send buffer per
+     * connection) must not drain into the next run's count. */
+    struct linger lg = {1, 0};
+    for (int i = 0; i < n; i++) {
+      setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      close(fds[i]);
+    }
   }
   double med = 0, p99 = 0;
   if (ns) {
