@@ -111,6 +111,13 @@ async function runOne(kind: BackendKind, round: number, o: { groups: ScaleGroup[
   try {
     const b = await startBackend(scope, kind, o.mtu, { frameWrites: o.frameWrites });
     const pids = { backend: b.backend.pid, relay: b.relayPid };
+    // RSS first, on a fresh process: after the bulk runs a process's RSS already holds
+    // freed memory (Node's heap, malloc arenas) that new connections reuse unseen.
+    if (o.groups.includes('rss'))
+      await step(run, 'idle RSS', async () => {
+        const r = await idleRss(scope, b.guest, b.netbench, b.serverIp, RSS_CONNS, b.backend.pid);
+        set('rss', r.perConnKb);
+      });
     if (o.groups.includes('udp'))
       for (const reverse of [false, true]) {
         const dir = reverse ? 'host→guest' : 'guest→host';
@@ -145,11 +152,6 @@ async function runOne(kind: BackendKind, round: number, o: { groups: ScaleGroup[
           if (c.cpu.backend !== null && c.gbps > 0) set(`cpu-${n}`, (c.cpu.backend / 100 / c.gbps) * 1000);
         });
     }
-    if (o.groups.includes('rss'))
-      await step(run, 'idle RSS', async () => {
-        const r = await idleRss(scope, b.guest, b.netbench, b.serverIp, RSS_CONNS, b.backend.pid);
-        set('rss', r.perConnKb);
-      });
     const dead = await Promise.race([b.backend.exited.then((c) => `exited (${c})`), Promise.resolve(null)]);
     if (dead) run.errors.push(`${kind} ${dead} during the run: ${b.backend.stderr().trim().slice(-300)}`);
   } catch (e) {
