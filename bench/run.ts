@@ -57,6 +57,11 @@ const { values: flags } = parseArgs({
   },
 });
 const ROWS = flags.rows.split(',');
+const unknownRows = ROWS.filter((r) => r !== 'tcp' && !(SCALE_GROUPS as readonly string[]).includes(r));
+if (unknownRows.length) {
+  process.stderr.write(`bench: --rows ${unknownRows.join(',')}: unknown (use tcp,${SCALE_GROUPS.join(',')})\n`);
+  process.exit(2);
+}
 const SCALE = SCALE_GROUPS.filter((g) => ROWS.includes(g));
 const FRAME_WRITES = !flags['relay-batch'];
 const SECONDS = Number(flags.seconds);
