@@ -27,7 +27,7 @@ import { isIPv4 } from 'node:net';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
-import { parseIp4, type Ip4 } from '../wire/addr.js';
+import { formatIp6, parseIp4, type Ip4 } from '../wire/addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
 import { GuestNames } from './names.js';
@@ -108,9 +108,12 @@ function randomPool(): () => number {
 export async function startGateway(opts: GatewayServerOptions = {}): Promise<RunningGateway> {
   const config = resolveGatewayConfig(opts);
   const upstream = config.isolated ? null : config.dnsUpstreams ? fixedUpstreams(config.dnsUpstreams) : new ResolvConfWatcher(config.resolvConf);
+  const gw6 = config.ipv6 === null ? undefined : formatIp6(config.ipv6.gatewayIp);
   const dns = new DnsService({
     hostIp: config.gatewayIp,
     gatewayIp: config.gatewayIp,
+    hostIp6: gw6,
+    gatewayIp6: gw6,
     dnsIp: config.dnsIp,
     records: config.dnsRecords,
     upstream,
@@ -187,7 +190,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     if (upstream instanceof ResolvConfWatcher) upstream.close();
     throw e;
   }
-  dns.zone.setLookupHost((label: string) => names.resolve(label));
+  dns.zone.setLookupHost(
+    (label: string) => names.resolve(label),
+    null,
+    (label: string) => (names.resolve(label) ?? []).flatMap((ip) => gateway.addresses6Of(ip)),
+  );
   const closedBy: Record<string, number> = {};
   const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
   // Link drops, open links' counts plus closed ones': frames dropped at the output

@@ -19,23 +19,20 @@ describe('Ip6Ids', () => {
     expect(formatIp6(ids.address(id)!)).toBe('fd00::2');
   });
 
-  it('forgets an id when its last holder releases it, and never reuses it', () => {
-    const ids = new Ip6Ids();
+  it('forgets what a sweep does not retain, never reuses an id, and refuses new addresses when full', () => {
+    const ids = new Ip6Ids(2);
     const a = parseIp6('fd00::15')!;
+    const b = parseIp6('fd00::16')!;
     const id = ids.internAddress(a);
-    ids.hold(id);
-    ids.hold(id);
-    ids.collect(id);
-    expect(ids.address(id)).toBeDefined();
-    ids.release(id);
+    const other = ids.internAddress(b);
+    expect(ids.internAddress(parseIp6('fd00::17')!)).toBe(-1);
+    expect(ids.internAddress(a)).toBe(id);
+    ids.retain(new Set([other]));
     expect(ids.size).toBe(1);
-    ids.release(id);
-    expect(ids.size).toBe(0);
     expect(ids.address(id)).toBeUndefined();
+    expect(formatIp6(ids.address(other)!)).toBe('fd00::16');
     const again = ids.internAddress(a);
-    expect(again).toBeGreaterThan(id);
-    ids.collect(again); // interned for one packet, nothing held it
-    expect(ids.size).toBe(0);
+    expect(again).toBeGreaterThan(other);
   });
 
   it('stays consistent through growth and random removals (backward-shift deletion)', () => {
@@ -55,12 +52,10 @@ describe('Ip6Ids', () => {
       const key = formatIp6(a);
       const id = live.get(key);
       if (id === undefined) {
-        const n = ids.internAddress(a);
-        ids.hold(n);
-        live.set(key, n);
+        live.set(key, ids.internAddress(a));
       } else if (rnd() % 2 === 0) {
-        ids.release(id);
         live.delete(key);
+        ids.retain(new Set(live.values()));
       }
       if (step % 997 === 0) {
         expect(ids.size).toBe(live.size);
@@ -68,7 +63,7 @@ describe('Ip6Ids', () => {
       }
     }
     for (const [k, n] of live) expect(ids.find(view(parseIp6(k)!), 0)).toBe(n);
-    for (const n of live.values()) ids.release(n);
+    ids.retain(new Set());
     expect(ids.size).toBe(0);
   });
 });

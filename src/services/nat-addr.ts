@@ -16,13 +16,13 @@
  * that) of the four big-endian 32-bit words, probed without allocating
  * (measured at 7 ns in the same bench). Id → address is a Map on the id.
  *
- * Lifetime: each id has a reference count. Holders (a neighbour entry, a
- * TCP flow, a UDP flow) `hold` it and `release` it when they go; an id
- * whose count drops to 0 is forgotten. An address looked up for a packet
- * that may create nothing (a stray segment, a refused datagram) is
- * `intern`ed with no holder and `collect`ed once the packet is handled, so
- * only addresses something still uses stay. Memory is therefore bounded by
- * what the holders bound (neighbour entries per link, flows per guest).
+ * Lifetime: the gateway marks and sweeps. Once a second it lists the ids
+ * something still uses (its IPv6 neighbour entries, the TCP and UDP flows
+ * and ping flows on IPv6) and `retain`s only those. An address interned for
+ * a packet that created nothing (a stray segment, a refused datagram) is
+ * forgotten at the next sweep. Between sweeps a guest could intern one new
+ * address per packet, so the table has a hard bound (`maxSize`): past it,
+ * `intern` answers -1 and the caller drops the packet (counted).
  *
  * Pure: no I/O, no Node runtime imports; no allocation on a hit.
  */
@@ -37,10 +37,8 @@ export const V6_BASE = 2 ** 32;
 /** True when `a` is an IPv6 id. */
 export const isV6 = (a: AddrId): boolean => a >= V6_BASE;
 
-interface Entry {
-  readonly addr: Ip6;
-  refs: number;
-}
+/** Most addresses interned at once by default (a full table costs about 12 MiB). */
+export const DEFAULT_MAX_IDS = 1 << 17;
 
 /** The initial table size (slots, a power of two). */
 const INITIAL_SLOTS = 64;
@@ -53,7 +51,10 @@ export class Ip6Ids {
   #mask = INITIAL_SLOTS - 1;
   #count = 0;
   #next = V6_BASE;
-  readonly #byId = new Map<AddrId, Entry>();
+  readonly #byId = new Map<AddrId, Ip6>();
+
+  /** @param maxSize most addresses interned at once (see "Lifetime") */
+  constructor(readonly maxSize: number = DEFAULT_MAX_IDS) {}
 
   /** Addresses interned. */
   get size(): number {
@@ -81,14 +82,15 @@ export class Ip6Ids {
   }
 
   /**
-   * The id of the address at `o`, interned (with no holder) when new: hold
-   * it, or `collect` it after the packet.
+   * The id of the address at `o`, interned when new; -1 when it is new and
+   * the table is full.
    * @param v the packet's DataView
    * @param o offset of the 16-byte address
    */
   intern(v: DataView, o: number): AddrId {
     const id = this.find(v, o);
     if (id !== -1) return id;
+    if (this.#count >= this.maxSize) return -1;
     const addr = new Uint8Array(IP6_LEN);
     for (let i = 0; i < IP6_LEN; i++) addr[i] = v.getUint8(o + i);
     return this.#add(addr);
@@ -101,31 +103,18 @@ export class Ip6Ids {
 
   /** The address of an id (do not modify it), or undefined when the id is gone. */
   address(id: AddrId): Ip6 | undefined {
-    return this.#byId.get(id)?.addr;
+    return this.#byId.get(id);
   }
 
-  /** One more holder of `id` (no-op for IPv4 numbers and unknown ids). */
-  hold(id: AddrId): void {
-    const e = this.#byId.get(id);
-    if (e !== undefined) e.refs++;
-  }
-
-  /** One holder fewer; the id is forgotten when none is left. */
-  release(id: AddrId): void {
-    const e = this.#byId.get(id);
-    if (e !== undefined && --e.refs <= 0) this.#remove(id, e);
-  }
-
-  /** Forgets `id` if nothing holds it (after handling a packet that interned it). */
-  collect(id: AddrId): void {
-    const e = this.#byId.get(id);
-    if (e !== undefined && e.refs <= 0) this.#remove(id, e);
+  /** Forgets every id not in `live` (the sweep of "Lifetime"). */
+  retain(live: ReadonlySet<AddrId>): void {
+    for (const [id, addr] of this.#byId) if (!live.has(id)) this.#remove(id, addr);
   }
 
   #add(addr: Ip6): AddrId {
     if ((this.#count + 1) * 2 > this.#ids.length) this.#grow();
     const id = this.#next++;
-    this.#byId.set(id, { addr, refs: 0 });
+    this.#byId.set(id, addr);
     this.#place(addr, id);
     this.#count++;
     return id;
@@ -152,17 +141,17 @@ export class Ip6Ids {
     this.#words = new Int32Array(slots * 4);
     this.#ids = new Float64Array(slots);
     this.#mask = slots - 1;
-    for (const [id, e] of old) this.#place(e.addr, id);
+    for (const [id, addr] of old) this.#place(addr, id);
   }
 
   /** Removes the entry, then shifts later entries of its probe run back (no tombstones). */
-  #remove(id: AddrId, e: Entry): void {
+  #remove(id: AddrId, addr: Ip6): void {
     this.#byId.delete(id);
     this.#count--;
     const mask = this.#mask;
     const ids = this.#ids;
     const words = this.#words;
-    let i = hash(word(e.addr, 0), word(e.addr, 4), word(e.addr, 8), word(e.addr, 12)) & mask;
+    let i = hash(word(addr, 0), word(addr, 4), word(addr, 8), word(addr, 12)) & mask;
     while (ids[i] !== id) i = (i + 1) & mask;
     ids[i] = 0;
     for (let j = (i + 1) & mask; ids[j] !== 0; j = (j + 1) & mask) {

@@ -605,7 +605,8 @@ export class GatewayRig {
   constructor(opts: RigOptions = {}) {
     const { upstreamTable, upstreams, tcpLimits, hostAddresses, ping, ...gw } = opts;
     const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
-    this.config = resolveGatewayConfig(gw);
+    // IPv4 tests see no IPv6 (router advertisements at sweeps): IPv6 is on when a test names --subnet6 or ipv6.
+    this.config = resolveGatewayConfig({ ipv6: gw.subnet6 !== undefined, ...gw });
     this.transport = new FakeDnsTransport(upstreamTable);
     const now = () => this.clock.t;
     this.dns = new DnsService({

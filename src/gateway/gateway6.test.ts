@@ -1,0 +1,280 @@
+import { describe, expect, it } from 'vitest';
+import * as icmpv6 from '../wire/icmpv6.js';
+import * as ndp from '../wire/ndp.js';
+import * as ipv6 from '../wire/ipv6.js';
+import * as tcp from '../wire/tcp.js';
+import * as dhcpv6 from '../wire/dhcpv6.js';
+import { eqIp6, formatIp6, solicitedNode6 } from '../wire/addr.js';
+import dnsPacket from 'dns-packet';
+import { bytes, GatewayRig, GUEST2_MAC, GUEST_MAC, GW_MAC, RecordingPort, settle } from '../../test/helpers/frames.js';
+import {
+  ALL_DHCP6,
+  decodeFrame6,
+  dhcpv6Frame,
+  dhcpv6Repr,
+  DNS6,
+  GUEST6,
+  GUEST_LL6,
+  GW6,
+  GW_LL6,
+  ip6,
+  ipv6Frame,
+  ipv6Packet,
+  ndpFrame,
+  ndpRepr,
+  optionsHeader,
+  ping6Frame,
+  tcp6Frame,
+  udp6Frame,
+} from '../../test/helpers/frames6.js';
+import { dnsQuery } from '../../test/helpers/frames.js';
+
+const SUBNET6 = 'fd00:76:6d6e::/64';
+const rig6 = (o: ConstructorParameters<typeof GatewayRig>[0] = {}) => new GatewayRig({ subnet6: SUBNET6, ...o });
+const take6 = (r: GatewayRig) => r.port.take().map(decodeFrame6);
+const text = (a: Uint8Array) => formatIp6(a);
+/** Sends one guest frame and decodes what the gateway sent back at once. */
+const ex6 = (r: GatewayRig, frame: Uint8Array) => (r.send(frame), take6(r));
+
+describe('Gateway IPv6: neighbour discovery and router advertisements', () => {
+  it('answers a router solicitation with an RA: SLAAC prefix, MTU, RDNSS, DNSSL, from its link-local address to all nodes', () => {
+    const r = rig6();
+    const [f, ...rest] = ex6(r, ndpFrame(ndpRepr(icmpv6.TYPE_ROUTER_SOLICIT, {}, { sourceLinkAddr: GUEST_MAC }), { dstIp: ip6('ff02::2') }));
+    expect(rest).toEqual([]);
+    expect(text(f!.ip.src)).toBe(text(GW_LL6));
+    expect(text(f!.ip.dst)).toBe('ff02::1');
+    expect(f!.ip.hopLimit).toBe(255);
+    const m = f!.ndp!;
+    expect(m.type).toBe(icmpv6.TYPE_ROUTER_ADVERT);
+    expect(m.flags & ndp.RA_OTHER).toBe(ndp.RA_OTHER);
+    expect(m.flags & ndp.RA_MANAGED).toBe(0);
+    expect(m.routerLifetime).toBeGreaterThan(0);
+    expect(m.options.mtu).toBe(1500);
+    expect(Array.from(m.options.sourceLinkAddr!)).toEqual(Array.from(GW_MAC));
+    const p = m.options.prefixes[0]!;
+    expect([text(p.prefix), p.prefixLength, p.flags & (ndp.PREFIX_AUTONOMOUS | ndp.PREFIX_ON_LINK)]).toEqual(['fd00:76:6d6e::', 64, ndp.PREFIX_AUTONOMOUS | ndp.PREFIX_ON_LINK]);
+    expect(m.options.rdnss[0]!.servers.map(text)).toEqual([text(DNS6)]);
+    expect(m.options.dnssl[0]!.domains).toEqual(['vmnet.internal']);
+    // A second solicitation within 3 s gets none (RFC 4861 §10 MIN_DELAY_BETWEEN_RAS); one later does.
+    r.clock.t = 1000;
+    expect(ex6(r, ndpFrame(ndpRepr(icmpv6.TYPE_ROUTER_SOLICIT), { dstIp: ip6('ff02::2') })).length).toBe(0);
+    r.clock.t = 4000;
+    expect(ex6(r, ndpFrame(ndpRepr(icmpv6.TYPE_ROUTER_SOLICIT), { dstIp: ip6('ff02::2') })).length).toBe(1);
+  });
+
+  it('sends unsolicited RAs from the sweep: at once to a new link, then every 300 s', () => {
+    const r = rig6();
+    r.gateway.sweep();
+    expect(take6(r).map((f) => f.ndp?.type)).toEqual([icmpv6.TYPE_ROUTER_ADVERT]);
+    r.clock.t = 299_000;
+    r.gateway.sweep();
+    expect(r.port.take()).toEqual([]);
+    r.clock.t = 300_000;
+    r.gateway.sweep();
+    expect(take6(r).map((f) => f.ndp?.type)).toEqual([icmpv6.TYPE_ROUTER_ADVERT]);
+  });
+
+  it('answers neighbour solicitations for its addresses, solicited and unicast, with its MAC', () => {
+    const r = rig6();
+    for (const target of [GW6, DNS6, GW_LL6]) {
+      const ns = ndpRepr(icmpv6.TYPE_NEIGHBOR_SOLICIT, { target }, { sourceLinkAddr: GUEST_MAC });
+      const [f, ...rest] = ex6(r, ndpFrame(ns, { dstIp: solicitedNode6(target) }));
+      expect(rest).toEqual([]);
+      expect(f!.ndp!.type).toBe(icmpv6.TYPE_NEIGHBOR_ADVERT);
+      expect(text(f!.ndp!.target)).toBe(text(target));
+      expect(f!.ndp!.flags & ndp.NA_SOLICITED).toBe(ndp.NA_SOLICITED);
+      expect(Array.from(f!.ndp!.options.targetLinkAddr!)).toEqual(Array.from(GW_MAC));
+      expect(text(f!.ip.dst)).toBe(text(GUEST_LL6));
+      expect(Array.from(f!.eth.dst)).toEqual(Array.from(GUEST_MAC));
+    }
+    expect(r.drops()).toEqual({});
+  });
+
+  it('DAD: a probe claims a free address silently; a probe from another link for it is answered for its holder, and its traffic refused', () => {
+    const r = rig6();
+    const dad = (target: Uint8Array, src: Uint8Array) => ndpFrame(ndpRepr(icmpv6.TYPE_NEIGHBOR_SOLICIT, { target }), { srcIp: ip6('::'), dstIp: solicitedNode6(target), src });
+    expect(ex6(r, dad(GUEST6, GUEST_MAC))).toEqual([]);
+    expect(r.gateway.snapshot().neighbors6).toEqual([{ ip: text(GUEST6), mac: '52:54:00:12:34:56' }]);
+    // The same guest probing again (an interface restart) is not defended against itself.
+    expect(ex6(r, dad(GUEST6, GUEST_MAC))).toEqual([]);
+    const port2 = new RecordingPort();
+    const s2 = r.gateway.attach(port2);
+    r.send(dad(GUEST6, GUEST2_MAC), s2);
+    const [na, ...rest] = port2.take().map(decodeFrame6);
+    expect(rest).toEqual([]);
+    expect(na!.ndp!.type).toBe(icmpv6.TYPE_NEIGHBOR_ADVERT);
+    expect(text(na!.ndp!.target)).toBe(text(GUEST6));
+    expect(text(na!.ip.dst)).toBe('ff02::1');
+    expect(Array.from(na!.ndp!.options.targetLinkAddr!)).toEqual(Array.from(GUEST_MAC));
+    r.send(ping6Frame({ dstIp: GW6, src: GUEST2_MAC }), s2);
+    expect(port2.take()).toEqual([]);
+    expect(r.drops()['src-taken']).toBe(1);
+  });
+
+  it('ignores NDP that fails RFC 4861 validation (hop limit below 255), counted', () => {
+    const r = rig6();
+    const ns = ndpRepr(icmpv6.TYPE_NEIGHBOR_SOLICIT, { target: GW6 }, { sourceLinkAddr: GUEST_MAC });
+    expect(ex6(r, ndpFrame(ns, { dstIp: solicitedNode6(GW6), hopLimit: 64 }))).toEqual([]);
+    expect(r.drops()).toEqual({ 'ndp-invalid': 1 });
+  });
+});
+
+describe('Gateway IPv6: echo, DHCPv6, DNS', () => {
+  it('answers echo requests to its global and link-local addresses', () => {
+    const r = rig6();
+    for (const [src, dst] of [
+      [GUEST6, GW6],
+      [GUEST_LL6, GW_LL6],
+      [GUEST6, DNS6],
+    ] as const) {
+      const [f] = ex6(r, ping6Frame({ srcIp: src, dstIp: dst, id: 7, seq: 9 }, bytes('ping6!')));
+      expect(f!.icmp!.type).toBe(icmpv6.TYPE_ECHO_REPLY);
+      expect([f!.icmp!.id, f!.icmp!.seq, new TextDecoder().decode(f!.payload)]).toEqual([7, 9, 'ping6!']);
+      expect([text(f!.ip.src), text(f!.ip.dst)]).toEqual([text(dst), text(src)]);
+    }
+  });
+
+  it('answers a DHCPv6 Information-request with DNS and search list; a Solicit with NoAddrsAvail; ignores one with an IA', () => {
+    const r = rig6();
+    const duid = dhcpv6.duidLl(GUEST_MAC);
+    const [f] = ex6(r, dhcpv6Frame(dhcpv6Repr({ msgType: dhcpv6.INFORMATION_REQUEST, transactionId: 0x123456 }, { clientId: duid, oro: [23, 24] })));
+    const m = f!.dhcp!;
+    expect([m.msgType, m.transactionId]).toEqual([dhcpv6.REPLY, 0x123456]);
+    expect(m.options.dnsServers.map(text)).toEqual([text(DNS6)]);
+    expect(m.options.domainSearch).toEqual(['vmnet.internal']);
+    expect(Array.from(m.options.clientId!)).toEqual(Array.from(duid));
+    expect(Array.from(m.options.serverId!)).toEqual(Array.from(dhcpv6.duidLl(GW_MAC)));
+    expect([text(f!.ip.src), text(f!.ip.dst), f!.udp!.dstPort]).toEqual([text(GW_LL6), text(GUEST_LL6), dhcpv6.CLIENT_PORT]);
+    const [adv] = ex6(r, dhcpv6Frame(dhcpv6Repr({ msgType: dhcpv6.SOLICIT, transactionId: 1 }, { clientId: duid })));
+    expect([adv!.dhcp!.msgType, adv!.dhcp!.options.status?.code]).toEqual([dhcpv6.ADVERTISE, dhcpv6.STATUS_NO_ADDRS_AVAIL]);
+    const ia = [{ iaid: 1, t1: 0, t2: 0, addresses: [], status: null, unknown: [] }];
+    expect(ex6(r, dhcpv6Frame(dhcpv6Repr({ msgType: dhcpv6.INFORMATION_REQUEST, transactionId: 2 }, { clientId: duid, iaNa: ia })))).toEqual([]);
+    expect(r.gateway.v6!.dhcp.counters).toEqual({ informationRequests: 1, solicits: 1, ignored: 1 });
+    expect(eqIp6(ALL_DHCP6, ip6('ff02::1:2'))).toBe(true);
+  });
+
+  it('answers DNS at its IPv6 DNS address, from that address', async () => {
+    const r = rig6({ upstreamTable: { 'example.com': '192.0.2.7' } });
+    r.send(udp6Frame({ dstIp: DNS6, srcPort: 5353, dstPort: 53 }, dnsQuery('example.com')));
+    await settle();
+    const [f] = take6(r);
+    expect([text(f!.ip.src), f!.udp!.srcPort, text(f!.ip.dst), f!.udp!.dstPort]).toEqual([text(DNS6), 53, text(GUEST6), 5353]);
+    expect(dnsPacket.decode(Buffer.from(f!.payload)).answers?.map((a) => (a as { data: unknown }).data)).toEqual(['192.0.2.7']);
+  });
+});
+
+describe('Gateway IPv6: NAT', () => {
+  it('UDP to the gateway goes to the host ::1; replies come back from the gateway; a refusal is an ICMPv6 port unreachable', () => {
+    const r = rig6();
+    r.send(udp6Frame({ dstIp: GW6, srcPort: 40001, dstPort: 7000 }, bytes('hi')));
+    const flow = r.host.flows[0]!;
+    expect([flow.host, flow.port, new TextDecoder().decode(flow.sent[0])]).toEqual(['::1', 7000, 'hi']);
+    flow.reply(bytes('back'));
+    const [f] = take6(r);
+    expect([text(f!.ip.src), f!.udp!.srcPort, text(f!.ip.dst), f!.udp!.dstPort, new TextDecoder().decode(f!.payload)]).toEqual([text(GW6), 7000, text(GUEST6), 40001, 'back']);
+    flow.refuse();
+    const [u] = take6(r);
+    expect([u!.icmp!.type, u!.icmp!.code]).toEqual([icmpv6.TYPE_DEST_UNREACH, icmpv6.CODE_PORT_UNREACH]);
+  });
+
+  it('UDP to an outside address goes to that address; link-local, own-prefix and IPv4-mapped destinations are dropped', () => {
+    const r = rig6();
+    r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), dstPort: 9 }, bytes('x')));
+    expect(r.host.flows.map((f) => [f.host, f.port])).toEqual([['2001:db8::7', 9]]);
+    for (const dst of ['fe80::1', 'fd00:76:6d6e::99', '::ffff:127.0.0.1', '::1.2.3.4']) r.send(udp6Frame({ dstIp: ip6(dst), dstPort: 9 }, bytes('x')));
+    expect(r.host.flows.length).toBe(1);
+    expect(r.drops()['udp-refused']).toBe(4);
+  });
+
+  it('--isolated answers UDP with administratively prohibited, and the flow table keys IPv4 and IPv6 apart', () => {
+    const r = rig6({ isolated: true });
+    r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), dstPort: 9 }, bytes('x')));
+    const [u] = take6(r);
+    expect([u!.icmp!.type, u!.icmp!.code]).toEqual([icmpv6.TYPE_DEST_UNREACH, icmpv6.CODE_ADMIN_PROHIBITED]);
+  });
+
+  it('TCP to the gateway dials the host ::1, with an MSS 20 bytes smaller than IPv4; data flows both ways', async () => {
+    const r = rig6();
+    r.send(tcp6Frame({ dstIp: GW6, dstPort: 8080, flags: tcp.SYN, seq: 100, mss: 1440 }));
+    const dial = r.tcp.dials[0]!;
+    expect([dial.host, dial.port]).toEqual(['::1', 8080]);
+    dial.ev.connected();
+    const [synAck] = take6(r);
+    expect(synAck!.tcp!.flags).toBe(tcp.SYN | tcp.ACK);
+    expect(synAck!.tcp!.mss).toBe(1440);
+    expect([text(synAck!.ip.src), text(synAck!.ip.dst)]).toEqual([text(GW6), text(GUEST6)]);
+    const iss = synAck!.tcp!.seq;
+    r.send(tcp6Frame({ dstIp: GW6, dstPort: 8080, flags: tcp.ACK | tcp.PSH, seq: 101, ack: iss + 1 }, bytes('GET /')));
+    await settle();
+    expect(new TextDecoder().decode(dial.written[0])).toBe('GET /');
+    dial.ev.data(bytes('200 OK'));
+    await settle();
+    const data = take6(r).find((f) => f.payload.length > 0)!;
+    expect(new TextDecoder().decode(data.payload)).toBe('200 OK');
+    expect(r.drops()).toEqual({});
+  });
+
+  it('TCP to an outside address dials it; a refused dial resets the guest at once', () => {
+    const r = rig6();
+    r.send(tcp6Frame({ dstIp: ip6('2001:db8::1'), dstPort: 80, flags: tcp.SYN, seq: 5 }));
+    const dial = r.tcp.dials[0]!;
+    expect([dial.host, dial.port]).toEqual(['2001:db8::1', 80]);
+    dial.ev.refused(); // what the dialer reports for ECONNREFUSED, ENETUNREACH and EHOSTUNREACH
+    const [rst] = take6(r);
+    expect(rst!.tcp!.flags & tcp.RST).toBe(tcp.RST);
+    expect(text(rst!.ip.src)).toBe('2001:db8::1');
+  });
+
+  it('forgets IPv6 addresses nothing uses at the sweep; keeps those of flows and neighbours', () => {
+    const r = rig6();
+    r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), dstPort: 9 }, bytes('x')));
+    r.send(tcp6Frame({ dstIp: ip6('2001:db8::8'), dstPort: 1, flags: tcp.ACK, seq: 1, ack: 1 })); // stray: RST, nothing kept
+    const ids = r.gateway.v6!.ids;
+    expect(ids.size).toBe(3);
+    r.gateway.sweep();
+    expect(ids.size).toBe(2);
+  });
+});
+
+describe('Gateway IPv6: errors and bounds', () => {
+  it('hop limit 1 toward the outside: time exceeded from the gateway', () => {
+    const r = rig6();
+    r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), dstPort: 9, hopLimit: 1 }, bytes('x')));
+    const [f] = take6(r);
+    expect([f!.icmp!.type, f!.icmp!.code, text(f!.ip.src)]).toEqual([icmpv6.TYPE_TIME_EXCEEDED, icmpv6.CODE_HOP_LIMIT, text(GW6)]);
+    expect(r.host.flows).toEqual([]);
+  });
+
+  it('an unknown option whose action asks for it gets a Parameter Problem pointing at it', () => {
+    const r = rig6();
+    const hbh = optionsHeader(ipv6.NH_NONE, [{ type: 0x80 | 0x3e, data: new Uint8Array(4) }]);
+    const [f] = ex6(r, ipv6Frame(ipv6Packet({ src: GUEST6, dst: GW6, nextHeader: ipv6.NH_HOP_BY_HOP }, hbh)));
+    expect([f!.icmp!.type, f!.icmp!.code, f!.icmp!.pointer]).toEqual([icmpv6.TYPE_PARAM_PROBLEM, ipv6.PROBLEM_OPTION, 42]);
+    expect(r.drops()).toEqual({ 'ipv6-invalid': 1 });
+  });
+
+  it('refuses sources outside the prefix and the gateway own addresses; --no-ipv6 drops IPv6 as before', () => {
+    const r = rig6();
+    for (const src of [ip6('2001:db8::1'), GW6, ip6('ff02::1')]) r.send(ping6Frame({ srcIp: src, dstIp: GW6 }));
+    expect(r.port.take()).toEqual([]);
+    expect(r.drops()).toEqual({ 'ipv6-src': 3 });
+    const off = new GatewayRig({ ipv6: false });
+    off.send(ping6Frame({ dstIp: ip6('fd0d:b4b8:6ba1::2') }));
+    expect(off.port.take()).toEqual([]);
+    expect(off.drops()).toEqual({ ipv6: 1 });
+  });
+
+  it('rate-limits ICMPv6 errors (RFC 4443 §2.4(f))', () => {
+    const r = rig6({ isolated: true });
+    for (let i = 0; i < 50; i++) r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), srcPort: 1000 + i, dstPort: 9 }, bytes('x')));
+    expect(r.port.take().length).toBe(10);
+    expect(r.gateway.v6!.errorsLimited).toBe(40);
+  });
+
+  it('a frame of a link whose address table is full of IPv6 addresses is refused at the per-link bound', () => {
+    const r = rig6();
+    for (let i = 1; i <= 9; i++) r.send(ping6Frame({ srcIp: ip6(`fd00:76:6d6e::${i + 100}`), dstIp: GW6 }));
+    expect(r.port.take().length).toBe(8);
+    expect(r.drops()).toEqual({ 'src-limit': 1 });
+  });
+});
