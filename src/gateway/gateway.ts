@@ -262,9 +262,12 @@ export class Gateway {
           udpNat: this.udpNat,
           dns: deps.dns,
           neighborLimits: deps.neighborLimits,
+          pingRelay: () => this.ping?.relay ?? null,
         })
       : null;
-    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r) }, deps.ping) : null;
+    const v6 = this.v6;
+    const family6 = v6 ? { reply: v6.reply.bind(v6), error: v6.error6.bind(v6) } : undefined;
+    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r), family6 }, deps.ping) : null;
   }
 
   /** Attaches a guest connection. */

@@ -278,3 +278,41 @@ describe('Gateway IPv6: errors and bounds', () => {
     expect(r.drops()).toEqual({ 'src-limit': 1 });
   });
 });
+
+describe('Gateway IPv6: ping to the outside', () => {
+  const OUT6 = ip6('2001:db8::99');
+  const HOST6 = ip6('2001:db8::2');
+  const ROUTER6 = ip6('2001:db8::1');
+
+  it('relays an echo request with the hop limit less one; the reply comes back from the address pinged with the guest identifier', () => {
+    const r = rig6();
+    const frame = ping6Frame({ dstIp: OUT6, id: 0x4321, seq: 3, hopLimit: 9 }, bytes('out6'));
+    r.send(frame);
+    expect(r.ping.opens.map((o) => [o.family, text(o.dst), o.ttl])).toEqual([[6, text(OUT6), 8]]);
+    expect(r.ping.sends[0]!.message).toEqual(frame.subarray(14 + 40));
+    r.ping.opened(HOST6);
+    r.ping.replyTo(r.ping.sends[0]!, { ttl: 60, local: HOST6 });
+    const [f, ...rest] = take6(r);
+    expect(rest).toEqual([]);
+    expect([f!.icmp!.type, f!.icmp!.id, f!.icmp!.seq, new TextDecoder().decode(f!.payload)]).toEqual([icmpv6.TYPE_ECHO_REPLY, 0x4321, 3, 'out6']);
+    expect([text(f!.ip.src), text(f!.ip.dst), f!.ip.hopLimit]).toEqual([text(OUT6), text(GUEST6), 59]);
+  });
+
+  it('relays a router error quoting the guest request; refuses multicast, own-prefix and (isolated) everything', () => {
+    const r = rig6();
+    const frame = ping6Frame({ dstIp: OUT6, id: 7, seq: 1, hopLimit: 2 });
+    r.send(frame);
+    r.ping.opened(HOST6);
+    r.ping.errorAbout(r.ping.sends[0]!, icmpv6.TYPE_TIME_EXCEEDED, 0, ROUTER6, { local: HOST6 });
+    const [f] = take6(r);
+    expect([f!.icmp!.type, text(f!.ip.src), text(f!.ip.dst)]).toEqual([icmpv6.TYPE_TIME_EXCEEDED, text(ROUTER6), text(GUEST6)]);
+    expect(f!.payload.subarray(40, 48)).toEqual(frame.subarray(14 + 40, 14 + 48)); // after the quoted IPv6 header: the request as the guest sent it
+    for (const dst of ['ff02::1', 'fd00:76:6d6e::77', 'fe80::9']) r.send(ping6Frame({ dstIp: ip6(dst) }));
+    expect(r.ping.sends.length).toBe(1);
+    expect(r.drops()['ping-refused']).toBe(3);
+    const iso = rig6({ isolated: true });
+    const [u] = ex6(iso, ping6Frame({ dstIp: OUT6 }));
+    expect([u!.icmp!.type, u!.icmp!.code]).toEqual([icmpv6.TYPE_DEST_UNREACH, icmpv6.CODE_ADMIN_PROHIBITED]);
+    expect(iso.ping.opens).toEqual([]);
+  });
+});

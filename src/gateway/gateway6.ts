@@ -30,8 +30,13 @@
  *     link), so DAD fails on the newcomer instead of two guests sharing an
  *     address. Router solicitations get an advertisement
  *     (router-advert.ts). Guests' NAs claim their targets as traffic does.
- *  4. ICMPv6 echo to the gateway's addresses is answered; other ICMPv6
- *     informational messages (MLD) are ignored, as a host's would be.
+ *  4. ICMPv6 echo to the gateway's addresses is answered; to other
+ *     addresses it goes to the ping relay (ping.ts, services/ping/) after
+ *     the UDP NAT's policy (--isolated and --no-host: administratively
+ *     prohibited; unroutable: dropped, `ping-refused`), with the hop limit
+ *     less one; replies come back from the address pinged, errors from the
+ *     router that sent them. Other informational messages (MLD) are
+ *     ignored, as a host's would be.
  *  5. UDP: DHCPv6 (port 547, at ff02::1:2 or the gateway) → the stateless
  *     server; port 53 at the DNS address → the DNS service; other
  *     multicast → dropped; the rest → the UDP NAT, with IPv6's policy:
@@ -84,6 +89,7 @@ import { FrameBuilder6, UDP6_OVERHEAD } from './frames6.js';
 import { Neighbors, USE_OK, type Neighbor, type NeighborLimits } from './neighbors.js';
 import { RaSchedule, routerAdvert } from './router-advert.js';
 import type { Session } from './gateway.js';
+import type { PingFlowInfo, PingRelay } from '../services/ping/relay.js';
 
 /** Most ICMPv6 errors at once, and the refill rate a second (RFC 4443 §2.4(f)). */
 export const ERROR_BURST = 10;
@@ -114,6 +120,8 @@ export interface Gateway6Host {
   readonly udpNat: UdpNat;
   readonly dns: DnsService;
   readonly neighborLimits?: Partial<NeighborLimits> | undefined;
+  /** The ping relay to the outside (ping.ts), null without one. */
+  pingRelay(): PingRelay | null;
 }
 
 export class Gateway6 {
@@ -206,6 +214,8 @@ export class Gateway6 {
 
   private released(id: AddrId): void {
     const { tcpNat, udpNat } = this.host;
+    const a = this.ids.address(id);
+    if (a !== undefined) this.host.pingRelay()?.closeAddress(a);
     tcpNat.closeAddress(id);
     tcpNat.linkDrained(id);
     udpNat.closeAddress(id);
@@ -291,13 +301,64 @@ export class Gateway6 {
     if (m.type >= icmpv6.TYPE_ROUTER_SOLICIT && m.type <= icmpv6.TYPE_REDIRECT) return this.handleNdp(s, srcMac, v, now);
     if (m.type === icmpv6.TYPE_MLD_QUERY || m.type === icmpv6.TYPE_MLD_REPORT || m.type === icmpv6.TYPE_MLD_DONE || m.type === icmpv6.TYPE_MLD2_REPORT) return;
     if (isUnspecified6(h.src)) return host.drop('ipv6-src');
-    if (m.type !== icmpv6.TYPE_ECHO_REQUEST || !toUs) {
-      host.drop('icmp-unsupported');
-      if (m.type === icmpv6.TYPE_ECHO_REQUEST && !isMulticast6(h.dst)) this.error(s, srcMac, h.src, icmpv6.TYPE_DEST_UNREACH, icmpv6.CODE_ADMIN_PROHIBITED, 0, v, o, plen);
-      return;
-    }
+    if (m.type !== icmpv6.TYPE_ECHO_REQUEST) return host.drop('icmp-unsupported');
+    if (!toUs) return this.pingOut(s, srcMac, v, o, plen);
     const n = this.frames.echoReply(host.outView, 0, srcMac, h.dst, h.src, m.id, m.seq, v, m.payloadOffset, m.payloadLength);
     this.sendOut(s, n);
+  }
+
+  /** An echo request to another address: policy, then the ping relay (see the file comment, 4). */
+  private pingOut(s: Session, srcMac: Uint8Array, v: DataView, o: number, plen: number): void {
+    const h = this.ipH;
+    const c = this.chain;
+    const host = this.host;
+    const relay = host.pingRelay();
+    if (relay === null || this.icmpH.code !== 0) return host.drop('icmp-unsupported');
+    if (isMulticast6(h.dst)) return host.drop('ping-refused');
+    if (host.config.isolated || this.hostRefused(h.dst)) {
+      host.drop('ping-refused');
+      return this.error(s, srcMac, h.src, icmpv6.TYPE_DEST_UNREACH, icmpv6.CODE_ADMIN_PROHIBITED, 0, v, o, plen);
+    }
+    if (!routable(h.dst, this.v6.prefix.net)) return host.drop('ping-refused');
+    const message = new Uint8Array(v.buffer, v.byteOffset + c.offset, c.length);
+    const r = relay.fromGuest({ guest: s.id, family: 6, src: h.src.slice(), dst: h.dst.slice(), ttl: h.hopLimit - 1, message });
+    if (r !== 'sent') host.drop('ping-unavailable');
+  }
+
+  /** The neighbour holding an address given as bytes (a ping flow's), or undefined. */
+  private neighborAt(a: Uint8Array): Neighbor<Session> | undefined {
+    const id = this.ids.find(new DataView(a.buffer, a.byteOffset, 16), 0);
+    const n = id === -1 ? undefined : this.neighbors.get(id);
+    return n === undefined || n.link.closed ? undefined : n;
+  }
+
+  /** A relayed echo reply for a guest (PingRelayEvents.reply, family 6). */
+  reply(f: PingFlowInfo, seq: number, payload: Uint8Array, hopLimit: number): void {
+    const n = this.neighborAt(f.src);
+    if (n === undefined) return this.host.drop('not-for-us');
+    const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const hl = hopLimit === 0 ? 64 : Math.max(1, hopLimit - 1);
+    this.sendOut(n.link, this.frames.echoReply(this.host.outView, 0, n.mac, f.dst, f.src, f.id, seq, pv, 0, payload.length, hl));
+  }
+
+  /** A relayed ICMPv6 error about a guest's echo request (PingRelayEvents.error, family 6). */
+  error6(f: PingFlowInfo, from: Uint8Array | null, type: number, code: number, info: number, request: Uint8Array, hopLimit: number): void {
+    const n = this.neighborAt(f.src);
+    if (n === undefined) return;
+    // The guest's packet as it left the gateway: its IPv6 header and the request's first 8 bytes.
+    const q = new Uint8Array(ipv6.HEADER_LEN + icmpv6.HEADER_LEN);
+    const h = ipv6.blank();
+    h.payloadLength = icmpv6.HEADER_LEN;
+    h.nextHeader = ipv6.NH_ICMPV6;
+    h.hopLimit = hopLimit;
+    h.src.set(f.src);
+    h.dst.set(f.dst);
+    const qv = new DataView(q.buffer);
+    ipv6.emit(h, qv, 0);
+    q.set(request.subarray(0, icmpv6.HEADER_LEN), ipv6.HEADER_LEN);
+    const src = from ?? this.v6.gatewayIp;
+    const param = type === icmpv6.TYPE_PACKET_TOO_BIG ? info : 0;
+    this.sendOut(n.link, this.frames.icmpError(this.host.outView, 0, n.mac, src, f.src, type, code, param, qv, 0, q.length));
   }
 
   private handleNdp(s: Session, srcMac: Uint8Array, v: DataView, now: number): void {
