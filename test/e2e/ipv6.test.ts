@@ -49,7 +49,7 @@ describe('IPv6 e2e with the test guest', () => {
         timeoutMs: 180_000,
         script: `${DHCP.replace('-T 1', '-T 1 -x hostname:sixer')}
 i=0
-while ! ip -6 addr show dev eth0 | grep -q 'inet6 fd0d:b4b8:6ba1:0:.* scope global'; do
+while ! ip -6 addr show dev eth0 | grep 'inet6 fd0d:b4b8:6ba1:0:.* scope global' | grep -qv tentative; do
   i=$((i+1)); [ $i -gt 120 ] && break; sleep 0.5
 done
 ip -6 addr show dev eth0 | grep inet6 | sed 's/^/ADDR6 /'
