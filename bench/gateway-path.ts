@@ -29,6 +29,7 @@ import * as tcp from '../src/wire/tcp.js';
 import { update32 } from '../src/wire/checksum.js';
 import type { FakeTcpStream } from '../test/helpers/frames.js';
 import { GatewayRig, GUEST_IP, GW_IP, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type TcpOptions } from '../test/helpers/frames.js';
+import { GUEST6, GW6, ipv6Frame, ipv6Packet, tcpSegment6 } from '../test/helpers/frames6.js';
 
 const ROUNDS = Number(process.argv[2]) || 7;
 const N = 100_000;
@@ -41,6 +42,8 @@ interface Family {
   mss: number;
   tcpAt: number;
   frame(o: TcpOptions, payload?: Uint8Array): Uint8Array;
+  /** The rig's IPv6 prefix (IPv6 only). */
+  subnet6?: string;
 }
 
 const families: Family[] = [
@@ -49,6 +52,13 @@ const families: Family[] = [
     mss: 1460,
     tcpAt: 34,
     frame: (o, payload) => ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: GW_IP, proto: 6 }, tcpSegment(GUEST_IP, GW_IP, 40000, 8080, o, payload))),
+  },
+  {
+    name: 'IPv6',
+    mss: 1440,
+    tcpAt: 54,
+    subnet6: 'fd00:76:6d6e::/64',
+    frame: (o, payload) => ipv6Frame(ipv6Packet({ src: GUEST6, dst: GW6, nextHeader: 6 }, tcpSegment6(GUEST6, GW6, 40000, 8080, o, payload))),
   },
 ];
 
@@ -81,7 +91,7 @@ interface Conn {
 }
 
 function open(f: Family): Conn {
-  const rig = new GatewayRig();
+  const rig = new GatewayRig(f.subnet6 ? { subnet6: f.subnet6 } : {});
   const port = rig.port;
   rig.send(f.frame({ flags: tcp.SYN, seq: 1000 }));
   const host = rig.tcp.dials[0]!;

@@ -264,6 +264,14 @@ describe('Gateway IPv6: errors and bounds', () => {
     expect(off.drops()).toEqual({ ipv6: 1 });
   });
 
+  it('sends no error about a frame to a group MAC, nor to the unspecified address (RFC 4443 §2.4(e))', () => {
+    const r = rig6();
+    r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), dstPort: 9, hopLimit: 1, dst: Uint8Array.of(0x33, 0x33, 0, 0, 0, 1) }, bytes('x')));
+    r.send(udp6Frame({ srcIp: ip6('::'), dstIp: ip6('2001:db8::7'), dstPort: 9, hopLimit: 1 }, bytes('x')));
+    expect(r.port.take()).toEqual([]);
+    expect(r.drops()).toEqual({ 'ttl-expired': 2 });
+  });
+
   it('rate-limits ICMPv6 errors (RFC 4443 §2.4(f))', () => {
     const r = rig6({ isolated: true });
     for (let i = 0; i < 50; i++) r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), srcPort: 1000 + i, dstPort: 9 }, bytes('x')));

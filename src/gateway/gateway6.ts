@@ -148,6 +148,8 @@ export class Gateway6 {
   private fragId = 0;
   private errorTokens = ERROR_BURST;
   private errorsAt = 0;
+  /** The frame being handled came to a group MAC: no errors about it (RFC 4443 §2.4(e)). */
+  private group = false;
   /** ICMPv6 errors not sent for the rate limit. */
   errorsLimited = 0;
 
@@ -241,6 +243,7 @@ export class Gateway6 {
    * @param now the gateway's clock (as of its last sweep)
    */
   handlePacket(s: Session, v: DataView, o: number, len: number, group: boolean, srcMac: Uint8Array, now: number): void {
+    this.group = group;
     const h = this.ipH;
     const host = this.host;
     if (!ipv6.parse(v, o, len, h)) return host.drop('ipv6-invalid');
@@ -259,7 +262,7 @@ export class Gateway6 {
     if (c.action !== ipv6.ACTION_NONE) {
       host.drop('ipv6-invalid');
       if (c.action !== ipv6.ACTION_DISCARD && icmpv6.errorAllowed(icmpv6.TYPE_PARAM_PROBLEM, c.action === ipv6.ACTION_PROBLEM, h.src, h.dst, group, -1))
-        this.error(s, srcMac, h.src, icmpv6.TYPE_PARAM_PROBLEM, c.problemCode, c.problemPointer, v, o, plen);
+        this.error(s, srcMac, h.src, icmpv6.TYPE_PARAM_PROBLEM, c.problemCode, c.problemPointer, v, o, plen, true);
       return;
     }
     if (c.fragment) return host.drop('ipv6-fragment');
@@ -547,11 +550,18 @@ export class Gateway6 {
     q.setUint16(44, udp.HEADER_LEN);
     q.setUint16(46, 0);
     const code = kind === 'admin-prohibited' ? icmpv6.CODE_ADMIN_PROHIBITED : icmpv6.CODE_PORT_UNREACH;
+    this.group = false; // about a flow, not a frame
     this.error(n.link, n.mac, guest, icmpv6.TYPE_DEST_UNREACH, code, 0, q, 0, this.quote.length);
   }
 
-  /** Sends an ICMPv6 error about the packet at (q, qo, qlen) to `dst`, within the rate limit. */
-  private error(s: Session, mac: Uint8Array, dst: Ip6, type: number, code: number, param: number, q: DataView, qo: number, qlen: number): void {
+  /**
+   * Sends an ICMPv6 error about the packet at (q, qo, qlen) to `dst`, within
+   * the rate limit; never to an unspecified or multicast source, nor about a
+   * frame sent to a group MAC unless `multicastOk` (RFC 4443 §2.4(e), checked
+   * by the caller then).
+   */
+  private error(s: Session, mac: Uint8Array, dst: Ip6, type: number, code: number, param: number, q: DataView, qo: number, qlen: number, multicastOk = false): void {
+    if (isUnspecified6(dst) || isMulticast6(dst) || (this.group && !multicastOk)) return;
     const now = this.host.now();
     this.errorTokens = Math.min(ERROR_BURST, this.errorTokens + ((now - this.errorsAt) * ERRORS_PER_S) / 1000);
     this.errorsAt = now;
