@@ -9,7 +9,10 @@
  * from an HTTP server on the host's ::1 through the gateway's IPv6 address
  * (SHA-256), resolves its own DHCP host name to AAAA at the IPv6 DNS
  * address, and serves HTTP that a host client reaches through a [::1]:PORT
- * forward. Only loopback is used.
+ * forward. A second test puts two guests on a switch segment with a
+ * gateway: each forms its address from the segment gateway's RA, pings it,
+ * downloads from the host's ::1 and resolves the other's name to AAAA.
+ * Only loopback is used.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +24,7 @@ import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { decodeFrame6, readPcap } from '../helpers/frames6.js';
 import { freePort } from '../helpers/ports.js';
 import { privateTmp } from '../helpers/tmp.js';
+import { startSegment } from '../../src/switch/segment.js';
 import { bootGuest, DHCP, sha256, startHttpServer, streamNic, WHO_HTTPD, withGateway, type TestHttpServer } from './harness.js';
 
 const GW6 = 'fd0d:b4b8:6ba1::2';
@@ -92,5 +96,43 @@ sleep 1
     expect(ras[0]!.ndp!.options.rdnss[0]!.servers.map((a) => formatIp6(a))).toEqual([DNS6]);
     expect(ras[0]!.ndp!.options.dnssl[0]!.domains).toEqual(['vmnet.internal']);
     expect(readFileSync(pcap).length).toBeGreaterThan(0);
+  });
+
+  it('on a switch segment: two guests get SLAAC addresses from the segment gateway, ping it, download from ::1 and resolve each other to AAAA', { timeout: 300_000 }, async () => {
+    const seg = await startSegment({ dir: privateTmp(), gateway: { subnet: '10.0.2.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: upstream.port }] } });
+    const script = (me: string, peer: string) => `${DHCP.replace('-T 1', `-T 1 -x hostname:${me}`)}
+i=0
+while ! ip -6 addr show dev eth0 | grep 'inet6 fd0d:b4b8:6ba1:0:.* scope global' | grep -qv tentative; do
+  i=$((i+1)); [ $i -gt 120 ] && break; sleep 0.5
+done
+ip -6 addr show dev eth0 scope global | grep inet6 | sed 's/^/ADDR6 /'
+ping6 -c 2 -W 3 ${GW6} | grep -c 'bytes from' | sed 's/^/PING6 /'
+wget -q -O - 'http://[${GW6}]:${http.port}/blob' | sha256sum | sed 's/^/SHA6 /'
+i=0
+while ! nslookup -type=AAAA ${peer} ${DNS6} 2>&1 | grep -q 'Address: fd0d'; do i=$((i+1)); [ $i -gt 60 ] && break; sleep 0.5; done
+nslookup -type=AAAA ${peer} ${DNS6} 2>&1 | tr '\\n' ' ' | sed 's/^/PEER6 /'; echo
+ping6 -c 2 -W 3 $(nslookup -type=AAAA ${peer} ${DNS6} 2>/dev/null | awk '/^Address: fd0d/ {print $2}' | head -1) | grep -c 'bytes from' | sed 's/^/PINGPEER6 /'
+sleep 3
+`;
+    try {
+      const [a, b] = await Promise.all([
+        bootGuest({ name: 'seg6-a', nics: streamNic(seg.socket), timeoutMs: 240_000, script: script('seg6a', 'seg6b') }),
+        bootGuest({ name: 'seg6-b', nics: streamNic(seg.socket), timeoutMs: 240_000, script: script('seg6b', 'seg6a') }),
+      ]);
+      const addrOf = (out: string) => /ADDR6 +inet6 (fd0d:b4b8:6ba1:0:[0-9a-f:]+)\//.exec(out)?.[1];
+      for (const [r, peer] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        expect(r.exitCode, r.console).toBe(0);
+        expect(addrOf(r.output), r.console).toBeDefined();
+        expect(r.output, r.console).toContain('PING6 2');
+        expect(r.output, r.console).toContain(`SHA6 ${sha256(http.blob)}`);
+        expect(r.output, r.console).toMatch(new RegExp(`PEER6 .*Address: ${addrOf(peer.output)}`));
+        expect(r.output, r.console).toContain('PINGPEER6 2');
+      }
+    } finally {
+      await seg.close();
+    }
   });
 });
