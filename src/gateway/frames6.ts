@@ -12,6 +12,7 @@ import * as udp from '../wire/udp.js';
 import * as icmpv6 from '../wire/icmpv6.js';
 import * as ndp from '../wire/ndp.js';
 import type { Ip6, Mac } from '../wire/addr.js';
+import { emitUdp } from './frames.js';
 
 /** Bytes of Ethernet + IPv6 + UDP headers. */
 export const UDP6_OVERHEAD = eth.HEADER_LEN + ipv6.HEADER_LEN + udp.HEADER_LEN;
@@ -51,13 +52,7 @@ export class FrameBuilder6 {
   udp(v: DataView, o: number, dstMac: Mac, src: Ip6, srcPort: number, dst: Ip6, dstPort: number, payload: Uint8Array): number {
     const ulen = udp.HEADER_LEN + payload.length;
     const p = this.headers(v, o, dstMac, src, dst, ipv6.NH_UDP, ulen);
-    const u = this.udpH;
-    u.srcPort = srcPort;
-    u.dstPort = dstPort;
-    u.length = ulen;
-    u.checksum = 0;
-    udp.emit(u, v, p);
-    new Uint8Array(v.buffer, v.byteOffset + p + udp.HEADER_LEN, payload.length).set(payload);
+    emitUdp(this.udpH, v, p, srcPort, dstPort, payload);
     udp.fillChecksum6(v, p, ulen, src, dst);
     return p + ulen - o;
   }
