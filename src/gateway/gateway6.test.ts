@@ -5,6 +5,7 @@ import * as ipv6 from '../wire/ipv6.js';
 import * as tcp from '../wire/tcp.js';
 import * as dhcpv6 from '../wire/dhcpv6.js';
 import { eqIp6, formatIp6, solicitedNode6 } from '../wire/addr.js';
+import { Ip6Ids } from '../services/nat-addr.js';
 import dnsPacket from 'dns-packet';
 import { bytes, GatewayRig, GUEST2_MAC, GUEST_MAC, GW_MAC, RecordingPort, settle } from '../../test/helpers/frames.js';
 import {
@@ -270,6 +271,25 @@ describe('Gateway IPv6: errors and bounds', () => {
     r.send(udp6Frame({ srcIp: ip6('::'), dstIp: ip6('2001:db8::7'), dstPort: 9, hopLimit: 1 }, bytes('x')));
     expect(r.port.take()).toEqual([]);
     expect(r.drops()).toEqual({ 'ttl-expired': 2 });
+  });
+
+  it('a full address table is swept at once (at most every 100 ms): addresses nothing keeps make room, counted while full', () => {
+    const r = rig6();
+    const v6 = r.gateway.v6!;
+    (v6 as unknown as { ids: Ip6Ids }).ids = new Ip6Ids(3); // the guest's own address, and room for two more
+    r.send(ping6Frame({ dstIp: GW6 }));
+    const stray = (n: number) => tcp6Frame({ dstIp: ip6(`2001:db8::${n}`), dstPort: 1, flags: tcp.ACK, seq: 1, ack: 1 });
+    r.send(stray(1));
+    r.send(stray(2));
+    r.send(stray(3)); // full: swept at once (the strays' addresses are kept by nothing), then interned
+    expect(r.drops()).toEqual({});
+    r.send(stray(4));
+    r.send(stray(5)); // full again within 100 ms: dropped and counted
+    expect(r.drops()).toEqual({ 'ipv6-full': 1 });
+    r.clock.t += 100;
+    r.send(stray(6));
+    expect(r.drops()).toEqual({ 'ipv6-full': 1 });
+    expect(r.port.take().filter((f) => decodeFrame6(f).tcp !== null).length).toBe(5); // the RSTs of the strays let through
   });
 
   it('rate-limits ICMPv6 errors (RFC 4443 §2.4(f))', () => {

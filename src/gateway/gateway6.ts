@@ -95,6 +95,8 @@ import type { PingFlowInfo, PingRelay } from '../services/ping/relay.js';
 export const ERROR_BURST = 10;
 export const ERRORS_PER_S = 100;
 
+/** A full address table is swept at once at most this often (ms). */
+const FULL_SWEEP_MS = 100;
 const DNS_PORT = 53;
 const ALL_DHCP6: Ip6 = Uint8Array.of(0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2);
 const ALL_NODES_MAC = multicastMac6(ALL_NODES_IP6);
@@ -150,6 +152,8 @@ export class Gateway6 {
   private errorsAt = 0;
   /** The frame being handled came to a group MAC: no errors about it (RFC 4443 §2.4(e)). */
   private group = false;
+  /** When the address table was last swept because it was full. */
+  private fullSweepAt = -Infinity;
   /** ICMPv6 errors not sent for the rate limit. */
   errorsLimited = 0;
 
@@ -201,6 +205,27 @@ export class Gateway6 {
    */
   sweep(now: number, links: Iterable<Session>): void {
     for (const s of this.raSchedule.due(links, now)) this.sendRa(s);
+    this.collect();
+  }
+
+  /**
+   * The id of the address at `o`, interned when new. A full table is swept
+   * at once (at most every `FULL_SWEEP_MS`), so a guest that fills it with
+   * addresses nothing keeps (stray segments to random destinations) blocks
+   * new addresses for that long at most; -1 when it is still full.
+   */
+  private intern(v: DataView, o: number): AddrId {
+    const id = this.ids.intern(v, o);
+    if (id !== -1) return id;
+    const now = this.host.now();
+    if (now - this.fullSweepAt < FULL_SWEEP_MS) return -1;
+    this.fullSweepAt = now;
+    this.collect();
+    return this.ids.intern(v, o);
+  }
+
+  /** Forgets the addresses no neighbour entry or flow uses (nat-addr.ts "Lifetime"). */
+  private collect(): void {
     const live = new Set<AddrId>();
     for (const n of this.neighbors.list()) live.add(n.ip);
     this.host.tcpNat.forEachAddress((g, r) => {
@@ -254,7 +279,7 @@ export class Gateway6 {
     let srcId = -1;
     if (!unspecified) {
       if (!this.guestAddress(h.src)) return host.drop('ipv6-src');
-      srcId = this.ids.intern(v, o + ipv6.SRC);
+      srcId = this.intern(v, o + ipv6.SRC);
       if (srcId === -1) return host.drop('ipv6-full');
       const verdict = this.neighbors.useIp(s, srcId, srcMac, 0, now);
       if (verdict !== USE_OK) return host.refuseSource(verdict);
@@ -283,7 +308,7 @@ export class Gateway6 {
         const t = this.tcpH;
         if (unspecified || multicast) return host.drop('tcp-invalid');
         if (!tcp.parse(v, c.offset, c.length, t) || !tcp.verify6(v, c.offset, c.length, h.src, h.dst)) return host.drop('tcp-invalid');
-        const dstId = this.ids.intern(v, o + ipv6.DST);
+        const dstId = this.intern(v, o + ipv6.DST);
         if (dstId === -1) return host.drop('ipv6-full');
         return host.tcpNat.fromGuest(srcId, dstId, t, host.bytesOf(v));
       }
@@ -384,7 +409,7 @@ export class Gateway6 {
         }
         if (!dad || !this.guestAddress(t)) return;
         // RFC 4862 §5.4.2: a probe for a guest address; claim it for this link, or defend it for its holder.
-        const id = this.ids.internAddress(t);
+        const id = this.intern(new DataView(t.buffer, t.byteOffset, 16), 0);
         if (id === -1) return host.drop('ipv6-full');
         if (this.neighbors.useIp(s, id, srcMac, 0, now) === USE_OK) return;
         const holder = this.neighbors.get(id);
@@ -394,7 +419,7 @@ export class Gateway6 {
       case icmpv6.TYPE_NEIGHBOR_ADVERT: {
         // A guest announcing its own address claims it, as traffic from it would.
         if (dad || !this.guestAddress(m.target)) return;
-        const id = this.ids.internAddress(m.target);
+        const id = this.intern(new DataView(m.target.buffer, m.target.byteOffset, 16), 0);
         if (id === -1) return host.drop('ipv6-full');
         const verdict = this.neighbors.useIp(s, id, m.options.targetLinkAddr ?? srcMac, 0, now);
         if (verdict !== USE_OK) host.refuseSource(verdict);
@@ -431,7 +456,7 @@ export class Gateway6 {
     if (multicast) return host.drop('udp-broadcast');
     const payload = new Uint8Array(v.buffer, v.byteOffset + u.payloadOffset, u.payloadLength);
     if (eqIp6(h.dst, this.v6.dnsIp) && u.dstPort === DNS_PORT) return this.handleDns(s, srcMac, h.src, u.srcPort, payload);
-    const dstId = this.ids.intern(v, o + ipv6.DST);
+    const dstId = this.intern(v, o + ipv6.DST);
     if (dstId === -1) return host.drop('ipv6-full');
     const r = host.udpNat.fromGuest(srcId, u.srcPort, dstId, u.dstPort, payload, host.now(), s.id);
     if (r === 'sent') return;
