@@ -125,6 +125,8 @@ export interface GatewayDeps {
   neighborLimits?: Partial<NeighborLimits>;
   /** The host's own IPv4 addresses, refused when config.hostAccess is false (host-addresses.ts). */
   hostAddresses?(): ReadonlySet<Ip4>;
+  /** The host's own IPv6 addresses (RFC 5952 text), refused likewise. */
+  hostAddresses6?(): ReadonlySet<string>;
   /** Ping to the outside (ping.ts); without it, echo requests to the outside are dropped as icmp-unsupported. */
   ping?: GatewayPingDeps;
 }
@@ -263,6 +265,7 @@ export class Gateway {
           dns: deps.dns,
           neighborLimits: deps.neighborLimits,
           pingRelay: () => this.ping?.relay ?? null,
+          hostAddresses6: deps.hostAddresses6,
         })
       : null;
     const v6 = this.v6;

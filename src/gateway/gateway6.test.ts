@@ -187,6 +187,19 @@ describe('Gateway IPv6: NAT', () => {
     expect(r.drops()['udp-refused']).toBe(4);
   });
 
+  it('--no-host refuses the gateway address, ::1 and the host own IPv6 addresses, and lets the outside through', () => {
+    const r = rig6({ hostAccess: false, hostAddresses6: ['2001:db8::5'] });
+    for (const dst of [GW6, ip6('::1'), ip6('2001:db8::5')]) {
+      const [u] = ex6(r, udp6Frame({ dstIp: dst, dstPort: 9 }, bytes('x')));
+      expect([text(dst), u!.icmp!.type, u!.icmp!.code]).toEqual([text(dst), icmpv6.TYPE_DEST_UNREACH, icmpv6.CODE_ADMIN_PROHIBITED]);
+      r.send(tcp6Frame({ dstIp: dst, dstPort: 80, flags: tcp.SYN, seq: 1 }));
+      expect(take6(r).map((f) => f.tcp!.flags & tcp.RST)).toEqual([tcp.RST]);
+    }
+    r.send(udp6Frame({ dstIp: ip6('2001:db8::6'), dstPort: 9 }, bytes('x')));
+    expect(r.host.flows.map((f) => f.host)).toEqual(['2001:db8::6']);
+    expect(r.tcp.dials).toEqual([]);
+  });
+
   it('--isolated answers UDP with administratively prohibited, and the flow table keys IPv4 and IPv6 apart', () => {
     const r = rig6({ isolated: true });
     r.send(udp6Frame({ dstIp: ip6('2001:db8::7'), dstPort: 9 }, bytes('x')));

@@ -124,6 +124,8 @@ export interface Gateway6Host {
   readonly neighborLimits?: Partial<NeighborLimits> | undefined;
   /** The ping relay to the outside (ping.ts), null without one. */
   pingRelay(): PingRelay | null;
+  /** The host's own IPv6 addresses (RFC 5952 text), refused with --no-host. */
+  readonly hostAddresses6?: (() => ReadonlySet<string>) | undefined;
 }
 
 export class Gateway6 {
@@ -521,9 +523,11 @@ export class Gateway6 {
     return { host: formatIp6(a), port: dstPort };
   }
 
-  /** With --no-host: the gateway's addresses and ::1 (the host's own). */
+  /** With --no-host: the gateway's addresses, ::1 and the host's own IPv6 addresses (host-addresses.ts). */
   private hostRefused(a: Ip6): boolean {
-    return !this.host.config.hostAccess && (isLoopback6(a) || eqIp6(a, this.v6.gatewayIp) || eqIp6(a, this.v6.linkLocal));
+    const host = this.host;
+    if (host.config.hostAccess) return false;
+    return isLoopback6(a) || eqIp6(a, this.v6.gatewayIp) || eqIp6(a, this.v6.linkLocal) || host.hostAddresses6?.().has(formatIp6(a)) === true;
   }
 
   /**

@@ -144,7 +144,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
       backend: helperBackend(),
       warn: (kind, detail) => warn(kind === 'denied' ? deniedLine() : `ping to the outside is off: ${detail}`),
     },
-    ...(hostAddresses ? { hostAddresses: () => hostAddresses.current() } : {}),
+    ...(hostAddresses ? { hostAddresses: () => hostAddresses.current(), hostAddresses6: () => hostAddresses.current6() } : {}),
   });
   // One Node timer drives every TCP connection's deadlines.
   let tcpTimer: NodeJS.Timeout | null = null;

@@ -510,6 +510,8 @@ export interface RigOptions extends GatewayOptions {
   tcpLimits?: Partial<TcpNatLimits>;
   /** The host's own addresses (what the server reads from its interfaces). */
   hostAddresses?: Ip4[];
+  /** The host's own IPv6 addresses (RFC 5952 text). */
+  hostAddresses6?: string[];
   /** false: a gateway without a ping relay (default: one on the fake backend `rig.ping`). */
   ping?: false;
 }
@@ -603,7 +605,7 @@ export class GatewayRig {
   readonly warnings: Array<[string, string]> = [];
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, hostAddresses, ping, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, hostAddresses6, ping, ...gw } = opts;
     const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
     // IPv4 tests see no IPv6 (router advertisements at sweeps): IPv6 is on when a test names --subnet6 or ipv6.
     this.config = resolveGatewayConfig({ ipv6: gw.subnet6 !== undefined, ...gw });
@@ -629,6 +631,7 @@ export class GatewayRig {
       random32: () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0),
       tcpLimits,
       hostAddresses: () => hostSet,
+      hostAddresses6: () => new Set(hostAddresses6 ?? []),
       ...(ping === false ? {} : { ping: { backend: this.ping.factory, warn: (kind: string, detail: string) => void this.warnings.push([kind, detail]) } }),
     });
     this.session = this.gateway.attach(this.port);
