@@ -13,7 +13,7 @@ export const DROP_REASONS = [
   'ipv6', // IPv6 on a gateway without IPv6 (--no-ipv6, or an MTU below 1280)
   'ipv6-invalid', // bad IPv6 header or extension header chain (Parameter Problem sent where RFC 8200 asks)
   'ipv6-src', // IPv6 source neither link-local nor in the prefix, or one of the gateway's own
-  'ipv6-fragment', // IPv6 fragment (not reassembled)
+  'ipv6-fragment', // an IPv6 fragment inside a packet reassembled from fragments
   'ipv6-full', // the IPv6 address table was full (nat-addr.ts): a new address dropped until the next sweep
   'ndp-invalid', // a Neighbor Discovery message failing RFC 4861's validity checks
   'dhcpv6-invalid',

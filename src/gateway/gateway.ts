@@ -266,6 +266,12 @@ export class Gateway {
           neighborLimits: deps.neighborLimits,
           pingRelay: () => this.ping?.relay ?? null,
           hostAddresses6: deps.hostAddresses6,
+          reassemble6: (v, o, c, s) => {
+            const dropsBefore = this.reassembler.dropped;
+            const whole = this.reassembler.push6(v, o, c, deps.now(), s.id);
+            this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
+            return whole;
+          },
         })
       : null;
     const v6 = this.v6;

@@ -6,14 +6,20 @@ import * as tcp from '../wire/tcp.js';
 import * as dhcpv6 from '../wire/dhcpv6.js';
 import { eqIp6, formatIp6, solicitedNode6 } from '../wire/addr.js';
 import { Ip6Ids } from '../services/nat-addr.js';
+import { Reassembler } from './ip-reassembly.js';
+
+/** An Ethernet header (to decode a rebuilt packet as a frame). */
+const f14 = () => [0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x55, 0x0a, 0, 2, 2, 0x86, 0xdd];
 import dnsPacket from 'dns-packet';
-import { bytes, GatewayRig, GUEST2_MAC, GUEST_MAC, GW_MAC, RecordingPort, settle } from '../../test/helpers/frames.js';
+import { bytes, viewOf, GatewayRig, GUEST2_MAC, GUEST_MAC, GW_MAC, RecordingPort, settle } from '../../test/helpers/frames.js';
 import {
   ALL_DHCP6,
   decodeFrame6,
   dhcpv6Frame,
   dhcpv6Repr,
   DNS6,
+  echo6,
+  fragmentPacket6,
   GUEST6,
   GUEST_LL6,
   GW6,
@@ -247,6 +253,46 @@ describe('Gateway IPv6: NAT', () => {
     expect(ids.size).toBe(3);
     r.gateway.sweep();
     expect(ids.size).toBe(2);
+  });
+});
+
+describe('Gateway IPv6: fragments', () => {
+  it('reassembles a fragmented echo request and answers it in fragments of the link MTU', () => {
+    const r = rig6();
+    const data = new Uint8Array(3000).map((_, i) => i & 0xff);
+    const packet = ipv6Packet({ src: GUEST6, dst: GW6, nextHeader: ipv6.NH_ICMPV6 }, echo6(5, 6, data, GUEST6, GW6));
+    const frags = fragmentPacket6(packet, [1448, 2896], 0x77);
+    r.send(ipv6Frame(frags[2]!));
+    r.send(ipv6Frame(frags[0]!));
+    expect(r.port.take()).toEqual([]);
+    r.send(ipv6Frame(frags[1]!));
+    const out = take6(r);
+    expect(out.length).toBe(3);
+    for (const f of out) {
+      expect(f.bytes.length).toBeLessThanOrEqual(1514);
+      expect(f.chain.fragment).toBe(true);
+      expect([text(f.ip.src), text(f.ip.dst)]).toEqual([text(GW6), text(GUEST6)]);
+    }
+    // Put back together by the same table, the reply carries the request's data.
+    const back = new Reassembler();
+    let whole: ReturnType<Reassembler['push6']> = null;
+    for (const f of out) whole = back.push6(viewOf(f.bytes), 14, f.chain, 0) ?? whole;
+    const d = decodeFrame6(Uint8Array.from([...f14(), ...whole!.buf]));
+    expect([d.icmp!.type, d.icmp!.id, d.icmp!.seq]).toEqual([icmpv6.TYPE_ECHO_REPLY, 5, 6]);
+    expect(d.payload).toEqual(data);
+    expect(r.gateway.reassembler.counters.reassembled).toBe(1);
+  });
+
+  it('an overlapping fragment poisons its packet (RFC 5722), counted', () => {
+    const r = rig6();
+    const packet = ipv6Packet({ src: GUEST6, dst: GW6, nextHeader: ipv6.NH_ICMPV6 }, echo6(5, 6, new Uint8Array(2000), GUEST6, GW6));
+    const [a, b] = fragmentPacket6(packet, [1024], 9);
+    const overlap = fragmentPacket6(packet, [1016], 9)[1]!;
+    r.send(ipv6Frame(a!));
+    r.send(ipv6Frame(overlap));
+    r.send(ipv6Frame(b!));
+    expect(r.port.take()).toEqual([]);
+    expect(r.drops().fragment).toBeGreaterThan(0);
   });
 });
 

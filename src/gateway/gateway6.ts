@@ -14,9 +14,9 @@
  * Per packet (RFC 8200 §4, RFC 4861, RFC 4443):
  *  1. The fixed header and the extension header chain are checked and
  *     walked within bounds (wire/ipv6.ts). A chain that asks for it gets a
- *     Parameter Problem (RFC 8200 §4.2, §4.4); fragments are dropped and
- *     counted (not reassembled: the gateway advertises the link MTU, and a
- *     guest's own packets fit it).
+ *     Parameter Problem (RFC 8200 §4.2, §4.4); fragments are reassembled in
+ *     the table IPv4 uses (ip-reassembly.ts: its bounds and per-guest
+ *     shares), and the whole packet handled as if it came so.
  *  2. Identity, as IPv4's (neighbors.ts, same per-link bounds, a table of
  *     its own): the source is link-local or in the prefix and not one of
  *     the gateway's; it must be the link's own or free, and is learnt.
@@ -90,6 +90,7 @@ import { Neighbors, USE_OK, type Neighbor, type NeighborLimits } from './neighbo
 import { RaSchedule, routerAdvert } from './router-advert.js';
 import type { Session } from './gateway.js';
 import type { PingFlowInfo, PingRelay } from '../services/ping/relay.js';
+import type { Reassembled } from './ip-reassembly.js';
 
 /** Most ICMPv6 errors at once, and the refill rate a second (RFC 4443 §2.4(f)). */
 export const ERROR_BURST = 10;
@@ -124,6 +125,8 @@ export interface Gateway6Host {
   readonly neighborLimits?: Partial<NeighborLimits> | undefined;
   /** The ping relay to the outside (ping.ts), null without one. */
   pingRelay(): PingRelay | null;
+  /** Reassembles an IPv6 fragment (ip-reassembly.ts, the table IPv4 uses), drops counted; the whole packet or null. */
+  reassemble6(v: DataView, o: number, c: ipv6.Chain, s: Session): Reassembled | null;
   /** The host's own IPv6 addresses (RFC 5952 text), refused with --no-host. */
   readonly hostAddresses6?: (() => ReadonlySet<string>) | undefined;
 }
@@ -268,8 +271,9 @@ export class Gateway6 {
    * @param group the frame's Ethernet destination was a group address
    * @param srcMac the frame's source MAC
    * @param now the gateway's clock (as of its last sweep)
+   * @param reassembled the packet was put together from fragments (a fragment in it is dropped)
    */
-  handlePacket(s: Session, v: DataView, o: number, len: number, group: boolean, srcMac: Uint8Array, now: number): void {
+  handlePacket(s: Session, v: DataView, o: number, len: number, group: boolean, srcMac: Uint8Array, now: number, reassembled = false): void {
     this.group = group;
     const h = this.ipH;
     const host = this.host;
@@ -292,7 +296,11 @@ export class Gateway6 {
         this.error(s, srcMac, h.src, icmpv6.TYPE_PARAM_PROBLEM, c.problemCode, c.problemPointer, v, o, plen, true);
       return;
     }
-    if (c.fragment) return host.drop('ipv6-fragment');
+    if (c.fragment) {
+      if (reassembled) return host.drop('ipv6-fragment');
+      const whole = host.reassemble6(v, o, c, s);
+      return whole === null ? undefined : this.handlePacket(s, whole.view, 0, whole.len, group, srcMac, now, true);
+    }
     const toUs = this.ours(h.dst);
     const multicast = isMulticast6(h.dst);
     if (!toUs && !multicast && h.hopLimit <= 1) {

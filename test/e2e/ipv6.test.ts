@@ -60,6 +60,7 @@ ip -6 addr show dev eth0 | grep inet6 | sed 's/^/ADDR6 /'
 ip -6 route | sed 's/^/ROUTE6 /'
 ip link show eth0 | sed 's/^/LINK /'
 ping6 -c 2 -W 3 ${GW6} | grep -c 'bytes from' | sed 's/^/PING6 /'
+ping6 -c 1 -W 3 -s 3000 ${GW6} | grep -c 'bytes from' | sed 's/^/BIGPING6 /'
 wget -q -O - 'http://[${GW6}]:${http.port}/blob' | sha256sum | sed 's/^/SHA6 /'
 nslookup -type=AAAA sixer ${DNS6} 2>&1 | tr '\\n' ' ' | sed 's/^/NAME6 /'; echo
 nslookup -type=AAAA gateway.vmnet.internal ${DNS6} 2>&1 | tr '\\n' ' ' | sed 's/^/GWNAME6 /'; echo
@@ -79,6 +80,8 @@ sleep 1
       expect(addr, out).toBeDefined();
       expect(out).toMatch(/ROUTE6 default via fe80::[0-9a-f:]+ dev eth0/);
       expect(out).toContain('PING6 2');
+      // Larger than the MTU both ways: reassembled in, fragmented out.
+      expect(out).toContain('BIGPING6 1');
       expect(out).toContain(`SHA6 ${sha256(http.blob)}`);
       expect(out).toMatch(new RegExp(`NAME6 .*Address: ${addr!}`));
       expect(out).toMatch(new RegExp(`GWNAME6 .*Address: ${GW6}`));
