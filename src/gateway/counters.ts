@@ -2,6 +2,7 @@
  * The gateway's counters: plain numbers, cheap to bump on the data path,
  * snapshotted for `vmnet gateway` (SIGUSR1, exit) and the library.
  */
+import type { PingRelayCounters } from '../services/ping/relay.js';
 
 /** Why a frame was dropped. Stable names: they appear in output and tests. */
 export const DROP_REASONS = [
@@ -40,6 +41,25 @@ export const DROP_REASONS = [
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
+
+/** A snapshot of a gateway's state for status output (Gateway.snapshot). */
+export interface GatewaySnapshot {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  dropped: number;
+  drops: Partial<Record<DropReason, number>>;
+  connections: number;
+  udpFlows: number;
+  /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
+  ping: (PingRelayCounters & { flows: number }) | null;
+  fragmentsPending: number;
+  leases: Array<{ mac: string; ip: string; hostname: string | null }>;
+  neighbors: Array<{ ip: string; mac: string }>;
+  /** IPv6 neighbours (link-local and global), empty with --no-ipv6. */
+  neighbors6: Array<{ ip: string; mac: string }>;
+}
 
 export class GatewayCounters {
   framesIn = 0;

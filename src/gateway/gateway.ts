@@ -66,9 +66,8 @@ import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
 import type { GatewayConfig } from './config.js';
-import { GatewayCounters, type DropReason } from './counters.js';
+import { GatewayCounters, type DropReason, type GatewaySnapshot } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
-import type { PingRelayCounters } from '../services/ping/relay.js';
 import { Reassembler } from './ip-reassembly.js';
 import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
 import { GatewayPing, type GatewayPingDeps } from './ping.js';
@@ -266,12 +265,7 @@ export class Gateway {
           neighborLimits: deps.neighborLimits,
           pingRelay: () => this.ping?.relay ?? null,
           hostAddresses6: deps.hostAddresses6,
-          reassemble6: (v, o, c, s) => {
-            const dropsBefore = this.reassembler.dropped;
-            const whole = this.reassembler.push6(v, o, c, deps.now(), s.id);
-            this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
-            return whole;
-          },
+          reassemble6: (v, o, c, s) => this.reassembly(() => this.reassembler.push6(v, o, c, deps.now(), s.id)),
         })
       : null;
     const v6 = this.v6;
@@ -345,10 +339,16 @@ export class Gateway {
     this.udpNat.sweep(now);
     this.ping?.relay.sweep(now);
     this.dhcp.sweep(now);
-    const dropsBefore = this.reassembler.dropped;
-    this.reassembler.expire(now);
-    this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
+    this.reassembly(() => this.reassembler.expire(now));
     this.v6?.sweep(now, this.sessions);
+  }
+
+  /** Runs a reassembler call, counting what it dropped as `fragment`. */
+  private reassembly<T>(call: () => T): T {
+    const before = this.reassembler.dropped;
+    const r = call();
+    this.counters.drops.fragment += this.reassembler.dropped - before;
+    return r;
   }
 
   /** Closes host sockets. */
@@ -501,9 +501,7 @@ export class Gateway {
       if (verdict !== USE_OK) return this.refuseSource(verdict);
     }
     if (ipv4.isFragment(h)) {
-      const dropsBefore = this.reassembler.dropped;
-      const whole = this.reassembler.push(h, v, this.deps.now(), s.id);
-      this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
+      const whole = this.reassembly(() => this.reassembler.push(h, v, this.deps.now(), s.id));
       if (!whole) return;
       v = whole.view;
       o = 0;
@@ -790,23 +788,7 @@ export class Gateway {
   }
 }
 
-export interface GatewaySnapshot {
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  dropped: number;
-  drops: Partial<Record<DropReason, number>>;
-  connections: number;
-  udpFlows: number;
-  /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
-  ping: (PingRelayCounters & { flows: number }) | null;
-  fragmentsPending: number;
-  leases: Array<{ mac: string; ip: string; hostname: string | null }>;
-  neighbors: Array<{ ip: string; mac: string }>;
-  /** IPv6 neighbours (link-local and global), empty with --no-ipv6. */
-  neighbors6: Array<{ ip: string; mac: string }>;
-}
+export type { GatewaySnapshot };
 
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];
