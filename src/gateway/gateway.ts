@@ -261,7 +261,7 @@ export class Gateway {
           bytesOf: (v) => this.bytesOf(v),
           tcpNat: this.tcpNat,
           udpNat: this.udpNat,
-          dns: deps.dns,
+          queryDns: (s, query, overhead, reply) => this.queryDns(s, query, overhead, reply),
           neighborLimits: deps.neighborLimits,
           pingRelay: () => this.ping?.relay ?? null,
           hostAddresses6: deps.hostAddresses6,
@@ -631,7 +631,10 @@ export class Gateway {
     if (broadcast) return this.drop('udp-broadcast');
     if (h.src === 0) return this.drop('ipv4-src');
     const payload = new Uint8Array(v.buffer, v.byteOffset + u.payloadOffset, u.payloadLength);
-    if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) return this.handleDns(s, srcMac, h.src, u.srcPort, payload);
+    if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) {
+      const [mac, guestIp, guestPort] = [srcMac.slice(0, 6), h.src, u.srcPort];
+      return this.queryDns(s, payload, UDP_OVERHEAD, (answer) => this.send(s, this.frames.udp(this.outView, 0, mac, c.dnsIp, DNS_PORT, guestIp, guestPort, answer)));
+    }
     if (this.deps.forwardedUdp?.(h.src, u.srcPort, h.dst, u.dstPort, payload)) return;
     const r = this.udpNat.fromGuest(h.src, u.srcPort, h.dst, u.dstPort, payload, this.deps.now(), s.id);
     if (r === 'sent') return;
@@ -658,16 +661,19 @@ export class Gateway {
     this.send(s, n);
   }
 
-  private handleDns(s: Session, srcMac: Uint8Array, guestIp: Ip4, guestPort: number, query: Uint8Array): void {
-    const mac = Uint8Array.from(srcMac);
-    const copy = query.slice();
-    this.deps.dns.query(copy, 'udp', s.id).then(
+  /**
+   * Asks the DNS service a guest's UDP query (a copy of it) and hands the
+   * answer to `reply` (which builds and sends it) while the link is open;
+   * drops counted. Both families' DNS addresses use it.
+   * @param overhead the answer's frame headers (it must fit the output)
+   */
+  private queryDns(s: Session, query: Uint8Array, overhead: number, reply: (answer: Uint8Array) => void): void {
+    this.deps.dns.query(query.slice(), 'udp', s.id).then(
       (answer) => {
         if (!answer) return this.drop('dns-dropped');
         if (s.closed) return;
-        if (answer.length + UDP_OVERHEAD > this.out.length) return this.drop('udp-too-big');
-        const n = this.frames.udp(this.outView, 0, mac, this.config.dnsIp, DNS_PORT, guestIp, guestPort, answer);
-        this.send(s, n);
+        if (answer.length + overhead > this.out.length) return this.drop('udp-too-big');
+        reply(answer);
       },
       () => this.drop('dns-dropped'),
     );

@@ -82,7 +82,6 @@ import { Ip6Ids, type AddrId } from '../services/nat-addr.js';
 import { Dhcpv6Server } from '../services/dhcpv6-server.js';
 import type { TcpNat, TcpRoute } from '../services/tcp-nat/nat.js';
 import type { UdpNat, UdpFlowKey, UdpRoute } from '../services/udp-nat/nat.js';
-import type { DnsService } from '../services/dns/server.js';
 import type { GatewayConfig, Ipv6Config } from './config.js';
 import type { DropReason } from './counters.js';
 import { FrameBuilder6, UDP6_OVERHEAD } from './frames6.js';
@@ -121,7 +120,8 @@ export interface Gateway6Host {
   bytesOf(v: DataView): Uint8Array;
   readonly tcpNat: TcpNat;
   readonly udpNat: UdpNat;
-  readonly dns: DnsService;
+  /** Asks the DNS service a guest's UDP query; `reply` builds and sends the answer (gateway.ts queryDns). */
+  queryDns(s: Session, query: Uint8Array, overhead: number, reply: (answer: Uint8Array) => void): void;
   readonly neighborLimits?: Partial<NeighborLimits> | undefined;
   /** The ping relay to the outside (ping.ts), null without one. */
   pingRelay(): PingRelay | null;
@@ -493,16 +493,7 @@ export class Gateway6 {
   private handleDns(s: Session, srcMac: Uint8Array, guest: Ip6, guestPort: number, query: Uint8Array): void {
     const mac = srcMac.slice(0, 6);
     const to = guest.slice();
-    const host = this.host;
-    host.dns.query(query.slice(), 'udp', s.id).then(
-      (answer) => {
-        if (!answer) return host.drop('dns-dropped');
-        if (s.closed) return;
-        if (answer.length + UDP6_OVERHEAD > host.out.length) return host.drop('udp-too-big');
-        this.sendOut(s, this.frames.udp(host.outView, 0, mac, this.v6.dnsIp, DNS_PORT, to, guestPort, answer));
-      },
-      () => host.drop('dns-dropped'),
-    );
+    this.host.queryDns(s, query, UDP6_OVERHEAD, (answer) => this.sendOut(s, this.frames.udp(this.host.outView, 0, mac, this.v6.dnsIp, DNS_PORT, to, guestPort, answer)));
   }
 
   /** Where a guest's TCP connection to an IPv6 address goes (see the file comment, 5 and 6). */
