@@ -11,7 +11,9 @@
  * plus the relay baseline (two relays back to back, no user-mode network in
  * between), the loss row (loss.ts: goodput with 5 % loss + 5 % reordering
  * each way, vmnet's sender against Linux's, LOSS_SECONDS per run, once per
- * round) and, at the end, conn-memory.ts (10,000 idle connections).
+ * round), conn-memory.ts (10,000 idle connections) and the second table
+ * (scale.ts: UDP at offered rates, DNS queries/s, 1 to 1,000 concurrent
+ * connections, RSS per idle connection) at the first --mtu.
  * Prints a markdown report and writes it to bench/results/latest.md.
  *
  * The whole matrix runs ROUNDS times (default 2; the second round in the
@@ -21,9 +23,12 @@
  *
  * Flags: --seconds N (iperf3 time, default 3), --rounds N, --mtu 1500,65520,
  * --only vmnet,libslirp,passt, --no-memory, --no-baseline, --no-loss,
+ * --rows tcp,udp,dns,conc,rss (which row groups; tcp is the matrix above),
+ * --relay-batch (the relay batches a poll round's frames into one socket
+ * write instead of one write per frame as QEMU does),
  * --profile (instead of the table: profile the vmnet gateway with
  * node --cpu-prof during one guest→host and one host→guest iperf3 run, and
- * during the latency + connections/s runs, at each --mtu; writes
+ * during the latency + connections/s runs and the DNS row, at each --mtu; writes
  * bench/results/profile.md).
  */
 import { execFileSync } from 'node:child_process';
@@ -34,7 +39,8 @@ import { parseArgs } from 'node:util';
 import { buildTapRelay } from '../test/helpers/tap-relay.js';
 import { connMemory, connMemoryMarkdown, type ConnMemoryResult } from './conn-memory.js';
 import { LOSS_RUNS, lossMarkdown, lossRound, type LossOptions, type LossRound } from './loss.js';
-import { ROOT, startBackend, startRelayPair, type BackendKind } from './lib/backends.js';
+import { dnsQueryFile, dnsRow, runScale, scaleMarkdown, SCALE_GROUPS, type ScaleGroup, type ScaleResult } from './scale.js';
+import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
 import { buildNetbench } from './lib/netbench.js';
@@ -50,8 +56,18 @@ const { values: flags } = parseArgs({
     'no-baseline': { type: 'boolean', default: false },
     'no-loss': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    rows: { type: 'string', default: ['tcp', ...SCALE_GROUPS].join(',') },
+    'relay-batch': { type: 'boolean', default: false },
   },
 });
+const ROWS = flags.rows.split(',');
+const unknownRows = ROWS.filter((r) => r !== 'tcp' && !(SCALE_GROUPS as readonly string[]).includes(r));
+if (unknownRows.length) {
+  process.stderr.write(`bench: --rows ${unknownRows.join(',')}: unknown (use tcp,${SCALE_GROUPS.join(',')})\n`);
+  process.exit(2);
+}
+const SCALE = SCALE_GROUPS.filter((g) => ROWS.includes(g));
+const FRAME_WRITES = !flags['relay-batch'];
 const SECONDS = Number(flags.seconds);
 const ROUNDS = Math.max(1, Number(flags.rounds));
 const MTUS = flags.mtu.split(',').map(Number);
@@ -82,7 +98,7 @@ async function runBackend(kind: BackendKind, mtu: number, round: number): Promis
   const r: BackendRun = { kind, mtu, round, setup: null, g2h1: null, g2h4: null, h2g1: null, h2g4: null, rr: null, crr: null };
   const scope = new Scope();
   try {
-    const b = await startBackend(scope, kind, mtu);
+    const b = await startBackend(scope, kind, mtu, { frameWrites: FRAME_WRITES });
     const pids = { backend: b.backend.pid, relay: b.relayPid };
     const tp = (streams: number, reverse: boolean) => cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams, reverse, pids }));
     r.g2h1 = await tp(1, false);
@@ -145,7 +161,8 @@ function machine(): string[] {
     `- Date: ${new Date().toISOString()}`,
     `- Commit: ${commit}${dirty}`,
     `- Machine: ${cpus().length} CPUs (${cpus()[0]?.model.trim() ?? '?'}), Linux ${release()}, Node ${process.version}`,
-    `- Anchors: passt ${pkg('passt')}, slirp4netns ${pkg('slirp4netns')} (libslirp ${pkg('libslirp0')}), iperf3 ${pkg('iperf3')}`,
+    `- Anchors: passt ${pkg('passt')}, slirp4netns ${pkg('slirp4netns')} (libslirp ${pkg('libslirp0')}), iperf3 ${pkg('iperf3')}, dnsperf ${pkg('dnsperf')}`,
+    `- Relay: ${FRAME_WRITES ? 'one socket write per frame (as QEMU writes)' : 'batched socket writes (--relay-batch)'}; guest tap txqueuelen ${TAP_TXQUEUELEN}`,
   ];
 }
 
@@ -176,6 +193,11 @@ function metric(key: CellKey, v: AnyValue): number {
   if (key === 'rr') return (v as Latency).medianUs;
   if (key === 'crr') return (v as ConnRate).perSecond;
   return (v as Throughput).gbps;
+}
+
+function memorySection(mem: ConnMemoryResult | Failed | null): string[] {
+  if (!mem) return [];
+  return ['## Memory', '', 'ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), ''];
 }
 
 function report(
@@ -227,11 +249,17 @@ function report(
     `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate. Latency: ${RR_TRIPS} round trips. Connections/s: ${CRR_SECONDS} s loop.`,
     `- ${ROUNDS} round(s) of the whole matrix; each cell shows its best round (all rounds are listed below).`,
     '',
+  ];
+  if (!runs.length) {
+    // --rows without tcp: only the second table (and memory) follow.
+    return [...out, ...memorySection(mem)].join('\n');
+  }
+  out.push(
     '## Results',
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`,
-  ];
+  );
   const num = (kind: BackendKind, row: Row) => {
     const v = best(kind, row.mtu, row.key);
     return v ? metric(row.key, v) : null;
@@ -319,29 +347,27 @@ function report(
   if (failures.length) out.push('## Failures', '', ...failures.map((f) => `- ${f}`), '');
 
   if (loss.length) out.push(lossMarkdown(loss, LOSS));
-
-  if (mem) {
-    out.push('## Memory', '');
-    out.push('ok' in mem ? `conn-memory failed: ${mem.error}` : connMemoryMarkdown(mem), '');
-  }
-  return out.join('\n');
+  return [...out, ...memorySection(mem)].join('\n');
 }
 
 // ---------------------------------------------------------------- profile mode
 
 async function profile(): Promise<void> {
   const out: string[] = ['# vmnet gateway CPU profile', '', ...machine(), ''];
-  for (const mtu of MTUS) for (const mode of ['g2h', 'h2g', 'conn'] as const) {
+  for (const mtu of MTUS) for (const mode of ['g2h', 'h2g', 'conn', 'dns'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'vmnet-prof-'));
     const scope = new Scope();
     let what = '?';
     let window: { fromMs: number; toMs: number } | undefined;
     try {
       const spawned = performance.now();
-      const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+      const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], frameWrites: FRAME_WRITES });
       const pids = { backend: b.backend.pid, relay: b.relayPid };
       const from = performance.now() - spawned;
-      if (mode === 'conn') {
+      if (mode === 'dns') {
+        const d = await dnsRow(scope, b, dnsQueryFile(dir));
+        what = `${d.qps.toFixed(0)} queries/s, ${d.avgLatencyMs.toFixed(2)} ms average; gateway CPU ${pctStr(d.cpu.backend)}`;
+      } else if (mode === 'conn') {
         const l = await latency(scope, b.guest, b.netbench, b.serverIp, RR_TRIPS, pids);
         const c = await connRate(scope, b.guest, b.netbench, b.serverIp, CRR_SECONDS, pids);
         what = `latency ${l.medianUs.toFixed(0)} µs, then ${c.perSecond.toFixed(0)} conn/s; gateway CPU ${pctStr(c.cpu.backend)}`;
@@ -357,7 +383,9 @@ async function profile(): Promise<void> {
     }
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     const title =
-      mode === 'conn'
+      mode === 'dns'
+        ? `DNS: dnsperf through the gateway's resolver (the second table's DNS row), MTU ${mtu} (${what})`
+        : mode === 'conn'
         ? `latency (${RR_TRIPS} round trips) then connections/s (${CRR_SECONDS} s), MTU ${mtu} (${what})`
         : `${mode === 'h2g' ? 'host→guest' : 'guest→host'}, 1 stream, MTU ${mtu}, iperf3 5 s (${what})`;
     if (!file) out.push(`### ${title}`, '', 'no .cpuprofile written (the gateway did not exit cleanly)', '');
@@ -390,7 +418,7 @@ if (flags.profile) {
     for (const mtu of MTUS) baselines.push(await relayBaseline(mtu));
   }
   const runs: BackendRun[] = [];
-  for (let round = 1; round <= ROUNDS; round++)
+  if (ROWS.includes('tcp')) for (let round = 1; round <= ROUNDS; round++)
     for (const mtu of MTUS) {
       log(`round ${round}, MTU ${mtu}`);
       for (const kind of round % 2 ? KINDS : [...KINDS].reverse()) runs.push(await runBackend(kind, mtu, round));
@@ -406,8 +434,10 @@ if (flags.profile) {
     log('conn-memory (10,000 idle connections)');
     mem = await connMemory(10_000, log).catch((e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }));
   }
+  let scale: ScaleResult | null = null;
+  if (SCALE.length) scale = await runScale({ kinds: KINDS, groups: SCALE as ScaleGroup[], rounds: ROUNDS, mtu: MTUS[0]!, frameWrites: FRAME_WRITES, log });
   load.end = loadavg();
-  const text = report(runs, baselines, loss, mem, load);
+  const text = report(runs, baselines, loss, mem, load) + (scale ? `\n${scaleMarkdown(scale, mem)}` : '');
   process.stdout.write(`${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.md'), `${text}\n`);

@@ -54,7 +54,7 @@ import { startTapRelay } from '../test/helpers/tap-relay.js';
 import { CLI, IPERF_PORT, ROOT, startBackend, startRelayPair } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { retry, Scope, tuneNetns, withCpu } from './lib/env.js';
-import { cell, iperf, type Failed, type Measured, type Throughput } from './lib/measure.js';
+import { cell, iperf, iperfJson, type Failed, type Measured, type Throughput } from './lib/measure.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -199,17 +199,7 @@ interface UdpJson {
 
 async function udpFrames(scope: Scope, p: Pair, serverIp: string): Promise<Frames> {
   const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-u', '-b', '0', '-l', '18', '-t', String(SECONDS), '-J'];
-  const { result, cpu } = await withCpu({ backend: p.backendPid, relay: p.relayPid }, async () => {
-    let text: string;
-    try {
-      text = await scope.run(p.a, 'iperf3', args, (SECONDS + 15) * 1000);
-    } catch (e) {
-      const out = ((e as Error).cause as { stdout?: string } | undefined)?.stdout;
-      if (!out) throw e;
-      text = out;
-    }
-    return JSON.parse(text) as UdpJson;
-  });
+  const { result, cpu } = await withCpu({ backend: p.backendPid, relay: p.relayPid }, () => iperfJson<UdpJson>(scope, p.a, args, SECONDS));
   const s = result.end?.sum;
   if (result.error || !s?.packets || !s.seconds) throw new Error(`iperf3: ${result.error ?? 'no result'}`);
   const got = s.packets - (s.lost_packets ?? 0);

@@ -19,7 +19,7 @@
  * Each backend gets a fresh host ns so TIME_WAIT sockets of one connection-
  * rate run cannot slow the next backend's.
  */
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,18 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = join(ROOT, 'dist', 'cli', 'bin.js');
 export const IPERF_PORT = 5201;
 export const ECHO_PORT = 7000;
+/** The local DNS upstream (netbench dns) in the host ns, on 0.0.0.0. */
+export const DNS_PORT = 53;
+/**
+ * The guest tap's transmit queue, in frames. A tap drops what its queue
+ * cannot hold (tx_dropped), where a VM's virtio-net ring stops the guest's
+ * queue instead; with the default 1,000, a guest TCP sending into a wide
+ * window (passt advertises its host socket's peer window, megabytes on
+ * loopback) lost frames at the tap in every run, and passt 2023-03, which
+ * keeps no out-of-order data and sends no SACK, turned each loss into a
+ * retransmission timeout. 10,000 frames: no tx_dropped in any bench run.
+ */
+export const TAP_TXQUEUELEN = 10_000;
 
 export type BackendKind = 'vmnet' | 'libslirp' | 'passt';
 
@@ -42,6 +54,8 @@ export interface Backend {
   readonly guest: Netns;
   /** The address the guest dials to reach the host ns's servers. */
   readonly serverIp: string;
+  /** The backend's DNS address as the guest sees it (forwarded to the host ns's DNS_PORT). */
+  readonly dnsIp: string;
   /** The user-mode network process (gateway, passt, slirp4netns). */
   readonly backend: Proc;
   /** The relay's pid (vmnet, passt); null for slirp4netns. */
@@ -59,6 +73,11 @@ export interface BackendOptions {
   vmnetArgs?: (sock: string, mtu: number) => string[];
   /** Loss and reordering inside the relay (vmnet, passt; slirp4netns has no relay): the loss row (bench/loss.ts). */
   impair?: TapRelayOptions['impair'];
+  /**
+   * The relay writes each frame to the socket on its own, as QEMU does
+   * (tap-relay -1), instead of batching a poll round's frames in one write.
+   */
+  frameWrites?: boolean;
 }
 
 /** Host ns: lo, a self-contained veth pair with a default route, and the servers. */
@@ -71,9 +90,16 @@ async function hostNs(scope: Scope, netbench: string): Promise<Netns> {
   await ip(['link', 'set', 'vbh1', 'up']);
   await ip(['route', 'add', 'default', 'via', '10.200.0.2', 'dev', 'vbh0']);
   await tuneNetns(scope, host);
+  // `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf for what
+  // it starts: every backend's DNS forwarder then reads a resolver on loopback, nothing else.
+  const etc = join('/etc/netns', host.name);
+  mkdirSync(etc, { recursive: true });
+  scope.defer(() => rmSync(etc, { recursive: true, force: true }));
+  writeFileSync(join(etc, 'resolv.conf'), 'nameserver 127.0.0.1\n');
   const iperf = scope.spawn(host, 'iperf3', ['-s', '-p', String(IPERF_PORT), '--forceflush'], 'iperf3 server');
   const echo = scope.spawn(host, netbench, ['srv', String(ECHO_PORT)], 'netbench srv');
-  await Promise.all([iperf.waitFor(/listening/i), echo.waitFor(/listening/)]);
+  const dns = scope.spawn(host, netbench, ['dns', String(DNS_PORT)], 'netbench dns');
+  await Promise.all([iperf.waitFor(/listening/i), echo.waitFor(/listening/), dns.waitFor(/listening/)]);
   return host;
 }
 
@@ -81,6 +107,7 @@ async function hostNs(scope: Scope, netbench: string): Promise<Netns> {
 async function makeTap(scope: Scope, ns: Netns, mtu: number): Promise<void> {
   await scope.run(null, 'ip', ['-n', ns.name, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
   await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'mtu', String(mtu)]);
+  await scope.run(null, 'ip', ['-n', ns.name, 'link', 'set', 'tap0', 'txqueuelen', String(TAP_TXQUEUELEN)]);
 }
 
 /** Addresses tap0 and routes through `gw` (after the relay attached, so the link has carrier). */
@@ -105,9 +132,10 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
   let backend: Proc;
   let relayPid: number | null = null;
   let serverIp: string;
+  let dnsIp: string;
 
   const relay = async () => {
-    const r = await startTapRelay({ netns: guest.name, tap: 'tap0', socket: sock, ...(opts.impair ? { impair: opts.impair } : {}) });
+    const r = await startTapRelay({ netns: guest.name, tap: 'tap0', socket: sock, frameWrites: opts.frameWrites, ...(opts.impair ? { impair: opts.impair } : {}) });
     scope.defer(() => r.stop());
     relayPid = r.pid;
   };
@@ -125,6 +153,7 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
     await relay();
     await addressTap(scope, guest, '10.0.2.15/24', '10.0.2.2');
     serverIp = '10.0.2.2';
+    dnsIp = '10.0.2.3';
   } else if (kind === 'passt') {
     // -f foreground (same pid), -e log to stderr, -4 IPv4 only, -m MTU via DHCP (the guest is configured statically to the same).
     backend = scope.spawn(host, 'passt', ['-f', '-e', '-4', '-s', sock, '-m', String(mtu)], 'passt');
@@ -133,6 +162,9 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
     await relay();
     await addressTap(scope, guest, '10.200.0.1/24', '10.200.0.2');
     serverIp = '10.200.0.2';
+    // passt 2023-03 has no DNS proxy of its own: with the host's resolver on loopback it
+    // hands the guest its gateway address, and the gateway mapping carries UDP to 127.0.0.1.
+    dnsIp = '10.200.0.2';
   } else {
     // slirp4netns creates tap0 in the guest ns, configures 10.0.2.100/24 via 10.0.2.2 and writes "1" to the ready fd.
     backend = scope.spawn(
@@ -151,9 +183,11 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
       });
       void backend.exited.then((c) => rej(new Error(`slirp4netns exited (${c}): ${backend.stderr()}`)));
     });
+    await scope.run(null, 'ip', ['-n', guest.name, 'link', 'set', 'tap0', 'txqueuelen', String(TAP_TXQUEUELEN)]);
     serverIp = '10.0.2.2';
+    dnsIp = '10.0.2.3'; // libslirp's DNS forwarder, to the resolv.conf nameserver
   }
-  const b: Backend = { kind, mtu, host, guest, serverIp, backend, relayPid, netbench };
+  const b: Backend = { kind, mtu, host, guest, serverIp, dnsIp, backend, relayPid, netbench };
   await retry(() => scope.run(guest, netbench, ['rr', serverIp, String(ECHO_PORT), '1'], 5000), 10_000, `${kind} mtu ${mtu}: guest -> host echo`);
   return b;
 }

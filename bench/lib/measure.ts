@@ -46,6 +46,23 @@ interface IperfJson {
 }
 
 /**
+ * Runs `iperf3 ARGS` (with -J) inside `ns` and returns its parsed JSON, also
+ * when iperf3 failed: it prints its error inside the JSON on stdout and
+ * exits 1, and the caller reads `error` from it.
+ */
+export async function iperfJson<T>(scope: Scope, ns: Netns, args: string[], seconds: number): Promise<T> {
+  let text: string;
+  try {
+    text = await scope.run(ns, 'iperf3', args, (seconds + 15) * 1000);
+  } catch (e) {
+    const out = ((e as Error).cause as { stdout?: string } | undefined)?.stdout;
+    if (!out) throw e;
+    text = out;
+  }
+  return JSON.parse(text) as T;
+}
+
+/**
  * iperf3 from the guest ns to `serverIp`: guest→host by default, host→guest
  * with `reverse` (-R: the host side sends over the guest's connection).
  */
@@ -58,18 +75,7 @@ export async function iperf(
   const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-t', String(o.seconds), '-J', '-P', String(o.streams)];
   if (o.reverse) args.push('-R');
   if (o.congestion) args.push('-C', o.congestion); // the Linux sender's congestion control (TCP_CONGESTION)
-  const { result, cpu } = await withCpu(o.pids, async () => {
-    let text: string;
-    try {
-      text = await scope.run(guest, 'iperf3', args, (o.seconds + 15) * 1000);
-    } catch (e) {
-      // iperf3 -J prints its error inside the JSON on stdout and exits 1.
-      const out = ((e as Error).cause as { stdout?: string } | undefined)?.stdout;
-      if (!out) throw e;
-      text = out;
-    }
-    return JSON.parse(text) as IperfJson;
-  });
+  const { result, cpu } = await withCpu(o.pids, () => iperfJson<IperfJson>(scope, guest, args, o.seconds));
   if (result.error || !result.end?.sum_received) throw new Error(`iperf3: ${result.error ?? 'no result'}`);
   return {
     gbps: result.end.sum_received.bits_per_second / 1e9,

@@ -3,10 +3,15 @@
  * measuring side costs far less than what it measures (a Node client would
  * add its own event-loop latency to every round trip). The source is kept
  * here as a string and built with `gcc -O2` into build/bench/netbench
- * (rebuilt when the source changes). One binary, five modes:
+ * (rebuilt when the source changes). One binary, seven modes:
  *
  *   netbench srv PORT             epoll server on 0.0.0.0:PORT: echoes whatever
- *                                 it reads, closes on EOF, holds idle sockets
+ *                                 it reads, closes on EOF, holds idle sockets.
+ *                                 A connection whose first byte is 'D' is a
+ *                                 discard connection (its bytes are counted,
+ *                                 not echoed); one whose first byte is 'S'
+ *                                 gets the discarded-byte total as a decimal
+ *                                 line and is closed
  *   netbench rr HOST PORT N       one connection, N round trips of 1 byte
  *                                 (TCP_NODELAY), after 200 warm-up trips;
  *                                 prints {"n","median_us","p99_us","mean_us"}
@@ -18,6 +23,23 @@
  *   netbench xconn SOCK           unix stream listener that accepts two
  *                                 connections and splices their bytes both ways
  *                                 (two relays back to back: the relay baseline)
+ *   netbench conc HOST PORT N SECS rr|bulk
+ *                                 opens N connections (one after another), then
+ *                                 for SECS drives all of them at once from one
+ *                                 epoll loop: rr = each does 1-byte round trips
+ *                                 back to back (every trip's time is a sample);
+ *                                 bulk = each writes 64 KiB chunks into a
+ *                                 discard connection, and the rate is the
+ *                                 server's discarded-byte count over the run
+ *                                 (what arrived, not what the guest buffered;
+ *                                 the connections are reset at the end so
+ *                                 their unsent bytes never arrive later);
+ *                                 prints {"conns","seconds","trips","median_us",
+ *                                 "p99_us","bytes","errors"}
+ *   netbench dns PORT             UDP DNS responder on 0.0.0.0:PORT: answers
+ *                                 every query for an A record with 192.0.2.1
+ *                                 (TTL 0), anything else with NOTIMP; the
+ *                                 local upstream of the DNS row
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,6 +60,7 @@ const SOURCE = String.raw`
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +121,10 @@ static int cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+#define MAX_FDS 262144
+static unsigned char conn_mode[MAX_FDS]; /* 0 unknown, 1 echo, 2 discard */
+static unsigned long long discarded;
+
 static int srv(int port) {
   raise_nofile();
   int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -121,6 +148,8 @@ static int srv(int port) {
         for (;;) {
           int c = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (c < 0) break;
+          if (c >= MAX_FDS) { close(c); continue; }
+          conn_mode[c] = 0;
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
@@ -128,7 +157,19 @@ static int srv(int port) {
         continue;
       }
       ssize_t r = read(fd, buf, sizeof buf);
-      if (r > 0) {
+      if (r > 0 && conn_mode[fd] == 0) {
+        if (buf[0] == 'S') {
+          char line[32];
+          int k = snprintf(line, sizeof line, "%llu\n", discarded);
+          if (write(fd, line, k) < 0) { /* best effort */ }
+          close(fd);
+          continue;
+        }
+        conn_mode[fd] = buf[0] == 'D' ? 2 : 1;
+      }
+      if (r > 0 && conn_mode[fd] == 2) {
+        discarded += (unsigned long long)r;
+      } else if (r > 0) {
         if (write(fd, buf, r) < 0) { /* peer gone: EOF follows */ }
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
         close(fd);
@@ -219,6 +260,133 @@ static int xconn(const char *path) {
   return 0;
 }
 
+static long long srv_discarded(const char *host, int port) {
+  int fd = -1;
+  /* Through a saturated backend a new connection can take a while: try a few times. */
+  for (int i = 0; i < 5 && fd < 0; i++) fd = dial(host, port, 10000);
+  if (fd < 0) return -1;
+  char line[32] = {0};
+  size_t got = 0;
+  if (write(fd, "S", 1) != 1) { close(fd); return -1; }
+  for (;;) {
+    ssize_t r = read(fd, line + got, sizeof line - 1 - got);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  return got ? atoll(line) : -1;
+}
+
+static int conc(const char *host, int port, int n, double secs, int bulk) {
+  raise_nofile();
+  int *fds = malloc(sizeof(int) * n);
+  double *sent_at = calloc(n, sizeof(double));
+  size_t cap = 4000000, ns = 0;
+  double *samples = malloc(sizeof(double) * cap);
+  long errors = 0;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  static char chunk[65536];
+  memset(chunk, 'd', sizeof chunk);
+  for (int i = 0; i < n; i++) {
+    fds[i] = dial(host, port, 5000);
+    if (fds[i] < 0) { fprintf(stderr, "conc: connection %d of %d failed: %s\n", i + 1, n, strerror(errno)); return 1; }
+    if (bulk && write(fds[i], "D", 1) != 1) { perror("conc: discard hello"); return 1; }
+  }
+  long long before = bulk ? srv_discarded(host, port) : 0;
+  for (int i = 0; i < n; i++) {
+    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+    struct epoll_event ev = {.events = bulk ? EPOLLOUT : EPOLLIN, .data.u32 = (uint32_t)i};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+  }
+  double t0 = now_us(), end = t0 + secs * 1e6;
+  if (!bulk)
+    for (int i = 0; i < n; i++) {
+      sent_at[i] = now_us();
+      if (write(fds[i], "x", 1) != 1) errors++;
+    }
+  long trips = 0;
+  struct epoll_event evs[512];
+  while (now_us() < end) {
+    int k = epoll_wait(ep, evs, 512, 100);
+    if (k < 0) { if (errno == EINTR) continue; perror("conc epoll_wait"); return 1; }
+    for (int j = 0; j < k; j++) {
+      int i = (int)evs[j].data.u32;
+      if (bulk) {
+        if (write(fds[i], chunk, sizeof chunk) < 0 && errno != EAGAIN) { errors++; epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL); }
+        continue;
+      }
+      char c;
+      ssize_t r = read(fds[i], &c, 1);
+      if (r != 1) {
+        /* A dead connection leaves the loop (it would stay readable forever). */
+        if (r == 0 || errno != EAGAIN) { errors++; epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL); }
+        continue;
+      }
+      double t = now_us();
+      if (ns < cap) samples[ns++] = t - sent_at[i];
+      trips++;
+      sent_at[i] = t;
+      if (write(fds[i], "x", 1) != 1) errors++;
+    }
+  }
+  double elapsed = (now_us() - t0) / 1e6;
+  long long bytes = 0;
+  if (bulk) {
+    long long after = srv_discarded(host, port);
+    bytes = before < 0 || after < 0 ? -1 : after - before;
+    /* Reset, not close: what the guest still buffers (up to a send buffer per
+     * connection) must not drain into the next run's count. */
+    struct linger lg = {1, 0};
+    for (int i = 0; i < n; i++) {
+      setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      close(fds[i]);
+    }
+  }
+  double med = 0, p99 = 0;
+  if (ns) {
+    qsort(samples, ns, sizeof(double), cmp);
+    med = samples[ns / 2];
+    p99 = samples[(size_t)(ns * 0.99)];
+  }
+  printf("{\"conns\":%d,\"seconds\":%.3f,\"trips\":%ld,\"median_us\":%.1f,\"p99_us\":%.1f,\"bytes\":%lld,\"errors\":%ld}\n", n, elapsed, trips, med, p99, bytes, errors);
+  return 0;
+}
+
+static int dns(int port) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int big = 4 << 20;
+  setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("dns bind"); return 1; }
+  printf("listening\n");
+  fflush(stdout);
+  unsigned char q[512 + 16];
+  for (;;) {
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    ssize_t r = recvfrom(s, q, 512, 0, (struct sockaddr *)&from, &fl);
+    if (r < 12 || (q[2] & 0x80)) continue; /* short, or a response */
+    /* Walk the question name (labels only) to find QTYPE. */
+    size_t o = 12;
+    while (o < (size_t)r && q[o] != 0 && (q[o] & 0xc0) == 0) o += 1 + q[o];
+    if (o + 5 > (size_t)r || q[o] != 0) continue;
+    size_t qend = o + 5; /* zero label, QTYPE, QCLASS */
+    int is_a = q[o + 1] == 0 && q[o + 2] == 1;
+    q[2] = 0x84 | (q[2] & 0x01); /* QR, AA, keep RD */
+    q[3] = is_a ? 0x00 : 0x04;   /* RCODE 0, or NOTIMP */
+    q[4] = 0; q[5] = 1;          /* QDCOUNT 1 */
+    q[6] = 0; q[7] = is_a ? 1 : 0;
+    q[8] = q[9] = q[10] = q[11] = 0;
+    size_t len = qend;
+    if (is_a) {
+      static const unsigned char ans[16] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 192, 0, 2, 1};
+      memcpy(q + len, ans, sizeof ans);
+      len += sizeof ans;
+    }
+    sendto(s, q, len, 0, (struct sockaddr *)&from, fl);
+  }
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -227,7 +395,10 @@ int main(int argc, char **argv) {
   if (argc == 5 && !strcmp(argv[1], "crr")) return crr(argv[2], atoi(argv[3]), atof(argv[4]));
   if (argc == 5 && !strcmp(argv[1], "hold")) return hold(argv[2], atoi(argv[3]), atoi(argv[4]));
   if (argc == 3 && !strcmp(argv[1], "xconn")) return xconn(argv[2]);
-  fprintf(stderr, "usage: netbench srv PORT | rr HOST PORT N | crr HOST PORT SECS | hold HOST PORT N | xconn SOCK\n");
+  if (argc == 7 && !strcmp(argv[1], "conc") && (!strcmp(argv[6], "rr") || !strcmp(argv[6], "bulk")))
+    return conc(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]), !strcmp(argv[6], "bulk"));
+  if (argc == 3 && !strcmp(argv[1], "dns")) return dns(atoi(argv[2]));
+  fprintf(stderr, "usage: netbench srv PORT | rr HOST PORT N | crr HOST PORT SECS | hold HOST PORT N | xconn SOCK | conc HOST PORT N SECS rr|bulk | dns PORT\n");
   return 2;
 }
 `;

@@ -1,5 +1,5 @@
 /*
- * tap-relay TAPNAME SOCKPATH [-l LOSS%] [-r REORDER%] [-s SEED] [-d DIR] [-q]
+ * tap-relay TAPNAME SOCKPATH [-l LOSS%] [-r REORDER%] [-s SEED] [-d DIR] [-1] [-q]
  *
  * Relays Ethernet frames between a Linux TAP device (IFF_TAP | IFF_NO_PI;
  * attaches to an existing persistent tap of that name, or creates a
@@ -11,7 +11,12 @@
  * partial frame left at the end of the buffer is moved to its front. Frames
  * from the tap are read straight into a 1 MiB batch buffer behind room for
  * their prefix, and each poll round's batch goes to the socket in one
- * write. Exits 0 when either side closes, 1 on errors.
+ * write. With -1, each frame goes to the socket in a write of its own, as
+ * QEMU's stream netdev sends it (one writev of prefix and frame): a peer
+ * that assumes reads end on frame boundaries (passt 2023-03 drops a split
+ * length prefix, and reads the rest of a split frame with a single blocking
+ * recv(), losing sync when it comes back short) then sees the stream it was
+ * written for. Exits 0 when either side closes, 1 on errors.
  *
  * Optional impairment, for tests on kernels without sch_netem (off by
  * default, costs nothing when off), applied independently to each direction:
@@ -54,6 +59,7 @@ static uint32_t rnd(void) { /* xorshift64* */
   return (uint32_t)((rng_state * 2685821657736338717ULL) >> 32);
 }
 static uint32_t loss_thr, reorder_thr; /* out of 2^32 */
+static int frame_writes; /* -1: one socket write per frame */
 static int impair_to_tap, impair_to_sock;
 static volatile sig_atomic_t stop_flag;
 
@@ -214,7 +220,7 @@ static int flush_held(int tap, int sock, uint64_t max_age_us) {
 static void on_signal(int s) { (void)s; stop_flag = 1; }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tap-relay TAPNAME SOCKPATH [-l LOSS%%] [-r REORDER%%] [-s SEED] [-d to-tap|to-sock|both] [-q]\n");
+  fprintf(stderr, "usage: tap-relay TAPNAME SOCKPATH [-l LOSS%%] [-r REORDER%%] [-s SEED] [-d to-tap|to-sock|both] [-1] [-q]\n");
   exit(2);
 }
 
@@ -233,6 +239,7 @@ int main(int argc, char **argv) {
   const char *dir = "both";
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "-q")) { quiet = 1; continue; }
+    if (!strcmp(argv[i], "-1")) { frame_writes = 1; continue; }
     if (i + 1 >= argc) usage();
     if (!strcmp(argv[i], "-l")) loss_thr = pct_thr(argv[++i]);
     else if (!strcmp(argv[i], "-r")) reorder_thr = pct_thr(argv[++i]);
@@ -311,6 +318,7 @@ int main(int argc, char **argv) {
         uint32_t len = (uint32_t)r;
         p[0] = len >> 24; p[1] = len >> 16; p[2] = len >> 8; p[3] = len;
         if (commit_to_sock(sock, len) < 0) goto done;
+        if (frame_writes && sock_flush(sock) < 0) goto done;
       }
       if (sock_flush(sock) < 0) goto done;
     }

@@ -15,7 +15,9 @@ export interface ForwardSpec {
   guestPort: number;
   /**
    * The guest to forward to: a VM name (resolved at the gateway to its
-   * lease) or an IPv4 address. Omitted: the gateway's primary guest.
+   * lease) or an IPv4 address; for TCP also an IPv6 address of the guest,
+   * which the gateway then reaches over IPv6. Omitted: the gateway's
+   * primary guest (over IPv4).
    * parseForward never sets it.
    */
   guest?: string;

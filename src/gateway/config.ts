@@ -4,9 +4,45 @@
  * 10.0.2.3, first lease 10.0.2.15, MTU 1500). resolveGatewayConfig() checks
  * it once, before anything starts, and throws one-line usage errors; the
  * rest of the gateway trusts it.
+ *
+ * IPv6 (on unless `ipv6: false`, `--no-ipv6`): one /64 per gateway, the
+ * gateway at PREFIX::2 and its DNS at PREFIX::3 (as .2 and .3 in IPv4), and
+ * its link-local address fe80::/64 + the modified EUI-64 of its MAC (RFC
+ * 4291 §2.5.6, Appendix A), the source of its router advertisements. A /64
+ * because SLAAC on Ethernet forms 64-bit interface identifiers (RFC 4862
+ * §5.5.3, RFC 2464 §4). The default prefix is the unique local address
+ * fd0d:b4b8:6ba1::/64 (RFC 4193): the 40-bit global ID was drawn at random
+ * once (RFC 4193 §3.2 asks for a pseudo-random one; `openssl rand -hex 5`)
+ * and is fixed, so the gateway's IPv6 address is as predictable as
+ * 10.0.2.2 for users, docs and scripts. Every vmnet network is NATed and
+ * never routed to another, so that all of them share the prefix costs
+ * nothing (as all share 10.0.2.0/24); what the random global ID avoids is
+ * colliding with a real network's hand-picked ULA (fd00::/64 is common),
+ * whose hosts the guest could then not reach. QEMU's slirp default
+ * fec0::/64 is site-local, deprecated by RFC 3879. IPv6 needs a link MTU of
+ * at least 1280 (RFC 8200 §5): with a smaller `--mtu` the gateway serves
+ * IPv4 only, unless `--subnet6` asks for IPv6, which is then an error.
  */
 import { VmnetError } from '../errors.js';
-import { formatIp4, inSubnet, parseCidr4, parseIp4, prefixMask, type Cidr4, type Ip4 } from '../wire/addr.js';
+import {
+  eui64Address,
+  formatIp4,
+  inSubnet,
+  isIp4Mapped6,
+  isLinkLocal6,
+  isLoopback6,
+  isMulticast6,
+  isUnspecified6,
+  LINK_LOCAL_PREFIX6,
+  parseCidr4,
+  parseCidr6,
+  parseIp4,
+  prefixMask,
+  type Cidr4,
+  type Cidr6,
+  type Ip4,
+  type Ip6,
+} from '../wire/addr.js';
 import type { DnsRecord } from '../services/dns/local.js';
 import type { Upstream } from '../services/dns/forwarder.js';
 import { DEFAULT_MAX_QUEUED } from '../link/stream-port.js';
@@ -52,7 +88,26 @@ export interface GatewayOptions {
   gatewayMac?: string;
   /** Active DHCP leases one link (connection or switch port) may hold (default 4). */
   dhcpLeasesPerLink?: number;
+  /** Serve IPv6 (default true; `--no-ipv6`: IPv6 frames are dropped, counted as `ipv6`). */
+  ipv6?: boolean;
+  /** The guests' IPv6 /64, e.g. "fd00:1::/64" (default {@link DEFAULT_SUBNET6}). */
+  subnet6?: string;
 }
+
+/** The gateway's IPv6 side (see the file comment). */
+export interface Ipv6Config {
+  /** The guests' /64. */
+  prefix: Cidr6;
+  /** PREFIX::2: the gateway (reaches the host's ::1 unless --no-host-loopback). */
+  gatewayIp: Ip6;
+  /** PREFIX::3: the DNS service. */
+  dnsIp: Ip6;
+  /** fe80::EUI-64 of the gateway's MAC: the source of router advertisements. */
+  linkLocal: Ip6;
+}
+
+/** The default IPv6 prefix: a ULA with a global ID drawn at random once (see the file comment). */
+export const DEFAULT_SUBNET6 = 'fd0d:b4b8:6ba1::/64';
 
 export interface GatewayConfig {
   subnet: Cidr4;
@@ -75,6 +130,37 @@ export interface GatewayConfig {
   pcap: string | null;
   gatewayMac: Uint8Array;
   dhcpLeasesPerLink: number;
+  /** IPv6, or null when off (`--no-ipv6`, or an MTU below 1280). */
+  ipv6: Ipv6Config | null;
+}
+
+/** The minimum link MTU of IPv6 (RFC 8200 §5). */
+export const IPV6_MIN_MTU = 1280;
+
+/**
+ * The IPv6 side from the options: null when off.
+ * @throws VmnetError E_USAGE for a prefix that is not a unicast /64, or --subnet6 with an MTU below 1280
+ */
+function resolveIpv6(o: GatewayOptions, mtu: number, gatewayMac: Uint8Array): Ipv6Config | null {
+  if (o.ipv6 === false) {
+    if (o.subnet6 !== undefined) throw new VmnetError('E_USAGE', '--subnet6 and --no-ipv6 contradict each other: give one of them');
+    return null;
+  }
+  if (mtu < IPV6_MIN_MTU) {
+    if (o.subnet6 !== undefined) throw new VmnetError('E_USAGE', `--subnet6 needs an MTU of at least ${IPV6_MIN_MTU} (IPv6's minimum), not ${mtu}`);
+    return null;
+  }
+  const text = o.subnet6 ?? DEFAULT_SUBNET6;
+  const p = parseCidr6(text);
+  const usage = `bad --subnet6 ${text}: expected a unicast IPv6 /64 such as ${DEFAULT_SUBNET6}`;
+  if (p === null || p.prefix !== 64) throw new VmnetError('E_USAGE', usage);
+  if (isMulticast6(p.net) || isLinkLocal6(p.net) || isUnspecified6(p.net) || isLoopback6(p.net) || isIp4Mapped6(p.net)) throw new VmnetError('E_USAGE', usage);
+  const at = (n: number): Ip6 => {
+    const a = p.net.slice();
+    a[15] = n;
+    return a;
+  };
+  return { prefix: p, gatewayIp: at(2), dnsIp: at(3), linkLocal: eui64Address(LINK_LOCAL_PREFIX6, gatewayMac) };
 }
 
 export const MIN_MTU = 68;
@@ -148,5 +234,6 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     pcap: o.pcap ?? null,
     gatewayMac,
     dhcpLeasesPerLink,
+    ipv6: resolveIpv6(o, mtu, gatewayMac),
   };
 }

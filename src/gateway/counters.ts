@@ -2,6 +2,7 @@
  * The gateway's counters: plain numbers, cheap to bump on the data path,
  * snapshotted for `vmnet gateway` (SIGUSR1, exit) and the library.
  */
+import type { PingRelayCounters } from '../services/ping/relay.js';
 
 /** Why a frame was dropped. Stable names: they appear in output and tests. */
 export const DROP_REASONS = [
@@ -10,7 +11,13 @@ export const DROP_REASONS = [
   'not-for-us', // unicast to another MAC
   'vlan-tagged', // 802.1Q frame on an untagged port
   'ethertype', // neither IPv4 nor ARP
-  'ipv6', // IPv6 (not served yet)
+  'ipv6', // IPv6 on a gateway without IPv6 (--no-ipv6, or an MTU below 1280)
+  'ipv6-invalid', // bad IPv6 header or extension header chain (Parameter Problem sent where RFC 8200 asks)
+  'ipv6-src', // IPv6 source neither link-local nor in the prefix, or one of the gateway's own
+  'ipv6-fragment', // an IPv6 fragment inside a packet reassembled from fragments
+  'ipv6-full', // the IPv6 address table was full (nat-addr.ts): a new address dropped until the next sweep
+  'ndp-invalid', // a Neighbor Discovery message failing RFC 4861's validity checks
+  'dhcpv6-invalid',
   'arp-invalid',
   'ipv4-invalid', // bad version, lengths or header checksum
   'ipv4-src', // source address outside the subnet (and not 0.0.0.0 for DHCP)
@@ -34,6 +41,25 @@ export const DROP_REASONS = [
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
+
+/** A snapshot of a gateway's state for status output (Gateway.snapshot). */
+export interface GatewaySnapshot {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  dropped: number;
+  drops: Partial<Record<DropReason, number>>;
+  connections: number;
+  udpFlows: number;
+  /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
+  ping: (PingRelayCounters & { flows: number }) | null;
+  fragmentsPending: number;
+  leases: Array<{ mac: string; ip: string; hostname: string | null }>;
+  neighbors: Array<{ ip: string; mac: string }>;
+  /** IPv6 neighbours (link-local and global), empty with --no-ipv6. */
+  neighbors6: Array<{ ip: string; mac: string }>;
+}
 
 export class GatewayCounters {
   framesIn = 0;

@@ -51,13 +51,7 @@ export class FrameBuilder {
   udp(v: DataView, o: number, dstMac: Mac, srcIp: Ip4, srcPort: number, dstIp: Ip4, dstPort: number, payload: Uint8Array): number {
     const ulen = udp.HEADER_LEN + payload.length;
     const p = this.headers(v, o, dstMac, srcIp, dstIp, ipv4.PROTO_UDP, ulen);
-    const u = this.udpH;
-    u.srcPort = srcPort;
-    u.dstPort = dstPort;
-    u.length = ulen;
-    u.checksum = 0;
-    udp.emit(u, v, p);
-    new Uint8Array(v.buffer, v.byteOffset + p + udp.HEADER_LEN, payload.length).set(payload);
+    emitUdp(this.udpH, v, p, srcPort, dstPort, payload);
     udp.fillChecksum4(v, p, ulen, srcIp, dstIp);
     return p + ulen - o;
   }
@@ -86,4 +80,20 @@ export class FrameBuilder {
     icmp.emitEcho(icmp.TYPE_ECHO_REPLY, id, seq, v, p, payloadLen);
     return p + len - o;
   }
+}
+
+/**
+ * Writes a UDP header (checksum 0, for the caller to fill over its family's
+ * pseudo-header) and the payload at `p`.
+ * @param h a scratch header
+ * @returns the UDP length
+ */
+export function emitUdp(h: udp.Header, v: DataView, p: number, srcPort: number, dstPort: number, payload: Uint8Array): number {
+  h.srcPort = srcPort;
+  h.dstPort = dstPort;
+  h.length = udp.HEADER_LEN + payload.length;
+  h.checksum = 0;
+  udp.emit(h, v, p);
+  new Uint8Array(v.buffer, v.byteOffset + p + udp.HEADER_LEN, payload.length).set(payload);
+  return h.length;
 }

@@ -6,8 +6,9 @@
  *
  * Per frame (RFC 1122 host/router behaviour, trimmed to a NAT gateway):
  *  1. Ethernet: too short or longer than MTU + header → dropped and counted;
- *     unicast to another MAC, 802.1Q-tagged, IPv6 and unknown EtherTypes →
- *     dropped and counted.
+ *     unicast to another MAC, 802.1Q-tagged and unknown EtherTypes (and
+ *     IPv6 on a gateway without it) → dropped and counted. IPv6 goes to
+ *     the IPv6 side (gateway6.ts) once its source MAC passed step 2.
  *  2. Identity (neighbors.ts): a guest is its link, the Session the frame
  *     came in on (a stream connection, or a switch port on a segment). The
  *     source MAC of ARP and IPv4 frames, and the sender or source address,
@@ -56,6 +57,7 @@ import * as icmp from '../wire/icmpv4.js';
 import * as udp from '../wire/udp.js';
 import * as dhcp from '../wire/dhcpv4.js';
 import * as tcp from '../wire/tcp.js';
+import * as ipv6 from '../wire/ipv6.js';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { TcpBudget } from '../tcp/budget.js';
 import { tcpConfig } from '../tcp/conn.js';
@@ -64,18 +66,19 @@ import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/na
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
 import type { SeedRequester } from '../services/metadata/seed-http.js';
-import { BROADCAST_MAC, formatIp4, formatMac, inSubnet, isLinkLocal4, parseMac, type Ip4 } from '../wire/addr.js';
+import { BROADCAST_MAC, formatIp4, formatIp6, formatMac, inSubnet, isLinkLocal4, parseMac, type Ip4 } from '../wire/addr.js';
 import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
 import type { GatewayConfig } from './config.js';
-import { GatewayCounters, type DropReason } from './counters.js';
+import { GatewayCounters, type DropReason, type GatewaySnapshot } from './counters.js';
 import { FrameBuilder, UDP_OVERHEAD } from './frames.js';
-import type { PingRelayCounters } from '../services/ping/relay.js';
 import { Reassembler } from './ip-reassembly.js';
 import { GuestWatch } from './guest-watch.js';
 import { Neighbors, USE_OK, USE_TAKEN, type NeighborLimits } from './neighbors.js';
 import { GatewayPing, type GatewayPingDeps } from './ping.js';
+import { Gateway6 } from './gateway6.js';
+import { isV6, type AddrId } from '../services/nat-addr.js';
 
 /** Where the gateway sends a guest's frames: a StreamPort in production. */
 export interface FramePort {
@@ -133,6 +136,8 @@ export interface GatewayDeps {
    * refused otherwise, as before.
    */
   seeds?: { active(): boolean; stream(ev: HostStreamEvents, requester: SeedRequester): HostStream };
+  /** The host's own IPv6 addresses (RFC 5952 text), refused likewise. */
+  hostAddresses6?(): ReadonlySet<string>;
   /** Ping to the outside (ping.ts); without it, echo requests to the outside are dropped as icmp-unsupported. */
   ping?: GatewayPingDeps;
 }
@@ -160,6 +165,8 @@ export class Gateway {
   /** First frame and lease times of the MACs a launcher watches (`vmnet wait --ssh`). */
   readonly watch = new GuestWatch();
   readonly ping: GatewayPing | null;
+  /** The IPv6 side, null with --no-ipv6. */
+  readonly v6: Gateway6 | null;
   private readonly neighbors: Neighbors<Session>;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
@@ -234,8 +241,11 @@ export class Gateway {
     // allocated lazily and freed when idle, so idle connections stay small.
     // One budget for all of them, with a share per guest (tcp/budget.ts: 256 MiB, 64 MiB a guest).
     const bufMax = config.mtu > 9000 ? 4 * 1024 * 1024 : 1024 * 1024;
+    const cfg = tcpConfig({ mtu: config.mtu, sndBufMax: bufMax, rcvBufMax: bufMax, budget: new TcpBudget() });
+    // IPv6's header is 20 bytes longer: its connections advertise an MSS 20 smaller (same budget).
+    const cfg6 = { ...cfg, mtu: config.mtu - (ipv6.HEADER_LEN - ipv4.HEADER_LEN) };
     this.tcpNat = new TcpNat(
-      tcpConfig({ mtu: config.mtu, sndBufMax: bufMax, rcvBufMax: bufMax, budget: new TcpBudget() }),
+      cfg,
       {
         now: deps.now,
         random32: deps.random32,
@@ -244,7 +254,8 @@ export class Gateway {
         dial: deps.dialTcp,
         local: (service, ev, guest, guestIp, account) => (service === 'dns' ? dnsStream(deps.dns, ev, guest, account) : deps.seeds!.stream(ev, this.seedRequester(guest, guestIp))),
         schedule: deps.schedule,
-        guestOf: (guestIp) => this.neighbors.get(guestIp)?.link.id ?? 0,
+        guestOf: (guestIp) => this.neighborOf(guestIp)?.link.id ?? 0,
+        configOf: (guestIp) => (isV6(guestIp) ? cfg6 : cfg),
       },
       deps.tcpLimits,
     );
@@ -253,7 +264,29 @@ export class Gateway {
       if (!n || n.link.closed) return this.drop('not-for-us');
       this.send(n.link, build(this.outView, n.mac, this.frames));
     };
-    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r) }, deps.ping) : null;
+    this.v6 = config.ipv6
+      ? new Gateway6(config.ipv6, {
+          config,
+          now: deps.now,
+          out: this.out,
+          outView: this.outView,
+          send: (s, len) => this.send(s, len),
+          sendBuf: (s, buf, len) => this.sendBuf(s, buf, len),
+          drop: (r) => this.drop(r),
+          refuseSource: (verdict) => this.refuseSource(verdict),
+          bytesOf: (v) => this.bytesOf(v),
+          tcpNat: this.tcpNat,
+          udpNat: this.udpNat,
+          queryDns: (s, query, overhead, reply) => this.queryDns(s, query, overhead, reply),
+          neighborLimits: deps.neighborLimits,
+          pingRelay: () => this.ping?.relay ?? null,
+          hostAddresses6: deps.hostAddresses6,
+          reassemble6: (v, o, c, s) => this.reassembly(() => this.reassembler.push6(v, o, c, deps.now(), s.id)),
+        })
+      : null;
+    const v6 = this.v6;
+    const family6 = v6 ? { reply: v6.reply.bind(v6), error: v6.error6.bind(v6) } : undefined;
+    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r), family6 }, deps.ping) : null;
   }
 
   /** Attaches a guest connection. */
@@ -272,7 +305,8 @@ export class Gateway {
   detach(s: Session): void {
     s.closed = true;
     this.sessions.delete(s);
-    const addresses = this.neighbors.detach(s);
+    const addresses: AddrId[] = this.neighbors.detach(s);
+    if (this.v6) addresses.push(...this.v6.detach(s));
     for (const ip of addresses) this.tcpNat.linkDrained(ip); // no congestion outlives its link
     this.udpNat.closeGuest(s.id);
     this.ping?.relay.closeGuest(s.id);
@@ -296,6 +330,12 @@ export class Gateway {
   /** The guest connection's port drained after reporting congestion: TCP sends again. */
   linkDrained(s: Session): void {
     for (const ip of this.neighbors.addressesOf(s)) this.tcpNat.linkDrained(ip);
+    if (this.v6) for (const id of this.v6.neighbors.addressesOf(s)) this.tcpNat.linkDrained(id);
+  }
+
+  /** The neighbour entry of an address of either family. */
+  private neighborOf(ip: AddrId) {
+    return isV6(ip) ? this.v6?.neighbor(ip) : this.neighbors.get(ip);
   }
 
   /** Open guest connections. */
@@ -315,9 +355,16 @@ export class Gateway {
     this.udpNat.sweep(now);
     this.ping?.relay.sweep(now);
     this.dhcp.sweep(now);
-    const dropsBefore = this.reassembler.dropped;
-    this.reassembler.expire(now);
-    this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
+    this.reassembly(() => this.reassembler.expire(now));
+    this.v6?.sweep(now, this.sessions);
+  }
+
+  /** Runs a reassembler call, counting what it dropped as `fragment`. */
+  private reassembly<T>(call: () => T): T {
+    const before = this.reassembler.dropped;
+    const r = call();
+    this.counters.drops.fragment += this.reassembler.dropped - before;
+    return r;
   }
 
   /** Closes host sockets. */
@@ -348,7 +395,7 @@ export class Gateway {
   /** @returns false when the port reported congestion */
   private send(s: Session, len: number): boolean {
     if (s.closed) return true;
-    if (len - eth.HEADER_LEN > this.config.mtu && ipv4.proto(this.outView, eth.HEADER_LEN) !== PROTO_TCP) {
+    if (len - eth.HEADER_LEN > this.config.mtu && this.outView.getUint16(12) === eth.ETHERTYPE_IPV4 && ipv4.proto(this.outView, eth.HEADER_LEN) !== PROTO_TCP) {
       this.fragmentOut(s, len);
       return true;
     }
@@ -377,6 +424,7 @@ export class Gateway {
   }
 
   private sendBuf(s: Session, buf: Uint8Array, len: number): boolean {
+    if (s.closed) return true;
     this.noteOut(buf, 0, len);
     return s.port.sendFrame(buf, 0, len) !== false;
   }
@@ -408,7 +456,9 @@ export class Gateway {
     if (!group && !sameMac(e.dst, this.config.gatewayMac)) return this.drop('not-for-us');
     if (e.vlan >= 0) return this.drop('vlan-tagged');
     const arpFrame = e.ethertype === eth.ETHERTYPE_ARP;
-    if (!arpFrame && e.ethertype !== eth.ETHERTYPE_IPV4) return this.drop(e.ethertype === eth.ETHERTYPE_IPV6 ? 'ipv6' : 'ethertype');
+    const ip6Frame = e.ethertype === eth.ETHERTYPE_IPV6;
+    if (ip6Frame && this.v6 === null) return this.drop('ipv6');
+    if (!arpFrame && !ip6Frame && e.ethertype !== eth.ETHERTYPE_IPV4) return this.drop('ethertype');
     const src = e.src;
     if ((src[0]! & 1) === 1 || (src[0]! | src[1]! | src[2]! | src[3]! | src[4]! | src[5]!) === 0) return this.drop('src-mac');
     const now = this.tick;
@@ -416,6 +466,7 @@ export class Gateway {
     if (verdict !== USE_OK) return this.refuseSource(verdict);
     if (this.watch.waiting) this.watch.frame(src, this.deps.wallNow?.() ?? Date.now());
     if (arpFrame) return this.handleArp(s, v, e.payloadOffset, e.payloadLength, now);
+    if (ip6Frame) return this.v6!.handlePacket(s, v, e.payloadOffset, e.payloadLength, group, src, now);
     return this.handleIpv4(s, v, e.payloadOffset, e.payloadLength, group, now);
   }
 
@@ -467,9 +518,7 @@ export class Gateway {
       if (verdict !== USE_OK) return this.refuseSource(verdict);
     }
     if (ipv4.isFragment(h)) {
-      const dropsBefore = this.reassembler.dropped;
-      const whole = this.reassembler.push(h, v, this.deps.now(), s.id);
-      this.counters.drops.fragment += this.reassembler.dropped - dropsBefore;
+      const whole = this.reassembly(() => this.reassembler.push(h, v, this.deps.now(), s.id));
       if (!whole) return;
       v = whole.view;
       o = 0;
@@ -511,6 +560,7 @@ export class Gateway {
   }
 
   private routeTcp(dstIp: Ip4, dstPort: number): TcpRoute {
+    if (isV6(dstIp)) return this.v6?.routeTcp(dstIp, dstPort) ?? { drop: true };
     const c = this.config;
     if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : dstPort === SEED_PORT && this.deps.seeds?.active() ? { local: 'seed' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
@@ -543,20 +593,22 @@ export class Gateway {
    * Builds and sends one TCP segment to a guest (Ethernet + IPv4 + TCP + payload).
    * @returns false when the guest's port is congested
    */
-  private tcpToGuest(guestIp: Ip4, remoteIp: Ip4, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean {
-    const n = this.neighbors.get(guestIp);
+  private tcpToGuest(guestIp: AddrId, remoteIp: AddrId, h: tcp.Header, data: SendBuffer | null, dataOffset: number): boolean {
+    const v6 = isV6(guestIp) ? this.v6 : null;
+    const n = this.neighborOf(guestIp);
     if (!n || n.link.closed) {
       this.drop('not-for-us');
       return true;
     }
     const tlen = tcp.length(h) + h.payloadLength;
-    if (ipv4.HEADER_LEN + tlen > this.config.mtu) {
+    const ipLen = v6 ? ipv6.HEADER_LEN : ipv4.HEADER_LEN;
+    if (ipLen + tlen > this.config.mtu) {
       this.drop('oversize');
       return true;
     }
     // Built straight into the port's output when it allows (no copy), else in `out`.
     const port = n.link.port;
-    const inPlace = port.reserveFrame?.(eth.HEADER_LEN + ipv4.HEADER_LEN + tlen, n.mac) === true;
+    const inPlace = port.reserveFrame?.(eth.HEADER_LEN + ipLen + tlen, n.mac) === true;
     const buf = inPlace ? port.frameBuffer!() : this.out;
     const v = inPlace ? port.frameView!() : this.outView;
     const base = inPlace ? port.frameOffset!() : 0;
@@ -564,8 +616,25 @@ export class Gateway {
     e.dst.set(n.mac);
     e.src.set(this.config.gatewayMac);
     e.vlan = -1;
-    e.ethertype = eth.ETHERTYPE_IPV4;
+    e.ethertype = v6 ? eth.ETHERTYPE_IPV6 : eth.ETHERTYPE_IPV4;
     let p = base + eth.emit(e, v, base);
+    if (v6) p = v6.tcpHeader(v, p, guestIp, remoteIp, tlen);
+    else p = this.tcpIpv4Header(v, p, guestIp, remoteIp, tlen);
+    const tcpStart = p;
+    p += tcp.emit(h, v, p);
+    if (data && h.payloadLength > 0) {
+      data.copyOut(dataOffset, h.payloadLength, buf, p);
+      p += h.payloadLength;
+    }
+    if (v6) v6.tcpChecksum(v, tcpStart, tlen);
+    else tcp.fillChecksum4(v, tcpStart, tlen, remoteIp, guestIp);
+    if (!inPlace) return this.send(n.link, p);
+    this.noteOut(buf, base, p - base);
+    return port.commitFrame!(p - base) !== false;
+  }
+
+  /** Writes the IPv4 header of a TCP segment to a guest at `p`; returns the offset after it. */
+  private tcpIpv4Header(v: DataView, p: number, guestIp: Ip4, remoteIp: Ip4, tlen: number): number {
     const ip = this.ipOut;
     ip.tos = 0;
     ip.totalLength = ipv4.HEADER_LEN + tlen;
@@ -576,17 +645,7 @@ export class Gateway {
     ip.proto = PROTO_TCP;
     ip.src = remoteIp;
     ip.dst = guestIp;
-    p += ipv4.emit(ip, v, p);
-    const tcpStart = p;
-    p += tcp.emit(h, v, p);
-    if (data && h.payloadLength > 0) {
-      data.copyOut(dataOffset, h.payloadLength, buf, p);
-      p += h.payloadLength;
-    }
-    tcp.fillChecksum4(v, tcpStart, tlen, remoteIp, guestIp);
-    if (!inPlace) return this.send(n.link, p);
-    this.noteOut(buf, base, p - base);
-    return port.commitFrame!(p - base) !== false;
+    return p + ipv4.emit(ip, v, p);
   }
 
   private handleIcmp(s: Session, srcMac: Uint8Array, h: ipv4.Header, v: DataView, ipOff: number, toUs: boolean, broadcast: boolean): void {
@@ -606,7 +665,10 @@ export class Gateway {
     if (broadcast) return this.drop('udp-broadcast');
     if (h.src === 0) return this.drop('ipv4-src');
     const payload = new Uint8Array(v.buffer, v.byteOffset + u.payloadOffset, u.payloadLength);
-    if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) return this.handleDns(s, srcMac, h.src, u.srcPort, payload);
+    if (h.dst === c.dnsIp && u.dstPort === DNS_PORT) {
+      const [mac, guestIp, guestPort] = [srcMac.slice(0, 6), h.src, u.srcPort];
+      return this.queryDns(s, payload, UDP_OVERHEAD, (answer) => this.send(s, this.frames.udp(this.outView, 0, mac, c.dnsIp, DNS_PORT, guestIp, guestPort, answer)));
+    }
     if (this.deps.forwardedUdp?.(h.src, u.srcPort, h.dst, u.dstPort, payload)) return;
     const r = this.udpNat.fromGuest(h.src, u.srcPort, h.dst, u.dstPort, payload, this.deps.now(), s.id);
     if (r === 'sent') return;
@@ -636,22 +698,26 @@ export class Gateway {
     this.send(s, n);
   }
 
-  private handleDns(s: Session, srcMac: Uint8Array, guestIp: Ip4, guestPort: number, query: Uint8Array): void {
-    const mac = Uint8Array.from(srcMac);
-    const copy = query.slice();
-    this.deps.dns.query(copy, 'udp', s.id).then(
+  /**
+   * Asks the DNS service a guest's UDP query (a copy of it) and hands the
+   * answer to `reply` (which builds and sends it) while the link is open;
+   * drops counted. Both families' DNS addresses use it.
+   * @param overhead the answer's frame headers (it must fit the output)
+   */
+  private queryDns(s: Session, query: Uint8Array, overhead: number, reply: (answer: Uint8Array) => void): void {
+    this.deps.dns.query(query.slice(), 'udp', s.id).then(
       (answer) => {
         if (!answer) return this.drop('dns-dropped');
         if (s.closed) return;
-        if (answer.length + UDP_OVERHEAD > this.out.length) return this.drop('udp-too-big');
-        const n = this.frames.udp(this.outView, 0, mac, this.config.dnsIp, DNS_PORT, guestIp, guestPort, answer);
-        this.send(s, n);
+        if (answer.length + overhead > this.out.length) return this.drop('udp-too-big');
+        reply(answer);
       },
       () => this.drop('dns-dropped'),
     );
   }
 
   private routeUdp(dstIp: Ip4, dstPort: number): UdpRoute {
+    if (isV6(dstIp)) return this.v6?.routeUdp(dstIp, dstPort) ?? { refuse: 'drop' };
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
@@ -675,6 +741,12 @@ export class Gateway {
     return this.neighbors.ownerAddress();
   }
 
+  /** The global IPv6 addresses of the link holding an IPv4 address (AAAA for its names). */
+  addresses6Of(ip: Ip4): string[] {
+    const n = this.neighbors.get(ip);
+    return n === undefined || this.v6 === null ? [] : this.v6.globalAddressesOf(n.link);
+  }
+
   /**
    * The address of the guest using a MAC: its bound DHCP lease, else the
    * last address the link holding that MAC used with it; null when neither.
@@ -692,6 +764,7 @@ export class Gateway {
 
   /** Sends a UDP datagram to a guest from (srcIp, srcPort): UDP NAT replies and UDP port forwards. */
   udpToGuest(guestIp: Ip4, guestPort: number, srcIp: Ip4, srcPort: number, data: Uint8Array): void {
+    if (isV6(guestIp)) return this.v6?.udpToGuest(guestIp, guestPort, srcIp, srcPort, data);
     const n = this.neighbors.get(guestIp);
     if (!n || n.link.closed) return this.drop('not-for-us');
     if (data.length + UDP_OVERHEAD > this.out.length) return this.drop('udp-too-big');
@@ -700,6 +773,7 @@ export class Gateway {
   }
 
   private flowUnreachable(f: UdpFlowKey, kind: 'port-unreachable' | 'admin-prohibited'): void {
+    if (isV6(f.guestIp)) return this.v6?.flowUnreachable(f, kind);
     const n = this.neighbors.get(f.guestIp);
     if (!n || n.link.closed) return;
     // Quote a reconstruction of the guest's datagram header: what the guest's stack matches on.
@@ -752,25 +826,12 @@ export class Gateway {
       fragmentsPending: this.reassembler.size,
       leases: this.dhcp.leases().map((l) => ({ mac: l.mac, ip: formatIp4(l.ip), hostname: l.hostname })),
       neighbors: this.neighbors.list().map((n) => ({ ip: formatIp4(n.ip), mac: formatMac(n.mac) })),
+      neighbors6: this.v6?.neighbors.list().map((n) => ({ ip: formatIp6(this.v6!.address(n.ip) ?? new Uint8Array(16)), mac: formatMac(n.mac) })) ?? [],
     };
   }
 }
 
-export interface GatewaySnapshot {
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  dropped: number;
-  drops: Partial<Record<DropReason, number>>;
-  connections: number;
-  udpFlows: number;
-  /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
-  ping: (PingRelayCounters & { flows: number }) | null;
-  fragmentsPending: number;
-  leases: Array<{ mac: string; ip: string; hostname: string | null }>;
-  neighbors: Array<{ ip: string; mac: string }>;
-}
+export type { GatewaySnapshot };
 
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];

@@ -16,6 +16,12 @@ describe('HostAddresses', () => {
     expect(before.has(0x0a090002)).toBe(false); // a reader's set never changes under it
   });
 
+  it('collects the IPv6 addresses too, without their zones, in RFC 5952 form', () => {
+    const v6 = (address: string, scopeid = 0): NetworkInterfaceInfo => ({ address, family: 'IPv6', netmask: 'ffff:ffff:ffff:ffff::', mac: '00:00:00:00:00:00', internal: false, cidr: null, scopeid });
+    const h = new HostAddresses(() => ({ lo: [v6('::1')], eth0: [v6('fe80::1%eth0', 2), v6('2001:DB8:0:0::7'), v4('10.0.0.1')] }));
+    expect([...h.current6()].sort()).toEqual(['2001:db8::7', '::1', 'fe80::1']);
+  });
+
   it('reads the real host', () => {
     expect(new HostAddresses().current().has(0x7f000001)).toBe(true);
   });

@@ -1,8 +1,14 @@
 /**
- * Theory of operation: IPv4 fragment reassembly (RFC 791 §3.2 "Reassembly",
- * with RFC 815's hole bookkeeping simplified to a byte coverage count, and
- * RFC 5722's rule against overlaps applied to IPv4: overlapping fragments
- * poison the datagram, which is then dropped whole, as Linux does).
+ * Theory of operation: IP fragment reassembly, IPv4 (RFC 791 §3.2
+ * "Reassembly") and IPv6 (RFC 8200 §4.5), with RFC 815's hole bookkeeping
+ * simplified to a byte coverage count and RFC 5722's rule against overlaps
+ * (for IPv4 too): overlapping fragments poison the datagram, which is then
+ * dropped whole, as Linux does. Both families share one table and its
+ * bounds. IPv6: only packets whose Fragment header follows the fixed
+ * header directly are reassembled (what hosts send; one with extension
+ * headers before it is dropped, counted `tooBig`); the packet is rebuilt
+ * as the first fragment's fixed header, its Next Header taken from the
+ * Fragment header, and the data.
  *
  * Memory is bounded three ways: at most `maxDatagrams` datagrams in progress,
  * each at most `maxSize` bytes (65535 by the IPv4 length field), and the
@@ -19,6 +25,24 @@
  */
 import type { Header as Ip4Header } from '../wire/ipv4.js';
 import { FLAG_MF, HEADER_LEN, fillChecksum } from '../wire/ipv4.js';
+import * as ipv6 from '../wire/ipv6.js';
+import { ip6Key } from '../wire/addr.js';
+
+/** One fragment of either family, as `add` takes it. */
+interface Piece {
+  key: string;
+  /** Offset of its data in the datagram's payload (bytes). */
+  start: number;
+  /** More fragments follow. */
+  more: boolean;
+  /** Absolute offsets in the view: its data, and the header kept from the first fragment. */
+  dataOffset: number;
+  dataLength: number;
+  headerOffset: number;
+  headerLength: number;
+  /** Family-specific changes to the kept header (IPv6: its Next Header). */
+  fixHeader?(header: Uint8Array): void;
+}
 
 export interface ReassemblyLimits {
   maxDatagrams: number;
@@ -103,13 +127,62 @@ export class Reassembler {
    * @returns the whole datagram when this fragment completes it, else null
    */
   push(h: Ip4Header, v: DataView, now: number, guest = 0): Reassembled | null {
+    const piece: Piece = {
+      key: `${h.src}:${h.dst}:${h.proto}:${h.id}`,
+      start: h.fragOffset,
+      more: (h.flags & FLAG_MF) !== 0,
+      dataOffset: h.payloadOffset,
+      dataLength: h.payloadLength,
+      headerOffset: h.payloadOffset - h.headerLength,
+      headerLength: HEADER_LEN,
+    };
+    return this.add(piece, v, now, guest, (buf, total) => {
+      // Options dropped, flags and offset cleared.
+      buf[0] = 0x45;
+      const view = new DataView(buf.buffer);
+      view.setUint16(2, HEADER_LEN + total);
+      view.setUint16(6, 0);
+      fillChecksum(view, 0, HEADER_LEN);
+    });
+  }
+
+  /**
+   * Adds one IPv6 fragment (RFC 8200 §4.5).
+   * @param v the view holding the packet, its fixed header at `o`
+   * @param c its extension header walk (`c.fragment` is true)
+   * @param now current time (ms)
+   * @param guest the sender's key for its share
+   * @returns the whole packet (fixed header + payload, no Fragment header) when this completes it, else null
+   */
+  push6(v: DataView, o: number, c: ipv6.Chain, now: number, guest = 0): Reassembled | null {
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    const piece: Piece = {
+      key: `6:${ip6Key(bytes, o + ipv6.SRC)}:${ip6Key(bytes, o + ipv6.DST)}:${c.fragId}`,
+      start: c.fragOffset,
+      more: c.fragMore,
+      dataOffset: c.fragDataOffset,
+      dataLength: c.fragDataLength,
+      headerOffset: o,
+      headerLength: ipv6.HEADER_LEN,
+      fixHeader: (header) => (header[ipv6.NEXT_HEADER] = c.fragNextHeader),
+    };
+    if (c.fragmentHeader !== ipv6.HEADER_LEN) {
+      this.counters.fragments++;
+      this.counters.tooBig++;
+      return null;
+    }
+    return this.add(piece, v, now, guest, (buf, total) => new DataView(buf.buffer).setUint16(ipv6.PAYLOAD_LENGTH, total));
+  }
+
+  /** Adds a fragment of either family; `finish` fixes the rebuilt datagram's header (its lengths). */
+  private add(f: Piece, v: DataView, now: number, guest: number, finish: (buf: Uint8Array, total: number) => void): Reassembled | null {
     this.counters.fragments++;
     this.expire(now);
-    const key = `${h.src}:${h.dst}:${h.proto}:${h.id}`;
-    const start = h.fragOffset;
-    const end = start + h.payloadLength;
-    const more = (h.flags & FLAG_MF) !== 0;
-    if (end + HEADER_LEN > this.limits.maxSize || (more && (h.payloadLength & 7) !== 0)) {
+    const key = f.key;
+    const start = f.start;
+    const end = start + f.dataLength;
+    const more = f.more;
+    if (end + f.headerLength > this.limits.maxSize || (more && (f.dataLength & 7) !== 0)) {
       this.counters.tooBig++;
       this.drop(key);
       return null;
@@ -159,26 +232,23 @@ export class Reassembler {
       mine.bytes += need;
       p.data = bigger;
     }
-    p.data.set(new Uint8Array(v.buffer, v.byteOffset + h.payloadOffset, h.payloadLength), start);
+    p.data.set(new Uint8Array(v.buffer, v.byteOffset + f.dataOffset, f.dataLength), start);
     p.received += end - start;
     insertRange(p.ranges, start, end);
     if (start === 0) {
-      p.header = new Uint8Array(HEADER_LEN);
-      p.header.set(new Uint8Array(v.buffer, v.byteOffset + h.payloadOffset - h.headerLength, HEADER_LEN));
+      p.header = new Uint8Array(v.buffer.slice(v.byteOffset + f.headerOffset, v.byteOffset + f.headerOffset + f.headerLength));
+      f.fixHeader?.(p.header);
     }
     if (p.total === -1 || p.received !== p.total || !p.header) return null;
-    // Complete: build header (options dropped, flags and offset cleared) + payload.
+    // Complete: the kept header + payload, its lengths fixed by the family.
     this.drop(key);
     this.counters.reassembled++;
-    const buf = new Uint8Array(HEADER_LEN + p.total);
+    const hl = p.header.length;
+    const buf = new Uint8Array(hl + p.total);
     buf.set(p.header);
-    buf.set(p.data.subarray(0, p.total), HEADER_LEN);
-    buf[0] = 0x45;
-    const view = new DataView(buf.buffer);
-    view.setUint16(2, HEADER_LEN + p.total);
-    view.setUint16(6, 0);
-    fillChecksum(view, 0, HEADER_LEN);
-    return { buf, view, len: buf.length };
+    buf.set(p.data.subarray(0, p.total), hl);
+    finish(buf, p.total);
+    return { buf, view: new DataView(buf.buffer), len: buf.length };
   }
 
   /** Drops datagrams whose first fragment is older than the timeout. */

@@ -26,15 +26,15 @@
  * are refused or the helper cannot run, the guest gets nothing and the
  * request is counted `ping-unavailable`.
  *
- * IPv6 plugs in beside this: the relay, the helper and its protocol already
- * carry ICMPv6 echo (family 6); the gateway's IPv6 side will hand its echo
- * requests to the same relay and build the frames for family-6 replies and
- * errors, which this IPv4 side ignores.
+ * IPv6 shares the relay: the helper and its protocol carry ICMPv6 echo
+ * (family 6); the gateway's IPv6 side (gateway6.ts) applies IPv6's policy,
+ * hands its echo requests to the same relay, and builds the frames for
+ * family-6 replies and errors, which this side passes to it (`family6`).
  */
 import * as icmp from '../wire/icmpv4.js';
 import * as ipv4 from '../wire/ipv4.js';
 import { inSubnet, isLinkLocal4, type Ip4 } from '../wire/addr.js';
-import { PingRelay, type PingBackendFactory, type PingFlowInfo } from '../services/ping/relay.js';
+import { PingRelay, type PingBackendFactory, type PingFlowInfo, type PingRelayEvents } from '../services/ping/relay.js';
 import type { GatewayConfig } from './config.js';
 import type { DropReason } from './counters.js';
 import type { FrameBuilder } from './frames.js';
@@ -57,6 +57,8 @@ export interface PingGatewayView {
   /** Builds a frame for the guest at `guestIp` with `build` (into the gateway's output, at 0) and sends it; dropped when the guest is gone. */
   toGuest(guestIp: Ip4, build: (out: DataView, mac: Uint8Array, frames: FrameBuilder) => number): void;
   drop(reason: DropReason): void;
+  /** Family-6 replies and errors: the IPv6 side's (absent with --no-ipv6: dropped). */
+  family6?: Pick<PingRelayEvents, 'reply' | 'error'> | undefined;
 }
 
 const bytes4 = (a: Ip4): Uint8Array => Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
@@ -115,7 +117,7 @@ export class GatewayPing {
   }
 
   private reply(f: PingFlowInfo, seq: number, payload: Uint8Array, ttl: number): void {
-    if (f.family !== 4) return;
+    if (f.family !== 4) return this.gw.family6?.reply(f, seq, payload, ttl);
     const guestIp = ip4(f.src);
     const pv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     // One hop more for the gateway (RFC 1812 §5.3.1); unknown: a fresh 64.
@@ -124,7 +126,7 @@ export class GatewayPing {
   }
 
   private error(f: PingFlowInfo, from: Uint8Array | null, type: number, code: number, info: number, request: Uint8Array, ttl: number): void {
-    if (f.family !== 4) return;
+    if (f.family !== 4) return this.gw.family6?.error(f, from, type, code, info, request, ttl);
     const guestIp = ip4(f.src);
     // The guest's datagram as it left the guest: its header (TTL as the gateway sent it on) and the request's first 8 bytes.
     const h = ipv4.blank();

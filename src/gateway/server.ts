@@ -23,11 +23,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes, randomFillSync } from 'node:crypto';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../services/tcp-nat/nat.js';
-import { parseIp4, type Ip4 } from '../wire/addr.js';
+import { formatIp6, parseIp4, parseIp6, type Ip4 } from '../wire/addr.js';
+import type { AddrId } from '../services/nat-addr.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from './config.js';
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
 import { GuestNames } from './names.js';
@@ -137,9 +138,12 @@ function randomPool(): () => number {
 export async function startGateway(opts: GatewayServerOptions = {}): Promise<RunningGateway> {
   const config = resolveGatewayConfig(opts);
   const upstream = config.isolated ? null : config.dnsUpstreams ? fixedUpstreams(config.dnsUpstreams) : new ResolvConfWatcher(config.resolvConf);
+  const gw6 = config.ipv6 === null ? undefined : formatIp6(config.ipv6.gatewayIp);
   const dns = new DnsService({
     hostIp: config.gatewayIp,
     gatewayIp: config.gatewayIp,
+    hostIp6: gw6,
+    gatewayIp6: gw6,
     dnsIp: config.dnsIp,
     records: config.dnsRecords,
     upstream,
@@ -172,7 +176,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
       backend: helperBackend(),
       warn: (kind, detail) => warn(kind === 'denied' ? deniedLine() : `ping to the outside is off: ${detail}`),
     },
-    ...(hostAddresses ? { hostAddresses: () => hostAddresses.current() } : {}),
+    ...(hostAddresses ? { hostAddresses: () => hostAddresses.current(), hostAddresses6: () => hostAddresses.current6() } : {}),
   });
   // One Node timer drives every TCP connection's deadlines.
   let tcpTimer: NodeJS.Timeout | null = null;
@@ -196,6 +200,28 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     if (literal !== -1) return literal;
     return names.lookup(spec.guest);
   };
+  /**
+   * A TCP forward's target and the address its connections come from: an
+   * IPv6 guest address named in the spec is served over IPv6 (from the
+   * client's own address when it is not loopback, else from the gateway's
+   * IPv6 address); anything else as targetOf, over IPv4.
+   */
+  const tcpTargetOf = (spec: ForwardSpec, client: string): { guest: AddrId; from: AddrId } | null => {
+    const v6 = gateway.v6;
+    if (v6 !== null && spec.guest !== undefined && isIPv6(spec.guest)) {
+      const guest = parseIp6(spec.guest);
+      const fromText = isIPv6(client) && client !== '::1' && !client.startsWith('::ffff:') ? parseIp6(client) : null;
+      if (guest === null) return null;
+      const g = v6.ids.internAddress(guest);
+      const f = v6.ids.internAddress(fromText ?? v6.v6.gatewayIp);
+      return g === -1 || f === -1 ? null : { guest: g, from: f };
+    }
+    const guest = targetOf(spec);
+    const c = client.replace(/^::ffff:/, '');
+    // A loopback client appears as the gateway; any other as itself (IPv4), so guest logs mean something.
+    const from = isIPv4(c) && !c.startsWith('127.') ? (parseIp4(c) as number) : config.gatewayIp;
+    return guest === null ? null : { guest, from };
+  };
   forwards = new PortForwards({
     gatewayIp: config.gatewayIp,
     guestIp: targetOf,
@@ -203,11 +229,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     now,
     idleMs: config.udpIdleMs,
     onTcpConnection: (spec, socket) => {
-      const guestIp = targetOf(spec);
-      const client = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-      // A loopback client appears as the gateway; any other as itself (IPv4), so guest logs mean something.
-      const srcIp = isIPv4(client) && !client.startsWith('127.') ? (parseIp4(client) as number) : config.gatewayIp;
-      const ok = guestIp !== null && gateway.tcpNat.connectToGuest(guestIp, spec.guestPort, srcIp, socket.remotePort ?? 1024, (ev) => adoptSocket(socket, ev, true));
+      const t = tcpTargetOf(spec, socket.remoteAddress ?? '');
+      const ok = t !== null && gateway.tcpNat.connectToGuest(t.guest, spec.guestPort, t.from, socket.remotePort ?? 1024, (ev) => adoptSocket(socket, ev, true));
       if (!ok) socket.resetAndDestroy();
     },
   });
@@ -219,7 +242,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     if (upstream instanceof ResolvConfWatcher) upstream.close();
     throw e;
   }
-  dns.zone.setLookupHost((label: string) => names.resolve(label));
+  dns.zone.setLookupHost(
+    (label: string) => names.resolve(label),
+    null,
+    (label: string) => (names.resolve(label) ?? []).flatMap((ip) => gateway.addresses6Of(ip)),
+  );
   const closedBy: Record<string, number> = {};
   const maxFrame = config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN;
   // Link drops, open links' counts plus closed ones': frames dropped at the output
@@ -292,9 +319,9 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
       return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow, linkTooLong };
     },
     async probeGuestPort(port, timeoutMs = 2000, guest) {
-      const guestIp = guest === undefined ? gateway.primaryGuest() : targetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest });
-      if (guestIp === null) return 'no-guest';
-      return gateway.tcpNat.probe(guestIp, port, config.gatewayIp, timeoutMs);
+      const t = guest === undefined ? gateway.primaryGuest() : tcpTargetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest }, '');
+      if (t === null) return 'no-guest';
+      return typeof t === 'number' ? gateway.tcpNat.probe(t, port, config.gatewayIp, timeoutMs) : gateway.tcpNat.probe(t.guest, port, t.from, timeoutMs);
     },
     qemuNetdevArgs(id = 'net0') {
       const addr = listener?.address();

@@ -31,6 +31,8 @@ export interface TestGuestOptions {
   qemu?: string;
   timeoutMs?: number;
   onLine?: (line: string, inScript: boolean) => void;
+  /** Run while the guest holds at HOLD_SCRIPT (console.ts), before it powers off. */
+  onHold?: () => Promise<void>;
   /** The guest to boot (default: the bundled one, built first when missing: ensureBundledGuest()). */
   guest?: BundledGuest;
   /** Progress lines of that build. */
@@ -75,7 +77,7 @@ export async function runTestGuest(opts: TestGuestOptions): Promise<TestGuestRes
     });
     exitedEarly.catch(() => undefined);
     const result = await Promise.race([
-      runConsoleScript(qemu.child.stdout!, qemu.child.stdin!, opts.script, { onLine: opts.onLine, timeoutMs: opts.timeoutMs ?? 120_000 }),
+      runConsoleScript(qemu.child.stdout!, qemu.child.stdin!, opts.script, { onLine: opts.onLine, onHold: opts.onHold, timeoutMs: opts.timeoutMs ?? 120_000 }),
       exitedEarly,
     ]);
     return { ...result, stderr: qemu.stderr, elapsedMs: Date.now() - started };

@@ -7,6 +7,15 @@
  * writing matters: bytes sent earlier are echoed or lost while the tty is
  * still in its boot-time mode.
  *
+ * Holding the guest. The power-off right after VMNET-EXIT closes the VM's
+ * network connections (its switch ports vanish, its gateway session is
+ * detached) within a few hundred milliseconds, so a host that looks at
+ * them after the script returned races the guest's shutdown. A script that
+ * wants the host to look while it is still up ends with {@link HOLD_SCRIPT}:
+ * the guest prints VMNET-HOLD and reads one line from its console; the host
+ * runs `onHold` and then writes that line (also when `onHold` fails, whose
+ * error then fails the run). The script's stdin is the console (guest/init).
+ *
  * The session is transport-agnostic: it reads the console from any readable
  * stream and writes to any writable one (QEMU's stdio chardev, a socket).
  */
@@ -22,9 +31,20 @@ export interface ScriptResult {
   console: string;
 }
 
+/**
+ * Script text that holds the guest until the host's `onHold` has finished
+ * (see Theory of operation): the guest's network stays as it is meanwhile.
+ */
+export const HOLD_SCRIPT = 'echo VMNET-HOLD; read -r _';
+
 export interface ScriptOptions {
   /** Called with each complete console line as it arrives (for live display). */
   onLine?: (line: string, inScript: boolean) => void;
+  /**
+   * Run while the guest waits at {@link HOLD_SCRIPT}; the guest goes on when
+   * it settles. A rejection fails the run with that error.
+   */
+  onHold?: () => Promise<void>;
   /** Milliseconds to wait for the whole exchange. */
   timeoutMs?: number;
 }
@@ -70,6 +90,15 @@ export function runConsoleScript(input: Readable, output: Writable, script: stri
         } else if (line.endsWith('VMNET-BEGIN')) {
           inScript = true;
         }
+        return;
+      }
+      if (line.endsWith('VMNET-HOLD')) {
+        const release = () => void (settled || output.write('\n')); // not after a timeout: the console may be gone
+        if (opts.onHold === undefined) return release();
+        opts.onHold().then(release, (e: unknown) => {
+          release();
+          finish(e instanceof Error ? e : new Error(String(e)));
+        });
         return;
       }
       const m = /VMNET-EXIT=(\d+)$/.exec(line);

@@ -102,6 +102,10 @@ export interface SwitchCreateOptions {
   /** Capture every frame to this file. */
   pcap?: string;
   mtu?: number;
+  /** The gateway serves IPv6 (default true). */
+  ipv6?: boolean;
+  /** The gateway's IPv6 /64 (default fd0d:b4b8:6ba1::/64). */
+  subnet6?: string;
   /** Storm limit: group frames per second each port may send; 0 turns it off. Default 1000. */
   stormRate?: number;
   /** Join a VXLAN segment (switch/vxlan-socket.ts); the MTU then defaults to the underlay's − 50. */
@@ -305,7 +309,7 @@ export async function serveSwitch(name: string, opts: ServeOptions = {}): Promis
     mtu: opts.mtu,
     stormRate: opts.stormRate,
     vxlan: opts.vxlan,
-    gateway: withGateway ? { subnet: subnet!, isolated: opts.isolated, hostLoopback: opts.hostLoopback, hostAccess: opts.hostAccess, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
+    gateway: withGateway ? { subnet: subnet!, ipv6: opts.ipv6, subnet6: opts.subnet6, isolated: opts.isolated, hostLoopback: opts.hostLoopback, hostAccess: opts.hostAccess, dnsUpstreams: opts.dnsUpstreams, dnsRecords: opts.dnsRecords } : false,
   });
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
@@ -464,6 +468,8 @@ function serveArgs(name: string, o: SwitchCreateOptions): string[] {
   if (o.hostAccess === false) a.push('--no-host');
   if (o.pcap !== undefined) a.push('--pcap', o.pcap);
   if (o.mtu !== undefined) a.push('--mtu', String(o.mtu));
+  if (o.ipv6 === false) a.push('--no-ipv6');
+  if (o.subnet6 !== undefined) a.push('--subnet6', o.subnet6);
   if (o.stormRate !== undefined) a.push('--storm-limit', String(o.stormRate));
   if (o.vxlan !== undefined) {
     a.push('--vxlan', String(o.vxlan.vni));
@@ -487,7 +493,8 @@ function checkOptions(name: string, o: SwitchCreateOptions): void {
   if (!withGateway && o.isolated) throw new VmnetError('E_USAGE', '--isolated needs a gateway (give --subnet or --gateway)');
   if (!withGateway && (o.hostLoopback === false || o.hostAccess === false)) throw new VmnetError('E_USAGE', '--no-host-loopback and --no-host need a gateway (give --subnet or --gateway)');
   if (o.vxlan !== undefined) checkVxlan(o.vxlan);
-  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu ?? (o.vxlan && defaultVxlanMtu(o.vxlan)) });
+  if (!withGateway && (o.ipv6 === false || o.subnet6 !== undefined)) throw new VmnetError('E_USAGE', '--no-ipv6 and --subnet6 need a gateway (give --subnet or --gateway)');
+  if (withGateway) resolveGatewayConfig({ subnet: o.subnet ?? DEFAULT_SUBNET, mtu: o.mtu ?? (o.vxlan && defaultVxlanMtu(o.vxlan)), ipv6: o.ipv6, subnet6: o.subnet6 });
   else if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= 65535)) throw new VmnetError('E_USAGE', `bad --mtu ${o.mtu}: give 68-65535`);
   if (o.stormRate !== undefined && !(Number.isInteger(o.stormRate) && o.stormRate >= 0)) throw new VmnetError('E_USAGE', `bad --storm-limit ${o.stormRate}: give a number of frames per second, 0 for none`);
 }

@@ -104,6 +104,10 @@ describe('vmnet CLI', () => {
     expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--subnet', '10.7.0.0/24', '--no-gateway'), /--subnet is the gateway's network and --no-gateway asks for none/);
     expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--tcp-per-guest', '0'), /bad --tcp-per-guest 0/);
     expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--dhcp-leases-per-link', '0'), /bad DHCP leases per link 0/);
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--no-gateway', '--no-ipv6'), /--no-ipv6 and --subnet6 need a gateway/);
+    expectOneLineUsageError(await vmnetEnv({ XDG_RUNTIME_DIR: rt }, 'switch', 'create', 'lan', '--subnet', '10.7.0.0/24', '--subnet6', 'fd00::/48'), /bad --subnet6 fd00::\/48: expected a unicast IPv6 \/64/);
+    expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--subnet6', 'fe80::/64'), /bad --subnet6 fe80::\/64/);
+    expectOneLineUsageError(await vmnet('gateway', '--socket', join(rt, 'g.sock'), '--no-ipv6', '--subnet6', 'fd00::/64'), /contradict/);
   });
 
   it('rejects an unknown flag with one line and exit 2', async () => {

@@ -347,6 +347,9 @@ describe('vmnet gateway under bad input (fuzz)', () => {
 ping -c 2 -W 2 10.0.2.2 | grep -c 'bytes from' | sed 's/^/PINGS /'
 nslookup host.vmnet.internal 10.0.2.3
 nslookup known.test 10.0.2.3
+i=0; while ! ip -6 addr show dev eth0 | grep 'inet6 fd0d:b4b8:6ba1:0:.* scope global' | grep -qv tentative; do i=$((i+1)); [ $i -gt 120 ] && break; sleep 0.5; done
+ping6 -c 2 -W 2 fd0d:b4b8:6ba1::2 | grep -c 'bytes from' | sed 's/^/PINGS6 /'
+nslookup -type=AAAA gateway.vmnet.internal fd0d:b4b8:6ba1::3 2>&1 | tr '\n' ' ' | sed 's/^/DNS6 /'; echo
 `,
     });
     expect(g.exitCode(), `gateway died while serving the guest\n${g.stderr()}`).toBeUndefined();
@@ -356,6 +359,8 @@ nslookup known.test 10.0.2.3
     expect(lease!.ip).toMatch(/^10\.0\.2\.\d+$/);
     expect(lease).toMatchObject({ mask: '24', router: '10.0.2.2', dns: '10.0.2.3' });
     expect(r.output).toContain('PINGS 2');
+    expect(r.output, r.console).toContain('PINGS6 2');
+    expect(r.output).toMatch(/DNS6 .*Address: fd0d:b4b8:6ba1::2/);
     expect(r.output).toMatch(/Name:\s+host\.vmnet\.internal\s+Address: 10\.0\.2\.2/);
     expect(r.output).toMatch(/Name:\s+known\.test\s+Address: 192\.0\.2\.10/);
 
@@ -370,7 +375,7 @@ nslookup known.test 10.0.2.3
     expect(unexpected, `the gateway closed fuzz connections on its own (closes with reason 'error': ${snap.connectionsClosed.error ?? 0})`).toEqual([]);
     expect(snap.connectionsClosed.error ?? 0, "connections closed with reason 'error'").toBe(0);
     expect(snap.framesIn).toBeGreaterThanOrEqual(REQUIRED_FRAMES);
-    for (const reason of ['eth-short', 'oversize', 'not-for-us', 'vlan-tagged', 'ethertype', 'ipv6', 'arp-invalid', 'ipv4-invalid', 'ipv4-src', 'src-taken', 'src-limit', 'src-mac', 'ttl-expired', 'icmp-invalid', 'udp-invalid', 'dhcp-invalid']) {
+    for (const reason of ['eth-short', 'oversize', 'not-for-us', 'vlan-tagged', 'ethertype', 'ipv6-invalid', 'ipv6-src', 'ndp-invalid', 'arp-invalid', 'ipv4-invalid', 'ipv4-src', 'src-taken', 'src-limit', 'src-mac', 'ttl-expired', 'icmp-invalid', 'udp-invalid', 'dhcp-invalid']) {
       expect(snap.drops[reason] ?? 0, `drop reason ${reason}`).toBeGreaterThan(0);
     }
     expect(snap.connectionsClosed.oversize ?? 0).toBeGreaterThanOrEqual(lying);

@@ -62,10 +62,10 @@ export interface TestHttpServer {
 }
 
 /**
- * An HTTP server on 127.0.0.1 (ephemeral port) serving random bytes at /blob
- * and "hello from the host" at /.
+ * An HTTP server on `host` (127.0.0.1 by default; ::1 for IPv6 tests),
+ * ephemeral port, serving random bytes at /blob and "hello from the host" at /.
  */
-export async function startHttpServer(blobSize = 256 * 1024): Promise<TestHttpServer> {
+export async function startHttpServer(blobSize = 256 * 1024, host = '127.0.0.1'): Promise<TestHttpServer> {
   const blob = new Uint8Array(randomBytes(blobSize));
   const server: Server = createServer((req, res) => {
     if (req.url === '/blob') {
@@ -76,7 +76,7 @@ export async function startHttpServer(blobSize = 256 * 1024): Promise<TestHttpSe
       res.end('hello from the host\n');
     }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, host, r));
   return {
     port: (server.address() as AddressInfo).port,
     blob,

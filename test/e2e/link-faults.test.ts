@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { findBundledGuest, launch, setLink, showLink } from '../../src/index.js';
-import { runConsoleScript } from '../../src/guest/console.js';
+import type { VmLink } from '../../src/switch/vm-link.js';
+import { HOLD_SCRIPT, runConsoleScript } from '../../src/guest/console.js';
 import { ensureSwitch, removeSwitch } from '../../src/switch/daemon.js';
 import { expectBinomialPingLoss } from '../helpers/ping-loss.js';
 
@@ -44,6 +45,7 @@ n=0
 while [ ! -e /tmp/go ]; do n=$((n+1)); [ $n -gt 60 ] && exit 7; sleep 1; ping -c1 -W1 ${GW} >/dev/null 2>&1 || touch /tmp/go; done
 echo STEP-LOSS
 ping -q -c ${COUNT} -i 0.05 -W 3 ${GW}
+${HOLD_SCRIPT}
 `;
     const onLine = (line: string) => {
       const m = /^STEP-[A-Z-]+$/.exec(line.trim());
@@ -54,12 +56,15 @@ ping -q -c ${COUNT} -i 0.05 -W 3 ${GW}
       // The guest waits for a lost marker ping to know the loss is in force.
       if (m[0] === 'STEP-UP-AGAIN') void setLink('flaky', `loss=${LOSS * 100}% seed=16`, opts);
     };
-    const r = await runConsoleScript(vm.serial, vm.serial, script, { onLine, timeoutMs: 300_000 });
+    // The port's counters, read while the guest holds (its port closes when it powers off after the script).
+    let link: VmLink | undefined;
+    const onHold = async () => void ([link] = await showLink('flaky:0', opts));
+    const r = await runConsoleScript(vm.serial, vm.serial, script, { onLine, onHold, timeoutMs: 300_000 });
     expect(r.exitCode, r.output).toBe(0);
     expect(steps).toEqual(['STEP-UP', 'STEP-DOWN-SEEN', 'STEP-STILL-DOWN', 'STEP-UP-AGAIN', 'STEP-LOSS']);
     // Replies (to the VM) are lost with p = 0.2: within 4 standard deviations of the binomial.
     const lost = expectBinomialPingLoss(r.output, COUNT, LOSS);
-    const [link] = await showLink('flaky:0', opts);
+    expect(link).toBeDefined();
     const c = link!.link!.egress.counters;
     expect(link!.owner).toBe('flaky:0');
     expect(c.lost).toBeGreaterThanOrEqual(lost); // the replies, plus whatever else the VM lost (the marker pings' replies, ARP)

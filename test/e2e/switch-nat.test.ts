@@ -9,7 +9,9 @@
  * port's output (cut-through); the download's SHA-256 checks both paths.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSegment, type RunningSegment } from '../../src/switch/segment.js';
+import { HOLD_SCRIPT } from '../../src/guest/console.js';
+import type { SwitchSnapshot } from '../../src/switch/server.js';
+import { startSegment } from '../../src/switch/segment.js';
 import { addTap, createNetns, runInNetns, ipCmd } from '../helpers/netns.js';
 import { startTapRelay } from '../helpers/tap-relay.js';
 import { privateTmp } from '../helpers/tmp.js';
@@ -24,9 +26,10 @@ afterAll(async () => {
   await http.close();
 });
 
-function expectNothingDropped(seg: RunningSegment): void {
-  const snap = seg.snapshot().switch;
+/** Checks a snapshot taken while the guest's port was still there (a guest's port goes when it powers off). */
+function expectNothingDropped(snap: SwitchSnapshot): void {
   expect(snap.counters.reentrantDropped, JSON.stringify(snap.counters)).toBe(0);
+  expect(snap.ports.filter((p) => p.kind === 'stream')).toHaveLength(1); // the guest's port, checked below
   // Frames to the guest were held back by backpressure, not dropped at its port.
   const gw = snap.ports.find((p) => p.kind === 'internal')!;
   expect(gw.counters.rxFrames).toBeGreaterThan(10_000);
@@ -36,6 +39,7 @@ function expectNothingDropped(seg: RunningSegment): void {
 describe('gateway on a segment', () => {
   it('a guest downloads 20 MB through the NAT with nothing dropped on the reentrant path', { timeout: 300_000 }, async () => {
     const seg = await startSegment({ dir: privateTmp(), gateway: { subnet: '10.0.2.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] } });
+    let atEnd: SwitchSnapshot | null = null;
     try {
       const r = await bootGuest({
         name: 'seg-nat',
@@ -44,11 +48,13 @@ describe('gateway on a segment', () => {
         timeoutMs: 300_000,
         // The reader starts late: the guest's receive window fills, then opens wide
         // at once, and the gateway answers that one window update with a burst.
-        script: `${DHCP}wget -q -O - http://10.0.2.2:${http.port}/blob | (sleep 4; sha256sum) | sed 's/^/DOWNLOAD /'\n`,
+        script: `${DHCP}wget -q -O - http://10.0.2.2:${http.port}/blob | (sleep 4; sha256sum) | sed 's/^/DOWNLOAD /'\n${HOLD_SCRIPT}\n`,
+        onHold: async () => void (atEnd = seg.snapshot().switch),
       });
       expect(r.exitCode, r.console).toBe(0);
       expect(r.output, r.console).toContain(`DOWNLOAD ${sha256(http.blob)}`);
-      expectNothingDropped(seg);
+      expect(atEnd).not.toBeNull();
+      expectNothingDropped(atEnd!);
     } finally {
       await seg.close();
     }
@@ -70,7 +76,7 @@ describe('gateway on a segment', () => {
         // The reader starts late, so the window closes and then opens wide.
         const out = await runInNetns(ns, 'sh', ['-c', `busybox wget -q -O - http://10.0.2.2:${http.port}/blob | (sleep 1; busybox sha256sum)`], 120_000);
         expect(out).toContain(sha256(http.blob));
-        expectNothingDropped(seg);
+        expectNothingDropped(seg.snapshot().switch); // the relay's port is still there
         // The kernel's bursts did fill the path: the gateway was told to hold back, and resumed.
         expect(seg.switch.switch.counters.heldBack).toBeGreaterThan(0);
         // Segments the gateway sent outside a delivery were built straight into the guest's port (switch.ts, "Cut-through").

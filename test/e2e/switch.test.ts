@@ -62,13 +62,14 @@ const succeeded = (out: string, label: string, cap: number) => {
  * One guest of the named segment: lease, resolve and ping every peer by
  * address and by name, HTTP to the host, then a barrier (each serves
  * /done once its checks are over and waits for every peer's) so nobody
- * powers off while a peer still pings it.
+ * powers off while a peer still pings it. Names answer AAAA too (the
+ * peer's SLAAC address): RESOLVED takes the IPv4 answer, the lease.
  */
 function namedGuestScript(peers: string[], gatewayIp: string, extra = ''): string {
   const perPeer = peers
     .map(
       (p) => `${retry(`nslookup ${p}.vmnet.internal`)}
-ip=$(nslookup ${p}.vmnet.internal | awk '/^Address:/ {a=$2} END {print a}')
+ip=$(nslookup ${p}.vmnet.internal | awk '/^Address: *[0-9.]+$/ {a=$2} END {print a}')
 echo "RESOLVED ${p} $ip"
 ping -c 2 -W 2 "$ip" | grep -c 'bytes from' | sed 's/^/PINGADDR-${p} /'
 ping -c 2 -W 2 ${p} | grep -c 'bytes from' | sed 's/^/PINGNAME-${p} /'

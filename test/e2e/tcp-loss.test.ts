@@ -9,7 +9,10 @@
  *   (b) the guest uploads 50 MB to the host through NAT,
  *   (c) through a port forward, the host sends 50 MB to a server in the guest
  *       while that server sends 50 MB back (full duplex);
- * every stream's SHA-256 must match on both ends.
+ * every stream's SHA-256 must match on both ends. The same runs again over
+ * IPv6: the namespace forms its SLAAC address from the gateway's router
+ * advertisement, (a) and (b) go to the gateway's IPv6 address (the host's
+ * ::1), and (c) goes through a [::1] forward to the guest's IPv6 address.
  *
  * Impairment: `tc qdisc … netem loss 5% reorder 5% delay 1ms` on the TAP
  * (guest → gateway) when the kernel has sch_netem, plus the same loss and
@@ -42,6 +45,8 @@ const SEED = Number(process.env.VMNET_LOSS_SEED ?? randomBytes(4).readUInt32BE(0
 const LOSS_PCT = 5;
 const REORDER_PCT = 5;
 const TAP = 'vmnet0';
+/** The gateway's default IPv6 address (config.ts). */
+const GW6 = 'fd0d:b4b8:6ba1::2';
 const GUEST_PORT = 9000;
 /** Whole-test budget. */
 const TIMEOUT_MS = 600_000;
@@ -78,7 +83,7 @@ if (mode === 'serve') {
     sock.on('error', (e) => { console.error('serve error', e.message); process.exit(3); });
     pump(sock, src, () => { sent = true; fin(); });
   });
-  srv.listen(Number(a), '0.0.0.0', () => console.log('LISTENING'));
+  srv.listen(Number(a), '::', () => console.log('LISTENING'));
 } else if (mode === 'put') {
   const bytes = Number(c);
   const sock = net.connect({ host: a, port: Number(b), allowHalfOpen: true }, () => pump(sock, src, () => {}));
@@ -146,9 +151,20 @@ let dir = '';
 let ns: Netns | null = null;
 let gw: RunningGateway | null = null;
 let relay: TapRelay | null = null;
-let http: TestHttpServer | null = null;
-let sink: Server | null = null;
-let sinkPort = 0;
+/** What a family's transfers use: the host's servers and the addresses the guest reaches them at. */
+interface Family {
+  name: string;
+  http: TestHttpServer;
+  sink: Server;
+  /** The gateway's address as the guest dials it (URL form and plain). */
+  gwUrlHost: string;
+  gwHost: string;
+  /** The host's loopback (the forward's bind address and the client's). */
+  loopback: string;
+  /** The guest address a forward names (IPv6), or undefined (the primary guest, IPv4). */
+  guest?: string;
+}
+const families: Family[] = [];
 const children = new Set<ChildProcess>();
 let impairment = '';
 
@@ -158,26 +174,27 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'guest-tool.cjs'), GUEST_TOOL);
   writeFileSync(join(dir, 'udhcpc.sh'), UDHCPC_SCRIPT);
   chmodSync(join(dir, 'udhcpc.sh'), 0o755);
-  http = await startHttpServer(SIZE);
-  // Upload sink on the host: hashes until the client's FIN, answers "SHA BYTES", closes.
-  sink = createServer({ allowHalfOpen: true }, (s) => {
-    const h = createHash('sha256');
-    let n = 0;
-    s.on('data', (d) => {
-      h.update(d);
-      n += d.length;
+  for (const loopback of ['127.0.0.1', '::1']) {
+    const http = await startHttpServer(SIZE, loopback);
+    // Upload sink on the host: hashes until the client's FIN, answers "SHA BYTES", closes.
+    const sink = createServer({ allowHalfOpen: true }, (s) => {
+      const h = createHash('sha256');
+      let n = 0;
+      s.on('data', (d) => {
+        h.update(d);
+        n += d.length;
+      });
+      s.on('end', () => s.end(`${h.digest('hex')} ${n}\n`));
+      s.on('error', () => {});
     });
-    s.on('end', () => s.end(`${h.digest('hex')} ${n}\n`));
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => sink!.listen(0, '127.0.0.1', r));
-  sinkPort = (sink.address() as AddressInfo).port;
+    await new Promise<void>((r) => sink.listen(0, loopback, r));
+    const v6 = loopback === '::1';
+    families.push({ name: v6 ? 'IPv6' : 'IPv4', http, sink, gwUrlHost: v6 ? `[${GW6}]` : '10.0.2.2', gwHost: v6 ? GW6 : '10.0.2.2', loopback });
+  }
 
   const sock = join(dir, 'gw.sock');
   gw = await startGateway({ socket: sock, dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] });
   ns = createNetns('vmnet-loss');
-  // IPv4 only on the guest link: no IPv6 autoconfiguration chatter.
-  await runInNetns(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   await addTap(ns, TAP);
 
   const netem = await netemAvailable();
@@ -196,6 +213,17 @@ beforeAll(async () => {
   const lease = await runInNetns(ns, 'busybox', ['udhcpc', '-i', TAP, '-s', join(dir, 'udhcpc.sh'), '-n', '-q', '-t', '10', '-T', '1'], 30_000);
   console.log(`tcp-loss: ${lease.split('\n').find((l) => l.startsWith('LEASE')) ?? lease}`);
   expect(lease).toMatch(/LEASE ip=10\.0\.2\.15 .*router=10\.0\.2\.2/);
+  // SLAAC through the same lossy link (the kernel solicits 3 times; DAD takes a second).
+  let addr6 = '';
+  for (let i = 0; i < 60 && addr6 === ''; i++) {
+    const out = await runInNetns(ns, 'ip', ['-6', '-o', 'addr', 'show', 'dev', TAP, 'scope', 'global']);
+    const ready = out.split('\n').filter((l) => !l.includes('tentative'));
+    addr6 = ready.map((l) => /inet6 (fd0d:b4b8:6ba1:0:[0-9a-f:]+)\/64/.exec(l)?.[1]).find((a) => a !== undefined) ?? '';
+    if (addr6 === '') await new Promise((r) => setTimeout(r, 500));
+  }
+  console.log(`tcp-loss: SLAAC address ${addr6 || 'none'}`);
+  expect(addr6).not.toBe('');
+  families[1]!.guest = addr6;
 }, 120_000);
 
 afterAll(async () => {
@@ -204,8 +232,10 @@ afterAll(async () => {
   if (relay) console.log(`tcp-loss: relay: ${relay.stderr().trim()}`);
   await gw?.close();
   ns?.delete();
-  await http?.close();
-  if (sink) await new Promise((r) => sink!.close(r));
+  for (const f of families) {
+    await f.http.close();
+    await new Promise((r) => f.sink.close(r));
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -231,12 +261,18 @@ function guestTool(args: string[], onLine?: (l: string) => void): { child: Child
 }
 
 describe('TCP under loss and reordering, Linux TCP as the guest', () => {
-  it(`${SIZE / MB} MB each way through NAT and a port forward keep their SHA-256 with ${LOSS_PCT}% loss and ${REORDER_PCT}% reordering`, { timeout: TIMEOUT_MS }, async () => {
+  it.each(['IPv4', 'IPv6'])(`%s: ${SIZE / MB} MB each way through NAT and a port forward keep their SHA-256 with ${LOSS_PCT}% loss and ${REORDER_PCT}% reordering`, { timeout: TIMEOUT_MS }, async (name) => {
     const g = gw!;
+    const fam = families.find((f) => f.name === name)!;
+    const http = fam.http;
+    const sinkPort = (fam.sink.address() as AddressInfo).port;
     const before = await netnsTcpCounters(ns!);
     // Sample the gateway's connections while they live (they are gone once closed).
     const seen = new Map<LiveConn, ConnStats & { desc: string; last: string }>();
+    /** The families of the guest addresses of the gateway's flows (IPv6 ones are interned ids from 2^32 up). */
+    const flowFamilies = new Set<string>();
     const sample = () => {
+      g.gateway.tcpNat.forEachAddress((guest) => flowFamilies.add(guest >= 2 ** 32 ? 'IPv6' : 'IPv4'));
       for (const c of liveConns(g))
         seen.set(c, {
           nRto: c.nRto,
@@ -258,12 +294,12 @@ describe('TCP under loss and reordering, Linux TCP as the guest', () => {
     const done = (k: string) => (timings[k] = performance.now() - t0);
     try {
       // (a) guest downloads from the host through NAT.
-      const download = runInNetns(ns!, 'sh', ['-c', `busybox wget -q -O - http://10.0.2.2:${http!.port}/blob | busybox sha256sum`], TIMEOUT_MS).then((o) => {
+      const download = runInNetns(ns!, 'sh', ['-c', `busybox wget -q -O - 'http://${fam.gwUrlHost}:${http.port}/blob' | busybox sha256sum`], TIMEOUT_MS).then((o) => {
         done('NAT download host→guest (gateway sends)');
         return o;
       });
       // (b) guest uploads to the host through NAT.
-      const upload = guestTool(['put', '10.0.2.2', String(sinkPort), String(SIZE)]).result.then((r) => {
+      const upload = guestTool(['put', fam.gwHost, String(sinkPort), String(SIZE)]).result.then((r) => {
         done('NAT upload guest→host (Linux sends)');
         return r;
       });
@@ -273,11 +309,11 @@ describe('TCP under loss and reordering, Linux TCP as the guest', () => {
       const server = guestTool(['serve', String(GUEST_PORT), String(SIZE)], (l) => l === 'LISTENING' && listening());
       await Promise.race([isListening, server.result]);
       const hostPort = await freePort();
-      await g.forwards.add({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort, guestPort: GUEST_PORT });
-      expect(await g.probeGuestPort(GUEST_PORT, 5000)).toBe('open');
+      await g.forwards.add({ proto: 'tcp', bindAddress: fam.loopback, hostPort, guestPort: GUEST_PORT, ...(fam.guest ? { guest: fam.guest } : {}) });
+      expect(await g.probeGuestPort(GUEST_PORT, 5000, fam.guest)).toBe('open');
       const sendBlob = randomBytes(SIZE);
       const forward = new Promise<{ recvSha: string; recvBytes: number }>((resolve, reject) => {
-        const s = connect({ host: '127.0.0.1', port: hostPort, allowHalfOpen: true });
+        const s = connect({ host: fam.loopback, port: hostPort, allowHalfOpen: true });
         const h = createHash('sha256');
         let n = 0;
         s.on('connect', () => {
@@ -301,12 +337,15 @@ describe('TCP under loss and reordering, Linux TCP as the guest', () => {
       const [dl, up, fw, srv] = await Promise.all([download, upload, forward, served]);
       sample();
 
-      expect(dl.trim().split(/\s+/)[0], 'download SHA-256').toBe(sha256(http!.blob));
+      expect(dl.trim().split(/\s+/)[0], 'download SHA-256').toBe(sha256(http.blob));
       expect(up.reply, 'upload SHA-256 and length as the host received them').toBe(`${up.sentSha} ${SIZE}`);
       expect(srv.recvBytes, 'bytes the guest server received through the forward').toBe(SIZE);
       expect(srv.recvSha, 'forward host→guest SHA-256').toBe(sha256(sendBlob));
       expect(fw.recvBytes, 'bytes the host received through the forward').toBe(SIZE);
       expect(fw.recvSha, 'forward guest→host SHA-256').toBe(srv.sentSha);
+      // (The IPv6 run may still see the IPv4 run's connections in TIME-WAIT; the IPv4 run saw no IPv6 ones.)
+      expect([...flowFamilies], 'the families the gateway carried connections in').toContain(name);
+      if (name === 'IPv4') expect([...flowFamilies]).not.toContain('IPv6');
       // The impairment really bit, both ways (else the above proves nothing about loss):
       // the guest kernel retransmitted (guest → gateway) and so did the gateway (gateway → guest).
       const after = await netnsTcpCounters(ns!);
@@ -325,7 +364,7 @@ describe('TCP under loss and reordering, Linux TCP as the guest', () => {
       const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
       console.log(
         [
-          `tcp-loss: ${impairment}`,
+          `tcp-loss: ${name}: ${impairment}`,
           ...Object.entries(timings).map(([k, ms]) => `tcp-loss: ${k}: ${(SIZE / MB).toFixed(0)} MB in ${(ms / 1000).toFixed(1)} s = ${mbit(SIZE, ms)} Mbit/s (all transfers concurrent)`),
           `tcp-loss: gateway TCP NAT counters ${JSON.stringify(g.gateway.tcpNat.counters)}`,
           `tcp-loss: gateway retransmissions (gateway → guest, ${seen.size} connections sampled): ${total.nRetransmit} segments, ${total.nFastRetransmit} fast retransmits, ${total.nRto} RTO expiries`,

@@ -514,6 +514,8 @@ export interface RigOptions extends GatewayOptions {
   hostAddresses?: Ip4[];
   /** Bounds of the seed service's HTTP side. */
   seedLimits?: Partial<SeedHttpLimits>;
+  /** The host's own IPv6 addresses (RFC 5952 text). */
+  hostAddresses6?: string[];
   /** false: a gateway without a ping relay (default: one on the fake backend `rig.ping`). */
   ping?: false;
 }
@@ -612,10 +614,11 @@ export class GatewayRig {
   readonly warnings: Array<[string, string]> = [];
 
   constructor(opts: RigOptions = {}) {
-    const { upstreamTable, upstreams, tcpLimits, hostAddresses, seedLimits, ping, ...gw } = opts;
+    const { upstreamTable, upstreams, tcpLimits, hostAddresses, hostAddresses6, seedLimits, ping, ...gw } = opts;
     this.seedHttp = new SeedHttp(this.seeds, seedLimits);
     const hostSet: ReadonlySet<Ip4> = new Set(hostAddresses ?? []);
-    this.config = resolveGatewayConfig(gw);
+    // IPv4 tests see no IPv6 (router advertisements at sweeps): IPv6 is on when a test names --subnet6 or ipv6.
+    this.config = resolveGatewayConfig({ ipv6: gw.subnet6 !== undefined, ...gw });
     this.transport = new FakeDnsTransport(upstreamTable);
     const now = () => this.clock.t;
     this.dns = new DnsService({
@@ -639,6 +642,7 @@ export class GatewayRig {
       tcpLimits,
       hostAddresses: () => hostSet,
       seeds: { active: () => this.seeds.size > 0, stream: (ev, requester) => this.seedHttp.stream(ev, requester) },
+      hostAddresses6: () => new Set(hostAddresses6 ?? []),
       ...(ping === false ? {} : { ping: { backend: this.ping.factory, warn: (kind: string, detail: string) => void this.warnings.push([kind, detail]) } }),
     });
     this.session = this.gateway.attach(this.port);

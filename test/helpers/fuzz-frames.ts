@@ -19,8 +19,10 @@
  * Families: ARP; ICMP; UDP to the NAT (random destinations); DHCP; DNS; TCP
  * (SYNs, bogus flag sets, wild sequence numbers, window 0, malformed
  * options); IPv4 fragment trains (in order, shuffled, with holes, overlaps,
- * random and huge offsets, many ids at once); other link-layer traffic
- * (IPv6, 802.1Q tags, unknown EtherTypes, runts, frames just over the MTU);
+ * random and huge offsets, many ids at once); IPv6 (fuzz-frames6.ts: NDP,
+ * router solicitations and advertisements, ICMPv6, DHCPv6, DNS, UDP, TCP
+ * behind extension header chains); other link-layer traffic (802.1Q tags,
+ * unknown EtherTypes, runts, frames just over the MTU);
  * IPv4 headers of any protocol with random fields; pure random bytes.
  *
  * Frames never exceed `maxFrame` (the gateway's stream limit: a longer
@@ -52,6 +54,7 @@ import * as udp from '../../src/wire/udp.js';
 import * as dhcp from '../../src/wire/dhcpv4.js';
 import { finish, pseudo4, sum } from '../../src/wire/checksum.js';
 import type { Ip4, Mac } from '../../src/wire/addr.js';
+import { Ipv6Fuzzer } from './fuzz-frames6.js';
 import { DNS_IP, GW_IP, GW_MAC, dhcpMessage, dnsQuery, emitEth, ethFrame, icmpEcho, viewOf, xorshift32 } from './frames.js';
 
 const BCAST_MAC: Mac = new Uint8Array([255, 255, 255, 255, 255, 255]);
@@ -120,7 +123,7 @@ export const FUZZ_STATIC_IPS: readonly Ip4[] = [200, 201, 202, 203].map((n) => (
 /** Client identifiers (option 61) the fuzzer's DHCP clients use. */
 export const DHCP_CLIENT_IDS: readonly Uint8Array[] = Array.from({ length: 4 }, (_, i) => new Uint8Array([1, 0x02, 0xf0, 0xc1, 0, 0, i + 1]));
 
-export type FrameKind = 'arp' | 'icmp' | 'udp' | 'dhcp' | 'dns' | 'tcp' | 'fragment' | 'l2' | 'ip' | 'random';
+export type FrameKind = 'arp' | 'icmp' | 'udp' | 'dhcp' | 'dns' | 'tcp' | 'fragment' | 'l2' | 'ip' | 'ipv6' | 'random';
 
 export interface FuzzOptions {
   seed: number;
@@ -135,7 +138,9 @@ export class FrameFuzzer {
   readonly maxFrame: number;
   readonly mtu: number;
   /** Frames produced per family. */
-  readonly kinds: Record<FrameKind, number> = { arp: 0, icmp: 0, udp: 0, dhcp: 0, dns: 0, tcp: 0, fragment: 0, l2: 0, ip: 0, random: 0 };
+  readonly kinds: Record<FrameKind, number> = { arp: 0, icmp: 0, udp: 0, dhcp: 0, dns: 0, tcp: 0, fragment: 0, l2: 0, ip: 0, ipv6: 0, random: 0 };
+  /** The IPv6 family (fuzz-frames6.ts). */
+  readonly six: Ipv6Fuzzer;
   /** Frames that went through the blind mutator, and those whose checksums were then refreshed. */
   mutated = 0;
   refreshed = 0;
@@ -161,8 +166,13 @@ export class FrameFuzzer {
       [3, () => this.fragments()],
       [8, () => this.tagged('l2', this.l2())],
       [8, () => this.tagged('ip', this.ipGarbage())],
+      [12, () => {
+        this.kinds.ipv6++;
+        return this.six.next();
+      }],
       [6, () => this.tagged('random', this.random())],
     ];
+    this.six = new Ipv6Fuzzer(this.rng, this.guestMacs, this.maxFrame);
   }
 
   /** The next frame (possibly empty, never longer than maxFrame). */

@@ -62,6 +62,11 @@ export interface TapRelayOptions {
    * gateway -> guest, 'to-sock' guest -> gateway).
    */
   impair?: { lossPct?: number; reorderPct?: number; seed?: number; direction?: 'both' | 'to-tap' | 'to-sock' };
+  /**
+   * One socket write per frame, as QEMU's stream netdev writes (`-1`); by
+   * default each poll round's frames go out in one batched write.
+   */
+  frameWrites?: boolean;
 }
 
 export interface TapRelay {
@@ -87,6 +92,7 @@ export async function startTapRelay(opts: TapRelayOptions): Promise<TapRelay> {
   if (opts.impair?.reorderPct) args.push('-r', String(opts.impair.reorderPct));
   if (opts.impair?.seed !== undefined) args.push('-s', String(opts.impair.seed));
   if (opts.impair?.direction) args.push('-d', opts.impair.direction);
+  if (opts.frameWrites) args.push('-1');
   const child: ChildProcess = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8');

@@ -23,6 +23,8 @@ export interface NetworkArgs {
   pcap?: string;
   'udp-idle'?: number;
   'link-queue'?: number;
+  ipv6: boolean;
+  subnet6?: string;
 }
 
 /** The network flags shared by `gateway` and (later) `run` and `switch`. */
@@ -32,6 +34,8 @@ export function withNetworkOptions<T>(y: Argv<T>): Argv<T & NetworkArgs> {
     .option('gateway-ip', { type: 'string', describe: 'gateway address; also reaches the host (default .2)', group: 'Network:' })
     .option('dns-ip', { type: 'string', describe: 'DNS server address (default .3)', group: 'Network:' })
     .option('mtu', { type: 'number', describe: 'link MTU, 68-65520 (default 1500)', group: 'Network:' })
+    .option('ipv6', { type: 'boolean', default: true, describe: 'serve IPv6: SLAAC, DHCPv6, DNS and NAT (--no-ipv6 turns it off; off below MTU 1280)', group: 'Network:' })
+    .option('subnet6', { type: 'string', describe: 'the guests\' IPv6 /64 (default fd0d:b4b8:6ba1::/64)', group: 'Network:' })
     .option('isolated', { type: 'boolean', default: false, describe: 'nothing leaves: no NAT, no DNS forwarding, no host access', group: 'Network:' })
     .option('host-loopback', { type: 'boolean', default: true, describe: "map the gateway address to the host's 127.0.0.1 (--no-host-loopback turns it off)", group: 'Network:' })
     .option('host', { type: 'boolean', default: true, describe: "let NAT reach the host's own addresses (--no-host refuses every one of them, 127/8 included; the outside stays reachable)", group: 'Network:' })
@@ -56,6 +60,8 @@ export async function networkOptionsFrom(a: NetworkArgs) {
     gatewayIp: a['gateway-ip'],
     dnsIp: a['dns-ip'],
     mtu: a.mtu,
+    ipv6: a.ipv6,
+    subnet6: a.subnet6,
     isolated: a.isolated,
     hostLoopback: a['host-loopback'],
     hostAccess: a.host,

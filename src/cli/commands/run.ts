@@ -147,6 +147,8 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
         ...(a.mtu !== undefined ? { mtu: a.mtu } : {}),
         network: {
           subnet: a.subnet,
+          ipv6: a.ipv6,
+          subnet6: a.subnet6,
           gatewayIp: a['gateway-ip'],
           dnsIp: a['dns-ip'],
           hostLoopback: a['host-loopback'],

@@ -28,6 +28,8 @@ interface CreateArgs {
   'vxlan-remote': string[];
   'vxlan-local'?: string;
   'vxlan-underlay-mtu'?: number;
+  ipv6: boolean;
+  subnet6?: string;
 }
 
 const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
@@ -40,6 +42,8 @@ const withCreateOptions = <T>(y: Argv<T>): Argv<T & CreateArgs> =>
     .option('host', { type: 'boolean', default: true, describe: "NAT reaches the host's own addresses (--no-host refuses every one of them; the outside stays reachable)" })
     .option('pcap', { type: 'string', describe: 'capture every frame entering the switch to FILE (802.1Q-tagged)' })
     .option('mtu', { type: 'number', describe: 'link MTU (default 1500)' })
+    .option('ipv6', { type: 'boolean', default: true, describe: 'the gateway serves IPv6 (--no-ipv6 turns it off)' })
+    .option('subnet6', { type: 'string', describe: "the gateway's IPv6 /64 (default fd0d:b4b8:6ba1::/64)" })
     .option('storm-limit', { type: 'number', describe: 'broadcast/multicast frames per second each port may send (default 1000; 0: no limit)' })
     .option('dns-upstream', { type: 'string', array: true, default: [] as string[], describe: "the gateway's upstream DNS ADDR[:PORT], repeatable" })
     .option('dns-record', { type: 'string', array: true, default: [] as string[], describe: 'local DNS record NAME=IP, repeatable' })
@@ -60,6 +64,8 @@ async function createOptions(a: CreateArgs) {
     hostAccess: a.host,
     pcap: a.pcap === undefined ? undefined : resolve(a.pcap),
     mtu: a.mtu,
+    ipv6: a.ipv6,
+    subnet6: a.subnet6,
     stormRate: a['storm-limit'],
     dnsUpstreams: a['dns-upstream'].map(parseUpstream),
     dnsRecords: a['dns-record'].map(parseDnsRecord),

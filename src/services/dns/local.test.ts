@@ -144,6 +144,14 @@ describe('LocalZone VM names (lookupHost hook)', () => {
     expect(data(z2.resolve('late.vmnet.internal', 'A'))).toEqual(['A 10.0.2.16']);
   });
 
+  it('answers AAAA for a VM name from the IPv6 hook, only for names the IPv4 hook knows', () => {
+    const z3 = zone();
+    z3.setLookupHost((l) => vms[l] ?? null, null, (l) => (l === 'web' || l === 'ghost' ? ['fd00::5054:ff:fe12:3456'] : []));
+    expect(data(z3.resolve('web.vmnet.internal', 'AAAA'))).toEqual(['AAAA fd00::5054:ff:fe12:3456']);
+    expect(data(z3.resolve('web', 'ANY'))).toEqual(['A 10.0.2.15', 'AAAA fd00::5054:ff:fe12:3456']);
+    expect(z3.resolve('ghost.vmnet.internal', 'AAAA')?.rcode).toBe('NXDOMAIN');
+  });
+
   it('answers PTR for VM addresses', () => {
     expect(data(z.resolve(reverseName4(ip('10.0.2.15')), 'PTR'))).toEqual(['PTR web.vmnet.internal']);
   });

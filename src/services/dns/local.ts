@@ -16,7 +16,9 @@
  *     is configured.
  *  5. `LABEL.vmnet.internal` and bare single-label names: the dynamic
  *     `lookupHost(label)` hook (VM names learnt from DHCP). `null` means "no
- *     such host", `[]` means "host exists, no IPv4 address" (NODATA).
+ *     such host", `[]` means "host exists, no IPv4 address" (NODATA). The
+ *     AAAA answers of a name it knows come from the `lookupHost6` hook (the
+ *     IPv6 addresses the gateway saw that VM's link use).
  *  6. Anything else under `vmnet.internal` → NXDOMAIN (that zone is ours;
  *     it is never forwarded). A name with records below it (an empty
  *     non-terminal) is NODATA, not NXDOMAIN (RFC 8020).
@@ -71,6 +73,8 @@ export interface LocalResult {
 
 /** Dynamic VM-name lookup (e.g. DHCP leases): the label's IPv4 addresses, `[]` = exists without IPv4, `null` = unknown. */
 export type LookupHost = (label: string) => Ip4[] | null;
+/** Dynamic VM-name lookup, IPv6: the label's IPv6 addresses (RFC 5952 text) when {@link LookupHost} knows it. */
+export type LookupHost6 = (label: string) => string[];
 /** Dynamic reverse lookup: the host label (answered as `LABEL.vmnet.internal`) owning `ip`, or null. */
 export type LookupAddr = (ip: Ip4) => string | null;
 
@@ -266,6 +270,7 @@ export class LocalZone {
   private readonly ttl: number;
   private lookupHostFn: LookupHost | null;
   private lookupAddrFn: LookupAddr | null;
+  private lookupHost6Fn: LookupHost6 | null = null;
 
   /** @param opts addresses, user records and hooks; see {@link LocalZoneOptions} */
   constructor(opts: LocalZoneOptions) {
@@ -312,9 +317,10 @@ export class LocalZone {
    * Installs (or removes, with null) the dynamic VM-name hooks, e.g. once the
    * DHCP server exists.
    */
-  setLookupHost(lookupHost: LookupHost | null, lookupAddr: LookupAddr | null = null): void {
+  setLookupHost(lookupHost: LookupHost | null, lookupAddr: LookupAddr | null = null, lookupHost6: LookupHost6 | null = null): void {
     this.lookupHostFn = lookupHost;
     this.lookupAddrFn = lookupAddr;
+    this.lookupHost6Fn = lookupHost6;
   }
 
   /**
@@ -362,7 +368,7 @@ export class LocalZone {
     else if (internal && dot === name.length - INTERNAL_DOMAIN.length - 1) label = name.slice(0, dot);
     if (label !== null && label !== '' && this.lookupHostFn) {
       const ips = this.lookupHostFn(label);
-      if (ips !== null) return answer(ips, []);
+      if (ips !== null) return answer(ips, this.lookupHost6Fn?.(label) ?? []);
     }
     // 6. Our zone: the apex and empty non-terminals exist (RFC 8020), the rest does not.
     // (Parents of user records outside our zone are left to upstream.)

@@ -108,6 +108,12 @@ export interface TcpNatDeps {
   schedule(at: number): void;
   /** The guest (link) an address belongs to, the key of maxPerGuest; default: the address itself. */
   guestOf?(guestIp: Ip4): number;
+  /**
+   * The TCP tunables for connections of a guest address, when they differ
+   * from the NAT's own (IPv6: 20 header bytes more, so an MSS 20 smaller);
+   * default: the NAT's.
+   */
+  configOf?(guestIp: Ip4): TcpConfig;
 }
 
 export interface TcpNatLimits {
@@ -305,6 +311,12 @@ export class TcpNat {
         f.probe = null;
       },
     };
+  }
+
+  /** Calls `fn` with the addresses of every flow, draining ones included (the gateway keeps those IPv6 ids alive). */
+  forEachAddress(fn: (guestIp: Ip4, remoteIp: Ip4) => void): void {
+    for (const byRemote of this.flows.values()) for (const f of byRemote.values()) fn(f.guestIp, f.remoteIp);
+    for (const f of this.draining) fn(f.guestIp, f.remoteIp);
   }
 
   /** Open flows, draining ones included. */
@@ -512,7 +524,7 @@ export class TcpNat {
 
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
     const guest = this.guestOf(guestIp);
-    const conn = new TcpConn(this.cfg, this.output, this.events, remotePort, guestPort, guest); // guest: its budget account
+    const conn = new TcpConn(this.deps.configOf?.(guestIp) ?? this.cfg, this.output, this.events, remotePort, guestPort, guest); // guest: its budget account
     const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
