@@ -8,6 +8,10 @@
  *   latency: median of RR_TRIPS 1-byte round trips on one connection
  *   connections/s: connect, 1-byte echo, close, in a loop for CRR_SECONDS
  *
+ * and, with --family 6 (the default is 4,6), the four throughput rows again
+ * over IPv6: the guest takes a SLAAC address from each backend's router
+ * advertisements and dials the backend's IPv6 address for the host
+ * (lib/backends.ts); latency and connections/s stay IPv4 rows,
  * plus the relay baseline (two relays back to back, no user-mode network in
  * between), the loss row (loss.ts: goodput with 5 % loss + 5 % reordering
  * each way, vmnet's sender against Linux's, LOSS_SECONDS per run, once per
@@ -22,6 +26,8 @@
  * of two is the steadier figure. Every round's value is listed too.
  *
  * Flags: --seconds N (iperf3 time, default 3), --rounds N, --mtu 1500,65520,
+ * --family 4,6 (the address families of the throughput rows),
+ * --out NAME (the report's file in bench/results/, default latest.md),
  * --only vmnet,libslirp,passt, --no-memory, --no-baseline, --no-loss,
  * --rows tcp,udp,dns,conc,rss (which row groups; tcp is the matrix above),
  * --relay-batch (the relay batches a poll round's frames into one socket
@@ -40,7 +46,7 @@ import { buildTapRelay } from '../test/helpers/tap-relay.js';
 import { connMemory, connMemoryMarkdown, type ConnMemoryResult } from './conn-memory.js';
 import { LOSS_RUNS, lossMarkdown, lossRound, type LossOptions, type LossRound } from './loss.js';
 import { dnsQueryFile, dnsRow, runScale, scaleMarkdown, SCALE_GROUPS, type ScaleGroup, type ScaleResult } from './scale.js';
-import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind } from './lib/backends.js';
+import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind, type Family } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
 import { buildNetbench } from './lib/netbench.js';
@@ -51,6 +57,8 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '2' },
     mtu: { type: 'string', default: '1500,65520' },
+    family: { type: 'string', default: '4,6' },
+    out: { type: 'string', default: 'latest.md' },
     only: { type: 'string', default: 'vmnet,libslirp,passt' },
     'no-memory': { type: 'boolean', default: false },
     'no-baseline': { type: 'boolean', default: false },
@@ -64,6 +72,15 @@ const ROWS = flags.rows.split(',');
 const unknownRows = ROWS.filter((r) => r !== 'tcp' && !(SCALE_GROUPS as readonly string[]).includes(r));
 if (unknownRows.length) {
   process.stderr.write(`bench: --rows ${unknownRows.join(',')}: unknown (use tcp,${SCALE_GROUPS.join(',')})\n`);
+  process.exit(2);
+}
+const FAMILIES = [...new Set(flags.family.split(','))].map(Number) as Family[];
+if (!FAMILIES.length || FAMILIES.some((f) => f !== 4 && f !== 6)) {
+  process.stderr.write(`bench: --family ${flags.family}: use 4, 6 or 4,6\n`);
+  process.exit(2);
+}
+if (!/^[\w.-]+\.md$/.test(flags.out)) {
+  process.stderr.write(`bench: --out ${flags.out}: a file name in bench/results/ ending in .md\n`);
   process.exit(2);
 }
 const SCALE = SCALE_GROUPS.filter((g) => ROWS.includes(g));
@@ -84,6 +101,7 @@ type Cell<T> = Measured<T> | Failed;
 interface BackendRun {
   kind: BackendKind;
   mtu: number;
+  family: Family;
   round: number;
   setup: string | null;
   g2h1: Cell<Throughput> | null;
@@ -94,19 +112,22 @@ interface BackendRun {
   crr: Cell<ConnRate> | null;
 }
 
-async function runBackend(kind: BackendKind, mtu: number, round: number): Promise<BackendRun> {
-  const r: BackendRun = { kind, mtu, round, setup: null, g2h1: null, g2h4: null, h2g1: null, h2g4: null, rr: null, crr: null };
+/** One backend, one MTU, one family: the throughput cells, and over IPv4 latency and connections/s. */
+async function runBackend(kind: BackendKind, mtu: number, family: Family, round: number): Promise<BackendRun> {
+  const r: BackendRun = { kind, mtu, family, round, setup: null, g2h1: null, g2h4: null, h2g1: null, h2g4: null, rr: null, crr: null };
   const scope = new Scope();
   try {
-    const b = await startBackend(scope, kind, mtu, { frameWrites: FRAME_WRITES });
+    const b = await startBackend(scope, kind, mtu, { frameWrites: FRAME_WRITES, family });
     const pids = { backend: b.backend.pid, relay: b.relayPid };
     const tp = (streams: number, reverse: boolean) => cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams, reverse, pids }));
     r.g2h1 = await tp(1, false);
     r.g2h4 = await tp(4, false);
     r.h2g1 = await tp(1, true);
     r.h2g4 = await tp(4, true);
-    r.rr = await cell(() => latency(scope, b.guest, b.netbench, b.serverIp, RR_TRIPS, pids));
-    r.crr = await cell(() => connRate(scope, b.guest, b.netbench, b.serverIp, CRR_SECONDS, pids));
+    if (family === 4) {
+      r.rr = await cell(() => latency(scope, b.guest, b.netbench, b.serverIp, RR_TRIPS, pids));
+      r.crr = await cell(() => connRate(scope, b.guest, b.netbench, b.serverIp, CRR_SECONDS, pids));
+    }
     const dead = await Promise.race([b.backend.exited.then((c) => `exited (${c})`), Promise.resolve(null)]);
     if (dead) r.setup = `${kind} ${dead} during the run: ${b.backend.stderr().trim().slice(-300)}`;
   } catch (e) {
@@ -115,7 +136,7 @@ async function runBackend(kind: BackendKind, mtu: number, round: number): Promis
     await scope.close();
   }
   const fmt = (c: Cell<Throughput> | null) => (c?.ok ? c.value.gbps.toFixed(2) : 'x');
-  log(`  round ${round} ${kind} mtu ${mtu}: g→h ${fmt(r.g2h1)}/${fmt(r.g2h4)} h→g ${fmt(r.h2g1)}/${fmt(r.h2g4)} Gbit/s` + (r.setup ? ` — ${r.setup}` : ''));
+  log(`  round ${round} ${kind} mtu ${mtu} IPv${family}: g→h ${fmt(r.g2h1)}/${fmt(r.g2h4)} h→g ${fmt(r.h2g1)}/${fmt(r.h2g4)} Gbit/s` + (r.setup ? ` — ${r.setup}` : ''));
   return r;
 }
 
@@ -183,6 +204,7 @@ interface Row {
   label: string;
   unit: string;
   mtu: number;
+  family: Family;
   key: CellKey;
   higher: boolean;
   digits: number;
@@ -208,35 +230,37 @@ function report(
   load: { start: number[]; end: number[] },
 ): string {
   /** Every round's successful value of one cell. */
-  const values = (kind: BackendKind, mtu: number, key: CellKey): AnyValue[] =>
+  const values = (kind: BackendKind, mtu: number, family: Family, key: CellKey): AnyValue[] =>
     runs
-      .filter((r) => r.kind === kind && r.mtu === mtu)
+      .filter((r) => r.kind === kind && r.mtu === mtu && r.family === family)
       .flatMap((r) => {
         const c = r[key];
         return c?.ok ? [c.value as AnyValue] : [];
       });
   /** The best round's value (highest, or lowest for latency). */
-  const best = (kind: BackendKind, mtu: number, key: CellKey): AnyValue | null => {
-    const vs = values(kind, mtu, key);
+  const best = (kind: BackendKind, mtu: number, family: Family, key: CellKey): AnyValue | null => {
+    const vs = values(kind, mtu, family, key);
     if (!vs.length) return null;
     const higher = key !== 'rr';
     return vs.reduce((a, b) => ((higher ? metric(key, b) > metric(key, a) : metric(key, b) < metric(key, a)) ? b : a));
   };
   const rows: Row[] = [];
-  for (const mtu of MTUS) {
-    for (const [key, label] of [
-      ['g2h1', 'guest→host, 1 stream'],
-      ['g2h4', 'guest→host, 4 streams'],
-      ['h2g1', 'host→guest, 1 stream'],
-      ['h2g4', 'host→guest, 4 streams'],
-    ] as const) {
-      rows.push({ label: `${label}, MTU ${mtu}`, unit: 'Gbit/s', mtu, key, higher: true, digits: 2 });
+  for (const family of FAMILIES)
+    for (const mtu of MTUS) {
+      for (const [key, label] of [
+        ['g2h1', 'guest→host, 1 stream'],
+        ['g2h4', 'guest→host, 4 streams'],
+        ['h2g1', 'host→guest, 1 stream'],
+        ['h2g4', 'host→guest, 4 streams'],
+      ] as const) {
+        rows.push({ label: `${family === 6 ? 'IPv6 ' : ''}${label}, MTU ${mtu}`, unit: 'Gbit/s', mtu, family, key, higher: true, digits: 2 });
+      }
     }
-  }
-  for (const mtu of MTUS) {
-    rows.push({ label: `latency, 1-byte round trip (median), MTU ${mtu}`, unit: 'µs', mtu, key: 'rr', higher: false, digits: 0 });
-    rows.push({ label: `connections/s (connect, 1-byte echo, close), MTU ${mtu}`, unit: 'conn/s', mtu, key: 'crr', higher: true, digits: 0 });
-  }
+  if (FAMILIES.includes(4))
+    for (const mtu of MTUS) {
+      rows.push({ label: `latency, 1-byte round trip (median), MTU ${mtu}`, unit: 'µs', mtu, family: 4, key: 'rr', higher: false, digits: 0 });
+      rows.push({ label: `connections/s (connect, 1-byte echo, close), MTU ${mtu}`, unit: 'conn/s', mtu, family: 4, key: 'crr', higher: true, digits: 0 });
+    }
   const has = (k: BackendKind) => KINDS.includes(k);
   const head = ['measurement', 'unit', ...KINDS.map((k) => NAMES[k])];
   if (has('vmnet') && has('libslirp')) head.push('vmnet / libslirp');
@@ -247,6 +271,11 @@ function report(
     ...machine(),
     `- Load average (1 min) at start ${load.start[0]?.toFixed(2)}, at end ${load.end[0]?.toFixed(2)}: other work on the machine moves every figure; compare within one run.`,
     `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate. Latency: ${RR_TRIPS} round trips. Connections/s: ${CRR_SECONDS} s loop.`,
+    ...(FAMILIES.includes(6)
+      ? [
+          '- IPv6 rows: the guest takes a SLAAC address from the backend\'s router advertisements and dials the host\'s ::1 through the backend: vmnet fd0d:b4b8:6ba1::2, libslirp fd00::2 (slirp4netns --enable-ipv6), passt 2001:db8:200::2 (its copied default gateway; passt without -4).',
+        ]
+      : []),
     `- ${ROUNDS} round(s) of the whole matrix; each cell shows its best round (all rounds are listed below).`,
     '',
   ];
@@ -261,7 +290,7 @@ function report(
     `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`,
   );
   const num = (kind: BackendKind, row: Row) => {
-    const v = best(kind, row.mtu, row.key);
+    const v = best(kind, row.mtu, row.family, row.key);
     return v ? metric(row.key, v) : null;
   };
   for (const row of rows) {
@@ -287,14 +316,15 @@ function report(
       const v = r[k];
       if (v?.ok && v.value.cpu.relay !== null) relayMax = Math.max(relayMax, v.value.cpu.relay);
     }
-  for (const mtu of MTUS)
-    for (const k of KINDS) {
-      const cells = keys.map((key) => {
-        const v = best(k, mtu, key);
-        return v ? `${pctStr(v.cpu.backend)} / ${pctStr(v.cpu.relay)}` : '—';
-      });
-      out.push(`| ${NAMES[k]} ${mtu} | ${cells.join(' | ')} |`);
-    }
+  for (const family of FAMILIES)
+    for (const mtu of MTUS)
+      for (const k of KINDS) {
+        const cells = keys.map((key) => {
+          const v = best(k, mtu, family, key);
+          return v ? `${pctStr(v.cpu.backend)} / ${pctStr(v.cpu.relay)}` : '—';
+        });
+        out.push(`| ${NAMES[k]} ${mtu}${family === 6 ? ' IPv6' : ''} | ${cells.join(' | ')} |`);
+      }
   out.push('');
 
   out.push('## The relay is not the bottleneck', '');
@@ -322,7 +352,7 @@ function report(
     out.push(`| ${rh.join(' | ')} |`, `|${rh.map(() => '---').join('|')}|`);
     for (const row of rows) {
       const cells = KINDS.map((k) => {
-        const rs = runs.filter((r) => r.kind === k && r.mtu === row.mtu).sort((a, b) => a.round - b.round);
+        const rs = runs.filter((r) => r.kind === k && r.mtu === row.mtu && r.family === row.family).sort((a, b) => a.round - b.round);
         return rs
           .map((r) => {
             const c = r[row.key];
@@ -337,10 +367,11 @@ function report(
 
   const failures = runs.flatMap((r) => {
     const errs: string[] = [];
-    if (r.setup) errs.push(`round ${r.round} ${r.kind} ${r.mtu}: ${r.setup}`);
+    const what = `round ${r.round} ${r.kind} ${r.mtu} IPv${r.family}`;
+    if (r.setup) errs.push(`${what}: ${r.setup}`);
     for (const k of keys) {
       const c = r[k];
-      if (c && !c.ok) errs.push(`round ${r.round} ${r.kind} ${r.mtu} ${k}: ${c.error}`);
+      if (c && !c.ok) errs.push(`${what} ${k}: ${c.error}`);
     }
     return errs;
   });
@@ -419,10 +450,11 @@ if (flags.profile) {
   }
   const runs: BackendRun[] = [];
   if (ROWS.includes('tcp')) for (let round = 1; round <= ROUNDS; round++)
-    for (const mtu of MTUS) {
-      log(`round ${round}, MTU ${mtu}`);
-      for (const kind of round % 2 ? KINDS : [...KINDS].reverse()) runs.push(await runBackend(kind, mtu, round));
-    }
+    for (const mtu of MTUS)
+      for (const family of FAMILIES) {
+        log(`round ${round}, MTU ${mtu}, IPv${family}`);
+        for (const kind of round % 2 ? KINDS : [...KINDS].reverse()) runs.push(await runBackend(kind, mtu, family, round));
+      }
   const loss: LossRound[] = [];
   if (!flags['no-loss'] && KINDS.includes('vmnet'))
     for (let round = 1; round <= ROUNDS; round++) {
@@ -440,6 +472,6 @@ if (flags.profile) {
   const text = report(runs, baselines, loss, mem, load) + (scale ? `\n${scaleMarkdown(scale, mem)}` : '');
   process.stdout.write(`${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, 'latest.md'), `${text}\n`);
-  log(`wrote ${join(RESULTS, 'latest.md')} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  writeFileSync(join(RESULTS, flags.out), `${text}\n`);
+  log(`wrote ${join(RESULTS, flags.out)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }

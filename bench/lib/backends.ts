@@ -16,6 +16,14 @@
  *   passt     copies the host's veth address 10.200.0.1/24, gateway 10.200.0.2;
  *             passt maps connections to the gateway address to the host's
  *             loopback (its default, --no-map-gw turns it off)
+ * With family 6 (the IPv6 rows) both namespaces also run IPv6: the host ns
+ * gets 2001:db8:200::1/64 and a default route via ::2 on its veth (passt
+ * copies them), the guest's tap0 takes a SLAAC address from the backend's
+ * router advertisements (accept_ra 2, no DAD), and the guest dials
+ *   vmnet     fd0d:b4b8:6ba1::2 (the gateway's default prefix; = host ::1)
+ *   libslirp  fd00::2 (slirp4netns --enable-ipv6; = host ::1)
+ *   passt     2001:db8:200::2, the copied default gateway (= host ::1)
+ * passt then runs without -4 (its default: both families).
  * Each backend gets a fresh host ns so TIME_WAIT sockets of one connection-
  * rate run cannot slow the next backend's.
  */
@@ -46,13 +54,30 @@ export const DNS_PORT = 53;
 export const TAP_TXQUEUELEN = 10_000;
 
 export type BackendKind = 'vmnet' | 'libslirp' | 'passt';
+/** The address family the guest dials the host's servers over. */
+export type Family = 4 | 6;
+
+/**
+ * The host ns's IPv6 address and default route (2001:db8::/32 is the
+ * documentation prefix, RFC 3849): passt copies them (its IPv6 mode needs an
+ * address and a default route on a host interface) and the route leads into
+ * the host ns's own veth pair, like the IPv4 one.
+ */
+const HOST6 = { cidr: '2001:db8:200::1/64', gw: '2001:db8:200::2' } as const;
+/** What the guest dials over IPv6 to reach the host ns's ::1, per backend (their documented host addresses). */
+const SERVER6: Record<BackendKind, string> = {
+  vmnet: 'fd0d:b4b8:6ba1::2', // the gateway's default prefix, ::2 → host ::1 (README "IPv6")
+  libslirp: 'fd00::2', // slirp4netns(1): "IPv6 Gateway/Host: fd00::2", host loopback on
+  passt: HOST6.gw, // passt(1) NOTES: the default gateway's address is mapped to the host's loopback
+};
 
 export interface Backend {
   readonly kind: BackendKind;
   readonly mtu: number;
   readonly host: Netns;
   readonly guest: Netns;
-  /** The address the guest dials to reach the host ns's servers. */
+  readonly family: Family;
+  /** The address the guest dials to reach the host ns's servers (IPv6 with family 6). */
   readonly serverIp: string;
   /** The backend's DNS address as the guest sees it (forwarded to the host ns's DNS_PORT). */
   readonly dnsIp: string;
@@ -78,18 +103,26 @@ export interface BackendOptions {
    * (tap-relay -1), instead of batching a poll round's frames in one write.
    */
   frameWrites?: boolean;
+  /**
+   * 6: the guest also runs IPv6, takes its address by SLAAC from the
+   * backend's router advertisements, and `serverIp` is the backend's IPv6
+   * address for the host (default 4: IPv6 is off in both namespaces).
+   */
+  family?: Family;
 }
 
-/** Host ns: lo, a self-contained veth pair with a default route, and the servers. */
-async function hostNs(scope: Scope, netbench: string): Promise<Netns> {
+/** Host ns: lo, a self-contained veth pair with a default route (and with family 6 an IPv6 one), and the servers. */
+async function hostNs(scope: Scope, netbench: string, family: Family): Promise<Netns> {
   const host = scope.netns('vb-host');
   const ip = (args: string[]) => scope.run(null, 'ip', ['-n', host.name, ...args]);
+  await tuneNetns(scope, host, { ipv6: family === 6 });
   await ip(['link', 'add', 'vbh0', 'type', 'veth', 'peer', 'name', 'vbh1']);
   await ip(['addr', 'add', '10.200.0.1/24', 'dev', 'vbh0']);
+  if (family === 6) await ip(['-6', 'addr', 'add', HOST6.cidr, 'dev', 'vbh0', 'nodad']);
   await ip(['link', 'set', 'vbh0', 'up']);
   await ip(['link', 'set', 'vbh1', 'up']);
   await ip(['route', 'add', 'default', 'via', '10.200.0.2', 'dev', 'vbh0']);
-  await tuneNetns(scope, host);
+  if (family === 6) await ip(['-6', 'route', 'add', 'default', 'via', HOST6.gw, 'dev', 'vbh0']);
   // `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf for what
   // it starts: every backend's DNS forwarder then reads a resolver on loopback, nothing else.
   const etc = join('/etc/netns', host.name);
@@ -117,12 +150,32 @@ async function addressTap(scope: Scope, ns: Netns, cidr: string, gw: string): Pr
   await scope.run(null, 'ip', ['-n', ns.name, 'route', 'add', 'default', 'via', gw, 'dev', 'tap0']);
 }
 
+/**
+ * Waits until tap0 in `ns` has a global IPv6 address that is no longer
+ * tentative: the SLAAC address from the backend's router advertisement
+ * (RFC 4862 §5.5.3), the router solicitation having gone out when the link
+ * came up.
+ */
+async function slaac(scope: Scope, ns: Netns, kind: BackendKind): Promise<string> {
+  return retry(
+    async () => {
+      const out = await scope.run(null, 'ip', ['-n', ns.name, '-6', '-o', 'addr', 'show', 'dev', 'tap0', 'scope', 'global']);
+      const m = /inet6 ([0-9a-f:]+)\/\d+ (?!.*tentative)/.exec(out);
+      if (!m) throw new Error(`no global address yet: ${out.trim() || '(none)'}`);
+      return m[1]!;
+    },
+    15_000,
+    `${kind}: SLAAC address on the guest's tap0`,
+  );
+}
+
 /** Starts one backend at one MTU and waits until the guest reaches the host's echo server. */
 export async function startBackend(scope: Scope, kind: BackendKind, mtu: number, opts: BackendOptions = {}): Promise<Backend> {
+  const family = opts.family ?? 4;
   const netbench = await buildNetbench();
-  const host = await hostNs(scope, netbench);
+  const host = await hostNs(scope, netbench, family);
   const guest = scope.netns('vb-guest');
-  await tuneNetns(scope, guest);
+  await tuneNetns(scope, guest, { ipv6: family === 6 });
   const dir = mkdtempSync(join(tmpdir(), 'vmnet-bench-'));
   scope.defer(() => rmSync(dir, { recursive: true, force: true }));
   // passt started as root switches to nobody before it binds its socket (and
@@ -155,8 +208,10 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
     serverIp = '10.0.2.2';
     dnsIp = '10.0.2.3';
   } else if (kind === 'passt') {
-    // -f foreground (same pid), -e log to stderr, -4 IPv4 only, -m MTU via DHCP (the guest is configured statically to the same).
-    backend = scope.spawn(host, 'passt', ['-f', '-e', '-4', '-s', sock, '-m', String(mtu)], 'passt');
+    // -f foreground (same pid), -e log to stderr, -4 IPv4 only (without it: IPv4 and IPv6, passt's default),
+    // -m MTU via DHCP and the RA's MTU option (the guest's IPv4 is configured statically to the same).
+    const only4 = family === 4 ? ['-4'] : [];
+    backend = scope.spawn(host, 'passt', ['-f', '-e', ...only4, '-s', sock, '-m', String(mtu)], 'passt');
     await backend.waitFor(/UNIX domain socket bound/);
     await makeTap(scope, guest, mtu);
     await relay();
@@ -167,10 +222,11 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
     dnsIp = '10.200.0.2';
   } else {
     // slirp4netns creates tap0 in the guest ns, configures 10.0.2.100/24 via 10.0.2.2 and writes "1" to the ready fd.
+    // --enable-ipv6: fd00::/64, router advertisements, fd00::2 reaching the host's ::1.
     backend = scope.spawn(
       host,
       'slirp4netns',
-      ['--configure', `--mtu=${mtu}`, '--ready-fd=3', '--netns-type=path', `/run/netns/${guest.name}`, 'tap0'],
+      ['--configure', `--mtu=${mtu}`, ...(family === 6 ? ['--enable-ipv6'] : []), '--ready-fd=3', '--netns-type=path', `/run/netns/${guest.name}`, 'tap0'],
       'slirp4netns',
       { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
     );
@@ -187,7 +243,11 @@ export async function startBackend(scope: Scope, kind: BackendKind, mtu: number,
     serverIp = '10.0.2.2';
     dnsIp = '10.0.2.3'; // libslirp's DNS forwarder, to the resolv.conf nameserver
   }
-  const b: Backend = { kind, mtu, host, guest, serverIp, dnsIp, backend, relayPid, netbench };
+  if (family === 6) {
+    await slaac(scope, guest, kind);
+    serverIp = SERVER6[kind];
+  }
+  const b: Backend = { kind, mtu, family, host, guest, serverIp, dnsIp, backend, relayPid, netbench };
   await retry(() => scope.run(guest, netbench, ['rr', serverIp, String(ECHO_PORT), '1'], 5000), 10_000, `${kind} mtu ${mtu}: guest -> host echo`);
   return b;
 }

@@ -169,12 +169,22 @@ function spawnPlain(cmd: string, args: string[], opts: SpawnOptions): ChildProce
   return spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 }
 
-/** Sets the sysctls a connection-rate run needs, inside one namespace. */
-export async function tuneNetns(scope: Scope, ns: Netns): Promise<void> {
+/**
+ * Sets the sysctls a connection-rate run needs, inside one namespace. IPv6
+ * is turned off unless `ipv6`; with it, links made afterwards (tap0) take
+ * router advertisements (accept_ra 2: also if forwarding were on, RFC 4861
+ * §6.3.4) and skip duplicate address detection (accept_dad 0: the guest is
+ * alone on its link, and DAD would hold its SLAAC address tentative for a
+ * second, RFC 4862 §5.4).
+ */
+export async function tuneNetns(scope: Scope, ns: Netns, o: { ipv6?: boolean } = {}): Promise<void> {
+  const v6 = '/proc/sys/net/ipv6/conf';
   await scope.run(ns, 'sh', [
     '-c',
     'echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; echo "1024 65000" > /proc/sys/net/ipv4/ip_local_port_range; ' +
-      'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6',
+      (o.ipv6
+        ? `echo 2 > ${v6}/default/accept_ra; echo 0 > ${v6}/default/accept_dad; echo 0 > ${v6}/all/disable_ipv6; echo 0 > ${v6}/default/disable_ipv6`
+        : `echo 1 > ${v6}/all/disable_ipv6; echo 1 > ${v6}/default/disable_ipv6`),
   ]);
 }
 

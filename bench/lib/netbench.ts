@@ -3,9 +3,10 @@
  * measuring side costs far less than what it measures (a Node client would
  * add its own event-loop latency to every round trip). The source is kept
  * here as a string and built with `gcc -O2` into build/bench/netbench
- * (rebuilt when the source changes). One binary, seven modes:
+ * (rebuilt when the source changes). HOST is an IPv4 or IPv6 literal.
+ * One binary, seven modes:
  *
- *   netbench srv PORT             epoll server on 0.0.0.0:PORT: echoes whatever
+ *   netbench srv PORT             epoll server on [::]:PORT (IPv4 too): echoes whatever
  *                                 it reads, closes on EOF, holds idle sockets.
  *                                 A connection whose first byte is 'D' is a
  *                                 discard connection (its bytes are counted,
@@ -95,13 +96,16 @@ static void set_timeouts(int fd, int ms) {
 
 static int dial(const char *host, int port, int timeout_ms) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", host); exit(2); }
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+  int v6 = inet_pton(AF_INET, host, &a.sin_addr) != 1;
+  if (v6 && inet_pton(AF_INET6, host, &a6.sin6_addr) != 1) { fprintf(stderr, "bad address %s\n", host); exit(2); }
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   set_timeouts(fd, timeout_ms);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { close(fd); return -1; }
+  int r = v6 ? connect(fd, (struct sockaddr *)&a6, sizeof a6) : connect(fd, (struct sockaddr *)&a, sizeof a);
+  if (r < 0) { close(fd); return -1; }
   return fd;
 }
 
@@ -127,11 +131,21 @@ static unsigned long long discarded;
 
 static int srv(int port) {
   raise_nofile();
-  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int one = 1;
-  setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 4096) < 0) { perror("srv bind/listen"); return 1; }
+  /* [::]:PORT taking IPv4 too (IPv4-mapped), or 0.0.0.0 on a kernel without IPv6. */
+  int l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int one = 1, zero = 0, bound;
+  if (l >= 0) {
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT};
+    bound = bind(l, (struct sockaddr *)&a6, sizeof a6);
+  } else {
+    l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    bound = bind(l, (struct sockaddr *)&a, sizeof a);
+  }
+  if (bound < 0 || listen(l, 4096) < 0) { perror("srv bind/listen"); return 1; }
   int ep = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
   epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
