@@ -81,6 +81,9 @@ describe('processAlive', () => {
     const pid = Number(await new Promise<string>((r) => sh.stdout.once('data', (d: Buffer) => r(d.toString()))));
     const start = processStartTime(pid);
     expect(processAlive(pid, start)).toBe(true);
+    // Until the shell has exec'd the outer sleep, it may still reap its child itself (on SIGCHLD).
+    for (let i = 0; i < 500 && readFileSync(`/proc/${sh.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(`/proc/${sh.pid}/comm`, 'utf8').trim()).toBe('sleep');
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 100 && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^State:\s+Z/m);
