@@ -286,7 +286,7 @@ export class Gateway {
       : null;
     const v6 = this.v6;
     const family6 = v6 ? { reply: v6.reply.bind(v6), error: v6.error6.bind(v6) } : undefined;
-    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, hostRefused: (ip) => this.hostRefused(ip), toGuest, drop: (r) => this.drop(r), family6 }, deps.ping) : null;
+    this.ping = deps.ping ? new GatewayPing(config, { now: deps.now, prohibited: (ip) => this.prohibited(ip), toGuest, drop: (r) => this.drop(r), family6 }, deps.ping) : null;
   }
 
   /** Attaches a guest connection. */
@@ -553,9 +553,15 @@ export class Gateway {
     this.tcpNat.fromGuest(h.src, h.dst, t, this.bytesOf(v));
   }
 
-  /** With --no-host: true for an address of the host itself (its interfaces, 127/8, the gateway address). */
-  private hostRefused(dstIp: Ip4): boolean {
+  /**
+   * Destinations refused as administratively prohibited by TCP, UDP and
+   * ping alike: with --no-host an address of the host itself (its
+   * interfaces, 127/8, the gateway address); always link-local 169.254/16,
+   * which is not routed (RFC 3927 §2.7).
+   */
+  private prohibited(dstIp: Ip4): boolean {
     const c = this.config;
+    if (isLinkLocal4(dstIp)) return true;
     return !c.hostAccess && (dstIp === c.gatewayIp || dstIp >>> 24 === 127 || this.deps.hostAddresses?.().has(dstIp) === true);
   }
 
@@ -564,7 +570,7 @@ export class Gateway {
     const c = this.config;
     if (dstIp === c.dnsIp) return dstPort === DNS_PORT ? { local: 'dns' } : dstPort === SEED_PORT && this.deps.seeds?.active() ? { local: 'seed' } : { refuse: true };
     if (dstPort === 0) return { drop: true };
-    if (c.isolated || this.hostRefused(dstIp) || isLinkLocal4(dstIp)) return { refuse: true };
+    if (c.isolated || this.prohibited(dstIp)) return { refuse: true };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: true };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { drop: true };
     const first = dstIp >>> 24;
@@ -721,7 +727,7 @@ export class Gateway {
     const c = this.config;
     if (c.isolated) return { refuse: 'admin-prohibited' };
     if (dstPort === 0) return { refuse: 'drop' };
-    if (this.hostRefused(dstIp) || isLinkLocal4(dstIp)) return { refuse: 'admin-prohibited' };
+    if (this.prohibited(dstIp)) return { refuse: 'admin-prohibited' };
     if (dstIp === c.gatewayIp) return c.hostLoopback ? { host: '127.0.0.1', port: dstPort } : { refuse: 'port-unreachable' };
     if (dstIp === c.dnsIp) return { refuse: 'port-unreachable' };
     if (inSubnet(dstIp, c.subnet.net, c.subnet.prefix)) return { refuse: 'drop' };

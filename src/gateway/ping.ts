@@ -33,7 +33,7 @@
  */
 import * as icmp from '../wire/icmpv4.js';
 import * as ipv4 from '../wire/ipv4.js';
-import { inSubnet, isLinkLocal4, type Ip4 } from '../wire/addr.js';
+import { inSubnet, type Ip4 } from '../wire/addr.js';
 import { PingRelay, type PingBackendFactory, type PingFlowInfo, type PingRelayEvents } from '../services/ping/relay.js';
 import type { GatewayConfig } from './config.js';
 import type { DropReason } from './counters.js';
@@ -52,8 +52,8 @@ export interface GatewayPingDeps {
 /** The gateway internals the ping side uses. */
 export interface PingGatewayView {
   now(): number;
-  /** True for an address of the host itself that --no-host refuses. */
-  hostRefused(ip: Ip4): boolean;
+  /** True for a destination refused as administratively prohibited (the host itself with --no-host, link-local). */
+  prohibited(ip: Ip4): boolean;
   /** Builds a frame for the guest at `guestIp` with `build` (into the gateway's output, at 0) and sends it; dropped when the guest is gone. */
   toGuest(guestIp: Ip4, build: (out: DataView, mac: Uint8Array, frames: FrameBuilder) => number): void;
   drop(reason: DropReason): void;
@@ -99,7 +99,7 @@ export class GatewayPing {
     const dst = h.dst;
     const first = dst >>> 24;
     if (broadcast || first >= 224) return this.gw.drop('ping-refused');
-    if (c.isolated || this.gw.hostRefused(dst) || isLinkLocal4(dst)) {
+    if (c.isolated || this.gw.prohibited(dst)) {
       this.gw.drop('ping-refused');
       return this.gw.toGuest(h.src, (out, mac, frames) =>
         frames.icmpError(out, 0, mac, c.gatewayIp, h.src, icmp.TYPE_DEST_UNREACH, icmp.CODE_ADMIN_PROHIBITED, v, ipOff, h.totalLength),
