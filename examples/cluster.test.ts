@@ -27,7 +27,7 @@ let lab: LabSpec;
 /** `node1 -> node2 10.0.7.16 hello from node2`, as each node reports it. */
 const reached: string[] = [];
 
-/** Each node: a lease, a page naming itself, then every peer's page fetched by name (busybox wget; its -T crashes, hence timeout). */
+/** Each node: a lease, a page naming itself, then every peer's page fetched by name (busybox wget; its -T crashes, hence timeout), and the IPv4 address its name resolves to (`ping -4`: names answer AAAA too, for the address the gateway saw the node use over IPv6). */
 const script = (me: string) => `udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1
 echo "hello from ${me}" > /var/www/index.html
 httpd -p 80 -h /var/www
@@ -36,7 +36,7 @@ for peer in ${NODES.filter((n) => n !== me).join(' ')}; do
     page=$(timeout 5 wget -q -O - http://$peer/ 2>/dev/null) && break
     sleep 1
   done
-  ip=$(ping -c 1 -W 2 $peer | awk -F'[()]' '/^PING/ {print $2}')
+  ip=$(ping -4 -c 1 -W 2 $peer | awk -F'[()]' '/^PING/ {print $2}')
   echo "REACHED ${me} -> $peer $ip $page"
 done
 sleep 3600
