@@ -74,6 +74,8 @@ export interface GatewayTcpStats {
   nUndo: number;
   /** Bytes the guest acknowledged (the gateway sending) over all of them. */
   acked: number;
+  /** Under BBR, the last data connection's model as last sampled (bandwidth, RTprop, state, cwnd in bytes). */
+  bbr?: { bwMbit: number; minRttMs: number; state: number; cwnd: number };
 }
 
 export interface LossCell extends Throughput {
@@ -89,6 +91,8 @@ export interface LossOptions {
   seconds: number;
   seed: number;
   runs: readonly LossRun[];
+  /** The gateway's `--tcp-cc` (undefined: its default). */
+  tcpCc?: string;
 }
 
 const impair = (seed: number) => ({ lossPct: LOSS_PCT, reorderPct: REORDER_PCT, seed, direction: 'both' as const });
@@ -98,13 +102,13 @@ const impair = (seed: number) => ({ lossPct: LOSS_PCT, reorderPct: REORDER_PCT, 
  * sampler of its TCP connections' counters (a private map, read for
  * diagnostics only), printed as one STATS line on SIGUSR2.
  */
-function gatewayScript(sock: string, mtu: number): string {
+function gatewayScript(sock: string, mtu: number, tcpCc: string | undefined): string {
   const server = pathToFileURL(join(ROOT, 'dist', 'gateway', 'server.js')).href;
   const resolv = pathToFileURL(join(ROOT, 'dist', 'services', 'dns', 'resolv-conf.js')).href;
   return `
 const { startGateway } = await import(${JSON.stringify(server)});
 const { parseUpstream } = await import(${JSON.stringify(resolv)});
-const gw = await startGateway({ socket: ${JSON.stringify(sock)}, mtu: ${mtu}, dnsUpstreams: [parseUpstream('127.0.0.1:53')] });
+const gw = await startGateway({ socket: ${JSON.stringify(sock)}, mtu: ${mtu}, dnsUpstreams: [parseUpstream('127.0.0.1:53')]${tcpCc ? `, tcpCc: ${JSON.stringify(tcpCc)}` : ''} });
 process.stdout.write('listening\\n');
 const seen = new Map();
 const keys = ['nRto', 'nFastRetransmit', 'nRetransmit', 'nTlp', 'nLostRetransmit', 'nUndo'];
@@ -116,6 +120,8 @@ const sample = () => {
     const s = {};
     for (const k of keys) s[k] = typeof c[k] === 'number' ? c[k] : 0;
     s.acked = (c.sndUna - c.iss) >>> 0;
+    const m = c.rec && c.rec.bbr;
+    if (m) { s.bw = m.bw * 8 / 1000; s.minRtt = m.minRtt; s.state = m.state; s.cwnd = c.cwnd; }
     seen.set(c, s);
   }
 };
@@ -129,6 +135,7 @@ process.on('SIGUSR2', () => {
     t.conns++;
     for (const k of keys) t[k] += s[k];
     t.acked += s.acked;
+    if (s.bw !== undefined) t.bbr = { bwMbit: +s.bw.toFixed(1), minRttMs: +s.minRtt.toFixed(3), state: s.state, cwnd: s.cwnd };
   }
   seen.clear();
   process.stdout.write('STATS' + (n++) + ' ' + JSON.stringify(t) + '\\n');
@@ -153,7 +160,7 @@ async function vmnetRun(o: LossOptions, sends: boolean): Promise<LossCell> {
   statsSeq = 0;
   try {
     const b = await startBackend(scope, 'vmnet', LOSS_MTU, {
-      vmnetArgs: (sock, mtu) => ['--input-type=module', '-e', gatewayScript(sock, mtu)],
+      vmnetArgs: (sock, mtu) => ['--input-type=module', '-e', gatewayScript(sock, mtu, o.tcpCc)],
       impair: impair(o.seed),
     });
     await gatewayStats(b.backend); // forget the setup's connections
@@ -251,9 +258,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       rounds: { type: 'string', default: '2' },
       seed: { type: 'string', default: '1' },
       only: { type: 'string', default: LOSS_RUNS.join(',') },
+      'tcp-cc': { type: 'string' },
     },
   });
-  const o: LossOptions = { seconds: Number(values.seconds), seed: Number(values.seed), runs: values.only.split(',') as LossRun[] };
+  const o: LossOptions = { seconds: Number(values.seconds), seed: Number(values.seed), runs: values.only.split(',') as LossRun[], tcpCc: values['tcp-cc'] };
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const rounds: LossRound[] = [];
   for (let i = 1; i <= Math.max(1, Number(values.rounds)); i++) rounds.push(await lossRound({ ...o, runs: i % 2 ? o.runs : [...o.runs].reverse() }, i, log));

@@ -24,6 +24,7 @@
  * IPv4 only, unless `--subnet6` asks for IPv6, which is then an error.
  */
 import { VmnetError } from '../errors.js';
+import { CC_NAMES, type CcName } from '../tcp/cc/types.js';
 import {
   eui64Address,
   formatIp4,
@@ -82,6 +83,11 @@ export interface GatewayOptions {
    * beyond are dropped and counted (default 4 MiB; see link/stream-port.ts).
    */
   linkQueueBytes?: number;
+  /**
+   * Congestion control of the gateway's TCP toward guests on SACK
+   * connections: 'bbr' (default) or 'reno' (tcp/cc/types.ts).
+   */
+  tcpCc?: string;
   /** Write every frame to this pcap file. */
   pcap?: string;
   /** The gateway's MAC (default 52:55:0a:00:02:02 from the address). */
@@ -127,6 +133,7 @@ export interface GatewayConfig {
   domain: string;
   udpIdleMs: number;
   linkQueueBytes: number;
+  tcpCc: CcName;
   pcap: string | null;
   gatewayMac: Uint8Array;
   dhcpLeasesPerLink: number;
@@ -204,6 +211,8 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   const linkQueueBytes = o.linkQueueBytes ?? DEFAULT_MAX_QUEUED;
   if (!Number.isInteger(linkQueueBytes) || linkQueueBytes < 64 * 1024 || linkQueueBytes > 1024 * 1024 * 1024)
     throw new VmnetError('E_USAGE', `bad link queue ${o.linkQueueBytes} bytes: from 64 KiB to 1 GiB`);
+  const tcpCc = (o.tcpCc ?? 'bbr') as CcName;
+  if (!CC_NAMES.includes(tcpCc)) throw new VmnetError('E_USAGE', `bad TCP congestion control ${o.tcpCc}: give ${CC_NAMES.join(' or ')}`);
   let gatewayMac: Uint8Array;
   if (o.gatewayMac) {
     const parts = o.gatewayMac.split(':');
@@ -231,6 +240,7 @@ export function resolveGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     domain: o.domain ?? 'vmnet.internal',
     udpIdleMs,
     linkQueueBytes,
+    tcpCc,
     pcap: o.pcap ?? null,
     gatewayMac,
     dhcpLeasesPerLink,

@@ -60,21 +60,25 @@
  */
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
+import { Bbr } from './cc/bbr.js';
+import { RENO, halfFlight, renoGrow } from './cc/reno.js';
+import type { CongestionControl } from './cc/types.js';
 import type { TcpConn } from './conn.js';
 import { Prr } from './prr.js';
 import { Rack, probeTimeout } from './rack.js';
-import { RETRANS, SACKED, Scoreboard } from './scoreboard.js';
+import { RETRANS, SACKED, Scoreboard, type DeliverySink } from './scoreboard.js';
 
 /** Tail loss probes before SND.UNA must advance (each PTO doubles; the RTO comes after them anyway). */
 export const MAX_TLPS = 4;
 
 /** Congestion window, recovery state and the loss-detection timers of one connection. */
-export class Recovery {
+export class Recovery implements DeliverySink {
   /** Congestion window in bytes (RFC 5681). */
   cwnd = 0;
   /** Slow-start threshold in bytes. */
   ssthresh = 0x3fffffff;
-  #ackedAccum = 0;
+  /** Bytes ACKed toward the next congestion-avoidance increment (cc/reno.ts). */
+  ackedAccum = 0;
   /** Consecutive duplicate ACKs (RFC 5681 §2). */
   dupAcks = 0;
   /** In a fast recovery episode. */
@@ -94,6 +98,9 @@ export class Recovery {
   #sb: Scoreboard | null = null;
   #rack: Rack | null = null;
   #prr: Prr | null = null;
+  /** BBR (cc/bbr.ts) instead of Reno on this connection: TcpConfig.cc, SACK only; decided when established. */
+  #useBbr = false;
+  #bbr: Bbr | null = null;
   // Undo (RFC 2883 + RFC 3708, RFC 3522): the episode's starting point and evidence.
   #undoArmed = false;
   #priorCwnd = 0;
@@ -112,9 +119,9 @@ export class Recovery {
   /** @param c the connection whose send side this is */
   constructor(readonly c: TcpConn) {}
 
-  /** Per-segment scoreboard (SACK connections). */
+  /** Per-segment scoreboard (SACK connections), with delivery-rate snapshots under BBR. */
   get sb(): Scoreboard {
-    return (this.#sb ??= new Scoreboard());
+    return (this.#sb ??= new Scoreboard(undefined, this.#useBbr));
   }
   /** RACK state. */
   get rack(): Rack {
@@ -123,6 +130,14 @@ export class Recovery {
   /** PRR state of the current episode. */
   get prr(): Prr {
     return (this.#prr ??= new Prr());
+  }
+  /** The congestion controller of this connection (cc/types.ts): Reno, or BBR (made on first use). */
+  get cc(): CongestionControl {
+    return this.#useBbr ? (this.#bbr ??= new Bbr(this.c.iss)) : RENO;
+  }
+  /** The BBR model while it exists (diagnostics), else null. */
+  get bbr(): Bbr | null {
+    return this.#bbr;
   }
 
   /** A new send sequence space starts at `isn`. */
@@ -138,6 +153,7 @@ export class Recovery {
    */
   onEstablished(retransmitted: boolean): void {
     const smss = this.c.smss;
+    this.#useBbr = this.c.cfg.cc === 'bbr' && this.c.sackOk && (this.#sb === null || this.#sb.rate);
     this.cwnd = retransmitted ? smss : Math.min(10 * smss, Math.max(2 * smss, 14600));
     this.ssthresh = 0x3fffffff;
   }
@@ -180,6 +196,7 @@ export class Recovery {
       this.#sb = null;
       this.#rack = null;
       this.#prr = null;
+      this.#bbr = null;
     }
   }
 
@@ -197,8 +214,32 @@ export class Recovery {
    */
   onSent(start: number, len: number, now: number): void {
     if (!this.c.sackOk) return;
-    this.sb.append(start, seq.add(start, len), now);
-    if (this.inRecovery) this.prr.onSend(len);
+    const sb = this.sb;
+    const empty = sb.count === 0;
+    if (!sb.append(start, seq.add(start, len), now)) return;
+    if (this.#useBbr) (this.cc as Bbr).rate.onSent(sb, sb.count - 1, now, empty);
+    if (this.inRecovery) this.#prr?.onSend(len);
+  }
+
+  /**
+   * The sender's flush ended: under BBR, whether the sender is
+   * application-limited now (cc/rate.ts).
+   * @param unsent bytes buffered and not yet sent
+   */
+  onFlushed(unsent: number): void {
+    const bbr = this.#bbr;
+    if (bbr === null) return;
+    const sb = this.sb;
+    bbr.rate.checkAppLimited(unsent, this.c.smss, sb.pipe, this.cwnd, sb.lost);
+  }
+
+  /**
+   * A record newly delivered (the scoreboard's callback, engine-internal):
+   * RACK, and BBR's rate sampler.
+   */
+  delivered(ts: number, end: number, flags: number, i: number): void {
+    this.#rack!.delivered(ts, end, flags);
+    this.#bbr?.rate.onDelivered(this.#sb!, i, ts, end, flags, this.c.now);
   }
 
   /**
@@ -226,7 +267,8 @@ export class Recovery {
     const sb = this.sb;
     const sackedBefore = sb.sacked;
     this.rack.beginAck(now, h.tsEcr, c.tsOk && h.hasTimestamps);
-    if (acked > 0) sb.advance(c.sndUna, this.rack);
+    this.#bbr?.rate.beginAck();
+    if (acked > 0) sb.advance(c.sndUna, this);
     // SACK blocks (RFC 2018); the first may be a DSACK (RFC 2883 §4).
     let dsack = false;
     for (let i = 0; i < h.sackCount; i++) {
@@ -239,7 +281,7 @@ export class Recovery {
       }
       if (seq.lt(l, c.sndUna)) continue;
       if (seq.gt(r, c.sndMax)) continue;
-      sb.sack(l, r, this.rack);
+      sb.sack(l, r, this);
     }
     const deliveredData = ccAcked + sb.sacked - sackedBefore;
     if (acked === 0 && deliveredData > 0 && c.sndMax !== c.sndUna) this.dupAcks++;
@@ -255,7 +297,7 @@ export class Recovery {
       this.reoAt = wait > 0 ? now + wait : Infinity;
     } else this.reoAt = Infinity;
     if (sb.lost > 0 && !this.inRecovery && !this.inLoss) this.#enterRecovery();
-    if (this.inRecovery) this.cwnd = sb.pipe + this.prr.onAck(deliveredData, sb.pipe, this.ssthresh, c.smss);
+    this.cc.onAck(this, deliveredData, now);
   }
 
   /** SND.UNA advanced (SACK path): episode ends, undo, congestion avoidance. */
@@ -270,11 +312,11 @@ export class Recovery {
       this.inLoss = false;
       this.rack.onRecoveryExit();
       if (this.#eifel(h)) this.#undo();
-      else if (wasRecovery) this.cwnd = Math.max(this.ssthresh, c.smss);
+      else this.cc.onRecoveryEnd(this, wasRecovery);
       return;
     }
-    if (this.inRecovery) return; // PRR sets cwnd
-    this.#grow(ccAcked);
+    if (this.inRecovery) return; // the controller sets cwnd in onAck
+    this.cc.onAdvance(this, ccAcked);
     this.#dragRecover();
   }
 
@@ -316,15 +358,13 @@ export class Recovery {
     this.#undoTs = -1;
   }
 
-  /** Fast recovery begins (RFC 6675 §5 / RFC 6937 §3): ssthresh, `recover`, PRR. */
+  /** Fast recovery begins (RFC 6675 §5): undo record, the controller's reduction (Reno: ssthresh, PRR), `recover`. */
   #enterRecovery(): void {
-    const c = this.c;
     this.#armUndo();
-    this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * c.smss);
-    this.recover = c.sndMax;
+    this.cc.onRecoveryStart(this);
+    this.recover = this.c.sndMax;
     this.inRecovery = true;
     this.nFastRetransmit++;
-    this.prr.start(this.sb.flight - this.sb.sacked);
   }
 
   /**
@@ -370,7 +410,8 @@ export class Recovery {
     const len = seq.sub(end, sb.start(i));
     if (len < sb.len(i)) return true; // no room to split: a partial retransmission, the record stays lost
     sb.retransmitted(i, now);
-    if (this.inRecovery) this.prr.onSend(len);
+    if (this.#useBbr) (this.cc as Bbr).rate.onSent(sb, i, now, false);
+    if (this.inRecovery) this.#prr?.onSend(len);
     if (this.#undoArmed) {
       // Every retransmission counts, a probe's too, so that its DSACK cancels only itself.
       this.#undoRetrans++;
@@ -397,7 +438,7 @@ export class Recovery {
           this.#retransmitUna(now);
           this.cwnd = Math.max(smss, this.cwnd - ccAcked + (ccAcked >= smss ? smss : 0));
         }
-      } else this.#grow(ccAcked);
+      } else renoGrow(this, ccAcked);
       this.dupAcks = 0;
       this.#dragRecover();
       return;
@@ -408,7 +449,7 @@ export class Recovery {
       if (this.inRecovery) this.cwnd += smss;
       else if (this.dupAcks === 3 && seq.gt(c.sndUna, this.recover)) {
         // RFC 6582 §3.2 step 2: not before SND.UNA passed the previous episode's `recover`.
-        this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * smss);
+        this.ssthresh = halfFlight(this);
         this.recover = c.sndMax;
         this.inRecovery = true;
         this.nFastRetransmit++;
@@ -426,21 +467,6 @@ export class Recovery {
 
   // ------------------------------------------------------------------ common
 
-  /** Slow start / congestion avoidance on `ccAcked` newly acknowledged bytes (RFC 5681 §3.1). */
-  #grow(ccAcked: number): void {
-    const smss = this.c.smss;
-    if (ccAcked <= 0) return;
-    if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(ccAcked, smss); // slow start, L = 1 SMSS
-    } else {
-      this.#ackedAccum += ccAcked; // +1 SMSS per cwnd ACKed
-      if (this.#ackedAccum >= this.cwnd) {
-        this.#ackedAccum -= this.cwnd;
-        this.cwnd += smss;
-      }
-    }
-  }
-
   /** Drags `recover` along outside an episode, so "SND.UNA is beyond recover" never flips with wrap-around after 2^31 bytes. */
   #dragRecover(): void {
     const c = this.c;
@@ -457,9 +483,9 @@ export class Recovery {
     const c = this.c;
     const smss = c.smss;
     this.#armUndo();
-    if (first) this.ssthresh = Math.max(seq.sub(c.sndMax, c.sndUna) >>> 1, 2 * smss);
+    this.cc.onRto(this, first);
     this.cwnd = smss;
-    this.#ackedAccum = 0;
+    this.ackedAccum = 0;
     this.inRecovery = false;
     this.dupAcks = 0;
     this.recover = c.sndMax;
@@ -485,7 +511,7 @@ export class Recovery {
     if (wait > 0) this.reoAt = now + wait;
     if (this.sb.lost > 0 && !this.inRecovery && !this.inLoss) {
       this.#enterRecovery();
-      this.cwnd = this.sb.pipe + this.prr.onAck(0, this.sb.pipe, this.ssthresh, c.smss);
+      this.cc.onAck(this, 0, now);
     }
     if (this.sb.lost > 0) c.snd.flush(now);
   }

@@ -23,6 +23,12 @@
  * walking in time order; only the early exit is lost, and the flight is at
  * most a few hundred records.
  *
+ * Delivery-rate snapshots (draft-cheng-iccrg-delivery-rate-estimation §3.2,
+ * for a rate-based congestion controller, cc/rate.ts): with `rate` on, each
+ * record also holds what the connection had delivered when it was last sent,
+ * when that delivery happened and when the flight it belongs to began, plus
+ * an APP_LIMITED flag; three more columns, made only for such connections.
+ *
  * Storage: parallel typed arrays as a ring, allocated on the first send,
  * doubled as the flight grows, at most `max` records (then the sender waits:
  * `full`); recovery.ts drops the whole scoreboard when the connection idles.
@@ -36,11 +42,16 @@ export const SACKED = 1;
 export const LOST = 2;
 /** Sent again at least once. */
 export const RETRANS = 4;
+/** Sent while the sender was application-limited (delivery-rate snapshot). */
+export const APP_LIMITED = 8;
 
 /** Receives the records an ACK or SACK block newly delivers (RACK, RFC 8985 §6.2 step 2). */
 export interface DeliverySink {
-  /** @param ts the record's last transmission time @param end its end sequence number @param flags its flags before delivery */
-  delivered(ts: number, end: number, flags: number): void;
+  /**
+   * @param ts the record's last transmission time @param end its end sequence number
+   * @param flags its flags before delivery @param i its index (still valid during the call)
+   */
+  delivered(ts: number, end: number, flags: number, i: number): void;
 }
 
 const INITIAL = 16;
@@ -51,6 +62,10 @@ export class Scoreboard {
   #end: Uint32Array | null = null;
   #ts: Float64Array | null = null;
   #flags: Uint8Array | null = null;
+  // Delivery-rate snapshots (only with `rate`): C.delivered, C.delivered_time, C.first_sent_time.
+  #dlv: Float64Array | null = null;
+  #dlvTime: Float64Array | null = null;
+  #firstSent: Float64Array | null = null;
   #mask = 0;
   #head = 0;
   /** Records in flight. */
@@ -66,8 +81,14 @@ export class Scoreboard {
   /** Sends refused because `max` records were in flight (a bound hit). */
   nFull = 0;
 
-  /** @param max most records in flight (a bound: the sender then waits for ACKs) */
-  constructor(readonly max = 2048) {}
+  /**
+   * @param max most records in flight (a bound: the sender then waits for ACKs)
+   * @param rate keep delivery-rate snapshots per record (`snapshot`)
+   */
+  constructor(
+    readonly max = 2048,
+    readonly rate = false,
+  ) {}
 
   /** RFC 6675 pipe: bytes (sequence space) believed in the network. */
   get pipe(): number {
@@ -103,6 +124,30 @@ export class Scoreboard {
   len(i: number): number {
     return seq.sub(this.end(i), this.start(i));
   }
+  /** Bytes the connection had delivered when record i was last sent (with `rate`). */
+  snapDelivered(i: number): number {
+    return this.#dlv![this.#at(i)]!;
+  }
+  /** When that delivery happened (ms, with `rate`). */
+  snapDeliveredTime(i: number): number {
+    return this.#dlvTime![this.#at(i)]!;
+  }
+  /** When the flight record i was sent in began (ms, with `rate`). */
+  snapFirstSent(i: number): number {
+    return this.#firstSent![this.#at(i)]!;
+  }
+
+  /**
+   * Records the delivery-rate snapshot of record i as it is (re)sent
+   * (draft-cheng-iccrg-delivery-rate-estimation §3.2); needs `rate`.
+   */
+  snapshot(i: number, delivered: number, deliveredTime: number, firstSent: number, appLimited: boolean): void {
+    const j = this.#at(i);
+    this.#dlv![j] = delivered;
+    this.#dlvTime![j] = deliveredTime;
+    this.#firstSent![j] = firstSent;
+    this.#flags![j] = appLimited ? this.#flags![j]! | APP_LIMITED : this.#flags![j]! & ~APP_LIMITED;
+  }
 
   #grow(): void {
     const cap = this.#start === null ? INITIAL : this.#start.length * 2;
@@ -121,8 +166,20 @@ export class Scoreboard {
     this.#end = e;
     this.#ts = t;
     this.#flags = f;
+    if (this.rate) {
+      this.#dlv = this.#regrow(this.#dlv, cap);
+      this.#dlvTime = this.#regrow(this.#dlvTime, cap);
+      this.#firstSent = this.#regrow(this.#firstSent, cap);
+    }
     this.#head = 0;
     this.#mask = cap - 1;
+  }
+
+  /** A snapshot column at capacity `cap`, its records moved to the front (as #grow does the others). */
+  #regrow(a: Float64Array | null, cap: number): Float64Array {
+    const n = new Float64Array(cap);
+    if (a !== null) for (let i = 0; i < this.count; i++) n[i] = a[this.#at(i)]!;
+    return n;
   }
 
   /**
@@ -169,7 +226,7 @@ export class Scoreboard {
       if (!seq.gt(una, s)) break;
       const f = this.#flags![j]!;
       if (seq.le(e, una)) {
-        if (sink !== null && (f & SACKED) === 0) sink.delivered(this.#ts![j]!, e, f);
+        if (sink !== null && (f & SACKED) === 0) sink.delivered(this.#ts![j]!, e, f, 0);
         this.#setFlags(0, 0);
         this.flight -= seq.sub(e, s);
         this.#head = (j + 1) & this.#mask;
@@ -201,7 +258,7 @@ export class Scoreboard {
       if (seq.gt(e, r)) break;
       const f = this.flags(i);
       if (f & SACKED) continue;
-      if (sink !== null) sink.delivered(this.ts(i), e, f);
+      if (sink !== null) sink.delivered(this.ts(i), e, f, i);
       this.#setFlags(i, (f | SACKED) & ~LOST);
       n += seq.sub(e, s);
     }
@@ -256,6 +313,7 @@ export class Scoreboard {
       this.#end![to] = this.#end![from]!;
       this.#ts![to] = this.#ts![from]!;
       this.#flags![to] = this.#flags![from]!;
+      if (this.rate) this.#copySnapshot(from, to);
     }
     const a = this.#at(i);
     const b = this.#at(i + 1);
@@ -264,10 +322,18 @@ export class Scoreboard {
     this.#end![b] = this.#end![a]!;
     this.#ts![b] = this.#ts![a]!;
     this.#flags![b] = this.#flags![a]!;
+    if (this.rate) this.#copySnapshot(a, b);
     this.#end![a] = mid;
     this.count++;
     if (this.#flags![a]! & SACKED) this.sackedRecords++;
     return true;
+  }
+
+  /** Copies the delivery-rate snapshot of ring slot `from` to slot `to`. */
+  #copySnapshot(from: number, to: number): void {
+    this.#dlv![to] = this.#dlv![from]!;
+    this.#dlvTime![to] = this.#dlvTime![from]!;
+    this.#firstSent![to] = this.#firstSent![from]!;
   }
 
   /**

@@ -337,6 +337,7 @@ export class Sender {
     } else if (c.sndMax !== c.sndUna) {
       this.persistAt = Infinity;
     }
+    c.rec.onFlushed(c.sndBuf.length - seq.sub(c.sndNxt, c.sndUna));
   }
 
   /** Emits `len` bytes at SND.NXT (+FIN), advances SND.NXT/SND.MAX, arms the RTO, times it. */

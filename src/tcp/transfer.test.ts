@@ -11,7 +11,9 @@
  * - the right edge a side advertises never moves back;
  * - nothing acknowledged is lost: the bytes a side took in order are the
  *   bytes its application read plus those still readable;
- * - a receiver never holds more than its sender sent.
+ * - a receiver never holds more than its sender sent;
+ * - cwnd is a whole number of bytes (BBR's model is in fractions).
+ * Every scenario runs under both congestion controllers (Reno and BBR).
  * The seed sweep adds small and shrinking windows: tiny buffers, a memory
  * budget that another "connection" keeps taking and giving back (windows
  * shrink, in-window data is refused), and a middlebox that retracts the
@@ -24,6 +26,7 @@ import * as tcp from '../wire/tcp.js';
 import { TcpBudget, type BudgetAccount } from './budget.js';
 import { Link, Recorder, encode, pattern, prng, type LinkOptions, type Seg } from '../../test/helpers/tcp-harness.js';
 import { TcpConn, tcpConfig } from './conn.js';
+import { CC_NAMES, type CcName } from './cc/types.js';
 
 /** An application endpoint: pumps a source stream in, checks the received stream. */
 class App extends Recorder {
@@ -124,14 +127,16 @@ interface Stats {
   beyondEdge: string[];
   edgeBack: string[];
   lost: string[];
+  /** A cwnd that is not a whole number of bytes. */
+  fractional: string[];
   /** Times a budget held a buffer back (both sides). */
   budgetLimited: number;
 }
 
-function run(sc: Scenario): { link: Link; a: App; b: App; stats: Stats } {
+function run(sc: Scenario, cc: CcName): { link: Link; a: App; b: App; stats: Stats } {
   const rnd = prng(sc.seed * 7919 + 1);
-  const cfgA = tcpConfig({ ...sc.cfgA, ...(sc.budget ? { budget: new TcpBudget(1 << 30, sc.budget) } : {}) });
-  const cfgB = tcpConfig({ ...sc.cfgB, ...(sc.budget ? { budget: new TcpBudget(1 << 30, sc.budget) } : {}) });
+  const cfgA = tcpConfig({ cc, ...sc.cfgA, ...(sc.budget ? { budget: new TcpBudget(1 << 30, sc.budget) } : {}) });
+  const cfgB = tcpConfig({ cc, ...sc.cfgB, ...(sc.budget ? { budget: new TcpBudget(1 << 30, sc.budget) } : {}) });
   // A plays the guest (active opener), B the gateway side (passive)
   const a = new App(sc.aToB, sc.bToA, sc.readProb, rnd, 0, 777);
   const b = new App(sc.bToA, sc.aToB, sc.readProb, rnd, 777, 0);
@@ -147,7 +152,7 @@ function run(sc: Scenario): { link: Link; a: App; b: App; stats: Stats } {
   const link = new Link({ conn: ca, rec: a }, { conn: cb, rec: b }, sc.link, sc.seed);
   a.link = link;
   b.link = link;
-  const stats: Stats = { zeroWindows: 0, probes: 0, sacks: 0, segments: 0, aheadOfSender: 0, beyondMax: [], beyondEdge: [], edgeBack: [], lost: [], budgetLimited: 0 };
+  const stats: Stats = { zeroWindows: 0, probes: 0, sacks: 0, segments: 0, aheadOfSender: 0, beyondMax: [], beyondEdge: [], edgeBack: [], lost: [], fractional: [], budgetLimited: 0 };
   const conns = [ca, cb];
   const synced = (c: TcpConn): boolean => c.state >= C.ESTABLISHED;
   const lastEdge = [NaN, NaN];
@@ -183,6 +188,7 @@ function run(sc: Scenario): { link: Link; a: App; b: App; stats: Stats } {
     if (!synced(c)) return;
     const inOrder = ((c.rcvNxt - c.rcv.irs - 1) | 0) - (c.remoteFinished ? 1 : 0);
     if (inOrder !== app.received + c.readable) stats.lost.push(`seed ${sc.seed} t=${link.now}: took ${inOrder}, read ${app.received} + readable ${c.readable}`);
+    if (!Number.isInteger(c.cwnd)) stats.fractional.push(`seed ${sc.seed} t=${link.now}: cwnd ${c.cwnd}`);
   };
   link.trace = (to, s) => {
     stats.segments++;
@@ -281,12 +287,13 @@ function expectInvariants(stats: Stats): void {
   expect(stats.beyondEdge).toEqual([]);
   expect(stats.edgeBack).toEqual([]);
   expect(stats.lost).toEqual([]);
+  expect(stats.fractional.slice(0, 3)).toEqual([]);
 }
 
-describe('transfer over a lossy, reordering link (ours vs ours)', () => {
+describe.each(CC_NAMES)('transfer over a lossy, reordering link (ours vs ours), congestion control %s', (cc) => {
   for (const sc of scenarios) {
     it(sc.name, () => {
-      const { link, a, b, stats } = run(sc);
+      const { link, a, b, stats } = run(sc, cc);
       const cs = (c: TcpConn) => [c.nRto, c.nFastRetransmit, c.nRetransmit];
       console.log(sc.name, { simulatedMs: Math.round(link.now), dropped: link.dropped, ...stats, rtoFrRtxA: cs(a.conn), rtoFrRtxB: cs(b.conn) });
       expect(b.received).toBe(sc.aToB);
@@ -316,7 +323,7 @@ describe('transfer over a lossy, reordering link (ours vs ours)', () => {
         issA: Math.floor(r() * 2 ** 32),
         issB: (0xffffffff - Math.floor(r() * 5000)) >>> 0,
       };
-      const { a, b, stats } = run(sc);
+      const { a, b, stats } = run(sc, cc);
       expect([seed, b.received, a.received]).toEqual([seed, MB, MB]);
       expect([seed, a.resets.length + b.resets.length]).toEqual([seed, 0]);
       expectInvariants(stats);
@@ -340,7 +347,7 @@ describe('transfer over a lossy, reordering link (ours vs ours)', () => {
         issA: Math.floor(r() * 2 ** 32),
         issB: (0xffffffff - Math.floor(r() * 5000)) >>> 0,
       };
-      const { link, a, b, stats } = run(sc);
+      const { link, a, b, stats } = run(sc, cc);
       expectInvariants(stats);
       expect([seed, b.received, a.received]).toEqual([seed, sc.aToB, sc.bToA]);
       expect([seed, a.resets.length + b.resets.length, a.closed, b.closed]).toEqual([seed, 0, 1, 1]);
@@ -387,7 +394,7 @@ describe('transfer over a lossy, reordering link (ours vs ours)', () => {
         ...(r() < 0.5 ? { budget: 16 * 1024 + Math.floor(r() * 48 * 1024) } : {}),
         ...(r() < 0.5 ? { shrink: 0.1 } : {}),
       };
-      const { a, b, stats } = run(sc);
+      const { a, b, stats } = run(sc, cc);
       expectInvariants(stats);
       const rtos = a.conn.nRto + b.conn.nRto;
       outcome.rtos += rtos;

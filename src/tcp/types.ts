@@ -15,6 +15,7 @@
  */
 import type * as tcp from '../wire/tcp.js';
 import type { TcpBudget } from './budget.js';
+import type { CcName } from './cc/types.js';
 import type { TcpConn } from './conn.js';
 import type { SendBuffer } from './send-buffer.js';
 
@@ -122,6 +123,11 @@ export interface TcpConfig {
   /** Free empty buffers after this many ms. */
   bufferLinger: number;
   /**
+   * Congestion control on SACK connections (cc/types.ts): 'reno' (RFC 5681
+   * with PRR) or 'bbr' (cc/bbr.ts). Without SACK it is NewReno either way.
+   */
+  cc: CcName;
+  /**
    * The memory budget the connections' buffers charge, shared by a gateway
    * (budget.ts; each connection charges the account of the owner key it was
    * made with); null: buffers are bounded by sndBufMax/rcvBufMax only.
@@ -149,6 +155,7 @@ export const DEFAULTS: Readonly<TcpConfig> = Object.freeze({
   minRto: 200,
   maxRto: 60000,
   bufferLinger: 1000,
+  cc: 'reno',
   budget: null,
 });
 

@@ -23,6 +23,7 @@ export interface NetworkArgs {
   pcap?: string;
   'udp-idle'?: number;
   'link-queue'?: number;
+  'tcp-cc'?: string;
   ipv6: boolean;
   subnet6?: string;
 }
@@ -45,7 +46,8 @@ export function withNetworkOptions<T>(y: Argv<T>): Argv<T & NetworkArgs> {
     .option('resolv-conf', { type: 'string', describe: 'resolv.conf to follow for upstreams (default /etc/resolv.conf)', group: 'Network:' })
     .option('pcap', { type: 'string', describe: 'write every frame to this pcap file', group: 'Network:' })
     .option('udp-idle', { type: 'number', describe: 'seconds before an idle UDP flow closes (default 60)', group: 'Network:' })
-    .option('link-queue', { type: 'number', describe: 'KiB queued toward a guest that is not reading before frames are dropped (default 4096)', group: 'Network:' }) as Argv<T & NetworkArgs>;
+    .option('link-queue', { type: 'number', describe: 'KiB queued toward a guest that is not reading before frames are dropped (default 4096)', group: 'Network:' })
+    .option('tcp-cc', { type: 'string', describe: "congestion control of the gateway's TCP toward guests: bbr or reno (default bbr)", group: 'Network:' }) as Argv<T & NetworkArgs>;
 }
 
 /** A KiB flag value in bytes (undefined stays undefined; validation is the config's). */
@@ -72,6 +74,7 @@ export async function networkOptionsFrom(a: NetworkArgs) {
     pcap: a.pcap,
     udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
     linkQueueBytes: kib(a['link-queue']),
+    tcpCc: a['tcp-cc'],
   };
 }
 

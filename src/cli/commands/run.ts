@@ -158,6 +158,7 @@ export function runCommand(io: CliIo, setExit: (code: number) => void): CommandM
           resolvConf: a['resolv-conf'],
           udpIdleMs: a['udp-idle'] === undefined ? undefined : a['udp-idle'] * 1000,
           linkQueueBytes: kib(a['link-queue']),
+          tcpCc: a['tcp-cc'],
         },
         ...(console.kind === 'file' ? { consoleFile: console.path } : {}),
         extraArgs: a['--'] ?? [],
