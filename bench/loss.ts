@@ -19,10 +19,12 @@
  *                   both ways: Linux's sender (CUBIC, RACK, TLP, PRR, undo,
  *                   DSACK) and Linux's receiver. The reference: "Linux's
  *                   goodput over the same link".
- *   Linux, BBR      the same with BBR as the sender's congestion control:
- *                   BBR does not back off for random loss, so it shows what
- *                   the link carries rather than what a loss-based sender
- *                   (vmnet's, CUBIC) can. For context.
+ *   Linux, BBR      the same with BBR as the sender's congestion control
+ *                   (the host's default): BBR does not back off for random
+ *                   loss, so it shows what the link carries. The gateway's
+ *                   default controller is BBR too (src/tcp/cc/bbr.ts), so
+ *                   this is the like-for-like reference; CUBIC is the
+ *                   loss-based one (the gateway's Reno, `--tcp-cc reno`).
  *   vmnet receives  as the first, without -R: Linux (CUBIC) sends to the
  *                   gateway's receiver (its SACK blocks and ACK policy are
  *                   what Linux's sender recovers from). For context.
@@ -40,13 +42,15 @@
  * bench does.
  *
  * The vmnet gateway is `startGateway()` from dist/ with the CLI's defaults
- * (what `vmnet gateway --socket S --mtu 1500` runs) plus a sampler that
- * reads its TCP connections' recovery counters (nRto, nFastRetransmit,
- * nRetransmit, nTlp, nLostRetransmit, nUndo) every 50 ms, for the report.
+ * (what `vmnet gateway --socket S --mtu 1500` runs; `--tcp-cc` picks its
+ * congestion control) plus a sampler that reads its TCP connections'
+ * recovery counters (nRto, nFastRetransmit, nRetransmit, nTlp,
+ * nLostRetransmit, nUndo) and, under BBR, its model (bandwidth, RTprop,
+ * state, cwnd) every 50 ms, for the report.
  *
  * Standalone: `node --import ./bench/lib/ts-loader.mjs bench/loss.ts
- * [--seconds 10] [--rounds 2] [--seed 1] [--only vmnet-sends,linux,vmnet-receives]`
- * (after `npm run build`); bench/run.ts runs it too.
+ * [--seconds 10] [--rounds 2] [--seed 1] [--only vmnet-sends,linux,vmnet-receives]
+ * [--tcp-cc bbr|reno]` (after `npm run build`); bench/run.ts runs it too.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -206,7 +210,7 @@ export async function lossRound(o: LossOptions, round: number, log: (s: string) 
 const LABELS: Record<LossRun, string> = {
   'vmnet-sends': 'vmnet sends (host→guest, iperf3 -R through the gateway)',
   linux: 'Linux sends, CUBIC (Linux TCP to Linux TCP, relay pair)',
-  'linux-bbr': 'Linux sends, BBR (same, loss-agnostic: for context)',
+  'linux-bbr': "Linux sends, BBR (same; the host's default, rate-based like vmnet's default)",
   'vmnet-receives': 'vmnet receives (guest→host, Linux CUBIC sends to the gateway)',
 };
 
@@ -226,10 +230,10 @@ export function lossMarkdown(rounds: LossRound[], o: LossOptions): string {
   for (const run of o.runs) {
     const b = best(run);
     const all = rounds.map((r) => (r.cells[run]?.ok ? ((r.cells[run] as Measured<LossCell>).value.gbps * 1000).toFixed(1) : 'x')).join(' / ');
-    const ratio = run !== 'vmnet-sends' && vs !== null && b ? (vs / b).toFixed(2) + (run === 'linux' ? (vs / b >= 0.5 ? ' ✓' : ' ✗') : '') : '—';
+    const ratio = run !== 'vmnet-sends' && vs !== null && b ? (vs / b).toFixed(2) + (run === 'linux' || run === 'linux-bbr' ? (vs / b >= 0.5 ? ' ✓' : ' ✗') : '') : '—';
     out.push(`| ${LABELS[run]} | ${b === null ? 'failed' : b.toFixed(1)} | ${all} | ${ratio} |`);
   }
-  out.push('', "✓ / ✗: the issue's target, vmnet's sender at least half of Linux's (CUBIC, a loss-based sender like vmnet's) over the same link.", '');
+  out.push('', "✓ / ✗: the issue's target, vmnet's sender at least half of Linux's over the same link, with either of Linux's congestion controls (BBR, the host's default and the gateway's; CUBIC, loss-based like the gateway's `--tcp-cc reno`).", '');
   const counters = rounds.flatMap((r) =>
     (['vmnet-sends'] as const).flatMap((run) => {
       const c = r.cells[run];

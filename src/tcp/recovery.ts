@@ -192,11 +192,11 @@ export class Recovery implements DeliverySink {
    * open, the SACK machinery goes (RACK learns min_RTT and reordering again).
    */
   release(): void {
-    if (this.#sb !== null && this.#sb.count === 0 && !this.inRecovery && !this.inLoss) {
+    if ((this.#sb === null || this.#sb.count === 0) && !this.inRecovery && !this.inLoss) {
       this.#sb = null;
       this.#rack = null;
       this.#prr = null;
-      this.#bbr = null;
+      this.#bbr = null; // the next burst starts BBR over in Startup, from the cwnd it had
     }
   }
 
@@ -316,7 +316,7 @@ export class Recovery implements DeliverySink {
       return;
     }
     if (this.inRecovery) return; // the controller sets cwnd in onAck
-    this.cc.onAdvance(this, ccAcked);
+    if (ccAcked > 0) this.cc.onAdvance(this, ccAcked); // (not for our SYN: an idle connection makes no BBR)
     this.#dragRecover();
   }
 

@@ -27,28 +27,42 @@
  *   hide the propagation time, then back to ProbeBW (or Startup).
  *
  * cwnd (§4.2.3, and Linux's bbr_set_cwnd that the draft describes): target
- * = gain × BDP + 3 segments (the send quantum's allowance) + the ACK
- * aggregation allowance (`extra_acked`: how much more than bw × elapsed the
- * ACKs of an aggregation epoch delivered, a windowed max over 5-10 rounds,
- * capped at 100 ms × bw) once the pipe is full; cwnd moves toward the target
- * by at most what each ACK delivers, never below 4 segments. Loss (§4.2.3.4):
+ * = gain × BDP + 3 segments (the send quantum's allowance, `#inflight`) +
+ * the ACK aggregation allowance (`extra_acked`: how much more than bw ×
+ * elapsed the ACKs of an aggregation epoch delivered, a windowed max over
+ * 5-10 rounds, capped at 100 ms × bw) once the pipe is full and outside
+ * Drain; cwnd moves toward the target by at most what each ACK delivers (in
+ * Startup it only grows), never below 4 segments. Loss (§4.2.3.4):
  * the first ACK of a recovery episode sets cwnd = in flight + delivered, and
  * for one round trip cwnd does not fall below that (packet conservation);
  * then the model's target again, and at the episode's end cwnd is at least
  * what it was before (`priorCwnd`). An RTO keeps the same rules from the loss
  * window recovery.ts sets.
  *
+ * Round trips below a millisecond. On a local virtual link RTprop is
+ * 0.05-0.7 ms (measured in the bench), shorter than one turn of the
+ * gateway's event loop on a loaded host, so data leaves and ACKs come back
+ * in batches of a turn, not at the rate × RTT the model assumes: with the
+ * measured RTprop, cwnd capped the flight at MTU 65520 (the sender found
+ * cwnd full in 10-17 of ~60 samples of a 3 s run) and the clean host→guest
+ * rate fell by a quarter against Reno (3.5-3.8 against 4.7-5.2 Gbit/s, three
+ * interleaved pairs). So the BDP is computed from at least
+ * MIN_RTPROP_MS = 1 ms (the timers' resolution); RTprop itself, ProbeRTT
+ * and the rate samples' minimum-RTT test keep the measured value.
+ *
  * Pacing: none. BBR proper paces at pacing_gain × BtlBw and bounds the
  * flight by cwnd_gain (2) × BDP; this gateway's sender has only millisecond
- * timers (a Node event loop), so the smallest pacing quantum a timer could
- * release is 1 ms of data at the pacing rate, and with the round trips of a
- * local virtual link (0.05-1 ms measured in the bench) that quantum is more
- * than the whole cwnd: pacing could never bind. So the gains act on cwnd
- * alone: in a cwnd-limited flight the sending rate is cwnd / RTT, and the
+ * timers (a Node event loop), so the smallest quantum a pacing timer could
+ * release is 1 ms of data at the pacing rate (250 KB at the 2 Gbit/s the
+ * loss row's model measured), 13 times the BDP there (RTprop 0.076 ms):
+ * paced that coarsely the flight still leaves in bursts of many BDPs, which
+ * is what the ACK clock does already. So the gains act on cwnd alone: in a cwnd-limited flight the sending rate is cwnd / RTT, and the
  * phase's gain moves the flight as pacing would move the rate — Startup and
- * its growth with gain 2.89, Drain with gain 1 (in flight must fall to one
- * BDP; a pacing gain below 1 cannot act here), ProbeBW with cwnd_gain + the
- * phase's pacing gain - 1 (2.25, 1.75, then 2), ProbeRTT with 4 segments.
+ * its growth with gain 2.89, Drain with gain 1 and no aggregation allowance
+ * (in flight must fall to one BDP + 3 segments, Drain's exit test; with a
+ * larger cwnd and no pacing it never would: a test caught that), ProbeBW
+ * with cwnd_gain + the phase's pacing gain - 1 (2.25, 1.75, then 2),
+ * ProbeRTT with 4 segments.
  *
  * Not done: restart from idle (the model is dropped with the scoreboard when
  * the connection idles: recovery.ts `release`, the next burst starts again in
@@ -83,6 +97,12 @@ export const FULL_BW_THRESH = 1.25;
 export const FULL_BW_ROUNDS = 3;
 /** The least cwnd, segments (§4.2.3.1). */
 export const MIN_CWND_SEGS = 4;
+/**
+ * The least RTprop the BDP is computed from (ms): the gateway's timer
+ * resolution, and the order of one event-loop turn on a loaded host (see
+ * "Round trips below a millisecond" in the file comment).
+ */
+export const MIN_RTPROP_MS = 1;
 /** ACK aggregation: the max filter's window (rounds, in two halves) and the allowance's cap (ms of bw). */
 export const EXTRA_ACKED_ROUNDS = 5;
 export const EXTRA_ACKED_MAX_MS = 100;
@@ -133,7 +153,17 @@ export class Bbr implements CongestionControl {
   /** The BDP times `gain` (bytes); before an RTT sample, the initial window. */
   #bdp(r: Recovery, gain: number): number {
     if (this.minRtt === Infinity || this.bw === 0) return 10 * r.c.smss;
-    return gain * this.bw * this.minRtt;
+    return gain * this.bw * Math.max(this.minRtt, MIN_RTPROP_MS);
+  }
+
+  /**
+   * What may be in flight at `gain` (Linux's bbr_inflight): gain × BDP plus
+   * three segments for the send quantum, whole bytes (the sender's segment
+   * arithmetic is integral), at least the cwnd floor.
+   */
+  #inflight(r: Recovery, gain: number): number {
+    const smss = r.c.smss;
+    return Math.max(Math.floor(this.#bdp(r, gain)) + 3 * smss, MIN_CWND_SEGS * smss);
   }
 
   /** The gain on the BDP that cwnd aims at now (see "Pacing" in the file comment). */
@@ -201,7 +231,7 @@ export class Bbr implements CongestionControl {
     if (this.state === PROBE_BW) this.#cycle(r, now, pipe);
     if (this.#roundStart && !rs.isAppLimited && !this.filledPipe) this.#checkFullPipe();
     if (this.state === STARTUP && this.filledPipe) this.state = DRAIN;
-    if (this.state === DRAIN && pipe <= this.#bdp(r, 1)) this.#enterProbeBw(now);
+    if (this.state === DRAIN && pipe <= this.#inflight(r, 1)) this.#enterProbeBw(now);
     this.#updateMinRtt(r, now, pipe);
     this.#setCwnd(r, delivered, pipe, smss);
   }
@@ -229,8 +259,8 @@ export class Bbr implements CongestionControl {
     const full = now - this.#cycleStamp > this.minRtt;
     let next: boolean;
     if (g === 1) next = full;
-    else if (g > 1) next = full && (r.sb.lost > 0 || pipe >= this.#bdp(r, g));
-    else next = full || pipe <= this.#bdp(r, 1);
+    else if (g > 1) next = full && (r.sb.lost > 0 || pipe >= this.#inflight(r, g));
+    else next = full || pipe <= this.#inflight(r, 1);
     if (next) {
       this.cycleIndex = (this.cycleIndex + 1) % GAIN_CYCLE.length;
       this.#cycleStamp = now;
@@ -315,8 +345,9 @@ export class Bbr implements CongestionControl {
       r.cwnd = Math.max(r.cwnd, pipe + delivered, floor);
       return;
     }
-    let target = Math.floor(this.#bdp(r, this.#gain)) + 3 * smss; // whole bytes: the sender's segment arithmetic is integral
-    if (this.filledPipe) target += Math.floor(this.extraAcked);
+    let target = this.#inflight(r, this.#gain);
+    // The aggregation allowance once the pipe is full, but not while draining: in flight must come down.
+    if (this.filledPipe && this.state !== DRAIN) target += Math.floor(this.extraAcked);
     let cwnd = r.cwnd;
     if (this.filledPipe) cwnd = Math.min(cwnd + delivered, target);
     else if (cwnd < target || this.rate.delivered < 10 * smss) cwnd += delivered;
