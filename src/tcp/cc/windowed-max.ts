@@ -51,18 +51,8 @@ export class WindowedMax {
     }
     // Age the samples out: the best first, then the second.
     if (t - this.#t0 > this.window) {
-      this.#v0 = this.#v1;
-      this.#t0 = this.#t1;
-      this.#v1 = this.#v2;
-      this.#t1 = this.#t2;
-      this.#v2 = v;
-      this.#t2 = t;
-      if (t - this.#t0 > this.window) {
-        this.#v0 = this.#v1;
-        this.#t0 = this.#t1;
-        this.#v1 = this.#v2;
-        this.#t1 = this.#t2;
-      }
+      this.#shift(t, v);
+      if (t - this.#t0 > this.window) this.#shift(t, v);
     } else if (this.#t1 === this.#t0 && t - this.#t1 > this.window / 4) {
       // A quarter of the window passed with no second best: take one now.
       this.#v1 = this.#v2 = v;
@@ -72,5 +62,15 @@ export class WindowedMax {
       this.#t2 = t;
     }
     return this.#v0;
+  }
+
+  /** The best ages out: the second and third move up, the sample (t, v) comes third. */
+  #shift(t: number, v: number): void {
+    this.#v0 = this.#v1;
+    this.#t0 = this.#t1;
+    this.#v1 = this.#v2;
+    this.#t1 = this.#t2;
+    this.#v2 = v;
+    this.#t2 = t;
   }
 }
