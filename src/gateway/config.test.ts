@@ -30,3 +30,11 @@ describe('resolveGatewayConfig: IPv6', () => {
     expect(() => resolveGatewayConfig(o)).toThrow(message);
   });
 });
+
+describe('resolveGatewayConfig: TCP congestion control', () => {
+  it('is BBR by default, Reno on request, and anything else is one usage line', () => {
+    expect(resolveGatewayConfig({}).tcpCc).toBe('bbr');
+    expect(resolveGatewayConfig({ tcpCc: 'reno' }).tcpCc).toBe('reno');
+    expect(() => resolveGatewayConfig({ tcpCc: 'cubic' })).toThrow(/bad TCP congestion control cubic: give reno or bbr/);
+  });
+});
