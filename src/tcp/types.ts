@@ -125,6 +125,8 @@ export interface TcpConfig {
   /**
    * Congestion control on SACK connections (cc/types.ts): 'reno' (RFC 5681
    * with PRR) or 'bbr' (cc/bbr.ts). Without SACK it is NewReno either way.
+   * The engine's default is 'reno'; the gateway's is 'bbr' (its `tcpCc`
+   * option, measured on the bench's loss row).
    */
   cc: CcName;
   /**
