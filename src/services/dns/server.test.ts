@@ -310,6 +310,19 @@ describe('DnsService forwarding', () => {
     expect(s.counters.overload).toBe(8);
   });
 
+  it('by default forwards 256 queries at once per guest (1024 in all) before SERVFAIL', async () => {
+    const { t } = fakeTransport((b) => bigReply(b, 1), 30);
+    const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t });
+    const burst = (guest: number, n: number) => Array.from({ length: n }, (_, i) => s.query(q(`g${guest}-${i}.example`), 'udp', guest));
+    const all = [...burst(1, 257), ...burst(2, 256), ...burst(3, 256), ...burst(4, 256), ...burst(5, 1)];
+    const rcodes = (await Promise.all(all)).map((r) => decode(r).rcode);
+    expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(1024);
+    // Guest 1's 257th and guest 5's first (the total is full) are refused.
+    expect(rcodes[256]).toBe('SERVFAIL');
+    expect(rcodes.at(-1)).toBe('SERVFAIL');
+    expect(s.counters.overload).toBe(2);
+  });
+
   it('publishes each query on the vmnet:dns:query channel', async () => {
     const events: DnsQueryEvent[] = [];
     const fn = (m: unknown) => events.push(m as DnsQueryEvent);

@@ -58,9 +58,13 @@ export interface DnsServiceOptions extends LocalZoneOptions {
   tryTimeoutMs?: number | undefined;
   /** Uniform random u32s for query IDs and socket choice (default {@link bulkRandom32}). */
   random32?: (() => number) | undefined;
-  /** Forwarded queries in flight at once before new ones get SERVFAIL (default 256). */
+  /**
+   * Forwarded queries in flight at once before new ones get SERVFAIL (default
+   * 1024, like Unbound's num-queries-per-thread and BIND's recursive-clients;
+   * a query in flight costs a table entry and a timer, not a socket).
+   */
   maxInFlight?: number | undefined;
-  /** Forwarded queries in flight per guest (default a quarter of maxInFlight). */
+  /** Forwarded queries in flight per guest (default a quarter of maxInFlight: 256, room for dnsperf's default 100). */
   maxInFlightPerGuest?: number | undefined;
 }
 
@@ -146,7 +150,7 @@ export class DnsService {
     this.zone = new LocalZone(opts);
     this.upstream = opts.upstream;
     this.now = opts.now ?? (() => performance.now());
-    this.maxInFlight = opts.maxInFlight ?? 256;
+    this.maxInFlight = opts.maxInFlight ?? 1024;
     this.maxPerGuest = opts.maxInFlightPerGuest ?? Math.max(1, Math.floor(this.maxInFlight / 4));
     this.logger = opts.logger ?? null;
     const random32 = opts.random32 ?? bulkRandom32();
