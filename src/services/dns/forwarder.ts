@@ -6,12 +6,13 @@
  * and, through the {@link Transport}, a random source port (udp-pool.ts: a
  * socket drawn from a small pool of connected sockets with kernel-chosen
  * random ports, each replaced after a few seconds or uses), so an off-path
- * attacker must guess ~30 bits (RFC 5452 §9.2). A reply is accepted only
- * when it comes from the server asked (the pooled sockets are connected, so
- * the kernel drops datagrams from anyone else), carries the attempt's ID,
- * has QR set, the same OPCODE, and echoes the same question (RFC 5452 §4.1,
- * compared case-insensitively). Anything else is ignored and the attempt
- * keeps waiting.
+ * attacker must guess ~31 bits: 16 of ID and ~15 of port in Linux's default
+ * ephemeral range (RFC 5452 §9.2). A reply is accepted only when it comes
+ * from the server asked (the pooled sockets are connected, so the kernel
+ * drops datagrams from anyone else), carries the attempt's ID, has QR set,
+ * the same OPCODE, and echoes the same question (RFC 5452 §4.1, compared
+ * case-insensitively). Anything else is ignored and the attempt keeps
+ * waiting.
  *
  * Servers are tried in order (RFC 1035 §7.2), each with a per-try timeout of
  * `min(tryTimeoutMs, remaining / serversLeft)` so that every server gets a

@@ -38,16 +38,6 @@ export class NodeTransport implements Transport {
     this.#pool = new UdpPool({ ...opts, random32: opts.random32 ?? bulkRandom32(), now: opts.now ?? (() => performance.now()) });
   }
 
-  /** The UDP pool's counters (sockets opened and closed, strays, ID collisions). */
-  get udpCounters(): UdpPool['counters'] {
-    return this.#pool.counters;
-  }
-
-  /** UDP sockets open now. */
-  get udpOpen(): number {
-    return this.#pool.open;
-  }
-
   /**
    * Sends `query` over UDP from one of host:port's pooled sockets.
    * @returns the first datagram from host:port that `accept` takes

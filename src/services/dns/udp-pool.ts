@@ -83,7 +83,7 @@ interface Member {
 
 /** A pool of connected UDP sockets per upstream; see the module comment. */
 export class UdpPool {
-  /** Sockets opened and closed so far (tests and diagnostics). */
+  /** Sockets opened and closed, stray datagrams, and picks that found the ID taken on a socket, so far. */
   readonly counters = { opened: 0, closed: 0, stray: 0, collisions: 0 };
   readonly #random32: () => number;
   readonly #now: () => number;
