@@ -107,7 +107,7 @@ import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { BudgetAccount } from './budget.js';
 import { Handshake } from './handshake.js';
-import { Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
+import { ACK_SECOND, Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
 import type { RecvBuffer } from './recv-buffer.js';
 import { Recovery } from './recovery.js';
 import { RtoEstimator } from './rto.js';
@@ -528,6 +528,16 @@ export class TcpConn {
     if (s === SYN_RECEIVED && !this.hs.accepted) this.snd.sendRaw(tcp.RST | tcp.ACK, 0, this.rcv.nxt);
     else if (s !== SYN_SENT && s !== TIME_WAIT) this.snd.sendRaw(tcp.RST | tcp.ACK, this.snd.acceptableSeq(), this.rcv.nxt);
     this.enterClosed();
+  }
+
+  /**
+   * The end of a batch of segments delivered by `onSegment` (with
+   * `cfg.ackBatch`): sends the every-second-segment ACK the batch left owed
+   * (receiver.ts, "ACKs"); a lone segment's delayed ACK keeps its timer.
+   */
+  endBatch(now: number): void {
+    this.now = now;
+    if (this.rcv.ackPending >= ACK_SECOND) this.snd.sendAck();
   }
 
   /**

@@ -23,7 +23,12 @@
  * the guest acknowledges enough (onWritable). Guest bytes are read out of the
  * receive buffer only while the host socket accepts them (write() true or
  * 'drain'); unread bytes keep the advertised window closed, so a slow host
- * reader slows the guest. FIN travels each way on its own (half-close), and
+ * reader slows the guest. The guest segments of one batch (one read from
+ * the link) reach the host in one write per flow and are acknowledged by one
+ * ACK per flow at the batch's end (pumpSoon; the connections run with
+ * `ackBatch`): the every-second-segment ACKs would be as many frames back
+ * as half the data frames, each costing the link, the guest and us a frame.
+ * FIN travels each way on its own (half-close), and
  * only after every byte before it: the guest's FIN becomes the host socket's
  * end() once the receive buffer is empty; the host's 'end' becomes our FIN
  * once its bytes are in the send buffer (shutdownWrite queues the FIN after
@@ -776,7 +781,9 @@ export class TcpNat {
   /**
    * Defers the guest → host pump to a microtask: every segment of one batch of
    * frames (one read from the QEMU socket) is then written to the host socket
-   * in a single write instead of one write (and one syscall) per segment.
+   * in a single write instead of one write (and one syscall) per segment, and
+   * acknowledged by one ACK (`ackBatch`, conn.endBatch) instead of one every
+   * second segment.
    */
   private pumpSoon(f: Flow): void {
     if (f.pumpQueued) return;
@@ -784,6 +791,7 @@ export class TcpNat {
     queueMicrotask(() => {
       f.pumpQueued = false;
       this.pumpToHost(f);
+      if (!f.closed) f.conn.endBatch(this.deps.now());
     });
   }
 
