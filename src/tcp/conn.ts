@@ -95,8 +95,11 @@
  * reset both ways (RST to the guest, `onReset(RESET_IDLE)` to the app).
  * `abort()` sends RST.
  *
- * Memory. An idle connection is this object, its four module objects, a
- * reused header and two empty buffer shells (< 2 KB). Buffers allocate
+ * Memory. An idle connection is this object, its module objects (sender,
+ * receiver, recovery, handshake, RTO estimator) and two empty buffer shells:
+ * about 1.7 KB of JS heap, a third of it V8's boxes for fields holding
+ * non-integer numbers (times, sequence numbers past 2^31); the output header
+ * is shared by all connections (sender.ts). Buffers allocate
  * storage lazily, grow with the data they hold (by doubling, to their bounds,
  * default 256 KiB each; out-of-order bytes in 4 KiB pages) and are freed
  * `bufferLinger` ms after they empty. With `cfg.budget` they charge the

@@ -71,8 +71,8 @@ export class RecvBuffer {
   #slots: (Uint8Array | undefined)[] | null = null;
   /** Pages in the slots. */
   #live = 0;
-  /** Pages freed by promotion, kept for the next out-of-order bytes (no allocation per segment); freed by release(). */
-  readonly #spare: Uint8Array[] = [];
+  /** Pages freed by promotion, kept for the next out-of-order bytes (no allocation per segment); freed by release(). null: none (made on first use). */
+  #spare: Uint8Array[] | null = null;
   /** Stream offset of RCV.NXT (bytes made in order since this buffer began). */
   #nxt = 0;
 
@@ -101,7 +101,7 @@ export class RecvBuffer {
 
   /** Bytes of storage currently allocated (ring + pages). */
   get capacity(): number {
-    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + this.#spare.length) * PAGE + this.#slotBytes();
+    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + (this.#spare?.length ?? 0)) * PAGE + this.#slotBytes();
   }
 
   /** True when nothing (readable or out-of-order) is held. */
@@ -207,7 +207,7 @@ export class RecvBuffer {
       if (page === undefined) continue;
       slots[i] = undefined;
       this.#live--;
-      this.#spare.push(page);
+      (this.#spare ??= []).push(page);
     }
     if (this.#live === 0) {
       this.account?.credit(this.#slotBytes());
@@ -224,7 +224,7 @@ export class RecvBuffer {
     const slots = this.#slots;
     let missing = 0;
     for (let p = first; p <= last; p++) if (slots === null || slots[p % n] === undefined) missing++;
-    const fresh = Math.max(0, missing - this.#spare.length) * PAGE + (slots === null ? n * 8 : 0);
+    const fresh = Math.max(0, missing - (this.#spare?.length ?? 0)) * PAGE + (slots === null ? n * 8 : 0);
     if (fresh > 0 && this.account !== null && fresh > this.account.available()) {
       const c = this.account.budget.counters;
       c.oooDropped++;
@@ -240,7 +240,7 @@ export class RecvBuffer {
       const k = Math.min(PAGE - o, end - a);
       let page = s[p % n];
       if (page === undefined) {
-        s[p % n] = page = this.#spare.pop() ?? new Uint8Array(PAGE);
+        s[p % n] = page = this.#spare?.pop() ?? new Uint8Array(PAGE);
         this.#live++;
       }
       page.set(src.subarray(srcOff + (a - abs), srcOff + (a - abs) + k), o);
@@ -285,8 +285,8 @@ export class RecvBuffer {
 
   /** Frees the spare pages, and the ring when nothing is readable. @returns true when something was freed */
   release(): boolean {
-    let freed = this.#spare.length * PAGE;
-    this.#spare.length = 0;
+    let freed = (this.#spare?.length ?? 0) * PAGE;
+    this.#spare = null;
     if (this.readable === 0 && this.#buf !== null) {
       freed += this.#buf.length;
       this.#buf = null;
