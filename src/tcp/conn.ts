@@ -610,9 +610,9 @@ export class TcpConn {
     }
   }
 
-  /** Frees idle buffer storage `bufferLinger` ms from now (engine-internal). */
+  /** Frees idle buffer storage and the SACK machinery `bufferLinger` ms from now (engine-internal). */
   armTrim(now: number): void {
-    if (this.#trimAt === Infinity && this.sndBuf.capacity + this.rcv.buf.capacity > 0) this.#trimAt = now + this.cfg.bufferLinger;
+    if (this.#trimAt === Infinity && (this.sndBuf.capacity + this.rcv.buf.capacity > 0 || this.rec.allocated)) this.#trimAt = now + this.cfg.bufferLinger;
   }
 
   /** Retransmissions exhausted / connect timed out. */

@@ -166,7 +166,9 @@ export class RecvBuffer {
     this.ooo.shift(adv);
     this.readable += adv;
     this.#nxt += adv;
-    if (this.#live > 0) this.#freePages(from, this.#nxt);
+    // No out-of-order bytes left: every page goes, the one RCV.NXT stopped inside too (it holds
+    // nothing beyond RCV.NXT any more; kept, it stayed allocated for as long as the connection idled).
+    if (this.#live > 0) this.#freePages(from, this.ooo.count === 0 ? Infinity : this.#nxt);
     return adv;
   }
 
@@ -198,10 +200,10 @@ export class RecvBuffer {
     return this.#slots === null ? 0 : this.#slots.length * 8;
   }
 
-  /** Retires the pages that lie wholly in [from, to) (now in order) to the spares. */
+  /** Retires the pages that lie wholly in [from, to) (now in order; `to` Infinity: every page) to the spares. */
   #freePages(from: number, to: number): void {
     const slots = this.#slots!;
-    for (let p = Math.floor(from / PAGE), last = Math.floor(to / PAGE); p < last && this.#live > 0; p++) {
+    for (let p = Math.floor(from / PAGE), last = to === Infinity ? p + slots.length : Math.floor(to / PAGE); p < last && this.#live > 0; p++) {
       const i = p % slots.length;
       const page = slots[i];
       if (page === undefined) continue;
