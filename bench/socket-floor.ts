@@ -3,11 +3,10 @@
  * no vmnet state at all — the floor under conn-memory.ts's figure.
  *
  * Two Node processes on loopback: a listener that accepts N connections and
- * holds them, and a dialer that opens N connections to it exactly as the
- * gateway dials a guest connection's host (host-stream.ts dialTcp:
- * net.connect with allowHalfOpen and an `onread` into one shared buffer,
- * setNoDelay, a connect timeout cleared on connect, listeners for end,
- * drain and error), then holds them idle. The dialer is measured as
+ * holds them, and a dialer that opens N connections to it with the gateway's
+ * own dialTcp (dist/services/tcp-nat/host-stream.js, one events object
+ * shared by all: the gateway's is the flow, which conn-memory.ts counts as
+ * vmnet's), then holds them idle. The dialer is measured as
  * conn-memory.ts measures the gateway: VmRSS without a forced GC and the JS
  * heap after gc(), before and with the connections, per connection.
  * `--bare` dials with net.connect() and one 'error' listener only: Node's
@@ -15,7 +14,7 @@
  * by constructor (heap snapshots, lib/heap-census.ts; RSS is then inflated
  * by the snapshot's own allocations).
  *
- * Standalone: `node --import ./bench/lib/ts-loader.mjs bench/socket-floor.ts [N] [--bare] [--breakdown]`
+ * Standalone (after `npm run build`): `node --import ./bench/lib/ts-loader.mjs bench/socket-floor.ts [N] [--bare] [--breakdown]`
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { vmRss } from './conn-memory.js';
+import { ROOT } from './lib/backends.js';
 import { census, censusDiff, censusTable } from './lib/heap-census.js';
 
 const SERVER = `
@@ -33,50 +33,49 @@ srv.listen(0, '127.0.0.1', () => process.stdout.write('PORT ' + srv.address().po
 `;
 
 function dialer(port: number, n: number, bare: boolean, snapDir: string | null): string {
+  const hostStream = pathToFileURL(join(ROOT, 'dist', 'services', 'tcp-nat', 'host-stream.js')).href;
   return `
-const net = require('node:net');
+import net from 'node:net';
+import { writeHeapSnapshot } from 'node:v8';
+import { dialTcp } from ${JSON.stringify(hostStream)};
 const snapDir = ${JSON.stringify(snapDir)};
-const READ = Buffer.allocUnsafeSlow(128 * 1024);
 const held = [];
 const bare = ${bare};
 function mem(tag) {
   globalThis.gc();
   const m = process.memoryUsage();
-  const snapshot = snapDir === null ? undefined : require('node:v8').writeHeapSnapshot(snapDir + '/' + tag + '.heapsnapshot');
+  const snapshot = snapDir === null ? undefined : writeHeapSnapshot(snapDir + '/' + tag + '.heapsnapshot');
   process.stdout.write(tag + ' ' + JSON.stringify({ heapUsed: m.heapUsed, snapshot }) + '\\n');
 }
-function dial() {
-  return new Promise((resolve) => {
+// One events object for every dialed socket (the gateway's is the flow, counted as vmnet's):
+// it counts connects so that a batch of dials can be awaited.
+let waiting = 0;
+let wake = () => {};
+const noop = () => {};
+const events = { connected: () => { if (--waiting === 0) wake(); }, refused: noop, failed: noop, data: noop, end: noop, reset: noop, drain: noop };
+function onBareConnect() { events.connected(); }
+function dialBatch(k) {
+  waiting = k;
+  const done = new Promise((r) => (wake = r));
+  for (let i = 0; i < k; i++) {
     if (bare) {
-      const s = net.connect({ host: '127.0.0.1', port: ${port} }, resolve);
-      s.on('error', () => {});
+      const s = net.connect({ host: '127.0.0.1', port: ${port} }, onBareConnect);
+      s.on('error', noop);
       held.push(s);
-      return;
-    }
-    const s = net.connect({ host: '127.0.0.1', port: ${port}, allowHalfOpen: true, onread: { buffer: () => READ, callback: (k, b) => true } });
-    s.setNoDelay(true);
-    const t = setTimeout(() => {}, 10000);
-    t.unref();
-    s.once('connect', () => { clearTimeout(t); resolve(); });
-    s.once('close', () => clearTimeout(t));
-    s.on('end', () => {});
-    s.on('drain', () => {});
-    s.on('error', () => {});
-    held.push(s);
-  });
+    } else held.push(dialTcp('127.0.0.1', ${port}, 10000, events));
+  }
+  return done;
 }
-(async () => {
-  for (let i = 0; i < 200; i++) await dial();
-  for (const s of held.splice(0)) s.destroy();
-  await new Promise((r) => setTimeout(r, 1000));
-  mem('BEFORE');
-  process.stdin.once('data', async () => {
-    for (let i = 0; i < ${n}; i += 100) await Promise.all(Array.from({ length: Math.min(100, ${n} - i) }, dial));
-    await new Promise((r) => setTimeout(r, 2000));
-    process.stdout.write('OPENED ' + held.length + '\\n');
-    process.stdin.once('data', () => mem('AFTER'));
-  });
-})();
+for (let i = 0; i < 2; i++) await dialBatch(100); // warm up: code compiled
+for (const s of held.splice(0)) s.destroy();
+await new Promise((r) => setTimeout(r, 1000));
+mem('BEFORE');
+process.stdin.once('data', async () => {
+  for (let i = 0; i < ${n}; i += 100) await dialBatch(Math.min(100, ${n} - i));
+  await new Promise((r) => setTimeout(r, 2000));
+  process.stdout.write('OPENED ' + held.length + '\\n');
+  process.stdin.once('data', () => mem('AFTER'));
+});
 `;
 }
 
@@ -115,7 +114,7 @@ export async function socketFloor(n: number, bare: boolean, breakdown = false): 
   const srv = spawn(process.execPath, ['-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = Number(await lineOf(srv, 'PORT'));
-    const cli = spawn(process.execPath, ['--expose-gc', '-e', dialer(port, n, bare, snapDir)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const cli = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', dialer(port, n, bare, snapDir)], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
       const before = JSON.parse(await lineOf(cli, 'BEFORE')) as Mem;
       await new Promise((r) => setTimeout(r, 500));
@@ -143,7 +142,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const bare = args.includes('--bare');
   const r = await socketFloor(n, bare, args.includes('--breakdown'));
   process.stdout.write(
-    `Node ${process.version}, ${r.opened} idle dialed sockets (${bare ? 'bare net.connect' : "as host-stream.ts's dialTcp"}): ` +
+    `Node ${process.version}, ${r.opened} idle dialed sockets (${bare ? 'bare net.connect' : "host-stream.ts's dialTcp"}): ` +
       `RSS ${r.rssPerConnKB.toFixed(2)} KB, JS heap ${r.heapPerConnKB.toFixed(2)} KB per connection\n`,
   );
   if (r.breakdown !== undefined) process.stdout.write(`\nHeap growth by object (heap snapshots after gc(), self sizes):\n\n${r.breakdown}`);
