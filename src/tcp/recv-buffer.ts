@@ -44,7 +44,9 @@
  * to 4 KiB, so a connection keeps moving when the budget is spent.
  *
  * Memory is lazy: the ring appears with the first in-order byte;
- * `release()` frees it when nothing is readable; `dispose()` frees all.
+ * `release()` frees it when nothing is readable; `dispose()` frees all. The
+ * RangeSet, the slot array and the pages exist only while out-of-order bytes
+ * do (the pages linger as spares until `release()`).
  */
 import type { BudgetAccount } from './budget.js';
 import { grownCapacity, MIN_RING, ringCopyOut } from './ring.js';
@@ -55,14 +57,17 @@ export const MAX_HOLES = 8;
 /** Bytes per out-of-order page. */
 export const PAGE = 4096;
 
+/** What `ooo` reads while there are no out-of-order runs: empty, and never written. */
+const NO_RUNS = new RangeSet(0);
+
 /** In-order readable bytes in a ring, out-of-order segments in pages. */
 export class RecvBuffer {
   #buf: Uint8Array | null = null;
   #head = 0;
   /** In-order bytes ready for the application. */
   readable = 0;
-  /** Out-of-order runs, offsets relative to the end of the readable bytes (RCV.NXT). */
-  readonly ooo = new RangeSet(MAX_HOLES);
+  /** Out-of-order runs, made with the first ones and dropped when none are left (`ooo` reads NO_RUNS then). */
+  #ooo: RangeSet | null = null;
   /**
    * Out-of-order pages by page number (stream offset / PAGE) modulo the
    * slot count: live pages lie within [RCV.NXT, RCV.NXT + max) and so never
@@ -84,6 +89,11 @@ export class RecvBuffer {
     readonly max: number,
     readonly account: BudgetAccount | null = null,
   ) {}
+
+  /** Out-of-order runs, offsets relative to the end of the readable bytes (RCV.NXT); read-only for callers. */
+  get ooo(): RangeSet {
+    return this.#ooo ?? NO_RUNS;
+  }
 
   /** Bytes that may still arrive beyond RCV.NXT: max - readable (segment acceptance). */
   get free(): number {
@@ -158,17 +168,19 @@ export class RecvBuffer {
     }
     // advance past this segment and any out-of-order run it reaches
     let adv = n;
-    for (let i = 0; i < this.ooo.count && this.ooo.start(i) <= adv; i++) adv = Math.max(adv, this.ooo.end(i));
+    const runs = this.#ooo;
+    if (runs !== null) for (let i = 0; i < runs.count && runs.start(i) <= adv; i++) adv = Math.max(adv, runs.end(i));
     if (adv > n && this.#buf!.length < this.readable + adv) this.#grow(this.readable + adv, true);
     this.#put(this.readable, src, srcOff, n);
     if (adv > n) this.#promote(n, adv);
     const from = this.#nxt;
-    this.ooo.shift(adv);
+    runs?.shift(adv);
+    if (runs?.count === 0) this.#ooo = null;
     this.readable += adv;
     this.#nxt += adv;
     // No out-of-order bytes left: every page goes, the one RCV.NXT stopped inside too (it holds
     // nothing beyond RCV.NXT any more; kept, it stayed allocated for as long as the connection idled).
-    if (this.#live > 0) this.#freePages(from, this.ooo.count === 0 ? Infinity : this.#nxt);
+    if (this.#live > 0) this.#freePages(from, this.#ooo === null ? Infinity : this.#nxt);
     return adv;
   }
 
@@ -233,7 +245,7 @@ export class RecvBuffer {
       c.limited++;
       return false;
     }
-    if (!this.ooo.add(rel, rel + len)) return false;
+    if (!(this.#ooo ??= new RangeSet(MAX_HOLES)).add(rel, rel + len)) return false;
     const s = (this.#slots ??= new Array<Uint8Array | undefined>(n).fill(undefined));
     if (fresh > 0) this.account?.charge(fresh);
     for (let a = abs, end = abs + len; a < end; ) {
@@ -293,7 +305,6 @@ export class RecvBuffer {
       freed += this.#buf.length;
       this.#buf = null;
       this.#head = 0;
-      if (this.ooo.count === 0) this.ooo.release();
     }
     this.account?.credit(freed);
     return freed > 0;
@@ -304,8 +315,7 @@ export class RecvBuffer {
     this.account?.credit(this.#live * PAGE + this.#slotBytes());
     this.#slots = null;
     this.#live = 0;
-    this.ooo.clear();
-    this.ooo.release();
+    this.#ooo = null;
   }
 
   /** Frees everything, readable bytes included (the owner is done with the connection). */

