@@ -367,6 +367,11 @@ export class TcpNat {
     for (const f of this.draining) fn(f.guestIp, f.remoteIp);
   }
 
+  /** The connections of the flows in the lookup table (draining ones are not): diagnostics, tests, the bench. */
+  connections(): TcpConn[] {
+    return this.liveFlows().map((f) => f.conn);
+  }
+
   /** Open flows, draining ones included. */
   get size(): number {
     return this.count;
