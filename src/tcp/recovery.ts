@@ -119,6 +119,11 @@ export class Recovery implements DeliverySink {
   /** @param c the connection whose send side this is */
   constructor(readonly c: TcpConn) {}
 
+  /** Whether the SACK machinery (scoreboard, RACK, PRR, BBR) exists now; asking does not make it (diagnostics, tests). */
+  get allocated(): boolean {
+    return this.#sb !== null || this.#rack !== null || this.#prr !== null || this.#bbr !== null;
+  }
+
   /** Per-segment scoreboard (SACK connections), with delivery-rate snapshots under BBR. */
   get sb(): Scoreboard {
     return (this.#sb ??= new Scoreboard(undefined, this.#useBbr));

@@ -18,6 +18,11 @@
  * the gateway's time in a host→guest iperf3 run at MTU 65520. Sockets
  * accepted by a port forward's `net.Server` cannot take `onread` in Node 20
  * and use `'data'` events.
+ *
+ * Memory: an idle connection's socket holds one SocketStream and, when
+ * dialed, the `onread` buffer closure; methods and listeners are shared by
+ * all sockets, and the dial timer is released once the dial settles. What
+ * Node itself holds per socket is measured by bench/socket-floor.ts.
  */
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 
@@ -73,77 +78,143 @@ export const HOST_READ_MAX = 128 * 1024;
 /** Read buffer shared by every dialed socket (see the file comment). */
 const READ_BUFFER = Buffer.allocUnsafeSlow(HOST_READ_MAX);
 
+/** The HostStream a socket belongs to (a property of the socket, so its listeners can be shared functions). */
+const kStream = Symbol('vmnet host stream');
+type OwnedSocket = Socket & { [kStream]: SocketStream };
+
+/**
+ * A node:net socket as a HostStream. Methods and socket listeners are shared
+ * (prototype methods, module-level functions that find the stream through
+ * the socket), not closures made per socket: an idle connection holds this
+ * object and nothing else of ours besides the socket.
+ */
+class SocketStream implements HostStream {
+  connected: boolean;
+  /** No more events to report (an error was reported, or we reset/destroyed it). */
+  done = false;
+  /** The dial timeout (dialTcp), cleared once the dial settles. */
+  dialTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    readonly sock: Socket,
+    readonly ev: HostStreamEvents,
+    connected: boolean,
+  ) {
+    this.connected = connected;
+  }
+
+  write(chunk: Uint8Array, done: () => void): boolean {
+    if (!this.sock.destroyed) return this.sock.write(chunk, () => done());
+    queueMicrotask(done);
+    return false;
+  }
+
+  end(finished?: () => void): void {
+    if (this.sock.destroyed) {
+      if (finished) queueMicrotask(finished);
+      return;
+    }
+    this.sock.end(finished === undefined ? undefined : () => finished());
+  }
+
+  reset(): void {
+    this.#finish();
+    if (!this.sock.destroyed) this.sock.resetAndDestroy();
+  }
+
+  destroy(): void {
+    this.#finish();
+    if (!this.sock.destroyed) this.sock.destroy();
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    this.sock.resume();
+  }
+
+  /** Nothing more to report: the dial timer goes too. */
+  #finish(): void {
+    this.done = true;
+    this.settleDial();
+  }
+
+  /** The dial completed or failed: its timer goes. */
+  settleDial(): void {
+    if (this.dialTimer === null) return;
+    clearTimeout(this.dialTimer);
+    this.dialTimer = null;
+  }
+}
+
+function onData(this: OwnedSocket, b: Buffer): void {
+  this[kStream].ev.data(b);
+}
+
+function onRead(this: OwnedSocket, n: number, buf: Uint8Array): boolean {
+  this[kStream].ev.data(buf.subarray(0, n));
+  return true;
+}
+
+function onEnd(this: OwnedSocket): void {
+  const s = this[kStream];
+  if (!s.done) s.ev.end();
+}
+
+function onDrain(this: OwnedSocket): void {
+  this[kStream].ev.drain();
+}
+
+function onError(this: OwnedSocket, e: NodeJS.ErrnoException): void {
+  const s = this[kStream];
+  s.settleDial();
+  if (s.done) return;
+  s.done = true;
+  if (!s.connected) {
+    if (REFUSED.has(e.code ?? '')) s.ev.refused();
+    else s.ev.failed();
+  } else s.ev.reset();
+}
+
+function onConnect(this: OwnedSocket): void {
+  const s = this[kStream];
+  s.settleDial();
+  s.connected = true;
+  if (!s.done) s.ev.connected();
+}
+
+function onDialTimeout(sock: Socket): void {
+  if (sock.connecting) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+}
+
 /**
  * Wraps a node:net socket. For an accepted (already connected) socket,
  * `connected` is not reported.
  * @param readsViaOnread the socket reads through `onread` (dialTcp), not `'data'` events
  */
 export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected: boolean, readsViaOnread = false): HostStream {
-  let connected = alreadyConnected;
-  let done = false;
+  const s = new SocketStream(sock, ev, alreadyConnected);
+  (sock as OwnedSocket)[kStream] = s;
   sock.setNoDelay(true);
-  if (!readsViaOnread) sock.on('data', (b: Buffer) => ev.data(b));
-  sock.on('end', () => {
-    if (!done) ev.end();
-  });
-  sock.on('drain', () => ev.drain());
-  sock.on('error', (e: NodeJS.ErrnoException) => {
-    if (done) return;
-    done = true;
-    if (!connected) {
-      if (REFUSED.has(e.code ?? '')) ev.refused();
-      else ev.failed();
-    } else ev.reset();
-  });
-  if (!alreadyConnected) {
-    sock.once('connect', () => {
-      connected = true;
-      if (!done) ev.connected();
-    });
-  }
-  return {
-    write: (chunk, done) => {
-      if (!sock.destroyed) return sock.write(chunk, () => done());
-      queueMicrotask(done);
-      return false;
-    },
-    end: (finished) => {
-      if (sock.destroyed) {
-        if (finished) queueMicrotask(finished);
-        return;
-      }
-      sock.end(finished === undefined ? undefined : () => finished());
-    },
-    reset: () => {
-      done = true;
-      if (!sock.destroyed) sock.resetAndDestroy();
-    },
-    destroy: () => {
-      done = true;
-      if (!sock.destroyed) sock.destroy();
-    },
-    pause: () => sock.pause(),
-    resume: () => sock.resume(),
-  };
+  if (!readsViaOnread) sock.on('data', onData);
+  sock.on('end', onEnd);
+  sock.on('drain', onDrain);
+  sock.on('error', onError);
+  if (!alreadyConnected) sock.once('connect', onConnect);
+  return s;
 }
 
 /**
  * Dials host:port. A dial not answered within `timeoutMs` reports `failed`.
  */
 export function dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream {
-  const onread: OnReadOpts = {
-    buffer: () => ev.readInto?.() ?? READ_BUFFER,
-    callback: (n: number, buf: Uint8Array): boolean => {
-      ev.data(buf.subarray(0, n));
-      return true;
-    },
-  };
+  // `buffer` is called without the socket as `this`: the one closure a dialed socket keeps.
+  const onread: OnReadOpts = { buffer: () => ev.readInto?.() ?? READ_BUFFER, callback: onRead as OnReadOpts['callback'] };
   const sock = connect({ host, port, allowHalfOpen: true, onread });
-  const timer = setTimeout(() => {
-    if (sock.connecting) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-  }, timeoutMs);
-  timer.unref();
-  sock.once('connect', () => clearTimeout(timer));
-  sock.once('close', () => clearTimeout(timer));
-  return adoptSocket(sock, ev, false, true);
+  const s = adoptSocket(sock, ev, false, true) as SocketStream;
+  s.dialTimer = setTimeout(onDialTimeout, timeoutMs, sock);
+  s.dialTimer.unref();
+  return s;
 }
