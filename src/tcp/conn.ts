@@ -480,7 +480,7 @@ export class TcpConn {
       this.lastActivity = now;
       if (this.state === CLOSED) this.rcv.buf.release(); // no timers any more: free at once once read
       else if (this.rcv.buf.readable === 0) this.armTrim(now); // the ring, even while out-of-order pages stay
-      this.#maybeWindowUpdate();
+      this.#maybeWindowUpdate(now);
     }
     return k;
   }
@@ -767,9 +767,12 @@ export class TcpConn {
       newData = (r & TEXT_DATA) !== 0;
       finNow = (r & TEXT_FIN) !== 0;
       if (finNow) {
-        if (st === ESTABLISHED) this.state = CLOSE_WAIT;
-        else if (st === FIN_WAIT_1) this.state = CLOSING;
-        else this.enterTimeWait(now);
+        if (st === ESTABLISHED) this.state = CLOSE_WAIT; // its ACK may wait for our FIN (receiver.ts)
+        else {
+          this.rcv.ackPending = 2;
+          if (st === FIN_WAIT_1) this.state = CLOSING;
+          else this.enterTimeWait(now);
+        }
       }
     } else if (st === TIME_WAIT && (f & tcp.FIN) !== 0) {
       this.#twAt = now + this.cfg.timeWait;
@@ -787,11 +790,11 @@ export class TcpConn {
     this.#notifyWritable();
   }
 
-  /** Sends a window update when the app freed enough space (§3.8.6.2.2). */
-  #maybeWindowUpdate(): void {
+  /** Sends a window update when the app freed enough space (§3.8.6.2.2), or owes it as a delayed ACK (receiver.ts). */
+  #maybeWindowUpdate(now: number): void {
     const s = this.state;
     if (s !== ESTABLISHED && s !== FIN_WAIT_1 && s !== FIN_WAIT_2) return;
-    if (this.rcv.wantsWindowUpdate()) this.snd.sendAck();
+    if (this.rcv.wantsWindowUpdate() && !this.rcv.deferWindowUpdate(now)) this.snd.sendAck();
   }
 
   #notifyWritable(): void {

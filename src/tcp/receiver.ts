@@ -19,10 +19,16 @@
  * transition.
  *
  * ACKs (RFC 1122 §4.2.3.2, RFC 9293 §3.8.6.3, RFC 5681 §4.2): immediately for
- * out-of-order or hole-filling data, FIN, duplicates and window updates
- * (`ackPending` = 2); otherwise delayed: every second data segment or after
- * `ackDelay` ms (`ackAt`; default 40; 0 = always immediately). Any segment we
- * send carries the ACK and clears both (`acked`).
+ * out-of-order or hole-filling data and duplicates (`ackPending` = 2);
+ * otherwise delayed: every second data segment or after `ackDelay` ms
+ * (`ackAt`; default 40; 0 = always immediately). Any segment we send carries
+ * the ACK and clears both (`acked`). A FIN that moves the connection to
+ * CLOSE-WAIT is acknowledged like data (delayed: the application usually
+ * closes at once and our FIN carries the ACK, as Linux does in its
+ * interactive mode); in any other state at once. A window update goes at once
+ * while the peer has less than two full segments of window left, else it
+ * waits as a delayed ACK (`deferWindowUpdate`): a request/response exchange
+ * then costs no separate window-update segment before the response.
  *
  * Window. The advertised window is the receive space the buffer can hold
  * now (`RecvBuffer.room`: the free space, less when the memory budget is
@@ -160,7 +166,9 @@ export class Receiver {
       this.#finPending = false;
       this.nxt = seq.add(this.nxt, 1);
       this.finReceived = true;
-      this.ackPending = 2;
+      // Owed like the ACK of its data: the connection makes it immediate unless the FIN moves it to
+      // CLOSE-WAIT, where the application usually closes at once and our FIN carries it.
+      if (this.ackPending === 0) this.ackPending = 1;
       result |= TEXT_FIN;
     }
     return result;
@@ -212,6 +220,19 @@ export class Receiver {
     const edge = seq.add(this.nxt, this.wnd);
     if (seq.gt(edge, this.advEdge)) this.advEdge = edge;
     return wire;
+  }
+
+  /**
+   * A due window update that can wait as a delayed ACK (owed from here,
+   * `ackAt` armed): the peer still has room for two full segments in the
+   * window it has, so it is not waiting for the update, and the ACK of those
+   * segments (or any segment we send first) carries it.
+   * @returns false when the update should go out now
+   */
+  deferWindowUpdate(now: number): boolean {
+    if (seq.diff(this.advEdge, this.nxt) < 2 * (this.c.cfg.mtu - 40)) return false;
+    if (this.ackPending === 0) this.ackPending = 1;
+    return !this.ackNow(now);
   }
 
   /** Whether the application freed enough space for a window update (§3.8.6.2.2). */
