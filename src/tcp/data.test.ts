@@ -142,6 +142,14 @@ describe('flow control', () => {
     expect([r.ack, r.window << conn.rcvShift]).toEqual([w(gseq + 1), 1024 * 1024]);
     expect(conn.nextTimeout()).not.toBe(3 + 40); // nothing owed any more
 
+    // Bulk data: a full segment unacknowledged, read at once — the update (and its ACK) goes now,
+    // or a sender clocked by our ACKs would wait for the delayed-ACK timer.
+    const bulk = established({ rcvBufMax: 1024 * 1024 }, { wscale: 7 });
+    feed(bulk.conn, { seq: bulk.gseq, ack: bulk.iss, flags: A, payload: pattern(1460) }, 1);
+    expect(bulk.rec.take()).toEqual([]);
+    drain(bulk.conn, 2);
+    expect(bulk.rec.one().h.ack).toBe(w(bulk.gseq + 1460));
+
     // Nearly closed window (under two segments left): the update goes at once.
     const small = established({ rcvBufMax: 4096, windowScaling: false });
     feed(small.conn, { seq: small.gseq, ack: small.iss, flags: A, payload: pattern(1460) }, 1);

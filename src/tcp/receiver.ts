@@ -26,9 +26,10 @@
  * CLOSE-WAIT is acknowledged like data (delayed: the application usually
  * closes at once and our FIN carries the ACK, as Linux does in its
  * interactive mode); in any other state at once. A window update goes at once
- * while the peer has less than two full segments of window left, else it
- * waits as a delayed ACK (`deferWindowUpdate`): a request/response exchange
- * then costs no separate window-update segment before the response.
+ * while the peer has less than two full segments of window left or half a
+ * segment or more is unacknowledged (bulk data), else it waits as a delayed
+ * ACK (`deferWindowUpdate`): a request/response exchange then costs no
+ * separate window-update segment before the response.
  *
  * Window. The advertised window is the receive space the buffer can hold
  * now (`RecvBuffer.room`: the free space, less when the memory budget is
@@ -226,11 +227,16 @@ export class Receiver {
    * A due window update that can wait as a delayed ACK (owed from here,
    * `ackAt` armed): the peer still has room for two full segments in the
    * window it has, so it is not waiting for the update, and the ACK of those
-   * segments (or any segment we send first) carries it.
+   * segments (or any segment we send first, such as a response) carries it;
+   * and the bytes not yet acknowledged are less than half a segment, so this
+   * is a small request, not bulk data whose sender is clocked by our ACKs
+   * (a bulk sender with one segment unacknowledged would otherwise wait for
+   * `ackDelay`).
    * @returns false when the update should go out now
    */
   deferWindowUpdate(now: number): boolean {
-    if (seq.diff(this.advEdge, this.nxt) < 2 * (this.c.cfg.mtu - 40)) return false;
+    const mss = this.c.cfg.mtu - 40;
+    if (seq.diff(this.advEdge, this.nxt) < 2 * mss || seq.diff(this.nxt, this.lastAckSent) >= mss >>> 1) return false;
     if (this.ackPending === 0) this.ackPending = 1;
     return !this.ackNow(now);
   }
