@@ -130,7 +130,7 @@ describe('flow control', () => {
     expect(u.ack).toBe(w(gseq + 8192));
   });
 
-  it('lets a window update wait for the response while the peer has two segments of window left, sends it at once below that', () => {
+  it('lets a window update wait for the response while the peer has 32 KiB of window left and a request is unacknowledged, sends it at once otherwise', () => {
     // The SYN-ACK's window is unscaled (64 KiB); the first read opens the scaled one.
     const { conn, rec, iss, gseq } = established({ rcvBufMax: 1024 * 1024 }, { wscale: 7 });
     feed(conn, { seq: gseq, ack: iss, flags: A | tcp.PSH, payload: pattern(1) }, 1);
@@ -150,7 +150,13 @@ describe('flow control', () => {
     drain(bulk.conn, 2);
     expect(bulk.rec.one().h.ack).toBe(w(bulk.gseq + 1460));
 
-    // Nearly closed window (under two segments left): the update goes at once.
+    // The same at MTU 65520, where the 64 KiB the SYN-ACK offered is less than two segments.
+    const jumbo = established({ mtu: 65520, rcvBufMax: 4 * 1024 * 1024 }, { wscale: 7, mss: 65480 });
+    feed(jumbo.conn, { seq: jumbo.gseq, ack: jumbo.iss, flags: A | tcp.PSH, payload: pattern(1) }, 1);
+    drain(jumbo.conn, 2);
+    expect(jumbo.rec.take()).toEqual([]);
+
+    // Nearly closed window (under 32 KiB left): the update goes at once.
     const small = established({ rcvBufMax: 4096, windowScaling: false });
     feed(small.conn, { seq: small.gseq, ack: small.iss, flags: A, payload: pattern(1460) }, 1);
     feed(small.conn, { seq: small.gseq + 1460, ack: small.iss, flags: A, payload: pattern(1460) }, 2);
