@@ -16,14 +16,20 @@
  * The per-connection figure is (after − before) / N. Kernel socket memory
  * (host and guest side) is not in RSS and not counted.
  *
- * Standalone: `node --import ./bench/lib/ts-loader.mjs bench/conn-memory.ts [N]`
+ * With `--breakdown` the gateway also writes a heap snapshot with each
+ * reading, and the report adds where the heap bytes went: the census of the
+ * two snapshots (lib/heap-census.ts), by constructor, per connection.
+ *
+ * Standalone: `node --import ./bench/lib/ts-loader.mjs bench/conn-memory.ts [N] [--breakdown]`
  * (after `npm run build`); bench/run.ts also runs it.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ECHO_PORT, ROOT, startBackend } from './lib/backends.js';
 import { Scope, type Proc } from './lib/env.js';
+import { census, censusDiff, censusTable } from './lib/heap-census.js';
 
 export interface ConnMemoryResult {
   requested: number;
@@ -38,6 +44,8 @@ export interface ConnMemoryResult {
   heapAfterMB: number;
   rssPerConnKB: number;
   heapPerConnKB: number;
+  /** With `breakdown`: the heap's growth by constructor, per connection (markdown). */
+  breakdown?: string;
 }
 
 export interface MemLine {
@@ -46,10 +54,15 @@ export interface MemLine {
   external: number;
   arrayBuffers: number;
   flows: number;
+  /** The heap snapshot written with this reading (gatewayScript's snapshotDir). */
+  snapshot?: string;
 }
 
-/** The gateway process: startGateway() with a raised per-guest cap; prints MEM lines on SIGUSR2. */
-export function gatewayScript(sock: string, mtu: number, maxPerGuest: number): string {
+/**
+ * The gateway process: startGateway() with a raised per-guest cap; prints MEM
+ * lines on SIGUSR2 (and writes a heap snapshot into `snapshotDir` with each).
+ */
+export function gatewayScript(sock: string, mtu: number, maxPerGuest: number, snapshotDir?: string): string {
   const server = pathToFileURL(join(ROOT, 'dist', 'gateway', 'server.js')).href;
   const resolv = pathToFileURL(join(ROOT, 'dist', 'services', 'dns', 'resolv-conf.js')).href;
   return `
@@ -58,10 +71,12 @@ const { parseUpstream } = await import(${JSON.stringify(resolv)});
 const gw = await startGateway({ socket: ${JSON.stringify(sock)}, mtu: ${mtu}, dnsUpstreams: [parseUpstream('127.0.0.1:53')], tcpLimits: { maxPerGuest: ${maxPerGuest} } });
 process.stdout.write('listening\\n');
 let n = 0;
-process.on('SIGUSR2', () => {
+process.on('SIGUSR2', async () => {
   globalThis.gc();
   const m = process.memoryUsage();
-  process.stdout.write('MEM' + (n++) + ' ' + JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, flows: gw.gateway.tcpNat.size }) + '\\n');
+  const dir = ${JSON.stringify(snapshotDir ?? null)};
+  const snapshot = dir === null ? undefined : (await import('node:v8')).writeHeapSnapshot(dir + '/' + n + '.heapsnapshot');
+  process.stdout.write('MEM' + (n++) + ' ' + JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, flows: gw.gateway.tcpNat.size, snapshot }) + '\\n');
 });
 process.on('SIGTERM', () => { void gw.close().then(() => process.exit(0)); });
 `;
@@ -78,7 +93,7 @@ let memSeq = 0;
 export async function memLine(p: Proc): Promise<MemLine> {
   const tag = `MEM${memSeq++} `;
   p.child.kill('SIGUSR2');
-  await p.waitFor(new RegExp(`${tag}\\{.*\\}\\n`), 10_000);
+  await p.waitFor(new RegExp(`${tag}\\{.*\\}\\n`), 120_000);
   const line = p.stdout().split('\n').find((l) => l.startsWith(tag))!;
   return JSON.parse(line.slice(tag.length)) as MemLine;
 }
@@ -86,14 +101,18 @@ export async function memLine(p: Proc): Promise<MemLine> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MB = 1024 * 1024;
 
-/** Opens `count` idle guest connections through the gateway and reports its memory. */
-export async function connMemory(count = 10_000, log: (s: string) => void = () => {}): Promise<ConnMemoryResult> {
+/**
+ * Opens `count` idle guest connections through the gateway and reports its
+ * memory; with `breakdown`, also the heap's growth by constructor.
+ */
+export async function connMemory(count = 10_000, log: (s: string) => void = () => {}, breakdown = false): Promise<ConnMemoryResult> {
   const scope = new Scope();
   memSeq = 0;
+  const snapDir = breakdown ? mkdtempSync(join(tmpdir(), 'vmnet-heap-')) : undefined;
   try {
     const b = await startBackend(scope, 'vmnet', 1500, {
       nodeFlags: ['--expose-gc'],
-      vmnetArgs: (sock, mtu) => ['--input-type=module', '-e', gatewayScript(sock, mtu, count + 1000)],
+      vmnetArgs: (sock, mtu) => ['--input-type=module', '-e', gatewayScript(sock, mtu, count + 1000, snapDir)],
     });
     log(`conn-memory: gateway pid ${b.backend.pid}; warming up`);
     await scope.run(b.guest, b.netbench, ['crr', b.serverIp, String(ECHO_PORT), '1'], 30_000);
@@ -112,6 +131,7 @@ export async function connMemory(count = 10_000, log: (s: string) => void = () =
     const after = await memLine(b.backend);
     hold.child.stdin?.end();
     const n = Math.max(1, h.opened);
+    const table = before.snapshot && after.snapshot ? censusTable(censusDiff(census(before.snapshot), census(after.snapshot)), n) : undefined;
     return {
       requested: count,
       opened: h.opened,
@@ -124,9 +144,11 @@ export async function connMemory(count = 10_000, log: (s: string) => void = () =
       heapAfterMB: after.heapUsed / MB,
       rssPerConnKB: (rssAfter - rssBefore) / n / 1024,
       heapPerConnKB: (after.heapUsed - before.heapUsed) / n / 1024,
+      breakdown: table,
     };
   } finally {
     await scope.close();
+    if (snapDir !== undefined) rmSync(snapDir, { recursive: true, force: true });
   }
 }
 
@@ -144,11 +166,13 @@ export function connMemoryMarkdown(r: ConnMemoryResult): string {
     `| RSS (VmRSS, no forced GC) | ${r.rssBeforeMB.toFixed(1)} MB | ${r.rssAfterMB.toFixed(1)} MB | ${r.rssPerConnKB.toFixed(2)} KB |`,
     `| JS heap used (after gc()) | ${r.heapBeforeMB.toFixed(1)} MB | ${r.heapAfterMB.toFixed(1)} MB | ${r.heapPerConnKB.toFixed(2)} KB |`,
     '',
+    ...(r.breakdown === undefined ? [] : ['Heap growth by object (heap snapshots after gc(), self sizes):', '', r.breakdown]),
   ].join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const n = Number(process.argv[2] ?? 10_000);
-  const r = await connMemory(n, (s) => process.stderr.write(`${s}\n`));
+  const args = process.argv.slice(2);
+  const n = Number(args.find((a) => !a.startsWith('--')) ?? 10_000);
+  const r = await connMemory(n, (s) => process.stderr.write(`${s}\n`), args.includes('--breakdown'));
   process.stdout.write(connMemoryMarkdown(r));
 }

@@ -109,10 +109,7 @@ process.stdout.write('listening\\n');
 const seen = new Map();
 const keys = ['nRto', 'nFastRetransmit', 'nRetransmit', 'nTlp', 'nLostRetransmit', 'nUndo'];
 const sample = () => {
-  const flows = gw.gateway.tcpNat.flows;
-  if (!(flows instanceof Map)) return;
-  for (const m of flows.values()) for (const f of m.values()) {
-    const c = f.conn;
+  for (const c of gw.gateway.tcpNat.connections()) {
     const s = {};
     for (const k of keys) s[k] = typeof c[k] === 'number' ? c[k] : 0;
     s.acked = (c.sndUna - c.iss) >>> 0;

@@ -26,9 +26,14 @@ const env = { ...process.env, VMNET_RUNTIME_DIR: runtime };
 let lab: LabSpec;
 /** `node1 -> node2 10.0.7.16 hello from node2`, as each node reports it. */
 const reached: string[] = [];
+/** Each node's IPv6 address (SLAAC from the segment gateway's RA), as the node reports it. */
+const own6 = new Map<string, string>();
 
-/** Each node: a lease, a page naming itself, then every peer's page fetched by name (busybox wget; its -T crashes, hence timeout), and the IPv4 address its name resolves to (`ping -4`: names answer AAAA too, for the address the gateway saw the node use over IPv6). */
+/** Each node: a lease, its SLAAC address reported (and used once, to the gateway, so the lab's status knows it), a page naming itself, then every peer's page fetched by name (busybox wget; its -T crashes, hence timeout), and the IPv4 address its name resolves to (`ping -4`: names answer AAAA too, for the address the gateway saw the node use over IPv6). */
 const script = (me: string) => `udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1
+for i in $(seq 1 120); do a6=$(ip -6 addr show dev eth0 scope global | awk '/inet6/ && !/tentative/ {print $2}' | cut -d/ -f1 | head -1); [ -n "$a6" ] && break; sleep 0.5; done
+ping -6 -c 1 -W 5 fd0d:b4b8:6ba1::2 >/dev/null
+echo "OWN6 ${me} $a6"
 echo "hello from ${me}" > /var/www/index.html
 httpd -p 80 -h /var/www
 for peer in ${NODES.filter((n) => n !== me).join(' ')}; do
@@ -49,7 +54,11 @@ beforeAll(async () => {
     const con = connect(await consoleSocket(node, env));
     void runConsoleScript(con, con, script(node), {
       timeoutMs: 600_000,
-      onLine: (line) => line.startsWith('REACHED ') && reached.push(line.slice('REACHED '.length)),
+      onLine: (line) => {
+        if (line.startsWith('REACHED ')) reached.push(line.slice('REACHED '.length));
+        const m = /^OWN6 (\S+) (\S+)$/.exec(line);
+        if (m) own6.set(m[1]!, m[2]!);
+      },
     }).catch(() => undefined);
   }
 }, 240_000);
@@ -77,6 +86,11 @@ it('status shows the switch, the nodes and their addresses', async () => {
   expect(new Set(addresses).size).toBe(3);
   // The addresses the nodes resolved for each other are the ones the lab reports.
   for (const [i, node] of NODES.entries()) for (const line of reached.filter((l) => l.includes(`-> ${node} `))) expect(line.split(' ')[3]).toBe(addresses[i]);
+  // IPv6 too: each node pinged the gateway's fd0d:b4b8:6ba1::2 from its SLAAC address, which the status lists.
+  for (const [i, node] of NODES.entries()) {
+    expect(own6.get(node)).toMatch(/^fd0d:b4b8:6ba1:0?:/);
+    expect(st.vms[i]!.nics[0]!.ip6).toEqual([own6.get(node)]);
+  }
 });
 
 it('down stops everything and leaves nothing behind', async () => {

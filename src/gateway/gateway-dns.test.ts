@@ -238,7 +238,7 @@ describe('Gateway DNS: each link has its share of the forwarding slots', () => {
     await settle();
     askFromSecond();
     await settle();
-    expect(rig.dns.counters.forwarded).toBe(64 + 1); // a quarter of 256 for the flood, and the other link's query
+    expect(rig.dns.counters.forwarded).toBe(256 + 1); // a quarter of 1024 for the flood, and the other link's query
   });
 
   it('DNS over TCP: one link pipelining on many connections leaves room for another link’s queries', async () => {
@@ -250,7 +250,7 @@ describe('Gateway DNS: each link has its share of the forwarding slots', () => {
     }
     const pipelined = new Uint8Array(Buffer.concat(wire));
     for (let c = 0; c < 9; c++) {
-      // 9 connections of 32 queries each: more than all 256 slots
+      // 9 connections of 32 queries each: more than the link's 256 slots
       const g = new GuestConn(rig, { dst: DNS_IP, dstPort: 53, dialed: false, port: 43000 + c });
       await settle();
       g.establish();
@@ -260,6 +260,6 @@ describe('Gateway DNS: each link has its share of the forwarding slots', () => {
     await settle();
     askFromSecond();
     await settle();
-    expect(rig.dns.counters.forwarded).toBe(64 + 1);
+    expect(rig.dns.counters.forwarded).toBe(256 + 1);
   });
 });

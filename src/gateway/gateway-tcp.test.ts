@@ -5,11 +5,13 @@
  * no host loopback), DNS over TCP at 10.0.2.3, relaying both ways with FIN,
  * and the per-guest connection cap.
  */
+import { createHash } from 'node:crypto';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import * as ipv4 from '../wire/ipv4.js';
 import * as tcp from '../wire/tcp.js';
-import { DNS_IP, GUEST2_MAC, GUEST_IP, GW_IP, GatewayRig, RecordingPort, ip, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
+import { DNS_IP, GUEST2_MAC, GUEST_IP, GW_IP, GatewayRig, RecordingPort, ip, ipv4Frame, ipv4Packet, settle, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
+import { GuestConn } from '../../test/helpers/guest-tcp.js';
 
 const OUTSIDE = ip('198.51.100.1');
 
@@ -216,3 +218,79 @@ describe('Gateway TCP NAT', () => {
     expect(rig.gateway.tcpNat.counters.capped).toBe(2);
   });
 });
+
+describe('Gateway TCP NAT data path: a batch of guest segments (one read from the link)', () => {
+  const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + (i >>> 9)) & 255);
+  const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+  /** Pure ACKs (no payload, no SYN/FIN/RST) among segments toward the guest. */
+  const pureAcks = (segs: Array<{ h: tcp.Header; payload: Uint8Array }>) => segs.filter((x) => x.payload.length === 0 && (x.h.flags & (tcp.SYN | tcp.FIN | tcp.RST)) === 0);
+
+  it('goes to the host in one write and is acknowledged by one ACK, at the end of the batch', async () => {
+    const rig = rigWithGuest();
+    const g = new GuestConn(rig, { port: 40200 }).establish();
+    const data = bytes(10 * 1460);
+    for (let o = 0; o < data.length; o += 1460) {
+      g.send({ flags: tcp.ACK | tcp.PSH, seq: (g.seq + o) >>> 0 }, data.subarray(o, o + 1460));
+    }
+    expect(rig.port.takeDecoded()).toEqual([]); // nothing during the batch: no ACK every second segment
+    expect(g.host.written).toEqual([]);
+    await Promise.resolve(); // the batch's end (a microtask)
+    expect(g.host.written.map((c) => c.length)).toEqual([data.length]);
+    expect(sha(g.host.written[0]!)).toBe(sha(data));
+    const acks = pureAcks(rig.port.takeDecoded().map(tcpOf));
+    expect(acks.map((a) => a.h.ack)).toEqual([(g.seq + data.length) >>> 0]);
+    // a lone segment is not acknowledged at the batch's end: its ACK is delayed (40 ms), or rides on data
+    g.seq = (g.seq + data.length) >>> 0;
+    g.send({ flags: tcp.ACK | tcp.PSH }, data.subarray(0, 100));
+    await settle();
+    expect(pureAcks(rig.port.takeDecoded().map(tcpOf))).toEqual([]);
+    rig.clock.t += 40;
+    rig.gateway.tcpNat.runTimers();
+    expect(pureAcks(rig.port.takeDecoded().map(tcpOf)).map((a) => a.h.ack)).toEqual([(g.seq + 100) >>> 0]);
+  });
+
+  it('a slow host reader: every byte in order (SHA-256), and the guest is never acknowledged more than the receive buffer beyond what the host took', async () => {
+    const rig = rigWithGuest();
+    const g = new GuestConn(rig, { port: 40201 }).establish();
+    const host = g.host;
+    host.hold = true; // the host reads only when the test releases its writes
+    const data = bytes(3 * 1024 * 1024 + 77);
+    const base = g.seq;
+    const bufMax = 1024 * 1024; // the gateway's receive buffer at MTU 1500 (gateway.ts)
+    let acked = 0; // bytes the gateway acknowledged
+    let edge = 65535; // right edge it advertised, relative to base (no window scaling: the guest offered none)
+    let acks = 0;
+    let batches = 0;
+    let windowShut = 0; // rounds in which the guest could send nothing: the backpressure reached it
+    const hostTook = (): number => host.written.reduce((a, c) => a + c.length, 0) - host.queued();
+    for (let round = 0; acked < data.length && round < 10_000; round++) {
+      // One batch: go-back-N from the last ACK up to the advertised edge, at most 64 KiB.
+      const end = Math.min(data.length, edge, acked + 64 * 1024);
+      for (let o = acked; o < end; o += 1460) g.send({ flags: tcp.ACK | tcp.PSH, seq: (base + o) >>> 0 }, data.subarray(o, Math.min(end, o + 1460)));
+      if (end > acked) batches++;
+      else windowShut++;
+      await Promise.resolve();
+      if (round % 24 === 23) host.release(); // a slow reader: takes what was written every 24 rounds (1.5 MiB sent meanwhile at most)
+      await settle(1);
+      for (const x of rig.port.takeDecoded().map(tcpOf)) {
+        if (x.payload.length === 0) acks++;
+        const a = (x.h.ack - base) | 0;
+        if (a > acked) acked = a;
+        edge = Math.max(edge, a + x.h.window);
+        // Exact bound: what the gateway acknowledged and the host has not taken fits its receive buffer.
+        expect(acked - hostTook()).toBeLessThanOrEqual(bufMax);
+        expect(edge - hostTook()).toBeLessThanOrEqual(bufMax);
+      }
+    }
+    expect(acked).toBe(data.length);
+    expect(windowShut).toBeGreaterThan(0);
+    for (let i = 0; i < 5 && host.queued() > 0; i++) {
+      host.release();
+      await settle(1);
+    }
+    expect(sha(new Uint8Array(Buffer.concat(host.written)))).toBe(sha(data));
+    expect(acks).toBeLessThanOrEqual(2 * batches); // one ACK per batch, plus window updates as the host reads
+    expect(host.wasReset).toBe(false);
+  });
+});
+

@@ -241,7 +241,8 @@ export class Gateway {
     // allocated lazily and freed when idle, so idle connections stay small.
     // One budget for all of them, with a share per guest (tcp/budget.ts: 256 MiB, 64 MiB a guest).
     const bufMax = config.mtu > 9000 ? 4 * 1024 * 1024 : 1024 * 1024;
-    const cfg = tcpConfig({ mtu: config.mtu, sndBufMax: bufMax, rcvBufMax: bufMax, budget: new TcpBudget() });
+    // ackBatch: the NAT acknowledges each batch of guest segments (one read from the link) with one ACK.
+    const cfg = tcpConfig({ mtu: config.mtu, sndBufMax: bufMax, rcvBufMax: bufMax, budget: new TcpBudget(), ackBatch: true });
     // IPv6's header is 20 bytes longer: its connections advertise an MSS 20 smaller (same budget).
     const cfg6 = { ...cfg, mtu: config.mtu - (ipv6.HEADER_LEN - ipv4.HEADER_LEN) };
     this.tcpNat = new TcpNat(

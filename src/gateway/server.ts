@@ -22,7 +22,7 @@
  * connection that got an address, until it closes).
  */
 import { performance } from 'node:perf_hooks';
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { releaseSimdBuffer, simdBuffer } from '../wire/checksum.js';
 import { adoptSocket, dialTcp } from '../services/tcp-nat/host-stream.js';
@@ -33,6 +33,7 @@ import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from '.
 import { Gateway, type GatewaySnapshot, type Session } from './gateway.js';
 import { GuestNames } from './names.js';
 import { HostAddresses } from './host-addresses.js';
+import { bulkRandom32 } from '../services/dns/random.js';
 import { DnsService } from '../services/dns/server.js';
 import { fixedUpstreams, ResolvConfWatcher } from '../services/dns/resolv-conf.js';
 import { NodeHostUdp } from '../services/udp-nat/node-udp.js';
@@ -116,22 +117,6 @@ export interface BootSeen {
 const SHUTDOWN_DRAIN_MS = 5000;
 
 /**
- * Unpredictable 32-bit values (ISNs, DNS transaction ids) from the CSPRNG,
- * drawn 256 at a time: one call into crypto per 256 connections, not per one.
- */
-function randomPool(): () => number {
-  const pool = new Uint32Array(256);
-  let next = pool.length;
-  return () => {
-    if (next === pool.length) {
-      randomFillSync(pool);
-      next = 0;
-    }
-    return pool[next++]!;
-  };
-}
-
-/**
  * Starts a gateway.
  * @throws VmnetError for bad options (E_USAGE) or a taken socket (E_PORT_IN_USE)
  */
@@ -139,6 +124,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   const config = resolveGatewayConfig(opts);
   const upstream = config.isolated ? null : config.dnsUpstreams ? fixedUpstreams(config.dnsUpstreams) : new ResolvConfWatcher(config.resolvConf);
   const gw6 = config.ipv6 === null ? undefined : formatIp6(config.ipv6.gatewayIp);
+  // ISNs, DNS query IDs and DNS socket choice, from one CSPRNG buffer.
+  const random32 = bulkRandom32();
   const dns = new DnsService({
     hostIp: config.gatewayIp,
     gatewayIp: config.gatewayIp,
@@ -151,6 +138,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     // before their first retry rather than after it.
     deadlineMs: 2000,
     tryTimeoutMs: 1000,
+    random32,
   });
   const pcap: PcapWriter | null = config.pcap ? await openPcap(config.pcap, { snaplen: config.mtu + eth.HEADER_LEN + eth.VLAN_TAG_LEN }) : null;
   const now = () => performance.now();
@@ -168,7 +156,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     tap: pcap,
     forwardedUdp: (guestIp, guestPort, dstIp, dstPort, data) => forwards?.fromGuestUdp(guestIp, guestPort, dstIp, dstPort, data) ?? false,
     dialTcp,
-    random32: randomPool(),
+    random32,
     schedule: (at) => scheduleTimers(at),
     tcpLimits: opts.tcpLimits,
     seeds: { active: () => seedRegistry.size > 0, stream: (ev, requester) => seedHttp.stream(ev, requester) },
@@ -240,6 +228,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
     await forwards.closeAll();
     await pcap?.close();
     if (upstream instanceof ResolvConfWatcher) upstream.close();
+    dns.close();
     throw e;
   }
   dns.zone.setLookupHost(
@@ -344,6 +333,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
         await forwardsClosed;
         await listener?.close();
         gateway.close();
+        dns.close();
         if (upstream instanceof ResolvConfWatcher) upstream.close();
         await pcap?.close();
       })();

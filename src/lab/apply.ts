@@ -304,6 +304,8 @@ export interface LabVmStatus {
     role: string;
     mac: string | null;
     ip: string | null;
+    /** Its IPv6 addresses the segment's gateway has seen in use (SLAAC in the gateway's /64; link-local left out). */
+    ip6: string[];
     /** The faults the file asks for (`loss=5% delay=50ms`), or null. */
     impair: string | null;
     /** The port's faults as the switch has them (settings and counters per direction; egress is to the VM), or null while it never had any. */
@@ -336,9 +338,15 @@ export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<L
   const sws = new Map(seen.switchList.map((s) => [s.name, s]));
   const vms = new Map(seen.vmList.map((v) => [v.name, v]));
   const leases = new Map<string, string>(); // switch/mac → ip
+  const neighbors6 = new Map<string, string[]>(); // switch/mac → global IPv6 addresses
   for (const s of seen.switchList) {
     if (s.state !== 'running') continue;
     for (const l of s.snapshot.gateway?.leases ?? []) leases.set(`${s.name}/${l.mac}`, l.ip);
+    for (const n of s.snapshot.gateway?.neighbors6 ?? []) {
+      if (/^fe[89ab]/i.test(n.ip)) continue;
+      const k = `${s.name}/${n.mac}`;
+      neighbors6.set(k, [...(neighbors6.get(k) ?? []), n.ip]);
+    }
   }
   const owned = (kind: 'switches' | 'vms', name: string) => rec !== null && rec[kind][name] !== undefined;
   const ports = (sw: string) => {
@@ -379,7 +387,7 @@ export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<L
         nics: v.nics.map((n, i) => {
           const mac = n.mac ?? l?.macs[i] ?? null;
           const link = l === undefined ? null : portLink(n.switch, (p) => p.owner === `${v.name}:${i}`);
-          return { switch: n.switch, role: formatRole(n.role), mac, ip: mac !== null ? (leases.get(`${n.switch}/${mac}`) ?? null) : null, impair: n.impair, link };
+          return { switch: n.switch, role: formatRole(n.role), mac, ip: mac !== null ? (leases.get(`${n.switch}/${mac}`) ?? null) : null, ip6: mac !== null ? (neighbors6.get(`${n.switch}/${mac}`) ?? []) : [], impair: n.impair, link };
         }),
         forwards: l?.forwards ?? [],
       };

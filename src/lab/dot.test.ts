@@ -12,8 +12,8 @@ const ST: LabStatus = {
     { name: 'edge', state: 'running', pid: 2, gateway: { subnet: '10.0.9.0/24', address: '10.0.9.2', isolated: true }, vlans: [1, 10], links: [], ports: 2, names: [] },
   ],
   vms: [
-    { name: 'r', state: 'running', pid: 3, accel: 'tcg', memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'core', role: 'access 10', mac: '52:54:00:00:00:01', ip: null, impair: 'delay=50ms loss=5%', link: null }, { switch: 'core', role: 'trunk 20,30 native 1', mac: null, ip: null, impair: null, link: null }] },
-    { name: 'h"x', state: 'stopped', pid: null, accel: null, memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'edge', role: 'access 1', mac: '52:54:00:00:00:02', ip: '10.0.9.15', impair: 'down', link: null }] },
+    { name: 'r', state: 'running', pid: 3, accel: 'tcg', memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'core', role: 'access 10', mac: '52:54:00:00:00:01', ip: null, ip6: [], impair: 'delay=50ms loss=5%', link: null }, { switch: 'core', role: 'trunk 20,30 native 1', mac: null, ip: null, ip6: [], impair: null, link: null }] },
+    { name: 'h"x', state: 'stopped', pid: null, accel: null, memoryMiB: 256, cpus: 1, forwards: [], nics: [{ switch: 'edge', role: 'access 1', mac: '52:54:00:00:00:02', ip: '10.0.9.15', ip6: [], impair: 'down', link: null }] },
   ],
   links: [{ a: 'core', b: 'edge', role: 'trunk 10 native 1', up: false, impair: 'rate=10mbit', link: null }],
 };

@@ -57,6 +57,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { listenPrivate } from '../link/unix-listen.js';
 import { createServer, connect, type Server } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VmnetError } from '../errors.js';
 import { resolveGatewayConfig } from '../gateway/config.js';
@@ -80,7 +81,7 @@ import {
   validateSwitchName,
 } from './runtime.js';
 import { startSegment, type SegmentSnapshot } from './segment.js';
-import type { PortSnapshot } from './server.js';
+import { roleSocketName, type PortSnapshot } from './server.js';
 import type { LinkSnapshot } from './impair-port.js';
 import { linkPatchFromJson, type LinkPatch } from '../config/link.js';
 import { bindVtep } from './vxlan-socket.js';
@@ -572,9 +573,10 @@ async function spawnDaemon(name: string, p: SwitchPaths, rt: string, opts: Switc
       }
       if (exited !== null) {
         const e = exited as { code: number | null; signal: string | null };
-        // Lost a race to another starter? Then that one serves.
+        // Lost a race to another starter? Then that one serves, or listens on
+        // the default role's socket already (what made this child exit).
         const pr = await probe(p);
-        if (pr.state === 'running' || pr.state === 'starting') return;
+        if (pr.state === 'running' || (pr.state === 'starting' && (await accepts(join(p.ports, roleSocketName(normaliseRole({ vlan: 1 }))))))) return;
         const tail = logTail(p.log);
         throw new VmnetError(e.code === 2 ? 'E_USAGE' : 'E_CLOSED', `switch ${name} exited (${e.signal ?? `code ${e.code}`}) before serving: ${tail}`);
       }
@@ -583,6 +585,21 @@ async function spawnDaemon(name: string, p: SwitchPaths, rt: string, opts: Switc
   } finally {
     closeSync(fd);
   }
+}
+
+/** True when something accepts a connection on unix socket `path` (within 1 s). */
+function accepts(path: string): Promise<boolean> {
+  return new Promise((res) => {
+    const c = connect(path);
+    const done = (ok: boolean) => {
+      clearTimeout(t);
+      c.destroy();
+      res(ok);
+    };
+    const t = setTimeout(() => done(false), 1000);
+    c.once('connect', () => done(true));
+    c.once('error', () => done(false));
+  });
 }
 
 function logTail(path: string): string {

@@ -81,6 +81,19 @@ describe('SendBuffer', () => {
 });
 
 describe('RecvBuffer', () => {
+  it('filling the last hole retires every out-of-order page, the one RCV.NXT stops inside too, so an idle buffer frees all', () => {
+    const b = new RecvBuffer(65536);
+    expect(b.write(100, new Uint8Array(50).fill(2), 0, 50)).toBe(0); // out of order: a page and the slot array
+    expect(b.capacity).toBe(4096 + 18 * 8);
+    expect(b.write(0, new Uint8Array(100).fill(1), 0, 100)).toBe(150); // the hole filled: RCV.NXT 150, inside that page
+    const out = new Uint8Array(150);
+    expect(b.peek(out, 0, 150)).toBe(150);
+    expect(out.slice(99, 101)).toEqual(new Uint8Array([1, 2]));
+    b.consume(150);
+    expect(b.release()).toBe(true);
+    expect(b.capacity).toBe(0); // the page (and its slot array) went too: it held nothing beyond RCV.NXT
+  });
+
   it('lends readable bytes as views, split at the ring end, valid until consumed', () => {
     const r = new RecvBuffer(8192);
     r.write(0, pattern(4096), 0, 4096); // storage starts at 4 KiB

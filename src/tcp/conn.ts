@@ -95,8 +95,11 @@
  * reset both ways (RST to the guest, `onReset(RESET_IDLE)` to the app).
  * `abort()` sends RST.
  *
- * Memory. An idle connection is this object, its four module objects, a
- * reused header and two empty buffer shells (< 2 KB). Buffers allocate
+ * Memory. An idle connection is this object, its module objects (sender,
+ * receiver, recovery, handshake, RTO estimator) and two empty buffer shells:
+ * about 1.7 KB of JS heap, a third of it V8's boxes for fields holding
+ * non-integer numbers (times, sequence numbers past 2^31); the output header
+ * is shared by all connections (sender.ts). Buffers allocate
  * storage lazily, grow with the data they hold (by doubling, to their bounds,
  * default 256 KiB each; out-of-order bytes in 4 KiB pages) and are freed
  * `bufferLinger` ms after they empty. With `cfg.budget` they charge the
@@ -107,7 +110,7 @@ import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { BudgetAccount } from './budget.js';
 import { Handshake } from './handshake.js';
-import { Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
+import { ACK_NOW, ACK_SECOND, Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
 import type { RecvBuffer } from './recv-buffer.js';
 import { Recovery } from './recovery.js';
 import { RtoEstimator } from './rto.js';
@@ -531,6 +534,16 @@ export class TcpConn {
   }
 
   /**
+   * The end of a batch of segments delivered by `onSegment` (with
+   * `cfg.ackBatch`): sends the every-second-segment ACK the batch left owed
+   * (receiver.ts, "ACKs"); a lone segment's delayed ACK keeps its timer.
+   */
+  endBatch(now: number): void {
+    this.now = now;
+    if (this.rcv.ackPending >= ACK_SECOND) this.snd.sendAck();
+  }
+
+  /**
    * Sends what the windows allow now: the owner calls this when the link
    * toward the peer has drained after `out.linkBlocked` held data back.
    */
@@ -607,9 +620,9 @@ export class TcpConn {
     }
   }
 
-  /** Frees idle buffer storage `bufferLinger` ms from now (engine-internal). */
+  /** Frees idle buffer storage and the SACK machinery `bufferLinger` ms from now (engine-internal). */
   armTrim(now: number): void {
-    if (this.#trimAt === Infinity && this.sndBuf.capacity + this.rcv.buf.capacity > 0) this.#trimAt = now + this.cfg.bufferLinger;
+    if (this.#trimAt === Infinity && (this.sndBuf.capacity + this.rcv.buf.capacity > 0 || this.rec.allocated)) this.#trimAt = now + this.cfg.bufferLinger;
   }
 
   /** Retransmissions exhausted / connect timed out. */
@@ -769,7 +782,7 @@ export class TcpConn {
       if (finNow) {
         if (st === ESTABLISHED) this.state = CLOSE_WAIT; // its ACK may wait for our FIN (receiver.ts)
         else {
-          this.rcv.ackPending = 2;
+          this.rcv.ackPending = ACK_NOW;
           if (st === FIN_WAIT_1) this.state = CLOSING;
           else this.enterTimeWait(now);
         }

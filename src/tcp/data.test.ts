@@ -57,6 +57,40 @@ describe('data transfer', () => {
     expect(conn.nextTimeout()).toBeGreaterThan(120); // no delayed ACK pending any more
   });
 
+  it('with ackBatch, acknowledges a batch of segments once, at its end; a lone segment keeps its delayed ACK', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 40, ackBatch: true }, { sack: true });
+    // five in-order segments in one batch: no ACK until endBatch, then one for all of them
+    for (let i = 0; i < 5; i++) feed(conn, { seq: w(gseq + i * 1000), ack: iss, flags: A, payload: pattern(1000, i * 1000) }, 10);
+    expect(rec.take()).toEqual([]);
+    expect(conn.nextTimeout()).toBe(50); // the delayed-ACK timer stays armed as a backstop
+    conn.endBatch(10);
+    expect(rec.one().h.ack).toBe(w(gseq + 5000));
+    conn.endBatch(10);
+    expect(rec.take()).toEqual([]); // nothing owed any more
+    // a lone segment: endBatch leaves it to the delayed-ACK timer
+    feed(conn, { seq: w(gseq + 5000), ack: iss, flags: A, payload: pattern(10) }, 20);
+    conn.endBatch(20);
+    expect(rec.take()).toEqual([]);
+    conn.onTimer(60);
+    expect(rec.one().h.ack).toBe(w(gseq + 5010));
+    // out of order: the duplicate ACK with SACK still goes at once, inside the batch
+    feed(conn, { seq: w(gseq + 6010), ack: iss, flags: A, payload: pattern(1000) }, 70);
+    const dup = rec.one().h;
+    expect([dup.ack, dup.sackCount]).toEqual([w(gseq + 5010), 1]);
+    // the hole filled: immediate ACK too
+    feed(conn, { seq: w(gseq + 5010), ack: iss, flags: A, payload: pattern(1000) }, 71);
+    expect(rec.one().h.ack).toBe(w(gseq + 7010));
+    expect(drain(conn, 72).length).toBe(7010);
+  });
+
+  it('without ackBatch, acknowledges every second segment inside the batch (endBatch owes nothing then)', () => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 40 });
+    for (let i = 0; i < 4; i++) feed(conn, { seq: w(gseq + i * 1000), ack: iss, flags: A, payload: pattern(1000) }, 10);
+    expect(rec.take().map((s) => s.h.ack)).toEqual([w(gseq + 2000), w(gseq + 4000)]);
+    conn.endBatch(10);
+    expect(rec.take()).toEqual([]);
+  });
+
   it('buffers out-of-order segments, SACKs them and delivers when the hole fills', () => {
     const { conn, rec, iss, gseq } = established({}, { sack: true, giss: 0xfffff000 });
     const data = pattern(5000);

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tcp from '../wire/tcp.js';
 import { TcpBudget } from './budget.js';
-import { TcpConn, tcpConfig, type TcpEvents, type TcpOutput } from './conn.js';
+import { Link, Recorder } from '../../test/helpers/tcp-harness.js';
+import { ESTABLISHED, FIN_WAIT_2, TcpConn, tcpConfig, type TcpEvents, type TcpOutput } from './conn.js';
 
 const sink: TcpOutput & TcpEvents = {
   segment() {},
@@ -157,5 +158,66 @@ describe('memory a guest cannot grow', () => {
     for (const c of [...conns, next.c, other.c]) c.dispose();
     expect(budget.used).toBe(0);
     expect(budget.guests).toBe(0);
+  });
+});
+
+describe('state made on demand goes when the connection idles', () => {
+  it('a lossy transfer makes the scoreboard, RACK, PRR, out-of-order pages and both rings; once idle for bufferLinger, all of it is released', () => {
+    const cfg = tcpConfig();
+    const ra = new Recorder();
+    const rb = new Recorder();
+    const guest = new TcpConn(cfg, ra, ra, 40000, 80);
+    const gw = new TcpConn(cfg, rb, rb, 80, 40000);
+    guest.connect(1000, 0);
+    gw.openPassive(ra.take()[0]!.h, 0x9000_0000, 0);
+    const link = new Link({ conn: guest, rec: ra }, { conn: gw, rec: rb }, { loss: 0.05, reorder: 0.05, delay: 5, jitter: 2, dup: 0 }, 11);
+    gw.accept(0);
+    const total = 300_000;
+    const chunk = new Uint8Array(16_384).fill(7);
+    const sink = new Uint8Array(65_536);
+    let sent = 0;
+    let got = 0;
+    let sackState = false;
+    let oooPages = false;
+    const done = link.run(
+      () => got === total && gw.sndBuf.length === 0,
+      120_000,
+      () => {
+        if (sent < total) sent += gw.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), link.now);
+        got += guest.read(sink, 0, sink.length, link.now);
+        sackState ||= gw.rec.allocated;
+        // out-of-order bytes held in pages: capacity beyond the ring
+        oooPages ||= guest.rcvBuf.ooo.count > 0;
+      },
+    );
+    expect(done).toBe(true);
+    expect(gw.nRetransmit).toBeGreaterThan(0); // the link did lose segments
+    expect(sackState && oooPages).toBe(true);
+    expect(gw.sndBuf.capacity).toBeGreaterThan(0);
+    // idle: nothing in flight, nothing unread; within bufferLinger (not at the idle timeout) it is all gone
+    const idleFrom = link.now;
+    const released = () => !gw.rec.allocated && gw.sndBuf.capacity + gw.rcvBuf.capacity + guest.sndBuf.capacity + guest.rcvBuf.capacity === 0;
+    expect(released()).toBe(false);
+    expect(link.run(released, idleFrom + cfg.bufferLinger + 1000)).toBe(true);
+    expect(link.now).toBeLessThanOrEqual(idleFrom + cfg.bufferLinger + 1000);
+    expect([guest.state, gw.state]).toEqual([ESTABLISHED, ESTABLISHED]);
+    expect(guest.rcvBuf.ooo.count).toBe(0);
+    // and it comes back on demand: the connection carries data again, with loss again
+    const pump = (): void => {
+      if (sent < total) sent += gw.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), link.now);
+      got += guest.read(sink, 0, sink.length, link.now);
+    };
+    sent = got = 0;
+    pump();
+    expect(link.run(() => got === total && gw.sndBuf.length === 0, link.now + 120_000, pump)).toBe(true);
+    expect(gw.sndBuf.capacity).toBeGreaterThan(0);
+    expect(link.run(released, link.now + cfg.bufferLinger + 1000)).toBe(true);
+    // our FIN alone (no buffer storage) is a scoreboard record too: once acknowledged, the
+    // half-closed connection (the guest may go on sending for hours) releases it as well
+    gw.shutdownWrite(link.now);
+    expect(gw.rec.allocated).toBe(true);
+    const finFrom = link.now;
+    expect(link.run(() => guest.remoteFinished && gw.state === FIN_WAIT_2 && released(), finFrom + 60_000)).toBe(true);
+    expect(link.now).toBeLessThanOrEqual(finFrom + 30_000); // not the idle timeout
   });
 });

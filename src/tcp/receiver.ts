@@ -19,17 +19,24 @@
  * transition.
  *
  * ACKs (RFC 1122 §4.2.3.2, RFC 9293 §3.8.6.3, RFC 5681 §4.2): immediately for
- * out-of-order or hole-filling data and duplicates (`ackPending` = 2);
- * otherwise delayed: every second data segment or after `ackDelay` ms
- * (`ackAt`; default 40; 0 = always immediately). Any segment we send carries
- * the ACK and clears both (`acked`). A FIN that moves the connection to
- * CLOSE-WAIT is acknowledged like data (delayed: the application usually
- * closes at once and our FIN carries the ACK, as Linux does in its
- * interactive mode); in any other state at once. A window update goes at once
- * while the peer has less than 32 KiB of window left or half a segment or
- * more is unacknowledged (bulk data), else it waits as a delayed
- * ACK (`deferWindowUpdate`): a request/response exchange then costs no
- * separate window-update segment before the response.
+ * out-of-order or hole-filling data and duplicates (`ackPending` = ACK_NOW);
+ * otherwise delayed: every second data segment (ACK_SECOND) or after
+ * `ackDelay` ms (`ackAt`; default 40; 0 = always immediately). With
+ * `ackBatch` the every-second-segment ACK waits for the end of the owner's
+ * input batch (TcpConn.endBatch): the segments that one read from the link
+ * delivered are acknowledged by one ACK, as Linux does for the segments GRO
+ * merges in one poll (a stretch ACK; RFC 5681 §4.2's "SHOULD" every second
+ * segment, which senders counting acknowledged bytes, RFC 3465, take in
+ * their stride). A lone segment still gets the delayed ACK; `ackAt` stays
+ * armed as a backstop. Any segment we send carries the ACK and clears both
+ * (`acked`). A FIN that moves the connection to CLOSE-WAIT is acknowledged
+ * like data (delayed: the application usually closes at once and our FIN
+ * carries the ACK, as Linux does in its interactive mode); in any other
+ * state at once. A window update goes at once while the peer has less than
+ * 32 KiB of window left or half a segment or more is unacknowledged (bulk
+ * data), else it waits as a delayed ACK (`deferWindowUpdate`): a
+ * request/response exchange then costs no separate window-update segment
+ * before the response.
  *
  * Window. The advertised window is the receive space the buffer can hold
  * now (`RecvBuffer.room`: the free space, less when the memory budget is
@@ -55,6 +62,13 @@ export const TEXT_DATA = 1;
 export const TEXT_FIN = 2;
 /** `text` result bit: bytes were stored (in order or not). */
 export const TEXT_STORED = 4;
+
+/** `ackPending`: a delayed ACK is owed (one data segment unacknowledged). */
+export const ACK_DELAYED = 1;
+/** `ackPending`: a second data segment came: ACK now, or at the batch's end with `ackBatch`. */
+export const ACK_SECOND = 2;
+/** `ackPending`: an ACK is owed now (out of order, hole filled, FIN, duplicate). */
+export const ACK_NOW = 3;
 
 /**
  * Window the peer must still have for a window update to wait as a delayed
@@ -84,7 +98,7 @@ export class Receiver {
   finReceived = false;
   #finPending = false;
   #finSeq = 0;
-  /** 1: a delayed ACK is owed; 2 (or more): an ACK is owed now. */
+  /** 0, ACK_DELAYED, ACK_SECOND or ACK_NOW: what ACK is owed. */
   ackPending = 0;
   /** Delayed-ACK deadline (absolute ms) or Infinity. */
   ackAt = Infinity;
@@ -159,13 +173,13 @@ export class Receiver {
         this.nxt = seq.add(this.nxt, adv);
         result |= TEXT_DATA;
         // hole filled, or part of the segment not stored (budget): ACK now (RFC 5681 §4.2)
-        if (hadHoles || adv < len) this.ackPending = 2;
-        else this.ackPending++;
+        if (hadHoles || adv < len) this.ackPending = ACK_NOW;
+        else if (this.ackPending < ACK_SECOND) this.ackPending++;
       } else {
-        this.ackPending = 2; // out of order (or dropped): immediate duplicate ACK with SACK (RFC 5681 §4.2)
+        this.ackPending = ACK_NOW; // out of order (or dropped): immediate duplicate ACK with SACK (RFC 5681 §4.2)
       }
     } else if (h.payloadLength > 0) {
-      this.ackPending = 2; // duplicate or zero-window data: tell the peer where we are
+      this.ackPending = ACK_NOW; // duplicate or zero-window data: tell the peer where we are
     }
     if (finFits && seq.ge(end, this.nxt)) {
       this.#finPending = true;
@@ -177,7 +191,7 @@ export class Receiver {
       this.finReceived = true;
       // Owed like the ACK of its data: the connection makes it immediate unless the FIN moves it to
       // CLOSE-WAIT, where the application usually closes at once and our FIN carries it.
-      if (this.ackPending === 0) this.ackPending = 1;
+      if (this.ackPending === 0) this.ackPending = ACK_DELAYED;
       result |= TEXT_FIN;
     }
     return result;
@@ -192,12 +206,15 @@ export class Receiver {
 
   /**
    * After a segment was processed: whether the owed ACK must go out now; a
-   * delayed one arms `ackAt` instead.
+   * delayed one (or, with `ackBatch`, one waiting for the batch's end) arms
+   * `ackAt` instead.
    */
   ackNow(now: number): boolean {
-    if (this.ackPending === 0) return false;
-    if (this.ackPending >= 2 || this.c.cfg.ackDelay === 0) return true;
-    if (this.ackAt === Infinity) this.ackAt = now + this.c.cfg.ackDelay;
+    const p = this.ackPending;
+    if (p === 0) return false;
+    const cfg = this.c.cfg;
+    if (p === ACK_NOW || cfg.ackDelay === 0 || (p === ACK_SECOND && !cfg.ackBatch)) return true;
+    if (this.ackAt === Infinity) this.ackAt = now + cfg.ackDelay;
     return false;
   }
 
@@ -246,7 +263,7 @@ export class Receiver {
    */
   deferWindowUpdate(now: number): boolean {
     if (seq.diff(this.advEdge, this.nxt) < DEFER_UPDATE_MIN_WINDOW || seq.diff(this.nxt, this.lastAckSent) >= (this.c.cfg.mtu - 40) >>> 1) return false;
-    if (this.ackPending === 0) this.ackPending = 1;
+    if (this.ackPending === 0) this.ackPending = ACK_DELAYED;
     return !this.ackNow(now);
   }
 

@@ -112,6 +112,11 @@ export class Recovery {
   /** @param c the connection whose send side this is */
   constructor(readonly c: TcpConn) {}
 
+  /** Whether the SACK machinery (scoreboard, RACK, PRR) exists now; asking does not make it (diagnostics, tests). */
+  get allocated(): boolean {
+    return this.#sb !== null || this.#rack !== null || this.#prr !== null;
+  }
+
   /** Per-segment scoreboard (SACK connections). */
   get sb(): Scoreboard {
     return (this.#sb ??= new Scoreboard());

@@ -44,7 +44,9 @@
  * to 4 KiB, so a connection keeps moving when the budget is spent.
  *
  * Memory is lazy: the ring appears with the first in-order byte;
- * `release()` frees it when nothing is readable; `dispose()` frees all.
+ * `release()` frees it when nothing is readable; `dispose()` frees all. The
+ * RangeSet, the slot array and the pages exist only while out-of-order bytes
+ * do (the pages linger as spares until `release()`).
  */
 import type { BudgetAccount } from './budget.js';
 import { grownCapacity, MIN_RING, ringCopyOut } from './ring.js';
@@ -55,14 +57,17 @@ export const MAX_HOLES = 8;
 /** Bytes per out-of-order page. */
 export const PAGE = 4096;
 
+/** What `ooo` reads while there are no out-of-order runs: empty, and never written. */
+const NO_RUNS = new RangeSet(0);
+
 /** In-order readable bytes in a ring, out-of-order segments in pages. */
 export class RecvBuffer {
   #buf: Uint8Array | null = null;
   #head = 0;
   /** In-order bytes ready for the application. */
   readable = 0;
-  /** Out-of-order runs, offsets relative to the end of the readable bytes (RCV.NXT). */
-  readonly ooo = new RangeSet(MAX_HOLES);
+  /** Out-of-order runs, made with the first ones and dropped when none are left (`ooo` reads NO_RUNS then). */
+  #ooo: RangeSet | null = null;
   /**
    * Out-of-order pages by page number (stream offset / PAGE) modulo the
    * slot count: live pages lie within [RCV.NXT, RCV.NXT + max) and so never
@@ -71,8 +76,8 @@ export class RecvBuffer {
   #slots: (Uint8Array | undefined)[] | null = null;
   /** Pages in the slots. */
   #live = 0;
-  /** Pages freed by promotion, kept for the next out-of-order bytes (no allocation per segment); freed by release(). */
-  readonly #spare: Uint8Array[] = [];
+  /** Pages freed by promotion, kept for the next out-of-order bytes (no allocation per segment); freed by release(). null: none (made on first use). */
+  #spare: Uint8Array[] | null = null;
   /** Stream offset of RCV.NXT (bytes made in order since this buffer began). */
   #nxt = 0;
 
@@ -84,6 +89,11 @@ export class RecvBuffer {
     readonly max: number,
     readonly account: BudgetAccount | null = null,
   ) {}
+
+  /** Out-of-order runs, offsets relative to the end of the readable bytes (RCV.NXT); read-only for callers. */
+  get ooo(): RangeSet {
+    return this.#ooo ?? NO_RUNS;
+  }
 
   /** Bytes that may still arrive beyond RCV.NXT: max - readable (segment acceptance). */
   get free(): number {
@@ -101,7 +111,7 @@ export class RecvBuffer {
 
   /** Bytes of storage currently allocated (ring + pages). */
   get capacity(): number {
-    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + this.#spare.length) * PAGE + this.#slotBytes();
+    return (this.#buf === null ? 0 : this.#buf.length) + (this.#live + (this.#spare?.length ?? 0)) * PAGE + this.#slotBytes();
   }
 
   /** True when nothing (readable or out-of-order) is held. */
@@ -158,15 +168,19 @@ export class RecvBuffer {
     }
     // advance past this segment and any out-of-order run it reaches
     let adv = n;
-    for (let i = 0; i < this.ooo.count && this.ooo.start(i) <= adv; i++) adv = Math.max(adv, this.ooo.end(i));
+    const runs = this.#ooo;
+    if (runs !== null) for (let i = 0; i < runs.count && runs.start(i) <= adv; i++) adv = Math.max(adv, runs.end(i));
     if (adv > n && this.#buf!.length < this.readable + adv) this.#grow(this.readable + adv, true);
     this.#put(this.readable, src, srcOff, n);
     if (adv > n) this.#promote(n, adv);
     const from = this.#nxt;
-    this.ooo.shift(adv);
+    runs?.shift(adv);
+    if (runs?.count === 0) this.#ooo = null;
     this.readable += adv;
     this.#nxt += adv;
-    if (this.#live > 0) this.#freePages(from, this.#nxt);
+    // No out-of-order bytes left: every page goes, the one RCV.NXT stopped inside too (it holds
+    // nothing beyond RCV.NXT any more; kept, it stayed allocated for as long as the connection idled).
+    if (this.#live > 0) this.#freePages(from, this.#ooo === null ? Infinity : this.#nxt);
     return adv;
   }
 
@@ -198,16 +212,16 @@ export class RecvBuffer {
     return this.#slots === null ? 0 : this.#slots.length * 8;
   }
 
-  /** Retires the pages that lie wholly in [from, to) (now in order) to the spares. */
+  /** Retires the pages that lie wholly in [from, to) (now in order; `to` Infinity: every page) to the spares. */
   #freePages(from: number, to: number): void {
     const slots = this.#slots!;
-    for (let p = Math.floor(from / PAGE), last = Math.floor(to / PAGE); p < last && this.#live > 0; p++) {
+    for (let p = Math.floor(from / PAGE), last = to === Infinity ? p + slots.length : Math.floor(to / PAGE); p < last && this.#live > 0; p++) {
       const i = p % slots.length;
       const page = slots[i];
       if (page === undefined) continue;
       slots[i] = undefined;
       this.#live--;
-      this.#spare.push(page);
+      (this.#spare ??= []).push(page);
     }
     if (this.#live === 0) {
       this.account?.credit(this.#slotBytes());
@@ -224,14 +238,14 @@ export class RecvBuffer {
     const slots = this.#slots;
     let missing = 0;
     for (let p = first; p <= last; p++) if (slots === null || slots[p % n] === undefined) missing++;
-    const fresh = Math.max(0, missing - this.#spare.length) * PAGE + (slots === null ? n * 8 : 0);
+    const fresh = Math.max(0, missing - (this.#spare?.length ?? 0)) * PAGE + (slots === null ? n * 8 : 0);
     if (fresh > 0 && this.account !== null && fresh > this.account.available()) {
       const c = this.account.budget.counters;
       c.oooDropped++;
       c.limited++;
       return false;
     }
-    if (!this.ooo.add(rel, rel + len)) return false;
+    if (!(this.#ooo ??= new RangeSet(MAX_HOLES)).add(rel, rel + len)) return false;
     const s = (this.#slots ??= new Array<Uint8Array | undefined>(n).fill(undefined));
     if (fresh > 0) this.account?.charge(fresh);
     for (let a = abs, end = abs + len; a < end; ) {
@@ -240,7 +254,7 @@ export class RecvBuffer {
       const k = Math.min(PAGE - o, end - a);
       let page = s[p % n];
       if (page === undefined) {
-        s[p % n] = page = this.#spare.pop() ?? new Uint8Array(PAGE);
+        s[p % n] = page = this.#spare?.pop() ?? new Uint8Array(PAGE);
         this.#live++;
       }
       page.set(src.subarray(srcOff + (a - abs), srcOff + (a - abs) + k), o);
@@ -285,13 +299,12 @@ export class RecvBuffer {
 
   /** Frees the spare pages, and the ring when nothing is readable. @returns true when something was freed */
   release(): boolean {
-    let freed = this.#spare.length * PAGE;
-    this.#spare.length = 0;
+    let freed = (this.#spare?.length ?? 0) * PAGE;
+    this.#spare = null;
     if (this.readable === 0 && this.#buf !== null) {
       freed += this.#buf.length;
       this.#buf = null;
       this.#head = 0;
-      if (this.ooo.count === 0) this.ooo.release();
     }
     this.account?.credit(freed);
     return freed > 0;
@@ -302,8 +315,7 @@ export class RecvBuffer {
     this.account?.credit(this.#live * PAGE + this.#slotBytes());
     this.#slots = null;
     this.#live = 0;
-    this.ooo.clear();
-    this.ooo.release();
+    this.#ooo = null;
   }
 
   /** Frees everything, readable bytes included (the owner is done with the connection). */

@@ -5,11 +5,14 @@
  * connection (conn.ts) that owns the send sequence variables and runs the
  * state machine.
  *
- * Segments. Every segment goes through one reused header (`#tx`): the
- * common fields, then for synchronized segments the window from the receiver
- * (receiver.ts), timestamps and SACK blocks, then `out.segment` with the send
- * buffer and the payload's offset in it (the gateway copies the bytes once,
- * ring → frame). Nothing is allocated per segment.
+ * Segments. Every segment goes through one reused header (`TX`, shared by
+ * all connections: `out.segment` encodes it before it returns, and nothing
+ * reads it afterwards, so one connection's segment never meets another's):
+ * the common fields, then for synchronized segments the window from the
+ * receiver (receiver.ts), timestamps and SACK blocks, then `out.segment` with
+ * the send buffer and the payload's offset in it (the gateway copies the bytes
+ * once, ring → frame). Nothing is allocated per segment, and an idle
+ * connection holds no header.
  *
  * Data. `flush` sends new (or go-back-N) data while min(SND.WND, cwnd) and
  * the link toward the peer allow; a segment shorter than the MSS only when it
@@ -53,10 +56,11 @@ export const RTO_GIVE_UP = 2;
 /** Bytes the timestamps option takes in a segment (with its two NOPs, RFC 7323 §3.2). */
 export const TS_LEN = 12;
 
+/** The output header, reused by every segment of every connection (see the file comment). */
+const TX: tcp.Header = tcp.blank();
+
 /** Segment emission, the data path out, persist timer, RTT timing and ACK processing of one connection. */
 export class Sender {
-  /** The reused output header. */
-  readonly #tx: tcp.Header = tcp.blank();
   #tsOffset = 0;
   #rttSeq = 0;
   #rttTime = -1;
@@ -506,14 +510,14 @@ export class Sender {
 
   /** Sends the header from `synHeader`. */
   sendSyn(): void {
-    const h = this.#tx;
+    const h = TX;
     this.#finishHeader(h);
     this.c.out.segment(this.c, h, this.c.sndBuf, 0);
   }
 
   /** Common header fields; ACK number, window and options for synchronized segments. */
   #fillHeader(flags: number, sq: number, len: number): tcp.Header {
-    const h = this.#tx;
+    const h = TX;
     const c = this.c;
     h.srcPort = c.localPort;
     h.dstPort = c.remotePort;
@@ -529,7 +533,7 @@ export class Sender {
 
   /** Window + options for a non-SYN segment, ACK bookkeeping, then out.segment. */
   #sendTx(dataOffset: number): void {
-    const h = this.#tx;
+    const h = TX;
     const c = this.c;
     h.window = c.rcv.windowToAdvertise();
     if (c.tsOk) {

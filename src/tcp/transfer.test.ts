@@ -209,6 +209,9 @@ function run(sc: Scenario): { link: Link; a: App; b: App; stats: Stats } {
     // a slow app: reads on some onData events, else within ~50 ms (zero windows happen in between)
     if (a.established && link.now - a.lastRead > 50 * rnd()) a.read();
     if (b.established && link.now - b.lastRead > 50 * rnd()) b.read();
+    // ackBatch: a batch of segments (one read from the link, as the gateway's NAT sees it) ends here or later
+    if (cfgA.ackBatch && rnd() < 0.3) ca.endBatch(link.now);
+    if (cfgB.ackBatch && rnd() < 0.3) cb.endBatch(link.now);
     if (ca.state === C.CLOSED && ca.readable > 0) a.read();
     if (cb.state === C.CLOSED && cb.readable > 0) b.read();
     for (const h of hogs) {
@@ -359,6 +362,28 @@ describe('transfer over a lossy, reordering link (ours vs ours)', () => {
     expect(sum.tlp).toBeGreaterThan(0);
     expect(sum.lostRtx).toBeGreaterThan(0);
     expect(sum.undo).toBeGreaterThan(0);
+  });
+
+  it('batched ACKs (the gateway\'s ackBatch: one ACK per batch of segments) over many seeds, with loss and reordering', () => {
+    for (let seed = 200; seed < 230; seed++) {
+      const r = prng(seed);
+      const sc: Scenario = {
+        name: `seed ${seed}`,
+        seed,
+        link: { loss: r() * 0.05, reorder: r() * 0.05, delay: 0.1 + r() * 2, jitter: r() * 0.5, dup: r() * 0.01 },
+        cfgA: { sack: r() < 0.7, timestamps: r() < 0.7 },
+        cfgB: { sack: r() < 0.7, timestamps: r() < 0.7, ackBatch: true, rcvBufMax: 8192 + Math.floor(r() * 300000) },
+        aToB: 256 * 1024 + Math.floor(r() * 256 * 1024),
+        bToA: 16 * 1024,
+        readProb: 0.3 + r() * 0.7,
+        issA: Math.floor(r() * 2 ** 32),
+        issB: (0xffffffff - Math.floor(r() * 5000)) >>> 0,
+      };
+      const { a, b, stats } = run(sc);
+      expectInvariants(stats);
+      expect([seed, b.received, a.received]).toEqual([seed, sc.aToB, sc.bToA]);
+      expect([seed, a.resets.length + b.resets.length, a.closed, b.closed]).toEqual([seed, 0, 1, 1]);
+    }
   });
 
   it('small and shrinking windows with RTOs, over many seeds (tiny buffers, a squeezed budget, a window-retracting middlebox)', () => {

@@ -88,6 +88,12 @@ export interface TcpConfig {
   /** Delayed-ACK timeout in ms; 0 acknowledges every segment immediately. */
   ackDelay: number;
   /**
+   * The owner calls `TcpConn.endBatch` after each batch of segments it
+   * delivered (one read from the link): the every-second-segment ACK then
+   * goes out once, at the batch's end (receiver.ts). Default false.
+   */
+  ackBatch: boolean;
+  /**
    * Consecutive retransmission timeouts (and zero-window probes that got no
    * answer) before giving up (established). Only an ACK of new data refills
    * the budget; duplicate ACKs and probe answers do not.
@@ -140,6 +146,7 @@ export const DEFAULTS: Readonly<TcpConfig> = Object.freeze({
   timeWait: 2000,
   idleTimeout: (2 * 60 + 4) * 60_000,
   ackDelay: 40,
+  ackBatch: false,
   maxRetries: 10,
   userTimeout: 5 * 60_000,
   zeroWindowTimeout: 30 * 60_000,

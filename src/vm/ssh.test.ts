@@ -5,6 +5,9 @@
  * master socket path kept under the unix socket path limit.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifySshFailure, controlPathFor, remoteCommand, scpArgs, shQuote, sshArgs, type SshTarget } from './ssh.js';
 
@@ -27,6 +30,21 @@ describe('remoteCommand', () => {
     expect(() => remoteCommand([])).toThrow(/no command given/);
     expect(() => remoteCommand(['true'], { env: { 'A-B': '1' } })).toThrow(/bad --env A-B/);
     expect(shQuote('plain/path-1.2')).toBe('plain/path-1.2');
+  });
+
+  it('runs a command whose name contains "=" as the command, not as one more variable (env and sudo read NAME=VALUE words as assignments)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmnet-eq-'));
+    try {
+      const prog = join(dir, 'a=b');
+      writeFileSync(prog, '#!/bin/sh\necho "ran:$A:$1"\n', { mode: 0o755 });
+      const out = execFileSync('sh', ['-c', remoteCommand([prog, 'x'], { env: { A: '1' } })], { encoding: 'utf8' });
+      expect(out).toBe('ran:1:x\n');
+      // Without --env or --user nothing reads assignments: the command line stays plain.
+      expect(remoteCommand([prog])).toBe(`exec ${prog}`);
+      expect(remoteCommand(['./a=b'], { user: 'u' })).toBe(`exec sudo -n -u u -- /bin/sh -c 'exec "$@"' sh ./a=b`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

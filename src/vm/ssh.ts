@@ -137,6 +137,9 @@ export function remoteCommand(argv: string[], o: RemoteOptions = {}): string {
     for (const [k] of env) if (!ENV_NAME.test(k)) throw new VmnetError('E_USAGE', `bad --env ${k}: a variable name is letters, digits and _, not starting with a digit`);
     words.push('env', ...env.map(([k, v]) => shQuote(`${k}=${v}`)));
   }
+  // env and sudo read every leading NAME=VALUE word as an assignment, a command
+  // named `./a=b` included: past them, such a command is run through sh's exec.
+  if (words.length && argv[0]!.includes('=')) words.push('/bin/sh', '-c', shQuote('exec "$@"'), 'sh');
   words.push(...argv.map(shQuote));
   const cmd = words.join(' ');
   return o.workdir !== undefined ? `cd -- ${shQuote(o.workdir)} && exec ${cmd}` : `exec ${cmd}`;

@@ -135,13 +135,9 @@ interface LiveConn extends ConnStats {
   rcvBuf: { free: number };
   sndBuf: { length: number };
 }
-/** Reads the gateway's live TCP connections (TcpNat keeps them in a private map; diagnostics only). */
+/** The gateway's live TCP connections (diagnostics only). */
 function liveConns(gw: RunningGateway): LiveConn[] {
-  const flows = (gw.gateway.tcpNat as unknown as { flows?: Map<number, Map<number, { conn: LiveConn }>> }).flows;
-  const out: LiveConn[] = [];
-  if (!(flows instanceof Map)) return out;
-  for (const m of flows.values()) for (const f of m.values()) out.push(f.conn);
-  return out;
+  return gw.gateway.tcpNat.connections();
 }
 
 

@@ -102,7 +102,7 @@ export function statusCommand(io: CliIo, setExit: (code: number) => void): Comma
       for (const v of st.vms) {
         out(`vm ${v.name}  ${v.state}${v.pid !== null ? ` pid ${v.pid}` : ''}${v.accel ? ` ${v.accel}` : ''}  ${v.memoryMiB}M ${v.cpus} cpu${v.forwards.length ? `  forwards ${v.forwards.join(' ')}` : ''}`);
         v.nics.forEach((n, i) => {
-          out(`  eth${i}  ${n.switch} ${n.role}  ${n.mac ?? '-'}  ${n.ip ?? '-'}`);
+          out(`  eth${i}  ${n.switch} ${n.role}  ${n.mac ?? '-'}  ${n.ip ?? '-'}${n.ip6.length ? `  ${n.ip6.join(' ')}` : ''}`);
           faults(n.impair, n.link, 'to the VM', 'from the VM');
         });
       }

@@ -3,13 +3,16 @@
  *
  * The guest's bytes go upstream unchanged except for the 16-bit ID: every
  * attempt (each server, each retry, each TCP fallback) gets a fresh random ID
- * and, through the {@link Transport}, a fresh socket with an OS-chosen source
- * port, so an off-path attacker must guess ~32 bits (RFC 5452 §9.2). A reply
- * is accepted only when it comes from the server asked (the Node transport
- * connects its UDP socket, so the kernel drops datagrams from anyone else),
- * carries the attempt's ID, has QR set, the same OPCODE, and echoes the same
- * question (RFC 5452 §4.1, compared case-insensitively). Anything else is
- * ignored and the attempt keeps waiting.
+ * and, through the {@link Transport}, a random source port (udp-pool.ts: a
+ * socket drawn from a small pool of connected sockets with kernel-chosen
+ * random ports, each replaced after a few seconds or uses), so an off-path
+ * attacker must guess ~31 bits: 16 of ID and ~15 of port in Linux's default
+ * ephemeral range (RFC 5452 §9.2). A reply is accepted only when it comes
+ * from the server asked (the pooled sockets are connected, so the kernel
+ * drops datagrams from anyone else), carries the attempt's ID, has QR set,
+ * the same OPCODE, and echoes the same question (RFC 5452 §4.1, compared
+ * case-insensitively). Anything else is ignored and the attempt keeps
+ * waiting.
  *
  * Servers are tried in order (RFC 1035 §7.2), each with a per-try timeout of
  * `min(tryTimeoutMs, remaining / serversLeft)` so that every server gets a
@@ -29,6 +32,7 @@
 
 import { VmnetError } from '../../errors.js';
 import * as msg from './message.js';
+import { bulkRandom32 } from './random.js';
 
 /** One upstream DNS server; `host` is an IP address literal (IPv6 may carry a `%zone`). */
 export interface Upstream {
@@ -56,10 +60,17 @@ export type ReplyFilter = (reply: Uint8Array) => boolean;
  * (timeout → VmnetError E_TIMEOUT; network errors as they come).
  */
 export interface Transport {
-  /** One UDP exchange from a fresh socket; messages from other sources than host:port must never reach `accept`. */
+  /**
+   * One UDP exchange from an unpredictable source port; messages from other
+   * sources than host:port, or with another ID than the query's, must never
+   * reach `accept`, and two exchanges in flight with the same ID must not
+   * share a socket.
+   */
   udpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array>;
   /** One TCP exchange (RFC 7766 §8 two-byte length framing is the transport's business). */
   tcpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array>;
+  /** Releases what the transport holds (its sockets); exchanges in flight fail. */
+  close?(): void;
 }
 
 /** Options of {@link Forwarder}. */
@@ -73,7 +84,7 @@ export interface ForwarderOptions {
   tcpTimeoutMs?: number | undefined;
   /** Monotonic clock in ms (default performance.now). */
   now?: (() => number) | undefined;
-  /** Source of query IDs, 0..65535 (default crypto.getRandomValues). */
+  /** Source of query IDs, 0..65535 (default {@link bulkRandom32}'s low 16 bits). */
   random16?: (() => number) | undefined;
   logger?: DnsLogger | null | undefined;
 }
@@ -96,8 +107,6 @@ export interface ForwardResult {
 
 const MIN_TRY_MS = 20;
 
-const defaultRandom16 = (): number => globalThis.crypto.getRandomValues(new Uint16Array(1))[0]!;
-
 /**
  * Forwards guest queries to upstream servers; see the module comment.
  * Stateless between queries, so one instance serves all concurrently.
@@ -118,7 +127,7 @@ export class Forwarder {
     this.tryTimeoutMs = opts.tryTimeoutMs ?? 1500;
     this.tcpTimeoutMs = opts.tcpTimeoutMs ?? 2000;
     this.now = opts.now ?? (() => performance.now());
-    this.random16 = opts.random16 ?? defaultRandom16;
+    this.random16 = opts.random16 ?? bulkRandom32();
     this.logger = opts.logger ?? null;
   }
 

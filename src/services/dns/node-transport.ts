@@ -2,65 +2,54 @@
  * Theory of operation: the real {@link Transport} for the forwarder, on
  * node:dgram and node:net. This is the DNS service's only socket I/O.
  *
- * UDP (RFC 1035 §4.2.1): every exchange opens a fresh socket, lets the OS
- * pick a random ephemeral source port, and `connect()`s it to the server.
- * A connected UDP socket only receives datagrams whose source is exactly the
- * server's address and port (the kernel filters them), and an ICMP port
- * unreachable surfaces as ECONNREFUSED, so a dead loopback resolver fails in
- * microseconds instead of timing out. Datagrams that pass the kernel are
- * offered to `accept`; the first accepted one settles the exchange.
+ * UDP (RFC 1035 §4.2.1): queries go out from a pool of connected sockets
+ * per upstream (udp-pool.ts: random ports, replaced after some uses or
+ * seconds, replies routed by source and ID, ICMP unreachable surfacing as
+ * ECONNREFUSED). Datagrams no query takes are dropped and reported through
+ * `onStray`.
  *
  * TCP (RFC 7766 §8): one connection per exchange, the query sent with a
  * two-byte length prefix, replies reassembled from the byte stream and
  * offered to `accept` until one is accepted.
  *
  * Every exchange settles within its timeout (VmnetError E_TIMEOUT) and
- * releases its socket and timer whatever happens.
+ * releases its timer (and, for TCP, its socket) whatever happens;
+ * {@link NodeTransport.close} closes the UDP pool.
  */
 
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { VmnetError } from '../../errors.js';
 import type { ReplyFilter, Transport } from './forwarder.js';
+import { bulkRandom32 } from './random.js';
+import { UdpPool, type UdpPoolOptions } from './udp-pool.js';
 
 /** Largest DNS message (the TCP length prefix is 16 bits). */
 const MAX_MESSAGE = 65535;
 
-/** The node:dgram / node:net {@link Transport}. Holds no state between exchanges. */
+/** Options of {@link NodeTransport}: the UDP pool's, all optional. */
+export type NodeTransportOptions = Partial<UdpPoolOptions>;
+
+/** The node:dgram / node:net {@link Transport}. */
 export class NodeTransport implements Transport {
+  readonly #pool: UdpPool;
+
+  /** @param opts the UDP pool's randomness (default {@link bulkRandom32}), clock, sizes and stray hook */
+  constructor(opts: NodeTransportOptions = {}) {
+    this.#pool = new UdpPool({ ...opts, random32: opts.random32 ?? bulkRandom32(), now: opts.now ?? (() => performance.now()) });
+  }
+
   /**
-   * Sends `query` over UDP from a fresh connected socket.
+   * Sends `query` over UDP from one of host:port's pooled sockets.
    * @returns the first datagram from host:port that `accept` takes
-   * @throws VmnetError E_TIMEOUT after `timeoutMs`; socket errors (e.g. ECONNREFUSED) as they come
+   * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED after close; socket errors (e.g. ECONNREFUSED) as they come
    */
   udpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const sock = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
-      let done = false;
-      const finish = (err: Error | null, reply?: Uint8Array) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        try {
-          sock.close();
-        } catch {
-          // already closed
-        }
-        if (err) reject(err);
-        else resolve(reply!);
-      };
-      const timer = setTimeout(() => finish(new VmnetError('E_TIMEOUT', `no DNS reply from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-      sock.on('error', (e) => finish(e));
-      sock.on('message', (m) => {
-        if (!done && accept(m)) finish(null, new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
-      });
-      sock.connect(port, host, () => {
-        if (done) return;
-        sock.send(query, (e) => {
-          if (e) finish(e);
-        });
-      });
-    });
+    return this.#pool.query(host, port, query, timeoutMs, accept);
+  }
+
+  /** Closes the UDP sockets; queries in flight fail with E_CLOSED. */
+  close(): void {
+    this.#pool.close();
   }
 
   /**

@@ -227,6 +227,38 @@ describe('DnsService forwarding', () => {
     expect(s.counters.upstreamAnswered).toBe(1);
   });
 
+  it('counts upstream datagrams no query took, and close() ends queries in flight with SERVFAIL and frees the sockets', async () => {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    const from: number[] = [];
+    sock.on('message', (m, r) => {
+      from.push(r.port);
+      const d = dnsPacket.decode(m);
+      if (d.questions![0]!.name === 'hold.example') return;
+      const answer = (id: number) => dnsPacket.encode({ id, type: 'response', flags: 0x0180, questions: d.questions, answers: [] });
+      sock.send(answer(d.id! ^ 0x8000), r.port, r.address); // a forged or late ID
+      sock.send(answer(d.id!), r.port, r.address);
+    });
+    const s = svc({ upstream: fixedUpstreams([{ host: '127.0.0.1', port: sock.address().port }]) });
+    expect(decode(await s.query(q('example.com'), 'udp')).rcode).toBe('NOERROR');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(s.counters.upstreamStray).toBe(1);
+    const held = s.query(q('hold.example'), 'udp');
+    while (from.length < 2) await new Promise((r) => setTimeout(r, 5));
+    s.close();
+    expect(decode(await held).rcode).toBe('SERVFAIL');
+    // Every port the service asked from is free again.
+    for (const port of new Set(from)) {
+      const probe = dgram.createSocket('udp4');
+      await new Promise<void>((res, rej) => {
+        probe.once('error', rej);
+        probe.bind(port, '127.0.0.1', () => res());
+      });
+      await new Promise<void>((r) => probe.close(() => r()));
+    }
+  });
+
   it('truncates a big forwarded reply to 512 bytes for a classic UDP client only', async () => {
     const { t } = fakeTransport((b) => bigReply(b, 60));
     const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t });
@@ -276,6 +308,19 @@ describe('DnsService forwarding', () => {
     expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(2);
     expect(decode(await other).rcode).toBe('NOERROR');
     expect(s.counters.overload).toBe(8);
+  });
+
+  it('by default forwards 256 queries at once per guest (1024 in all) before SERVFAIL', async () => {
+    const { t } = fakeTransport((b) => bigReply(b, 1), 30);
+    const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t });
+    const burst = (guest: number, n: number) => Array.from({ length: n }, (_, i) => s.query(q(`g${guest}-${i}.example`), 'udp', guest));
+    const all = [...burst(1, 257), ...burst(2, 256), ...burst(3, 256), ...burst(4, 256), ...burst(5, 1)];
+    const rcodes = (await Promise.all(all)).map((r) => decode(r).rcode);
+    expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(1024);
+    // Guest 1's 257th and guest 5's first (the total is full) are refused.
+    expect(rcodes[256]).toBe('SERVFAIL');
+    expect(rcodes.at(-1)).toBe('SERVFAIL');
+    expect(s.counters.overload).toBe(2);
   });
 
   it('publishes each query on the vmnet:dns:query channel', async () => {

@@ -41,6 +41,7 @@ import { Forwarder, type DnsLogger, type Transport, type UpstreamSource } from '
 import { LocalZone, type LocalResult, type LocalZoneOptions } from './local.js';
 import * as msg from './message.js';
 import { NodeTransport } from './node-transport.js';
+import { bulkRandom32 } from './random.js';
 
 /** Options of {@link DnsService}: the local zone's (names, records, VM-name hooks, TTL) plus forwarding. */
 export interface DnsServiceOptions extends LocalZoneOptions {
@@ -55,9 +56,15 @@ export interface DnsServiceOptions extends LocalZoneOptions {
   deadlineMs?: number | undefined;
   /** Per-try UDP timeout cap, ms (default 1500). */
   tryTimeoutMs?: number | undefined;
-  /** Forwarded queries in flight at once before new ones get SERVFAIL (default 256; each holds a socket). */
+  /** Uniform random u32s for query IDs and socket choice (default {@link bulkRandom32}). */
+  random32?: (() => number) | undefined;
+  /**
+   * Forwarded queries in flight at once before new ones get SERVFAIL (default
+   * 1024, like Unbound's num-queries-per-thread and BIND's recursive-clients;
+   * a query in flight costs a table entry and a timer, not a socket).
+   */
   maxInFlight?: number | undefined;
-  /** Forwarded queries in flight per guest (default a quarter of maxInFlight). */
+  /** Forwarded queries in flight per guest (default a quarter of maxInFlight: 256, room for dnsperf's default 100). */
   maxInFlightPerGuest?: number | undefined;
 }
 
@@ -87,6 +94,8 @@ export interface DnsCounters {
   upstreamFailures: number;
   /** TCP fallbacks after a truncated upstream reply. */
   tcpRetries: number;
+  /** Datagrams on the upstream sockets that no query in flight took (wrong ID or question: late, duplicate or forged). */
+  upstreamStray: number;
 }
 
 /** What each query published on `vmnet:dns:query` carries. */
@@ -121,11 +130,13 @@ export class DnsService {
     truncated: 0,
     upstreamFailures: 0,
     tcpRetries: 0,
+    upstreamStray: 0,
   };
   /** The local names (exposed for the VM-name hooks and tests). */
   readonly zone: LocalZone;
   private readonly upstream: UpstreamSource | null;
   private readonly forwarder: Forwarder;
+  private readonly transport: Transport;
   private readonly now: () => number;
   private readonly maxInFlight: number;
   private readonly logger: DnsLogger | null;
@@ -139,16 +150,24 @@ export class DnsService {
     this.zone = new LocalZone(opts);
     this.upstream = opts.upstream;
     this.now = opts.now ?? (() => performance.now());
-    this.maxInFlight = opts.maxInFlight ?? 256;
+    this.maxInFlight = opts.maxInFlight ?? 1024;
     this.maxPerGuest = opts.maxInFlightPerGuest ?? Math.max(1, Math.floor(this.maxInFlight / 4));
     this.logger = opts.logger ?? null;
+    const random32 = opts.random32 ?? bulkRandom32();
+    this.transport = opts.transport ?? new NodeTransport({ random32, now: this.now, onStray: () => void this.counters.upstreamStray++ });
     this.forwarder = new Forwarder({
-      transport: opts.transport ?? new NodeTransport(),
+      transport: this.transport,
       deadlineMs: opts.deadlineMs,
       tryTimeoutMs: opts.tryTimeoutMs,
       now: this.now,
+      random16: () => random32() & 0xffff,
       logger: opts.logger,
     });
+  }
+
+  /** Closes the upstream sockets; forwarded queries in flight get SERVFAIL. */
+  close(): void {
+    this.transport.close?.();
   }
 
   /**

@@ -1,44 +1,116 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+/**
+ * Host streams over real loopback sockets: a dialed socket and an accepted
+ * one report their own events (the listeners are shared by all sockets, so
+ * each must find its own stream), bytes go both ways, half-close and reset
+ * reach the far end, a refused dial is reported as such.
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dialTcp, pendingDialCount, type HostStreamEvents } from './host-stream.js';
+import { adoptSocket, dialTcp, pendingDialCount, type HostStreamEvents } from './host-stream.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+/** Events a stream reported, in order; data as text. */
+function recorder(): HostStreamEvents & { log: string[]; waitFor(entry: string): Promise<void> } {
+  const log: string[] = [];
+  const waiters: [string, () => void][] = [];
+  const push = (e: string) => {
+    log.push(e);
+    for (const [w, done] of waiters) if (log.includes(w)) done();
+  };
+  return {
+    log,
+    waitFor: (entry) => (log.includes(entry) ? Promise.resolve() : new Promise((r) => waiters.push([entry, r]))),
+    connected: () => push('connected'),
+    refused: () => push('refused'),
+    failed: () => push('failed'),
+    data: (chunk) => push(`data:${Buffer.from(chunk).toString()}`),
+    end: () => push('end'),
+    reset: () => push('reset'),
+    drain: () => push('drain'),
+  };
+}
+
+const servers: Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
 });
 
-/** Records what a host stream reports. */
-function recorder(): { ev: HostStreamEvents; log: string[]; next: Promise<string> } {
-  const log: string[] = [];
-  let wake: (s: string) => void = () => {};
-  const r = {
-    log,
-    next: new Promise<string>((res) => (wake = res)),
-    ev: {} as HostStreamEvents,
-  };
-  const note = (s: string) => {
-    log.push(s);
-    wake(s);
-  };
-  r.ev = {
-    connected: () => note('connected'),
-    refused: () => note('refused'),
-    failed: () => note('failed'),
-    data: () => note('data'),
-    end: () => note('end'),
-    reset: () => note('reset'),
-    drain: () => {},
-  };
-  return r;
+/** A loopback listener; resolves its port and hands each accepted socket to `accepted`. */
+async function listen(accepted: (s: Socket) => void): Promise<number> {
+  const srv = createServer({ allowHalfOpen: true }, accepted);
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return (srv.address() as AddressInfo).port;
 }
 
-async function listener(): Promise<number> {
-  const srv = net.createServer((s) => s.pipe(s));
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
-  return (srv.address() as net.AddressInfo).port;
-}
+describe('host streams', () => {
+  it('two dialed sockets each report their own connect, bytes and FIN; our bytes and FIN reach the host', async () => {
+    const got: string[] = [];
+    const port = await listen((s) => {
+      s.once('data', (b) => {
+        s.end(`echo ${b.toString()}`);
+        s.on('end', () => got.push(`${b.toString()} ended`));
+      });
+    });
+    const a = recorder();
+    const b = recorder();
+    const sa = dialTcp('127.0.0.1', port, 5000, a);
+    const sb = dialTcp('127.0.0.1', port, 5000, b);
+    await Promise.all([a.waitFor('connected'), b.waitFor('connected')]);
+    let written = 0;
+    sa.write(Buffer.from('one'), () => written++);
+    sb.write(Buffer.from('two'), () => written++);
+    await Promise.all([a.waitFor('end'), b.waitFor('end')]);
+    expect(a.log).toEqual(['connected', 'data:echo one', 'end']);
+    expect(b.log).toEqual(['connected', 'data:echo two', 'end']);
+    expect(written).toBe(2);
+    await new Promise<void>((r) => sa.end(r));
+    await new Promise<void>((r) => sb.end(r));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got.sort()).toEqual(['one ended', 'two ended']);
+    sa.destroy();
+    sb.destroy();
+  });
+
+  it('a refused dial reports refused; reset() is a RST the host sees', async () => {
+    const closed = await listen(() => {});
+    servers.pop()!.close();
+    const r = recorder();
+    dialTcp('127.0.0.1', closed, 5000, r);
+    await r.waitFor('refused');
+    expect(r.log).toEqual(['refused']);
+
+    let hostError = '';
+    const port = await listen((s) => s.on('error', (e: NodeJS.ErrnoException) => (hostError = e.code ?? '')));
+    const ev = recorder();
+    const s = dialTcp('127.0.0.1', port, 5000, ev);
+    await ev.waitFor('connected');
+    await new Promise((res) => setTimeout(res, 20));
+    s.reset();
+    for (let i = 0; i < 50 && hostError === ''; i++) await new Promise((res) => setTimeout(res, 10));
+    expect(hostError).toBe('ECONNRESET');
+    expect(ev.log).toEqual(['connected']); // nothing reported after our own reset
+  });
+
+  it('an accepted socket (data events) reports bytes, and a reset from its peer', async () => {
+    const adopted: { log: string[] }[] = [];
+    const ready = recorder();
+    const port = await listen((sock) => {
+      const ev = recorder();
+      adopted.push(ev);
+      adoptSocket(sock, ev, true);
+      ready.connected();
+    });
+    const { connect } = await import('node:net');
+    const client = connect({ host: '127.0.0.1', port });
+    await ready.waitFor('connected');
+    client.write('hello');
+    await new Promise((r) => setTimeout(r, 50));
+    client.resetAndDestroy();
+    for (let i = 0; i < 50 && !adopted[0]!.log.includes('reset'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(adopted[0]!.log).toEqual(['data:hello', 'reset']);
+  });
+});
 
 /**
  * A loopback port that never completes a handshake: a listener (backlog 0)
@@ -46,7 +118,7 @@ async function listener(): Promise<number> {
  */
 async function silentPort(): Promise<number> {
   const py = [
-    'import socket, sys, time',
+    'import socket, time',
     's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
     'fill = []',
     'for i in range(4):',
@@ -56,53 +128,54 @@ async function silentPort(): Promise<number> {
     '    fill.append(c)',
     'time.sleep(0.2); print(s.getsockname()[1], flush=True); time.sleep(60)',
   ].join('\n');
-  const child: ChildProcess = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => child.kill());
-  const line = await new Promise<string>((res) => child.stdout!.once('data', (b: Buffer) => res(b.toString())));
+  const child = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(() => child.kill());
+  const line = await new Promise<string>((res) => child.stdout.once('data', (b: Buffer) => res(b.toString())));
   return Number(line.trim());
 }
+const children: (() => void)[] = [];
+afterEach(() => {
+  for (const k of children.splice(0)) k();
+});
 
-describe('dialTcp: the connect path', () => {
-  it('connects, and the dial leaves the timeout table', async () => {
-    const port = await listener();
+describe('dialTcp: the dial timeout (one table and one timer for every dial)', () => {
+  it('a dial that connects or is refused leaves the table', async () => {
+    const port = await listen(() => {});
     const r = recorder();
-    const s = dialTcp('127.0.0.1', port, 10_000, r.ev);
-    cleanups.push(() => s.destroy());
+    const s = dialTcp('127.0.0.1', port, 10_000, r);
     expect(pendingDialCount()).toBe(1);
-    expect(await r.next).toBe('connected');
+    await r.waitFor('connected');
+    expect(pendingDialCount()).toBe(0);
+    s.destroy();
+    const closed = await listen(() => {});
+    servers.pop()!.close();
+    const q = recorder();
+    dialTcp('127.0.0.1', closed, 10_000, q);
+    await q.waitFor('refused');
     expect(pendingDialCount()).toBe(0);
   });
 
-  it('reports refused for a closed port, and the dial leaves the table', async () => {
-    const port = await listener();
-    cleanups.splice(0).forEach((c) => c()); // close it again: nothing listens there now
-    await new Promise((res) => setTimeout(res, 20));
-    const r = recorder();
-    dialTcp('127.0.0.1', port, 10_000, r.ev);
-    expect(await r.next).toBe('refused');
-    expect(pendingDialCount()).toBe(0);
-  });
-
-  it('times out a dial nobody answers (failed), each at its own deadline, with one shared timer', async () => {
+  it('times out dials nobody answers (failed), each at its own deadline', async () => {
     const port = await silentPort();
     const a = recorder();
     const b = recorder();
     const t0 = performance.now();
-    const sa = dialTcp('127.0.0.1', port, 300, a.ev);
-    const sb = dialTcp('127.0.0.1', port, 150, b.ev); // an earlier deadline than the one armed
-    cleanups.push(() => (sa.destroy(), sb.destroy()));
+    const sa = dialTcp('127.0.0.1', port, 300, a);
+    const sb = dialTcp('127.0.0.1', port, 150, b); // earlier than the deadline the timer is armed for
     expect(pendingDialCount()).toBe(2);
-    expect(await b.next).toBe('failed');
+    await b.waitFor('failed');
     expect(a.log).toEqual([]);
-    expect(await a.next).toBe('failed');
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(299);
+    await a.waitFor('failed');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(299); // timers never fire early
     expect(pendingDialCount()).toBe(0);
+    sa.destroy();
+    sb.destroy();
   });
 
-  it('forgets a dial closed before it completes', async () => {
+  it('forgets a dial closed before it completes, and reports nothing for it', async () => {
     const port = await silentPort();
     const r = recorder();
-    const s = dialTcp('127.0.0.1', port, 10_000, r.ev);
+    const s = dialTcp('127.0.0.1', port, 10_000, r);
     expect(pendingDialCount()).toBe(1);
     s.destroy();
     expect(pendingDialCount()).toBe(0);

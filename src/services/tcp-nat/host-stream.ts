@@ -19,13 +19,18 @@
  * accepted by a port forward's `net.Server` cannot take `onread` in Node 20
  * and use `'data'` events.
  *
+ * Memory: an idle connection's socket holds one SocketStream and, when
+ * dialed, the `onread` buffer closure; methods and listeners are shared by
+ * all sockets. What Node itself holds per socket is measured by
+ * bench/socket-floor.ts.
+ *
  * Dialing costs what the kernel calls need and little more: TCP_NODELAY is
  * given to the socket at construction (one setsockopt when the connect
  * completes, where setNoDelay() on the new socket made two), and the dial
  * timeout is one entry in a table shared by every dial, checked by one
- * timer armed for the earliest deadline (`pendingDials`), instead of a
- * timer made, armed and cleared per dial with two listeners to clear it.
- * An entry leaves the table when the dial connects, fails, or is closed.
+ * timer armed for the earliest deadline (`pendingDials`), instead of a timer
+ * made, armed and cleared per dial. An entry leaves the table when the dial
+ * connects, fails, or is closed.
  */
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -82,9 +87,112 @@ export const HOST_READ_MAX = 128 * 1024;
 /** Read buffer shared by every dialed socket (see the file comment). */
 const READ_BUFFER = Buffer.allocUnsafeSlow(HOST_READ_MAX);
 
+/** The HostStream a socket belongs to (a property of the socket, so its listeners can be shared functions). */
+const kStream = Symbol('vmnet host stream');
+type OwnedSocket = Socket & { [kStream]: SocketStream };
+
+/**
+ * A node:net socket as a HostStream. Methods and socket listeners are shared
+ * (prototype methods, module-level functions that find the stream through
+ * the socket), not closures made per socket: an idle connection holds this
+ * object and nothing else of ours besides the socket.
+ */
+class SocketStream implements HostStream {
+  connected: boolean;
+  /** No more events to report (an error was reported, or we reset/destroyed it). */
+  done = false;
+
+  constructor(
+    readonly sock: Socket,
+    readonly ev: HostStreamEvents,
+    connected: boolean,
+  ) {
+    this.connected = connected;
+  }
+
+  write(chunk: Uint8Array, done: () => void): boolean {
+    if (!this.sock.destroyed) return this.sock.write(chunk, () => done());
+    queueMicrotask(done);
+    return false;
+  }
+
+  end(finished?: () => void): void {
+    if (this.sock.destroyed) {
+      if (finished) queueMicrotask(finished);
+      return;
+    }
+    this.sock.end(finished === undefined ? undefined : () => finished());
+  }
+
+  reset(): void {
+    this.#finish();
+    if (!this.sock.destroyed) this.sock.resetAndDestroy();
+  }
+
+  destroy(): void {
+    this.#finish();
+    if (!this.sock.destroyed) this.sock.destroy();
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    this.sock.resume();
+  }
+
+  /** Nothing more to report: the dial's timeout goes too. */
+  #finish(): void {
+    this.done = true;
+    this.settleDial();
+  }
+
+  /** The dial completed or failed: it leaves the timeout table. */
+  settleDial(): void {
+    pendingDials.delete(this.sock);
+  }
+}
+
+function onData(this: OwnedSocket, b: Buffer): void {
+  this[kStream].ev.data(b);
+}
+
+function onRead(this: OwnedSocket, n: number, buf: Uint8Array): boolean {
+  this[kStream].ev.data(buf.subarray(0, n));
+  return true;
+}
+
+function onEnd(this: OwnedSocket): void {
+  const s = this[kStream];
+  if (!s.done) s.ev.end();
+}
+
+function onDrain(this: OwnedSocket): void {
+  this[kStream].ev.drain();
+}
+
+function onError(this: OwnedSocket, e: NodeJS.ErrnoException): void {
+  const s = this[kStream];
+  s.settleDial();
+  if (s.done) return;
+  s.done = true;
+  if (!s.connected) {
+    if (REFUSED.has(e.code ?? '')) s.ev.refused();
+    else s.ev.failed();
+  } else s.ev.reset();
+}
+
+function onConnect(this: OwnedSocket): void {
+  const s = this[kStream];
+  s.settleDial();
+  s.connected = true;
+  if (!s.done) s.ev.connected();
+}
+
 /** Dials not yet settled, with their deadlines (performance-clock ms): see the file comment. */
 const pendingDials = new Map<Socket, number>();
-let dialTimer: NodeJS.Timeout | null = null;
+let dialTimer: ReturnType<typeof setTimeout> | null = null;
 let dialTimerAt = Infinity;
 
 function armDialTimer(at: number): void {
@@ -110,7 +218,7 @@ function expireDials(): void {
   if (next !== Infinity) armDialTimer(next);
 }
 
-/** Dials in flight that have a timeout pending (for tests: every settled dial has left the table). */
+/** Dials whose timeout is pending (tests: every settled dial has left the table). */
 export function pendingDialCount(): number {
   return pendingDials.size;
 }
@@ -121,69 +229,23 @@ export function pendingDialCount(): number {
  * @param readsViaOnread the socket reads through `onread` (dialTcp), not `'data'` events
  */
 export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected: boolean, readsViaOnread = false): HostStream {
-  let connected = alreadyConnected;
-  let done = false;
+  const s = new SocketStream(sock, ev, alreadyConnected);
+  (sock as OwnedSocket)[kStream] = s;
   sock.setNoDelay(true); // a no-op for dialed sockets, made with noDelay
-  if (!readsViaOnread) sock.on('data', (b: Buffer) => ev.data(b));
-  sock.on('end', () => {
-    if (!done) ev.end();
-  });
-  sock.on('drain', () => ev.drain());
-  sock.on('error', (e: NodeJS.ErrnoException) => {
-    pendingDials.delete(sock);
-    if (done) return;
-    done = true;
-    if (!connected) {
-      if (REFUSED.has(e.code ?? '')) ev.refused();
-      else ev.failed();
-    } else ev.reset();
-  });
-  if (!alreadyConnected) {
-    sock.once('connect', () => {
-      pendingDials.delete(sock);
-      connected = true;
-      if (!done) ev.connected();
-    });
-  }
-  return {
-    write: (chunk, done) => {
-      if (!sock.destroyed) return sock.write(chunk, () => done());
-      queueMicrotask(done);
-      return false;
-    },
-    end: (finished) => {
-      if (sock.destroyed) {
-        if (finished) queueMicrotask(finished);
-        return;
-      }
-      sock.end(finished === undefined ? undefined : () => finished());
-    },
-    reset: () => {
-      done = true;
-      pendingDials.delete(sock);
-      if (!sock.destroyed) sock.resetAndDestroy();
-    },
-    destroy: () => {
-      done = true;
-      pendingDials.delete(sock);
-      if (!sock.destroyed) sock.destroy();
-    },
-    pause: () => sock.pause(),
-    resume: () => sock.resume(),
-  };
+  if (!readsViaOnread) sock.on('data', onData);
+  sock.on('end', onEnd);
+  sock.on('drain', onDrain);
+  sock.on('error', onError);
+  if (!alreadyConnected) sock.once('connect', onConnect);
+  return s;
 }
 
 /**
  * Dials host:port. A dial not answered within `timeoutMs` reports `failed`.
  */
 export function dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream {
-  const onread: OnReadOpts = {
-    buffer: () => ev.readInto?.() ?? READ_BUFFER,
-    callback: (n: number, buf: Uint8Array): boolean => {
-      ev.data(buf.subarray(0, n));
-      return true;
-    },
-  };
+  // `buffer` is called without the socket as `this`: the one closure a dialed socket keeps.
+  const onread: OnReadOpts = { buffer: () => ev.readInto?.() ?? READ_BUFFER, callback: onRead as OnReadOpts['callback'] };
   const sock = connect({ host, port, allowHalfOpen: true, noDelay: true, onread });
   const at = performance.now() + timeoutMs;
   pendingDials.set(sock, at);

@@ -23,7 +23,12 @@
  * the guest acknowledges enough (onWritable). Guest bytes are read out of the
  * receive buffer only while the host socket accepts them (write() true or
  * 'drain'); unread bytes keep the advertised window closed, so a slow host
- * reader slows the guest. FIN travels each way on its own (half-close), and
+ * reader slows the guest. The guest segments of one batch (one read from
+ * the link) reach the host in one write per flow and are acknowledged by one
+ * ACK per flow at the batch's end (pumpSoon; the connections run with
+ * `ackBatch`): the every-second-segment ACKs would be as many frames back
+ * as half the data frames, each costing the link, the guest and us a frame.
+ * FIN travels each way on its own (half-close), and
  * only after every byte before it: the guest's FIN becomes the host socket's
  * end() once the receive buffer is empty; the host's 'end' becomes our FIN
  * once its bytes are in the send buffer (shutdownWrite queues the FIN after
@@ -161,7 +166,23 @@ export interface TcpNatCounters {
 
 export type ProbeResult = 'open' | 'closed' | 'timeout';
 
-class Flow {
+/**
+ * The NAT's handlers of host stream events, made once per TcpNat: each flow
+ * passes itself as the HostStreamEvents of its host stream and forwards to
+ * these, so an idle flow holds no closures of its own.
+ */
+interface HostHandlers {
+  connected(f: Flow): void;
+  refused(f: Flow): void;
+  failed(f: Flow): void;
+  readInto(f: Flow): Uint8Array | null;
+  data(f: Flow, chunk: Uint8Array): void;
+  end(f: Flow): void;
+  reset(f: Flow): void;
+  drain(f: Flow): void;
+}
+
+class Flow implements HostStreamEvents {
   host: HostStream | null = null;
   /** Host bytes the connection's send buffer has not taken yet. */
   pending: Uint8Array[] = [];
@@ -200,7 +221,33 @@ class Flow {
     readonly remotePort: number,
     /** The guest's key in perGuest (see guestOf). */
     readonly guest: number,
+    readonly handlers: HostHandlers,
   ) {}
+
+  connected(): void {
+    this.handlers.connected(this);
+  }
+  refused(): void {
+    this.handlers.refused(this);
+  }
+  failed(): void {
+    this.handlers.failed(this);
+  }
+  readInto(): Uint8Array | null {
+    return this.handlers.readInto(this);
+  }
+  data(chunk: Uint8Array): void {
+    this.handlers.data(this, chunk);
+  }
+  end(): void {
+    this.handlers.end(this);
+  }
+  reset(): void {
+    this.handlers.reset(this);
+  }
+  drain(): void {
+    this.handlers.drain(this);
+  }
 }
 
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
@@ -242,7 +289,12 @@ export class TcpNat {
     drainResets: 0,
     hostOverruns: 0,
   };
-  private readonly flows = new Map<number, Map<number, Flow>>();
+  /**
+   * Flows by guest endpoint, then remote endpoint. A guest endpoint with one
+   * flow (the usual case: every connection a guest opens has a port of its
+   * own) holds it directly rather than in a Map of its own.
+   */
+  private readonly flows = new Map<number, Flow | Map<number, Flow>>();
   /** Flows whose connection closed while their host half still writes. */
   private readonly draining = new Set<Flow>();
   /** Resolves closeAll's promise (`drainsOver`) once `draining` is empty. */
@@ -265,6 +317,7 @@ export class TcpNat {
   private readonly output: TcpOutput;
   private readonly events: TcpEvents;
   private readonly limits: TcpNatLimits;
+  private readonly handlers = this.hostHandlers();
 
   constructor(
     private readonly cfg: TcpConfig,
@@ -315,8 +368,13 @@ export class TcpNat {
 
   /** Calls `fn` with the addresses of every flow, draining ones included (the gateway keeps those IPv6 ids alive). */
   forEachAddress(fn: (guestIp: Ip4, remoteIp: Ip4) => void): void {
-    for (const byRemote of this.flows.values()) for (const f of byRemote.values()) fn(f.guestIp, f.remoteIp);
+    for (const f of this.liveFlows()) fn(f.guestIp, f.remoteIp);
     for (const f of this.draining) fn(f.guestIp, f.remoteIp);
+  }
+
+  /** The connections of the flows in the lookup table (draining ones are not): diagnostics, tests, the bench. */
+  connections(): TcpConn[] {
+    return this.liveFlows().map((f) => f.conn);
   }
 
   /** Open flows, draining ones included. */
@@ -342,7 +400,7 @@ export class TcpNat {
    */
   fromGuest(guestIp: Ip4, dstIp: Ip4, h: tcp.Header, bytes: Uint8Array): void {
     const now = this.deps.now();
-    const f = this.flows.get(endpoint(guestIp, h.srcPort))?.get(endpoint(dstIp, h.dstPort));
+    const f = this.find(endpoint(guestIp, h.srcPort), endpoint(dstIp, h.dstPort));
     if (f) {
       if (f.dialing) return; // SYN retransmissions while we dial
       f.conn.onSegment(h, bytes, now);
@@ -369,8 +427,8 @@ export class TcpNat {
     const flow = this.add(guestIp, h.srcPort, dstIp, h.dstPort);
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
     this.startDial(flow);
-    const ev = this.hostEvents(flow);
-    flow.host = 'local' in route ? this.deps.local(route.local, ev, flow.guest, guestIp, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, ev);
+    flow.host =
+      'local' in route ? this.deps.local(route.local, flow, flow.guest, guestIp, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, flow);
   }
 
   /**
@@ -385,9 +443,9 @@ export class TcpNat {
       return false;
     }
     let port = srcPort;
-    while (this.flows.get(endpoint(guestIp, guestPort))?.has(endpoint(srcIp, port))) port = 1024 + ((port + 1 - 1024) % (65536 - 1024));
+    while (this.find(endpoint(guestIp, guestPort), endpoint(srcIp, port))) port = 1024 + ((port + 1 - 1024) % (65536 - 1024));
     const flow = this.add(guestIp, guestPort, srcIp, port);
-    flow.host = makeHost(this.hostEvents(flow));
+    flow.host = makeHost(flow);
     flow.host.pause();
     this.counters.forwarded++;
     flow.conn.connect(this.deps.random32() >>> 0, this.deps.now());
@@ -401,7 +459,7 @@ export class TcpNat {
   probe(guestIp: Ip4, port: number, fromIp: Ip4, timeoutMs: number): Promise<ProbeResult> {
     return new Promise((resolve) => {
       let src = 49152 + (this.deps.random32() % 16384);
-      for (let tries = 1; this.flows.get(endpoint(guestIp, port))?.has(endpoint(fromIp, src)); tries++) {
+      for (let tries = 1; this.find(endpoint(guestIp, port), endpoint(fromIp, src)); tries++) {
         if (tries >= 16384) return resolve('timeout'); // every probe source port busy: give up at once
         src = 49152 + ((src + 1) % 16384);
       }
@@ -502,35 +560,59 @@ export class TcpNat {
   /** Resets the live flows `which` selects, and lets those whose guest stream is complete drain. */
   private closeFlows(which: (f: Flow) => boolean): void {
     const now = this.deps.now();
-    for (const byRemote of [...this.flows.values()]) {
-      for (const f of [...byRemote.values()]) {
-        if (!which(f)) continue;
-        const st = f.conn.state;
-        // The guest's stream is complete (its FIN came) and nothing of the host's is stuck toward it: flush, don't reset.
-        const guestDone = st === TIME_WAIT || st === LAST_ACK || st === CLOSING || (f.conn.remoteFinished && f.conn.sndBuf.length === 0 && f.pendingBytes === 0);
-        if (f.host !== null && guestDone) {
-          f.conn.abort(now); // closes the guest side (RST unless in TIME-WAIT); connClosed drains the host side
-          continue;
-        }
-        f.host?.reset();
-        f.host = null;
-        f.conn.abort(now);
-        this.remove(f);
+    for (const f of this.liveFlows()) {
+      if (!which(f)) continue;
+      const st = f.conn.state;
+      // The guest's stream is complete (its FIN came) and nothing of the host's is stuck toward it: flush, don't reset.
+      const guestDone = st === TIME_WAIT || st === LAST_ACK || st === CLOSING || (f.conn.remoteFinished && f.conn.sndBuf.length === 0 && f.pendingBytes === 0);
+      if (f.host !== null && guestDone) {
+        f.conn.abort(now); // closes the guest side (RST unless in TIME-WAIT); connClosed drains the host side
+        continue;
       }
+      f.host?.reset();
+      f.host = null;
+      f.conn.abort(now);
+      this.remove(f);
     }
   }
 
   // ------------------------------------------------------------------ internals
 
+  /** The flow between a guest endpoint and a remote one (see `flows`). */
+  private find(g: number, r: number): Flow | undefined {
+    const e = this.flows.get(g);
+    if (e instanceof Flow) return endpoint(e.remoteIp, e.remotePort) === r ? e : undefined;
+    return e?.get(r);
+  }
+
+  /** Every flow in the lookup table (draining ones are not), as a list: the caller may remove them as it goes. */
+  private liveFlows(): Flow[] {
+    const all: Flow[] = [];
+    for (const e of this.flows.values()) {
+      if (e instanceof Flow) all.push(e);
+      else for (const f of e.values()) all.push(f);
+    }
+    return all;
+  }
+
   private add(guestIp: Ip4, guestPort: number, remoteIp: Ip4, remotePort: number): Flow {
     const guest = this.guestOf(guestIp);
     const conn = new TcpConn(this.deps.configOf?.(guestIp) ?? this.cfg, this.output, this.events, remotePort, guestPort, guest); // guest: its budget account
-    const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest);
+    const f = new Flow(conn, guestIp, guestPort, remoteIp, remotePort, guest, this.handlers);
     conn.tag = f;
     const g = endpoint(guestIp, guestPort);
-    let byRemote = this.flows.get(g);
-    if (!byRemote) this.flows.set(g, (byRemote = new Map()));
-    byRemote.set(endpoint(remoteIp, remotePort), f);
+    const r = endpoint(remoteIp, remotePort);
+    const e = this.flows.get(g);
+    if (e === undefined) this.flows.set(g, f);
+    else if (e instanceof Flow)
+      this.flows.set(
+        g,
+        new Map([
+          [endpoint(e.remoteIp, e.remotePort), e],
+          [r, f],
+        ]),
+      );
+    else e.set(r, f);
     this.perGuest.set(guest, (this.perGuest.get(guest) ?? 0) + 1);
     this.count++;
     return f;
@@ -567,9 +649,14 @@ export class TcpNat {
   /** Takes the flow out of the lookup table (its 4-tuple may be used again). */
   private unlink(f: Flow): void {
     const g = endpoint(f.guestIp, f.guestPort);
-    const byRemote = this.flows.get(g);
-    if (byRemote?.get(endpoint(f.remoteIp, f.remotePort)) === f) byRemote.delete(endpoint(f.remoteIp, f.remotePort));
-    if (byRemote?.size === 0) this.flows.delete(g);
+    const e = this.flows.get(g);
+    if (e === f) this.flows.delete(g);
+    else if (e instanceof Map) {
+      const r = endpoint(f.remoteIp, f.remotePort);
+      if (e.get(r) === f) e.delete(r);
+      if (e.size === 1) this.flows.set(g, e.values().next().value!); // one flow left: held directly again
+      else if (e.size === 0) this.flows.delete(g);
+    }
   }
 
   private remove(f: Flow): void {
@@ -618,16 +705,17 @@ export class TcpNat {
     this.deps.transmit(guestIp, dstIp, this.rst, null, 0);
   }
 
-  private hostEvents(f: Flow): HostStreamEvents {
+  /** The host stream events of every flow (see HostHandlers). */
+  private hostHandlers(): HostHandlers {
     return {
-      connected: () => {
+      connected: (f) => {
         if (f.closed) return;
         this.endDial(f);
         this.counters.opened++;
         f.conn.accept(this.deps.now());
         this.reschedule(f);
       },
-      refused: () => {
+      refused: (f) => {
         if (f.closed) return;
         this.endDial(f);
         this.counters.refused++;
@@ -636,7 +724,7 @@ export class TcpNat {
         else f.conn.abort(this.deps.now());
         this.remove(f);
       },
-      failed: () => {
+      failed: (f) => {
         if (f.closed) return;
         this.endDial(f);
         this.counters.dialTimeouts++;
@@ -644,8 +732,8 @@ export class TcpNat {
         // Silence toward the guest: forget the half-open flow without a RST.
         this.remove(f);
       },
-      readInto: () => (f.closed || f.pendingBytes > 0 ? null : f.conn.lendWriteRegion(LEND_MIN)),
-      data: (chunk) => {
+      readInto: (f) => (f.closed || f.pendingBytes > 0 ? null : f.conn.lendWriteRegion(LEND_MIN)),
+      data: (f, chunk) => {
         // `chunk` is lent (host-stream.ts): what the send buffer does not take now is copied.
         if (f.closed || f.draining) return; // a draining flow's host has sent its FIN already
         const now = this.deps.now();
@@ -680,18 +768,18 @@ export class TcpNat {
         const last = f.pending.length - 1;
         if (last >= 0 && f.pending[last]!.buffer === chunk.buffer) f.pending[last] = f.pending[last]!.slice(); // the untaken tail of `chunk`
       },
-      end: () => {
+      end: (f) => {
         if (f.closed || f.draining) return;
         f.finToGuest = true;
         this.pumpToGuest(f);
       },
-      reset: () => {
+      reset: (f) => {
         if (f.closed) return;
         f.host = null;
         if (!f.draining) f.conn.abort(this.deps.now());
         this.remove(f);
       },
-      drain: () => {
+      drain: (f) => {
         if (f.closed) return;
         f.hostBlocked = false;
         this.pumpToHost(f);
@@ -776,7 +864,9 @@ export class TcpNat {
   /**
    * Defers the guest → host pump to a microtask: every segment of one batch of
    * frames (one read from the QEMU socket) is then written to the host socket
-   * in a single write instead of one write (and one syscall) per segment.
+   * in a single write instead of one write (and one syscall) per segment, and
+   * acknowledged by one ACK (`ackBatch`, conn.endBatch) instead of one every
+   * second segment.
    */
   private pumpSoon(f: Flow): void {
     if (f.pumpQueued) return;
@@ -784,6 +874,7 @@ export class TcpNat {
     queueMicrotask(() => {
       f.pumpQueued = false;
       this.pumpToHost(f);
+      if (!f.closed) f.conn.endBatch(this.deps.now());
     });
   }
 
