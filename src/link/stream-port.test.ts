@@ -287,6 +287,74 @@ describe('StreamPort over a unix socket', () => {
     expect(server.tx.overflow).toBeGreaterThan(0);
   });
 
+  it('sends the frames of every I/O callback of one event-loop turn in one socket write, in order', async () => {
+    const { client, server } = await pair({ path: sockPath() });
+    const got = collect(client);
+    // Two host-like sockets, both readable when the loop next polls: their
+    // callbacks run in one poll phase, and each sends frames on the port.
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+    const accepted: net.Socket[] = [];
+    srv.on('connection', (s) => accepted.push(s));
+    const port = (srv.address() as net.AddressInfo).port;
+    const dialed = [net.connect(port, '127.0.0.1'), net.connect(port, '127.0.0.1')];
+    await Promise.all(dialed.map((d) => once(d, 'connect')));
+    await until(() => accepted.length === 2);
+    cleanups.push(() => [...dialed, ...accepted].forEach((s) => s.destroy()));
+    let next = 0;
+    for (const a of accepted) {
+      a.on('data', () => {
+        for (let k = 0; k < 3; k++) {
+          const f = makeFrame(next++);
+          server.sendFrame(f, 0, f.length);
+        }
+      });
+    }
+    const writes: number[] = [];
+    const write = server.socket.write.bind(server.socket) as (chunk: Uint8Array, cb?: () => void) => boolean;
+    server.socket.write = ((chunk: Uint8Array, cb?: () => void) => {
+      writes.push(chunk.length);
+      return write(chunk, cb);
+    }) as typeof server.socket.write;
+    // Both writes reach the kernel now (small writes complete synchronously), before the loop polls again.
+    dialed[0]!.write('a');
+    dialed[1]!.write('b');
+    await until(() => got.length === 6);
+    expect(sameFrames(got, 6)).toBe(true);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toBe([0, 1, 2, 3, 4, 5].reduce((n, i) => n + 4 + makeFrame(i).length, 0));
+  });
+
+  it('keeps frame order and boundaries from many event-loop turns toward a peer that stops reading, within the bound', async () => {
+    const maxQueued = 512 * 1024;
+    const { client, server } = await pair({ path: sockPath(), maxQueued });
+    client.pauseReading();
+    let i = 0;
+    let dropped = 0;
+    const sentIds: number[] = [];
+    // 200 turns of 25 frames each: far more than the bound, so many are refused.
+    for (let turn = 0; turn < 200; turn++) {
+      for (let k = 0; k < 25; k++, i++) {
+        const f = makeFrame(i);
+        const before = server.tx.overflow;
+        server.sendFrame(f, 0, f.length);
+        if (server.tx.overflow === before) sentIds.push(i);
+        else dropped++;
+      }
+      expect(server.queuedBytes).toBeLessThanOrEqual(maxQueued);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(dropped).toBeGreaterThan(0);
+    expect(server.tx.overflow).toBe(dropped);
+    const got = collect(client);
+    client.resumeReading();
+    await until(() => got.length === sentIds.length, 20_000);
+    // Exactly the accepted frames, each whole, in the order sent.
+    for (let k = 0; k < sentIds.length; k++) expect(Buffer.from(makeFrame(sentIds[k]!)).equals(got[k]!)).toBe(true);
+    expect(server.closed).toBe(false);
+  });
+
   it('drops and counts frames over maxFrame', async () => {
     const { client } = await pair({ path: sockPath() });
     expect(client.reserveFrame(client.maxFrame + 1)).toBe(false);

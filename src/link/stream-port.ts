@@ -20,10 +20,17 @@
  * Send. Two paths, both keep stream order:
  * - {@link StreamPort.sendFrame} copies prefix + frame into a staging chunk
  *   (64 KiB, preallocated and recycled) and returns; the caller may reuse its
- *   buffer at once. All frames sent during one macrotask go out in a single
- *   `socket.write` from a microtask (or sooner, when a chunk fills), so a burst
- *   of small frames costs one syscall, not one per frame. This is the default
- *   and suits the control plane and small frames.
+ *   buffer at once. All frames sent during one turn of the event loop go out
+ *   in a single `socket.write` from a `setImmediate` (or sooner, when a chunk
+ *   fills): the check phase runs right after the poll phase has run every I/O
+ *   callback that was ready, so a frame with nothing else pending leaves as
+ *   soon as its callback returns, and the frames of all the callbacks of one
+ *   poll (a DNS answer from each of many upstream sockets, a connect
+ *   completing beside another socket's EOF, several host sockets' reads)
+ *   share one write. A microtask flush wrote once per callback instead: in a
+ *   DNS run at 10,900 queries/s that was one write per answer and 41% of the
+ *   gateway's busy time. This is the default and suits the control plane and
+ *   small frames.
  * - {@link StreamPort.reserveFrame} … {@link StreamPort.commitFrame} build a
  *   frame in place in the staging chunk (the gateway's TCP segments), which
  *   saves sendFrame's copy.
@@ -322,7 +329,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
       this.#stageUsed = 0;
       if (!this.#flushQueued) {
         this.#flushQueued = true;
-        queueMicrotask(this.#flushTask);
+        setImmediate(this.#flushTask);
       }
     }
     return st;

@@ -234,3 +234,36 @@ describe('liveness', () => {
     expect(conn.state).toBe(C.CLOSED);
   });
 });
+
+describe('the ACK of a FIN (RFC 9293 §3.8.6.3: delayed like data when it moves us to CLOSE-WAIT)', () => {
+  it('rides on our FIN when the application closes within the delay: one segment, not two', () => {
+    const { conn, rec, iss, gseq } = established();
+    feed(conn, { seq: gseq, ack: iss, flags: F }, 1);
+    expect(conn.state).toBe(C.CLOSE_WAIT);
+    expect(rec.take()).toEqual([]); // owed, not sent yet
+    expect(conn.nextTimeout()).toBe(1 + 40);
+    conn.shutdownWrite(2);
+    const segs = rec.take();
+    expect(segs.map((s) => [s.h.flags, s.h.ack])).toEqual([[F, w(gseq + 1)]]);
+    expect(conn.state).toBe(C.LAST_ACK);
+  });
+
+  it('goes alone after the delay when the application does not close', () => {
+    const { conn, rec, iss, gseq } = established();
+    feed(conn, { seq: gseq, ack: iss, flags: F | tcp.PSH, payload: pattern(10) }, 1);
+    expect(rec.take()).toEqual([]);
+    conn.onTimer(41);
+    expect(rec.one().h).toMatchObject({ flags: A, ack: w(gseq + 11) });
+  });
+
+  it('goes at once when it completes our own close (FIN-WAIT-2 → TIME-WAIT)', () => {
+    const { conn, rec, iss, gseq } = established({ timeWait: 2000 });
+    conn.shutdownWrite(0);
+    expect(rec.one().h.flags).toBe(F);
+    feed(conn, { seq: gseq, ack: iss + 1, flags: A }, 1);
+    expect(conn.state).toBe(C.FIN_WAIT_2);
+    feed(conn, { seq: gseq, ack: iss + 1, flags: F }, 2);
+    expect(conn.state).toBe(C.TIME_WAIT);
+    expect(rec.one().h).toMatchObject({ flags: A, ack: w(gseq + 1) });
+  });
+});

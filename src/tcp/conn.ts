@@ -110,7 +110,7 @@ import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { BudgetAccount } from './budget.js';
 import { Handshake } from './handshake.js';
-import { ACK_SECOND, Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
+import { ACK_NOW, ACK_SECOND, Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
 import type { RecvBuffer } from './recv-buffer.js';
 import { Recovery } from './recovery.js';
 import { RtoEstimator } from './rto.js';
@@ -483,7 +483,7 @@ export class TcpConn {
       this.lastActivity = now;
       if (this.state === CLOSED) this.rcv.buf.release(); // no timers any more: free at once once read
       else if (this.rcv.buf.readable === 0) this.armTrim(now); // the ring, even while out-of-order pages stay
-      this.#maybeWindowUpdate();
+      this.#maybeWindowUpdate(now);
     }
     return k;
   }
@@ -780,9 +780,12 @@ export class TcpConn {
       newData = (r & TEXT_DATA) !== 0;
       finNow = (r & TEXT_FIN) !== 0;
       if (finNow) {
-        if (st === ESTABLISHED) this.state = CLOSE_WAIT;
-        else if (st === FIN_WAIT_1) this.state = CLOSING;
-        else this.enterTimeWait(now);
+        if (st === ESTABLISHED) this.state = CLOSE_WAIT; // its ACK may wait for our FIN (receiver.ts)
+        else {
+          this.rcv.ackPending = ACK_NOW;
+          if (st === FIN_WAIT_1) this.state = CLOSING;
+          else this.enterTimeWait(now);
+        }
       }
     } else if (st === TIME_WAIT && (f & tcp.FIN) !== 0) {
       this.#twAt = now + this.cfg.timeWait;
@@ -800,11 +803,11 @@ export class TcpConn {
     this.#notifyWritable();
   }
 
-  /** Sends a window update when the app freed enough space (§3.8.6.2.2). */
-  #maybeWindowUpdate(): void {
+  /** Sends a window update when the app freed enough space (§3.8.6.2.2), or owes it as a delayed ACK (receiver.ts). */
+  #maybeWindowUpdate(now: number): void {
     const s = this.state;
     if (s !== ESTABLISHED && s !== FIN_WAIT_1 && s !== FIN_WAIT_2) return;
-    if (this.rcv.wantsWindowUpdate()) this.snd.sendAck();
+    if (this.rcv.wantsWindowUpdate() && !this.rcv.deferWindowUpdate(now)) this.snd.sendAck();
   }
 
   #notifyWritable(): void {

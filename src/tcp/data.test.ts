@@ -164,6 +164,42 @@ describe('flow control', () => {
     expect(u.ack).toBe(w(gseq + 8192));
   });
 
+  it('lets a window update wait for the response while the peer has 32 KiB of window left and a request is unacknowledged, sends it at once otherwise', () => {
+    // The SYN-ACK's window is unscaled (64 KiB); the first read opens the scaled one.
+    const { conn, rec, iss, gseq } = established({ rcvBufMax: 1024 * 1024 }, { wscale: 7 });
+    feed(conn, { seq: gseq, ack: iss, flags: A | tcp.PSH, payload: pattern(1) }, 1);
+    expect(rec.take()).toEqual([]); // a delayed ACK is owed
+    drain(conn, 2); // the host took the byte: the window could grow from 64 KiB to 1 MiB
+    expect(rec.take()).toEqual([]); // ... but 64 KiB is still open: no segment of its own
+    conn.write(pattern(1), 3); // the response carries the ACK and the new window
+    const r = rec.one().h;
+    expect([r.ack, r.window << conn.rcvShift]).toEqual([w(gseq + 1), 1024 * 1024]);
+    expect(conn.nextTimeout()).not.toBe(3 + 40); // nothing owed any more
+
+    // Bulk data: a full segment unacknowledged, read at once — the update (and its ACK) goes now,
+    // or a sender clocked by our ACKs would wait for the delayed-ACK timer.
+    const bulk = established({ rcvBufMax: 1024 * 1024 }, { wscale: 7 });
+    feed(bulk.conn, { seq: bulk.gseq, ack: bulk.iss, flags: A, payload: pattern(1460) }, 1);
+    expect(bulk.rec.take()).toEqual([]);
+    drain(bulk.conn, 2);
+    expect(bulk.rec.one().h.ack).toBe(w(bulk.gseq + 1460));
+
+    // The same at MTU 65520, where the 64 KiB the SYN-ACK offered is less than two segments.
+    const jumbo = established({ mtu: 65520, rcvBufMax: 4 * 1024 * 1024 }, { wscale: 7, mss: 65480 });
+    feed(jumbo.conn, { seq: jumbo.gseq, ack: jumbo.iss, flags: A | tcp.PSH, payload: pattern(1) }, 1);
+    drain(jumbo.conn, 2);
+    expect(jumbo.rec.take()).toEqual([]);
+
+    // Nearly closed window (under 32 KiB left): the update goes at once.
+    const small = established({ rcvBufMax: 4096, windowScaling: false });
+    feed(small.conn, { seq: small.gseq, ack: small.iss, flags: A, payload: pattern(1460) }, 1);
+    feed(small.conn, { seq: small.gseq + 1460, ack: small.iss, flags: A, payload: pattern(1460) }, 2);
+    small.rec.take();
+    drain(small.conn, 3);
+    const u = small.rec.one().h;
+    expect([u.ack, u.window]).toEqual([w(small.gseq + 2920), 4096]);
+  });
+
   it('respects the peer window, stops at zero, probes with backoff and resumes', () => {
     const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { window: 3000 });
     expect(conn.write(pattern(10000), 0)).toBe(10000);

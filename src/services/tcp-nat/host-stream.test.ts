@@ -4,9 +4,10 @@
  * each must find its own stream), bytes go both ways, half-close and reset
  * reach the far end, a refused dial is reported as such.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adoptSocket, dialTcp, type HostStreamEvents } from './host-stream.js';
+import { adoptSocket, dialTcp, pendingDialCount, type HostStreamEvents } from './host-stream.js';
 
 /** Events a stream reported, in order; data as text. */
 function recorder(): HostStreamEvents & { log: string[]; waitFor(entry: string): Promise<void> } {
@@ -108,5 +109,77 @@ describe('host streams', () => {
     client.resetAndDestroy();
     for (let i = 0; i < 50 && !adopted[0]!.log.includes('reset'); i++) await new Promise((r) => setTimeout(r, 10));
     expect(adopted[0]!.log).toEqual(['data:hello', 'reset']);
+  });
+});
+
+/**
+ * A loopback port that never completes a handshake: a listener (backlog 0)
+ * whose queue is filled and never accepted, so the kernel drops further SYNs.
+ */
+async function silentPort(): Promise<number> {
+  const py = [
+    'import socket, time',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'fill = []',
+    'for i in range(4):',
+    '    c = socket.socket(); c.setblocking(False)',
+    '    try: c.connect(s.getsockname())',
+    '    except BlockingIOError: pass',
+    '    fill.append(c)',
+    'time.sleep(0.2); print(s.getsockname()[1], flush=True); time.sleep(60)',
+  ].join('\n');
+  const child = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(() => child.kill());
+  const line = await new Promise<string>((res) => child.stdout.once('data', (b: Buffer) => res(b.toString())));
+  return Number(line.trim());
+}
+const children: (() => void)[] = [];
+afterEach(() => {
+  for (const k of children.splice(0)) k();
+});
+
+describe('dialTcp: the dial timeout (one table and one timer for every dial)', () => {
+  it('a dial that connects or is refused leaves the table', async () => {
+    const port = await listen(() => {});
+    const r = recorder();
+    const s = dialTcp('127.0.0.1', port, 10_000, r);
+    expect(pendingDialCount()).toBe(1);
+    await r.waitFor('connected');
+    expect(pendingDialCount()).toBe(0);
+    s.destroy();
+    const closed = await listen(() => {});
+    servers.pop()!.close();
+    const q = recorder();
+    dialTcp('127.0.0.1', closed, 10_000, q);
+    await q.waitFor('refused');
+    expect(pendingDialCount()).toBe(0);
+  });
+
+  it('times out dials nobody answers (failed), each at its own deadline', async () => {
+    const port = await silentPort();
+    const a = recorder();
+    const b = recorder();
+    const t0 = performance.now();
+    const sa = dialTcp('127.0.0.1', port, 300, a);
+    const sb = dialTcp('127.0.0.1', port, 150, b); // earlier than the deadline the timer is armed for
+    expect(pendingDialCount()).toBe(2);
+    await b.waitFor('failed');
+    expect(a.log).toEqual([]);
+    await a.waitFor('failed');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(299); // timers never fire early
+    expect(pendingDialCount()).toBe(0);
+    sa.destroy();
+    sb.destroy();
+  });
+
+  it('forgets a dial closed before it completes, and reports nothing for it', async () => {
+    const port = await silentPort();
+    const r = recorder();
+    const s = dialTcp('127.0.0.1', port, 10_000, r);
+    expect(pendingDialCount()).toBe(1);
+    s.destroy();
+    expect(pendingDialCount()).toBe(0);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(r.log).toEqual([]);
   });
 });

@@ -21,10 +21,19 @@
  *
  * Memory: an idle connection's socket holds one SocketStream and, when
  * dialed, the `onread` buffer closure; methods and listeners are shared by
- * all sockets, and the dial timer is released once the dial settles. What
- * Node itself holds per socket is measured by bench/socket-floor.ts.
+ * all sockets. What Node itself holds per socket is measured by
+ * bench/socket-floor.ts.
+ *
+ * Dialing costs what the kernel calls need and little more: TCP_NODELAY is
+ * given to the socket at construction (one setsockopt when the connect
+ * completes, where setNoDelay() on the new socket made two), and the dial
+ * timeout is one entry in a table shared by every dial, checked by one
+ * timer armed for the earliest deadline (`pendingDials`), instead of a timer
+ * made, armed and cleared per dial. An entry leaves the table when the dial
+ * connects, fails, or is closed.
  */
 import { connect, type OnReadOpts, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 /** What a host stream reports. */
 export interface HostStreamEvents {
@@ -92,8 +101,6 @@ class SocketStream implements HostStream {
   connected: boolean;
   /** No more events to report (an error was reported, or we reset/destroyed it). */
   done = false;
-  /** The dial timeout (dialTcp), cleared once the dial settles. */
-  dialTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     readonly sock: Socket,
@@ -135,17 +142,15 @@ class SocketStream implements HostStream {
     this.sock.resume();
   }
 
-  /** Nothing more to report: the dial timer goes too. */
+  /** Nothing more to report: the dial's timeout goes too. */
   #finish(): void {
     this.done = true;
     this.settleDial();
   }
 
-  /** The dial completed or failed: its timer goes. */
+  /** The dial completed or failed: it leaves the timeout table. */
   settleDial(): void {
-    if (this.dialTimer === null) return;
-    clearTimeout(this.dialTimer);
-    this.dialTimer = null;
+    pendingDials.delete(this.sock);
   }
 }
 
@@ -185,8 +190,37 @@ function onConnect(this: OwnedSocket): void {
   if (!s.done) s.ev.connected();
 }
 
-function onDialTimeout(sock: Socket): void {
-  if (sock.connecting) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+/** Dials not yet settled, with their deadlines (performance-clock ms): see the file comment. */
+const pendingDials = new Map<Socket, number>();
+let dialTimer: ReturnType<typeof setTimeout> | null = null;
+let dialTimerAt = Infinity;
+
+function armDialTimer(at: number): void {
+  if (at >= dialTimerAt) return;
+  if (dialTimer !== null) clearTimeout(dialTimer);
+  dialTimerAt = at;
+  dialTimer = setTimeout(expireDials, Math.max(0, Math.ceil(at - performance.now())));
+  dialTimer.unref();
+}
+
+/** Times out the dials past their deadline (ETIMEDOUT: the `failed` event) and re-arms for the next. */
+function expireDials(): void {
+  dialTimer = null;
+  dialTimerAt = Infinity;
+  const now = performance.now();
+  let next = Infinity;
+  for (const [sock, at] of pendingDials) {
+    if (at <= now) {
+      pendingDials.delete(sock);
+      if (sock.connecting) sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    } else if (at < next) next = at;
+  }
+  if (next !== Infinity) armDialTimer(next);
+}
+
+/** Dials whose timeout is pending (tests: every settled dial has left the table). */
+export function pendingDialCount(): number {
+  return pendingDials.size;
 }
 
 /**
@@ -197,7 +231,7 @@ function onDialTimeout(sock: Socket): void {
 export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected: boolean, readsViaOnread = false): HostStream {
   const s = new SocketStream(sock, ev, alreadyConnected);
   (sock as OwnedSocket)[kStream] = s;
-  sock.setNoDelay(true);
+  sock.setNoDelay(true); // a no-op for dialed sockets, made with noDelay
   if (!readsViaOnread) sock.on('data', onData);
   sock.on('end', onEnd);
   sock.on('drain', onDrain);
@@ -212,9 +246,9 @@ export function adoptSocket(sock: Socket, ev: HostStreamEvents, alreadyConnected
 export function dialTcp(host: string, port: number, timeoutMs: number, ev: HostStreamEvents): HostStream {
   // `buffer` is called without the socket as `this`: the one closure a dialed socket keeps.
   const onread: OnReadOpts = { buffer: () => ev.readInto?.() ?? READ_BUFFER, callback: onRead as OnReadOpts['callback'] };
-  const sock = connect({ host, port, allowHalfOpen: true, onread });
-  const s = adoptSocket(sock, ev, false, true) as SocketStream;
-  s.dialTimer = setTimeout(onDialTimeout, timeoutMs, sock);
-  s.dialTimer.unref();
-  return s;
+  const sock = connect({ host, port, allowHalfOpen: true, noDelay: true, onread });
+  const at = performance.now() + timeoutMs;
+  pendingDials.set(sock, at);
+  armDialTimer(at);
+  return adoptSocket(sock, ev, false, true);
 }
