@@ -119,7 +119,12 @@ class SocketStream implements HostStream {
 
   reset(): void {
     this.#finish();
-    if (!this.sock.destroyed) this.sock.resetAndDestroy();
+    if (this.sock.destroyed) return;
+    // A dial still in flight has no peer to reset: resetAndDestroy() would wait for 'connect'
+    // to send its RST, keeping the socket (with the dial timer gone) until the kernel gives
+    // up on the SYN, minutes later. Closed now, a late SYN-ACK gets the kernel's RST.
+    if (this.sock.connecting) this.sock.destroy();
+    else this.sock.resetAndDestroy();
   }
 
   destroy(): void {
