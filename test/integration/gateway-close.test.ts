@@ -7,15 +7,15 @@
  * closes the DNS forwarder's pooled upstream sockets, and the host sockets
  * of guest connections still being dialed.
  */
-import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/server.js';
 import * as ipv4 from '../../src/wire/ipv4.js';
 import * as tcp from '../../src/wire/tcp.js';
+import { blackholePort } from '../helpers/blackhole.js';
 import { fakeGuest } from '../helpers/fake-guest.js';
 import { DNS_IP, dnsQuery, GUEST_IP, GW_IP, ipv4Frame, ipv4Packet, tcpSegment, udpFrame } from '../helpers/frames.js';
 import { freePort } from '../helpers/ports.js';
@@ -49,16 +49,11 @@ describe('gateway close', () => {
   });
 
   it('closes the host socket of a guest connection still being dialed (a SYN nobody answers)', async () => {
-    // A loopback blackhole: a stopped process's listener with its accept queue full drops further SYNs.
-    const child = spawn(process.execPath, ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"]);
-    const filler: Socket[] = [];
     const tcpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     const dir = privateTmp();
+    const hole = await blackholePort(); // a SYN nobody answers
     try {
-      const port = await new Promise<number>((res) => child.stdout.once('data', (b: Buffer) => res(Number(b.toString().trim()))));
-      child.kill('SIGSTOP');
-      for (let i = 0; i < 4; i++) filler.push(connect(port, '127.0.0.1').on('error', () => {}));
-      await sleep(100);
+      const port = hole.port;
       const before = tcpSockets();
       const gw = await startGateway({ socket: join(dir, 'gw.sock'), dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] });
       const g = await fakeGuest(join(dir, 'gw.sock'));
@@ -71,8 +66,7 @@ describe('gateway close', () => {
       // Before, the reset waited for a 'connect' that never comes: the socket stayed until the kernel gave up on the SYN.
       expect(tcpSockets()).toBe(before);
     } finally {
-      for (const f of filler) f.destroy();
-      child.kill('SIGKILL');
+      hole.close();
     }
   });
 

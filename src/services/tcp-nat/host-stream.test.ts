@@ -4,9 +4,9 @@
  * each must find its own stream), bytes go both ways, half-close and reset
  * reach the far end, a refused dial is reported as such.
  */
-import { spawn } from 'node:child_process';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { blackholePort } from '../../../test/helpers/blackhole.js';
 import { adoptSocket, dialTcp, type HostStreamEvents } from './host-stream.js';
 
 /** Events a stream reported, in order; data as text. */
@@ -93,15 +93,9 @@ describe('host streams', () => {
   });
 
   it('reset() of a dial still in flight closes the socket at once (no RST to wait for), the dial timer gone with it', async () => {
-    // A listener whose accept queue is full drops further SYNs: a dial that stays in flight (a
-    // blackhole) without leaving loopback. The listening process is stopped, so nothing is accepted.
-    const child = spawn(process.execPath, ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"]);
-    const filler: Socket[] = [];
+    const hole = await blackholePort();
     try {
-      const port = await new Promise<number>((res) => child.stdout.once('data', (b: Buffer) => res(Number(b.toString().trim()))));
-      child.kill('SIGSTOP');
-      for (let i = 0; i < 4; i++) filler.push(connect(port, '127.0.0.1').on('error', () => {}));
-      await new Promise((res) => setTimeout(res, 100));
+      const port = hole.port;
       const ev = recorder();
       const s = dialTcp('127.0.0.1', port, 60_000, ev);
       await new Promise((res) => setTimeout(res, 100));
@@ -114,8 +108,7 @@ describe('host streams', () => {
       expect(sock.destroyed).toBe(true);
       expect(ev.log).toEqual([]); // nothing reported after our own reset
     } finally {
-      for (const f of filler) f.destroy();
-      child.kill('SIGKILL');
+      hole.close();
     }
   });
 
