@@ -4,7 +4,8 @@
  * during that grace is refused instead of starting a connection the
  * forward's listener would then wait for (a listener closes only once its
  * accepted sockets are gone, and nothing would close this one); and it
- * closes the DNS forwarder's pooled upstream sockets.
+ * closes the DNS forwarder's pooled upstream sockets, and the host sockets
+ * of guest connections still being dialed.
  */
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
@@ -12,8 +13,11 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/server.js';
+import * as ipv4 from '../../src/wire/ipv4.js';
+import * as tcp from '../../src/wire/tcp.js';
+import { blackholePort } from '../helpers/blackhole.js';
 import { fakeGuest } from '../helpers/fake-guest.js';
-import { DNS_IP, dnsQuery, udpFrame } from '../helpers/frames.js';
+import { DNS_IP, dnsQuery, GUEST_IP, GW_IP, ipv4Frame, ipv4Packet, tcpSegment, udpFrame } from '../helpers/frames.js';
 import { freePort } from '../helpers/ports.js';
 import { privateTmp } from '../helpers/tmp.js';
 
@@ -42,6 +46,28 @@ describe('gateway close', () => {
     const closed = gw.close().then(() => 'closed');
     expect(await Promise.race([closed, sleep(5000).then(() => 'still closing after 5 s')])).toBe('closed');
     expect(await client).toBe('ECONNREFUSED');
+  });
+
+  it('closes the host socket of a guest connection still being dialed (a SYN nobody answers)', async () => {
+    const tcpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const dir = privateTmp();
+    const hole = await blackholePort(); // a SYN nobody answers
+    try {
+      const port = hole.port;
+      const before = tcpSockets();
+      const gw = await startGateway({ socket: join(dir, 'gw.sock'), dnsUpstreams: [{ host: '127.0.0.1', port: 9 }] });
+      const g = await fakeGuest(join(dir, 'gw.sock'));
+      g.send(ipv4Frame(ipv4Packet({ src: GUEST_IP, dst: GW_IP, proto: ipv4.PROTO_TCP }, tcpSegment(GUEST_IP, GW_IP, 40001, port, { seq: 1000, flags: tcp.SYN }))));
+      for (let i = 0; i < 100 && tcpSockets() === before; i++) await sleep(10);
+      expect(tcpSockets()).toBe(before + 1); // the dial, in flight
+      g.close();
+      await gw.close();
+      await sleep(50);
+      // Before, the reset waited for a 'connect' that never comes: the socket stayed until the kernel gave up on the SYN.
+      expect(tcpSockets()).toBe(before);
+    } finally {
+      hole.close();
+    }
   });
 
   it('closes the DNS upstream sockets: the ports it asked from are free once close() returns', async () => {

@@ -14,7 +14,8 @@
  *
  * Every exchange settles within its timeout (VmnetError E_TIMEOUT) and
  * releases its timer (and, for TCP, its socket) whatever happens;
- * {@link NodeTransport.close} closes the UDP pool.
+ * {@link NodeTransport.close} closes the UDP pool and the TCP connections in
+ * flight (the gateway's shutdown must not wait on an upstream's timeout).
  */
 
 import * as net from 'node:net';
@@ -32,6 +33,9 @@ export type NodeTransportOptions = Partial<UdpPoolOptions>;
 /** The node:dgram / node:net {@link Transport}. */
 export class NodeTransport implements Transport {
   readonly #pool: UdpPool;
+  /** TCP exchanges in flight, each by the function that ends it. */
+  readonly #tcp = new Set<(err: Error) => void>();
+  #closed = false;
 
   /** @param opts the UDP pool's randomness (default {@link bulkRandom32}), clock, sizes and stray hook */
   constructor(opts: NodeTransportOptions = {}) {
@@ -47,19 +51,25 @@ export class NodeTransport implements Transport {
     return this.#pool.query(host, port, query, timeoutMs, accept);
   }
 
-  /** Closes the UDP sockets; queries in flight fail with E_CLOSED. */
+  /** Closes the UDP sockets and the TCP connections; exchanges in flight fail with E_CLOSED, later ones at once. */
   close(): void {
+    this.#closed = true;
     this.#pool.close();
+    for (const end of [...this.#tcp]) end(new VmnetError('E_CLOSED', 'DNS forwarder closed'));
   }
 
   /**
    * Sends `query` over a fresh TCP connection with RFC 7766 §8 framing.
    * @returns the first framed message that `accept` takes
-   * @throws VmnetError E_TIMEOUT after `timeoutMs`; socket errors as they come;
-   *   an Error when the server closes before an accepted reply
+   * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED after close; socket
+   *   errors as they come; an Error when the server closes before an accepted reply
    */
   tcpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
+      if (this.#closed) {
+        reject(new VmnetError('E_CLOSED', 'DNS forwarder closed'));
+        return;
+      }
       if (query.length > MAX_MESSAGE) {
         reject(new VmnetError('E_USAGE', 'DNS message too long for TCP'));
         return;
@@ -71,11 +81,13 @@ export class NodeTransport implements Transport {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        this.#tcp.delete(finish);
         sock.destroy();
         if (err) reject(err);
         else resolve(reply!);
       };
       const timer = setTimeout(() => finish(new VmnetError('E_TIMEOUT', `no DNS reply over TCP from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
+      this.#tcp.add(finish);
       sock.on('error', (e) => finish(e));
       sock.on('close', () => finish(new Error(`TCP connection to ${host}:${port} closed before a reply`)));
       sock.on('connect', () => {

@@ -3,6 +3,7 @@
  * on 127.0.0.1 or through a fake transport; nothing leaves the loopback.
  */
 import * as dgram from 'node:dgram';
+import * as net from 'node:net';
 import dc from 'node:diagnostics_channel';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet } from 'dns-packet';
@@ -257,6 +258,45 @@ describe('DnsService forwarding', () => {
       });
       await new Promise<void>((r) => probe.close(() => r()));
     }
+  });
+
+  it('close() also ends a TCP exchange in flight (after a truncated UDP reply): its upstream connection closes, later ones are not opened', async () => {
+    // The upstream: TCP accepts and never answers; UDP (same port) answers with TC set.
+    const conns: net.Socket[] = [];
+    const closed: string[] = [];
+    const srv = net.createServer((c) => {
+      conns.push(c);
+      c.resume(); // read (and drop) the query, so the client's FIN is seen
+      c.on('close', () => closed.push('tcp'));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    cleanups.push(() => {
+      for (const c of conns) c.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    });
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(port, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    sock.on('message', (m, r) => {
+      const d = dnsPacket.decode(m);
+      sock.send(dnsPacket.encode({ id: d.id, type: 'response', flags: 0x0380, questions: d.questions, answers: [] }), r.port, r.address);
+    });
+    const s = svc({ upstream: fixedUpstreams([{ host: '127.0.0.1', port }]), deadlineMs: 10_000 });
+    let settled = false;
+    const held = s.query(q('big.example'), 'udp').finally(() => (settled = true));
+    while (conns.length < 1) await new Promise((r) => setTimeout(r, 5));
+    s.close();
+    // Before, the exchange went on to its own timeout (2 s) with its socket open (and the event loop held).
+    for (let i = 0; i < 100 && (!settled || closed.length === 0); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(settled).toBe(true);
+    expect(closed).toEqual(['tcp']);
+    expect(decode(await held).flag_tc).toBe(true); // the truncated reply is what the service had
+    // A TCP exchange asked for after close fails at once, opening nothing.
+    const t = (s as unknown as { transport: Transport }).transport;
+    await expect(t.tcpQuery('127.0.0.1', port, q('x.example'), 1000, () => true)).rejects.toMatchObject({ code: 'E_CLOSED' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(conns).toHaveLength(1);
   });
 
   it('truncates a big forwarded reply to 512 bytes for a classic UDP client only', async () => {

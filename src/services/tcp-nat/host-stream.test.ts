@@ -4,9 +4,9 @@
  * each must find its own stream), bytes go both ways, half-close and reset
  * reach the far end, a refused dial is reported as such.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { blackholePort } from '../../../test/helpers/blackhole.js';
 import { adoptSocket, dialTcp, pendingDialCount, type HostStreamEvents } from './host-stream.js';
 
 /** Events a stream reported, in order; data as text. */
@@ -92,6 +92,26 @@ describe('host streams', () => {
     expect(ev.log).toEqual(['connected']); // nothing reported after our own reset
   });
 
+  it('reset() of a dial still in flight closes the socket at once (no RST to wait for), the dial timer gone with it', async () => {
+    const hole = await blackholePort();
+    try {
+      const port = hole.port;
+      const ev = recorder();
+      const s = dialTcp('127.0.0.1', port, 60_000, ev);
+      await new Promise((res) => setTimeout(res, 100));
+      const sock = (s as unknown as { sock: Socket }).sock;
+      expect(sock.connecting).toBe(true); // the SYN went unanswered: in flight
+      s.reset();
+      // Node's resetAndDestroy() waits for 'connect' to send its RST: on a dial that never completes,
+      // the socket (and its fd) stayed until the kernel gave up on the SYN (about two minutes).
+      await new Promise((res) => setTimeout(res, 50));
+      expect(sock.destroyed).toBe(true);
+      expect(ev.log).toEqual([]); // nothing reported after our own reset
+    } finally {
+      hole.close();
+    }
+  });
+
   it('an accepted socket (data events) reports bytes, and a reset from its peer', async () => {
     const adopted: { log: string[] }[] = [];
     const ready = recorder();
@@ -112,26 +132,11 @@ describe('host streams', () => {
   });
 });
 
-/**
- * A loopback port that never completes a handshake: a listener (backlog 0)
- * whose queue is filled and never accepted, so the kernel drops further SYNs.
- */
+/** A blackhole port (test/helpers/blackhole.ts), closed after the test. */
 async function silentPort(): Promise<number> {
-  const py = [
-    'import socket, time',
-    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-    'fill = []',
-    'for i in range(4):',
-    '    c = socket.socket(); c.setblocking(False)',
-    '    try: c.connect(s.getsockname())',
-    '    except BlockingIOError: pass',
-    '    fill.append(c)',
-    'time.sleep(0.2); print(s.getsockname()[1], flush=True); time.sleep(60)',
-  ].join('\n');
-  const child = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(() => child.kill());
-  const line = await new Promise<string>((res) => child.stdout.once('data', (b: Buffer) => res(b.toString())));
-  return Number(line.trim());
+  const hole = await blackholePort();
+  children.push(() => hole.close());
+  return hole.port;
 }
 const children: (() => void)[] = [];
 afterEach(() => {

@@ -6,7 +6,7 @@
  * listener at 10.0.2.3:53 is an in-process stream (dns-stream.ts). Sockets
  * are opened with allowHalfOpen so each direction closes on its own, and a
  * reset is a real RST (socket.resetAndDestroy), so the far end sees what the
- * guest did.
+ * guest did; a dial still in flight has no far end yet and is just closed.
  *
  * Received bytes are lent: `data(chunk)` must take what it needs before it
  * returns. Sockets this module dials read through `net.Socket`'s `onread`,
@@ -126,7 +126,12 @@ class SocketStream implements HostStream {
 
   reset(): void {
     this.#finish();
-    if (!this.sock.destroyed) this.sock.resetAndDestroy();
+    if (this.sock.destroyed) return;
+    // A dial still in flight has no peer to reset: resetAndDestroy() would wait for 'connect'
+    // to send its RST, keeping the socket (with the dial timer gone) until the kernel gives
+    // up on the SYN, minutes later. Closed now, a late SYN-ACK gets the kernel's RST.
+    if (this.sock.connecting) this.sock.destroy();
+    else this.sock.resetAndDestroy();
   }
 
   destroy(): void {
