@@ -269,3 +269,174 @@ describe('loops', () => {
     expect(b.counters.drops.storm).toBeGreaterThan(80);
   });
 });
+
+describe('shared ports (links between switches, the VXLAN port)', () => {
+  it('a shared port that keeps sending a local guest\'s MAC is not blocked: that MAC is, on it; counted, logged, unblockable', () => {
+    const { clock, events, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const fx = new FakePort();
+    const x = sw.addPort(fx, { name: 'x' });
+    const fv = new FakePort();
+    const v = sw.addPort(fv, { name: 'vxlan', shared: true });
+    const fz = new FakePort();
+    const z = sw.addPort(fz, { name: 'z' });
+    sendFrom(sw, x, frame({ dst: BCAST, src: mac(1) })); // the guest's own port
+    sendFrom(sw, v, frame({ dst: BCAST, src: mac(5) })); // a remote VM
+    // A remote keeps sending with the guest's MAC (a hostile remote, or the guest's frames looping back), for 7 s.
+    for (let i = 0; i < 1000; i++) {
+      clock.t += 7;
+      sendFrom(sw, i % 2 === 0 ? x : v, frame({ dst: BCAST, src: mac(1) }));
+    }
+    expect(v.blocked).toBeNull();
+    expect(x.blocked).toBeNull();
+    expect(sw.counters.blocks).toBe(0);
+    expect(sw.counters.macBlocks).toBe(1);
+    expect(v.counters.macBlocks).toBe(1);
+    expect(v.counters.drops.macBlocked).toBeGreaterThan(50);
+    expect(sw.macBlocks()).toEqual([{ port: v.id, homePort: x.id, mac: '52:54:00:00:00:01', vlan: 1, moves: expect.any(Number), at: expect.any(Number) }]);
+    expect(events.find((e) => e.kind === 'macBlocked')).toMatchObject({ port: v, home: x, mac: '52:54:00:00:00:01', vlan: 1 });
+    // The guest's MAC stays on its own port; the remote VM still reaches z, and is reached.
+    expect(sw.lookup(1, mac(1))).toBe(x);
+    fx.clear();
+    fz.clear();
+    fv.clear();
+    sendFrom(sw, z, frame({ dst: mac(1), src: mac(3), mark: 1 }));
+    sendFrom(sw, v, frame({ dst: mac(3), src: mac(5), mark: 2 }));
+    sendFrom(sw, z, frame({ dst: mac(5), src: mac(3), mark: 3 }));
+    expect(fx.got.map((g) => g.bytes[14])).toEqual([1]);
+    expect(fz.got.map((g) => g.bytes[14])).toEqual([2]);
+    expect(fv.got.map((g) => g.bytes[14])).toEqual([3]);
+    // Unblocking the shared port lifts its MAC blocks.
+    expect(sw.unblock(v)).toBe(true);
+    expect(sw.macBlocks()).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ kind: 'unblocked', port: v, macs: 1 });
+    expect(sw.unblock(v)).toBe(false);
+    clock.t += 10_000;
+    sendFrom(sw, v, frame({ dst: BCAST, src: mac(1) }));
+    expect(sw.lookup(1, mac(1))).toBe(v); // learned again: a guest may move for real
+  });
+
+  it('a MAC block goes with its home port (the guest left: its MAC may come back through the link)', () => {
+    const { clock, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const x = sw.addPort(new FakePort(), { name: 'x' });
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    sw.addPort(new FakePort());
+    sendFrom(sw, x, frame({ dst: BCAST, src: mac(1) }));
+    for (let i = 0; i < 100; i++) {
+      clock.t += 2;
+      sendFrom(sw, i % 2 === 0 ? x : l, frame({ dst: BCAST, src: mac(1) }));
+    }
+    expect(sw.macBlocks()).toHaveLength(1);
+    sw.removePort(x);
+    expect(sw.macBlocks()).toEqual([]);
+    sendFrom(sw, l, frame({ dst: BCAST, src: mac(1) }));
+    expect(sw.lookup(1, mac(1))).toBe(l);
+    expect(l.counters.drops.macBlocked).toBeGreaterThan(0);
+  });
+
+  it('MAC blocks are bounded: past the bound the shared port is blocked as an edge port would be (counted)', () => {
+    const { clock, make } = rig({ blockJitterMs: 0, maxMacBlocks: 2 });
+    const sw = make(0);
+    const xs = [1, 2, 3].map((i) => sw.addPort(new FakePort(), { name: `x${i}` }));
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    sw.addPort(new FakePort());
+    for (let m = 0; m < 3 && l.blocked === null; m++) {
+      sendFrom(sw, xs[m]!, frame({ dst: BCAST, src: mac(m + 1) }));
+      for (let i = 0; i < 1000 && l.blocked === null; i++) {
+        clock.t += 7;
+        sendFrom(sw, i % 2 === 0 ? xs[m]! : l, frame({ dst: BCAST, src: mac(m + 1) }));
+      }
+    }
+    expect(sw.macBlocks()).toHaveLength(2);
+    expect(sw.counters.macBlocksFull).toBeGreaterThan(0);
+    expect(l.blocked).toMatchObject({ reason: 'mac-flap', mac: '52:54:00:00:00:03' });
+  });
+
+  it('two switches joined twice by links: the loop still ends, bounded, and unicast works', () => {
+    const { clock, make, wire } = rig();
+    const A = make(0.1);
+    const B = make(0.9);
+    const shared = { shared: true };
+    wire.cable(A, B, shared, shared);
+    wire.cable(A, B, shared, shared);
+    const fx = new FakePort();
+    const x = A.addPort(fx, { name: 'x' });
+    const fy = new FakePort();
+    const y = B.addPort(fy, { name: 'y' });
+    // Both guests keep broadcasting every 100 ms for 4 s.
+    const start = clock.t;
+    let sent = 0;
+    while (clock.t - start < 4000) {
+      if (clock.t - start >= sent * 100) {
+        sendFrom(A, x, frame({ dst: BCAST, src: mac(1) }));
+        sendFrom(B, y, frame({ dst: BCAST, src: mac(2) }));
+        sent++;
+      }
+      if (wire.queue.length > 0) wire.pump(200);
+      else clock.t += 1;
+    }
+    // Bounded while it ran: far below the ~20,000 frames/s an unchecked loop moves here.
+    expect(wire.delivered).toBeLessThan(4 * 2 * 8000);
+    // Each guest's MAC is blocked on the links of its own switch.
+    expect(A.macBlocks().map((b) => b.mac)).toEqual(['52:54:00:00:00:01']);
+    expect(B.macBlocks().map((b) => b.mac)).toEqual(['52:54:00:00:00:02']);
+    // Nothing circulates once the guests are quiet.
+    clock.t += 2000;
+    wire.pump(100_000);
+    expect(wire.queue).toHaveLength(0);
+    expect(x.blocked).toBeNull();
+    expect(y.blocked).toBeNull();
+    // Unicast both ways, each frame at least once (a link pair not blocked carries floods twice).
+    fx.clear();
+    fy.clear();
+    sendFrom(A, x, frame({ dst: mac(2), src: mac(1), mark: 3 }));
+    wire.pump(10_000);
+    sendFrom(B, y, frame({ dst: mac(1), src: mac(2), mark: 4 }));
+    wire.pump(10_000);
+    expect(new Set(fy.got.map((g) => g.bytes[14]))).toEqual(new Set([3]));
+    expect(new Set(fx.got.map((g) => g.bytes[14]))).toEqual(new Set([4]));
+    expect(wire.queue).toHaveLength(0);
+  });
+});
+
+describe('storm limit on shared ports', () => {
+  it('is per source MAC: one chatty VM behind a link does not starve the others\' ARP', () => {
+    const { clock, make } = rig({ stormRate: 100, stormBurst: 100 });
+    const sw = make(0);
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    const fb = new FakePort();
+    sw.addPort(fb);
+    let quiet = 0;
+    for (let i = 0; i < 1000; i++) {
+      clock.t += 1;
+      sendFrom(sw, l, frame({ dst: BCAST, src: mac(1), mark: 1 })); // 1000 broadcasts/s
+      if (i % 100 === 50) {
+        sendFrom(sw, l, frame({ dst: BCAST, src: mac(2), mark: 2 })); // 10 ARPs/s
+        quiet++;
+      }
+    }
+    expect(fb.got.filter((g) => g.bytes[14] === 2)).toHaveLength(quiet);
+    const chatty = fb.got.filter((g) => g.bytes[14] === 1).length;
+    expect(chatty).toBeGreaterThanOrEqual(199);
+    expect(chatty).toBeLessThanOrEqual(201);
+  });
+
+  it('is bounded for the port as a whole, at sharedStormRate, and its source table is bounded (counted when full)', () => {
+    const { clock, make } = rig({ stormRate: 100, stormBurst: 100, sharedStormRate: 300, maxStormSources: 4 });
+    const sw = make(0);
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    const fb = new FakePort();
+    sw.addPort(fb);
+    // 8 sources, each 100/s: 800/s offered over 2 s.
+    for (let i = 0; i < 1600; i++) {
+      clock.t += 1.25;
+      sendFrom(sw, l, frame({ dst: BCAST, src: mac(1 + (i % 8)) }));
+    }
+    // The port's bucket: its burst (300) plus 300/s over 2 s.
+    expect(fb.got.length).toBeGreaterThanOrEqual(880);
+    expect(fb.got.length).toBeLessThanOrEqual(905);
+    expect(l.counters.stormSourcesFull).toBeGreaterThan(0);
+    expect(l.counters.drops.storm).toBe(1600 - fb.got.length);
+  });
+});

@@ -27,6 +27,8 @@ export class Port implements SwitchPort, Holder {
     learnRefused: 0,
     moves: 0,
     blocks: 0,
+    macBlocks: 0,
+    stormSourcesFull: 0,
     drops: newDrops(),
   };
   macCount = 0;
@@ -74,6 +76,7 @@ export class Port implements SwitchPort, Holder {
       if (this.pvid !== 0) this.allowed[this.pvid] = 1;
     }
     this.aware = typeof sink.drained === 'function';
+    guard.counters = this.counters;
   }
 
   get blocked(): BlockInfo | null {
