@@ -82,7 +82,10 @@
  *
  * Loops. The engine's events (loop-guard.ts) become log lines through
  * `log`, naming the MAC, the VLAN and both ports; {@link
- * RunningSwitch.unblock} lifts a block.
+ * RunningSwitch.unblock} lifts a block. Link ports (both ends) are added
+ * `shared` (loop-guard.ts, "Shared ports"): loop protection blocks a local
+ * guest's MAC on them rather than the link, and limits group frames per
+ * source MAC; vxlan-socket.ts adds the VXLAN port the same way.
  */
 
 import { createHash } from 'node:crypto';

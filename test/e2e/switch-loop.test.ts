@@ -10,12 +10,17 @@
  * unicast between the two guests must work afterwards. Then the CLI lifts
  * the block: with the loop still cabled it is found again; with one cable
  * gone the port stays unblocked and traffic flows.
+ *
+ * The same loop made of two switch links (`vmnet switch link` both ways:
+ * shared ports, loop-guard.ts): each switch blocks its own guest's MAC on
+ * its links instead of a link port, nothing circulates, CPU stays bounded,
+ * no VM port and no link is blocked, and unicast works.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSwitch, removeSwitch, switchStatus, type SwitchInfo } from '../../src/switch/daemon.js';
+import { createSwitch, linkSwitches, removeSwitch, switchStatus, type SwitchInfo } from '../../src/switch/daemon.js';
 import type { PortSnapshot } from '../../src/switch/server.js';
 import { cliRunner } from '../helpers/cli.js';
 import { cpuSeconds } from '../helpers/cpu.js';
@@ -167,5 +172,55 @@ describe('switch loops', () => {
     await sleep(1500);
     expect(x.got.map(markOf)).toEqual([105]);
     expect((await Promise.all(names.map((n) => blockedPorts(n, rt)))).flat()).toEqual([]);
+  });
+
+  it('two switches joined twice by links: each blocks its own guest\'s MAC on its links, nothing circulates, CPU bounded, unicast works', { timeout: 120_000 }, async () => {
+    const rt = privateTmp();
+    const names = ['lnk-a', 'lnk-b'] as const;
+    const [A, B]: SwitchInfo[] = await Promise.all(names.map((n) => createSwitch(n, { runtimeDir: rt, gateway: false })));
+    cleanups.push(() => Promise.all(names.map((n) => removeSwitch(n, { runtimeDir: rt, force: true }).catch(() => {}))));
+    const x = await streamClient(A!.socket, cleanups);
+    const y = await streamClient(B!.socket, cleanups);
+    const cpu0 = [cpuSeconds(A!.pid)!, cpuSeconds(B!.pid)!];
+    const t0 = performance.now();
+    expect(await linkSwitches(names[0], names[1], { vlan: 1 }, { runtimeDir: rt })).toBe(true);
+    expect(await linkSwitches(names[1], names[0], { vlan: 1 }, { runtimeDir: rt })).toBe(true);
+    let mark = 0;
+    for (let i = 0; i < 100; i++) {
+      x.send(marked(BCAST, X, ++mark & 0x7f));
+      y.send(marked(BCAST, Y, ++mark & 0x7f));
+    }
+    const chatter = setInterval(() => {
+      x.send(marked(BCAST, X, ++mark & 0x7f));
+      y.send(marked(BCAST, Y, ++mark & 0x7f));
+    }, 100);
+    cleanups.push(() => clearInterval(chatter));
+    await sleep(6000);
+    clearInterval(chatter);
+    const secs = (performance.now() - t0) / 1000;
+    const share = [(cpuSeconds(A!.pid)! - cpu0[0]!) / secs, (cpuSeconds(B!.pid)! - cpu0[1]!) / secs];
+    const ports = async (n: string) => (await switchStatus(n, { runtimeDir: rt }))!.snapshot.switch.ports;
+    const [pa, pb] = await Promise.all(names.map(ports));
+    console.log(`links loop: over ${secs.toFixed(1)} s: CPU A ${(share[0]! * 100).toFixed(0)}%, B ${(share[1]! * 100).toFixed(0)}% of a core; MAC blocks A ${pa!.flatMap((p) => p.macBlocks).length}, B ${pb!.flatMap((p) => p.macBlocks).length}`);
+    for (const c of share) expect(c).toBeLessThan(0.5);
+    // Each switch's own guest's MAC is blocked on (at least) one of its links; no port is blocked.
+    expect(new Set(pa!.filter((p) => p.kind === 'link').flatMap((p) => p.macBlocks.map((b) => b.mac)))).toEqual(new Set(['52:54:00:aa:00:01']));
+    expect(new Set(pb!.filter((p) => p.kind === 'link').flatMap((p) => p.macBlocks.map((b) => b.mac)))).toEqual(new Set(['52:54:00:bb:00:02']));
+    expect([...pa!, ...pb!].filter((p) => p.blocked !== null)).toEqual([]);
+    const log = readFileSync(join(rt, 'switches', names[0], 'daemon.log'), 'utf8');
+    expect(log).toMatch(/\(link-lnk-b\): MAC 52:54:00:aa:00:01 on VLAN 1 kept arriving here although it lives on port \d+ \(access-1\)/);
+    // Quiet: nothing circulates (a guest gets nothing more).
+    await sleep(500);
+    x.got.length = 0;
+    y.got.length = 0;
+    await sleep(1000);
+    expect(x.got.length + y.got.length).toBe(0);
+    // Unicast both ways arrives (once per link at most).
+    x.send(marked(Y, X, 101));
+    await sleep(300);
+    y.send(marked(X, Y, 102));
+    await sleep(500);
+    expect(new Set(y.got.map(markOf))).toEqual(new Set([101]));
+    expect(new Set(x.got.map(markOf))).toEqual(new Set([102]));
   });
 });
