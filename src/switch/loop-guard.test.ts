@@ -440,3 +440,45 @@ describe('storm limit on shared ports', () => {
     expect(l.counters.drops.storm).toBe(1600 - fb.got.length);
   });
 });
+
+describe('a loop through links carrying a MAC that is local to neither switch', () => {
+  it('gets one link port blocked (the MAC has no home here to keep it on), and unicast works after', () => {
+    const { clock, make, wire } = rig();
+    const A = make(0.1);
+    const B = make(0.9);
+    const C = make(0.5);
+    const shared = { shared: true };
+    const [l1] = wire.cable(A, B, shared, shared);
+    const [l2] = wire.cable(A, B, shared, shared);
+    wire.cable(C, A, shared, shared);
+    const fz = new FakePort();
+    const z = C.addPort(fz, { name: 'z' });
+    const fy = new FakePort();
+    const y = B.addPort(fy, { name: 'y' });
+    const start = clock.t;
+    let sent = 0;
+    while (clock.t - start < 4000) {
+      if (clock.t - start >= sent * 100) {
+        sendFrom(C, z, frame({ dst: BCAST, src: mac(3) }));
+        sent++;
+      }
+      if (wire.queue.length > 0) wire.pump(200);
+      else clock.t += 1;
+    }
+    clock.t += 1000;
+    wire.pump(100_000);
+    expect(wire.queue).toHaveLength(0);
+    const blocked = [...A.ports(), ...B.ports(), ...C.ports()].filter((p) => p.blocked !== null);
+    expect(blocked).toHaveLength(1);
+    expect([l1, l2]).toContain(blocked[0]);
+    expect(blocked[0]!.blocked).toMatchObject({ mac: '52:54:00:00:00:03' });
+    fz.clear();
+    fy.clear();
+    sendFrom(B, y, frame({ dst: mac(3), src: mac(2), mark: 5 }));
+    wire.pump(10_000);
+    sendFrom(C, z, frame({ dst: mac(2), src: mac(3), mark: 6 }));
+    wire.pump(10_000);
+    expect(fz.got.map((g) => g.bytes[14])).toEqual([5]);
+    expect(fy.got.map((g) => g.bytes[14])).toEqual([6]);
+  });
+});
