@@ -316,7 +316,7 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
     expect(sw.lookup(1, mac(1))).toBe(v); // learned again: a guest may move for real
   });
 
-  it('a MAC block goes with its home port (the guest left: its MAC may come back through the link)', () => {
+  it('a MAC block goes with its home port (the guest left: its MAC may come back through the link), and with its shared port', () => {
     const { clock, make } = rig({ blockJitterMs: 0 });
     const sw = make(0);
     const x = sw.addPort(new FakePort(), { name: 'x' });
@@ -329,6 +329,17 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
     }
     expect(sw.macBlocks()).toHaveLength(1);
     sw.removePort(x);
+    expect(sw.macBlocks()).toEqual([]);
+    // The same with the shared port going (a link cut): its MAC blocks go with it.
+    const x2 = sw.addPort(new FakePort(), { name: 'x2' });
+    const l2 = sw.addPort(new FakePort(), { name: 'link2', shared: true });
+    sendFrom(sw, x2, frame({ dst: BCAST, src: mac(2) }));
+    for (let i = 0; i < 100; i++) {
+      clock.t += 2;
+      sendFrom(sw, i % 2 === 0 ? x2 : l2, frame({ dst: BCAST, src: mac(2) }));
+    }
+    expect(sw.macBlocks()).toHaveLength(1);
+    sw.removePort(l2);
     expect(sw.macBlocks()).toEqual([]);
     sendFrom(sw, l, frame({ dst: BCAST, src: mac(1) }));
     expect(sw.lookup(1, mac(1))).toBe(l);

@@ -70,8 +70,11 @@
  *   own traffic and every other VM behind the shared port are untouched.
  *   It happens at once, with no random delay: only the MAC's own switch
  *   does it, and it takes nothing away that another switch needs. A MAC
- *   block lasts until the shared port is unblocked or the guest's port goes
- *   (the guest stopped: its MAC may then come back elsewhere). At most
+ *   block lasts until the shared port is unblocked or goes, or the guest's
+ *   port goes (the guest stopped: its MAC may then come back elsewhere). A
+ *   local guest that spoke first with a remote VM's MAC (or after the
+ *   remote's entry aged out) and keeps using it keeps that MAC: the remote
+ *   VM loses its frames here, not the whole port. At most
  *   `maxMacBlocks` (default 256) at once; past that (counted,
  *   `macBlocksFull`) the port is chosen for blocking as an edge port is.
  * - A MAC whose first port is a shared one (a VM behind a link or a
@@ -84,8 +87,11 @@
  *   blocked as above (one switch, after the delay, the other link carries
  *   the traffic): exactly what a spanning tree would do on such a loop.
  *   Not done: telling the peer-spoofing case from a loop (loop-detection
- *   probes would), or blocking one VXLAN remote (the switch sees the VXLAN
- *   port, not the remote a frame came from).
+ *   probes would; until then a VXLAN remote that keeps sending the MAC of a
+ *   VM behind a link still gets the VXLAN port blocked, after
+ *   `remoteDeferMs` unless the switch has a local MAC flapping), or
+ *   blocking one VXLAN remote (the switch sees the VXLAN port, not the
+ *   remote a frame came from).
  * - The storm limit is per source MAC: each source behind the port gets its
  *   own bucket (`stormRate`, `stormBurst`, as a VM's port), so one chatty
  *   VM cannot starve the others' ARP and DHCP, and the port as a whole is

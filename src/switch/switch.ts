@@ -354,6 +354,7 @@ export class Switch {
       this.#members[v] = left.length > 0 ? left : undefined;
     }
     this.#fdb.flush(p, vlans, true);
+    this.#fdb.unblockMacs(p); // MAC blocks on it (loop-guard.ts, "Shared ports") go with it
     this.#bp.release(p);
     if (!this.#busy) this.#bp.notify();
   }
