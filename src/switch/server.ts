@@ -707,7 +707,7 @@ function eventLine(e: SwitchEvent, name: string, guard: Pick<LoopGuard<never>, '
     case 'blocked':
       return `${portText(e.port)} blocked: MAC ${e.info.mac} on VLAN ${e.info.vlan} kept moving between it and ${e.other === null ? `port ${e.info.otherPort}` : portText(e.other)} (a loop through these ports?); unblock with: vmnet switch unblock ${name} ${e.port.id}`;
     case 'macBlocked':
-      return `${portText(e.port)}: MAC ${e.mac} on VLAN ${e.vlan} kept arriving here although it lives on ${portText(e.home)} (${e.moves} moves within ${guard.flapWindowMs} ms: a loop, or a peer sending with a local guest's MAC); its frames from here are dropped, the port stays up; unblock with: vmnet switch unblock ${name} ${e.port.id}`;
+      return `${portText(e.port)}: MAC ${e.mac} on VLAN ${e.vlan} kept arriving here although it lives on ${portText(e.home)} (${e.moves} moves within ${guard.flapWindowMs} ms: a loop, or a peer sending with a local guest's MAC); frames with that source from any port but port ${e.home.id} are dropped, this port stays up; unblock with: vmnet switch unblock ${name} ${e.port.id}`;
     case 'unblocked':
       return `${portText(e.port)} unblocked${e.macs > 0 ? ` (${e.macs} MAC block(s) lifted)` : ''}`;
     case 'storm':

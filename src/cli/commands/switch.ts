@@ -187,7 +187,7 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
                   out(`    BLOCKED (loop protection): MAC ${p.blocked.mac} on VLAN ${p.blocked.vlan} kept moving between this port and port ${p.blocked.otherPort}; vmnet switch unblock ${s.name} ${p.id}`);
                 }
                 for (const b of p.macBlocks) {
-                  out(`    MAC BLOCKED here (loop protection): ${b.mac} on VLAN ${b.vlan} lives on port ${b.homePort}; its frames from this port are dropped; vmnet switch unblock ${s.name} ${p.id}`);
+                  out(`    MAC BLOCKED here (loop protection): ${b.mac} on VLAN ${b.vlan} lives on port ${b.homePort}; frames with that source from any other port are dropped; vmnet switch unblock ${s.name} ${p.id}`);
                 }
               }
               for (const l of gw?.leases ?? []) out(`  lease ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ''}`);
