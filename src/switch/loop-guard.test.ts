@@ -346,6 +346,29 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
     expect(l.counters.drops.macBlocked).toBeGreaterThan(0);
   });
 
+  it('a MAC is never kept on a port that loop protection blocked', () => {
+    const { clock, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const victim = sw.addPort(new FakePort(), { name: 'victim' });
+    const h = sw.addPort(new FakePort(), { name: 'h' });
+    const v = sw.addPort(new FakePort(), { name: 'vxlan', shared: true });
+    const w = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    sendFrom(sw, h, frame({ dst: BCAST, src: mac(9) })); // first learned on h...
+    clock.t += 1;
+    sendFrom(sw, v, frame({ dst: BCAST, src: mac(9) })); // ...then it lives behind v
+    sendFrom(sw, victim, frame({ dst: BCAST, src: mac(7) }));
+    for (let i = 0; i < 4000 && h.blocked === null; i++) {
+      clock.t += 2;
+      sendFrom(sw, i % 3 === 0 ? victim : h, frame({ dst: BCAST, src: mac(7) })); // h spoofs the victim: h is blocked
+    }
+    expect(h.blocked).not.toBeNull();
+    for (let i = 0; i < 100; i++) {
+      clock.t += 2;
+      sendFrom(sw, i % 2 === 0 ? v : w, frame({ dst: BCAST, src: mac(9) }));
+    }
+    expect(sw.macBlocks()).toEqual([]);
+  });
+
   it('MAC blocks are bounded: past the bound the shared port is blocked as an edge port would be (counted)', () => {
     const { clock, make } = rig({ blockJitterMs: 0, maxMacBlocks: 2 });
     const sw = make(0);

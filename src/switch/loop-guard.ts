@@ -60,7 +60,7 @@
  * RFC 7432 §15.1, stops acting on the MAC, not on the remote PE), and storm
  * control on uplinks is sized for the uplink. So on a port added `shared`:
  * - A MAC first learned on an edge port of this switch that is still
- *   attached (a local guest's) and flapping between that port and a shared
+ *   attached and not blocked (a local guest's) and flapping between that port and a shared
  *   one, or between shared ones, is blocked, not a port: the MAC stays on
  *   its own port (fdb.ts, "MAC blocks"), and its frames from any other port
  *   are dropped (`drops.macBlocked`). That is right whatever the cause: a
@@ -311,7 +311,7 @@ export class LoopGuard<P extends { readonly guard: PortGuard; readonly attached:
     }
     // A local guest's MAC flapping onto a shared port: block the MAC there, not a port (Theory, "Shared ports").
     const o = e.origin;
-    if (flapping && (to.guard.shared || from.guard.shared) && !o.guard.shared && o.attached) {
+    if (flapping && (to.guard.shared || from.guard.shared) && !o.guard.shared && o.attached && o.guard.blocked === null) {
       if (macBlockRoom) {
         v.macBlock = to.guard.shared ? to : from;
         return v;
