@@ -207,6 +207,8 @@ describe('switch loops', () => {
     expect([...pa!, ...pb!].filter((p) => p.blocked !== null)).toEqual([]);
     const log = readFileSync(join(rt, 'switches', names[0], 'daemon.log'), 'utf8');
     expect(log).toMatch(/\(link-lnk-b\): MAC 52:54:00:aa:00:01 on VLAN 1 kept arriving here although it lives on port \d+ \(access-1\)/);
+    const ls = await cliRunner({ ...process.env, VMNET_RUNTIME_DIR: rt })('switch', 'ls');
+    expect(ls.stdout).toMatch(/MAC BLOCKED here \(loop protection\): 52:54:00:aa:00:01 on VLAN 1 lives on port \d+; frames with that source from any other port are dropped; vmnet switch unblock lnk-a \d+/);
     // Quiet: nothing circulates (a guest gets nothing more).
     await sleep(500);
     x.got.length = 0;
