@@ -64,6 +64,7 @@ export class Port implements SwitchPort, Holder {
     readonly guard: PortGuard,
     readonly stormLimit: boolean,
   ) {
+    guard.counters = this.counters;
     if ('vlan' in role) {
       this.access = role.vlan;
       this.pvid = role.vlan;
@@ -76,7 +77,6 @@ export class Port implements SwitchPort, Holder {
       if (this.pvid !== 0) this.allowed[this.pvid] = 1;
     }
     this.aware = typeof sink.drained === 'function';
-    guard.counters = this.counters;
   }
 
   get blocked(): BlockInfo | null {
