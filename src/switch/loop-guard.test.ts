@@ -45,6 +45,38 @@ function rig(opts: SwitchOptions = {}) {
 
 const sendFrom = (sw: Switch, p: SwitchPort, f: Uint8Array) => sw.input(p, f, new DataView(f.buffer), 0, f.length);
 
+/** Sends `n` broadcasts from MAC `src`, `stepMs` apart, alternately from `a` and `b` (a MAC flapping between them). */
+function flap(sw: Switch, clock: { t: number }, a: SwitchPort, b: SwitchPort, src: Uint8Array, n: number, stepMs: number): void {
+  for (let i = 0; i < n; i++) {
+    clock.t += stepMs;
+    sendFrom(sw, i % 2 === 0 ? a : b, frame({ dst: BCAST, src }));
+  }
+}
+
+/** Runs the wire for `ms` of fake time, calling `chatter` every `everyMs` (guests broadcasting). */
+function runFor(clock: { t: number }, wire: Wire, ms: number, everyMs: number, chatter: () => void): void {
+  const start = clock.t;
+  let sent = 0;
+  while (clock.t - start < ms) {
+    if (clock.t - start >= sent * everyMs) {
+      chatter();
+      sent++;
+    }
+    if (wire.queue.length > 0) wire.pump(200);
+    else clock.t += 1;
+  }
+}
+
+/** Two switches joined twice by links (shared ports); A blocks sooner than B where both would. */
+function linkedTwice(r: ReturnType<typeof rig>) {
+  const A = r.make(0.1);
+  const B = r.make(0.9);
+  const shared = { shared: true };
+  const [l1] = r.wire.cable(A, B, shared, shared);
+  const [l2] = r.wire.cable(A, B, shared, shared);
+  return { A, B, l1, l2 };
+}
+
 describe('storm limit', () => {
   it('caps group frames per port at the rate, counts the rest, reports once per 10 s; unicast is not limited', () => {
     const { clock, events, make } = rig({ stormRate: 100, stormBurst: 100 });
@@ -283,10 +315,7 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
     sendFrom(sw, x, frame({ dst: BCAST, src: mac(1) })); // the guest's own port
     sendFrom(sw, v, frame({ dst: BCAST, src: mac(5) })); // a remote VM
     // A remote keeps sending with the guest's MAC (a hostile remote, or the guest's frames looping back), for 7 s.
-    for (let i = 0; i < 1000; i++) {
-      clock.t += 7;
-      sendFrom(sw, i % 2 === 0 ? x : v, frame({ dst: BCAST, src: mac(1) }));
-    }
+    flap(sw, clock, x, v, mac(1), 1000, 7);
     expect(v.blocked).toBeNull();
     expect(x.blocked).toBeNull();
     expect(sw.counters.blocks).toBe(0);
@@ -323,10 +352,7 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
     const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
     sw.addPort(new FakePort());
     sendFrom(sw, x, frame({ dst: BCAST, src: mac(1) }));
-    for (let i = 0; i < 100; i++) {
-      clock.t += 2;
-      sendFrom(sw, i % 2 === 0 ? x : l, frame({ dst: BCAST, src: mac(1) }));
-    }
+    flap(sw, clock, x, l, mac(1), 100, 2);
     expect(sw.macBlocks()).toHaveLength(1);
     sw.removePort(x);
     expect(sw.macBlocks()).toEqual([]);
@@ -334,10 +360,7 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
     const x2 = sw.addPort(new FakePort(), { name: 'x2' });
     const l2 = sw.addPort(new FakePort(), { name: 'link2', shared: true });
     sendFrom(sw, x2, frame({ dst: BCAST, src: mac(2) }));
-    for (let i = 0; i < 100; i++) {
-      clock.t += 2;
-      sendFrom(sw, i % 2 === 0 ? x2 : l2, frame({ dst: BCAST, src: mac(2) }));
-    }
+    flap(sw, clock, x2, l2, mac(2), 100, 2);
     expect(sw.macBlocks()).toHaveLength(1);
     sw.removePort(l2);
     expect(sw.macBlocks()).toEqual([]);
@@ -362,10 +385,7 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
       sendFrom(sw, i % 3 === 0 ? victim : h, frame({ dst: BCAST, src: mac(7) })); // h spoofs the victim: h is blocked
     }
     expect(h.blocked).not.toBeNull();
-    for (let i = 0; i < 100; i++) {
-      clock.t += 2;
-      sendFrom(sw, i % 2 === 0 ? v : w, frame({ dst: BCAST, src: mac(9) }));
-    }
+    flap(sw, clock, v, w, mac(9), 100, 2);
     expect(sw.macBlocks()).toEqual([]);
   });
 
@@ -388,28 +408,18 @@ describe('shared ports (links between switches, the VXLAN port)', () => {
   });
 
   it('two switches joined twice by links: the loop still ends, bounded, and unicast works', () => {
-    const { clock, make, wire } = rig();
-    const A = make(0.1);
-    const B = make(0.9);
-    const shared = { shared: true };
-    wire.cable(A, B, shared, shared);
-    wire.cable(A, B, shared, shared);
+    const r = rig();
+    const { clock, wire } = r;
+    const { A, B } = linkedTwice(r);
     const fx = new FakePort();
     const x = A.addPort(fx, { name: 'x' });
     const fy = new FakePort();
     const y = B.addPort(fy, { name: 'y' });
     // Both guests keep broadcasting every 100 ms for 4 s.
-    const start = clock.t;
-    let sent = 0;
-    while (clock.t - start < 4000) {
-      if (clock.t - start >= sent * 100) {
-        sendFrom(A, x, frame({ dst: BCAST, src: mac(1) }));
-        sendFrom(B, y, frame({ dst: BCAST, src: mac(2) }));
-        sent++;
-      }
-      if (wire.queue.length > 0) wire.pump(200);
-      else clock.t += 1;
-    }
+    runFor(clock, wire, 4000, 100, () => {
+      sendFrom(A, x, frame({ dst: BCAST, src: mac(1) }));
+      sendFrom(B, y, frame({ dst: BCAST, src: mac(2) }));
+    });
     // Bounded while it ran: far below the ~20,000 frames/s an unchecked loop moves here.
     expect(wire.delivered).toBeLessThan(4 * 2 * 8000);
     // Each guest's MAC is blocked on the links of its own switch.
@@ -477,28 +487,16 @@ describe('storm limit on shared ports', () => {
 
 describe('a loop through links carrying a MAC that is local to neither switch', () => {
   it('gets one link port blocked (the MAC has no home here to keep it on), and unicast works after', () => {
-    const { clock, make, wire } = rig();
-    const A = make(0.1);
-    const B = make(0.9);
-    const C = make(0.5);
-    const shared = { shared: true };
-    const [l1] = wire.cable(A, B, shared, shared);
-    const [l2] = wire.cable(A, B, shared, shared);
-    wire.cable(C, A, shared, shared);
+    const r = rig();
+    const { clock, wire } = r;
+    const { A, B, l1, l2 } = linkedTwice(r);
+    const C = r.make(0.5);
+    wire.cable(C, A, { shared: true }, { shared: true });
     const fz = new FakePort();
     const z = C.addPort(fz, { name: 'z' });
     const fy = new FakePort();
     const y = B.addPort(fy, { name: 'y' });
-    const start = clock.t;
-    let sent = 0;
-    while (clock.t - start < 4000) {
-      if (clock.t - start >= sent * 100) {
-        sendFrom(C, z, frame({ dst: BCAST, src: mac(3) }));
-        sent++;
-      }
-      if (wire.queue.length > 0) wire.pump(200);
-      else clock.t += 1;
-    }
+    runFor(clock, wire, 4000, 100, () => sendFrom(C, z, frame({ dst: BCAST, src: mac(3) })));
     clock.t += 1000;
     wire.pump(100_000);
     expect(wire.queue).toHaveLength(0);
