@@ -100,7 +100,12 @@
  *   holds at most `maxStormSources` (default 1024) buckets; a full table is
  *   swept of idle sources (a full bucket) at most once a second, and a
  *   source that still finds no room shares one overflow bucket (counted per
- *   frame, `stormSourcesFull`).
+ *   frame, `stormSourcesFull`). A sender that changes its source MAC for
+ *   every frame gets a fresh bucket each time, so against it only the
+ *   port's total holds, and it can take that total from the others; behind
+ *   a link, a VM's own port on the other switch already holds it to
+ *   `stormRate` whatever MACs it uses, so it takes more than 8 such VMs (or
+ *   a VXLAN remote that is not vmnet) to fill a link's total.
  */
 import { VmnetError } from '../errors.js';
 
