@@ -30,6 +30,8 @@ export interface DropCounters {
   blocked: number;
   /** Over the storm limit. */
   storm: number;
+  /** Source MAC blocked on this port by loop protection (loop-guard.ts, "Shared ports"). */
+  macBlocked: number;
   /** Destination learned on the ingress port itself. */
   filtered: number;
 }
@@ -56,6 +58,10 @@ export interface PortCounters {
   moves: number;
   /** Times loop protection blocked this port. */
   blocks: number;
+  /** MACs loop protection blocked on this (shared) port. */
+  macBlocks: number;
+  /** Group frames from a source that found the per-source storm table full (shared ports). */
+  stormSourcesFull: number;
   /** Received frames dropped, by reason. */
   drops: DropCounters;
 }
@@ -85,6 +91,9 @@ export interface SwitchCounters {
   cutThrough: number;
   /** Ports blocked by loop protection. */
   blocks: number;
+  /** MACs blocked on shared ports, and flapping moves that found `maxMacBlocks` in place (a port is chosen instead). */
+  macBlocks: number;
+  macBlocksFull: number;
   /** Tap `record` calls that threw (the frame is forwarded anyway). */
   tapErrors: number;
   /** `onEvent` calls that threw. */
@@ -106,5 +115,6 @@ export const newDrops = (): DropCounters => ({
   reserved: 0,
   blocked: 0,
   storm: 0,
+  macBlocked: 0,
   filtered: 0,
 });

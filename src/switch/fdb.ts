@@ -25,6 +25,16 @@
  * reported to the caller, which drops it (a guest spoofing the gateway's MAC
  * cannot pull the gateway's traffic to itself). They go when their port goes.
  *
+ * MAC blocks (loop-guard.ts, "Shared ports"). The loop guard may block a
+ * dynamic entry's MAC on a shared port (a link to another switch, the VXLAN
+ * port) instead of blocking that port: the entry goes back to its origin
+ * (the guest's own port) and stays there, and a frame with that source MAC
+ * from any other port is reported to the caller, which drops it, as for a
+ * static entry. A blocked entry does not age (its guest may be silent) and
+ * counts against the bounds as before; at most `maxMacBlocks` entries are
+ * blocked at once. The block goes when the entry goes (its port is removed)
+ * or when it is lifted ({@link Fdb.unblockMacs}).
+ *
  * Pure: no I/O, no timers.
  */
 import { formatMac } from '../wire/addr.js';
@@ -63,6 +73,28 @@ export interface Entry<P extends FdbPort> {
   flaps: number;
   /** True once deleted (callers may cache an entry; they check this). */
   dead: boolean;
+  /** Set while its MAC is blocked on a shared port (it then stays on `origin`): see Theory, "MAC blocks". */
+  macBlock: MacBlock<P> | null;
+}
+
+/** A MAC blocked on a shared port. */
+export interface MacBlock<P> {
+  /** The shared port its frames kept arriving on. */
+  readonly on: P;
+  /** Moves of the MAC in its last flap window, and when it was blocked. */
+  readonly moves: number;
+  readonly at: number;
+}
+
+/** One row of {@link Fdb.macBlocks}. */
+export interface MacBlockRow {
+  /** The shared port the MAC is blocked on, and the port it lives on. */
+  port: number;
+  homePort: number;
+  mac: string;
+  vlan: number;
+  moves: number;
+  at: number;
 }
 
 /** One row of {@link Fdb.table}. */
@@ -85,6 +117,8 @@ export const REFUSED = 1;
 export const MOVED = 2;
 /** The MAC is a static entry of another port: drop the frame. */
 export const STATIC_ELSEWHERE = 3;
+/** The MAC is blocked on every port but its own (see "MAC blocks"): drop the frame. */
+export const MAC_BLOCKED = 4;
 
 const FULL_SWEEP_INTERVAL_MS = 1000;
 
@@ -94,6 +128,8 @@ export class Fdb<P extends FdbPort> {
   /** Dynamic entries (bounded by maxEntries). */
   #dynamic = 0;
   #static = 0;
+  /** Entries with a MAC block. */
+  #macBlocks = 0;
   #lastFullSweep = -Infinity;
   /** After {@link learn} returned MOVED: the entry and the port it left. */
   moved: Entry<P> | null = null;
@@ -105,6 +141,8 @@ export class Fdb<P extends FdbPort> {
     readonly ageingMs: number,
     readonly maxEntries: number,
     private readonly counters: FdbCounters,
+    /** Most entries blocked at once (see "MAC blocks"). */
+    readonly maxMacBlocks = 256,
   ) {}
 
   /** Entries, dynamic (including expired ones not yet swept) and static. */
@@ -114,7 +152,7 @@ export class Fdb<P extends FdbPort> {
 
   /**
    * Learns that `key` was seen on `p` in `vlan` at `now`.
-   * @returns {@link LEARNED}, {@link REFUSED}, {@link MOVED} or {@link STATIC_ELSEWHERE}
+   * @returns {@link LEARNED}, {@link REFUSED}, {@link MOVED}, {@link STATIC_ELSEWHERE} or {@link MAC_BLOCKED}
    */
   learn(p: P, vlan: number, key: number, now: number): number {
     let map = this.#maps[vlan];
@@ -127,6 +165,7 @@ export class Fdb<P extends FdbPort> {
         return LEARNED;
       }
       if (e.isStatic) return STATIC_ELSEWHERE;
+      if (e.macBlock !== null) return MAC_BLOCKED;
       // Moved (or an expired entry of another port): rebind if this port may learn more.
       if (p.macCount >= p.maxMacs) {
         map!.delete(key);
@@ -170,7 +209,7 @@ export class Fdb<P extends FdbPort> {
       map = new Map();
       this.#maps[vlan] = map;
     }
-    const created: Entry<P> = { port: p, seen: now, vlan, key, isStatic: false, origin: p, flapStart: -Infinity, flaps: 0, dead: false };
+    const created: Entry<P> = { port: p, seen: now, vlan, key, isStatic: false, origin: p, flapStart: -Infinity, flaps: 0, dead: false, macBlock: null };
     map.set(key, created);
     this.entry = created;
     p.macCount++;
@@ -195,7 +234,7 @@ export class Fdb<P extends FdbPort> {
       map = new Map();
       this.#maps[vlan] = map;
     }
-    map.set(key, { port: p, seen: 0, vlan, key, isStatic: true, origin: p, flapStart: -Infinity, flaps: 0, dead: false });
+    map.set(key, { port: p, seen: 0, vlan, key, isStatic: true, origin: p, flapStart: -Infinity, flaps: 0, dead: false, macBlock: null });
     this.#static++;
     return true;
   }
@@ -209,7 +248,7 @@ export class Fdb<P extends FdbPort> {
     const e = map?.get(key);
     this.entry = null;
     if (e === undefined) return null;
-    if (e.isStatic || now - e.seen < this.ageingMs) {
+    if (e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs) {
       this.entry = e;
       return e.port;
     }
@@ -222,7 +261,7 @@ export class Fdb<P extends FdbPort> {
   /** Like {@link lookup} but changes nothing. */
   peek(vlan: number, key: number, now: number): P | null {
     const e = this.#maps[vlan]?.get(key);
-    return e !== undefined && (e.isStatic || now - e.seen < this.ageingMs) ? e.port : null;
+    return e !== undefined && (e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs) ? e.port : null;
   }
 
   /**
@@ -252,7 +291,7 @@ export class Fdb<P extends FdbPort> {
       const map = this.#maps[v];
       if (map === undefined) continue;
       for (const [k, e] of map) {
-        if (!e.isStatic && now - e.seen >= this.ageingMs) {
+        if (!e.isStatic && e.macBlock === null && now - e.seen >= this.ageingMs) {
           map.delete(k);
           this.#forget(e);
           this.counters.aged++;
@@ -271,15 +310,77 @@ export class Fdb<P extends FdbPort> {
       const map = this.#maps[v];
       if (map === undefined) continue;
       const rows: Array<Entry<P>> = [];
-      for (const e of map.values()) if (e.isStatic || now - e.seen < this.ageingMs) rows.push(e);
+      for (const e of map.values()) if (e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs) rows.push(e);
       rows.sort((a, b) => a.key - b.key);
       for (const e of rows) out.push({ vlan: v, mac: macText(e.key), port: e.port.id, ageMs: e.isStatic ? 0 : now - e.seen, static: e.isStatic });
     }
     return out;
   }
 
+  /** Whether another MAC block fits under `maxMacBlocks`. */
+  get macBlockRoom(): boolean {
+    return this.#macBlocks < this.maxMacBlocks;
+  }
+
+  /**
+   * Blocks a live dynamic entry's MAC on `on` (a shared port): the entry goes
+   * back to its origin and stays there (see "MAC blocks").
+   * @returns false when `maxMacBlocks` entries are blocked already
+   */
+  blockMac(e: Entry<P>, on: P, now: number): boolean {
+    if (e.dead || e.isStatic) return false;
+    if (e.macBlock === null) {
+      if (this.#macBlocks >= this.maxMacBlocks) return false;
+      this.#macBlocks++;
+    }
+    e.macBlock = { on, moves: e.flaps, at: now };
+    e.port.macCount--;
+    e.port = e.origin;
+    e.origin.macCount++;
+    e.seen = now;
+    return true;
+  }
+
+  /**
+   * Lifts the MAC blocks made on port `on`.
+   * @returns how many were lifted
+   */
+  unblockMacs(on: P): number {
+    let n = 0;
+    for (const e of this.#blocked()) {
+      if (e.macBlock!.on !== on) continue;
+      e.macBlock = null;
+      this.#macBlocks--;
+      n++;
+    }
+    return n;
+  }
+
+  /** The MAC blocks, ordered by VLAN then MAC. */
+  macBlocks(): MacBlockRow[] {
+    return this.#blocked().map((e) => ({ port: e.macBlock!.on.id, homePort: e.port.id, mac: macText(e.key), vlan: e.vlan, moves: e.macBlock!.moves, at: e.macBlock!.at }));
+  }
+
+  #blocked(): Array<Entry<P>> {
+    const out: Array<Entry<P>> = [];
+    if (this.#macBlocks === 0) return out;
+    for (let v = 1; v <= MAX_VID; v++) {
+      const map = this.#maps[v];
+      if (map === undefined) continue;
+      const rows: Array<Entry<P>> = [];
+      for (const e of map.values()) if (e.macBlock !== null) rows.push(e);
+      rows.sort((a, b) => a.key - b.key);
+      out.push(...rows);
+    }
+    return out;
+  }
+
   #forget(e: Entry<P>): void {
     e.dead = true;
+    if (e.macBlock !== null) {
+      e.macBlock = null;
+      this.#macBlocks--;
+    }
     if (e.isStatic) {
       this.#static--;
       return;

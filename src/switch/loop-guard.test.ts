@@ -45,6 +45,38 @@ function rig(opts: SwitchOptions = {}) {
 
 const sendFrom = (sw: Switch, p: SwitchPort, f: Uint8Array) => sw.input(p, f, new DataView(f.buffer), 0, f.length);
 
+/** Sends `n` broadcasts from MAC `src`, `stepMs` apart, alternately from `a` and `b` (a MAC flapping between them). */
+function flap(sw: Switch, clock: { t: number }, a: SwitchPort, b: SwitchPort, src: Uint8Array, n: number, stepMs: number): void {
+  for (let i = 0; i < n; i++) {
+    clock.t += stepMs;
+    sendFrom(sw, i % 2 === 0 ? a : b, frame({ dst: BCAST, src }));
+  }
+}
+
+/** Runs the wire for `ms` of fake time, calling `chatter` every `everyMs` (guests broadcasting). */
+function runFor(clock: { t: number }, wire: Wire, ms: number, everyMs: number, chatter: () => void): void {
+  const start = clock.t;
+  let sent = 0;
+  while (clock.t - start < ms) {
+    if (clock.t - start >= sent * everyMs) {
+      chatter();
+      sent++;
+    }
+    if (wire.queue.length > 0) wire.pump(200);
+    else clock.t += 1;
+  }
+}
+
+/** Two switches joined twice by links (shared ports); A blocks sooner than B where both would. */
+function linkedTwice(r: ReturnType<typeof rig>) {
+  const A = r.make(0.1);
+  const B = r.make(0.9);
+  const shared = { shared: true };
+  const [l1] = r.wire.cable(A, B, shared, shared);
+  const [l2] = r.wire.cable(A, B, shared, shared);
+  return { A, B, l1, l2 };
+}
+
 describe('storm limit', () => {
   it('caps group frames per port at the rate, counts the rest, reports once per 10 s; unicast is not limited', () => {
     const { clock, events, make } = rig({ stormRate: 100, stormBurst: 100 });
@@ -267,5 +299,218 @@ describe('loops', () => {
     for (let i = 0; i < 100; i++) sendFrom(sw, b, frame({ dst: mac(9), src: mac(2) }));
     expect(fc.got.length).toBeLessThanOrEqual(11);
     expect(b.counters.drops.storm).toBeGreaterThan(80);
+  });
+});
+
+describe('shared ports (links between switches, the VXLAN port)', () => {
+  it('a shared port that keeps sending a local guest\'s MAC is not blocked: that MAC is, on it; counted, logged, unblockable', () => {
+    const { clock, events, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const fx = new FakePort();
+    const x = sw.addPort(fx, { name: 'x' });
+    const fv = new FakePort();
+    const v = sw.addPort(fv, { name: 'vxlan', shared: true });
+    const fz = new FakePort();
+    const z = sw.addPort(fz, { name: 'z' });
+    sendFrom(sw, x, frame({ dst: BCAST, src: mac(1) })); // the guest's own port
+    sendFrom(sw, v, frame({ dst: BCAST, src: mac(5) })); // a remote VM
+    // A remote keeps sending with the guest's MAC (a hostile remote, or the guest's frames looping back), for 7 s.
+    flap(sw, clock, x, v, mac(1), 1000, 7);
+    expect(v.blocked).toBeNull();
+    expect(x.blocked).toBeNull();
+    expect(sw.counters.blocks).toBe(0);
+    expect(sw.counters.macBlocks).toBe(1);
+    expect(v.counters.macBlocks).toBe(1);
+    expect(v.counters.drops.macBlocked).toBeGreaterThan(50);
+    expect(sw.macBlocks()).toEqual([{ port: v.id, homePort: x.id, mac: '52:54:00:00:00:01', vlan: 1, moves: expect.any(Number), at: expect.any(Number) }]);
+    expect(events.find((e) => e.kind === 'macBlocked')).toMatchObject({ port: v, home: x, mac: '52:54:00:00:00:01', vlan: 1 });
+    // The guest's MAC stays on its own port; the remote VM still reaches z, and is reached.
+    expect(sw.lookup(1, mac(1))).toBe(x);
+    fx.clear();
+    fz.clear();
+    fv.clear();
+    sendFrom(sw, z, frame({ dst: mac(1), src: mac(3), mark: 1 }));
+    sendFrom(sw, v, frame({ dst: mac(3), src: mac(5), mark: 2 }));
+    sendFrom(sw, z, frame({ dst: mac(5), src: mac(3), mark: 3 }));
+    expect(fx.got.map((g) => g.bytes[14])).toEqual([1]);
+    expect(fz.got.map((g) => g.bytes[14])).toEqual([2]);
+    expect(fv.got.map((g) => g.bytes[14])).toEqual([3]);
+    // Unblocking the shared port lifts its MAC blocks.
+    expect(sw.unblock(v)).toBe(true);
+    expect(sw.macBlocks()).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ kind: 'unblocked', port: v, macs: 1 });
+    expect(sw.unblock(v)).toBe(false);
+    clock.t += 10_000;
+    sendFrom(sw, v, frame({ dst: BCAST, src: mac(1) }));
+    expect(sw.lookup(1, mac(1))).toBe(v); // learned again: a guest may move for real
+  });
+
+  it('a MAC block goes with its home port (the guest left: its MAC may come back through the link), and with its shared port', () => {
+    const { clock, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const x = sw.addPort(new FakePort(), { name: 'x' });
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    sw.addPort(new FakePort());
+    sendFrom(sw, x, frame({ dst: BCAST, src: mac(1) }));
+    flap(sw, clock, x, l, mac(1), 100, 2);
+    expect(sw.macBlocks()).toHaveLength(1);
+    sw.removePort(x);
+    expect(sw.macBlocks()).toEqual([]);
+    // The same with the shared port going (a link cut): its MAC blocks go with it.
+    const x2 = sw.addPort(new FakePort(), { name: 'x2' });
+    const l2 = sw.addPort(new FakePort(), { name: 'link2', shared: true });
+    sendFrom(sw, x2, frame({ dst: BCAST, src: mac(2) }));
+    flap(sw, clock, x2, l2, mac(2), 100, 2);
+    expect(sw.macBlocks()).toHaveLength(1);
+    sw.removePort(l2);
+    expect(sw.macBlocks()).toEqual([]);
+    sendFrom(sw, l, frame({ dst: BCAST, src: mac(1) }));
+    expect(sw.lookup(1, mac(1))).toBe(l);
+    expect(l.counters.drops.macBlocked).toBeGreaterThan(0);
+  });
+
+  it('a MAC is never kept on a port that loop protection blocked', () => {
+    const { clock, make } = rig({ blockJitterMs: 0 });
+    const sw = make(0);
+    const victim = sw.addPort(new FakePort(), { name: 'victim' });
+    const h = sw.addPort(new FakePort(), { name: 'h' });
+    const v = sw.addPort(new FakePort(), { name: 'vxlan', shared: true });
+    const w = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    sendFrom(sw, h, frame({ dst: BCAST, src: mac(9) })); // first learned on h...
+    clock.t += 1;
+    sendFrom(sw, v, frame({ dst: BCAST, src: mac(9) })); // ...then it lives behind v
+    sendFrom(sw, victim, frame({ dst: BCAST, src: mac(7) }));
+    for (let i = 0; i < 4000 && h.blocked === null; i++) {
+      clock.t += 2;
+      sendFrom(sw, i % 3 === 0 ? victim : h, frame({ dst: BCAST, src: mac(7) })); // h spoofs the victim: h is blocked
+    }
+    expect(h.blocked).not.toBeNull();
+    flap(sw, clock, v, w, mac(9), 100, 2);
+    expect(sw.macBlocks()).toEqual([]);
+  });
+
+  it('MAC blocks are bounded: past the bound the shared port is blocked as an edge port would be (counted)', () => {
+    const { clock, make } = rig({ blockJitterMs: 0, maxMacBlocks: 2 });
+    const sw = make(0);
+    const xs = [1, 2, 3].map((i) => sw.addPort(new FakePort(), { name: `x${i}` }));
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    sw.addPort(new FakePort());
+    for (let m = 0; m < 3 && l.blocked === null; m++) {
+      sendFrom(sw, xs[m]!, frame({ dst: BCAST, src: mac(m + 1) }));
+      for (let i = 0; i < 1000 && l.blocked === null; i++) {
+        clock.t += 7;
+        sendFrom(sw, i % 2 === 0 ? xs[m]! : l, frame({ dst: BCAST, src: mac(m + 1) }));
+      }
+    }
+    expect(sw.macBlocks()).toHaveLength(2);
+    expect(sw.counters.macBlocksFull).toBeGreaterThan(0);
+    expect(l.blocked).toMatchObject({ reason: 'mac-flap', mac: '52:54:00:00:00:03' });
+  });
+
+  it('two switches joined twice by links: the loop still ends, bounded, and unicast works', () => {
+    const r = rig();
+    const { clock, wire } = r;
+    const { A, B } = linkedTwice(r);
+    const fx = new FakePort();
+    const x = A.addPort(fx, { name: 'x' });
+    const fy = new FakePort();
+    const y = B.addPort(fy, { name: 'y' });
+    // Both guests keep broadcasting every 100 ms for 4 s.
+    runFor(clock, wire, 4000, 100, () => {
+      sendFrom(A, x, frame({ dst: BCAST, src: mac(1) }));
+      sendFrom(B, y, frame({ dst: BCAST, src: mac(2) }));
+    });
+    // Bounded while it ran: far below the ~20,000 frames/s an unchecked loop moves here.
+    expect(wire.delivered).toBeLessThan(4 * 2 * 8000);
+    // Each guest's MAC is blocked on the links of its own switch.
+    expect(A.macBlocks().map((b) => b.mac)).toEqual(['52:54:00:00:00:01']);
+    expect(B.macBlocks().map((b) => b.mac)).toEqual(['52:54:00:00:00:02']);
+    // Nothing circulates once the guests are quiet.
+    clock.t += 2000;
+    wire.pump(100_000);
+    expect(wire.queue).toHaveLength(0);
+    expect(x.blocked).toBeNull();
+    expect(y.blocked).toBeNull();
+    // Unicast both ways, each frame at least once (a link pair not blocked carries floods twice).
+    fx.clear();
+    fy.clear();
+    sendFrom(A, x, frame({ dst: mac(2), src: mac(1), mark: 3 }));
+    wire.pump(10_000);
+    sendFrom(B, y, frame({ dst: mac(1), src: mac(2), mark: 4 }));
+    wire.pump(10_000);
+    expect(new Set(fy.got.map((g) => g.bytes[14]))).toEqual(new Set([3]));
+    expect(new Set(fx.got.map((g) => g.bytes[14]))).toEqual(new Set([4]));
+    expect(wire.queue).toHaveLength(0);
+  });
+});
+
+describe('storm limit on shared ports', () => {
+  it('is per source MAC: one chatty VM behind a link does not starve the others\' ARP', () => {
+    const { clock, make } = rig({ stormRate: 100, stormBurst: 100 });
+    const sw = make(0);
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    const fb = new FakePort();
+    sw.addPort(fb);
+    let quiet = 0;
+    for (let i = 0; i < 1000; i++) {
+      clock.t += 1;
+      sendFrom(sw, l, frame({ dst: BCAST, src: mac(1), mark: 1 })); // 1000 broadcasts/s
+      if (i % 100 === 50) {
+        sendFrom(sw, l, frame({ dst: BCAST, src: mac(2), mark: 2 })); // 10 ARPs/s
+        quiet++;
+      }
+    }
+    expect(fb.got.filter((g) => g.bytes[14] === 2)).toHaveLength(quiet);
+    const chatty = fb.got.filter((g) => g.bytes[14] === 1).length;
+    expect(chatty).toBeGreaterThanOrEqual(199);
+    expect(chatty).toBeLessThanOrEqual(201);
+  });
+
+  it('is bounded for the port as a whole, at sharedStormRate, and its source table is bounded (counted when full)', () => {
+    const { clock, make } = rig({ stormRate: 100, stormBurst: 100, sharedStormRate: 300, maxStormSources: 4 });
+    const sw = make(0);
+    const l = sw.addPort(new FakePort(), { name: 'link', shared: true });
+    const fb = new FakePort();
+    sw.addPort(fb);
+    // 8 sources, each 100/s: 800/s offered over 2 s.
+    for (let i = 0; i < 1600; i++) {
+      clock.t += 1.25;
+      sendFrom(sw, l, frame({ dst: BCAST, src: mac(1 + (i % 8)) }));
+    }
+    // The port's bucket: its burst (300) plus 300/s over 2 s.
+    expect(fb.got.length).toBeGreaterThanOrEqual(880);
+    expect(fb.got.length).toBeLessThanOrEqual(905);
+    expect(l.counters.stormSourcesFull).toBeGreaterThan(0);
+    expect(l.counters.drops.storm).toBe(1600 - fb.got.length);
+  });
+});
+
+describe('a loop through links carrying a MAC that is local to neither switch', () => {
+  it('gets one link port blocked (the MAC has no home here to keep it on), and unicast works after', () => {
+    const r = rig();
+    const { clock, wire } = r;
+    const { A, B, l1, l2 } = linkedTwice(r);
+    const C = r.make(0.5);
+    wire.cable(C, A, { shared: true }, { shared: true });
+    const fz = new FakePort();
+    const z = C.addPort(fz, { name: 'z' });
+    const fy = new FakePort();
+    const y = B.addPort(fy, { name: 'y' });
+    runFor(clock, wire, 4000, 100, () => sendFrom(C, z, frame({ dst: BCAST, src: mac(3) })));
+    clock.t += 1000;
+    wire.pump(100_000);
+    expect(wire.queue).toHaveLength(0);
+    const blocked = [...A.ports(), ...B.ports(), ...C.ports()].filter((p) => p.blocked !== null);
+    expect(blocked).toHaveLength(1);
+    expect([l1, l2]).toContain(blocked[0]);
+    expect(blocked[0]!.blocked).toMatchObject({ mac: '52:54:00:00:00:03' });
+    fz.clear();
+    fy.clear();
+    sendFrom(B, y, frame({ dst: mac(3), src: mac(2), mark: 5 }));
+    wire.pump(10_000);
+    sendFrom(C, z, frame({ dst: mac(2), src: mac(3), mark: 6 }));
+    wire.pump(10_000);
+    expect(fz.got.map((g) => g.bytes[14])).toEqual([5]);
+    expect(fy.got.map((g) => g.bytes[14])).toEqual([6]);
   });
 });

@@ -49,6 +49,63 @@
  * nothing; its learned MACs are forgotten, so traffic to them floods to the
  * port the MAC really lives on. It stays blocked until unblocked (the switch
  * says which port and why: it logs the MAC, the VLAN and both ports).
+ *
+ * Shared ports. A link to another switch (`vmnet switch link`, a lab's
+ * `links:`) and the VXLAN port carry many VMs each: blocking one cuts them
+ * all off, and a bucket sized for one VM is shared by all of them. Real
+ * switches draw the same line: BPDU guard and loop protection that shut a
+ * port act on edge ports; MAC-move limiting on uplinks acts on the MAC
+ * (Junos `mac-move-limit ... packet-action drop` drops the moving MAC's
+ * frames rather than shut the interface; EVPN's duplicate-MAC detection,
+ * RFC 7432 §15.1, stops acting on the MAC, not on the remote PE), and storm
+ * control on uplinks is sized for the uplink. So on a port added `shared`:
+ * - A MAC first learned on an edge port of this switch that is still
+ *   attached and not blocked (a local guest's) and flapping between that port and a shared
+ *   one, or between shared ones, is blocked, not a port: the MAC stays on
+ *   its own port (fdb.ts, "MAC blocks"), and its frames from any other port
+ *   are dropped (`drops.macBlocked`). That is right whatever the cause: a
+ *   remote or a peer switch sending with a local guest's MAC (misconfigured
+ *   or hostile) loses just those frames; a loop through the underlay or
+ *   through links can no longer carry the guest's frames back; the guest's
+ *   own traffic and every other VM behind the shared port are untouched.
+ *   It happens at once, with no random delay: only the MAC's own switch
+ *   does it, and it takes nothing away that another switch needs. A MAC
+ *   block lasts until the shared port is unblocked or goes, or the guest's
+ *   port goes (the guest stopped: its MAC may then come back elsewhere). A
+ *   local guest that spoke first with a remote VM's MAC (or after the
+ *   remote's entry aged out) and keeps using it keeps that MAC: the remote
+ *   VM loses its frames here, not the whole port. At most
+ *   `maxMacBlocks` (default 256) at once; past that (counted,
+ *   `macBlocksFull`) the port is chosen for blocking as an edge port is.
+ * - A MAC whose first port is a shared one (a VM behind a link or a
+ *   remote) flapping between two shared ports is a loop through links (two
+ *   switches joined twice), or a peer sending a MAC that lives behind
+ *   another peer. The first is the common case and only a port block ends
+ *   it; a MAC block cannot, because two switches would each pin the other's
+ *   MACs to the cable their first copy came in on, and those need not be
+ *   the same cable (unicast would be lost between them). So one port is
+ *   blocked as above (one switch, after the delay, the other link carries
+ *   the traffic): exactly what a spanning tree would do on such a loop.
+ *   Not done: telling the peer-spoofing case from a loop (loop-detection
+ *   probes would; until then a VXLAN remote that keeps sending the MAC of a
+ *   VM behind a link still gets the VXLAN port blocked, after
+ *   `remoteDeferMs` unless the switch has a local MAC flapping), or
+ *   blocking one VXLAN remote (the switch sees the VXLAN port, not the
+ *   remote a frame came from).
+ * - The storm limit is per source MAC: each source behind the port gets its
+ *   own bucket (`stormRate`, `stormBurst`, as a VM's port), so one chatty
+ *   VM cannot starve the others' ARP and DHCP, and the port as a whole is
+ *   held to `sharedStormRate` (default 8 × `stormRate`), which is what
+ *   bounds a loop through shared ports until it is ended. The source table
+ *   holds at most `maxStormSources` (default 1024) buckets; a full table is
+ *   swept of idle sources (a full bucket) at most once a second, and a
+ *   source that still finds no room shares one overflow bucket (counted per
+ *   frame, `stormSourcesFull`). A sender that changes its source MAC for
+ *   every frame gets a fresh bucket each time, so against it only the
+ *   port's total holds, and it can take that total from the others; behind
+ *   a link, a VM's own port on the other switch already holds it to
+ *   `stormRate` whatever MACs it uses, so it takes more than 8 such VMs (or
+ *   a VXLAN remote that is not vmnet) to fill a link's total.
  */
 import { VmnetError } from '../errors.js';
 
@@ -66,8 +123,20 @@ export interface LoopGuardOptions {
   blockJitterMs?: number;
   /** Where the lowest flapping MAC is not local, a block waits until the flapping has lasted this long; default 5000 ms. */
   remoteDeferMs?: number;
+  /** Group frames per second a shared port may send, all sources together; default 8 × `stormRate`. */
+  sharedStormRate?: number;
+  /** Per-source buckets per shared port; default 1024. */
+  maxStormSources?: number;
+  /** Most MACs blocked on shared ports at once; default 256. */
+  maxMacBlocks?: number;
   /** Random numbers in [0, 1); default Math.random. */
   random?: () => number;
+}
+
+/** A token bucket. */
+interface Bucket {
+  tokens: number;
+  refilled: number;
 }
 
 /** Why and since when a port is blocked. */
@@ -85,10 +154,16 @@ export interface BlockInfo {
 }
 
 /** Per-port state; one per switch port. */
-export class PortGuard {
-  /** Token bucket. */
+export class PortGuard implements Bucket {
+  /** Token bucket (the port's, or on a shared port the bucket of all its sources together). */
   tokens: number;
   refilled = -Infinity;
+  /** Shared ports: a bucket per source MAC (key), the overflow bucket, and when idle sources were last swept. */
+  readonly sources: Map<number, Bucket> | null;
+  readonly overflow: Bucket;
+  sourcesSwept = -Infinity;
+  /** Where frames without a bucket of their own are counted (the port's counters, set by the port). */
+  counters: { stormSourcesFull: number } = { stormSourcesFull: 0 };
   /** Storm drops not yet reported, and when the last report went out. */
   stormUnreported = 0;
   stormReported = -Infinity;
@@ -105,8 +180,15 @@ export class PortGuard {
   confirmMoves = 0;
   blocked: BlockInfo | null = null;
 
-  constructor(burst: number) {
+  constructor(
+    burst: number,
+    sourceBurst: number,
+    /** A link to another switch or the VXLAN port (see Theory, "Shared ports"). */
+    readonly shared: boolean,
+  ) {
     this.tokens = burst;
+    this.sources = shared ? new Map() : null;
+    this.overflow = { tokens: sourceBurst, refilled: -Infinity };
   }
 }
 
@@ -116,18 +198,26 @@ export interface MoveVerdict<P> {
   block: P | null;
   /** A port newly chosen for blocking (pending), or null. */
   pending: P | null;
+  /** A shared port to block the moving MAC on (it goes back to its origin), or null. */
+  macBlock: P | null;
+  /** Whether a MAC block was due but there was no room for it (a port was picked instead). */
+  macBlockFull: boolean;
 }
 
 /** The loop guard of one switch. */
-export class LoopGuard<P extends { readonly guard: PortGuard }> {
+export class LoopGuard<P extends { readonly guard: PortGuard; readonly attached: boolean }> {
   readonly stormRate: number;
   readonly stormBurst: number;
+  readonly sharedStormRate: number;
+  readonly sharedStormBurst: number;
+  readonly maxStormSources: number;
+  readonly maxMacBlocks: number;
   readonly flapMoves: number;
   readonly flapWindowMs: number;
   readonly blockJitterMs: number;
   readonly remoteDeferMs: number;
   readonly #random: () => number;
-  readonly #verdict: MoveVerdict<P> = { block: null, pending: null };
+  readonly #verdict: MoveVerdict<P> = { block: null, pending: null, macBlock: null, macBlockFull: false };
   /** The lowest MAC (key) seen flapping lately, whether it is local, and until when this holds. */
   #lowestKey = Infinity;
   #lowestLocal = false;
@@ -137,6 +227,10 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
   constructor(o: LoopGuardOptions = {}) {
     this.stormRate = nonNegative(o.stormRate, 1000, 'stormRate');
     this.stormBurst = nonNegative(o.stormBurst, Math.max(1, this.stormRate), 'stormBurst');
+    this.sharedStormRate = nonNegative(o.sharedStormRate, 8 * this.stormRate, 'sharedStormRate');
+    this.sharedStormBurst = Math.max(1, this.sharedStormRate, this.stormBurst);
+    this.maxStormSources = nonNegative(o.maxStormSources, 1024, 'maxStormSources');
+    this.maxMacBlocks = nonNegative(o.maxMacBlocks, 256, 'maxMacBlocks');
     this.flapMoves = Math.max(2, nonNegative(o.flapMoves, 20, 'flapMoves'));
     this.flapWindowMs = nonNegative(o.flapWindowMs, 1000, 'flapWindowMs');
     this.blockJitterMs = nonNegative(o.blockJitterMs, 1500, 'blockJitterMs');
@@ -144,27 +238,51 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
     this.#random = o.random ?? Math.random;
   }
 
-  /** A fresh per-port state. */
-  newPort(): PortGuard {
-    return new PortGuard(this.stormBurst);
+  /** A fresh per-port state; `shared` for a link or the VXLAN port (see Theory, "Shared ports"). */
+  newPort(shared = false): PortGuard {
+    return new PortGuard(shared ? this.sharedStormBurst : this.stormBurst, this.stormBurst, shared);
   }
 
   /**
    * Whether a frame received on a port may go on: group frames always, and
-   * every frame while the port is suspect, spend a token of its bucket.
+   * every frame while the port is suspect, spend a token of its bucket (on a
+   * shared port, of its source's bucket and of the port's).
+   * @param src the source MAC's key (shared ports keep a bucket per source)
    * @returns false when over the limit (the caller drops and counts it)
    */
-  admit(g: PortGuard, group: boolean, now: number): boolean {
+  admit(g: PortGuard, group: boolean, now: number, src: number): boolean {
     if (this.stormRate === 0 || (!group && now >= g.suspectUntil)) return true;
-    const t = g.tokens + ((now - g.refilled) * this.stormRate) / 1000;
-    g.refilled = now;
-    g.tokens = t > this.stormBurst ? this.stormBurst : t;
-    if (g.tokens >= 1) {
-      g.tokens -= 1;
-      return true;
+    if (g.sources === null) {
+      if (take(g, this.stormRate, this.stormBurst, now)) return true;
+    } else {
+      const b = this.#source(g, src, now);
+      if (take(b, this.stormRate, this.stormBurst, now)) {
+        if (this.sharedStormRate === 0 || take(g, this.sharedStormRate, this.sharedStormBurst, now)) return true;
+        b.tokens += 1; // the port's bucket said no: the source's token is not spent
+      }
     }
     g.stormUnreported++;
     return false;
+  }
+
+  /** The bucket of source `src` on shared port `g`: its own, or the overflow bucket when the table is full (counted). */
+  #source(g: PortGuard, src: number, now: number): Bucket {
+    const m = g.sources!;
+    let b = m.get(src);
+    if (b !== undefined) return b;
+    if (m.size >= this.maxStormSources && now - g.sourcesSwept >= 1000) {
+      g.sourcesSwept = now;
+      // A bucket that would be full again holds nothing worth keeping.
+      const idleMs = this.stormRate > 0 ? (1000 * this.stormBurst) / this.stormRate : Infinity;
+      for (const [k, x] of m) if (now - x.refilled >= idleMs) m.delete(k);
+    }
+    if (m.size >= this.maxStormSources) {
+      g.counters.stormSourcesFull++;
+      return g.overflow;
+    }
+    b = { tokens: this.stormBurst, refilled: now };
+    m.set(src, b);
+    return b;
   }
 
   /**
@@ -172,10 +290,12 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
    * @param e the moving entry: its key, origin port and flap window (fdb.ts Entry)
    * @returns the verdict object (reused: read it before the next call)
    */
-  onMove(e: { readonly key: number; readonly origin: P; flapStart: number; flaps: number }, from: P, to: P, now: number): MoveVerdict<P> {
+  onMove(e: { readonly key: number; readonly origin: P; flapStart: number; flaps: number }, from: P, to: P, now: number, macBlockRoom: boolean): MoveVerdict<P> {
     const v = this.#verdict;
     v.block = null;
     v.pending = null;
+    v.macBlock = null;
+    v.macBlockFull = false;
     const w = this.flapWindowMs;
     if (now - e.flapStart >= w) {
       e.flapStart = now;
@@ -193,6 +313,15 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
       this.#lowestKey = e.key;
       this.#lowestLocal = e.origin !== from && e.origin !== to;
       this.#lowestUntil = now + w;
+    }
+    // A local guest's MAC flapping onto a shared port: block the MAC there, not a port (Theory, "Shared ports").
+    const o = e.origin;
+    if (flapping && (to.guard.shared || from.guard.shared) && !o.guard.shared && o.attached && o.guard.blocked === null) {
+      if (macBlockRoom) {
+        v.macBlock = to.guard.shared ? to : from;
+        return v;
+      }
+      v.macBlockFull = true;
     }
     for (const p of [from, to]) {
       const g = p.guard;
@@ -241,8 +370,19 @@ export class LoopGuard<P extends { readonly guard: PortGuard }> {
     g.suspectUntil = -Infinity;
     g.movesIn = 0;
     g.movesInStart = -Infinity;
-    g.tokens = this.stormBurst;
+    g.tokens = g.shared ? this.sharedStormBurst : this.stormBurst;
+    g.sources?.clear();
   }
+}
+
+/** Spends one token of `b` (refilled at `rate` per second up to `burst`); false when there is none. */
+function take(b: Bucket, rate: number, burst: number, now: number): boolean {
+  const t = b.tokens + ((now - b.refilled) * rate) / 1000;
+  b.refilled = now;
+  b.tokens = t > burst ? burst : t;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
 }
 
 function nonNegative(v: number | undefined, dflt: number, what: string): number {

@@ -27,6 +27,8 @@ export class Port implements SwitchPort, Holder {
     learnRefused: 0,
     moves: 0,
     blocks: 0,
+    macBlocks: 0,
+    stormSourcesFull: 0,
     drops: newDrops(),
   };
   macCount = 0;
@@ -62,6 +64,7 @@ export class Port implements SwitchPort, Holder {
     readonly guard: PortGuard,
     readonly stormLimit: boolean,
   ) {
+    guard.counters = this.counters;
     if ('vlan' in role) {
       this.access = role.vlan;
       this.pvid = role.vlan;

@@ -82,7 +82,10 @@
  *
  * Loops. The engine's events (loop-guard.ts) become log lines through
  * `log`, naming the MAC, the VLAN and both ports; {@link
- * RunningSwitch.unblock} lifts a block.
+ * RunningSwitch.unblock} lifts a block. Link ports (both ends) are added
+ * `shared` (loop-guard.ts, "Shared ports"): loop protection blocks a local
+ * guest's MAC on them rather than the link, and limits group frames per
+ * source MAC; vxlan-socket.ts adds the VXLAN port the same way.
  */
 
 import { createHash } from 'node:crypto';
@@ -96,6 +99,7 @@ import type { FramerCounters } from '../link/stream-framer.js';
 import { macrotaskClock } from './clock.js';
 import { ImpairedPort, type LinkSnapshot } from './impair-port.js';
 import type { LinkPatch } from '../config/link.js';
+import type { MacBlockRow } from './fdb.js';
 import type { BlockInfo, LoopGuard } from './loop-guard.js';
 import { Switch } from './switch.js';
 import type { FramePort, PortConfig, SwitchEvent, SwitchOptions, SwitchPort } from './types.js';
@@ -171,6 +175,8 @@ export interface PortSnapshot {
   counters: PortCounters;
   /** Why loop protection blocked it, or null. */
   blocked: BlockInfo | null;
+  /** MACs loop protection blocked on it (a shared port: a link, the VXLAN port), with the port each lives on. */
+  macBlocks: Array<Omit<MacBlockRow, 'port'>>;
   /** The stream framer's receive counters (frames skipped as too long among them); null for internal ports. */
   framer: FramerCounters | null;
   /** Who the port belongs to (`VM:NIC`, given when its socket was asked for), or null. */
@@ -191,7 +197,7 @@ export interface SwitchSnapshot {
   /** Entries in the MAC table. */
   macs: number;
   /** Storm limit per port (group frames per second, 0 = off) and flap detection settings. */
-  loopGuard: { stormRate: number; stormBurst: number; flapMoves: number; flapWindowMs: number; blockJitterMs: number; remoteDeferMs: number };
+  loopGuard: { stormRate: number; stormBurst: number; sharedStormRate: number; maxStormSources: number; maxMacBlocks: number; flapMoves: number; flapWindowMs: number; blockJitterMs: number; remoteDeferMs: number };
   sockets: SocketSnapshot[];
   ports: PortSnapshot[];
   counters: SwitchCounters;
@@ -370,7 +376,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
    * @param peer for a link: the switch at the other end
    */
   const attach = (sp: StreamPort, role: NormalRole, name: string, path: string, owner: string | null, peer: string | null): SwitchPort => {
-    const port = sw.addPort(sp, { role, name });
+    const port = sw.addPort(sp, { role, name, shared: peer !== null });
     const direct: StreamPort['onFrame'] = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
     const pi: PortInfo = { kind: peer !== null ? 'link' : 'stream', socket: path, framer: sp.rx, owner, impair: null, stream: sp, direct, peer };
     info.set(port, pi);
@@ -597,6 +603,8 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       if (list === undefined) byPort.set(e.port, (list = []));
       list.push({ vlan: e.vlan, mac: e.mac, ageMs: Math.round(e.ageMs), static: e.static });
     }
+    const macBlocks = new Map<number, PortSnapshot['macBlocks']>();
+    for (const { port, ...b } of sw.macBlocks()) macBlocks.set(port, [...(macBlocks.get(port) ?? []), b]);
     const sockets: SocketSnapshot[] = [];
     const perSocket = new Map<string, number>();
     const ports: PortSnapshot[] = sw.ports().map((p) => {
@@ -613,6 +621,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
         macs: byPort.get(p.id) ?? [],
         counters: { ...p.counters, drops: { ...p.counters.drops } },
         blocked: p.blocked === null ? null : { ...p.blocked },
+        macBlocks: macBlocks.get(p.id) ?? [],
         framer: i.framer === null ? null : { ...i.framer },
         owner: i.owner,
         link: i.impair?.snapshot() ?? null,
@@ -629,7 +638,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       maxEntries: sw.maxEntries,
       maxMacsPerPort: sw.maxMacsPerPort,
       macs: sw.size,
-      loopGuard: (({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }) => ({ stormRate, stormBurst, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }))(sw.loopGuard),
+      loopGuard: (({ stormRate, stormBurst, sharedStormRate, maxStormSources, maxMacBlocks, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }) => ({ stormRate, stormBurst, sharedStormRate, maxStormSources, maxMacBlocks, flapMoves, flapWindowMs, blockJitterMs, remoteDeferMs }))(sw.loopGuard),
       sockets,
       ports,
       counters: { ...sw.counters, drops: { ...sw.counters.drops } },
@@ -697,8 +706,10 @@ function eventLine(e: SwitchEvent, name: string, guard: Pick<LoopGuard<never>, '
       return `loop suspected: MAC ${e.mac} on VLAN ${e.vlan} moved ${e.moves} times within ${guard.flapWindowMs} ms between ${portText(e.other)} and ${portText(e.port)}; blocking ${portText(e.port)} in ${Math.round(e.inMs)} ms if it goes on`;
     case 'blocked':
       return `${portText(e.port)} blocked: MAC ${e.info.mac} on VLAN ${e.info.vlan} kept moving between it and ${e.other === null ? `port ${e.info.otherPort}` : portText(e.other)} (a loop through these ports?); unblock with: vmnet switch unblock ${name} ${e.port.id}`;
+    case 'macBlocked':
+      return `${portText(e.port)}: MAC ${e.mac} on VLAN ${e.vlan} kept arriving here although it lives on ${portText(e.home)} (${e.moves} moves within ${guard.flapWindowMs} ms: a loop, or a peer sending with a local guest's MAC); frames with that source from any port but port ${e.home.id} are dropped, this port stays up; unblock with: vmnet switch unblock ${name} ${e.port.id}`;
     case 'unblocked':
-      return `${portText(e.port)} unblocked`;
+      return `${portText(e.port)} unblocked${e.macs > 0 ? ` (${e.macs} MAC block(s) lifted)` : ''}`;
     case 'storm':
       return `${portText(e.port)}: storm limit (${guard.stormRate} group frames/s) dropped ${e.dropped} frame(s) since the last report`;
   }

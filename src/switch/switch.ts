@@ -82,8 +82,11 @@
  * Loops. The loop guard (loop-guard.ts) limits each port's group frames
  * (the storm limit; `stormLimit: false` exempts a port that forwards
  * nothing, the gateway's), watches MACs that flap between ports, and blocks
- * one port of a flapping pair; {@link Switch.unblock} lifts a block. Events
- * (flapping, blocked, unblocked, storm drops) go to `onEvent`.
+ * one port of a flapping pair, or on a shared port (`shared`: a link to
+ * another switch, the VXLAN port) blocks the MAC instead (`macBlocked`
+ * drops) and limits group frames per source MAC; {@link Switch.unblock}
+ * lifts a block. Events (flapping, blocked, MAC blocked, unblocked, storm
+ * drops) go to `onEvent`.
  *
  * Forwarding. A unicast destination known in the frame's VLAN goes to that
  * one port, unless it is the ingress port itself: then the frame is dropped
@@ -178,7 +181,7 @@ import { VmnetError } from '../errors.js';
 import { copyBytes } from '../link/stream-framer.js';
 import { Backpressure } from './backpressure.js';
 import { FrameQueue } from './frame-queue.js';
-import { Fdb, MOVED, STATIC_ELSEWHERE, macText } from './fdb.js';
+import { Fdb, MAC_BLOCKED, MOVED, STATIC_ELSEWHERE, macText, type MacBlockRow } from './fdb.js';
 import { LoopGuard, type BlockInfo } from './loop-guard.js';
 import { newDrops, type DropCounters, type SwitchCounters } from './counters.js';
 import { Port } from './port.js';
@@ -217,6 +220,8 @@ export class Switch {
     heldBack: 0,
     cutThrough: 0,
     blocks: 0,
+    macBlocks: 0,
+    macBlocksFull: 0,
     tapErrors: 0,
     eventErrors: 0,
     drops: newDrops(),
@@ -296,7 +301,7 @@ export class Switch {
     this.#wallNow = options.wallNow ?? Date.now;
     this.#tap = options.tap ?? null;
     this.#onEvent = options.onEvent ?? null;
-    this.#fdb = new Fdb<Port>(this.ageingMs, this.maxEntries, this.counters);
+    this.#fdb = new Fdb<Port>(this.ageingMs, this.maxEntries, this.counters, this.loopGuard.maxMacBlocks);
     this.#half = this.maxFrame + eth.VLAN_TAG_LEN;
     this.#scratch = new Uint8Array(2 * this.#half);
     this.#scratchView = new DataView(this.#scratch.buffer);
@@ -317,7 +322,7 @@ export class Switch {
     const role = normaliseRole(config.role);
     const maxMacs = positive(config.maxMacs, this.maxMacsPerPort, 'maxMacs');
     const id = this.#nextId++;
-    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(), config.stormLimit ?? true);
+    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(config.shared === true), config.stormLimit ?? true);
     const vlans = p.vlans();
     for (const m of config.staticMacs ?? []) {
       if (m.length !== 6 || (m[0]! & 1) === 1) throw new VmnetError('E_USAGE', 'a static MAC must be a 6-byte unicast address');
@@ -349,6 +354,7 @@ export class Switch {
       this.#members[v] = left.length > 0 ? left : undefined;
     }
     this.#fdb.flush(p, vlans, true);
+    this.#fdb.unblockMacs(p); // MAC blocks on it (loop-guard.ts, "Shared ports") go with it
     this.#bp.release(p);
     if (!this.#busy) this.#bp.notify();
   }
@@ -496,15 +502,22 @@ export class Switch {
   }
 
   /**
-   * Lifts a loop-protection block; the port's loop state starts afresh.
-   * @returns false when the port was not blocked
+   * Lifts a loop-protection block of the port and the MAC blocks on it
+   * (loop-guard.ts, "Shared ports"); the port's loop state starts afresh.
+   * @returns false when neither the port nor a MAC on it was blocked
    */
   unblock(port: SwitchPort): boolean {
     const p = this.#own(port);
-    if (p.guard.blocked === null) return false;
+    const macs = this.#fdb.unblockMacs(p);
+    if (p.guard.blocked === null && macs === 0) return false;
     this.loopGuard.reset(p.guard);
-    this.#emit({ kind: 'unblocked', port: p });
+    this.#emit({ kind: 'unblocked', port: p, macs });
     return true;
+  }
+
+  /** The MACs blocked on shared ports (loop-guard.ts, "Shared ports"), ordered by VLAN then MAC. */
+  macBlocks(): MacBlockRow[] {
+    return this.#fdb.macBlocks();
   }
 
   /**
@@ -590,7 +603,7 @@ export class Switch {
    */
   #known(p: Port, vlan: number, dk: number, now: number): Port | null {
     const d = p.lastDst;
-    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || now - d.seen < this.ageingMs)) return d.port;
+    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || d.macBlock !== null || now - d.seen < this.ageingMs)) return d.port;
     const to = this.#fdb.lookup(vlan, dk, now);
     p.lastDst = this.#fdb.entry;
     return to;
@@ -680,12 +693,14 @@ export class Switch {
       const learned = this.#fdb.learn(p, vlan, sk, now);
       p.lastSrc = this.#fdb.entry;
       if (learned === STATIC_ELSEWHERE) return this.#dropIn(p, 'staticSource');
+      if (learned === MAC_BLOCKED) return this.#dropIn(p, 'macBlocked');
       if (learned === MOVED) {
         this.#moved(now);
         if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
+        if (p.lastSrc!.port !== p) return this.#dropIn(p, 'macBlocked'); // blocked on p by that move
       }
     }
-    if (p.stormLimit && !this.loopGuard.admit(p.guard, group, now)) {
+    if (p.stormLimit && !this.loopGuard.admit(p.guard, group, now, sk)) {
       this.#stormDrop(p, now);
       return this.#dropIn(p, 'storm');
     }
@@ -744,7 +759,15 @@ export class Switch {
     const from = this.#fdb.movedFrom!;
     const to = e.port;
     if (!from.attached) return;
-    const v = this.loopGuard.onMove(e, from, to, now);
+    const v = this.loopGuard.onMove(e, from, to, now, this.#fdb.macBlockRoom);
+    if (v.macBlockFull) this.counters.macBlocksFull++;
+    if (v.macBlock !== null && this.#fdb.blockMac(e, v.macBlock, now)) {
+      const port = v.macBlock;
+      port.counters.macBlocks++;
+      this.counters.macBlocks++;
+      this.#emit({ kind: 'macBlocked', port, home: e.port, mac: macText(e.key), vlan: e.vlan, moves: e.flaps });
+      return;
+    }
     if (v.pending !== null && now - v.pending.guard.flapReported >= REPORT_MS) {
       const port = v.pending;
       port.guard.flapReported = now;

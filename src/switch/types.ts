@@ -66,6 +66,8 @@ export interface PortConfig {
   staticMacs?: readonly Uint8Array[];
   /** Hold the port to the storm limit (default true; the gateway's port, which forwards nothing, is not). */
   stormLimit?: boolean;
+  /** A port many VMs sit behind (a link to another switch, the VXLAN port): loop protection blocks MACs on it rather than the port, and limits group frames per source MAC (loop-guard.ts, "Shared ports"). Default false. */
+  shared?: boolean;
 }
 
 /** Something the switch wants said (the server logs it). */
@@ -73,7 +75,10 @@ export type SwitchEvent =
   /** A MAC is flapping between two ports; `port` will be blocked in `inMs` unless it stops (at most one per port per 10 s). */
   | { kind: 'flapping'; port: SwitchPort; other: SwitchPort; mac: string; vlan: number; moves: number; inMs: number }
   | { kind: 'blocked'; port: SwitchPort; other: SwitchPort | null; info: BlockInfo }
-  | { kind: 'unblocked'; port: SwitchPort }
+  /** A local guest's MAC kept arriving on shared port `port`: its frames are dropped there (and on any port but `home`). */
+  | { kind: 'macBlocked'; port: SwitchPort; home: SwitchPort; mac: string; vlan: number; moves: number }
+  /** The port's block and `macs` MAC blocks on it were lifted. */
+  | { kind: 'unblocked'; port: SwitchPort; macs: number }
   /** Frames dropped by the storm limit since the last such event (at most one per port per 10 s). */
   | { kind: 'storm'; port: SwitchPort; dropped: number };
 

@@ -254,7 +254,7 @@ export async function startVtep(sw: RunningSwitch, cfg: VxlanConfig, opts: VtepS
   const trunk: number[] = [];
   for (let v = 1; v <= MAX_VID; v++) trunk.push(v);
   // Remote MACs may fill at most half of the switch's table: local guests keep the other half.
-  const port = sw.addInternalPort(vtep, { name: 'vxlan', role: { trunk, native: 1 }, maxMacs: Math.max(1, Math.min(vtep.maxMacs, Math.floor(sw.switch.maxEntries / 2))) });
+  const port = sw.addInternalPort(vtep, { name: 'vxlan', role: { trunk, native: 1 }, shared: true, maxMacs: Math.max(1, Math.min(vtep.maxMacs, Math.floor(sw.switch.maxEntries / 2))) });
   vtep.deliver = (buf, off, len, view) => port.sendFrame(buf, off, len, view);
   ring.onDrain = () => sw.switch.portDrained(port.port);
   ring.onError = () => void vtep.counters.txErrors++;

@@ -4,7 +4,9 @@
  * from A's gateway carrying the VXLAN MTU (option 26: 1450); tagged frames
  * cross tagged; datagrams from a stranger, with another VNI, or malformed
  * are counted and dropped; a second switch on a taken UDP port fails with
- * E_PORT_IN_USE.
+ * E_PORT_IN_USE. A remote that keeps sending with a local guest's MAC gets
+ * that MAC blocked on the VXLAN port, not the port (loop-guard.ts, "Shared
+ * ports"): the other remote still reaches the guest and back.
  */
 import { createSocket } from 'node:dgram';
 import { readdirSync } from 'node:fs';
@@ -148,5 +150,54 @@ describe('VXLAN between two segments on loopback', () => {
     await expect(startSegment({ dir, gateway: { subnet: '10.9.0.0/24' }, vxlan: { vni: 42, local: { host: '127.0.0.1', port: PA }, remotes: [{ host: '127.0.0.1', port: PB }] } })).rejects.toMatchObject({ code: 'E_PORT_IN_USE' });
     expect(readdirSync(dir)).toEqual([]); // no role sockets left
     await expect(startSegment({ dir, vxlan: { vni: 42, local: { host: '127.0.0.1', port: PB + 7 }, remotes: [{ host: '127.0.0.1', port: PB + 7 }] } })).rejects.toThrow(/own address/);
+  });
+
+  it('a remote that keeps sending with a local guest\'s MAC: that MAC is blocked on the VXLAN port, the port stays up for the other remote', async () => {
+    const sockets = await Promise.all(
+      [PB, PB + 2].map(async (port) => {
+        const s = createSocket('udp4');
+        await new Promise<void>((r) => s.bind(port, '127.0.0.1', r));
+        cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+        return s;
+      }),
+    );
+    const [hostile, honest] = sockets as [ReturnType<typeof createSocket>, ReturnType<typeof createSocket>];
+    const a = await startSegment({ dir: privateTmp(), vxlan: { vni: 42, local: { host: '127.0.0.1', port: PA }, remotes: [{ host: '127.0.0.1', port: PB }, { host: '127.0.0.1', port: PB + 2 }] } });
+    cleanups.push(() => a.close());
+    const heard: Uint8Array[] = [];
+    honest.on('message', (m) => heard.push(new Uint8Array(m.subarray(8))));
+    const guest = await streamClient(a.socket, cleanups);
+    const G = mac(0xa05);
+    const toA = (s: ReturnType<typeof createSocket>, inner: Uint8Array) => {
+      const d = new Uint8Array(8 + inner.length);
+      vxlan.emit({ vni: 42 }, new DataView(d.buffer), 0);
+      d.set(inner, 8);
+      return new Promise<void>((r) => s.send(d, PA, '127.0.0.1', () => r()));
+    };
+    guest.send(marked(BCAST, G, 1));
+    await until(() => a.snapshot().switch.macs > 0);
+    for (let i = 0; i < 60; i++) {
+      await toA(hostile, marked(BCAST, G, 2));
+      guest.send(marked(BCAST, G, 3));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const vxPort = () => a.snapshot().switch.ports.find((p) => p.name === 'vxlan')!;
+    await until(() => vxPort().macBlocks.length === 1);
+    expect(vxPort().blocked).toBeNull();
+    expect(vxPort().macBlocks[0]).toMatchObject({ mac: '52:54:00:00:0a:05', vlan: 1 });
+    expect(vxPort().counters.drops.macBlocked).toBeGreaterThan(0);
+    // The guest and the honest remote still hear each other, unicast both ways.
+    guest.got.length = 0;
+    heard.length = 0;
+    await toA(honest, marked(G, mac(0xc01), 4));
+    await until(() => guest.got.some((f) => f[12] === 0x88 && markOf(f) === 4));
+    guest.send(marked(mac(0xc01), G, 5));
+    await until(() => heard.some((f) => markOf(f) === 5));
+    // And the hostile remote's frames with G go nowhere.
+    guest.got.length = 0;
+    await toA(hostile, marked(BCAST, G, 6));
+    await toA(honest, marked(BCAST, mac(0xc01), 7));
+    await until(() => guest.got.some((f) => f[12] === 0x88 && markOf(f) === 7));
+    expect(guest.got.filter((f) => f[12] === 0x88).map(markOf)).toEqual([7]);
   });
 });

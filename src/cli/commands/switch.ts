@@ -186,6 +186,9 @@ export function switchCommand(io: CliIo): CommandModule<object, object> {
                 if (p.blocked !== null) {
                   out(`    BLOCKED (loop protection): MAC ${p.blocked.mac} on VLAN ${p.blocked.vlan} kept moving between this port and port ${p.blocked.otherPort}; vmnet switch unblock ${s.name} ${p.id}`);
                 }
+                for (const b of p.macBlocks) {
+                  out(`    MAC BLOCKED here (loop protection): ${b.mac} on VLAN ${b.vlan} lives on port ${b.homePort}; frames with that source from any other port are dropped; vmnet switch unblock ${s.name} ${p.id}`);
+                }
               }
               for (const l of gw?.leases ?? []) out(`  lease ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ''}`);
               const vx = s.snapshot.vxlan;
