@@ -275,6 +275,9 @@ export class Switch {
   #reserved = -1;
   #reservedLen = 0;
   #reservedBy: Port | null = null;
+  /** The buffer (and view) the reserved frame is built in: the arena, or the cut-through port's output. */
+  #reservedBuf: Uint8Array = new Uint8Array(0);
+  #reservedView: DataView = new DataView(new ArrayBuffer(0));
   /** The port whose own output the reserved frame is built in (Cut-through), or null: the arena. */
   #cut: Port | null = null;
   /** While that frame is processed: the port it is committed to instead of copied (Cut-through). */
@@ -377,11 +380,25 @@ export class Switch {
     const p = this.#own(port);
     if (!p.attached || this.#closed) return true;
     if (this.#busy) return this.#defer(p, buf, off, len);
+    return this.#run(p, buf, view, off, len, null);
+  }
+
+  /**
+   * Processes a frame from `p` while idle, then the frames it set off (the
+   * reentrant queue). `to`: the frame was built in to's output (Cut-through);
+   * one the sender built as it said it would takes #forwardBuilt.
+   */
+  #run(p: Port, buf: Uint8Array, view: DataView, off: number, len: number, to: Port | null): boolean {
     this.#busy = true;
     let ok: boolean;
     try {
       const now = this.#now(); // one reading for the frame and everything it sets off
-      ok = this.#process(p, buf, view, off, len, now);
+      if (to !== null && this.#asReserved(p, to, buf, view, off, len, now)) {
+        ok = this.#forwardBuilt(p, to, buf, view, off, len, now);
+      } else {
+        this.#cutTo = to;
+        ok = this.#process(p, buf, view, off, len, now);
+      }
       this.#cutTo = null; // only ever that frame's
       const q = this.#queue;
       for (let i = 0; i < q.length; i++) {
@@ -390,6 +407,7 @@ export class Switch {
       }
     } finally {
       this.#busy = false;
+      this.#cutTo = null;
       this.#queue.clear();
       this.#in = null;
       this.#buf = this.#scratch; // let go of the caller's buffer
@@ -417,23 +435,29 @@ export class Switch {
     const p = this.#own(port);
     this.#reservedBy = p;
     this.#reservedLen = maxLen;
-    this.#cut = this.#closed || dst === undefined ? null : this.#cutTarget(p, dst, maxLen);
-    if (this.#cut !== null) {
-      this.#reserved = this.#cut.sink.frameOffset!();
+    const to = this.#closed || dst === undefined ? null : this.#cutTarget(p, dst, maxLen);
+    this.#cut = to;
+    if (to !== null) {
+      const s = to.sink;
+      this.#reservedBuf = s.frameBuffer!();
+      this.#reservedView = s.frameView!();
+      this.#reserved = s.frameOffset!();
       return true;
     }
+    this.#reservedBuf = this.#queue.arena;
+    this.#reservedView = this.#queue.view;
     this.#reserved = this.#closed ? -1 : this.#queue.room(maxLen);
     return this.#reserved >= 0;
   }
 
   /** The buffer a reserved frame is built in. */
   inputBuffer(): Uint8Array {
-    return this.#cut !== null ? this.#cut.sink.frameBuffer!() : this.#queue.arena;
+    return this.#reservedBuf;
   }
 
   /** The same bytes as a DataView. */
   inputView(): DataView {
-    return this.#cut !== null ? this.#cut.sink.frameView!() : this.#queue.view;
+    return this.#reservedView;
   }
 
   /** Where the reserved frame starts in inputBuffer(). */
@@ -544,11 +568,10 @@ export class Switch {
     const vlan = p.pvid;
     if (this.#busy || vlan === 0 || (dst[0]! & 1) === 1 || maxLen > this.maxFrame || p.guard.blocked !== null) return null;
     const to = this.#known(p, vlan, macKey(dst, 0), this.#now());
-    if (to === null || to === p || !to.attached || to.guard.blocked !== null || to.pvid !== vlan || to.egressHook !== null) return null;
+    if (to === null || to === p || !to.attached || to.guard.blocked !== null || to.pvid !== vlan || to.egressHook !== null || !to.buildsInPlace) return null;
     const s = to.sink;
-    if (s.reserveFrame === undefined || s.frameBuffer === undefined || s.frameView === undefined || s.frameOffset === undefined || s.commitFrame === undefined) return null;
     try {
-      return s.isCongested?.() !== true && s.reserveFrame(maxLen) === true ? to : null;
+      return s.isCongested?.() !== true && s.reserveFrame!(maxLen) === true ? to : null;
     } catch {
       return null; // counted when the frame reaches that port
     }
@@ -562,17 +585,10 @@ export class Switch {
    * it would overwrite itself while other ports still need it.
    */
   #commitCut(p: Port, to: Port, at: number, len: number): boolean {
-    const buf = to.sink.frameBuffer!();
-    const view = to.sink.frameView!();
+    const buf = this.#reservedBuf;
+    const view = this.#reservedView;
     if (this.#busy) return this.input(p, buf, view, at, len); // busy since reserveInput (against its contract): queued, a copy
-    if (len >= eth.HEADER_LEN && view.getUint16(at + eth.TYPE) !== TPID_CTAG) {
-      this.#cutTo = to;
-      try {
-        return this.input(p, buf, view, at, len);
-      } finally {
-        this.#cutTo = null;
-      }
-    }
+    if (len >= eth.HEADER_LEN && view.getUint16(at + eth.TYPE) !== TPID_CTAG) return this.#run(p, buf, view, at, len, to);
     const q = this.#queue;
     const r = q.room(len); // always room: the queue is empty while idle, and len <= maxFrame (#cutTarget)
     if (r < 0) {
@@ -615,12 +631,8 @@ export class Switch {
 
   /** @returns false when the (aware) sender must hold back */
   #process(p: Port, buf: Uint8Array, view: DataView, off: number, len: number, now: number): boolean {
-    const pc = p.counters;
     const sc = this.counters;
-    pc.rxFrames++;
-    pc.rxBytes += len;
-    sc.frames++;
-    sc.bytes += len;
+    this.#countIn(p, len);
 
     // --- classify (802.1Q §8.6.1, §8.6.2 ingress) ---
     if (len < eth.HEADER_LEN) return this.#dropIn(p, 'runt');
@@ -731,6 +743,51 @@ export class Switch {
     return !this.#heldBack;
   }
 
+  /** Counts a received frame. */
+  #countIn(p: Port, len: number): void {
+    const pc = p.counters;
+    const sc = this.counters;
+    pc.rxFrames++;
+    pc.rxBytes += len;
+    sc.frames++;
+    sc.bytes += len;
+  }
+
+  /**
+   * Whether a frame built in `to`'s output (Cut-through) is as its sender
+   * said when it reserved: untagged, within the MTU, from the source MAC of
+   * the sender's last frame (p.lastSrc: learned there, so it passed the
+   * source checks), to the unicast MAC reserveInput found on `to` (p.lastDst,
+   * still live), both in p's untagged VLAN, with `to` an untagged member of
+   * it, attached, unblocked and without an egress hook. Then every ingress
+   * check passes as it did for that last frame and {@link #process} would
+   * send it to `to` alone, where it lies: {@link #forwardBuilt} does that
+   * without repeating them. Not for a sender under the storm limit, nor
+   * with a tap (both take #process).
+   */
+  #asReserved(p: Port, to: Port, buf: Uint8Array, view: DataView, off: number, len: number, now: number): boolean {
+    if (this.#tap !== null || p.stormLimit || p.guard.blocked !== null || len - eth.HEADER_LEN > this.mtu || isTpid(view.getUint16(off + eth.TYPE))) return false;
+    const vlan = p.pvid;
+    const e = p.lastSrc;
+    if (e === null || e.dead || e.port !== p || e.vlan !== vlan || macKey(buf, off + eth.SRC) !== e.key) return false;
+    const d = p.lastDst;
+    if (d === null || d.dead || d.port !== to || d.vlan !== vlan || macKey(buf, off) !== d.key || !(d.isStatic || now - d.seen < this.ageingMs)) return false;
+    return to.attached && to.guard.blocked === null && to.pvid === vlan && to.egressHook === null;
+  }
+
+  /** Forwards a frame that {@link #asReserved} passed: counted and learned as #process would, committed where it lies. */
+  #forwardBuilt(p: Port, to: Port, buf: Uint8Array, view: DataView, off: number, len: number, now: number): boolean {
+    this.#countIn(p, len);
+    p.lastSrc!.seen = now;
+    this.counters.forwarded++;
+    this.#in = p;
+    this.#aware = p.aware;
+    this.#heldBack = false;
+    const congested = this.#admitTo(to);
+    if (congested !== null) this.#hand(to, buf, view, off, len, congested, true);
+    return !this.#heldBack;
+  }
+
   /** Counts an ingress drop; returns true (a drop is not congestion). */
   #dropIn(p: Port, reason: keyof DropCounters): true {
     p.counters.drops[reason]++;
@@ -812,20 +869,8 @@ export class Switch {
 
   #egress(m: Port): void {
     if (m.guard.blocked !== null) return;
-    const c = m.counters;
-    let congested: boolean;
-    try {
-      congested = m.sink.isCongested?.() === true;
-    } catch {
-      c.txErrors++;
-      return;
-    }
-    const aware = this.#aware;
-    if (congested && (!aware || m.overshoot >= this.reentrantBytes)) {
-      c.txDropped++;
-      if (aware) this.#holdOn(m);
-      return;
-    }
+    const congested = this.#admitTo(m);
+    if (congested === null) return;
     const wantTagged = m.access === 0 && m.pvid !== this.#vlan;
     let buf = this.#buf;
     let view = this.#view;
@@ -840,7 +885,7 @@ export class Switch {
       }
     } else if (this.#inTagged) {
       if (this.#inNested) {
-        c.txNestedTag++;
+        m.counters.txNestedTag++;
         return;
       }
       len = this.#untaggedForm();
@@ -848,12 +893,46 @@ export class Switch {
       view = this.#scratchView;
       off = this.#half;
     }
+    // Cut-through: the frame was built in this port's output; it is sent where it lies.
+    this.#hand(m, buf, view, off, len, congested, m === this.#cutTo && buf === this.#buf && off === this.#off);
+  }
+
+  /**
+   * Whether egress port `m` is congested, or null when the current frame
+   * must not go to it: its isCongested threw (`txErrors`), or the tail drop
+   * (`txDropped`; an aware sender is told to hold back).
+   */
+  #admitTo(m: Port): boolean | null {
+    const c = m.counters;
+    let congested: boolean;
+    try {
+      congested = m.sink.isCongested?.() === true;
+    } catch {
+      c.txErrors++;
+      return null;
+    }
+    const aware = this.#aware;
+    if (congested && (!aware || m.overshoot >= this.reentrantBytes)) {
+      c.txDropped++;
+      if (aware) this.#holdOn(m);
+      return null;
+    }
+    return congested;
+  }
+
+  /**
+   * Hands the current frame, in the form chosen for `m`, to its egress hook,
+   * or to its sink: by commitFrame when `cut` (built in its output), else by
+   * sendFrame; counts it, and tells an aware sender to hold back when `m`
+   * is (or now turned) congested.
+   */
+  #hand(m: Port, buf: Uint8Array, view: DataView, off: number, len: number, congested: boolean, cut: boolean): void {
+    const c = m.counters;
     let r: unknown;
     try {
       if (m.egressHook !== null) {
         m.egressHook(buf, view, off, len);
-      } else if (m === this.#cutTo && buf === this.#buf && off === this.#off) {
-        // Cut-through: the frame was built in this port's output; it is sent where it lies.
+      } else if (cut) {
         r = m.sink.commitFrame!(len);
         this.counters.cutThrough++;
       } else {
@@ -866,7 +945,7 @@ export class Switch {
     c.txFrames++;
     c.txBytes += len;
     if (congested) m.overshoot += len;
-    if (aware && (congested || r === false)) this.#holdOn(m);
+    if (this.#aware && (congested || r === false)) this.#holdOn(m);
   }
 
   /** The current (aware) sender holds back until `m` drains. */
