@@ -27,7 +27,8 @@
  * ICMP echo, TCP data in answer to an ACK); the switch queues such
  * reentrant frames (switch.ts, "Reentrancy").
  *
- * Backpressure. The link behaves as a StreamPort does on `--net user`: its
+ * Backpressure. Each Session's FramePort is the gateway's switch port
+ * itself, which behaves as a StreamPort does on `--net user`: its
  * `sendFrame` (and `commitFrame`) returns false when the switch says "hold
  * back" (the guest's port is congested, or the reentrant queue is filling),
  * and when the switch calls `drained()` every session gets `linkDrained`;

@@ -170,6 +170,14 @@
  * another form, whose copy would overwrite the bytes other ports still need:
  * a tagged frame is moved to the arena first. A frame reserved while the
  * switch is busy is built in the arena, queued behind the ones ahead of it.
+ * The common case takes a short way: a frame built as its sender said it
+ * would be (untagged, within the MTU, from the source MAC of the sender's
+ * last frame, to the MAC it reserved for, both entries live in the sender's
+ * untagged VLAN) passes every ingress check as that last frame did and goes
+ * to that one port; it is counted, refreshes its source entry and is
+ * committed (congestion and backpressure as for any frame), without the
+ * checks and the lookup run again. A sender under the storm limit, or a
+ * switch with a tap, always takes the whole way.
  */
 
 import { macKey } from '../wire/addr.js';
