@@ -38,7 +38,8 @@
 import * as tcp from '../src/wire/tcp.js';
 import { update32 } from '../src/wire/checksum.js';
 import type { FakeTcpStream } from '../test/helpers/frames.js';
-import type { FramePort, Session } from '../src/gateway/gateway.js';
+import type { Session } from '../src/gateway/gateway.js';
+import { Output } from './lib/output.js';
 import { macrotaskClock } from '../src/switch/clock.js';
 import { Switch } from '../src/switch/switch.js';
 import { GatewayRig, GUEST_IP, GW_IP, ipv4Frame, ipv4Packet, tcpSegment, viewOf, type TcpOptions } from '../test/helpers/frames.js';
@@ -125,46 +126,6 @@ function open(f: Family): Conn {
   return { rig, host, data, ack, seq: 1001, rcv };
 }
 
-/** A port output with StreamPort's in-place contract that keeps nothing but, while `recording`, copies of what it got. */
-class Output implements FramePort {
-  readonly buf = new Uint8Array(1 << 20);
-  readonly view = viewOf(this.buf);
-  used = 0;
-  /** Where the last frame committed starts, and its length. */
-  last = 0;
-  lastLen = 0;
-  recording: Uint8Array[] | null = [];
-  sendFrame(buf: Uint8Array, off: number, len: number): boolean {
-    this.reserveFrame(len);
-    this.buf.set(buf.subarray(off, off + len), this.used + 4);
-    return this.commitFrame(len);
-  }
-  isCongested(): boolean {
-    return false;
-  }
-  reserveFrame(maxLen: number): boolean {
-    if (this.used + 4 + maxLen > this.buf.length) this.used = 0;
-    return true;
-  }
-  frameBuffer(): Uint8Array {
-    return this.buf;
-  }
-  frameView(): DataView {
-    return this.view;
-  }
-  frameOffset(): number {
-    return this.used + 4;
-  }
-  commitFrame(len: number): boolean {
-    this.view.setUint32(this.used, len);
-    this.last = this.used + 4;
-    this.lastLen = len;
-    this.recording?.push(this.buf.slice(this.last, this.last + len));
-    this.used += 4 + len;
-    return true;
-  }
-}
-
 /** A guest connection whose frames go both ways through `link`: the gateway's own (user NIC) or a switch (segment). */
 interface LinkConn {
   rig: GatewayRig;
@@ -179,7 +140,7 @@ interface LinkConn {
 
 function openLink(f: Family, link: 'user' | 'segment'): LinkConn {
   const rig = new GatewayRig(f.subnet6 ? { subnet6: f.subnet6 } : {});
-  const out = new Output();
+  const out = new Output(true);
   let deliver: (frame: Uint8Array) => void;
   if (link === 'user') {
     const session = rig.gateway.attach(out);

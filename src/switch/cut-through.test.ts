@@ -302,6 +302,34 @@ describe('cut-through', () => {
     expect(sw.counters.reentrantQueued).toBe(3);
   });
 
+  it('a frame built from inside a delivery for a congested port answers hold back at once, as that port would itself; its drain reaches the gateway', () => {
+    // The gateway answering a guest's ACK with data (the switch busy): before, every frame up to the
+    // queue's hold mark (256 KiB) was answered "go on" and handed to the full port afterwards; ACK after
+    // ACK that passed the port's bound and frames were tail-dropped (txDropped, seen at MTU 65520).
+    const { sw, send, addBuilding, build, gwSink } = rig({}, { vlan: 1 }, false);
+    const [a, fa] = addBuilding();
+    send(a, frame({ dst: BCAST, src: mac(2) }));
+    fa.congested = true;
+    const answers: boolean[] = [];
+    gwSink.sendFrame = () => {
+      answers.push(build(frame({ dst: mac(2), src: GW, mark: 1, payload: 1000 }), mac(2)).answer);
+      return true;
+    };
+    fa.clear();
+    expect(send(a, frame({ dst: GW, src: mac(2) }))).toBe(true); // the guest's own frame is never held back
+    expect(answers).toEqual([false]);
+    expect(fa.got.map((g) => g.bytes[14])).toEqual([1]); // still delivered (the port takes a sender's backlog up to its bound)
+    expect(a.counters.txDropped).toBe(0);
+    expect(gwSink.drains).toBe(0);
+    fa.congested = false;
+    sw.portDrained(a);
+    expect(gwSink.drains).toBe(1);
+    // Not congested: queued frames are answered "go on" until the queue's hold mark.
+    answers.length = 0;
+    send(a, frame({ dst: GW, src: mac(2) }));
+    expect(answers).toEqual([true]);
+  });
+
   it('a port whose isCongested throws is not built in, and counts the error as before', () => {
     const { sw, send, addBuilding, build } = rig();
     const [a, fa] = addBuilding();

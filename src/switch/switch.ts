@@ -288,6 +288,8 @@ export class Switch {
   #reservedView: DataView = new DataView(new ArrayBuffer(0));
   /** The port whose own output the reserved frame is built in (Cut-through), or null: the arena. */
   #cut: Port | null = null;
+  /** A frame reserved while busy (built in the arena): the port its `dst` is known on, or null. */
+  #queuedFor: Port | null = null;
   /** While that frame is processed: the port it is committed to instead of copied (Cut-through). */
   #cutTo: Port | null = null;
   #closed = false;
@@ -445,6 +447,7 @@ export class Switch {
     this.#reservedLen = maxLen;
     const to = this.#closed || dst === undefined ? null : this.#cutTarget(p, dst, maxLen);
     this.#cut = to;
+    this.#queuedFor = to === null && this.#busy && dst !== undefined ? this.#knownUnicast(p, dst) : null;
     if (to !== null) {
       const s = to.sink;
       this.#reservedBuf = s.frameBuffer!();
@@ -492,9 +495,19 @@ export class Switch {
     if (to !== null) return this.#commitCut(p, to, at, len);
     const q = this.#queue;
     if (this.#busy) {
+      const dest = this.#queuedFor;
+      this.#queuedFor = null;
       q.commit(p, len);
       this.counters.reentrantQueued++;
-      return q.used < this.holdBytes || this.#holdReentrant(p);
+      if (q.used >= this.holdBytes) return this.#holdReentrant(p);
+      // Queued for a port that is congested now: an aware sender holds back at once, as it would
+      // writing to that port itself, rather than learning it only when the queue is worked off.
+      if (dest !== null && p.aware && this.#congestedNow(dest)) {
+        this.#bp.holdOn(dest, p);
+        this.counters.heldBack++;
+        return false;
+      }
+      return true;
     }
     q.claim(len); // frames it sets off queue behind it
     return this.input(p, q.arena, q.view, at, len);
@@ -606,6 +619,22 @@ export class Switch {
     copyBytes(q.arena, r, buf, at, len);
     q.claim(len);
     return this.input(p, q.arena, q.view, r, len);
+  }
+
+  /** The other attached port unicast MAC `dst` is known on in p's untagged VLAN, or null. */
+  #knownUnicast(p: Port, dst: Uint8Array): Port | null {
+    if (p.pvid === 0 || (dst[0]! & 1) === 1) return null;
+    const to = this.#known(p, p.pvid, macKey(dst, 0), this.#now());
+    return to !== null && to !== p && to.attached ? to : null;
+  }
+
+  /** Whether `m` reports congestion (false when isCongested throws: counted when a frame reaches it). */
+  #congestedNow(m: Port): boolean {
+    try {
+      return m.sink.isCongested?.() === true;
+    } catch {
+      return false;
+    }
   }
 
   /**
