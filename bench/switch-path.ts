@@ -35,46 +35,14 @@
  */
 import { macrotaskClock } from '../src/switch/clock.js';
 import { Switch } from '../src/switch/switch.js';
-import type { FramePort, SwitchPort } from '../src/switch/types.js';
+import type { SwitchPort } from '../src/switch/types.js';
+import { Output } from './lib/output.js';
 
 const ROUNDS = Number(process.argv[2]) || 7;
 const N = 200_000;
 const BATCH = 32;
 const GW_MAC = Uint8Array.of(0x52, 0x55, 10, 0, 2, 2);
 const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56);
-
-/** A port output with StreamPort's in-place contract, wrapping round a 1 MiB area. */
-class Output implements FramePort {
-  readonly buf = new Uint8Array(1 << 20);
-  readonly view = new DataView(this.buf.buffer);
-  used = 0;
-  sendFrame(buf: Uint8Array, off: number, len: number): boolean {
-    this.reserveFrame(len);
-    this.buf.set(buf.subarray(off, off + len), this.used + 4);
-    return this.commitFrame(len);
-  }
-  isCongested(): boolean {
-    return false;
-  }
-  reserveFrame(maxLen: number): boolean {
-    if (this.used + 4 + maxLen > this.buf.length) this.used = 0;
-    return true;
-  }
-  frameBuffer(): Uint8Array {
-    return this.buf;
-  }
-  frameView(): DataView {
-    return this.view;
-  }
-  frameOffset(): number {
-    return this.used + 4;
-  }
-  commitFrame(len: number): boolean {
-    this.view.setUint32(this.used, len);
-    this.used += 4 + len;
-    return true;
-  }
-}
 
 /** Ethernet + IPv4 + TCP headers of a frame from the gateway to the guest. */
 function header(): Uint8Array {

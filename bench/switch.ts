@@ -53,7 +53,7 @@ import type { Netns } from '../test/helpers/netns.js';
 import { startTapRelay } from '../test/helpers/tap-relay.js';
 import { CLI, IPERF_PORT, ROOT, startBackend, startRelayPair } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
-import { retry, Scope, tuneNetns, withCpu } from './lib/env.js';
+import { retry, Scope, tuneNetns, withCpu, type Proc } from './lib/env.js';
 import { cell, iperf, iperfJson, type Failed, type Measured, type Throughput } from './lib/measure.js';
 
 const { values: flags } = parseArgs({
@@ -281,13 +281,45 @@ function report(rows: Row[]): string {
 // ------------------------------------------------------------ gateway: user NIC vs segment
 
 type GwKind = 'user' | 'segment';
+/** The segment's switch counters that tell whether it lost frames or held the gateway back (bench: SIGUSR2). */
+interface SegCounters {
+  reentrantDropped: number;
+  reentrantQueued: number;
+  heldBack: number;
+  cutThrough: number;
+  txDropped: number;
+  frames: number;
+}
 interface GwCell {
   kind: GwKind;
   mtu: number;
   round: number;
   up: Measured<Throughput> | Failed;
   down: Measured<Throughput> | Failed;
+  /** Load average (1 min) when the cell ended: the machine may be shared. */
+  load?: number;
+  /** Segment only: the switch counters' growth during each direction's run. */
+  counted?: { up: SegCounters | null; down: SegCounters | null };
 }
+
+/** Asks a segment process for its switch counters (segmentArgs' SIGUSR2 line); null when it does not answer. */
+async function segCounters(p: Proc): Promise<SegCounters | null> {
+  const seen = p.stdout().split('\n').filter((l) => l.startsWith('counters ')).length;
+  p.child.kill('SIGUSR2');
+  for (let i = 0; i < 50; i++) {
+    const lines = p.stdout().split('\n').filter((l) => l.startsWith('counters '));
+    if (lines.length > seen) return JSON.parse(lines[lines.length - 1]!.slice('counters '.length)) as SegCounters;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return null;
+}
+
+const minus = (a: SegCounters | null, b: SegCounters | null): SegCounters | null => {
+  if (a === null || b === null) return null;
+  const out = { ...a };
+  for (const k of Object.keys(out) as (keyof SegCounters)[]) out[k] = a[k] - b[k];
+  return out;
+};
 
 /** Node arguments that serve a segment (switch + gateway) with its access socket at `sock`, then print "listening". */
 const segmentArgs = (sock: string, mtu: number): string[] => [
@@ -296,6 +328,13 @@ const segmentArgs = (sock: string, mtu: number): string[] => [
   `const { startSegment } = await import(${JSON.stringify(join(ROOT, 'dist', 'switch', 'segment.js'))});
 const seg = await startSegment({ socket: process.argv[1], mtu: Number(process.argv[2]), gateway: { subnet: '10.0.2.0/24', dnsUpstreams: [{ host: '127.0.0.1', port: 53 }] } });
 console.log('listening');
+// SIGUSR2: one line with the switch's counters that tell whether the segment lost or held back frames.
+process.on('SIGUSR2', () => {
+  const c = seg.switch.switch.counters;
+  let txDropped = 0;
+  for (const p of seg.switch.switch.ports()) txDropped += p.counters.txDropped;
+  console.log('counters ' + JSON.stringify({ reentrantDropped: c.reentrantDropped, reentrantQueued: c.reentrantQueued, heldBack: c.heldBack, cutThrough: c.cutThrough, txDropped, frames: c.frames }));
+});
 process.on('SIGTERM', () => seg.close().then(() => process.exit(0)));`,
   sock,
   String(mtu),
@@ -306,9 +345,13 @@ async function gatewayCell(kind: GwKind, mtu: number, round: number): Promise<Gw
   try {
     const b = await startBackend(scope, 'vmnet', mtu, kind === 'segment' ? { vmnetArgs: segmentArgs } : {});
     const pids = { backend: b.backend.pid, relay: b.relayPid };
+    const seg = kind === 'segment';
+    const c0 = seg ? await segCounters(b.backend) : null;
     const up = await cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams: 1, reverse: false, pids }));
+    const c1 = seg ? await segCounters(b.backend) : null;
     const down = await cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams: 1, reverse: true, pids }));
-    return { kind, mtu, round, up, down };
+    const c2 = seg ? await segCounters(b.backend) : null;
+    return { kind, mtu, round, up, down, load: loadavg()[0]!, ...(seg ? { counted: { up: minus(c1, c0), down: minus(c2, c1) } } : {}) };
   } catch (e) {
     const failed: Failed = { ok: false, error: (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300) };
     return { kind, mtu, round, up: failed, down: failed };
@@ -352,11 +395,17 @@ function gatewayReport(cells: GwCell[]): string {
       out.push(`| ${mtu} | ${label} | ${gb(u)} | ${cpu(u)} | ${gb(sg)} | ${cpu(sg)} | ${ratio} | ${msPerGb('user', mtu, dir)} / ${msPerGb('segment', mtu, dir)} |`);
     }
   }
-  out.push('', 'Every round (Gbit/s, guest→host / host→guest):', '');
+  out.push('', 'Every round (Gbit/s, guest→host / host→guest; on the segment also its switch counters during each run: reentrantDropped, txDropped (frames a congested port did not get), heldBack (times the gateway was told to hold back), cutThrough (frames built straight into the guest port\'s output) / frames through the switch):', '');
+  const sc = (x: SegCounters | null | undefined) => (x == null ? 'counters: none' : `reentrantDropped ${x.reentrantDropped} (queued ${x.reentrantQueued}), txDropped ${x.txDropped}, heldBack ${x.heldBack}, cutThrough ${x.cutThrough}/${x.frames}`);
   for (const c of cells) {
     const v = (m: Measured<Throughput> | Failed) => (m.ok ? fmt(m.value.gbps) : `failed: ${m.error}`);
-    out.push(`- round ${c.round}, MTU ${c.mtu}, ${c.kind}: ${v(c.up)} / ${v(c.down)}`);
+    const extra = c.counted === undefined ? '' : ` (up: ${sc(c.counted.up)}; down: ${sc(c.counted.down)})`;
+    const load = c.load === undefined ? '' : `, load ${c.load.toFixed(2)}`;
+    out.push(`- round ${c.round}, MTU ${c.mtu}, ${c.kind}: ${v(c.up)} / ${v(c.down)}${load}${extra}`);
   }
+  let lost = 0;
+  for (const c of cells) lost += (c.counted?.up?.reentrantDropped ?? 0) + (c.counted?.down?.reentrantDropped ?? 0);
+  out.push('', `reentrantDropped over all segment runs: ${lost}.`);
   out.push('');
   return out.join('\n');
 }

@@ -13,22 +13,26 @@ const GW = mac(1);
 /** `where` is not `p`'s output (not.toBe would compare two 1 MiB arrays element by element for its message). */
 const expectElsewhere = (where: Uint8Array, p: BuildingPort): void => expect(where === p.out, 'built in that port').toBe(false);
 
-/** A switch with the gateway's kind of port on it, and a tap recording copies. */
-function rig(opts: SwitchOptions = {}, gwRole: PortConfig['role'] = { vlan: 1 }) {
+/** A switch with the gateway's kind of port on it, and a tap recording copies (`tap: false`: none). */
+function rig(opts: SwitchOptions = {}, gwRole: PortConfig['role'] = { vlan: 1 }, tap = true) {
   const tapped: Uint8Array[] = [];
-  const r = setup({ tap: { record: (buf, off, len) => tapped.push(buf.slice(off, off + len)) }, ...opts });
+  const r = setup({ ...(tap ? { tap: { record: (buf, off, len) => tapped.push(buf.slice(off, off + len)) } } : {}), ...opts });
   const gwSink = new AwarePort();
   const gw = r.sw.addPort(gwSink, { name: 'gateway', role: gwRole, staticMacs: [GW], stormLimit: false });
   const addBuilding = (cfg?: PortConfig): [SwitchPort, BuildingPort] => {
     const b = new BuildingPort();
     return [r.sw.addPort(b, cfg), b];
   };
-  /** The gateway builds `f` in place after reserving for `dst` (undefined: says nothing, the arena). */
-  const build = (f: Uint8Array, dst: Uint8Array | undefined, maxLen = r.sw.maxFrame): { answer: boolean; where: Uint8Array } => {
+  /**
+   * The gateway builds `f` in place after reserving for `dst` (undefined: says nothing, the arena);
+   * `meanwhile` runs between the reservation and the commit.
+   */
+  const build = (f: Uint8Array, dst: Uint8Array | undefined, maxLen = r.sw.maxFrame, meanwhile = () => {}): { answer: boolean; where: Uint8Array } => {
     expect(r.sw.reserveInput(gw, maxLen, dst)).toBe(true);
     const where = r.sw.inputBuffer();
     expect(r.sw.inputView().buffer).toBe(where.buffer);
     where.set(f, r.sw.inputOffset());
+    meanwhile();
     return { answer: r.sw.commitInput(f.length), where };
   };
   return { ...r, gw, gwSink, tapped, addBuilding, build };
@@ -55,10 +59,11 @@ describe('cut-through', () => {
     expect(a.counters.txBytes).toBe(60 + f.length);
   });
 
-  it('decides, counts and taps exactly as the copying path, whatever the frame built turns out to be', () => {
+  // Without a tap, a frame built as its sender said takes the short way (switch.ts #asReserved): the same outcome.
+  it.each([true, false])('decides, counts and taps exactly as the copying path, whatever the frame built turns out to be (tap: %s)', (tap) => {
     // The same steps on two switches: one told each frame's destination (cut-through), one not (arena + copy).
     const run = (cut: boolean) => {
-      const w = rig();
+      const w = rig({}, { vlan: 1 }, tap);
       const [a, fa] = w.addBuilding({ name: 'a' });
       const [b, fb] = w.add({ name: 'b' });
       const [t, ft] = w.add({ name: 't', role: { trunk: [1] } }); // VLAN 1 leaves it tagged
@@ -90,6 +95,8 @@ describe('cut-through', () => {
       step(frame({ dst: mac(2), src: mac(3), mark: 12 }), mac(2)); // b's MAC from the gateway: it moves
       step(frame({ dst: mac(3), src: GW, mark: 13 }), mac(3)); // now on the gateway's own port: filtered
       step(frame({ dst: mac(2), src: GW, mark: 14 }), mac(2));
+      // a's MAC ages out between the reservation and the commit: flooded (to a and t), as any frame to an unknown MAC.
+      answers.push(w.build(frame({ dst: mac(2), src: GW, mark: 15 }), cut ? mac(2) : undefined, w.sw.maxFrame, () => (w.clock.t += w.sw.ageingMs)).answer);
       const ports = w.sw.ports().map((p) => ({ name: p.name, counters: p.counters, macs: p.macCount }));
       const { cutThrough, ...counters } = w.sw.counters;
       return { answers, ports, counters, cutThrough, tapped: w.tapped, a: fa.output(), aGot: fa.got.map((g) => g.bytes), b: fb.got.map((g) => g.bytes), t: ft.got.map((g) => g.bytes), table: w.sw.table(), gwDrains: w.gwSink.drains, how: fa.how };
@@ -97,8 +104,8 @@ describe('cut-through', () => {
     const copied = run(false);
     const cut = run(true);
     expect(copied.cutThrough).toBe(0);
-    expect(cut.cutThrough).toBe(6); // marks 1, 4, 5, 6, 12, 14
-    expect(cut.how.filter((h) => h === 'commit')).toHaveLength(6);
+    expect(cut.cutThrough).toBe(7); // marks 1, 4, 5, 6, 12, 14, 15
+    expect(cut.how.filter((h) => h === 'commit')).toHaveLength(7);
     expect(cut.answers).toEqual(copied.answers);
     expect(cut.answers).toContain(false);
     expect(cut.counters).toEqual(copied.counters);
@@ -110,9 +117,70 @@ describe('cut-through', () => {
     expect(cut.t).toEqual(copied.t);
     expect(cut.table).toEqual(copied.table);
     expect(cut.gwDrains).toEqual(copied.gwDrains);
-    // And what that is: a got marks 1, 4, 5, 6, 7 (untagged), 8 (untagged), 10, 11, 12, 14.
-    expect(cut.aGot.slice(2).map((f) => f[14])).toEqual([1, 4, 5, 6, 7, 8, 10, 11, 12, 14]);
+    // And what that is: a got marks 1, 4, 5, 6, 7 (untagged), 8 (untagged), 10, 11, 12, 14, 15.
+    expect(cut.aGot.slice(2).map((f) => f[14])).toEqual([1, 4, 5, 6, 7, 8, 10, 11, 12, 14, 15]);
+    expect(cut.t.at(-1)![18]).toBe(15); // flooded, tagged
     expect(cut.counters.drops).toMatchObject({ runt: 1, oversize: 1, badSource: 2, reserved: 1, filtered: 1 });
+    expect(cut.counters.forwarded).toBe(copied.counters.forwarded);
+  });
+
+  it('a run of frames built in place keeps its order and counts; the port filling mid-run tells the gateway to hold back, and its drain reaches it', () => {
+    for (const tap of [true, false]) {
+      const { sw, send, addBuilding, build, gw, gwSink } = rig({}, { vlan: 1 }, tap);
+      const [a, fa] = addBuilding();
+      send(a, frame({ dst: BCAST, src: mac(2) }));
+      fa.clear();
+      // Like StreamPort, whose reserveFrame may flush a full chunk and turn congested: the fifth reservation does.
+      let reserved = 0;
+      const reserve = fa.reserveFrame.bind(fa);
+      fa.reserveFrame = (maxLen) => {
+        if (++reserved === 5) fa.congested = true;
+        return reserve(maxLen);
+      };
+      const answers: boolean[] = [];
+      for (let i = 1; i <= 5; i++) answers.push(build(frame({ dst: mac(2), src: GW, mark: i, payload: 1000 }), mac(2)).answer);
+      expect(answers).toEqual([true, true, true, true, false]);
+      expect(fa.got.map((g) => g.bytes[14])).toEqual([1, 2, 3, 4, 5]);
+      expect(fa.how).toEqual(['commit', 'commit', 'commit', 'commit', 'commit']);
+      expect(sw.counters).toMatchObject({ cutThrough: 5, heldBack: 1, forwarded: 5 });
+      expect(gw.counters).toMatchObject({ rxFrames: 5, rxBytes: 5 * 1014 });
+      expect(a.counters).toMatchObject({ txFrames: 5, txBytes: 5 * 1014, txDropped: 0 });
+      // Congested now: the next frame is built in the arena and still handed over (the gateway holds back).
+      const { answer, where } = build(frame({ dst: mac(2), src: GW, mark: 6 }), mac(2));
+      expect(answer).toBe(false);
+      expectElsewhere(where, fa);
+      expect(fa.got.at(-1)!.bytes[14]).toBe(6);
+      expect(gwSink.drains).toBe(0);
+      fa.congested = false;
+      sw.portDrained(a);
+      expect(gwSink.drains).toBe(1);
+      expect(build(frame({ dst: mac(2), src: GW, mark: 7 }), mac(2)).answer).toBe(true);
+      expect(fa.how.at(-1)).toBe('commit');
+    }
+  });
+
+  it('a frame built in place whose port was tail-dropping is not committed, and counted', () => {
+    const { sw, send, addBuilding, build, gwSink } = rig({}, { vlan: 1 }, false);
+    const [a, fa] = addBuilding();
+    send(a, frame({ dst: BCAST, src: mac(2) }));
+    // Congested, and handed its bound since it became so: one more would pass the bound.
+    fa.congested = true;
+    for (let i = 0; i < 2000 && a.counters.txDropped === 0; i++) {
+      expectElsewhere(build(frame({ dst: mac(2), src: GW, payload: 1400 }), mac(2)).where, fa); // congested: the arena
+      fa.used = 0; // the fake output wraps round
+    }
+    expect(a.counters.txDropped).toBe(1);
+    fa.clear();
+    // Congestion that shows only after the reservation (a flush in reserveFrame): the frame built in a's output is dropped, not committed.
+    fa.congested = false;
+    const { answer, where } = build(frame({ dst: mac(2), src: GW, mark: 3 }), mac(2), sw.maxFrame, () => (fa.congested = true));
+    expect(where).toBe(fa.out);
+    expect(answer).toBe(false);
+    expect(fa.got).toHaveLength(0);
+    expect(a.counters.txDropped).toBe(2);
+    fa.congested = false;
+    sw.portDrained(a);
+    expect(gwSink.drains).toBe(1);
   });
 
   it('follows a MAC that moved, and builds in the arena for a port that cannot build in place', () => {
@@ -232,6 +300,34 @@ describe('cut-through', () => {
     expect(fb.got.map((g) => g.bytes[14])).toEqual([3]);
     expect(sw.counters.cutThrough).toBe(1);
     expect(sw.counters.reentrantQueued).toBe(3);
+  });
+
+  it('a frame built from inside a delivery for a congested port answers hold back at once, as that port would itself; its drain reaches the gateway', () => {
+    // The gateway answering a guest's ACK with data (the switch busy): before, every frame up to the
+    // queue's hold mark (256 KiB) was answered "go on" and handed to the full port afterwards; ACK after
+    // ACK that passed the port's bound and frames were tail-dropped (txDropped, seen at MTU 65520).
+    const { sw, send, addBuilding, build, gwSink } = rig({}, { vlan: 1 }, false);
+    const [a, fa] = addBuilding();
+    send(a, frame({ dst: BCAST, src: mac(2) }));
+    fa.congested = true;
+    const answers: boolean[] = [];
+    gwSink.sendFrame = () => {
+      answers.push(build(frame({ dst: mac(2), src: GW, mark: 1, payload: 1000 }), mac(2)).answer);
+      return true;
+    };
+    fa.clear();
+    expect(send(a, frame({ dst: GW, src: mac(2) }))).toBe(true); // the guest's own frame is never held back
+    expect(answers).toEqual([false]);
+    expect(fa.got.map((g) => g.bytes[14])).toEqual([1]); // still delivered (the port takes a sender's backlog up to its bound)
+    expect(a.counters.txDropped).toBe(0);
+    expect(gwSink.drains).toBe(0);
+    fa.congested = false;
+    sw.portDrained(a);
+    expect(gwSink.drains).toBe(1);
+    // Not congested: queued frames are answered "go on" until the queue's hold mark.
+    answers.length = 0;
+    send(a, frame({ dst: GW, src: mac(2) }));
+    expect(answers).toEqual([true]);
   });
 
   it('a port whose isCongested throws is not built in, and counts the error as before', () => {

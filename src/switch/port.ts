@@ -41,6 +41,8 @@ export class Port implements SwitchPort, Holder {
   readonly allowed: Uint8Array | null;
   /** The sink has drained(): a sender that honours backpressure. */
   readonly aware: boolean;
+  /** The sink has all five of the in-place building methods (reserveFrame … commitFrame): a cut-through target. */
+  readonly buildsInPlace: boolean;
   // Backpressure bookkeeping (backpressure.ts).
   waiters: Port[] = [];
   onQueue = false;
@@ -77,6 +79,7 @@ export class Port implements SwitchPort, Holder {
       if (this.pvid !== 0) this.allowed[this.pvid] = 1;
     }
     this.aware = typeof sink.drained === 'function';
+    this.buildsInPlace = [sink.reserveFrame, sink.frameBuffer, sink.frameView, sink.frameOffset, sink.commitFrame].every((f) => typeof f === 'function');
   }
 
   get blocked(): BlockInfo | null {

@@ -27,7 +27,8 @@
  * ICMP echo, TCP data in answer to an ACK); the switch queues such
  * reentrant frames (switch.ts, "Reentrancy").
  *
- * Backpressure. The link behaves as a StreamPort does on `--net user`: its
+ * Backpressure. Each Session's FramePort is the gateway's switch port
+ * itself, which behaves as a StreamPort does on `--net user`: its
  * `sendFrame` (and `commitFrame`) returns false when the switch says "hold
  * back" (the guest's port is congested, or the reentrant queue is filling),
  * and when the switch calls `drained()` every session gets `linkDrained`;
@@ -145,34 +146,15 @@ export interface RunningSegment {
 }
 
 /**
- * The gateway's side of its switch port: the FramePort of every gateway
- * Session on the segment (sendFrame) and the switch's view of the gateway
- * (`peer`), which passes each frame on with its ingress port.
+ * The switch's view of the gateway (`peer`), which passes each frame on with
+ * its ingress port. The other way, every gateway Session's FramePort is the
+ * gateway's switch port itself (InternalPort: sendFrame, and building in
+ * place, where TCP segments go into the guest port's output or the switch's
+ * arena), with nothing in between.
  */
 class GatewayLink {
   onFrame: (from: SwitchPort, view: DataView, off: number, len: number) => void = () => {};
   onDrained: () => void = () => {};
-  out: InternalPort | null = null;
-  /** Gateway → switch; false: hold back until 'drain'. */
-  sendFrame(buf: Uint8Array, off: number, len: number): boolean {
-    return this.out?.sendFrame(buf, off, len) ?? false;
-  }
-  /** TCP segments are built in place (StreamPort's contract): in the guest port's output, or the switch's arena. */
-  reserveFrame(maxLen: number, dst?: Uint8Array): boolean {
-    return this.out?.reserveFrame(maxLen, dst) ?? false;
-  }
-  frameBuffer(): Uint8Array {
-    return this.out!.frameBuffer();
-  }
-  frameView(): DataView {
-    return this.out!.frameView();
-  }
-  frameOffset(): number {
-    return this.out!.frameOffset();
-  }
-  commitFrame(len: number): boolean {
-    return this.out!.commitFrame(len);
-  }
   /** Switch → gateway (the FramePort the switch sees). */
   readonly peer = {
     sendFrame: (_buf: Uint8Array, off: number, len: number, view: DataView, from: SwitchPort): void => this.onFrame(from, view, off, len),
@@ -222,7 +204,6 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       gw = await startGateway({ ...rest, mtu: sw.switch.mtu });
       link = new GatewayLink();
       const gateway = gw.gateway;
-      const out = link;
       const detachClosedPorts = (): void => {
         for (const [p, s] of sessions) {
           if (typeof p === 'number' ? vx !== null && vx.port.port.attached && vx.vtep.knows(p) : p.attached) continue;
@@ -242,7 +223,7 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
         if (s === undefined) {
           detachClosedPorts(); // a VM reconnecting finds what its old port held already free
           const vm = typeof key === 'number' ? null : vmOf(sw.ownerOf(from));
-          s = (vm !== null ? byVm.get(vm) : undefined) ?? gateway.attach(out);
+          s = (vm !== null ? byVm.get(vm) : undefined) ?? gateway.attach(gwPort!); // frames only come once the port exists
           sessions.set(key, s);
           if (vm !== null) byVm.set(vm, s);
         }
@@ -258,7 +239,6 @@ export async function startSegment(opts: SegmentOptions): Promise<RunningSegment
       // Its MAC is static (no guest can take it over); it forwards nothing, so it cannot be part of a
       // loop, and its broadcasts (DHCP, ARP) answer guests that are storm-limited themselves.
       gwPort = sw.addInternalPort(link.peer, { name: 'gateway', role: role ?? { vlan: 1 }, staticMacs: [gw.config.gatewayMac], stormLimit: false });
-      link.out = gwPort;
     } catch (e) {
       return abort(e);
     }

@@ -34,9 +34,9 @@ export interface FramePort {
    * Optional building in place (StreamPort's): room for a frame of up to
    * `maxLen` bytes at `frameBuffer()[frameOffset()]` (the same bytes through
    * `frameView()`), sent by `commitFrame(len)` (same answer as sendFrame);
-   * nothing else may be sent in between. With all five, the switch can build
-   * an in-process sender's frame straight into this port's output
-   * (switch.ts, "Cut-through").
+   * nothing else may be sent in between. With all five (looked at when the
+   * port is added), the switch can build an in-process sender's frame
+   * straight into this port's output (switch.ts, "Cut-through").
    * @returns false when there is no room (the frame is then sent a copy)
    */
   reserveFrame?(maxLen: number): boolean;
