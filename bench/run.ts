@@ -27,7 +27,8 @@
  *
  * Flags: --seconds N (iperf3 time, default 3), --rounds N, --mtu 1500,65520,
  * --family 4,6 (the address families of the throughput rows),
- * --out NAME (the report's file in bench/results/, default latest.md),
+ * --out NAME (the report's file in bench/results/, default latest.md, or
+ * profile.md with --profile),
  * --only vmnet,libslirp,passt, --no-memory, --no-baseline, --no-loss,
  * --rows tcp,udp,dns,conc,rss (which row groups; tcp is the matrix above),
  * --relay-batch (the relay batches a poll round's frames into one socket
@@ -58,7 +59,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '2' },
     mtu: { type: 'string', default: '1500,65520' },
     family: { type: 'string', default: '4,6' },
-    out: { type: 'string', default: 'latest.md' },
+    out: { type: 'string' },
     only: { type: 'string', default: 'vmnet,libslirp,passt' },
     'no-memory': { type: 'boolean', default: false },
     'no-baseline': { type: 'boolean', default: false },
@@ -79,8 +80,9 @@ if (!FAMILIES.length || FAMILIES.some((f) => f !== 4 && f !== 6)) {
   process.stderr.write(`bench: --family ${flags.family}: use 4, 6 or 4,6\n`);
   process.exit(2);
 }
-if (!/^[\w.-]+\.md$/.test(flags.out)) {
-  process.stderr.write(`bench: --out ${flags.out}: a file name in bench/results/ ending in .md\n`);
+const outFile = flags.out ?? (flags.profile ? 'profile.md' : 'latest.md');
+if (!/^[\w.-]+\.md$/.test(outFile)) {
+  process.stderr.write(`bench: --out ${outFile}: a file name in bench/results/ ending in .md\n`);
   process.exit(2);
 }
 const SCALE = SCALE_GROUPS.filter((g) => ROWS.includes(g));
@@ -426,8 +428,8 @@ async function profile(): Promise<void> {
   const text = out.join('\n');
   process.stdout.write(`${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, 'profile.md'), `${text}\n`);
-  log(`wrote ${join(RESULTS, 'profile.md')}`);
+  writeFileSync(join(RESULTS, outFile), `${text}\n`);
+  log(`wrote ${join(RESULTS, outFile)}`);
 }
 
 // ---------------------------------------------------------------- main
@@ -472,6 +474,6 @@ if (flags.profile) {
   const text = report(runs, baselines, loss, mem, load) + (scale ? `\n${scaleMarkdown(scale, mem)}` : '');
   process.stdout.write(`${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, flags.out), `${text}\n`);
-  log(`wrote ${join(RESULTS, flags.out)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  writeFileSync(join(RESULTS, outFile), `${text}\n`);
+  log(`wrote ${join(RESULTS, outFile)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
