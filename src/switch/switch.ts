@@ -607,10 +607,9 @@ export class Switch {
    * builds in place and has room (reserved there now).
    */
   #cutTarget(p: Port, dst: Uint8Array, maxLen: number): Port | null {
-    const vlan = p.pvid;
-    if (this.#busy || vlan === 0 || (dst[0]! & 1) === 1 || maxLen > this.maxFrame || p.guard.blocked !== null) return null;
-    const to = this.#known(p, vlan, macKey(dst, 0), this.#now());
-    if (to === null || to === p || !to.attached || to.guard.blocked !== null || to.pvid !== vlan || to.egressHook !== null || !to.buildsInPlace) return null;
+    if (this.#busy || maxLen > this.maxFrame || p.guard.blocked !== null) return null;
+    const to = this.#knownUnicast(p, dst);
+    if (to === null || to.guard.blocked !== null || to.pvid !== p.pvid || to.egressHook !== null || !to.buildsInPlace) return null;
     const s = to.sink;
     try {
       return s.isCongested?.() !== true && s.reserveFrame!(maxLen) === true ? to : null;
