@@ -519,8 +519,11 @@ function endpointOf(opts: StreamEndpoint): StreamAddress {
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
 
-/** Resolves true if something accepts connections on the unix socket `path`. */
-function probeUnix(path: string): Promise<boolean> {
+/**
+ * Resolves true if something listens on the unix socket `path` (it accepts,
+ * or does not answer within 1 s); false when refused or absent.
+ */
+export function probeUnix(path: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ path });
     const timer = setTimeout(() => {

@@ -62,7 +62,7 @@ import { fileURLToPath } from 'node:url';
 import { VmnetError } from '../errors.js';
 import { resolveGatewayConfig } from '../gateway/config.js';
 import { formatForward, parseForward, type ForwardSpec } from '../config/forward.js';
-import { removeStaleSocket } from '../link/stream-port.js';
+import { probeUnix, removeStaleSocket } from '../link/stream-port.js';
 import type { Upstream } from '../services/dns/forwarder.js';
 import type { DnsRecord } from '../services/dns/local.js';
 import {
@@ -576,7 +576,7 @@ async function spawnDaemon(name: string, p: SwitchPaths, rt: string, opts: Switc
         // Lost a race to another starter? Then that one serves, or listens on
         // the default role's socket already (what made this child exit).
         const pr = await probe(p);
-        if (pr.state === 'running' || (pr.state === 'starting' && (await accepts(join(p.ports, roleSocketName(normaliseRole({ vlan: 1 }))))))) return;
+        if (pr.state === 'running' || (pr.state === 'starting' && (await probeUnix(join(p.ports, roleSocketName(normaliseRole({ vlan: 1 })))).catch(() => false)))) return;
         const tail = logTail(p.log);
         throw new VmnetError(e.code === 2 ? 'E_USAGE' : 'E_CLOSED', `switch ${name} exited (${e.signal ?? `code ${e.code}`}) before serving: ${tail}`);
       }
@@ -585,21 +585,6 @@ async function spawnDaemon(name: string, p: SwitchPaths, rt: string, opts: Switc
   } finally {
     closeSync(fd);
   }
-}
-
-/** True when something accepts a connection on unix socket `path` (within 1 s). */
-function accepts(path: string): Promise<boolean> {
-  return new Promise((res) => {
-    const c = connect(path);
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      c.destroy();
-      res(ok);
-    };
-    const t = setTimeout(() => done(false), 1000);
-    c.once('connect', () => done(true));
-    c.once('error', () => done(false));
-  });
 }
 
 function logTail(path: string): string {
