@@ -50,7 +50,7 @@ import { lockLab, readRecord, removeLabDir, writeRecord } from './state.js';
 import { fieldText, LabInvalid, labLocator, parseLab, type LabIssue } from './validate.js';
 import { isImageUrl } from '../images/source.js';
 import { resolveGatewayConfig } from '../gateway/config.js';
-import { formatIp4 } from '../wire/addr.js';
+import { formatIp4, isLinkLocal6, parseIp6 } from '../wire/addr.js';
 
 /** Options of {@link labUp}, {@link labDown} and {@link labStatus}. */
 export interface LabOptions {
@@ -343,7 +343,8 @@ export async function labStatus(spec: LabSpec, opts: LabOptions = {}): Promise<L
     if (s.state !== 'running') continue;
     for (const l of s.snapshot.gateway?.leases ?? []) leases.set(`${s.name}/${l.mac}`, l.ip);
     for (const n of s.snapshot.gateway?.neighbors6 ?? []) {
-      if (/^fe[89ab]/i.test(n.ip)) continue;
+      const a = parseIp6(n.ip);
+      if (a === null || isLinkLocal6(a)) continue;
       const k = `${s.name}/${n.mac}`;
       neighbors6.set(k, [...(neighbors6.get(k) ?? []), n.ip]);
     }
