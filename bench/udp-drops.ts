@@ -21,6 +21,9 @@
  *   node --import ./bench/lib/ts-loader.mjs bench/udp-drops.ts [--only vmnet,passt] [--rates 500,1000] [--seconds 3] [--rounds 1]
  *        [--cli NAME=PATH,...]   vmnet builds to compare, interleaved per round (default: this tree's dist/cli/bin.js)
  *        [--profile FILE.md]     a fresh gateway per run under node --cpu-prof; the summaries go to bench/results/FILE.md
+ *        [--perf FILE.md]        perf record -g on the gateway's pid during each run (kernel and native
+ *                                frames, which node's profiler charges to the JS caller); the top
+ *                                symbols go to bench/results/FILE.md
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
       mtu: { type: 'string', default: '1500' },
       cli: { type: 'string', default: `vmnet=${CLI}` },
       profile: { type: 'string' },
+      perf: { type: 'string' },
     },
   });
   const subjects: Subject[] = [];
@@ -101,6 +105,7 @@ async function main(): Promise<void> {
   const rates = values.rates.split(',').map(Number);
   const seconds = Number(values.seconds);
   const profiles: string[] = [];
+  const perfs: string[] = [];
   const runs = async (s: Subject, cases: { reverse: boolean; mbps: number }[], round: number) => {
     const scope = new Scope();
     const dir = values.profile ? mkdtempSync(join(tmpdir(), 'vmnet-udp-prof-')) : null;
@@ -115,6 +120,9 @@ async function main(): Promise<void> {
       let what = '';
       for (const { reverse, mbps } of cases) {
         const c0 = await all(scope, b);
+        const perfData = values.perf ? join(tmpdir(), `vmnet-udp-${process.pid}-${perfs.length}.perf`) : null;
+        // From 0.5 s into the run until 0.5 s before its end: the steady state only.
+        const perf = perfData ? scope.run(null, 'sh', ['-c', `sleep 0.5; exec perf record -q -g -p ${b.backend.pid} -o ${perfData} -- sleep ${seconds - 1}`], (seconds + 20) * 1000) : null;
         const u = await udpRate(scope, b.guest, b.serverIp, { mbps, reverse, seconds, pids });
         const c1 = await all(scope, b);
         const delta = Object.entries(c1)
@@ -125,6 +133,16 @@ async function main(): Promise<void> {
           .map(([k, v]) => `${k} ${v - (c0[k] ?? 0)}`);
         const load = (await scope.run(null, 'cat', ['/proc/loadavg'])).split(' ').slice(0, 3).join(' ');
         what = `${reverse ? 'host→guest' : 'guest→host'} ${mbps} Mbit/s offered: delivered ${u.deliveredMbps.toFixed(0)}, lost ${u.lossPct.toFixed(1)}%, gateway CPU ${u.cpu.backend?.toFixed(0)}%, load ${load}`;
+        if (perf && perfData) {
+          await perf;
+          const top = async (sort: string, n: number) => {
+            const text = await scope.run(null, 'perf', ['report', '-i', perfData, '--no-children', '--sort', sort, '--stdio', '-g', 'none', '--percent-limit', '0.5'], 60_000);
+            return text.split('\n').filter((l) => l.trim() && !l.startsWith('#')).slice(0, n).join('\n');
+          };
+          const [byDso, bySym] = [await top('dso', 8), await top('dso,sym', 25)];
+          rmSync(perfData, { force: true });
+          perfs.push(`### ${s.name}, ${what}\n\n\`\`\`\n${byDso}\n\n${bySym}\n\`\`\`\n`);
+        }
         process.stdout.write(
           `round ${round} ${s.name} ${reverse ? 'host→guest' : 'guest→host'} ${mbps} Mbit/s: delivered ${u.deliveredMbps.toFixed(0)}, lost ${u.lossPct.toFixed(1)}%, ` +
             `cpu backend ${u.cpu.backend?.toFixed(0)}% relay ${u.cpu.relay?.toFixed(0)}%, load ${load}\n` +
@@ -150,6 +168,7 @@ async function main(): Promise<void> {
       else await runs(s, cases, round);
     }
   }
+  if (values.perf) writeFileSync(join(ROOT, 'bench', 'results', values.perf), `# vmnet gateway, perf record -g (bench/udp-drops.ts --perf)\n\n${perfs.join('\n')}\n`);
   if (values.profile) writeFileSync(join(ROOT, 'bench', 'results', values.profile), `# vmnet gateway CPU profile, UDP (bench/udp-drops.ts)\n\n${profiles.join('\n')}\n`);
 }
 
