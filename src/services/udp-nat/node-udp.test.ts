@@ -53,4 +53,28 @@ describe('NodeHostUdp', () => {
     const n = burstSize(RECV_BUFFER);
     expect(await burst(p.sock, port, n, () => got)).toBe(n);
   });
+
+  it('gives the large receive buffer to as many flows as its budget allows, and takes it back on close', async () => {
+    const udp = new NodeHostUdp({ recvBudget: RECV_BUFFER });
+    const n = burstSize(RECV_BUFFER);
+    // Each flow's peer sends it a burst; returns how many arrived.
+    const burstTo = async () => {
+      const p = await peer();
+      let got = 0;
+      const flow = udp.connect(LO, p.port, { message: () => got++, refused() {}, error() {} });
+      cleanups.push(() => flow.close());
+      flow.send(Uint8Array.of(0));
+      return { flow, got: await burst(p.sock, await p.from, n, () => got) };
+    };
+    const a = await burstTo(); // takes the whole budget
+    expect(a.got).toBe(n);
+    const b = await burstTo(); // the kernel's default: the burst overflows it
+    expect(b.got).toBeLessThan(n);
+    expect(udp.counters.defaultBuffers).toBe(1);
+    a.flow.close();
+    b.flow.close();
+    const c = await burstTo(); // the budget is back
+    expect(c.got).toBe(n);
+    expect(udp.counters.defaultBuffers).toBe(1);
+  });
 });
