@@ -23,7 +23,9 @@
  * is in flight: keep runs short.
  *
  * Flags: --only vmnet,node-floor[,base] --base DIR --trips 5000 --runs 1
- * --warm C×N --fifo --hooks --opt.
+ * --warm C×N --fifo --hooks --opt --gc (allocation per round trip) --alloc
+ * (where it is allocated: V8's sampling heap profiler, collected objects
+ * included).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -44,6 +46,8 @@ const { values: flags } = parseArgs({
     fifo: { type: 'boolean', default: false },
     hooks: { type: 'boolean', default: false },
     opt: { type: 'boolean', default: false },
+    gc: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
   },
 });
 type Kind = 'vmnet' | 'node-floor' | 'base';
@@ -115,6 +119,9 @@ interface ProbeOut {
   gcs: [kind: number, startUs: number, pauseUs: number][];
   timers: number[];
   hooks: boolean;
+  heapAtStart: number;
+  heapAtEnd: number;
+  allocSites: [site: string, bytes: number][] | null;
 }
 
 const q = (sorted: number[], f: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * f))]!;
@@ -125,8 +132,9 @@ async function runOne(kind: Kind, client: string): Promise<void> {
   rmSync(out, { force: true });
   process.env.RR_PROBE_OUT = out;
   process.env.RR_PROBE_HOOKS = flags.hooks ? '1' : '0';
+  process.env.RR_PROBE_ALLOC = flags.alloc ? '1' : '0';
   try {
-    const nodeFlags = [...(flags.opt ? ['--trace-opt', '--trace-deopt'] : []), '--import', PROBE];
+    const nodeFlags = [...(flags.opt ? ['--trace-opt', '--trace-deopt'] : []), ...(flags.gc ? ['--trace-gc'] : []), '--import', PROBE];
     const cli = join(kind === 'base' ? flags.base! : ROOT, 'dist', 'cli', 'bin.js');
     const b = await startBackend(scope, 'vmnet', 1500, {
       frameWrites: true,
@@ -166,8 +174,17 @@ async function runOne(kind: Kind, client: string): Promise<void> {
       lines.push(`  made per trip: ${Object.entries(p.made).map(([k, v]) => `${k} ${(v / TRIPS).toFixed(2)}`).join(', ')}`);
       lines.push(`  callbacks: ${Object.entries(p.ran).map(([k, v]) => `${k} ${v.n} (${(v.us / v.n).toFixed(1)} µs each)`).join(', ')}; Timeout callbacks ${(p.timers.length / secs).toFixed(1)}/s`);
     }
+    const o = b.backend.stdout().slice(stdoutBefore).split('\n');
+    if (flags.gc) {
+      // "Scavenge 13.7 (19.0) -> 10.3 (19.0) MB": what each GC in the window freed, plus the heap's growth.
+      const freed = o.map((l) => /(?:Scavenge|Mark-Compact)[^ ]* ([\d.]+) \([\d.]+\) -> ([\d.]+)/.exec(l)).reduce((sum, m) => sum + (m ? (Number(m[1]) - Number(m[2])) * 1024 * 1024 : 0), 0);
+      const allocated = freed + p.heapAtEnd - p.heapAtStart;
+      lines.push(`  allocated in the window: ${(allocated / 1024 / 1024).toFixed(1)} MB, ${(allocated / TRIPS / 1024).toFixed(2)} KB per round trip (--trace-gc; MB rounded to 0.1 per GC)`);
+    }
+    if (p.allocSites) {
+      lines.push(`  allocated (sampled, objects already collected included), bytes per round trip by function: ${p.allocSites.filter(([, n]) => n / TRIPS >= 16).map(([f, n]) => `${f} ${(n / TRIPS).toFixed(0)}`).join('; ')}`);
+    }
     if (flags.opt) {
-      const o = b.backend.stdout().slice(stdoutBefore).split('\n');
       const deopts = o.filter((l) => /^\[bailout/.test(l));
       const reasons = [...new Set(deopts.map((l) => /reason: ([^)]*)\).*<JSFunction ([^ ]*)/.exec(l)).map((m) => (m ? `${m[2]} (${m[1]})` : '?')))];
       lines.push(`  V8 during the run: ${o.filter((l) => /completed (optimizing|compiling)/.test(l)).length} optimisations completed, ${deopts.length} deoptimisations${reasons.length ? `: ${reasons.slice(0, 12).join(', ')}` : ''}`);
