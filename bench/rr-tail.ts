@@ -25,7 +25,7 @@
  * Flags: --only vmnet,node-floor[,base] --base DIR --trips 5000 --runs 1
  * --warm C×N --fifo --hooks --opt --gc (allocation per round trip) --alloc
  * (where it is allocated: V8's sampling heap profiler, collected objects
- * included).
+ * included) --node-flags "..." (more flags for the backend's node).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -48,6 +48,7 @@ const { values: flags } = parseArgs({
     opt: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
     alloc: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 type Kind = 'vmnet' | 'node-floor' | 'base';
@@ -134,7 +135,7 @@ async function runOne(kind: Kind, client: string): Promise<void> {
   process.env.RR_PROBE_HOOKS = flags.hooks ? '1' : '0';
   process.env.RR_PROBE_ALLOC = flags.alloc ? '1' : '0';
   try {
-    const nodeFlags = [...(flags.opt ? ['--trace-opt', '--trace-deopt'] : []), ...(flags.gc ? ['--trace-gc'] : []), '--import', PROBE];
+    const nodeFlags = [...(flags.opt ? ['--trace-opt', '--trace-deopt'] : []), ...(flags.gc ? ['--trace-gc'] : []), ...flags['node-flags'].split(' ').filter(Boolean), '--import', PROBE];
     const cli = join(kind === 'base' ? flags.base! : ROOT, 'dist', 'cli', 'bin.js');
     const b = await startBackend(scope, 'vmnet', 1500, {
       frameWrites: true,
@@ -184,6 +185,7 @@ async function runOne(kind: Kind, client: string): Promise<void> {
     if (p.allocSites) {
       lines.push(`  allocated (sampled, objects already collected included), bytes per round trip by function: ${p.allocSites.filter(([, n]) => n / TRIPS >= 16).map(([f, n]) => `${f} ${(n / TRIPS).toFixed(0)}`).join('; ')}`);
     }
+    if (process.env.RR_TAIL_DUMP) writeFileSync(process.env.RR_TAIL_DUMP, b.backend.stdout());
     if (flags.opt) {
       const deopts = o.filter((l) => /^\[bailout/.test(l));
       const reasons = [...new Set(deopts.map((l) => /reason: ([^)]*)\).*<JSFunction ([^ ]*)/.exec(l)).map((m) => (m ? `${m[2]} (${m[1]})` : '?')))];
