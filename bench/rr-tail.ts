@@ -19,8 +19,9 @@
  * every process of the run (backend threads, relay, echo server, client)
  * at SCHED_FIFO priority 10, so other work on a shared machine no longer
  * preempts them: what is left is the backend's own. It changes nothing
- * system-wide and ends with the run, but it does hold a core while a trip
- * is in flight: keep runs short.
+ * system-wide and ends with the run (the kernel's RT throttling still
+ * leaves others 5% of each core), but it does hold a core while a trip is
+ * in flight: keep runs short.
  *
  * Flags: --only vmnet,node-floor[,base] --base DIR --trips 5000 --runs 1
  * --warm C×N --fifo --hooks --opt --gc (allocation per round trip) --alloc
@@ -143,10 +144,19 @@ async function runOne(kind: Kind, client: string): Promise<void> {
       vmnetArgs: kind === 'node-floor' ? (s) => ['--import', LOADER, join(ROOT, 'bench', 'lib', 'node-floor.ts'), s] : (s, m) => [cli, 'gateway', '--socket', s, '--mtu', String(m), '--dns-upstream', '127.0.0.1:53'],
     });
     const load = loadavg()[0]!;
-    if (flags.fifo) for (const p of descendants(process.pid)) execFileSync('chrt', ['-a', '-f', '-p', '10', String(p)]);
+    if (flags.fifo) {
+      for (const p of descendants(process.pid)) {
+        try {
+          execFileSync('chrt', ['-a', '-f', '-p', '10', String(p)], { stdio: 'ignore' });
+        } catch {
+          // exited since pgrep listed it (a setup command)
+        }
+      }
+    }
     const trip = (n: number) => scope.run(b.guest, flags.fifo ? 'chrt' : client, [...(flags.fifo ? ['-f', '10', client] : []), b.serverIp, String(ECHO_PORT), String(n)], 120_000);
     for (let i = 0; i < Number(warm![1]); i++) await trip(Number(warm![2]));
     process.kill(b.backend.pid, 'SIGUSR1');
+    await new Promise((r) => setTimeout(r, 100)); // the probe's window opens on the backend's next turn
     const stdoutBefore = b.backend.stdout().length;
     const t = (await trip(TRIPS)).trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
     process.kill(b.backend.pid, 'SIGUSR2');
