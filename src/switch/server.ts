@@ -55,7 +55,15 @@
  * back (switch.ts, "Congestion and backpressure"); an internal port's
  * `sendFrame` returns the engine's answer. So the gateway on a segment sees
  * a guest's port fill and drain as it sees its own QEMU socket on
- * `--net user`.
+ * `--net user`. Ordinary senders (VMs, links) may hand a congested stream
+ * port 3 MiB more before the tail drop (`queueBytes`, switch.ts): with
+ * the drop at StreamPort's 256 KiB high-water mark itself, one iperf3 TCP
+ * stream between two namespaces through the switch lost 16,000-25,000
+ * frames per 3 s on a loaded 2-core machine whenever the receiving relay
+ * was off the CPU for a few ms (bench/switch.ts, "switch counters during
+ * TCP"; two relays spliced by a socket pair buffer 4 MiB and lose none). So
+ * a peer that stops reading costs the switch at most about 3.3 MiB, within
+ * StreamPort's own `maxQueued` bound (4 MiB).
  *
  * Failures stay local: a connection with a length prefix no QEMU sends
  * (above its 69,632-byte buffer), a hang-up mid-frame or a socket error
@@ -329,6 +337,8 @@ interface PortInfo {
 
 /** Most per-NIC (owner) sockets open at once. */
 const MAX_OWNER_SOCKETS = 1024;
+/** Bytes ordinary senders may hand a congested stream port before the tail drop (see Backpressure): with its 256 KiB high-water mark, within StreamPort's maxQueued (4 MiB). */
+const STREAM_QUEUE_BYTES = 3 * 1024 * 1024;
 const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:\d{1,3}$/;
 
 const ensurePrivateDir = async (path: string): Promise<void> => {
@@ -376,7 +386,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
    * @param peer for a link: the switch at the other end
    */
   const attach = (sp: StreamPort, role: NormalRole, name: string, path: string, owner: string | null, peer: string | null): SwitchPort => {
-    const port = sw.addPort(sp, { role, name, shared: peer !== null });
+    const port = sw.addPort(sp, { role, name, shared: peer !== null, queueBytes: STREAM_QUEUE_BYTES });
     const direct: StreamPort['onFrame'] = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
     const pi: PortInfo = { kind: peer !== null ? 'link' : 'stream', socket: path, framer: sp.rx, owner, impair: null, stream: sp, direct, peer };
     info.set(port, pi);
