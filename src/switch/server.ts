@@ -64,7 +64,7 @@
  * TCP"; two relays spliced by a socket pair buffer 4 MiB and lose none). So
  * a peer that stops reading costs the switch at most about 3.3 MiB, within
  * StreamPort's own `maxQueued` bound (4 MiB). The price is queueing delay:
- * a port saturated by a bulk stream holds up to about 25 ms at 1 Gbit/s
+ * a port saturated by a bulk stream holds up to about 28 ms at 1 Gbit/s
  * ahead of other frames to it.
  *
  * Failures stay local: a connection with a length prefix no QEMU sends
