@@ -48,7 +48,10 @@
  * kernel's memory), the stream ports' read and reassembly buffers and the
  * engine's reentrant arena come from it: frames guests send reach the
  * gateway where their checksums are verified in place, and the gateway's
- * segments are built where they are summed, as on its own socket.
+ * segments are built where they are summed, as on its own socket. Without
+ * it, the stream ports share a bounded pool (link/buffer-pool.ts, 4 MiB of
+ * idle buffers at most): the output chunks a congested port queues past its
+ * own few are reused instead of allocated and collected by the thousand.
  *
  * Backpressure. Each stream port's 'drain' goes to the engine
  * (`portDrained`), which calls back the in-process senders it told to hold
@@ -103,6 +106,7 @@ import { chmod, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { openPcap, type PcapCounters, type PcapWriter } from '../link/pcap-writer.js';
+import { boundedPool } from '../link/buffer-pool.js';
 import { connectStream, listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
 import type { PortCounters, SwitchCounters } from './counters.js';
 import type { FramerCounters } from '../link/stream-framer.js';
@@ -341,6 +345,8 @@ interface PortInfo {
 const MAX_OWNER_SOCKETS = 1024;
 /** Bytes ordinary senders may hand a congested stream port before the tail drop (see Backpressure): with its 256 KiB high-water mark, within StreamPort's maxQueued (4 MiB). */
 const STREAM_QUEUE_BYTES = 3 * 1024 * 1024;
+/** Idle I/O buffers the ports of a switch without `pool` keep between bursts (see Buffers). */
+const IDLE_POOL_BYTES = 4 * 1024 * 1024;
 const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:\d{1,3}$/;
 
 const ensurePrivateDir = async (path: string): Promise<void> => {
@@ -374,6 +380,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   const pcap: PcapWriter | null = pcapPath !== undefined ? await openPcap(pcapPath, { snaplen: probe.maxFrame }) : null;
   const onEvent = log === undefined ? undefined : (e: SwitchEvent) => log(eventLine(e, name, probe.loopGuard));
   const sw = new Switch({ ...engineOpts, now: macrotaskClock(), wallNow: () => Date.now(), tap: pcap, onEvent });
+  const ioPool = engineOpts.pool ?? boundedPool(IDLE_POOL_BYTES);
 
   const roles = new Map<string, Promise<RoleListener>>();
   const info = new Map<SwitchPort, PortInfo>();
@@ -407,7 +414,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   /** Opens a listener whose connections become ports of `role`: of `owner` (a VM's NIC), or links from `peer`. */
   const open = (role: NormalRole, path: string, owner: string | null = null, peer: string | null = null): Promise<RoleListener> => {
     const name = peer !== null ? `link-${peer}` : roleSocketName(role).replace(/\.sock$/, '');
-    return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
+    return listenStream({ path, maxFrame: sw.maxFrame, pool: ioPool }, (sp: StreamPort) => {
       if (closed) {
         sp.close();
         return;
@@ -552,7 +559,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       await up;
       return false;
     }
-    const connecting = connectStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool, timeoutMs: 5000 });
+    const connecting = connectStream({ path, maxFrame: sw.maxFrame, pool: ioPool, timeoutMs: 5000 });
     links.set(linkName, connecting);
     let sp: StreamPort;
     try {
