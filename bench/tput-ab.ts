@@ -153,7 +153,7 @@ async function one(v: Variant, mtu: number, cellName: string, round: number): Pr
     const qemuFds = socketFds(pid);
     const before = tapPackets(b.guest.name);
     const started = performance.now();
-    if (flags.cycles && v.cli) {
+    if (flags.cycles) {
       perf = spawn('perf', ['record', '-q', '-o', perfFile, '-F', '2000', '-g', '-p', String(pid)], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 300));
     } else if (flags.syscalls && v.cli) {
