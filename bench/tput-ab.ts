@@ -10,7 +10,10 @@
  *     --vmnet base=/tmp/base/dist/cli/bin.js,new=dist/cli/bin.js --passt \
  *     --cells g2h1,h2g1 --mtu 1500 --rounds 3 --seconds 3 [--syscalls] [--out NAME]
  *
- * Cells: g2h1, g2h4, h2g1, h2g4 (direction and streams). With --syscalls the
+ * Cells: g2h1, g2h4, h2g1, h2g4 (direction and streams). Each cell starts
+ * its backend afresh; a variant whose name ends in `+warm` (`--passt-warm`
+ * for passt) first carries a 2 s transfer the same way, unmeasured, so its
+ * cell shows the steady state (the gateway's JIT compilation done). With --syscalls the
  * vmnet gateways run under `perf record` of their read/write/writev system
  * calls, and the report gives per second: reads of the QEMU socket and the
  * bytes each returned, writes to it, writes to host sockets, and the
@@ -34,6 +37,7 @@ const { values: flags } = parseArgs({
   options: {
     vmnet: { type: 'string', default: `new=${join(ROOT, 'dist', 'cli', 'bin.js')}` },
     passt: { type: 'boolean', default: false },
+    'passt-warm': { type: 'boolean', default: false },
     cells: { type: 'string', default: 'g2h1,g2h4,h2g1,h2g4' },
     mtu: { type: 'string', default: '1500' },
     rounds: { type: 'string', default: '3' },
@@ -54,6 +58,9 @@ const variants: Variant[] = flags.vmnet.split(',').map((s) => {
   return { name: name!, cli: resolve(cli!) };
 });
 if (flags.passt) variants.push({ name: 'passt', cli: null });
+if (flags['passt-warm']) variants.push({ name: 'passt+warm', cli: null });
+/** A variant named …+warm carries a 2 s transfer the same way before the measured one (JIT compilation, caches). */
+const warm = (v: Variant) => v.name.endsWith('+warm');
 const CELLS = flags.cells.split(',');
 const MTUS = flags.mtu.split(',').map(Number);
 const ROUNDS = Number(flags.rounds);
@@ -150,6 +157,7 @@ async function one(v: Variant, mtu: number, cellName: string, round: number): Pr
     const pid = b.backend.pid!;
     let perf: ReturnType<typeof spawn> | null = null;
     const perfFile = join(dir, 'perf.data');
+    if (warm(v)) await iperf(scope, b.guest, b.serverIp, { seconds: 2, streams, reverse, pids: { backend: null, relay: null } });
     const qemuFds = socketFds(pid);
     const before = tapPackets(b.guest.name);
     const started = performance.now();
@@ -212,7 +220,7 @@ const f = (n: number | null | undefined, d = 2) => (n === null || n === undefine
 const out = [
   `# Throughput A/B: ${variants.map((v) => v.name).join(', ')}`,
   '',
-  `- Started ${startedAt}; \`bench/tput-ab.ts --vmnet ${flags.vmnet}${flags.passt ? ' --passt' : ''} --cells ${flags.cells} --mtu ${flags.mtu} --rounds ${ROUNDS} --seconds ${SECONDS}${flags.syscalls ? ' --syscalls' : ''}\``,
+  `- Started ${startedAt}; \`bench/tput-ab.ts --vmnet ${flags.vmnet}${flags.passt ? ' --passt' : ''}${flags['passt-warm'] ? ' --passt-warm' : ''} --cells ${flags.cells} --mtu ${flags.mtu} --rounds ${ROUNDS} --seconds ${SECONDS}${flags.syscalls ? ' --syscalls' : ''}\``,
   `- ${variants.filter((v) => v.cli).map((v) => `${v.name}: ${v.cli}`).join('; ')}`,
   '',
   '| MTU | cell | round | backend | Gbit/s | CPU backend % | CPU relay % | backend ms CPU/Gbit | load (1/5/15 min, start → end) |' + (flags.syscalls ? ' QEMU reads/s | bytes/read | QEMU writes/s | host writes/s | frames from guest/s | frames to guest/s |' : ''),
