@@ -104,7 +104,6 @@ function perfSummary(file: string, seconds: number, qemuFds: Set<number>): Omit<
   let qemuWrites = 0;
   let hostWrites = 0;
   const pendingRead = new Map<number, boolean>();
-  if (process.env.TPUT_AB_DEBUG) process.stderr.write(`qemu fds ${[...qemuFds].join(',')}\n${text.split('\n').slice(0, 40).join('\n')}\n`);
   for (const line of text.split('\n')) {
     const m = /^\s*(\d+)\s+syscalls:(sys_enter_read|sys_exit_read|sys_enter_write|sys_enter_writev):\s*(.*)$/.exec(line);
     if (!m) continue;
