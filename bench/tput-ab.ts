@@ -18,8 +18,11 @@
  * calls, and the report gives per second: reads of the QEMU socket and the
  * bytes each returned, writes to it, writes to host sockets, and the
  * frames each way on the guest's tap (so frames per read and ACK frames per
- * data frame); with --cycles, a `perf record -g` of each gateway's cycles
- * instead (--keep DIR keeps the perf.data files). perf slows the gateway a little; compare like with like.
+ * data frame); with --cycles, a `perf record -g` of each backend's cycles
+ * (passt's too) instead (--keep DIR keeps the perf.data files). perf slows
+ * the gateway a little; compare like with like. This checkout's own
+ * dist/cli/bin.js must exist (lib/backends.ts checks it, whichever build a
+ * variant runs): do not rebuild while it runs.
  * Writes bench/results/NAME (default tput-ab-latest.md).
  */
 import { execFileSync, spawn } from 'node:child_process';
