@@ -75,7 +75,14 @@ export async function iperf(
   const args = ['-c', serverIp, '-p', String(IPERF_PORT), '-t', String(o.seconds), '-J', '-P', String(o.streams)];
   if (o.reverse) args.push('-R');
   if (o.congestion) args.push('-C', o.congestion); // the Linux sender's congestion control (TCP_CONGESTION)
-  const { result, cpu } = await withCpu(o.pids, () => iperfJson<IperfJson>(scope, guest, args, o.seconds));
+  // iperf3's server takes one test at a time and may still be closing the last
+  // one (a cell or the warm-up just before) when the next starts: retry that.
+  let run = await withCpu(o.pids, () => iperfJson<IperfJson>(scope, guest, args, o.seconds));
+  for (let tries = 1; tries < 10 && run.result.error?.includes('server is busy'); tries++) {
+    await new Promise((r) => setTimeout(r, 200));
+    run = await withCpu(o.pids, () => iperfJson<IperfJson>(scope, guest, args, o.seconds));
+  }
+  const { result, cpu } = run;
   if (result.error || !result.end?.sum_received) throw new Error(`iperf3: ${result.error ?? 'no result'}`);
   return {
     gbps: result.end.sum_received.bits_per_second / 1e9,
