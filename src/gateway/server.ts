@@ -49,17 +49,6 @@ import { SeedHttp } from '../services/metadata/seed-http.js';
 import type { GuestSeen } from './guest-watch.js';
 import { formatIp4 } from '../wire/addr.js';
 
-/**
- * Largest frames one read from a guest's link may bring (StreamPort's
- * `readFrames`). The gateway writes each connection's segments of one read to
- * its host socket in one write and acknowledges them with one ACK, so at MTU
- * 65520 the port's 128 KiB default (two frames) meant a read, a host write
- * and an ACK frame for every two data frames; 16 frames (1 MiB there; at MTU
- * 1500 the default stays) took reads from 4,100-4,700 to 600-1,200 a second
- * and ACK frames from 0.49 to 0.10 per data frame (bench/results/tput3-rxbuf-*.md).
- */
-export const LINK_READ_FRAMES = 16;
-
 export interface GatewayServerOptions extends GatewayOptions {
   /** Listen on this unix socket path. */
   socket?: string;
@@ -281,9 +270,8 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   // there, so their checksums are summed in place.
   const pool = { take: simdBuffer, give: releaseSimdBuffer };
   const maxQueued = config.linkQueueBytes;
-  const readFrames = LINK_READ_FRAMES;
-  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, maxQueued, pool, readFrames }, attach);
-  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, maxQueued, pool, readFrames }, attach);
+  if (opts.socket !== undefined) listener = await listenStream({ path: opts.socket, maxFrame, maxQueued, pool }, attach);
+  else if (opts.tcpPort !== undefined) listener = await listenStream({ host: opts.tcpHost ?? '127.0.0.1', port: opts.tcpPort, maxFrame, maxQueued, pool }, attach);
   const timer = setInterval(() => {
     gateway.sweep();
     forwards.sweep(now());

@@ -161,30 +161,6 @@ describe('StreamPort over a unix socket', () => {
     await until(() => out.size === 0);
   });
 
-  it('reads into a buffer of readFrames largest frames (128 KiB at least), and carries frames of up to maxFrame through it', async () => {
-    const takes = () => {
-      const sizes: number[] = [];
-      return { sizes, pool: { take: (n: number) => (sizes.push(n), new Uint8Array(n)), give: () => {} } };
-    };
-    const maxFrame = 65534;
-    const big = takes();
-    const { client, server } = await pair({ path: sockPath(), maxFrame, pool: big.pool, readFrames: 16 });
-    expect(big.sizes).toContain(16 * (maxFrame + 4));
-    const got = collect(server);
-    const frames = Array.from({ length: 40 }, (_, i) => Uint8Array.from({ length: maxFrame - i * 7 }, (_, j) => (i * 31 + j) & 0xff));
-    for (const f of frames) client.sendFrame(f, 0, f.length);
-    await until(() => got.length === frames.length, 10_000);
-    expect(got.every((g, i) => Buffer.from(g).equals(frames[i]!))).toBe(true);
-    // Without readFrames (and with too few to reach it) the read buffer stays 128 KiB.
-    const small = takes();
-    await pair({ path: sockPath(), maxFrame, pool: small.pool });
-    const tiny = takes();
-    await pair({ path: sockPath(), maxFrame: 1514, pool: tiny.pool, readFrames: 1 });
-    expect(small.sizes).toContain(128 * 1024);
-    expect(tiny.sizes).toContain(128 * 1024);
-    expect(Math.max(...small.sizes.filter((n) => n !== 4 * (maxFrame + 4)))).toBe(128 * 1024);
-  });
-
   it('reports local and peer closes, and removes the socket file on listener close', async () => {
     const path = sockPath();
     const { client, server, listener } = await pair({ path });

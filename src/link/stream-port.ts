@@ -15,14 +15,7 @@
  * `net.Server` has no `onread`); a socket handed in directly uses `'data'`
  * events (one Buffer + one DataView per read, still nothing per frame).
  * Frames reach {@link StreamPort.onFrame} synchronously and are lent, valid
- * only during the call. The read buffer is 128 KiB, or `readFrames` largest
- * frames when that is more: everything one read brings is handled before the
- * next, so its size sets how many frames share one read's wake-up, and the
- * gateway acknowledges and writes to host sockets once per read. With 64 KiB
- * frames (MTU 65520) 128 KiB took at most two frames a read, and every other
- * frame straddled two reads (reassembled, so copied once more).
- * QEMU writes each frame on its own, so the kernel queues one buffer per
- * frame and a read returns as many as are waiting.
+ * only during the call.
  *
  * Send. Two paths, both keep stream order:
  * - {@link StreamPort.sendFrame} copies prefix + frame into a staging chunk
@@ -103,12 +96,6 @@ export interface StreamPortOptions {
    * high-water mark plus one largest frame.
    */
   maxQueued?: number;
-  /**
-   * How many largest frames (`maxFrame` plus prefix) one read from the socket
-   * may take, for ports that read through `onread`; the read buffer is never
-   * smaller than 128 KiB, which is also the default (see Receive).
-   */
-  readFrames?: number;
   /** Frame handler; may also be set later through {@link StreamPort.onFrame}. */
   onFrame?: FrameHandler;
   /**
@@ -215,8 +202,7 @@ export class StreamPort extends EventEmitter<StreamPortEvents> {
     let socket: net.Socket;
     let rxBuffer: Uint8Array | null = null;
     if (typeof source === 'function') {
-      const size = Math.max(RX_BUFFER, (options.readFrames ?? 0) * (this.maxFrame + PREFIX_LEN));
-      const buffer = this.#pool?.take(size) ?? Buffer.allocUnsafe(size);
+      const buffer = this.#pool?.take(RX_BUFFER) ?? Buffer.allocUnsafe(RX_BUFFER);
       rxBuffer = buffer;
       socket = source({
         buffer,
@@ -616,7 +602,6 @@ export async function listenStream(
   if (opts.highWaterMark !== undefined) portOptions.highWaterMark = opts.highWaterMark;
   if (opts.maxQueued !== undefined) portOptions.maxQueued = opts.maxQueued;
   if (opts.pool !== undefined) portOptions.pool = opts.pool;
-  if (opts.readFrames !== undefined) portOptions.readFrames = opts.readFrames;
   if ('path' in ep) await removeStaleSocket(ep.path);
 
   const ports = new Set<StreamPort>();

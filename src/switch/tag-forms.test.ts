@@ -27,7 +27,7 @@ describe('TagForms', () => {
     expect(parse(u).vlan).toBe(-1);
     expect(u.subarray(12)).toEqual(b.subarray(16));
     // Written once: changing the source after the first write does not change the form.
-    b[20] ^= 0xff;
+    b[20] = b[20]! ^ 0xff;
     f.tagged();
     expect(f.scratch[20]).not.toBe(b[20]);
     // The next frame writes afresh.

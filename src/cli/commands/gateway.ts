@@ -107,7 +107,7 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
           }),
       ) as never,
     handler: async (a) => {
-      const { startGateway, LINK_READ_FRAMES } = await import('../../gateway/server.js');
+      const { startGateway } = await import('../../gateway/server.js');
       const { parseForward } = await import('../../config/forward.js');
       const forwards = a.forward.map(parseForward);
       const tcpLimits = a['tcp-per-guest'] === undefined ? undefined : { maxPerGuest: a['tcp-per-guest'] };
@@ -115,7 +115,7 @@ export function gatewayCommand(io: CliIo): CommandModule<object, GatewayArgs> {
       let fdClosed: Promise<unknown> | null = null;
       if (a.fd !== undefined) {
         const { portFromFd } = await import('../../link/stream-port.js');
-        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18, maxQueued: gw.config.linkQueueBytes, readFrames: LINK_READ_FRAMES });
+        const port = portFromFd(a.fd, { maxFrame: gw.config.mtu + 18, maxQueued: gw.config.linkQueueBytes });
         gw.attach(port);
         fdClosed = new Promise((r) => port.once('close', r));
       }
