@@ -20,20 +20,14 @@
  * never refused while another holds more. Evicting the oldest rather than
  * the newest prefers queries most likely already lost upstream.
  *
- * Costs: one entry object per query; admission and release are O(1)
- * (a Set per guest keeps its queries in arrival order); only an admission
+ * Costs: no object of its own per query (the caller's handle is the
+ * entry); admission and release are O(1) (a Set per guest keeps its
+ * queries' handles in arrival order); only an admission
  * into a full table scans the guests with queries in flight (at most
  * `total` of them, in practice the handful of links of a gateway). No
  * timers. Every refusal says which bound it hit and every eviction goes
  * through `onEvict`, so the caller counts them.
  */
-
-/** One query holding a slot. */
-export interface SlotEntry<T> {
-  readonly guest: number;
-  /** The caller's handle for the query (what `onEvict` gets). */
-  readonly value: T;
-}
 
 /** Options of {@link FairSlots}. */
 export interface FairSlotsOptions<T> {
@@ -41,23 +35,24 @@ export interface FairSlotsOptions<T> {
   total: number;
   /** Slots one guest may hold (at least 1). */
   perGuest: number;
-  /** Called, synchronously inside {@link FairSlots.admit}, with the query whose slot was taken. */
+  /** Called, synchronously inside {@link FairSlots.admit}, with the handle of the query whose slot was taken. */
   onEvict: (value: T) => void;
 }
 
 /**
- * Why {@link FairSlots.admit} refused: 'guest' = the guest already holds
- * `perGuest`; 'full' = the table is full and no guest holds two more than the asker.
+ * What {@link FairSlots.admit} did: 'ok' = the query holds a slot; 'guest' =
+ * refused, the guest already holds `perGuest`; 'full' = refused, the table
+ * is full and no guest holds two more than the asker.
  */
-export type SlotRefusal = 'guest' | 'full';
+export type Admission = 'ok' | 'guest' | 'full';
 
-/** The fair-share table; see the module comment. */
+/** The fair-share table of query handles (each handle at most once); see the module comment. */
 export class FairSlots<T> {
   readonly #total: number;
   readonly #perGuest: number;
   readonly #onEvict: (value: T) => void;
   /** Each guest's queries in flight, oldest first; a guest with none has no entry. */
-  readonly #byGuest = new Map<number, Set<SlotEntry<T>>>();
+  readonly #byGuest = new Map<number, Set<T>>();
   #size = 0;
 
   /** @param opts bounds and the eviction hook; see {@link FairSlotsOptions} */
@@ -78,11 +73,11 @@ export class FairSlots<T> {
   }
 
   /**
-   * Gives `guest` a slot for `value`, taking one from the heaviest guest if
-   * the table is full and that is fair (see the module comment).
-   * @returns the entry to {@link release} when the query ends, or why it was refused
+   * Gives `guest`'s query `handle` a slot, taking one from the heaviest
+   * guest if the table is full and that is fair (see the module comment).
+   * @returns 'ok' (then {@link release} it when the query ends), or why it was refused
    */
-  admit(guest: number, value: T): SlotEntry<T> | SlotRefusal {
+  admit(guest: number, handle: T): Admission {
     let mine = this.#byGuest.get(guest);
     const n = mine?.size ?? 0;
     if (n >= this.#perGuest) return 'guest';
@@ -91,28 +86,32 @@ export class FairSlots<T> {
       mine = new Set();
       this.#byGuest.set(guest, mine);
     }
-    const entry: SlotEntry<T> = { guest, value };
-    mine.add(entry);
+    mine.add(handle);
     this.#size++;
-    return entry;
+    return 'ok';
   }
 
-  /** Frees `entry`'s slot; a no-op for an entry already evicted or released. */
-  release(entry: SlotEntry<T>): void {
-    const set = this.#byGuest.get(entry.guest);
-    if (set === undefined || !set.delete(entry)) return;
+  /** Frees the slot of `guest`'s query `handle`; a no-op for one evicted or released already. */
+  release(guest: number, handle: T): void {
+    const set = this.#byGuest.get(guest);
+    if (set === undefined || !set.delete(handle)) return;
     this.#size--;
-    if (set.size === 0) this.#byGuest.delete(entry.guest);
+    if (set.size === 0) this.#byGuest.delete(guest);
   }
 
   /** Evicts the oldest query of the guest with the most in flight if it holds at least `held + 2`. */
   #evictFor(held: number): boolean {
-    let victim: Set<SlotEntry<T>> | undefined;
-    for (const set of this.#byGuest.values()) if (set.size > (victim?.size ?? held + 1)) victim = set;
+    let most = held + 1;
+    let victim: number | undefined;
+    for (const [guest, set] of this.#byGuest) {
+      if (set.size <= most) continue;
+      most = set.size;
+      victim = guest;
+    }
     if (victim === undefined) return false;
-    const oldest = victim.values().next().value as SlotEntry<T>;
-    this.release(oldest);
-    this.#onEvict(oldest.value);
+    const oldest = this.#byGuest.get(victim)!.values().next().value as T;
+    this.release(victim, oldest);
+    this.#onEvict(oldest);
     return true;
   }
 }
