@@ -279,11 +279,11 @@ export class DnsService {
   private async forward(bytes: Uint8Array, servers: readonly Upstream[], edns: boolean, guest: number): Promise<[Uint8Array, DnsQueryEvent['source']]> {
     const c = this.counters;
     const cancel = new Cancel();
-    const admission = this.slots.admit(guest, cancel);
-    if (admission !== 'ok') {
+    const slot = this.slots.admit(guest, cancel);
+    if (typeof slot === 'string') {
       c.servfail++;
       c.overload++;
-      if (admission === 'guest') c.overloadGuest++;
+      if (slot === 'guest') c.overloadGuest++;
       return [msg.errorReply(bytes, msg.SERVFAIL, { ra: true, edns }), 'vmnet'];
     }
     c.forwarded++;
@@ -295,7 +295,7 @@ export class DnsService {
       else c.servfail++;
       return [r.reply, r.outcome === 'answered' ? 'upstream' : 'vmnet'];
     } finally {
-      this.slots.release(guest, cancel);
+      this.slots.release(slot);
     }
   }
 
