@@ -18,7 +18,11 @@
  * counts converge to max-min fair shares (with N busy guests each keeps
  * about `total / N`), and a guest with fewer than its share in flight is
  * never refused while another holds more. Evicting the oldest rather than
- * the newest prefers queries most likely already lost upstream.
+ * the newest prefers queries most likely already lost upstream. Unlike the
+ * UDP and ping flow tables (../guest-flows.ts), a query never gives way to
+ * one of its own guest or of a guest holding as many: there the newest use
+ * wins and an evicted flow costs nothing, here that would turn a flood past
+ * its share into as many upstream queries as it sends, instead of refusals.
  *
  * Costs: one small node per query, linked into its guest's list (oldest
  * first), so admission and release are O(1) with no hashing of objects
