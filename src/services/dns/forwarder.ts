@@ -26,7 +26,7 @@
  * the guest gets SERVFAIL: forwarding never hangs.
  *
  * A forward can be ended early through a {@link Cancel} (the DNS service
- * does so when the query's slot goes to another guest, fair-slots.ts): the
+ * does so when the query's slot goes to another guest, ../fair-slots.ts): the
  * exchange in flight fails at once (E_INTERRUPTED, releasing its timer and
  * socket waiter), no further one starts, and the result is SERVFAIL.
  *

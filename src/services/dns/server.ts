@@ -23,7 +23,7 @@
  *     retries, NXDOMAIN would be a lie that gets cached). No configured
  *     server → SERVFAIL. Queries in flight are bounded (`maxInFlight` in
  *     all, `maxInFlightPerGuest` per guest) and shared fairly between
- *     guests (fair-slots.ts): a guest at its own cap gets SERVFAIL; when
+ *     guests (../fair-slots.ts): a guest at its own cap gets SERVFAIL; when
  *     the table is full, the oldest query of the guest with the most in
  *     flight is cancelled and answered SERVFAIL to make room for a guest
  *     with fewer, and only if no guest has more than the asker, the new
@@ -43,7 +43,7 @@ import dc from 'node:diagnostics_channel';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, OptAnswer } from 'dns-packet';
 import type { Ip4 } from '../../wire/addr.js';
-import { FairSlots } from './fair-slots.js';
+import { FairSlots } from '../fair-slots.js';
 import { Cancel, Forwarder, type DnsLogger, type Transport, type Upstream, type UpstreamSource } from './forwarder.js';
 import { LocalZone, type LocalResult, type LocalZoneOptions } from './local.js';
 import * as msg from './message.js';
@@ -69,7 +69,7 @@ export interface DnsServiceOptions extends LocalZoneOptions {
    * Forwarded queries in flight at once (default 1024, like Unbound's
    * num-queries-per-thread and BIND's recursive-clients; a query in flight
    * costs a table entry and a timer, not a socket). When full, a guest with
-   * fewer in flight than the busiest takes one of its slots (fair-slots.ts).
+   * fewer in flight than the busiest takes one of its slots (../fair-slots.ts).
    */
   maxInFlight?: number | undefined;
   /** Forwarded queries in flight per guest (default a quarter of maxInFlight: 256, room for dnsperf's default 100). */
@@ -273,7 +273,7 @@ export class DnsService {
   }
 
   /**
-   * Forwards a query in `guest`'s fair share of the slots (fair-slots.ts),
+   * Forwards a query in `guest`'s fair share of the slots (../fair-slots.ts),
    * or makes the SERVFAIL when it gets none; counted either way.
    */
   private async forward(bytes: Uint8Array, servers: readonly Upstream[], edns: boolean, guest: number): Promise<[Uint8Array, DnsQueryEvent['source']]> {

@@ -1,6 +1,8 @@
 /**
- * Theory of operation: the table of forwarded DNS queries in flight, shared
- * fairly between the guests that ask.
+ * Theory of operation: a table of operations in flight on guests' behalf
+ * (forwarded DNS queries, dns/server.ts; host dials, tcp-nat/nat.ts),
+ * shared fairly between the guests that ask. Written for DNS queries below;
+ * a dial is the same with "query" read as "dial".
  *
  * Two bounds: `total` slots in all (what the forwarder may hold: a table
  * entry, a timer and a pooled-socket waiter each) and `perGuest` for any one
@@ -19,7 +21,7 @@
  * about `total / N`), and a guest with fewer than its share in flight is
  * never refused while another holds more. Evicting the oldest rather than
  * the newest prefers queries most likely already lost upstream. Unlike the
- * UDP and ping flow tables (../guest-flows.ts), a query never gives way to
+ * UDP and ping flow tables (guest-flows.ts), a query never gives way to
  * one of its own guest or of a guest holding as many: there the newest use
  * wins and an evicted flow costs nothing, here that would turn a flood past
  * its share into as many upstream queries as it sends, instead of refusals.
@@ -99,15 +101,27 @@ export class FairSlots<T> {
   }
 
   /**
-   * Gives `guest`'s query `value` a slot, taking one from the heaviest guest
-   * if the table is full and that is fair (see the module comment).
+   * Makes sure `guest` may take a slot, taking one from the heaviest guest
+   * if the table is full and that is fair (see the module comment); for a
+   * caller whose value does not exist before it knows (an {@link admit}
+   * right after cannot be refused).
+   * @returns null when there is room now, or why there is none
+   */
+  makeRoom(guest: number): SlotRefusal | null {
+    const n = this.#byGuest.get(guest)?.size ?? 0;
+    if (n >= this.#perGuest) return 'guest';
+    if (this.#size >= this.#total && !this.#evictFor(n)) return 'full';
+    return null;
+  }
+
+  /**
+   * Gives `guest`'s query `value` a slot, making room first ({@link makeRoom}).
    * @returns the slot to {@link release} when the query ends, or why it was refused
    */
   admit(guest: number, value: T): Slot<T> | SlotRefusal {
+    const refused = this.makeRoom(guest);
+    if (refused !== null) return refused;
     let q = this.#byGuest.get(guest);
-    const n = q?.size ?? 0;
-    if (n >= this.#perGuest) return 'guest';
-    if (this.#size >= this.#total && !this.#evictFor(n)) return 'full';
     if (q === undefined) {
       q = new GuestQueue(guest);
       this.#byGuest.set(guest, q);
