@@ -51,7 +51,7 @@ import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind, t
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
 import { buildNetbench } from './lib/netbench.js';
-import { cell, connRate, iperf, latency, type ConnRate, type Failed, type Latency, type Measured, type Throughput } from './lib/measure.js';
+import { cell, connRate, iperf, latency, RR_WARM_UP, type ConnRate, type Failed, type Latency, type Measured, type Throughput } from './lib/measure.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -272,7 +272,7 @@ function report(
     '',
     ...machine(),
     `- Load average (1 min) at start ${load.start[0]?.toFixed(2)}, at end ${load.end[0]?.toFixed(2)}: other work on the machine moves every figure; compare within one run.`,
-    `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate. Latency: ${RR_TRIPS} round trips. Connections/s: ${CRR_SECONDS} s loop.`,
+    `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate. Latency: ${RR_TRIPS} round trips after ${RR_WARM_UP.connections} warm-up connections of ${RR_WARM_UP.trips}. Connections/s: ${CRR_SECONDS} s loop.`,
     ...(FAMILIES.includes(6)
       ? [
           '- IPv6 rows: the guest takes a SLAAC address from the backend\'s router advertisements and dials the host\'s ::1 through the backend: vmnet fd0d:b4b8:6ba1::2, libslirp fd00::2 (slirp4netns --enable-ipv6), passt 2001:db8:200::2 (its copied default gateway; passt without -4).',

@@ -97,8 +97,12 @@
  * and the frame goes on to the rest.
  *
  * Congestion and backpressure. An egress port whose `isCongested()` reports
- * true gets frames from ordinary ports dropped (`txDropped`): the switch is a
- * tail-drop queue, not an unbounded buffer. A port whose sink has `drained()`
+ * true gets frames from ordinary ports dropped (`txDropped`) once they have
+ * handed it its `queueBytes` (a port option, default 0) since it became
+ * congested; its drain ({@link Switch.portDrained}) starts the count again.
+ * So the switch is a tail-drop queue, not an unbounded buffer; the switch
+ * server gives stream ports 3 MiB (server.ts, "Backpressure"). A port whose
+ * sink has `drained()`
  * is a sender that honours backpressure (the gateway): for it the switch
  * behaves as a QEMU socket does on `--net user` (StreamPort). Its frame to a
  * congested port is still handed over, and {@link Switch.input} returns
@@ -343,7 +347,9 @@ export class Switch {
     const role = normaliseRole(config.role);
     const maxMacs = positive(config.maxMacs, this.maxMacsPerPort, 'maxMacs');
     const id = this.#nextId++;
-    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(config.shared === true), config.stormLimit ?? true);
+    const queueBytes = config.queueBytes ?? 0;
+    if (!Number.isSafeInteger(queueBytes) || queueBytes < 0) throw new VmnetError('E_USAGE', 'queueBytes must be a non-negative integer');
+    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(config.shared === true), config.stormLimit ?? true, queueBytes);
     const vlans = p.vlans();
     for (const m of config.staticMacs ?? []) {
       if (m.length !== 6 || (m[0]! & 1) === 1) throw new VmnetError('E_USAGE', 'a static MAC must be a 6-byte unicast address');
@@ -979,7 +985,7 @@ export class Switch {
       return null;
     }
     const aware = this.#aware;
-    if (congested && (!aware || m.overshoot >= this.reentrantBytes)) {
+    if (congested && m.overshoot >= (aware ? this.reentrantBytes : m.queueBytes)) {
       c.txDropped++;
       if (aware) this.#holdOn(m);
       return null;
