@@ -44,7 +44,7 @@ import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, OptAnswer } from 'dns-packet';
 import type { Ip4 } from '../../wire/addr.js';
 import { FairSlots } from '../fair-slots.js';
-import { Cancel, Forwarder, type DnsLogger, type Transport, type Upstream, type UpstreamSource } from './forwarder.js';
+import { Cancel, Forwarder, type DnsLogger, type Transport, type UpstreamSource } from './forwarder.js';
 import { LocalZone, type LocalResult, type LocalZoneOptions } from './local.js';
 import * as msg from './message.js';
 import { NodeTransport } from './node-transport.js';
@@ -259,7 +259,29 @@ export class DnsService {
       source = 'vmnet';
       reply = msg.errorReply(bytes, msg.REFUSED, { ra, edns });
     } else {
-      [reply, source] = await this.forward(bytes, this.upstream.servers(), edns, guest ?? ANONYMOUS);
+      // Inline rather than in a method of its own: one async layer less per forwarded query.
+      const cancel = new Cancel();
+      const slot = this.slots.admit(guest ?? ANONYMOUS, cancel);
+      if (typeof slot === 'string') {
+        c.servfail++;
+        c.overload++;
+        if (slot === 'guest') c.overloadGuest++;
+        source = 'vmnet';
+        reply = msg.errorReply(bytes, msg.SERVFAIL, { ra, edns });
+      } else {
+        c.forwarded++;
+        try {
+          const r = await this.forwarder.forward(bytes, this.upstream.servers(), edns, cancel);
+          c.upstreamFailures += r.failures;
+          c.tcpRetries += r.tcpRetries;
+          if (r.outcome === 'answered') c.upstreamAnswered++;
+          else c.servfail++;
+          source = r.outcome === 'answered' ? 'upstream' : 'vmnet';
+          reply = r.reply;
+        } finally {
+          this.slots.release(slot);
+        }
+      }
     }
     if (reply.length > limit) {
       c.truncated++;
@@ -270,33 +292,6 @@ export class DnsService {
       queryChannel.publish(ev);
     }
     return reply;
-  }
-
-  /**
-   * Forwards a query in `guest`'s fair share of the slots (../fair-slots.ts),
-   * or makes the SERVFAIL when it gets none; counted either way.
-   */
-  private async forward(bytes: Uint8Array, servers: readonly Upstream[], edns: boolean, guest: number): Promise<[Uint8Array, DnsQueryEvent['source']]> {
-    const c = this.counters;
-    const cancel = new Cancel();
-    const slot = this.slots.admit(guest, cancel);
-    if (typeof slot === 'string') {
-      c.servfail++;
-      c.overload++;
-      if (slot === 'guest') c.overloadGuest++;
-      return [msg.errorReply(bytes, msg.SERVFAIL, { ra: true, edns }), 'vmnet'];
-    }
-    c.forwarded++;
-    try {
-      const r = await this.forwarder.forward(bytes, servers, edns, cancel);
-      c.upstreamFailures += r.failures;
-      c.tcpRetries += r.tcpRetries;
-      if (r.outcome === 'answered') c.upstreamAnswered++;
-      else c.servfail++;
-      return [r.reply, r.outcome === 'answered' ? 'upstream' : 'vmnet'];
-    } finally {
-      this.slots.release(slot);
-    }
   }
 
   /** Builds a local answer: encoded by dns-packet, with the guest's question bytes spliced in verbatim. */
