@@ -19,7 +19,7 @@ export type VmnetErrorCode =
   | 'E_QMP' // QEMU's monitor (QMP) answered with an error or broke the protocol
   | 'E_CLOSED' // the object was used after close
   | 'E_NAME_IN_USE' // a VM of that name is running
-  | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start; nothing was left running
+  | 'E_INTERRUPTED' // a signal (or an abort) cancelled a start, nothing was left running; or a DNS query was cancelled
   | 'E_NO_VM' // no running VM of that name
   | 'E_DOWNLOAD' // an image URL could not be downloaded (no answer, HTTP error, cut off)
   | 'E_DIGEST' // a downloaded image is not the one --digest names

@@ -27,6 +27,7 @@ import {
   ip,
   ipv4Frame,
   ipv4Packet,
+  mac,
   settle,
   udpDatagram,
   udpFrame,
@@ -239,6 +240,35 @@ describe('Gateway DNS: each link has its share of the forwarding slots', () => {
     askFromSecond();
     await settle();
     expect(rig.dns.counters.forwarded).toBe(256 + 1); // a quarter of 1024 for the flood, and the other link's query
+  });
+
+  it('UDP: four links flooding a black-holed zone leave room for a fifth link’s query, which is answered', async () => {
+    const rig = new GatewayRig({ upstreamTable: { 'quiet.example': '192.0.2.80' } });
+    const answer = rig.transport.udpQuery.bind(rig.transport);
+    // The upstream never answers names under hole.example (a slow or dead authority), answers the rest at once;
+    // a cancelled exchange fails at once, as the real transport's does.
+    rig.transport.udpQuery = (host, port, query, timeoutMs, accept, cancel) =>
+      Buffer.from(query).includes(Buffer.from('\x04hole\x07example', 'latin1'))
+        ? new Promise<Uint8Array>((_, reject) => cancel?.bind(reject))
+        : answer(host, port, query, timeoutMs, accept);
+    const links = [1, 2, 3, 4, 5].map((n) => ({ ...rig.attachLink(), src: mac(`52:54:00:00:00:0${n}`), srcIp: ip(`10.0.2.${20 + n}`) }));
+    for (const l of links.slice(0, 4))
+      for (let i = 0; i < 300; i++) rig.send(udpFrame({ src: l.src, srcIp: l.srcIp, dstIp: DNS_IP, dstPort: 53, srcPort: 20000 + i }, dnsQuery(`f${i}.hole.example`, 'A', i)), l.session);
+    await settle();
+    const quiet = links[4]!;
+    rig.send(udpFrame({ src: quiet.src, srcIp: quiet.srcIp, dstIp: DNS_IP, dstPort: 53, srcPort: 42000 }, dnsQuery('quiet.example', 'A', 0x4242)), quiet.session);
+    await settle();
+    const out = quiet.port.takeDecoded();
+    expect(out).toHaveLength(1);
+    const dns = dnsPacket.decode(Buffer.from(out[0]!.payload)) as Dns;
+    expect(dns).toMatchObject({ id: 0x4242, rcode: 'NOERROR' });
+    expect(answers(dns)).toEqual(['A 192.0.2.80']);
+    expect(rig.dns.counters.evicted).toBe(1);
+    expect(rig.dns.counters.forwarded).toBe(4 * 256 + 1);
+    // Each flooding link got SERVFAIL for its 44 queries beyond its cap; one of them also for its oldest query, whose slot the quiet link took.
+    const servfails = links.slice(0, 4).map((l) => l.port.takeDecoded().filter((f) => (dnsPacket.decode(Buffer.from(f.payload)) as Dns).rcode === 'SERVFAIL'));
+    expect(servfails.map((f) => f.length).sort()).toEqual([44, 44, 44, 45]);
+    expect(rig.dns.counters).toMatchObject({ overload: 4 * 44, overloadGuest: 4 * 44, servfail: 4 * 44 + 1 });
   });
 
   it('DNS over TCP: one link pipelining on many connections leaves room for another link’s queries', async () => {

@@ -10,7 +10,7 @@ import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import * as ipv4 from '../wire/ipv4.js';
 import * as tcp from '../wire/tcp.js';
-import { DNS_IP, GUEST2_MAC, GUEST_IP, GW_IP, GatewayRig, RecordingPort, ip, ipv4Frame, ipv4Packet, settle, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
+import { DNS_IP, GUEST2_MAC, GUEST_IP, GW_IP, GatewayRig, RecordingPort, ip, ipv4Frame, ipv4Packet, mac, settle, tcpSegment, viewOf, type DecodedFrame } from '../../test/helpers/frames.js';
 import { GuestConn } from '../../test/helpers/guest-tcp.js';
 
 const OUTSIDE = ip('198.51.100.1');
@@ -209,6 +209,30 @@ describe('Gateway TCP NAT', () => {
     rig.tcp.dials[0]!.ev.failed(); // a slot frees up
     seg(rig, OUTSIDE, 42010, 80);
     expect(rig.tcp.dials).toHaveLength(4);
+  });
+
+  it('a full dial table: a guest with fewer dials in flight takes the slot of the busiest guest’s oldest dial (RST to it)', () => {
+    const rig = rigWithGuest({ tcpLimits: { maxDialing: 4, maxDialingPerGuest: 2 } });
+    const links = [1, 2].map((n) => ({ ...rig.attachLink(), src: mac(`52:54:00:00:0e:0${n}`), srcIp: ip(`10.0.2.${40 + n}`) }));
+    const synFrom = (l: (typeof links)[number], port: number) =>
+      rig.send(ipv4Frame(ipv4Packet({ src: l.srcIp, dst: OUTSIDE, proto: ipv4.PROTO_TCP }, tcpSegment(l.srcIp, OUTSIDE, port, 80, { seq: 1 })), { src: l.src }), l.session);
+    seg(rig, OUTSIDE, 42000, 80); // the first guest: two dials to silent places
+    seg(rig, OUTSIDE, 42001, 80);
+    synFrom(links[0]!, 43000); // the second: two more, and the table is full
+    synFrom(links[0]!, 43001);
+    expect(rig.tcp.dials).toHaveLength(4);
+    rig.port.takeDecoded();
+    synFrom(links[1]!, 44000); // the third guest, with none in flight
+    expect(rig.tcp.dials).toHaveLength(5);
+    expect(rig.tcp.dials[4]).toMatchObject({ host: '198.51.100.1', port: 80 });
+    expect(rig.tcp.dials[0]!.destroyed).toBe(true); // the first guest's oldest dial gave way
+    const rst = rig.port.takeDecoded().map(tcpOf);
+    expect(rst.map((s) => [s.h.dstPort, s.h.flags & tcp.RST])).toEqual([[42000, tcp.RST]]);
+    expect(rig.gateway.tcpNat.counters).toMatchObject({ dialsEvicted: 1, dialQueueFull: 0 });
+    // 1, 2 and 1 dials in flight now: nobody holds two more than the third guest, so its next SYN waits.
+    synFrom(links[1]!, 44001);
+    expect(rig.tcp.dials).toHaveLength(5);
+    expect(rig.gateway.tcpNat.counters.dialQueueFull).toBe(1);
   });
 
   it('caps connections per guest and counts the refusals', () => {

@@ -1,6 +1,6 @@
 /**
  * A tiny authoritative DNS server for tests, on a loopback address (UDP): answers A queries from a fixed table, NXDOMAIN otherwise, or
- * stays silent when told to. It records every query it saw, so tests can
+ * stays silent when told to (for every name, or for names a pattern matches: a dead zone). It records every query it saw, so tests can
  * prove what reached "the outside" and what did not.
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -15,7 +15,7 @@ export interface TestDnsServer {
   close(): Promise<void>;
 }
 
-export async function startDnsServer(records: Record<string, string>, opts: { silent?: boolean; port?: number; host?: string } = {}): Promise<TestDnsServer> {
+export async function startDnsServer(records: Record<string, string>, opts: { silent?: boolean; silentFor?: RegExp; port?: number; host?: string } = {}): Promise<TestDnsServer> {
   const sock: Socket = createSocket('udp4');
   const server: TestDnsServer = {
     port: 0,
@@ -33,7 +33,7 @@ export async function startDnsServer(records: Record<string, string>, opts: { si
     const question = q.questions?.[0];
     if (!question) return;
     server.queries.push(question.name);
-    if (server.silent) return;
+    if (server.silent || opts.silentFor?.test(question.name)) return;
     const ip = records[question.name.toLowerCase()];
     const reply = dnsPacket.encode({
       type: 'response',

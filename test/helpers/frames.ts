@@ -29,7 +29,7 @@ import { BROADCAST_MAC, parseIp4, parseMac, type Ip4, type Mac } from '../../src
 import { Gateway, type FramePort, type Session } from '../../src/gateway/gateway.js';
 import { resolveGatewayConfig, type GatewayConfig, type GatewayOptions } from '../../src/gateway/config.js';
 import { DnsService } from '../../src/services/dns/server.js';
-import type { ReplyFilter, Transport, Upstream } from '../../src/services/dns/forwarder.js';
+import type { Cancel, ReplyFilter, Transport, Upstream } from '../../src/services/dns/forwarder.js';
 import { fixedUpstreams } from '../../src/services/dns/resolv-conf.js';
 import type { HostStream, HostStreamEvents } from '../../src/services/tcp-nat/host-stream.js';
 import type { TcpNatLimits } from '../../src/services/tcp-nat/nat.js';
@@ -479,16 +479,16 @@ export interface UpstreamCall {
 
 /**
  * A DNS Transport answering from a table of name → IPv4 (NXDOMAIN otherwise),
- * synchronously-resolved promises, the accept filter applied as the real
- * transport does. No sockets.
+ * synchronously-resolved promises (so there is never an exchange to
+ * cancel), the accept filter applied as the real transport does. No sockets.
  */
 export class FakeDnsTransport implements Transport {
   readonly calls: UpstreamCall[] = [];
   constructor(readonly table: Record<string, string> = {}) {}
-  udpQuery(host: string, port: number, query: Uint8Array, _timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
+  udpQuery(host: string, port: number, query: Uint8Array, _timeoutMs: number, accept: ReplyFilter, _cancel?: Cancel): Promise<Uint8Array> {
     return this.answer('udp', host, port, query, accept);
   }
-  tcpQuery(host: string, port: number, query: Uint8Array, _timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
+  tcpQuery(host: string, port: number, query: Uint8Array, _timeoutMs: number, accept: ReplyFilter, _cancel?: Cancel): Promise<Uint8Array> {
     return this.answer('tcp', host, port, query, accept);
   }
   private answer(via: 'udp' | 'tcp', host: string, port: number, query: Uint8Array, accept: ReplyFilter): Promise<Uint8Array> {

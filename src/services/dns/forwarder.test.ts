@@ -9,7 +9,7 @@ import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket } from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VmnetError } from '../../errors.js';
-import { Forwarder, type ReplyFilter, type Transport, type Upstream } from './forwarder.js';
+import { Cancel, Forwarder, type ReplyFilter, type Transport, type Upstream } from './forwarder.js';
 import { NodeTransport } from './node-transport.js';
 
 const LO = '127.0.0.1';
@@ -248,6 +248,45 @@ describe('Forwarder over loopback sockets', () => {
     // New ID for the TCP attempt.
     expect(udp!.seen[0]!.readUInt16BE(0)).toBe(100);
     expect(tcp!.seen[0]!.readUInt16BE(0)).toBe(101);
+  });
+
+  it('a cancelled forward ends at once with SERVFAIL and asks no other server', async () => {
+    const a = await udpServer(() => {});
+    const b = await udpServer(() => {});
+    const f = new Forwarder({ transport: new NodeTransport(), deadlineMs: 60_000, tryTimeoutMs: 30_000 });
+    const cancel = new Cancel();
+    const pending = f.forward(query('slow.test', 0x0d0e), [up(a.port), up(b.port)], false, cancel);
+    while (a.seen.length < 1) await new Promise((r) => setTimeout(r, 5));
+    cancel.cancel();
+    const r = await pending;
+    expect(r).toMatchObject({ outcome: 'servfail', failures: 0 });
+    expect(decode(r.reply)).toMatchObject({ id: 0x0d0e, rcode: 'SERVFAIL' });
+    expect(b.seen).toHaveLength(0);
+  });
+
+  it('a cancelled forward closes its TCP fallback connection at once and passes no truncated reply on', async () => {
+    const conns: net.Socket[] = [];
+    const closed: string[] = [];
+    const srv = net.createServer((c) => {
+      conns.push(c);
+      c.resume();
+      c.on('close', () => closed.push('tcp'));
+    });
+    await new Promise<void>((r) => srv.listen(0, LO, () => r()));
+    cleanups.push(() => {
+      for (const c of conns) c.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    });
+    const port = (srv.address() as net.AddressInfo).port;
+    await udpServer((q, r, s) => s.send(reply(q, { tc: true }), r.port, r.address), port);
+    const f = new Forwarder({ transport: new NodeTransport(), deadlineMs: 60_000, tcpTimeoutMs: 30_000 });
+    const cancel = new Cancel();
+    const pending = f.forward(query('big.test', 0x0a0d), [up(port)], false, cancel);
+    while (conns.length < 1) await new Promise((r) => setTimeout(r, 5));
+    cancel.cancel();
+    expect(decode((await pending).reply)).toMatchObject({ rcode: 'SERVFAIL', flag_tc: false });
+    for (let i = 0; i < 100 && closed.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(closed).toEqual(['tcp']);
   });
 
   it('passes the truncated reply on when the TCP retry fails', async () => {

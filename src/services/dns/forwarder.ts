@@ -25,6 +25,11 @@
  * retry over TCP itself). When the deadline passes, or every server failed,
  * the guest gets SERVFAIL: forwarding never hangs.
  *
+ * A forward can be ended early through a {@link Cancel} (the DNS service
+ * does so when the query's slot goes to another guest, ../fair-slots.ts): the
+ * exchange in flight fails at once (E_INTERRUPTED, releasing its timer and
+ * socket waiter), no further one starts, and the result is SERVFAIL.
+ *
  * Upstream answers are never re-encoded: only the ID is restored to the
  * guest's. I/O is behind {@link Transport}; node-transport.ts has the real
  * one (node:dgram, node:net) and tests can inject their own.
@@ -55,9 +60,44 @@ export interface DnsLogger {
 export type ReplyFilter = (reply: Uint8Array) => boolean;
 
 /**
+ * Ends one forward early: {@link Cancel.cancel} fails the exchange in flight
+ * (the transport registered how with {@link Cancel.bind}) and marks the
+ * forward so that it starts no other. One per query; no timer, no listener list.
+ */
+export class Cancel {
+  #cancelled = false;
+  #end: ((err: Error) => void) | null = null;
+
+  /** True once {@link cancel} ran. */
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** For transports: `end` fails the exchange now in flight (called at most once, on cancel). */
+  bind(end: (err: Error) => void): void {
+    this.#end = end;
+  }
+
+  /** For transports: the exchange ended by `end` settled. */
+  unbind(end: (err: Error) => void): void {
+    if (this.#end === end) this.#end = null;
+  }
+
+  /** Fails the exchange in flight with VmnetError E_INTERRUPTED; later ones are not started. Idempotent. */
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    const end = this.#end;
+    this.#end = null;
+    end?.(new VmnetError('E_INTERRUPTED', 'DNS query cancelled'));
+  }
+}
+
+/**
  * The I/O the forwarder needs. Both calls must settle within `timeoutMs`:
  * resolve with the first message `accept` returns true for, or reject
- * (timeout → VmnetError E_TIMEOUT; network errors as they come).
+ * (timeout → VmnetError E_TIMEOUT; `cancel` → E_INTERRUPTED at once, also
+ * when it was cancelled before the call; network errors as they come).
  */
 export interface Transport {
   /**
@@ -66,9 +106,9 @@ export interface Transport {
    * reach `accept`, and two exchanges in flight with the same ID must not
    * share a socket.
    */
-  udpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array>;
+  udpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter, cancel?: Cancel): Promise<Uint8Array>;
   /** One TCP exchange (RFC 7766 §8 two-byte length framing is the transport's business). */
-  tcpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array>;
+  tcpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter, cancel?: Cancel): Promise<Uint8Array>;
   /** Releases what the transport holds (its sockets); exchanges in flight fail. */
   close?(): void;
 }
@@ -137,10 +177,11 @@ export class Forwarder {
    *   caller validated it); not modified
    * @param servers tried in order; an empty list gives SERVFAIL at once
    * @param edns whether the guest sent an OPT record (for vmnet's own SERVFAIL)
+   * @param cancel ends the forward early with SERVFAIL (see the module comment)
    * @returns the reply for the guest (never rejects, settles by the deadline
    *   plus the transport's timer slack)
    */
-  async forward(query: Uint8Array, servers: readonly Upstream[], edns = false): Promise<ForwardResult> {
+  async forward(query: Uint8Array, servers: readonly Upstream[], edns = false, cancel?: Cancel): Promise<ForwardResult> {
     const guestId = msg.id(query);
     const qEnd = msg.questionEnd(query);
     const result: ForwardResult = { reply: query, outcome: 'servfail', server: null, tcp: false, failures: 0, tcpRetries: 0 };
@@ -155,6 +196,7 @@ export class Forwarder {
     };
 
     for (let i = 0; i < 2 * n; i++) {
+      if (cancel?.cancelled) break;
       const k = i % n;
       if (i >= n && !silent.has(k)) continue;
       const server = servers[k]!;
@@ -165,8 +207,9 @@ export class Forwarder {
 
       let reply: Uint8Array;
       try {
-        reply = await this.attempt('udp', server, query, qEnd, timeout);
+        reply = await this.attempt('udp', server, query, qEnd, timeout, cancel);
       } catch (e) {
+        if (cancel?.cancelled) break;
         result.failures++;
         silent.add(k);
         this.logger?.debug(`dns: ${fmt(server)} udp: ${reason(e)}`);
@@ -179,7 +222,7 @@ export class Forwarder {
         const left2 = deadline - this.now();
         if (left2 < MIN_TRY_MS) break;
         try {
-          reply = await this.attempt('tcp', server, query, qEnd, Math.min(this.tcpTimeoutMs, left2));
+          reply = await this.attempt('tcp', server, query, qEnd, Math.min(this.tcpTimeoutMs, left2), cancel);
           tcp = true;
         } catch (e) {
           this.logger?.debug(`dns: ${fmt(server)} tcp: ${reason(e)}`);
@@ -194,12 +237,12 @@ export class Forwarder {
       return this.answered(reply, guestId, server, tcp, result);
     }
     const fb = fallback as { reply: Uint8Array; server: Upstream; tcp: boolean } | null;
-    if (fb) return this.answered(fb.reply, guestId, fb.server, fb.tcp, result);
+    if (fb && !cancel?.cancelled) return this.answered(fb.reply, guestId, fb.server, fb.tcp, result);
     return this.servfail(query, result, edns);
   }
 
   /** One exchange with a fresh random ID; rejects when nothing acceptable arrives in time. */
-  private attempt(via: 'udp' | 'tcp', server: Upstream, query: Uint8Array, qEnd: number, timeoutMs: number): Promise<Uint8Array> {
+  private attempt(via: 'udp' | 'tcp', server: Upstream, query: Uint8Array, qEnd: number, timeoutMs: number, cancel: Cancel | undefined): Promise<Uint8Array> {
     const qid = this.random16() & 0xffff;
     const out = query.slice();
     msg.setId(out, qid);
@@ -213,8 +256,8 @@ export class Forwarder {
       (msg.sameQuestion(r, out, qEnd) || (msg.qdcount(r) === 0 && msg.rcode(r) !== msg.NOERROR));
     const t = Math.max(1, Math.floor(timeoutMs));
     return via === 'udp'
-      ? this.transport.udpQuery(server.host, server.port, out, t, accept)
-      : this.transport.tcpQuery(server.host, server.port, out, t, accept);
+      ? this.transport.udpQuery(server.host, server.port, out, t, accept, cancel)
+      : this.transport.tcpQuery(server.host, server.port, out, t, accept, cancel);
   }
 
   private answered(reply: Uint8Array, guestId: number, server: Upstream, tcp: boolean, result: ForwardResult): ForwardResult {

@@ -12,15 +12,16 @@
  * two-byte length prefix, replies reassembled from the byte stream and
  * offered to `accept` until one is accepted.
  *
- * Every exchange settles within its timeout (VmnetError E_TIMEOUT) and
- * releases its timer (and, for TCP, its socket) whatever happens;
+ * Every exchange settles within its timeout (VmnetError E_TIMEOUT), or at
+ * once when its Cancel fires (E_INTERRUPTED), and releases its timer (and,
+ * for TCP, its socket) whatever happens;
  * {@link NodeTransport.close} closes the UDP pool and the TCP connections in
  * flight (the gateway's shutdown must not wait on an upstream's timeout).
  */
 
 import * as net from 'node:net';
 import { VmnetError } from '../../errors.js';
-import type { ReplyFilter, Transport } from './forwarder.js';
+import type { Cancel, ReplyFilter, Transport } from './forwarder.js';
 import { bulkRandom32 } from './random.js';
 import { UdpPool, type UdpPoolOptions } from './udp-pool.js';
 
@@ -45,10 +46,11 @@ export class NodeTransport implements Transport {
   /**
    * Sends `query` over UDP from one of host:port's pooled sockets.
    * @returns the first datagram from host:port that `accept` takes
-   * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED after close; socket errors (e.g. ECONNREFUSED) as they come
+   * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED after close, E_INTERRUPTED when `cancel` fires;
+   *   socket errors (e.g. ECONNREFUSED) as they come
    */
-  udpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
-    return this.#pool.query(host, port, query, timeoutMs, accept);
+  udpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter, cancel?: Cancel): Promise<Uint8Array> {
+    return this.#pool.query(host, port, query, timeoutMs, accept, cancel);
   }
 
   /** Closes the UDP sockets and the TCP connections; exchanges in flight fail with E_CLOSED, later ones at once. */
@@ -61,13 +63,18 @@ export class NodeTransport implements Transport {
   /**
    * Sends `query` over a fresh TCP connection with RFC 7766 §8 framing.
    * @returns the first framed message that `accept` takes
-   * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED after close; socket
-   *   errors as they come; an Error when the server closes before an accepted reply
+   * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED after close, E_INTERRUPTED
+   *   when `cancel` fires (the connection is destroyed); socket errors as they
+   *   come; an Error when the server closes before an accepted reply
    */
-  tcpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
+  tcpQuery(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter, cancel?: Cancel): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
       if (this.#closed) {
         reject(new VmnetError('E_CLOSED', 'DNS forwarder closed'));
+        return;
+      }
+      if (cancel?.cancelled) {
+        reject(new VmnetError('E_INTERRUPTED', 'DNS query cancelled'));
         return;
       }
       if (query.length > MAX_MESSAGE) {
@@ -82,12 +89,14 @@ export class NodeTransport implements Transport {
         done = true;
         clearTimeout(timer);
         this.#tcp.delete(finish);
+        cancel?.unbind(finish);
         sock.destroy();
         if (err) reject(err);
         else resolve(reply!);
       };
       const timer = setTimeout(() => finish(new VmnetError('E_TIMEOUT', `no DNS reply over TCP from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
       this.#tcp.add(finish);
+      cancel?.bind(finish);
       sock.on('error', (e) => finish(e));
       sock.on('close', () => finish(new Error(`TCP connection to ${host}:${port} closed before a reply`)));
       sock.on('connect', () => {

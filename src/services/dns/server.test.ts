@@ -9,7 +9,7 @@ import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet } from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseIp4 } from '../../wire/addr.js';
-import type { Transport, Upstream } from './forwarder.js';
+import type { Cancel, Transport, Upstream } from './forwarder.js';
 import { parseDnsRecord } from './local.js';
 import { fixedUpstreams } from './resolv-conf.js';
 import { DnsService, type DnsQueryEvent, type DnsServiceOptions } from './server.js';
@@ -44,18 +44,24 @@ const decode = (b: Uint8Array | null) => {
 };
 const ips = (b: Uint8Array | null) => (decode(b).answers ?? []).map((a) => `${a.type} ${String((a as { data?: unknown }).data)}`);
 
-/** A transport answering from a function, with the accept filter applied like the real one. */
+/** A transport answering from a function, with the accept filter applied and cancellation honoured like the real one. */
 function fakeTransport(answer: (query: Buffer, via: 'udp' | 'tcp') => Buffer | null, delayMs = 0) {
   const sent: { via: 'udp' | 'tcp'; host: string; bytes: Buffer }[] = [];
-  const run = (via: 'udp' | 'tcp') => (host: string, _port: number, query: Uint8Array, timeoutMs: number, accept: (r: Uint8Array) => boolean) =>
+  const run = (via: 'udp' | 'tcp') => (host: string, _port: number, query: Uint8Array, timeoutMs: number, accept: (r: Uint8Array) => boolean, cancel?: Cancel) =>
     new Promise<Uint8Array>((resolve, reject) => {
       const bytes = Buffer.from(query);
       sent.push({ via, host, bytes });
-      setTimeout(() => {
+      const end = (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+      const timer = setTimeout(() => {
+        cancel?.unbind(end);
         const r = answer(bytes, via);
         if (r && accept(r)) resolve(r);
         else reject(new Error('timeout'));
       }, r0(delayMs, timeoutMs));
+      cancel?.bind(end);
     });
   const r0 = (d: number, t: number) => Math.min(d, t);
   const t: Transport = { udpQuery: run('udp'), tcpQuery: run('tcp') };
@@ -350,17 +356,18 @@ describe('DnsService forwarding', () => {
     expect(s.counters.overload).toBe(8);
   });
 
-  it('by default forwards 256 queries at once per guest (1024 in all) before SERVFAIL', async () => {
+  it('by default forwards 256 queries at once per guest, 1024 in all; a full table makes room for a guest with fewer', async () => {
     const { t } = fakeTransport((b) => bigReply(b, 1), 30);
     const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t });
     const burst = (guest: number, n: number) => Array.from({ length: n }, (_, i) => s.query(q(`g${guest}-${i}.example`), 'udp', guest));
     const all = [...burst(1, 257), ...burst(2, 256), ...burst(3, 256), ...burst(4, 256), ...burst(5, 1)];
     const rcodes = (await Promise.all(all)).map((r) => decode(r).rcode);
     expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(1024);
-    // Guest 1's 257th and guest 5's first (the total is full) are refused.
+    // Guest 1's 257th is beyond its own cap; guest 5's first takes the slot of guest 1's oldest.
     expect(rcodes[256]).toBe('SERVFAIL');
-    expect(rcodes.at(-1)).toBe('SERVFAIL');
-    expect(s.counters.overload).toBe(2);
+    expect(rcodes[0]).toBe('SERVFAIL');
+    expect(rcodes.at(-1)).toBe('NOERROR');
+    expect(s.counters).toMatchObject({ overload: 1, overloadGuest: 1, evicted: 1, servfail: 2, forwarded: 1025, upstreamAnswered: 1024 });
   });
 
   it('publishes each query on the vmnet:dns:query channel', async () => {
@@ -378,5 +385,51 @@ describe('DnsService forwarding', () => {
       ['host.vmnet.internal', 'A', 'tcp', 'local', 0],
       ['example.com', 'A', 'udp', 'vmnet', 5],
     ]);
+  });
+});
+
+describe('DnsService fair share between guests', () => {
+  /** Sends `n` queries for distinct names under `zone` from `guest`, synchronously (each takes its slot before the next). */
+  const flood = (s: DnsService, guest: number, n: number, zone: string) => Array.from({ length: n }, (_, i) => s.query(q(`g${guest}-${i}.${zone}`), 'udp', guest));
+
+  it('four guests flooding a black-holed zone cannot starve a fifth: its query is forwarded and answered (real UDP on 127.0.0.1)', async () => {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    let seen = 0;
+    sock.on('message', (m, r) => {
+      seen++;
+      const d = dnsPacket.decode(m);
+      if (d.questions![0]!.name.endsWith('.hole.example')) return; // black hole: never answers
+      sock.send(bigReply(m, 1), r.port, r.address);
+    });
+    const s = svc({ upstream: fixedUpstreams([{ host: '127.0.0.1', port: sock.address().port }]), deadlineMs: 30_000, tryTimeoutMs: 30_000 });
+    cleanups.push(() => s.close());
+    // The flood goes out in steps of 4 × 30 queries, each step read by the upstream before the next, so that
+    // the upstream socket's receive buffer (~270 small datagrams) never overflows: every query it gets is in flight.
+    const floods: Promise<Uint8Array | null>[] = [];
+    for (let sent = 30; sent <= 300; sent += 30) {
+      for (const g of [1, 2, 3, 4]) floods.push(...flood(s, g, 30, `s${sent}.hole.example`));
+      while (seen < 4 * Math.min(sent, 256)) await new Promise((r) => setTimeout(r, 5));
+    }
+    const quiet = await s.query(q('quiet.example'), 'udp', 5);
+    expect(decode(quiet).rcode).toBe('NOERROR');
+    expect(ips(quiet)).toEqual(['A 10.1.0.0']);
+    s.close(); // the flood would wait out the deadline
+    const rcodes = (await Promise.all(floods)).map((r) => decode(r).rcode);
+    expect(rcodes.every((r) => r === 'SERVFAIL')).toBe(true);
+    expect(s.counters.evicted).toBe(1); // one flood query made room for the quiet guest
+    expect(s.counters.overload).toBe(4 * (300 - 256)); // each flooder beyond its own cap
+  });
+
+  it('four guests flooding a fast upstream cannot starve a fifth: its query is answered', async () => {
+    const { t } = fakeTransport((b) => bigReply(b, 1), 30);
+    const s = svc({ upstream: fixedUpstreams([{ host: 'up', port: 53 }]), transport: t });
+    const floods = [1, 2, 3, 4].flatMap((g) => flood(s, g, 300, 'example'));
+    const quiet = s.query(q('quiet.example'), 'udp', 5);
+    expect(decode(await quiet).rcode).toBe('NOERROR');
+    const rcodes = (await Promise.all(floods)).map((r) => decode(r).rcode);
+    expect(rcodes.filter((r) => r === 'NOERROR')).toHaveLength(1024 - 1);
+    expect(s.counters.evicted).toBe(1);
   });
 });

@@ -21,8 +21,14 @@
  *     Isolated mode (`upstream: null`) answers REFUSED instead: a policy
  *     refusal, final and not a transient failure (SERVFAIL would invite
  *     retries, NXDOMAIN would be a lie that gets cached). No configured
- *     server, or too many queries in flight (`maxInFlight` in all, a quarter
- *     of it per guest when the caller names the guest), → SERVFAIL.
+ *     server → SERVFAIL. Queries in flight are bounded (`maxInFlight` in
+ *     all, `maxInFlightPerGuest` per guest) and shared fairly between
+ *     guests (../fair-slots.ts): a guest at its own cap gets SERVFAIL; when
+ *     the table is full, the oldest query of the guest with the most in
+ *     flight is cancelled and answered SERVFAIL to make room for a guest
+ *     with fewer, and only if no guest has more than the asker, the new
+ *     query gets SERVFAIL. So guests flooding queries (to a slow or dead
+ *     upstream, or a fast one) cannot deny DNS to a quiet guest.
  *  6. A UDP reply larger than the client's limit (512 bytes, or the EDNS
  *     UDP payload size it advertised, RFC 6891 §6.2.5) is cut to header +
  *     question + OPT with TC set; the client retries over TCP (RFC 7766).
@@ -37,7 +43,8 @@ import dc from 'node:diagnostics_channel';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, OptAnswer } from 'dns-packet';
 import type { Ip4 } from '../../wire/addr.js';
-import { Forwarder, type DnsLogger, type Transport, type UpstreamSource } from './forwarder.js';
+import { FairSlots } from '../fair-slots.js';
+import { Cancel, Forwarder, type DnsLogger, type Transport, type UpstreamSource } from './forwarder.js';
 import { LocalZone, type LocalResult, type LocalZoneOptions } from './local.js';
 import * as msg from './message.js';
 import { NodeTransport } from './node-transport.js';
@@ -59,9 +66,10 @@ export interface DnsServiceOptions extends LocalZoneOptions {
   /** Uniform random u32s for query IDs and socket choice (default {@link bulkRandom32}). */
   random32?: (() => number) | undefined;
   /**
-   * Forwarded queries in flight at once before new ones get SERVFAIL (default
-   * 1024, like Unbound's num-queries-per-thread and BIND's recursive-clients;
-   * a query in flight costs a table entry and a timer, not a socket).
+   * Forwarded queries in flight at once (default 1024, like Unbound's
+   * num-queries-per-thread and BIND's recursive-clients; a query in flight
+   * costs a table entry and a timer, not a socket). When full, a guest with
+   * fewer in flight than the busiest takes one of its slots (../fair-slots.ts).
    */
   maxInFlight?: number | undefined;
   /** Forwarded queries in flight per guest (default a quarter of maxInFlight: 256, room for dnsperf's default 100). */
@@ -80,10 +88,14 @@ export interface DnsCounters {
   forwarded: number;
   /** Upstream replies passed on (any RCODE). */
   upstreamAnswered: number;
-  /** SERVFAIL made by vmnet: upstream silent, no servers, or overload. */
+  /** SERVFAIL made by vmnet: upstream silent, no servers, overload, or evicted. */
   servfail: number;
-  /** Of those, refused for too many queries in flight. */
+  /** Of those, refused before forwarding: the guest at its own cap, or the table full and no guest holding more than the asker. */
   overload: number;
+  /** Of the overload, the guest at its own cap (maxInFlightPerGuest). */
+  overloadGuest: number;
+  /** Of the servfail, forwarded queries cancelled to give their slot to a guest with fewer in flight. */
+  evicted: number;
   /** REFUSED in isolated mode. */
   refused: number;
   formerr: number;
@@ -110,6 +122,9 @@ export interface DnsQueryEvent {
 
 const queryChannel = dc.channel('vmnet:dns:query');
 
+/** The guest key of queries whose caller names no guest. */
+const ANONYMOUS = -1;
+
 /** RCODE numbers of the local verdicts. */
 const LOCAL_RCODE = { NOERROR: msg.NOERROR, NXDOMAIN: msg.NXDOMAIN } as const;
 
@@ -124,6 +139,8 @@ export class DnsService {
     upstreamAnswered: 0,
     servfail: 0,
     overload: 0,
+    overloadGuest: 0,
+    evicted: 0,
     refused: 0,
     formerr: 0,
     notimp: 0,
@@ -138,20 +155,24 @@ export class DnsService {
   private readonly forwarder: Forwarder;
   private readonly transport: Transport;
   private readonly now: () => number;
-  private readonly maxInFlight: number;
   private readonly logger: DnsLogger | null;
-  private inFlight = 0;
-  private readonly maxPerGuest: number;
-  /** Forwarded queries in flight per guest key. */
-  private readonly perGuest = new Map<number, number>();
+  /** Forwarded queries in flight, by guest; the value ends the query early. */
+  private readonly slots: FairSlots<Cancel>;
 
   /** @param opts addresses, records, upstream and I/O; see {@link DnsServiceOptions} */
   constructor(opts: DnsServiceOptions) {
     this.zone = new LocalZone(opts);
     this.upstream = opts.upstream;
     this.now = opts.now ?? (() => performance.now());
-    this.maxInFlight = opts.maxInFlight ?? 1024;
-    this.maxPerGuest = opts.maxInFlightPerGuest ?? Math.max(1, Math.floor(this.maxInFlight / 4));
+    const total = opts.maxInFlight ?? 1024;
+    this.slots = new FairSlots({
+      total,
+      perGuest: opts.maxInFlightPerGuest ?? Math.max(1, Math.floor(total / 4)),
+      onEvict: (cancel) => {
+        this.counters.evicted++;
+        cancel.cancel();
+      },
+    });
     this.logger = opts.logger ?? null;
     const random32 = opts.random32 ?? bulkRandom32();
     this.transport = opts.transport ?? new NodeTransport({ random32, now: this.now, onStray: () => void this.counters.upstreamStray++ });
@@ -174,9 +195,9 @@ export class DnsService {
    * Answers one guest DNS message.
    * @param bytes the message (for TCP without the 2-byte length prefix); not modified
    * @param via the guest transport: UDP replies are truncated to the client's limit
-   * @param guest the asking guest's key (the gateway's link): each has a share of
-   *   maxInFlight, so one guest cannot take every forwarding slot; omitted, only
-   *   the total bound applies
+   * @param guest the asking guest's key (the gateway's link): guests share
+   *   maxInFlight fairly (see the module comment); omitted, the query counts
+   *   as one anonymous guest's
    * @returns the reply (for TCP without length prefix), or null to send nothing;
    *   never rejects, settles within the forwarding deadline
    */
@@ -237,29 +258,28 @@ export class DnsService {
       c.refused++;
       source = 'vmnet';
       reply = msg.errorReply(bytes, msg.REFUSED, { ra, edns });
-    } else if (this.inFlight >= this.maxInFlight || (guest !== undefined && (this.perGuest.get(guest) ?? 0) >= this.maxPerGuest)) {
-      c.servfail++;
-      c.overload++;
-      source = 'vmnet';
-      reply = msg.errorReply(bytes, msg.SERVFAIL, { ra, edns });
     } else {
-      c.forwarded++;
-      this.inFlight++;
-      if (guest !== undefined) this.perGuest.set(guest, (this.perGuest.get(guest) ?? 0) + 1);
-      try {
-        const r = await this.forwarder.forward(bytes, this.upstream.servers(), edns);
-        c.upstreamFailures += r.failures;
-        c.tcpRetries += r.tcpRetries;
-        if (r.outcome === 'answered') c.upstreamAnswered++;
-        else c.servfail++;
-        source = r.outcome === 'answered' ? 'upstream' : 'vmnet';
-        reply = r.reply;
-      } finally {
-        this.inFlight--;
-        if (guest !== undefined) {
-          const n = this.perGuest.get(guest)! - 1;
-          if (n > 0) this.perGuest.set(guest, n);
-          else this.perGuest.delete(guest);
+      // Inline rather than in a method of its own: one async layer less per forwarded query.
+      const cancel = new Cancel();
+      const slot = this.slots.admit(guest ?? ANONYMOUS, cancel);
+      if (typeof slot === 'string') {
+        c.servfail++;
+        c.overload++;
+        if (slot === 'guest') c.overloadGuest++;
+        source = 'vmnet';
+        reply = msg.errorReply(bytes, msg.SERVFAIL, { ra, edns });
+      } else {
+        c.forwarded++;
+        try {
+          const r = await this.forwarder.forward(bytes, this.upstream.servers(), edns, cancel);
+          c.upstreamFailures += r.failures;
+          c.tcpRetries += r.tcpRetries;
+          if (r.outcome === 'answered') c.upstreamAnswered++;
+          else c.servfail++;
+          source = r.outcome === 'answered' ? 'upstream' : 'vmnet';
+          reply = r.reply;
+        } finally {
+          this.slots.release(slot);
         }
       }
     }

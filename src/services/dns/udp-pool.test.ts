@@ -5,6 +5,7 @@
  */
 import * as dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Cancel } from './forwarder.js';
 import { UdpPool, type UdpPoolOptions } from './udp-pool.js';
 
 const LO = '127.0.0.1';
@@ -168,6 +169,23 @@ describe('UdpPool', () => {
     for (let i = 0; i < 50 && p.open > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(p.open).toBe(0);
     expect(await free(up.from[0]!)).toBe(true);
+  });
+
+  it('a cancelled query fails at once (E_INTERRUPTED) and stops waiting: its late reply is stray', async () => {
+    const held: Array<() => void> = [];
+    const up = await upstream((q, r, s) => held.push(() => s.send(q, r.port, r.address)));
+    const p = pool();
+    const cancel = new Cancel();
+    const pending = p.query(LO, up.port, msg(1), 60_000, () => true, cancel);
+    while (held.length < 1) await new Promise((r) => setTimeout(r, 5));
+    cancel.cancel();
+    await expect(pending).rejects.toMatchObject({ code: 'E_INTERRUPTED' });
+    held[0]!();
+    while (p.counters.stray < 1) await new Promise((r) => setTimeout(r, 5));
+    // Cancelled before it is asked: nothing is sent.
+    await expect(p.query(LO, up.port, msg(2), 1000, () => true, cancel)).rejects.toMatchObject({ code: 'E_INTERRUPTED' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(up.from).toHaveLength(1);
   });
 
   it('times out a query nobody answers (E_TIMEOUT) and keeps the socket', async () => {

@@ -31,8 +31,10 @@
  * caller's in-flight limit). An unref'd sweep every `maxAgeMs` retires
  * expired sockets, so an idle gateway does not keep old ports open and pools
  * of upstreams no longer asked (resolv.conf changed) go away. Every query
- * settles within its timeout (E_TIMEOUT) and {@link UdpPool.close} fails
- * those in flight (E_CLOSED) and closes every socket.
+ * settles within its timeout (E_TIMEOUT), at once when its {@link Cancel}
+ * fires (E_INTERRUPTED: its waiter and timer go, a late reply counts as
+ * stray), and {@link UdpPool.close} fails those in flight (E_CLOSED) and
+ * closes every socket.
  *
  * This is an I/O edge file (node:dgram); randomness and the clock are
  * injected.
@@ -41,7 +43,7 @@
 import * as dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { VmnetError } from '../../errors.js';
-import type { ReplyFilter } from './forwarder.js';
+import type { Cancel, ReplyFilter } from './forwarder.js';
 
 /** Options of {@link UdpPool}. */
 export interface UdpPoolOptions {
@@ -117,12 +119,15 @@ export class UdpPool {
    * @param query the message, its ID already the attempt's (bytes 0-1)
    * @param accept the attempt's reply filter; only datagrams from host:port
    *   carrying the query's ID reach it
+   * @param cancel fails the query at once when it fires
    * @returns the first datagram `accept` takes
    * @throws VmnetError E_TIMEOUT after `timeoutMs`, E_CLOSED when the pool
-   *   closes; socket errors (e.g. ECONNREFUSED) as they come
+   *   closes, E_INTERRUPTED when `cancel` fires; socket errors (e.g.
+   *   ECONNREFUSED) as they come
    */
-  query(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter): Promise<Uint8Array> {
+  query(host: string, port: number, query: Uint8Array, timeoutMs: number, accept: ReplyFilter, cancel?: Cancel): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new VmnetError('E_CLOSED', 'DNS forwarder closed'));
+    if (cancel?.cancelled) return Promise.reject(new VmnetError('E_INTERRUPTED', 'DNS query cancelled'));
     const id = (query[0]! << 8) | query[1]!;
     const m = this.#pick(host, port, id);
     return new Promise<Uint8Array>((resolve, reject) => {
@@ -131,6 +136,7 @@ export class UdpPool {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        cancel?.unbind(settle);
         m.waiting.delete(id);
         if (m.retired && m.waiting.size === 0) this.#close(m);
         if (err) reject(err);
@@ -138,6 +144,7 @@ export class UdpPool {
       };
       const timer = setTimeout(() => settle(new VmnetError('E_TIMEOUT', `no DNS reply from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
       m.waiting.set(id, { accept, settle });
+      cancel?.bind(settle);
       if (m.queued) m.queued.push(query);
       else this.#send(m, query, settle);
     });

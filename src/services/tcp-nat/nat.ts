@@ -62,7 +62,10 @@
  * Limits: at most `maxPerGuest` flows per guest — a link, as `guestOf` says,
  * not an address a guest can pick (beyond: RST, counted) — and `maxDialing`
  * dials in flight, at most `maxDialingPerGuest` of them for one guest
- * (beyond: the SYN is dropped and the guest retries). When a guest's link
+ * (beyond: the SYN is dropped and the guest retries), shared fairly
+ * (../fair-slots.ts): when every dial slot is taken, a guest with fewer
+ * dials in flight than the busiest takes the slot of that guest's oldest
+ * dial, which is abandoned and its guest refused (RST, `dialsEvicted`). When a guest's link
  * closes, its live flows are reset toward their hosts or drain (closeGuest,
  * see "Teardown"). All timers of all connections share one deadline heap; the edge
  * calls runTimers() when asked through `schedule`.
@@ -86,6 +89,7 @@ import type { SendBuffer } from '../../tcp/send-buffer.js';
 import type { BudgetAccount } from '../../tcp/budget.js';
 import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-stream.js';
 import { TimerHeap } from './timer-heap.js';
+import { FairSlots, type Slot } from '../fair-slots.js';
 
 /** Where a guest connection goes. */
 export type TcpRoute = { host: string; port: number } | { local: LocalService } | { refuse: true } | { drop: true };
@@ -152,6 +156,8 @@ export interface TcpNatCounters {
   dialTimeouts: number;
   /** SYNs dropped because too many dials were in flight. */
   dialQueueFull: number;
+  /** Dials abandoned (guest refused with RST) to give their slot to a guest with fewer in flight. */
+  dialsEvicted: number;
   /** RSTs sent for segments matching no flow. */
   strayRsts: number;
   /** Forwarded host connections. */
@@ -194,7 +200,10 @@ class Flow implements HostStreamEvents {
   finToHost = false;
   /** The host's FIN is to be passed on once `pending` is taken. */
   finToGuest = false;
+  /** Until the host (or local service) end connected or failed. */
   dialing = false;
+  /** The slot of a host dial in flight. */
+  dial: Slot<Flow> | null = null;
   /** Gone: out of every table, host released. */
   closed = false;
   /** The connection closed cleanly; the host half is still writing (see "Teardown"). */
@@ -283,6 +292,7 @@ export class TcpNat {
     capped: 0,
     dialTimeouts: 0,
     dialQueueFull: 0,
+    dialsEvicted: 0,
     strayRsts: 0,
     forwarded: 0,
     drained: 0,
@@ -309,9 +319,8 @@ export class TcpNat {
    * held new data back since, in that order: linkDrained resumes just those.
    */
   private readonly congested = new Map<Ip4, Flow[]>();
-  private dialing = 0;
-  /** Dials in flight per guest (only guests with some). */
-  private readonly dialingBy = new Map<number, number>();
+  /** Dials in flight, shared fairly between guests. */
+  private readonly dials: FairSlots<Flow>;
   private count = 0;
   private readonly rst = tcp.blank();
   private readonly output: TcpOutput;
@@ -325,6 +334,7 @@ export class TcpNat {
     limits: Partial<TcpNatLimits> = {},
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
+    this.dials = new FairSlots<Flow>({ total: this.limits.maxDialing, perGuest: this.limits.maxDialingPerGuest, onEvict: (f) => this.evictDial(f) });
     this.output = {
       segment: (conn, h, data, dataOffset) => {
         const f = conn.tag as Flow;
@@ -420,13 +430,14 @@ export class TcpNat {
       this.counters.capped++;
       return this.strayRst(guestIp, dstIp, h);
     }
-    if ('host' in route && (this.dialing >= this.limits.maxDialing || (this.dialingBy.get(guest) ?? 0) >= this.limits.maxDialingPerGuest)) {
+    if ('host' in route && this.dials.makeRoom(guest) !== null) {
       this.counters.dialQueueFull++;
       return;
     }
     const flow = this.add(guestIp, h.srcPort, dstIp, h.dstPort);
     flow.conn.openPassive(h, this.deps.random32() >>> 0, now);
-    this.startDial(flow);
+    flow.dialing = true;
+    if ('host' in route) flow.dial = this.dials.admit(guest, flow) as Slot<Flow>; // room was made above
     flow.host =
       'local' in route ? this.deps.local(route.local, flow, flow.guest, guestIp, flow.conn.account) : this.deps.dial(route.host, route.port, this.limits.dialTimeoutMs, flow);
   }
@@ -793,19 +804,22 @@ export class TcpNat {
     };
   }
 
-  private startDial(f: Flow): void {
-    f.dialing = true;
-    this.dialing++;
-    this.dialingBy.set(f.guest, (this.dialingBy.get(f.guest) ?? 0) + 1);
+  private endDial(f: Flow): void {
+    f.dialing = false;
+    if (f.dial === null) return;
+    this.dials.release(f.dial);
+    f.dial = null;
   }
 
-  private endDial(f: Flow): void {
-    if (!f.dialing) return;
+  /** A dial whose slot went to another guest: abandoned, its guest refused (RST to its SYN). */
+  private evictDial(f: Flow): void {
     f.dialing = false;
-    this.dialing--;
-    const n = this.dialingBy.get(f.guest)! - 1;
-    if (n > 0) this.dialingBy.set(f.guest, n);
-    else this.dialingBy.delete(f.guest);
+    f.dial = null;
+    this.counters.dialsEvicted++;
+    f.host?.destroy();
+    f.host = null;
+    f.conn.refuse();
+    this.remove(f);
   }
 
   private onEstablished(f: Flow): void {
