@@ -532,7 +532,7 @@ export class TcpNat {
     this.graceEnd = Math.min(this.graceEnd, now + graceMs);
     if (this.draining.size === 0) return Promise.resolve();
     for (const f of this.draining) {
-      f.drainAt = Math.min(f.drainAt, this.graceEnd);
+      f.drainAt = Math.ceil(Math.min(f.drainAt, this.graceEnd));
       this.reschedule(f);
     }
     return (this.drainsOver ??= new Promise((resolve) => (this.drainWaiter = resolve)));
