@@ -3,7 +3,8 @@
  * — vmnet's 1-byte round trip and connections/s beside the floor Node and
  * the relay set under them. Same topology, guest and measurements as the
  * main bench's latency and connections/s rows (lib/backends.ts,
- * lib/measure.ts: netbench rr, 5,000 round trips, median; netbench crr,
+ * lib/measure.ts: netbench rr, 5,000 round trips after two warm-up
+ * connections (RR_WARM_UP), median; netbench crr,
  * connect + 1-byte echo + close for CRR_SECONDS), for:
  *
  *   vmnet       the gateway (dist/cli/bin.js)
@@ -27,7 +28,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, startBackend, type BackendKind } from './lib/backends.js';
 import { Scope } from './lib/env.js';
-import { cell, connRate, latency, type ConnRate, type Failed, type Latency, type Measured } from './lib/measure.js';
+import { cell, connRate, latency, RR_WARM_UP, type ConnRate, type Failed, type Latency, type Measured } from './lib/measure.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -114,7 +115,7 @@ const out: string[] = [
   `- Machine: ${cpus().length} CPUs, Linux ${release()}, Node ${process.version}`,
   `- Load average (1 min) at the rounds' starts: ${Math.min(...loads).toFixed(1)} to ${Math.max(...loads).toFixed(1)}`,
   `- ${ROUNDS} round(s), order reversed every other round; best round per cell, all rounds below.`,
-  `- Latency: netbench rr, ${RR_TRIPS} 1-byte round trips, median (µs, lower is better). Connections/s: netbench crr for ${CRR_SECONDS} s.`,
+  `- Latency: netbench rr, ${RR_TRIPS} 1-byte round trips after ${RR_WARM_UP.connections} warm-up connections of ${RR_WARM_UP.trips}, median (µs, lower is better); "cold" is the first warm-up connection. Connections/s: netbench crr for ${CRR_SECONDS} s.`,
   '',
   `| measurement | ${KINDS.join(' | ')} |`,
   `|---|${KINDS.map(() => '---:').join('|')}|`,
@@ -123,11 +124,11 @@ for (const mtu of MTUS) {
   out.push(`| latency, MTU ${mtu} (µs) | ${KINDS.map((k) => best(k, mtu, 'rr')?.toFixed(0) ?? '—').join(' | ')} |`);
   out.push(`| connections/s, MTU ${mtu} | ${KINDS.map((k) => best(k, mtu, 'crr')?.toFixed(0) ?? '—').join(' | ')} |`);
 }
-out.push('', '## Every round', '', '| round | MTU | load | kind | latency µs (p99) | conn/s | backend CPU, latency / conn/s |', '|---|---|---|---|---|---|---|');
+out.push('', '## Every round', '', '| round | MTU | load | kind | latency µs (p99) | cold µs (p99) | conn/s | backend CPU, latency / conn/s |', '|---|---|---|---|---|---|---|---|');
 for (const r of runs) {
   const cpu = (c: Measured<Latency> | Measured<ConnRate> | Failed) => (c.ok && c.value.cpu.backend !== null ? `${c.value.cpu.backend.toFixed(0)}%` : '—');
   out.push(
-    `| ${r.round} | ${r.mtu} | ${r.load.toFixed(1)} | ${r.kind} | ${fmt(r.rr, (v) => v.medianUs)} (${fmt(r.rr, (v) => v.p99Us)}) | ${fmt(r.crr, (v) => v.perSecond)} | ${cpu(r.rr)} / ${cpu(r.crr)} |`,
+    `| ${r.round} | ${r.mtu} | ${r.load.toFixed(1)} | ${r.kind} | ${fmt(r.rr, (v) => v.medianUs)} (${fmt(r.rr, (v) => v.p99Us)}) | ${fmt(r.rr, (v) => v.cold.medianUs)} (${fmt(r.rr, (v) => v.cold.p99Us)}) | ${fmt(r.crr, (v) => v.perSecond)} | ${cpu(r.rr)} / ${cpu(r.crr)} |`,
   );
 }
 for (const r of runs) {

@@ -5,6 +5,7 @@
  * invocation, for MTU 1500 and 65520 and each backend in turn:
  *
  *   iperf3 guest→host and host→guest (-R), 1 and 4 streams, SECONDS each
+ *   (after WARMUP_SECONDS each way, unmeasured)
  *   latency: median of RR_TRIPS 1-byte round trips on one connection
  *   connections/s: connect, 1-byte echo, close, in a loop for CRR_SECONDS
  *
@@ -47,11 +48,11 @@ import { buildTapRelay } from '../test/helpers/tap-relay.js';
 import { connMemory, connMemoryMarkdown, type ConnMemoryResult } from './conn-memory.js';
 import { LOSS_RUNS, lossMarkdown, lossRound, type LossOptions, type LossRound } from './loss.js';
 import { dnsQueryFile, dnsRow, runScale, scaleMarkdown, SCALE_GROUPS, type ScaleGroup, type ScaleResult } from './scale.js';
-import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type BackendKind, type Family } from './lib/backends.js';
+import { ROOT, startBackend, startRelayPair, TAP_TXQUEUELEN, type Backend, type BackendKind, type Family } from './lib/backends.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { Scope } from './lib/env.js';
 import { buildNetbench } from './lib/netbench.js';
-import { cell, connRate, iperf, latency, type ConnRate, type Failed, type Latency, type Measured, type Throughput } from './lib/measure.js';
+import { cell, connRate, iperf, latency, RR_WARM_UP, type ConnRate, type Failed, type Latency, type Measured, type Throughput } from './lib/measure.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -93,6 +94,14 @@ const MTUS = flags.mtu.split(',').map(Number);
 const KINDS = flags.only.split(',') as BackendKind[];
 const RR_TRIPS = 5000;
 const CRR_SECONDS = 3;
+/**
+ * Each backend first carries WARMUP_SECONDS of iperf3 each way, unmeasured:
+ * a cell then shows the backend's steady state, not a fresh process's start.
+ * The first cell (guest→host, 1 stream) used to pay the gateway's JIT
+ * compilation: cold, its CPU per Gbit was 1.4-1.5× the warm figure, passt's
+ * the same cold or warm (bench/results/tput3-ab-1500.md).
+ */
+const WARMUP_SECONDS = 1;
 /** The loss row's iperf3 time: random loss makes short runs swing more than the clean ones. */
 const LOSS: LossOptions = { seconds: 10, seed: 1, runs: LOSS_RUNS };
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -122,6 +131,7 @@ async function runBackend(kind: BackendKind, mtu: number, family: Family, round:
     const b = await startBackend(scope, kind, mtu, { frameWrites: FRAME_WRITES, family });
     const pids = { backend: b.backend.pid, relay: b.relayPid };
     const tp = (streams: number, reverse: boolean) => cell(() => iperf(scope, b.guest, b.serverIp, { seconds: SECONDS, streams, reverse, pids }));
+    await warmUp(scope, b);
     r.g2h1 = await tp(1, false);
     r.g2h4 = await tp(4, false);
     r.h2g1 = await tp(1, true);
@@ -140,6 +150,11 @@ async function runBackend(kind: BackendKind, mtu: number, family: Family, round:
   const fmt = (c: Cell<Throughput> | null) => (c?.ok ? c.value.gbps.toFixed(2) : 'x');
   log(`  round ${round} ${kind} mtu ${mtu} IPv${family}: g→h ${fmt(r.g2h1)}/${fmt(r.g2h4)} h→g ${fmt(r.h2g1)}/${fmt(r.h2g4)} Gbit/s` + (r.setup ? ` — ${r.setup}` : ''));
   return r;
+}
+
+/** WARMUP_SECONDS of one stream each way, unmeasured (a failure here shows in the cells that follow). */
+async function warmUp(scope: Scope, b: Backend): Promise<void> {
+  for (const reverse of [false, true]) await cell(() => iperf(scope, b.guest, b.serverIp, { seconds: WARMUP_SECONDS, streams: 1, reverse, pids: { backend: null, relay: null } }));
 }
 
 interface Baseline {
@@ -272,7 +287,7 @@ function report(
     '',
     ...machine(),
     `- Load average (1 min) at start ${load.start[0]?.toFixed(2)}, at end ${load.end[0]?.toFixed(2)}: other work on the machine moves every figure; compare within one run.`,
-    `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate. Latency: ${RR_TRIPS} round trips. Connections/s: ${CRR_SECONDS} s loop.`,
+    `- Guest: Linux TCP in a network namespace. Throughput: iperf3 -t ${SECONDS}, receiver-side rate, after ${WARMUP_SECONDS} s each way unmeasured. Latency: ${RR_TRIPS} round trips after ${RR_WARM_UP.connections} warm-up connections of ${RR_WARM_UP.trips}. Connections/s: ${CRR_SECONDS} s loop.`,
     ...(FAMILIES.includes(6)
       ? [
           '- IPv6 rows: the guest takes a SLAAC address from the backend\'s router advertisements and dials the host\'s ::1 through the backend: vmnet fd0d:b4b8:6ba1::2, libslirp fd00::2 (slirp4netns --enable-ipv6), passt 2001:db8:200::2 (its copied default gateway; passt without -4).',
@@ -396,6 +411,7 @@ async function profile(): Promise<void> {
       const spawned = performance.now();
       const b = await startBackend(scope, 'vmnet', mtu, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`], frameWrites: FRAME_WRITES });
       const pids = { backend: b.backend.pid, relay: b.relayPid };
+      if (mode === 'g2h' || mode === 'h2g') await warmUp(scope, b); // profile the steady state, as the table measures it
       const from = performance.now() - spawned;
       if (mode === 'dns') {
         const d = await dnsRow(scope, b, dnsQueryFile(dir));

@@ -32,6 +32,18 @@
  * CPU time per GB carried (the mean of the rounds: on a shared machine it
  * moves far less than Gbit/s do).
  *
+ * Every cell is measured `--rounds` times, the kinds in a rotated order each
+ * round (the machine may be shared: interleaving spreads other work over all
+ * of them); the summary gives each cell's median with the ratios vmnet /
+ * relay (the floor) and vmnet / vde_switch, and lists every round with the
+ * load average (1 min) when it ended. `--base DIR` adds a fourth kind, `base`:
+ * the same vmnet switch from another checkout's build (DIR/dist), for A/B.
+ *
+ * `--profile-switch` (instead of the tables): the vmnet switch process under
+ * `node --cpu-prof`, one process during the TCP run and one during the
+ * small-frames run at each `--mtu`; self time per function; writes
+ * bench/results/OUT-profile.md.
+ *
  * `--profile` (instead of the tables): the gateway process under
  * `node --cpu-prof`, user and segment, during one iperf3 run each way at
  * each `--gateway-mtu` (5 s); each profile's self time per function, and
@@ -40,8 +52,9 @@
  *
  * Run as root (namespaces, TAPs) after `npm run build`:
  *   node --import ./bench/lib/ts-loader.mjs bench/switch.ts [--seconds 3] [--mtu 1500,9000] [--only vmnet,vde,relay]
- *     [--gateway-mtu 1500] [--rounds 2] [--no-gateway | --gateway-only | --profile]
- * Prints a markdown report and writes bench/results/switch.md.
+ *     [--gateway-mtu 1500] [--rounds 2] [--base DIR] [--out switch]
+ *     [--no-gateway | --gateway-only | --profile | --profile-switch]
+ * Prints a markdown report and writes bench/results/OUT.md (OUT: `--out`, default switch).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,12 +79,17 @@ const { values: flags } = parseArgs({
     'no-gateway': { type: 'boolean', default: false },
     'gateway-only': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    'profile-switch': { type: 'boolean', default: false },
+    base: { type: 'string' },
+    out: { type: 'string', default: 'switch' },
   },
 });
 const SECONDS = Number(flags.seconds);
 const MTUS = flags.mtu.split(',').map(Number);
-type Kind = 'vmnet' | 'vde' | 'relay';
-const KINDS = flags.only.split(',') as Kind[];
+type Kind = 'vmnet' | 'base' | 'vde' | 'relay';
+const KINDS = [...(flags.only.split(',') as Kind[]), ...(flags.base === undefined ? [] : ['base' as const])];
+/** The CLI each vmnet kind runs: this checkout's build, or `--base DIR`'s. */
+const CLIS: Partial<Record<Kind, string>> = { vmnet: CLI, ...(flags.base === undefined ? {} : { base: join(flags.base, 'dist', 'cli', 'bin.js') }) };
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 interface Frames {
@@ -82,10 +100,15 @@ interface Frames {
 interface SwitchCounted {
   fps: number;
   gbps: number;
+  /** Frames the switch dropped at a congested egress port during the TCP run (tail drop). */
+  txDropped: number;
 }
 interface Row {
   kind: Kind;
   mtu: number;
+  round: number;
+  /** Load average (1 min) when the cell ended. */
+  load: number;
   setup: string | null;
   tcp: Measured<Throughput> | Failed | null;
   udp: Measured<Frames> | Failed | null;
@@ -98,7 +121,9 @@ interface Pair {
   backendPid: number | null;
   relayPid: number | null;
   /** vmnet only: frames and bytes the switch has received so far. */
-  counters?: () => Promise<{ frames: number; bytes: number }>;
+  counters?: () => Promise<{ frames: number; bytes: number; txDropped: number }>;
+  /** vmnet only: stops the switch process (cleanly: a --cpu-prof profile is written on the way out). */
+  stop?: () => Promise<void>;
 }
 
 async function tapPair(scope: Scope, mtu: number): Promise<{ a: Netns; b: Netns }> {
@@ -140,11 +165,11 @@ function ctl(path: string, req: object): Promise<Record<string, unknown>> {
   });
 }
 
-async function startVmnet(scope: Scope, mtu: number): Promise<Pair> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+async function startVmnet(scope: Scope, mtu: number, cli: string, nodeFlags: string[] = []): Promise<Pair> {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
   const rt = mkdtempSync(join(tmpdir(), 'vmnet-bench-sw-'));
   scope.defer(() => rmSync(rt, { recursive: true, force: true }));
-  const sw = scope.spawn(null, process.execPath, [CLI, 'switch', 'serve', 'bench', '--no-gateway', '--mtu', String(mtu)], 'vmnet switch', {
+  const sw = scope.spawn(null, process.execPath, [...nodeFlags, cli, 'switch', 'serve', 'bench', '--no-gateway', '--mtu', String(mtu)], 'vmnet switch', {
     env: { ...process.env, VMNET_RUNTIME_DIR: rt },
   });
   await sw.waitFor(/serving/);
@@ -159,10 +184,13 @@ async function startVmnet(scope: Scope, mtu: number): Promise<Pair> {
   }
   await addressPair(scope, a, b);
   const counters = async () => {
-    const ans = (await ctl(control, { op: 'status' })) as { snapshot: { switch: { counters: { frames: number; bytes: number } } } };
-    return ans.snapshot.switch.counters;
+    const ans = (await ctl(control, { op: 'status' })) as {
+      snapshot: { switch: { counters: { frames: number; bytes: number }; ports: { counters: { txDropped: number } }[] } };
+    };
+    const { frames, bytes } = ans.snapshot.switch.counters;
+    return { frames, bytes, txDropped: ans.snapshot.switch.ports.reduce((n, p) => n + p.counters.txDropped, 0) };
   };
-  return { a, b, backendPid: sw.pid, relayPid, counters };
+  return { a, b, backendPid: sw.pid, relayPid, counters, stop: () => sw.stop('SIGTERM') };
 }
 
 async function startVde(scope: Scope, mtu: number): Promise<Pair> {
@@ -206,13 +234,16 @@ async function udpFrames(scope: Scope, p: Pair, serverIp: string): Promise<Frame
   return { fps: got / s.seconds, lossPct: (100 * (s.lost_packets ?? 0)) / s.packets, cpu: { backend: cpu.backend ?? null, relay: cpu.relay ?? null } };
 }
 
-async function measure(kind: Kind, mtu: number): Promise<Row> {
-  const row: Row = { kind, mtu, setup: null, tcp: null, udp: null, counted: null };
+const startPair = (scope: Scope, kind: Kind, mtu: number): Promise<Pair> =>
+  kind === 'vde' ? startVde(scope, mtu) : kind === 'relay' ? startBaseline(scope, mtu) : startVmnet(scope, mtu, CLIS[kind]!);
+
+async function measure(kind: Kind, mtu: number, round: number): Promise<Row> {
+  const row: Row = { kind, mtu, round, load: 0, setup: null, tcp: null, udp: null, counted: null };
   const scope = new Scope();
   try {
     let p: Pair;
     try {
-      p = kind === 'vmnet' ? await startVmnet(scope, mtu) : kind === 'vde' ? await startVde(scope, mtu) : await startBaseline(scope, mtu);
+      p = await startPair(scope, kind, mtu);
     } catch (e) {
       row.setup = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
       return row;
@@ -224,12 +255,13 @@ async function measure(kind: Kind, mtu: number): Promise<Row> {
     if (before && p.counters) {
       const after = await p.counters();
       const secs = (performance.now() - t0) / 1000;
-      row.counted = { fps: (after.frames - before.frames) / secs, gbps: ((after.bytes - before.bytes) * 8) / secs / 1e9 };
+      row.counted = { fps: (after.frames - before.frames) / secs, gbps: ((after.bytes - before.bytes) * 8) / secs / 1e9, txDropped: after.txDropped - before.txDropped };
     }
     row.udp = await cell(() => udpFrames(scope, p, serverIp));
     return row;
   } finally {
     await scope.close();
+    row.load = loadavg()[0]!;
   }
 }
 
@@ -255,15 +287,44 @@ function header(): string {
   ].join('\n');
 }
 
+const median = (v: number[]): number | null => {
+  if (v.length === 0) return null;
+  const o = [...v].sort((a, b) => a - b);
+  const m = o.length >> 1;
+  return o.length % 2 === 1 ? o[m]! : (o[m - 1]! + o[m]!) / 2;
+};
+
 function report(rows: Row[]): string {
   const out: string[] = ['## Switch: vmnet against vde_switch', ''];
   out.push(`- Two namespaces, a TAP each, as two ports of the switch. TCP: iperf3 -t ${SECONDS}, one stream, receiver-side rate. Frames/s: iperf3 UDP, 18-byte payloads (60-byte frames), unlimited rate, datagrams received per second.`);
-  out.push('- "relay" is the baseline: the two relays spliced directly (no switch). Compare within one run.', '');
-  out.push('| switch | MTU | TCP Gbit/s | CPU switch / relay | frames/s (60 B) | UDP loss | CPU switch / relay | switch counters during TCP |');
-  out.push('|---|---:|---:|---|---:|---:|---|---|');
+  out.push('- "relay" is the floor: the two relays spliced directly (no switch). "base" (with --base) is the vmnet switch from another build. Compare within one run.');
+  out.push(`- ${ROUNDS} rounds, the kinds in a rotated order each round; the summary is each cell's median over the rounds, every round is listed below it with the load average (1 min) when it ended.`, '');
+  const tcpOf = (r: Row) => (r.tcp?.ok ? r.tcp.value.gbps : null);
+  const fpsOf = (r: Row) => (r.udp?.ok ? r.udp.value.fps : null);
+  const med = (kind: Kind, mtu: number, of: (r: Row) => number | null) => median(rows.filter((r) => r.kind === kind && r.mtu === mtu).map(of).filter((v): v is number => v !== null));
+  const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? '–' : (a / b).toFixed(2));
+  const kinds = KINDS.filter((k) => k !== 'relay' && k !== 'vde');
+  out.push(`| MTU | ${KINDS.map((k) => `${k} TCP Gbit/s`).join(' | ')} | ${KINDS.map((k) => `${k} frames/s`).join(' | ')} | ${kinds.map((k) => `${k} / relay TCP, frames/s | ${k} / vde TCP, frames/s`).join(' | ')} | load (1 min) over the MTU's cells |`);
+  out.push(`|---:|${KINDS.map(() => '---:|').join('')}${KINDS.map(() => '---:|').join('')}${kinds.map(() => '---|---|').join('')}---|`);
+  for (const mtu of MTUS) {
+    const t = (k: Kind) => med(k, mtu, tcpOf);
+    const f = (k: Kind) => med(k, mtu, fpsOf);
+    const loads = rows.filter((r) => r.mtu === mtu).map((r) => r.load);
+    const load = loads.length === 0 ? '–' : `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`;
+    const cells = [
+      ...KINDS.map((k) => (t(k) === null ? '–' : fmt(t(k)!))),
+      ...KINDS.map((k) => (f(k) === null ? '–' : kfps(f(k)!))),
+      ...kinds.flatMap((k) => [`${ratio(t(k), t('relay'))}, ${ratio(f(k), f('relay'))}`, `${ratio(t(k), t('vde'))}, ${ratio(f(k), f('vde'))}`]),
+      load,
+    ];
+    out.push(`| ${mtu} | ${cells.join(' | ')} |`);
+  }
+  out.push('', 'Every round:', '');
+  out.push('| round | switch | MTU | TCP Gbit/s | CPU switch / relay | frames/s (60 B) | UDP loss | CPU switch / relay | switch counters during TCP | load |');
+  out.push('|---:|---|---:|---:|---|---:|---:|---|---|---:|');
   for (const r of rows) {
     if (r.setup) {
-      out.push(`| ${r.kind} | ${r.mtu} | setup failed: ${r.setup} | | | | | |`);
+      out.push(`| ${r.round} | ${r.kind} | ${r.mtu} | setup failed: ${r.setup} | | | | | | ${r.load.toFixed(2)} |`);
       continue;
     }
     const tcp = r.tcp?.ok ? fmt(r.tcp.value.gbps) : `failed: ${r.tcp?.error ?? '–'}`;
@@ -271,8 +332,8 @@ function report(rows: Row[]): string {
     const udp = r.udp?.ok ? kfps(r.udp.value.fps) : `failed: ${r.udp?.error ?? '–'}`;
     const loss = r.udp?.ok ? `${r.udp.value.lossPct.toFixed(1)}%` : '';
     const udpCpu = r.udp?.ok ? `${pct(r.udp.value.cpu.backend)} / ${pct(r.udp.value.cpu.relay)}` : '';
-    const counted = r.counted ? `${kfps(r.counted.fps)} frames/s, ${fmt(r.counted.gbps)} Gbit/s` : '–';
-    out.push(`| ${r.kind} | ${r.mtu} | ${tcp} | ${tcpCpu} | ${udp} | ${loss} | ${udpCpu} | ${counted} |`);
+    const counted = r.counted ? `${kfps(r.counted.fps)} frames/s, ${fmt(r.counted.gbps)} Gbit/s, txDropped ${r.counted.txDropped}` : '–';
+    out.push(`| ${r.round} | ${r.kind} | ${r.mtu} | ${tcp} | ${tcpCpu} | ${udp} | ${loss} | ${udpCpu} | ${counted} | ${r.load.toFixed(2)} |`);
   }
   out.push('');
   return out.join('\n');
@@ -490,25 +551,68 @@ async function profileGateway(): Promise<string> {
   return out.join('\n');
 }
 
+// ------------------------------------------------------------ switch profile mode
+
+/** The vmnet switch process under --cpu-prof during one run (TCP or small frames) between the two namespaces. */
+async function profileSwitchCell(mtu: number, what: 'tcp' | 'frames'): Promise<{ rate: string; summary: ProfileSummary } | { error: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'vmnet-prof-sw-'));
+  const scope = new Scope();
+  try {
+    const spawned = performance.now();
+    const p = await startVmnet(scope, mtu, CLI, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    const from = performance.now() - spawned;
+    const rate =
+      what === 'tcp'
+        ? `${fmt((await iperf(scope, p.a, '10.77.0.2', { seconds: SECONDS, streams: 1, reverse: false, pids: { backend: p.backendPid, relay: p.relayPid } })).gbps)} Gbit/s`
+        : `${kfps((await udpFrames(scope, p, '10.77.0.2')).fps)} frames/s`;
+    const window = { fromMs: from, toMs: performance.now() - spawned };
+    await p.stop!();
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) return { error: 'no .cpuprofile written (the process did not exit cleanly)' };
+    return { rate, summary: summarizeProfile(join(dir, file), ROOT, window) };
+  } catch (e) {
+    return { error: (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300) };
+  } finally {
+    await scope.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function profileSwitch(): Promise<string> {
+  const out: string[] = ['## vmnet switch CPU profile', ''];
+  for (const mtu of MTUS) {
+    for (const what of ['tcp', 'frames'] as const) {
+      const title = `${what === 'tcp' ? 'TCP, iperf3 one stream' : 'small frames, iperf3 UDP 18-byte payloads'}, MTU ${mtu}, ${SECONDS} s`;
+      log(`bench: profiling the vmnet switch: ${title}`);
+      const r = await profileSwitchCell(mtu, what);
+      out.push('error' in r ? `### ${title}\n\nfailed: ${r.error}\n` : profileMarkdown(`${title} (${r.rate}, load ${loadavg()[0]!.toFixed(2)})`, r.summary));
+    }
+  }
+  return out.join('\n');
+}
+
 if (process.getuid?.() !== 0) {
   log('bench/switch.ts needs root (network namespaces, TAP devices)');
   process.exit(2);
 }
-if (flags.profile) {
-  const md = [header(), await profileGateway()].join('\n');
+if (flags.profile || flags['profile-switch']) {
+  const md = [header(), flags.profile ? await profileGateway() : await profileSwitch()].join('\n');
   process.stdout.write(md + '\n');
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'switch-profile.md'), md + '\n');
-  log(`bench: wrote ${join(dir, 'switch-profile.md')}`);
+  writeFileSync(join(dir, `${flags.out}-profile.md`), md + '\n');
+  log(`bench: wrote ${join(dir, `${flags.out}-profile.md`)}`);
   process.exit(0);
 }
 const rows: Row[] = [];
 if (!flags['gateway-only']) {
-  for (const mtu of MTUS) {
-    for (const kind of KINDS) {
-      log(`bench: ${kind} at MTU ${mtu}`);
-      rows.push(await measure(kind, mtu));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mtu of MTUS) {
+      const shift = (round - 1) % KINDS.length;
+      for (const kind of [...KINDS.slice(shift), ...KINDS.slice(0, shift)]) {
+        log(`bench: ${kind} at MTU ${mtu}, round ${round}`);
+        rows.push(await measure(kind, mtu, round));
+      }
     }
   }
 }
@@ -528,5 +632,5 @@ const md = [header(), rows.length > 0 ? report(rows) : '', gwCells.length > 0 ? 
 process.stdout.write(md + '\n');
 const dir = join(ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'switch.md'), md + '\n');
-log(`bench: wrote ${join(dir, 'switch.md')}`);
+writeFileSync(join(dir, `${flags.out}.md`), md + '\n');
+log(`bench: wrote ${join(dir, `${flags.out}.md`)}`);

@@ -3,6 +3,7 @@
  * snapshotted for `vmnet gateway` (SIGUSR1, exit) and the library.
  */
 import type { PingRelayCounters } from '../services/ping/relay.js';
+import type { UdpNatCounters } from '../services/udp-nat/nat.js';
 
 /** Why a frame was dropped. Stable names: they appear in output and tests. */
 export const DROP_REASONS = [
@@ -52,6 +53,8 @@ export interface GatewaySnapshot {
   drops: Partial<Record<DropReason, number>>;
   connections: number;
   udpFlows: number;
+  /** The UDP NAT's datagram counters (both families): where a guest's or a host's datagram was dropped. */
+  udp: UdpNatCounters;
   /** Ping to the outside: open flows and the relay's counters (null: no ping relay). */
   ping: (PingRelayCounters & { flows: number }) | null;
   fragmentsPending: number;

@@ -52,6 +52,7 @@ describe('Gateway UDP NAT', () => {
     expect(f.udp).toMatchObject({ srcPort: 7000, dstPort: 5000, length: 13 });
     expect(f.payload).toEqual(bytes('pong!'));
     expect(rig.gateway.snapshot().udpFlows).toBe(1);
+    expect(rig.gateway.snapshot().udp).toMatchObject({ flowsOpened: 1, toHost: 1, toGuest: 1, sendDropped: 0 });
     expect(rig.gateway.counters.dropped).toBe(0);
   });
 

@@ -829,6 +829,7 @@ export class Gateway {
       drops,
       connections: this.sessions.size,
       udpFlows: this.udpNat.size,
+      udp: { ...this.udpNat.counters },
       ping: this.ping ? { flows: this.ping.relay.size, ...this.ping.relay.counters } : null,
       fragmentsPending: this.reassembler.size,
       leases: this.dhcp.leases().map((l) => ({ mac: l.mac, ip: formatIp4(l.ip), hostname: l.hostname })),

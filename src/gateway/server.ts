@@ -71,9 +71,11 @@ export interface RunningGateway {
   attach(port: StreamPort): Session;
   /**
    * `linkOverflow`: frames dropped because a guest link was not reading
-   * (StreamPort maxQueued); `linkTooLong`: honest frames longer than the MTU skipped.
+   * (StreamPort maxQueued); `linkTooLong`: honest frames longer than the MTU skipped;
+   * `udpHost`: the UDP NAT's host sockets (node-udp.ts: flows opened with the kernel's
+   * default receive buffer because the large buffers' budget was spent).
    */
-  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number>; linkOverflow: number; linkTooLong: number };
+  snapshot(): GatewaySnapshot & { dns: DnsService['counters']; connectionsClosed: Record<string, number>; linkOverflow: number; linkTooLong: number; udpHost: NodeHostUdp['counters'] };
   /** Port forwards: add, remove and list while the gateway runs. */
   readonly forwards: PortForwards;
   /** Guest names its DNS answers and forwards resolve: vmnet names, then DHCP host names. */
@@ -148,10 +150,11 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
   const hostAddresses = config.hostAccess ? null : new HostAddresses();
   const seedRegistry = new SeedRegistry({ now: () => Date.now(), token: () => randomBytes(16).toString('hex') });
   const seedHttp = new SeedHttp(seedRegistry);
+  const hostUdp = new NodeHostUdp();
   const gateway: Gateway = new Gateway(config, {
     now,
     wallNow: () => Date.now(),
-    hostUdp: new NodeHostUdp(),
+    hostUdp,
     dns,
     tap: pcap,
     forwardedUdp: (guestIp, guestPort, dstIp, dstPort, data) => forwards?.fromGuestUdp(guestIp, guestPort, dstIp, dstPort, data) ?? false,
@@ -305,7 +308,7 @@ export async function startGateway(opts: GatewayServerOptions = {}): Promise<Run
         linkOverflow += d.overflow;
         linkTooLong += d.tooLong;
       }
-      return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow, linkTooLong };
+      return { ...gateway.snapshot(), dns: { ...dns.counters }, connectionsClosed: { ...closedBy }, linkOverflow, linkTooLong, udpHost: { ...hostUdp.counters } };
     },
     async probeGuestPort(port, timeoutMs = 2000, guest) {
       const t = guest === undefined ? gateway.primaryGuest() : tcpTargetOf({ proto: 'tcp', bindAddress: '127.0.0.1', hostPort: 1, guestPort: port, guest }, '');

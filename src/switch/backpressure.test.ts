@@ -90,6 +90,30 @@ describe('backpressure', () => {
     expect(guest.counters.txFrames).toBe(n + 1);
   });
 
+  it("an ordinary sender hands a congested port its queueBytes, then is tail-dropped until the port drains", () => {
+    const { sw, add, send } = setup();
+    const [vm] = add();
+    const [other, fo] = add({ queueBytes: 0 }); // the default: the tail drop starts at congestion
+    const [guest, fg] = add({ queueBytes: 10 * 1514 });
+    send(guest, frame({ dst: BCAST, src: mac(2) }));
+    send(other, frame({ dst: BCAST, src: mac(3) }));
+    fg.congested = true;
+    fo.congested = true;
+    const f = frame({ dst: mac(2), src: mac(1), payload: 1500 });
+    for (let i = 0; i < 15; i++) expect(send(vm, f)).toBe(true);
+    expect(f.length).toBe(1514);
+    expect(guest.counters.txFrames).toBe(11); // other's broadcast, then 10 of vm's 15
+    expect(guest.counters.txDropped).toBe(5);
+    const seen = fo.got.length;
+    send(vm, frame({ dst: mac(3), src: mac(1) }));
+    expect(other.counters.txDropped).toBe(1);
+    expect(fo.got).toHaveLength(seen);
+    sw.portDrained(guest); // the allowance starts again
+    send(vm, f);
+    expect(guest.counters.txFrames).toBe(12);
+    expect(() => add({ queueBytes: -1 })).toThrow(/queueBytes/);
+  });
+
   it('a slow port does not stall the sender towards a port that drained', () => {
     const { sw, add, send } = setup();
     const gwSink = new AwarePort();

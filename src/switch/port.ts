@@ -65,6 +65,8 @@ export class Port implements SwitchPort, Holder {
     readonly maxMacs: number,
     readonly guard: PortGuard,
     readonly stormLimit: boolean,
+    /** PortConfig.queueBytes: what ordinary senders may hand the port past congestion. */
+    readonly queueBytes: number,
   ) {
     guard.counters = this.counters;
     if ('vlan' in role) {

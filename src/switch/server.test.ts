@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isVmnetError } from '../errors.js';
-import { marked, markOf, streamClient, until, vlanOf } from '../../test/helpers/switch-kit.js';
+import { frame as buildFrame, marked, markOf, streamClient, until, vlanOf } from '../../test/helpers/switch-kit.js';
 import { roleSocketName, startSwitch, type RunningSwitch, type SwitchServerOptions } from './server.js';
 
 let root: string;
@@ -132,6 +132,34 @@ describe('startSwitch', () => {
     a.send(frame(BCAST, mac(1), 1));
     await until(() => b.got.length === 2);
     expect(b.got.map(markOf)).toEqual([9, 1]);
+  });
+
+  it('a VM that stops reading is queued 3 MiB past its port\'s congestion, then tail-dropped', async () => {
+    const sw = await start();
+    const a = await client(sw.socket);
+    const slow = net.connect({ path: sw.socket });
+    cleanups.push(() => slow.destroy());
+    slow.pause(); // never reads: its port fills and stays congested
+    await until(() => sw.switch.ports().length === 2);
+    const hello = frame(BCAST, mac(2), 2);
+    const pre = Buffer.alloc(4);
+    pre.writeUInt32BE(hello.length);
+    slow.write(Buffer.concat([pre, hello]));
+    await until(() => sw.switch.size === 1);
+    const big = buildFrame({ dst: mac(2), src: mac(1), type: 0x88b5, payload: 1500 });
+    const port = sw.snapshot().ports.find((p) => p.macs.length === 1)!;
+    const counters = () => sw.snapshot().ports.find((p) => p.id === port.id)!.counters;
+    const total = Math.ceil((6 * 1024 * 1024) / big.length);
+    for (let i = 0; i < total; i++) {
+      a.send(big);
+      if (i % 64 === 63) await until(() => a.port.queuedBytes < 512 * 1024); // the client's own queue stays small
+    }
+    await until(() => counters().txFrames + counters().txDropped === total);
+    const c = counters();
+    // Before queueBytes, the drop started at the 256 KiB high-water mark (plus what the kernel took): 300-400 frames.
+    expect(c.txFrames * big.length).toBeGreaterThan(3 * 1024 * 1024 + 256 * 1024);
+    expect(c.txFrames * big.length).toBeLessThan(4 * 1024 * 1024 + 1024 * 1024); // bounded: the rest is dropped
+    expect(c.txDropped).toBeGreaterThan(0);
   });
 
   it('a prefix shorter than the frame turns the rest into garbage that is counted, not thrown', async () => {

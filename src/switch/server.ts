@@ -48,14 +48,27 @@
  * kernel's memory), the stream ports' read and reassembly buffers and the
  * engine's reentrant arena come from it: frames guests send reach the
  * gateway where their checksums are verified in place, and the gateway's
- * segments are built where they are summed, as on its own socket.
+ * segments are built where they are summed, as on its own socket. Without
+ * it, the stream ports share a bounded pool (link/buffer-pool.ts, 4 MiB of
+ * idle buffers at most): the output chunks a congested port queues past its
+ * own few are reused instead of allocated and collected by the thousand.
  *
  * Backpressure. Each stream port's 'drain' goes to the engine
  * (`portDrained`), which calls back the in-process senders it told to hold
  * back (switch.ts, "Congestion and backpressure"); an internal port's
  * `sendFrame` returns the engine's answer. So the gateway on a segment sees
  * a guest's port fill and drain as it sees its own QEMU socket on
- * `--net user`.
+ * `--net user`. Ordinary senders (VMs, links) may hand a congested stream
+ * port 3 MiB more before the tail drop (`queueBytes`, switch.ts): with
+ * the drop at StreamPort's 256 KiB high-water mark itself, one iperf3 TCP
+ * stream between two namespaces through the switch lost 16,000-25,000
+ * frames per 3 s on a loaded 2-core machine whenever the receiving relay
+ * was off the CPU for a few ms (bench/switch.ts, "switch counters during
+ * TCP"; two relays spliced by a socket pair buffer 4 MiB and lose none). So
+ * a peer that stops reading costs the switch at most about 3.3 MiB, within
+ * StreamPort's own `maxQueued` bound (4 MiB). The price is queueing delay:
+ * a port saturated by a bulk stream holds up to about 28 ms at 1 Gbit/s
+ * ahead of other frames to it.
  *
  * Failures stay local: a connection with a length prefix no QEMU sends
  * (above its 69,632-byte buffer), a hang-up mid-frame or a socket error
@@ -93,6 +106,7 @@ import { chmod, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { VmnetError } from '../errors.js';
 import { openPcap, type PcapCounters, type PcapWriter } from '../link/pcap-writer.js';
+import { boundedPool } from '../link/buffer-pool.js';
 import { connectStream, listenStream, type CloseReason, type StreamListener, type StreamPort } from '../link/stream-port.js';
 import type { PortCounters, SwitchCounters } from './counters.js';
 import type { FramerCounters } from '../link/stream-framer.js';
@@ -329,6 +343,10 @@ interface PortInfo {
 
 /** Most per-NIC (owner) sockets open at once. */
 const MAX_OWNER_SOCKETS = 1024;
+/** Bytes ordinary senders may hand a congested stream port before the tail drop (see Backpressure): with its 256 KiB high-water mark, within StreamPort's maxQueued (4 MiB). */
+const STREAM_QUEUE_BYTES = 3 * 1024 * 1024;
+/** Idle I/O buffers the ports of a switch without `pool` keep between bursts (see Buffers). */
+const IDLE_POOL_BYTES = 4 * 1024 * 1024;
 const OWNER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:\d{1,3}$/;
 
 const ensurePrivateDir = async (path: string): Promise<void> => {
@@ -362,6 +380,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   const pcap: PcapWriter | null = pcapPath !== undefined ? await openPcap(pcapPath, { snaplen: probe.maxFrame }) : null;
   const onEvent = log === undefined ? undefined : (e: SwitchEvent) => log(eventLine(e, name, probe.loopGuard));
   const sw = new Switch({ ...engineOpts, now: macrotaskClock(), wallNow: () => Date.now(), tap: pcap, onEvent });
+  const ioPool = engineOpts.pool ?? boundedPool(IDLE_POOL_BYTES);
 
   const roles = new Map<string, Promise<RoleListener>>();
   const info = new Map<SwitchPort, PortInfo>();
@@ -376,7 +395,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
    * @param peer for a link: the switch at the other end
    */
   const attach = (sp: StreamPort, role: NormalRole, name: string, path: string, owner: string | null, peer: string | null): SwitchPort => {
-    const port = sw.addPort(sp, { role, name, shared: peer !== null });
+    const port = sw.addPort(sp, { role, name, shared: peer !== null, queueBytes: STREAM_QUEUE_BYTES });
     const direct: StreamPort['onFrame'] = (buf, view, off, len) => void sw.input(port, buf, view, off, len);
     const pi: PortInfo = { kind: peer !== null ? 'link' : 'stream', socket: path, framer: sp.rx, owner, impair: null, stream: sp, direct, peer };
     info.set(port, pi);
@@ -395,7 +414,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
   /** Opens a listener whose connections become ports of `role`: of `owner` (a VM's NIC), or links from `peer`. */
   const open = (role: NormalRole, path: string, owner: string | null = null, peer: string | null = null): Promise<RoleListener> => {
     const name = peer !== null ? `link-${peer}` : roleSocketName(role).replace(/\.sock$/, '');
-    return listenStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool }, (sp: StreamPort) => {
+    return listenStream({ path, maxFrame: sw.maxFrame, pool: ioPool }, (sp: StreamPort) => {
       if (closed) {
         sp.close();
         return;
@@ -540,7 +559,7 @@ export async function startSwitch(opts: SwitchServerOptions): Promise<RunningSwi
       await up;
       return false;
     }
-    const connecting = connectStream({ path, maxFrame: sw.maxFrame, pool: engineOpts.pool, timeoutMs: 5000 });
+    const connecting = connectStream({ path, maxFrame: sw.maxFrame, pool: ioPool, timeoutMs: 5000 });
     links.set(linkName, connecting);
     let sp: StreamPort;
     try {

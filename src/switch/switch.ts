@@ -22,52 +22,8 @@
  * is scoped by it, so access 10 and access 20 never see each other's frames,
  * broadcasts included.
  *
- * VLAN hopping. The switch is a C-VLAN component: it classifies a frame by
- * the one C-TAG in front (§6.9, §9.5) and everything behind that tag is data.
- * It removes that tag on the way out of an access port or a trunk's native
- * VLAN (the port is an untagged member, §8.8.2, §6.9.2). If what the removal
- * exposes is itself a VLAN tag (TPID 0x8100, 0x88a8 or 0x9100, vlan.ts), the
- * next device reads it as the frame's VLAN, and the frame has changed VLAN
- * without any port being configured for that: the classic double-tagging
- * attack ([8100 VID 0][8100 VID 20][ARP] sent on access 10 leaves a trunk
- * with native 10 as [8100 VID 20][ARP], and the next switch puts it in
- * VLAN 20). 802.1Q gives a port no way to move a frame to another VLAN, so
- * the rule is: the switch never removes a tag to expose another one.
- * - Ingress: a frame whose classifying tag is a priority tag (VID 0) or
- *   carries the port's own PVID (a trunk's native VID), and whose next
- *   EtherType is a TPID, is dropped (`nestedTag`): its sender sits on the
- *   untagged side and has no business sending tags at all.
- * - Egress: a frame that arrived tagged for a trunk VLAN and carries a second
- *   tag (Q-in-Q) goes out tagged, both tags intact, to trunks carrying that
- *   VLAN; it is not sent to the VLAN's untagged members, where its inner tag
- *   would become its outer one (counted per port, `txNestedTag`).
- * Untagged frames whose EtherType is 0x88a8 or 0x9100 are plain data to a
- * C-VLAN component: they enter the port's VLAN and leave unchanged (no tag
- * is removed in front of them), so they cannot change VLAN in vmnet.
- *
- * Ingress checks, in order, each drop counted on the ingress port and the
- * switch: shorter than 14 bytes, or 18 when tagged (`runt`); received on a
- * port blocked by loop protection (`blocked`); a payload over the MTU once
- * the Ethernet header and at most two tags are set aside, the second only
- * where it directly follows a C-TAG or stands first as an S-TAG or 0x9100
- * tag (`oversize`; so the largest frame, Q-in-Q, is MTU + 22: {@link
- * Switch.maxFrame}); the VLAN rules above; a group (multicast or broadcast)
- * or all-zero source MAC (`badSource`; such a source can never be a
- * destination, so it is not learned and the frame is dropped, as the Linux
- * bridge does); a reserved link-local destination (`reserved`, below); a
- * source MAC that is another port's static entry (`staticSource`, fdb.ts);
- * the storm limit (`storm`, loop-guard.ts). Nothing here throws on guest
- * bytes.
- *
- * Reserved addresses (§8.6.3, Table 8-1). A C-VLAN component never relays
- * the link-local group addresses 01-80-C2-00-00-00 to -0F: MAC control
- * (PAUSE, -01), slow protocols (LACP, -02), 802.1X (-03), LLDP (-0E) and the
- * rest are meant for the one link they were sent on. vmnet drops -01 to -0F
- * (`reserved`) and never learns from them. It relays -00, the bridge group
- * address that carries STP BPDUs, as a Linux bridge without STP does: vmnet
- * runs no spanning tree, and a bridge inside a guest that does still sees
- * loops closed through vmnet. Other group addresses (01-80-C2-00-00-10 and
- * up) are ordinary multicast.
+ * VLAN hopping, the ingress checks and reserved addresses: ingress.ts, which
+ * classifies every frame (VLAN, tags) before it is learned or forwarded.
  *
  * Learning. The filtering database (fdb.ts) maps (VLAN, MAC) → port with
  * ageing (default 300 s, §8.8.3), two bounds (`maxEntries`, `maxMacsPerPort`)
@@ -97,8 +53,12 @@
  * and the frame goes on to the rest.
  *
  * Congestion and backpressure. An egress port whose `isCongested()` reports
- * true gets frames from ordinary ports dropped (`txDropped`): the switch is a
- * tail-drop queue, not an unbounded buffer. A port whose sink has `drained()`
+ * true gets frames from ordinary ports dropped (`txDropped`) once they have
+ * handed it its `queueBytes` (a port option, default 0) since it became
+ * congested; its drain ({@link Switch.portDrained}) starts the count again.
+ * So the switch is a tail-drop queue, not an unbounded buffer; the switch
+ * server gives stream ports 3 MiB (server.ts, "Backpressure"). A port whose
+ * sink has `drained()`
  * is a sender that honours backpressure (the gateway): for it the switch
  * behaves as a QEMU socket does on `--net user` (StreamPort). Its frame to a
  * congested port is still handed over, and {@link Switch.input} returns
@@ -112,12 +72,8 @@
  * that filled meanwhile (a 20 MB download by Linux TCP peaked at ~420 KB).
  *
  * Zero copy. Every egress port receives either the frame's untagged or its
- * tagged form. Whichever form equals the ingress bytes is passed as is (the
- * same buffer and offset to every port; `sendFrame` must copy, as
- * StreamPort's does, or finish with the bytes before returning). The other
- * form is written once per frame, on first need, into a scratch buffer
- * preallocated at construction; later ports reuse it. A priority-tagged
- * frame matches neither form, so both may be written (two scratch halves).
+ * tagged form; whichever equals the ingress bytes is passed as is, the
+ * other is written once per frame (tag-forms.ts).
  * Egress ports also get a DataView covering `buf` as a fourth argument, so an
  * in-process peer can parse without making one, and the ingress port as a
  * fifth, so the gateway knows which link a guest's frame came from.
@@ -202,6 +158,8 @@ import { LoopGuard, type BlockInfo } from './loop-guard.js';
 import { newDrops, type DropCounters, type SwitchCounters } from './counters.js';
 import { Port } from './port.js';
 import type { EgressHook, FramePort, FrameTap, PortConfig, SwitchEvent, SwitchOptions, SwitchPort, TableEntry } from './types.js';
+import { classify, type Classified } from './ingress.js';
+import { TagForms } from './tag-forms.js';
 import { isTpid, MAX_VID, normaliseRole, TPID_CTAG } from './vlan.js';
 
 const DEFAULT_AGEING_MS = 300_000;
@@ -266,10 +224,11 @@ export class Switch {
   /** Members of each VLAN; each array is replaced, never mutated, so floods can iterate safely. */
   readonly #members: Array<readonly Port[] | undefined> = new Array<readonly Port[] | undefined>(MAX_VID + 2);
 
-  // Scratch for rewritten forms: tagged at [0, half), untagged at [half, 2·half).
-  readonly #scratch: Uint8Array;
-  readonly #scratchView: DataView;
-  readonly #half: number;
+  /** The egress forms of the frame being processed (tag-forms.ts). */
+  readonly #forms: TagForms;
+
+  /** Ingress classification of the frame being processed (ingress.ts). */
+  readonly #class: Classified = { vlan: 0, tagged: false, tci: 0, nested: false, group: false };
 
   // The frame being forwarded (valid inside #process only).
   #in: Port | null = null;
@@ -283,8 +242,6 @@ export class Switch {
   #inTci = 0;
   /** A VLAN tag follows the classifying tag (Q-in-Q). */
   #inNested = false;
-  #haveTagged = false;
-  #haveUntagged = false;
   /** The ingress port honours backpressure, and was told to hold back. */
   #aware = false;
   #heldBack = false;
@@ -323,9 +280,7 @@ export class Switch {
     this.#tap = options.tap ?? null;
     this.#onEvent = options.onEvent ?? null;
     this.#fdb = new Fdb<Port>(this.ageingMs, this.maxEntries, this.counters, this.loopGuard.maxMacBlocks);
-    this.#half = this.maxFrame + eth.VLAN_TAG_LEN;
-    this.#scratch = new Uint8Array(2 * this.#half);
-    this.#scratchView = new DataView(this.#scratch.buffer);
+    this.#forms = new TagForms(this.maxFrame);
     this.holdBytes = Math.max(256 * 1024, 4 * this.maxFrame);
     this.reentrantBytes = 4 * this.holdBytes;
     this.#queue = new FrameQueue<Port>(this.reentrantBytes, REENTRANT_FRAMES, options.pool);
@@ -343,7 +298,9 @@ export class Switch {
     const role = normaliseRole(config.role);
     const maxMacs = positive(config.maxMacs, this.maxMacsPerPort, 'maxMacs');
     const id = this.#nextId++;
-    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(config.shared === true), config.stormLimit ?? true);
+    const queueBytes = config.queueBytes ?? 0;
+    if (!Number.isSafeInteger(queueBytes) || queueBytes < 0) throw new VmnetError('E_USAGE', 'queueBytes must be a non-negative integer');
+    const p = new Port(this, id, config.name ?? `port${id}`, role, sink, maxMacs, this.loopGuard.newPort(config.shared === true), config.stormLimit ?? true, queueBytes);
     const vlans = p.vlans();
     for (const m of config.staticMacs ?? []) {
       if (m.length !== 6 || (m[0]! & 1) === 1) throw new VmnetError('E_USAGE', 'a static MAC must be a 6-byte unicast address');
@@ -434,8 +391,9 @@ export class Switch {
       this.#cutTo = null;
       this.#queue.clear();
       this.#in = null;
-      this.#buf = this.#scratch; // let go of the caller's buffer
-      this.#view = this.#scratchView;
+      this.#buf = this.#forms.scratch; // let go of the caller's buffer
+      this.#view = this.#forms.view;
+      this.#forms.release();
       this.#bp.releaseQueue();
     }
     this.#bp.notify();
@@ -694,54 +652,16 @@ export class Switch {
     // --- classify (802.1Q §8.6.1, §8.6.2 ingress) ---
     if (len < eth.HEADER_LEN) return this.#dropIn(p, 'runt');
     if (p.guard.blocked !== null) return this.#dropIn(p, 'blocked');
-    let type = view.getUint16(off + eth.TYPE);
-    let tagged = false;
-    let nested = false;
-    let tci = 0;
-    let tags = 0;
-    if (type === TPID_CTAG) {
-      if (len < eth.HEADER_LEN + eth.VLAN_TAG_LEN) return this.#dropIn(p, 'runt');
-      tagged = true;
-      tci = view.getUint16(off + eth.TYPE + 2);
-      type = view.getUint16(off + eth.TYPE + 4);
-      nested = isTpid(type);
-      tags = nested ? 2 : 1;
-    } else if (isTpid(type)) {
-      tags = 1;
-    }
-    if (len - eth.HEADER_LEN - tags * eth.VLAN_TAG_LEN > this.mtu) return this.#dropIn(p, 'oversize');
-    let vlan: number;
-    if (tagged) {
-      const vid = tci & 0x0fff;
-      if (vid === 0) {
-        // Priority tag: untagged for VLAN purposes.
-        vlan = p.pvid;
-        if (vlan === 0) return this.#dropIn(p, 'untaggedOnTrunk');
-        if (nested) return this.#dropIn(p, 'nestedTag');
-      } else if (p.allowed === null) {
-        return this.#dropIn(p, 'taggedOnAccess');
-      } else if (p.allowed[vid] !== 1) {
-        return this.#dropIn(p, 'vlanNotAllowed');
-      } else {
-        vlan = vid;
-        if (nested && vid === p.pvid) return this.#dropIn(p, 'nestedTag');
-      }
-    } else {
-      vlan = p.pvid;
-      if (vlan === 0) return this.#dropIn(p, 'untaggedOnTrunk');
-    }
-    const s = off + eth.SRC;
-    if ((buf[s]! & 1) === 1 || (buf[s]! | buf[s + 1]! | buf[s + 2]! | buf[s + 3]! | buf[s + 4]! | buf[s + 5]!) === 0) {
-      return this.#dropIn(p, 'badSource');
-    }
-    const group = (buf[off]! & 1) === 1;
-    // 01-80-C2-00-00-01..0F: link-local, never relayed (Table 8-1); -00 is relayed (see Theory).
-    if (group && buf[off] === 0x01 && buf[off + 1] === 0x80 && buf[off + 2] === 0xc2 && (buf[off + 3]! | buf[off + 4]!) === 0 && buf[off + 5]! <= 0x0f && buf[off + 5] !== 0) {
-      return this.#dropIn(p, 'reserved');
-    }
+    const k = this.#class;
+    const why = classify(buf, view, off, len, this.mtu, p, k);
+    if (why !== null) return this.#dropIn(p, why);
+    const vlan = k.vlan;
+    const tagged = k.tagged;
+    const tci = k.tci;
+    const group = k.group;
 
     // --- learn (the port's last source entry first: a bulk flow repeats it) ---
-    const sk = macKey(buf, s);
+    const sk = macKey(buf, off + eth.SRC);
     const last = p.lastSrc;
     if (last !== null && last.key === sk && last.vlan === vlan && last.port === p && !last.dead) {
       last.seen = now;
@@ -772,14 +692,13 @@ export class Switch {
     this.#vlan = vlan;
     this.#inTagged = tagged;
     this.#inTci = tci;
-    this.#inNested = nested;
-    this.#haveTagged = false;
-    this.#haveUntagged = false;
+    this.#inNested = k.nested;
+    this.#forms.begin(buf, off, len, tagged, tci, vlan);
 
     if (this.#tap !== null) {
       try {
         if (tagged && (tci & 0x0fff) === vlan) this.#tap.record(buf, off, len, this.#wallNow());
-        else this.#tap.record(this.#scratch, 0, this.#taggedForm(), this.#wallNow());
+        else this.#tap.record(this.#forms.scratch, 0, this.#forms.tagged(), this.#wallNow());
       } catch {
         sc.tapErrors++;
       }
@@ -904,36 +823,6 @@ export class Switch {
     }
   }
 
-  /** Writes the tagged form into scratch[0..) once per frame; returns its length. */
-  #taggedForm(): number {
-    const len = this.#inTagged ? this.#len : this.#len + eth.VLAN_TAG_LEN;
-    if (this.#haveTagged) return len;
-    const d = this.#scratch;
-    const b = this.#buf;
-    const o = this.#off;
-    for (let i = 0; i < 12; i++) d[i] = b[o + i]!;
-    this.#scratchView.setUint16(12, TPID_CTAG);
-    this.#scratchView.setUint16(14, (this.#inTci & 0xf000) | this.#vlan);
-    const from = this.#inTagged ? o + 16 : o + 12;
-    copyBytes(d, 16, b, from, o + this.#len - from);
-    this.#haveTagged = true;
-    return len;
-  }
-
-  /** Writes the untagged form into scratch[half..) once per frame; returns its length. */
-  #untaggedForm(): number {
-    const len = this.#len - eth.VLAN_TAG_LEN; // only called for tagged ingress
-    if (this.#haveUntagged) return len;
-    const d = this.#scratch;
-    const b = this.#buf;
-    const o = this.#off;
-    const h = this.#half;
-    for (let i = 0; i < 12; i++) d[h + i] = b[o + i]!;
-    copyBytes(d, h + 12, b, o + 16, this.#len - 16);
-    this.#haveUntagged = true;
-    return len;
-  }
-
   #egress(m: Port): void {
     if (m.guard.blocked !== null) return;
     const congested = this.#admitTo(m);
@@ -945,9 +834,9 @@ export class Switch {
     let len = this.#len;
     if (wantTagged) {
       if (!this.#inTagged || (this.#inTci & 0x0fff) !== this.#vlan) {
-        len = this.#taggedForm();
-        buf = this.#scratch;
-        view = this.#scratchView;
+        len = this.#forms.tagged();
+        buf = this.#forms.scratch;
+        view = this.#forms.view;
         off = 0;
       }
     } else if (this.#inTagged) {
@@ -955,10 +844,10 @@ export class Switch {
         m.counters.txNestedTag++;
         return;
       }
-      len = this.#untaggedForm();
-      buf = this.#scratch;
-      view = this.#scratchView;
-      off = this.#half;
+      len = this.#forms.untagged();
+      buf = this.#forms.scratch;
+      view = this.#forms.view;
+      off = this.#forms.half;
     }
     // Cut-through: the frame was built in this port's output; it is sent where it lies.
     this.#hand(m, buf, view, off, len, congested, m === this.#cutTo && buf === this.#buf && off === this.#off);
@@ -979,7 +868,7 @@ export class Switch {
       return null;
     }
     const aware = this.#aware;
-    if (congested && (!aware || m.overshoot >= this.reentrantBytes)) {
+    if (congested && m.overshoot >= (aware ? this.reentrantBytes : m.queueBytes)) {
       c.txDropped++;
       if (aware) this.#holdOn(m);
       return null;

@@ -68,6 +68,13 @@ export interface PortConfig {
   stormLimit?: boolean;
   /** A port many VMs sit behind (a link to another switch, the VXLAN port): loop protection blocks MACs on it rather than the port, and limits group frames per source MAC (loop-guard.ts, "Shared ports"). Default false. */
   shared?: boolean;
+  /**
+   * Bytes ordinary senders may still hand this port once its sink reports
+   * congestion, until it drains (Switch.portDrained); past them, the tail
+   * drop. Default 0: the tail drop starts at congestion (a sink with a fixed
+   * ring, such as the VXLAN edge, takes nothing more).
+   */
+  queueBytes?: number;
 }
 
 /** Something the switch wants said (the server logs it). */

@@ -22,12 +22,16 @@
  * from their own port walked past 4,095 taken ones cost 57 µs a datagram
  * (1 µs otherwise), enough for one local sender to stall the gateway. Datagrams toward host
  * clients are dropped (counted: `sendDropped`) while the socket's send queue
- * already holds `MAX_SEND_QUEUE` of them, so a guest cannot grow it.
+ * already holds `MAX_SEND_QUEUE` of them, so a guest cannot grow it. The
+ * socket asks for the NAT flows' receive buffer (RECV_BUFFER,
+ * ../udp-nat/node-udp.ts), so a client's burst waits in the kernel while the
+ * gateway is busy instead of overflowing it.
  */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { parseIp4, type Ip4 } from '../../wire/addr.js';
 import type { ForwardSpec } from '../../config/forward.js';
+import { RECV_BUFFER } from '../udp-nat/node-udp.js';
 import { bindError } from './bind.js';
 
 export interface UdpForwardDeps {
@@ -96,7 +100,7 @@ export class UdpForward {
    * @throws VmnetError E_PORT_IN_USE, E_PORT_PRIVILEGED, E_USAGE
    */
   static async open(spec: ForwardSpec, deps: UdpForwardDeps): Promise<UdpForward> {
-    const socket = createSocket({ type: spec.bindAddress.includes(':') ? 'udp6' : 'udp4' });
+    const socket = createSocket({ type: spec.bindAddress.includes(':') ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', (e) => reject(bindError(e as NodeJS.ErrnoException, spec)));
       socket.bind(spec.hostPort, spec.bindAddress, () => resolve());
