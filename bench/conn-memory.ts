@@ -18,7 +18,8 @@
  *
  * With `--breakdown` the gateway also writes a heap snapshot with each
  * reading, and the report adds where the heap bytes went: the census of the
- * two snapshots (lib/heap-census.ts), by constructor, per connection.
+ * two snapshots (lib/heap-census.ts), by constructor, per connection, and
+ * which objects hold V8 heap-number boxes (numberHolders).
  *
  * Standalone: `node --import ./bench/lib/ts-loader.mjs bench/conn-memory.ts [N] [--breakdown]`
  * (after `npm run build`); bench/run.ts also runs it.
@@ -29,7 +30,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ECHO_PORT, ROOT, startBackend } from './lib/backends.js';
 import { Scope, type Proc } from './lib/env.js';
-import { census, censusDiff, censusTable } from './lib/heap-census.js';
+import { census, censusDiff, censusTable, numberHolders } from './lib/heap-census.js';
 
 export interface ConnMemoryResult {
   requested: number;
@@ -131,7 +132,12 @@ export async function connMemory(count = 10_000, log: (s: string) => void = () =
     const after = await memLine(b.backend);
     hold.child.stdin?.end();
     const n = Math.max(1, h.opened);
-    const table = before.snapshot && after.snapshot ? censusTable(censusDiff(census(before.snapshot), census(after.snapshot)), n) : undefined;
+    const table =
+      before.snapshot && after.snapshot
+        ? censusTable(censusDiff(census(before.snapshot), census(after.snapshot)), n) +
+          '\nHeap numbers (16-byte boxes) by the object holding them, growth per connection:\n\n' +
+          censusTable(censusDiff(numberHolders(before.snapshot), numberHolders(after.snapshot)), n, 12)
+        : undefined;
     return {
       requested: count,
       opened: h.opened,

@@ -87,3 +87,47 @@ export function censusTable(rows: CensusRow[], per: number, top = 30): string {
   lines.push(`| **total** | | **${(total / per).toFixed(0)}** |`);
   return lines.join('\n') + '\n';
 }
+
+interface Graph extends Snapshot {
+  snapshot: Snapshot['snapshot'] & { meta: Snapshot['snapshot']['meta'] & { edge_fields: string[] } };
+  edges: number[];
+}
+
+/**
+ * Who holds the heap numbers: for every `number` node (V8's HeapNumber box,
+ * 16 bytes, made for each object field that holds a double — a non-integer,
+ * an integer outside the signed 32-bit range, `Infinity`, `NaN`, `-0` — and
+ * then for that field in every object of the same shape, whatever it
+ * holds), the retaining object's constructor, counted. A snapshot does not
+ * name the field (the edge is "hidden"); `%DebugPrint(obj)` under
+ * `node --allow-natives-syntax` does (`<HeapNumber …>` beside the field).
+ */
+export function numberHolders(file: string): Map<string, CensusRow> {
+  const s = JSON.parse(readFileSync(file, 'utf8')) as Graph;
+  const nf = s.snapshot.meta.node_fields;
+  const ef = s.snapshot.meta.edge_fields;
+  const types = s.snapshot.meta.node_types[0];
+  const width = nf.length;
+  const ew = ef.length;
+  const iType = nf.indexOf('type');
+  const iName = nf.indexOf('name');
+  const iSize = nf.indexOf('self_size');
+  const iCount = nf.indexOf('edge_count');
+  const eTo = ef.indexOf('to_node');
+  const numberType = types.indexOf('number');
+  const out = new Map<string, CensusRow>();
+  let e = 0;
+  for (let i = 0; i < s.nodes.length; i += width) {
+    const key = `boxes held by: ${s.strings[s.nodes[i + iName]!]!.slice(0, 40)}`;
+    const end = e + s.nodes[i + iCount]! * ew;
+    for (; e < end; e += ew) {
+      const to = s.edges[e + eTo]!;
+      if (s.nodes[to + iType] !== numberType) continue;
+      let r = out.get(key);
+      if (r === undefined) out.set(key, (r = { key, count: 0, bytes: 0 }));
+      r.count++;
+      r.bytes += s.nodes[to + iSize]!;
+    }
+  }
+  return out;
+}

@@ -15,7 +15,7 @@
  *   the bytes, `data.copyOut(dataOffset, h.payloadLength, frame, pos)`, then
  *   `tcp.fillChecksum4`. `h` is only valid during the call. No objects are
  *   allocated per segment.
- * - Time: every entry point takes `now` (ms). The gateway keeps one timer
+ * - Time: every entry point takes `now` (ms, may be fractional). The gateway keeps one timer
  *   structure and asks `nextTimeout()` (absolute ms or Infinity) after each
  *   call; it calls `onTimer(now)` when that instant passes.
  * - Randomness: the ISN is passed in (RFC 9293 §3.4.1 wants it unpredictable;
@@ -97,9 +97,16 @@
  *
  * Memory. An idle connection is this object, its module objects (sender,
  * receiver, recovery, handshake, RTO estimator) and two empty buffer shells:
- * about 1.7 KB of JS heap, a third of it V8's boxes for fields holding
- * non-integer numbers (times, sequence numbers past 2^31); the output header
- * is shared by all connections (sender.ts). Buffers allocate
+ * about 1.2 KB of JS heap; the output header is shared by all connections
+ * (sender.ts). V8 keeps a number field in place only while every value it
+ * ever held (in any object of the same shape) was an integer in the signed
+ * 32-bit range; one other value (a fraction, Infinity, an unsigned sequence
+ * number past 2^31, even an integral heap number copied from a header
+ * field) turns the field into a 16-byte heap box in every connection. So the
+ * engine keeps sequence numbers and TSvals signed (`wire/seq`; `toSigned`,
+ * and `| 0` where a header value is stored), deadlines and activity times
+ * as whole ms with OFF (-1) for "no timer" (deadline.ts); only `now` and the
+ * RTO estimator's smoothed values stay fractional. Buffers allocate
  * storage lazily, grow with the data they hold (by doubling, to their bounds,
  * default 256 KiB each; out-of-order bytes in 4 KiB pages) and are freed
  * `bufferLinger` ms after they empty. With `cfg.budget` they charge the
@@ -109,6 +116,7 @@
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { BudgetAccount } from './budget.js';
+import { after, due, earlier, OFF } from './deadline.js';
 import { Handshake } from './handshake.js';
 import { ACK_NOW, ACK_SECOND, Receiver, TEXT_DATA, TEXT_FIN, TEXT_STORED } from './receiver.js';
 import type { RecvBuffer } from './recv-buffer.js';
@@ -142,6 +150,22 @@ import {
 export * from './types.js';
 export { rstFor, shiftFor } from './handshake.js';
 
+
+/**
+ * A received header's sequence numbers, ACK number, timestamps and SACK
+ * blocks in the engine's signed 32-bit form (`wire/seq`; the file comment's
+ * Memory), so that `===` against the engine's fields holds. The header's
+ * own fields stay heap numbers (they held unsigned values), and a heap
+ * number stored into a field makes V8 box that field in every connection,
+ * whatever its value: the engine stores `h.seq | 0` (a Smi), never `h.seq`.
+ */
+function toSigned(h: tcp.Header): void {
+  h.seq |= 0;
+  h.ack |= 0;
+  h.tsVal |= 0;
+  h.tsEcr |= 0;
+  for (let i = 2 * h.sackCount - 1; i >= 0; i--) h.sack[i]! |= 0;
+}
 
 /** One TCP connection (see the file comment). */
 export class TcpConn {
@@ -182,12 +206,12 @@ export class TcpConn {
   nRto = 0;
   nRetransmit = 0;
 
-  // --- timers (absolute ms, Infinity = off); more in snd, rec, rcv and hs
+  // --- timers (absolute whole ms, or OFF: deadline.ts); more in snd, rec, rcv and hs
   /** Retransmission timer (engine-internal). */
-  rtoAt = Infinity;
-  #twAt = Infinity;
-  #trimAt = Infinity;
-  /** Last segment from the peer or app activity (engine-internal: the idle timeout). */
+  rtoAt = OFF;
+  #twAt = OFF;
+  #trimAt = OFF;
+  /** Last segment from the peer or app activity, whole ms (engine-internal: the idle timeout). */
   lastActivity = 0;
 
   /** Our FIN is queued after the buffered data (engine-internal). */
@@ -270,9 +294,9 @@ export class TcpConn {
   get rcvBuf(): RecvBuffer {
     return this.rcv.buf;
   }
-  /** RCV.NXT. */
+  /** RCV.NXT (unsigned, as on the wire). */
   get rcvNxt(): number {
-    return this.rcv.nxt;
+    return this.rcv.nxt >>> 0;
   }
   /** Window last advertised, in bytes. */
   get rcvWnd(): number {
@@ -282,9 +306,9 @@ export class TcpConn {
   get rcvShift(): number {
     return this.rcv.shift;
   }
-  /** Right edge last advertised (never moves back). */
+  /** Right edge last advertised (never moves back) (unsigned, as on the wire). */
   get rcvAdvEdge(): number {
-    return this.rcv.advEdge;
+    return this.rcv.advEdge >>> 0;
   }
   /** Congestion window (bytes). */
   get cwnd(): number {
@@ -305,9 +329,9 @@ export class TcpConn {
   get inRecovery(): boolean {
     return this.rec.inRecovery;
   }
-  /** RFC 6582 `recover`. */
+  /** RFC 6582 `recover` (unsigned, as on the wire). */
   get recover(): number {
-    return this.rec.recover;
+    return this.rec.recover >>> 0;
   }
   /** Fast retransmits (diagnostics). */
   get nFastRetransmit(): number {
@@ -335,11 +359,13 @@ export class TcpConn {
   /**
    * Records a guest SYN (passive open, RFC 9293 §3.10.7.2 minus LISTEN):
    * state SYN-RECEIVED, nothing sent until `accept`.
-   * @param syn the parsed SYN (options negotiated from it)
+   * @param syn the parsed SYN (options negotiated from it; its sequence
+   *   numbers are turned signed in place, see `toSigned`)
    * @param isn our initial sequence number (random)
    * @param now current time (ms)
    */
   openPassive(syn: tcp.Header, isn: number, now: number): void {
+    toSigned(syn);
     this.now = now;
     this.role = ROLE_PASSIVE;
     this.hs.openPassive(syn, isn, now);
@@ -387,23 +413,23 @@ export class TcpConn {
 
   /** A new send sequence space from our ISN (engine-internal: handshake.ts). */
   initSend(isn: number, now: number): void {
-    isn >>>= 0;
+    isn |= 0;
     this.iss = isn;
     this.sndUna = isn;
     this.sndNxt = isn;
     this.sndMax = isn;
     this.rec.init(isn);
     this.snd.init(isn);
-    this.lastActivity = now;
+    this.lastActivity = Math.floor(now);
   }
 
   /** Handshake complete: congestion state, timers, queued FIN (engine-internal). */
   becomeEstablished(now: number): void {
     this.rec.onEstablished(this.retries > 0);
     this.retries = 0;
-    this.rtoAt = Infinity;
-    this.hs.connectAt = Infinity;
-    this.lastActivity = now;
+    this.rtoAt = OFF;
+    this.hs.connectAt = OFF;
+    this.lastActivity = Math.floor(now);
     this.state = this.finQueued ? FIN_WAIT_1 : ESTABLISHED;
   }
 
@@ -453,8 +479,8 @@ export class TcpConn {
 
   #wrote(n: number, now: number): void {
     if (n <= 0) return;
-    this.lastActivity = now;
-    this.#trimAt = Infinity;
+    this.lastActivity = Math.floor(now);
+    this.#trimAt = OFF;
     if (this.state !== SYN_SENT && this.state !== SYN_RECEIVED) this.snd.flush(now);
   }
 
@@ -480,7 +506,7 @@ export class TcpConn {
     this.now = now;
     const k = this.rcv.buf.consume(n);
     if (k > 0) {
-      this.lastActivity = now;
+      this.lastActivity = Math.floor(now);
       if (this.state === CLOSED) this.rcv.buf.release(); // no timers any more: free at once once read
       else if (this.rcv.buf.readable === 0) this.armTrim(now); // the ring, even while out-of-order pages stay
       this.#maybeWindowUpdate(now);
@@ -513,7 +539,7 @@ export class TcpConn {
     const s = this.state;
     if (s !== ESTABLISHED && s !== CLOSE_WAIT && s !== SYN_SENT && s !== SYN_RECEIVED) return;
     this.finQueued = true;
-    this.lastActivity = now;
+    this.lastActivity = Math.floor(now);
     if (s === ESTABLISHED) this.state = FIN_WAIT_1;
     else if (s === CLOSE_WAIT) this.state = LAST_ACK;
     else return; // transitions when the handshake completes
@@ -571,21 +597,22 @@ export class TcpConn {
   nextTimeout(): number {
     if (this.state === CLOSED) return Infinity;
     const rec = this.rec;
-    let t = Math.min(this.rtoAt, rec.tlpAt, rec.reoAt, this.snd.persistAt, this.rcv.ackAt, this.#twAt, this.hs.connectAt, this.#trimAt, this.snd.stallAt());
-    if (this.state !== TIME_WAIT) t = Math.min(t, this.lastActivity + this.cfg.idleTimeout);
-    return t;
+    const t = earlier(earlier(earlier(this.rtoAt, rec.tlpAt), earlier(rec.reoAt, this.snd.persistAt)), earlier(earlier(this.rcv.ackAt, this.#twAt), earlier(this.hs.connectAt, this.#trimAt)));
+    let u = this.snd.stallAt();
+    if (this.state !== TIME_WAIT) u = Math.min(u, this.lastActivity + this.cfg.idleTimeout);
+    return t < 0 || u < t ? u : t;
   }
 
   /** Runs every timer whose deadline is <= now. */
   onTimer(now: number): void {
     this.now = now;
     if (this.state === CLOSED) return;
-    if (now >= this.#twAt) {
+    if (due(this.#twAt, now)) {
       this.enterClosed();
       return;
     }
-    if (now >= this.hs.connectAt) {
-      this.hs.connectAt = Infinity;
+    if (due(this.hs.connectAt, now)) {
+      this.hs.connectAt = OFF;
       if (this.state === SYN_SENT || (this.state === SYN_RECEIVED && this.role !== ROLE_PASSIVE)) {
         this.#giveUp(false);
         return;
@@ -599,7 +626,7 @@ export class TcpConn {
       this.#giveUp(true);
       return;
     }
-    if (now >= this.rtoAt) {
+    if (due(this.rtoAt, now)) {
       const r = this.snd.onRto(now);
       if (r !== RTO_GO_ON) {
         this.#giveUp(r === RTO_GIVE_UP_RST);
@@ -607,13 +634,13 @@ export class TcpConn {
       }
     }
     this.rec.onTimer(now);
-    if (now >= this.snd.persistAt && !this.snd.onPersist(now)) {
+    if (due(this.snd.persistAt, now) && !this.snd.onPersist(now)) {
       this.#giveUp(true);
       return;
     }
-    if (now >= this.rcv.ackAt) this.snd.sendAck();
-    if (now >= this.#trimAt) {
-      this.#trimAt = Infinity;
+    if (due(this.rcv.ackAt, now)) this.snd.sendAck();
+    if (due(this.#trimAt, now)) {
+      this.#trimAt = OFF;
       this.sndBuf.release();
       this.rcv.buf.release();
       this.rec.release();
@@ -622,7 +649,7 @@ export class TcpConn {
 
   /** Frees idle buffer storage and the SACK machinery `bufferLinger` ms from now (engine-internal). */
   armTrim(now: number): void {
-    if (this.#trimAt === Infinity && (this.sndBuf.capacity + this.rcv.buf.capacity > 0 || this.rec.allocated)) this.#trimAt = now + this.cfg.bufferLinger;
+    if (this.#trimAt === OFF && (this.sndBuf.capacity + this.rcv.buf.capacity > 0 || this.rec.allocated)) this.#trimAt = after(now, this.cfg.bufferLinger);
   }
 
   /** Retransmissions exhausted / connect timed out. */
@@ -661,8 +688,8 @@ export class TcpConn {
   #toClosed(): void {
     this.state = CLOSED;
     this.#stopTimers();
-    this.#twAt = Infinity;
-    this.hs.connectAt = Infinity;
+    this.#twAt = OFF;
+    this.hs.connectAt = OFF;
     this.sndBuf.drop(this.sndBuf.length);
     this.sndBuf.release();
     this.rec.close();
@@ -673,16 +700,16 @@ export class TcpConn {
     this.state = TIME_WAIT;
     this.#stopTimers();
     this.sndBuf.release();
-    this.#twAt = now + this.cfg.timeWait;
+    this.#twAt = after(now, this.cfg.timeWait);
   }
 
   /** Stops the data-path timers (close, TIME-WAIT). */
   #stopTimers(): void {
-    this.rtoAt = Infinity;
+    this.rtoAt = OFF;
     this.rec.stopTimers();
     this.snd.stopPersist();
-    this.rcv.ackAt = Infinity;
-    this.#trimAt = Infinity;
+    this.rcv.ackAt = OFF;
+    this.#trimAt = OFF;
   }
 
   // ------------------------------------------------------------------ input
@@ -690,11 +717,13 @@ export class TcpConn {
   /**
    * Processes one segment from the peer (RFC 9293 §3.10.7). The caller has
    * validated it (`tcp.parse`, checksum) and matched it to this connection.
-   * @param h the parsed header
+   * @param h the parsed header (its sequence numbers are turned signed in
+   *   place, see `toSigned`)
    * @param bytes the buffer holding the segment; payload at h.payloadOffset
    * @param now current time (ms)
    */
   onSegment(h: tcp.Header, bytes: Uint8Array, now: number): void {
+    toSigned(h);
     this.now = now;
     const s = this.state;
     if (s === CLOSED) return;
@@ -722,16 +751,16 @@ export class TcpConn {
     const segLen = h.payloadLength + (f & tcp.SYN ? 1 : 0) + (f & tcp.FIN ? 1 : 0);
     if (!this.rcv.acceptable(h, segLen)) {
       if ((f & tcp.RST) === 0) {
-        if (s === TIME_WAIT && (f & tcp.FIN) !== 0) this.#twAt = now + this.cfg.timeWait;
+        if (s === TIME_WAIT && (f & tcp.FIN) !== 0) this.#twAt = after(now, this.cfg.timeWait);
         // A keepalive (or the peer's zero-window probe): SEQ = RCV.NXT-1 with 0 or 1 byte
         // (RFC 9293 §3.8.4). Answered like any unacceptable segment, and it is activity.
-        if (h.seq === seq.add(this.rcv.nxt, -1) && h.payloadLength <= 1 && (f & (tcp.SYN | tcp.FIN)) === 0) this.lastActivity = now;
+        if (h.seq === seq.add(this.rcv.nxt, -1) && h.payloadLength <= 1 && (f & (tcp.SYN | tcp.FIN)) === 0) this.lastActivity = Math.floor(now);
         if ((f & tcp.ACK) !== 0) this.snd.notePeerAck(h.ack); // so that our answer is acceptable to it
         this.snd.sendAck();
       }
       return;
     }
-    this.lastActivity = now;
+    this.lastActivity = Math.floor(now);
 
     // Second: RST (RFC 5961 §3.2).
     if ((f & tcp.RST) !== 0) {
@@ -763,8 +792,8 @@ export class TcpConn {
       this.becomeEstablished(now);
       this.sndWnd = h.window << this.sndShift;
       this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
-      this.sndWl1 = h.seq;
-      this.sndWl2 = h.ack;
+      this.sndWl1 = h.seq | 0;
+      this.sndWl2 = h.ack | 0;
       established = true;
     }
     if (!this.snd.onAck(h, now)) return;
@@ -776,7 +805,7 @@ export class TcpConn {
     const st = this.state;
     if (st === ESTABLISHED || st === FIN_WAIT_1 || st === FIN_WAIT_2) {
       const r = this.rcv.text(h, bytes);
-      if ((r & TEXT_STORED) !== 0) this.#trimAt = Infinity;
+      if ((r & TEXT_STORED) !== 0) this.#trimAt = OFF;
       newData = (r & TEXT_DATA) !== 0;
       finNow = (r & TEXT_FIN) !== 0;
       if (finNow) {
@@ -788,7 +817,7 @@ export class TcpConn {
         }
       }
     } else if (st === TIME_WAIT && (f & tcp.FIN) !== 0) {
-      this.#twAt = now + this.cfg.timeWait;
+      this.#twAt = after(now, this.cfg.timeWait);
       this.snd.sendAck();
     }
 

@@ -30,9 +30,9 @@ describe('data transfer', () => {
     let o = 0;
     for (const s of segs) got.set(s.payload, ((o += s.payload.length), o - s.payload.length));
     expect(got).toEqual(out);
-    expect(conn.sndNxt).toBe((iss + 5000) >>> 0);
+    expect(conn.sndNxt >>> 0).toBe((iss + 5000) >>> 0);
     feed(conn, { seq: (gseq + 30) >>> 0, ack: (iss + 5000) >>> 0, flags: A }, 5);
-    expect(conn.sndUna).toBe((iss + 5000) >>> 0);
+    expect(conn.sndUna >>> 0).toBe((iss + 5000) >>> 0);
     expect(conn.sndBuf.length).toBe(0);
     expect(conn.nextTimeout()).toBe(5 + 1000); // only buffer trim left
   });
@@ -352,6 +352,6 @@ describe('ACK acceptability at the window edge', () => {
     rec.take();
     // The guest's pure ACK for our 1000 bytes carries SEG.SEQ = its SND.NXT = our right edge.
     feed(conn, { seq: w(gseq + wnd), ack: w(iss + 1000), flags: A }, 3);
-    expect(conn.sndUna).toBe(w(iss + 1000));
+    expect(conn.sndUna >>> 0).toBe(w(iss + 1000));
   });
 });

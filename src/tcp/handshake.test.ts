@@ -36,7 +36,7 @@ describe('passive open (guest connects out)', () => {
     expect(conn.state).toBe(C.ESTABLISHED);
     expect(rec.log).toEqual(['established']);
     expect(conn.sndWnd).toBe(502 << 7);
-    expect(conn.sndUna).toBe(ISN + 1);
+    expect(conn.sndUna >>> 0).toBe(ISN + 1);
     expect(conn.smss).toBe(1460 - 12);
     expect(conn.cwnd).toBe(10 * 1448);
     expect(conn.srtt).toBe(10); // from the timestamp echo

@@ -22,6 +22,7 @@
  * `rstFor` builds the answer to a segment that matches no connection
  * (§3.10.7.1); the gateway uses it for strays.
  */
+import { after, OFF } from './deadline.js';
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { TcpConn } from './conn.js';
@@ -52,12 +53,12 @@ export function rstFor(seg: tcp.Header, out: tcp.Header): boolean {
   out.urgent = 0;
   out.payloadLength = 0;
   if ((seg.flags & tcp.ACK) !== 0) {
-    out.seq = seg.ack;
+    out.seq = seg.ack >>> 0;
     out.ack = 0;
     out.flags = tcp.RST;
   } else {
     out.seq = 0;
-    out.ack = seq.add(seg.seq, seg.payloadLength + (seg.flags & tcp.SYN ? 1 : 0) + (seg.flags & tcp.FIN ? 1 : 0));
+    out.ack = seq.add(seg.seq, seg.payloadLength + (seg.flags & tcp.SYN ? 1 : 0) + (seg.flags & tcp.FIN ? 1 : 0)) >>> 0;
     out.flags = tcp.RST | tcp.ACK;
   }
   out.dataOffset = 5;
@@ -69,8 +70,8 @@ export function rstFor(seg: tcp.Header, out: tcp.Header): boolean {
 export class Handshake {
   /** A passive open was accepted (the SYN-ACK may go out); always true for active opens. */
   accepted = false;
-  /** Active open: give up at this instant without a SYN-ACK (absolute ms) or Infinity. */
-  connectAt = Infinity;
+  /** Active open: give up at this instant without a SYN-ACK (absolute ms) or OFF (deadline.ts). */
+  connectAt = OFF;
   /** The window-scale shift our SYN offered, -1 for none. */
   #offerShift = -1;
   /** The peer's SYN carried window scaling. */
@@ -87,8 +88,8 @@ export class Handshake {
     this.#negotiate(syn, c.cfg.windowScaling);
     c.sndWnd = syn.window;
     c.maxSndWnd = syn.window;
-    c.sndWl1 = syn.seq;
-    c.sndWl2 = isn;
+    c.sndWl1 = syn.seq | 0;
+    c.sndWl2 = c.iss;
     c.state = SYN_RECEIVED;
     this.accepted = false;
   }
@@ -98,7 +99,7 @@ export class Handshake {
     const c = this.c;
     if (c.state !== SYN_RECEIVED || this.accepted) return;
     this.accepted = true;
-    c.lastActivity = now;
+    c.lastActivity = Math.floor(now);
     this.sendSyn(now);
   }
 
@@ -108,7 +109,7 @@ export class Handshake {
     c.initSend(isn, now);
     c.state = SYN_SENT;
     this.accepted = true;
-    this.connectAt = now + timeout;
+    this.connectAt = after(now, timeout);
     this.sendSyn(now);
   }
 
@@ -126,7 +127,7 @@ export class Handshake {
     }
     c.sackOk = c.cfg.sack && syn.sackPermitted;
     c.tsOk = c.cfg.timestamps && syn.hasTimestamps;
-    c.rcv.tsRecent = c.tsOk ? syn.tsVal : 0;
+    c.rcv.tsRecent = c.tsOk ? syn.tsVal | 0 : 0;
     this.#peerWs = syn.wscale >= 0;
   }
 
@@ -143,8 +144,8 @@ export class Handshake {
     const ts = synAck ? c.tsOk : c.cfg.timestamps;
     h.hasTimestamps = ts;
     if (ts) {
-      h.tsVal = c.snd.tsNow(now);
-      h.tsEcr = synAck ? c.rcv.tsRecent : 0;
+      h.tsVal = c.snd.tsNow(now) >>> 0;
+      h.tsEcr = synAck ? c.rcv.tsRecent >>> 0 : 0;
     }
     h.window = c.rcv.synWindow(synAck);
     this.#offerShift = h.wscale;
@@ -154,7 +155,7 @@ export class Handshake {
       c.snd.timeSyn(now);
     } else c.snd.resent(now); // after our RTO or for the peer's retransmitted SYN: Karn
     c.snd.sendSyn();
-    if (c.rtoAt === Infinity) c.rtoAt = now + c.rtt.rto;
+    if (c.rtoAt === OFF) c.rtoAt = after(now, c.rtt.rto);
   }
 
   /** RFC 9293 §3.10.7.3 (SYN-SENT). */
@@ -174,14 +175,14 @@ export class Handshake {
       return;
     }
     if ((f & tcp.SYN) === 0) return;
-    c.lastActivity = now;
+    c.lastActivity = Math.floor(now);
     c.rcv.init(h.seq);
     this.#negotiate(h, this.#offerShift >= 0);
     if (!hasAck) {
       // Simultaneous open (§3.5): SYN-RECEIVED, SYN-ACK with the same ISS.
       c.state = SYN_RECEIVED;
       c.sndWnd = h.window;
-      c.sndWl1 = h.seq;
+      c.sndWl1 = h.seq | 0;
       this.sendSyn(now);
       return;
     }
@@ -194,11 +195,11 @@ export class Handshake {
     c.snd.sampleSynAck(now);
     c.rcv.advEdge = seq.add(c.rcv.nxt, c.rcv.wnd);
     c.rcv.lastAckSent = c.rcv.nxt;
-    c.sndUna = h.ack;
+    c.sndUna = h.ack | 0;
     c.sndWnd = h.window; // unscaled in a SYN-ACK (RFC 7323 §2.2)
     c.maxSndWnd = h.window;
-    c.sndWl1 = h.seq;
-    c.sndWl2 = h.ack;
+    c.sndWl1 = h.seq | 0;
+    c.sndWl2 = h.ack | 0;
     c.becomeEstablished(now);
     c.snd.sendAck();
     c.snd.flush(now);

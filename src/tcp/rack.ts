@@ -92,7 +92,7 @@ export class Rack implements DeliverySink {
    */
   beginAck(now: number, tsEcr: number, tsOk: boolean): void {
     this.#now = now;
-    this.#tsEcr = tsEcr;
+    this.#tsEcr = tsEcr | 0;
     this.#useTs = tsOk && tsEcr !== 0;
   }
 
@@ -109,12 +109,12 @@ export class Rack implements DeliverySink {
       if (this.#hasFack && seq.lt(end, this.fack)) this.reorderingSeen = true;
     }
     if (!this.#hasFack || seq.gt(end, this.fack)) {
-      this.fack = end >>> 0;
+      this.fack = end | 0;
       this.#hasFack = true;
     }
     if (this.xmitTs < 0 || sentAfter(ts, end, this.xmitTs, this.endSeq)) {
       this.xmitTs = ts;
-      this.endSeq = end >>> 0;
+      this.endSeq = end | 0;
       this.rtt = Math.max(0, rtt);
     }
   }

@@ -50,6 +50,7 @@
  * the last ACK sent). PAWS (§5) is not enforced and segments lacking
  * timestamps after negotiation are accepted (as Linux does).
  */
+import { after, OFF } from './deadline.js';
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { BudgetAccount } from './budget.js';
@@ -100,8 +101,8 @@ export class Receiver {
   #finSeq = 0;
   /** 0, ACK_DELAYED, ACK_SECOND or ACK_NOW: what ACK is owed. */
   ackPending = 0;
-  /** Delayed-ACK deadline (absolute ms) or Infinity. */
-  ackAt = Infinity;
+  /** Delayed-ACK deadline (absolute ms) or OFF (deadline.ts). */
+  ackAt = OFF;
   readonly buf: RecvBuffer;
 
   /**
@@ -117,7 +118,7 @@ export class Receiver {
 
   /** The peer's SYN at `irs`: RCV.NXT = IRS + 1. */
   init(irs: number): void {
-    this.irs = irs;
+    this.irs = irs | 0;
     this.nxt = seq.add(irs, 1);
   }
 
@@ -134,7 +135,7 @@ export class Receiver {
 
   /** TS.Recent update (RFC 7323 §4.3) for an acceptable segment. */
   updateTsRecent(h: tcp.Header): void {
-    if (h.hasTimestamps && seq.le(h.seq, this.lastAckSent) && seq.ge(h.tsVal, this.tsRecent)) this.tsRecent = h.tsVal;
+    if (h.hasTimestamps && seq.le(h.seq, this.lastAckSent) && seq.ge(h.tsVal, this.tsRecent)) this.tsRecent = h.tsVal | 0;
   }
 
   /**
@@ -145,7 +146,7 @@ export class Receiver {
   text(h: tcp.Header, bytes: Uint8Array): number {
     let len = h.payloadLength;
     let off = h.payloadOffset;
-    let sq = h.seq;
+    let sq = h.seq | 0;
     const fin = (h.flags & tcp.FIN) !== 0;
     const end = seq.add(sq, len); // FIN's sequence number
     let result = 0;
@@ -201,7 +202,7 @@ export class Receiver {
   acked(): void {
     this.lastAckSent = this.nxt;
     this.ackPending = 0;
-    this.ackAt = Infinity;
+    this.ackAt = OFF;
   }
 
   /**
@@ -214,7 +215,7 @@ export class Receiver {
     if (p === 0) return false;
     const cfg = this.c.cfg;
     if (p === ACK_NOW || cfg.ackDelay === 0 || (p === ACK_SECOND && !cfg.ackBatch)) return true;
-    if (this.ackAt === Infinity) this.ackAt = now + cfg.ackDelay;
+    if (this.ackAt === OFF) this.ackAt = after(now, cfg.ackDelay);
     return false;
   }
 
@@ -292,14 +293,14 @@ export class Receiver {
     const first = r.indexOfLast();
     let n = 0;
     if (first >= 0) {
-      h.sack[0] = seq.add(this.nxt, r.start(first));
-      h.sack[1] = seq.add(this.nxt, r.end(first));
+      h.sack[0] = seq.add(this.nxt, r.start(first)) >>> 0;
+      h.sack[1] = seq.add(this.nxt, r.end(first)) >>> 0;
       n = 1;
     }
     for (let i = r.count - 1; i >= 0 && n < max; i--) {
       if (i === first) continue;
-      h.sack[2 * n] = seq.add(this.nxt, r.start(i));
-      h.sack[2 * n + 1] = seq.add(this.nxt, r.end(i));
+      h.sack[2 * n] = seq.add(this.nxt, r.start(i)) >>> 0;
+      h.sack[2 * n + 1] = seq.add(this.nxt, r.end(i)) >>> 0;
       n++;
     }
     h.sackCount = n;

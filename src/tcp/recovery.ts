@@ -58,6 +58,7 @@
  * Nothing here allocates per segment; the scoreboard's storage appears with
  * the first segment and goes when the flight empties and the buffers trim.
  */
+import { after, due, OFF } from './deadline.js';
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import { Bbr } from './cc/bbr.js';
@@ -89,10 +90,10 @@ export class Recovery implements DeliverySink {
   recover = 0;
   /** Tail loss probes sent since SND.UNA last advanced (each doubles the next PTO). */
   #tlps = 0;
-  /** Tail loss probe deadline (RFC 8985 §7), absolute ms or Infinity. */
-  tlpAt = Infinity;
-  /** RACK's reordering timer (RFC 8985 §6.3), absolute ms or Infinity. */
-  reoAt = Infinity;
+  /** Tail loss probe deadline (RFC 8985 §7), absolute ms or OFF (deadline.ts). */
+  tlpAt = OFF;
+  /** RACK's reordering timer (RFC 8985 §6.3), absolute ms or OFF. */
+  reoAt = OFF;
   // The SACK machinery, made on first use and dropped when the connection idles (`release`):
   // an idle connection carries none of it.
   #sb: Scoreboard | null = null;
@@ -106,8 +107,9 @@ export class Recovery implements DeliverySink {
   #priorCwnd = 0;
   #priorSsthresh = 0;
   #undoRetrans = 0;
-  /** TSval of the episode's first retransmission, -1 before one. */
-  #undoTs = -1;
+  /** TSval of the episode's first retransmission (signed 32-bit, any value), once `#undoTimed`. */
+  #undoTs = 0;
+  #undoTimed = false;
   /** Fast recoveries entered, tail loss probes, retransmissions found lost again, episodes undone (diagnostics). */
   nFastRetransmit = 0;
   nTlp = 0;
@@ -188,8 +190,8 @@ export class Recovery implements DeliverySink {
 
   /** Stops both timers (RTO, close, TIME-WAIT). */
   stopTimers(): void {
-    this.tlpAt = Infinity;
-    this.reoAt = Infinity;
+    this.tlpAt = OFF;
+    this.reoAt = OFF;
   }
 
   /**
@@ -299,8 +301,8 @@ export class Recovery implements DeliverySink {
     if (sb.sacked > 0 || this.inRecovery || this.inLoss) {
       const reo = this.rack.reoWnd(this.inRecovery || this.inLoss, sb.sackedRecords, c.rtt.srtt);
       const wait = this.rack.detectLoss(sb, now, reo);
-      this.reoAt = wait > 0 ? now + wait : Infinity;
-    } else this.reoAt = Infinity;
+      this.reoAt = wait > 0 ? after(now, wait) : OFF;
+    } else this.reoAt = OFF;
     if (sb.lost > 0 && !this.inRecovery && !this.inLoss) this.#enterRecovery();
     this.cc.onAck(this, deliveredData, now);
   }
@@ -334,7 +336,7 @@ export class Recovery implements DeliverySink {
 
   /** Eifel detection (RFC 3522 §3.2): the ACK ending the episode echoes a TSval older than its first retransmission. */
   #eifel(h: tcp.Header): boolean {
-    return this.#undoArmed && this.#undoTs >= 0 && this.c.tsOk && h.hasTimestamps && h.tsEcr !== 0 && seq.lt(h.tsEcr, this.#undoTs);
+    return this.#undoArmed && this.#undoTimed && this.c.tsOk && h.hasTimestamps && h.tsEcr !== 0 && seq.lt(h.tsEcr, this.#undoTs);
   }
 
   /**
@@ -360,7 +362,7 @@ export class Recovery implements DeliverySink {
     this.#priorCwnd = this.cwnd;
     this.#priorSsthresh = this.ssthresh;
     this.#undoRetrans = 0;
-    this.#undoTs = -1;
+    this.#undoTimed = false;
   }
 
   /** Fast recovery begins (RFC 6675 §5): undo record, the controller's reduction (Reno: ssthresh, PRR), `recover`. */
@@ -420,7 +422,10 @@ export class Recovery implements DeliverySink {
     if (this.#undoArmed) {
       // Every retransmission counts, a probe's too, so that its DSACK cancels only itself.
       this.#undoRetrans++;
-      if (repair && this.#undoTs < 0) this.#undoTs = c.snd.tsNow(now);
+      if (repair && !this.#undoTimed) {
+        this.#undoTs = c.snd.tsNow(now);
+        this.#undoTimed = true;
+      }
     }
     return true;
   }
@@ -503,17 +508,17 @@ export class Recovery implements DeliverySink {
 
   /** Runs the reordering and tail-loss-probe timers when due. */
   onTimer(now: number): void {
-    if (now >= this.reoAt) this.#onReorderTimeout(now);
-    if (now >= this.tlpAt) this.#onTlp(now);
+    if (due(this.reoAt, now)) this.#onReorderTimeout(now);
+    if (due(this.tlpAt, now)) this.#onTlp(now);
   }
 
   /** RACK's reordering timer (RFC 8985 §6.3): detect again, then send what was found lost. */
   #onReorderTimeout(now: number): void {
-    this.reoAt = Infinity;
+    this.reoAt = OFF;
     const c = this.c;
     if (!c.sackOk || this.#sb === null || this.#sb.count === 0) return;
     const wait = this.rack.detectLoss(this.sb, now, this.rack.reoWnd(this.inRecovery || this.inLoss, this.sb.sackedRecords, c.rtt.srtt));
-    if (wait > 0) this.reoAt = now + wait;
+    if (wait > 0) this.reoAt = after(now, wait);
     if (this.sb.lost > 0 && !this.inRecovery && !this.inLoss) {
       this.#enterRecovery();
       this.cc.onAck(this, 0, now);
@@ -532,12 +537,12 @@ export class Recovery implements DeliverySink {
    * loss row's RTOs were these).
    */
   armTlp(now: number): void {
-    this.tlpAt = Infinity;
+    this.tlpAt = OFF;
     const c = this.c;
     const srtt = c.rtt.srtt;
     if (!c.sackOk || srtt < 0 || this.#tlps >= MAX_TLPS || c.sndMax === c.sndUna) return;
-    const at = now + probeTimeout(srtt, seq.sub(c.sndMax, c.sndUna) <= c.smss) * 2 ** this.#tlps;
-    if (at < c.rtoAt) this.tlpAt = at;
+    const at = after(now, probeTimeout(srtt, seq.sub(c.sndMax, c.sndUna) <= c.smss) * 2 ** this.#tlps);
+    if (c.rtoAt === OFF || at < c.rtoAt) this.tlpAt = at;
   }
 
   /**
@@ -546,7 +551,7 @@ export class Recovery implements DeliverySink {
    * repair a lost tail without the RTO. The RTO restarts after it.
    */
   #onTlp(now: number): void {
-    this.tlpAt = Infinity;
+    this.tlpAt = OFF;
     const c = this.c;
     if (c.sndMax === c.sndUna || this.#tlps >= MAX_TLPS || c.out.linkBlocked(c)) return;
     this.#tlps++;
@@ -561,7 +566,7 @@ export class Recovery implements DeliverySink {
       while (i >= 0 && this.sb.flags(i) & SACKED) i--;
       if (i >= 0) this.#resend(i, now, false);
     }
-    c.rtoAt = now + c.rtt.rto;
+    c.rtoAt = after(now, c.rtt.rto);
     this.armTlp(now); // the next probe, backed off
   }
 }

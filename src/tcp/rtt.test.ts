@@ -62,7 +62,7 @@ describe('timestamp samples after a retransmission timeout (RFC 7323 §4)', () =
     // last segment that advanced its window, so its duplicate ACK (which advances our SND.UNA) echoes the
     // original's TSval, a minute old.
     feed(conn, { seq: gseq, ack: iss + 1000, flags: A, ts: [500, original.h.tsVal] }, t + 10);
-    expect(conn.sndUna).toBe(w(iss + 1000));
+    expect(conn.sndUna >>> 0).toBe(w(iss + 1000));
     expect(conn.srtt).toBe(10);
     // a fresh segment and its ACK give a fresh sample, which ends the backoff
     conn.write(pattern(100), t + 20);

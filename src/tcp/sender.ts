@@ -43,6 +43,7 @@
  * advances SND.UNA frees the send buffer and feeds recovery.ts; the send
  * window follows the SND.WL1/SND.WL2 rule.
  */
+import { after, OFF } from './deadline.js';
 import * as seq from '../wire/seq.js';
 import * as tcp from '../wire/tcp.js';
 import type { TcpConn } from './conn.js';
@@ -68,8 +69,8 @@ export class Sender {
   #rtxPending = false;
   #rtxTs = 0;
   #rtxEnd = 0;
-  /** Persist / SWS-override timer (absolute ms) or Infinity. */
-  persistAt = Infinity;
+  /** Persist / SWS-override timer (absolute ms) or OFF (deadline.ts). */
+  persistAt = OFF;
   #persistBackoff = 0;
   /** A zero-window probe is out and no ACK has come since. */
   #probeOut = false;
@@ -89,7 +90,7 @@ export class Sender {
 
   /** A new send sequence space: the TSval clock offset derives from the ISN. */
   init(isn: number): void {
-    this.#tsOffset = Math.imul(isn ^ 0x5bd1e995, 0x27d4eb2d) >>> 0;
+    this.#tsOffset = Math.imul(isn ^ 0x5bd1e995, 0x27d4eb2d);
     this.#peerAck = isn;
   }
 
@@ -99,18 +100,18 @@ export class Sender {
    */
   notePeerAck(ack: number): void {
     const c = this.c;
-    if (seq.gt(ack, this.#peerAck) && seq.le(ack, c.sndMax) && seq.ge(ack, c.sndUna)) this.#peerAck = ack;
+    if (seq.gt(ack, this.#peerAck) && seq.le(ack, c.sndMax) && seq.ge(ack, c.sndUna)) this.#peerAck = ack | 0;
   }
 
-  /** Our TSval clock: ms + a per-connection offset (RFC 7323 §5.4). */
+  /** Our TSval clock: ms + a per-connection offset (RFC 7323 §5.4), signed 32-bit like sequence numbers. */
   tsNow(now: number): number {
-    return (Math.floor(now) + this.#tsOffset) >>> 0;
+    return (Math.floor(now) + this.#tsOffset) | 0;
   }
 
   /** Times our SYN or SYN-ACK (its first transmission). */
   timeSyn(now: number): void {
     this.#rttSeq = this.c.sndNxt;
-    this.#rttTime = now;
+    this.#rttTime = Math.floor(now);
   }
 
   /**
@@ -131,7 +132,7 @@ export class Sender {
 
   /** The SYN-ACK answering our SYN: a sample unless the SYN was retransmitted. */
   sampleSynAck(now: number): void {
-    if (this.#rttTime >= 0 && this.c.retries === 0) this.c.rtt.sample(now - this.#rttTime);
+    if (this.#rttTime >= 0 && this.c.retries === 0) this.c.rtt.sample(Math.floor(now) - this.#rttTime);
     this.#rttTime = -1;
   }
 
@@ -149,7 +150,7 @@ export class Sender {
       const r = seq.sub(this.tsNow(now), h.tsEcr);
       if (r < 0x7fffffff && !(this.#rtxPending && seq.lt(h.tsEcr, this.#rtxTs))) c.rtt.sample(r);
     } else if (this.#rttTime >= 0 && seq.ge(h.ack, this.#rttSeq)) {
-      c.rtt.sample(now - this.#rttTime);
+      c.rtt.sample(Math.floor(now) - this.#rttTime);
       this.#rttTime = -1;
     }
     if (this.#rtxPending && seq.ge(h.ack, this.#rtxEnd)) this.#rtxPending = false;
@@ -165,7 +166,7 @@ export class Sender {
    */
   onAck(h: tcp.Header, now: number): boolean {
     const c = this.c;
-    const ack = h.ack;
+    const ack = h.ack | 0; // a Smi, not the header field's heap number (see conn.ts toSigned)
     if (seq.gt(ack, c.sndMax)) {
       this.sendAck();
       return false;
@@ -184,7 +185,7 @@ export class Sender {
     if (acked > 0) {
       // Progress: the retry budget, the user timeout and the zero-window bound start over.
       c.retries = 0;
-      this.#progressAt = now;
+      this.#progressAt = Math.floor(now);
       this.#zeroSince = -1;
       this.#sampleAck(h, now);
       let a = acked;
@@ -197,7 +198,7 @@ export class Sender {
       c.sndUna = ack;
       if (seq.lt(c.sndNxt, ack)) c.sndNxt = ack;
       if (c.sndBuf.length === 0) c.armTrim(now);
-      c.rtoAt = c.sndUna === c.sndMax ? Infinity : now + c.rtt.rto; // RFC 6298 §5.2-5.3
+      c.rtoAt = c.sndUna === c.sndMax ? OFF : after(now, c.rtt.rto); // RFC 6298 §5.2-5.3
 
       if (finAcked) {
         const s = c.state;
@@ -222,14 +223,14 @@ export class Sender {
     // advertised; Linux takes the window of every segment that advances SND.UNA too.
     if (ack === c.sndUna && (acked > 0 || seq.lt(c.sndWl1, h.seq) || (c.sndWl1 === h.seq && seq.le(c.sndWl2, ack)))) {
       c.sndWnd = newWnd;
-      c.sndWl1 = h.seq;
+      c.sndWl1 = h.seq | 0;
       c.sndWl2 = ack;
       if (newWnd > c.maxSndWnd) c.maxSndWnd = newWnd;
     }
     if (c.sndWnd > 0) {
       this.#zeroSince = -1;
-      if (this.persistAt !== Infinity) {
-        this.persistAt = Infinity;
+      if (this.persistAt !== OFF) {
+        this.persistAt = OFF;
         this.#persistBackoff = 0;
       }
     }
@@ -294,7 +295,7 @@ export class Sender {
     this.#sendTx(rel);
     c.nRetransmit++;
     this.resent(now);
-    if (c.rtoAt === Infinity) c.rtoAt = now + c.rtt.rto;
+    if (c.rtoAt === OFF) c.rtoAt = after(now, c.rtt.rto);
     return seq.add(seqStart, len + (fin ? 1 : 0));
   }
 
@@ -334,12 +335,12 @@ export class Sender {
     if (linkBlocked) {
       // held back by our own link, not by the peer's window: no probing
     } else if (c.sndMax === c.sndUna && c.sndBuf.length > seq.sub(c.sndNxt, c.sndUna)) {
-      if (this.persistAt === Infinity) {
+      if (this.persistAt === OFF) {
         if (this.#persistBackoff === 0) this.#persistBackoff = c.rtt.rto;
-        this.persistAt = now + this.#persistBackoff;
+        this.persistAt = after(now, this.#persistBackoff);
       }
     } else if (c.sndMax !== c.sndUna) {
-      this.persistAt = Infinity;
+      this.persistAt = OFF;
     }
     c.rec.onFlushed(c.sndBuf.length - seq.sub(c.sndNxt, c.sndUna));
   }
@@ -352,7 +353,7 @@ export class Sender {
     this.#fillHeader(flags, c.sndNxt, len);
     this.#sendTx(rel);
     const isNew = c.sndNxt === c.sndMax;
-    if (c.sndMax === c.sndUna) this.#progressAt = now; // a flight begins
+    if (c.sndMax === c.sndUna) this.#progressAt = Math.floor(now); // a flight begins
     if (isNew) c.rec.onSent(c.sndNxt, len + (fin ? 1 : 0), now);
     if (!isNew) {
       c.nRetransmit++;
@@ -360,12 +361,12 @@ export class Sender {
     }
     if (!rtx && isNew && len > 0 && this.#rttTime < 0 && !c.tsOk) {
       this.#rttSeq = seq.add(c.sndNxt, len);
-      this.#rttTime = now;
+      this.#rttTime = Math.floor(now);
     }
     c.sndNxt = seq.add(c.sndNxt, len + (fin ? 1 : 0));
     if (seq.gt(c.sndNxt, c.sndMax)) c.sndMax = c.sndNxt;
     if (fin) this.finSent = true;
-    if (c.rtoAt === Infinity && c.sndMax !== c.sndUna) c.rtoAt = now + c.rtt.rto;
+    if (c.rtoAt === OFF && c.sndMax !== c.sndUna) c.rtoAt = after(now, c.rtt.rto);
     if (isNew && !rtx) c.rec.armTlp(now);
   }
 
@@ -378,7 +379,7 @@ export class Sender {
    */
   onRto(now: number): number {
     const c = this.c;
-    c.rtoAt = Infinity;
+    c.rtoAt = OFF;
     c.rec.stopTimers();
     if (c.sndMax === c.sndUna) return RTO_GO_ON;
     c.retries++;
@@ -395,7 +396,7 @@ export class Sender {
     c.rec.onRto(c.retries === 1);
     if (!c.sackOk) this.#goBackN(now);
     else if (!c.rec.retransmitLost(now)) this.#probe(); // the peer's window holds none of it
-    c.rtoAt = now + c.rtt.rto;
+    c.rtoAt = after(now, c.rtt.rto);
     return RTO_GO_ON;
   }
 
@@ -424,7 +425,7 @@ export class Sender {
    */
   onPersist(now: number): boolean {
     const c = this.c;
-    this.persistAt = Infinity;
+    this.persistAt = OFF;
     const rel = seq.sub(c.sndNxt, c.sndUna);
     const avail = c.sndBuf.length - rel;
     if (avail <= 0 || c.sndMax !== c.sndUna) {
@@ -442,11 +443,11 @@ export class Sender {
     }
     c.retries++;
     if (c.retries > c.cfg.maxRetries) return false;
-    if (this.#zeroSince < 0) this.#zeroSince = now;
+    if (this.#zeroSince < 0) this.#zeroSince = Math.floor(now);
     this.#probe();
     this.#probeOut = true;
     this.#persistBackoff = Math.min(c.cfg.maxRto, Math.max(c.rtt.rto, this.#persistBackoff * 2));
-    this.persistAt = now + this.#persistBackoff;
+    this.persistAt = after(now, this.#persistBackoff);
     return true;
   }
 
@@ -461,7 +462,7 @@ export class Sender {
 
   /** Stops the persist timer. */
   stopPersist(): void {
-    this.persistAt = Infinity;
+    this.persistAt = OFF;
   }
 
   /**
@@ -524,7 +525,7 @@ export class Sender {
     h.dstPort = c.remotePort;
     h.seq = sq >>> 0;
     h.flags = flags;
-    h.ack = (flags & tcp.ACK) !== 0 ? c.rcv.nxt : 0;
+    h.ack = (flags & tcp.ACK) !== 0 ? c.rcv.nxt >>> 0 : 0;
     h.checksum = 0;
     h.urgent = 0;
     h.payloadLength = len;
@@ -539,8 +540,8 @@ export class Sender {
     h.window = c.rcv.windowToAdvertise();
     if (c.tsOk) {
       h.hasTimestamps = true;
-      h.tsVal = this.tsNow(c.now);
-      h.tsEcr = c.rcv.tsRecent;
+      h.tsVal = this.tsNow(c.now) >>> 0;
+      h.tsEcr = c.rcv.tsRecent >>> 0;
     }
     if (c.sackOk && c.rcv.buf.ooo.count > 0) c.rcv.fillSack(h);
     this.#finishHeader(h);

@@ -281,6 +281,19 @@ const scenarios: Scenario[] = [
     issA: 123456789,
     issB: 0xffffffff,
   },
+  {
+    // The engine keeps sequence numbers signed (wire/seq): both directions cross 2^31, where the signed form wraps.
+    name: '2 MB each way with SACK and timestamps, both sequence spaces across 2^31, 3% loss',
+    seed: 4,
+    link: { loss: 0.03, reorder: 0.05, delay: 1, jitter: 2, dup: 0.01 },
+    cfgA: {},
+    cfgB: {},
+    aToB: 2 * MB,
+    bToA: 2 * MB,
+    readProb: 0.8,
+    issA: 0x7fff8000,
+    issB: 0x7ffffff0,
+  },
 ];
 
 /** The per-segment invariants (see the file comment) held throughout. */

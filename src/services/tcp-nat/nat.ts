@@ -87,6 +87,7 @@ import {
 } from '../../tcp/conn.js';
 import type { SendBuffer } from '../../tcp/send-buffer.js';
 import type { BudgetAccount } from '../../tcp/budget.js';
+import { OFF } from '../../tcp/deadline.js';
 import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-stream.js';
 import { TimerHeap } from './timer-heap.js';
 import { FairSlots, type Slot } from '../fair-slots.js';
@@ -208,8 +209,8 @@ class Flow implements HostStreamEvents {
   closed = false;
   /** The connection closed cleanly; the host half is still writing (see "Teardown"). */
   draining = false;
-  /** When a draining flow without progress is reset (ms). */
-  drainAt = Infinity;
+  /** When a draining flow without progress is reset (whole ms; set when it starts draining). */
+  drainAt = 0;
   /** A guest → host pump is queued for this microtask checkpoint. */
   pumpQueued = false;
   /** The host socket is paused for lack of room in the send buffer. */
@@ -220,7 +221,8 @@ class Flow implements HostStreamEvents {
   toHost = 0;
   /** The host's end() completed: every byte and the FIN were handed over. */
   hostEnded = false;
-  scheduledAt = Infinity;
+  /** The deadline of the flow's current timer-heap entry (whole ms), or OFF: none. Smis, see tcp/deadline.ts. */
+  scheduledAt = OFF;
   probe: ((r: ProbeResult) => void) | null = null;
   constructor(
     readonly conn: TcpConn,
@@ -492,7 +494,7 @@ export class TcpNat {
       // earlier on every ACK (the tail loss probe), that loop took a quarter of
       // the gateway's time in a host→guest iperf3 run.
       if (f.closed || at !== f.scheduledAt) continue;
-      f.scheduledAt = Infinity;
+      f.scheduledAt = OFF;
       if (f.draining) {
         if (now >= f.drainAt) this.abandonDrain(f);
       } else if (f.conn.nextTimeout() <= now) f.conn.onTimer(now);
@@ -541,7 +543,7 @@ export class TcpNat {
     this.graceEnd = Math.min(this.graceEnd, now + graceMs);
     if (this.draining.size === 0) return Promise.resolve();
     for (const f of this.draining) {
-      f.drainAt = Math.min(f.drainAt, this.graceEnd);
+      f.drainAt = Math.ceil(Math.min(f.drainAt, this.graceEnd));
       this.reschedule(f);
     }
     return (this.drainsOver ??= new Promise((resolve) => (this.drainWaiter = resolve)));
@@ -646,7 +648,7 @@ export class TcpNat {
 
   /** When a drain that made progress at `now` is given up: drainIdleMs later, and never past shutdown's grace. */
   private drainDeadline(now: number): number {
-    return Math.min(now + this.limits.drainIdleMs, this.graceEnd);
+    return Math.ceil(Math.min(now + this.limits.drainIdleMs, this.graceEnd));
   }
 
   /** A drain without progress for too long (or cut by shutdown): reset the host, never a clean EOF. */
@@ -703,12 +705,12 @@ export class TcpNat {
     // time is at most an earlier now() + TIMER_HORIZON, never later than this
     // call's, so the clock need not be read: this runs for every segment, and
     // performance.now() costs 0.1-0.2 µs here.)
-    if (f.scheduledAt <= due && f.scheduledAt !== Infinity) return;
+    if (f.scheduledAt !== OFF && f.scheduledAt <= due) return;
     // Far deadlines (the idle timeout) are visited every TIMER_HORIZON ms instead,
     // so an entry left stale when a deadline moved earlier is popped (and dropped)
     // within that time rather than lingering for hours.
-    const at = Math.min(due, this.deps.now() + TIMER_HORIZON);
-    if (at < f.scheduledAt) {
+    const at = Math.ceil(Math.min(due, this.deps.now() + TIMER_HORIZON));
+    if (f.scheduledAt === OFF || at < f.scheduledAt) {
       f.scheduledAt = at;
       const first = this.timers.peek();
       this.timers.push(at, f);
