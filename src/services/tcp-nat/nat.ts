@@ -91,6 +91,7 @@ import { OFF } from '../../tcp/deadline.js';
 import { HOST_READ_MAX, type HostStream, type HostStreamEvents } from './host-stream.js';
 import { TimerHeap } from './timer-heap.js';
 import { FairSlots, type Slot } from '../fair-slots.js';
+import { Flow, type HostHandlers, type ProbeResult } from './flow.js';
 
 /** Where a guest connection goes. */
 export type TcpRoute = { host: string; port: number } | { local: LocalService } | { refuse: true } | { drop: true };
@@ -169,96 +170,6 @@ export interface TcpNatCounters {
   drainResets: number;
   /** Flows reset because their host stream went on delivering while paused (PENDING_MAX). */
   hostOverruns: number;
-}
-
-export type ProbeResult = 'open' | 'closed' | 'timeout';
-
-/**
- * The NAT's handlers of host stream events, made once per TcpNat: each flow
- * passes itself as the HostStreamEvents of its host stream and forwards to
- * these, so an idle flow holds no closures of its own.
- */
-interface HostHandlers {
-  connected(f: Flow): void;
-  refused(f: Flow): void;
-  failed(f: Flow): void;
-  readInto(f: Flow): Uint8Array | null;
-  data(f: Flow, chunk: Uint8Array): void;
-  end(f: Flow): void;
-  reset(f: Flow): void;
-  drain(f: Flow): void;
-}
-
-class Flow implements HostStreamEvents {
-  host: HostStream | null = null;
-  /** Host bytes the connection's send buffer has not taken yet. */
-  pending: Uint8Array[] = [];
-  /** Bytes in `pending` (at most PENDING_MAX). */
-  pendingBytes = 0;
-  /** The host end asked us to stop writing (write() returned false). */
-  hostBlocked = false;
-  /** The guest's FIN is to be passed on once its data is written. */
-  finToHost = false;
-  /** The host's FIN is to be passed on once `pending` is taken. */
-  finToGuest = false;
-  /** Until the host (or local service) end connected or failed. */
-  dialing = false;
-  /** The slot of a host dial in flight. */
-  dial: Slot<Flow> | null = null;
-  /** Gone: out of every table, host released. */
-  closed = false;
-  /** The connection closed cleanly; the host half is still writing (see "Teardown"). */
-  draining = false;
-  /** When a draining flow without progress is reset (whole ms; set when it starts draining). */
-  drainAt = 0;
-  /** A guest → host pump is queued for this microtask checkpoint. */
-  pumpQueued = false;
-  /** The host socket is paused for lack of room in the send buffer. */
-  hostPaused = false;
-  /** Waiting in TcpNat.congested for the guest's link to drain. */
-  linkWait = false;
-  /** Bytes lent to the host socket and not yet written (consumed when they are). */
-  toHost = 0;
-  /** The host's end() completed: every byte and the FIN were handed over. */
-  hostEnded = false;
-  /** The deadline of the flow's current timer-heap entry (whole ms), or OFF: none. Smis, see tcp/deadline.ts. */
-  scheduledAt = OFF;
-  probe: ((r: ProbeResult) => void) | null = null;
-  constructor(
-    readonly conn: TcpConn,
-    readonly guestIp: Ip4,
-    readonly guestPort: number,
-    readonly remoteIp: Ip4,
-    readonly remotePort: number,
-    /** The guest's key in perGuest (see guestOf). */
-    readonly guest: number,
-    readonly handlers: HostHandlers,
-  ) {}
-
-  connected(): void {
-    this.handlers.connected(this);
-  }
-  refused(): void {
-    this.handlers.refused(this);
-  }
-  failed(): void {
-    this.handlers.failed(this);
-  }
-  readInto(): Uint8Array | null {
-    return this.handlers.readInto(this);
-  }
-  data(chunk: Uint8Array): void {
-    this.handlers.data(this, chunk);
-  }
-  end(): void {
-    this.handlers.end(this);
-  }
-  reset(): void {
-    this.handlers.reset(this);
-  }
-  drain(): void {
-    this.handlers.drain(this);
-  }
 }
 
 const endpoint = (ip: Ip4, port: number) => ip * 65536 + port;
