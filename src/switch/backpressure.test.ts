@@ -114,6 +114,34 @@ describe('backpressure', () => {
     expect(() => add({ queueBytes: -1 })).toThrow(/queueBytes/);
   });
 
+  it("ordinary senders filling a congested port's queueBytes do not use up the aware sender's reentrantBytes", () => {
+    const { sw, add, send } = setup();
+    const gwSink = new AwarePort();
+    const gw = sw.addPort(gwSink, { name: 'gateway' });
+    const [vm] = add();
+    const [guest, fg] = add({ queueBytes: 2 * sw.reentrantBytes });
+    send(guest, frame({ dst: BCAST, src: mac(2) }));
+    fg.congested = true;
+    const f = frame({ dst: mac(2), src: mac(1), payload: 1500 });
+    const n = Math.ceil((2 * sw.reentrantBytes) / f.length);
+    for (let i = 0; i < n + 5; i++) send(vm, f); // a VM's bulk stream fills the queue allowance, then is tail-dropped
+    expect(guest.counters.txDropped).toBe(5);
+    const before = fg.got.length;
+    // The gateway's segment is still handed over with "hold back", as with no VM traffic.
+    expect(send(gw, frame({ dst: mac(2), src: mac(3), payload: 1500 }))).toBe(false);
+    expect(fg.got).toHaveLength(before + 1);
+    expect(guest.counters.txDropped).toBe(5);
+    // It still has only its own reentrantBytes.
+    const m = Math.ceil(sw.reentrantBytes / f.length);
+    const g = frame({ dst: mac(2), src: mac(3), payload: 1500 });
+    for (let i = 1; i < m + 3; i++) send(gw, g);
+    expect(fg.got).toHaveLength(before + m);
+    expect(guest.counters.txDropped).toBe(5 + 3);
+    sw.portDrained(guest);
+    expect(send(vm, f)).toBe(true);
+    expect(fg.got).toHaveLength(before + m + 1);
+  });
+
   it('a slow port does not stall the sender towards a port that drained', () => {
     const { sw, add, send } = setup();
     const gwSink = new AwarePort();

@@ -49,6 +49,8 @@ export class Port implements SwitchPort, Holder {
   notifyQueued = false;
   /** Bytes handed over while congested, since the last drain. */
   overshoot = 0;
+  /** Of `overshoot`, the bytes from senders that honour backpressure (their own `reentrantBytes` allowance). */
+  awareOvershoot = 0;
   /** The entries of the last source and destination MACs seen on this port (checked before use). */
   lastSrc: Entry<Port> | null = null;
   lastDst: Entry<Port> | null = null;

@@ -65,8 +65,9 @@
  * frames per 3 s on a loaded 2-core machine whenever the receiving relay
  * was off the CPU for a few ms (bench/switch.ts, "switch counters during
  * TCP"; two relays spliced by a socket pair buffer 4 MiB and lose none). So
- * a peer that stops reading costs the switch at most about 3.3 MiB, within
- * StreamPort's own `maxQueued` bound (4 MiB). The price is queueing delay:
+ * a peer that stops reading costs the switch at most about 3.3 MiB from
+ * ordinary senders; an in-process gateway keeps its own 1 MiB allowance on
+ * top (switch.ts), and StreamPort's `maxQueued` (4 MiB) bounds the sum. The price is queueing delay:
  * a port saturated by a bulk stream holds up to about 28 ms at 1 Gbit/s
  * ahead of other frames to it.
  *

@@ -65,8 +65,11 @@
  * false, "hold back"; once the port drains ({@link Switch.portDrained}, from
  * StreamPort's 'drain'), the switch calls the sender's `drained()`. So the
  * gateway's TCP NAT sees exactly the congestion of the guest's port. Only
- * past a further `reentrantBytes` (1 MiB at MTU 1500) handed to a port since
- * it became congested does the tail drop apply to such a sender too: that
+ * past a further `reentrantBytes` (1 MiB at MTU 1500) handed to a port by
+ * such senders since it became congested does the tail drop apply to them
+ * too (an allowance of their own: what ordinary senders handed under
+ * `queueBytes` does not use it up, so a VM's bulk stream into a guest's
+ * port cannot turn the gateway's segments to that guest into drops): that
  * bounds what a sender that ignores the answer (UDP from the host) can
  * queue, and leaves room for a full reentrant queue worked off into a port
  * that filled meanwhile (a 20 MB download by Linux TCP peaked at ~420 KB).
@@ -499,6 +502,7 @@ export class Switch {
   portDrained(port: SwitchPort): void {
     const p = this.#own(port);
     p.overshoot = 0;
+    p.awareOvershoot = 0;
     if (p.waiters.length === 0) return;
     this.#bp.release(p);
     if (!this.#busy) this.#bp.notify();
@@ -868,7 +872,7 @@ export class Switch {
       return null;
     }
     const aware = this.#aware;
-    if (congested && m.overshoot >= (aware ? this.reentrantBytes : m.queueBytes)) {
+    if (congested && (aware ? m.awareOvershoot >= this.reentrantBytes : m.overshoot >= m.queueBytes)) {
       c.txDropped++;
       if (aware) this.#holdOn(m);
       return null;
@@ -900,7 +904,10 @@ export class Switch {
     }
     c.txFrames++;
     c.txBytes += len;
-    if (congested) m.overshoot += len;
+    if (congested) {
+      m.overshoot += len;
+      if (this.#aware) m.awareOvershoot += len;
+    }
     if (this.#aware && (congested || r === false)) this.#holdOn(m);
   }
 

@@ -169,6 +169,27 @@ describe('fast retransmit and NewReno recovery (RFC 5681, 6582)', () => {
     expect(conn.sndBuf.length).toBe(0);
   });
 
+  // A repair ending at sequence number 2^32 - 1 (-1 in the engine's signed form) is still a repair:
+  // marked retransmitted once, not sent again on every ACK.
+  it.each([
+    ['anywhere', 0xfffff000],
+    ['ending at 2^32 - 1', 2 ** 32 - 2 - 1460],
+  ])('a SACK repair %s is sent once and leaves the lost count', (_name, isn) => {
+    const { conn, rec, iss, gseq } = established({ ackDelay: 0 }, { sack: true, synRtt: 10, isn });
+    const M = 1460;
+    conn.write(pattern(10 * M), 0);
+    rec.take();
+    const sack = (l: number, r: number): number[] => [w(iss + l * M), w(iss + r * M)];
+    feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 4) }, 12);
+    const r = rec.take();
+    expect(r.map((s) => [w(s.h.seq - iss), s.payload.length])).toEqual([[0, M]]);
+    expect(conn.rec.sb.lost).toBe(0);
+    feed(conn, { seq: gseq, ack: iss, flags: A, sack: sack(1, 5) }, 13);
+    expect(rec.take().filter((s) => s.h.seq === iss)).toEqual([]); // not again
+    feed(conn, { seq: gseq, ack: iss + 10 * M, flags: A }, 22);
+    expect(conn.sndBuf.length).toBe(0);
+  });
+
   it('never retransmits past SND.MAX when segment sizes changed since the first transmission', () => {
     // Regression: segments first sent carrying a SACK block (12 bytes of options) are shorter; a
     // retransmission of the last one sized without options reached 12 bytes beyond SND.MAX, the

@@ -412,9 +412,8 @@ export class Recovery implements DeliverySink {
       sb.split(i, room);
     }
     const n = Math.min(dataLen, room);
-    const end = c.snd.retransmitAt(rel, n, now);
-    if (end === -1) return false;
-    const len = seq.sub(end, sb.start(i));
+    const len = c.snd.retransmitAt(rel, n, now);
+    if (len === 0) return false;
     if (len < sb.len(i)) return true; // no room to split: a partial retransmission, the record stays lost
     sb.retransmitted(i, now);
     if (this.#useBbr) (this.cc as Bbr).rate.onSent(sb, i, now, false);

@@ -284,19 +284,21 @@ export class Sender {
   /**
    * Sends `len` bytes from `rel` bytes after SND.UNA again (with our FIN when
    * they reach its end and it was sent).
-   * @returns the sequence number after what was sent, or -1 when nothing was
+   * @returns the sequence space sent (bytes, plus 1 for the FIN), 0 when
+   *   nothing was (a count, not an end sequence number: in the signed form
+   *   every 32-bit value, -1 included, is a valid sequence number)
    */
   retransmitAt(rel: number, len: number, now: number): number {
     const c = this.c;
     const fin = this.finSent && rel + len === c.sndBuf.length;
-    if (len <= 0 && !fin) return -1;
+    if (len <= 0 && !fin) return 0;
     const seqStart = seq.add(c.sndUna, rel);
     this.#fillHeader(tcp.ACK | (fin ? tcp.FIN : 0) | (len > 0 ? tcp.PSH : 0), seqStart, len);
     this.#sendTx(rel);
     c.nRetransmit++;
     this.resent(now);
     if (c.rtoAt === OFF) c.rtoAt = after(now, c.rtt.rto);
-    return seq.add(seqStart, len + (fin ? 1 : 0));
+    return len + (fin ? 1 : 0);
   }
 
   /** Sends new (or go-back-N) data while the windows and the link allow (§3.8.6.2.1, RFC 5681). */
