@@ -116,8 +116,7 @@ export class Handshake {
   /** Options from the peer's SYN or SYN-ACK. @param weOffered whether our side offers/offered WS */
   #negotiate(syn: tcp.Header, weOffered: boolean): void {
     const c = this.c;
-    const ourMss = c.cfg.mtu - 40;
-    c.sndMss = Math.max(64, Math.min(syn.mss >= 0 ? syn.mss : 536, ourMss));
+    c.sndMss = Math.max(64, Math.min(syn.mss >= 0 ? syn.mss : 536, c.rcv.mss));
     if (weOffered && syn.wscale >= 0) {
       c.sndShift = syn.wscale;
       c.rcv.shift = shiftFor(c.cfg.rcvBufMax);
@@ -136,7 +135,7 @@ export class Handshake {
     const c = this.c;
     const synAck = c.state === SYN_RECEIVED;
     const h = c.snd.synHeader(synAck ? tcp.SYN | tcp.ACK : tcp.SYN);
-    h.mss = c.cfg.mtu - 40;
+    h.mss = c.rcv.mss;
     // RFC 7323 §1.3: a SYN-ACK may carry WS only if the SYN did.
     const offerWs = c.cfg.windowScaling && (!synAck || this.#peerWs);
     h.wscale = offerWs ? shiftFor(c.cfg.rcvBufMax) : -1;

@@ -116,6 +116,11 @@ export class Receiver {
     this.buf = new RecvBuffer(c.cfg.rcvBufMax, account);
   }
 
+  /** The MSS we offer and receive by: mtu - 40 (RFC 9293 §3.7.1, IPv4 without options). */
+  get mss(): number {
+    return this.c.cfg.mtu - 40;
+  }
+
   /** The peer's SYN at `irs`: RCV.NXT = IRS + 1. */
   init(irs: number): void {
     this.irs = irs | 0;
@@ -263,7 +268,7 @@ export class Receiver {
    * @returns false when the update should go out now
    */
   deferWindowUpdate(now: number): boolean {
-    if (seq.diff(this.advEdge, this.nxt) < DEFER_UPDATE_MIN_WINDOW || seq.diff(this.nxt, this.lastAckSent) >= (this.c.cfg.mtu - 40) >>> 1) return false;
+    if (seq.diff(this.advEdge, this.nxt) < DEFER_UPDATE_MIN_WINDOW || seq.diff(this.nxt, this.lastAckSent) >= this.mss >>> 1) return false;
     if (this.ackPending === 0) this.ackPending = ACK_DELAYED;
     return !this.ackNow(now);
   }
@@ -282,7 +287,7 @@ export class Receiver {
    * now (`room`: the receive space it lets us offer, beyond the readable bytes).
    */
   #swsThreshold(room: number): number {
-    return Math.min((this.buf.readable + room) >>> 1, this.c.cfg.mtu - 40);
+    return Math.min((this.buf.readable + room) >>> 1, this.mss);
   }
 
   /** SACK blocks for our out-of-order data, the most recent first (RFC 2018 §4). */
