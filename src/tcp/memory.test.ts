@@ -177,14 +177,17 @@ describe('state made on demand goes when the connection idles', () => {
     const sink = new Uint8Array(65_536);
     let sent = 0;
     let got = 0;
+    const pump = (): void => {
+      if (sent < total) sent += gw.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), link.now);
+      got += guest.read(sink, 0, sink.length, link.now);
+    };
     let sackState = false;
     let oooPages = false;
     const done = link.run(
       () => got === total && gw.sndBuf.length === 0,
       120_000,
       () => {
-        if (sent < total) sent += gw.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), link.now);
-        got += guest.read(sink, 0, sink.length, link.now);
+        pump();
         sackState ||= gw.rec.allocated;
         // out-of-order bytes held in pages: capacity beyond the ring
         oooPages ||= guest.rcvBuf.ooo.count > 0;
@@ -203,10 +206,6 @@ describe('state made on demand goes when the connection idles', () => {
     expect([guest.state, gw.state]).toEqual([ESTABLISHED, ESTABLISHED]);
     expect(guest.rcvBuf.ooo.count).toBe(0);
     // and it comes back on demand: the connection carries data again, with loss again
-    const pump = (): void => {
-      if (sent < total) sent += gw.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), link.now);
-      got += guest.read(sink, 0, sink.length, link.now);
-    };
     sent = got = 0;
     pump();
     expect(link.run(() => got === total && gw.sndBuf.length === 0, link.now + 120_000, pump)).toBe(true);
