@@ -613,7 +613,7 @@ export class Switch {
    */
   #known(p: Port, vlan: number, dk: number, now: number): Port | null {
     const d = p.lastDst;
-    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || d.macBlock !== null || now - d.seen < this.ageingMs)) return d.port;
+    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && this.#fdb.live(d, now)) return d.port;
     const to = this.#fdb.lookup(vlan, dk, now);
     p.lastDst = this.#fdb.entry;
     return to;
@@ -732,7 +732,7 @@ export class Switch {
     const e = p.lastSrc;
     if (e === null || e.dead || e.port !== p || e.vlan !== vlan || macKey(buf, off + eth.SRC) !== e.key) return false;
     const d = p.lastDst;
-    if (d === null || d.dead || d.port !== to || d.vlan !== vlan || macKey(buf, off) !== d.key || !(d.isStatic || now - d.seen < this.ageingMs)) return false;
+    if (d === null || d.dead || d.port !== to || d.vlan !== vlan || macKey(buf, off) !== d.key || !this.#fdb.live(d, now)) return false;
     return to.attached && to.guard.blocked === null && to.pvid === vlan && to.egressHook === null;
   }
 
