@@ -174,7 +174,7 @@ export class Fdb<P extends FdbPort> {
         this.counters.portLimit++;
         return REFUSED;
       }
-      const live = now - e.seen < this.ageingMs;
+      const live = this.live(e, now); // neither static nor MAC-blocked here: not aged out
       const from = e.port;
       from.macCount--;
       e.port = p;
@@ -248,7 +248,7 @@ export class Fdb<P extends FdbPort> {
     const e = map?.get(key);
     this.entry = null;
     if (e === undefined) return null;
-    if (e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs) {
+    if (this.live(e, now)) {
       this.entry = e;
       return e.port;
     }
@@ -261,7 +261,7 @@ export class Fdb<P extends FdbPort> {
   /** Like {@link lookup} but changes nothing. */
   peek(vlan: number, key: number, now: number): P | null {
     const e = this.#maps[vlan]?.get(key);
-    return e !== undefined && (e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs) ? e.port : null;
+    return e !== undefined && this.live(e, now) ? e.port : null;
   }
 
   /**
@@ -291,7 +291,7 @@ export class Fdb<P extends FdbPort> {
       const map = this.#maps[v];
       if (map === undefined) continue;
       for (const [k, e] of map) {
-        if (!e.isStatic && e.macBlock === null && now - e.seen >= this.ageingMs) {
+        if (!this.live(e, now)) {
           map.delete(k);
           this.#forget(e);
           this.counters.aged++;
@@ -310,11 +310,19 @@ export class Fdb<P extends FdbPort> {
       const map = this.#maps[v];
       if (map === undefined) continue;
       const rows: Array<Entry<P>> = [];
-      for (const e of map.values()) if (e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs) rows.push(e);
+      for (const e of map.values()) if (this.live(e, now)) rows.push(e);
       rows.sort((a, b) => a.key - b.key);
       for (const e of rows) out.push({ vlan: v, mac: macText(e.key), port: e.port.id, ageMs: e.isStatic ? 0 : now - e.seen, static: e.isStatic });
     }
     return out;
+  }
+
+  /**
+   * Whether entry `e` holds at `now`: static or MAC-blocked (neither ages),
+   * or seen within the ageing time. (A cached entry: check `dead` first.)
+   */
+  live(e: Entry<P>, now: number): boolean {
+    return e.isStatic || e.macBlock !== null || now - e.seen < this.ageingMs;
   }
 
   /** Whether another MAC block fits under `maxMacBlocks`. */

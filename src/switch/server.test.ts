@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isVmnetError } from '../errors.js';
+import { encodeFrames } from '../../test/helpers/fuzz-frames.js';
 import { frame as buildFrame, marked, markOf, streamClient, until, vlanOf } from '../../test/helpers/switch-kit.js';
 import { roleSocketName, startSwitch, type RunningSwitch, type SwitchServerOptions } from './server.js';
 
@@ -118,10 +119,7 @@ describe('startSwitch', () => {
     cleanups.push(() => liar.destroy());
     await until(() => sw.switch.ports().length === 3);
     // A real frame first, so the liar has a learned MAC to lose.
-    const f = frame(BCAST, mac(9), 9);
-    const pre = Buffer.alloc(4);
-    pre.writeUInt32BE(f.length);
-    liar.write(Buffer.concat([pre, f]));
+    liar.write(encodeFrames([frame(BCAST, mac(9), 9)]));
     await until(() => sw.switch.size === 1);
     const bad = Buffer.alloc(4);
     bad.writeUInt32BE(0x7fff0000);
@@ -141,10 +139,7 @@ describe('startSwitch', () => {
     cleanups.push(() => slow.destroy());
     slow.pause(); // never reads: its port fills and stays congested
     await until(() => sw.switch.ports().length === 2);
-    const hello = frame(BCAST, mac(2), 2);
-    const pre = Buffer.alloc(4);
-    pre.writeUInt32BE(hello.length);
-    slow.write(Buffer.concat([pre, hello]));
+    slow.write(encodeFrames([frame(BCAST, mac(2), 2)]));
     await until(() => sw.switch.size === 1);
     const big = buildFrame({ dst: mac(2), src: mac(1), type: 0x88b5, payload: 1500 });
     const port = sw.snapshot().ports.find((p) => p.macs.length === 1)!;

@@ -235,16 +235,6 @@ export class Switch {
 
   // The frame being forwarded (valid inside #process only).
   #in: Port | null = null;
-  #buf: Uint8Array = new Uint8Array(0);
-  #view: DataView = new DataView(new ArrayBuffer(0));
-  #off = 0;
-  #len = 0;
-  #vlan = 0;
-  #inTagged = false;
-  /** The received TCI (VID ≠ 0, or a priority tag). */
-  #inTci = 0;
-  /** A VLAN tag follows the classifying tag (Q-in-Q). */
-  #inNested = false;
   /** The ingress port honours backpressure, and was told to hold back. */
   #aware = false;
   #heldBack = false;
@@ -394,9 +384,7 @@ export class Switch {
       this.#cutTo = null;
       this.#queue.clear();
       this.#in = null;
-      this.#buf = this.#forms.scratch; // let go of the caller's buffer
-      this.#view = this.#forms.view;
-      this.#forms.release();
+      this.#forms.release(); // let go of the caller's buffer
       this.#bp.releaseQueue();
     }
     this.#bp.notify();
@@ -625,7 +613,7 @@ export class Switch {
    */
   #known(p: Port, vlan: number, dk: number, now: number): Port | null {
     const d = p.lastDst;
-    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && (d.isStatic || d.macBlock !== null || now - d.seen < this.ageingMs)) return d.port;
+    if (d !== null && d.key === dk && d.vlan === vlan && !d.dead && this.#fdb.live(d, now)) return d.port;
     const to = this.#fdb.lookup(vlan, dk, now);
     p.lastDst = this.#fdb.entry;
     return to;
@@ -660,8 +648,6 @@ export class Switch {
     const why = classify(buf, view, off, len, this.mtu, p, k);
     if (why !== null) return this.#dropIn(p, why);
     const vlan = k.vlan;
-    const tagged = k.tagged;
-    const tci = k.tci;
     const group = k.group;
 
     // --- learn (the port's last source entry first: a bulk flow repeats it) ---
@@ -689,20 +675,13 @@ export class Switch {
     this.#in = p;
     this.#aware = p.aware;
     this.#heldBack = false;
-    this.#buf = buf;
-    this.#view = view;
-    this.#off = off;
-    this.#len = len;
-    this.#vlan = vlan;
-    this.#inTagged = tagged;
-    this.#inTci = tci;
-    this.#inNested = k.nested;
-    this.#forms.begin(buf, off, len, tagged, tci, vlan);
+    const f = this.#forms;
+    f.begin(buf, view, off, len, k);
 
     if (this.#tap !== null) {
       try {
-        if (tagged && (tci & 0x0fff) === vlan) this.#tap.record(buf, off, len, this.#wallNow());
-        else this.#tap.record(this.#forms.scratch, 0, this.#forms.tagged(), this.#wallNow());
+        f.select(true);
+        this.#tap.record(f.outBuf, f.outOff, f.outLen, this.#wallNow());
       } catch {
         sc.tapErrors++;
       }
@@ -753,7 +732,7 @@ export class Switch {
     const e = p.lastSrc;
     if (e === null || e.dead || e.port !== p || e.vlan !== vlan || macKey(buf, off + eth.SRC) !== e.key) return false;
     const d = p.lastDst;
-    if (d === null || d.dead || d.port !== to || d.vlan !== vlan || macKey(buf, off) !== d.key || !(d.isStatic || now - d.seen < this.ageingMs)) return false;
+    if (d === null || d.dead || d.port !== to || d.vlan !== vlan || macKey(buf, off) !== d.key || !this.#fdb.live(d, now)) return false;
     return to.attached && to.guard.blocked === null && to.pvid === vlan && to.egressHook === null;
   }
 
@@ -831,30 +810,14 @@ export class Switch {
     if (m.guard.blocked !== null) return;
     const congested = this.#admitTo(m);
     if (congested === null) return;
-    const wantTagged = m.access === 0 && m.pvid !== this.#vlan;
-    let buf = this.#buf;
-    let view = this.#view;
-    let off = this.#off;
-    let len = this.#len;
-    if (wantTagged) {
-      if (!this.#inTagged || (this.#inTci & 0x0fff) !== this.#vlan) {
-        len = this.#forms.tagged();
-        buf = this.#forms.scratch;
-        view = this.#forms.view;
-        off = 0;
-      }
-    } else if (this.#inTagged) {
-      if (this.#inNested) {
-        m.counters.txNestedTag++;
-        return;
-      }
-      len = this.#forms.untagged();
-      buf = this.#forms.scratch;
-      view = this.#forms.view;
-      off = this.#forms.half;
+    const f = this.#forms;
+    // Tagged on a trunk's VLANs but its native one (§8.8.2).
+    if (!f.select(m.access === 0 && m.pvid !== f.vlan)) {
+      m.counters.txNestedTag++; // no untagged form (ingress.ts, "VLAN hopping")
+      return;
     }
     // Cut-through: the frame was built in this port's output; it is sent where it lies.
-    this.#hand(m, buf, view, off, len, congested, m === this.#cutTo && buf === this.#buf && off === this.#off);
+    this.#hand(m, f.outBuf, f.outView, f.outOff, f.outLen, congested, m === this.#cutTo && f.asReceived);
   }
 
   /**

@@ -12,13 +12,15 @@
  * frame matches neither form, so both may be written (two scratch halves).
  * The tagged form keeps the received PCP and DEI (else 0) and carries the
  * frame's VLAN; the untagged form is only asked of a tagged frame, and drops
- * its one tag (switch.ts never removes a tag to expose another: "VLAN
- * hopping", ingress.ts).
+ * its one tag: a frame with a second tag behind its first has no untagged
+ * form ({@link TagForms.select} answers false; the switch never removes a tag
+ * to expose another: "VLAN hopping", ingress.ts).
  *
  * Pure: no I/O; no allocation after construction.
  */
 import * as eth from '../wire/ethernet.js';
 import { copyBytes } from '../link/stream-framer.js';
+import type { Classified } from './ingress.js';
 import { TPID_CTAG } from './vlan.js';
 
 export class TagForms {
@@ -27,12 +29,20 @@ export class TagForms {
   readonly view: DataView;
   /** Offset of the untagged form in {@link scratch}. */
   readonly half: number;
-  #buf: Uint8Array = new Uint8Array(0);
+  /** The form the last {@link select} chose: its bytes at outBuf[outOff, outOff + outLen), outView covering outBuf. */
+  outBuf: Uint8Array;
+  outView: DataView;
+  outOff = 0;
+  outLen = 0;
+  // The frame (begin).
+  #buf: Uint8Array;
+  #view: DataView;
   #off = 0;
   #len = 0;
   #tagged = false;
   #tci = 0;
   #vlan = 0;
+  #nested = false;
   #haveTagged = false;
   #haveUntagged = false;
 
@@ -41,23 +51,69 @@ export class TagForms {
     this.half = maxFrame + eth.VLAN_TAG_LEN;
     this.scratch = new Uint8Array(2 * this.half);
     this.view = new DataView(this.scratch.buffer);
+    this.outBuf = this.#buf = this.scratch;
+    this.outView = this.#view = this.view;
   }
 
-  /** Starts a frame: neither form is written yet. */
-  begin(buf: Uint8Array, off: number, len: number, tagged: boolean, tci: number, vlan: number): void {
+  /**
+   * Starts a frame: neither form is written yet.
+   * @param view a DataView covering all of `buf`
+   * @param k its ingress classification (ingress.ts): VLAN, received tag, Q-in-Q
+   */
+  begin(buf: Uint8Array, view: DataView, off: number, len: number, k: Classified): void {
     this.#buf = buf;
+    this.#view = view;
     this.#off = off;
     this.#len = len;
-    this.#tagged = tagged;
-    this.#tci = tci;
-    this.#vlan = vlan;
+    this.#tagged = k.tagged;
+    this.#tci = k.tci;
+    this.#vlan = k.vlan;
+    this.#nested = k.nested;
     this.#haveTagged = false;
     this.#haveUntagged = false;
   }
 
+  /** The frame's VLAN. */
+  get vlan(): number {
+    return this.#vlan;
+  }
+
+  /**
+   * Chooses the frame's tagged or untagged form (outBuf, outView, outOff,
+   * outLen): the received bytes when they are that form, else the form
+   * written into scratch once per frame.
+   * @returns false when the untagged form is asked of a frame with a second tag behind its first (it has none)
+   */
+  select(tagged: boolean): boolean {
+    if (tagged ? !this.#tagged || (this.#tci & 0x0fff) !== this.#vlan : this.#tagged) {
+      if (tagged) {
+        this.outLen = this.tagged();
+        this.outOff = 0;
+      } else {
+        if (this.#nested) return false;
+        this.outLen = this.untagged();
+        this.outOff = this.half;
+      }
+      this.outBuf = this.scratch;
+      this.outView = this.view;
+      return true;
+    }
+    this.outBuf = this.#buf;
+    this.outView = this.#view;
+    this.outOff = this.#off;
+    this.outLen = this.#len;
+    return true;
+  }
+
+  /** The form {@link select} chose is the received bytes themselves. */
+  get asReceived(): boolean {
+    return this.outBuf !== this.scratch;
+  }
+
   /** Lets go of the frame's buffer (between frames). */
   release(): void {
-    this.#buf = this.scratch;
+    this.outBuf = this.#buf = this.scratch;
+    this.outView = this.#view = this.view;
   }
 
   /** Writes the tagged form into scratch[0..) once per frame; returns its length. */
