@@ -66,7 +66,7 @@ import { TcpNat, type TcpNatLimits, type TcpRoute } from '../services/tcp-nat/na
 import type { HostStream, HostStreamEvents } from '../services/tcp-nat/host-stream.js';
 import { dnsStream } from '../services/tcp-nat/dns-stream.js';
 import type { SeedRequester } from '../services/metadata/seed-http.js';
-import { BROADCAST_MAC, formatIp4, formatIp6, formatMac, inSubnet, isLinkLocal4, parseMac, type Ip4 } from '../wire/addr.js';
+import { BROADCAST_MAC, formatIp4, formatIp6, formatMac, inSubnet, isBadSourceMac, isLinkLocal4, parseMac, type Ip4 } from '../wire/addr.js';
 import { DhcpServer, LeaseState, type Lease } from '../services/dhcp-server.js';
 import type { DnsService } from '../services/dns/server.js';
 import { UdpNat, type HostUdp, type UdpFlowKey, type UdpRoute } from '../services/udp-nat/nat.js';
@@ -461,7 +461,7 @@ export class Gateway {
     if (ip6Frame && this.v6 === null) return this.drop('ipv6');
     if (!arpFrame && !ip6Frame && e.ethertype !== eth.ETHERTYPE_IPV4) return this.drop('ethertype');
     const src = e.src;
-    if ((src[0]! & 1) === 1 || (src[0]! | src[1]! | src[2]! | src[3]! | src[4]! | src[5]!) === 0) return this.drop('src-mac');
+    if (isBadSourceMac(src)) return this.drop('src-mac');
     const now = this.tick;
     const verdict = this.neighbors.useMac(s, src, 0, now);
     if (verdict !== USE_OK) return this.refuseSource(verdict);

@@ -53,6 +53,7 @@
  *
  * Pure: no I/O, no allocation (the result goes into a caller's object).
  */
+import { isBadSourceMac, isGroupMac } from '../wire/addr.js';
 import * as eth from '../wire/ethernet.js';
 import type { DropCounters } from './counters.js';
 import { isTpid, TPID_CTAG } from './vlan.js';
@@ -124,9 +125,8 @@ export function classify(buf: Uint8Array, view: DataView, off: number, len: numb
     vlan = role.pvid;
     if (vlan === 0) return 'untaggedOnTrunk';
   }
-  const s = off + eth.SRC;
-  if ((buf[s]! & 1) === 1 || (buf[s]! | buf[s + 1]! | buf[s + 2]! | buf[s + 3]! | buf[s + 4]! | buf[s + 5]!) === 0) return 'badSource';
-  const group = (buf[off]! & 1) === 1;
+  if (isBadSourceMac(buf, off + eth.SRC)) return 'badSource';
+  const group = isGroupMac(buf, off);
   // 01-80-C2-00-00-01..0F: link-local, never relayed (Table 8-1); -00 is relayed (see above).
   if (group && buf[off] === 0x01 && buf[off + 1] === 0x80 && buf[off + 2] === 0xc2 && (buf[off + 3]! | buf[off + 4]!) === 0 && buf[off + 5]! <= 0x0f && buf[off + 5] !== 0) return 'reserved';
   out.vlan = vlan;

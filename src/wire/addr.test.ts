@@ -187,3 +187,14 @@ describe('IPv6 bytes', () => {
     expect(addr.ip6Key(hex('ff' + Buffer.from(p6('fd00:76:6d6e::2')).toString('hex')), 1)).toBe(k);
   });
 });
+
+describe('MAC classes', () => {
+  it('a group or all-zero MAC is never a source; any other is, wherever it lies in a buffer', () => {
+    const at = (m: number[]) => Uint8Array.of(0xff, 0xff, ...m);
+    expect(addr.isBadSourceMac(at([0x52, 0x55, 0x0a, 0, 2, 2]), 2)).toBe(false);
+    expect(addr.isBadSourceMac(at([0, 0, 0, 0, 0, 1]), 2)).toBe(false);
+    expect(addr.isBadSourceMac(at([0, 0, 0, 0, 0, 0]), 2)).toBe(true);
+    expect(addr.isBadSourceMac(at([0x01, 0x00, 0x5e, 0, 0, 1]), 2)).toBe(true);
+    expect(addr.isBadSourceMac(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff))).toBe(true);
+  });
+});

@@ -127,6 +127,13 @@ export function macKey(b: Uint8Array, o = 0): number {
 /** True when the MAC at `o` has the group (multicast/broadcast) bit set. */
 export const isGroupMac = (b: Uint8Array, o = 0): boolean => (b[o]! & 1) === 1;
 
+/**
+ * True for a MAC that can never be a frame's source: a group (multicast or
+ * broadcast) address, or all zeros (IEEE 802-2014 §8.2; such a source can
+ * never be a destination, so switches and hosts drop the frame).
+ */
+export const isBadSourceMac = (b: Uint8Array, o = 0): boolean => isGroupMac(b, o) || (b[o]! | b[o + 1]! | b[o + 2]! | b[o + 3]! | b[o + 4]! | b[o + 5]!) === 0;
+
 // ------------------------------------------------------------------ IPv6
 
 /** An IPv6 address: 16 bytes in network order. */
